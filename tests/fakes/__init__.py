@@ -1,0 +1,1 @@
+"""In-process fakes of external services (Kafka, Elasticsearch) used by the test-suite."""
