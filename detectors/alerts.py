@@ -1,0 +1,113 @@
+"""From findings to alerts: stable ids, and one growing alert per episode.
+
+Findings of one detector about one actor that follow each other within the
+merge gap are one episode: the first finding opens an alert, later ones grow
+it (its end, its peak score and severity, its evidence), keeping its id.  The
+id is derived from the detector, the actor and the episode's start, all event
+time, so a replay of the same events yields the same ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+
+from detectors.base import Finding
+from models.alert import Alert, Severity
+from models.event import format_utc
+
+MAX_SPANS = 48
+
+
+def alert_id(detector: str, actor_id: str, start: float) -> str:
+    start_text = format_utc(datetime.fromtimestamp(start, timezone.utc))
+    digest = hashlib.sha256(f"{detector}\x1f{actor_id}\x1f{start_text}".encode()).hexdigest()
+    return f"aw-{digest[:24]}"
+
+
+class AlertBook:
+    """The alerts that may still grow, by (detector, actor)."""
+
+    def __init__(self, merge_gap: float, max_sample_events: int) -> None:
+        self.merge_gap = merge_gap
+        self.max_sample_events = max_sample_events
+        self.open: dict[tuple[str, str], Alert] = {}
+
+    def add(self, finding: Finding) -> Alert:
+        key = (finding.detector, finding.actor.id)
+        current = self.open.get(key)
+        if current is not None and finding.window_start <= current.window_end.timestamp() + self.merge_gap:
+            grown = self._grow(current, finding)
+        else:
+            grown = self._open(finding)
+        self.open[key] = grown
+        return grown
+
+    def expire(self, watermark: float) -> None:
+        """Forget alerts that can no longer grow: memory stays bounded."""
+        for key in [k for k, a in self.open.items() if a.window_end.timestamp() + self.merge_gap < watermark]:
+            del self.open[key]
+
+    def _open(self, finding: Finding) -> Alert:
+        actor = finding.actor
+        start = datetime.fromtimestamp(finding.window_start, timezone.utc)
+        end = datetime.fromtimestamp(finding.window_end, timezone.utc)
+        evidence = dict(finding.evidence)
+        evidence["event_ids"] = list(evidence.get("event_ids", []))[: self.max_sample_events]
+        evidence["findings"] = 1
+        evidence["spans"] = [[format_utc(start), format_utc(end), finding.score, finding.severity.value]]
+        return Alert(
+            alert_id=alert_id(finding.detector, actor.id, finding.window_start),
+            detector=finding.detector,
+            severity=finding.severity,
+            actor_id=actor.id,
+            actor_kind=actor.kind,
+            actor_role=actor.role,
+            actor_department=actor.department,
+            actor_organization=actor.organization,
+            window_start=start,
+            window_end=end,
+            score=finding.score,
+            summary=finding.summary,
+            evidence=evidence,
+            created_at=end,
+            updated_at=end,
+        )
+
+    def _grow(self, alert: Alert, finding: Finding) -> Alert:
+        end = max(alert.window_end, datetime.fromtimestamp(finding.window_end, timezone.utc))
+        stronger = finding.score > alert.score
+        evidence = dict(finding.evidence) if stronger else dict(alert.evidence)
+        old = alert.evidence
+        ids = list(dict.fromkeys([*old.get("event_ids", []), *finding.evidence.get("event_ids", [])]))
+        evidence["event_ids"] = ids[: self.max_sample_events]
+        evidence["findings"] = old.get("findings", 1) + 1
+        spans = [*old.get("spans", [])]
+        spans.append(
+            [
+                format_utc(datetime.fromtimestamp(finding.window_start, timezone.utc)),
+                format_utc(datetime.fromtimestamp(finding.window_end, timezone.utc)),
+                finding.score,
+                finding.severity.value,
+            ]
+        )
+        evidence["spans"] = spans[-MAX_SPANS:]
+        severity = Severity.from_rank(max(alert.severity.rank, finding.severity.rank))
+        return alert.model_copy(
+            update={
+                "window_end": end,
+                "score": max(alert.score, finding.score),
+                "severity": severity,
+                "summary": finding.summary if stronger else alert.summary,
+                "evidence": evidence,
+                "updated_at": end,
+                "revision": alert.revision + 1,
+            }
+        )
+
+    def to_state(self) -> list[dict]:
+        return [alert.model_dump(mode="json") for alert in self.open.values()]
+
+    def load_state(self, state: list[dict]) -> None:
+        alerts = [Alert.model_validate(item) for item in state]
+        self.open = {(alert.detector, alert.actor_id): alert for alert in alerts}

@@ -1,0 +1,217 @@
+"""The one interface every detector implements.
+
+A detector is a small class: it declares its name, its settings model and
+which window it judges, and turns a closed period (every actor's window for
+one hour, or one day) into findings.  The engine owns time, state and alert
+merging; a detector only judges.  Adding one is one file and one line in
+``detectors.registry``.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from statistics import median
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from detectors.classify import Classifier
+from detectors.profiles import EwStat, Profile, ProfileBook
+from detectors.windows import ActorRef, LocalClock, WindowStats
+from models.alert import Severity
+from models.config import Organisation
+
+
+class DetectorSettings(BaseModel):
+    """Settings every detector has; each detector extends this with its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    # score thresholds for medium, high and critical; below the first is low
+    severity_scores: list[float] = Field(default=[3.0, 5.0, 7.0], min_length=3, max_length=3)
+
+    @field_validator("severity_scores")
+    @classmethod
+    def _ascending(cls, value: list[float]) -> list[float]:
+        if value != sorted(value):
+            raise ValueError("three ascending scores, for medium, high and critical")
+        return value
+
+    def severity_for(self, score: float) -> Severity:
+        return Severity.from_rank(sum(score >= threshold for threshold in self.severity_scores))
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What a detector saw about one actor in one span of event time."""
+
+    detector: str
+    actor: ActorRef
+    window_start: float
+    window_end: float
+    score: float
+    severity: Severity
+    summary: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Expectation:
+    """What an actor would be expected to do in a window, and how surprising its figure is."""
+
+    value: float
+    expected: float  # on the natural scale
+    ratio: float  # (value + 1) / (expected + 1), after the population allowance
+    z: float  # spreads above the expectation on the log scale, after the allowance
+    basis: str  # "own", "own rhythm", "peers"
+    population_factor: float
+
+    @property
+    def score(self) -> float:
+        return math.log2(max(self.ratio, 1.0))
+
+
+class Period:
+    """Every actor's window for one closed span, with what the detectors share.
+
+    The population allowance answers "is everyone busy today?": the median,
+    over the actor's peers active in the same window (else over everybody),
+    of how many times their usual volume they read.  A sale day that triples
+    everyone's reads raises nobody's alert.
+    """
+
+    def __init__(
+        self,
+        scale: Literal["short", "long"],
+        start: float,
+        end: float,
+        windows: list[WindowStats],
+        profiles: ProfileBook,
+        clock: LocalClock,
+        organisation: Organisation,
+        classifier: Classifier,
+        system_ready: bool,
+    ) -> None:
+        self.scale = scale
+        self.start = start
+        self.end = end
+        self.windows = windows
+        self.profiles = profiles
+        self.clock = clock
+        self.organisation = organisation
+        self.classifier = classifier
+        self.system_ready = system_ready  # past the system-wide warm-up: detectors may alert
+        self.slot = clock.hour_of_week(start)
+        self._factors: dict[str, tuple[dict[str, float], float]] = {}
+
+    def _stat(self, profile: Profile, metric: str) -> EwStat:
+        return (profile.hourly if self.scale == "short" else profile.daily)[metric]
+
+    def expectation(self, window: WindowStats, metric: str, value: float) -> Expectation | None:
+        """How ``value`` compares with what this actor (else its peers) usually does here."""
+        profile, basis = self.profiles.baseline(window.actor)
+        if profile is None:
+            return None
+        stat = self._stat(profile, metric)
+        if stat.weight < 1.0:
+            return None
+        mean, sd = stat.mean, stat.sd
+        if metric == "records" and basis == "own":
+            # a routine weekly export lives in its hour (and day) of the week: expect it there
+            if self.scale == "short":
+                slot = profile.rhythm.slot_volume(self.slot)
+            else:
+                slot = profile.weekdays.get(self.slot // 24)
+                slot = slot if slot is not None and slot.weight >= 0.5 else None
+            if slot is not None and slot.mean > mean:
+                mean, sd, basis = slot.mean, max(sd, slot.sd), "own rhythm"
+        factor = self.population_factor(window.actor, metric)
+        log_value = math.log1p(max(value, 0.0))
+        allowance = math.log(factor)
+        z = (log_value - mean - allowance) / sd
+        ratio = (value + 1.0) / (math.expm1(mean) + 1.0) / factor
+        return Expectation(value, math.expm1(mean), ratio, z, basis, factor)
+
+    def population_factor(self, actor: ActorRef, metric: str) -> float:
+        groups, overall = self._factors_for(metric)
+        return groups.get(self.profiles.peer_key(actor), overall)
+
+    def _factors_for(self, metric: str) -> tuple[dict[str, float], float]:
+        found = self._factors.get(metric)
+        if found is None:
+            by_group: dict[str, list[float]] = {}
+            everyone: list[float] = []
+            for window in self.windows:
+                own = self.profiles.actor(window.actor.id)
+                if own is None or own.active_days < self.profiles.actor_warmup_days:
+                    continue
+                stat = self._stat(own, metric)
+                if stat.weight < 1.0:
+                    continue
+                value = _metric(window, metric)
+                ratio = (value + 1.0) / (math.expm1(stat.mean) + 1.0)
+                everyone.append(ratio)
+                by_group.setdefault(self.profiles.peer_key(window.actor), []).append(ratio)
+            overall = max(1.0, median(everyone)) if len(everyone) >= 5 else 1.0
+            groups = {key: max(1.0, median(values)) for key, values in by_group.items() if len(values) >= 3}
+            found = self._factors[metric] = (groups, overall)
+        return found
+
+    def in_business_hours(self, ts: float) -> bool:
+        local = ts + self.clock.offset(ts)
+        weekday = int(((local // 86400) + 3) % 7)
+        hour = int(local % 86400 // 3600)
+        org = self.organisation
+        return weekday in org.business_days and org.business_hours_start <= hour < org.business_hours_end
+
+
+def _metric(window: WindowStats, metric: str) -> float:
+    if metric == "records":
+        return window.records
+    if metric == "customers":
+        return window.distinct_customers
+    if metric == "egress":
+        return window.egress_records
+    if metric == "high":
+        return window.high_records
+    if metric == "denied":
+        return window.denied
+    return window.events
+
+
+class Detector(ABC):
+    """Base of every detector: ``detect`` turns a closed period into findings."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[DetectorSettings]] = DetectorSettings
+    scales: ClassVar[tuple[Literal["short", "long"], ...]] = ("short",)
+
+    def __init__(self, settings: DetectorSettings) -> None:
+        self.settings = settings
+
+    @abstractmethod
+    def detect(self, period: Period) -> Iterable[Finding]:
+        """Findings for the actors of one closed period; called only once the system is past warm-up."""
+
+    def finding(
+        self, window: WindowStats, score: float, summary: str, evidence: dict[str, Any], severity: Severity | None = None
+    ) -> Finding:
+        """A finding over ``window``, with the sample events and standard figures filled in."""
+        evidence = {
+            **evidence,
+            "event_ids": window.sample_event_ids(),
+        }
+        return Finding(
+            detector=self.name,
+            actor=window.actor,
+            window_start=window.start,
+            window_end=window.end,
+            score=round(score, 3),
+            severity=severity or self.settings.severity_for(score),
+            summary=summary,
+            evidence=evidence,
+        )

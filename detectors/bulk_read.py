@@ -1,0 +1,88 @@
+"""``bulk_read``: far more records or distinct customers than the actor's usual, or over a hard limit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from pydantic import Field
+
+from detectors import wording
+from detectors.base import Detector, DetectorSettings, Finding, Period
+from detectors.volume import unusual_volume
+from models.event import ActorKind
+
+
+class BulkReadSettings(DetectorSettings):
+    min_records: Annotated[int, Field(ge=0)] = 200
+    min_ratio: Annotated[float, Field(ge=1)] = 8.0
+    min_z: Annotated[float, Field(ge=0)] = 3.0
+    daily_min_records: Annotated[int, Field(ge=0)] = 1000
+    daily_min_ratio: Annotated[float, Field(ge=1)] = 5.0
+    # records in one short window that alert whatever the baseline (0 = no limit);
+    # routine work that the actor's own rhythm explains is left alone
+    absolute_limits: dict[ActorKind, Annotated[int, Field(ge=0)]] = {}
+
+
+class BulkRead(Detector):
+    name = "bulk_read"
+    Settings = BulkReadSettings
+    scales = ("short", "long")
+
+    def detect(self, period: Period) -> Iterator[Finding]:
+        settings: BulkReadSettings = self.settings  # type: ignore[assignment]
+        short = period.scale == "short"
+        min_records = settings.min_records if short else settings.daily_min_records
+        min_ratio = settings.min_ratio if short else settings.daily_min_ratio
+        for window in period.windows:
+            if window.records < min_records:
+                continue
+            by_records = unusual_volume(period, window, "records", window.records, min_ratio, settings.min_z)
+            by_customers = unusual_volume(
+                period, window, "customers", window.distinct_customers, min_ratio, settings.min_z
+            )
+            found = [e for e in (by_records, by_customers) if e is not None]
+            limit = settings.absolute_limits.get(window.actor.kind, 0) if short else 0
+            over_limit = bool(limit) and window.records >= limit
+            if not found and not over_limit:
+                continue
+            if found:
+                strongest = max(found, key=lambda e: e.score)
+                what = "records" if strongest is by_records else "distinct customers"
+                score = strongest.score
+                summary = (
+                    f"{wording.who(window.actor).capitalize()} read {wording.count(strongest.value)} {what} "
+                    f"{wording.span(window.start, window.end, period.clock.zone)}, "
+                    f"{wording.times(strongest.ratio)} {wording.basis(strongest.basis)} "
+                    f"of {wording.count(strongest.expected)}."
+                )
+                evidence = {
+                    "figure": what,
+                    "value": strongest.value,
+                    "baseline": round(strongest.expected, 1),
+                    "baseline_from": strongest.basis,
+                    "ratio": round(strongest.ratio, 2),
+                    "z": round(strongest.z, 2),
+                    "population_factor": round(strongest.population_factor, 2),
+                }
+            else:
+                expectation = period.expectation(window, "records", window.records)
+                if expectation is not None and expectation.ratio < 2.0:
+                    continue  # the actor's own rhythm explains it: a routine job
+                score = settings.severity_scores[0]
+                summary = (
+                    f"{wording.who(window.actor).capitalize()} read {wording.count(window.records)} records "
+                    f"{wording.span(window.start, window.end, period.clock.zone)}, over the limit of "
+                    f"{wording.count(limit)} for a {window.actor.kind.value}."
+                )
+                evidence = {"figure": "records", "value": window.records, "limit": limit}
+            evidence |= {
+                "scale": period.scale,
+                "records": window.records,
+                "distinct_customers": window.distinct_customers,
+                "events": window.events,
+                "egress_records": window.egress_records,
+                "records_by_class": dict(sorted(window.class_records.items())),
+                "resources": sorted(window.resources)[:10],
+            }
+            yield self.finding(window, score, summary, evidence)

@@ -1,0 +1,55 @@
+"""Which data classes an access touched, and how sensitive they are."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from models.config import Classification
+
+UNCLASSIFIED = "unclassified"
+_SENSITIVITY_RANK = {"low": 0, "medium": 1, "high": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Touch:
+    classes: frozenset[str]
+    high: bool  # at least one high-sensitivity class: ID documents, financial, special categories
+
+
+class Classifier:
+    """Maps an event's ``fields`` to data classes, as the configuration says.
+
+    Systems send the same few field lists over and over, so results are
+    cached per list; the cache is bounded so that hostile input cannot grow it.
+    """
+
+    def __init__(self, classification: Classification, cache_size: int = 4096) -> None:
+        self._class_of = {
+            field: name for name, data_class in classification.classes.items() for field in data_class.fields
+        }
+        self.sensitivity = {name: data_class.sensitivity for name, data_class in classification.classes.items()}
+        self.sensitivity[UNCLASSIFIED] = classification.unclassified_sensitivity
+        self.high_classes = frozenset(name for name, level in self.sensitivity.items() if level == "high")
+        self._cache: dict[tuple[str, ...], Touch] = {}
+        self._cache_size = cache_size
+
+    def touch(self, fields: Sequence[str] | None) -> Touch:
+        key = tuple(fields) if fields else ()
+        found = self._cache.get(key)
+        if found is None:
+            classes = frozenset(self._class_of.get(field, UNCLASSIFIED) for field in key)
+            found = Touch(classes, bool(classes & self.high_classes))
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def class_of(self, field: str) -> str:
+        return self._class_of.get(field, UNCLASSIFIED)
+
+    def fields_of_class(self, name: str) -> list[str]:
+        return [field for field, owner in self._class_of.items() if owner == name]
+
+    def is_high(self, name: str) -> bool:
+        return _SENSITIVITY_RANK[self.sensitivity.get(name, "low")] >= 2

@@ -1,0 +1,57 @@
+"""``egress``: far more records exported, downloaded, printed or shared than usual."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from pydantic import Field
+
+from detectors import wording
+from detectors.base import Detector, DetectorSettings, Finding, Period
+from detectors.volume import unusual_volume
+
+
+class EgressSettings(DetectorSettings):
+    min_records: Annotated[int, Field(ge=0)] = 500
+    min_ratio: Annotated[float, Field(ge=1)] = 6.0
+    min_z: Annotated[float, Field(ge=0)] = 3.0
+
+
+class Egress(Detector):
+    name = "egress"
+    Settings = EgressSettings
+
+    def detect(self, period: Period) -> Iterator[Finding]:
+        settings: EgressSettings = self.settings  # type: ignore[assignment]
+        classifier = period.classifier
+        for window in period.windows:
+            if window.egress_records < settings.min_records:
+                continue
+            found = unusual_volume(
+                period, window, "egress", window.egress_records, settings.min_ratio, settings.min_z
+            )
+            if found is None:
+                continue
+            sensitive = sorted(name for name in window.class_records if classifier.is_high(name))
+            # data leaving the building with ID documents or bank details in it weighs one step more
+            score = found.score + (1.0 if sensitive else 0.0)
+            summary = (
+                f"{wording.who(window.actor).capitalize()} exported or downloaded "
+                f"{wording.count(window.egress_records)} records "
+                f"{wording.span(window.start, window.end, period.clock.zone)}, "
+                f"{wording.times(found.ratio)} {wording.basis(found.basis)} of {wording.count(found.expected)}"
+                + (f", including {', '.join(c.replace('_', ' ') for c in sensitive)} data." if sensitive else ".")
+            )
+            evidence = {
+                "egress_records": window.egress_records,
+                "baseline": round(found.expected, 1),
+                "baseline_from": found.basis,
+                "ratio": round(found.ratio, 2),
+                "z": round(found.z, 2),
+                "population_factor": round(found.population_factor, 2),
+                "high_sensitivity_classes": sensitive,
+                "records_by_class": dict(sorted(window.class_records.items())),
+                "distinct_customers": window.distinct_customers,
+            }
+            yield self.finding(window, score, summary, evidence)

@@ -1,0 +1,233 @@
+"""Event-time detection: windows close on the watermark, detectors judge, alerts grow.
+
+The engine sees each event once, in the order the pipeline stored them.  The
+watermark is the newest event time seen minus the allowed lateness; it moves
+event by event (not batch by batch), so how a stream is cut into batches
+changes nothing, and a replay of history raises exactly the alerts the live
+stream raised.  An event whose window has already closed is late: it is
+stored and counted by the pipeline, but not judged.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from detectors.alerts import AlertBook
+from detectors.base import Detector, Finding, Period
+from detectors.classify import Classifier
+from detectors.profiles import ProfileBook
+from detectors.windows import ActorRef, LocalClock, WindowStats
+from models.alert import Alert
+from models.config import Settings
+from models.event import AccessEvent
+
+STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class EngineOutput:
+    alerts: list[Alert] = field(default_factory=list)  # created or grown, latest revision of each
+    late_events: int = 0
+    late_event_ids: list[str] = field(default_factory=list)  # a sample, for the report
+
+
+class DetectionEngine:
+    def __init__(self, settings: Settings, detectors: Sequence[Detector]) -> None:
+        self.settings = settings
+        self.detectors = list(detectors)
+        self.classifier = Classifier(settings.classification)
+        self.clock = LocalClock(settings.organisation.tz)
+        baselines = settings.baselines
+        self.profiles = ProfileBook(
+            list(baselines.peer_group), baselines.half_life, baselines.max_known_items, baselines.actor_warmup_days
+        )
+        self.book = AlertBook(settings.alerts.merge_gap, settings.alerts.max_sample_events)
+        self.short = settings.windows.short
+        self.long = settings.windows.long
+        self.lateness = settings.windows.allowed_lateness
+        self.watermark = -math.inf
+        self.max_event_time = -math.inf
+        self.late_events = 0
+        self._open: dict[Literal["short", "long"], dict[float, dict[str, WindowStats]]] = {"short": {}, "long": {}}
+        self._next_close = math.inf  # earliest end of an open window
+        self._actors: dict[str, ActorRef] = {}
+        self._pending: dict[str, Alert] = {}
+
+    # -- the hot path -------------------------------------------------------
+    def process(self, events: Iterable[AccessEvent]) -> EngineOutput:
+        output = EngineOutput()
+        clock, classifier, profiles = self.clock, self.classifier, self.profiles
+        short, long, lateness = self.short, self.long, self.lateness
+        open_short, open_long = self._open["short"], self._open["long"]
+        organisation = self.settings.organisation
+        business_days = set(organisation.business_days)
+        first_hour, last_hour = organisation.business_hours_start, organisation.business_hours_end
+        for event in events:
+            ts = event.timestamp.timestamp()
+            if ts > self.max_event_time:
+                self.max_event_time = ts
+                if ts - lateness > self.watermark:
+                    self.watermark = ts - lateness
+                    if self.watermark >= self._next_close:
+                        self._close_until(self.watermark)
+            if ts < profiles.first_event_time:
+                profiles.first_event_time = ts
+            short_start = clock.window_start(ts, short)
+            if short_start + short <= self.watermark:
+                self.late_events += 1
+                output.late_events += 1
+                if len(output.late_event_ids) < 20:
+                    output.late_event_ids.append(event.event_id)
+                continue
+            actor = self._actor(event)
+            touch = classifier.touch(event.fields)
+            slot = clock.hour_of_week(ts)
+            in_business = slot // 24 in business_days and first_hour <= slot % 24 < last_hour
+            window = self._window(open_short, short_start, short, actor)
+            window.add(event, ts, touch, slot, in_business)
+            long_start = clock.window_start(ts, long)
+            self._window(open_long, long_start, long, actor).add(event, ts, touch, slot, in_business)
+            if profiles.is_mature(actor.id):
+                self._note_first_touches(window, event, touch.classes)
+        output.alerts = self._take_pending()
+        return output
+
+    def flush(self) -> EngineOutput:
+        """Close every open window (the end of a replay)."""
+        self._close_until(math.inf)
+        return EngineOutput(alerts=self._take_pending())
+
+    def _actor(self, event: AccessEvent) -> ActorRef:
+        actor = event.actor
+        known = self._actors.get(actor.id)
+        if (
+            known is None
+            or known.role != actor.role
+            or known.kind is not actor.kind
+            or known.organization != actor.organization
+            or known.department != actor.department
+        ):
+            known = self._actors[actor.id] = ActorRef.of(event)
+        return known
+
+    def _window(self, table: dict[float, dict[str, WindowStats]], start: float, size: float, actor: ActorRef):
+        actors = table.get(start)
+        if actors is None:
+            actors = table[start] = {}
+            self._next_close = min(self._next_close, start + size)
+        window = actors.get(actor.id)
+        if window is None:
+            window = actors[actor.id] = WindowStats(actor, start, start + size)
+        return window
+
+    def _note_first_touches(self, window: WindowStats, event: AccessEvent, classes: frozenset[str]) -> None:
+        profile = self.profiles.actors[event.actor.id]
+        new_items = window.new_items
+        for name in classes:
+            if name not in profile.classes and ("data_class", name) not in new_items:
+                new_items[("data_class", name)] = event.event_id
+        resource = event.resource.key
+        if resource not in profile.resources and ("resource", resource) not in new_items:
+            new_items[("resource", resource)] = event.event_id
+        ip = event.source_ip
+        if ip and ip not in profile.ips and ("source_ip", ip) not in new_items:
+            new_items[("source_ip", ip)] = event.event_id
+
+    # -- closing windows ----------------------------------------------------
+    def _close_until(self, watermark: float) -> None:
+        while True:
+            candidates = [
+                (start + (self.short if scale == "short" else self.long), scale == "long", scale, start)
+                for scale, table in self._open.items()
+                for start in table
+            ]
+            due = [item for item in candidates if item[0] <= watermark]
+            if not due:
+                self._next_close = min((item[0] for item in candidates), default=math.inf)
+                break
+            _, _, scale, start = min(due)
+            windows = self._open[scale].pop(start)
+            self._close(scale, start, windows)
+        self.book.expire(watermark)
+
+    def _close(self, scale: Literal["short", "long"], start: float, windows: dict[str, WindowStats]) -> None:
+        size = self.short if scale == "short" else self.long
+        ordered = [windows[actor_id] for actor_id in sorted(windows)]  # a fixed order: replays must match
+        ready = start - self.profiles.first_event_time >= self.settings.baselines.system_warmup
+        period = Period(
+            scale,
+            start,
+            start + size,
+            ordered,
+            self.profiles,
+            self.clock,
+            self.settings.organisation,
+            self.classifier,
+            ready,
+        )
+        if ready:
+            for detector in self.detectors:
+                if scale in detector.scales:
+                    for finding in detector.detect(period):
+                        self._raise(finding)
+        # learn only after judging: a window is never its own baseline
+        for window in ordered:
+            if scale == "short":
+                self.profiles.learn_window(window, period.slot)
+            else:
+                self.profiles.learn_day(window, period.slot // 24)
+
+    def _raise(self, finding: Finding) -> None:
+        alert = self.book.add(finding)
+        self._pending[alert.alert_id] = alert
+
+    def _take_pending(self) -> list[Alert]:
+        alerts = sorted(self._pending.values(), key=lambda a: (a.window_start, a.alert_id))
+        self._pending = {}
+        return alerts
+
+    # -- state ----------------------------------------------------------------
+    def to_state(self) -> dict:
+        return {
+            "version": STATE_VERSION,
+            "watermark": _finite(self.watermark),
+            "max_event_time": _finite(self.max_event_time),
+            "late_events": self.late_events,
+            "profiles": self.profiles.to_state(),
+            "open": {
+                scale: {repr(start): [w.to_state() for w in actors.values()] for start, actors in table.items()}
+                for scale, table in self._open.items()
+            },
+            "alerts": self.book.to_state(),
+        }
+
+    def load_state(self, state: dict) -> None:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"detector state version {state.get('version')} is not {STATE_VERSION}")
+        self.watermark = _infinite(state["watermark"], -math.inf)
+        self.max_event_time = _infinite(state["max_event_time"], -math.inf)
+        self.late_events = state["late_events"]
+        self.profiles.load_state(state["profiles"])
+        self._open = {"short": {}, "long": {}}
+        for scale, table in state["open"].items():
+            for start, windows in table.items():
+                restored = [WindowStats.from_state(item) for item in windows]
+                self._open[scale][float(start)] = {w.actor.id: w for w in restored}
+        self.book.load_state(state["alerts"])
+        ends = [
+            start + (self.short if scale == "short" else self.long)
+            for scale, table in self._open.items()
+            for start in table
+        ]
+        self._next_close = min(ends, default=math.inf)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _infinite(value: float | None, default: float) -> float:
+    return default if value is None else value

@@ -1,0 +1,75 @@
+"""``new_access``: the first touch of a data class, resource or source address, after the actor's warm-up.
+
+New things happen in normal work, so a first touch alone is low severity;
+it weighs more when the class is high-sensitivity, when the actor's peers
+never touch it either, when the address is outside the private networks,
+and when a lot was read with it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from detectors import wording
+from detectors.base import Detector, DetectorSettings, Finding, Period
+from models.event import ActorKind
+
+What = Literal["data_class", "resource", "source_ip"]
+_LABEL = {"data_class": "data class", "resource": "resource", "source_ip": "address"}
+
+
+class NewAccessSettings(DetectorSettings):
+    what: list[What] = ["data_class", "resource", "source_ip"]
+    min_records: Annotated[int, Field(ge=0)] = 1
+    severity_scores: list[float] = [3.0, 5.0, 7.0]
+
+
+def _is_external(address: str) -> bool:
+    try:
+        return not ipaddress.ip_address(address).is_private
+    except ValueError:
+        return False
+
+
+class NewAccess(Detector):
+    name = "new_access"
+    Settings = NewAccessSettings
+
+    def detect(self, period: Period) -> Iterator[Finding]:
+        settings: NewAccessSettings = self.settings  # type: ignore[assignment]
+        wanted = set(settings.what)
+        for window in period.windows:
+            items = [(what, value, eid) for (what, value), eid in window.new_items.items() if what in wanted]
+            if not items or window.records < settings.min_records:
+                continue
+            peer = period.profiles.peer(window.actor)
+            score, reasons = 0.0, []
+            for what, value, _ in items:
+                weight = 1.0
+                if what == "data_class" and period.classifier.is_high(value):
+                    weight += 2.0
+                if what != "source_ip" and (peer is None or not peer.knows(what, value)):
+                    weight += 1.0  # nobody in the peer group touches it either
+                if what == "source_ip" and _is_external(value):
+                    weight += 1.0 + (2.0 if window.actor.kind is ActorKind.SERVICE else 0.0)
+                score = max(score, weight)
+                reasons.append(f"{_LABEL[what]} {value}")
+            score += 0.5 * math.log2(len(items)) + (1.0 if window.records >= 1000 else 0.0)
+            shown = ", ".join(reasons[:4]) + (f" and {len(reasons) - 4} more" if len(reasons) > 4 else "")
+            summary = (
+                f"{wording.who(window.actor).capitalize()} touched for the first time {shown} "
+                f"{wording.span(window.start, window.end, period.clock.zone)}, reading "
+                f"{wording.count(window.records)} records."
+            )
+            evidence = {
+                "new": [{"what": what, "value": value, "first_event_id": eid} for what, value, eid in items[:50]],
+                "records": window.records,
+                "events": window.events,
+                "records_by_class": dict(sorted(window.class_records.items())),
+            }
+            yield self.finding(window, score, summary, evidence)

@@ -1,0 +1,62 @@
+"""``off_hours``: activity in an hour the actor does not usually work, above all outside business hours.
+
+"Usual" is learned per actor from its rhythm over the week (the same hour,
+the same hour on other days, the hour next to it), so a night-shift agent at
+02:00 is usual and a day-shift agent at 02:00 is not.  An actor without its
+own history is judged on its peer group's rhythm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Annotated
+
+from pydantic import Field
+
+from detectors import wording
+from detectors.base import Detector, DetectorSettings, Finding, Period
+
+
+class OffHoursSettings(DetectorSettings):
+    min_events: Annotated[int, Field(ge=1)] = 15
+    max_usual_share: Annotated[float, Field(gt=0, lt=1)] = 0.02
+    severity_scores: list[float] = [2.0, 4.0, 6.0]
+
+
+class OffHours(Detector):
+    name = "off_hours"
+    Settings = OffHoursSettings
+
+    def detect(self, period: Period) -> Iterator[Finding]:
+        settings: OffHoursSettings = self.settings  # type: ignore[assignment]
+        outside_business = not period.in_business_hours(period.start)
+        for window in period.windows:
+            if window.events < settings.min_events:
+                continue
+            profile, basis = period.profiles.baseline(window.actor)
+            if profile is None or profile.rhythm.total < 5:
+                continue
+            share = profile.rhythm.usual_share(period.slot)
+            if share >= settings.max_usual_share:
+                continue
+            rarity = min(2.0, math.log10(settings.max_usual_share / max(share, 1e-4)) + 0.5)
+            volume = math.log2(window.events / settings.min_events) + (1.0 if window.records >= 100 else 0.0)
+            score = rarity + volume + (1.0 if outside_business else 0.0)
+            summary = (
+                f"{wording.who(window.actor).capitalize()} made {wording.count(window.events)} accesses to "
+                f"{wording.count(window.records)} records {wording.span(window.start, window.end, period.clock.zone)}, "
+                f"an hour in which {'they' if basis == 'own' else 'their peers'} "
+                f"{'almost never' if share > 0 else 'never'} work"
+                + (", outside business hours." if outside_business else ".")
+            )
+            evidence = {
+                "events": window.events,
+                "records": window.records,
+                "distinct_customers": window.distinct_customers,
+                "usual_share_of_activity": round(share, 4),
+                "baseline_from": basis,
+                "outside_business_hours": outside_business,
+                "local_hour_of_week": period.slot,
+            }
+            yield self.finding(window, score, summary, evidence)

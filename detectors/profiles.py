@@ -1,0 +1,328 @@
+"""Learned baselines: each actor's own rhythm and volumes, and its peer group's.
+
+Everything decays in event time with the configured half-life, so a replay
+learns exactly what the live stream learned.  Volumes are kept on a log
+scale (``log1p``): access volumes are heavy-tailed, and "ten times the usual"
+is the question analysts ask, not "ten thousand more".
+
+Updates are clipped a few spreads above the current mean once a baseline is
+established, so that an insider cannot train their own baseline up within a
+few windows (the slow-ramp scenario).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from detectors.windows import ActorRef, WindowStats
+
+LN2 = math.log(2.0)
+SD_FLOOR = 0.5  # on the log scale: about a factor 1.6; stops a steady actor's tiny spread from flagging noise
+CLIP_SDS = 3.0
+SLOT_COUNT = 168
+METRICS = ("records", "customers", "egress", "high", "denied", "events")
+
+
+def metric_values(window: WindowStats) -> dict[str, float]:
+    return {
+        "records": window.records,
+        "customers": window.distinct_customers,
+        "egress": window.egress_records,
+        "high": window.high_records,
+        "denied": window.denied,
+        "events": window.events,
+    }
+
+
+@dataclass(slots=True)
+class EwStat:
+    """Exponentially weighted mean and variance of ``log1p(x)``, decaying in event time."""
+
+    weight: float = 0.0
+    mean: float = 0.0
+    var: float = 0.0
+    t: float = 0.0
+
+    def decay_to(self, t: float, half_life: float) -> None:
+        if t > self.t:
+            self.weight *= math.exp(-LN2 * (t - self.t) / half_life)
+            self.t = t
+
+    def update(self, value: float, t: float, half_life: float, clip: bool = True) -> None:
+        x = math.log1p(max(value, 0.0))
+        self.decay_to(t, half_life)
+        if clip and self.weight >= 3.0:
+            x = min(x, self.mean + CLIP_SDS * max(math.sqrt(self.var), SD_FLOOR))
+        new_weight = self.weight + 1.0
+        delta = x - self.mean
+        self.mean += delta / new_weight
+        self.var = self.weight / new_weight * (self.var + delta * delta / new_weight)
+        self.weight = new_weight
+
+    @property
+    def sd(self) -> float:
+        return max(math.sqrt(self.var), SD_FLOOR)
+
+    @property
+    def expected(self) -> float:
+        """The typical value on the natural scale."""
+        return math.expm1(self.mean)
+
+    def to_state(self) -> list[float]:
+        return [self.weight, self.mean, self.var, self.t]
+
+    @classmethod
+    def from_state(cls, state: list[float]) -> EwStat:
+        return cls(*state)
+
+
+def _stats() -> dict[str, EwStat]:
+    return {metric: EwStat() for metric in METRICS}
+
+
+@dataclass(slots=True)
+class Rhythm:
+    """When, in the week, someone is active, and how much they read in each slot.
+
+    Sparse: most actors use a few dozen of the 168 hours of the week.
+    """
+
+    activity: dict[int, float] = field(default_factory=dict)  # slot -> decayed count of active windows
+    volume: dict[int, EwStat] = field(default_factory=dict)  # slot -> records in that slot when active
+    total: float = 0.0
+    t: float = 0.0
+
+    def decay_to(self, t: float, half_life: float) -> None:
+        if t > self.t:
+            factor = math.exp(-LN2 * (t - self.t) / half_life)
+            for slot in self.activity:
+                self.activity[slot] *= factor
+            self.total *= factor
+            self.t = t
+
+    def update(self, slot: int, records: float, t: float, half_life: float) -> None:
+        self.decay_to(t, half_life)
+        self.activity[slot] = self.activity.get(slot, 0.0) + 1.0
+        self.total += 1.0
+        stat = self.volume.get(slot)
+        if stat is None:
+            stat = self.volume[slot] = EwStat()
+        # a weekly slot sees one value a week: it must remember for weeks
+        stat.update(records, t, half_life * 2, clip=True)
+
+    def usual_share(self, slot: int) -> float:
+        """How much of the learned activity falls in this hour, or the same hour on other days, or next to it."""
+        if self.total <= 0:
+            return 0.0
+        activity = self.activity
+        day, hour = divmod(slot, 24)
+        same_slot = activity.get(slot, 0.0)
+        same_hour = sum(activity.get(d * 24 + hour, 0.0) for d in range(7)) / 7.0
+        beside = max(activity.get(day * 24 + (hour - 1) % 24, 0.0), activity.get(day * 24 + (hour + 1) % 24, 0.0))
+        return max(same_slot, same_hour, 0.5 * beside) / self.total
+
+    def slot_volume(self, slot: int) -> EwStat | None:
+        stat = self.volume.get(slot)
+        return stat if stat is not None and stat.weight >= 0.5 else None
+
+    def to_state(self) -> list:
+        return [
+            {str(k): v for k, v in self.activity.items()},
+            {str(k): v.to_state() for k, v in self.volume.items()},
+            self.total,
+            self.t,
+        ]
+
+    @classmethod
+    def from_state(cls, state: list) -> Rhythm:
+        activity, volume, total, t = state
+        return cls(
+            {int(k): v for k, v in activity.items()},
+            {int(k): EwStat.from_state(v) for k, v in volume.items()},
+            total,
+            t,
+        )
+
+
+class BoundedSet:
+    """The most recently seen items, at most ``limit`` of them."""
+
+    __slots__ = ("items", "limit")
+
+    def __init__(self, limit: int, items: list[str] | None = None) -> None:
+        self.limit = limit
+        self.items: OrderedDict[str, None] = OrderedDict.fromkeys(items or [])
+
+    def __contains__(self, item: str) -> bool:
+        return item in self.items
+
+    def add(self, item: str) -> None:
+        if item in self.items:
+            self.items.move_to_end(item)
+            return
+        self.items[item] = None
+        if len(self.items) > self.limit:
+            self.items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(slots=True)
+class Profile:
+    """An actor's baseline, or a peer group's (then ``members`` counts the actors)."""
+
+    first_seen: float = math.inf
+    last_seen: float = -math.inf
+    active_days: int = 0
+    last_active_day: float = -math.inf
+    hourly: dict[str, EwStat] = field(default_factory=_stats)  # per active short window
+    daily: dict[str, EwStat] = field(default_factory=_stats)  # per active long window
+    rhythm: Rhythm = field(default_factory=Rhythm)
+    weekdays: dict[int, EwStat] = field(default_factory=dict)  # day volume by weekday: the weekly export's day
+    classes: set[str] = field(default_factory=set)
+    resources: BoundedSet = field(default_factory=lambda: BoundedSet(256))
+    ips: BoundedSet = field(default_factory=lambda: BoundedSet(256))
+    members: set[str] = field(default_factory=set)
+
+    def knows(self, what: str, value: str) -> bool:
+        if what == "data_class":
+            return value in self.classes
+        if what == "resource":
+            return value in self.resources
+        return value in self.ips
+
+    def learn_window(self, window: WindowStats, slot: int, half_life: float) -> None:
+        values = metric_values(window)
+        for metric, stat in self.hourly.items():
+            stat.update(values[metric], window.end, half_life)
+        self.rhythm.update(slot, window.records, window.end, half_life)
+        self.classes.update(window.class_records)
+        for resource in window.resources:
+            self.resources.add(resource)
+        for ip in window.ips:
+            self.ips.add(ip)
+        self.first_seen = min(self.first_seen, window.first_ts)
+        self.last_seen = max(self.last_seen, window.last_ts)
+
+    def learn_day(self, window: WindowStats, weekday: int, half_life: float) -> None:
+        values = metric_values(window)
+        for metric, stat in self.daily.items():
+            stat.update(values[metric], window.end, half_life)
+        stat = self.weekdays.get(weekday)
+        if stat is None:
+            stat = self.weekdays[weekday] = EwStat()
+        stat.update(window.records, window.end, half_life * 2)
+        if window.start > self.last_active_day:
+            self.active_days += 1
+            self.last_active_day = window.start
+
+    def to_state(self) -> dict:
+        return {
+            "first_seen": self.first_seen if math.isfinite(self.first_seen) else None,
+            "last_seen": self.last_seen if math.isfinite(self.last_seen) else None,
+            "active_days": self.active_days,
+            "last_active_day": self.last_active_day if math.isfinite(self.last_active_day) else None,
+            "hourly": {k: v.to_state() for k, v in self.hourly.items()},
+            "daily": {k: v.to_state() for k, v in self.daily.items()},
+            "rhythm": self.rhythm.to_state(),
+            "weekdays": {str(k): v.to_state() for k, v in self.weekdays.items()},
+            "classes": sorted(self.classes),
+            "resources": list(self.resources.items),
+            "ips": list(self.ips.items),
+            "members": sorted(self.members),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict, limit: int) -> Profile:
+        def finite(value: float | None, default: float) -> float:
+            return default if value is None else value
+
+        return cls(
+            first_seen=finite(state["first_seen"], math.inf),
+            last_seen=finite(state["last_seen"], -math.inf),
+            active_days=state["active_days"],
+            last_active_day=finite(state["last_active_day"], -math.inf),
+            hourly={k: EwStat.from_state(v) for k, v in state["hourly"].items()},
+            daily={k: EwStat.from_state(v) for k, v in state["daily"].items()},
+            rhythm=Rhythm.from_state(state["rhythm"]),
+            weekdays={int(k): EwStat.from_state(v) for k, v in state["weekdays"].items()},
+            classes=set(state["classes"]),
+            resources=BoundedSet(limit, state["resources"]),
+            ips=BoundedSet(limit, state["ips"]),
+            members=set(state["members"]),
+        )
+
+
+class ProfileBook:
+    """All actors' and peer groups' profiles: the detectors' memory."""
+
+    def __init__(self, peer_fields: list[str], half_life: float, max_known_items: int, actor_warmup_days: int) -> None:
+        self.peer_fields = peer_fields
+        self.half_life = half_life
+        self.max_known_items = max_known_items
+        self.actor_warmup_days = actor_warmup_days
+        self.actors: dict[str, Profile] = {}
+        self.peers: dict[str, Profile] = {}
+        self.first_event_time = math.inf
+
+    def _new_profile(self) -> Profile:
+        return Profile(resources=BoundedSet(self.max_known_items), ips=BoundedSet(self.max_known_items))
+
+    def peer_key(self, actor: ActorRef) -> str:
+        return "|".join(f"{name}={getattr(actor, name) or '-'}" for name in self.peer_fields)
+
+    def actor(self, actor_id: str) -> Profile | None:
+        return self.actors.get(actor_id)
+
+    def peer(self, actor: ActorRef) -> Profile | None:
+        return self.peers.get(self.peer_key(actor))
+
+    def is_mature(self, actor_id: str) -> bool:
+        profile = self.actors.get(actor_id)
+        return profile is not None and profile.active_days >= self.actor_warmup_days
+
+    def baseline(self, actor: ActorRef) -> tuple[Profile | None, str]:
+        """The profile to judge an actor on: its own once mature, else its peers'."""
+        own = self.actors.get(actor.id)
+        if own is not None and own.active_days >= self.actor_warmup_days:
+            return own, "own"
+        peer = self.peers.get(self.peer_key(actor))
+        if peer is not None and peer.active_days >= self.actor_warmup_days and len(peer.members) > 1:
+            return peer, "peers"
+        return None, "none"
+
+    def learn_window(self, window: WindowStats, slot: int) -> None:
+        for profile in self._profiles_of(window.actor):
+            profile.learn_window(window, slot, self.half_life)
+
+    def learn_day(self, window: WindowStats, weekday: int) -> None:
+        for profile in self._profiles_of(window.actor):
+            profile.learn_day(window, weekday, self.half_life)
+
+    def _profiles_of(self, actor: ActorRef) -> tuple[Profile, Profile]:
+        own = self.actors.get(actor.id)
+        if own is None:
+            own = self.actors[actor.id] = self._new_profile()
+        key = self.peer_key(actor)
+        peer = self.peers.get(key)
+        if peer is None:
+            peer = self.peers[key] = self._new_profile()
+        peer.members.add(actor.id)
+        return own, peer
+
+    def to_state(self) -> dict:
+        return {
+            "actors": {k: v.to_state() for k, v in self.actors.items()},
+            "peers": {k: v.to_state() for k, v in self.peers.items()},
+            "first_event_time": self.first_event_time if math.isfinite(self.first_event_time) else None,
+        }
+
+    def load_state(self, state: dict) -> None:
+        limit = self.max_known_items
+        self.actors = {k: Profile.from_state(v, limit) for k, v in state["actors"].items()}
+        self.peers = {k: Profile.from_state(v, limit) for k, v in state["peers"].items()}
+        first = state.get("first_event_time")
+        self.first_event_time = math.inf if first is None else first

@@ -1,0 +1,247 @@
+"""Per-actor event-time windows: what one actor did in one hour (or one day).
+
+A window gathers the figures every detector judges; it holds no event, only
+counts, bounded sets and a few sample event ids, so memory stays bounded
+however much an actor reads.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+
+from detectors.classify import Touch
+from models.event import AccessEvent, ActorKind, Outcome
+
+# Distinct customers are counted exactly up to this many per window; past it
+# the count is a floor (and a bulk read that large alerts anyway).
+MAX_TRACKED_CUSTOMERS = 20_000
+MAX_TRACKED_ITEMS = 256
+SAMPLE_SIZE = 20
+MAX_DENIED_TIMES = 512
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRef:
+    """Who an actor is, as its latest event says."""
+
+    id: str
+    kind: ActorKind
+    role: str | None = None
+    department: str | None = None
+    organization: str | None = None
+
+    @classmethod
+    def of(cls, event: AccessEvent) -> ActorRef:
+        actor = event.actor
+        return cls(actor.id, actor.kind, actor.role, actor.department, actor.organization)
+
+
+class LocalClock:
+    """Local hour-of-week and day boundaries in the organisation's time zone.
+
+    Offsets are cached per UTC hour: every event needs one, and zoneinfo is
+    slow next to a dictionary look-up.
+    """
+
+    def __init__(self, zone: tzinfo) -> None:
+        self.zone = zone
+        self._offsets: dict[int, int] = {}
+
+    def offset(self, ts: float) -> int:
+        hour = int(ts // 3600)
+        found = self._offsets.get(hour)
+        if found is None:
+            moment = datetime.fromtimestamp(hour * 3600, timezone.utc).astimezone(self.zone)
+            found = int((moment.utcoffset() or timedelta()).total_seconds())
+            if len(self._offsets) > 100_000:
+                self._offsets.clear()
+            self._offsets[hour] = found
+        return found
+
+    def hour_of_week(self, ts: float) -> int:
+        """0 = Monday 00:00-01:00 local, 167 = Sunday 23:00-24:00."""
+        local = ts + self.offset(ts)
+        # 1970-01-01 was a Thursday (weekday 3)
+        return int(((local // 86400) + 3) % 7) * 24 + int(local % 86400 // 3600)
+
+    def window_start(self, ts: float, size: float) -> float:
+        """Start of the window holding ``ts``, aligned to local midnight."""
+        offset = self.offset(ts)
+        return (ts + offset) // size * size - offset
+
+
+class WindowStats:
+    """One actor in one window."""
+
+    __slots__ = (
+        "actor",
+        "start",
+        "end",
+        "events",
+        "records",
+        "egress_records",
+        "high_records",
+        "denied",
+        "errors",
+        "outside_business_events",
+        "class_records",
+        "customers",
+        "resources",
+        "systems",
+        "ips",
+        "hours",
+        "new_items",
+        "denied_times",
+        "denied_high",
+        "first_ts",
+        "last_ts",
+        "_sample",
+    )
+
+    def __init__(self, actor: ActorRef, start: float, end: float) -> None:
+        self.actor = actor
+        self.start = start
+        self.end = end
+        self.events = 0
+        self.records = 0
+        self.egress_records = 0
+        self.high_records = 0
+        self.denied = 0
+        self.errors = 0
+        self.outside_business_events = 0
+        self.class_records: dict[str, int] = {}
+        self.customers: set[str] = set()
+        self.resources: set[str] = set()
+        self.systems: set[str] = set()
+        self.ips: set[str] = set()
+        self.hours: set[int] = set()  # local hours of week with activity
+        self.new_items: dict[tuple[str, str], str] = {}  # (what, value) -> first event id
+        self.denied_times: list[float] = []
+        self.denied_high = 0
+        self.first_ts = float("inf")
+        self.last_ts = float("-inf")
+        self._sample: list[tuple[int, str]] = []  # min-heap of (record_count, event_id)
+
+    def add(self, event: AccessEvent, ts: float, touch: Touch, hour_of_week: int, in_business_hours: bool) -> None:
+        records = event.record_count
+        self.events += 1
+        if ts < self.first_ts:
+            self.first_ts = ts
+        if ts > self.last_ts:
+            self.last_ts = ts
+        self.hours.add(hour_of_week)
+        if not in_business_hours:
+            self.outside_business_events += 1
+        if event.outcome is Outcome.DENIED:
+            self.denied += 1
+            if len(self.denied_times) < MAX_DENIED_TIMES:
+                self.denied_times.append(ts)
+            if touch.high:
+                self.denied_high += 1
+        elif event.outcome is Outcome.ERROR:
+            self.errors += 1
+        else:
+            # only data actually served counts as read
+            self.records += records
+            if event.action.is_egress:
+                self.egress_records += records
+            if touch.high:
+                self.high_records += records
+            class_records = self.class_records
+            for name in touch.classes:
+                class_records[name] = class_records.get(name, 0) + records
+            if event.customer_ids and len(self.customers) < MAX_TRACKED_CUSTOMERS:
+                self.customers.update(event.customer_ids)
+        resource = event.resource
+        if len(self.resources) < MAX_TRACKED_ITEMS:
+            self.resources.add(resource.key)
+        self.systems.add(resource.system)
+        if event.source_ip and len(self.ips) < MAX_TRACKED_ITEMS:
+            self.ips.add(event.source_ip)
+        sample = self._sample
+        if len(sample) < SAMPLE_SIZE:
+            heapq.heappush(sample, (records, event.event_id))
+        elif records > sample[0][0]:
+            heapq.heapreplace(sample, (records, event.event_id))
+
+    @property
+    def distinct_customers(self) -> int:
+        return len(self.customers)
+
+    def sample_event_ids(self, limit: int = SAMPLE_SIZE) -> list[str]:
+        """The largest accesses first: the evidence an analyst opens first."""
+        return [event_id for _, event_id in sorted(self._sample, key=lambda item: (-item[0], item[1]))[:limit]]
+
+    def densest_denied_burst(self, span: float) -> tuple[int, float, float]:
+        """Most denied accesses within any ``span`` seconds: (count, from, to)."""
+        times = sorted(self.denied_times)
+        best, best_from, best_to, left = 0, 0.0, 0.0, 0
+        for right, moment in enumerate(times):
+            while moment - times[left] > span:
+                left += 1
+            if right - left + 1 > best:
+                best, best_from, best_to = right - left + 1, times[left], moment
+        return best, best_from, best_to
+
+    # -- persistence (detector state survives restarts and moves between instances)
+    def to_state(self) -> list:
+        actor = self.actor
+        return [
+            [actor.id, actor.kind.value, actor.role, actor.department, actor.organization],
+            self.start,
+            self.end,
+            self.events,
+            self.records,
+            self.egress_records,
+            self.high_records,
+            self.denied,
+            self.errors,
+            self.outside_business_events,
+            self.class_records,
+            sorted(self.customers),
+            sorted(self.resources),
+            sorted(self.systems),
+            sorted(self.ips),
+            sorted(self.hours),
+            [[what, value, event_id] for (what, value), event_id in self.new_items.items()],
+            self.denied_times,
+            self.denied_high,
+            self.first_ts,
+            self.last_ts,
+            [list(item) for item in self._sample],
+        ]
+
+    @classmethod
+    def from_state(cls, state: list) -> WindowStats:
+        actor_state, start, end, *rest = state
+        actor = ActorRef(actor_state[0], ActorKind(actor_state[1]), *actor_state[2:])
+        window = cls(actor, start, end)
+        (
+            window.events,
+            window.records,
+            window.egress_records,
+            window.high_records,
+            window.denied,
+            window.errors,
+            window.outside_business_events,
+            window.class_records,
+            customers,
+            resources,
+            systems,
+            ips,
+            hours,
+            new_items,
+            window.denied_times,
+            window.denied_high,
+            window.first_ts,
+            window.last_ts,
+            sample,
+        ) = rest
+        window.customers, window.resources, window.systems = set(customers), set(resources), set(systems)
+        window.ips, window.hours = set(ips), set(hours)
+        window.new_items = {(what, value): event_id for what, value, event_id in new_items}
+        window._sample = [tuple(item) for item in sample]
+        heapq.heapify(window._sample)
+        return window

@@ -1,0 +1,47 @@
+"""Figures and names as an analyst reads them in a one-sentence summary."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone, tzinfo
+
+from detectors.windows import ActorRef
+
+
+def count(value: float) -> str:
+    return f"{round(value):,}"
+
+
+def times(ratio: float) -> str:
+    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+
+
+def who(actor: ActorRef) -> str:
+    """'employee emp-0042 (customer_service)', 'partner ptn-7 of blue-sky-travel'."""
+    detail = []
+    if actor.role:
+        detail.append(actor.role)
+    text = f"{actor.kind.value} {actor.id}"
+    if actor.organization and actor.kind.value == "partner":
+        text += f" of {actor.organization}"
+    return f"{text} ({', '.join(detail)})" if detail else text
+
+
+def span(start: float, end: float, zone: tzinfo) -> str:
+    """'Tue 13 Oct 14:00-15:00' in the organisation's local time."""
+    first = datetime.fromtimestamp(start, timezone.utc).astimezone(zone)
+    last = datetime.fromtimestamp(end, timezone.utc).astimezone(zone)
+    if end - start >= 86400 - 1 and first.hour == 0 and first.minute == 0:
+        if end - start <= 86400:
+            return first.strftime("on %a %d %b")
+        return f"from {first:%a %d %b} to {last:%a %d %b}"
+    if first.date() == last.date() or (last - first).total_seconds() <= 3600:
+        return f"on {first:%a %d %b %H:%M}-{last:%H:%M}"
+    return f"from {first:%a %d %b %H:%M} to {last:%a %d %b %H:%M}"
+
+
+def basis(name: str) -> str:
+    return {
+        "own": "their usual",
+        "own rhythm": "their usual for this hour of the week",
+        "peers": "their peers' usual",
+    }.get(name, "the usual")

@@ -1,0 +1,181 @@
+"""The configuration, as validated from ``configs/default.toml`` and its overrides.
+
+Each detector validates its own section (``detectors.<name>``) with the
+settings model it declares, so adding a detector never touches this file;
+see ``configs.loader``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import tzinfo
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from models.alert import Severity
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> float:
+    """``"90s"``, ``"10m"``, ``"1h"``, ``"28d"`` or a number of seconds, as seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration such as '10m', '1h' or '28d'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration that is not negative")
+        return float(value)
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    raise ValueError("a duration such as '10m', '1h' or '28d'")
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Section(BaseModel):
+    """A configuration table: unknown keys are mistakes, not extensions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataClass(Section):
+    sensitivity: Literal["low", "medium", "high"]
+    fields: list[str]
+
+
+class Classification(Section):
+    """Which customer data fields belong to which class (``data-classes.md``)."""
+
+    classes: dict[str, DataClass]
+    # the class of a field no class names; it is still counted
+    unclassified_sensitivity: Literal["low", "medium", "high"] = "low"
+
+    @model_validator(mode="after")
+    def _each_field_once(self) -> Classification:
+        seen: dict[str, str] = {}
+        for name, data_class in self.classes.items():
+            for field in data_class.fields:
+                if field in seen:
+                    raise ValueError(f"field {field!r} is in both {seen[field]!r} and {name!r}")
+                seen[field] = name
+        return self
+
+
+class Organisation(Section):
+    timezone: str = "UTC"
+    business_hours_start: Annotated[int, Field(ge=0, le=23)] = 8
+    business_hours_end: Annotated[int, Field(ge=1, le=24)] = 20
+    business_days: list[Annotated[int, Field(ge=0, le=6)]] = [0, 1, 2, 3, 4]  # Monday = 0
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone such as 'Asia/Shanghai' or 'UTC'") from None
+        return value
+
+    @property
+    def tz(self) -> tzinfo:
+        return ZoneInfo(self.timezone)
+
+
+class Windows(Section):
+    short: Seconds = 3600.0
+    long: Seconds = 86400.0
+    allowed_lateness: Seconds = 600.0  # the watermark trails the newest event time by this much
+
+    @model_validator(mode="after")
+    def _nested(self) -> Windows:
+        if self.short <= 0 or self.long % self.short:
+            raise ValueError("windows.long must be a whole multiple of windows.short")
+        if 86400 % self.short and self.short % 86400:
+            raise ValueError("windows.short must divide a day (e.g. 10m, 1h) so windows align to local hours")
+        return self
+
+
+class Baselines(Section):
+    system_warmup: Seconds = 5 * 86400.0  # no alerts before this much event-time history
+    actor_warmup_days: Annotated[int, Field(ge=1)] = 5  # active days before an actor's own baseline counts
+    half_life: Seconds = 14 * 86400.0  # how fast a baseline forgets
+    peer_group: list[Literal["kind", "role", "department", "organization"]] = ["kind", "role", "organization"]
+    max_known_items: Annotated[int, Field(ge=8)] = 256  # resources/addresses remembered per actor
+
+
+class Ingest(Section):
+    batch_lines: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
+    max_line_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    max_future_skew: Seconds = 86400.0  # an event further in the future than this is dead-lettered
+    max_past_age: Seconds = 10 * 365 * 86400.0  # ... and further in the past than this
+    checkpoint_events: Annotated[int, Field(ge=1)] = 250_000  # detector state saved at least this often
+
+
+class FileSource(Section):
+    paths: list[str] = []
+    follow: bool = False  # keep reading as the files grow (a live log)
+
+
+class SimulatorSource(Section):
+    seed: int = 7
+    days: Annotated[int, Field(ge=1, le=3650)] = 30
+    employees: Annotated[int, Field(ge=5)] = 240
+    speed: Annotated[float, Field(gt=0)] = 3600.0  # event-time seconds played per wall-clock second
+
+
+class Source(Section):
+    kind: Literal["file", "simulator", "kafka"] = "file"
+    file: FileSource = FileSource()
+    simulator: SimulatorSource = SimulatorSource()
+    kafka: dict[str, Any] = {}  # validated by the Kafka adapter, which owns its settings
+
+
+class SqliteStore(Section):
+    filename: str = "accesswatch.db"  # inside the data dir
+    cache_mb: Annotated[int, Field(ge=2, le=4096)] = 256
+    transaction_events: Annotated[int, Field(ge=1)] = 50_000  # large transactions amortise index upkeep
+
+
+class Store(Section):
+    kind: Literal["sqlite", "elasticsearch"] = "sqlite"
+    sqlite: SqliteStore = SqliteStore()
+    elasticsearch: dict[str, Any] = {}  # validated by the Elasticsearch adapter
+
+
+class Alerts(Section):
+    # a finding that starts within this much event time of the end of an open
+    # alert for the same actor and detector grows that alert instead of
+    # raising a new one: one alert per episode, not a storm
+    merge_gap: Seconds = 2 * 3600.0
+    max_sample_events: Annotated[int, Field(ge=1, le=1000)] = 20
+
+
+class Notify(Section):
+    receivers: list[str] = ["console", "file"]
+    min_severity: Severity = Severity.MEDIUM
+    file: str = "pages.jsonl"  # inside the data dir
+    page_on_replay: bool = False  # a replay of history pages nobody unless asked to
+    settings: dict[str, dict[str, Any]] = {}  # per receiver, validated by the notifier
+
+
+class Settings(Section):
+    data_dir: Path = Path("data")
+    organisation: Organisation = Organisation()
+    classification: Classification
+    windows: Windows = Windows()
+    baselines: Baselines = Baselines()
+    ingest: Ingest = Ingest()
+    source: Source = Source()
+    store: Store = Store()
+    alerts: Alerts = Alerts()
+    notify: Notify = Notify()
+    detectors: dict[str, dict[str, Any]] = {}  # each validated by its detector's own settings model
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; the message is one line naming key, value and expectation."""

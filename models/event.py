@@ -1,0 +1,158 @@
+"""The access event, exactly as ``shared/contract/access-event.schema.json`` fixes it.
+
+The model is the product's only way in for an event: whatever the source
+(a file line, a Kafka message), it is validated here, and everything past
+this point may rely on the types.  Unknown keys are rejected at every level,
+as the schema's ``additionalProperties: false`` says, and values are not
+coerced (``"5"`` is not a record count), so that the model and the schema
+accept exactly the same documents.  ``tests/test_contract.py`` holds them to
+that.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StrictFloat, StrictInt
+
+# RFC 3339 section 5.6 "date-time".  The offset is mandatory: an event time
+# without one cannot be placed on the timeline and would silently shift by
+# the producer's time zone.
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+class ActorKind(StrEnum):
+    EMPLOYEE = "employee"
+    PARTNER = "partner"
+    SERVICE = "service"
+
+
+class Action(StrEnum):
+    READ = "read"
+    SEARCH = "search"
+    EXPORT = "export"
+    DOWNLOAD = "download"
+    PRINT = "print"
+    SHARE = "share"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+    @property
+    def is_egress(self) -> bool:
+        """Export, download, print and share move data out of the system of record."""
+        return self in _EGRESS
+
+
+_EGRESS = frozenset({Action.EXPORT, Action.DOWNLOAD, Action.PRINT, Action.SHARE})
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    DENIED = "denied"
+    ERROR = "error"
+
+
+def _whole_number(value: float) -> int:
+    """JSON Schema's ``integer`` includes ``5.0``; strict pydantic would refuse it."""
+    if not value.is_integer():
+        raise ValueError("must be an integer")
+    return int(value)
+
+
+# Ints take the fast native path; only a float with no fractional part is
+# converted.  Strings and booleans are refused, as the schema refuses them.
+JsonInt = StrictInt | Annotated[StrictFloat, AfterValidator(_whole_number)]
+
+
+def parse_rfc3339(value: str) -> datetime:
+    """Parse an RFC 3339 date-time with its offset and return it in UTC."""
+    if _RFC3339.match(value) is None:
+        raise ValueError("must be an RFC 3339 date-time with an explicit offset, e.g. 2026-11-02T09:15:30Z")
+    try:
+        parsed = datetime.fromisoformat(value.upper())
+    except ValueError as exc:  # 2026-02-30, hour 24, a leap second (60)...
+        raise ValueError(f"is not a valid date-time ({exc})") from None
+    if parsed.utcoffset() is None:  # pragma: no cover - the pattern demands an offset
+        raise ValueError("must carry a UTC offset")
+    return parsed.astimezone(timezone.utc)
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):  # built in code (the simulator, tests), not parsed
+        if value.tzinfo is None:
+            raise ValueError("must carry a UTC offset")
+        return value.astimezone(timezone.utc)
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return parse_rfc3339(value)
+
+
+UtcTimestamp = Annotated[datetime, PlainValidator(_timestamp)]
+
+
+class _Strict(BaseModel):
+    # Strict: no coercion, so the model accepts what the schema accepts.  In
+    # JSON input strict mode still takes enum members by their string value.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Actor(_Strict):
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    kind: ActorKind
+    name: Annotated[str, Field(max_length=256)] | None = None
+    role: Annotated[str, Field(max_length=128)] | None = None
+    department: Annotated[str, Field(max_length=128)] | None = None
+    organization: Annotated[str, Field(max_length=128)] | None = None
+
+
+class Resource(_Strict):
+    system: Annotated[str, Field(min_length=1, max_length=128)]
+    type: Annotated[str, Field(min_length=1, max_length=128)]
+    id: Annotated[str, Field(max_length=256)] | None = None
+
+    @property
+    def key(self) -> str:
+        """One name for the resource, used for "first touch" and top-resource figures."""
+        return f"{self.system}/{self.type}/{self.id}" if self.id else f"{self.system}/{self.type}"
+
+
+class AccessEvent(_Strict):
+    """One access to customer data (see the contract for each field's meaning)."""
+
+    event_id: Annotated[str, Field(min_length=1, max_length=128)]
+    timestamp: UtcTimestamp
+    actor: Actor
+    action: Action
+    resource: Resource
+    record_count: Annotated[JsonInt, Field(ge=0, le=100_000_000)]
+    customer_ids: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=10_000)] | None = None
+    fields: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=512)] | None = None
+    bytes: Annotated[JsonInt, Field(ge=0)] | None = None
+    source_ip: Annotated[str, Field(max_length=64)] | None = None
+    user_agent: Annotated[str, Field(max_length=1024)] | None = None
+    session_id: Annotated[str, Field(max_length=128)] | None = None
+    purpose: Annotated[str, Field(max_length=256)] | None = None
+    outcome: Outcome = Outcome.SUCCESS
+    extra: dict[str, Any] | None = None
+
+    @property
+    def is_egress(self) -> bool:
+        return self.action.is_egress
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The event as contract JSON, timestamp in UTC with ``Z``, absent fields left out."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["timestamp"] = format_utc(self.timestamp)
+        return data
+
+
+def format_utc(moment: datetime) -> str:
+    """RFC 3339 in UTC with millisecond precision and a ``Z``: the product's one output form."""
+    moment = moment.astimezone(timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
