@@ -13,11 +13,17 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
-    InvalidReplicationFactorError, KafkaTimeoutError, TopicAlreadyExistsError,
+    InvalidReplicationFactorError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
 )
 from kafka.partitioner.default import murmur2
 from kafka.protocol.consumer import (
-    FetchRequest, HeartbeatRequest, JoinGroupRequest, OffsetCommitRequest, OffsetFetchRequest,
+    FetchRequest,
+    HeartbeatRequest,
+    JoinGroupRequest,
+    OffsetCommitRequest,
+    OffsetFetchRequest,
     SyncGroupRequest,
 )
 from kafka.protocol.metadata import ApiVersionsRequest, MetadataRequest
@@ -26,20 +32,10 @@ from kafka.protocol.producer import ProduceRequest
 from kafka.record import MemoryRecords, MemoryRecordsBuilder
 from kafka.structs import OffsetAndMetadata
 
-from tests.fakes.kafka_broker import FakeKafkaBroker
+from tests.fakes.kafka_broker import FAST_CONSUMER_CONFIG, FakeKafkaBroker
 
-# Settings that make group rebalances quick; the fake accepts session timeouts >= 100 ms.
-FAST_GROUP = dict(
-    session_timeout_ms=1000,
-    heartbeat_interval_ms=100,
-    max_poll_interval_ms=10000,   # also the rebalance timeout the broker waits for rejoins
-    request_timeout_ms=5000,
-    fetch_max_wait_ms=100,
-    retry_backoff_ms=50,
-    reconnect_backoff_ms=50,
-    auto_offset_reset="earliest",
-    enable_auto_commit=False,
-)
+# Quick group rebalances (FAST_CONSUMER_CONFIG) plus what these tests want by default.
+FAST_GROUP = dict(FAST_CONSUMER_CONFIG, auto_offset_reset="earliest", enable_auto_commit=False)
 WAIT = 30.0  # upper bound for any single wait; tests normally finish far sooner
 
 
@@ -270,7 +266,18 @@ def test_produce_and_fetch_error_codes(broker, raw):
     assert [b.compression_type for b in batches] == [1]   # stored as produced (gzip)
     assert [(r.offset, r.value) for b in batches for r in b] == [(1, big)]
     assert fetch(5).error_code == 1      # OFFSET_OUT_OF_RANGE
-    assert fetch(2).records in (b"", None)  # at the log end: nothing, no error
+    at_end = fetch(2, max_wait_ms=100)   # long-poll at the log end expires empty, without error
+    assert at_end.error_code == 0 and at_end.records in (b"", None)
+
+    # max_bytes: whole batches only, but the first batch is returned even if it alone is too big.
+    resp = conn.send(FetchRequest(
+        version=10, replica_id=-1, max_wait_ms=0, min_bytes=1, max_bytes=10,
+        isolation_level=0, session_id=0, session_epoch=-1,
+        topics=[FTopic(topic="t", partitions=[FPart(partition=0, current_leader_epoch=-1, fetch_offset=0,
+                                                    log_start_offset=-1, partition_max_bytes=1 << 20)])],
+        forgotten_topics_data=[], rack_id=""))
+    limited = resp.responses[0].partitions[0]
+    assert [r.offset for b in MemoryRecords(limited.records) for r in b] == [0]
     assert fetch(0, topic="missing").error_code == 3
 
     # Fetch sessions are not kept: an incremental request is refused properly.
@@ -278,6 +285,24 @@ def test_produce_and_fetch_error_codes(broker, raw):
                                   isolation_level=0, session_id=1234, session_epoch=1, topics=[],
                                   forgotten_topics_data=[], rack_id=""))
     assert resp.error_code == 70  # FETCH_SESSION_ID_NOT_FOUND
+
+
+@pytest.mark.parametrize("acks", [0, 1, "all"])
+def test_producer_acks_modes(broker, clients, acks):
+    broker.create_topic("acks", partitions=2)
+    producer = clients.producer(broker, acks=acks)
+    futures = [producer.send("acks", key=b"k%d" % i, value=b"v%d" % i) for i in range(20)]
+    producer.flush(timeout=WAIT)
+    metas = [f.get(timeout=WAIT) for f in futures]
+    if acks == 0:
+        # Nothing comes back for acks=0; the records still arrive (bounded wait).
+        deadline = time.monotonic() + WAIT
+        while len(broker.messages("acks")) < 20 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    else:
+        assert sorted((m.partition, m.offset) for m in metas) == \
+            [(p, o) for p, o, _, _ in broker.messages("acks")]
+    assert sorted(v for _, _, _, v in broker.messages("acks")) == sorted(b"v%d" % i for i in range(20))
 
 
 def test_fetch_long_poll_is_woken_by_produce(broker, raw, clients):
@@ -414,6 +439,27 @@ def test_join_waits_for_all_members_during_rebalance(broker, raw):
     assert len(rejoined.members) == 2 and results["b"].members == []
 
 
+def test_member_that_does_not_rejoin_is_dropped_at_rebalance_timeout(broker, raw):
+    Proto = JoinGroupRequest.JoinGroupRequestProtocol
+    a, b = raw("member-a"), raw("member-b")
+
+    def join(conn, member_id):
+        return conn.send(JoinGroupRequest(version=3, group_id="slow", session_timeout_ms=20000,
+                                          rebalance_timeout_ms=300, member_id=member_id,
+                                          protocol_type="consumer",
+                                          protocols=[Proto(name="range", metadata=b"m")]))
+
+    first = join(a, "")
+    a.send(SyncGroupRequest(version=2, group_id="slow", generation_id=1, member_id=first.member_id,
+                            assignments=[]))
+    second = join(b, "")  # A never rejoins: B's join completes when the rebalance timeout fires
+    assert second.error_code == 0 and second.generation_id == 2
+    assert second.leader == second.member_id and [m.member_id for m in second.members] == [second.member_id]
+    assert broker.group_members("slow") == [second.member_id]
+    hb = a.send(HeartbeatRequest(version=2, group_id="slow", generation_id=1, member_id=first.member_id))
+    assert hb.error_code == 25  # UNKNOWN_MEMBER_ID: A was removed from the group
+
+
 # ------------------------------------------------------- kafka-python client
 def test_keyed_messages_roundtrip_through_a_group(broker, clients):
     broker.create_topic("access-events", partitions=4)
@@ -500,6 +546,10 @@ def test_two_consumers_split_partitions(broker, clients):
     assert {TopicPartition("split", r.partition) for r in sink[c1]} <= a1
     assert {TopicPartition("split", r.partition) for r in sink[c2]} <= a2
     assert sorted(as_tuples(sink[c1] + sink[c2])) == broker.messages("split")
+
+    c2.close(autocommit=False)  # LeaveGroup: c1 takes over without waiting for a session timeout
+    poll_until([c1], lambda: c1.assignment() == all_tps, what="c1 owning every partition")
+    assert l1.revoked and l1.assigned[-1] == all_tps
 
 
 def test_killed_consumer_is_evicted_and_its_partitions_resume_from_commits(broker, clients):

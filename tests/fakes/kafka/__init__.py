@@ -1,6 +1,6 @@
 """A protocol-level fake Kafka broker for tests (see :class:`FakeKafkaBroker`)."""
 
-from .broker import FakeKafkaBroker
+from .broker import FAST_CONSUMER_CONFIG, FakeKafkaBroker
 from .handlers import API_VERSIONS
 
-__all__ = ["FakeKafkaBroker", "API_VERSIONS"]
+__all__ = ["FakeKafkaBroker", "API_VERSIONS", "FAST_CONSUMER_CONFIG"]

@@ -25,6 +25,21 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 100 * 1024 * 1024  # socket.request.max.bytes
 
+#: kafka-python consumer settings that make group joins/rebalances/evictions
+#: take well under a second against this broker (its minimum session timeout
+#: is 100 ms).  ``max_poll_interval_ms`` doubles as the rebalance timeout: the
+#: broker waits that long for every member to rejoin, so keep polling every
+#: consumer of a group while a rebalance is in progress.
+FAST_CONSUMER_CONFIG = dict(
+    session_timeout_ms=1000,
+    heartbeat_interval_ms=100,
+    max_poll_interval_ms=10000,
+    request_timeout_ms=5000,
+    fetch_max_wait_ms=100,
+    retry_backoff_ms=50,
+    reconnect_backoff_ms=50,
+)
+
 
 class _Connection:
     def __init__(self, sock, ctx):
@@ -254,6 +269,9 @@ class FakeKafkaBroker:
         cond = self.groups.cond
         with cond:
             while not self.stopping and not self.groups.closed:
+                if self.groups.frozen:  # paused: nothing expires; resume() notifies
+                    cond.wait(1.0)
+                    continue
                 self.groups.tick()
                 deadline = self.groups.next_deadline()
                 timeout = 1.0 if deadline is None else min(1.0, max(0.005, deadline - time.monotonic()))

@@ -151,7 +151,7 @@ def decode_produce_records(data, max_message_bytes):
         while memory_records.has_next():
             batches.append(memory_records.next_batch())
     except Errors.CorruptRecordError as exc:
-        raise ValidationError(Errors.CorruptRecordError, str(exc))
+        raise ValidationError(Errors.CorruptRecordError, str(exc)) from exc
     if sum(b.size_in_bytes for b in batches) != len(data):
         raise ValidationError(Errors.CorruptRecordError, "trailing partial record batch")
     if len(batches) != 1:
@@ -172,9 +172,9 @@ def decode_produce_records(data, max_message_bytes):
     try:
         records = list(batch)
     except Errors.UnsupportedCodecError as exc:
-        raise ValidationError(Errors.UnsupportedCompressionTypeError, str(exc))
+        raise ValidationError(Errors.UnsupportedCompressionTypeError, str(exc)) from exc
     except Exception as exc:  # malformed compressed payload / varints
-        raise ValidationError(Errors.CorruptRecordError, "undecodable records: %s" % exc)
+        raise ValidationError(Errors.CorruptRecordError, "undecodable records: %s" % exc) from exc
     if not records or len(records) != batch.records_count:
         raise ValidationError(Errors.InvalidRecordError, "record count mismatch")
     base = batch.base_offset
