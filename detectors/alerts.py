@@ -10,7 +10,7 @@ time, so a replay of the same events yields the same ids.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from detectors.base import Finding
 from models.alert import Alert, Severity
@@ -20,7 +20,7 @@ MAX_SPANS = 48
 
 
 def alert_id(detector: str, actor_id: str, start: float) -> str:
-    start_text = format_utc(datetime.fromtimestamp(start, timezone.utc))
+    start_text = format_utc(datetime.fromtimestamp(start, UTC))
     digest = hashlib.sha256(f"{detector}\x1f{actor_id}\x1f{start_text}".encode()).hexdigest()
     return f"aw-{digest[:24]}"
 
@@ -50,8 +50,8 @@ class AlertBook:
 
     def _open(self, finding: Finding) -> Alert:
         actor = finding.actor
-        start = datetime.fromtimestamp(finding.window_start, timezone.utc)
-        end = datetime.fromtimestamp(finding.window_end, timezone.utc)
+        start = datetime.fromtimestamp(finding.window_start, UTC)
+        end = datetime.fromtimestamp(finding.window_end, UTC)
         evidence = dict(finding.evidence)
         evidence["event_ids"] = list(evidence.get("event_ids", []))[: self.max_sample_events]
         evidence["findings"] = 1
@@ -75,7 +75,7 @@ class AlertBook:
         )
 
     def _grow(self, alert: Alert, finding: Finding) -> Alert:
-        end = max(alert.window_end, datetime.fromtimestamp(finding.window_end, timezone.utc))
+        end = max(alert.window_end, datetime.fromtimestamp(finding.window_end, UTC))
         stronger = finding.score > alert.score
         evidence = dict(finding.evidence) if stronger else dict(alert.evidence)
         old = alert.evidence
@@ -85,8 +85,8 @@ class AlertBook:
         spans = [*old.get("spans", [])]
         spans.append(
             [
-                format_utc(datetime.fromtimestamp(finding.window_start, timezone.utc)),
-                format_utc(datetime.fromtimestamp(finding.window_end, timezone.utc)),
+                format_utc(datetime.fromtimestamp(finding.window_start, UTC)),
+                format_utc(datetime.fromtimestamp(finding.window_end, UTC)),
                 finding.score,
                 finding.severity.value,
             ]

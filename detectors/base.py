@@ -19,10 +19,13 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detectors.classify import Classifier
-from detectors.profiles import EwStat, Profile, ProfileBook
+from detectors.profiles import SLOT_METRICS, SPARSE_METRICS, EwStat, Profile, ProfileBook
 from detectors.windows import ActorRef, LocalClock, WindowStats
 from models.alert import Severity
 from models.config import Organisation
+
+DOCUMENTED_SHARE = 0.9  # of the window's records read under a stated purpose
+_NEVER = EwStat(weight=1.0, mean=0.0, var=0.0)  # the baseline of something never seen: zero
 
 
 class DetectorSettings(BaseModel):
@@ -31,6 +34,10 @@ class DetectorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
+    # Bulk work whose accesses nearly all cite a purpose (a ticket, case or
+    # contract reference) is documented: it still alerts, for review, but
+    # at most at this severity.  None: a purpose changes nothing.
+    documented_max_severity: Severity | None = None
     # score thresholds for medium, high and critical; below the first is low
     severity_scores: list[float] = Field(default=[3.0, 5.0, 7.0], min_length=3, max_length=3)
 
@@ -112,20 +119,33 @@ class Period:
         return (profile.hourly if self.scale == "short" else profile.daily)[metric]
 
     def expectation(self, window: WindowStats, metric: str, value: float) -> Expectation | None:
-        """How ``value`` compares with what this actor (else its peers) usually does here."""
+        """How ``value`` compares with what this actor (else its peers) usually does here.
+
+        None when there is no baseline to compare with (the system or the
+        peer group is too new).  For a sparse figure that neither the actor
+        nor its peers ever had, the expectation is zero: a first export is
+        news.
+        """
         profile, basis = self.profiles.baseline(window.actor)
         if profile is None:
             return None
         stat = self._stat(profile, metric)
+        if stat.weight < 1.0 and metric in SPARSE_METRICS and basis == "own":
+            peer = self.profiles.peer(window.actor)
+            peer_stat = self._stat(peer, metric) if peer is not None and len(peer.members) > 1 else None
+            if peer_stat is not None and peer_stat.weight >= 1.0:
+                stat, basis = peer_stat, "peers"
         if stat.weight < 1.0:
-            return None
+            if metric not in SPARSE_METRICS:
+                return None
+            stat = _NEVER
         mean, sd = stat.mean, stat.sd
-        if metric == "records" and basis == "own":
+        if metric in SLOT_METRICS and basis == "own":
             # a routine weekly export lives in its hour (and day) of the week: expect it there
             if self.scale == "short":
-                slot = profile.rhythm.slot_volume(self.slot)
+                slot = profile.rhythm.slot_volume(self.slot, metric)
             else:
-                slot = profile.weekdays.get(self.slot // 24)
+                slot = profile.weekdays.get(self.slot // 24, {}).get(metric)
                 slot = slot if slot is not None and slot.weight >= 0.5 else None
             if slot is not None and slot.mean > mean:
                 mean, sd, basis = slot.mean, max(sd, slot.sd), "own rhythm"
@@ -205,13 +225,20 @@ class Detector(ABC):
             **evidence,
             "event_ids": window.sample_event_ids(),
         }
+        severity = severity or self.settings.severity_for(score)
+        cap = self.settings.documented_max_severity
+        if cap is not None and window.documented_share >= DOCUMENTED_SHARE and severity.rank > cap.rank:
+            severity = cap
+            purposes = sorted(window.purposes)
+            evidence["documented"] = {"share": round(window.documented_share, 3), "purposes": purposes}
+            summary = f"{summary.rstrip('.')}; the accesses cite {', '.join(purposes[:2])}."
         return Finding(
             detector=self.name,
             actor=window.actor,
             window_start=window.start,
             window_end=window.end,
             score=round(score, 3),
-            severity=severity or self.settings.severity_for(score),
+            severity=severity,
             summary=summary,
             evidence=evidence,
         )

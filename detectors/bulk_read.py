@@ -17,8 +17,9 @@ class BulkReadSettings(DetectorSettings):
     min_records: Annotated[int, Field(ge=0)] = 200
     min_ratio: Annotated[float, Field(ge=1)] = 8.0
     min_z: Annotated[float, Field(ge=0)] = 3.0
-    daily_min_records: Annotated[int, Field(ge=0)] = 1000
+    daily_min_records: Annotated[int, Field(ge=0)] = 500
     daily_min_ratio: Annotated[float, Field(ge=1)] = 5.0
+    daily_min_z: Annotated[float, Field(ge=0)] = 2.5
     # records in one short window that alert whatever the baseline (0 = no limit);
     # routine work that the actor's own rhythm explains is left alone
     absolute_limits: dict[ActorKind, Annotated[int, Field(ge=0)]] = {}
@@ -34,13 +35,12 @@ class BulkRead(Detector):
         short = period.scale == "short"
         min_records = settings.min_records if short else settings.daily_min_records
         min_ratio = settings.min_ratio if short else settings.daily_min_ratio
+        min_z = settings.min_z if short else settings.daily_min_z
         for window in period.windows:
             if window.records < min_records:
                 continue
-            by_records = unusual_volume(period, window, "records", window.records, min_ratio, settings.min_z)
-            by_customers = unusual_volume(
-                period, window, "customers", window.distinct_customers, min_ratio, settings.min_z
-            )
+            by_records = unusual_volume(period, window, "records", window.records, min_ratio, min_z)
+            by_customers = unusual_volume(period, window, "customers", window.distinct_customers, min_ratio, min_z)
             found = [e for e in (by_records, by_customers) if e is not None]
             limit = settings.absolute_limits.get(window.actor.kind, 0) if short else 0
             over_limit = bool(limit) and window.records >= limit
@@ -53,8 +53,7 @@ class BulkRead(Detector):
                 summary = (
                     f"{wording.who(window.actor).capitalize()} read {wording.count(strongest.value)} {what} "
                     f"{wording.span(window.start, window.end, period.clock.zone)}, "
-                    f"{wording.times(strongest.ratio)} {wording.basis(strongest.basis)} "
-                    f"of {wording.count(strongest.expected)}."
+                    f"{wording.compared(strongest.ratio, strongest.expected, strongest.basis)}."
                 )
                 evidence = {
                     "figure": what,

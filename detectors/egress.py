@@ -40,7 +40,7 @@ class Egress(Detector):
                 f"{wording.who(window.actor).capitalize()} exported or downloaded "
                 f"{wording.count(window.egress_records)} records "
                 f"{wording.span(window.start, window.end, period.clock.zone)}, "
-                f"{wording.times(found.ratio)} {wording.basis(found.basis)} of {wording.count(found.expected)}"
+                f"{wording.compared(found.ratio, found.expected, found.basis)}"
                 + (f", including {', '.join(c.replace('_', ' ') for c in sensitive)} data." if sensitive else ".")
             )
             evidence = {

@@ -129,7 +129,7 @@ class DetectionEngine:
         for name in classes:
             if name not in profile.classes and ("data_class", name) not in new_items:
                 new_items[("data_class", name)] = event.event_id
-        resource = event.resource.key
+        resource = event.resource.kind
         if resource not in profile.resources and ("resource", resource) not in new_items:
             new_items[("resource", resource)] = event.event_id
         ip = event.source_ip

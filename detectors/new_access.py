@@ -55,6 +55,8 @@ class NewAccess(Detector):
                     weight += 2.0
                 if what != "source_ip" and (peer is None or not peer.knows(what, value)):
                     weight += 1.0  # nobody in the peer group touches it either
+                    if window.actor.kind is ActorKind.PARTNER:
+                        weight += 1.0  # outside what the partner company's agents ever do: its contract
                 if what == "source_ip" and _is_external(value):
                     weight += 1.0 + (2.0 if window.actor.kind is ActorKind.SERVICE else 0.0)
                 score = max(score, weight)

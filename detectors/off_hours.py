@@ -20,7 +20,8 @@ from detectors.base import Detector, DetectorSettings, Finding, Period
 
 class OffHoursSettings(DetectorSettings):
     min_events: Annotated[int, Field(ge=1)] = 15
-    max_usual_share: Annotated[float, Field(gt=0, lt=1)] = 0.02
+    # an hour whose learned activity is under this fraction of the actor's busiest hour is unusual
+    max_usual_level: Annotated[float, Field(gt=0, lt=1)] = 0.1
     severity_scores: list[float] = [2.0, 4.0, 6.0]
 
 
@@ -37,10 +38,10 @@ class OffHours(Detector):
             profile, basis = period.profiles.baseline(window.actor)
             if profile is None or profile.rhythm.total < 5:
                 continue
-            share = profile.rhythm.usual_share(period.slot)
-            if share >= settings.max_usual_share:
+            share = profile.rhythm.usual_level(period.slot)
+            if share >= settings.max_usual_level:
                 continue
-            rarity = min(2.0, math.log10(settings.max_usual_share / max(share, 1e-4)) + 0.5)
+            rarity = min(2.0, math.log10(settings.max_usual_level / max(share, 1e-3)) + 0.5)
             volume = math.log2(window.events / settings.min_events) + (1.0 if window.records >= 100 else 0.0)
             score = rarity + volume + (1.0 if outside_business else 0.0)
             summary = (
@@ -54,7 +55,7 @@ class OffHours(Detector):
                 "events": window.events,
                 "records": window.records,
                 "distinct_customers": window.distinct_customers,
-                "usual_share_of_activity": round(share, 4),
+                "usual_level": round(share, 4),
                 "baseline_from": basis,
                 "outside_business_hours": outside_business,
                 "local_hour_of_week": period.slot,

@@ -20,9 +20,18 @@ from detectors.windows import ActorRef, WindowStats
 
 LN2 = math.log(2.0)
 SD_FLOOR = 0.5  # on the log scale: about a factor 1.6; stops a steady actor's tiny spread from flagging noise
-CLIP_SDS = 3.0
+CLIP_SDS = 2.0
+# Days are judged against working days: a quiet Saturday tells little about
+# how much is normal, and would only widen the spread an insider hides in.
+DAY_FLOOR_SDS = 1.0
+DAY_HALF_LIFE_FACTOR = 2.0  # day baselines forget more slowly: a slow ramp must not become the norm
 SLOT_COUNT = 168
 METRICS = ("records", "customers", "egress", "high", "denied", "events")
+SLOT_METRICS = ("records", "egress", "high")  # volumes that routine jobs produce at fixed hours
+# Most hours have no export, no sensitive read, no refusal: for these the
+# baseline is the typical size *when it happens*, else one export a week
+# would make every export look like a thousand times the usual zero.
+SPARSE_METRICS = frozenset({"egress", "high", "denied"})
 
 
 def metric_values(window: WindowStats) -> dict[str, float]:
@@ -50,11 +59,14 @@ class EwStat:
             self.weight *= math.exp(-LN2 * (t - self.t) / half_life)
             self.t = t
 
-    def update(self, value: float, t: float, half_life: float, clip: bool = True) -> None:
+    def update(self, value: float, t: float, half_life: float, clip: bool = True, floor_sds: float = 0.0) -> None:
         x = math.log1p(max(value, 0.0))
         self.decay_to(t, half_life)
         if clip and self.weight >= 3.0:
-            x = min(x, self.mean + CLIP_SDS * max(math.sqrt(self.var), SD_FLOOR))
+            spread = max(math.sqrt(self.var), SD_FLOOR)
+            x = min(x, self.mean + CLIP_SDS * spread)
+            if floor_sds:
+                x = max(x, self.mean - floor_sds * spread)
         new_weight = self.weight + 1.0
         delta = x - self.mean
         self.mean += delta / new_weight
@@ -90,7 +102,8 @@ class Rhythm:
     """
 
     activity: dict[int, float] = field(default_factory=dict)  # slot -> decayed count of active windows
-    volume: dict[int, EwStat] = field(default_factory=dict)  # slot -> records in that slot when active
+    # slot -> metric -> volume in that slot when active (records, egress, high)
+    volume: dict[int, dict[str, EwStat]] = field(default_factory=dict)
     total: float = 0.0
     t: float = 0.0
 
@@ -102,35 +115,43 @@ class Rhythm:
             self.total *= factor
             self.t = t
 
-    def update(self, slot: int, records: float, t: float, half_life: float) -> None:
+    def update(self, slot: int, values: dict[str, float], t: float, half_life: float) -> None:
         self.decay_to(t, half_life)
         self.activity[slot] = self.activity.get(slot, 0.0) + 1.0
         self.total += 1.0
-        stat = self.volume.get(slot)
-        if stat is None:
-            stat = self.volume[slot] = EwStat()
-        # a weekly slot sees one value a week: it must remember for weeks
-        stat.update(records, t, half_life * 2, clip=True)
+        stats = self.volume.get(slot)
+        if stats is None:
+            stats = self.volume[slot] = {metric: EwStat() for metric in SLOT_METRICS}
+        for metric, stat in stats.items():
+            # a weekly slot sees one value a week: it must remember for weeks
+            if values[metric] > 0 or metric not in SPARSE_METRICS:
+                stat.update(values[metric], t, half_life * 2, clip=True)
 
-    def usual_share(self, slot: int) -> float:
-        """How much of the learned activity falls in this hour, or the same hour on other days, or next to it."""
-        if self.total <= 0:
-            return 0.0
+    def usual_level(self, slot: int) -> float:
+        """How usual activity in this hour of the week is, from 0 (never) to 1 (as in the busiest hour).
+
+        The same hour on other days and the hours beside it count too, so a
+        shift that moves by an hour or a day is still usual.
+        """
         activity = self.activity
+        busiest = max(activity.values(), default=0.0)
+        if busiest <= 0:
+            return 0.0
         day, hour = divmod(slot, 24)
         same_slot = activity.get(slot, 0.0)
         same_hour = sum(activity.get(d * 24 + hour, 0.0) for d in range(7)) / 7.0
         beside = max(activity.get(day * 24 + (hour - 1) % 24, 0.0), activity.get(day * 24 + (hour + 1) % 24, 0.0))
-        return max(same_slot, same_hour, 0.5 * beside) / self.total
+        return max(same_slot, same_hour, 0.5 * beside) / busiest
 
-    def slot_volume(self, slot: int) -> EwStat | None:
-        stat = self.volume.get(slot)
+    def slot_volume(self, slot: int, metric: str) -> EwStat | None:
+        stats = self.volume.get(slot)
+        stat = stats.get(metric) if stats is not None else None
         return stat if stat is not None and stat.weight >= 0.5 else None
 
     def to_state(self) -> list:
         return [
             {str(k): v for k, v in self.activity.items()},
-            {str(k): v.to_state() for k, v in self.volume.items()},
+            {str(k): {m: stat.to_state() for m, stat in v.items()} for k, v in self.volume.items()},
             self.total,
             self.t,
         ]
@@ -140,7 +161,7 @@ class Rhythm:
         activity, volume, total, t = state
         return cls(
             {int(k): v for k, v in activity.items()},
-            {int(k): EwStat.from_state(v) for k, v in volume.items()},
+            {int(k): {m: EwStat.from_state(stat) for m, stat in v.items()} for k, v in volume.items()},
             total,
             t,
         )
@@ -181,7 +202,8 @@ class Profile:
     hourly: dict[str, EwStat] = field(default_factory=_stats)  # per active short window
     daily: dict[str, EwStat] = field(default_factory=_stats)  # per active long window
     rhythm: Rhythm = field(default_factory=Rhythm)
-    weekdays: dict[int, EwStat] = field(default_factory=dict)  # day volume by weekday: the weekly export's day
+    # weekday -> metric -> day volume: the weekly export's day
+    weekdays: dict[int, dict[str, EwStat]] = field(default_factory=dict)
     classes: set[str] = field(default_factory=set)
     resources: BoundedSet = field(default_factory=lambda: BoundedSet(256))
     ips: BoundedSet = field(default_factory=lambda: BoundedSet(256))
@@ -197,10 +219,11 @@ class Profile:
     def learn_window(self, window: WindowStats, slot: int, half_life: float) -> None:
         values = metric_values(window)
         for metric, stat in self.hourly.items():
-            stat.update(values[metric], window.end, half_life)
-        self.rhythm.update(slot, window.records, window.end, half_life)
+            if values[metric] > 0 or metric not in SPARSE_METRICS:
+                stat.update(values[metric], window.end, half_life)
+        self.rhythm.update(slot, values, window.end, half_life)
         self.classes.update(window.class_records)
-        for resource in window.resources:
+        for resource in window.resource_kinds:
             self.resources.add(resource)
         for ip in window.ips:
             self.ips.add(ip)
@@ -210,11 +233,14 @@ class Profile:
     def learn_day(self, window: WindowStats, weekday: int, half_life: float) -> None:
         values = metric_values(window)
         for metric, stat in self.daily.items():
-            stat.update(values[metric], window.end, half_life)
-        stat = self.weekdays.get(weekday)
-        if stat is None:
-            stat = self.weekdays[weekday] = EwStat()
-        stat.update(window.records, window.end, half_life * 2)
+            if values[metric] > 0 or metric not in SPARSE_METRICS:
+                stat.update(values[metric], window.end, half_life * DAY_HALF_LIFE_FACTOR, floor_sds=DAY_FLOOR_SDS)
+        stats = self.weekdays.get(weekday)
+        if stats is None:
+            stats = self.weekdays[weekday] = {metric: EwStat() for metric in SLOT_METRICS}
+        for metric, stat in stats.items():
+            if values[metric] > 0 or metric not in SPARSE_METRICS:
+                stat.update(values[metric], window.end, half_life * 2)
         if window.start > self.last_active_day:
             self.active_days += 1
             self.last_active_day = window.start
@@ -228,7 +254,7 @@ class Profile:
             "hourly": {k: v.to_state() for k, v in self.hourly.items()},
             "daily": {k: v.to_state() for k, v in self.daily.items()},
             "rhythm": self.rhythm.to_state(),
-            "weekdays": {str(k): v.to_state() for k, v in self.weekdays.items()},
+            "weekdays": {str(k): {m: st.to_state() for m, st in v.items()} for k, v in self.weekdays.items()},
             "classes": sorted(self.classes),
             "resources": list(self.resources.items),
             "ips": list(self.ips.items),
@@ -248,7 +274,7 @@ class Profile:
             hourly={k: EwStat.from_state(v) for k, v in state["hourly"].items()},
             daily={k: EwStat.from_state(v) for k, v in state["daily"].items()},
             rhythm=Rhythm.from_state(state["rhythm"]),
-            weekdays={int(k): EwStat.from_state(v) for k, v in state["weekdays"].items()},
+            weekdays={int(k): {m: EwStat.from_state(st) for m, st in v.items()} for k, v in state["weekdays"].items()},
             classes=set(state["classes"]),
             resources=BoundedSet(limit, state["resources"]),
             ips=BoundedSet(limit, state["ips"]),

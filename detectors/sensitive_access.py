@@ -36,7 +36,7 @@ class SensitiveAccess(Detector):
                 f"{wording.who(window.actor).capitalize()} read {wording.count(window.high_records)} records with "
                 f"{', '.join(c.replace('_', ' ') for c in classes)} data "
                 f"{wording.span(window.start, window.end, period.clock.zone)}, "
-                f"{wording.times(found.ratio)} {wording.basis(found.basis)} of {wording.count(found.expected)}."
+                f"{wording.compared(found.ratio, found.expected, found.basis)}."
             )
             evidence = {
                 "high_sensitivity_records": window.high_records,

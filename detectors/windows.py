@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from detectors.classify import Touch
 from models.event import AccessEvent, ActorKind, Outcome
@@ -53,7 +53,7 @@ class LocalClock:
         hour = int(ts // 3600)
         found = self._offsets.get(hour)
         if found is None:
-            moment = datetime.fromtimestamp(hour * 3600, timezone.utc).astimezone(self.zone)
+            moment = datetime.fromtimestamp(hour * 3600, UTC).astimezone(self.zone)
             found = int((moment.utcoffset() or timedelta()).total_seconds())
             if len(self._offsets) > 100_000:
                 self._offsets.clear()
@@ -76,28 +76,31 @@ class WindowStats:
     """One actor in one window."""
 
     __slots__ = (
+        "_sample",
         "actor",
-        "start",
-        "end",
-        "events",
-        "records",
-        "egress_records",
-        "high_records",
-        "denied",
-        "errors",
-        "outside_business_events",
         "class_records",
         "customers",
-        "resources",
-        "systems",
-        "ips",
-        "hours",
-        "new_items",
-        "denied_times",
+        "denied",
         "denied_high",
+        "denied_times",
+        "documented_records",
+        "egress_records",
+        "end",
+        "errors",
+        "events",
         "first_ts",
+        "high_records",
+        "hours",
+        "ips",
         "last_ts",
-        "_sample",
+        "new_items",
+        "outside_business_events",
+        "purposes",
+        "records",
+        "resource_kinds",
+        "resources",
+        "start",
+        "systems",
     )
 
     def __init__(self, actor: ActorRef, start: float, end: float) -> None:
@@ -111,9 +114,12 @@ class WindowStats:
         self.denied = 0
         self.errors = 0
         self.outside_business_events = 0
+        self.documented_records = 0  # records read under a stated purpose (ticket, case, contract)
+        self.purposes: set[str] = set()
         self.class_records: dict[str, int] = {}
         self.customers: set[str] = set()
         self.resources: set[str] = set()
+        self.resource_kinds: set[str] = set()
         self.systems: set[str] = set()
         self.ips: set[str] = set()
         self.hours: set[int] = set()  # local hours of week with activity
@@ -152,11 +158,16 @@ class WindowStats:
             class_records = self.class_records
             for name in touch.classes:
                 class_records[name] = class_records.get(name, 0) + records
+            if event.purpose:
+                self.documented_records += records
+                if len(self.purposes) < 5:
+                    self.purposes.add(event.purpose)
             if event.customer_ids and len(self.customers) < MAX_TRACKED_CUSTOMERS:
                 self.customers.update(event.customer_ids)
         resource = event.resource
         if len(self.resources) < MAX_TRACKED_ITEMS:
             self.resources.add(resource.key)
+        self.resource_kinds.add(resource.kind)
         self.systems.add(resource.system)
         if event.source_ip and len(self.ips) < MAX_TRACKED_ITEMS:
             self.ips.add(event.source_ip)
@@ -165,6 +176,10 @@ class WindowStats:
             heapq.heappush(sample, (records, event.event_id))
         elif records > sample[0][0]:
             heapq.heapreplace(sample, (records, event.event_id))
+
+    @property
+    def documented_share(self) -> float:
+        return self.documented_records / self.records if self.records else 0.0
 
     @property
     def distinct_customers(self) -> int:
@@ -199,9 +214,12 @@ class WindowStats:
             self.denied,
             self.errors,
             self.outside_business_events,
+            self.documented_records,
+            sorted(self.purposes),
             self.class_records,
             sorted(self.customers),
             sorted(self.resources),
+            sorted(self.resource_kinds),
             sorted(self.systems),
             sorted(self.ips),
             sorted(self.hours),
@@ -226,9 +244,12 @@ class WindowStats:
             window.denied,
             window.errors,
             window.outside_business_events,
+            window.documented_records,
+            purposes,
             window.class_records,
             customers,
             resources,
+            resource_kinds,
             systems,
             ips,
             hours,
@@ -240,6 +261,8 @@ class WindowStats:
             sample,
         ) = rest
         window.customers, window.resources, window.systems = set(customers), set(resources), set(systems)
+        window.resource_kinds = set(resource_kinds)
+        window.purposes = set(purposes)
         window.ips, window.hours = set(ips), set(hours)
         window.new_items = {(what, value): event_id for what, value, event_id in new_items}
         window._sample = [tuple(item) for item in sample]

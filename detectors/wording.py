@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from detectors.windows import ActorRef
 
@@ -28,8 +28,8 @@ def who(actor: ActorRef) -> str:
 
 def span(start: float, end: float, zone: tzinfo) -> str:
     """'Tue 13 Oct 14:00-15:00' in the organisation's local time."""
-    first = datetime.fromtimestamp(start, timezone.utc).astimezone(zone)
-    last = datetime.fromtimestamp(end, timezone.utc).astimezone(zone)
+    first = datetime.fromtimestamp(start, UTC).astimezone(zone)
+    last = datetime.fromtimestamp(end, UTC).astimezone(zone)
     if end - start >= 86400 - 1 and first.hour == 0 and first.minute == 0:
         if end - start <= 86400:
             return first.strftime("on %a %d %b")
@@ -45,3 +45,10 @@ def basis(name: str) -> str:
         "own rhythm": "their usual for this hour of the week",
         "peers": "their peers' usual",
     }.get(name, "the usual")
+
+
+def compared(ratio: float, expected: float, basis_name: str) -> str:
+    """'40x their usual of 95', or 'where their usual is none' for a first time."""
+    if expected < 0.5:
+        return f"where {basis(basis_name)} is none"
+    return f"{times(ratio)} {basis(basis_name)} of {count(expected)}"

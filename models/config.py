@@ -101,7 +101,7 @@ class Windows(Section):
 
 
 class Baselines(Section):
-    system_warmup: Seconds = 5 * 86400.0  # no alerts before this much event-time history
+    system_warmup: Seconds = 7 * 86400.0  # no alerts before a week of event-time history: weekly rhythms
     actor_warmup_days: Annotated[int, Field(ge=1)] = 5  # active days before an actor's own baseline counts
     half_life: Seconds = 14 * 86400.0  # how fast a baseline forgets
     peer_group: list[Literal["kind", "role", "department", "organization"]] = ["kind", "role", "organization"]

@@ -12,7 +12,7 @@ that.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -80,14 +80,14 @@ def parse_rfc3339(value: str) -> datetime:
         raise ValueError(f"is not a valid date-time ({exc})") from None
     if parsed.utcoffset() is None:  # pragma: no cover - the pattern demands an offset
         raise ValueError("must carry a UTC offset")
-    return parsed.astimezone(timezone.utc)
+    return parsed.astimezone(UTC)
 
 
 def _timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):  # built in code (the simulator, tests), not parsed
         if value.tzinfo is None:
             raise ValueError("must carry a UTC offset")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     if not isinstance(value, str):
         raise ValueError("must be a string")
     return parse_rfc3339(value)
@@ -115,6 +115,11 @@ class Resource(_Strict):
     system: Annotated[str, Field(min_length=1, max_length=128)]
     type: Annotated[str, Field(min_length=1, max_length=128)]
     id: Annotated[str, Field(max_length=256)] | None = None
+
+    @property
+    def kind(self) -> str:
+        """``system/type``: what "a resource new to this actor" means (ids are often per record)."""
+        return f"{self.system}/{self.type}"
 
     @property
     def key(self) -> str:
@@ -154,5 +159,5 @@ class AccessEvent(_Strict):
 
 def format_utc(moment: datetime) -> str:
     """RFC 3339 in UTC with millisecond precision and a ``Z``: the product's one output form."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,0 +1,315 @@
+"""The ``accesswatch`` command.
+
+``replay`` and ``alerts`` are part of the outside contract
+(``shared/contract/README.md``): their arguments and output do not change
+without the contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from accesswatch import __version__, app
+from models.alert import Alert, Severity
+from models.config import ConfigError, Settings
+from models.event import format_utc
+from store.base import AlertQuery
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        print(str(exc).splitlines()[0], file=sys.stderr)
+        return EXIT_CONFIG
+    except FileNotFoundError as exc:
+        print(f"accesswatch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="accesswatch",
+        description="Watch who reads customer data, and raise the alarm on unusual reads.",
+    )
+    parser.add_argument("--version", action="version", version=f"accesswatch {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler, command=name)
+        sub.add_argument("--config", type=Path, metavar="FILE", help="TOML merged over configs/default.toml")
+        sub.add_argument(
+            "--data-dir",
+            type=Path,
+            metavar="DIR",
+            help="where the embedded store lives (default: $ACCESSWATCH_DATA_DIR, else ./data)",
+        )
+        return sub
+
+    replay = command(
+        "replay", _replay, "Read events from JSON Lines files through the pipeline, in event time, then close all windows."
+    )
+    replay.add_argument("files", nargs="+", metavar="FILE", help="JSON Lines files; - for standard input")
+    replay.add_argument("--page", action="store_true", help="page the configured receivers (a replay pages nobody by default)")
+
+    alerts = command("alerts", _alerts, "Print the stored alerts, oldest first.")
+    alerts.add_argument("--format", choices=["jsonl", "table"], default="table")
+    alerts.add_argument("--min-severity", choices=[s.value for s in Severity], default="low", metavar="S",
+                        help="low, medium, high or critical (default: low)")
+
+    dead = command("deadletters", _deadletters, "List the lines that could not become events, with the reason.")
+    dead.add_argument("--format", choices=["jsonl", "table"], default="table")
+    dead.add_argument("--limit", type=int, default=100)
+
+    simulate = command("simulate", _simulate, "Write a simulated organisation's access log and its labels.")
+    simulate.add_argument("--days", type=int, default=30)
+    simulate.add_argument("--out", type=Path, required=True, metavar="DIR")
+    simulate.add_argument("--seed", type=int, default=7)
+    simulate.add_argument("--employees", type=int, default=240)
+    simulate.add_argument("--no-scenarios", action="store_true", help="leave out the injected insider scenarios")
+
+    evaluate = command("evaluate", _evaluate, "Score the stored alerts against a simulation's labels.")
+    evaluate.add_argument("--labels", type=Path, required=True, metavar="FILE")
+    evaluate.add_argument("--format", choices=["text", "json"], default="text")
+
+    run = command("run", _run, "Ingest from the configured source until stopped (SIGINT/SIGTERM stop it cleanly).")
+    run.add_argument("--source", choices=["file", "simulator", "kafka"], help="override source.kind")
+    run.add_argument("files", nargs="*", metavar="FILE", help="with --source file: the files to follow")
+
+    demo = command("demo", _demo, "Play a simulated month through the live pipeline; alerts print as they are raised.")
+    demo.add_argument("--speed", type=float, default=None, help="event-seconds per second (default from config: 3600)")
+    demo.add_argument("--days", type=int, default=None)
+    demo.add_argument("--keep", action="store_true", help="keep the data dir's earlier demo store")
+    return parser
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    from configs.loader import load_settings
+
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = str(args.data_dir)
+    settings = load_settings(args.config, overrides=overrides)
+    from detectors.registry import build_detectors
+
+    build_detectors(settings.detectors)  # a wrong detector value stops here, before any work
+    return settings
+
+
+# -- replay ----------------------------------------------------------------------------
+def _replay(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    from ingest.sources import FileSource
+
+    for path in args.files:
+        if path != "-" and not Path(path).is_file():
+            print(f"accesswatch: no such file: {path}", file=sys.stderr)
+            return EXIT_FAILED
+    source = FileSource(list(args.files), settings.ingest.max_line_bytes)
+    notifier = app.open_notifier(settings) if (args.page or settings.notify.page_on_replay) else None
+    progress = _Progress() if sys.stderr.isatty() else None
+    with app.open_store(settings) as store:
+        pipeline = app.build_pipeline(settings, store, notifier, progress)
+        report = pipeline.run(source, close_windows=True)
+    if progress:
+        progress.done()
+    rate = report.lines_read / report.elapsed if report.elapsed > 0 else 0.0
+    print(
+        f"read {report.lines_read} lines: stored {report.stored}, duplicates {report.duplicates},"
+        f" dead letters {report.dead_letters}"
+    )
+    print(
+        f"late events {report.late_events}, conflicting duplicates {report.conflicts},"
+        f" alerts raised {report.alerts_raised}, alerts updated {report.alerts_updated}"
+    )
+    print(f"{report.elapsed:.1f} s, {rate:,.0f} lines/s")
+    return EXIT_OK if report.balanced else EXIT_FAILED
+
+
+class _Progress:
+    """A one-line progress bar with rate, for a terminal."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def __call__(self, report) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2:
+            return
+        self._last = now
+        rate = report.lines_read / max(report.elapsed, 1e-9)
+        width = shutil.get_terminal_size((80, 20)).columns
+        line = (
+            f"\r{report.lines_read:>12,} lines  {rate:>10,.0f}/s  stored {report.stored:,}"
+            f"  dup {report.duplicates:,}  dead {report.dead_letters:,}  alerts {report.alerts_raised:,}"
+        )
+        sys.stderr.write(line[:width].ljust(min(width, 100)))
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\n")
+
+
+# -- alerts and dead letters ---------------------------------------------------------------
+def _alerts(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with app.open_store(settings, readonly=True) as store:
+        alerts = store.query_alerts(AlertQuery(min_severity=Severity(args.min_severity), limit=1_000_000))
+    out = sys.stdout
+    if args.format == "jsonl":
+        for alert in alerts:
+            out.write(orjson.dumps(alert.to_record()).decode() + "\n")
+    else:
+        _alert_table(alerts, out)
+    return EXIT_OK
+
+
+def _alert_table(alerts: list[Alert], out) -> None:
+    if not alerts:
+        out.write("no alerts\n")
+        return
+    out.write(f"{'window start (UTC)':<24} {'severity':<8} {'detector':<16} {'actor':<18} {'score':>6}  summary\n")
+    for alert in alerts:
+        out.write(
+            f"{format_utc(alert.window_start):<24} {alert.severity.value:<8} {alert.detector:<16}"
+            f" {alert.actor_id:<18} {alert.score:>6.2f}  {alert.summary}\n"
+        )
+
+
+def _deadletters(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with app.open_store(settings, readonly=True) as store:
+        letters = store.dead_letters(limit=args.limit)
+        total = store.stats().dead_letters
+    for letter in letters:
+        if args.format == "jsonl":
+            record = letter.model_dump(mode="json", exclude={"raw"})
+            record["raw"] = letter.raw.decode("utf-8", errors="backslashreplace")
+            sys.stdout.write(orjson.dumps(record).decode() + "\n")
+        else:
+            raw = letter.raw[:80].decode("utf-8", errors="backslashreplace")
+            sys.stdout.write(f"{letter.source} {letter.position}: {letter.reason}\n    {raw!r}\n")
+    if args.format == "table":
+        sys.stdout.write(f"{total} dead letters in all\n" if total else "no dead letters\n")
+    return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from accesswatch.evaluate import evaluate, format_report
+
+    settings = _settings(args)
+    labels = orjson.loads(args.labels.read_bytes())
+    zone = settings.organisation.tz
+    offset = int(datetime.now(UTC).astimezone(zone).utcoffset().total_seconds())
+    with app.open_store(settings, readonly=True) as store:
+        alerts = store.query_alerts(AlertQuery(limit=1_000_000))
+        active = store.active_actor_days(offset)
+    results = evaluate(labels, alerts, active, zone)
+    if args.format == "json":
+        from dataclasses import asdict
+
+        print(orjson.dumps([asdict(r) | {"false_per_1000": r.false_per_1000} for r in results]).decode())
+    else:
+        print(format_report(results))
+    return EXIT_OK
+
+
+# -- simulate ----------------------------------------------------------------------------------
+def _simulate(args: argparse.Namespace) -> int:
+    from ingest.simulator import SimulationSettings, write_simulation
+
+    try:
+        simulation = SimulationSettings(
+            seed=args.seed, days=args.days, employees=args.employees, scenarios=not args.no_scenarios
+        )
+    except ValueError as exc:
+        print(f"accesswatch simulate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    summary = write_simulation(args.out, simulation)
+    print(orjson.dumps(summary).decode())
+    return EXIT_OK
+
+
+# -- run and demo -------------------------------------------------------------------------------
+def _run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.source:
+        overrides["source.kind"] = args.source
+    if args.files:
+        overrides["source.file.paths"] = list(args.files)
+    settings = _settings(args, **overrides)
+    return _live(settings)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {"source.kind": "simulator", "notify.receivers": ["console", "file"]}
+    if args.speed is not None:
+        overrides["source.simulator.speed"] = args.speed
+    if args.days is not None:
+        overrides["source.simulator.days"] = args.days
+    if args.data_dir is None:
+        overrides["data_dir"] = "data/demo"
+    settings = _settings(args, **overrides)
+    store_path = Path(settings.data_dir) / settings.store.sqlite.filename
+    if not args.keep:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store_path}{suffix}").unlink(missing_ok=True)
+        (Path(settings.data_dir) / settings.notify.file).unlink(missing_ok=True)
+    simulator = settings.source.simulator
+    print(
+        f"accesswatch demo: {simulator.days} simulated days of an organisation with {simulator.employees} employees,"
+        f" played at {simulator.speed:,.0f}x into {store_path}; alerts print below as they are raised."
+        " Ctrl-C stops.",
+        flush=True,
+    )
+    return _live(settings)
+
+
+def _live(settings: Settings) -> int:
+    source = app.open_source(settings)
+    notifier = app.open_notifier(settings)
+
+    def stop(signum, frame) -> None:
+        source.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with app.open_store(settings) as store:
+            pipeline = app.build_pipeline(settings, store, notifier)
+            report = pipeline.run(source, close_windows=False)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        source.close()
+        notifier.close()
+    print(
+        f"stopped: read {report.lines_read} lines, stored {report.stored}, duplicates {report.duplicates},"
+        f" dead letters {report.dead_letters}, alerts raised {report.alerts_raised}",
+        file=sys.stderr,
+    )
+    return EXIT_OK if report.balanced else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

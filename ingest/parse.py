@@ -1,0 +1,91 @@
+"""Raw lines to events, or to dead letters with a reason a person can act on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from detectors.classify import Classifier
+from ingest.sources import RawRecord
+from models.config import Ingest
+from models.deadletter import DeadLetter
+from models.event import AccessEvent
+from store.base import IncomingEvent
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    events: list[IncomingEvent] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+class Parser:
+    def __init__(self, classifier: Classifier, settings: Ingest, wall_clock: Callable[[], float] = time.time) -> None:
+        self.classifier = classifier
+        self.settings = settings
+        self.wall_clock = wall_clock
+
+    def parse(self, records: Sequence[RawRecord]) -> ParsedBatch:
+        batch = ParsedBatch()
+        now = self.wall_clock()
+        latest = now + self.settings.max_future_skew
+        earliest = now - self.settings.max_past_age
+        received = datetime.fromtimestamp(now, UTC)
+        touch = self.classifier.touch
+        validate = AccessEvent.model_validate_json
+        for record in records:
+            if record.oversize:
+                reason = f"line of {record.size:,} bytes is over the limit of {self.settings.max_line_bytes:,}"
+            elif not record.data.strip():
+                reason = "empty line"
+            else:
+                try:
+                    event = validate(record.data)
+                except ValidationError as exc:
+                    reason = describe(exc, record.data)
+                else:
+                    moment = event.timestamp.timestamp()
+                    if earliest <= moment <= latest:
+                        batch.events.append(IncomingEvent(event, record.data, touch(event.fields).classes))
+                        continue
+                    reason = (
+                        f"timestamp {event.timestamp.isoformat()} is "
+                        + ("further in the future" if moment > latest else "further in the past")
+                        + " than the configured skew allows"
+                    )
+            batch.dead_letters.append(
+                DeadLetter(
+                    source=record.source,
+                    position=record.position,
+                    reason=reason,
+                    raw=record.data,
+                    received_at=received,
+                    raw_size=record.size,
+                )
+            )
+        return batch
+
+
+def describe(exc: ValidationError, data: bytes = b"") -> str:
+    """One line: the first problem, where it is, and how many more there are."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return f"not valid UTF-8: byte 0x{data[bad.start]:02x} at offset {bad.start}"
+        text = f"not valid JSON: {first['ctx'].get('error', first['msg']) if first.get('ctx') else first['msg']}"
+    elif first["type"] == "model_type":
+        text = "not a JSON object"
+    else:
+        # drop the union branch names pydantic adds to locations ("int", "function-after[...]")
+        loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "int", "float")))
+        message = first["msg"].removeprefix("Value error, ")
+        text = f"{loc or 'event'}: {message}"
+    more = len(errors) - 1
+    return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")

@@ -1,0 +1,1 @@
+"""Notifiers: where alerts go to reach people (console, file, and later paging services)."""

@@ -1,0 +1,167 @@
+"""The store port: what the pipeline, the CLI and the dashboard need of storage.
+
+Two adapters implement it: SQLite (embedded, ``store.sqlite``) and
+Elasticsearch (production).  Both pass the same contract tests
+(``tests/store_contract.py``).  Every write is idempotent, so that a retried
+batch, a replay or a restart after a crash never stores anything twice.
+"""
+
+from __future__ import annotations
+
+import base64
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.alert import Alert, AlertStatus, Severity
+from models.deadletter import DeadLetter
+from models.event import AccessEvent, Action, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingEvent:
+    """A validated event with the bytes it arrived as (kept as the auditors' original)."""
+
+    event: AccessEvent
+    raw: bytes
+    classes: frozenset[str]  # the data classes its fields belong to, as classified at ingest
+
+
+@dataclass(slots=True)
+class WriteResult:
+    stored: list[IncomingEvent] = field(default_factory=list)  # new to the store, in store order
+    duplicates: int = 0
+    dead_letters_stored: int = 0  # new dead letters (a replayed bad line is not stored twice)
+    conflicts: list[str] = field(default_factory=list)  # event ids seen before with other content
+    last_seq: int = 0  # the store position after this write (for checkpoints)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Detector state as of a store position: recovery re-feeds the events after ``seq``."""
+
+    name: str
+    seq: int
+    state: bytes
+    saved_at: datetime
+
+
+class EventQuery(BaseModel):
+    """An auditor's question: who read what, when.  Every filter is optional; all given must hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    actor_id: str | None = None
+    customer_id: str | None = None
+    data_class: str | None = None
+    resource: str | None = None  # "system", "system/type" or "system/type/id"
+    action: Action | None = None
+    outcome: Outcome | None = None
+    since: datetime | None = None  # inclusive, event time
+    until: datetime | None = None  # exclusive, event time
+    limit: int = Field(default=100, ge=1, le=10_000)
+    cursor: str | None = None  # from the previous page's ``next_cursor``
+    newest_first: bool = True
+
+
+class StoredEvent(BaseModel):
+    seq: int
+    event: AccessEvent
+    classes: list[str]
+
+
+class EventPage(BaseModel):
+    items: list[StoredEvent]
+    next_cursor: str | None = None  # None when there is no further page
+
+
+class AlertQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_severity: Severity = Severity.LOW
+    statuses: list[AlertStatus] | None = None
+    detector: str | None = None
+    actor_id: str | None = None
+    since: datetime | None = None  # on window_end
+    until: datetime | None = None  # on window_start
+    limit: int = Field(default=1000, ge=1, le=1_000_000)
+    offset: int = Field(default=0, ge=0)
+    newest_first: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    events: int
+    dead_letters: int
+    alerts: int
+    first_event: datetime | None
+    last_event: datetime | None
+
+
+def encode_cursor(*parts: int) -> str:
+    return base64.urlsafe_b64encode(":".join(map(str, parts)).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> list[int]:
+    try:
+        return [int(part) for part in base64.urlsafe_b64decode(cursor.encode()).decode().split(":")]
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("not a cursor this store gave out") from exc
+
+
+class Store(ABC):
+    """Storage of events, dead letters, alerts and detector state."""
+
+    # -- ingestion ------------------------------------------------------------
+    @abstractmethod
+    def write(self, events: Sequence[IncomingEvent], dead_letters: Sequence[DeadLetter] = ()) -> WriteResult:
+        """Store what is new, durably, and say which events were new (in store order)."""
+
+    @abstractmethod
+    def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
+        """Insert or grow alerts by id; a triage status set by a person is kept."""
+
+    @abstractmethod
+    def save_checkpoint(self, name: str, seq: int, state: bytes) -> None: ...
+
+    @abstractmethod
+    def load_checkpoint(self, name: str) -> Checkpoint | None: ...
+
+    @abstractmethod
+    def events_after(self, seq: int, batch: int = 10_000) -> Iterator[list[IncomingEvent]]:
+        """Stored events past ``seq`` in store order: what recovery feeds the detectors again."""
+
+    # -- reading ----------------------------------------------------------------
+    @abstractmethod
+    def query_events(self, query: EventQuery) -> EventPage: ...
+
+    @abstractmethod
+    def query_alerts(self, query: AlertQuery) -> list[Alert]: ...
+
+    @abstractmethod
+    def get_alert(self, alert_id: str) -> Alert | None: ...
+
+    @abstractmethod
+    def set_alert_status(self, alert_id: str, status: AlertStatus) -> Alert | None: ...
+
+    @abstractmethod
+    def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    def stats(self) -> StoreStats: ...
+
+    @abstractmethod
+    def active_actor_days(self, utc_offset_seconds: int = 0) -> int:
+        """How many (actor, day) pairs have any event; days start at local midnight for the offset."""
+
+    def close(self) -> None:  # noqa: B027 - optional for adapters with nothing to release
+        """Release connections."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

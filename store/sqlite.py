@@ -1,0 +1,446 @@
+"""The embedded store: one SQLite file in the data dir, in WAL mode.
+
+WAL lets the dashboard and the CLI read while the pipeline writes.  Writes
+come in large transactions (the pipeline's batches): keeping the indexes up
+to date costs per page touched, and a large batch touches each page once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from models.alert import Alert, AlertStatus
+from models.deadletter import DeadLetter
+from models.event import AccessEvent
+from store.base import (
+    AlertQuery,
+    Checkpoint,
+    EventPage,
+    EventQuery,
+    IncomingEvent,
+    Store,
+    StoredEvent,
+    StoreStats,
+    WriteResult,
+    decode_cursor,
+    encode_cursor,
+)
+from store.sqlite_schema import MIGRATIONS
+
+
+def id_key(event_id: str) -> int:
+    """The 64-bit idempotency key of an event id."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements (a ';' inside a comment or string does not end one)."""
+    statements, pending = [], ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    return statements
+
+
+def _micros(moment: datetime) -> int:
+    return round(moment.timestamp() * 1_000_000)
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path, cache_mb: int = 256, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        if not readonly:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed transaction survives the process
+            # being killed; only a power cut may lose the last few.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            # checkpoint less often than the default 1,000 pages: large
+            # batches would otherwise be written twice over and over
+            self._db.execute("PRAGMA wal_autocheckpoint=20000")
+            self._migrate()
+        self._last_seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+
+    # -- schema -----------------------------------------------------------------
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if self._db.execute("PRAGMA user_version").fetchone()[0] >= number:
+                    self._db.execute("ROLLBACK")  # another process migrated meanwhile
+                    continue
+                for statement in _statements(script):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version={number}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    # -- ingestion ----------------------------------------------------------------
+    def write(self, events: Sequence[IncomingEvent], dead_letters: Sequence[DeadLetter] = ()) -> WriteResult:
+        result = WriteResult()
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if events:
+                self._write_events(events, result)
+            if dead_letters:
+                result.dead_letters_stored = self._write_dead_letters(dead_letters)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            self._last_seq = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            raise
+        result.last_seq = self._last_seq
+        return result
+
+    def _write_events(self, events: Sequence[IncomingEvent], result: WriteResult) -> None:
+        db = self._db
+        # one copy of each id within the batch; a repeat is a duplicate like any other
+        unique: dict[str, IncomingEvent] = {}
+        for incoming in events:
+            if incoming.event.event_id in unique:
+                self._count_repeat(unique[incoming.event.event_id], incoming, result)
+            else:
+                unique[incoming.event.event_id] = incoming
+        batch = list(unique.values())
+        rows = [self._row(incoming, id_key(incoming.event.event_id)) for incoming in batch]
+        before = db.total_changes
+        first_seq = self._last_seq + 1
+        db.executemany(
+            "INSERT OR IGNORE INTO events (id_key, event_id, ts, actor_id, actor_kind, action, outcome, system,"
+            " resource_type, resource_id, record_count, classes, source_ip, body)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            rows,
+        )
+        inserted = db.total_changes - before
+        if inserted == len(batch):
+            stored = batch
+        else:
+            # some ids were in the store already: find which rows went in
+            new_keys = {key for (key,) in db.execute("SELECT id_key FROM events WHERE seq >= ?", (first_seq,))}
+            stored = []
+            for incoming, row in zip(batch, rows, strict=True):
+                if row[0] in new_keys:
+                    stored.append(incoming)
+                elif self._is_collision(incoming, row[0]):
+                    db.execute(
+                        "INSERT INTO events (id_key, event_id, ts, actor_id, actor_kind, action, outcome, system,"
+                        " resource_type, resource_id, record_count, classes, source_ip, body)"
+                        " VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        row[1:],
+                    )
+                    stored.append(incoming)
+                else:
+                    self._count_repeat(None, incoming, result)
+            # the store order of the new rows is their seq order
+            seq_of = {
+                event_id: seq
+                for seq, event_id in db.execute("SELECT seq, event_id FROM events WHERE seq >= ?", (first_seq,))
+            }
+            stored.sort(key=lambda incoming: seq_of[incoming.event.event_id])
+        seqs = range(first_seq, first_seq + len(stored))
+        customers, classes = [], []
+        for seq, incoming in zip(seqs, stored, strict=True):
+            event = incoming.event
+            ts = _micros(event.timestamp)
+            if event.customer_ids:
+                customers.extend((customer, ts, seq) for customer in set(event.customer_ids))
+            classes.extend((name, ts, seq) for name in incoming.classes)
+        if customers:
+            db.executemany("INSERT OR IGNORE INTO event_customers VALUES (?,?,?)", customers)
+        if classes:
+            db.executemany("INSERT OR IGNORE INTO event_classes VALUES (?,?,?)", classes)
+        self._last_seq = first_seq + len(stored) - 1 if stored else self._last_seq
+        result.stored = stored
+
+    def _count_repeat(self, earlier: IncomingEvent | None, incoming: IncomingEvent, result: WriteResult) -> None:
+        result.duplicates += 1
+        if earlier is None:
+            row = self._db.execute(
+                "SELECT body FROM events WHERE (id_key = ? AND event_id = ?) OR (id_key IS NULL AND event_id = ?)",
+                (id_key(incoming.event.event_id), incoming.event.event_id, incoming.event.event_id),
+            ).fetchone()
+            earlier_event = AccessEvent.model_validate_json(row[0]) if row else None
+        else:
+            earlier_event = earlier.event
+        if earlier_event is not None and earlier_event != incoming.event:
+            result.conflicts.append(incoming.event.event_id)
+
+    def _is_collision(self, incoming: IncomingEvent, key: int) -> bool:
+        """True when another event id owns this hash key (one in 2^64 per pair: handled, not assumed away)."""
+        event_id = incoming.event.event_id
+        owner = self._db.execute("SELECT event_id FROM events WHERE id_key = ?", (key,)).fetchone()
+        if owner is None or owner[0] == event_id:
+            return False
+        return self._db.execute(
+            "SELECT 1 FROM events WHERE id_key IS NULL AND event_id = ?", (event_id,)
+        ).fetchone() is None
+
+    @staticmethod
+    def _row(incoming: IncomingEvent, key: int) -> tuple:
+        event = incoming.event
+        resource = event.resource
+        return (
+            key,
+            event.event_id,
+            _micros(event.timestamp),
+            event.actor.id,
+            event.actor.kind.value,
+            event.action.value,
+            event.outcome.value,
+            resource.system,
+            resource.type,
+            resource.id,
+            event.record_count,
+            ",".join(sorted(incoming.classes)),
+            event.source_ip,
+            incoming.raw,
+        )
+
+    def _write_dead_letters(self, dead_letters: Sequence[DeadLetter]) -> int:
+        before = self._db.total_changes
+        self._db.executemany(
+            "INSERT OR IGNORE INTO dead_letters (digest, received_at, source, position, reason, raw, raw_size)"
+            " VALUES (?,?,?,?,?,?,?)",
+            [
+                (
+                    hashlib.sha256(f"{d.source}\x1f{d.position}\x1f".encode() + d.raw).digest(),
+                    _utc_text(d.received_at),
+                    d.source,
+                    d.position,
+                    d.reason,
+                    d.raw,
+                    d.raw_size,
+                )
+                for d in dead_letters
+            ],
+        )
+        return self._db.total_changes - before
+
+    def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
+        if not alerts:
+            return
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for alert in alerts:
+                row = db.execute("SELECT status FROM alerts WHERE alert_id = ?", (alert.alert_id,)).fetchone()
+                if row is not None and row[0] != alert.status.value:
+                    alert = alert.model_copy(update={"status": AlertStatus(row[0])})  # a person's triage stands
+                db.execute(
+                    "INSERT INTO alerts (alert_id, detector, severity_rank, actor_id, status, window_start,"
+                    " window_end, body) VALUES (?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(alert_id) DO UPDATE SET severity_rank=excluded.severity_rank,"
+                    " status=excluded.status, window_end=excluded.window_end, body=excluded.body",
+                    (
+                        alert.alert_id,
+                        alert.detector,
+                        alert.severity.rank,
+                        alert.actor_id,
+                        alert.status.value,
+                        _utc_text(alert.window_start),
+                        _utc_text(alert.window_end),
+                        alert.model_dump_json(),
+                    ),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def save_checkpoint(self, name: str, seq: int, state: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO checkpoints (name, seq, state, saved_at) VALUES (?,?,?,?)"
+            " ON CONFLICT(name) DO UPDATE SET seq=excluded.seq, state=excluded.state, saved_at=excluded.saved_at",
+            (name, seq, state, _utc_text(datetime.now(UTC))),
+        )
+
+    def load_checkpoint(self, name: str) -> Checkpoint | None:
+        row = self._db.execute("SELECT seq, state, saved_at FROM checkpoints WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return None
+        return Checkpoint(name, row[0], bytes(row[1]), datetime.fromisoformat(row[2]))
+
+    def events_after(self, seq: int, batch: int = 10_000) -> Iterator[list[IncomingEvent]]:
+        while True:
+            rows = self._db.execute(
+                "SELECT seq, body, classes FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, batch)
+            ).fetchall()
+            if not rows:
+                return
+            yield [
+                IncomingEvent(AccessEvent.model_validate_json(body), bytes(body), frozenset(filter(None, c.split(","))))
+                for _, body, c in rows
+            ]
+            seq = rows[-1][0]
+
+    @property
+    def last_seq(self) -> int:
+        return self._last_seq
+
+    # -- reading --------------------------------------------------------------------
+    def query_events(self, query: EventQuery) -> EventPage:
+        where, params, source = [], [], "events e"
+        if query.customer_id is not None:
+            source = "event_customers c JOIN events e ON e.seq = c.seq"
+            where.append("c.customer_id = ?")
+            params.append(query.customer_id)
+            ts_column = "c.ts"
+        elif query.data_class is not None:
+            source = "event_classes k JOIN events e ON e.seq = k.seq"
+            where.append("k.class = ?")
+            params.append(query.data_class)
+            ts_column = "k.ts"
+        else:
+            ts_column = "e.ts"
+        if query.customer_id is not None and query.data_class is not None:
+            where.append("(',' || e.classes || ',') LIKE ?")
+            params.append(f"%,{query.data_class},%")
+        if query.actor_id is not None:
+            where.append("e.actor_id = ?")
+            params.append(query.actor_id)
+        if query.resource is not None:
+            parts = query.resource.split("/", 2)
+            for column, value in zip(("e.system", "e.resource_type", "e.resource_id"), parts, strict=False):
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.action is not None:
+            where.append("e.action = ?")
+            params.append(query.action.value)
+        if query.outcome is not None:
+            where.append("e.outcome = ?")
+            params.append(query.outcome.value)
+        if query.since is not None:
+            where.append(f"{ts_column} >= ?")
+            params.append(_micros(query.since))
+        if query.until is not None:
+            where.append(f"{ts_column} < ?")
+            params.append(_micros(query.until))
+        if query.cursor is not None:
+            ts, seq = decode_cursor(query.cursor)
+            where.append(f"({ts_column}, e.seq) {'<' if query.newest_first else '>'} (?, ?)")
+            params.extend((ts, seq))
+        order = "DESC" if query.newest_first else "ASC"
+        sql = (
+            f"SELECT e.seq, e.ts, e.body, e.classes FROM {source}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY {ts_column} {order}, e.seq {order} LIMIT ?"
+        )
+        rows = self._db.execute(sql, (*params, query.limit + 1)).fetchall()
+        items = [
+            StoredEvent(
+                seq=seq, event=AccessEvent.model_validate_json(body), classes=[c for c in classes.split(",") if c]
+            )
+            for seq, _, body, classes in rows[: query.limit]
+        ]
+        next_cursor = None
+        if len(rows) > query.limit:
+            seq, ts = rows[query.limit - 1][0], rows[query.limit - 1][1]
+            next_cursor = encode_cursor(ts, seq)
+        return EventPage(items=items, next_cursor=next_cursor)
+
+    def query_alerts(self, query: AlertQuery) -> list[Alert]:
+        where, params = ["severity_rank >= ?"], [query.min_severity.rank]
+        if query.statuses:
+            where.append(f"status IN ({','.join('?' * len(query.statuses))})")
+            params.extend(status.value for status in query.statuses)
+        if query.detector:
+            where.append("detector = ?")
+            params.append(query.detector)
+        if query.actor_id:
+            where.append("actor_id = ?")
+            params.append(query.actor_id)
+        if query.since is not None:
+            where.append("window_end >= ?")
+            params.append(_utc_text(query.since))
+        if query.until is not None:
+            where.append("window_start < ?")
+            params.append(_utc_text(query.until))
+        order = "DESC" if query.newest_first else "ASC"
+        rows = self._db.execute(
+            f"SELECT body FROM alerts WHERE {' AND '.join(where)}"
+            f" ORDER BY window_start {order}, alert_id {order} LIMIT ? OFFSET ?",
+            (*params, query.limit, query.offset),
+        ).fetchall()
+        return [Alert.model_validate_json(body) for (body,) in rows]
+
+    def get_alert(self, alert_id: str) -> Alert | None:
+        row = self._db.execute("SELECT body FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
+        return Alert.model_validate_json(row[0]) if row else None
+
+    def set_alert_status(self, alert_id: str, status: AlertStatus) -> Alert | None:
+        alert = self.get_alert(alert_id)
+        if alert is None:
+            return None
+        alert = alert.model_copy(update={"status": status})
+        self._db.execute(
+            "UPDATE alerts SET status = ?, body = ? WHERE alert_id = ?",
+            (status.value, alert.model_dump_json(), alert_id),
+        )
+        return alert
+
+    def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
+        rows = self._db.execute(
+            "SELECT source, position, reason, raw, received_at, raw_size FROM dead_letters"
+            " ORDER BY id LIMIT ? OFFSET ?",
+            (limit, offset),
+        ).fetchall()
+        return [
+            DeadLetter(
+                source=source,
+                position=position,
+                reason=reason,
+                raw=bytes(raw),
+                received_at=datetime.fromisoformat(received_at),
+                raw_size=raw_size,
+            )
+            for source, position, reason, raw, received_at, raw_size in rows
+        ]
+
+    def stats(self) -> StoreStats:
+        db = self._db
+        events = db.execute("SELECT count(*) FROM events").fetchone()[0]
+        first, last = db.execute("SELECT min(ts), max(ts) FROM events").fetchone()
+
+        def moment(micros: int | None) -> datetime | None:
+            return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, UTC)
+
+        return StoreStats(
+            events=events,
+            dead_letters=db.execute("SELECT count(*) FROM dead_letters").fetchone()[0],
+            alerts=db.execute("SELECT count(*) FROM alerts").fetchone()[0],
+            first_event=moment(first),
+            last_event=moment(last),
+        )
+
+    def active_actor_days(self, utc_offset_seconds: int = 0) -> int:
+        return self._db.execute(
+            "SELECT count(*) FROM (SELECT DISTINCT actor_id, (ts + ?) / 86400000000 FROM events)",
+            (utc_offset_seconds * 1_000_000,),
+        ).fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

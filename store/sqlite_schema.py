@@ -1,0 +1,87 @@
+"""The SQLite schema, as numbered migrations applied in order.
+
+A database records the number of the last migration applied; opening it
+applies the ones after, each in its own transaction.  Never edit a migration
+that has shipped: add the next one.
+
+Why the events table looks like this: the idempotency key is a 64-bit hash
+of the event id (an integer index is far cheaper to maintain than one on
+random text ids), the body is the event exactly as it arrived, and the
+columns beside it are what the auditors' queries filter on.  Customers and
+data classes, which an event has several of, have their own index tables.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: the foundation
+    """
+    CREATE TABLE events (
+        seq            INTEGER PRIMARY KEY,
+        id_key         INTEGER,          -- 64-bit hash of event_id; NULL for the rare hash collision
+        event_id       TEXT    NOT NULL,
+        ts             INTEGER NOT NULL, -- event time, microseconds since the epoch, UTC
+        actor_id       TEXT    NOT NULL,
+        actor_kind     TEXT    NOT NULL,
+        action         TEXT    NOT NULL,
+        outcome        TEXT    NOT NULL,
+        system         TEXT    NOT NULL,
+        resource_type  TEXT    NOT NULL,
+        resource_id    TEXT,
+        record_count   INTEGER NOT NULL,
+        classes        TEXT    NOT NULL, -- comma-separated data classes, as classified at ingest
+        source_ip      TEXT,
+        body           BLOB    NOT NULL  -- the event as it arrived
+    );
+    CREATE UNIQUE INDEX events_id_key ON events(id_key);
+    CREATE INDEX events_collided ON events(event_id) WHERE id_key IS NULL;
+    CREATE INDEX events_actor_ts ON events(actor_id, ts);
+    CREATE INDEX events_ts ON events(ts);
+
+    CREATE TABLE event_customers (
+        customer_id TEXT    NOT NULL,
+        ts          INTEGER NOT NULL,
+        seq         INTEGER NOT NULL,
+        PRIMARY KEY (customer_id, ts, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE event_classes (
+        class TEXT    NOT NULL,
+        ts    INTEGER NOT NULL,
+        seq   INTEGER NOT NULL,
+        PRIMARY KEY (class, ts, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE dead_letters (
+        id          INTEGER PRIMARY KEY,
+        digest      BLOB    NOT NULL UNIQUE, -- of source, position and bytes: a replayed bad line is kept once
+        received_at TEXT    NOT NULL,
+        source      TEXT    NOT NULL,
+        position    TEXT    NOT NULL,
+        reason      TEXT    NOT NULL,
+        raw         BLOB    NOT NULL,
+        raw_size    INTEGER NOT NULL
+    );
+
+    CREATE TABLE alerts (
+        alert_id      TEXT PRIMARY KEY,
+        detector      TEXT    NOT NULL,
+        severity_rank INTEGER NOT NULL,
+        actor_id      TEXT    NOT NULL,
+        status        TEXT    NOT NULL,
+        window_start  TEXT    NOT NULL, -- RFC 3339 UTC: sorts as time
+        window_end    TEXT    NOT NULL,
+        body          TEXT    NOT NULL  -- the alert record (JSON)
+    );
+    CREATE INDEX alerts_start ON alerts(window_start, alert_id);
+    CREATE INDEX alerts_status ON alerts(status, severity_rank, window_start);
+    CREATE INDEX alerts_actor ON alerts(actor_id, window_start);
+
+    CREATE TABLE checkpoints (
+        name     TEXT PRIMARY KEY,
+        seq      INTEGER NOT NULL,
+        state    BLOB    NOT NULL,
+        saved_at TEXT    NOT NULL
+    );
+    """,
+]
