@@ -11,6 +11,7 @@ import itertools
 import math
 from bisect import bisect
 
+from .customers import take
 from .events import EventBuilder, draw_records, new_session
 from .fields import AccessPattern
 from .organisation import Actor
@@ -25,14 +26,6 @@ QUIET_HOURS_END = 7  # local; machine traffic that follows people is lower befor
 
 def _cumulative(patterns: tuple[AccessPattern, ...]) -> list[float]:
     return list(itertools.accumulate(p.weight for p in patterns))
-
-
-def _outcome(rng_value: float, denied_rate: float, error_rate: float) -> str:
-    if rng_value < denied_rate:
-        return "denied"
-    if rng_value < denied_rate + error_rate:
-        return "error"
-    return "success"
 
 
 def human_day(actor: Actor, day: int, timeline: Timeline, busy_day: int | None, builder: EventBuilder) -> None:
@@ -65,35 +58,41 @@ def human_day(actor: Actor, day: int, timeline: Timeline, busy_day: int | None, 
         purpose_prefix, purpose_rate = f"contract-{actor.organization}-2026", 0.95
     else:
         purpose_prefix, purpose_rate = profile.purpose_prefix, profile.purpose_rate
-    denied, error = getattr(profile, "denied_rate", 0.004), getattr(profile, "error_rate", 0.002)
+    denied = getattr(profile, "denied_rate", 0.004)
+    failed = denied + getattr(profile, "error_rate", 0.002)
     follow_up = getattr(profile, "follow_up", 0.3)
     extra = {"store_id": actor.store} if actor.store else None
+    pool = builder.customers.pool(actor.customers)
+    draw = rng.random  # the loop below is the simulator's hot path
 
     emitted = 0
     while emitted < wanted:
-        ts = start + int(rng.random() * span)
-        if lunch and lunch[0] <= ts < lunch[1] and rng.random() < LUNCH_SKIP:
+        ts = start + int(draw() * span)
+        if lunch and lunch[0] <= ts < lunch[1] and draw() < LUNCH_SKIP:
             continue
-        pattern = patterns[bisect(weights, rng.random() * total_weight)]
-        records = draw_records(rng, *pattern.records)
-        customers = builder.pick(actor.customers, records)
+        pattern = patterns[bisect(weights, draw() * total_weight)]
+        low, high = pattern.records
+        records = low if low == high else draw_records(rng, low, high)
+        customers = take(pool, draw, records)
         purpose = None
-        if purpose_prefix and rng.random() < purpose_rate:
-            purpose = purpose_prefix if actor.kind == "partner" else f"{purpose_prefix}-{rng.randrange(10_000, 1_000_000)}"
+        if purpose_prefix and draw() < purpose_rate:
+            purpose = purpose_prefix if actor.kind == "partner" else f"{purpose_prefix}-{10_000 + int(draw() * 990_000)}"
         session = morning if ts < middle else afternoon
         while True:  # one task: this access, then maybe more on the same customers
-            builder.access(actor, ts, pattern, records, customers, ip, session, purpose,
-                           _outcome(rng.random(), denied, error), extra)
+            chance = draw()
+            outcome = "success" if chance >= failed else "denied" if chance < denied else "error"
+            builder.access(actor, ts, pattern, records, customers, ip, session, purpose, outcome, extra)
             emitted += 1
-            if emitted >= wanted or rng.random() >= follow_up:
+            if emitted >= wanted or draw() >= follow_up:
                 break
-            ts += rng.randrange(15 * SECOND_MS, 4 * MINUTE_MS)
-            pattern = patterns[bisect(weights, rng.random() * total_weight)]
-            records = draw_records(rng, *pattern.records)
+            ts += 15 * SECOND_MS + int(draw() * 225 * SECOND_MS)
+            pattern = patterns[bisect(weights, draw() * total_weight)]
+            low, high = pattern.records
+            records = low if low == high else draw_records(rng, low, high)
             if records <= len(customers):
                 customers = customers[:records]
             else:
-                customers = builder.pick(actor.customers, records)
+                customers = take(pool, draw, records)
 
 
 def _runs(profile: ServiceProfile, day: int, timeline: Timeline, rng) -> list[tuple[int, int]]:
@@ -136,5 +135,6 @@ def _service_access(actor: Actor, ts: int, profile: ServiceProfile, weights: lis
     rng = builder.rng
     pattern = rng.choices(profile.patterns, cum_weights=weights)[0]
     records = draw_records(rng, *pattern.records)
-    builder.access(actor, ts, pattern, records, builder.pick(actor.customers, records), ip, session,
-                   None, _outcome(rng.random(), 0.0005, 0.002))
+    chance = rng.random()
+    outcome = "success" if chance >= 0.0025 else "denied" if chance < 0.0005 else "error"
+    builder.access(actor, ts, pattern, records, builder.pick(actor.customers, records), ip, session, None, outcome)

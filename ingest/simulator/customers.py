@@ -1,14 +1,15 @@
 """The customer population, shuffled once per simulation.
 
-Each span of the population (everyone, a store's catchment, a partner's
-customers) is kept as a seeded shuffle of its ids, so picking k distinct,
-random-looking customers is one slice at a random offset: a sample of 50 ids
-costs as much as a single one.
+The population is kept as one seeded shuffle of all ids. A span [low, high)
+of that shuffle is a random-looking set of customers: a store's catchment, a
+partner's clientele. Picking k distinct customers is then one slice at a
+random offset, so a sample of 50 ids costs as much as a single one.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from functools import lru_cache
 
 from .fields import CUSTOMER_POPULATION, MAX_CUSTOMER_IDS
@@ -29,25 +30,28 @@ def customer_id_table() -> tuple[str, ...]:
 class CustomerPools:
     def __init__(self, seed: int) -> None:
         self._seed = seed
-        self._order: list[int] = []
+        self._everyone: tuple[str, ...] = ()
         self._pools: dict[tuple[int, int], tuple[str, ...]] = {}
 
     def pool(self, span: tuple[int, int]) -> tuple[str, ...]:
+        """The customers at positions [low, high) of the shuffled population."""
         pool = self._pools.get(span)
         if pool is None:
-            if not self._order:
-                self._order = list(range(CUSTOMER_POPULATION))
-                stream_rng(self._seed, "customers").shuffle(self._order)
-            low, high = span
-            table = customer_id_table()
-            pool = self._pools[span] = tuple([table[n] for n in self._order if low <= n < high])
+            if not self._everyone:
+                ids = list(customer_id_table())
+                stream_rng(self._seed, "customers").shuffle(ids)
+                self._everyone = tuple(ids)
+            pool = self._pools[span] = self._everyone[span[0]:span[1]]
         return pool
 
     def pick(self, rng: random.Random, span: tuple[int, int], count: int) -> list[str]:
-        """Exact distinct ids for small accesses, a sample of MAX_CUSTOMER_IDS for big ones."""
-        pool = self.pool(span)
-        wanted = min(count, MAX_CUSTOMER_IDS, len(pool))
-        if wanted <= 0:
-            return []
-        offset = int(rng.random() * (len(pool) - wanted + 1))
-        return list(pool[offset:offset + wanted])
+        return take(self.pool(span), rng.random, count)
+
+
+def take(pool: tuple[str, ...], draw: Callable[[], float], count: int) -> list[str]:
+    """Exact distinct ids for small accesses, a sample of MAX_CUSTOMER_IDS for big ones."""
+    wanted = min(count, MAX_CUSTOMER_IDS, len(pool))
+    if wanted <= 0:
+        return []
+    offset = int(draw() * (len(pool) - wanted + 1))
+    return list(pool[offset:offset + wanted])

@@ -14,7 +14,7 @@ import random
 from typing import TYPE_CHECKING
 
 from .customers import CustomerPools
-from .fields import LOCAL_TIME_SYSTEMS, OPTIONAL_FIELD_RATE, AccessPattern
+from .fields import LOCAL_TIME_SYSTEMS, AccessPattern
 from .timeline import TimestampFormatter
 
 if TYPE_CHECKING:
@@ -31,18 +31,20 @@ def draw_records(rng: random.Random, low: int, high: int) -> int:
 
 
 def new_session(rng: random.Random) -> str:
-    return "%024x" % rng.getrandbits(96)
+    return rng.randbytes(12).hex()
+
+
+RECORD_PREFIXES = {"reservation": "R", "order": "PO", "invoice": "INV"}
 
 
 def single_record_id(rng: random.Random, kind: str, customer_ids: list[str]) -> str:
     if kind == "customer" and customer_ids:
         return customer_ids[0]
-    prefix = {"reservation": "R", "order": "PO", "invoice": "INV"}.get(kind, "X")
-    return f"{prefix}{rng.randrange(10_000_000, 100_000_000)}"
+    return f"{RECORD_PREFIXES.get(kind, 'X')}{10_000_000 + int(rng.random() * 90_000_000)}"
 
 
 class EventBuilder:
-    __slots__ = ("rng", "clock", "customers", "disorder_ms", "sink")
+    __slots__ = ("clock", "customers", "disorder_ms", "rng", "sink")
 
     def __init__(self, rng: random.Random, clock: TimestampFormatter, customers: CustomerPools, disorder_ms: int,
                  sink: list[Pending]):
@@ -61,34 +63,28 @@ class EventBuilder:
              session_id: str | None = None, purpose: str | None = None, outcome: str = "success",
              user_agent: str | None = None, extra: dict | None = None) -> str:
         rng = self.rng
-        event_id = "%032x" % rng.getrandbits(128)
-        resource = {"system": system, "type": resource_type}
-        if resource_id:
-            resource["id"] = resource_id
+        event_id = rng.getrandbits(128).to_bytes(16, "big").hex()
+        resource = {"system": system, "type": resource_type, "id": resource_id} if resource_id else \
+            {"system": system, "type": resource_type}
+        timestamp = self.clock.format(ts, system in LOCAL_TIME_SYSTEMS)
         if outcome == "success":
             # rows times a per-field width, plus a response envelope
             size = 350 + record_count * (60 + 22 * len(fields))
+            event = {"event_id": event_id, "timestamp": timestamp, "actor": actor.payload.copy(), "action": action,
+                     "resource": resource, "record_count": record_count, "customer_ids": customer_ids,
+                     "fields": fields, "bytes": int(size * (0.85 + 0.3 * rng.random())), "source_ip": source_ip,
+                     "user_agent": user_agent or actor.user_agent, "session_id": session_id, "outcome": outcome}
+            if not customer_ids:
+                del event["customer_ids"]
         else:  # a refusal or failure returns no customer data
-            record_count, customer_ids, size = 0, None, 240
-        event = {
-            "event_id": event_id,
-            "timestamp": self.clock.format(ts, system in LOCAL_TIME_SYSTEMS),
-            "actor": dict(actor.payload),
-            "action": action,
-            "resource": resource,
-            "record_count": record_count,
-        }
-        if customer_ids:
-            event["customer_ids"] = customer_ids
-        event["fields"] = fields
-        event["bytes"] = int(size * (0.85 + 0.3 * rng.random()))
-        event["source_ip"] = source_ip
-        event["user_agent"] = user_agent or actor.user_agent
-        if session_id:
-            event["session_id"] = session_id
+            event = {"event_id": event_id, "timestamp": timestamp, "actor": actor.payload.copy(), "action": action,
+                     "resource": resource, "record_count": 0, "fields": fields,
+                     "bytes": int(240 * (0.85 + 0.3 * rng.random())), "source_ip": source_ip,
+                     "user_agent": user_agent or actor.user_agent, "session_id": session_id, "outcome": outcome}
+        if not session_id:
+            del event["session_id"]
         if purpose:
             event["purpose"] = purpose
-        event["outcome"] = outcome
         if extra:
             event["extra"] = extra
         arrival = ts + int(rng.random() * self.disorder_ms) if self.disorder_ms else ts
@@ -100,10 +96,7 @@ class EventBuilder:
                extra: dict | None = None) -> str:
         """Emit one access of a known pattern, adding some of its optional fields."""
         rng = self.rng
-        fields = list(pattern.fields)
-        for optional in pattern.optional_fields:
-            if rng.random() < OPTIONAL_FIELD_RATE:
-                fields.append(optional)
+        fields = pattern.draw_fields(rng.random())
         if record_count == 1 and pattern.record_id:
             resource_id = single_record_id(rng, pattern.record_id, customer_ids)
         else:

@@ -7,7 +7,10 @@ systems carry and the classification leaves unclassified.
 from __future__ import annotations
 
 import math
+from bisect import bisect
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import accumulate, combinations
 
 IDENTITY = ("name", "gender", "nationality", "customer_id")
 CONTACT = ("phone", "email", "address", "wechat_id")
@@ -52,6 +55,23 @@ class AccessPattern:
     optional_fields: tuple[str, ...] = ()  # each added with probability OPTIONAL_FIELD_RATE
     record_id: str = ""  # "customer", "reservation", "order" or "invoice": names a single record read
     collection: str = ""  # resource id when many records are touched
+
+    @cached_property
+    def _field_variants(self) -> tuple[list[float], list[tuple[str, ...]]]:
+        """Every subset of the optional fields with its probability, as a cumulative table."""
+        variants, chances = [], []
+        count = len(self.optional_fields)
+        for size in range(count + 1):
+            chance = OPTIONAL_FIELD_RATE**size * (1 - OPTIONAL_FIELD_RATE) ** (count - size)
+            for chosen in combinations(self.optional_fields, size):
+                variants.append(self.fields + chosen)
+                chances.append(chance)
+        return list(accumulate(chances)), variants
+
+    def draw_fields(self, chance: float) -> list[str]:
+        """The fields of one access: each optional field with probability OPTIONAL_FIELD_RATE."""
+        cumulative, variants = self._field_variants
+        return list(variants[min(bisect(cumulative, chance * cumulative[-1]), len(variants) - 1)])
 
     def mean_records(self) -> float:
         low, high = self.records

@@ -13,8 +13,15 @@ from typing import Union
 from .fields import CUSTOMER_POPULATION
 from .partners import PARTNER_TEMPLATES, PartnerTemplate
 from .randomness import lognormal_multiplier, stream_rng
-from .roles import (CUSTOMER_SERVICE, CUSTOMER_SERVICE_MINIMUM, ROLE_SHARES, SHIFT_ROSTERS, SHIFT_WORKER_SHARE,
-                    STORE_ROSTERS, RoleProfile)
+from .roles import (
+    CUSTOMER_SERVICE,
+    CUSTOMER_SERVICE_MINIMUM,
+    ROLE_SHARES,
+    SHIFT_ROSTERS,
+    SHIFT_WORKER_SHARE,
+    STORE_ROSTERS,
+    RoleProfile,
+)
 from .services import OPTIONAL_SERVICES, REQUIRED_SERVICES, ServiceProfile
 from .settings import SimulationSettings
 from .timeline import Timeline
@@ -82,7 +89,7 @@ class Actor:
     volume: float  # individual volume multiplier
     ips: tuple[str, ...]  # first: usual address; second, if any: VPN
     user_agent: str
-    customers: tuple[int, int]  # slice [low, high) of the customer population this actor serves
+    customers: tuple[int, int]  # positions [low, high) in the shuffled customer population (see customers.py)
     shift_worker: bool = False
     first_day: int = 0  # new hires start later
     leave: tuple[int, int] | None = None  # [first day away, day back)

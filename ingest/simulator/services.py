@@ -27,7 +27,7 @@ class ServiceProfile:
 
 
 BILLING = ServiceProfile(
-    "svc-billing", "billing_sync", "stream", ALL_HOURS, 22, quiet_hours_rate=0.45,
+    "svc-billing", "billing_sync", "stream", ALL_HOURS, 14, quiet_hours_rate=0.45,
     user_agent="billing-sync/2.4 (java 17)",
     patterns=(
         P("update", "billing", "invoice", ("payment_card", "purchase_history"), (1, 20), 0.8, (), "invoice", "invoices"),

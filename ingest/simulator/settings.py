@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # Bounds keep runs meaningful: the organisation needs a minimum cast (every
 # role, two salespeople, three day-shift agents) and the catalogues of partner
@@ -31,7 +31,7 @@ class SimulationSettings:
 
     seed: int = 7
     days: int = 30
-    start: datetime = datetime(2026, 10, 5, tzinfo=timezone.utc)  # a Monday, 00:00 UTC
+    start: datetime = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday, 00:00 UTC
     employees: int = 240  # scale knob: events grow about linearly with it
     partner_orgs: int = 5
     service_accounts: int = 6

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from operator import itemgetter
 
 from .behaviours import human_day, service_day
-from .episode import Episode
 from .customers import CustomerPools
+from .episode import Episode
 from .events import EventBuilder, Pending
 from .jobs import plan_benign
 from .organisation import Organisation, build_organisation

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .settings import SimulationSettings
@@ -15,35 +15,31 @@ try:
     import orjson
 
     def dump_line(event: dict) -> bytes:
-        return orjson.dumps(event)
+        return orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE)
 
     def dump_document(document: dict) -> bytes:
-        return orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n"
+        return orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
 except ImportError:  # same bytes for our data (ASCII, no floats), only slower
     def dump_line(event: dict) -> bytes:
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
     def dump_document(document: dict) -> bytes:
         return json.dumps(document, indent=2, ensure_ascii=False).encode() + b"\n"
 
-BATCH = 8192  # lines per write call
+WRITE_BUFFER = 1 << 20
 
 
-def write_events(path: Path, events, dump: Callable[[dict], bytes] = dump_line) -> Counter:
+def write_events(path: Path, events: Iterable[dict], dump: Callable[[dict], bytes] = dump_line) -> Counter:
     """Write JSON Lines; returns event counts per actor kind."""
     kinds: Counter = Counter()
-    batch: list[bytes] = []
-    with path.open("wb") as out:
+
+    def lines() -> Iterator[bytes]:
         for event in events:
             kinds[event["actor"]["kind"]] += 1
-            batch.append(dump(event))
-            if len(batch) >= BATCH:
-                batch.append(b"")
-                out.write(b"\n".join(batch))
-                batch.clear()
-        if batch:
-            batch.append(b"")
-            out.write(b"\n".join(batch))
+            yield dump(event)
+
+    with path.open("wb", buffering=WRITE_BUFFER) as out:
+        out.writelines(lines())
     return kinds
 
 
