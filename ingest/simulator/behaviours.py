@@ -12,7 +12,7 @@ import math
 from bisect import bisect
 
 from .customers import take
-from .events import EventBuilder, draw_records, new_session
+from .events import EventBuilder, draw_records, new_session, single_record_id
 from .fields import AccessPattern
 from .organisation import Actor
 from .services import ServiceProfile
@@ -64,6 +64,7 @@ def human_day(actor: Actor, day: int, timeline: Timeline, busy_day: int | None, 
     extra = {"store_id": actor.store} if actor.store else None
     pool = builder.customers.pool(actor.customers)
     draw = rng.random  # the loop below is the simulator's hot path
+    emit = builder.emit
 
     emitted = 0
     while emitted < wanted:
@@ -81,7 +82,12 @@ def human_day(actor: Actor, day: int, timeline: Timeline, busy_day: int | None, 
         while True:  # one task: this access, then maybe more on the same customers
             chance = draw()
             outcome = "success" if chance >= failed else "denied" if chance < denied else "error"
-            builder.access(actor, ts, pattern, records, customers, ip, session, purpose, outcome, extra)
+            # what builder.access does, inlined: this runs for most events of the simulation
+            fields = pattern.draw_fields(draw())
+            resource_id = (single_record_id(rng, pattern.record_id, customers)
+                           if records == 1 and pattern.record_id else pattern.collection)
+            emit(actor, ts, pattern.action, pattern.system, pattern.resource_type, resource_id, records, customers,
+                 fields, ip, session, purpose, outcome, None, extra)
             emitted += 1
             if emitted >= wanted or draw() >= follow_up:
                 break
@@ -120,20 +126,20 @@ def service_day(actor: Actor, day: int, timeline: Timeline, builder: EventBuilde
             count = max(0, round(rng.gauss(rate, math.sqrt(rate))))
             base = timeline.at(day, hour)
             for _ in range(count):
-                _service_access(actor, base + rng.randrange(HOUR_MS), profile, weights, ip, session, builder)
+                _service_access(actor, base + int(rng.random() * HOUR_MS), profile, weights, ip, session, builder)
         return
     for start, count in _runs(profile, day, timeline, rng):
         session = new_session(rng)  # one login per run
         ts = start
         for _ in range(count):
             _service_access(actor, ts, profile, weights, ip, session, builder)
-            ts += rng.randrange(2 * SECOND_MS, 20 * SECOND_MS)
+            ts += 2 * SECOND_MS + int(rng.random() * 18 * SECOND_MS)
 
 
 def _service_access(actor: Actor, ts: int, profile: ServiceProfile, weights: list[float], ip: str, session: str,
                     builder: EventBuilder) -> None:
     rng = builder.rng
-    pattern = rng.choices(profile.patterns, cum_weights=weights)[0]
+    pattern = profile.patterns[bisect(weights, rng.random() * weights[-1])]
     records = draw_records(rng, *pattern.records)
     chance = rng.random()
     outcome = "success" if chance >= 0.0025 else "denied" if chance < 0.0005 else "error"

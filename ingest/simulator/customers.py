@@ -50,8 +50,11 @@ class CustomerPools:
 
 def take(pool: tuple[str, ...], draw: Callable[[], float], count: int) -> list[str]:
     """Exact distinct ids for small accesses, a sample of MAX_CUSTOMER_IDS for big ones."""
-    wanted = min(count, MAX_CUSTOMER_IDS, len(pool))
+    size = len(pool)
+    wanted = count if count < MAX_CUSTOMER_IDS else MAX_CUSTOMER_IDS
+    if wanted > size:
+        wanted = size
     if wanted <= 0:
         return []
-    offset = int(draw() * (len(pool) - wanted + 1))
+    offset = int(draw() * (size - wanted + 1))
     return list(pool[offset:offset + wanted])

@@ -44,12 +44,12 @@ def single_record_id(rng: random.Random, kind: str, customer_ids: list[str]) -> 
 
 
 class EventBuilder:
-    __slots__ = ("clock", "customers", "disorder_ms", "rng", "sink")
+    __slots__ = ("customers", "disorder_ms", "format", "rng", "sink")
 
     def __init__(self, rng: random.Random, clock: TimestampFormatter, customers: CustomerPools, disorder_ms: int,
                  sink: list[Pending]):
         self.rng = rng
-        self.clock = clock
+        self.format = clock.format
         self.customers = customers
         self.disorder_ms = disorder_ms
         self.sink = sink
@@ -66,7 +66,7 @@ class EventBuilder:
         event_id = rng.getrandbits(128).to_bytes(16, "big").hex()
         resource = {"system": system, "type": resource_type, "id": resource_id} if resource_id else \
             {"system": system, "type": resource_type}
-        timestamp = self.clock.format(ts, system in LOCAL_TIME_SYSTEMS)
+        timestamp = self.format(ts, system in LOCAL_TIME_SYSTEMS)
         if outcome == "success":
             # rows times a per-field width, plus a response envelope
             size = 350 + record_count * (60 + 22 * len(fields))

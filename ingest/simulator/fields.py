@@ -66,12 +66,14 @@ class AccessPattern:
             for chosen in combinations(self.optional_fields, size):
                 variants.append(self.fields + chosen)
                 chances.append(chance)
-        return list(accumulate(chances)), variants
+        cumulative = list(accumulate(chances))
+        cumulative[-1] = math.inf  # the chances sum to 1 up to rounding; no draw may fall off the end
+        return cumulative, variants
 
     def draw_fields(self, chance: float) -> list[str]:
-        """The fields of one access: each optional field with probability OPTIONAL_FIELD_RATE."""
+        """The fields of one access (chance in [0, 1)): each optional field with probability OPTIONAL_FIELD_RATE."""
         cumulative, variants = self._field_variants
-        return list(variants[min(bisect(cumulative, chance * cumulative[-1]), len(variants) - 1)])
+        return list(variants[bisect(cumulative, chance)])
 
     def mean_records(self) -> float:
         low, high = self.records
