@@ -15,6 +15,7 @@ import tracemalloc
 from collections import Counter, defaultdict
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -304,7 +305,7 @@ def test_slow_ramp_grows_geometrically_within_office_hours(month):
     assert during[days[-1]] >= 5 * usual
     distinct = {d: len({c for e in events if local(e).date() == d for c in e.get("customer_ids", [])}) for d in days}
     assert distinct[days[-1]] >= 3 * distinct[days[0]]
-    rises = sum(during[b] > during[a] for a, b in zip(days, days[1:]))
+    rises = sum(during[b] > during[a] for a, b in pairwise(days))
     assert rises >= (len(days) - 1) / 2
     assert all(7 <= local(e).hour < 21 for e in events)
 

@@ -11,16 +11,26 @@ Same seed and settings give byte-identical files. Events leave at most
 at about two days of events.
 
 Volume (measured, seed 7, 30 days, 5 partner orgs, 6 service accounts):
-about 24 events per employee per calendar day (~33 per working day), plus a
-fixed ~1,150 a day from partners and service accounts. So
+about 23 events per employee per calendar day (33 per working day: most
+people work five days in seven), plus a fixed ~1,140 a day from partner
+agents (~510) and service accounts (~630). So
 
-    events ~= days * (24 * employees + 1_150)
+    events ~= days * (23 * employees + 1_140)
 
-Default settings give ~208k events; for ~1,000,000 events over 30 days use
-employees=1350. Typical hourly volumes while on shift: customer service and
-store staff ~5/h, sales ~3/h, finance ~2.7/h, analysts and marketing
-~1.3/h (but hundreds of records each), partner agents ~4-6/h,
-svc-billing ~22/h.
+Default settings give ~200k events (199,661 for seed 7). For ~1,000,000
+events over 30 days use employees=1360 (1400 gave 1,028,271). Generation
+and writing run at ~60-65k events/s on one core.
+
+Typical volume of one actor on shift (events per active hour; records per event):
+customer service ~5/h (1-3 records, 90% with a ticket ref; shift workers also
+at night), store staff ~6/h (POS, single records, 10:00-22:30 rosters incl.
+weekends), sales ~4/h (mostly 1-5, searches of 20-200), finance ~3/h
+(invoices; reports up to 3,000), it_support and compliance ~2/h, data
+analysts and marketing ~2/h (searches of hundreds of records), partner
+agents 3-5/h within their org's hours, svc-billing ~12/h around the clock,
+svc-crm-sync one run an hour 07:00-22:00 local, svc-notifications ~14/h
+06:00-23:00; nightly ETL 01:00-03:00 (20-40 reads, 20-80k records) and
+backup at 02:00 (5 full-table downloads, ~3M rows).
 
 labels.json:
     {"seed", "days", "start", "end", "generator": "accesswatch-simulator/1",

@@ -77,7 +77,8 @@ def human_day(actor: Actor, day: int, timeline: Timeline, busy_day: int | None, 
         customers = take(pool, draw, records)
         purpose = None
         if purpose_prefix and draw() < purpose_rate:
-            purpose = purpose_prefix if actor.kind == "partner" else f"{purpose_prefix}-{10_000 + int(draw() * 990_000)}"
+            purpose = (purpose_prefix if actor.kind == "partner"
+                       else f"{purpose_prefix}-{10_000 + int(draw() * 990_000)}")
         session = morning if ts < middle else afternoon
         while True:  # one task: this access, then maybe more on the same customers
             chance = draw()

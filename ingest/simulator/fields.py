@@ -37,7 +37,8 @@ SYSTEM_TABLES: tuple[tuple[str, str, str, int, tuple[str, ...]], ...] = (
      ("customer_id", "name", "phone", "passport_number", "birth_date", "travel_itinerary",
       "booking_history", "dietary_requirements", "health_notes")),
     ("pos", "order", "orders", 1_300_000, ("customer_id", "name", "address", "payment_card", "purchase_history")),
-    ("billing", "invoice", "invoices", 900_000, ("customer_id", "name", "bank_account", "payment_card", "purchase_history")),
+    ("billing", "invoice", "invoices", 900_000,
+     ("customer_id", "name", "bank_account", "payment_card", "purchase_history")),
     ("loyalty", "account", "accounts", 160_000, ("customer_id", "email", "loyalty_points", "membership_tier")),
 )
 

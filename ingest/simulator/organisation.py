@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, replace
-from typing import Union
 
 from .fields import CUSTOMER_POPULATION
 from .partners import PARTNER_TEMPLATES, PartnerTemplate
@@ -26,16 +25,19 @@ from .services import OPTIONAL_SERVICES, REQUIRED_SERVICES, ServiceProfile
 from .settings import SimulationSettings
 from .timeline import Timeline
 
-Profile = Union[RoleProfile, PartnerTemplate, ServiceProfile]
+Profile = RoleProfile | PartnerTemplate | ServiceProfile
 
 SURNAMES = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Huang", "Zhao", "Wu", "Zhou",
             "Xu", "Sun", "Ma", "Zhu", "Hu", "Guo", "He", "Lin", "Luo", "Gao")
 GIVEN_NAMES = ("Wei", "Fang", "Na", "Min", "Jing", "Lei", "Qiang", "Jun", "Yan", "Jie",
                "Tao", "Ming", "Chao", "Xiuying", "Hui", "Lina", "Yong", "Xin", "Yu", "Hao")
 BROWSERS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0 Safari/537.36",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/129.0 Safari/537.36 Edg/129.0",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/129.0 Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/129.0 Safari/537.36 Edg/129.0",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.6 Safari/605.1.15",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:131.0) Gecko/20100101 Firefox/131.0",
 )
 STORE_SIZE = 5  # staff per store; each store serves its own slice of customers
@@ -224,7 +226,7 @@ def _third_weekday_after(timeline: Timeline) -> int:
 
 
 def _dormant_resume_day(timeline: Timeline) -> int | None:
-    first, last = timeline.scenario_window()
+    _, last = timeline.scenario_window()
     silence_from = _third_weekday_after(timeline)
     target = max(timeline.scenario_day(0.5), silence_from + MIN_SILENCE_DAYS)
     for day in range(target, last + 1):

@@ -69,7 +69,8 @@ SALES = RoleProfile(
         P("read", "booking", "reservation", ("name", "booking_history", "travel_itinerary"), (1, 3), 0.15,
           (), "reservation", "reservations"),
         P("update", "crm", "customer_record", ("phone", "email", "membership_tier"), (1, 1), 0.12, (), "customer"),
-        P("read", "loyalty", "account", ("loyalty_points", "membership_tier"), (1, 5), 0.10, (), "customer", "accounts"),
+        P("read", "loyalty", "account", ("loyalty_points", "membership_tier"), (1, 5), 0.10,
+          (), "customer", "accounts"),
         P("export", "crm", "customer_record", ("name", "email", "phone"), (20, 150), 0.03, (), "", "customers"),
     ),
 )

@@ -2,7 +2,29 @@
 
 Placement scales with the span: every scenario falls in the scenario window
 (after about a week of history; see Timeline.scenario_window). Spans under
-MIN_SCENARIO_DAYS get none.
+MIN_SCENARIO_DAYS get none; the dormant account needs 20 days. Who plays
+each part is fixed by the organisation (Organisation.cast) whether or not
+scenarios are on, so the routine stream is the same either way.
+
+For the default month (day 0 = Mon 5 Oct 2026, local UTC+8):
+- bulk_exfiltration (a salesperson): 3-6 export/download events, contact and
+  id_number/passport_number fields, 20-50k records in all, 14:00-17:30 local,
+  day ~24.
+- slow_ramp (a day-shift customer-service agent): extra reads of fresh
+  customers on 8 working days from day 10, growing geometrically to 8-12x the
+  agent's usual daily records, 09:30-17:30 local.
+- partner_overreach (a partner agent): 2-3 days from day ~14 at 3-5x volume,
+  reading bank_account/id_number/income/credit_score and billing invoices,
+  none of which its contract covers.
+- off_hours_browsing (a day-shift customer-service agent): 200-400 single
+  record reads 01:00-04:00 local on a weekend night, over the VPN address.
+- compromised_service_account (svc-crm-sync): 8-14 search/export events from
+  198.51.100.77 with python-requests, id/passport/bank/card fields, ~03:00
+  local (the account normally runs 07:00-22:00 from 10.0.5.x).
+- dormant_account (a salesperson away since day 3): first act after 15+
+  silent days is a search, export and download of 2-8k records each.
+- denied_probing (a day-shift customer-service agent): 40-100 attempts on
+  bank_account/passport_number/id_number within ~25 minutes, ~88% denied.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ ALL_HOURS = tuple(range(24))
 class ServiceProfile:
     actor_id: str
     role: str
-    mode: str  # "stream": steady arrivals; "hourly": a run each active hour; "daily": one run a day; "jobs": only scheduled jobs
+    # "stream": steady arrivals; "hourly": a run each active hour; "daily": one run a day;
+    # "jobs": nothing but its scheduled jobs (episodes)
+    mode: str
     hours: tuple[int, ...]  # local hours when it runs
     rate: float  # stream: events per hour; hourly/daily: events per run
     patterns: tuple[P, ...]
@@ -30,7 +32,8 @@ BILLING = ServiceProfile(
     "svc-billing", "billing_sync", "stream", ALL_HOURS, 14, quiet_hours_rate=0.45,
     user_agent="billing-sync/2.4 (java 17)",
     patterns=(
-        P("update", "billing", "invoice", ("payment_card", "purchase_history"), (1, 20), 0.8, (), "invoice", "invoices"),
+        P("update", "billing", "invoice", ("payment_card", "purchase_history"), (1, 20), 0.8,
+          (), "invoice", "invoices"),
         P("read", "billing", "invoice", ("payment_card",), (1, 5), 0.2, (), "invoice", "invoices"),
     ),
 )
