@@ -533,6 +533,8 @@ QUERY_CASES = [
         {"range": {"@timestamp": {"gte": "2024-03-02T00:00:00", "time_zone": "+02:00", "lt": "2024-03-03"}}},
         {"e3", "e4", "e5"},
     ),
+    ({"range": {"@timestamp": {"lt": "now-1d/d"}}}, set(CORPUS)),
+    ({"range": {"@timestamp": {"gte": "now-15m"}}}, set()),
     ({"range": {"records": {"gt": 5, "lte": 500}}}, {"e1", "e2", "e5", "e6"}),
     ({"range": {"risk_score": {"gte": 0.9}}}, {"e4", "e7"}),
     ({"range": {"customer.id": {"gte": "c2"}}}, {"e2", "e4", "e5", "e6", "e9"}),
@@ -605,6 +607,10 @@ def test_scores_sizes_and_source_filtering(client, corpus):
     assert r["hits"]["hits"][0]["_source"] == {"event.action": "read", "event.outcome": "success", "customer.id": "c2"}
     r = client.search(index=corpus, query={"ids": {"values": ["e1"]}}, source=False)
     assert "_source" not in r["hits"]["hits"][0]
+    r = client.search(index=corpus, query={"ids": {"values": ["e5"]}}, fields=["@timestamp", "user.*"], source=False)
+    assert r["hits"]["hits"][0]["fields"] == {"@timestamp": ["2024-03-02T08:00:00.000Z"], "user.id": ["carol"]}
+    r = client.options(opaque_id="trace-1").search(index=corpus, size=0)
+    assert r.meta.headers["x-opaque-id"] == "trace-1"
     r = client.search(index=corpus, track_total_hits=False)
     assert "total" not in r["hits"]
     r = client.search(index=corpus, track_total_hits=3, size=0)
@@ -638,6 +644,13 @@ def test_multi_index_wildcards_and_aliases(client, corpus):
     }
     assert search_ids(client, {"term": {"user.id": "alice"}}, "access-*,-access-events-old") == {"e1", "e2", "e6"}
     assert search_ids(client, {"match_all": {}}, "nothing-*") == set()
+    assert search_ids(client, {"terms": {"_id": ["old1", "e2"]}}, "access-*") == {"old1", "e2"}
+    assert search_ids(client, {"term": {"_index": "access-events-old"}}, "access-*") == {"old1"}
+    per_index = client.search(index="access-*", size=0, aggs={"i": {"terms": {"field": "_index"}}})["aggregations"]
+    assert per_index["i"]["buckets"] == [
+        {"key": "access-events", "doc_count": 9},
+        {"key": "access-events-old", "doc_count": 1},
+    ]
     client.indices.put_alias(index="access-events-old", name="archive")
     assert search_ids(client, {"match_all": {}}, "archive") == {"old1"}
     hits = client.search(index="access-*", query={"ids": {"values": ["old1", "e1"]}})["hits"]["hits"]
@@ -1029,9 +1042,14 @@ def test_fail_next_only_bulk_requests(es, client):
         c.bulk(operations=[{"index": {"_index": "g", "_id": "2"}}, {"a": 2}])
     assert e.value.meta.status == 503 and e.value.error == "unavailable_shards_exception"
     assert c.bulk(operations=[{"index": {"_index": "g", "_id": "2"}}, {"a": 2}])["errors"] is False
-    es.fail_next(1, status=429, path_prefix="_bulk")  # no leading slash: matches /g/_bulk too
+    es.fail_next(1, status=429, path_prefix="/_bulk")  # also the per-index form /g/_bulk
     with pytest.raises(elasticsearch.ApiError):
         c.bulk(index="g", operations=[{"index": {"_id": "3"}}, {"a": 3}])
+    es.fail_next(1, status=500, path_prefix="/g", method="GET")
+    c.index(index="g", id="3", document={"a": 3})  # PUT: not matched
+    with pytest.raises(elasticsearch.ApiError) as e:
+        c.get(index="g", id="3")
+    assert e.value.meta.status == 500
     # item-level rejections: streaming_bulk retries 429 items itself (only with raise_on_error=False;
     # otherwise the helper raises BulkIndexError for the first rejected chunk)
     es.reject_bulk_items(2, status=429)
@@ -1044,7 +1062,7 @@ def test_fail_next_only_bulk_requests(es, client):
             raise_on_error=False,
         )
     )
-    assert all(ok for ok, _ in results) and c.count(index="g")["count"] == 7
+    assert all(ok for ok, _ in results) and c.count(index="g")["count"] == 8
     c.close()
 
 

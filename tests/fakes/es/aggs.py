@@ -10,6 +10,7 @@ from typing import Any
 
 from . import dates
 from .errors import EsError, bad_request, fielddata_text, search_phase, x_content
+from .fields import FieldType
 from .jsonutil import java_double
 from .query import Ctx, compile_query
 
@@ -61,6 +62,9 @@ class Field:
 
     def resolve(self, idx: Any) -> tuple[str | None, Any]:
         r = self._cache.get(idx.ordinal)
+        if r is None and self.name == "_index":
+            # the _index metadata field: a constant keyword per index (see column()/values())
+            r = self._cache[idx.ordinal] = ("_index", FieldType("_index", {"type": "keyword"}))
         if r is None:
             ft = idx.mapping.field(self.name)
             if ft is None:
@@ -95,6 +99,8 @@ class Field:
         return None
 
     def values(self, doc: Any) -> Any:
+        if self.name == "_index":
+            return (doc.idx.name,)
         path, _ = self.resolve(doc.idx)
         if path is None:
             return ()
@@ -116,7 +122,9 @@ class Field:
             while end < n and docs[end].idx is idx:
                 end += 1
             path, _ = self.resolve(idx)
-            if path is None:
+            if self.name == "_index":
+                out.extend([idx.name] * (end - start))
+            elif path is None:
                 out.extend([None] * (end - start))
             else:
                 out.extend([d.fields.get(path) for d in docs[start:end]])

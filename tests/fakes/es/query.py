@@ -110,6 +110,9 @@ def _c_term(body: dict[str, Any], ctx: Ctx) -> Node:
     value, boost, ci = _term_body(spec)
     if isinstance(value, (dict, list)):
         raise parsing("[term] query does not support array of values")
+    meta = _metadata_query(field, [value], ctx, boost)
+    if meta is not None:
+        return meta
     ft = ctx.mapping.field(field)
     if ft is None:
         return MatchNone()
@@ -138,6 +141,9 @@ def _c_terms(body: dict[str, Any], ctx: Ctx) -> Node:
         raise unsupported("terms lookup")
     if not isinstance(values, list):
         raise parsing(f"[terms] query does not support [{field}]")
+    meta = _metadata_query(field, values, ctx, boost)
+    if meta is not None:
+        return meta
     ft = ctx.mapping.field(field)
     if ft is None:
         return MatchNone()
@@ -146,6 +152,17 @@ def _c_terms(body: dict[str, Any], ctx: Ctx) -> Node:
         return Terms(path, [str(v) for v in values], boost, text=True)
     vals = [_qvalue(ctx, ft, v) for v in values]
     return Terms(path, [v for v in vals if v is not None], boost)
+
+
+def _metadata_query(field: str, values: list[Any], ctx: Ctx, boost: float) -> Node | None:
+    """term/terms on the `_id` and `_index` metadata fields."""
+    if field == "_id":
+        return Ids([str(v) for v in values], boost)
+    if field == "_index":
+        idx = ctx.index
+        names = {idx.name} | ({idx.data_stream} if idx.data_stream else set()) | set(idx.aliases)
+        return MatchAll(boost) if any(str(v) in names for v in values) else MatchNone()
+    return None
 
 
 def _c_ids(body: dict[str, Any], ctx: Ctx) -> Node:

@@ -244,7 +244,7 @@ def run_search(
     first = page if limit_override is None else page[:limit_override]
     hits = [render_hit(h, specs, req.fetch, req.includes, req.excludes, with_score, req.opts) for h in first]
     max_score = None
-    if with_score and scores:
+    if with_score and scores and req.size > 0:
         max_score = max(scores)
     hits_obj: dict[str, Any] = {}
     tth = req.track_total_hits

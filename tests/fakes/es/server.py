@@ -62,9 +62,19 @@ class _Rule:
             return False
         if self.path_prefix is None:
             return True
-        if self.path_prefix.startswith("/"):
-            return path.startswith(self.path_prefix)
-        return self.path_prefix in path
+        prefix = self.path_prefix
+        if not prefix.startswith("/"):
+            return prefix in path
+        if path.startswith(prefix):
+            return True
+        # API prefixes ("/_bulk", "/_search") also match the per-index form ("/logs/_bulk")
+        parts = path.split("/", 2)
+        return (
+            prefix.startswith("/_")
+            and len(parts) == 3
+            and not parts[1].startswith("_")
+            and ("/" + parts[2]).startswith(prefix)
+        )
 
 
 class _ItemRejecter:
@@ -155,6 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
             f"content-type: {ctype}",
             f"content-length: {0 if self.command == 'HEAD' else len(payload)}",
         ]
+        opaque = self.headers.get("X-Opaque-Id")
+        if opaque:
+            head.append(f"X-Opaque-Id: {opaque}")
         if self.close_connection:
             head.append("Connection: close")
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
@@ -300,9 +313,10 @@ class FakeElasticsearch:
         body: Any = None,
     ) -> None:
         """The next `n` matching requests answer `status` with an ES error body (429 ->
-        es_rejected_execution_exception, 503 -> unavailable_shards_exception, ...). `path_prefix` "/_bulk"
-        matches only paths starting with it; a prefix without a leading "/" (e.g. "_bulk") matches anywhere
-        in the path (so "/logs/_bulk" too)."""
+        es_rejected_execution_exception, 503 -> unavailable_shards_exception, ...). `path_prefix` limits it to
+        matching paths: "/_bulk" matches "/_bulk" and "/{index}/_bulk" (likewise "/_search", "/_count", ...);
+        "/logs" matches paths starting with "/logs"; a prefix without a leading "/" matches anywhere in the
+        path. `method` limits it to one HTTP method."""
         with self._rules_lock:
             self._rules.append(_Rule(n, status, path_prefix, method, error_type, reason, body))
 
