@@ -57,9 +57,7 @@ def open_notifier(settings: Settings) -> Notifier:
 
             receivers.append(JsonlFileNotifier(Path(settings.data_dir) / settings.notify.file))
         else:
-            raise ConfigError(
-                f"configuration error: notify.receivers has {name!r}: expected 'console' or 'file'"
-            )
+            raise ConfigError(f"configuration error: notify.receivers has {name!r}: expected 'console' or 'file'")
     return Fanout(receivers, settings.notify.min_severity)
 
 

@@ -8,6 +8,7 @@ without the contract.
 from __future__ import annotations
 
 import argparse
+import gc
 import shutil
 import signal
 import sys
@@ -29,6 +30,7 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    _tune_garbage_collector()
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -44,6 +46,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+
+
+def _tune_garbage_collector() -> None:
+    """Collect cycles rarely: ingestion makes millions of short-lived, acyclic objects.
+
+    With the default thresholds the collector runs every 700 allocations and
+    rescans the detectors' long-lived state each time; measured here, that
+    doubled the cost of parsing.  Reference counting frees the events
+    themselves; the rare cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()  # what was imported at start-up is never garbage
+    gc.set_threshold(100_000, 50, 100)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,15 +82,24 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     replay = command(
-        "replay", _replay, "Read events from JSON Lines files through the pipeline, in event time, then close all windows."
+        "replay",
+        _replay,
+        "Read events from JSON Lines files through the pipeline, in event time, then close all windows.",
     )
     replay.add_argument("files", nargs="+", metavar="FILE", help="JSON Lines files; - for standard input")
-    replay.add_argument("--page", action="store_true", help="page the configured receivers (a replay pages nobody by default)")
+    replay.add_argument(
+        "--page", action="store_true", help="page the configured receivers (a replay pages nobody by default)"
+    )
 
     alerts = command("alerts", _alerts, "Print the stored alerts, oldest first.")
     alerts.add_argument("--format", choices=["jsonl", "table"], default="table")
-    alerts.add_argument("--min-severity", choices=[s.value for s in Severity], default="low", metavar="S",
-                        help="low, medium, high or critical (default: low)")
+    alerts.add_argument(
+        "--min-severity",
+        choices=[s.value for s in Severity],
+        default="low",
+        metavar="S",
+        help="low, medium, high or critical (default: low)",
+    )
 
     dead = command("deadletters", _deadletters, "List the lines that could not become events, with the reason.")
     dead.add_argument("--format", choices=["jsonl", "table"], default="table")

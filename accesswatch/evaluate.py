@@ -82,9 +82,7 @@ def evaluate(labels: dict, alerts: Iterable[Alert], active_actor_days: int, zone
         scenario_results = []
         for scenario in scenarios:
             start, end = _span(scenario)
-            hits = [
-                a for a in chosen if a.actor_id == scenario["actor_id"] and _overlaps(a, start, end + SLACK)
-            ]
+            hits = [a for a in chosen if a.actor_id == scenario["actor_id"] and _overlaps(a, start, end + SLACK)]
             first = min(hits, key=lambda a: a.window_end, default=None)
             scenario_results.append(
                 ScenarioResult(

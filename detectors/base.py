@@ -25,7 +25,7 @@ from models.alert import Severity
 from models.config import Organisation
 
 DOCUMENTED_SHARE = 0.9  # of the window's records read under a stated purpose
-_NEVER = EwStat(weight=1.0, mean=0.0, var=0.0)  # the baseline of something never seen: zero
+_NEVER = EwStat()  # the baseline of something never seen: zero, with the floor spread
 
 
 class DetectorSettings(BaseModel):
@@ -113,6 +113,9 @@ class Period:
         self.classifier = classifier
         self.system_ready = system_ready  # past the system-wide warm-up: detectors may alert
         self.slot = clock.hour_of_week(start)
+        # forward-decay weights of this moment: a stat's decayed count is its sum over these
+        self.g_fast, self.g_slow = profiles.weights_at(end)
+        self._g = self.g_fast if scale == "short" else self.g_slow
         self._factors: dict[str, tuple[dict[str, float], float]] = {}
 
     def _stat(self, profile: Profile, metric: str) -> EwStat:
@@ -130,12 +133,12 @@ class Period:
         if profile is None:
             return None
         stat = self._stat(profile, metric)
-        if stat.weight < 1.0 and metric in SPARSE_METRICS and basis == "own":
+        if stat.weight(self._g) < 1.0 and metric in SPARSE_METRICS and basis == "own":
             peer = self.profiles.peer(window.actor)
             peer_stat = self._stat(peer, metric) if peer is not None and len(peer.members) > 1 else None
-            if peer_stat is not None and peer_stat.weight >= 1.0:
+            if peer_stat is not None and peer_stat.weight(self._g) >= 1.0:
                 stat, basis = peer_stat, "peers"
-        if stat.weight < 1.0:
+        if stat.weight(self._g) < 1.0:
             if metric not in SPARSE_METRICS:
                 return None
             stat = _NEVER
@@ -143,10 +146,10 @@ class Period:
         if metric in SLOT_METRICS and basis == "own":
             # a routine weekly export lives in its hour (and day) of the week: expect it there
             if self.scale == "short":
-                slot = profile.rhythm.slot_volume(self.slot, metric)
+                slot = profile.rhythm.slot_volume(self.slot, metric, self.g_slow)
             else:
                 slot = profile.weekdays.get(self.slot // 24, {}).get(metric)
-                slot = slot if slot is not None and slot.weight >= 0.5 else None
+                slot = slot if slot is not None and slot.weight(self.g_slow) >= 0.5 else None
             if slot is not None and slot.mean > mean:
                 mean, sd, basis = slot.mean, max(sd, slot.sd), "own rhythm"
         factor = self.population_factor(window.actor, metric)
@@ -170,7 +173,7 @@ class Period:
                 if own is None or own.active_days < self.profiles.actor_warmup_days:
                     continue
                 stat = self._stat(own, metric)
-                if stat.weight < 1.0:
+                if stat.weight(self._g) < 1.0:
                     continue
                 value = _metric(window, metric)
                 ratio = (value + 1.0) / (math.expm1(stat.mean) + 1.0)
@@ -218,7 +221,12 @@ class Detector(ABC):
         """Findings for the actors of one closed period; called only once the system is past warm-up."""
 
     def finding(
-        self, window: WindowStats, score: float, summary: str, evidence: dict[str, Any], severity: Severity | None = None
+        self,
+        window: WindowStats,
+        score: float,
+        summary: str,
+        evidence: dict[str, Any],
+        severity: Severity | None = None,
     ) -> Finding:
         """A finding over ``window``, with the sample events and standard figures filled in."""
         evidence = {

@@ -28,9 +28,7 @@ class Egress(Detector):
         for window in period.windows:
             if window.egress_records < settings.min_records:
                 continue
-            found = unusual_volume(
-                period, window, "egress", window.egress_records, settings.min_ratio, settings.min_z
-            )
+            found = unusual_volume(period, window, "egress", window.egress_records, settings.min_ratio, settings.min_z)
             if found is None:
                 continue
             sensitive = sorted(name for name in window.class_records if classifier.is_high(name))

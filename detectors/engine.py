@@ -60,8 +60,8 @@ class DetectionEngine:
     def process(self, events: Iterable[AccessEvent]) -> EngineOutput:
         output = EngineOutput()
         clock, classifier, profiles = self.clock, self.classifier, self.profiles
-        short, long, lateness = self.short, self.long, self.lateness
-        open_short, open_long = self._open["short"], self._open["long"]
+        short, lateness = self.short, self.lateness
+        open_short = self._open["short"]
         organisation = self.settings.organisation
         business_days = set(organisation.business_days)
         first_hour, last_hour = organisation.business_hours_start, organisation.business_hours_end
@@ -87,9 +87,9 @@ class DetectionEngine:
             slot = clock.hour_of_week(ts)
             in_business = slot // 24 in business_days and first_hour <= slot % 24 < last_hour
             window = self._window(open_short, short_start, short, actor)
-            window.add(event, ts, touch, slot, in_business)
-            long_start = clock.window_start(ts, long)
-            self._window(open_long, long_start, long, actor).add(event, ts, touch, slot, in_business)
+            if not window.events:
+                window.hours.add(slot)
+            window.add(event, ts, touch, in_business)
             if profiles.is_mature(actor.id):
                 self._note_first_touches(window, event, touch.classes)
         output.alerts = self._take_pending()
@@ -174,10 +174,15 @@ class DetectionEngine:
                     for finding in detector.detect(period):
                         self._raise(finding)
         # learn only after judging: a window is never its own baseline
-        for window in ordered:
-            if scale == "short":
+        if scale == "short":
+            open_long = self._open["long"]
+            for window in ordered:
                 self.profiles.learn_window(window, period.slot)
-            else:
+                # the day gathers its hours as they close: each event is added once
+                day_start = self.clock.window_start(window.start, self.long)
+                self._window(open_long, day_start, self.long, window.actor).merge(window)
+        else:
+            for window in ordered:
                 self.profiles.learn_day(window, period.slot // 24)
 
     def _raise(self, finding: Finding) -> None:

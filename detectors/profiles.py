@@ -45,45 +45,83 @@ def metric_values(window: WindowStats) -> dict[str, float]:
     }
 
 
+class Decay:
+    """Forward exponential decay (Cormode et al., 2009).
+
+    Instead of shrinking every old weight as time passes, an observation at
+    time t gets the weight ``g(t) = 2 ** ((t - origin) / half_life)``, which
+    grows with time; a weighted mean is then a ratio of plain sums, so adding
+    an observation costs a few multiplications and nothing ever has to be
+    decayed.  The decayed weight of a sum at time t is ``sum / g(t)``.
+    """
+
+    __slots__ = ("half_life", "origin", "rate")
+
+    def __init__(self, half_life: float, origin: float) -> None:
+        self.half_life = half_life
+        self.origin = origin
+        self.rate = LN2 / half_life
+
+    def g(self, t: float) -> float:
+        return math.exp(self.rate * (t - self.origin))
+
+
+# Past this exponent the weights are rebased to a later origin, long before
+# a float overflows (e**709).
+REBASE_EXPONENT = 600.0
+
+
 @dataclass(slots=True)
 class EwStat:
-    """Exponentially weighted mean and variance of ``log1p(x)``, decaying in event time."""
+    """Exponentially weighted mean and variance of ``log1p(x)``, as forward-decayed sums."""
 
-    weight: float = 0.0
-    mean: float = 0.0
-    var: float = 0.0
-    t: float = 0.0
+    sw: float = 0.0  # sum of weights
+    swx: float = 0.0  # sum of weight * x
+    swx2: float = 0.0  # sum of weight * x * x
 
-    def decay_to(self, t: float, half_life: float) -> None:
-        if t > self.t:
-            self.weight *= math.exp(-LN2 * (t - self.t) / half_life)
-            self.t = t
+    @property
+    def mean(self) -> float:
+        return self.swx / self.sw if self.sw > 0 else 0.0
 
-    def update(self, value: float, t: float, half_life: float, clip: bool = True, floor_sds: float = 0.0) -> None:
-        x = math.log1p(max(value, 0.0))
-        self.decay_to(t, half_life)
-        if clip and self.weight >= 3.0:
-            spread = max(math.sqrt(self.var), SD_FLOOR)
-            x = min(x, self.mean + CLIP_SDS * spread)
-            if floor_sds:
-                x = max(x, self.mean - floor_sds * spread)
-        new_weight = self.weight + 1.0
-        delta = x - self.mean
-        self.mean += delta / new_weight
-        self.var = self.weight / new_weight * (self.var + delta * delta / new_weight)
-        self.weight = new_weight
+    @property
+    def var(self) -> float:
+        if self.sw <= 0:
+            return 0.0
+        mean = self.swx / self.sw
+        return max(self.swx2 / self.sw - mean * mean, 0.0)
 
     @property
     def sd(self) -> float:
         return max(math.sqrt(self.var), SD_FLOOR)
 
-    @property
-    def expected(self) -> float:
-        """The typical value on the natural scale."""
-        return math.expm1(self.mean)
+    def weight(self, g_now: float) -> float:
+        """The decayed number of observations, as of the time whose weight is ``g_now``."""
+        return self.sw / g_now
+
+    def add(self, value: float, g: float, clip: bool = True, floor_sds: float = 0.0) -> None:
+        x = math.log1p(value) if value > 0 else 0.0
+        sw = self.sw
+        if clip and sw >= 3.0 * g:  # an established baseline: an outlier moves it only so far
+            mean = self.swx / sw
+            spread = math.sqrt(max(self.swx2 / sw - mean * mean, 0.0))
+            if spread < SD_FLOOR:
+                spread = SD_FLOOR
+            high = mean + CLIP_SDS * spread
+            if x > high:
+                x = high
+            elif floor_sds and x < mean - floor_sds * spread:
+                x = mean - floor_sds * spread
+        self.sw = sw + g
+        self.swx += g * x
+        self.swx2 += g * x * x
+
+    def rebase(self, factor: float) -> None:
+        self.sw *= factor
+        self.swx *= factor
+        self.swx2 *= factor
 
     def to_state(self) -> list[float]:
-        return [self.weight, self.mean, self.var, self.t]
+        return [self.sw, self.swx, self.swx2]
 
     @classmethod
     def from_state(cls, state: list[float]) -> EwStat:
@@ -101,31 +139,26 @@ class Rhythm:
     Sparse: most actors use a few dozen of the 168 hours of the week.
     """
 
-    activity: dict[int, float] = field(default_factory=dict)  # slot -> decayed count of active windows
+    activity: dict[int, float] = field(default_factory=dict)  # slot -> forward-decayed count of active windows
     # slot -> metric -> volume in that slot when active (records, egress, high)
     volume: dict[int, dict[str, EwStat]] = field(default_factory=dict)
-    total: float = 0.0
-    t: float = 0.0
 
-    def decay_to(self, t: float, half_life: float) -> None:
-        if t > self.t:
-            factor = math.exp(-LN2 * (t - self.t) / half_life)
-            for slot in self.activity:
-                self.activity[slot] *= factor
-            self.total *= factor
-            self.t = t
-
-    def update(self, slot: int, values: dict[str, float], t: float, half_life: float) -> None:
-        self.decay_to(t, half_life)
-        self.activity[slot] = self.activity.get(slot, 0.0) + 1.0
-        self.total += 1.0
+    def add(self, slot: int, values: dict[str, float], g: float) -> None:
+        self.activity[slot] = self.activity.get(slot, 0.0) + g
         stats = self.volume.get(slot)
         if stats is None:
             stats = self.volume[slot] = {metric: EwStat() for metric in SLOT_METRICS}
         for metric, stat in stats.items():
-            # a weekly slot sees one value a week: it must remember for weeks
-            if values[metric] > 0 or metric not in SPARSE_METRICS:
-                stat.update(values[metric], t, half_life * 2, clip=True)
+            value = values[metric]
+            if value > 0 or metric not in SPARSE_METRICS:
+                stat.add(value, g)
+
+    def rebase(self, factor: float) -> None:
+        for slot in self.activity:
+            self.activity[slot] *= factor
+        for stats in self.volume.values():
+            for stat in stats.values():
+                stat.rebase(factor)
 
     def usual_level(self, slot: int) -> float:
         """How usual activity in this hour of the week is, from 0 (never) to 1 (as in the busiest hour).
@@ -143,27 +176,29 @@ class Rhythm:
         beside = max(activity.get(day * 24 + (hour - 1) % 24, 0.0), activity.get(day * 24 + (hour + 1) % 24, 0.0))
         return max(same_slot, same_hour, 0.5 * beside) / busiest
 
-    def slot_volume(self, slot: int, metric: str) -> EwStat | None:
+    def slot_volume(self, slot: int, metric: str, g_now: float) -> EwStat | None:
+        """The slot's volume baseline, once seen about once or more (decayed)."""
         stats = self.volume.get(slot)
         stat = stats.get(metric) if stats is not None else None
-        return stat if stat is not None and stat.weight >= 0.5 else None
+        return stat if stat is not None and stat.sw >= 0.5 * g_now else None
+
+    @property
+    def observed(self) -> float:
+        """Sum of the activity weights (forward-decayed)."""
+        return sum(self.activity.values())
 
     def to_state(self) -> list:
         return [
             {str(k): v for k, v in self.activity.items()},
             {str(k): {m: stat.to_state() for m, stat in v.items()} for k, v in self.volume.items()},
-            self.total,
-            self.t,
         ]
 
     @classmethod
     def from_state(cls, state: list) -> Rhythm:
-        activity, volume, total, t = state
+        activity, volume = state
         return cls(
             {int(k): v for k, v in activity.items()},
             {int(k): {m: EwStat.from_state(stat) for m, stat in v.items()} for k, v in volume.items()},
-            total,
-            t,
         )
 
 
@@ -216,12 +251,13 @@ class Profile:
             return value in self.resources
         return value in self.ips
 
-    def learn_window(self, window: WindowStats, slot: int, half_life: float) -> None:
-        values = metric_values(window)
+    def learn_window(self, window: WindowStats, values: dict[str, float], slot: int, g: float, g_slow: float) -> None:
         for metric, stat in self.hourly.items():
-            if values[metric] > 0 or metric not in SPARSE_METRICS:
-                stat.update(values[metric], window.end, half_life)
-        self.rhythm.update(slot, values, window.end, half_life)
+            value = values[metric]
+            if value > 0 or metric not in SPARSE_METRICS:
+                stat.add(value, g)
+        # a weekly slot sees one value a week: it remembers for longer
+        self.rhythm.add(slot, values, g_slow)
         self.classes.update(window.class_records)
         for resource in window.resource_kinds:
             self.resources.add(resource)
@@ -230,20 +266,31 @@ class Profile:
         self.first_seen = min(self.first_seen, window.first_ts)
         self.last_seen = max(self.last_seen, window.last_ts)
 
-    def learn_day(self, window: WindowStats, weekday: int, half_life: float) -> None:
-        values = metric_values(window)
+    def learn_day(self, window: WindowStats, values: dict[str, float], weekday: int, g_slow: float) -> None:
         for metric, stat in self.daily.items():
-            if values[metric] > 0 or metric not in SPARSE_METRICS:
-                stat.update(values[metric], window.end, half_life * DAY_HALF_LIFE_FACTOR, floor_sds=DAY_FLOOR_SDS)
+            value = values[metric]
+            if value > 0 or metric not in SPARSE_METRICS:
+                stat.add(value, g_slow, floor_sds=DAY_FLOOR_SDS)
         stats = self.weekdays.get(weekday)
         if stats is None:
             stats = self.weekdays[weekday] = {metric: EwStat() for metric in SLOT_METRICS}
         for metric, stat in stats.items():
-            if values[metric] > 0 or metric not in SPARSE_METRICS:
-                stat.update(values[metric], window.end, half_life * 2)
+            value = values[metric]
+            if value > 0 or metric not in SPARSE_METRICS:
+                stat.add(value, g_slow)
         if window.start > self.last_active_day:
             self.active_days += 1
             self.last_active_day = window.start
+
+    def rebase(self, fast: float, slow: float) -> None:
+        for stat in self.hourly.values():
+            stat.rebase(fast)
+        for stat in self.daily.values():
+            stat.rebase(slow)
+        for stats in self.weekdays.values():
+            for stat in stats.values():
+                stat.rebase(slow)
+        self.rhythm.rebase(slow)
 
     def to_state(self) -> dict:
         return {
@@ -293,6 +340,11 @@ class ProfileBook:
         self.actors: dict[str, Profile] = {}
         self.peers: dict[str, Profile] = {}
         self.first_event_time = math.inf
+        # hourly baselines forget at the half-life; day and weekly-slot
+        # baselines at twice it, so that a slow ramp does not become the norm
+        self.fast = Decay(half_life, 0.0)
+        self.slow = Decay(half_life * DAY_HALF_LIFE_FACTOR, 0.0)
+        self._origin_set = False
 
     def _new_profile(self) -> Profile:
         return Profile(resources=BoundedSet(self.max_known_items), ips=BoundedSet(self.max_known_items))
@@ -321,12 +373,35 @@ class ProfileBook:
         return None, "none"
 
     def learn_window(self, window: WindowStats, slot: int) -> None:
-        for profile in self._profiles_of(window.actor):
-            profile.learn_window(window, slot, self.half_life)
+        g, g_slow = self._weights(window.end)
+        values = metric_values(window)
+        own, peer = self._profiles_of(window.actor)
+        own.learn_window(window, values, slot, g, g_slow)
+        peer.learn_window(window, values, slot, g, g_slow)
 
     def learn_day(self, window: WindowStats, weekday: int) -> None:
+        _, g_slow = self._weights(window.end)
+        values = metric_values(window)
         for profile in self._profiles_of(window.actor):
-            profile.learn_day(window, weekday, self.half_life)
+            profile.learn_day(window, values, weekday, g_slow)
+
+    def weights_at(self, t: float) -> tuple[float, float]:
+        """(fast, slow) forward-decay weights of time t: divide a sum by them for decayed counts."""
+        return self._weights(t)
+
+    def _weights(self, t: float) -> tuple[float, float]:
+        if not self._origin_set:
+            self.fast.origin = self.slow.origin = t
+            self._origin_set = True
+        if self.fast.rate * (t - self.fast.origin) > REBASE_EXPONENT:
+            self._rebase(t)
+        return self.fast.g(t), self.slow.g(t)
+
+    def _rebase(self, t: float) -> None:
+        fast, slow = 1.0 / self.fast.g(t), 1.0 / self.slow.g(t)
+        for profile in (*self.actors.values(), *self.peers.values()):
+            profile.rebase(fast, slow)
+        self.fast.origin = self.slow.origin = t
 
     def _profiles_of(self, actor: ActorRef) -> tuple[Profile, Profile]:
         own = self.actors.get(actor.id)
@@ -341,6 +416,7 @@ class ProfileBook:
 
     def to_state(self) -> dict:
         return {
+            "origin": self.fast.origin if self._origin_set else None,
             "actors": {k: v.to_state() for k, v in self.actors.items()},
             "peers": {k: v.to_state() for k, v in self.peers.items()},
             "first_event_time": self.first_event_time if math.isfinite(self.first_event_time) else None,
@@ -352,3 +428,6 @@ class ProfileBook:
         self.peers = {k: Profile.from_state(v, limit) for k, v in state["peers"].items()}
         first = state.get("first_event_time")
         self.first_event_time = math.inf if first is None else first
+        origin = state.get("origin")
+        self._origin_set = origin is not None
+        self.fast.origin = self.slow.origin = origin or 0.0

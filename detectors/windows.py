@@ -130,14 +130,13 @@ class WindowStats:
         self.last_ts = float("-inf")
         self._sample: list[tuple[int, str]] = []  # min-heap of (record_count, event_id)
 
-    def add(self, event: AccessEvent, ts: float, touch: Touch, hour_of_week: int, in_business_hours: bool) -> None:
+    def add(self, event: AccessEvent, ts: float, touch: Touch, in_business_hours: bool) -> None:
         records = event.record_count
         self.events += 1
         if ts < self.first_ts:
             self.first_ts = ts
         if ts > self.last_ts:
             self.last_ts = ts
-        self.hours.add(hour_of_week)
         if not in_business_hours:
             self.outside_business_events += 1
         if event.outcome is Outcome.DENIED:
@@ -176,6 +175,43 @@ class WindowStats:
             heapq.heappush(sample, (records, event.event_id))
         elif records > sample[0][0]:
             heapq.heapreplace(sample, (records, event.event_id))
+
+    def merge(self, hour: WindowStats) -> None:
+        """Fold a closed shorter window of the same actor into this one (a day gathers its hours)."""
+        self.events += hour.events
+        self.records += hour.records
+        self.egress_records += hour.egress_records
+        self.high_records += hour.high_records
+        self.denied += hour.denied
+        self.errors += hour.errors
+        self.outside_business_events += hour.outside_business_events
+        self.documented_records += hour.documented_records
+        if len(self.purposes) < 5:
+            self.purposes.update(sorted(hour.purposes)[: 5 - len(self.purposes)])
+        for name, records in hour.class_records.items():
+            self.class_records[name] = self.class_records.get(name, 0) + records
+        if len(self.customers) < MAX_TRACKED_CUSTOMERS:
+            self.customers |= hour.customers
+        if len(self.resources) < MAX_TRACKED_ITEMS:
+            self.resources |= hour.resources
+        self.resource_kinds |= hour.resource_kinds
+        self.systems |= hour.systems
+        if len(self.ips) < MAX_TRACKED_ITEMS:
+            self.ips |= hour.ips
+        self.hours |= hour.hours
+        for key, event_id in hour.new_items.items():
+            self.new_items.setdefault(key, event_id)
+        room = MAX_DENIED_TIMES - len(self.denied_times)
+        if room > 0:
+            self.denied_times.extend(hour.denied_times[:room])
+        self.denied_high += hour.denied_high
+        self.first_ts = min(self.first_ts, hour.first_ts)
+        self.last_ts = max(self.last_ts, hour.last_ts)
+        for item in hour._sample:
+            if len(self._sample) < SAMPLE_SIZE:
+                heapq.heappush(self._sample, item)
+            elif item > self._sample[0]:
+                heapq.heapreplace(self._sample, item)
 
     @property
     def documented_share(self) -> float:

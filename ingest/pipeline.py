@@ -16,14 +16,17 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import orjson
 
 from detectors.engine import DetectionEngine
+from detectors.incidents import attach
 from ingest.parse import Parser
 from ingest.sources import RawRecord, Source
 from models.alert import Alert
 from models.config import Settings
+from models.incident import Incident
 from notify.base import Notifier
 from store.base import Store
 
@@ -159,20 +162,43 @@ class Pipeline:
         return getattr(self.store, "last_seq", self._position)
 
     def _publish(self, alerts: Sequence[Alert]) -> None:
-        """Page what is new or more severe than what the store holds, then store it all."""
+        """Group alerts into incidents, page what is new or more severe, then store it all."""
         if not alerts:
             return
-        to_page = []
+        gap = timedelta(seconds=self.settings.alerts.incident_gap)
+        incidents: dict[str, Incident] = {}  # by actor: the incident this batch last touched
+        changed: dict[str, Incident] = {}
+        to_page, grouped = [], []
         for alert in alerts:
             known = self.store.get_alert(alert.alert_id)
+            current = incidents.get(alert.actor_id) or self.store.latest_incident(alert.actor_id)
+            if (
+                known is not None
+                and known.incident_id
+                and (current is None or current.incident_id != known.incident_id)
+            ):
+                current = changed.get(known.incident_id) or self.store.get_incident(known.incident_id)
+            members = {a.alert_id: a for a in self.store.get_alerts(current.alert_ids)} if current else {}
+            members.update({a.alert_id: a for a in grouped if current and a.incident_id == current.incident_id})
+            incident = attach(current, alert, gap, members)
+            alert = alert.model_copy(update={"incident_id": incident.incident_id})
+            incidents[alert.actor_id] = changed[incident.incident_id] = incident
+            grouped.append(alert)
             if known is None:
                 self.report.alerts_raised += 1
-                to_page.append(alert)
+                if (
+                    current is None
+                    or current.incident_id != incident.incident_id
+                    or alert.severity.rank > current.severity.rank
+                ):
+                    to_page.append(alert)  # a new incident, or one that became more severe
             else:
                 self.report.alerts_updated += 1
-                if alert.severity.rank > known.severity.rank:
+                if alert.severity.rank > known.severity.rank and alert.severity.rank > (
+                    current.severity.rank if current else -1
+                ):
                     to_page.append(alert)
         # page before storing: a crash in between pages twice rather than never
         if to_page and self.notifier is not None:
             self.notifier.notify(to_page)
-        self.store.upsert_alerts(alerts)
+        self.store.upsert_alerts(grouped, list(changed.values()))

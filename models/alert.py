@@ -76,6 +76,7 @@ class Alert(BaseModel):
     created_at: UtcTime | None = None  # event time of the first finding (never wall-clock: replays must match)
     updated_at: UtcTime | None = None  # event time of the latest growth
     revision: int = 1  # bumps each time the finding grows; notifiers page again only on a severity rise
+    incident_id: str | None = None  # the actor's episode this finding belongs to (models.incident)
 
     def to_record(self) -> dict[str, Any]:
         """The contract's JSON object."""

@@ -152,6 +152,8 @@ class Alerts(Section):
     # alert for the same actor and detector grows that alert instead of
     # raising a new one: one alert per episode, not a storm
     merge_gap: Seconds = 2 * 3600.0
+    # alerts of any detector on one actor within this much of each other are one incident
+    incident_gap: Seconds = 12 * 3600.0
     max_sample_events: Annotated[int, Field(ge=1, le=1000)] = 20
 
 

@@ -21,9 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 # RFC 3339 section 5.6 "date-time".  The offset is mandatory: an event time
 # without one cannot be placed on the timeline and would silently shift by
 # the producer's time zone.
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 class ActorKind(StrEnum):

@@ -13,12 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.alert import Alert, AlertStatus, Severity
 from models.deadletter import DeadLetter
 from models.event import AccessEvent, Action, Outcome
+from models.incident import Incident, TriageAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +94,24 @@ class AlertQuery(BaseModel):
     newest_first: bool = False
 
 
+class IncidentQuery(BaseModel):
+    """The queue: filters of the analysts' view; newest and most severe first by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_severity: Severity = Severity.LOW
+    statuses: list[AlertStatus] | None = None
+    actor_id: str | None = None
+    actor_kind: str | None = None
+    organization: str | None = None
+    detector: str | None = None
+    since: datetime | None = None  # on window_end
+    until: datetime | None = None  # on window_start
+    order: Literal["severity", "newest", "oldest"] = "severity"
+    limit: int = Field(default=100, ge=1, le=100_000)
+    offset: int = Field(default=0, ge=0)
+
+
 @dataclass(frozen=True, slots=True)
 class StoreStats:
     events: int
@@ -121,8 +141,8 @@ class Store(ABC):
         """Store what is new, durably, and say which events were new (in store order)."""
 
     @abstractmethod
-    def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
-        """Insert or grow alerts by id; a triage status set by a person is kept."""
+    def upsert_alerts(self, alerts: Sequence[Alert], incidents: Sequence[Incident] = ()) -> None:
+        """Insert or grow alerts and their incidents by id, together; a status set by a person is kept."""
 
     @abstractmethod
     def save_checkpoint(self, name: str, seq: int, state: bytes) -> None: ...
@@ -146,6 +166,28 @@ class Store(ABC):
 
     @abstractmethod
     def set_alert_status(self, alert_id: str, status: AlertStatus) -> Alert | None: ...
+
+    @abstractmethod
+    def get_alerts(self, alert_ids: Sequence[str]) -> list[Alert]: ...
+
+    # -- incidents and triage ----------------------------------------------------
+    @abstractmethod
+    def get_incident(self, incident_id: str) -> Incident | None: ...
+
+    @abstractmethod
+    def latest_incident(self, actor_id: str) -> Incident | None:
+        """The actor's incident with the latest end: the one a new alert may continue."""
+
+    @abstractmethod
+    def query_incidents(self, query: IncidentQuery) -> list[Incident]: ...
+
+    @abstractmethod
+    def record_action(self, action: TriageAction) -> Incident:
+        """Add a triage action to the log and apply it to the incident and its alerts; KeyError if unknown."""
+
+    @abstractmethod
+    def actions(self, incident_id: str) -> list[TriageAction]:
+        """The incident's triage log, oldest first."""
 
     @abstractmethod
     def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]: ...

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import zlib
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,11 +17,13 @@ from pathlib import Path
 from models.alert import Alert, AlertStatus
 from models.deadletter import DeadLetter
 from models.event import AccessEvent
+from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
 from store.base import (
     AlertQuery,
     Checkpoint,
     EventPage,
     EventQuery,
+    IncidentQuery,
     IncomingEvent,
     Store,
     StoredEvent,
@@ -35,6 +38,12 @@ from store.sqlite_schema import MIGRATIONS
 def id_key(event_id: str) -> int:
     """The 64-bit idempotency key of an event id."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def customer_token(customer_id: str) -> str:
+    """The FTS5 token of a customer id: 64 bits of two checksums, one safe word for any id."""
+    data = customer_id.encode()
+    return f"k{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def _statements(script: str) -> list[str]:
@@ -79,24 +88,25 @@ class SqliteStore(Store):
 
     # -- schema -----------------------------------------------------------------
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            self._db.execute("BEGIN IMMEDIATE")
+        db = self._db
+        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for name, script in MIGRATIONS:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                if self._db.execute("PRAGMA user_version").fetchone()[0] >= number:
-                    self._db.execute("ROLLBACK")  # another process migrated meanwhile
+                if db.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
+                    db.execute("ROLLBACK")  # applied before, or by another process meanwhile
                     continue
                 for statement in _statements(script):
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={number}")
-                self._db.execute("COMMIT")
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, _utc_text(datetime.now(UTC))))
+                db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
 
     @property
-    def schema_version(self) -> int:
-        return self._db.execute("PRAGMA user_version").fetchone()[0]
+    def migrations(self) -> list[str]:
+        return [name for (name,) in self._db.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
 
     # -- ingestion ----------------------------------------------------------------
     def write(self, events: Sequence[IncomingEvent], dead_letters: Sequence[DeadLetter] = ()) -> WriteResult:
@@ -163,14 +173,16 @@ class SqliteStore(Store):
             stored.sort(key=lambda incoming: seq_of[incoming.event.event_id])
         seqs = range(first_seq, first_seq + len(stored))
         customers, classes = [], []
+        token = customer_token
         for seq, incoming in zip(seqs, stored, strict=True):
             event = incoming.event
-            ts = _micros(event.timestamp)
             if event.customer_ids:
-                customers.extend((customer, ts, seq) for customer in set(event.customer_ids))
-            classes.extend((name, ts, seq) for name in incoming.classes)
+                customers.append((seq, " ".join({token(customer) for customer in event.customer_ids})))
+            if incoming.classes:
+                ts = _micros(event.timestamp)
+                classes.extend((name, ts, seq) for name in incoming.classes)
         if customers:
-            db.executemany("INSERT OR IGNORE INTO event_customers VALUES (?,?,?)", customers)
+            db.executemany("INSERT INTO event_customers (rowid, tokens) VALUES (?, ?)", customers)
         if classes:
             db.executemany("INSERT OR IGNORE INTO event_classes VALUES (?,?,?)", classes)
         self._last_seq = first_seq + len(stored) - 1 if stored else self._last_seq
@@ -195,9 +207,10 @@ class SqliteStore(Store):
         owner = self._db.execute("SELECT event_id FROM events WHERE id_key = ?", (key,)).fetchone()
         if owner is None or owner[0] == event_id:
             return False
-        return self._db.execute(
-            "SELECT 1 FROM events WHERE id_key IS NULL AND event_id = ?", (event_id,)
-        ).fetchone() is None
+        return (
+            self._db.execute("SELECT 1 FROM events WHERE id_key IS NULL AND event_id = ?", (event_id,)).fetchone()
+            is None
+        )
 
     @staticmethod
     def _row(incoming: IncomingEvent, key: int) -> tuple:
@@ -217,7 +230,7 @@ class SqliteStore(Store):
             event.record_count,
             ",".join(sorted(incoming.classes)),
             event.source_ip,
-            incoming.raw,
+            incoming.raw.decode(),
         )
 
     def _write_dead_letters(self, dead_letters: Sequence[DeadLetter]) -> int:
@@ -240,12 +253,18 @@ class SqliteStore(Store):
         )
         return self._db.total_changes - before
 
-    def upsert_alerts(self, alerts: Sequence[Alert]) -> None:
-        if not alerts:
+    def upsert_alerts(self, alerts: Sequence[Alert], incidents: Sequence[Incident] = ()) -> None:
+        if not alerts and not incidents:
             return
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
+            for incident in incidents:
+                row = db.execute("SELECT body FROM incidents WHERE incident_id = ?", (incident.incident_id,)).fetchone()
+                if row is not None:  # a person's triage stands
+                    stored = Incident.model_validate_json(row[0])
+                    incident = incident.model_copy(update={"status": stored.status, "assignee": stored.assignee})
+                self._put_incident(incident)
             for alert in alerts:
                 row = db.execute("SELECT status FROM alerts WHERE alert_id = ?", (alert.alert_id,)).fetchone()
                 if row is not None and row[0] != alert.status.value:
@@ -271,6 +290,24 @@ class SqliteStore(Store):
             db.execute("ROLLBACK")
             raise
 
+    def _put_incident(self, incident: Incident) -> None:
+        self._db.execute(
+            "INSERT INTO incidents (incident_id, actor_id, status, severity_rank, risk_score, window_start,"
+            " window_end, body) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(incident_id) DO UPDATE SET"
+            " status=excluded.status, severity_rank=excluded.severity_rank, risk_score=excluded.risk_score,"
+            " window_start=excluded.window_start, window_end=excluded.window_end, body=excluded.body",
+            (
+                incident.incident_id,
+                incident.actor_id,
+                incident.status.value,
+                incident.severity.rank,
+                incident.risk_score,
+                _utc_text(incident.window_start),
+                _utc_text(incident.window_end),
+                incident.model_dump_json(),
+            ),
+        )
+
     def save_checkpoint(self, name: str, seq: int, state: bytes) -> None:
         self._db.execute(
             "INSERT INTO checkpoints (name, seq, state, saved_at) VALUES (?,?,?,?)"
@@ -292,7 +329,9 @@ class SqliteStore(Store):
             if not rows:
                 return
             yield [
-                IncomingEvent(AccessEvent.model_validate_json(body), bytes(body), frozenset(filter(None, c.split(","))))
+                IncomingEvent(
+                    AccessEvent.model_validate_json(body), body.encode(), frozenset(filter(None, c.split(",")))
+                )
                 for _, body, c in rows
             ]
             seq = rows[-1][0]
@@ -304,18 +343,18 @@ class SqliteStore(Store):
     # -- reading --------------------------------------------------------------------
     def query_events(self, query: EventQuery) -> EventPage:
         where, params, source = [], [], "events e"
+        ts_column = "e.ts"
         if query.customer_id is not None:
-            source = "event_customers c JOIN events e ON e.seq = c.seq"
-            where.append("c.customer_id = ?")
+            where.append("e.seq IN (SELECT rowid FROM event_customers WHERE event_customers MATCH ?)")
+            params.append(customer_token(query.customer_id))
+            # the token is a hash: re-check the id itself
+            where.append("EXISTS (SELECT 1 FROM json_each(e.body, '$.customer_ids') WHERE value = ?)")
             params.append(query.customer_id)
-            ts_column = "c.ts"
-        elif query.data_class is not None:
+        if query.data_class is not None and query.customer_id is None:
             source = "event_classes k JOIN events e ON e.seq = k.seq"
             where.append("k.class = ?")
             params.append(query.data_class)
             ts_column = "k.ts"
-        else:
-            ts_column = "e.ts"
         if query.customer_id is not None and query.data_class is not None:
             where.append("(',' || e.classes || ',') LIKE ?")
             params.append(f"%,{query.data_class},%")
@@ -401,6 +440,101 @@ class SqliteStore(Store):
             (status.value, alert.model_dump_json(), alert_id),
         )
         return alert
+
+    def get_alerts(self, alert_ids: Sequence[str]) -> list[Alert]:
+        found = []
+        ids = list(alert_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT body FROM alerts WHERE alert_id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            found.extend(Alert.model_validate_json(body) for (body,) in rows)
+        return sorted(found, key=lambda a: (a.window_start, a.alert_id))
+
+    # -- incidents and triage ---------------------------------------------------------
+    def get_incident(self, incident_id: str) -> Incident | None:
+        row = self._db.execute("SELECT body FROM incidents WHERE incident_id = ?", (incident_id,)).fetchone()
+        return Incident.model_validate_json(row[0]) if row else None
+
+    def latest_incident(self, actor_id: str) -> Incident | None:
+        row = self._db.execute(
+            "SELECT body FROM incidents WHERE actor_id = ? ORDER BY window_end DESC LIMIT 1", (actor_id,)
+        ).fetchone()
+        return Incident.model_validate_json(row[0]) if row else None
+
+    def query_incidents(self, query: IncidentQuery) -> list[Incident]:
+        where, params = ["severity_rank >= ?"], [query.min_severity.rank]
+        if query.statuses:
+            where.append(f"status IN ({','.join('?' * len(query.statuses))})")
+            params.extend(status.value for status in query.statuses)
+        if query.actor_id:
+            where.append("actor_id = ?")
+            params.append(query.actor_id)
+        for key, value in (
+            ("$.actor_kind", query.actor_kind),
+            ("$.actor_organization", query.organization),
+        ):
+            if value:
+                where.append(f"json_extract(body, '{key}') = ?")
+                params.append(value)
+        if query.detector:
+            where.append("EXISTS (SELECT 1 FROM json_each(body, '$.detectors') WHERE value = ?)")
+            params.append(query.detector)
+        if query.since is not None:
+            where.append("window_end >= ?")
+            params.append(_utc_text(query.since))
+        if query.until is not None:
+            where.append("window_start < ?")
+            params.append(_utc_text(query.until))
+        order = {
+            "severity": "severity_rank DESC, window_start DESC, incident_id",
+            "newest": "window_start DESC, incident_id",
+            "oldest": "window_start ASC, incident_id",
+        }[query.order]
+        rows = self._db.execute(
+            f"SELECT body FROM incidents WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?",
+            (*params, query.limit, query.offset),
+        ).fetchall()
+        return [Incident.model_validate_json(body) for (body,) in rows]
+
+    def record_action(self, action: TriageAction) -> Incident:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT body FROM incidents WHERE incident_id = ?", (action.incident_id,)).fetchone()
+            if row is None:
+                raise KeyError(action.incident_id)
+            incident = Incident.model_validate_json(row[0])
+            update: dict = {}
+            status = STATUS_AFTER[action.kind]
+            if status is not None:
+                update["status"] = status
+            if action.kind is TriageActionKind.ASSIGN:
+                update["assignee"] = action.assignee
+            incident = incident.model_copy(update=update)
+            self._put_incident(incident)
+            if status is not None:
+                for alert in self.get_alerts(incident.alert_ids):
+                    db.execute(
+                        "UPDATE alerts SET status = ?, body = ? WHERE alert_id = ?",
+                        (status.value, alert.model_copy(update={"status": status}).model_dump_json(), alert.alert_id),
+                    )
+            db.execute(
+                "INSERT INTO triage_actions (incident_id, at, body) VALUES (?,?,?)",
+                (action.incident_id, _utc_text(action.at), action.model_dump_json()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return incident
+
+    def actions(self, incident_id: str) -> list[TriageAction]:
+        rows = self._db.execute(
+            "SELECT body FROM triage_actions WHERE incident_id = ? ORDER BY id", (incident_id,)
+        ).fetchall()
+        return [TriageAction.model_validate_json(body) for (body,) in rows]
 
     def dead_letters(self, limit: int = 100, offset: int = 0) -> list[DeadLetter]:
         rows = self._db.execute(

