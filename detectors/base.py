@@ -220,6 +220,16 @@ class Detector(ABC):
     def detect(self, period: Period) -> Iterable[Finding]:
         """Findings for the actors of one closed period; called only once the system is past warm-up."""
 
+    def observe(self, period: Period) -> None:  # noqa: B027 - most detectors learn nothing of their own
+        """Called for every closed period, warm-up included, after ``detect``: learn from it."""
+
+    def to_state(self) -> Any:
+        """The detector's own learned state, JSON-serialisable (None: it keeps none)."""
+        return None
+
+    def load_state(self, state: Any) -> None:  # noqa: B027
+        """Restore what ``to_state`` returned."""
+
     def finding(
         self,
         window: WindowStats,

@@ -168,11 +168,12 @@ class DetectionEngine:
             self.classifier,
             ready,
         )
-        if ready:
-            for detector in self.detectors:
-                if scale in detector.scales:
+        for detector in self.detectors:
+            if scale in detector.scales:
+                if ready:
                     for finding in detector.detect(period):
                         self._raise(finding)
+                detector.observe(period)
         # learn only after judging: a window is never its own baseline
         if scale == "short":
             open_long = self._open["long"]
@@ -207,6 +208,7 @@ class DetectionEngine:
                 for scale, table in self._open.items()
             },
             "alerts": self.book.to_state(),
+            "detectors": {d.name: state for d in self.detectors if (state := d.to_state()) is not None},
         }
 
     def load_state(self, state: dict) -> None:
@@ -222,6 +224,9 @@ class DetectionEngine:
                 restored = [WindowStats.from_state(item) for item in windows]
                 self._open[scale][float(start)] = {w.actor.id: w for w in restored}
         self.book.load_state(state["alerts"])
+        for detector in self.detectors:
+            if detector.name in state.get("detectors", {}):
+                detector.load_state(state["detectors"][detector.name])
         ends = [
             start + (self.short if scale == "short" else self.long)
             for scale, table in self._open.items()

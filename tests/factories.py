@@ -1,0 +1,73 @@
+"""Events and alerts for tests, built through the real models (so they are always valid)."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from detectors.classify import Classifier
+from models.alert import Alert, Severity
+from models.config import Settings
+from models.event import AccessEvent
+from store.base import IncomingEvent
+
+T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Asia/Shanghai
+_ids = itertools.count(1)
+
+
+def event_dict(**overrides: Any) -> dict[str, Any]:
+    """A contract event as JSON-ready data; ``actor``/``resource`` overrides merge into the defaults."""
+    data: dict[str, Any] = {
+        "event_id": f"evt-{next(_ids):08d}",
+        "timestamp": "2026-11-02T01:00:00Z",
+        "actor": {"id": "emp-0001", "kind": "employee", "role": "customer_service", "department": "service"},
+        "action": "read",
+        "resource": {"system": "crm", "type": "customer_record", "id": "customers"},
+        "record_count": 1,
+        "customer_ids": ["c-000001"],
+        "fields": ["name", "phone"],
+        "source_ip": "10.0.0.1",
+        "outcome": "success",
+    }
+    for key in ("actor", "resource"):
+        if key in overrides:
+            data[key] = {**data[key], **overrides.pop(key)}
+    at = overrides.pop("at", None)
+    if at is not None:
+        data["timestamp"] = at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    data.update(overrides)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def event(**overrides: Any) -> AccessEvent:
+    return AccessEvent.model_validate_json(orjson.dumps(event_dict(**overrides)))
+
+
+def incoming(settings: Settings, **overrides: Any) -> IncomingEvent:
+    raw = orjson.dumps(event_dict(**overrides))
+    parsed = AccessEvent.model_validate_json(raw)
+    return IncomingEvent(parsed, raw, Classifier(settings.classification).touch(parsed.fields).classes)
+
+
+def at(hours: float = 0, days: float = 0) -> datetime:
+    return T0 + timedelta(hours=hours, days=days)
+
+
+def alert(**overrides: Any) -> Alert:
+    data: dict[str, Any] = {
+        "alert_id": f"aw-{next(_ids):024d}",
+        "detector": "bulk_read",
+        "severity": Severity.HIGH,
+        "actor_id": "emp-0001",
+        "actor_kind": "employee",
+        "window_start": T0,
+        "window_end": T0 + timedelta(hours=1),
+        "score": 5.0,
+        "summary": "Employee emp-0001 read 5,000 records, 50x their usual of 100.",
+        "evidence": {"records": 5000, "event_ids": ["evt-1"]},
+    }
+    data.update(overrides)
+    return Alert.model_validate(data)

@@ -1,0 +1,227 @@
+"""The behaviour every store adapter must have: one suite, run on each adapter.
+
+A test module subclasses ``StoreContract`` and provides a ``store`` fixture
+(a fresh, empty store) and a ``settings`` fixture.  SQLite runs it in
+``tests/test_store_sqlite.py``; the Elasticsearch adapter runs the same
+class against the test server and, when ``ACCESSWATCH_TEST_ES_URL`` is set,
+against a real cluster.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from models.alert import AlertStatus, Severity
+from models.deadletter import DeadLetter
+from models.event import Action, Outcome
+from models.incident import Incident, TriageAction, TriageActionKind
+from store.base import AlertQuery, EventQuery, IncidentQuery, Store
+from tests import factories as f
+
+
+def _deadletter(position: str, raw: bytes = b"{not json") -> DeadLetter:
+    return DeadLetter(
+        source="file:/logs/a.jsonl",
+        position=position,
+        reason="not valid JSON",
+        raw=raw,
+        received_at=datetime(2026, 11, 2, tzinfo=UTC),
+        raw_size=len(raw),
+    )
+
+
+def _incident(**overrides) -> Incident:
+    data = {
+        "incident_id": "inc-1",
+        "actor_id": "emp-0001",
+        "actor_kind": "employee",
+        "severity": Severity.HIGH,
+        "risk_score": 60.0,
+        "window_start": f.T0,
+        "window_end": f.T0 + timedelta(hours=1),
+        "alert_ids": [],
+        "detectors": ["bulk_read"],
+        "summary": "Employee emp-0001 read 5,000 records.",
+        "created_at": f.T0 + timedelta(hours=1),
+        "updated_at": f.T0 + timedelta(hours=1),
+    }
+    data.update(overrides)
+    return Incident.model_validate(data)
+
+
+class StoreContract:
+    # -- writing events -------------------------------------------------------------
+    def test_new_events_are_stored_and_returned_in_order(self, store: Store, settings):
+        batch = [f.incoming(settings, at=f.at(hours=h)) for h in range(5)]
+        result = store.write(batch)
+        assert [i.event.event_id for i in result.stored] == [i.event.event_id for i in batch]
+        assert result.duplicates == 0
+        assert store.stats().events == 5
+
+    def test_writing_the_same_events_again_stores_nothing(self, store: Store, settings):
+        batch = [f.incoming(settings, at=f.at(hours=h)) for h in range(3)]
+        store.write(batch)
+        again = store.write(batch)
+        assert again.stored == [] and again.duplicates == 3
+        assert store.stats().events == 3
+
+    def test_duplicates_within_one_batch_count_once(self, store: Store, settings):
+        one = f.incoming(settings)
+        result = store.write([one, one, f.incoming(settings)])
+        assert len(result.stored) == 2 and result.duplicates == 1
+
+    def test_a_known_id_with_other_content_is_a_conflict(self, store: Store, settings):
+        original = f.incoming(settings, event_id="evt-same", record_count=1)
+        store.write([original])
+        tampered = f.incoming(settings, event_id="evt-same", record_count=9999)
+        result = store.write([tampered])
+        assert result.stored == [] and result.duplicates == 1
+        assert result.conflicts == ["evt-same"]
+        same = store.write([original])
+        assert same.conflicts == []
+
+    def test_dead_letters_are_kept_once_with_their_bytes(self, store: Store):
+        raw = b"\xff\xfe not utf-8"
+        assert store.write([], [_deadletter("line 3", raw)]).dead_letters_stored == 1
+        assert store.write([], [_deadletter("line 3", raw)]).dead_letters_stored == 0
+        [letter] = store.dead_letters()
+        assert letter.raw == raw and letter.position == "line 3" and letter.source == "file:/logs/a.jsonl"
+        assert store.stats().dead_letters == 1
+
+    def test_events_after_a_position_come_back_in_store_order(self, store: Store, settings):
+        first = store.write([f.incoming(settings) for _ in range(3)])
+        second = store.write([f.incoming(settings) for _ in range(4)])
+        replayed = [i.event.event_id for batch in store.events_after(first.last_seq, batch=2) for i in batch]
+        assert replayed == [i.event.event_id for i in second.stored]
+        assert list(store.events_after(second.last_seq)) == []
+
+    def test_checkpoints_round_trip(self, store: Store):
+        assert store.load_checkpoint("detectors") is None
+        store.save_checkpoint("detectors", 42, b'{"state": 1}')
+        store.save_checkpoint("detectors", 43, b'{"state": 2}')
+        checkpoint = store.load_checkpoint("detectors")
+        assert checkpoint is not None and checkpoint.seq == 43 and checkpoint.state == b'{"state": 2}'
+
+    # -- auditor queries ----------------------------------------------------------------
+    @pytest.fixture
+    def corpus(self, store: Store, settings):
+        events = [
+            f.incoming(settings, at=f.at(hours=0), actor={"id": "emp-a"}, customer_ids=["c-1", "c-2"]),
+            f.incoming(settings, at=f.at(hours=1), actor={"id": "emp-b"}, customer_ids=["c-2"], fields=["passport_number"]),
+            f.incoming(settings, at=f.at(hours=2), actor={"id": "emp-a"}, action="export", record_count=500,
+                       resource={"system": "dw", "type": "table", "id": "contacts"}, customer_ids=["c-3"]),
+            f.incoming(settings, at=f.at(hours=3), actor={"id": "emp-c"}, outcome="denied", fields=["bank_account"],
+                       customer_ids=["c-1"]),
+            f.incoming(settings, at=f.at(days=2), actor={"id": "emp-a"}, customer_ids=["c-10"]),
+        ]
+        store.write(events)
+        return events
+
+    @staticmethod
+    def _ids(page) -> list[str]:
+        return [item.event.event_id for item in page.items]
+
+    def test_events_by_actor_newest_first(self, store: Store, corpus):
+        page = store.query_events(EventQuery(actor_id="emp-a"))
+        assert self._ids(page) == [corpus[4].event.event_id, corpus[2].event.event_id, corpus[0].event.event_id]
+
+    def test_events_by_customer_are_exact(self, store: Store, corpus):
+        page = store.query_events(EventQuery(customer_id="c-1", newest_first=False))
+        assert self._ids(page) == [corpus[0].event.event_id, corpus[3].event.event_id]
+        assert self._ids(store.query_events(EventQuery(customer_id="c-"))) == []  # no prefix matching
+
+    def test_events_by_data_class(self, store: Store, corpus):
+        page = store.query_events(EventQuery(data_class="government_id"))
+        assert self._ids(page) == [corpus[1].event.event_id]
+        assert page.items[0].classes == ["government_id"]
+        financial = store.query_events(EventQuery(data_class="financial"))
+        assert self._ids(financial) == [corpus[3].event.event_id]
+
+    def test_events_by_resource_action_outcome_and_time(self, store: Store, corpus):
+        assert self._ids(store.query_events(EventQuery(resource="dw/table"))) == [corpus[2].event.event_id]
+        assert self._ids(store.query_events(EventQuery(action=Action.EXPORT))) == [corpus[2].event.event_id]
+        assert self._ids(store.query_events(EventQuery(outcome=Outcome.DENIED))) == [corpus[3].event.event_id]
+        window = store.query_events(EventQuery(since=f.at(hours=1), until=f.at(hours=3), newest_first=False))
+        assert self._ids(window) == [corpus[1].event.event_id, corpus[2].event.event_id]
+
+    def test_filters_combine(self, store: Store, corpus):
+        page = store.query_events(EventQuery(customer_id="c-1", actor_id="emp-c"))
+        assert self._ids(page) == [corpus[3].event.event_id]
+        page = store.query_events(EventQuery(customer_id="c-2", data_class="government_id"))
+        assert self._ids(page) == [corpus[1].event.event_id]
+
+    def test_paging_returns_every_event_once(self, store: Store, settings):
+        # several events share a timestamp: the cursor must break ties
+        batch = [f.incoming(settings, at=f.at(hours=h // 3)) for h in range(23)]
+        store.write(batch)
+        seen, cursor = [], None
+        while True:
+            page = store.query_events(EventQuery(limit=5, cursor=cursor))
+            seen.extend(self._ids(page))
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert sorted(seen) == sorted(i.event.event_id for i in batch)
+        assert len(seen) == len(set(seen))
+
+    def test_active_actor_days(self, store: Store, corpus):
+        # emp-a on two days, emp-b and emp-c on one
+        assert store.active_actor_days(8 * 3600) == 4
+
+    # -- alerts and incidents ---------------------------------------------------------------
+    def test_alerts_upsert_and_keep_a_persons_status(self, store: Store):
+        alert = f.alert()
+        store.upsert_alerts([alert])
+        store.set_alert_status(alert.alert_id, AlertStatus.ACKNOWLEDGED)
+        grown = alert.model_copy(update={"window_end": alert.window_end + timedelta(hours=1), "revision": 2})
+        store.upsert_alerts([grown])
+        stored = store.get_alert(alert.alert_id)
+        assert stored is not None and stored.revision == 2 and stored.status is AlertStatus.ACKNOWLEDGED
+        assert stored.window_end == grown.window_end
+        assert store.stats().alerts == 1
+
+    def test_alerts_come_oldest_first_and_filter_by_severity(self, store: Store):
+        late = f.alert(window_start=f.at(hours=5), window_end=f.at(hours=6), severity=Severity.LOW)
+        early = f.alert(window_start=f.at(hours=1), window_end=f.at(hours=2), severity=Severity.CRITICAL)
+        store.upsert_alerts([late, early])
+        assert [a.alert_id for a in store.query_alerts(AlertQuery())] == [early.alert_id, late.alert_id]
+        assert [a.alert_id for a in store.query_alerts(AlertQuery(min_severity=Severity.MEDIUM))] == [early.alert_id]
+        assert store.get_alerts([late.alert_id, early.alert_id])[0].alert_id == early.alert_id
+
+    def test_incidents_queue_order_and_filters(self, store: Store):
+        low = _incident(incident_id="inc-low", severity=Severity.LOW, actor_id="emp-x")
+        high = _incident(incident_id="inc-high", severity=Severity.HIGH, window_start=f.at(hours=-5))
+        partner = _incident(
+            incident_id="inc-ptn", severity=Severity.CRITICAL, actor_id="ptn-1", actor_kind="partner",
+            actor_organization="blue-sky", detectors=["new_access"],
+        )
+        store.upsert_alerts([], [low, high, partner])
+        queue = store.query_incidents(IncidentQuery())
+        assert [i.incident_id for i in queue] == ["inc-ptn", "inc-high", "inc-low"]
+        assert [i.incident_id for i in store.query_incidents(IncidentQuery(organization="blue-sky"))] == ["inc-ptn"]
+        assert [i.incident_id for i in store.query_incidents(IncidentQuery(detector="new_access"))] == ["inc-ptn"]
+        assert [i.incident_id for i in store.query_incidents(IncidentQuery(min_severity=Severity.HIGH))] == [
+            "inc-ptn",
+            "inc-high",
+        ]
+        assert store.latest_incident("emp-x").incident_id == "inc-low"
+
+    def test_triage_actions_are_logged_and_change_the_status(self, store: Store):
+        alert = f.alert(incident_id="inc-1")
+        store.upsert_alerts([alert], [_incident(alert_ids=[alert.alert_id])])
+        now = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+        store.record_action(TriageAction(incident_id="inc-1", kind=TriageActionKind.ASSIGN, by="ana", at=now,
+                                         assignee="li"))
+        updated = store.record_action(
+            TriageAction(incident_id="inc-1", kind=TriageActionKind.ACKNOWLEDGE, by="ana", at=now, note="looking")
+        )
+        assert updated.status is AlertStatus.ACKNOWLEDGED and updated.assignee == "li"
+        assert store.get_alert(alert.alert_id).status is AlertStatus.ACKNOWLEDGED
+        assert [a.kind for a in store.actions("inc-1")] == [TriageActionKind.ASSIGN, TriageActionKind.ACKNOWLEDGE]
+        # a detector growing the incident later does not undo the person's triage
+        store.upsert_alerts([alert], [_incident(alert_ids=[alert.alert_id], revision=2)])
+        assert store.get_incident("inc-1").status is AlertStatus.ACKNOWLEDGED
+        with pytest.raises(KeyError):
+            store.record_action(TriageAction(incident_id="inc-none", kind=TriageActionKind.NOTE, by="ana", at=now))

@@ -1,0 +1,60 @@
+"""The embedded store against the shared store contract, plus what only SQLite has."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from store.sqlite import SqliteStore, customer_token
+from store.sqlite_schema import MIGRATIONS
+from tests import factories as f
+from tests.store_contract import StoreContract
+
+
+class TestSqliteStore(StoreContract):
+    @pytest.fixture
+    def store(self, sqlite_store):
+        return sqlite_store
+
+
+def test_opening_again_applies_no_migration_twice(tmp_path, settings):
+    path = tmp_path / "a.db"
+    with SqliteStore(path) as store:
+        store.write([f.incoming(settings)])
+        assert store.migrations == [name for name, _ in MIGRATIONS]
+    with SqliteStore(path) as store:
+        assert store.migrations == [name for name, _ in MIGRATIONS]
+        assert store.stats().events == 1
+
+
+def test_wal_lets_a_reader_read_while_a_writer_holds_a_transaction(tmp_path, settings):
+    path = tmp_path / "a.db"
+    with SqliteStore(path) as writer:
+        writer.write([f.incoming(settings)])
+        raw = sqlite3.connect(path, isolation_level=None)
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute("DELETE FROM events")  # uncommitted
+        with SqliteStore(path, readonly=True) as reader:
+            assert reader.stats().events == 1
+        raw.execute("ROLLBACK")
+        raw.close()
+
+
+def test_a_hash_collision_still_stores_both_events(sqlite_store, settings, monkeypatch):
+    import store.sqlite as module
+
+    monkeypatch.setattr(module, "id_key", lambda event_id: 7)  # every id collides
+    first, second = f.incoming(settings), f.incoming(settings)
+    assert len(sqlite_store.write([first]).stored) == 1
+    result = sqlite_store.write([second])
+    assert [i.event.event_id for i in result.stored] == [second.event.event_id]
+    again = sqlite_store.write([first, second])
+    assert again.stored == [] and again.duplicates == 2
+
+
+def test_customer_tokens_are_single_words_for_any_id():
+    for customer in ("c-1", "C-1", "a b", "x\"y", "客户-7", ""):
+        token = customer_token(customer)
+        assert token.isalnum() and len(token) == 17
+    assert customer_token("c-1") != customer_token("C-1")
