@@ -48,9 +48,26 @@ def load_settings(
         _set(merged, path, value)
         origins[path] = "from the command line"
     try:
-        return Settings.model_validate(merged)
+        settings = Settings.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, merged, origins)) from None
+    _check_detector_sections(merged, origins)
+    return settings
+
+
+def _check_detector_sections(merged: dict[str, Any], origins: Mapping[tuple[str, ...], str]) -> None:
+    """Each detector validates its own section; report its errors like any other key's."""
+    from detectors.registry import DETECTORS
+
+    for name, section in merged.get("detectors", {}).items():
+        detector = DETECTORS.get(name)
+        if detector is None:
+            known = ", ".join(sorted(DETECTORS))
+            raise ConfigError(f"configuration error: unknown detector detectors.{name}: expected one of {known}")
+        try:
+            detector.Settings.model_validate(section)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, merged, origins, prefix=("detectors", name))) from None
 
 
 def describe_validation_error(

@@ -95,7 +95,10 @@ class LineReader:
         while True:  # skip the rest of the line in bounded chunks
             chunk = self.handle.readline(1 << 20)
             size += len(chunk)
-            if not chunk or chunk.endswith(b"\n"):
+            if chunk.endswith(b"\n"):
+                size -= len(chunk) - len(chunk.rstrip(b"\r\n"))  # the size of the line, not its ending
+                break
+            if not chunk:
                 break
         return RawRecord(head[:OVERSIZE_KEEP], self.source, f"line {self.line_number}", size, oversize=True)
 

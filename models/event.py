@@ -97,22 +97,24 @@ UtcTimestamp = Annotated[datetime, PlainValidator(_timestamp)]
 class _Strict(BaseModel):
     # Strict: no coercion, so the model accepts what the schema accepts.  In
     # JSON input strict mode still takes enum members by their string value.
+    # Optional fields are typed without None and default to None: an absent
+    # field is fine, an explicit null is not (the schema says "string").
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class Actor(_Strict):
     id: Annotated[str, Field(min_length=1, max_length=128)]
     kind: ActorKind
-    name: Annotated[str, Field(max_length=256)] | None = None
-    role: Annotated[str, Field(max_length=128)] | None = None
-    department: Annotated[str, Field(max_length=128)] | None = None
-    organization: Annotated[str, Field(max_length=128)] | None = None
+    name: Annotated[str, Field(max_length=256)] = None  # type: ignore[assignment]
+    role: Annotated[str, Field(max_length=128)] = None  # type: ignore[assignment]
+    department: Annotated[str, Field(max_length=128)] = None  # type: ignore[assignment]
+    organization: Annotated[str, Field(max_length=128)] = None  # type: ignore[assignment]
 
 
 class Resource(_Strict):
     system: Annotated[str, Field(min_length=1, max_length=128)]
     type: Annotated[str, Field(min_length=1, max_length=128)]
-    id: Annotated[str, Field(max_length=256)] | None = None
+    id: Annotated[str, Field(max_length=256)] = None  # type: ignore[assignment]
 
     @property
     def kind(self) -> str:
@@ -134,15 +136,15 @@ class AccessEvent(_Strict):
     action: Action
     resource: Resource
     record_count: Annotated[JsonInt, Field(ge=0, le=100_000_000)]
-    customer_ids: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=10_000)] | None = None
-    fields: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=512)] | None = None
-    bytes: Annotated[JsonInt, Field(ge=0)] | None = None
-    source_ip: Annotated[str, Field(max_length=64)] | None = None
-    user_agent: Annotated[str, Field(max_length=1024)] | None = None
-    session_id: Annotated[str, Field(max_length=128)] | None = None
-    purpose: Annotated[str, Field(max_length=256)] | None = None
+    customer_ids: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=10_000)] = None  # type: ignore[assignment]
+    fields: Annotated[list[Annotated[str, Field(max_length=128)]], Field(max_length=512)] = None  # type: ignore[assignment]
+    bytes: Annotated[JsonInt, Field(ge=0)] = None  # type: ignore[assignment]
+    source_ip: Annotated[str, Field(max_length=64)] = None  # type: ignore[assignment]
+    user_agent: Annotated[str, Field(max_length=1024)] = None  # type: ignore[assignment]
+    session_id: Annotated[str, Field(max_length=128)] = None  # type: ignore[assignment]
+    purpose: Annotated[str, Field(max_length=256)] = None  # type: ignore[assignment]
     outcome: Outcome = Outcome.SUCCESS
-    extra: dict[str, Any] | None = None
+    extra: dict[str, Any] = None  # type: ignore[assignment]
 
     @property
     def is_egress(self) -> bool:

@@ -1,0 +1,101 @@
+"""Sources and parsing: every line becomes an event or a dead letter with its reason and bytes."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import orjson
+import pytest
+
+from detectors.classify import Classifier
+from ingest.parse import Parser
+from ingest.simulated_source import SimulatorSource
+from ingest.simulator import SimulationSettings
+from ingest.sources import OVERSIZE_KEEP, FileSource, LineReader
+from tests.factories import T0, event_dict
+
+
+@pytest.fixture
+def parser(settings):
+    now = (T0 + timedelta(hours=1)).timestamp()
+    return Parser(Classifier(settings.classification), settings.ingest, wall_clock=lambda: now)
+
+
+def _records(lines: list[bytes], limit: int = 1 << 20):
+    return list(LineReader(io.BytesIO(b"\n".join(lines) + b"\n"), "test", limit))
+
+
+def test_line_reader_numbers_lines_and_strips_endings():
+    records = _records([b'{"a":1}\r', b"", b"x"])
+    assert [(r.data, r.position) for r in records] == [(b'{"a":1}', "line 1"), (b"", "line 2"), (b"x", "line 3")]
+
+
+def test_an_oversize_line_is_reported_without_being_kept_whole():
+    huge = b"x" * 5_000_000
+    records = _records([b"{}", huge, b"{}"], limit=8192)
+    assert [r.oversize for r in records] == [False, True, False]
+    assert records[1].size == 5_000_000 and len(records[1].data) == OVERSIZE_KEEP
+    assert records[2].position == "line 3"
+
+
+def test_a_followed_log_never_splits_a_half_written_line(tmp_path):
+    path = tmp_path / "live.jsonl"
+    path.write_bytes(b'{"n":1}\n{"n":')
+    with open(path, "rb") as handle:
+        reader = LineReader(handle, "live", 1 << 20, wait_for_newline=True)
+        assert [r.data for r in reader] == [b'{"n":1}']
+        with open(path, "ab") as writer:
+            writer.write(b"2}\n")
+        assert [r.data for r in reader] == [b'{"n":2}']
+        assert reader.line_number == 2
+
+
+def test_parser_sorts_good_lines_from_bad_with_reasons(parser):
+    good = orjson.dumps(event_dict(fields=["passport_number", "phone"]))
+    future = orjson.dumps(event_dict(timestamp="2099-01-01T00:00:00Z"))
+    lines = [good, b"{", b"[1]", b"", b"\xff\xfe{}", b'{"event_id":"x"}', future]
+    batch = parser.parse(_records(lines) + _records([b"y" * 3000], limit=1024))
+    assert len(batch.events) == 1
+    assert batch.events[0].classes == frozenset({"government_id", "contact"})
+    reasons = [d.reason for d in batch.dead_letters]
+    assert reasons[0].startswith("not valid JSON")
+    assert reasons[1] == "not a JSON object"
+    assert reasons[2] == "empty line"
+    assert reasons[3] == "not valid UTF-8: byte 0xff at offset 0"
+    assert reasons[4] == "timestamp: Field required (and 4 more problems)"
+    assert "is further in the future than the configured skew allows" in reasons[5]
+    assert reasons[6] == "line of 3,000 bytes is over the limit of 1,048,576"
+    assert [d.raw for d in batch.dead_letters[:4]] == [b"{", b"[1]", b"", b"\xff\xfe{}"]
+    assert len(batch.events) + len(batch.dead_letters) == 8
+
+
+def test_file_source_reads_several_files_in_batches(tmp_path):
+    paths = []
+    for name, count in (("a", 7), ("b", 5)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(event_dict()) + "\n" for _ in range(count)))
+        paths.append(str(path))
+    batches = list(FileSource(paths, 1 << 20).batches(3))
+    assert [len(b) for b in batches] == [3, 3, 1, 3, 2]
+    assert batches[-1][-1].source.endswith("b.jsonl") and batches[-1][-1].position == "line 5"
+
+
+def test_simulator_source_paces_event_time_on_its_clock():
+    now = [0.0]
+    slept = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    source = SimulatorSource(
+        SimulationSettings(days=1, employees=20, scenarios=False), speed=3600.0, clock=lambda: now[0], sleep=sleep
+    )
+    records = [r for batch in source.batches(1000) for r in batch]
+    assert records and all(r.source == "simulator" for r in records)
+    # one simulated day at an hour a second takes about 24 seconds of the (fake) wall clock
+    assert 20 <= now[0] <= 25
+    first = orjson.loads(records[0].data)
+    assert first["event_id"] and first["timestamp"]
