@@ -18,6 +18,17 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.alert import Alert, AlertStatus, Severity
+from models.dashboard import (  # the dashboard section's answers
+    ActorProfile,
+    AlertDayCount,
+    ClassDay,
+    DataAccess,
+    DataAccessQuery,
+    Health,
+    HourActivity,
+    PeerActivity,
+    TriageSummary,
+)
 from models.deadletter import DeadLetter
 from models.event import AccessEvent, Action, Outcome
 from models.incident import Incident, TriageAction
@@ -112,6 +123,10 @@ class IncidentQuery(BaseModel):
     offset: int = Field(default=0, ge=0)
 
 
+# what ``Store.incident_counts`` may count by (dashboard section)
+IncidentFacet = Literal["severity", "status", "detector", "organization", "actor_kind"]
+
+
 @dataclass(frozen=True, slots=True)
 class StoreStats:
     events: int
@@ -198,6 +213,62 @@ class Store(ABC):
     @abstractmethod
     def active_actor_days(self, utc_offset_seconds: int = 0) -> int:
         """How many (actor, day) pairs have any event; days start at local midnight for the offset."""
+
+    # == dashboard (issue 6): aggregations for the pages, and the audit of auditors ==========
+    # Every figure is computed where the data lives (SQL, an Elasticsearch
+    # aggregation) so a page never loads a month of events.  Local days are
+    # those of a fixed UTC offset, as in ``active_actor_days``.
+    @abstractmethod
+    def incident_counts(self, query: IncidentQuery, by: IncidentFacet = "severity") -> dict[str, int]:
+        """How many incidents match the query's filters (limit and offset ignored), per value of ``by``."""
+
+    @abstractmethod
+    def alerts_per_day(
+        self, since: datetime, until: datetime, utc_offset_seconds: int = 0
+    ) -> list[AlertDayCount]:
+        """Alerts starting in [since, until), counted per local day, severity, detector and actor kind."""
+
+    @abstractmethod
+    def activity(self, since: datetime, until: datetime, actor_id: str | None = None) -> list[HourActivity]:
+        """Per UTC hour in [since, until): one actor's events and records, or everyone's; idle hours absent."""
+
+    @abstractmethod
+    def peer_activity(self, actor_id: str, since: datetime, until: datetime) -> PeerActivity:
+        """Per hour, the actor's peers (same kind, role and organisation, the actor left out)."""
+
+    @abstractmethod
+    def actor_profile(self, actor_id: str, since: datetime, until: datetime, top: int = 10) -> ActorProfile | None:
+        """Who the actor is, and the data classes, resources and actions it touched in the span; None if unseen."""
+
+    @abstractmethod
+    def class_days(self, since: datetime, until: datetime, utc_offset_seconds: int = 0) -> list[ClassDay]:
+        """Records read per local day and data class in [since, until)."""
+
+    @abstractmethod
+    def triage_summary(self, since: datetime, until: datetime, now: datetime, deadline_seconds: float) -> TriageSummary:
+        """Incidents raised in [since, until), how they were handled, and those open past the deadline."""
+
+    @abstractmethod
+    def raised_at(self, incident_id: str) -> datetime | None:
+        """Wall-clock time the incident was first stored: when the product knew, and the deadline starts."""
+
+    @abstractmethod
+    def health(self, marks_since: datetime | None = None) -> Health:
+        """Counts cheap to get at any size, and the samples of the event count since ``marks_since``."""
+
+    @abstractmethod
+    def record_data_access(self, access: DataAccess) -> None:
+        """Keep a person's reading of customer data in the dashboard (append only)."""
+
+    @abstractmethod
+    def data_accesses(self, query: DataAccessQuery) -> list[DataAccess]:
+        """The dashboard's record of who read customer data, newest first."""
+
+    # == end of the dashboard section ==========================================================
+
+    def open_writer(self) -> Store:
+        """A handle for a writer thread (``write`` only) beside this one; thread-safe adapters return self."""
+        return self
 
     def close(self) -> None:  # noqa: B027 - optional for adapters with nothing to release
         """Release connections."""

@@ -32,6 +32,7 @@ from store.base import (
     decode_cursor,
     encode_cursor,
 )
+from store.sqlite_dashboard import SqliteDashboardMixin
 from store.sqlite_schema import MIGRATIONS
 
 
@@ -66,7 +67,7 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class SqliteStore(Store):
+class SqliteStore(SqliteDashboardMixin, Store):
     def __init__(self, path: Path, cache_mb: int = 256, readonly: bool = False) -> None:
         self.path = Path(path)
         if not readonly:

@@ -111,4 +111,91 @@ MIGRATIONS: list[tuple[str, str]] = [
     CREATE INDEX triage_actions_incident ON triage_actions(incident_id, id);
     """,
     ),
+    (
+        # The dashboard (issue 6; store.sqlite_dashboard): roll-ups folded
+        # from the events past a remembered position, so the pages read a few
+        # thousand rows where the events are millions; and the audit of the
+        # people who read customer data through the dashboard.
+        "0002-dashboard",
+        """
+    CREATE TABLE dash_fold (
+        name TEXT PRIMARY KEY,
+        seq  INTEGER NOT NULL        -- events up to this seq are in the roll-ups
+    );
+    CREATE TABLE dash_actor_hours (
+        actor_id TEXT    NOT NULL,
+        hour     INTEGER NOT NULL,   -- UTC hours since the epoch
+        events   INTEGER NOT NULL,
+        records  INTEGER NOT NULL,
+        egress   INTEGER NOT NULL,
+        denied   INTEGER NOT NULL,
+        PRIMARY KEY (actor_id, hour)
+    ) WITHOUT ROWID;
+    CREATE TABLE dash_hours (
+        hour    INTEGER PRIMARY KEY,
+        events  INTEGER NOT NULL,
+        records INTEGER NOT NULL,
+        egress  INTEGER NOT NULL,
+        denied  INTEGER NOT NULL
+    );
+    CREATE TABLE dash_class_hours (
+        hour    INTEGER NOT NULL,
+        class   TEXT    NOT NULL,
+        events  INTEGER NOT NULL,
+        records INTEGER NOT NULL,
+        PRIMARY KEY (hour, class)
+    ) WITHOUT ROWID;
+    -- per actor and UTC day: data classes, resources (system/type) and actions touched
+    CREATE TABLE dash_usage (
+        actor_id TEXT    NOT NULL,
+        facet    TEXT    NOT NULL,   -- class | resource | action
+        value    TEXT    NOT NULL,
+        day      INTEGER NOT NULL,   -- UTC days since the epoch
+        events   INTEGER NOT NULL,
+        records  INTEGER NOT NULL,
+        PRIMARY KEY (actor_id, facet, value, day)
+    ) WITHOUT ROWID;
+    CREATE TABLE dash_actors (
+        actor_id     TEXT PRIMARY KEY,
+        kind         TEXT NOT NULL,
+        name         TEXT,
+        role         TEXT,
+        department   TEXT,
+        organization TEXT,
+        first_ts     INTEGER NOT NULL,
+        last_ts      INTEGER NOT NULL
+    );
+    CREATE INDEX dash_actors_peers ON dash_actors(kind, role, organization);
+    -- wall-clock samples of the event count: the ingestion rate
+    CREATE TABLE dash_ingest_marks (
+        at     TEXT PRIMARY KEY,
+        events INTEGER NOT NULL
+    );
+
+    -- when the product first knew of an incident: the 48-hour deadline runs from here
+    CREATE TABLE dash_incident_raised (
+        incident_id TEXT PRIMARY KEY,
+        raised_at   TEXT NOT NULL
+    );
+    CREATE INDEX dash_incident_raised_at ON dash_incident_raised(raised_at);
+    INSERT INTO dash_incident_raised SELECT incident_id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM incidents;
+    CREATE TRIGGER dash_incident_raised_on_insert AFTER INSERT ON incidents BEGIN
+        INSERT OR IGNORE INTO dash_incident_raised VALUES (new.incident_id, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'));
+    END;
+    -- the queue sorts every open incident by severity, then time
+    CREATE INDEX incidents_severity ON incidents(severity_rank, window_start);
+    CREATE INDEX triage_actions_at ON triage_actions(at);
+
+    CREATE TABLE data_accesses (
+        id          INTEGER PRIMARY KEY,
+        at          TEXT NOT NULL,
+        by_user     TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        incident_id TEXT,
+        body        TEXT NOT NULL   -- the access (JSON); rows are only ever added
+    );
+    CREATE INDEX data_accesses_at ON data_accesses(at);
+    CREATE INDEX data_accesses_by ON data_accesses(by_user, at);
+    """,
+    ),
 ]

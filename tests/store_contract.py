@@ -225,3 +225,160 @@ class StoreContract:
         assert store.get_incident("inc-1").status is AlertStatus.ACKNOWLEDGED
         with pytest.raises(KeyError):
             store.record_action(TriageAction(incident_id="inc-none", kind=TriageActionKind.NOTE, by="ana", at=now))
+
+    # == dashboard section (issue 6): aggregations and the audit of auditors =====================
+    @pytest.fixture
+    def office(self, store: Store, settings):
+        """Three sales employees (emp-a, emp-b, emp-c) and one partner, over two hours and a next day."""
+        sales = {"kind": "employee", "role": "sales", "department": "sales"}
+        events = [
+            f.incoming(settings, at=f.at(hours=0) + timedelta(minutes=5), actor={"id": "emp-a", **sales},
+                       record_count=10, fields=["name", "passport_number"]),
+            f.incoming(settings, at=f.at(hours=0) + timedelta(minutes=40), actor={"id": "emp-a", **sales},
+                       record_count=500, action="export", fields=["phone"],
+                       resource={"system": "dw", "type": "table", "id": "contacts"}),
+            f.incoming(settings, at=f.at(hours=0) + timedelta(minutes=10), actor={"id": "emp-b", **sales},
+                       record_count=4),
+            f.incoming(settings, at=f.at(hours=0) + timedelta(minutes=20), actor={"id": "emp-c", **sales},
+                       record_count=8, outcome="denied"),
+            f.incoming(settings, at=f.at(hours=1), actor={"id": "emp-b", **sales}, record_count=6),
+            f.incoming(settings, at=f.at(hours=1), actor={"id": "ptn-1", "kind": "partner", "role": "agency",
+                                                         "organization": "blue-sky"}, record_count=3),
+            f.incoming(settings, at=f.at(days=1), actor={"id": "emp-a", **sales}, record_count=1),
+        ]
+        store.write(events)
+        return events
+
+    def test_activity_per_hour_for_an_actor_and_for_everyone(self, store: Store, office):
+        hours = store.activity(f.at(hours=0), f.at(days=2), actor_id="emp-a")
+        assert [(h.hour, h.events, h.records, h.egress_records) for h in hours] == [
+            (f.at(hours=0), 2, 510, 500),
+            (f.at(days=1), 1, 1, 0),
+        ]
+        everyone = store.activity(f.at(hours=0), f.at(hours=2))
+        assert [(h.hour, h.events, h.records, h.denied) for h in everyone] == [
+            (f.at(hours=0), 4, 522, 1),
+            (f.at(hours=1), 2, 9, 0),
+        ]
+        assert store.activity(f.at(hours=1), f.at(hours=2), actor_id="emp-a") == []
+
+    def test_activity_counts_later_events_once(self, store: Store, settings, office):
+        store.activity(f.at(hours=0), f.at(hours=1))  # figures computed once ...
+        store.write([f.incoming(settings, at=f.at(hours=0), actor={"id": "emp-b"}, record_count=100)])
+        store.write(office[:2])  # ... replayed events are not new
+        [hour] = store.activity(f.at(hours=0), f.at(hours=1))
+        assert (hour.events, hour.records) == (5, 622)
+        [hour] = store.activity(f.at(hours=0), f.at(hours=1))
+        assert (hour.events, hour.records) == (5, 622)
+
+    def test_peer_activity_leaves_the_actor_out(self, store: Store, office):
+        peers = store.peer_activity("emp-a", f.at(hours=0), f.at(hours=2))
+        assert peers.peers == 2  # emp-b and emp-c; the partner is no peer
+        assert [(p.hour, p.active_peers, p.records, p.median_records) for p in peers.hours] == [
+            (f.at(hours=0), 2, 12, 6.0),
+            (f.at(hours=1), 1, 6, 6.0),
+        ]
+        assert store.peer_activity("nobody", f.at(hours=0), f.at(hours=2)).peers == 0
+
+    def test_actor_profile_says_who_and_what_was_touched(self, store: Store, office):
+        profile = store.actor_profile("emp-a", f.at(hours=0), f.at(days=2))
+        assert profile is not None
+        assert (profile.kind, profile.role, profile.department) == ("employee", "sales", "sales")
+        assert profile.first_seen == office[0].event.timestamp and profile.last_seen == f.at(days=1)
+        assert [(u.name, u.events, u.records) for u in profile.resources] == [
+            ("dw/table", 1, 500),
+            ("crm/customer_record", 2, 11),
+        ]
+        assert [(u.name, u.records) for u in profile.actions] == [("export", 500), ("read", 11)]
+        classes = {u.name: u.records for u in profile.data_classes}
+        assert classes == {"contact": 501, "government_id": 10, "identity": 11}
+        first_day = store.actor_profile("emp-a", f.at(hours=0), f.at(hours=2))
+        assert sum(u.records for u in first_day.actions) == 510  # only the asked span's days
+        assert store.actor_profile("nobody", f.at(hours=0), f.at(days=2)) is None
+
+    def test_class_days_are_local_days(self, store: Store, office):
+        # T0 is 09:00 in UTC+8: all of the first day's reads fall on 2 Nov there
+        days = store.class_days(f.at(hours=0), f.at(days=2), utc_offset_seconds=8 * 3600)
+        government = [(d.day.isoformat(), d.records) for d in days if d.data_class == "government_id"]
+        assert government == [("2026-11-02", 10)]
+        identity = [(d.day.isoformat(), d.records) for d in days if d.data_class == "identity"]
+        assert identity == [("2026-11-02", 31), ("2026-11-03", 1)]
+
+    def test_incident_counts_follow_the_queue_filters(self, store: Store):
+        store.upsert_alerts([], [
+            _incident(incident_id="i1", severity=Severity.HIGH),
+            _incident(incident_id="i2", severity=Severity.HIGH, actor_id="ptn-1", actor_kind="partner",
+                      actor_organization="blue-sky", detectors=["new_access", "bulk_read"]),
+            _incident(incident_id="i3", severity=Severity.LOW, status=AlertStatus.RESOLVED),
+        ])
+        assert store.incident_counts(IncidentQuery()) == {"high": 2, "low": 1}
+        open_only = IncidentQuery(statuses=[AlertStatus.OPEN])
+        assert store.incident_counts(open_only) == {"high": 2}
+        assert store.incident_counts(IncidentQuery(), by="status") == {"open": 2, "resolved": 1}
+        assert store.incident_counts(IncidentQuery(), by="detector") == {"bulk_read": 3, "new_access": 1}
+        assert store.incident_counts(IncidentQuery(), by="organization") == {"blue-sky": 1}
+        assert store.incident_counts(IncidentQuery(actor_kind="partner"), by="actor_kind") == {"partner": 1}
+
+    def test_alerts_per_day_by_local_day(self, store: Store):
+        store.upsert_alerts([
+            f.alert(window_start=f.at(hours=-2), window_end=f.at(hours=-1)),  # 07:00 local, 2 Nov
+            f.alert(window_start=f.at(hours=15), window_end=f.at(hours=16), severity=Severity.LOW),  # 00:00, 3 Nov
+            f.alert(window_start=f.at(hours=16), window_end=f.at(hours=17), actor_kind="partner",
+                    detector="new_access"),
+            f.alert(window_start=f.at(days=9), window_end=f.at(days=9, hours=1)),  # outside the span
+        ])
+        counts = store.alerts_per_day(f.at(hours=-12), f.at(days=2), utc_offset_seconds=8 * 3600)
+        assert [(c.day.isoformat(), c.severity, c.detector, c.actor_kind, c.alerts) for c in counts] == [
+            ("2026-11-02", "high", "bulk_read", "employee", 1),
+            ("2026-11-03", "low", "bulk_read", "employee", 1),
+            ("2026-11-03", "high", "new_access", "partner", 1),
+        ]
+
+    def test_triage_summary_and_the_deadline(self, store: Store):
+        store.upsert_alerts([], [_incident(incident_id="i1"), _incident(incident_id="i2")])
+        raised = store.raised_at("i1")
+        assert raised is not None and abs((raised - datetime.now(UTC)).total_seconds()) < 3600
+        store.upsert_alerts([], [_incident(incident_id="i1", revision=2)])
+        assert store.raised_at("i1") == raised  # growing does not restart the clock
+        assert store.raised_at("nothing") is None
+        later = raised + timedelta(minutes=30)
+        store.record_action(TriageAction(incident_id="i1", kind=TriageActionKind.NOTE, by="ana", at=later))
+        store.record_action(TriageAction(incident_id="i1", kind=TriageActionKind.ACKNOWLEDGE, by="ana",
+                                         at=later + timedelta(minutes=30)))
+        span = (raised - timedelta(days=1), raised + timedelta(days=1))
+        summary = store.triage_summary(*span, now=raised + timedelta(hours=1), deadline_seconds=48 * 3600)
+        assert (summary.incidents, summary.reviewed, summary.open_past_deadline) == (2, 1, 0)
+        assert summary.median_seconds_to_acknowledge == pytest.approx(3600, abs=1)
+        # two days on, both are still open (acknowledged is not done): past the deadline
+        late = store.triage_summary(*span, now=raised + timedelta(hours=49), deadline_seconds=48 * 3600)
+        assert late.open_past_deadline == 2 and sorted(late.overdue_incident_ids) == ["i1", "i2"]
+        store.record_action(TriageAction(incident_id="i2", kind=TriageActionKind.RESOLVE, by="ana", at=later))
+        late = store.triage_summary(*span, now=raised + timedelta(hours=49), deadline_seconds=48 * 3600)
+        assert late.overdue_incident_ids == ["i1"] and late.reviewed == 2
+        none = store.triage_summary(raised + timedelta(days=1), raised + timedelta(days=2), raised, 3600)
+        assert (none.incidents, none.reviewed, none.median_seconds_to_acknowledge) == (0, 0, None)
+
+    def test_health_counts(self, store: Store, office):
+        store.write([], [_deadletter("line 9")])
+        health = store.health(marks_since=datetime.now(UTC) - timedelta(hours=1))
+        assert health.events == len(office) and health.dead_letters == 1
+        assert health.newest_event == f.at(days=1)
+        assert health.marks and health.marks[-1][1] == len(office)
+
+    def test_data_accesses_are_kept_newest_first(self, store: Store):
+        from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery
+
+        now = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+        first = DataAccess(at=now, by="audrey", role="auditor", kind=DataAccessKind.SEARCH,
+                           reason="DSAR 2026-118", what={"customer_id": "c-1"}, results=3)
+        second = DataAccess(at=now + timedelta(minutes=1), by="audrey", role="auditor", kind=DataAccessKind.EXPORT,
+                            reason="DSAR 2026-118", what={"customer_id": "c-1"}, results=3)
+        other = DataAccess(at=now + timedelta(minutes=2), by="li", role="admin", kind=DataAccessKind.UNMASK,
+                           reason="case 7", incident_id="inc-1")
+        for access in (first, second, other):
+            store.record_data_access(access)
+        assert store.data_accesses(DataAccessQuery()) == [other, second, first]
+        assert store.data_accesses(DataAccessQuery(by="audrey", limit=1)) == [second]
+        window = DataAccessQuery(since=now + timedelta(minutes=1), until=now + timedelta(minutes=2))
+        assert store.data_accesses(window) == [second]
+    # == end of the dashboard section ==========================================================

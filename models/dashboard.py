@@ -1,0 +1,132 @@
+"""What the dashboard reads from the store beyond events, alerts and incidents: figures, and the audit of auditors.
+
+These are the answers of the store port's dashboard methods
+(``store.base.Store``, section "dashboard"): aggregations that every adapter
+computes where the data lives (SQL, Elasticsearch aggregations), so that a
+page never loads a month of events to draw one chart.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.alert import UtcTime
+
+
+class _Figures(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HourActivity(_Figures):
+    """One hour (UTC, aligned) of one actor's or everyone's activity; hours without events are absent."""
+
+    hour: UtcTime
+    events: int
+    records: int
+    egress_records: int  # exported, downloaded, printed or shared
+    denied: int  # events refused by the system of record
+
+
+class PeerHour(_Figures):
+    """One hour of the actor's peer group (same kind, role and organisation), the actor left out."""
+
+    hour: UtcTime
+    active_peers: int  # peers with any event in the hour
+    records: int  # all active peers' records together
+    median_records: float  # the median over the active peers
+
+
+class PeerActivity(_Figures):
+    peers: int  # the size of the peer group, the actor left out
+    hours: list[PeerHour]
+
+
+class Usage(_Figures):
+    """How much of one thing (a data class, a resource ``system/type``, an action) an actor touched."""
+
+    name: str
+    events: int
+    records: int
+
+
+class ActorProfile(_Figures):
+    actor_id: str
+    kind: str
+    name: str | None = None
+    role: str | None = None
+    department: str | None = None
+    organization: str | None = None
+    first_seen: UtcTime | None = None
+    last_seen: UtcTime | None = None
+    # over the asked span, most records first
+    data_classes: list[Usage] = []
+    resources: list[Usage] = []
+    actions: list[Usage] = []
+
+
+class AlertDayCount(_Figures):
+    """Alerts that started on one local day, for one severity, detector and actor kind."""
+
+    day: date
+    severity: str
+    detector: str
+    actor_kind: str
+    alerts: int
+
+
+class ClassDay(_Figures):
+    """Records of one data class read on one local day (an event reading several classes counts in each)."""
+
+    day: date
+    data_class: str
+    events: int
+    records: int
+
+
+class TriageSummary(_Figures):
+    """How the incidents raised in a span were handled: what the privacy programme is judged by."""
+
+    incidents: int  # raised in the span
+    reviewed: int  # of those, acknowledged, resolved or marked false positive since
+    median_seconds_to_acknowledge: float | None  # raised -> first acknowledge/resolve/false positive
+    open_past_deadline: int  # still open (any time of raising) and raised before ``now - deadline``
+    overdue_incident_ids: list[str]  # the oldest of those, at most 50
+
+
+class Health(_Figures):
+    events: int  # stored in all
+    newest_event: UtcTime | None  # event time of the newest stored event
+    dead_letters: int
+    # wall-clock samples of the stored-event count, oldest first: the ingestion rate is their slope
+    marks: list[tuple[UtcTime, int]] = []
+
+
+class DataAccessKind(StrEnum):
+    SEARCH = "search"  # an auditor's event search
+    EXPORT = "export"  # a CSV of events, or a report with its customer list
+    UNMASK = "unmask"  # customer identifiers shown unmasked
+    CUSTOMER_LIST = "customer_list"  # the affected customers of an incident shown
+
+
+class DataAccess(_Figures):
+    """A person of the dashboard reading customer data: the auditors are audited too. Never edited."""
+
+    at: UtcTime  # wall-clock
+    by: str = Field(min_length=1, max_length=128)
+    role: str = Field(max_length=32)
+    kind: DataAccessKind
+    reason: str = Field(min_length=1, max_length=1000)
+    what: dict[str, Any] = {}  # the query, or the incident, as asked
+    results: int = 0  # how many events (or customers) were shown or exported
+    incident_id: str | None = None
+
+
+class DataAccessQuery(_Figures):
+    by: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = Field(default=100, ge=1, le=10_000)
