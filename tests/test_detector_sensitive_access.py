@@ -1,0 +1,230 @@
+"""``sensitive_access``: far more records with ID documents, financial or special-category data than usual.
+
+Stories run on the real engine (``tests.detector_harness``): office hours on
+weekdays from Monday 2 November, anomalies after the week of warm-up.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors.registry import DETECTORS, build_detectors
+from detectors.sensitive_access import SensitiveAccess
+from models.alert import Severity
+from tests.detector_harness import (
+    PASSPORT_FIELDS,
+    Actor,
+    assert_contract_alert,
+    assert_findings_well_formed,
+    assert_rejected,
+    assert_stable_alerts,
+    burst,
+    describe,
+    history,
+    local,
+    run,
+    scores_placing,
+    settings_with,
+    stream,
+    team,
+)
+
+NAME = "sensitive_access"
+AGENT = Actor("emp-0001")
+VISA_DESK = team(4, role="visa_desk", first=50)
+BANK_FIELDS = ("name", "bank_account", "payment_card")  # financial: high sensitivity
+
+
+def insider(passports: int = 600, day: int = 14):
+    """An agent who reads names and phones all day, then ``passports`` passport numbers in one hour."""
+    return stream(
+        history(AGENT, days=day, per_hour=3, records=2),
+        burst(AGENT, local(day, 10), events=10, records=passports // 10, fields=PASSPORT_FIELDS),
+    )
+
+
+def visa_desk_routine(days: int = 14):
+    """Each visa-desk agent checks ~40 passports an hour."""
+    return [history(a, days=days, per_hour=5, records=8, fields=PASSPORT_FIELDS) for a in VISA_DESK]
+
+
+# -- the shared interface ------------------------------------------------------
+
+
+def test_is_registered_under_its_name():
+    assert SensitiveAccess.name == NAME and DETECTORS[NAME] is SensitiveAccess
+    assert SensitiveAccess.scales == ("short",)
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("min_records", -5, "greater than or equal to 0"),
+        ("min_ratio", 0, "greater than or equal to 1"),
+        ("min_z", "x", "a valid number"),
+        ("severity_scores", [7.0, 5.0, 3.0], "ascending"),
+        ("severity_scores", [1.0, 2.0, 3.0, 4.0], "at most 3"),
+        ("documented_max_severity", "serious", "'low', 'medium', 'high' or 'critical'"),
+        ("classes", ["financial"], "unknown key"),
+    ],
+)
+def test_settings_reject_a_bad_value_in_one_line(key, value, expected):
+    assert_rejected(NAME, key, value, expected)
+
+
+def test_the_alert_is_a_contract_record_built_from_well_formed_findings():
+    events = insider()
+    result = run(events, NAME)
+    record = assert_contract_alert(result.only(), NAME, events)
+    assert record["actor_id"] == "emp-0001"
+    assert_findings_well_formed(result, SensitiveAccess.Settings(**settings_with().detectors[NAME]))
+
+
+@pytest.mark.parametrize("severity", list(Severity))
+def test_severity_follows_the_configured_severity_scores(severity):
+    events = insider()
+    score = run(events, NAME).only().score
+    placed = run(events, NAME, config={NAME: {"severity_scores": scores_placing(score, severity)}}).only()
+    assert (placed.score, placed.severity) == (score, severity)
+
+
+def test_disabled_it_is_not_built_and_raises_nothing():
+    assert build_detectors({NAME: {"enabled": False}}) == []
+    assert run(insider(), NAME, config={NAME: {"enabled": False}}).alerts == []
+
+
+# -- what it exists for --------------------------------------------------------
+
+
+def test_an_agent_who_never_reads_passports_reading_hundreds_raises_one_alert():
+    alert = run(insider(passports=600), NAME).only()
+    evidence = alert.evidence
+    assert evidence["high_sensitivity_records"] == 600 and evidence["classes"] == ["government_id"]
+    assert evidence["baseline"] == 0 and evidence["baseline_from"] == "own"
+    assert "600 records with government id data" in alert.summary and "their usual is none" in alert.summary
+    assert alert.severity is Severity.CRITICAL  # log2(601) = 9.2
+    assert alert.window_start == local(14, 10)
+
+
+def test_a_visa_desk_agent_reading_fifty_times_the_usual_passports_raises_one_alert():
+    spike = burst(VISA_DESK[0], local(14, 10), events=20, records=100, fields=PASSPORT_FIELDS)
+    alert = run(stream(*visa_desk_routine(), spike), NAME).only()
+    assert alert.actor_id == VISA_DESK[0].id
+    assert alert.evidence["baseline"] == pytest.approx(40, rel=0.05)
+    assert alert.severity is Severity.HIGH  # 2,000 against ~40: log2(49) = 5.6
+
+
+def test_every_high_sensitivity_class_read_is_named():
+    spike = [
+        *burst(AGENT, local(14, 10), events=5, records=60, fields=PASSPORT_FIELDS),
+        *burst(AGENT, local(14, 10, 30), events=5, records=60, fields=BANK_FIELDS),
+    ]
+    alert = run(stream(history(AGENT, days=14, per_hour=3, records=2), spike), NAME).only()
+    assert alert.evidence["classes"] == ["financial", "government_id"]
+    assert "financial, government id data" in alert.summary
+
+
+def test_fewer_than_min_records_never_alert_even_the_first_time():
+    small = burst(AGENT, local(14, 10), events=4, records=10, fields=PASSPORT_FIELDS)  # 40 < 50
+    assert run(stream(history(AGENT, days=14, per_hour=3, records=2), small), NAME).alerts == []
+    lower = {NAME: {"min_records": 40}}
+    assert run(stream(history(AGENT, days=14, per_hour=3, records=2), small), NAME, config=lower).alerts
+
+
+# -- what it must leave alone --------------------------------------------------
+
+
+def test_the_visa_desk_routine_raises_nothing():
+    usual = burst(VISA_DESK[0], local(14, 10), events=6, records=10, fields=PASSPORT_FIELDS)  # 60, a busy hour
+    assert run(stream(*visa_desk_routine(), usual), NAME).alerts == []
+
+
+def test_a_weekly_review_of_bank_details_at_its_usual_hour_is_routine():
+    # compliance checks 2,000 customers' bank details every Friday at 15:00, and reads little else
+    officer = Actor("emp-0070", role="compliance", department="risk")
+    weekly = [burst(officer, local(4 + 7 * week, 15), events=4, records=500, fields=BANK_FIELDS) for week in range(4)]
+    routine = history(officer, days=28, per_hour=3, records=2)
+    assert run(stream(routine, *weekly), NAME).alerts == []
+    # a review ten times the usual size is not the routine one
+    bigger = [*weekly[:3], burst(officer, local(25, 15), events=4, records=5000, fields=BANK_FIELDS)]
+    assert run(stream(routine, *bigger), NAME).only().window_start == local(25, 15)
+
+
+def test_a_population_wide_busy_hour_raises_nobody():
+    rush = [burst(a, local(14, 10), events=20, records=20, fields=PASSPORT_FIELDS) for a in VISA_DESK]  # 10x each
+    assert run(stream(*visa_desk_routine(), *rush), NAME).alerts == []
+    # one agent alone at that volume is news
+    assert [a.actor_id for a in run(stream(*visa_desk_routine(), rush[0]), NAME).alerts] == [VISA_DESK[0].id]
+
+
+def test_a_new_hire_is_judged_on_the_peers_usual():
+    hire = Actor("emp-0099", role="visa_desk", ip="10.9.9.9")
+    like_peers = history(hire, days=2, start_day=14, per_hour=5, records=8, fields=PASSPORT_FIELDS)
+    assert run(stream(*visa_desk_routine(16), like_peers), NAME).alerts == []
+
+    bulk = burst(hire, local(16, 10), events=20, records=100, fields=PASSPORT_FIELDS)
+    alert = run(stream(*visa_desk_routine(16), like_peers, bulk), NAME).only()
+    assert alert.actor_id == hire.id and alert.evidence["baseline_from"] == "peers"
+
+
+def test_a_new_hire_in_a_team_that_never_reads_passports_is_judged_on_that():
+    agents = team(5)
+    routine = [history(a, days=16, per_hour=3, records=2) for a in agents]
+    hire = Actor("emp-0099", ip="10.9.9.9")
+    bulk = burst(hire, local(15, 10), events=10, records=60, fields=PASSPORT_FIELDS)
+    alert = run(stream(*routine, bulk), NAME).only()
+    assert alert.evidence["baseline_from"] == "peers" and "their peers' usual is none" in alert.summary
+
+
+def test_bulk_work_citing_a_purpose_is_capped_at_medium():
+    spike = burst(AGENT, local(14, 10), events=10, records=60, fields=PASSPORT_FIELDS, purpose="CASE-2291")
+    alert = run(stream(history(AGENT, days=14, per_hour=3, records=2), spike), NAME).only()
+    assert alert.severity is Severity.MEDIUM and alert.score > 7  # critical by its figures
+    assert alert.evidence["documented"]["purposes"] == ["CASE-2291"]
+
+
+# -- alerts as an analyst sees them --------------------------------------------
+
+
+def test_alert_ids_and_records_do_not_depend_on_the_run_or_the_batch_cutting():
+    assert_stable_alerts(insider, NAME)
+
+
+def test_a_finding_that_continues_grows_one_alert():
+    agent = VISA_DESK[0]
+    spikes = [burst(agent, local(14, hour), events=20, records=100, fields=PASSPORT_FIELDS) for hour in (10, 11, 12)]
+    result = run(stream(*visa_desk_routine(15), *spikes), NAME)
+    alert = result.only()
+    assert (alert.window_start, alert.window_end) == (local(14, 10), local(14, 13))
+    assert alert.evidence["findings"] == alert.revision == len(result.findings) == 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a sparse baseline ('high') learns from the very windows it flags: with no earlier high-sensitivity "
+    "reads, clipping does not apply yet (sw < 3g), so the first two flagged hours become the actor's usual and "
+    "the third hour of the same exfiltration is judged normal",
+)
+def test_a_sustained_read_of_data_never_read_before_keeps_growing_the_alert():
+    hours = range(10, 16)
+    spikes = [burst(AGENT, local(14, hour), events=10, records=60, fields=PASSPORT_FIELDS) for hour in hours]
+    result = run(stream(history(AGENT, days=15, per_hour=3, records=2), *spikes), NAME)
+    alert = result.only()
+    assert (alert.window_start, alert.window_end) == (local(14, 10), local(14, 16))
+    assert alert.evidence["findings"] == len(hours)
+
+
+def test_episodes_days_apart_are_separate_alerts():
+    spikes = [burst(AGENT, local(day, 10), events=10, records=60, fields=PASSPORT_FIELDS) for day in (14, 17)]
+    alerts = run(stream(history(AGENT, days=21, per_hour=3, records=2), *spikes), NAME).alerts
+    assert [a.window_start for a in alerts] == [local(14, 10), local(17, 10)], [describe(a) for a in alerts]
+
+
+def test_no_alert_during_the_system_warm_up():
+    events = stream(
+        history(AGENT, days=6, per_hour=3, records=2, weekdays=range(7)),
+        burst(AGENT, local(6, 10), events=10, records=60, fields=PASSPORT_FIELDS),
+    )
+    assert run(events, NAME).alerts == []
+    shorter = settings_with(baselines__system_warmup="5d")
+    assert run(events, NAME, settings=shorter).only().window_start == local(6, 10)
