@@ -165,6 +165,42 @@ class Notify(Section):
     settings: dict[str, dict[str, Any]] = {}  # per receiver, validated by the notifier
 
 
+class DashboardUser(Section):
+    """A user of the embedded sign-in: a role and a salted password hash, never the password."""
+
+    role: Literal["analyst", "auditor", "admin"]
+    # "pbkdf2_sha256$<iterations>$<salt>$<hash>", as ``accesswatch dashboard --hash-password`` prints it
+    password_hash: Annotated[str, Field(pattern=r"^pbkdf2_sha256\$[0-9]+\$[A-Za-z0-9_=-]+\$[A-Za-z0-9_=-]+$")]
+    name: str | None = None  # shown on the pages; the triage and access logs record the user name
+    demo: bool = False  # signs in only while dashboard.demo_sign_in is true
+
+
+class DashboardOidc(Section):
+    """Sign-in through Streamlit's ``st.login`` ([auth] in .streamlit/secrets.toml); roles per e-mail address."""
+
+    enabled: bool = False
+    provider: str | None = None  # the [auth.<provider>] of the secrets; None: the [auth] section itself
+    roles: dict[str, Literal["analyst", "auditor", "admin"]] = {}  # e-mail address -> role
+    default_role: Literal["analyst", "auditor", "admin"] | None = None  # others: refused when None
+
+    @field_validator("roles")
+    @classmethod
+    def _lower_case(cls, value: dict[str, str]) -> dict[str, str]:
+        return {email.lower(): role for email, role in value.items()}
+
+
+class Dashboard(Section):
+    address: str = "127.0.0.1"  # where ``accesswatch dashboard`` listens
+    port: Annotated[int, Field(ge=1, le=65535)] = 8501
+    refresh: Annotated[float, BeforeValidator(parse_duration), Field(ge=2)] = 15.0  # the queue refreshes itself
+    page_size: Annotated[int, Field(ge=5, le=1000)] = 50  # events and incidents per page
+    report_deadline: Seconds = 48 * 3600.0  # a breach is reported within this long of being known
+    timeline_days: Annotated[int, Field(ge=1, le=90)] = 28  # history behind an actor's usual band and profile
+    demo_sign_in: bool = False  # the users marked demo sign in (``make demo`` sets it)
+    users: dict[str, DashboardUser] = {}
+    oidc: DashboardOidc = DashboardOidc()
+
+
 class Settings(Section):
     data_dir: Path = Path("data")
     organisation: Organisation = Organisation()
@@ -176,6 +212,7 @@ class Settings(Section):
     store: Store = Store()
     alerts: Alerts = Alerts()
     notify: Notify = Notify()
+    dashboard: Dashboard = Dashboard()
     detectors: dict[str, dict[str, Any]] = {}  # each validated by its detector's own settings model
 
 
