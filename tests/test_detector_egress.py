@@ -1,0 +1,215 @@
+"""``egress``: far more records exported, downloaded, printed or shared than usual.
+
+Stories run on the real engine (``tests.detector_harness``): office hours on
+weekdays from Monday 2 November, anomalies after the week of warm-up.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from detectors.egress import Egress
+from detectors.registry import DETECTORS, build_detectors
+from models.alert import Severity
+from tests.detector_harness import (
+    PASSPORT_FIELDS,
+    Actor,
+    assert_contract_alert,
+    assert_findings_well_formed,
+    assert_rejected,
+    assert_stable_alerts,
+    burst,
+    describe,
+    history,
+    local,
+    run,
+    scores_placing,
+    settings_with,
+    stream,
+    team,
+)
+
+NAME = "egress"
+AGENT = Actor("emp-0001")
+LEAD = Actor("emp-0100", role="analyst", department="marketing")
+
+
+def insider(records: int = 4000, day: int = 14, **access):
+    """An agent who only reads, ~6 records an hour, then exports ``records`` in one hour."""
+    return stream(
+        history(AGENT, days=day, per_hour=3, records=2),
+        burst(AGENT, local(day, 10), events=2, records=records // 2, action="export", **access),
+    )
+
+
+def lead_routine(days: int = 28):
+    """The marketing lead: reads all day, and exports about 50 records every afternoon at four."""
+    return [
+        history(LEAD, days=days, per_hour=3, records=5),
+        history(LEAD, days=days, per_hour=1, records=50, hours=[16], action="export"),
+    ]
+
+
+def newsletter_export(day: float, hour: float = 10):
+    """The newsletter list: 15,000 contacts exported in two accesses."""
+    return burst(LEAD, local(day, hour, 10), events=2, records=7500, within=timedelta(minutes=5), action="export")
+
+
+# -- the shared interface ------------------------------------------------------
+
+
+def test_is_registered_under_its_name():
+    assert Egress.name == NAME and DETECTORS[NAME] is Egress
+    assert Egress.scales == ("short",)
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("min_records", -1, "greater than or equal to 0"),
+        ("min_ratio", 0.9, "greater than or equal to 1"),
+        ("min_z", -1, "greater than or equal to 0"),
+        ("severity_scores", [3.0, 7.0, 5.0], "ascending"),
+        ("documented_max_severity", 2, "'low', 'medium', 'high' or 'critical'"),
+        ("actions", ["export"], "unknown key"),
+    ],
+)
+def test_settings_reject_a_bad_value_in_one_line(key, value, expected):
+    assert_rejected(NAME, key, value, expected)
+
+
+def test_the_alert_is_a_contract_record_built_from_well_formed_findings():
+    events = insider()
+    result = run(events, NAME)
+    assert_contract_alert(result.only(), NAME, events)
+    assert_findings_well_formed(result, Egress.Settings(**settings_with().detectors[NAME]))
+
+
+@pytest.mark.parametrize("severity", list(Severity))
+def test_severity_follows_the_configured_severity_scores(severity):
+    events = insider()
+    score = run(events, NAME).only().score
+    placed = run(events, NAME, config={NAME: {"severity_scores": scores_placing(score, severity)}}).only()
+    assert (placed.score, placed.severity) == (score, severity)
+
+
+def test_disabled_it_is_not_built_and_raises_nothing():
+    assert build_detectors({NAME: {"enabled": False}}) == []
+    assert run(insider(), NAME, config={NAME: {"enabled": False}}).alerts == []
+
+
+# -- what it exists for --------------------------------------------------------
+
+
+def test_an_agent_who_never_exports_exporting_thousands_raises_one_alert():
+    alert = run(insider(records=4000), NAME).only()
+    assert alert.evidence["egress_records"] == 4000 and alert.evidence["baseline"] == 0
+    assert alert.evidence["high_sensitivity_classes"] == []
+    assert "exported or downloaded 4,000 records" in alert.summary and "their usual is none" in alert.summary
+    assert alert.severity is Severity.CRITICAL and alert.window_start == local(14, 10)
+
+
+def test_sensitive_data_leaving_weighs_one_step_more():
+    plain = run(insider(), NAME).only()
+    with_passports = run(insider(fields=PASSPORT_FIELDS), NAME).only()
+    assert with_passports.score == pytest.approx(plain.score + 1.0)
+    assert with_passports.evidence["high_sensitivity_classes"] == ["government_id"]
+    assert with_passports.summary.endswith("including government id data.")
+
+
+@pytest.mark.parametrize("action, counted", [("download", True), ("print", True), ("share", True), ("read", False)])
+def test_every_way_out_counts_and_reading_does_not(action, counted):
+    spike = burst(AGENT, local(14, 10), events=2, records=2000, action=action)
+    alerts = run(stream(history(AGENT, days=14, per_hour=3, records=2), spike), NAME).alerts
+    assert len(alerts) == (1 if counted else 0)
+
+
+def test_fewer_than_min_records_never_alert_even_the_first_time():
+    assert run(insider(records=400), NAME).alerts == []  # under 500
+    assert run(insider(records=400), NAME, config={NAME: {"min_records": 400}}).alerts
+
+
+def test_an_export_six_times_the_usual_size_alerts_on_a_steady_exporter():
+    steady = history(LEAD, days=14, per_hour=1, records=100, hours=[16], action="export")
+    big = burst(LEAD, local(14, 16, 10), events=1, records=1500, action="export")
+    alert = run(stream(steady, big), NAME).only()
+    assert alert.evidence["baseline"] == pytest.approx(100, rel=0.02)
+    assert alert.severity is Severity.MEDIUM  # 1,500 against 100: log2(15) = 3.9
+
+
+# -- what it must leave alone --------------------------------------------------
+
+
+def test_the_weekly_export_at_its_usual_hour_is_routine():
+    weekly = [newsletter_export(7 * week) for week in range(4)]
+    assert run(stream(*lead_routine(), *weekly), NAME).alerts == []
+
+
+def test_the_weekly_export_on_another_day_and_hour_is_not_routine():
+    weekly = [newsletter_export(7 * week) for week in range(3)]
+    moved = newsletter_export(23, hour=15)  # Wednesday afternoon
+    alert = run(stream(*lead_routine(), *weekly, moved), NAME).only()
+    assert alert.window_start == local(23, 15)
+    assert alert.evidence["baseline_from"] == "own" and alert.evidence["egress_records"] == 15_000
+
+
+def test_a_population_wide_busy_hour_raises_nobody():
+    analysts = team(6, role="analyst", first=200)
+    routine = [history(a, days=14, per_hour=1, records=60, hours=[11], action="export") for a in analysts]
+    month_end = [burst(a, local(14, 11, 10), events=2, records=300, action="export") for a in analysts]  # 10x
+    assert run(stream(*routine, *month_end), NAME).alerts == []
+    assert [a.actor_id for a in run(stream(*routine, month_end[0]), NAME).alerts] == [analysts[0].id]
+
+
+def test_a_new_hire_is_judged_on_the_peers_usual():
+    analysts = team(5, role="analyst", first=200)
+    routine = [history(a, days=16, per_hour=1, records=200, hours=[11], action="export") for a in analysts]
+    hire = Actor("emp-0299", role="analyst", ip="10.9.9.9")
+    like_peers = history(hire, days=2, start_day=14, per_hour=1, records=200, hours=[11], action="export")
+    assert run(stream(*routine, like_peers), NAME).alerts == []
+
+    bulk = burst(hire, local(16, 15), events=4, records=2500, action="export")
+    alert = run(stream(*routine, like_peers, bulk), NAME).only()
+    assert alert.actor_id == hire.id and alert.evidence["baseline_from"] == "peers"
+    assert "their peers' usual of 200" in alert.summary
+
+
+def test_bulk_work_citing_a_purpose_is_capped_at_medium():
+    alert = run(insider(purpose="DSAR-2026-118"), NAME).only()  # a data-subject access request
+    assert alert.severity is Severity.MEDIUM and alert.score >= 7
+    assert alert.evidence["documented"] == {"share": 1.0, "purposes": ["DSAR-2026-118"]}
+
+
+# -- alerts as an analyst sees them --------------------------------------------
+
+
+def test_alert_ids_and_records_do_not_depend_on_the_run_or_the_batch_cutting():
+    assert_stable_alerts(insider, NAME)
+
+
+def test_a_finding_that_continues_grows_one_alert():
+    steady = history(LEAD, days=15, per_hour=1, records=100, hours=[16], action="export")
+    spikes = [burst(LEAD, local(14, hour), events=2, records=1500, action="export") for hour in (10, 11, 12)]
+    result = run(stream(steady, *spikes), NAME)
+    alert = result.only()
+    assert (alert.window_start, alert.window_end) == (local(14, 10), local(14, 13))
+    assert alert.evidence["findings"] == alert.revision == len(result.findings) == 3
+
+
+def test_episodes_days_apart_are_separate_alerts():
+    steady = history(LEAD, days=21, per_hour=1, records=100, hours=[16], action="export")
+    spikes = [burst(LEAD, local(day, 10), events=2, records=1500, action="export") for day in (14, 17)]
+    alerts = run(stream(steady, *spikes), NAME).alerts
+    assert [a.window_start for a in alerts] == [local(14, 10), local(17, 10)], [describe(a) for a in alerts]
+
+
+def test_no_alert_during_the_system_warm_up():
+    events = stream(
+        history(AGENT, days=6, per_hour=3, records=2, weekdays=range(7)),
+        burst(AGENT, local(6, 10), events=2, records=2000, action="export"),
+    )
+    assert run(events, NAME).alerts == []
+    shorter = settings_with(baselines__system_warmup="5d")
+    assert run(events, NAME, settings=shorter).only().window_start == local(6, 10)
