@@ -17,7 +17,7 @@ class DeniedBurstSettings(DetectorSettings):
     min_denied: Annotated[int, Field(ge=1)] = 20
     span: Seconds = 900.0
     min_ratio: Annotated[float, Field(ge=1)] = 3.0  # times the actor's usual denied count
-    severity_scores: list[float] = [2.0, 3.0, 5.0]
+    severity_scores: list[float] = Field(default=[2.0, 3.0, 5.0], min_length=3, max_length=3)  # as in the base
 
 
 class DeniedBurst(Detector):

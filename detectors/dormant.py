@@ -15,7 +15,7 @@ from detectors.base import Detector, DetectorSettings, Finding, Period
 class DormantSettings(DetectorSettings):
     silent_days: Annotated[float, Field(gt=0)] = 14
     min_records: Annotated[int, Field(ge=1)] = 100
-    severity_scores: list[float] = [1.5, 3.0, 5.0]
+    severity_scores: list[float] = Field(default=[1.5, 3.0, 5.0], min_length=3, max_length=3)  # as in the base
 
 
 class Dormant(Detector):

@@ -26,7 +26,7 @@ _LABEL = {"data_class": "data class", "resource": "resource", "source_ip": "addr
 class NewAccessSettings(DetectorSettings):
     what: list[What] = ["data_class", "resource", "source_ip"]
     min_records: Annotated[int, Field(ge=0)] = 1
-    severity_scores: list[float] = [3.0, 5.0, 7.0]
+    severity_scores: list[float] = Field(default=[3.0, 5.0, 7.0], min_length=3, max_length=3)  # as in the base
 
 
 def _is_external(address: str) -> bool:

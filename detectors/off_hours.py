@@ -22,7 +22,7 @@ class OffHoursSettings(DetectorSettings):
     min_events: Annotated[int, Field(ge=1)] = 15
     # an hour whose learned activity is under this fraction of the actor's busiest hour is unusual
     max_usual_level: Annotated[float, Field(gt=0, lt=1)] = 0.1
-    severity_scores: list[float] = [2.0, 4.0, 6.0]
+    severity_scores: list[float] = Field(default=[2.0, 4.0, 6.0], min_length=3, max_length=3)  # as in the base
 
 
 class OffHours(Detector):
