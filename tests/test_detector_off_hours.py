@@ -1,0 +1,222 @@
+"""``off_hours``: activity in an hour the actor does not usually work, above all outside business hours.
+
+Stories run on the real engine (``tests.detector_harness``).  Business hours
+are 08:00-20:00 Monday to Friday (the default configuration); day shifts
+work 09:00-18:00 on weekdays, night shifts 22:00-06:00 every night.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors.off_hours import OffHours
+from detectors.registry import DETECTORS, build_detectors
+from models.alert import Severity
+from tests.detector_harness import (
+    EVERY_DAY,
+    Actor,
+    assert_contract_alert,
+    assert_findings_well_formed,
+    assert_rejected,
+    assert_stable_alerts,
+    burst,
+    describe,
+    history,
+    local,
+    run,
+    scores_placing,
+    settings_with,
+    stream,
+    team,
+)
+
+NAME = "off_hours"
+AGENT = Actor("emp-0001")
+NIGHT_HOURS = [22, 23, 0, 1, 2, 3, 4, 5]
+NIGHT_DESK = team(4, role="night_desk", first=60)
+
+
+def insider(accesses: int = 30, records: int = 2, day: int = 15, hour: int = 2):
+    """A day-shift agent for two weeks, then ``accesses`` accesses at ``hour`` on day ``day`` (a Tuesday)."""
+    return stream(
+        history(AGENT, days=14, per_hour=3, records=2),
+        burst(AGENT, local(day, hour), events=accesses, records=records),
+    )
+
+
+def night_desk_routine(days: int = 14):
+    return [history(a, days=days, per_hour=3, records=2, hours=NIGHT_HOURS, weekdays=EVERY_DAY) for a in NIGHT_DESK]
+
+
+# -- the shared interface ------------------------------------------------------
+
+
+def test_is_registered_under_its_name():
+    assert OffHours.name == NAME and DETECTORS[NAME] is OffHours
+    assert OffHours.scales == ("short",)
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("min_events", 0, "greater than or equal to 1"),
+        ("max_usual_level", 1.5, "less than 1"),
+        ("max_usual_level", 0, "greater than 0"),
+        ("severity_scores", [4.0, 2.0, 6.0], "ascending"),
+        ("business_hours", [9, 18], "unknown key"),
+    ],
+)
+def test_settings_reject_a_bad_value_in_one_line(key, value, expected):
+    assert_rejected(NAME, key, value, expected)
+
+
+@pytest.mark.parametrize("scores", [[], [2.0, 4.0], [2.0, 4.0, 6.0, 8.0]])
+def test_settings_reject_anything_but_three_severity_scores(scores):
+    # fewer thresholds silently cap the severity (none: every finding is low and nothing is paged)
+    assert_rejected(NAME, "severity_scores", scores, "3 items")
+
+
+def test_the_alert_is_a_contract_record_built_from_well_formed_findings():
+    events = insider()
+    result = run(events, NAME)
+    assert_contract_alert(result.only(), NAME, events)
+    assert_findings_well_formed(result, OffHours.Settings(**settings_with().detectors[NAME]))
+
+
+@pytest.mark.parametrize("severity", list(Severity))
+def test_severity_follows_the_configured_severity_scores(severity):
+    events = insider()
+    score = run(events, NAME).only().score
+    placed = run(events, NAME, config={NAME: {"severity_scores": scores_placing(score, severity)}}).only()
+    assert (placed.score, placed.severity) == (score, severity)
+
+
+def test_disabled_it_is_not_built_and_raises_nothing():
+    assert build_detectors({NAME: {"enabled": False}}) == []
+    assert run(insider(), NAME, config={NAME: {"enabled": False}}).alerts == []
+
+
+# -- what it exists for --------------------------------------------------------
+
+
+def test_a_day_shift_agent_at_two_in_the_morning_raises_one_alert():
+    alert = run(insider(accesses=30), NAME).only()
+    evidence = alert.evidence
+    assert alert.window_start == local(15, 2)
+    assert evidence["events"] == 30 and evidence["usual_level"] == 0
+    assert evidence["outside_business_hours"] is True and evidence["baseline_from"] == "own"
+    assert "30 accesses" in alert.summary and "they never work, outside business hours" in alert.summary
+    # never in this hour (2), twice the minimum activity (1), outside business hours (1)
+    assert alert.score == 4.0 and alert.severity is Severity.HIGH
+
+
+@pytest.mark.parametrize(
+    "accesses, records, severity",
+    [
+        (14, 2, None),  # under min_events
+        (15, 2, Severity.MEDIUM),  # 2 + 0 + 1
+        (30, 2, Severity.HIGH),  # 2 + 1 + 1
+        (60, 1, Severity.HIGH),  # 2 + 2 + 1
+        (60, 2, Severity.CRITICAL),  # 2 + 2 + 1 + 1 for reading 100 records or more
+    ],
+)
+def test_severity_grows_with_how_much_was_done(accesses, records, severity):
+    alerts = run(insider(accesses=accesses, records=records), NAME).alerts
+    assert [a.severity for a in alerts] == ([severity] if severity else []), [describe(a) for a in alerts]
+
+
+def test_an_unusual_hour_inside_business_hours_weighs_less():
+    # a night-shift agent at 14:00 on a weekday: unusual for them, but the office is open
+    alert = run(stream(*night_desk_routine(), burst(NIGHT_DESK[0], local(15, 14), events=30)), NAME).only()
+    assert alert.evidence["outside_business_hours"] is False
+    assert alert.score == 3.0 and alert.severity is Severity.MEDIUM
+    assert "outside business hours" not in alert.summary
+
+
+# -- what it must leave alone --------------------------------------------------
+
+
+def test_a_night_shift_worker_at_night_raises_nothing():
+    busy_night = burst(NIGHT_DESK[0], local(15, 2), events=30)
+    assert run(stream(*night_desk_routine(), busy_night), NAME).alerts == []
+
+
+def test_a_day_shift_agent_on_a_saturday_at_the_usual_hour_raises_nothing():
+    # the same hour on other days counts: a weekend shift is not news
+    assert run(insider(day=19, hour=10), NAME).alerts == []
+
+
+def test_staying_an_hour_late_raises_nothing():
+    assert run(insider(day=15, hour=18), NAME).alerts == []  # the hour beside the usual last one
+
+
+def test_a_new_hire_is_judged_on_the_peers_rhythm():
+    night_hire = Actor("emp-0099", role="night_desk", ip="10.9.9.9")
+    first_nights = history(night_hire, days=2, start_day=14, per_hour=20, hours=[0, 1, 2, 3])
+    assert run(stream(*night_desk_routine(16), first_nights), NAME).alerts == []
+
+    day_team = [history(a, days=16, per_hour=3, records=2) for a in team(4)]
+    day_hire = Actor("emp-0098", ip="10.9.9.8")
+    at_night = burst(day_hire, local(15, 2), events=20)
+    alert = run(stream(*day_team, at_night), NAME).only()
+    assert alert.actor_id == day_hire.id and alert.evidence["baseline_from"] == "peers"
+    assert "their peers never work" in alert.summary
+
+
+def test_an_actor_with_neither_history_nor_peers_is_not_judged():
+    stranger = Actor("emp-0777", role="auditor", ip="10.7.7.7")
+    events = stream(history(AGENT, days=16, per_hour=3), burst(stranger, local(15, 2), events=30))
+    assert run(events, NAME).alerts == []
+
+
+def test_a_purpose_does_not_soften_it():
+    # documented_max_severity is unset for this rule: a ticket does not explain working at 2 a.m.
+    events = insider()
+    cited = stream(history(AGENT, days=14, per_hour=3, records=2), burst(AGENT, local(15, 2), 30, 2, purpose="T-1"))
+    assert run(cited, NAME).only().severity is run(events, NAME).only().severity is Severity.HIGH
+
+
+# -- alerts as an analyst sees them --------------------------------------------
+
+
+def test_alert_ids_and_records_do_not_depend_on_the_run_or_the_batch_cutting():
+    assert_stable_alerts(insider, NAME)
+
+
+def test_a_finding_that_continues_grows_one_alert():
+    # back at it after an hour's pause, within the merge gap: the same night, one alert
+    session = [burst(AGENT, local(15, hour), events=30) for hour in (2, 4)]
+    result = run(stream(history(AGENT, days=16, per_hour=3), *session), NAME)
+    alert = result.only()
+    assert (alert.window_start, alert.window_end) == (local(15, 2), local(15, 5))
+    assert alert.evidence["findings"] == alert.revision == len(result.findings) == 2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the rhythm learns each closed hour before the next is judged, and usual_level counts half of "
+    "the hour beside: after one flagged night hour, the next hour of the same session is 'usual' (0.5 x 1 "
+    "activity against a busiest slot of ~2-4 weeks' weight is over max_usual_level 0.1)",
+)
+def test_a_night_session_of_three_hours_grows_one_alert_over_all_three():
+    session = [burst(AGENT, local(15, hour), events=30) for hour in (2, 3, 4)]
+    result = run(stream(history(AGENT, days=16, per_hour=3), *session), NAME)
+    alert = result.only()
+    assert (alert.window_start, alert.window_end) == (local(15, 2), local(15, 5))
+    assert alert.evidence["findings"] == alert.revision == 3
+
+
+def test_nights_days_apart_are_separate_alerts():
+    nights = [burst(AGENT, local(day, 2), events=30) for day in (15, 17)]
+    alerts = run(stream(history(AGENT, days=21, per_hour=3), *nights), NAME).alerts
+    assert [a.window_start for a in alerts] == [local(15, 2), local(17, 2)], [describe(a) for a in alerts]
+
+
+def test_no_alert_during_the_system_warm_up():
+    events = stream(
+        history(AGENT, days=6, per_hour=3, weekdays=EVERY_DAY),
+        burst(AGENT, local(6, 2), events=30),
+    )
+    assert run(events, NAME).alerts == []
+    shorter = settings_with(baselines__system_warmup="5d")
+    assert run(events, NAME, settings=shorter).only().window_start == local(6, 2)
