@@ -75,7 +75,10 @@ class DetectionEngine:
                         self._close_until(self.watermark)
             if ts < profiles.first_event_time:
                 profiles.first_event_time = ts
-            short_start = clock.window_start(ts, short)
+            # local time, once per event: window start (aligned to local midnight) and hour of the week
+            offset = clock.offset(ts)
+            local = ts + offset
+            short_start = local // short * short - offset
             if short_start + short <= self.watermark:
                 self.late_events += 1
                 output.late_events += 1
@@ -84,7 +87,7 @@ class DetectionEngine:
                 continue
             actor = self._actor(event)
             touch = classifier.touch(event.fields)
-            slot = clock.hour_of_week(ts)
+            slot = int(((local // 86400) + 3) % 7) * 24 + int(local % 86400 // 3600)  # 1970-01-01 was a Thursday
             in_business = slot // 24 in business_days and first_hour <= slot % 24 < last_hour
             window = self._window(open_short, short_start, short, actor)
             if not window.events:

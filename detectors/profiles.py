@@ -143,8 +143,10 @@ class Rhythm:
     # slot -> metric -> volume in that slot when active (records, egress, high)
     volume: dict[int, dict[str, EwStat]] = field(default_factory=dict)
 
-    def add(self, slot: int, values: dict[str, float], g: float) -> None:
+    def add(self, slot: int, values: dict[str, float], g: float, volumes: bool = True) -> None:
         self.activity[slot] = self.activity.get(slot, 0.0) + g
+        if not volumes:
+            return
         stats = self.volume.get(slot)
         if stats is None:
             stats = self.volume[slot] = {metric: EwStat() for metric in SLOT_METRICS}
@@ -251,13 +253,15 @@ class Profile:
             return value in self.resources
         return value in self.ips
 
-    def learn_window(self, window: WindowStats, values: dict[str, float], slot: int, g: float, g_slow: float) -> None:
+    def learn_window(
+        self, window: WindowStats, values: dict[str, float], slot: int, g: float, g_slow: float, slot_volumes: bool
+    ) -> None:
         for metric, stat in self.hourly.items():
             value = values[metric]
             if value > 0 or metric not in SPARSE_METRICS:
                 stat.add(value, g)
         # a weekly slot sees one value a week: it remembers for longer
-        self.rhythm.add(slot, values, g_slow)
+        self.rhythm.add(slot, values, g_slow, slot_volumes)
         self.classes.update(window.class_records)
         for resource in window.resource_kinds:
             self.resources.add(resource)
@@ -345,12 +349,20 @@ class ProfileBook:
         self.fast = Decay(half_life, 0.0)
         self.slow = Decay(half_life * DAY_HALF_LIFE_FACTOR, 0.0)
         self._origin_set = False
+        self._peer_keys: dict[ActorRef, str] = {}
 
     def _new_profile(self) -> Profile:
         return Profile(resources=BoundedSet(self.max_known_items), ips=BoundedSet(self.max_known_items))
 
     def peer_key(self, actor: ActorRef) -> str:
-        return "|".join(f"{name}={getattr(actor, name) or '-'}" for name in self.peer_fields)
+        """'kind=employee|role=finance|organization=-': the peer group an actor is compared with."""
+        key = self._peer_keys.get(actor)
+        if key is None:
+            key = "|".join(f"{name}={getattr(actor, name) or '-'}" for name in self.peer_fields)
+            if len(self._peer_keys) > 100_000:  # bounded: actors come and go
+                self._peer_keys.clear()
+            self._peer_keys[actor] = key
+        return key
 
     def actor(self, actor_id: str) -> Profile | None:
         return self.actors.get(actor_id)
@@ -376,8 +388,9 @@ class ProfileBook:
         g, g_slow = self._weights(window.end)
         values = metric_values(window)
         own, peer = self._profiles_of(window.actor)
-        own.learn_window(window, values, slot, g, g_slow)
-        peer.learn_window(window, values, slot, g, g_slow)
+        own.learn_window(window, values, slot, g, g_slow, slot_volumes=True)
+        # a routine's hour of the week is personal: peers share only when they work
+        peer.learn_window(window, values, slot, g, g_slow, slot_volumes=False)
 
     def learn_day(self, window: WindowStats, weekday: int) -> None:
         _, g_slow = self._weights(window.end)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,13 +23,13 @@ import orjson
 
 from detectors.engine import DetectionEngine
 from detectors.incidents import attach
-from ingest.parse import Parser
+from ingest.parse import ParsedBatch, Parser
 from ingest.sources import RawRecord, Source
 from models.alert import Alert
 from models.config import Settings
 from models.incident import Incident
 from notify.base import Notifier
-from store.base import Store
+from store.base import Store, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +111,37 @@ class Pipeline:
         return recovered
 
     def run(self, source: Source, close_windows: bool) -> IngestReport:
-        """Ingest everything the source gives; at its end, close all windows if asked (a replay)."""
+        """Ingest everything the source gives; at its end, close all windows if asked (a replay).
+
+        When the source does not acknowledge what is stored (files, the
+        simulator), batch k is written by a writer thread on its own store
+        connection while batch k-1 is judged and batch k+1 parsed: SQLite
+        works without the GIL, so the second core takes the storage.  The
+        order of events, and so every result, is the same as one batch at a
+        time.  A source that acknowledges (Kafka offsets) is run one batch at
+        a time, so that it acknowledges only what is stored and judged.
+        """
         self.recover()
+        overlap = type(source).commit is Source.commit
+        writer = self.store.open_writer() if overlap else self.store
         try:
-            for records in source.batches(self._batch_size(source)):
-                self.ingest(records)
-                source.commit()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
+                in_flight: tuple[Sequence[RawRecord], ParsedBatch, Future[WriteResult]] | None = None
+                for records in source.batches(self._batch_size(source)):
+                    parsed = self.parser.parse(records)
+                    writing = pool.submit(writer.write, parsed.events, parsed.dead_letters)
+                    if in_flight is not None:
+                        self._judge(*in_flight)
+                    in_flight = (records, parsed, writing)
+                    if not overlap:
+                        self._judge(*in_flight)
+                        in_flight = None
+                        source.commit()
+                if in_flight is not None:
+                    self._judge(*in_flight)
         finally:
+            if writer is not self.store:
+                writer.close()
             if close_windows and not source.stopping:
                 self._publish(self.engine.flush().alerts)
             self.checkpoint()
@@ -133,8 +158,14 @@ class Pipeline:
 
     # -- one batch ------------------------------------------------------------------
     def ingest(self, records: Sequence[RawRecord]) -> None:
+        """Parse, store and judge one batch, here and now."""
         parsed = self.parser.parse(records)
-        written = self.store.write(parsed.events, parsed.dead_letters)
+        self._record(records, parsed, self.store.write(parsed.events, parsed.dead_letters))
+
+    def _judge(self, records: Sequence[RawRecord], parsed: ParsedBatch, writing: Future[WriteResult]) -> None:
+        self._record(records, parsed, writing.result())
+
+    def _record(self, records: Sequence[RawRecord], parsed: ParsedBatch, written: WriteResult) -> None:
         report = self.report
         report.lines_read += len(records)
         report.stored += len(written.stored)

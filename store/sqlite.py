@@ -67,9 +67,10 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class SqliteStore(SqliteDashboardMixin, Store):
+class SqliteStore(SqliteDashboardMixin, SqliteOutbox, Store):
     def __init__(self, path: Path, cache_mb: int = 256, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.cache_mb = cache_mb
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
@@ -336,6 +337,10 @@ class SqliteStore(SqliteDashboardMixin, Store):
                 for _, body, c in rows
             ]
             seq = rows[-1][0]
+
+    def open_writer(self) -> SqliteStore:
+        """Its own connection: SQLite serialises writers itself, and a connection must not be shared mid-transaction."""
+        return SqliteStore(self.path, cache_mb=self.cache_mb)
 
     @property
     def last_seq(self) -> int:

@@ -1,0 +1,45 @@
+# accesswatch: one command runs the product, one runs the tests.
+# Each target creates the virtual environment it needs (.venv) and installs
+# the pinned dependencies (requirements.lock) into it.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench lint lock clean browser
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
+	touch $(STAMP)
+
+## demo: play a simulated organisation's month through the live pipeline; alerts print as raised
+demo: $(STAMP)
+	$(BIN)/accesswatch demo
+
+## test: the whole test suite (installs the browser the dashboard tests drive, if missing)
+test: $(STAMP) browser
+	$(BIN)/python -m pytest
+
+## bench: throughput and latency benchmarks (not tests: they measure, they do not pass or fail)
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+lint: $(STAMP)
+	$(BIN)/ruff check accesswatch configs detectors ingest models notify store dashboard tests bench
+
+## lock: re-pin the dependencies after changing pyproject.toml
+lock:
+	$(PYTHON) -m venv /tmp/accesswatch-lock && /tmp/accesswatch-lock/bin/pip install --quiet -e '.[test]' \
+	  && /tmp/accesswatch-lock/bin/pip freeze --exclude-editable > requirements.lock && rm -rf /tmp/accesswatch-lock
+
+# Debian's Chromium, for the dashboard's real-browser test (root on CI and dev machines here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "chromium is missing: install Debian's chromium package for the browser test"; fi; }
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
