@@ -93,8 +93,6 @@ class DetectionEngine:
             if not window.events:
                 window.hours.add(slot)
             window.add(event, ts, touch, in_business)
-            if profiles.is_mature(actor.id):
-                self._note_first_touches(window, event, touch.classes)
         output.alerts = self._take_pending()
         return output
 
@@ -126,18 +124,14 @@ class DetectionEngine:
             window = actors[actor.id] = WindowStats(actor, start, start + size)
         return window
 
-    def _note_first_touches(self, window: WindowStats, event: AccessEvent, classes: frozenset[str]) -> None:
-        profile = self.profiles.actors[event.actor.id]
-        new_items = window.new_items
-        for name in classes:
-            if name not in profile.classes and ("data_class", name) not in new_items:
-                new_items[("data_class", name)] = event.event_id
-        resource = event.resource.kind
-        if resource not in profile.resources and ("resource", resource) not in new_items:
-            new_items[("resource", resource)] = event.event_id
-        ip = event.source_ip
-        if ip and ip not in profile.ips and ("source_ip", ip) not in new_items:
-            new_items[("source_ip", ip)] = event.event_id
+    def _note_first_touches(self, window: WindowStats) -> None:
+        """What the window touched that its actor never had: judged at close, against the profile as it was."""
+        if not self.profiles.is_mature(window.actor.id):
+            return  # before its warm-up, everything is new to an actor
+        profile = self.profiles.actors[window.actor.id]
+        for (what, value), event_id in window.first_ids.items():
+            if not profile.knows(what, value):
+                window.new_items[(what, value)] = event_id
 
     # -- closing windows ----------------------------------------------------
     def _close_until(self, watermark: float) -> None:
@@ -159,6 +153,9 @@ class DetectionEngine:
     def _close(self, scale: Literal["short", "long"], start: float, windows: dict[str, WindowStats]) -> None:
         size = self.short if scale == "short" else self.long
         ordered = [windows[actor_id] for actor_id in sorted(windows)]  # a fixed order: replays must match
+        if scale == "short":
+            for window in ordered:
+                self._note_first_touches(window)
         ready = start - self.profiles.first_event_time >= self.settings.baselines.system_warmup
         period = Period(
             scale,

@@ -94,6 +94,7 @@ class WindowStats:
         "ips",
         "last_ts",
         "new_items",
+        "first_ids",
         "outside_business_events",
         "purposes",
         "records",
@@ -123,7 +124,8 @@ class WindowStats:
         self.systems: set[str] = set()
         self.ips: set[str] = set()
         self.hours: set[int] = set()  # local hours of week with activity
-        self.new_items: dict[tuple[str, str], str] = {}  # (what, value) -> first event id
+        self.new_items: dict[tuple[str, str], str] = {}  # (what, value) -> first event id, new to the actor
+        self.first_ids: dict[tuple[str, str], str] = {}  # (what, value) -> first event id in this window
         self.denied_times: list[float] = []
         self.denied_high = 0
         self.first_ts = float("inf")
@@ -163,13 +165,22 @@ class WindowStats:
                     self.purposes.add(event.purpose)
             if event.customer_ids and len(self.customers) < MAX_TRACKED_CUSTOMERS:
                 self.customers.update(event.customer_ids)
+        first = self.first_ids
+        for name in touch.classes:
+            if ("data_class", name) not in first:
+                first[("data_class", name)] = event.event_id
         resource = event.resource
         if len(self.resources) < MAX_TRACKED_ITEMS:
             self.resources.add(resource.key)
-        self.resource_kinds.add(resource.kind)
+        kind = resource.kind
+        if kind not in self.resource_kinds:
+            self.resource_kinds.add(kind)
+            first[("resource", kind)] = event.event_id
         self.systems.add(resource.system)
-        if event.source_ip and len(self.ips) < MAX_TRACKED_ITEMS:
-            self.ips.add(event.source_ip)
+        ip = event.source_ip
+        if ip and ip not in self.ips and len(self.ips) < MAX_TRACKED_ITEMS:
+            self.ips.add(ip)
+            first[("source_ip", ip)] = event.event_id
         sample = self._sample
         if len(sample) < SAMPLE_SIZE:
             heapq.heappush(sample, (records, event.event_id))
@@ -201,6 +212,8 @@ class WindowStats:
         self.hours |= hour.hours
         for key, event_id in hour.new_items.items():
             self.new_items.setdefault(key, event_id)
+        for key, event_id in hour.first_ids.items():
+            self.first_ids.setdefault(key, event_id)
         room = MAX_DENIED_TIMES - len(self.denied_times)
         if room > 0:
             self.denied_times.extend(hour.denied_times[:room])
@@ -260,6 +273,7 @@ class WindowStats:
             sorted(self.ips),
             sorted(self.hours),
             [[what, value, event_id] for (what, value), event_id in self.new_items.items()],
+            [[what, value, event_id] for (what, value), event_id in self.first_ids.items()],
             self.denied_times,
             self.denied_high,
             self.first_ts,
@@ -290,6 +304,7 @@ class WindowStats:
             ips,
             hours,
             new_items,
+            first_ids,
             window.denied_times,
             window.denied_high,
             window.first_ts,
@@ -301,6 +316,7 @@ class WindowStats:
         window.purposes = set(purposes)
         window.ips, window.hours = set(ips), set(hours)
         window.new_items = {(what, value): event_id for what, value, event_id in new_items}
+        window.first_ids = {(what, value): event_id for what, value, event_id in first_ids}
         window._sample = [tuple(item) for item in sample]
         heapq.heapify(window._sample)
         return window
