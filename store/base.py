@@ -32,6 +32,7 @@ from models.dashboard import (  # the dashboard section's answers
 from models.deadletter import DeadLetter
 from models.event import AccessEvent, Action, Outcome
 from models.incident import Incident, TriageAction
+from store.outbox import OutboxStore  # paging (issue 5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,7 @@ def decode_cursor(cursor: str) -> list[int]:
         raise ValueError("not a cursor this store gave out") from exc
 
 
-class Store(ABC):
+class Store(OutboxStore, ABC):
     """Storage of events, dead letters, alerts and detector state."""
 
     # -- ingestion ------------------------------------------------------------

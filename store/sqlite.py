@@ -33,6 +33,7 @@ from store.base import (
     encode_cursor,
 )
 from store.sqlite_dashboard import SqliteDashboardMixin
+from store.sqlite_outbox import SqliteOutbox
 from store.sqlite_schema import MIGRATIONS
 
 

@@ -198,4 +198,35 @@ MIGRATIONS: list[tuple[str, str]] = [
     CREATE INDEX data_accesses_by ON data_accesses(by_user, at);
     """,
     ),
+    (
+        # Paging (issue 5; store.sqlite_outbox): every page waits here until a
+        # receiver has it.  ``id`` is the planning order: one receiver's pages
+        # about one incident go out in it.
+        "0003-paging-outbox",
+        """
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        notification_id TEXT    NOT NULL UNIQUE, -- derived from the page: planning it again adds nothing
+        receiver        TEXT    NOT NULL,
+        dedup_key       TEXT    NOT NULL,        -- the incident id
+        kind            TEXT    NOT NULL,        -- trigger | update | acknowledge | resolve
+        incident_id     TEXT    NOT NULL,
+        actor_id        TEXT    NOT NULL,
+        conditional     INTEGER NOT NULL,        -- 1: an escalation, sent only if still unacknowledged
+        status          TEXT    NOT NULL,        -- pending | sent | failed | suppressed | cancelled
+        attempts        INTEGER NOT NULL,
+        created_at      TEXT    NOT NULL,        -- RFC 3339 UTC, wall-clock: sorts as time
+        due_at          TEXT    NOT NULL,
+        leased_until    TEXT,                    -- taken for delivery until then
+        settled_at      TEXT,
+        last_error      TEXT,
+        body            TEXT    NOT NULL         -- the notification as planned (JSON)
+    );
+    CREATE INDEX outbox_due ON outbox(due_at, id) WHERE status = 'pending';
+    CREATE INDEX outbox_line ON outbox(receiver, dedup_key, id);
+    CREATE INDEX outbox_incident ON outbox(incident_id, id);
+    CREATE INDEX outbox_actor ON outbox(actor_id, created_at);
+    CREATE INDEX outbox_created ON outbox(created_at, id);
+    """,
+    ),
 ]

@@ -1,0 +1,108 @@
+"""Pages: what a receiver is told about an incident, and the outbox row that carries it.
+
+A ``Page`` is the message (the incident, the finding behind it, and what
+happened: raised, grew more severe, acknowledged, resolved).  A
+``Notification`` is one page for one receiver, kept in the store's outbox
+until it is delivered: its id is derived from what it says, so planning the
+same page twice (a replay, a restart after a crash) finds the row already
+there instead of paging again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.alert import Alert, Severity, UtcTime
+from models.incident import Incident, TriageAction
+
+
+class PageKind(StrEnum):
+    TRIGGER = "trigger"  # a new incident for this receiver (or an escalation to it)
+    UPDATE = "update"  # an incident this receiver was paged for became more severe
+    ACKNOWLEDGE = "acknowledge"  # a person took it
+    RESOLVE = "resolve"  # a person closed it (resolved or false positive)
+
+
+class Page(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: PageKind
+    dedup_key: str  # the incident id: receivers that deduplicate collapse repeats on it
+    incident: Incident
+    alert: Alert  # the finding behind the page: the contract's alert record
+    previous_severity: Severity | None = None  # an update: the severity the receiver was told before
+    escalation_level: int = Field(default=0, ge=0)  # 0: the first page; n: the n-th escalation
+    escalated_after: float | None = None  # seconds the incident went unacknowledged before this escalation
+    action: TriageAction | None = None  # acknowledge/resolve: who did it, when, with what note
+    link: str | None = None  # the incident in the dashboard
+
+    @property
+    def severity(self) -> Severity:
+        return self.incident.severity
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"  # waiting to be sent, or to be retried
+    SENT = "sent"  # the receiver accepted it: never sent again
+    FAILED = "failed"  # the receiver refused it for good, or retries ran out
+    SUPPRESSED = "suppressed"  # a silence or the actor's throttle held it back (the reason is kept)
+    CANCELLED = "cancelled"  # an escalation made moot: the incident was acknowledged or closed in time
+
+
+class Notification(BaseModel):
+    """One page for one receiver: an outbox row."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    notification_id: str
+    receiver: str
+    route: str  # the route that chose the receiver, for the operator's "why was I paged"
+    page: Page
+    status: NotificationStatus = NotificationStatus.PENDING
+    # an escalation: sent only if the incident is still unacknowledged when it falls due
+    only_if_unacknowledged: bool = False
+    attempts: int = 0
+    created_at: UtcTime  # wall-clock: when it was planned
+    due_at: UtcTime  # wall-clock: not before this (an escalation's deadline, a retry's backoff)
+    settled_at: UtcTime | None = None  # wall-clock: when it was sent, failed, suppressed or cancelled
+    last_error: str | None = None  # why the last attempt failed, or why it was suppressed
+
+    @property
+    def kind(self) -> PageKind:
+        return self.page.kind
+
+    @property
+    def incident_id(self) -> str:
+        return self.page.incident.incident_id
+
+    @property
+    def actor_id(self) -> str:
+        return self.page.incident.actor_id
+
+    @property
+    def dedup_key(self) -> str:
+        return self.page.dedup_key
+
+
+def notification_id(receiver: str, page: Page, discriminator: str = "") -> str:
+    """The outbox id of ``page`` for ``receiver``: the same page planned again gets the same id.
+
+    What distinguishes two pages about one incident: the kind, the severity
+    (a trigger held back at ``high`` may go out when the incident reaches
+    ``critical``), the escalation level, and for a person's action, when it
+    was taken (a reopened incident resolved again is another resolve).
+    """
+    parts = [receiver, page.dedup_key, page.kind.value, page.severity.value, str(page.escalation_level)]
+    if page.action is not None:
+        parts.append(page.action.at.isoformat())
+    parts.append(discriminator)
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"ntf-{digest[:24]}"
+
+
+def sort_key(notification: Notification) -> tuple[datetime, str]:
+    return (notification.created_at, notification.notification_id)
