@@ -44,7 +44,8 @@ def routine(days: int = 14):
 
 def probe(actor: Actor = AGENT, day: float = 14, hour: float = 10, refusals: int = 25, minutes: float = 10, **access):
     """``refusals`` denied accesses within ``minutes``."""
-    return burst(actor, local(day, hour), events=refusals, within=timedelta(minutes=minutes), outcome="denied", **access)
+    spread = timedelta(minutes=minutes)
+    return burst(actor, local(day, hour), events=refusals, within=spread, outcome="denied", **access)
 
 
 def insider(day: int = 14):
@@ -150,9 +151,8 @@ def test_an_account_nobody_knows_probing_is_flagged_without_any_baseline():
 
 def broken_integration(days: int = 15):
     """A sync job whose credentials lost a permission: thirty refusals in the first ten minutes of every hour."""
-    return history(
-        LEGACY, days=days, per_hour=30, hours=range(24), weekdays=EVERY_DAY, within=timedelta(minutes=10), outcome="denied"
-    )
+    every_hour = {"hours": range(24), "weekdays": EVERY_DAY}
+    return history(LEGACY, days=days, per_hour=30, within=timedelta(minutes=10), outcome="denied", **every_hour)
 
 
 def test_a_broken_integration_that_is_always_denied_raises_nothing():
