@@ -148,7 +148,9 @@ class DetectionEngine:
             _, _, scale, start = min(due)
             windows = self._open[scale].pop(start)
             self._close(scale, start, windows)
-        self.book.expire(watermark)
+        # an alert stays open to growth until no window that could overlap it can still close:
+        # the day that holds an hour's spike closes at midnight
+        self.book.expire(watermark - self.long)
 
     def _close(self, scale: Literal["short", "long"], start: float, windows: dict[str, WindowStats]) -> None:
         size = self.short if scale == "short" else self.long
@@ -168,23 +170,25 @@ class DetectionEngine:
             self.classifier,
             ready,
         )
+        suspects: set[str] = set()
         for detector in self.detectors:
             if scale in detector.scales:
                 if ready:
                     for finding in detector.detect(period):
                         self._raise(finding)
+                        suspects.add(finding.actor.id)
                 detector.observe(period)
         # learn only after judging: a window is never its own baseline
         if scale == "short":
             open_long = self._open["long"]
             for window in ordered:
-                self.profiles.learn_window(window, period.slot)
+                self.profiles.learn_window(window, period.slot, suspect=window.actor.id in suspects)
                 # the day gathers its hours as they close: each event is added once
                 day_start = self.clock.window_start(window.start, self.long)
                 self._window(open_long, day_start, self.long, window.actor).merge(window)
         else:
             for window in ordered:
-                self.profiles.learn_day(window, period.slot // 24)
+                self.profiles.learn_day(window, period.slot // 24, suspect=window.actor.id in suspects)
 
     def _raise(self, finding: Finding) -> None:
         alert = self.book.add(finding)

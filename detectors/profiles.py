@@ -27,7 +27,11 @@ DAY_FLOOR_SDS = 1.0
 DAY_HALF_LIFE_FACTOR = 2.0  # day baselines forget more slowly: a slow ramp must not become the norm
 SLOT_COUNT = 168
 METRICS = ("records", "customers", "egress", "high", "denied", "events")
-SLOT_METRICS = ("records", "egress", "high")  # volumes that routine jobs produce at fixed hours
+SLOT_METRICS = ("records", "customers", "egress", "high")  # volumes that routine jobs produce at fixed hours
+# A window that raised a finding is learned at this fraction of a normal
+# window's weight: an ongoing episode must not become its own baseline within
+# the hour, yet a lasting change of duties becomes the norm within days.
+SUSPECT_WEIGHT = 0.1
 # Most hours have no export, no sensitive read, no refusal: for these the
 # baseline is the typical size *when it happens*, else one export a week
 # would make every export look like a thousand times the usual zero.
@@ -384,16 +388,20 @@ class ProfileBook:
             return peer, "peers"
         return None, "none"
 
-    def learn_window(self, window: WindowStats, slot: int) -> None:
+    def learn_window(self, window: WindowStats, slot: int, suspect: bool = False) -> None:
         g, g_slow = self._weights(window.end)
+        if suspect:
+            g, g_slow = g * SUSPECT_WEIGHT, g_slow * SUSPECT_WEIGHT
         values = metric_values(window)
         own, peer = self._profiles_of(window.actor)
         own.learn_window(window, values, slot, g, g_slow, slot_volumes=True)
         # a routine's hour of the week is personal: peers share only when they work
         peer.learn_window(window, values, slot, g, g_slow, slot_volumes=False)
 
-    def learn_day(self, window: WindowStats, weekday: int) -> None:
+    def learn_day(self, window: WindowStats, weekday: int, suspect: bool = False) -> None:
         _, g_slow = self._weights(window.end)
+        if suspect:
+            g_slow *= SUSPECT_WEIGHT
         values = metric_values(window)
         for profile in self._profiles_of(window.actor):
             profile.learn_day(window, values, weekday, g_slow)
