@@ -70,3 +70,43 @@ def test_data_dir_defaults_to_the_environment_variable(tmp_path):
     done = aw("replay", "-", stdin=orjson.dumps(event_dict()) + b"\n", env=env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "envdir" / "accesswatch.db").exists()
+
+
+def test_run_stops_cleanly_on_sigterm_and_keeps_its_state(tmp_path):
+    import signal
+    import sqlite3
+    import time
+
+    data = tmp_path / "data"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "ACCESSWATCH_SOURCE__SIMULATOR__SPEED": "20000",  # slow enough to be stopped half-way
+        "ACCESSWATCH_SOURCE__SIMULATOR__EMPLOYEES": "30",
+        "ACCESSWATCH_NOTIFY__RECEIVERS": '["file"]',
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "accesswatch.cli", "run", "--source", "simulator", "--data-dir", str(data)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    store = data / "accesswatch.db"
+    deadline = time.monotonic() + 120
+    events = 0
+    while time.monotonic() < deadline and events < 2000:
+        time.sleep(0.2)
+        if store.exists():
+            try:
+                with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+                    events = db.execute("SELECT count(*) FROM events").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass  # the schema is being created
+    assert events >= 2000, "the simulator fed the store"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    assert b"stopped: read" in stderr
+    with sqlite3.connect(store) as db:
+        stored = db.execute("SELECT count(*) FROM events").fetchone()[0]
+        checkpoint = db.execute("SELECT seq FROM checkpoints WHERE name = 'detectors'").fetchone()
+    assert checkpoint is not None and checkpoint[0] == stored  # state saved for everything stored
