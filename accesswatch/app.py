@@ -1,11 +1,14 @@
 """Assembling the parts the configuration chose: store, source, notifiers, detectors.
 
 The only place that knows the concrete adapters; everything else sees the
-ports (``store.base.Store``, ``ingest.sources.Source``, ``notify.base.Notifier``).
+ports (``store.base.Store``, ``ingest.sources.Source``, ``notify.base.Notifier``); paging goes
+through the store's outbox (``notify.outbox`` plans, ``notify.dispatch`` delivers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from detectors.engine import DetectionEngine
@@ -13,7 +16,9 @@ from detectors.registry import build_detectors
 from ingest.pipeline import Pipeline
 from ingest.sources import FileSource, Source
 from models.config import ConfigError, Settings
-from notify.base import Fanout, Notifier
+from notify.base import Notifier
+from notify.dispatch import DeliveryLoop, Dispatcher
+from notify.outbox import Pager
 from store.base import Store
 
 
@@ -45,25 +50,44 @@ def open_source(settings: Settings) -> Source:
     raise ConfigError(f"configuration error: source.kind = {source.kind!r}: its adapter is not installed yet")
 
 
-def open_notifier(settings: Settings) -> Notifier:
-    receivers: list[Notifier] = []
-    for name in settings.notify.receivers:
-        if name == "console":
-            from notify.console import ConsoleNotifier
+def open_receivers(settings: Settings) -> dict[str, Notifier]:
+    """The configured receivers by name (``notify.registry``); ``ConfigError`` on a wrong value."""
+    from notify.registry import build_receivers
 
-            receivers.append(ConsoleNotifier())
-        elif name == "file":
-            from notify.jsonl_file import JsonlFileNotifier
+    return build_receivers(settings)
 
-            receivers.append(JsonlFileNotifier(Path(settings.data_dir) / settings.notify.file))
-        else:
-            raise ConfigError(f"configuration error: notify.receivers has {name!r}: expected 'console' or 'file'")
-    return Fanout(receivers, settings.notify.min_severity)
+
+def open_pager(settings: Settings, store: Store, receivers: dict[str, Notifier], wake=None) -> Pager:
+    """Plans pages into ``store``'s outbox (give it the pipeline's store: pages go in before the alerts)."""
+    return Pager(store, settings.notify, receivers, wake=wake)
+
+
+def open_dispatcher(settings: Settings, store: Store, receivers: dict[str, Notifier]) -> Dispatcher:
+    """Delivers the outbox; from another thread, give it a store connection of its own."""
+    return Dispatcher(store, receivers, settings.notify.delivery)
+
+
+@contextmanager
+def live_paging(settings: Settings, store: Store) -> Iterator[Pager]:
+    """A pager for the pipeline's ``store``, and a delivery thread on a connection of its own until exit."""
+    receivers = open_receivers(settings)
+    delivery_store = open_store(settings)
+    delivery = settings.notify.delivery
+    dispatcher = open_dispatcher(settings, delivery_store, receivers)
+    loop = DeliveryLoop(dispatcher, delivery.poll_interval, delivery.drain_on_exit)
+    loop.start()
+    try:
+        yield open_pager(settings, store, receivers, wake=loop.wake)
+    finally:
+        loop.stop()
+        delivery_store.close()
+        for receiver in receivers.values():
+            receiver.close()
 
 
 def build_engine(settings: Settings) -> DetectionEngine:
     return DetectionEngine(settings, build_detectors(settings.detectors))
 
 
-def build_pipeline(settings: Settings, store: Store, notifier: Notifier | None, progress=None) -> Pipeline:
+def build_pipeline(settings: Settings, store: Store, notifier: Pager | None, progress=None) -> Pipeline:
     return Pipeline(settings, store, build_engine(settings), notifier, progress)

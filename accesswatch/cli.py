@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from accesswatch import __version__, app
+from accesswatch import __version__, app, paging_cli
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.event import format_utc
@@ -124,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--speed", type=float, default=None, help="event-seconds per second (default from config: 3600)")
     demo.add_argument("--days", type=int, default=None)
     demo.add_argument("--keep", action="store_true", help="keep the data dir's earlier demo store")
+    paging_cli.add_commands(command, _settings)  # pages, ack, resolve
     return parser
 
 
@@ -149,11 +150,15 @@ def _replay(args: argparse.Namespace) -> int:
             print(f"accesswatch: no such file: {path}", file=sys.stderr)
             return EXIT_FAILED
     source = FileSource(list(args.files), settings.ingest.max_line_bytes)
-    notifier = app.open_notifier(settings) if (args.page or settings.notify.page_on_replay) else None
+    paging = args.page or settings.notify.page_on_replay  # a replay of history pages nobody unless asked
+    receivers = app.open_receivers(settings) if paging else {}
     progress = _Progress() if sys.stderr.isatty() else None
     with app.open_store(settings) as store:
-        pipeline = app.build_pipeline(settings, store, notifier, progress)
+        pager = app.open_pager(settings, store, receivers) if paging else None
+        pipeline = app.build_pipeline(settings, store, pager, progress)
         report = pipeline.run(source, close_windows=True)
+        if paging:
+            paging_cli.deliver_after_replay(settings, store, receivers)
     if progress:
         progress.done()
     rate = report.lines_read / report.elapsed if report.elapsed > 0 else 0.0
@@ -312,21 +317,20 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _live(settings: Settings) -> int:
     source = app.open_source(settings)
-    notifier = app.open_notifier(settings)
 
     def stop(signum, frame) -> None:
         source.stop()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with app.open_store(settings) as store:
-            pipeline = app.build_pipeline(settings, store, notifier)
+        # pages are planned into the store's outbox and delivered by a thread of their own
+        with app.open_store(settings) as store, app.live_paging(settings, store) as pager:
+            pipeline = app.build_pipeline(settings, store, pager)
             report = pipeline.run(source, close_windows=False)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         source.close()
-        notifier.close()
     print(
         f"stopped: read {report.lines_read} lines, stored {report.stored}, duplicates {report.duplicates},"
         f" dead letters {report.dead_letters}, alerts raised {report.alerts_raised}",

@@ -2,8 +2,9 @@
 
 Per batch: lines are parsed (bad ones become dead letters), the events are
 written to the store (which says which ones are new), only the new ones go to
-the detectors, in store order, and the alerts they raise are paged and
-stored.  Detector state is checkpointed with the store position it covers;
+the detectors, in store order, and the alerts they raise are paged (into the
+store's outbox, delivered by ``notify.dispatch``) and stored.  Detector state
+is checkpointed with the store position it covers;
 after a crash, the events stored past that position are fed to the
 detectors again from the store, so nothing is judged twice or skipped, and
 the same alerts come out (alert ids are deterministic, and a stored alert is
@@ -28,7 +29,7 @@ from ingest.sources import RawRecord, Source
 from models.alert import Alert
 from models.config import Settings
 from models.incident import Incident
-from notify.base import Notifier
+from notify.outbox import Pager
 from store.base import Store, WriteResult
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class Pipeline:
         settings: Settings,
         store: Store,
         engine: DetectionEngine,
-        notifier: Notifier | None,
+        notifier: Pager | None,  # None: page nobody (a replay without --page)
         progress: Callable[[IngestReport], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -229,7 +230,9 @@ class Pipeline:
                     current.severity.rank if current else -1
                 ):
                     to_page.append(alert)
-        # page before storing: a crash in between pages twice rather than never
+        # pages go into the store's outbox before the alerts are stored: a crash in between
+        # plans them again on recovery under the same ids, so none is lost and none is sent
+        # twice; a crash after finds the alerts known and plans nothing (notify.outbox)
         if to_page and self.notifier is not None:
-            self.notifier.notify(to_page)
+            self.notifier.page([(alert, changed[alert.incident_id]) for alert in to_page])
         self.store.upsert_alerts(grouped, list(changed.values()))

@@ -8,7 +8,7 @@ see ``configs.loader``.
 from __future__ import annotations
 
 import re
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from models.alert import Severity
+from models.event import ActorKind
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -157,12 +158,77 @@ class Alerts(Section):
     max_sample_events: Annotated[int, Field(ge=1, le=1000)] = 20
 
 
+class Escalation(Section):
+    """Page these receivers too when the incident is still unacknowledged this long after its first page."""
+
+    after: Seconds
+    receivers: Annotated[list[str], Field(min_length=1)]
+
+
+class Route(Section):
+    """Which incidents go to which receivers.  Every condition given must hold; an empty list matches all."""
+
+    name: str | None = None  # shown in ``accesswatch pages``; default "route <n>"
+    receivers: Annotated[list[str], Field(min_length=1)]
+    min_severity: Severity = Severity.LOW
+    detectors: list[str] = []  # any of the incident's detectors
+    actor_kinds: list[ActorKind] = []
+    organizations: list[str] = []  # the partner organisation (actor.organization)
+    continue_matching: bool = Field(default=False, alias="continue")  # also try the routes after this one
+    escalate: list[Escalation] = []  # in order of ``after``
+
+    @model_validator(mode="after")
+    def _escalations_in_order(self) -> Route:
+        afters = [step.after for step in self.escalate]
+        if afters != sorted(afters) or any(after <= 0 for after in afters):
+            raise ValueError("escalate steps with positive 'after' durations, in increasing order")
+        return self
+
+
+class Silence(Section):
+    """A maintenance window: incidents about activity in [starts_at, ends_at) page nobody (they are kept)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    ends_at: datetime
+    starts_at: datetime | None = None  # default: since ever
+    actor_ids: list[str] = []
+    detectors: list[str] = []
+    actor_kinds: list[ActorKind] = []
+    organizations: list[str] = []
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _aware_and_ordered(self) -> Silence:
+        for moment in (self.starts_at, self.ends_at):
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError("times with a UTC offset, e.g. 2026-11-02T22:00:00+08:00")
+        if self.starts_at is not None and self.starts_at >= self.ends_at:
+            raise ValueError("starts_at before ends_at")
+        return self
+
+
+class Delivery(Section):
+    """How the outbox delivers: timeouts, retries with backoff, and when to give up."""
+
+    timeout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 10.0  # per request to a receiver
+    retry_initial: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 5.0  # doubles each failure
+    retry_max: Seconds = 600.0
+    give_up_after: Seconds = 86400.0  # a page still undelivered this long after it was planned is failed
+    poll_interval: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 1.0
+    drain_on_exit: Seconds = 15.0  # at the end of a replay or a stop, how long to keep delivering
+
+
 class Notify(Section):
-    receivers: list[str] = ["console", "file"]
-    min_severity: Severity = Severity.MEDIUM
+    receivers: list[str] = ["console", "file"]  # the default route: incidents no route matched
+    min_severity: Severity = Severity.MEDIUM  # ... at or above this severity
     file: str = "pages.jsonl"  # inside the data dir
     page_on_replay: bool = False  # a replay of history pages nobody unless asked to
-    settings: dict[str, dict[str, Any]] = {}  # per receiver, validated by the notifier
+    dashboard_url: str | None = None  # pages link to <dashboard_url>/?incident=<id>
+    throttle: Seconds = 0.0  # per actor: a new incident this soon after the actor's last page is not paged
+    routes: list[Route] = []  # tried in order; the first that matches wins unless it says continue = true
+    silences: list[Silence] = []
+    delivery: Delivery = Delivery()
+    settings: dict[str, dict[str, Any]] = {}  # per receiver, validated by the notifier; "kind" picks the type
 
 
 class DashboardUser(Section):

@@ -1,28 +1,48 @@
-"""Alerts appended to a JSON Lines file, one contract alert record a line: the embedded default's page log."""
+"""Pages appended to a JSON Lines file, one a line: the embedded default's page log.
+
+Each line is the contract's alert record with a ``page`` object beside its
+keys (``notify.base.page_record``): what happened to the incident, and by
+whom.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 
-from models.alert import Alert
-from notify.base import Notifier
+from models.config import Settings
+from models.page import Page
+from notify.base import DeliveryError, Notifier, ReceiverSettings, page_record
+
+
+class FileSettings(ReceiverSettings):
+    path: str  # relative paths are inside the data dir
 
 
 class JsonlFileNotifier(Notifier):
-    name = "file"
+    kind = "file"
+    Settings = FileSettings
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, name: str, settings: FileSettings) -> None:
+        super().__init__(name, settings)
+        self.path = Path(settings.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
-    def notify(self, alerts: Sequence[Alert]) -> None:
-        lines = b"".join(orjson.dumps(alert.to_record()) + b"\n" for alert in alerts)
-        # one write of whole lines, then fsync: a page is on disk before we go on
-        with open(self.path, "ab") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
+    @classmethod
+    def complete(cls, section: dict[str, Any], config: Settings) -> dict[str, Any]:
+        path = Path(section.get("path") or config.notify.file)
+        return {**section, "path": str(path if path.is_absolute() else Path(config.data_dir) / path)}
+
+    def send(self, page: Page, delivery_id: str = "") -> None:
+        line = orjson.dumps(page_record(page, delivery_id)) + b"\n"
+        try:
+            # one write of a whole line, then fsync: a page is on disk before it counts as sent
+            with open(self.path, "ab") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise DeliveryError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc

@@ -1,0 +1,207 @@
+"""The paging commands: ``pages`` (the outbox), ``ack ID`` and ``resolve ID``.
+
+``ack`` and ``resolve`` record the person's action on the incident (the
+triage log keeps who and when) and tell the receivers that were paged and
+can express it (PagerDuty acknowledge/resolve, Alertmanager's end, a Slack
+message...).  They try to deliver at once; what a receiver does not take
+stays in the outbox for the running pipeline (or ``pages --deliver``) to
+retry, and the command says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import orjson
+
+from accesswatch import app
+from models.config import Settings
+from models.event import format_utc
+from models.incident import TriageAction, TriageActionKind
+from models.page import Notification, NotificationStatus
+from notify.base import Notifier
+from notify.dispatch import DeliveryReport
+from store.base import Store
+from store.outbox import OutboxQuery
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def add_commands(
+    command: Callable[..., argparse.ArgumentParser], settings_of: Callable[[argparse.Namespace], Settings]
+) -> None:
+    """Add the subcommands; ``settings_of`` loads the configuration from the parsed arguments."""
+    pages = command(
+        "pages", _pages, "List the pages in the outbox: pending, sent, failed (with the last error), suppressed."
+    )
+    pages.set_defaults(settings_of=settings_of)
+    pages.add_argument(
+        "--status",
+        action="append",
+        choices=[status.value for status in NotificationStatus],
+        help="only these (repeat for several; default: all)",
+    )
+    pages.add_argument("--incident", metavar="ID", help="only the pages about this incident")
+    pages.add_argument("--limit", type=int, default=50, help="newest first (default: 50)")
+    pages.add_argument("--format", choices=["table", "jsonl"], default="table")
+    pages.add_argument(
+        "--deliver", action="store_true", help="first deliver what is due now, as a running pipeline does"
+    )
+
+    for name, kind, text in (
+        ("ack", TriageActionKind.ACKNOWLEDGE, "Acknowledge an incident and tell the receivers that were paged."),
+        ("resolve", TriageActionKind.RESOLVE, "Resolve an incident and tell the receivers that were paged."),
+    ):
+        sub = command(name, _triage, text)
+        sub.set_defaults(action_kind=kind, settings_of=settings_of)
+        sub.add_argument("id", metavar="ID", help="the incident id (or the id of one of its alerts)")
+        sub.add_argument("--by", help="who (default: the login name)")
+        sub.add_argument("--note", help="why, for the triage log and the receivers")
+        if kind is TriageActionKind.RESOLVE:
+            sub.add_argument(
+                "--false-positive", action="store_true", help="close it as a false positive rather than resolved"
+            )
+
+
+def deliver_after_replay(settings: Settings, store: Store, receivers: dict[str, Notifier]) -> DeliveryReport:
+    """After ``replay --page``: deliver what is due for up to ``notify.delivery.drain_on_exit``."""
+    try:
+        report = _deliver(settings, store, receivers)
+    finally:
+        for receiver in receivers.values():
+            receiver.close()
+    waiting = store.outbox_counts().get(NotificationStatus.PENDING, 0)
+    print(
+        f"pages: {report.sent} sent, {report.failed} failed, {waiting} waiting"
+        + (" (accesswatch pages lists them; a running pipeline or 'pages --deliver' retries)" if waiting else "")
+    )
+    return report
+
+
+def _deliver(
+    settings: Settings, store: Store, receivers: dict[str, Notifier], incident_id: str | None = None
+) -> DeliveryReport:
+    deadline = time.monotonic() + settings.notify.delivery.drain_on_exit
+    return app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident_id, deadline=deadline)
+
+
+# -- pages ------------------------------------------------------------------------------------
+def _pages(args: argparse.Namespace) -> int:
+    settings = args.settings_of(args)
+    with app.open_store(settings) as store:  # read-write: an older store gets the outbox table
+        if args.deliver:
+            receivers = app.open_receivers(settings)
+            try:
+                report = _deliver(settings, store, receivers)
+            finally:
+                for receiver in receivers.values():
+                    receiver.close()
+            print(f"delivered: {report.sent} sent, {report.retrying} to retry, {report.failed} failed")
+        query = OutboxQuery(
+            statuses=[NotificationStatus(s) for s in args.status] if args.status else None,
+            incident_id=args.incident,
+            limit=max(1, min(args.limit, 100_000)),
+        )
+        rows = store.notifications(query)
+        counts = store.outbox_counts()
+    if args.format == "jsonl":
+        for row in rows:
+            sys.stdout.write(orjson.dumps(_record(row)).decode() + "\n")
+        return EXIT_OK
+    _table(rows, sys.stdout)
+    summary = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in NotificationStatus)
+    sys.stdout.write(f"in all: {summary}\n")
+    return EXIT_OK
+
+
+def _record(row: Notification) -> dict:
+    """A page as one JSON object for scripts: the outbox fields, without the page's whole payload."""
+    return {
+        "notification_id": row.notification_id,
+        "status": row.status.value,
+        "receiver": row.receiver,
+        "route": row.route,
+        "kind": row.kind.value,
+        "escalation_level": row.page.escalation_level,
+        "incident_id": row.incident_id,
+        "actor_id": row.actor_id,
+        "severity": row.page.severity.value,
+        "attempts": row.attempts,
+        "created_at": format_utc(row.created_at),
+        "due_at": format_utc(row.due_at),
+        "settled_at": format_utc(row.settled_at) if row.settled_at else None,
+        "last_error": row.last_error,
+    }
+
+
+def _table(rows: list[Notification], out) -> None:
+    if not rows:
+        out.write("no pages\n")
+        return
+    out.write(
+        f"{'created (UTC)':<20} {'status':<10} {'receiver':<14} {'page':<12} {'incident':<24} {'severity':<8}"
+        f" {'tries':>5}  {'next / done (UTC)':<20} last error\n"
+    )
+    for row in rows:
+        kind = row.kind.value + (f"+{row.page.escalation_level}" if row.page.escalation_level else "")
+        when = row.settled_at if row.settled_at else row.due_at
+        out.write(
+            f"{_short(row.created_at):<20} {row.status.value:<10} {row.receiver:<14} {kind:<12} {row.incident_id:<24}"
+            f" {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20} {row.last_error or ''}\n"
+        )
+
+
+def _short(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# -- ack and resolve -----------------------------------------------------------------------------
+def _triage(args: argparse.Namespace) -> int:
+    settings = args.settings_of(args)
+    kind = args.action_kind
+    if getattr(args, "false_positive", False):
+        kind = TriageActionKind.FALSE_POSITIVE
+    receivers = app.open_receivers(settings)
+    try:
+        with app.open_store(settings) as store:
+            incident_id = _incident_of(store, args.id)
+            if incident_id is None:
+                print(f"accesswatch: no incident or alert {args.id!r}", file=sys.stderr)
+                return EXIT_FAILED
+            action = TriageAction(
+                incident_id=incident_id,
+                kind=kind,
+                by=args.by or getpass.getuser(),
+                at=datetime.now(UTC),
+                note=args.note,
+            )
+            incident, planned = app.open_pager(settings, store, receivers).record_action(action)
+            _deliver(settings, store, receivers, incident_id=incident_id)
+            rows = {row.notification_id: row for row in store.notifications(OutboxQuery(incident_id=incident_id))}
+    finally:
+        for receiver in receivers.values():
+            receiver.close()
+    print(f"{incident.incident_id} ({incident.actor_id}, {incident.severity.value}) is now {incident.status.value}")
+    for planned_row in planned:
+        row = rows.get(planned_row.notification_id, planned_row)
+        line = f"  {row.receiver}: {row.kind.value} {row.status.value}"
+        if row.status is NotificationStatus.PENDING:
+            line += f", next try {_short(row.due_at)} UTC" + (f" ({row.last_error})" if row.last_error else "")
+        elif row.status is NotificationStatus.FAILED:
+            line += f": {row.last_error}"
+        print(line)
+    if not planned:
+        print("  no receiver to tell (none was paged for it, or none can express this)")
+    return EXIT_OK
+
+
+def _incident_of(store: Store, given: str) -> str | None:
+    if store.get_incident(given) is not None:
+        return given
+    alert = store.get_alert(given)
+    return alert.incident_id if alert is not None else None

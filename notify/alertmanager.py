@@ -1,0 +1,111 @@
+"""Prometheus Alertmanager API v2: ``POST /api/v2/alerts``, for teams that already route and silence there.
+
+Each incident is one Alertmanager alert, identified by its labels
+(``alertname``, ``incident_id``, ``actor_id``, ``actor_kind``, ``severity``,
+``organization`` when known, and the configured static labels), so a page
+sent again collapses into the same alert.  Alertmanager resolves an alert at
+its ``endsAt``; accesswatch sets it ``ends_after`` (default two days) ahead,
+since it does not re-send like Prometheus does, and to now when the incident
+is closed.  When the incident's severity rises, its label set changes: the
+alert under the old severity is ended in the same request.
+
+Acknowledging has no Alertmanager equivalent (a silence is the closest, and
+belongs to the operators there): acknowledge pages are not sent to it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import field_validator
+
+from models.config import Seconds
+from models.event import format_utc
+from models.page import Page, PageKind
+from notify.base import headline
+from notify.http import HttpNotifier, HttpSettings, HttpUrl, post_json
+
+ALERTNAME = "AccesswatchIncident"
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class AlertmanagerSettings(HttpSettings):
+    url: HttpUrl  # Alertmanager's base URL, e.g. http://alertmanager:9093
+    ends_after: Seconds = 2 * 86400.0
+    labels: dict[str, str] = {}  # added to every alert (team, env); cannot replace accesswatch's own
+    headers: dict[str, str] = {}  # e.g. Authorization for a proxy in front of Alertmanager
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, labels: dict[str, str]) -> dict[str, str]:
+        for name in labels:
+            if not _LABEL_NAME.match(name) or name.startswith("__"):
+                raise ValueError(f"label names matching [a-zA-Z_][a-zA-Z0-9_]* (not {name!r})")
+        return labels
+
+
+def alerts(page: Page, settings: AlertmanagerSettings, now: datetime) -> list[dict[str, Any]]:
+    """The postable alerts for a page (two when a severity change replaces the label set)."""
+    incident = page.incident
+    closing = page.kind is PageKind.RESOLVE
+    ends = now if closing else now + timedelta(seconds=settings.ends_after)
+    annotations = {
+        "summary": headline(page),
+        "description": page.alert.summary,
+        "detectors": ",".join(incident.detectors),
+        "risk_score": f"{incident.risk_score:g}",
+        "window": f"{format_utc(incident.window_start)}/{format_utc(incident.window_end)}",
+        "status": incident.status.value,
+    }
+    if page.action is not None:
+        annotations["closed_by" if closing else "acknowledged_by"] = page.action.by
+    if page.link:
+        annotations["dashboard"] = page.link
+    current = _alert(page, settings, incident.severity.value, annotations, ends)
+    found = [current]
+    if page.kind is PageKind.UPDATE and page.previous_severity and page.previous_severity != incident.severity:
+        found.append(_alert(page, settings, page.previous_severity.value, annotations, now))
+    return found
+
+
+def _alert(page: Page, settings: AlertmanagerSettings, severity: str, annotations: dict, ends: datetime) -> dict:
+    incident = page.incident
+    labels = {
+        **settings.labels,
+        "alertname": ALERTNAME,
+        "incident_id": incident.incident_id,
+        "actor_id": incident.actor_id,
+        "actor_kind": incident.actor_kind.value,
+        "severity": severity,
+    }
+    if incident.actor_organization:
+        labels["organization"] = incident.actor_organization
+    starts = min(incident.window_start, ends - timedelta(seconds=1))
+    alert: dict[str, Any] = {
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": format_utc(starts),
+        "endsAt": format_utc(ends),
+    }
+    if page.link:
+        alert["generatorURL"] = page.link
+    return alert
+
+
+class AlertmanagerNotifier(HttpNotifier):
+    kind = "alertmanager"
+    Settings = AlertmanagerSettings
+    handles = frozenset({PageKind.TRIGGER, PageKind.UPDATE, PageKind.RESOLVE})
+
+    def __init__(self, name: str, settings: AlertmanagerSettings, clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(name, settings)
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    def send(self, page: Page, delivery_id: str = "") -> None:
+        settings: AlertmanagerSettings = self.settings  # type: ignore[assignment]
+        body = orjson.dumps(alerts(page, settings, self.clock()))
+        post_json(settings.url.rstrip("/") + "/api/v2/alerts", body, settings.timeout, settings.headers)

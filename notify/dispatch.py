@@ -1,0 +1,211 @@
+"""The durable outbox, delivery side: take due pages from the store, send them, record what happened.
+
+At least once: a page is settled as sent only after its receiver accepted
+it, so a crash in between sends it again after the restart, with the same
+dedup key and delivery id for the receiver to collapse.  Never after
+success: a sent row is never taken again.  A failed attempt is retried with
+exponential backoff (and at least what a receiver's Retry-After asked), a
+refusal that retrying cannot fix fails at once, and a page still not
+delivered ``give_up_after`` its planning fails with the last error; either
+way ``accesswatch pages`` shows it.
+
+A receiver that failed is left to rest until its retry is due, so an outage
+costs one timeout per backoff step, not one per waiting page.  Escalations
+are checked against the incident when they fall due and cancelled if a
+person acknowledged or closed it meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from models.alert import AlertStatus
+from models.config import Delivery
+from models.page import Notification, NotificationStatus
+from notify.base import DeliveryError, Notifier
+from notify.outbox import Clock, wall_clock
+from store.base import Store
+from store.outbox import Settlement
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    errors: list[str] = field(default_factory=list)  # "receiver: error", in order
+
+    def add(self, other: DeliveryReport) -> None:
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.cancelled += other.cancelled
+        self.errors = (self.errors + other.errors)[-100:]  # a long run keeps the latest
+
+
+def backoff(delivery: Delivery, attempt: int, notification_id: str) -> float:
+    """Seconds before retry ``attempt`` (1 = the first retry): doubling, capped, with a spread.
+
+    The spread (75-100%, derived from the id, so a test can predict it) keeps
+    the pages that piled up during an outage from all retrying in the same
+    second when the receiver comes back.
+    """
+    delay = min(delivery.retry_max, delivery.retry_initial * 2 ** min(attempt - 1, 32))
+    spread = int.from_bytes(hashlib.blake2b(f"{notification_id}/{attempt}".encode(), digest_size=2).digest()) / 65535
+    return delay * (0.75 + 0.25 * spread)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        receivers: Mapping[str, Notifier],
+        delivery: Delivery,
+        clock: Clock = wall_clock,
+    ) -> None:
+        self.store = store
+        self.receivers = receivers
+        self.delivery = delivery
+        self.clock = clock
+        self._resting: dict[str, datetime] = {}  # receiver -> when to try it again after a failure
+
+    @property
+    def lease_seconds(self) -> float:
+        # long enough for the slowest delivery (SMTP: connect, STARTTLS, login, send, each with the timeout)
+        return self.delivery.timeout * 6 + 30
+
+    def deliver_due(
+        self, incident_id: str | None = None, limit: int = 10_000, deadline: float | None = None
+    ) -> DeliveryReport:
+        """Send what is due now, one at a time, until nothing is due, ``limit``, or the monotonic ``deadline``."""
+        report = DeliveryReport()
+        for _ in range(limit):
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            now = self.clock()
+            resting = [name for name, until in self._resting.items() if until > now]
+            claimed = self.store.claim_due(now, self.lease_seconds, 1, incident_id, resting)
+            if not claimed:
+                break
+            self._deliver(claimed[0], report)
+        return report
+
+    def _deliver(self, row: Notification, report: DeliveryReport) -> None:
+        receiver = self.receivers.get(row.receiver)
+        if receiver is None:
+            error = f"receiver {row.receiver!r} is no longer configured"
+            self._settle(row, NotificationStatus.FAILED, error, report, attempted=False)
+            return
+        page = row.page
+        if row.only_if_unacknowledged:
+            incident = self.store.get_incident(row.incident_id)
+            if incident is None or incident.status is not AlertStatus.OPEN:
+                state = incident.status.value if incident else "gone"
+                error = f"{state} before the escalation was due"
+                self._settle(row, NotificationStatus.CANCELLED, error, report, attempted=False)
+                return
+            page = page.model_copy(update={"incident": incident})  # escalate what the incident is now
+        try:
+            receiver.send(page, row.notification_id)
+        except DeliveryError as exc:
+            self._failed(row, str(exc), exc.retryable, exc.retry_after, report)
+        except Exception as exc:  # a bug in a receiver must not stop the others' pages
+            log.exception("receiver %s failed on %s", row.receiver, row.notification_id)
+            self._failed(row, f"{type(exc).__name__}: {exc}", True, None, report)
+        else:
+            self._resting.pop(row.receiver, None)
+            self._settle(row, NotificationStatus.SENT, None, report)
+
+    def _failed(
+        self, row: Notification, error: str, retryable: bool, retry_after: float | None, report: DeliveryReport
+    ) -> None:
+        now = self.clock()
+        attempts = row.attempts + 1
+        report.errors.append(f"{row.receiver}: {error}")
+        if not retryable:
+            self._settle(row, NotificationStatus.FAILED, error, report)
+            return
+        if (now - row.created_at).total_seconds() >= self.delivery.give_up_after:
+            self._settle(row, NotificationStatus.FAILED, f"gave up after {attempts} attempts: {error}", report)
+            return
+        wait = max(backoff(self.delivery, attempts, row.notification_id), retry_after or 0.0)
+        retry_at = now + timedelta(seconds=wait)
+        self._resting[row.receiver] = retry_at
+        log.warning("page to %s not delivered (attempt %d), retry in %.0f s: %s", row.receiver, attempts, wait, error)
+        self.store.settle(
+            row.notification_id,
+            Settlement(status=NotificationStatus.PENDING, at=now, error=error, retry_at=retry_at),
+        )
+        report.retrying += 1
+
+    def _settle(
+        self,
+        row: Notification,
+        status: NotificationStatus,
+        error: str | None,
+        report: DeliveryReport,
+        attempted: bool = True,
+    ) -> None:
+        self.store.settle(
+            row.notification_id, Settlement(status=status, at=self.clock(), error=error, attempted=attempted)
+        )
+        if status is NotificationStatus.SENT:
+            report.sent += 1
+        elif status is NotificationStatus.FAILED:
+            report.failed += 1
+            log.error("page to %s failed for good: %s", row.receiver, error)
+        else:
+            report.cancelled += 1
+
+
+class DeliveryLoop:
+    """Delivers in a thread of its own while the pipeline ingests; ``wake`` after planning skips the wait.
+
+    The dispatcher must have a store connection of its own: the pipeline's is
+    in the middle of its own transactions.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, poll_interval: float, drain_seconds: float) -> None:
+        self.dispatcher = dispatcher
+        self.poll_interval = poll_interval
+        self.drain_seconds = drain_seconds
+        self.report = DeliveryReport()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="accesswatch-delivery", daemon=True)
+
+    def start(self) -> DeliveryLoop:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> DeliveryReport:
+        """Deliver what is due for up to ``drain_seconds`` more, then stop."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout if timeout is not None else self.drain_seconds + self.dispatcher.lease_seconds)
+        return self.report
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._round()
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+        self._round(deadline=time.monotonic() + self.drain_seconds)
+
+    def _round(self, deadline: float | None = None) -> None:
+        try:
+            self.report.add(self.dispatcher.deliver_due(deadline=deadline))
+        except Exception:  # the store busy or gone for a moment: the next round tries again
+            log.exception("delivering pages failed; trying again in %.1f s", self.poll_interval)

@@ -1,0 +1,259 @@
+"""The durable outbox, planning side: every page becomes a row in the store before anything is sent.
+
+``Pager.page`` is called by the pipeline with the incidents that are new or
+more severe, *before* their alerts are stored.  A crash in between is
+harmless: recovery raises the same alerts again, plans the same pages under
+the same ids (``models.page.notification_id``), and the store keeps the
+rows it already has.  A crash after the alerts are stored finds them known
+and plans nothing.  So a page is planned exactly once, and sent at least
+once by ``notify.dispatch``.
+
+Grouping: one page per incident and receiver.  A receiver already paged for
+an incident hears of it again only when its severity rises (an ``update``:
+PagerDuty and Alertmanager fold it into the same alert), and when a person
+acknowledges or closes it (``Pager.record_action``).  A new incident of an
+actor paged less than ``notify.throttle`` ago, and anything a silence
+covers, is kept as a ``suppressed`` row with the reason, never dropped
+silently.  Escalations are planned with the trigger, due ``after`` later,
+and sent only if the incident is still unacknowledged by then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from models.alert import Alert, Severity
+from models.config import Notify
+from models.event import format_utc
+from models.incident import Incident, TriageAction, TriageActionKind
+from models.page import Notification, NotificationStatus, Page, PageKind, notification_id
+from notify.base import Notifier
+from notify.routing import Match, Router
+from store.base import Store
+from store.outbox import OutboxQuery, Settlement
+
+Clock = Callable[[], datetime]
+# what a person's action tells the receivers
+ACTION_PAGES = {
+    TriageActionKind.ACKNOWLEDGE: PageKind.ACKNOWLEDGE,
+    TriageActionKind.RESOLVE: PageKind.RESOLVE,
+    TriageActionKind.FALSE_POSITIVE: PageKind.RESOLVE,
+}
+_TOLD = (NotificationStatus.PENDING, NotificationStatus.SENT)
+_MAX_ROWS = 10_000  # of one incident's notifications
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+def dashboard_link(notify: Notify, incident_id: str) -> str | None:
+    return f"{notify.dashboard_url.rstrip('/')}/?incident={incident_id}" if notify.dashboard_url else None
+
+
+def _page(kind: PageKind, incident: Incident, alert: Alert, link: str | None, **details) -> Page:
+    return Page(kind=kind, dedup_key=incident.incident_id, incident=incident, alert=alert, link=link, **details)
+
+
+def told(rows: Sequence[Notification]) -> dict[str, Severity]:
+    """Receivers that were paged (or are about to be) for the incident, and the severity they were told."""
+    severities: dict[str, Severity] = {}
+    for row in rows:
+        waiting_escalation = row.only_if_unacknowledged and row.status is NotificationStatus.PENDING
+        if row.kind in (PageKind.TRIGGER, PageKind.UPDATE) and row.status in _TOLD and not waiting_escalation:
+            before = severities.get(row.receiver)
+            if before is None or row.page.severity.rank > before.rank:
+                severities[row.receiver] = row.page.severity
+    return severities
+
+
+class Pager:
+    """Plans pages into the store's outbox; ``wake`` tells a delivery loop there is work."""
+
+    def __init__(
+        self,
+        store: Store,
+        notify: Notify,
+        receivers: dict[str, Notifier],
+        clock: Clock = wall_clock,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.notify = notify
+        self.router = Router(notify)
+        self.receivers = receivers
+        self.clock = clock
+        self.wake = wake
+
+    # -- detectors' findings ---------------------------------------------------------------
+    def page(self, findings: Sequence[tuple[Alert, Incident]]) -> list[Notification]:
+        """Plan the pages for incidents that are new or more severe; return the rows added."""
+        strongest: dict[str, tuple[Alert, Incident]] = {}  # one page per incident per batch
+        for alert, incident in findings:
+            known = strongest.get(incident.incident_id)
+            if known is None or (alert.severity.rank, alert.score) > (known[0].severity.rank, known[0].score):
+                strongest[incident.incident_id] = (alert, incident)
+        planned: list[Notification] = []
+        for alert, incident in strongest.values():
+            planned += self._plan(alert, incident)
+        return self._enqueue(planned)
+
+    def _plan(self, alert: Alert, incident: Incident) -> list[Notification]:
+        now = self.clock()
+        rows = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
+        already = told(rows)
+        held = self._held_back(alert, incident, already, now)
+        link = dashboard_link(self.notify, incident.incident_id)
+        planned: list[Notification] = []
+        direct: set[str] = set()
+        for match in self.router.routes_for(incident):
+            triggered = False
+            for receiver in match.receivers:
+                if receiver in direct:
+                    continue  # two routes naming one receiver: one page
+                direct.add(receiver)
+                before = already.get(receiver)
+                if before is None:
+                    page = _page(PageKind.TRIGGER, incident, alert, link)
+                elif incident.severity.rank > before.rank and PageKind.UPDATE in self.receivers[receiver].handles:
+                    page = _page(PageKind.UPDATE, incident, alert, link, previous_severity=before)
+                else:
+                    continue  # told already, and nothing more severe to tell
+                row = self._row(receiver, match.route, page, now, held)
+                planned.append(row)
+                triggered |= page.kind is PageKind.TRIGGER and row.status is NotificationStatus.PENDING
+            if triggered:
+                planned += self._escalations(match, alert, incident, link, now, already, direct)
+        self._supersede_escalations(rows, direct, now)
+        return planned
+
+    def _held_back(self, alert: Alert, incident: Incident, already: dict, now: datetime) -> str | None:
+        """Why no page goes out for this finding (a silence, the actor's throttle), or None."""
+        silence = self.router.silence_for(incident, alert)
+        if silence is not None:
+            return f"silenced by {silence.name!r} until {format_utc(silence.ends_at)}" + (
+                f" ({silence.comment})" if silence.comment else ""
+            )
+        if already or self.notify.throttle <= 0:
+            return None  # the incident was paged before: its news is not a new page to throttle
+        recent = self.store.notifications(
+            OutboxQuery(
+                actor_id=incident.actor_id,
+                kinds=[PageKind.TRIGGER],
+                statuses=list(_TOLD),
+                created_since=now - timedelta(seconds=self.notify.throttle),
+                limit=50,
+            )
+        )
+        for row in recent:
+            if row.incident_id != incident.incident_id and not row.only_if_unacknowledged:
+                return (
+                    f"throttled: {incident.actor_id} was paged for {row.incident_id} at {format_utc(row.created_at)}"
+                    f" (notify.throttle = {self.notify.throttle:g} s)"
+                )
+        return None
+
+    def _escalations(
+        self, match: Match, alert: Alert, incident: Incident, link: str | None, now: datetime, already, direct
+    ) -> list[Notification]:
+        planned = []
+        targets: set[str] = set()
+        for level, step in enumerate(match.escalate, start=1):
+            for receiver in step.receivers:
+                if receiver in already or receiver in direct or receiver in targets:
+                    continue
+                targets.add(receiver)
+                page = _page(
+                    PageKind.TRIGGER, incident, alert, link, escalation_level=level, escalated_after=step.after
+                )
+                due = now + timedelta(seconds=step.after)
+                planned.append(self._row(receiver, match.route, page, now, None, due=due, conditional=True))
+        return planned
+
+    def _supersede_escalations(self, rows: Sequence[Notification], direct: set[str], now: datetime) -> None:
+        """A receiver paged directly now needs no escalation to it later."""
+        for row in rows:
+            if row.only_if_unacknowledged and row.status is NotificationStatus.PENDING and row.receiver in direct:
+                self.store.settle(
+                    row.notification_id,
+                    Settlement(
+                        status=NotificationStatus.CANCELLED,
+                        at=now,
+                        error="paged directly: the incident reached this receiver's route",
+                        attempted=False,
+                    ),
+                )
+
+    # -- people's actions -------------------------------------------------------------------
+    def record_action(self, action: TriageAction) -> tuple[Incident, list[Notification]]:
+        """Apply a person's action to the incident, and tell the receivers that were paged and can express it.
+
+        KeyError if the incident is unknown.
+        """
+        incident = self.store.record_action(action)
+        kind = ACTION_PAGES.get(action.kind)
+        if kind is None:
+            return incident, []
+        now = self.clock()
+        rows = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
+        self._cancel_escalations(rows, incident, action, now)
+        alerts = self.store.get_alerts(incident.alert_ids)
+        if not alerts:
+            return incident, []
+        alert = max(alerts, key=lambda a: (a.severity.rank, a.score))
+        link = dashboard_link(self.notify, incident.incident_id)
+        planned = []
+        for receiver in told(rows):
+            notifier = self.receivers.get(receiver)
+            if notifier is None or kind not in notifier.handles:
+                continue
+            page = _page(kind, incident, alert, link, action=action)
+            route = next((row.route for row in rows if row.receiver == receiver), "")
+            planned.append(self._row(receiver, route, page, now, None))
+        return incident, self._enqueue(planned)
+
+    def _cancel_escalations(
+        self, rows: Sequence[Notification], incident: Incident, action: TriageAction, now: datetime
+    ) -> None:
+        for row in rows:
+            if row.only_if_unacknowledged and row.status is NotificationStatus.PENDING:
+                self.store.settle(
+                    row.notification_id,
+                    Settlement(
+                        status=NotificationStatus.CANCELLED,
+                        at=now,
+                        error=f"{incident.status.value} by {action.by} before the escalation was due",
+                        attempted=False,
+                    ),
+                )
+
+    # -- rows ---------------------------------------------------------------------------------
+    @staticmethod
+    def _row(
+        receiver: str,
+        route: str,
+        page: Page,
+        now: datetime,
+        held_back: str | None,
+        due: datetime | None = None,
+        conditional: bool = False,
+    ) -> Notification:
+        return Notification(
+            notification_id=notification_id(receiver, page),
+            receiver=receiver,
+            route=route,
+            page=page,
+            status=NotificationStatus.SUPPRESSED if held_back else NotificationStatus.PENDING,
+            only_if_unacknowledged=conditional,
+            created_at=now,
+            due_at=due or now,
+            settled_at=now if held_back else None,
+            last_error=held_back,
+        )
+
+    def _enqueue(self, planned: list[Notification]) -> list[Notification]:
+        added = set(self.store.enqueue(planned))
+        if added and self.wake is not None:
+            self.wake()
+        return [row for row in planned if row.notification_id in added]

@@ -1,0 +1,123 @@
+"""Slack incoming webhook: a readable message (severity, who, what, the explanation, a link).
+
+Block Kit, within Slack's documented limits: a ``header`` (plain text, at
+most 150 characters), a ``section`` with the explanation (mrkdwn, at most
+3,000) and up to ten ``fields`` (at most 2,000 each), a ``context`` line for
+who acknowledged or closed it, and an ``actions`` button to the incident in
+the dashboard.  ``text`` is the notification's plain fallback.  Slack
+answers ``200 ok``; a 429 carries Retry-After.
+
+Slack cannot collapse repeats: a page delivered again after a crash before
+it was recorded as sent shows twice (at least once, as the outbox promises).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from pydantic import AfterValidator, SecretStr
+
+from models.event import format_utc
+from models.page import Page, PageKind
+from notify.base import DeliveryError, headline
+from notify.http import HttpNotifier, HttpSettings, check_http_url, post_json, where
+
+_EMOJI = {
+    "low": ":large_blue_circle:",
+    "medium": ":large_yellow_circle:",
+    "high": ":red_circle:",
+    "critical": ":rotating_light:",
+}
+_DONE = {PageKind.ACKNOWLEDGE: ":eyes:", PageKind.RESOLVE: ":white_check_mark:"}
+
+
+def _secret_url(value: SecretStr) -> SecretStr:
+    check_http_url(value.get_secret_value())
+    return value
+
+
+class SlackSettings(HttpSettings):
+    url: Annotated[SecretStr, AfterValidator(_secret_url)]  # the webhook URL is the credential
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters, so that data (a summary, an actor id) cannot format or mention."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def message(page: Page) -> dict[str, Any]:
+    """The Block Kit message for a page."""
+    incident, alert = page.incident, page.alert
+    icon = _DONE.get(page.kind, _EMOJI[incident.severity.value])
+    title = _cut(f"{headline(page)}", 150 - 2)
+    who = f"`{escape(incident.actor_id)}` ({incident.actor_kind.value}"
+    for trait in (incident.actor_role, incident.actor_department, incident.actor_organization):
+        if trait:
+            who += f", {escape(trait)}"
+    who += ")"
+    fields = [
+        f"*Severity*\n{incident.severity.value}"
+        + (f" (was {page.previous_severity.value})" if page.previous_severity else ""),
+        f"*Who*\n{who}",
+        f"*What*\n{escape(', '.join(incident.detectors))}",
+        f"*When (UTC)*\n{format_utc(incident.window_start)} to {format_utc(incident.window_end)}",
+        f"*Risk*\n{incident.risk_score:g} / 100, {len(incident.alert_ids)} alert(s)",
+        f"*Incident*\n`{incident.incident_id}` ({incident.status.value})",
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"{_plain_icon(page)} {title}", "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"{icon} {escape(alert.summary)}", 3000)}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(text, 2000)} for text in fields]},
+    ]
+    if page.action is not None:
+        note = f": {escape(page.action.note)}" if page.action.note else ""
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {"type": "mrkdwn", "text": _cut(f"{page.kind.value} by *{escape(page.action.by)}*{note}", 3000)}
+                ],
+            }
+        )
+    if page.link:
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open in accesswatch"},
+                        "url": page.link[:3000],
+                        "action_id": "open_incident",
+                    }
+                ],
+            }
+        )
+    fallback = f"{headline(page)}: {alert.summary}"
+    return {"text": _cut(escape(fallback), 3000), "blocks": blocks}
+
+
+def _plain_icon(page: Page) -> str:
+    if page.kind is PageKind.RESOLVE:
+        return "✅"
+    if page.kind is PageKind.ACKNOWLEDGE:
+        return "👀"
+    return {"low": "🔵", "medium": "🟡", "high": "🔴", "critical": "🚨"}[page.incident.severity.value]
+
+
+class SlackNotifier(HttpNotifier):
+    kind = "slack"
+    Settings = SlackSettings
+
+    def send(self, page: Page, delivery_id: str = "") -> None:
+        settings: SlackSettings = self.settings  # type: ignore[assignment]
+        url = settings.url.get_secret_value()
+        answer = post_json(url, orjson.dumps(message(page)), settings.timeout)
+        if answer.body.strip() not in (b"ok", b""):
+            # Slack's webhook says "ok"; anything else is a proxy or a wrong URL answering 200
+            raise DeliveryError(f"unexpected answer from {where(url)}: {answer.body[:100]!r}", retryable=False)
