@@ -184,12 +184,6 @@ def test_the_weekly_export_at_another_hour_is_not_routine():
     assert alert.window_start == local(23, 15)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the distinct-customers figure is judged against the hourly mean, never the actor's weekly "
-    "rhythm (profiles.SLOT_METRICS has records but not customers), so a routine weekly export that names its "
-    "customers raises a critical bulk_read every week",
-)
 def test_the_weekly_export_at_its_usual_hour_is_routine_when_it_names_its_customers():
     events = stream(history(LEAD, days=28, per_hour=3, records=5), weekly_export(LEAD, 4))
     alerts = run(events, NAME).alerts
@@ -258,12 +252,6 @@ def test_a_finding_that_continues_grows_one_alert():
     assert {update.alert_id for update in result.updates} == {alert.alert_id}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the hour alert expires from the AlertBook merge_gap after its hour, long before the day window "
-    "that holds the same spike closes at midnight, so the day finding opens a second alert for one episode "
-    "(it merges only when the stream ends on the spike day and flush closes everything at once)",
-)
 def test_the_day_finding_of_the_same_spike_grows_the_hour_alert():
     events = stream(
         history(AGENT, days=15, per_hour=3),  # the spike day goes on as usual, and so does the next

@@ -201,12 +201,6 @@ def test_a_finding_that_continues_grows_one_alert():
     assert alert.evidence["findings"] == alert.revision == len(result.findings) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the sparse 'denied' baseline learns from the windows just flagged: after two hours of "
-    "probing, 25 refusals an hour is the actor's (and its peers') usual, and the third and fourth hours of "
-    "the same probe are judged normal",
-)
 def test_probing_for_four_hours_grows_one_alert_over_all_four():
     probes = [probe(hour=hour, fields=PASSPORT_FIELDS) for hour in (10, 11, 12, 13)]
     result = run(stream(*routine(15), *probes), NAME)

@@ -192,12 +192,6 @@ def test_a_finding_that_continues_grows_one_alert():
     assert alert.evidence["findings"] == alert.revision == len(result.findings) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the rhythm learns each closed hour before the next is judged, and usual_level counts half of "
-    "the hour beside: after one flagged night hour, the next hour of the same session is 'usual' (0.5 x 1 "
-    "activity against a busiest slot of ~2-4 weeks' weight is over max_usual_level 0.1)",
-)
 def test_a_night_session_of_three_hours_grows_one_alert_over_all_three():
     session = [burst(AGENT, local(15, hour), events=30) for hour in (2, 3, 4)]
     result = run(stream(history(AGENT, days=16, per_hour=3), *session), NAME)

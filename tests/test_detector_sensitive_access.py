@@ -199,12 +199,6 @@ def test_a_finding_that_continues_grows_one_alert():
     assert alert.evidence["findings"] == alert.revision == len(result.findings) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a sparse baseline ('high') learns from the very windows it flags: with no earlier high-sensitivity "
-    "reads, clipping does not apply yet (sw < 3g), so the first two flagged hours become the actor's usual and "
-    "the third hour of the same exfiltration is judged normal",
-)
 def test_a_sustained_read_of_data_never_read_before_keeps_growing_the_alert():
     hours = range(10, 16)
     spikes = [burst(AGENT, local(14, hour), events=10, records=60, fields=PASSPORT_FIELDS) for hour in hours]
