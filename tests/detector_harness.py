@@ -38,7 +38,7 @@ import pytest
 from configs.loader import load_settings
 from detectors.base import Detector, DetectorSettings, Finding
 from detectors.engine import DetectionEngine
-from detectors.registry import build_detectors
+from detectors.registry import DETECTORS, build_detectors
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.event import AccessEvent, parse_rfc3339
@@ -331,11 +331,16 @@ def assert_contract_alert(alert: Alert, detector: str, events: Sequence[AccessEv
     return record
 
 
-def assert_findings_well_formed(result: Run, settings: DetectorSettings) -> None:
-    """Every finding is about one whole window and has the severity its score maps to (or the documented cap)."""
+def assert_findings_well_formed(result: Run, detector: str) -> None:
+    """Every finding is the detector's, about one whole window, with the severity its score maps to (or the cap)."""
     assert result.findings, "no finding at all"
+    settings: DetectorSettings = DETECTORS[detector].Settings(**settings_with().detectors[detector])
     for finding in result.findings:
-        assert finding.window_end - finding.window_start in (3600.0, 86400.0)
+        assert finding.detector == detector and finding.actor.id
+        length = finding.window_end - finding.window_start
+        start = datetime.fromtimestamp(finding.window_start, ZONE)
+        assert (length, start.minute, start.second) in ((3600.0, 0, 0), (86400.0, 0, 0)), finding
+        assert length == 3600.0 or start.hour == 0, finding  # days start at local midnight
         assert finding.summary and finding.evidence["event_ids"]
         if "documented" not in finding.evidence:
             assert finding.severity is settings.severity_for(finding.score), finding

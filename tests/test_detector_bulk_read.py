@@ -75,7 +75,7 @@ def test_the_alert_is_a_contract_record_built_from_well_formed_findings():
     alert = result.only()
     record = assert_contract_alert(alert, NAME, events)
     assert record["actor_id"] == "emp-0001" and record["actor_kind"] == "employee"
-    assert_findings_well_formed(result, BulkRead.Settings(**settings_with().detectors[NAME]))
+    assert_findings_well_formed(result, NAME)
     assert {f.detector for f in result.findings} == {NAME}
 
 

@@ -80,7 +80,7 @@ def test_the_alert_is_a_contract_record_built_from_well_formed_findings():
     events = insider()
     result = run(events, NAME)
     assert_contract_alert(result.only(), NAME, events)
-    assert_findings_well_formed(result, Dormant.Settings(**settings_with().detectors[NAME]))
+    assert_findings_well_formed(result, NAME)
 
 
 @pytest.mark.parametrize("severity", list(Severity))

@@ -77,7 +77,7 @@ def test_the_alert_is_a_contract_record_built_from_well_formed_findings():
     result = run(events, NAME)
     record = assert_contract_alert(result.only(), NAME, events)
     assert record["actor_id"] == "emp-0001"
-    assert_findings_well_formed(result, SensitiveAccess.Settings(**settings_with().detectors[NAME]))
+    assert_findings_well_formed(result, NAME)
 
 
 @pytest.mark.parametrize("severity", list(Severity))
