@@ -9,12 +9,13 @@ A detector test reads as a story::
     )
     alert = run(events, "bulk_read").only()
 
-``history`` and ``burst`` yield JSON-ready contract events (built with
-``tests.factories.event_dict``); ``stream`` merges them in event time and
-gives them ids that depend only on the story, so the same story built twice
-is the same stream; ``run`` feeds it to a ``DetectionEngine`` built exactly
-as the product builds it (default configuration, ``build_detectors``) in
-batches, flushes, and returns the alerts.
+``history`` and ``burst`` return lists of JSON-ready contract events (built
+with ``tests.factories.event_dict``), so one part can go into several
+stories; ``stream`` merges parts in event time and gives the events ids
+that depend only on the story, so the same story built twice is the same
+stream; ``run`` feeds it to a ``DetectionEngine`` built exactly as the
+product builds it (default configuration, ``build_detectors``) in batches,
+flushes, and returns the alerts.
 
 Time is local to the organisation (Asia/Shanghai, no daylight saving):
 ``local(day, hour)`` counts days from Monday 2 November 2026, 00:00.  The
@@ -234,6 +235,7 @@ def run(
     pipeline does after a restart.
     """
     settings = settings or settings_with()
+    assert settings.organisation.timezone == ZONE.key, "stories are told in the configured organisation's time"
     result = Run()
     engine = result.engine = _engine(settings, only, config, result)
     sizes = itertools.cycle([batch] if isinstance(batch, int) else batch)
