@@ -124,6 +124,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--speed", type=float, default=None, help="event-seconds per second (default from config: 3600)")
     demo.add_argument("--days", type=int, default=None)
     demo.add_argument("--keep", action="store_true", help="keep the data dir's earlier demo store")
+
+    dashboard = command("dashboard", _dashboard, "Serve the web dashboard (Streamlit) over the store.")
+    dashboard.add_argument("--port", type=int, default=None, help="default from config: 8501")
+    dashboard.add_argument("--address", default=None, help="listen address (default from config: 127.0.0.1)")
+    dashboard.add_argument("--demo", action="store_true", help="let the demo users of the default config sign in")
+    dashboard.add_argument("--hash-password", action="store_true", help="print a salted hash of a password, and exit")
     paging_cli.add_commands(command, _settings)  # pages, ack, resolve
     return parser
 
@@ -338,6 +344,15 @@ def _live(settings: Settings) -> int:
     )
     return EXIT_OK if report.balanced else EXIT_FAILED
 
+
+# -- dashboard ------------------------------------------------------------------------------------
+def _dashboard(args: argparse.Namespace) -> int:
+    from dashboard import launch
+
+    if args.hash_password:
+        return launch.print_hash()
+    settings = _settings(args)
+    return launch.run(settings, args.config, args.address, args.port, args.demo)
 
 if __name__ == "__main__":
     sys.exit(main())

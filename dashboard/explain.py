@@ -1,0 +1,67 @@
+"""An alert's evidence in words: why the detector thought this unusual, for a person deciding what to do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models.alert import Alert
+
+_BASIS = {
+    "own": "their own usual",
+    "own rhythm": "their usual for this hour of the week",
+    "peers": "their peers' usual",
+}
+
+
+def _n(value: Any) -> str:
+    return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
+
+
+def explain(alert: Alert) -> list[str]:
+    """A few sentences from the figures the detectors put in ``evidence``; unknown keys are left to the table."""
+    e = alert.evidence
+    said = []
+    if "value" in e and "baseline" in e:
+        figure = e.get("figure", "records")
+        basis = _BASIS.get(e.get("baseline_from", ""), "the usual")
+        line = f"{_n(e['value'])} {figure} against {basis} of {_n(e['baseline'])}"
+        if e.get("ratio"):
+            line += f": {e['ratio']:,.1f} times as many"
+        if e.get("z") is not None:
+            line += f", {e['z']:.1f} spreads above it"
+        said.append(line + ".")
+        factor = e.get("population_factor")
+        if factor and factor > 1.05:
+            said.append(f"Everyone was busier than usual then ({factor:.1f}x); that was allowed for.")
+    elif "limit" in e:
+        said.append(f"{_n(e.get('value'))} records in one window, over the hard limit of {_n(e['limit'])}.")
+    if new := e.get("new"):
+        firsts = ", ".join(f"{item.get('what', '').replace('_', ' ')} {item.get('value')}" for item in new[:4])
+        said.append(f"First time for this actor: {firsts}" + (f" and {len(new) - 4} more." if len(new) > 4 else "."))
+    if "usual_level" in e:
+        said.append(
+            f"Active at an hour when they are rarely active ({e['usual_level']:.0%} of their busiest hour's level)"
+            + (", outside business hours." if e.get("outside_business_hours") else ".")
+        )
+    if "denied_in_burst" in e:
+        said.append(
+            f"{_n(e['denied_in_burst'])} refused accesses within {_n(e.get('burst_minutes'))} minutes"
+            + (f" (usually {_n(e['usual_denied'])})." if e.get("usual_denied") is not None else ".")
+        )
+    if "silent_days" in e:
+        said.append(f"The account had been silent for {e['silent_days']:.0f} days before this.")
+    if by_class := e.get("records_by_class"):
+        top = sorted(by_class.items(), key=lambda kv: -kv[1])[:4]
+        said.append("Data read: " + ", ".join(f"{name} ({_n(n)})" for name, n in top) + ".")
+    if e.get("egress_records"):
+        said.append(f"{_n(e['egress_records'])} records left the system (export, download, print or share).")
+    if resources := e.get("resources"):
+        said.append("Resources: " + ", ".join(map(str, resources[:5])) + ".")
+    if documented := e.get("documented"):
+        said.append(
+            f"{documented.get('share', 0):.0%} of it cites a purpose ({', '.join(documented.get('purposes', [])[:3])}):"
+            " possibly sanctioned work; check the reference."
+        )
+    if e.get("findings", 1) > 1:
+        said.append(f"Seen in {e['findings']} windows of this episode.")
+    return said

@@ -1,0 +1,82 @@
+"""``accesswatch dashboard``: start the Streamlit app on a port, over the configured store."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dashboard.auth import hash_password
+from models.config import Settings
+
+APP = Path(__file__).resolve().with_name("app.py")
+DEMO_PASSWORD = "accesswatch-demo"  # of the demo users in configs/default.toml
+
+
+def streamlit_command(address: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "streamlit", "run", str(APP),
+        "--server.address", address,
+        "--server.port", str(port),
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",  # a server, not a development session
+        "--server.runOnSave", "false",
+        "--browser.gatherUsageStats", "false",  # nothing leaves the machine
+        "--global.developmentMode", "false",
+        "--client.toolbarMode", "minimal",
+        "--client.showErrorDetails", "false",  # tracebacks may carry customer data: they go to the log
+        "--theme.base", "light",
+    ]
+
+
+def environment(settings: Settings, config: Path | None, demo: bool) -> dict[str, str]:
+    """The app reads its settings as every command does; the validated data dir is passed on."""
+    env = dict(os.environ)
+    env["ACCESSWATCH_DATA_DIR"] = str(Path(settings.data_dir).resolve())
+    if config is not None:
+        env["ACCESSWATCH_CONFIG"] = str(Path(config).resolve())
+    if demo:
+        env["ACCESSWATCH_DASHBOARD__DEMO_SIGN_IN"] = "true"
+    return env
+
+
+def run(settings: Settings, config: Path | None, address: str | None, port: int | None, demo: bool) -> int:
+    address = address or settings.dashboard.address
+    port = port or settings.dashboard.port
+    shown = "localhost" if address in ("127.0.0.1", "0.0.0.0", "::") else address
+    print(f"accesswatch dashboard: http://{shown}:{port}/  (store in {settings.data_dir})", flush=True)
+    if demo or settings.dashboard.demo_sign_in:
+        print(f"  demo sign-in: demo / {DEMO_PASSWORD} (admin); analyst / {DEMO_PASSWORD}; auditor / {DEMO_PASSWORD}",
+              flush=True)
+    elif not settings.dashboard.users and not settings.dashboard.oidc.enabled:
+        print("  no user can sign in: add [dashboard.users.<name>] (accesswatch dashboard --hash-password)"
+              " or [dashboard.oidc]", file=sys.stderr, flush=True)
+    process = subprocess.Popen(streamlit_command(address, port), env=environment(settings, config, demo))
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        try:
+            return process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def print_hash() -> int:
+    """Read a password (twice at a terminal, once from a pipe) and print its salted hash for the config."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("accesswatch: the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        print(hash_password(password))
+    except ValueError as exc:
+        print(f"accesswatch: {exc}", file=sys.stderr)
+        return 1
+    return 0

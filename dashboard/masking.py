@@ -1,0 +1,91 @@
+"""Customer identifiers and sensitive values, masked unless the viewer may and chose to see them.
+
+Analysts triage on patterns, not on who the customers are, so they see a
+pseudonym per customer: a keyed hash, the same for the same customer on
+every page (two events about one customer still look alike) but not
+reversible by hashing every possible id, because the key is secret to this
+installation.  Auditors and admins unmask with a reason, and the unmasking
+is recorded (``dashboard.queries.record_access``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+KEY_FILE = "dashboard-mask.key"  # in the data dir; losing it only changes the pseudonyms
+# a resource id with a run of digits names one record (a reservation, an
+# order), which points at a customer; names of tables and reports do not
+_RECORD_ID = re.compile(r"\d{4,}")
+MASK = "•••"
+
+
+def load_key(data_dir: Path) -> bytes:
+    """This installation's masking key, created on first use, readable by its owner only."""
+    path = Path(data_dir) / KEY_FILE
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    # O_EXCL: when two sessions start at once, one writes and both read its key
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(handle, "w") as out:
+        out.write(key.hex())
+    return key
+
+
+def pseudonym(customer_id: str, key: bytes) -> str:
+    """``cust#3fa9c2e1``: stable for one customer and one key."""
+    return "cust#" + hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()[:8]
+
+
+def mask_resource_id(resource_id: str | None) -> str | None:
+    if resource_id is None or not _RECORD_ID.search(resource_id):
+        return resource_id
+    return resource_id[:1] + MASK
+
+
+class Masker:
+    """Masks what a viewer may not see in clear; ``unmasked`` only after a recorded reason."""
+
+    def __init__(self, key: bytes, unmasked: bool = False) -> None:
+        self.key = key
+        self.unmasked = unmasked
+
+    def customer(self, customer_id: str) -> str:
+        return customer_id if self.unmasked else pseudonym(customer_id, self.key)
+
+    def customers(self, customer_ids: list[str] | None, limit: int = 5) -> str:
+        if not customer_ids:
+            return ""
+        shown = ", ".join(self.customer(c) for c in customer_ids[:limit])
+        more = len(customer_ids) - limit
+        return f"{shown} (+{more})" if more > 0 else shown
+
+    def resource_id(self, resource_id: str | None) -> str | None:
+        return resource_id if self.unmasked else mask_resource_id(resource_id)
+
+    def event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An event's contract JSON with customer ids, record ids and free-form values masked."""
+        if self.unmasked:
+            return event
+        masked = dict(event)
+        if masked.get("customer_ids"):
+            masked["customer_ids"] = [self.customer(c) for c in masked["customer_ids"]]
+        resource = masked.get("resource")
+        if isinstance(resource, dict) and resource.get("id"):
+            masked["resource"] = {**resource, "id": mask_resource_id(resource["id"])}
+        if masked.get("extra"):
+            # free-form: nobody knows what a producer put there
+            masked["extra"] = {name: MASK for name in masked["extra"]}
+        return masked

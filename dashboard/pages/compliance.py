@@ -1,0 +1,84 @@
+"""Compliance: the figures the privacy programme is judged by."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, queries, ui
+from dashboard.auth import Permission
+from models.dashboard import DataAccessQuery
+
+ctx = ui.context()
+if not ctx.can(Permission.COMPLIANCE):
+    st.error("Only auditors and administrators see the compliance figures.")
+    st.stop()
+PAGES = ui.HERE / "pages"
+
+st.title("Compliance")
+days = st.segmented_control("Period", [7, 30, 90], default=30, format_func=lambda d: f"last {d} days",
+                            key="c-days") or 30
+now = datetime.now(UTC)
+until = ui.newest_event(ctx) or now
+view = queries.compliance(ctx.store, ctx.settings, until, days, now)
+triage = view.triage
+deadline_hours = ctx.settings.dashboard.report_deadline / 3600
+
+figures = st.columns(4)
+figures[0].metric("Incidents raised", f"{triage.incidents:,}", help="raised (wall-clock) in the period")
+share = triage.reviewed / triage.incidents if triage.incidents else None
+figures[1].metric("Reviewed", f"{share:.0%}" if share is not None else "—",
+                  help="acknowledged, resolved or marked false positive")
+ack = triage.median_seconds_to_acknowledge
+figures[2].metric("Median time to acknowledge", ui.duration(ack) if ack is not None else "—")
+figures[3].metric(f"Open past the {deadline_hours:.0f}-hour deadline", f"{triage.open_past_deadline:,}",
+                  help="still open or acknowledged, raised longer ago than the reporting deadline")
+
+if triage.overdue_incident_ids:
+    with st.expander(f"Overdue incidents ({triage.open_past_deadline:,}, oldest first)"):
+        for incident_id in triage.overdue_incident_ids[:20]:
+            st.page_link(PAGES / "incident.py", label=incident_id, query_params={"incident": incident_id})
+
+left, right = st.columns(2)
+with left:
+    st.subheader("Alerts by severity")
+    st.altair_chart(charts.alerts_by_severity(view.alerts), width="stretch")
+with right:
+    st.subheader("Sensitive data read")
+    st.altair_chart(charts.class_trend(view.sensitive), width="stretch")
+    st.caption("Records of the high-sensitivity classes read per local day.")
+
+st.subheader("Partner accesses outside their usual scope")
+if not view.partner_out_of_scope:
+    st.caption("No partner alert in the period.")
+else:
+    partner = pd.DataFrame([
+        {"day": a.day.isoformat(), "detector": a.detector, "severity": a.severity, "alerts": a.alerts}
+        for a in view.partner_out_of_scope
+    ])
+    st.dataframe(partner.pivot_table(index="day", columns="detector", values="alerts", aggfunc="sum", fill_value=0),
+                 width="stretch")
+
+st.subheader("Dead letters")
+st.metric("Lines that could not become events", f"{view.dead_letters:,}")
+if view.dead_letters:
+    latest = ctx.store.dead_letters(limit=20, offset=max(0, view.dead_letters - 20))
+    st.dataframe(pd.DataFrame([
+        {"received": ui.local_time(ctx, d.received_at), "source": d.source, "position": d.position,
+         "reason": d.reason}
+        for d in reversed(latest)
+    ]), hide_index=True, width="stretch")
+
+if ctx.can(Permission.ACCESS_LOG):
+    st.subheader("Who read customer data through the dashboard")
+    accesses = ctx.store.data_accesses(DataAccessQuery(limit=200))
+    if not accesses:
+        st.caption("Nobody yet.")
+    else:
+        st.dataframe(pd.DataFrame([
+            {"when": ui.local_time(ctx, a.at, seconds=True), "who": a.by, "role": a.role, "what": a.kind.value,
+             "reason": a.reason, "results": a.results, "asked": ", ".join(f"{k}={v}" for k, v in a.what.items())}
+            for a in accesses
+        ]), hide_index=True, width="stretch")

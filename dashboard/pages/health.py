@@ -1,0 +1,52 @@
+"""Health: ingestion rate, lag, dead letters, the notifier outbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries, ui
+
+ctx = ui.context()
+st.title("Health")
+
+
+@st.fragment(run_every=timedelta(seconds=ctx.settings.dashboard.refresh))
+def live_health() -> None:
+    now = datetime.now(UTC)
+    view = queries.health(ctx.store, now)
+    figures = st.columns(5)
+    figures[0].metric("Events stored", f"{view.events:,}")
+    figures[1].metric(
+        "Ingestion rate",
+        f"{view.rate_per_second:,.0f} /s" if view.rate_per_second is not None else "—",
+        help="stored events per second over the last minutes, as sampled by the dashboard",
+    )
+    figures[2].metric("Newest event", ui.local_time(ctx, view.newest_event),
+                      f"{ui.duration(view.lag_seconds)} behind now" if view.lag_seconds is not None else None,
+                      delta_color="off", help="event time: a replay of history is far behind, a live feed is not")
+    figures[3].metric("Dead letters", f"{view.dead_letters:,}")
+    if view.outbox is None:
+        figures[4].metric("Notifier outbox", "—", help="the paging outbox is not in this store")
+    else:
+        figures[4].metric("Notifier outbox", f"{view.outbox.get('pending', 0):,} waiting",
+                          ", ".join(f"{s} {n:,}" for s, n in sorted(view.outbox.items())), delta_color="off")
+    if view.events_per_hour:
+        rows = pd.DataFrame([
+            {"hour": h.hour.astimezone(ctx.zone).replace(tzinfo=None), "events": h.events, "denied": h.denied}
+            for h in view.events_per_hour
+        ])
+        st.subheader("Events per hour (event time, the last two days)")
+        st.altair_chart(
+            alt.Chart(rows).mark_bar().encode(
+                x=alt.X("hour:T", title=None), y=alt.Y("events:Q"), tooltip=["hour:T", "events:Q", "denied:Q"]
+            ).properties(height=240),
+            width="stretch",
+        )
+    st.caption(f"Refreshes every {ctx.settings.dashboard.refresh:.0f} s.")
+
+
+live_health()

@@ -1,0 +1,224 @@
+"""Incident: what happened in words, the evidence, the timeline, the events, related incidents, triage, report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, queries, report, ui
+from dashboard.auth import Permission
+from dashboard.explain import explain
+from models.alert import AlertStatus
+from models.dashboard import DataAccessKind
+from models.incident import TriageActionKind
+from store.base import IncidentQuery
+
+ctx = ui.context()
+PAGES = ui.HERE / "pages"
+
+incident_id = st.query_params.get("incident")
+if not incident_id:
+    st.title("Incident")
+    st.caption("Open one from the queue, or pick one of the most urgent here.")
+    urgent = ctx.store.query_incidents(IncidentQuery(statuses=queries.OPEN_STATUSES, limit=20))
+    if not urgent:
+        st.info("No open incident.")
+        st.stop()
+    choice = st.selectbox(
+        "Incident", [i.incident_id for i in urgent], key="i-pick",
+        format_func=lambda iid: next(f"{i.severity.value} · {i.actor_id} · {i.summary[:100]}"
+                                     for i in urgent if i.incident_id == iid),
+    )
+    if st.button("Open", type="primary", key="i-pick-open"):
+        st.query_params["incident"] = choice
+        st.rerun()
+    st.stop()
+
+view = queries.incident_view(ctx.store, ctx.settings, incident_id)
+if view is None:
+    st.error(f"No incident {incident_id}.")
+    st.page_link(PAGES / "queue.py", label="Back to the queue", icon=":material/arrow_back:")
+    st.stop()
+incident = view.incident
+now = datetime.now(UTC)
+
+# -- header -------------------------------------------------------------------------------
+st.page_link(PAGES / "queue.py", label="Queue", icon=":material/arrow_back:")
+st.title(f"{incident.actor_id}: {incident.severity.value} incident")
+st.markdown(f"{ui.severity_label(incident.severity.value)} :gray-badge[{ui.STATUS_LABEL[incident.status.value]}]"
+            f" {incident.summary}")
+st.caption(f"`{incident.incident_id}` · {ui.actor_label(incident)} · detectors: {', '.join(incident.detectors)}")
+top = st.columns(5)
+top[0].metric("Status", ui.STATUS_LABEL[incident.status.value])
+top[1].metric("Risk", f"{incident.risk_score:.0f} / 100")
+top[2].metric("Assignee", incident.assignee or "nobody")
+top[3].metric("Activity from", incident.window_start.astimezone(ctx.zone).strftime("%d %b %H:%M"),
+              f"to {incident.window_end.astimezone(ctx.zone).strftime('%d %b %H:%M')}", delta_color="off")
+if view.deadline is not None:
+    left = (view.deadline - now).total_seconds()
+    top[4].metric(
+        "Reporting deadline",
+        ui.duration(abs(left)) + (" left" if left >= 0 else " overdue"),
+        f"raised {ui.local_time(ctx, view.raised_at)}",
+        delta_color="off",
+    )
+st.page_link(PAGES / "actor.py", label=f"Profile of {incident.actor_id}", icon=":material/person_search:",
+             query_params={"actor": incident.actor_id})
+
+
+# -- triage ---------------------------------------------------------------------------------
+def act(kind: TriageActionKind, note: str | None = None, assignee: str | None = None) -> None:
+    try:
+        queries.triage(ctx.store, ctx.settings, ctx.identity, incident.incident_id, kind, note, assignee)
+    except queries.TriageRefused as exc:
+        st.session_state["i-flash"] = ("error", str(exc))
+    else:
+        st.session_state["i-flash"] = ("success", f"Recorded: {kind.value.replace('_', ' ')} by "
+                                                  f"{ctx.identity.username}.")
+
+
+flash = st.session_state.pop("i-flash", None)
+if flash:
+    (st.error if flash[0] == "error" else st.success)(flash[1])
+
+if ctx.can(Permission.TRIAGE):
+    with st.container(border=True):
+        st.markdown("**Triage**")
+        buttons = st.columns(4)
+        is_open = incident.status in (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+        if incident.status is AlertStatus.OPEN:
+            buttons[0].button("Acknowledge", type="primary", key="i-ack", on_click=act,
+                              args=(TriageActionKind.ACKNOWLEDGE,))
+        if is_open:
+            buttons[1].button("Resolve", key="i-resolve", on_click=act, args=(TriageActionKind.RESOLVE,))
+        else:
+            buttons[1].button("Reopen", key="i-reopen", on_click=act, args=(TriageActionKind.REOPEN,))
+        with buttons[2].popover("Assign"):
+            st.text_input("Assign to", key="i-assignee")
+            st.button("Assign", key="i-assign",
+                      on_click=lambda: act(TriageActionKind.ASSIGN, assignee=st.session_state.get("i-assignee")))
+        with buttons[3].popover("False positive"):
+            st.text_area("Why is this no incident? (kept for the auditors)", key="i-fp-reason")
+            st.button("Mark false positive", key="i-fp",
+                      on_click=lambda: act(TriageActionKind.FALSE_POSITIVE, note=st.session_state.get("i-fp-reason")))
+        st.text_input("Add a note", key="i-note", placeholder="What you checked, whom you asked...")
+        st.button("Add note", key="i-add-note",
+                  on_click=lambda: act(TriageActionKind.NOTE, note=st.session_state.get("i-note")))
+else:
+    st.caption("Read-only: your role does not triage incidents.")
+
+# -- the tabs ---------------------------------------------------------------------------------
+explained, timeline_tab, events_tab, related_tab, log_tab, report_tab = st.tabs(
+    ["What happened", "Timeline", "Events", "Related", f"Triage log ({len(view.actions)})", "Report"]
+)
+
+with explained:
+    st.caption(f"{len(view.alerts)} alert(s), strongest first, with what the detectors saw.")
+    for alert in view.alerts:
+        with st.container(border=True):
+            st.markdown(f"**{ui.severity_label(alert.severity.value)} · {alert.detector}** · "
+                        f"{ui.local_time(ctx, alert.window_start)} – {ui.local_time(ctx, alert.window_end)} · "
+                        f"score {alert.score:.1f}")
+            st.write(alert.summary)
+            for line in explain(alert):
+                st.markdown(f"- {line}")
+            with st.expander("Evidence (the detector's figures)"):
+                evidence = dict(alert.evidence)
+                samples = evidence.pop("event_ids", [])
+                st.json(evidence, expanded=False)
+                if samples:
+                    st.caption("Sample events: " + ", ".join(f"`{e}`" for e in samples[:10]))
+
+with timeline_tab:
+    newest = ui.newest_event(ctx)
+    points = queries.timeline(ctx.store, ctx.settings, incident, newest)
+    st.altair_chart(charts.timeline(points, incident.window_start, incident.window_end, ctx.zone), width="stretch")
+    st.caption(
+        "Records per hour (local time). Shaded band: this actor's usual range for such an hour (10th to 90th"
+        f" percentile over the previous {ctx.settings.dashboard.timeline_days} days); dashed: the median of its"
+        " active peers (same kind, role and organisation); orange: the incident."
+    )
+
+with events_tab:
+    page_size = ctx.settings.dashboard.page_size
+    stack_key = f"i-cursors-{incident.incident_id}"
+    cursors: list[str | None] = st.session_state.setdefault(stack_key, [None])
+    page = queries.incident_events(ctx.store, incident, page_size, cursors[-1])
+    rows = [queries.event_row(item, ctx.masker, ctx.zone) for item in page.items]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    nav = st.columns([1, 1, 4])
+    if nav[0].button("Newer", key="i-newer", disabled=len(cursors) == 1):
+        cursors.pop()
+        st.rerun()
+    if nav[1].button("Older", key="i-older", disabled=page.next_cursor is None):
+        cursors.append(page.next_cursor)
+        st.rerun()
+    nav[2].caption(f"Page {len(cursors)} · {len(rows)} events, newest first · customer ids "
+                   + ("in clear" if ctx.masker.unmasked else "masked"))
+
+with related_tab:
+    related = queries.related_incidents(ctx.store, incident)
+    if not related:
+        st.caption("No other incident of this actor or, for a partner, of its organisation.")
+    for other in related:
+        st.page_link(
+            PAGES / "incident.py",
+            label=f"{ui.severity_label(other.severity.value)} · {other.actor_id} · "
+                  f"{ui.local_time(ctx, other.window_start)} · {ui.STATUS_LABEL[other.status.value]} · "
+                  f"{other.summary[:110]}",
+            query_params={"incident": other.incident_id},
+        )
+
+with log_tab:
+    if not view.actions:
+        st.caption("Nobody has acted on this incident yet.")
+    else:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "when": ui.local_time(ctx, a.at, seconds=True),
+                        "who": a.by,
+                        "action": a.kind.value.replace("_", " "),
+                        "assignee": a.assignee or "",
+                        "note": a.note or "",
+                    }
+                    for a in view.actions
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+
+with report_tab:
+    st.markdown(
+        "The report a privacy officer files within the deadline: what happened and when, who, which data,"
+        " how many customers, and the triage so far."
+    )
+    include_reason = ""
+    if ctx.can(Permission.CUSTOMER_LIST):
+        include_reason = st.text_input(
+            "To include the list of affected customers, give the reason (recorded)", key="r-reason",
+            placeholder="e.g. breach notification to the regulator, case 2026-31",
+        )
+    if st.button("Prepare the report", type="primary", key="r-make"):
+        impact = queries.impact(ctx.store, incident)
+        customers = None
+        if include_reason.strip() and ctx.can(Permission.CUSTOMER_LIST):
+            customers = sorted(impact.customers)
+            queries.record_access(ctx.store, ctx.identity, DataAccessKind.CUSTOMER_LIST, include_reason,
+                                  {"incident_id": incident.incident_id}, len(customers), incident.incident_id)
+        made = report.Report(view, impact, ctx.settings, ctx.identity.username, datetime.now(UTC), customers)
+        st.session_state["r-made"] = (incident.incident_id, report.markdown(made), report.html_document(made))
+    made = st.session_state.get("r-made")
+    if made and made[0] == incident.incident_id:
+        _, markdown_text, html_text = made
+        downloads = st.columns(2)
+        downloads[0].download_button("Download Markdown", markdown_text, f"{incident.incident_id}.md",
+                                     "text/markdown", key="r-md")
+        downloads[1].download_button("Download HTML", html_text, f"{incident.incident_id}.html", "text/html",
+                                     key="r-html")
+        with st.container(border=True):
+            st.markdown(markdown_text)

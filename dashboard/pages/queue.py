@@ -1,0 +1,121 @@
+"""Alerts queue: open incidents, most severe and newest first, refreshing by itself."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import queries, ui
+from detectors.registry import DETECTORS
+from models.alert import AlertStatus, Severity
+from models.event import ActorKind
+from store.base import IncidentQuery
+
+ctx = ui.context()
+st.title("Alerts queue")
+
+STATUS_CHOICES = {
+    "open or acknowledged": queries.OPEN_STATUSES,
+    "open (not yet acknowledged)": [AlertStatus.OPEN],
+    "acknowledged": [AlertStatus.ACKNOWLEDGED],
+    "resolved": [AlertStatus.RESOLVED],
+    "false positive": [AlertStatus.FALSE_POSITIVE],
+    "any": None,
+}
+
+row1 = st.columns([1, 1.3, 1.2, 1, 1.3, 1])
+min_severity = row1[0].selectbox("Severity at least", [s.value for s in Severity], index=0, key="q-severity")
+status = row1[1].selectbox("Status", list(STATUS_CHOICES), key="q-status")
+detector = row1[2].selectbox("Detector", ["any", *sorted(DETECTORS)], key="q-detector")
+kind = row1[3].selectbox("Actor kind", ["any", *[k.value for k in ActorKind]], key="q-kind")
+organization = row1[4].selectbox("Partner organisation", ["any", *queries.organizations(ctx.store)], key="q-org")
+with row1[5]:
+    period = ui.period_choice("Time", key="q-period")
+order = st.radio(
+    "Order", ["severity", "newest", "oldest"], horizontal=True, key="q-order", label_visibility="collapsed",
+    format_func=lambda o: {"severity": "Most severe first", "newest": "Newest first", "oldest": "Oldest first"}[o],
+)
+page_size = ctx.settings.dashboard.page_size
+
+
+def build_query(offset: int) -> IncidentQuery:
+    newest = ui.newest_event(ctx) if period else None
+    return IncidentQuery(
+        min_severity=Severity(min_severity),
+        statuses=STATUS_CHOICES[status],
+        detector=None if detector == "any" else detector,
+        actor_kind=None if kind == "any" else kind,
+        organization=None if organization == "any" else organization,
+        since=newest - period if newest and period else None,
+        order=order,
+        limit=page_size,
+        offset=offset,
+    )
+
+
+def open_incident(incident_id: str) -> None:
+    st.switch_page(ui.HERE / "pages" / "incident.py", query_params={"incident": incident_id})
+
+
+@st.fragment(run_every=timedelta(seconds=ctx.settings.dashboard.refresh))
+def live_queue() -> None:
+    page_number = st.session_state.get("q-page", 1)
+    view = queries.queue(ctx.store, build_query((page_number - 1) * page_size))
+    counts = st.columns(5)
+    for column, (severity, count) in zip(counts, view.by_severity.items(), strict=False):
+        column.metric(severity.capitalize(), f"{count:,}")
+    counts[4].metric("In the queue", f"{view.total:,}")
+    if not view.incidents:
+        st.success("Nothing in the queue under these filters.")
+        return
+    rows = pd.DataFrame(
+        [
+            {
+                "severity": i.severity.value,
+                "risk": round(i.risk_score),
+                "started": ui.local_time(ctx, i.window_start),
+                "actor": ui.actor_label(i),
+                "summary": i.summary,
+                "detectors": ", ".join(i.detectors),
+                "status": ui.STATUS_LABEL[i.status.value],
+                "assignee": i.assignee or "",
+            }
+            for i in view.incidents
+        ]
+    )
+    picked = st.dataframe(
+        rows.style.map(ui.severity_cell_style, subset=["severity"]),
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode="single-row",
+        key="q-table",
+        column_config={
+            "risk": st.column_config.ProgressColumn("risk", min_value=0, max_value=100, format="%d", width="small"),
+            "severity": st.column_config.TextColumn("severity", width="small"),
+            "actor": st.column_config.TextColumn("actor", width="medium"),
+            "summary": st.column_config.TextColumn("summary", width="large"),
+        },
+    )
+    selected = picked.selection.rows if picked is not None else []
+    if selected:
+        open_incident(view.incidents[selected[0]].incident_id)
+    pages = max(1, -(-view.total // page_size))
+    left, middle, right = st.columns([2, 1, 1])
+    choice = left.selectbox(
+        "Open incident",
+        [i.incident_id for i in view.incidents],
+        format_func=lambda iid: next(
+            f"{i.severity.value} · {i.actor_id} · {i.summary[:90]}" for i in view.incidents if i.incident_id == iid
+        ),
+        key="q-open-choice",
+    )
+    if middle.button("Open", type="primary", key="q-open"):
+        open_incident(choice)
+    right.number_input(f"Page (of {pages})", min_value=1, max_value=pages, key="q-page")
+    st.caption(f"Refreshes every {ctx.settings.dashboard.refresh:.0f} s. Click a row to open its incident.")
+
+
+live_queue()

@@ -1,0 +1,481 @@
+"""What the pages show, as plain functions over the store port: no Streamlit here.
+
+Every function asks the store for a bounded answer (a page of incidents, an
+hourly series, an aggregation), so a page costs the same over a thousand
+events as over ten million.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, tzinfo
+
+from dashboard.auth import Identity, Permission
+from models.alert import Alert, AlertStatus, Severity
+from models.config import Settings
+from models.dashboard import (
+    ActorProfile,
+    AlertDayCount,
+    ClassDay,
+    DataAccess,
+    DataAccessKind,
+    HourActivity,
+    TriageSummary,
+)
+from models.event import Outcome
+from models.incident import Incident, TriageAction, TriageActionKind
+from store.base import EventPage, EventQuery, IncidentQuery, Store, StoredEvent
+
+log = logging.getLogger(__name__)
+
+OPEN_STATUSES = [AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]
+HOUR = timedelta(hours=1)
+
+
+def utc_offset_seconds(zone: tzinfo, at: datetime | None = None) -> int:
+    offset = (at or datetime.now(UTC)).astimezone(zone).utcoffset()
+    return int(offset.total_seconds()) if offset else 0
+
+
+# -- the queue -------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    incidents: list[Incident]
+    by_severity: dict[str, int]  # under the filters, before paging
+    total: int
+
+
+def queue(store: Store, query: IncidentQuery) -> QueueView:
+    counts = store.incident_counts(query, by="severity")
+    ordered = {s.value: counts.get(s.value, 0) for s in sorted(Severity, key=lambda s: -s.rank)}
+    return QueueView(store.query_incidents(query), ordered, sum(counts.values()))
+
+
+def organizations(store: Store) -> list[str]:
+    """The partner organisations that have incidents: the queue's filter choices."""
+    return sorted(store.incident_counts(IncidentQuery(), by="organization"))
+
+
+# -- one incident ------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class IncidentView:
+    incident: Incident
+    alerts: list[Alert]
+    actions: list[TriageAction]
+    raised_at: datetime | None
+    deadline: datetime | None  # raised + the reporting deadline
+
+
+def incident_view(store: Store, settings: Settings, incident_id: str) -> IncidentView | None:
+    incident = store.get_incident(incident_id)
+    if incident is None:
+        return None
+    raised = store.raised_at(incident_id)
+    deadline = raised + timedelta(seconds=settings.dashboard.report_deadline) if raised else None
+    return IncidentView(
+        incident,
+        sorted(store.get_alerts(incident.alert_ids), key=lambda a: (-a.severity.rank, -a.score)),
+        store.actions(incident_id),
+        raised,
+        deadline,
+    )
+
+
+def incident_events(store: Store, incident: Incident, page_size: int, cursor: str | None = None) -> EventPage:
+    """The actor's events over the incident's span, newest first, one page."""
+    return store.query_events(
+        EventQuery(
+            actor_id=incident.actor_id,
+            since=incident.window_start,
+            until=incident.window_end,
+            limit=page_size,
+            cursor=cursor,
+        )
+    )
+
+
+def related_incidents(store: Store, incident: Incident, limit: int = 20) -> list[Incident]:
+    """The actor's other incidents, and incidents of its organisation overlapping it in time."""
+    own = store.query_incidents(IncidentQuery(actor_id=incident.actor_id, order="newest", limit=limit))
+    related = {i.incident_id: i for i in own if i.incident_id != incident.incident_id}
+    if incident.actor_organization:
+        near = store.query_incidents(
+            IncidentQuery(
+                organization=incident.actor_organization,
+                since=incident.window_start - timedelta(days=1),
+                until=incident.window_end + timedelta(days=1),
+                order="newest",
+                limit=limit,
+            )
+        )
+        related.update({i.incident_id: i for i in near if i.incident_id != incident.incident_id})
+    return sorted(related.values(), key=lambda i: i.window_start, reverse=True)[:limit]
+
+
+# -- the timeline: records per hour against the usual band and the peers ----------------------
+@dataclass(frozen=True, slots=True)
+class TimelinePoint:
+    hour: datetime  # UTC
+    records: int
+    usual_low: float  # the actor's own 10th-90th percentile for this kind of hour
+    usual_high: float
+    peer_median: float | None  # the median over the peers active in the hour
+
+
+def timeline_span(incident: Incident, newest: datetime | None) -> tuple[datetime, datetime]:
+    """Two days before the incident to a day after it (not past the newest event), at most two weeks."""
+    start = (incident.window_start - timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
+    end = incident.window_end + timedelta(days=1)
+    if newest is not None:
+        end = max(min(end, newest + HOUR), incident.window_end)
+    return max(start, end - timedelta(days=14)), end
+
+
+def _hours(start: datetime, end: datetime) -> Iterator[datetime]:
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    while hour < end:
+        yield hour
+        hour += HOUR
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _kind_of_hour(moment: datetime, settings: Settings) -> tuple[bool, int]:
+    local = moment.astimezone(settings.organisation.tz)
+    return local.weekday() in settings.organisation.business_days, local.hour
+
+
+def usual_band(
+    history: list[HourActivity], start: datetime, end: datetime, settings: Settings
+) -> dict[tuple[bool, int], tuple[float, float]]:
+    """Per (business day?, local hour): the 10th and 90th percentile of the actor's records, idle hours as 0."""
+    by_hour = {h.hour: h.records for h in history}
+    samples: dict[tuple[bool, int], list[float]] = defaultdict(list)
+    for hour in _hours(start, end):
+        samples[_kind_of_hour(hour, settings)].append(float(by_hour.get(hour, 0)))
+    return {key: (_percentile(values, 0.1), _percentile(values, 0.9)) for key, values in samples.items()}
+
+
+def timeline(
+    store: Store, settings: Settings, incident: Incident, newest: datetime | None
+) -> list[TimelinePoint]:
+    start, end = timeline_span(incident, newest)
+    profile = store.actor_profile(incident.actor_id, start, end)
+    history_start = start - timedelta(days=settings.dashboard.timeline_days)
+    if profile is not None and profile.first_seen is not None:
+        history_start = max(history_start, profile.first_seen.replace(minute=0, second=0, microsecond=0))
+    history = store.activity(history_start, start, actor_id=incident.actor_id) if history_start < start else []
+    band = usual_band(history, history_start, start, settings)
+    actor = {h.hour: h.records for h in store.activity(start, end, actor_id=incident.actor_id)}
+    peers = {p.hour: p.median_records for p in store.peer_activity(incident.actor_id, start, end).hours}
+    points = []
+    for hour in _hours(start, end):
+        low, high = band.get(_kind_of_hour(hour, settings), (0.0, 0.0))
+        points.append(TimelinePoint(hour, actor.get(hour, 0), low, high, peers.get(hour, 0.0 if peers else None)))
+    return points
+
+
+# -- what was read: customers and data classes ------------------------------------------------------
+@dataclass(slots=True)
+class Impact:
+    """Whose data and which kinds were read in the incident: what a breach report must say."""
+
+    events: int = 0
+    records: int = 0
+    egress_records: int = 0
+    denied: int = 0
+    customers: set[str] = field(default_factory=set)
+    records_by_class: Counter = field(default_factory=Counter)
+    resources: Counter = field(default_factory=Counter)
+    actions: Counter = field(default_factory=Counter)
+    first: datetime | None = None
+    last: datetime | None = None
+    complete: bool = True  # False when more events matched than were read
+
+
+def impact(store: Store, incident: Incident, max_events: int = 50_000) -> Impact:
+    """Read the incident's events page by page (bounded) and total what they touched."""
+    result = Impact()
+    cursor = None
+    while True:
+        page = store.query_events(
+            EventQuery(
+                actor_id=incident.actor_id,
+                since=incident.window_start,
+                until=incident.window_end,
+                limit=1000,
+                cursor=cursor,
+                newest_first=False,
+            )
+        )
+        for item in page.items:
+            _add(result, item)
+        cursor = page.next_cursor
+        if cursor is None:
+            return result
+        if result.events >= max_events:
+            result.complete = False
+            return result
+
+
+def _add(result: Impact, item: StoredEvent) -> None:
+    event = item.event
+    result.events += 1
+    if event.outcome is Outcome.DENIED:
+        result.denied += 1
+        return  # refused: nothing was read
+    result.records += event.record_count
+    if event.is_egress:
+        result.egress_records += event.record_count
+    result.customers.update(event.customer_ids or ())
+    for name in item.classes:
+        result.records_by_class[name] += event.record_count
+    result.resources[event.resource.kind] += event.record_count
+    result.actions[event.action.value] += event.record_count
+    result.first = event.timestamp if result.first is None else min(result.first, event.timestamp)
+    result.last = event.timestamp if result.last is None else max(result.last, event.timestamp)
+
+
+# -- actor profile ---------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ActorView:
+    profile: ActorProfile
+    heatmap: list[tuple[int, int, float]]  # (weekday 0=Mon, local hour, mean events per week in that hour)
+    volume: list[tuple[datetime, int, float | None]]  # per local day: own records, peers' median records
+    incidents: list[Incident]
+
+
+def actor_view(store: Store, settings: Settings, actor_id: str, until: datetime) -> ActorView | None:
+    since = until - timedelta(days=settings.dashboard.timeline_days)
+    profile = store.actor_profile(actor_id, since, until)
+    if profile is None:
+        return None
+    zone = settings.organisation.tz
+    hours = store.activity(since, until, actor_id=actor_id)
+    weeks = max(1.0, (until - since).days / 7)
+    cells: Counter = Counter()
+    for hour in hours:
+        local = hour.hour.astimezone(zone)
+        cells[(local.weekday(), local.hour)] += hour.events  # when they work: events, not bulk sizes
+    heatmap = [(day, hour, cells[(day, hour)] / weeks) for day in range(7) for hour in range(24)]
+    own_days: Counter = Counter()
+    for hour in hours:
+        own_days[hour.hour.astimezone(zone).date()] += hour.records
+    peer_days: dict = defaultdict(float)
+    for peer in store.peer_activity(actor_id, since, until).hours:
+        peer_days[peer.hour.astimezone(zone).date()] += peer.median_records
+    days = sorted(set(own_days) | set(peer_days))
+    volume = [
+        (datetime(d.year, d.month, d.day, tzinfo=zone), own_days.get(d, 0), peer_days.get(d)) for d in days
+    ]
+    incidents = store.query_incidents(IncidentQuery(actor_id=actor_id, order="newest", limit=50))
+    return ActorView(profile, heatmap, volume, incidents)
+
+
+# -- compliance --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ComplianceView:
+    since: datetime
+    until: datetime
+    alerts: list[AlertDayCount]
+    triage: TriageSummary
+    partner_out_of_scope: list[AlertDayCount]  # partners touching data, resources or places new to them
+    sensitive: list[ClassDay]  # high-sensitivity classes only
+    dead_letters: int
+
+
+# detectors whose alerts on a partner mean "outside its usual scope"
+SCOPE_DETECTORS = frozenset({"new_access", "off_hours", "sensitive_access", "bulk_read", "egress"})
+
+
+def compliance(store: Store, settings: Settings, until: datetime, days: int, now: datetime) -> ComplianceView:
+    since = until - timedelta(days=days)
+    offset = utc_offset_seconds(settings.organisation.tz, until)
+    alerts = store.alerts_per_day(since, until, offset)
+    high = {name for name, c in settings.classification.classes.items() if c.sensitivity == "high"}
+    return ComplianceView(
+        since=since,
+        until=until,
+        alerts=alerts,
+        triage=store.triage_summary(since, now + HOUR, now, settings.dashboard.report_deadline),
+        partner_out_of_scope=[a for a in alerts if a.actor_kind == "partner" and a.detector in SCOPE_DETECTORS],
+        sensitive=[d for d in store.class_days(since, until, offset) if d.data_class in high],
+        dead_letters=store.health().dead_letters,
+    )
+
+
+# -- health ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    events: int
+    newest_event: datetime | None
+    lag_seconds: float | None  # wall-clock now minus the newest event time
+    rate_per_second: float | None  # stored events per wall-clock second, over the last minutes
+    dead_letters: int
+    outbox: dict[str, int] | None  # notifications per status, when the store has the paging outbox
+    events_per_hour: list[HourActivity]
+
+
+def health(store: Store, now: datetime, window: timedelta = timedelta(minutes=5)) -> HealthView:
+    figures = store.health(marks_since=now - window)
+    rate = None
+    if len(figures.marks) >= 2:
+        (t0, n0), (t1, n1) = figures.marks[0], figures.marks[-1]
+        if (t1 - t0).total_seconds() > 0:
+            rate = (n1 - n0) / (t1 - t0).total_seconds()
+    outbox = None
+    counts = getattr(store, "outbox_counts", None)  # paging (issue 5) adds it
+    if callable(counts):
+        outbox = {str(getattr(status, "value", status)): n for status, n in counts().items()}
+    newest = figures.newest_event
+    recent = store.activity(newest - timedelta(days=2), newest + HOUR) if newest else []
+    return HealthView(
+        events=figures.events,
+        newest_event=newest,
+        lag_seconds=(now - newest).total_seconds() if newest else None,
+        rate_per_second=rate,
+        dead_letters=figures.dead_letters,
+        outbox=outbox,
+        events_per_hour=recent,
+    )
+
+
+# -- triage ------------------------------------------------------------------------------------------
+class TriageRefused(Exception):
+    """The action is not allowed, or lacks what it needs (a reason, an assignee)."""
+
+
+def triage(
+    store: Store,
+    settings: Settings,
+    identity: Identity,
+    incident_id: str,
+    kind: TriageActionKind,
+    note: str | None = None,
+    assignee: str | None = None,
+    now: datetime | None = None,
+) -> Incident:
+    """Record a person's triage action (who, when) and tell the pager; KeyError for an unknown incident."""
+    if not identity.can(Permission.TRIAGE):
+        raise TriageRefused(f"{identity.role.value}s may not change incidents")
+    note = (note or "").strip() or None
+    assignee = (assignee or "").strip() or None
+    if kind is TriageActionKind.FALSE_POSITIVE and not note:
+        raise TriageRefused("say why this is a false positive: the reason is kept for the auditors")
+    if kind is TriageActionKind.NOTE and not note:
+        raise TriageRefused("the note is empty")
+    if kind is TriageActionKind.ASSIGN and not assignee:
+        raise TriageRefused("name the person to assign it to")
+    action = TriageAction(
+        incident_id=incident_id,
+        kind=kind,
+        by=identity.username,
+        at=now or datetime.now(UTC),
+        note=note,
+        assignee=assignee,
+    )
+    incident = store.record_action(action)
+    _tell_pager(store, settings, incident, action)
+    return incident
+
+
+def _tell_pager(store: Store, settings: Settings, incident: Incident, action: TriageAction) -> None:
+    """Acknowledge or resolve the page too, once the paging outbox (issue 5) offers ``on_triage``.
+
+    The action is recorded first: a pager that is down never loses a person's
+    triage, and the outbox retries the page on its own.
+    """
+    if action.kind not in (
+        TriageActionKind.ACKNOWLEDGE,
+        TriageActionKind.RESOLVE,
+        TriageActionKind.FALSE_POSITIVE,
+        TriageActionKind.REOPEN,
+    ):
+        return
+    try:
+        outbox = importlib.import_module("notify.outbox")
+    except ImportError:
+        return
+    hook = getattr(outbox, "on_triage", None)
+    if hook is None:
+        return
+    try:
+        hook(store, settings, incident, action)
+    except Exception:  # the triage stands; the pager catches up from the outbox
+        log.exception("could not plan the page for %s of %s", action.kind.value, incident.incident_id)
+
+
+# -- the audit of auditors ------------------------------------------------------------------------------
+def record_access(
+    store: Store,
+    identity: Identity,
+    kind: DataAccessKind,
+    reason: str,
+    what: dict | None = None,
+    results: int = 0,
+    incident_id: str | None = None,
+) -> DataAccess:
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("a reason is required to read customer data")
+    access = DataAccess(
+        at=datetime.now(UTC),
+        by=identity.username,
+        role=identity.role.value,
+        kind=kind,
+        reason=reason,
+        what=what or {},
+        results=results,
+        incident_id=incident_id,
+    )
+    store.record_data_access(access)
+    return access
+
+
+def audit_search(store: Store, identity: Identity, query: EventQuery, reason: str, record: bool = True) -> EventPage:
+    """An auditor's event search, recorded (who, what, when, why) before its answer is shown.
+
+    ``record=False`` for showing again a page already recorded (a page redrawn, not a new search).
+    """
+    if not identity.can(Permission.AUDIT_SEARCH):
+        raise PermissionError(f"{identity.role.value}s may not search the access log")
+    if not reason.strip():
+        raise ValueError("a reason is required to search the access log (a case, a request number)")
+    page = store.query_events(query)
+    if record:
+        asked = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "newest_first"})
+        record_access(store, identity, DataAccessKind.SEARCH, reason, asked, len(page.items))
+    return page
+
+
+def event_row(item: StoredEvent, masker, zone: tzinfo) -> dict:
+    """One event as a table row for a person: local time, masked identifiers."""
+    event = item.event
+    return {
+        "time": event.timestamp.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
+        "actor": event.actor.id,
+        "action": event.action.value,
+        "resource": f"{event.resource.kind}/{masker.resource_id(event.resource.id)}"
+        if event.resource.id
+        else event.resource.kind,
+        "records": event.record_count,
+        "classes": ", ".join(item.classes),
+        "customers": masker.customers(event.customer_ids),
+        "outcome": event.outcome.value,
+        "purpose": event.purpose or "",
+        "source_ip": event.source_ip or "",
+        "event_id": event.event_id,
+    }
+

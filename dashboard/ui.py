@@ -1,0 +1,219 @@
+"""What every page shares: the session's settings, store and signed-in person, and a few display helpers."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import queries
+from dashboard.auth import Identity, Permission, oidc_identity, sign_in
+from dashboard.masking import Masker, load_key
+from models.config import Settings
+from models.dashboard import DataAccessKind
+from models.incident import Incident
+from store.base import Store
+
+HERE = Path(__file__).resolve().parent
+SEVERITY_COLOR = {"critical": "#ab091e", "high": "#f35627", "medium": "#f0b429", "low": "#9fb3c8"}
+SEVERITY_BADGE = {"critical": "red", "high": "orange", "medium": "yellow", "low": "gray"}  # st.badge colours
+STATUS_LABEL = {
+    "open": "open",
+    "acknowledged": "acknowledged",
+    "resolved": "resolved",
+    "false_positive": "false positive",
+}
+
+
+@dataclass(slots=True)
+class Context:
+    settings: Settings
+    store: Store
+    identity: Identity
+    masker: Masker
+
+    @property
+    def zone(self):
+        return self.settings.organisation.tz
+
+    def can(self, permission: Permission) -> bool:
+        return self.identity.can(permission)
+
+
+@st.cache_resource(show_spinner=False)
+def _settings() -> Settings:
+    from configs.loader import load_settings
+
+    return load_settings()
+
+
+def settings() -> Settings:
+    """The configuration (``ACCESSWATCH_*`` and ``ACCESSWATCH_CONFIG``), read once per server."""
+    return _settings()
+
+
+def store() -> Store:
+    """The session's own store connection: sessions run in threads, and a connection is not for sharing."""
+    if "_store" not in st.session_state:
+        from accesswatch.app import open_store
+
+        st.session_state["_store"] = open_store(settings())
+    return st.session_state["_store"]
+
+
+def signed_in() -> Identity | None:
+    identity = st.session_state.get("_identity")
+    if identity is not None:
+        return identity
+    oidc = settings().dashboard.oidc
+    if oidc.enabled and getattr(st.user, "is_logged_in", False):
+        identity = oidc_identity(settings().dashboard, st.user.get("email"), st.user.get("name"))
+        if identity is not None:
+            st.session_state["_identity"] = identity
+        return identity
+    return None
+
+
+def sign_in_form() -> None:
+    """The sign-in page: the configured users' form, and SSO when configured."""
+    config = settings().dashboard
+    _, middle, _ = st.columns([1, 1.2, 1])
+    with middle:
+        st.title("accesswatch")
+        st.caption("Who reads customer data, and is it more than their work needs?")
+        if config.oidc.enabled:
+            if getattr(st.user, "is_logged_in", False):
+                st.error(f"{st.user.get('email')} has no role in accesswatch: ask an administrator.")
+                st.button("Sign out", on_click=st.logout)
+            else:
+                st.button("Sign in with single sign-on", type="primary", on_click=_oidc_login)
+        if config.users:
+            with st.form("sign-in"):
+                username = st.text_input("User name", autocomplete="username")
+                password = st.text_input("Password", type="password", autocomplete="current-password")
+                if st.form_submit_button("Sign in", type="primary", width="stretch"):
+                    identity = sign_in(config, username, password)
+                    if identity is None:
+                        st.error("Wrong user name or password.")
+                    else:
+                        st.session_state["_identity"] = identity
+                        st.rerun()
+            if config.demo_sign_in:
+                st.info("Demo: sign in as **demo**, **analyst** or **auditor** with password **accesswatch-demo**.")
+
+
+def _oidc_login() -> None:
+    st.login(settings().dashboard.oidc.provider)
+
+
+def sign_out() -> None:
+    identity: Identity | None = st.session_state.get("_identity")
+    for key in list(st.session_state.keys()):
+        if key != "_store":
+            del st.session_state[key]
+    if identity is not None and identity.via == "oidc":
+        st.logout()
+
+
+def context() -> Context:
+    """The signed-in page's context; a page stops here when nobody is signed in."""
+    identity = signed_in()
+    if identity is None:
+        sign_in_form()
+        st.stop()
+    config = settings()
+    return Context(config, store(), identity, Masker(_mask_key(config), unmasked=unmasked()))
+
+
+@st.cache_resource(show_spinner=False)
+def _mask_key_for(data_dir: str) -> bytes:
+    return load_key(Path(data_dir))
+
+
+def _mask_key(config: Settings) -> bytes:
+    return _mask_key_for(str(config.data_dir))
+
+
+def unmasked() -> bool:
+    return bool(st.session_state.get("_unmask_reason"))
+
+
+def unmask_control(ctx: Context) -> None:
+    """In the sidebar: customer ids in clear, for those who may, with a recorded reason."""
+    if not ctx.can(Permission.UNMASK):
+        st.caption("Customer identifiers are masked.")
+        return
+    if unmasked():
+        st.caption(f"Customer ids shown in clear: {st.session_state['_unmask_reason']}")
+        if st.button("Mask again", key="mask-again"):
+            del st.session_state["_unmask_reason"]
+            st.rerun()
+        return
+    with st.popover("Show customer ids in clear"):
+        reason = st.text_input("Reason (recorded)", key="unmask-reason", placeholder="e.g. DSAR 2026-118")
+        if st.button("Unmask", key="unmask", disabled=not reason.strip()):
+            queries.record_access(ctx.store, ctx.identity, DataAccessKind.UNMASK, reason)
+            st.session_state["_unmask_reason"] = reason.strip()
+            st.rerun()
+
+
+# -- display helpers ----------------------------------------------------------------------
+def local_time(ctx: Context, moment: datetime | None, seconds: bool = False) -> str:
+    if moment is None:
+        return "—"
+    return moment.astimezone(ctx.zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    if moment is None:
+        return "—"
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    return f"{duration(abs(seconds))} {'ago' if seconds >= 0 else 'from now'}"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def severity_label(severity: str) -> str:
+    """Markdown: the severity as a coloured badge (no emoji: fonts without them show boxes)."""
+    return f":{SEVERITY_BADGE.get(severity, 'gray')}-badge[{severity}]"
+
+
+def severity_cell_style(severity: str) -> str:
+    """A pandas Styler rule for a severity cell of a table."""
+    color = SEVERITY_COLOR.get(severity)
+    text = "white" if severity in ("critical", "high") else "#1f2933"
+    return f"background-color: {color}; color: {text}; font-weight: 600" if color else ""
+
+
+def actor_label(incident: Incident) -> str:
+    detail = incident.actor_role or incident.actor_kind.value
+    if incident.actor_organization:
+        detail += f", {incident.actor_organization}"
+    return f"{incident.actor_id} ({detail})"
+
+
+def newest_event(ctx: Context) -> datetime | None:
+    """Time ranges are anchored at the newest event, so a replayed month reads like a live one."""
+    return ctx.store.health().newest_event
+
+
+def period_choice(label: str, key: str, default: str = "all") -> timedelta | None:
+    options = {"last 24 hours": timedelta(days=1), "last 7 days": timedelta(days=7),
+               "last 30 days": timedelta(days=30), "all": None}
+    choice = st.selectbox(label, list(options), index=list(options).index(default), key=key)
+    return options[choice]
+
+
+def stable_key(*parts: object) -> str:
+    return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()[:12]
