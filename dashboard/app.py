@@ -13,8 +13,7 @@ from dashboard.auth import Permission
 
 st.set_page_config(page_title="accesswatch", page_icon="🛡️", layout="wide")
 
-ctx = ui.context()
-pages_dir = ui.HERE / "pages"
+pages_dir = ui.HERE / "views"
 linked_incident = "incident" in st.query_params
 linked_actor = "actor" in st.query_params and not linked_incident
 
@@ -23,6 +22,13 @@ def page(name: str, title: str, icon: str, default: bool = False) -> st.Page:
     return st.Page(pages_dir / f"{name}.py", title=title, icon=icon, url_path=name, default=default)
 
 
+if ui.signed_in() is None:
+    # every page known, none shown: the page asked for (a link from a pager) opens after the sign-in
+    st.navigation([page(name, name, ":material/lock:") for name in ("queue", "incident", "actor", "search",
+                                                                     "compliance", "health")], position="hidden")
+    ui.sign_in_form()
+    st.stop()
+ctx = ui.context()
 sections: dict[str, list] = {}
 if ctx.can(Permission.QUEUE):
     sections["Triage"] = [

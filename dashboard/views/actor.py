@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import charts, queries, ui
 
 ctx = ui.context()
-PAGES = ui.HERE / "pages"
+PAGES = ui.HERE / "views"
 
 st.title("Actor profile")
 actor_id = st.query_params.get("actor", "")

@@ -56,7 +56,7 @@ def build_query(offset: int) -> IncidentQuery:
 
 
 def open_incident(incident_id: str) -> None:
-    st.switch_page(ui.HERE / "pages" / "incident.py", query_params={"incident": incident_id})
+    st.switch_page(ui.HERE / "views" / "incident.py", query_params={"incident": incident_id})
 
 
 @st.fragment(run_every=timedelta(seconds=ctx.settings.dashboard.refresh))

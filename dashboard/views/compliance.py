@@ -15,7 +15,7 @@ ctx = ui.context()
 if not ctx.can(Permission.COMPLIANCE):
     st.error("Only auditors and administrators see the compliance figures.")
     st.stop()
-PAGES = ui.HERE / "pages"
+PAGES = ui.HERE / "views"
 
 st.title("Compliance")
 days = st.segmented_control("Period", [7, 30, 90], default=30, format_func=lambda d: f"last {d} days",

@@ -16,7 +16,7 @@ from models.incident import TriageActionKind
 from store.base import IncidentQuery
 
 ctx = ui.context()
-PAGES = ui.HERE / "pages"
+PAGES = ui.HERE / "views"
 
 incident_id = st.query_params.get("incident")
 if not incident_id:
