@@ -199,6 +199,16 @@ def test_a_population_wide_busy_hour_raises_nobody():
     assert [a.actor_id for a in run(stream(*routine, sale[0]), NAME).alerts] == ["emp-0001"]
 
 
+def test_an_insider_does_not_hide_in_a_busy_hour():
+    agents = team(8)
+    routine = [history(a, days=14, per_hour=3, records=10) for a in agents]
+    sale = [burst(a, local(14, 10), events=30, records=20) for a in agents[1:]]  # the others read 20x
+    insider_too = burst(agents[0], local(14, 10), events=30, records=400)  # 400x: 20x the busy level
+    alert = run(stream(*routine, *sale, insider_too), NAME).only()
+    assert alert.actor_id == agents[0].id
+    assert alert.evidence["population_factor"] == pytest.approx(20, rel=0.1)
+
+
 def test_a_new_hire_is_judged_on_the_peers_usual():
     agents = team(6)
     routine = [history(a, days=14, per_hour=3, records=10) for a in agents]
