@@ -267,6 +267,32 @@ class Dashboard(Section):
     oidc: DashboardOidc = DashboardOidc()
 
 
+class Retention(Section):
+    """Storage limitation: how long raw data is kept (``accesswatch purge``; ``store.retention``)."""
+
+    events_days: Annotated[int, Field(ge=1)] = 180  # raw events and dead letters older than this are purged
+    alerts_days: Annotated[int, Field(ge=1)] = 730  # closed alerts and incidents, and the events they cite
+
+    @model_validator(mode="after")
+    def _alerts_outlive_events(self) -> Retention:
+        if self.alerts_days < self.events_days:
+            raise ValueError("alerts_days at least events_days: alerts and their evidence outlive the raw events")
+        return self
+
+
+class Metrics(Section):
+    """Prometheus metrics and liveness/readiness probes over HTTP, served by ``run`` and ``demo``."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464  # 0: any free port (tests)
+
+
+class Logging(Section):
+    format: Literal["json", "text"] = "json"  # json: one object a line, ids only, never event contents
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
 class Settings(Section):
     data_dir: Path = Path("data")
     organisation: Organisation = Organisation()
@@ -279,6 +305,9 @@ class Settings(Section):
     alerts: Alerts = Alerts()
     notify: Notify = Notify()
     dashboard: Dashboard = Dashboard()
+    retention: Retention = Retention()  # issue 7
+    metrics: Metrics = Metrics()
+    logging: Logging = Logging()
     detectors: dict[str, dict[str, Any]] = {}  # each validated by its detector's own settings model
 
 

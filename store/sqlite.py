@@ -32,6 +32,8 @@ from store.base import (
     decode_cursor,
     encode_cursor,
 )
+from store.chain import SqliteChain, append_events
+from store.retention import SqliteRetention
 from store.sqlite_dashboard import SqliteDashboardMixin
 from store.sqlite_outbox import SqliteOutbox
 from store.sqlite_schema import MIGRATIONS
@@ -68,7 +70,7 @@ def _utc_text(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class SqliteStore(SqliteDashboardMixin, SqliteOutbox, Store):
+class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetention, Store):
     def __init__(self, path: Path, cache_mb: int = 256, readonly: bool = False) -> None:
         self.path = Path(path)
         self.cache_mb = cache_mb
@@ -118,7 +120,12 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, Store):
         db.execute("BEGIN IMMEDIATE")
         try:
             if events:
+                # another connection (the pipeline's writer) may have stored events since: the position
+                # comes from the file, or the new rows' seqs, index rows and chain entry would be wrong
+                self._last_seq = chained_to = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
                 self._write_events(events, result)
+                if self._last_seq > chained_to:  # tamper evidence, in this transaction (store.chain)
+                    append_events(db, chained_to + 1, self._last_seq)
             if dead_letters:
                 result.dead_letters_stored = self._write_dead_letters(dead_letters)
             db.execute("COMMIT")

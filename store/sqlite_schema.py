@@ -229,4 +229,27 @@ MIGRATIONS: list[tuple[str, str]] = [
     CREATE INDEX outbox_created ON outbox(created_at, id);
     """,
     ),
+    (
+        # Tamper evidence (issue 7; store.chain): one entry per write transaction that stored
+        # events, each digest covering the one before.  ``leaves`` lists the entry's events
+        # (event time, SHA-256 of the stored row, event id), dropped once retention purged them all.
+        "0004-event-chain",
+        """
+    CREATE TABLE chain (
+        n             INTEGER PRIMARY KEY,  -- entry number, from 1, no gaps
+        kind          TEXT    NOT NULL,     -- events | purge
+        first_seq     INTEGER NOT NULL,     -- events: the seqs it stored; purge: the seqs it deleted
+        last_seq      INTEGER NOT NULL,
+        events        INTEGER NOT NULL,     -- how many it stored (or deleted)
+        min_ts        INTEGER,              -- event time span of its events, µs
+        max_ts        INTEGER,              -- purge: the horizon (events stamped before it were deleted)
+        written_at    TEXT    NOT NULL,     -- wall-clock, RFC 3339 UTC
+        leaves        BLOB,                 -- per event: ts, leaf hash, event id; NULL once all are purged
+        leaves_digest BLOB    NOT NULL,     -- SHA-256 of leaves as written
+        prev          BLOB    NOT NULL,     -- the digest of entry n - 1 (32 zero bytes for the first)
+        digest        BLOB    NOT NULL      -- SHA-256 of prev, the header and leaves_digest
+    );
+    CREATE INDEX chain_written ON chain(written_at);
+    """,
+    ),
 ]

@@ -1,0 +1,155 @@
+"""The trust commands: ``verify``, ``export-digest``, ``verify-digest`` and ``purge``.
+
+``verify`` recomputes the store's hash chain and names every event changed,
+removed or inserted since it was stored (exit 1 if any).  ``export-digest``
+signs a period's digest with the auditors' Ed25519 key; ``verify-digest``
+checks such a document with the public key alone, and with ``--check-store``
+also against the store.  ``purge`` applies the retention policy
+(``[retention]``), or with ``--dry-run`` only says what would go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from accesswatch import app, integrity
+from models.config import Settings
+from models.event import format_utc
+from store.chain import ChainedStore
+from store.retention import RetainingStore, RetentionPolicy
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def add_commands(
+    command: Callable[..., argparse.ArgumentParser], settings_of: Callable[[argparse.Namespace], Settings]
+) -> None:
+    """Add the subcommands; ``settings_of`` loads the configuration from the parsed arguments."""
+    verify = command("verify", _verify, "Recompute the hash chain; name every stored event changed, removed or added.")
+    verify.add_argument("--format", choices=["text", "json"], default="text")
+
+    export = command("export-digest", _export, "Sign a digest of a period's stored events (Ed25519) for auditors.")
+    export.add_argument("--from", dest="since", required=True, metavar="TIME", help="RFC 3339, or a local date")
+    export.add_argument("--to", dest="until", required=True, metavar="TIME", help="exclusive; RFC 3339 or a date")
+    export.add_argument("--key", required=True, type=Path, metavar="FILE", help="Ed25519 private key (PEM)")
+    export.add_argument("--out", type=Path, metavar="FILE", help="write the document here (default: stdout)")
+
+    check = command("verify-digest", _verify_digest, "Check a signed digest with the public key (and the store).")
+    check.add_argument("document", type=Path, metavar="FILE")
+    check.add_argument("--public-key", required=True, type=Path, metavar="FILE", help="Ed25519 public key (PEM)")
+    check.add_argument(
+        "--check-store", action="store_true", help="also check that the store still holds the period as signed"
+    )
+
+    purge = command("purge", _purge, "Delete raw events and alerts past the retention of [retention].")
+    purge.add_argument("--dry-run", action="store_true", help="only say what would go")
+    purge.add_argument("--as-of", metavar="TIME", help="apply the policy as of this time (default: now)")
+
+    for sub in (verify, export, check, purge):
+        sub.set_defaults(settings_of=settings_of)
+
+
+def _chained(store) -> ChainedStore:
+    if not isinstance(store, ChainedStore):
+        raise SystemExit("accesswatch: this store kind keeps no hash chain")
+    return store
+
+
+def _verify(args: argparse.Namespace) -> int:
+    settings = args.settings_of(args)
+    with app.open_store(settings, readonly=True) as store:
+        report = _chained(store).verify_chain()
+    if args.format == "json":
+        sys.stdout.write(
+            orjson.dumps(
+                {
+                    "intact": report.intact,
+                    "entries": report.entries,
+                    "events_checked": report.events_checked,
+                    "purged": report.purged,
+                    "unchained": report.unchained,
+                    "head": report.head.hex() if report.head else None,
+                    "head_entry": report.head_entry,
+                    "problems": [
+                        {"kind": p.kind, "seq": p.seq, "event_id": p.event_id, "entry": p.entry, "detail": p.detail}
+                        for p in report.problems
+                    ],
+                }
+            ).decode()
+            + "\n"
+        )
+    else:
+        sys.stdout.write("\n".join(integrity.describe(report)) + "\n")
+    return EXIT_OK if report.intact else EXIT_FAILED
+
+
+def _export(args: argparse.Namespace) -> int:
+    settings = args.settings_of(args)
+    zone = settings.organisation.tz
+    try:
+        since, until = integrity.parse_moment(args.since, zone), integrity.parse_moment(args.until, zone)
+        key = integrity.load_private_key(args.key)
+        with app.open_store(settings, readonly=True) as store:
+            document = integrity.export_digest(_chained(store), since, until, key)
+    except ValueError as exc:
+        print(f"accesswatch export-digest: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    text = document.model_dump_json(indent=2) + "\n"
+    if args.out:
+        args.out.write_text(text)
+        print(f"{document.events} events in [{document.period.since}, {document.period.until}) signed into {args.out}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _verify_digest(args: argparse.Namespace) -> int:
+    try:
+        document = integrity.read_document(args.document)
+        problems = integrity.check_signature(document, integrity.load_public_key(args.public_key))
+    except (OSError, ValueError) as exc:
+        print(f"accesswatch verify-digest: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.check_store and not problems:
+        with app.open_store(args.settings_of(args), readonly=True) as store:
+            problems = integrity.check_against_store(document, _chained(store))
+    period = f"[{document.period.since}, {document.period.until})"
+    if problems:
+        print(f"NOT VALID: the digest of {period}:")
+        for problem in problems:
+            print(f"  {problem}")
+        return EXIT_FAILED
+    where = " and matches the store" if args.check_store else ""
+    print(f"valid: {document.events} events in {period}, signed by key {document.key_id}{where}")
+    return EXIT_OK
+
+
+def _purge(args: argparse.Namespace) -> int:
+    settings = args.settings_of(args)
+    now = integrity.parse_moment(args.as_of, settings.organisation.tz) if args.as_of else datetime.now(UTC)
+    retention = settings.retention
+    policy = RetentionPolicy.of(retention.events_days, retention.alerts_days, now)
+    with app.open_store(settings) as store:
+        if not isinstance(store, RetainingStore):
+            raise SystemExit("accesswatch: this store kind has no retention yet")
+        report = store.purge(policy, dry_run=args.dry_run)
+    verb = "would purge" if args.dry_run else "purged"
+    print(
+        f"{verb} {report.events} events stamped before {format_utc(policy.events_before)}"
+        f" ({retention.events_days} days) and {report.dead_letters} dead letters received before it"
+    )
+    kept = [f"{report.events_kept_as_evidence} cited as evidence by alerts kept"]
+    if report.newest_kept:
+        kept.append("the newest event (store positions never go back)")
+    print(f"kept although older: {', '.join(kept)}")
+    print(
+        f"{verb} {report.alerts} closed alerts and {report.incidents} closed incidents that ended before"
+        f" {format_utc(policy.alerts_before)} ({retention.alerts_days} days)"
+    )
+    return EXIT_OK

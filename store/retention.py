@@ -1,0 +1,194 @@
+"""Retention: raw events go after ``retention.events_days``, alerts after ``retention.alerts_days``.
+
+Storage limitation (PIPL, GDPR): the raw access events, and the dead letters
+(raw lines too), are deleted once older than the configured days.  Alerts,
+with the figures of their evidence, are kept longer, and so are the few raw
+events an alert kept cites as its sample evidence, until the alert itself
+goes.  An incident still open is never purged, however old.
+
+Each purge transaction appends a ``purge`` entry to the hash chain
+(``store.chain``) recording its horizon, so ``verify`` tells events purged
+from events removed behind the product's back, and the chain stays
+verifiable for what remains.  The newest stored event is always kept: store
+positions (checkpoints, the dashboard's roll-ups, the chain) count on its
+seq never going back, which SQLite guarantees only while a row holds it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from store.chain import append_purge, drop_purged_leaves
+
+_CLOSED = ("resolved", "false_positive")
+_CHUNK = 5000  # events per purge transaction: the pipeline's writer waits for no longer than one chunk
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    events_before: datetime  # raw events stamped before this go (event time)
+    alerts_before: datetime  # closed alerts and incidents that ended before this go
+
+    @classmethod
+    def of(cls, events_days: int, alerts_days: int, now: datetime) -> RetentionPolicy:
+        return cls(now - timedelta(days=events_days), now - timedelta(days=alerts_days))
+
+
+@dataclass(slots=True)
+class PurgeReport:
+    """What a purge removed, or (dry run) would remove."""
+
+    events: int = 0
+    events_kept_as_evidence: int = 0  # older than the horizon, cited by an alert kept
+    newest_kept: bool = False  # the newest event is older than the horizon and kept (see the module doc)
+    dead_letters: int = 0
+    alerts: int = 0
+    incidents: int = 0
+    chain_lists_dropped: int = 0
+    dry_run: bool = True
+
+
+class RetainingStore(ABC):
+    @abstractmethod
+    def purge(self, policy: RetentionPolicy, dry_run: bool = False) -> PurgeReport:
+        """Delete (or, dry, count) what the policy says is past keeping."""
+
+
+class SqliteRetention(RetainingStore):
+    """``RetainingStore`` on the embedded store's connection (a mixin of ``store.sqlite.SqliteStore``)."""
+
+    _db: sqlite3.Connection
+
+    def purge(self, policy: RetentionPolicy, dry_run: bool = False) -> PurgeReport:
+        return purge(self._db, policy, dry_run)
+
+
+def _micros(moment: datetime) -> int:
+    return round(moment.timestamp() * 1_000_000)
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def purge(db: sqlite3.Connection, policy: RetentionPolicy, dry_run: bool) -> PurgeReport:
+    report = PurgeReport(dry_run=dry_run)
+    horizon, alerts_before = _micros(policy.events_before), _text(policy.alerts_before)
+    _purge_alerts(db, alerts_before, report, dry_run)
+    newest = db.execute("SELECT seq, ts FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    if newest is None:
+        return report
+    report.newest_kept = newest[1] < horizon
+    _load_evidence(db, alerts_before)
+    try:
+        old = "ts < ? AND seq < ?"
+        report.events_kept_as_evidence = db.execute(
+            f"SELECT count(*) FROM events e JOIN temp.evidence k ON k.event_id = e.event_id WHERE {old}",
+            (horizon, newest[0]),
+        ).fetchone()[0]
+        if dry_run:
+            report.events = (
+                db.execute(f"SELECT count(*) FROM events WHERE {old}", (horizon, newest[0])).fetchone()[0]
+                - report.events_kept_as_evidence
+            )
+        else:
+            for chunk in _chunks(db, horizon, newest[0]):
+                report.events += _delete_events(db, chunk, horizon)
+        dead = "received_at < ?"
+        horizon_text = _text(policy.events_before)
+        if dry_run:
+            report.dead_letters = db.execute(
+                f"SELECT count(*) FROM dead_letters WHERE {dead}", (horizon_text,)
+            ).fetchone()[0]
+        else:
+            report.dead_letters = db.execute(f"DELETE FROM dead_letters WHERE {dead}", (horizon_text,)).rowcount
+            db.execute("BEGIN IMMEDIATE")
+            report.chain_lists_dropped = drop_purged_leaves(db)
+            db.execute("COMMIT")
+    finally:
+        db.execute("DROP TABLE IF EXISTS temp.evidence")
+    return report
+
+
+def _purge_alerts(db: sqlite3.Connection, before: str, report: PurgeReport, dry_run: bool) -> None:
+    """Closed incidents that ended before the horizon go, with their alerts and triage log."""
+    closed = f"status IN ({','.join('?' * len(_CLOSED))}) AND window_end < ?"
+    incidents = [row[0] for row in db.execute(f"SELECT incident_id FROM incidents WHERE {closed}", (*_CLOSED, before))]
+    alert_count = db.execute(f"SELECT count(*) FROM alerts WHERE {closed}", (*_CLOSED, before)).fetchone()[0]
+    report.incidents, report.alerts = len(incidents), alert_count
+    if dry_run:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(f"DELETE FROM alerts WHERE {closed}", (*_CLOSED, before))
+        for start in range(0, len(incidents), 500):
+            ids = incidents[start : start + 500]
+            marks = ",".join("?" * len(ids))
+            db.execute(f"DELETE FROM incidents WHERE incident_id IN ({marks})", ids)
+            db.execute(f"DELETE FROM triage_actions WHERE incident_id IN ({marks})", ids)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _load_evidence(db: sqlite3.Connection, alerts_before: str) -> None:
+    """The event ids that alerts still kept cite as evidence: those raw events stay with them."""
+    db.execute("CREATE TEMP TABLE IF NOT EXISTS evidence (event_id TEXT PRIMARY KEY) WITHOUT ROWID")
+    db.execute("DELETE FROM temp.evidence")
+    kept = db.execute(
+        f"SELECT body FROM alerts WHERE NOT (status IN ({','.join('?' * len(_CLOSED))}) AND window_end < ?)",
+        (*_CLOSED, alerts_before),
+    )
+    for (body,) in kept:
+        ids = orjson.loads(body).get("evidence", {}).get("event_ids", [])
+        db.executemany("INSERT OR IGNORE INTO temp.evidence VALUES (?)", [(i,) for i in ids if isinstance(i, str)])
+
+
+def _chunks(db: sqlite3.Connection, horizon: int, below_seq: int) -> Iterator[list[tuple]]:
+    """Events past keeping, a chunk at a time (each deleted before the next is read)."""
+    after = 0
+    while True:
+        rows = db.execute(
+            "SELECT e.seq, e.ts, e.classes, e.body FROM events e WHERE e.seq > ? AND e.seq < ? AND e.ts < ?"
+            " AND NOT EXISTS (SELECT 1 FROM temp.evidence k WHERE k.event_id = e.event_id)"
+            " ORDER BY e.seq LIMIT ?",
+            (after, below_seq, horizon, _CHUNK),
+        ).fetchall()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
+
+
+def _delete_events(db: sqlite3.Connection, rows: list[tuple], horizon: int) -> int:
+    """Delete one chunk with its index rows, and record it in the chain, in one transaction."""
+    from store.sqlite import customer_token  # the FTS token scheme is the store's
+
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        classes, customers = [], []
+        for seq, ts, names, body in rows:
+            classes.extend((name, ts, seq) for name in names.split(",") if name)
+            ids = orjson.loads(body).get("customer_ids") or []
+            if ids:
+                # a contentless FTS5 row is deleted by giving its tokens again
+                customers.append((seq, " ".join({customer_token(customer) for customer in ids})))
+        db.executemany("DELETE FROM event_classes WHERE class = ? AND ts = ? AND seq = ?", classes)
+        db.executemany(
+            "INSERT INTO event_customers (event_customers, rowid, tokens) VALUES ('delete', ?, ?)", customers
+        )
+        seqs = [(row[0],) for row in rows]
+        db.executemany("DELETE FROM events WHERE seq = ?", seqs)
+        append_purge(db, horizon, len(rows), rows[0][0], rows[-1][0])
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    return len(rows)

@@ -1,0 +1,331 @@
+"""Tamper evidence and retention: the hash chain, signed digests, and purging (issue 7).
+
+Tampering is done as an intruder would: straight into the SQLite file with
+``sqlite3``, behind the product's back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from accesswatch import integrity
+from models.alert import AlertStatus
+from store.base import EventQuery
+from store.chain import GENESIS, ROW_COLUMNS, entry_digest, leaf_hash
+from store.retention import RetentionPolicy
+from store.sqlite import SqliteStore, customer_token
+from tests import factories
+from tests.factories import at, event_dict
+
+
+def aw(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "accesswatch.cli", *args], capture_output=True, timeout=300, text=True)
+
+
+def _store(tmp_path: Path) -> SqliteStore:
+    return SqliteStore(tmp_path / "data" / "accesswatch.db", cache_mb=8)
+
+
+def _fill(store: SqliteStore, settings, batches: int = 3, size: int = 10, days: float = 0) -> list[str]:
+    ids = []
+    for b in range(batches):
+        batch = [
+            factories.incoming(settings, at=at(hours=b * size + i, days=days), customer_ids=[f"c-{days:g}-{b}-{i}"])
+            for i in range(size)
+        ]
+        store.write(batch)
+        ids += [incoming.event.event_id for incoming in batch]
+    return ids
+
+
+def _raw(store: SqliteStore) -> sqlite3.Connection:
+    return sqlite3.connect(store.path, isolation_level=None)
+
+
+def _problems(store: SqliteStore) -> set[tuple]:
+    return {(p.kind, p.seq, p.event_id) for p in store.verify_chain().problems}
+
+
+# -- the chain ----------------------------------------------------------------------------------
+def test_an_untouched_store_verifies_with_one_entry_per_write(tmp_path, settings):
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=3, size=10)
+        first = factories.incoming(settings)
+        store.write([first])
+        store.write([first])  # a duplicate stores nothing: no entry
+        report = store.verify_chain()
+    assert report.intact, report.problems
+    assert (report.entries, report.events_checked, report.head_entry) == (4, 31, 4)
+
+
+def test_every_changed_removed_and_inserted_event_is_named(tmp_path, settings):
+    with _store(tmp_path) as store:
+        ids = _fill(store, settings)
+        db = _raw(store)
+        db.execute("UPDATE events SET record_count = 1 + record_count WHERE seq = 3")  # a column only
+        db.execute("UPDATE events SET body = replace(body, '\"read\"', '\"search\"') WHERE seq = 12")  # the original
+        db.execute("DELETE FROM events WHERE seq = 17")
+        db.execute(
+            f"INSERT INTO events ({ROW_COLUMNS.replace('seq, ', '')})"
+            f" SELECT 42, 'forged-1', {ROW_COLUMNS.split(', ', 3)[3]} FROM events WHERE seq = 5"
+        )
+        db.close()
+        assert _problems(store) == {
+            ("changed", 3, ids[2]),
+            ("changed", 12, ids[11]),
+            ("removed", 17, ids[16]),
+            ("inserted", 31, "forged-1"),
+        }
+
+
+def test_an_event_replaced_under_its_seq_says_which_it_was(tmp_path, settings):
+    with _store(tmp_path) as store:
+        ids = _fill(store, settings, batches=1)
+        db = _raw(store)
+        db.execute("UPDATE events SET event_id = 'someone-else', id_key = 7 WHERE seq = 4")
+        db.close()
+        [problem] = store.verify_chain().problems
+    assert (problem.kind, problem.seq, problem.event_id) == ("changed", 4, "someone-else")
+    assert ids[3] in problem.detail
+
+
+def test_altering_the_chain_itself_is_reported(tmp_path, settings):
+    with _store(tmp_path) as store:
+        _fill(store, settings)
+        db = _raw(store)
+        db.execute("UPDATE chain SET events = 9 WHERE n = 2")
+        db.execute("DELETE FROM chain WHERE n = 3")
+        db.close()
+        problems = store.verify_chain().problems
+    details = {(p.kind, p.entry) for p in problems}
+    assert ("chain", 2) in details  # its digest no longer matches its header
+    assert any(p.kind == "inserted" and p.seq == 21 for p in problems)  # entry 3's events are listed nowhere now
+
+
+def test_deleting_the_newest_events_is_seen_even_after_new_writes(tmp_path, settings):
+    with _store(tmp_path) as store:
+        ids = _fill(store, settings, batches=2)
+        db = _raw(store)
+        db.execute("DELETE FROM events WHERE seq > 17")
+        db.close()
+    with _store(tmp_path) as store:  # a restart: SQLite hands out seq 18 again
+        store.write([factories.incoming(settings)])
+        problems = store.verify_chain().problems
+    assert any(p.kind == "chain" and p.entry == 3 and "deleted" in p.detail for p in problems)
+    assert ("removed", 19, ids[18]) in {(p.kind, p.seq, p.event_id) for p in problems}
+
+
+def test_the_writer_connection_and_the_main_one_extend_one_chain(tmp_path, settings):
+    with _store(tmp_path) as store:
+        writer = store.open_writer()
+        _fill(writer, settings, batches=2)
+        _fill(store, settings, batches=1)
+        _fill(writer, settings, batches=1)
+        writer.close()
+        report = store.verify_chain()
+    assert report.intact and report.entries == 4 and report.events_checked == 40
+
+
+def test_the_verify_command_names_the_tampered_events_and_fails(tmp_path):
+    data = tmp_path / "data"
+    lines = [event_dict(event_id=f"evt-cli-{i}", timestamp=f"2026-11-02T0{i}:00:00Z") for i in range(6)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    assert aw("replay", str(path), "--data-dir", str(data)).returncode == 0
+    clean = aw("verify", "--data-dir", str(data))
+    assert clean.returncode == 0 and clean.stdout.startswith("intact: 1 chain entries, 6 events checked"), clean
+    db = sqlite3.connect(data / "accesswatch.db", isolation_level=None)
+    db.execute("UPDATE events SET actor_id = 'emp-9999' WHERE event_id = 'evt-cli-2'")
+    db.execute("DELETE FROM events WHERE event_id = 'evt-cli-4'")
+    db.close()
+    done = aw("verify", "--data-dir", str(data), "--format", "json")
+    assert done.returncode == 1
+    report = orjson.loads(done.stdout)
+    assert not report["intact"]
+    assert {(p["kind"], p["event_id"]) for p in report["problems"]} == {
+        ("changed", "evt-cli-2"),
+        ("removed", "evt-cli-4"),
+    }
+
+
+# -- signed digests --------------------------------------------------------------------------------
+@pytest.fixture
+def keys(tmp_path):
+    key = Ed25519PrivateKey.generate()
+    private, public = tmp_path / "audit.key", tmp_path / "audit.pub"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    return key, private, public
+
+
+def _forge_chain(path: Path) -> None:
+    """What an intruder who knows the code does after editing events: recompute the whole chain."""
+    db = sqlite3.connect(path, isolation_level=None)
+    prev = GENESIS
+    for n, first, last, header_json in db.execute(
+        "SELECT n, first_seq, last_seq, json_array(n, kind, first_seq, last_seq, events, min_ts, max_ts, written_at)"
+        " FROM chain ORDER BY n"
+    ).fetchall():
+        parts = []
+        rows = db.execute(f"SELECT {ROW_COLUMNS} FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq", (first, last))
+        for row in rows:
+            event_id = row[2].encode()
+            parts.append(row[3].to_bytes(8, "big", signed=True) + leaf_hash(row) + len(event_id).to_bytes(2, "big"))
+            parts.append(event_id)
+        leaves = b"".join(parts)
+        leaves_digest = hashlib.sha256(leaves).digest()
+        digest = entry_digest(prev, orjson.loads(header_json), leaves_digest)
+        db.execute(
+            "UPDATE chain SET leaves = ?, leaves_digest = ?, prev = ?, digest = ? WHERE n = ?",
+            (leaves, leaves_digest, prev, digest, n),
+        )
+        prev = digest
+    db.close()
+
+
+def test_a_signed_digest_checks_with_the_public_key_and_catches_a_rewritten_chain(tmp_path, settings, keys):
+    _, private, public = keys
+    data = tmp_path / "data"
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=2, size=24)  # 2026-11-02 01:00 onwards, hourly
+    document_path = tmp_path / "digest.json"
+    done = aw(
+        "export-digest", "--data-dir", str(data), "--from", "2026-11-02T00:00:00Z", "--to", "2026-11-03T00:00:00Z",
+        "--key", str(private), "--out", str(document_path),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    document = integrity.read_document(document_path)
+    assert document.events == 23 and document.chain.entry == 2
+    check = ["verify-digest", str(document_path), "--public-key", str(public), "--data-dir", str(data)]
+    assert aw(*check).returncode == 0
+    assert aw(*check, "--check-store").returncode == 0
+
+    # a late event of the period, stored after signing, is not in the digest: it still matches
+    with _store(tmp_path) as store:
+        store.write([factories.incoming(settings, at=at(hours=5))])
+    assert aw(*check, "--check-store").returncode == 0
+
+    # the document altered, or checked with another key: refused without the store
+    altered = tmp_path / "altered.json"
+    altered.write_text(document.model_copy(update={"events": 22}).model_dump_json())
+    assert "NOT VALID" in aw("verify-digest", str(altered), "--public-key", str(public)).stdout
+    other = tmp_path / "other.pub"
+    other.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    assert aw("verify-digest", str(document_path), "--public-key", str(other)).returncode == 1
+
+    # an event of the period edited and the whole chain recomputed: the chain alone looks intact,
+    # the signed head does not
+    db = sqlite3.connect(data / "accesswatch.db", isolation_level=None)
+    db.execute("UPDATE events SET record_count = 5000 WHERE seq = 7")
+    db.close()
+    _forge_chain(data / "accesswatch.db")
+    assert aw("verify", "--data-dir", str(data)).returncode == 0
+    refused = aw(*check, "--check-store")
+    assert refused.returncode == 1
+    assert "the chain was rewritten" in refused.stdout and "period's events differ" in refused.stdout
+
+
+def test_a_digest_of_an_empty_store_is_refused(tmp_path, settings, keys):
+    _, private, _ = keys
+    with _store(tmp_path):
+        pass
+    done = aw("export-digest", "--data-dir", str(tmp_path / "data"), "--from", "2026-11-01", "--to", "2026-11-02",
+              "--key", str(private))  # fmt: skip
+    assert done.returncode == 1 and "no chain yet" in done.stderr
+
+
+# -- retention -------------------------------------------------------------------------------------------
+def _alert_citing(event_id: str, status: AlertStatus, days_ago_end: float, now):
+    return factories.alert(
+        status=status,
+        window_start=now - timedelta(days=days_ago_end, hours=1),
+        window_end=now - timedelta(days=days_ago_end),
+        evidence={"event_ids": [event_id]},
+    )
+
+
+def test_purge_removes_old_events_keeps_evidence_and_the_chain_verifies(tmp_path, settings):
+    now = at(days=400)
+    with _store(tmp_path) as store:
+        old = _fill(store, settings, batches=3, size=10)  # day 0 to day 1
+        recent = _fill(store, settings, batches=1, size=5, days=390)
+        kept_alert = _alert_citing(old[4], AlertStatus.OPEN, 300, now)
+        gone_alert = _alert_citing(old[5], AlertStatus.RESOLVED, 370, now)
+        store.upsert_alerts([kept_alert, gone_alert])
+        policy = RetentionPolicy.of(events_days=180, alerts_days=365, now=now)
+
+        dry = store.purge(policy, dry_run=True)
+        assert store.stats().events == 35 and store.stats().alerts == 2  # nothing moved
+        done = store.purge(policy)
+        assert (dry.events, dry.alerts, dry.events_kept_as_evidence) == (done.events, done.alerts, 1)
+        assert (done.events, done.alerts) == (29, 1)
+
+        left = {item.event.event_id for item in store.query_events(EventQuery(limit=100)).items}
+        assert left == {old[4], *recent}  # the evidence of the alert kept, and the recent days
+        assert store.get_alert(kept_alert.alert_id) and store.get_alert(gone_alert.alert_id) is None
+        # the customer index forgets the purged events too (a contentless index keeps what it is not told)
+        db = _raw(store)
+        indexed = {
+            customer: [seq for (seq,) in db.execute(
+                "SELECT rowid FROM event_customers WHERE event_customers MATCH ?", (customer_token(customer),)
+            )]
+            for customer in ("c-0-0-3", "c-0-0-4")
+        }  # fmt: skip
+        db.close()
+        assert indexed == {"c-0-0-3": [], "c-0-0-4": [5]}
+        assert [i.event.event_id for i in store.query_events(EventQuery(customer_id="c-0-0-4")).items] == [old[4]]
+
+        report = store.verify_chain()
+        assert report.intact, report.problems
+        assert report.purged == 29 and report.events_checked == 6
+        assert done.chain_lists_dropped == 2  # entries 2 and 3 have no event left; entry 1 keeps old[4]
+
+        # a deletion behind the product's back after the purge is still a deletion
+        db = _raw(store)
+        db.execute("DELETE FROM events WHERE event_id = ?", (recent[0],))
+        db.close()
+        assert _problems(store) == {("removed", 31, recent[0])}
+
+
+def test_the_newest_event_is_kept_so_store_positions_never_go_back(tmp_path, settings):
+    with _store(tmp_path) as store:
+        ids = _fill(store, settings, batches=1, size=4)
+        report = store.purge(RetentionPolicy.of(1, 1, at(days=30)))
+        assert report.events == 3 and report.newest_kept
+        store.write([factories.incoming(settings, at=at(days=29))])
+        assert [item.seq for item in store.query_events(EventQuery(newest_first=False)).items] == [4, 5]
+        assert store.verify_chain().intact
+        assert ids[3] in {item.event.event_id for item in store.query_events(EventQuery()).items}
+
+
+def test_purge_dry_run_command_says_what_would_go_and_moves_nothing(tmp_path, settings):
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=2, size=5)
+    data = str(tmp_path / "data")
+    dry = aw("purge", "--dry-run", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
+    assert dry.returncode == 0, dry.stderr
+    assert "would purge 9 events stamped before 2026-12-03T00:00:00" in dry.stdout
+    assert "the newest event" in dry.stdout
+    with _store(tmp_path) as store:
+        assert store.stats().events == 10
+    done = aw("purge", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
+    assert "purged 9 events" in done.stdout
+    assert aw("verify", "--data-dir", data).returncode == 0
