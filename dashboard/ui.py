@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,15 +45,16 @@ class Context:
 
 
 @st.cache_resource(show_spinner=False)
-def _settings() -> Settings:
+def _settings(environment: tuple[tuple[str, str], ...]) -> Settings:
     from configs.loader import load_settings
 
-    return load_settings()
+    return load_settings(env=dict(environment))
 
 
 def settings() -> Settings:
-    """The configuration (``ACCESSWATCH_*`` and ``ACCESSWATCH_CONFIG``), read once per server."""
-    return _settings()
+    """The configuration (``ACCESSWATCH_*`` and ``ACCESSWATCH_CONFIG``), read once per server and environment."""
+    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ACCESSWATCH_")))
+    return _settings(environment)
 
 
 def store() -> Store:

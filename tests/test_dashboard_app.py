@@ -1,0 +1,349 @@
+"""The dashboard's pages and role rules, run by Streamlit's AppTest over a small prepared store.
+
+The store holds two weeks of a customer-service team's routine, one bulk
+read by emp-0001 that is an incident, and a partner's first-time access.
+Users sign in through the real form (with cheap hashes, so the suite stays
+quick); most tests then start signed in as the role they check.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from configs.loader import load_settings
+from dashboard.auth import Identity, Role, hash_password
+from detectors.incidents import incident_id
+from models.alert import AlertStatus, Severity
+from models.dashboard import DataAccessKind, DataAccessQuery
+from models.incident import Incident, TriageActionKind
+from store.sqlite import SqliteStore
+from tests import factories as f
+
+APP = Path(__file__).resolve().parents[1] / "dashboard" / "app.py"
+PASSWORD = "correct horse battery staple"
+USERS = {"ana": "analyst", "audrey": "auditor", "root": "admin"}
+START = datetime(2026, 10, 19, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Asia/Shanghai
+INCIDENT_HOUR = START + timedelta(days=9, hours=5)  # Wed 28 Oct 14:00 local
+BULK_CUSTOMERS = [f"c-{n:06d}" for n in range(1, 49)]  # 8 in each of 6 exports
+
+
+def _events(settings):
+    """Two weeks of working hours for emp-0001..3 (a few records each), then emp-0001's bulk read."""
+    crew = {"kind": "employee", "role": "customer_service", "department": "service"}
+    events = []
+    for day in range(10):
+        if (START + timedelta(days=day)).weekday() >= 5:
+            continue
+        for hour in range(0, 9):
+            for n, actor in enumerate(("emp-0001", "emp-0002", "emp-0003")):
+                at = START + timedelta(days=day, hours=hour, minutes=7 * n)
+                if actor == "emp-0001" and at >= INCIDENT_HOUR:
+                    continue  # the bulk read below is all emp-0001 does from then on
+                events.append(f.incoming(settings, at=at, actor={"id": actor, **crew}, record_count=3 + n,
+                                         customer_ids=[f"c-9{day:02d}{hour:02d}{n}"]))
+    for minute in range(0, 60, 10):
+        events.append(f.incoming(
+            settings, at=INCIDENT_HOUR + timedelta(minutes=minute), actor={"id": "emp-0001", **crew},
+            action="export", record_count=800, customer_ids=BULK_CUSTOMERS[minute // 10 * 8:minute // 10 * 8 + 8],
+            fields=["name", "passport_number"],
+            resource={"system": "crm", "type": "customer_record", "id": "R77001234"},
+        ))
+    events.append(f.incoming(settings, at=INCIDENT_HOUR, record_count=2, actor={
+        "id": "ptn-0001", "kind": "partner", "role": "agency", "organization": "blue-sky"}))
+    return events
+
+
+def _incident_records():
+    bulk = f.alert(
+        actor_id="emp-0001", actor_role="customer_service", window_start=INCIDENT_HOUR,
+        window_end=INCIDENT_HOUR + timedelta(hours=1), severity=Severity.CRITICAL, score=9.1,
+        summary="Employee emp-0001 (customer_service) read 4,800 records on Wed 28 Oct 14:00-15:00, 300x their usual.",
+        evidence={"figure": "records", "value": 4800, "baseline": 15.0, "baseline_from": "own", "ratio": 300.0,
+                  "z": 8.2, "records_by_class": {"government_id": 4800, "identity": 4800}, "event_ids": []},
+    )
+    partner = f.alert(
+        actor_id="ptn-0001", actor_kind="partner", actor_organization="blue-sky", detector="new_access",
+        severity=Severity.LOW, window_start=INCIDENT_HOUR, window_end=INCIDENT_HOUR + timedelta(hours=1),
+        summary="Partner ptn-0001 of blue-sky touched crm/customer_record for the first time.",
+        evidence={"new": [{"what": "resource", "value": "crm/customer_record"}]},
+    )
+    incidents = []
+    for alert in (bulk, partner):
+        alert.incident_id = incident_id(alert.actor_id, alert)
+        incidents.append(Incident(
+            incident_id=alert.incident_id, actor_id=alert.actor_id, actor_kind=alert.actor_kind,
+            actor_role=alert.actor_role, actor_organization=alert.actor_organization, severity=alert.severity,
+            risk_score=85.0 if alert is bulk else 10.0, window_start=alert.window_start,
+            window_end=alert.window_end, alert_ids=[alert.alert_id], detectors=[alert.detector],
+            summary=alert.summary, created_at=alert.window_end, updated_at=alert.window_end,
+        ))
+    return [bulk, partner], incidents
+
+
+@pytest.fixture
+def office(tmp_path, monkeypatch):
+    """A data dir with the prepared store and a config of three users; the app's environment points at them."""
+    data = tmp_path / "data"
+    config = tmp_path / "users.toml"
+    config.write_text("".join(
+        f'[dashboard.users.{name}]\nrole = "{role}"\npassword_hash = "{hash_password(PASSWORD, iterations=1000)}"\n'
+        for name, role in USERS.items()
+    ))
+    settings = load_settings(config, env={}, overrides={"data_dir": str(data)})
+    alerts, incidents = _incident_records()
+    with SqliteStore(data / settings.store.sqlite.filename) as store:
+        store.write(_events(settings))
+        store.upsert_alerts(alerts, incidents)
+    for name in [n for n in __import__("os").environ if n.startswith("ACCESSWATCH_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ACCESSWATCH_DATA_DIR", str(data))
+    monkeypatch.setenv("ACCESSWATCH_CONFIG", str(config))
+    return {"settings": settings, "store_path": data / settings.store.sqlite.filename, "bulk": incidents[0],
+            "partner": incidents[1]}
+
+
+def _app(user: str | None = None, page: str | None = None, **query: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=60)
+    if user is not None:
+        at.session_state["_identity"] = Identity(user, Role(USERS[user]), user, "password")
+    at.query_params.update(query)
+    at.run()
+    if page is not None:
+        at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _text(at: AppTest) -> str:
+    parts = [e.value for kind in ("markdown", "caption", "title", "subheader", "error", "success", "info", "warning")
+             for e in getattr(at, kind)]
+    parts += [f"{m.label}: {m.value}" for m in at.metric]
+    return "\n".join(str(p) for p in parts)
+
+
+def _open(path: Path) -> SqliteStore:
+    return SqliteStore(path, cache_mb=8)
+
+
+# -- sign-in and roles -------------------------------------------------------------------------
+def test_nothing_shows_before_sign_in_and_a_wrong_password_is_refused(office):
+    at = _app()
+    assert [b.label for b in at.button] == ["Sign in"]
+    assert not at.dataframe and "Alerts queue" not in _text(at)
+    at.text_input[0].input("ana")
+    at.text_input[1].input("wrong")
+    at.button[0].click().run()
+    assert "Wrong user name or password." in _text(at)
+    assert "_identity" not in at.session_state
+
+
+def test_a_user_signs_in_with_the_configured_password(office):
+    at = _app()
+    at.text_input[0].input("ana")
+    at.text_input[1].input(PASSWORD)
+    at.button[0].click().run()
+    assert at.session_state["_identity"].role is Role.ANALYST
+    assert "Alerts queue" in _text(at)
+
+
+def test_demo_users_need_demo_mode(office, monkeypatch):
+    # the default config's demo users exist but do not sign in outside the demo
+    at = _app()
+    at.text_input[0].input("demo")
+    at.text_input[1].input("accesswatch-demo")
+    at.button[0].click().run()
+    assert "_identity" not in at.session_state
+    monkeypatch.setenv("ACCESSWATCH_DASHBOARD__DEMO_SIGN_IN", "true")
+    at = _app()
+    at.text_input[0].input("demo")
+    at.text_input[1].input("accesswatch-demo")
+    at.button[0].click().run()
+    assert at.session_state["_identity"].role is Role.ADMIN
+
+
+def test_analysts_cannot_reach_the_auditors_pages(office):
+    at = _app("ana")
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("views/search.py")
+    with pytest.raises(ValueError, match="Could not find a navigation page"):
+        at.switch_page("views/compliance.py")
+    assert "Customer identifiers are masked." in _text(at)  # and no way to unmask
+
+
+def test_auditors_read_but_do_not_triage(office):
+    at = _app("audrey", incident=office["bulk"].incident_id)
+    assert "Read-only: your role does not triage incidents." in _text(at)
+    assert not [b for b in at.button if b.label in ("Acknowledge", "Resolve")]
+    at.switch_page("views/search.py").run()
+    assert not at.exception
+
+
+# -- the queue -------------------------------------------------------------------------------------
+def test_the_queue_lists_one_line_per_incident_most_severe_first_with_counts(office):
+    at = _app("ana")
+    [table] = at.dataframe
+    assert list(table.value["severity"]) == ["critical", "low"]
+    assert table.value["actor"][0].startswith("emp-0001")
+    counts = {m.label: m.value for m in at.metric}
+    assert counts["Critical"] == "1" and counts["Low"] == "1" and counts["In the queue"] == "2"
+
+
+def test_queue_filters(office):
+    at = _app("ana")
+    at.selectbox(key="q-detector").select("new_access").run()
+    assert list(at.dataframe[0].value["actor"]) == ["ptn-0001 (partner, blue-sky)"]
+    at.selectbox(key="q-detector").select("any")
+    at.selectbox(key="q-severity").select("high").run()
+    assert list(at.dataframe[0].value["severity"]) == ["critical"]
+    at.selectbox(key="q-severity").select("low")
+    at.selectbox(key="q-kind").select("partner").run()
+    assert len(at.dataframe[0].value) == 1
+    at.selectbox(key="q-kind").select("any")
+    at.selectbox(key="q-org").select("blue-sky").run()
+    assert len(at.dataframe[0].value) == 1
+    at.selectbox(key="q-org").select("any")
+    at.selectbox(key="q-status").select("resolved").run()
+    assert "Nothing in the queue under these filters." in _text(at)
+
+
+# -- an incident ---------------------------------------------------------------------------------------
+def test_the_incident_page_explains_and_shows_the_events_masked(office):
+    at = _app("ana", incident=office["bulk"].incident_id)
+    text = _text(at)
+    assert "emp-0001: critical incident" in text
+    assert "4,800 records against their own usual of 15: 300.0 times as many" in text
+    assert "Reporting deadline" in text
+    events = next(d.value for d in at.dataframe if "customers" in d.value.columns)
+    assert len(events) == 6 and set(events["action"]) == {"export"}
+    shown = " ".join(events["customers"])
+    assert "c-0000" not in shown and "cust#" in shown  # analysts see pseudonyms
+    assert "R77001234" not in " ".join(events["resource"])  # a record id points at a customer
+
+
+def test_acknowledge_assign_note_and_false_positive_are_recorded_with_who(office):
+    incident = office["bulk"].incident_id
+    at = _app("ana", incident=incident)
+    at.button(key="i-ack").click().run()
+    assert "Recorded: acknowledge by ana." in _text(at)
+    at.text_input(key="i-assignee").input("li")
+    at.button(key="i-assign").click().run()
+    at.text_input(key="i-note").input("called the team lead")
+    at.button(key="i-add-note").click().run()
+    at.button(key="i-fp").click().run()
+    assert "say why this is a false positive" in _text(at)
+    with _open(office["store_path"]) as store:
+        actions = store.actions(incident)
+        assert [(a.kind, a.by) for a in actions] == [
+            (TriageActionKind.ACKNOWLEDGE, "ana"), (TriageActionKind.ASSIGN, "ana"), (TriageActionKind.NOTE, "ana")
+        ]
+        assert actions[1].assignee == "li" and actions[2].note == "called the team lead"
+        stored = store.get_incident(incident)
+        assert stored.status is AlertStatus.ACKNOWLEDGED and stored.assignee == "li"
+    at.text_area(key="i-fp-reason").input("approved migration, ticket CHG-7")
+    at.button(key="i-fp").click().run()
+    with _open(office["store_path"]) as store:
+        assert store.get_incident(incident).status is AlertStatus.FALSE_POSITIVE
+        assert store.actions(incident)[-1].note == "approved migration, ticket CHG-7"
+    assert [b.label for b in at.button if b.key == "i-reopen"] == ["Reopen"]
+
+
+def test_the_timeline_has_the_band_the_actor_and_the_peers(office):
+    from dashboard import queries
+
+    settings = office["settings"]
+    with _open(office["store_path"]) as store:
+        points = queries.timeline(store, settings, office["bulk"], store.health().newest_event)
+    by_hour = {p.hour: p for p in points}
+    peak = by_hour[INCIDENT_HOUR]
+    assert peak.records == 4800
+    assert peak.usual_high < 20  # the routine: a few records an hour
+    assert peak.peer_median is not None and peak.peer_median < 10
+    routine = by_hour[INCIDENT_HOUR - timedelta(days=1)]
+    assert routine.usual_low <= routine.records <= routine.usual_high
+    night = by_hour[INCIDENT_HOUR - timedelta(hours=12)]
+    assert (night.records, night.usual_high) == (0, 0)
+    at = _app("ana", incident=office["bulk"].incident_id)
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+
+
+def test_the_report_leaves_the_customers_out_unless_an_auditor_gives_a_reason(office):
+    at = _app("ana", incident=office["bulk"].incident_id)
+    at.button(key="r-make").click().run()
+    text = _text(at)
+    assert "How much, and whose" in text and "48 distinct customer ids" in text
+    assert "c-000001" not in text and "The list is available to auditors" in text
+
+    at = _app("audrey", incident=office["bulk"].incident_id)
+    at.text_input(key="r-reason").input("regulator notification 2026-31")
+    at.button(key="r-make").click().run()
+    text = _text(at)
+    assert "Affected customers (confidential)" in text and "c-000001" in text
+    with _open(office["store_path"]) as store:
+        [access] = store.data_accesses(DataAccessQuery())
+    assert (access.by, access.kind, access.results) == ("audrey", DataAccessKind.CUSTOMER_LIST, 48)
+    assert access.reason == "regulator notification 2026-31"
+
+
+def test_a_pager_link_opens_the_incident(office):
+    at = _app("ana", incident=office["partner"].incident_id)
+    assert "ptn-0001: low incident" in _text(at)
+
+
+# -- actor, audit search, compliance, health -------------------------------------------------------------
+def test_actor_profile(office):
+    at = _app("ana", page="actor", actor="emp-0001")
+    text = _text(at)
+    assert "Role: customer_service" in text and "Incidents: 1" in text
+    tables = [d.value for d in at.dataframe if "name" in d.value.columns]
+    classes = next(t for t in tables if "government_id" in set(t["name"]))
+    assert int(classes.set_index("name").loc["government_id", "records"]) == 4800
+
+
+def test_an_audit_search_needs_a_reason_and_is_recorded(office):
+    at = _app("audrey", page="search")
+    at.text_input(key="s-customer").input("c-000003")
+    at.date_input(key="s-since").set_value(datetime(2026, 10, 1).date())
+    next(b for b in at.button if b.label == "Search").click().run()  # without a reason
+    assert "Give the reason for this search" in _text(at)
+    at.text_input(key="s-reason").input("DSAR 2026-118")
+    next(b for b in at.button if b.label == "Search").click().run()
+    [table] = [d for d in at.dataframe]
+    assert len(table.value) == 1 and table.value["actor"][0] == "emp-0001"
+    at.run()  # redrawing the page is not another search
+    with _open(office["store_path"]) as store:
+        accesses = store.data_accesses(DataAccessQuery())
+    assert [(a.by, a.kind, a.reason, a.results) for a in accesses] == [
+        ("audrey", DataAccessKind.SEARCH, "DSAR 2026-118", 1)
+    ]
+    assert accesses[0].what["customer_id"] == "c-000003"
+
+
+def test_unmasking_takes_a_recorded_reason(office):
+    at = _app("audrey", incident=office["bulk"].incident_id)
+    at.text_input(key="unmask-reason").input("case 31").run()
+    at.button(key="unmask").click().run()
+    events = next(d.value for d in at.dataframe if "customers" in d.value.columns)
+    assert "c-0000" in " ".join(events["customers"])
+    with _open(office["store_path"]) as store:
+        [access] = store.data_accesses(DataAccessQuery())
+    assert (access.kind, access.reason) == (DataAccessKind.UNMASK, "case 31")
+
+
+def test_compliance_figures(office):
+    at = _app("audrey", page="compliance")
+    figures = {m.label: m.value for m in at.metric}
+    assert figures["Incidents raised"] == "2"
+    assert figures["Reviewed"] == "0%"
+    assert figures["Open past the 48-hour deadline"] == "0"
+    assert any("new_access" in d.value.columns for d in at.dataframe)  # the partner's first access
+
+
+def test_health_page(office):
+    at = _app("ana", page="health")
+    figures = {m.label: m.value for m in at.metric}
+    assert figures["Events stored"] == f"{len(_events(office['settings'])):,}"
+    assert figures["Dead letters"] == "0"

@@ -1,0 +1,184 @@
+"""The dashboard's plain parts: passwords and roles, masking, the report, the usual band, the launcher."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dashboard import queries, report
+from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oidc_identity, sign_in, verify_password
+from dashboard.launch import environment, streamlit_command
+from dashboard.masking import Masker, load_key, mask_resource_id, pseudonym
+from models.config import Dashboard, DashboardOidc, DashboardUser
+from models.dashboard import HourActivity
+from models.incident import Incident, TriageAction, TriageActionKind
+from tests import factories as f
+
+
+def _users(**extra) -> Dashboard:
+    return Dashboard(
+        users={
+            "ana": DashboardUser(role="analyst", password_hash=hash_password("s3cret", iterations=1000)),
+            "demo": DashboardUser(role="admin", password_hash=hash_password("demo-pw", iterations=1000), demo=True),
+        },
+        **extra,
+    )
+
+
+# -- passwords and roles --------------------------------------------------------------------------
+def test_password_hashes_are_salted_and_verify():
+    first, second = hash_password("s3cret", iterations=1000), hash_password("s3cret", iterations=1000)
+    assert first != second and first.startswith("pbkdf2_sha256$1000$")
+    assert verify_password("s3cret", first) and verify_password("s3cret", second)
+    assert not verify_password("S3cret", first)
+    assert not verify_password("s3cret", "md5$1$x$y") and not verify_password("s3cret", "garbage")
+    with pytest.raises(ValueError):
+        hash_password("")
+
+
+def test_sign_in_checks_the_password_and_keeps_demo_users_out_of_production():
+    settings = _users()
+    identity = sign_in(settings, " ana ", "s3cret")
+    assert identity == Identity("ana", Role.ANALYST, "ana", "password")
+    assert sign_in(settings, "ana", "wrong") is None
+    assert sign_in(settings, "nobody", "s3cret") is None
+    assert sign_in(settings, "demo", "demo-pw") is None
+    assert sign_in(_users(demo_sign_in=True), "demo", "demo-pw").role is Role.ADMIN
+
+
+def test_a_malformed_hash_in_the_config_is_refused():
+    with pytest.raises(ValueError, match="password_hash"):
+        DashboardUser(role="analyst", password_hash="plain-text-password")
+
+
+def test_oidc_roles_come_from_the_config():
+    settings = Dashboard(oidc=DashboardOidc(enabled=True, roles={"Li.Wei@Example.com": "auditor"}))
+    assert oidc_identity(settings, "li.wei@example.com", "Li Wei").role is Role.AUDITOR
+    assert oidc_identity(settings, "other@example.com", None) is None  # no default role: refused
+    assert oidc_identity(settings, None, None) is None
+    lenient = Dashboard(oidc=DashboardOidc(enabled=True, default_role="analyst"))
+    assert oidc_identity(lenient, "other@example.com", None).role is Role.ANALYST
+
+
+def test_the_role_rules():
+    analyst, auditor, admin = (GRANTS[r] for r in (Role.ANALYST, Role.AUDITOR, Role.ADMIN))
+    assert Permission.TRIAGE in analyst and Permission.TRIAGE not in auditor
+    for permission in (Permission.AUDIT_SEARCH, Permission.UNMASK, Permission.CUSTOMER_LIST, Permission.COMPLIANCE):
+        assert permission not in analyst and permission in auditor
+    assert admin == frozenset(Permission)
+
+
+def test_only_triagers_triage(sqlite_store, settings):
+    auditor = Identity("audrey", Role.AUDITOR, "Audrey", "password")
+    with pytest.raises(queries.TriageRefused):
+        queries.triage(sqlite_store, settings, auditor, "inc-1", TriageActionKind.ACKNOWLEDGE)
+
+
+def test_an_audit_search_without_a_reason_reads_nothing(sqlite_store):
+    from store.base import EventQuery
+
+    auditor = Identity("audrey", Role.AUDITOR, "Audrey", "password")
+    with pytest.raises(ValueError, match="reason"):
+        queries.audit_search(sqlite_store, auditor, EventQuery(customer_id="c-1"), "  ")
+    analyst = Identity("ana", Role.ANALYST, "Ana", "password")
+    with pytest.raises(PermissionError):
+        queries.audit_search(sqlite_store, analyst, EventQuery(customer_id="c-1"), "curious")
+
+
+# -- masking ---------------------------------------------------------------------------------------------
+def test_pseudonyms_are_stable_per_key_and_hide_the_id(tmp_path):
+    key = load_key(tmp_path)
+    assert load_key(tmp_path) == key  # kept in the data dir
+    assert (tmp_path / "dashboard-mask.key").stat().st_mode & 0o777 == 0o600
+    assert pseudonym("c-000001", key) == pseudonym("c-000001", key) != pseudonym("c-000002", key)
+    assert pseudonym("c-000001", key) != pseudonym("c-000001", b"another installation")
+    assert "000001" not in pseudonym("c-000001", key)
+
+
+def test_the_masker_masks_customers_record_ids_and_free_values():
+    masker = Masker(b"k")
+    event = f.event(customer_ids=["c-1", "c-2"], resource={"id": "R93432556"}, extra={"card": "4111"}).to_json_dict()
+    masked = masker.event(event)
+    assert all(c.startswith("cust#") for c in masked["customer_ids"])
+    assert masked["resource"]["id"] == "R•••" and masked["extra"] == {"card": "•••"}
+    assert mask_resource_id("customers") == "customers"  # a table name points at nobody
+    assert Masker(b"k", unmasked=True).event(event) == event
+    assert masker.customers([f"c-{n}" for n in range(8)], limit=2).endswith("(+6)")
+
+
+# -- the usual band ----------------------------------------------------------------------------------------
+def test_the_usual_band_counts_idle_hours_as_zero(settings):
+    start = datetime(2026, 10, 5, 0, 0, tzinfo=UTC)  # Monday 08:00 in Asia/Shanghai
+    history = [
+        HourActivity(hour=start + timedelta(days=d, hours=1), events=1, records=10 + d, egress_records=0, denied=0)
+        for d in range(5)  # 09:00 local, Monday to Friday
+    ]
+    band = queries.usual_band(history, start, start + timedelta(days=7), settings)
+    low, high = band[(True, 9)]
+    assert 10 <= low <= high <= 14
+    assert band[(True, 3)] == (0.0, 0.0)  # nights were idle
+    assert band[(False, 9)] == (0.0, 0.0)  # so were the weekend's hours
+
+
+# -- the report ----------------------------------------------------------------------------------------------
+def _report(settings, customers):
+    incident = Incident(
+        incident_id="inc-7", actor_id="ptn-7", actor_kind="partner", actor_role="agent",
+        actor_organization="blue-sky <travel>", severity="high", risk_score=72.0, window_start=f.T0,
+        window_end=f.T0 + timedelta(hours=2), alert_ids=["aw-1"], detectors=["bulk_read"],
+        summary="Partner ptn-7 read 5,000 records.", created_at=f.T0, updated_at=f.T0,
+    )
+    raised = f.T0 + timedelta(hours=3)
+    view = queries.IncidentView(
+        incident, [f.alert(actor_id="ptn-7")],
+        [TriageAction(incident_id="inc-7", kind=TriageActionKind.ACKNOWLEDGE, by="ana", at=raised + timedelta(hours=1),
+                      note="calling | the partner")],
+        raised, raised + timedelta(hours=48),
+    )
+    impact = queries.Impact(events=12, records=5000, egress_records=5000, customers={"c-1", "c-2"},
+                            records_by_class=Counter({"government_id": 5000}), resources=Counter({"crm/x": 5000}),
+                            first=f.T0, last=f.T0 + timedelta(hours=1))
+    return report.Report(view, impact, settings, "ana", raised + timedelta(hours=50), customers)
+
+
+def test_the_report_says_what_when_who_which_data_and_the_triage(settings):
+    text = report.markdown(_report(settings, None))
+    for expected in ("## What happened", "Partner ptn-7 read 5,000 records.", "## Who", "Organisation: blue-sky",
+                     "| government_id | high | 5,000 |", "Customers affected: 2 distinct customer ids",
+                     "acknowledge", "calling \\| the partner", "passed 2 h ago"):
+        assert expected in text
+    assert "c-1" not in text and "available to auditors" in text
+    with_list = report.markdown(_report(settings, ["c-1", "c-2"]))
+    assert "## Affected customers (confidential)" in with_list and "c-1, c-2" in with_list
+
+
+def test_the_html_report_escapes_what_it_quotes(settings):
+    document = report.html_document(_report(settings, ["c-<1>"]))
+    assert document.startswith("<!doctype html>") and "</html>" in document
+    assert "blue-sky &lt;travel&gt;" in document and "c-&lt;1&gt;" in document
+    assert "<td>government_id</td>" in document
+
+
+# -- the launcher ---------------------------------------------------------------------------------------------
+def test_the_launcher_serves_locally_without_telemetry(settings, tmp_path):
+    command = streamlit_command("127.0.0.1", 8601)
+    joined = " ".join(command)
+    assert command[:4] == [sys.executable, "-m", "streamlit", "run"] and command[4].endswith("dashboard/app.py")
+    for flag in ("--server.address 127.0.0.1", "--server.port 8601", "--browser.gatherUsageStats false",
+                 "--server.headless true"):
+        assert flag in joined
+    env = environment(settings, tmp_path / "extra.toml", demo=True)
+    assert env["ACCESSWATCH_DASHBOARD__DEMO_SIGN_IN"] == "true"
+    assert env["ACCESSWATCH_CONFIG"].endswith("extra.toml") and env["ACCESSWATCH_DATA_DIR"]
+
+
+def test_hash_password_command_reads_stdin():
+    result = subprocess.run(
+        [sys.executable, "-m", "accesswatch.cli", "dashboard", "--hash-password"],
+        input="pass phrase\n", capture_output=True, text=True, timeout=120, check=True,
+    )
+    assert verify_password("pass phrase", result.stdout.strip())
