@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -50,8 +49,11 @@ def add_commands(
     pages.add_argument("--limit", type=int, default=50, help="newest first (default: 50)")
     pages.add_argument("--format", choices=["table", "jsonl"], default="table")
     pages.add_argument(
-        "--deliver", action="store_true", help="first deliver what is due now, as a running pipeline does"
+        "--deliver",
+        action="store_true",
+        help="first deliver the waiting pages now, without waiting out their backoff (after fixing a receiver)",
     )
+    pages.add_argument("--retry-failed", action="store_true", help="with --deliver: also send the failed pages again")
 
     for name, kind, text in (
         ("ack", TriageActionKind.ACKNOWLEDGE, "Acknowledge an incident and tell the receivers that were paged."),
@@ -84,20 +86,23 @@ def deliver_after_replay(settings: Settings, store: Store, receivers: dict[str, 
 
 
 def _deliver(
-    settings: Settings, store: Store, receivers: dict[str, Notifier], incident_id: str | None = None
+    settings: Settings, store: Store, receivers: dict[str, Notifier], retry: bool = False, retry_failed: bool = False
 ) -> DeliveryReport:
-    deadline = time.monotonic() + settings.notify.delivery.drain_on_exit
-    return app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident_id, deadline=deadline)
+    """Deliver what is due, and for up to ``notify.delivery.drain_on_exit`` the retries falling due meanwhile."""
+    dispatcher = app.open_dispatcher(settings, store, receivers)
+    if retry:
+        dispatcher.retry_now(include_failed=retry_failed)
+    return dispatcher.drain(settings.notify.delivery.drain_on_exit)
 
 
 # -- pages ------------------------------------------------------------------------------------
 def _pages(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
     with app.open_store(settings) as store:  # read-write: an older store gets the outbox table
-        if args.deliver:
+        if args.deliver or args.retry_failed:
             receivers = app.open_receivers(settings)
             try:
-                report = _deliver(settings, store, receivers)
+                report = _deliver(settings, store, receivers, retry=True, retry_failed=args.retry_failed)
             finally:
                 for receiver in receivers.values():
                     receiver.close()
@@ -181,7 +186,8 @@ def _triage(args: argparse.Namespace) -> int:
                 note=args.note,
             )
             incident, planned = app.open_pager(settings, store, receivers).record_action(action)
-            _deliver(settings, store, receivers, incident_id=incident_id)
+            # one try now; a receiver that is down gets it from the running pipeline (or pages --deliver)
+            app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident_id)
             rows = {row.notification_id: row for row in store.notifications(OutboxQuery(incident_id=incident_id))}
     finally:
         for receiver in receivers.values():

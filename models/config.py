@@ -177,12 +177,13 @@ class Route(Section):
     continue_matching: bool = Field(default=False, alias="continue")  # also try the routes after this one
     escalate: list[Escalation] = []  # in order of ``after``
 
-    @model_validator(mode="after")
-    def _escalations_in_order(self) -> Route:
-        afters = [step.after for step in self.escalate]
+    @field_validator("escalate")
+    @classmethod
+    def _escalations_in_order(cls, steps: list[Escalation]) -> list[Escalation]:
+        afters = [step.after for step in steps]
         if afters != sorted(afters) or any(after <= 0 for after in afters):
             raise ValueError("escalate steps with positive 'after' durations, in increasing order")
-        return self
+        return steps
 
 
 class Silence(Section):

@@ -21,7 +21,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -31,7 +31,7 @@ from models.page import Notification, NotificationStatus
 from notify.base import DeliveryError, Notifier
 from notify.outbox import Clock, wall_clock
 from store.base import Store
-from store.outbox import Settlement
+from store.outbox import OutboxQuery, Settlement
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +84,63 @@ class Dispatcher:
         return self.delivery.timeout * 6 + 30
 
     def deliver_due(
-        self, incident_id: str | None = None, limit: int = 10_000, deadline: float | None = None
+        self, incident_id: str | None = None, limit: int = 10_000, deadline: datetime | None = None
     ) -> DeliveryReport:
-        """Send what is due now, one at a time, until nothing is due, ``limit``, or the monotonic ``deadline``."""
+        """Send what is due now, one at a time, until nothing is due, ``limit``, or the ``deadline``."""
         report = DeliveryReport()
         for _ in range(limit):
-            if deadline is not None and time.monotonic() >= deadline:
-                break
             now = self.clock()
+            if deadline is not None and now >= deadline:
+                break
             resting = [name for name, until in self._resting.items() if until > now]
             claimed = self.store.claim_due(now, self.lease_seconds, 1, incident_id, resting)
             if not claimed:
                 break
             self._deliver(claimed[0], report)
         return report
+
+    def drain(
+        self, seconds: float, incident_id: str | None = None, sleep: Callable[[float], None] = time.sleep
+    ) -> DeliveryReport:
+        """Deliver what is due, then for up to ``seconds`` the retries that fall due meanwhile.
+
+        What a replay, a stopping pipeline and the CLI do before they exit: a
+        receiver that hiccups for a moment still gets its page now; one that
+        stays down leaves it pending for the next process.
+        """
+        until = self.clock() + timedelta(seconds=seconds)
+        report = self.deliver_due(incident_id=incident_id)  # what is due now, whatever the time left
+        while True:
+            now = self.clock()
+            due = self._next_due(incident_id)
+            if now >= until or due is None or due >= until:
+                return report
+            # at least a moment: a row another process holds is due but not ours to take
+            sleep(max(0.05, (due - now).total_seconds()))
+            report.add(self.deliver_due(incident_id=incident_id, deadline=until))
+
+    def _next_due(self, incident_id: str | None) -> datetime | None:
+        pending = self.store.notifications(
+            OutboxQuery(statuses=[NotificationStatus.PENDING], incident_id=incident_id, limit=10_000)
+        )
+        return min((max(row.due_at, self._resting.get(row.receiver, row.due_at)) for row in pending), default=None)
+
+    def retry_now(self, include_failed: bool = False) -> int:
+        """Make the pages waiting out a backoff due now (a receiver was fixed); with failed ones, those too.
+
+        An escalation keeps its deadline.  Returns how many pages were moved.
+        """
+        statuses = [NotificationStatus.PENDING] + ([NotificationStatus.FAILED] if include_failed else [])
+        now, moved = self.clock(), 0
+        for row in self.store.notifications(OutboxQuery(statuses=statuses, limit=100_000)):
+            waiting = row.status is NotificationStatus.PENDING
+            if waiting and (row.only_if_unacknowledged or row.due_at <= now):
+                continue
+            again = Settlement(status=NotificationStatus.PENDING, at=now, retry_at=now, attempted=False)
+            self.store.settle(row.notification_id, again)
+            moved += 1
+        self._resting.clear()
+        return moved
 
     def _deliver(self, row: Notification, report: DeliveryReport) -> None:
         receiver = self.receivers.get(row.receiver)
@@ -202,10 +245,13 @@ class DeliveryLoop:
             self._round()
             self._wake.wait(self.poll_interval)
             self._wake.clear()
-        self._round(deadline=time.monotonic() + self.drain_seconds)
+        self._round(drain=True)
 
-    def _round(self, deadline: float | None = None) -> None:
+    def _round(self, drain: bool = False) -> None:
         try:
-            self.report.add(self.dispatcher.deliver_due(deadline=deadline))
+            if drain:
+                self.report.add(self.dispatcher.drain(self.drain_seconds))
+            else:
+                self.report.add(self.dispatcher.deliver_due())
         except Exception:  # the store busy or gone for a moment: the next round tries again
             log.exception("delivering pages failed; trying again in %.1f s", self.poll_interval)

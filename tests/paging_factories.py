@@ -1,0 +1,94 @@
+"""Incidents, pages and a clock for the paging tests, built through the real models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from configs.loader import load_settings
+from models.alert import Alert, Severity
+from models.config import Settings
+from models.incident import Incident
+from models.page import Notification, NotificationStatus, Page, PageKind, notification_id
+from tests import factories as f
+
+NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # wall-clock of the tests: an hour after the first finding
+ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"  # 32 characters, as PagerDuty's integration keys
+WEBHOOK_SECRET = b"webhook-shared-secret-0123456789"
+
+
+class Clock:
+    """Wall-clock time that moves only when told: escalations and backoff without sleeping."""
+
+    def __init__(self, start: datetime = NOW) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def alert_for(actor_id: str = "emp-0001", severity: Severity = Severity.HIGH, **overrides: Any) -> Alert:
+    return f.alert(actor_id=actor_id, severity=severity, summary=f"{actor_id} read 5,000 records.", **overrides)
+
+
+def incident_of(alert: Alert, **overrides: Any) -> Incident:
+    data: dict[str, Any] = {
+        "incident_id": f"inc-{alert.alert_id[-12:]}",
+        "actor_id": alert.actor_id,
+        "actor_kind": alert.actor_kind,
+        "actor_organization": alert.actor_organization,
+        "severity": alert.severity,
+        "risk_score": 60.0,
+        "window_start": alert.window_start,
+        "window_end": alert.window_end,
+        "alert_ids": [alert.alert_id],
+        "detectors": [alert.detector],
+        "summary": alert.summary,
+        "created_at": alert.window_end,
+        "updated_at": alert.window_end,
+    }
+    data.update(overrides)
+    return Incident.model_validate(data)
+
+
+def finding(actor_id: str = "emp-0001", severity: Severity = Severity.HIGH, **overrides: Any):
+    """An alert and its incident, the alert carrying the incident's id (as the pipeline hands them over)."""
+    alert = alert_for(actor_id, severity, **overrides)
+    incident = incident_of(alert)
+    return alert.model_copy(update={"incident_id": incident.incident_id}), incident
+
+
+def page(kind: PageKind = PageKind.TRIGGER, severity: Severity = Severity.HIGH, **details: Any) -> Page:
+    alert, incident = finding(severity=severity)
+    return Page(kind=kind, dedup_key=incident.incident_id, incident=incident, alert=alert, **details)
+
+
+def notification(
+    receiver: str = "pagerduty",
+    the_page: Page | None = None,
+    created: datetime = NOW,
+    due: datetime | None = None,
+    conditional: bool = False,
+    status: NotificationStatus = NotificationStatus.PENDING,
+) -> Notification:
+    the_page = the_page or page()
+    return Notification(
+        notification_id=notification_id(receiver, the_page, discriminator=f"{created.isoformat()}{conditional}"),
+        receiver=receiver,
+        route="test",
+        page=the_page,
+        status=status,
+        only_if_unacknowledged=conditional,
+        created_at=created,
+        due_at=due or created,
+    )
+
+
+def settings_with(tmp_path, **notify: Any) -> Settings:
+    """The default configuration with a data dir in ``tmp_path`` and ``notify.<key>`` overrides."""
+    overrides = {"data_dir": str(tmp_path / "data"), **{f"notify.{key}": value for key, value in notify.items()}}
+    return load_settings(env={}, overrides=overrides)

@@ -1,0 +1,407 @@
+"""Pages from planning to the receiver: every page delivered, none twice after success, escalation, resolve.
+
+Real pieces throughout: the SQLite outbox, the planning (``notify.outbox``)
+and delivery (``notify.dispatch``) the product runs, the receivers built
+from configuration, and local PagerDuty and Slack servers over sockets.
+Time is a test clock: backoff and escalation deadlines pass without sleeping.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from models.alert import Severity
+from models.incident import TriageAction, TriageActionKind
+from models.page import NotificationStatus, PageKind
+from notify.dispatch import Dispatcher, backoff
+from notify.outbox import Pager
+from notify.registry import build_receivers
+from store.outbox import OutboxQuery
+from store.sqlite import SqliteStore
+from tests.fakes.paging_receivers import FakeReceiver, free_port
+from tests.paging_factories import ROUTING_KEY, Clock, finding, settings_with
+
+DELIVERY = {"timeout": "1s", "retry_initial": "10s", "retry_max": "5m", "give_up_after": "1h"}
+
+
+class Rig:
+    """One process of the product's paging: a store, the receivers, the pager and the dispatcher."""
+
+    def __init__(self, tmp_path, clock: Clock, **notify: Any) -> None:
+        self.settings = settings_with(tmp_path, **{"receivers": [], "delivery": DELIVERY, **notify})
+        self.path = tmp_path / "store" / "accesswatch.db"
+        self.clock = clock
+        self.start()
+
+    def start(self) -> None:
+        self.store = SqliteStore(self.path, cache_mb=8)
+        self.receivers = build_receivers(self.settings)
+        self.pager = Pager(self.store, self.settings.notify, self.receivers, clock=self.clock)
+        self.dispatcher = Dispatcher(self.store, self.receivers, self.settings.notify.delivery, clock=self.clock)
+
+    def restart(self) -> None:
+        """The process stops (or dies) and a new one starts on the same store."""
+        self.store.close()
+        self.start()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def raise_(self, *findings) -> None:
+        """What the pipeline does with new findings: plan the pages, then store alerts and incidents."""
+        self.pager.page(list(findings))
+        self.store.upsert_alerts([a for a, _ in findings], [i for _, i in findings])
+
+    def act(self, incident_id: str, kind: TriageActionKind, by: str = "alice"):
+        action = TriageAction(incident_id=incident_id, kind=kind, by=by, at=self.clock())
+        return self.pager.record_action(action)
+
+    def deliver(self):
+        return self.dispatcher.deliver_due()
+
+    def rows(self, **query):
+        return self.store.notifications(OutboxQuery(newest_first=False, **query))
+
+
+@pytest.fixture
+def pagerduty():
+    with FakeReceiver("pagerduty") as fake:
+        yield fake
+
+
+@pytest.fixture
+def slack():
+    with FakeReceiver("slack") as fake:
+        yield fake
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def both(pd: FakeReceiver, sl: FakeReceiver, **extra) -> dict:
+    return {
+        "routes": [{"name": "soc", "receivers": ["pagerduty", "slack"]}],
+        "settings": {
+            "pagerduty": {"routing_key": ROUTING_KEY, "url": pd.url},
+            "slack": {"url": sl.url},
+        },
+        **extra,
+    }
+
+
+@pytest.fixture
+def rig(tmp_path, clock, pagerduty, slack):
+    rig = Rig(tmp_path, clock, **both(pagerduty, slack))
+    yield rig
+    rig.close()
+
+
+def test_every_page_is_delivered_once_and_never_again(rig, pagerduty, slack, clock):
+    findings = [finding(f"emp-{n:04d}") for n in range(5)]
+    rig.raise_(*findings)
+    report = rig.deliver()
+    assert report.sent == 10 and report.failed == 0
+    assert pagerduty.pages == 5 and len(slack.accepted) == 5
+    assert {e["dedup_key"] for e in pagerduty.accepted} == {i.incident_id for _, i in findings}
+    # later rounds, a restart, and planning the same findings again (a replay) send nothing more
+    clock.advance(3600)
+    assert rig.deliver().sent == 0
+    rig.restart()
+    rig.raise_(*findings)
+    assert rig.deliver().sent == 0
+    assert len(pagerduty.received) == 5 and len(slack.received) == 5
+    assert all(row.status is NotificationStatus.SENT and row.attempts == 1 for row in rig.rows())
+
+
+def test_receivers_failing_for_a_while_get_every_page_once_they_recover(rig, pagerduty, slack, clock):
+    findings = [finding(f"emp-{n:04d}") for n in range(3)]
+    pagerduty.fail_next(2, 500)
+    slack.fail_next(1, 429, retry_after="40")
+    rig.raise_(*findings)
+    first = rig.deliver()
+    # one attempt each: a receiver that failed rests until its retry is due
+    assert first.sent == 0 and first.retrying == 2
+    assert len(pagerduty.received) == 1 and len(slack.received) == 1
+    waiting = rig.rows(receiver="pagerduty")
+    assert waiting[0].last_error.startswith("HTTP 500") and waiting[0].attempts == 1
+    assert rig.deliver().sent == 0  # nothing is due yet: no request
+    assert len(pagerduty.received) == 1 and len(slack.received) == 1
+    for _ in range(20):
+        clock.advance(15)
+        rig.deliver()
+    assert pagerduty.pages == 3 and len(pagerduty.accepted) == 3
+    assert len(slack.accepted) == 3
+    slack_first = [r for r in slack.received if r.answered == 429]
+    assert len(slack_first) == 1
+    assert all(row.status is NotificationStatus.SENT for row in rig.rows())
+    assert sum(row.attempts for row in rig.rows(receiver="pagerduty")) == 3 + 2  # every failure counted
+
+
+def test_retry_after_is_honoured(rig, slack, clock):
+    slack.fail_next(1, 429, retry_after="120")
+    rig.raise_(finding())
+    rig.deliver()
+    (row,) = rig.rows(receiver="slack")
+    assert row.due_at == clock() + timedelta(seconds=120)
+    clock.advance(119)
+    rig.deliver()
+    assert len(slack.received) == 1
+    clock.advance(1)
+    rig.deliver()
+    assert len(slack.accepted) == 1
+
+
+def test_backoff_doubles_up_to_its_cap_with_a_spread(tmp_path):
+    delivery = settings_with(tmp_path, delivery=DELIVERY).notify.delivery
+    waits = [backoff(delivery, attempt, "ntf-x") for attempt in range(1, 12)]
+    for attempt, wait in enumerate(waits, start=1):
+        full = min(300.0, 10.0 * 2 ** (attempt - 1))
+        assert 0.75 * full <= wait <= full
+    assert backoff(delivery, 3, "ntf-a") != backoff(delivery, 3, "ntf-b")
+
+
+def test_a_receiver_that_times_out_but_took_the_page_collapses_the_repeat(rig, pagerduty, clock):
+    pagerduty.hang_next(1, seconds=5, then_accept=True)  # slower than the 1 s timeout, but it takes it
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    report = rig.deliver()
+    assert report.retrying >= 1
+    clock.advance(30)
+    rig.deliver()
+    # sent at least once: PagerDuty got it twice, with one dedup key: one alert, one page to on-call
+    (row,) = rig.rows(receiver="pagerduty")
+    assert row.status is NotificationStatus.SENT
+    assert pagerduty.pages == 1 and len(pagerduty.pagerduty) == 1
+
+
+def test_a_refusal_fails_at_once_and_keeps_the_error(rig, pagerduty, clock):
+    pagerduty.fail_next(1, 400)
+    rig.raise_(finding())
+    report = rig.deliver()
+    assert report.failed == 1
+    (row,) = rig.rows(receiver="pagerduty")
+    assert row.status is NotificationStatus.FAILED and "HTTP 400" in row.last_error and row.attempts == 1
+    clock.advance(86400)
+    rig.deliver()
+    assert len(pagerduty.received) == 1
+
+
+def test_a_receiver_down_for_longer_than_give_up_after_fails_the_page(tmp_path, clock):
+    notify = {
+        "receivers": ["pagerduty"],
+        "settings": {"pagerduty": {"routing_key": ROUTING_KEY, "url": f"http://127.0.0.1:{free_port()}/v2/enqueue"}},
+    }
+    rig = Rig(tmp_path, clock, **notify)
+    rig.raise_(finding())
+    for _ in range(40):
+        rig.deliver()
+        clock.advance(300)
+    (row,) = rig.rows()
+    assert row.status is NotificationStatus.FAILED
+    assert row.last_error.startswith("gave up after") and "cannot reach 127.0.0.1" in row.last_error
+    rig.close()
+
+
+def test_a_restart_in_the_middle_loses_nothing_and_repeats_nothing(rig, pagerduty, slack, clock):
+    early = [finding(f"emp-{n:04d}") for n in range(2)]
+    rig.raise_(*early)
+    rig.deliver()  # delivered before the restart
+    pagerduty.fail_next(100, 503)
+    late = [finding(f"emp-{n:04d}") for n in range(2, 5)]
+    rig.raise_(*late)
+    rig.deliver()  # PagerDuty down: pending
+    rig.restart()
+    pagerduty.heal()  # PagerDuty is back
+    for _ in range(10):
+        clock.advance(30)
+        rig.deliver()
+    assert pagerduty.pages == 5 and len(pagerduty.accepted) == 5
+    assert len(slack.accepted) == 5 and len(slack.received) == 5
+    assert {row.status for row in rig.rows()} == {NotificationStatus.SENT}
+
+
+def test_a_crash_between_sending_and_recording_sends_again_under_the_same_keys(rig, pagerduty, clock):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    # the process takes the page and sends it, then dies before recording that it did
+    (row,) = rig.store.claim_due(clock(), rig.dispatcher.lease_seconds, incident_id=None, skip_receivers=["slack"])
+    rig.receivers[row.receiver].send(row.page, row.notification_id)
+    rig.restart()
+    rig.deliver()
+    assert pagerduty.events("trigger")[0]["dedup_key"] == incident.incident_id
+    assert len(pagerduty.received) == 1  # its lease still holds: not yet sent again
+    clock.advance(rig.dispatcher.lease_seconds + 1)
+    rig.deliver()
+    assert len(pagerduty.accepted) == 2 and pagerduty.pages == 1  # at least once; collapsed by the key
+    assert rig.rows(receiver="pagerduty")[0].status is NotificationStatus.SENT
+
+
+# -- grouping: one page per incident ------------------------------------------------------------------------
+def test_later_findings_update_the_incident_instead_of_paging_again(rig, pagerduty, slack, clock):
+    alert, incident = finding(severity=Severity.HIGH)
+    rig.raise_((alert, incident))
+    rig.deliver()
+    same = incident.model_copy(update={"revision": 2, "alert_ids": [*incident.alert_ids, "aw-2"]})
+    rig.raise_((alert, same))  # grew, not more severe: nothing to tell
+    assert rig.deliver().sent == 0
+    worse = same.model_copy(update={"severity": Severity.CRITICAL, "revision": 3})
+    rig.raise_((alert.model_copy(update={"severity": Severity.CRITICAL}), worse))
+    rig.deliver()
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "trigger"]
+    assert pagerduty.pages == 1 and pagerduty.accepted[1]["payload"]["severity"] == "critical"
+    update = slack.accepted[1]["blocks"][0]["text"]["text"]
+    assert "Now CRITICAL (was HIGH)" in update
+    kinds = [row.kind for row in rig.rows(receiver="slack")]
+    assert kinds == [PageKind.TRIGGER, PageKind.UPDATE]
+
+
+def test_a_severity_rise_into_another_route_triggers_there(tmp_path, clock, pagerduty, slack):
+    notify = both(pagerduty, slack)
+    notify["routes"] = [
+        {"name": "page on-call", "receivers": ["pagerduty"], "min_severity": "critical", "continue": True},
+        {"name": "tell the channel", "receivers": ["slack"]},
+    ]
+    rig = Rig(tmp_path, clock, **notify)
+    alert, incident = finding(severity=Severity.HIGH)
+    rig.raise_((alert, incident))
+    rig.deliver()
+    assert pagerduty.accepted == [] and len(slack.accepted) == 1
+    critical = incident.model_copy(update={"severity": Severity.CRITICAL})
+    rig.raise_((alert.model_copy(update={"severity": Severity.CRITICAL}), critical))
+    rig.deliver()
+    assert pagerduty.pages == 1
+    assert [(row.receiver, row.kind) for row in rig.rows()] == [
+        ("slack", PageKind.TRIGGER),
+        ("pagerduty", PageKind.TRIGGER),
+        ("slack", PageKind.UPDATE),
+    ]
+    rig.close()
+
+
+# -- escalation, acknowledge, resolve ---------------------------------------------------------------------------------
+def escalating(pd: FakeReceiver, sl: FakeReceiver) -> dict:
+    notify = both(pd, sl)
+    notify["routes"] = [
+        {"name": "soc", "receivers": ["slack"], "escalate": [{"after": "15m", "receivers": ["pagerduty"]}]}
+    ]
+    return notify
+
+
+def test_an_unacknowledged_page_escalates_to_the_next_receiver_after_the_timeout(tmp_path, clock, pagerduty, slack):
+    rig = Rig(tmp_path, clock, **escalating(pagerduty, slack))
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()
+    assert len(slack.accepted) == 1 and pagerduty.received == []
+    clock.advance(14 * 60 + 59)
+    rig.deliver()
+    assert pagerduty.received == []
+    clock.advance(1)
+    rig.deliver()
+    (event,) = pagerduty.accepted
+    assert event["dedup_key"] == incident.incident_id and event["payload"]["summary"].startswith("ESCALATED")
+    assert pagerduty.pages == 1
+    (row,) = rig.rows(receiver="pagerduty")
+    assert row.page.escalation_level == 1 and row.status is NotificationStatus.SENT
+    rig.close()
+
+
+def test_an_escalation_survives_a_restart(tmp_path, clock, pagerduty, slack):
+    rig = Rig(tmp_path, clock, **escalating(pagerduty, slack))
+    rig.raise_(finding())
+    rig.deliver()
+    rig.restart()
+    clock.advance(16 * 60)
+    rig.deliver()
+    assert pagerduty.pages == 1
+    rig.close()
+
+
+def test_acknowledging_in_time_cancels_the_escalation(tmp_path, clock, pagerduty, slack):
+    rig = Rig(tmp_path, clock, **escalating(pagerduty, slack))
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()
+    clock.advance(5 * 60)
+    rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE)
+    rig.deliver()
+    clock.advance(60 * 60)
+    rig.deliver()
+    assert pagerduty.received == []
+    assert "Acknowledged by alice" in slack.accepted[-1]["blocks"][0]["text"]["text"]
+    (escalation,) = rig.rows(receiver="pagerduty")
+    assert escalation.status is NotificationStatus.CANCELLED
+    assert "acknowledged by alice" in escalation.last_error
+    rig.close()
+
+
+def test_an_incident_acknowledged_elsewhere_is_not_escalated(tmp_path, clock, pagerduty, slack):
+    rig = Rig(tmp_path, clock, **escalating(pagerduty, slack))
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()
+    # the dashboard wrote the action straight to the store, without the pager
+    rig.store.record_action(
+        TriageAction(incident_id=incident.incident_id, kind=TriageActionKind.ACKNOWLEDGE, by="bob", at=clock())
+    )
+    clock.advance(20 * 60)
+    assert rig.deliver().cancelled == 1
+    assert pagerduty.received == []
+    rig.close()
+
+
+def test_resolve_reaches_pagerduty(rig, pagerduty, slack, clock):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()
+    clock.advance(600)
+    _, planned = rig.act(incident.incident_id, TriageActionKind.RESOLVE)
+    assert {row.receiver for row in planned} == {"pagerduty", "slack"}
+    rig.deliver()
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "resolve"]
+    assert pagerduty.pagerduty[incident.incident_id].status == "resolved"
+    assert "Closed as resolved by alice" in slack.accepted[-1]["blocks"][0]["text"]["text"]
+
+
+def test_acknowledge_reaches_pagerduty_and_a_false_positive_resolves_it(rig, pagerduty, clock):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()
+    rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE)
+    rig.deliver()
+    assert pagerduty.pagerduty[incident.incident_id].status == "acknowledged"
+    clock.advance(60)
+    rig.act(incident.incident_id, TriageActionKind.FALSE_POSITIVE)
+    rig.deliver()
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "acknowledge", "resolve"]
+
+
+def test_a_resolve_never_overtakes_the_trigger_it_resolves(rig, pagerduty, clock):
+    pagerduty.fail_next(3, 502)
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()
+    rig.act(incident.incident_id, TriageActionKind.RESOLVE)
+    for _ in range(12):
+        clock.advance(20)
+        rig.deliver()
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "resolve"]
+    assert pagerduty.pagerduty[incident.incident_id].status == "resolved"
+
+
+def test_notes_and_assignments_tell_no_receiver(rig, pagerduty):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()
+    _, planned = rig.act(incident.incident_id, TriageActionKind.NOTE)
+    assert planned == [] and rig.deliver().sent == 0
+
+
+def test_an_unknown_incident_is_a_key_error(rig):
+    with pytest.raises(KeyError):
+        rig.act("inc-nope", TriageActionKind.RESOLVE)

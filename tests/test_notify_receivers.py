@@ -1,0 +1,365 @@
+"""Each receiver against a local server of its service, over real sockets.
+
+The servers (``tests.fakes.paging_receivers``) check every request against
+the service's documented format and refuse what does not match, so a test
+that sees a page accepted has seen a valid one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import timedelta
+
+import orjson
+import pytest
+
+from models.alert import AlertStatus, Severity
+from models.config import ConfigError
+from models.incident import TriageAction, TriageActionKind
+from models.page import Page, PageKind
+from notify.base import DeliveryError, Notifier
+from notify.console import ConsoleNotifier
+from notify.registry import build_receivers
+from notify.webhook import verify_signature
+from tests.fakes.paging_receivers import CONTRACT_ALERT_KEYS, FakeReceiver, free_port
+from tests.paging_factories import NOW, ROUTING_KEY, WEBHOOK_SECRET, Clock, finding, settings_with
+
+LINK = "https://accesswatch.example.com/?incident="
+
+
+def receiver(tmp_path, name: str, **section) -> Notifier:
+    settings = settings_with(tmp_path, receivers=[], settings={name: section}, dashboard_url="https://x")
+    return build_receivers(settings)[name]
+
+
+def a_page(kind: PageKind = PageKind.TRIGGER, severity: Severity = Severity.HIGH, **details) -> Page:
+    alert, incident = finding(severity=severity, actor_organization="blue-sky-travel", actor_kind="partner")
+    if kind in (PageKind.ACKNOWLEDGE, PageKind.RESOLVE):
+        status = AlertStatus.ACKNOWLEDGED if kind is PageKind.ACKNOWLEDGE else AlertStatus.RESOLVED
+        incident = incident.model_copy(update={"status": status})
+        details.setdefault(
+            "action",
+            TriageAction(
+                incident_id=incident.incident_id,
+                kind=TriageActionKind(kind.value),
+                by="alice",
+                at=NOW,
+                note="called the partner",
+            ),
+        )
+    return Page(
+        kind=kind,
+        dedup_key=incident.incident_id,
+        incident=incident,
+        alert=alert,
+        link=LINK + incident.incident_id,
+        **details,
+    )
+
+
+# -- PagerDuty Events API v2 -----------------------------------------------------------------------
+@pytest.fixture
+def pagerduty(tmp_path):
+    with FakeReceiver("pagerduty") as fake:
+        yield fake, receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url=fake.url, timeout="2s")
+
+
+def test_pagerduty_trigger_is_a_valid_event_keyed_by_the_incident(pagerduty):
+    fake, notifier = pagerduty
+    page = a_page(severity=Severity.CRITICAL)
+    notifier.send(page, "ntf-1")
+    assert fake.rejected == []
+    (event,) = fake.accepted
+    assert event["routing_key"] == ROUTING_KEY and event["event_action"] == "trigger"
+    assert event["dedup_key"] == page.incident.incident_id
+    payload = event["payload"]
+    assert payload["severity"] == "critical" and payload["source"] == "accesswatch"
+    assert page.incident.actor_id in payload["summary"] and page.alert.summary in payload["summary"]
+    details = payload["custom_details"]
+    assert all(isinstance(details[key], kind) for key, kind in CONTRACT_ALERT_KEYS.items())
+    assert event["links"] == [{"href": page.link, "text": "Incident in accesswatch"}]
+
+
+def test_pagerduty_severities_map_to_its_four(pagerduty):
+    fake, notifier = pagerduty
+    for severity in Severity:
+        notifier.send(a_page(severity=severity), "ntf")
+    assert [e["payload"]["severity"] for e in fake.accepted] == ["info", "warning", "error", "critical"]
+
+
+def test_pagerduty_update_acknowledge_and_resolve_act_on_one_alert(pagerduty):
+    fake, notifier = pagerduty
+    trigger = a_page()
+    key = trigger.dedup_key
+    notifier.send(trigger, "ntf-1")
+    notifier.send(trigger.model_copy(update={"kind": PageKind.UPDATE, "previous_severity": Severity.MEDIUM}), "n2")
+    assert fake.pages == 1 and fake.pagerduty[key].status == "triggered"
+    for kind in (PageKind.ACKNOWLEDGE, PageKind.RESOLVE):
+        page = a_page(kind).model_copy(update={"dedup_key": key})
+        notifier.send(page, f"ntf-{kind}")
+    assert fake.rejected == []
+    assert [e["event_action"] for e in fake.accepted] == ["trigger", "trigger", "acknowledge", "resolve"]
+    assert set(fake.accepted[3]) == {"routing_key", "event_action", "dedup_key"}
+    assert fake.pagerduty[key].status == "resolved" and fake.pages == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable", "retry_after"),
+    [(400, False, None), (429, True, 30.0), (500, True, None), (502, True, None), (503, True, 2.0)],
+)
+def test_pagerduty_answers_decide_whether_to_retry(pagerduty, status, retryable, retry_after):
+    fake, notifier = pagerduty
+    fake.fail_next(1, status, retry_after=str(int(retry_after)) if retry_after else None)
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(a_page(), "ntf")
+    assert caught.value.retryable is retryable and caught.value.retry_after == retry_after
+    assert f"HTTP {status}" in str(caught.value)
+
+
+def test_an_invalid_event_is_not_retried(tmp_path):
+    with FakeReceiver("pagerduty") as fake:
+        # a routing key of the right length, but PagerDuty's answer to a malformed event is a 400
+        notifier = receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url=fake.url)
+        page = a_page()
+        long_key = page.model_copy(update={"dedup_key": ""})  # empty: refused by the documented schema
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(long_key, "ntf")
+        assert not caught.value.retryable and fake.rejected
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_retried(tmp_path):
+    with FakeReceiver("pagerduty") as fake:
+        notifier = receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url=fake.url, timeout="0.3s")
+        fake.hang_next(1, seconds=10)
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(a_page(), "ntf")
+        assert caught.value.retryable and "no answer" in str(caught.value)
+
+
+def test_a_dropped_connection_and_a_refused_one_are_retried(tmp_path):
+    with FakeReceiver("pagerduty") as fake:
+        notifier = receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url=fake.url, timeout="2s")
+        fake.drop_next(1)
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(a_page(), "ntf")
+        assert caught.value.retryable
+    nobody = receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url=f"http://127.0.0.1:{free_port()}/v2/enqueue")
+    with pytest.raises(DeliveryError) as caught:
+        nobody.send(a_page(), "ntf")
+    assert caught.value.retryable and "cannot reach 127.0.0.1" in str(caught.value)
+
+
+def test_pagerduty_settings_are_checked_and_the_key_never_shown(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        receiver(tmp_path, "pagerduty", routing_key="not-a-32-character-key-at-all")
+    message = str(caught.value)
+    assert "notify.settings.pagerduty.routing_key" in message and "not-a-32" not in message
+    with pytest.raises(ConfigError, match=re.escape("notify.settings.pagerduty.url")):
+        receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url="ftp://example.com")
+
+
+# -- Alertmanager API v2 ------------------------------------------------------------------------------
+@pytest.fixture
+def alertmanager(tmp_path):
+    with FakeReceiver("alertmanager") as fake:
+        notifier = receiver(tmp_path, "alertmanager", url=fake.url, labels={"team": "soc"}, ends_after="2d")
+        notifier.clock = Clock()
+        yield fake, notifier
+
+
+def test_alertmanager_gets_one_alert_per_incident_with_labels_to_route_on(alertmanager):
+    fake, notifier = alertmanager
+    page = a_page()
+    notifier.send(page, "ntf")
+    assert fake.rejected == []
+    (alert,) = fake.firing(NOW)
+    assert alert["labels"] == {
+        "alertname": "AccesswatchIncident",
+        "incident_id": page.incident.incident_id,
+        "actor_id": page.incident.actor_id,
+        "actor_kind": "partner",
+        "organization": "blue-sky-travel",
+        "severity": "high",
+        "team": "soc",
+    }
+    assert alert["annotations"]["description"] == page.alert.summary
+    assert alert["generatorURL"] == page.link
+    assert fake.firing(NOW + timedelta(days=2, seconds=1)) == []  # ends_after: it does not fire forever
+
+
+def test_alertmanager_a_page_sent_twice_is_one_alert(alertmanager):
+    fake, notifier = alertmanager
+    page = a_page()
+    notifier.send(page, "ntf")
+    notifier.send(page, "ntf")
+    assert len(fake.accepted) == 2 and len(fake.alertmanager) == 1
+
+
+def test_alertmanager_a_severity_rise_ends_the_old_label_set(alertmanager):
+    fake, notifier = alertmanager
+    page = a_page(severity=Severity.HIGH)
+    notifier.send(page, "ntf-1")
+    notifier.clock.advance(60)
+    critical = page.incident.model_copy(update={"severity": Severity.CRITICAL})
+    notifier.send(
+        page.model_copy(update={"kind": PageKind.UPDATE, "incident": critical, "previous_severity": Severity.HIGH}),
+        "ntf-2",
+    )
+    firing = fake.firing(notifier.clock() + timedelta(seconds=1))
+    assert [a["labels"]["severity"] for a in firing] == ["critical"]
+
+
+def test_alertmanager_resolve_ends_the_alert_and_it_has_no_acknowledge(alertmanager):
+    fake, notifier = alertmanager
+    page = a_page()
+    notifier.send(page, "ntf-1")
+    notifier.clock.advance(600)
+    resolved = a_page(PageKind.RESOLVE).model_copy(update={"incident": page.incident, "dedup_key": page.dedup_key})
+    resolved = resolved.model_copy(
+        update={"incident": page.incident.model_copy(update={"status": AlertStatus.RESOLVED})}
+    )
+    notifier.send(resolved, "ntf-2")
+    assert fake.rejected == [] and fake.firing(notifier.clock() + timedelta(seconds=1)) == []
+    assert PageKind.ACKNOWLEDGE not in notifier.handles
+
+
+def test_alertmanager_label_names_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape("notify.settings.alertmanager.labels")):
+        receiver(tmp_path, "alertmanager", url="http://am:9093", labels={"bad-name": "x"})
+
+
+# -- Slack ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def slack(tmp_path):
+    with FakeReceiver("slack") as fake:
+        yield fake, receiver(tmp_path, "slack", url=fake.url)
+
+
+def test_slack_message_says_severity_who_what_why_and_links_the_dashboard(slack):
+    fake, notifier = slack
+    page = a_page(severity=Severity.CRITICAL)
+    notifier.send(page, "ntf")
+    assert fake.rejected == []
+    (message,) = fake.accepted
+    text = json.dumps(message)
+    header = message["blocks"][0]
+    assert header["type"] == "header" and "CRITICAL" in header["text"]["text"]
+    assert page.incident.actor_id in header["text"]["text"]
+    assert page.alert.summary in text and "bulk_read" in text and "blue-sky-travel" in text
+    (button,) = message["blocks"][-1]["elements"]
+    assert button["url"] == page.link
+    assert page.alert.summary in message["text"]
+
+
+def test_slack_data_cannot_mention_or_format(slack):
+    fake, notifier = slack
+    page = a_page()
+    sneaky = page.alert.model_copy(update={"summary": "<!channel> read <https://evil|this> & more"})
+    notifier.send(page.model_copy(update={"alert": sneaky}), "ntf")
+    text = json.dumps(fake.accepted[0])
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+
+
+def test_slack_long_texts_stay_within_block_kit_limits(slack):
+    fake, notifier = slack
+    page = a_page()
+    long = page.alert.model_copy(update={"summary": "x" * 5000})
+    incident = page.incident.model_copy(update={"actor_id": "a" * 300})
+    notifier.send(page.model_copy(update={"alert": long, "incident": incident}), "ntf")
+    assert fake.rejected == [] and len(fake.accepted) == 1
+
+
+def test_slack_resolve_says_who_closed_it(slack):
+    fake, notifier = slack
+    notifier.send(a_page(PageKind.RESOLVE), "ntf")
+    (message,) = fake.accepted
+    assert "Closed as resolved by alice" in message["blocks"][0]["text"]["text"]
+    context = [b for b in message["blocks"] if b["type"] == "context"]
+    assert "alice" in context[0]["elements"][0]["text"] and "called the partner" in context[0]["elements"][0]["text"]
+
+
+def test_slack_rate_limit_is_retried_after_what_it_asks(slack):
+    fake, notifier = slack
+    fake.fail_next(1, 429, retry_after="7")
+    with pytest.raises(DeliveryError) as caught:
+        notifier.send(a_page(), "ntf")
+    assert caught.value.retryable and caught.value.retry_after == 7.0
+    assert "/services/" not in str(caught.value)  # the webhook URL is the credential: never in an error
+
+
+# -- generic webhook -----------------------------------------------------------------------------------------
+@pytest.fixture
+def webhook(tmp_path):
+    with FakeReceiver("webhook", secret=WEBHOOK_SECRET) as fake:
+        notifier = receiver(
+            tmp_path, "webhook", url=fake.url, secret=WEBHOOK_SECRET.decode(), headers={"X-Tenant": "acme"}
+        )
+        yield fake, notifier
+
+
+def test_webhook_posts_the_contract_alert_record_signed(webhook):
+    fake, notifier = webhook
+    page = a_page()
+    notifier.send(page, "ntf-123")
+    assert fake.rejected == []
+    (record,) = fake.accepted
+    assert {key: record[key] for key in CONTRACT_ALERT_KEYS} == {
+        key: value for key, value in page.alert.to_record().items() if key in CONTRACT_ALERT_KEYS
+    }
+    assert record["page"]["kind"] == "trigger" and record["page"]["incident_id"] == page.incident.incident_id
+    (request,) = fake.received
+    assert request.headers["x-accesswatch-dedup-key"] == page.incident.incident_id
+    assert request.headers["x-accesswatch-delivery"] == "ntf-123"
+    assert request.headers["x-tenant"] == "acme"
+    timestamp, signature = request.headers["x-accesswatch-timestamp"], request.headers["x-accesswatch-signature"]
+    assert verify_signature(WEBHOOK_SECRET, timestamp, request.body, signature)
+    assert not verify_signature(WEBHOOK_SECRET, timestamp, request.body + b" ", signature)
+    assert not verify_signature(b"another-secret-entirely-000000", timestamp, request.body, signature)
+
+
+def test_webhook_signed_with_the_wrong_secret_is_refused_for_good(tmp_path):
+    with FakeReceiver("webhook", secret=WEBHOOK_SECRET) as fake:
+        notifier = receiver(tmp_path, "webhook", url=fake.url, secret="a-different-secret-0123456789")
+        with pytest.raises(DeliveryError) as caught:
+            notifier.send(a_page(), "ntf")
+        assert not caught.value.retryable and "HTTP 401" in str(caught.value)
+
+
+def test_webhook_needs_a_real_secret(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape("notify.settings.webhook.secret")):
+        receiver(tmp_path, "webhook", url="https://hooks.example.com/x", secret="short")
+
+
+# -- console and file ---------------------------------------------------------------------------------------------
+def test_file_receiver_appends_one_record_a_page(tmp_path):
+    settings = settings_with(tmp_path, receivers=["file"])
+    notifier = build_receivers(settings)["file"]
+    notifier.send(a_page(), "ntf-1")
+    notifier.send(a_page(PageKind.RESOLVE), "ntf-2")
+    lines = [orjson.loads(line) for line in (tmp_path / "data" / "pages.jsonl").read_bytes().splitlines()]
+    assert [line["page"]["kind"] for line in lines] == ["trigger", "resolve"]
+    assert lines[1]["page"]["action"]["by"] == "alice" and lines[0]["page"]["delivery_id"] == "ntf-1"
+    assert all(isinstance(lines[0][key], kind) for key, kind in CONTRACT_ALERT_KEYS.items())
+
+
+def test_console_receiver_prints_one_line_a_page():
+    out = io.StringIO()
+    notifier = ConsoleNotifier(stream=out)
+    notifier.send(a_page(severity=Severity.HIGH), "ntf")
+    notifier.send(a_page(PageKind.ACKNOWLEDGE), "ntf")
+    first, second = out.getvalue().splitlines()
+    assert first.startswith("[HIGH    ]!!") and "bulk_read" in first
+    assert "Acknowledged by alice" in second
+
+
+def test_unknown_receivers_and_kinds_are_configuration_errors(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape("receiver 'pd-oncall'")):
+        build_receivers(settings_with(tmp_path, receivers=["pd-oncall"]))
+    with pytest.raises(ConfigError, match=re.escape("notify.settings.pd.kind = 'pagerdooty'")):
+        build_receivers(settings_with(tmp_path, receivers=["pd"], settings={"pd": {"kind": "pagerdooty"}}))
+    named = settings_with(
+        tmp_path, receivers=["pd-soc"], settings={"pd-soc": {"kind": "pagerduty", "routing_key": ROUTING_KEY}}
+    )
+    assert build_receivers(named)["pd-soc"].kind == "pagerduty"
