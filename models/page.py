@@ -11,7 +11,6 @@ there instead of paging again.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -102,7 +101,3 @@ def notification_id(receiver: str, page: Page, discriminator: str = "") -> str:
     parts.append(discriminator)
     digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
     return f"ntf-{digest[:24]}"
-
-
-def sort_key(notification: Notification) -> tuple[datetime, str]:
-    return (notification.created_at, notification.notification_id)
