@@ -39,7 +39,7 @@ def timeline(points: list[TimelinePoint], start: datetime, end: datetime, zone: 
     x = alt.X("hour:T", title=None, axis=alt.Axis(format="%a %d %b %H:%M", labelAngle=0))
     incident = (
         alt.Chart(pd.DataFrame([{"start": _naive(start, zone), "end": _naive(end, zone)}]))
-        .mark_rect(color="#f35627", opacity=0.08)
+        .mark_rect(color="#f35627", opacity=0.15)
         .encode(x="start:T", x2="end:T")
     )
     band = (
@@ -72,7 +72,7 @@ def timeline(points: list[TimelinePoint], start: datetime, end: datetime, zone: 
                      alt.Tooltip("records:Q", format=",.0f")],
         )
     )
-    return alt.layer(incident, band, lines).properties(height=300)
+    return alt.layer(incident, band, lines).properties(height=260)
 
 
 def alerts_by_severity(counts: list[AlertDayCount]) -> alt.Chart:

@@ -231,7 +231,7 @@ def test_acknowledge_assign_note_and_false_positive_are_recorded_with_who(office
     assert "Recorded: acknowledge by ana." in _text(at)
     at.text_input(key="i-assignee").input("li")
     at.button(key="i-assign").click().run()
-    at.text_input(key="i-note").input("called the team lead")
+    at.text_area(key="i-note").input("called the team lead")
     at.button(key="i-add-note").click().run()
     at.button(key="i-fp").click().run()
     assert "say why this is a false positive" in _text(at)

@@ -101,7 +101,7 @@ def test_pseudonyms_are_stable_per_key_and_hide_the_id(tmp_path):
 
 def test_the_masker_masks_customers_record_ids_and_free_values():
     masker = Masker(b"k")
-    event = f.event(customer_ids=["c-1", "c-2"], resource={"id": "R93432556"}, extra={"card": "4111"}).to_json_dict()
+    event = f.event_dict(customer_ids=["c-1", "c-2"], resource={"id": "R93432556"}, extra={"card": "4111"})
     masked = masker.event(event)
     assert all(c.startswith("cust#") for c in masked["customer_ids"])
     assert masked["resource"]["id"] == "R•••" and masked["extra"] == {"card": "•••"}

@@ -50,15 +50,14 @@ st.title(f"{incident.actor_id}: {incident.severity.value} incident")
 st.markdown(f"{ui.severity_label(incident.severity.value)} :gray-badge[{ui.STATUS_LABEL[incident.status.value]}]"
             f" {incident.summary}")
 st.caption(f"`{incident.incident_id}` · {ui.actor_label(incident)} · detectors: {', '.join(incident.detectors)}")
-top = st.columns(5)
-top[0].metric("Status", ui.STATUS_LABEL[incident.status.value])
-top[1].metric("Risk", f"{incident.risk_score:.0f} / 100")
-top[2].metric("Assignee", incident.assignee or "nobody")
-top[3].metric("Activity from", incident.window_start.astimezone(ctx.zone).strftime("%d %b %H:%M"),
+top = st.columns(4)
+top[0].metric("Risk", f"{incident.risk_score:.0f} / 100")
+top[1].metric("Assignee", incident.assignee or "nobody")
+top[2].metric("Activity from", incident.window_start.astimezone(ctx.zone).strftime("%d %b %H:%M"),
               f"to {incident.window_end.astimezone(ctx.zone).strftime('%d %b %H:%M')}", delta_color="off")
 if view.deadline is not None:
     left = (view.deadline - now).total_seconds()
-    top[4].metric(
+    top[3].metric(
         "Reporting deadline",
         ui.duration(abs(left)) + (" left" if left >= 0 else " overdue"),
         f"raised {ui.local_time(ctx, view.raised_at)}",
@@ -84,34 +83,42 @@ if flash:
     (st.error if flash[0] == "error" else st.success)(flash[1])
 
 if ctx.can(Permission.TRIAGE):
-    with st.container(border=True):
-        st.markdown("**Triage**")
-        buttons = st.columns(4)
+    with st.container(horizontal=True, vertical_alignment="center"):
         is_open = incident.status in (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
         if incident.status is AlertStatus.OPEN:
-            buttons[0].button("Acknowledge", type="primary", key="i-ack", on_click=act,
-                              args=(TriageActionKind.ACKNOWLEDGE,))
+            st.button("Acknowledge", type="primary", key="i-ack", on_click=act, args=(TriageActionKind.ACKNOWLEDGE,))
         if is_open:
-            buttons[1].button("Resolve", key="i-resolve", on_click=act, args=(TriageActionKind.RESOLVE,))
+            st.button("Resolve", key="i-resolve", on_click=act, args=(TriageActionKind.RESOLVE,))
         else:
-            buttons[1].button("Reopen", key="i-reopen", on_click=act, args=(TriageActionKind.REOPEN,))
-        with buttons[2].popover("Assign"):
+            st.button("Reopen", key="i-reopen", on_click=act, args=(TriageActionKind.REOPEN,))
+        with st.popover("Assign"):
             st.text_input("Assign to", key="i-assignee")
             st.button("Assign", key="i-assign",
                       on_click=lambda: act(TriageActionKind.ASSIGN, assignee=st.session_state.get("i-assignee")))
-        with buttons[3].popover("False positive"):
+        with st.popover("Add a note"):
+            st.text_area("Note", key="i-note", placeholder="What you checked, whom you asked...")
+            st.button("Add note", key="i-add-note",
+                      on_click=lambda: act(TriageActionKind.NOTE, note=st.session_state.get("i-note")))
+        with st.popover("False positive"):
             st.text_area("Why is this no incident? (kept for the auditors)", key="i-fp-reason")
             st.button("Mark false positive", key="i-fp",
                       on_click=lambda: act(TriageActionKind.FALSE_POSITIVE, note=st.session_state.get("i-fp-reason")))
-        st.text_input("Add a note", key="i-note", placeholder="What you checked, whom you asked...")
-        st.button("Add note", key="i-add-note",
-                  on_click=lambda: act(TriageActionKind.NOTE, note=st.session_state.get("i-note")))
 else:
     st.caption("Read-only: your role does not triage incidents.")
 
+# -- the timeline, in view: is this far from the usual? ------------------------------------------
+newest = ui.newest_event(ctx)
+points = queries.timeline(ctx.store, ctx.settings, incident, newest)
+st.altair_chart(charts.timeline(points, incident.window_start, incident.window_end, ctx.zone), width="stretch")
+st.caption(
+    "Records per hour, local time. Grey band: this actor's usual range for such an hour (10th to 90th percentile"
+    f" over the previous {ctx.settings.dashboard.timeline_days} days); dashed: the median of its active peers"
+    " (same kind, role and organisation); red shade: the incident."
+)
+
 # -- the tabs ---------------------------------------------------------------------------------
-explained, timeline_tab, events_tab, related_tab, log_tab, report_tab = st.tabs(
-    ["What happened", "Timeline", "Events", "Related", f"Triage log ({len(view.actions)})", "Report"]
+explained, events_tab, related_tab, log_tab, report_tab = st.tabs(
+    ["What happened", "Events", "Related", f"Triage log ({len(view.actions)})", "Report"]
 )
 
 with explained:
@@ -130,16 +137,6 @@ with explained:
                 st.json(evidence, expanded=False)
                 if samples:
                     st.caption("Sample events: " + ", ".join(f"`{e}`" for e in samples[:10]))
-
-with timeline_tab:
-    newest = ui.newest_event(ctx)
-    points = queries.timeline(ctx.store, ctx.settings, incident, newest)
-    st.altair_chart(charts.timeline(points, incident.window_start, incident.window_end, ctx.zone), width="stretch")
-    st.caption(
-        "Records per hour (local time). Shaded band: this actor's usual range for such an hour (10th to 90th"
-        f" percentile over the previous {ctx.settings.dashboard.timeline_days} days); dashed: the median of its"
-        " active peers (same kind, role and organisation); orange: the incident."
-    )
 
 with events_tab:
     page_size = ctx.settings.dashboard.page_size

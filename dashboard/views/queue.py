@@ -112,7 +112,7 @@ def live_queue() -> None:
         ),
         key="q-open-choice",
     )
-    if middle.button("Open", type="primary", key="q-open"):
+    if middle.button("Open this incident", type="primary", key="q-open"):
         open_incident(choice)
     right.number_input(f"Page (of {pages})", min_value=1, max_value=pages, key="q-page")
     st.caption(f"Refreshes every {ctx.settings.dashboard.refresh:.0f} s. Click a row to open its incident.")

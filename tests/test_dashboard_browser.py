@@ -1,0 +1,138 @@
+"""The dashboard in a real browser: sign in, find an incident, acknowledge it, and the store has it.
+
+Starts ``accesswatch dashboard`` (the real command, so the real Streamlit
+server) on a free port over a store replayed from a small simulation, and
+drives Debian's headless Chromium with Playwright.  Screenshots go to
+``test-artifacts/dashboard/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from models.incident import TriageActionKind
+from store.sqlite import SqliteStore
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts" / "dashboard"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PASSWORD = "accesswatch-demo"
+WAIT_MS = 60_000  # generous: a loaded two-core machine renders slowly; nothing here measures speed
+
+
+def _accesswatch(*args: str, timeout: float = 300) -> None:
+    subprocess.run([sys.executable, "-m", "accesswatch.cli", *args], check=True, timeout=timeout,
+                   capture_output=True, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """A data dir holding a replayed simulation with incidents in it."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: apt-get install -y chromium chromium-driver")
+        pytest.skip("chromium is not installed (apt-get install -y chromium chromium-driver)")
+    root = tmp_path_factory.mktemp("browser")
+    _accesswatch("simulate", "--days", "10", "--employees", "40", "--out", str(root / "sim"))
+    _accesswatch("replay", str(root / "sim" / "events.jsonl"), "--data-dir", str(root / "data"))
+    return root / "data"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def dashboard(prepared):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACCESSWATCH_")}
+    log = open(prepared.parent / "dashboard.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "accesswatch.cli", "dashboard", "--data-dir", str(prepared), "--port", str(port),
+         "--address", "127.0.0.1", "--demo"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as answer:
+                if answer.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            log.close()
+            pytest.fail("the dashboard did not start:\n" + (prepared.parent / "dashboard.log").read_text()[-3000:])
+        time.sleep(0.5)
+    yield url
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=20)
+    log.close()
+
+
+def test_sign_in_find_an_incident_and_acknowledge_it(dashboard, prepared):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page.set_default_timeout(WAIT_MS)
+            page.goto(dashboard)
+            page.get_by_label("User name").fill("analyst")
+            page.get_by_label("Password", exact=True).fill(PASSWORD)
+            page.screenshot(path=ARTIFACTS / "01-sign-in.png")
+            page.get_by_role("button", name="Sign in").click()
+
+            page.get_by_role("heading", name="Alerts queue").wait_for()
+            page.get_by_text("In the queue").wait_for()
+            page.wait_for_timeout(1500)  # let the table paint before the picture
+            page.screenshot(path=ARTIFACTS / "02-queue.png")
+
+            page.get_by_role("button", name="Open this incident").click()
+            page.get_by_role("button", name="Acknowledge").wait_for()
+            page.locator("[data-testid='stVegaLiteChart']").first.wait_for()  # the timeline
+            page.wait_for_timeout(1500)
+            page.wait_for_url(re.compile(r"incident=inc-[0-9a-f]+"))
+            incident_id = re.search(r"incident=(inc-[0-9a-f]+)", page.url).group(1)
+            page.screenshot(path=ARTIFACTS / "03-incident.png")
+
+            page.get_by_role("button", name="Acknowledge").click()
+            page.get_by_text("Recorded: acknowledge by analyst.").wait_for()
+            page.screenshot(path=ARTIFACTS / "04-acknowledged.png")
+
+            page.get_by_role("tab", name="Events").click()
+            page.wait_for_timeout(1500)
+            page.screenshot(path=ARTIFACTS / "05-events.png", full_page=True)
+        finally:
+            browser.close()
+
+    with SqliteStore(prepared / "accesswatch.db", readonly=True) as store:
+        actions = store.actions(incident_id)
+        assert [(a.kind, a.by) for a in actions] == [(TriageActionKind.ACKNOWLEDGE, "analyst")]
+        assert store.get_incident(incident_id).status.value == "acknowledged"
+    for name in ("02-queue.png", "03-incident.png", "04-acknowledged.png", "05-events.png"):
+        assert (ARTIFACTS / name).stat().st_size > 10_000  # a rendered page, not a blank one
