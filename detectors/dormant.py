@@ -12,6 +12,9 @@ from detectors import wording
 from detectors.base import Detector, DetectorSettings, Finding, Period
 
 
+RETURN_SPAN = 86400.0  # how long after its first event back an account is still "returning"
+
+
 class DormantSettings(DetectorSettings):
     silent_days: Annotated[float, Field(gt=0)] = 14
     min_records: Annotated[int, Field(ge=1)] = 100
@@ -32,6 +35,9 @@ class Dormant(Detector):
             if profile is None or not math.isfinite(profile.last_seen):
                 continue  # never seen before: a new actor, judged by the other rules on its peers
             silence = window.first_ts - profile.last_seen
+            returning = window.first_ts - profile.resumed_at <= RETURN_SPAN
+            if silence < silent_seconds and returning and profile.records_since_resume < settings.min_records:
+                silence = profile.silence_before  # still the return: only a few quiet reads came first
             if silence < silent_seconds:
                 continue
             days = silence / 86400

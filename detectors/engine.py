@@ -55,6 +55,7 @@ class DetectionEngine:
         self._next_close = math.inf  # earliest end of an open window
         self._actors: dict[str, ActorRef] = {}
         self._pending: dict[str, Alert] = {}
+        self._flagged_today: set[str] = set()  # actors with findings in the day still open
 
     # -- the hot path -------------------------------------------------------
     def process(self, events: Iterable[AccessEvent]) -> EngineOutput:
@@ -181,14 +182,18 @@ class DetectionEngine:
         # learn only after judging: a window is never its own baseline
         if scale == "short":
             open_long = self._open["long"]
+            self._flagged_today |= suspects
             for window in ordered:
                 self.profiles.learn_window(window, period.slot, suspect=window.actor.id in suspects)
                 # the day gathers its hours as they close: each event is added once
                 day_start = self.clock.window_start(window.start, self.long)
                 self._window(open_long, day_start, self.long, window.actor).merge(window)
         else:
+            flagged = self._flagged_today | suspects
             for window in ordered:
                 self.profiles.learn_day(window, period.slot // 24, suspect=window.actor.id in suspects)
+                self.profiles.note_flagged_day(window.actor.id, window.actor.id in flagged)
+            self._flagged_today = set()
 
     def _raise(self, finding: Finding) -> None:
         alert = self.book.add(finding)
@@ -212,6 +217,7 @@ class DetectionEngine:
                 for scale, table in self._open.items()
             },
             "alerts": self.book.to_state(),
+            "flagged_today": sorted(self._flagged_today),
             "detectors": {d.name: state for d in self.detectors if (state := d.to_state()) is not None},
         }
 
@@ -228,6 +234,7 @@ class DetectionEngine:
                 restored = [WindowStats.from_state(item) for item in windows]
                 self._open[scale][float(start)] = {w.actor.id: w for w in restored}
         self.book.load_state(state["alerts"])
+        self._flagged_today = set(state.get("flagged_today", []))
         for detector in self.detectors:
             if detector.name in state.get("detectors", {}):
                 detector.load_state(state["detectors"][detector.name])

@@ -28,10 +28,16 @@ DAY_HALF_LIFE_FACTOR = 2.0  # day baselines forget more slowly: a slow ramp must
 SLOT_COUNT = 168
 METRICS = ("records", "customers", "egress", "high", "denied", "events")
 SLOT_METRICS = ("records", "customers", "egress", "high")  # volumes that routine jobs produce at fixed hours
-# A window that raised a finding is learned at this fraction of a normal
+# A window that raised a finding is learned at a fraction of a normal
 # window's weight: an ongoing episode must not become its own baseline within
-# the hour, yet a lasting change of duties becomes the norm within days.
+# the hour.  The fraction doubles with each further day the actor is flagged,
+# so that a lasting change of duties still becomes the norm within a week or
+# two instead of paging every day.
 SUSPECT_WEIGHT = 0.1
+
+
+def suspect_weight(flagged_days: int) -> float:
+    return min(1.0, SUSPECT_WEIGHT * 2.0**flagged_days)
 # Most hours have no export, no sensitive read, no refusal: for these the
 # baseline is the typical size *when it happens*, else one export a week
 # would make every export look like a thousand times the usual zero.
@@ -245,6 +251,12 @@ class Profile:
     rhythm: Rhythm = field(default_factory=Rhythm)
     # weekday -> metric -> day volume: the weekly export's day
     weekdays: dict[int, dict[str, EwStat]] = field(default_factory=dict)
+    flagged_days: int = 0  # consecutive days on which the actor raised findings
+    # the silence before the current run of activity: a returning account's
+    # first quiet minutes must not hide the silence from the bulk read after them
+    silence_before: float = 0.0
+    resumed_at: float = -math.inf
+    records_since_resume: float = 0.0
     classes: set[str] = field(default_factory=set)
     resources: BoundedSet = field(default_factory=lambda: BoundedSet(256))
     ips: BoundedSet = field(default_factory=lambda: BoundedSet(256))
@@ -271,6 +283,11 @@ class Profile:
             self.resources.add(resource)
         for ip in window.ips:
             self.ips.add(ip)
+        if math.isfinite(self.last_seen) and window.first_ts - self.last_seen > 86400:
+            self.silence_before = window.first_ts - self.last_seen
+            self.resumed_at = window.first_ts
+            self.records_since_resume = 0.0
+        self.records_since_resume += window.records
         self.first_seen = min(self.first_seen, window.first_ts)
         self.last_seen = max(self.last_seen, window.last_ts)
 
@@ -314,6 +331,10 @@ class Profile:
             "resources": list(self.resources.items),
             "ips": list(self.ips.items),
             "members": sorted(self.members),
+            "flagged_days": self.flagged_days,
+            "silence_before": self.silence_before,
+            "resumed_at": self.resumed_at if math.isfinite(self.resumed_at) else None,
+            "records_since_resume": self.records_since_resume,
         }
 
     @classmethod
@@ -334,6 +355,10 @@ class Profile:
             resources=BoundedSet(limit, state["resources"]),
             ips=BoundedSet(limit, state["ips"]),
             members=set(state["members"]),
+            flagged_days=state.get("flagged_days", 0),
+            silence_before=state.get("silence_before", 0.0),
+            resumed_at=finite(state.get("resumed_at"), -math.inf),
+            records_since_resume=state.get("records_since_resume", 0.0),
         )
 
 
@@ -391,7 +416,9 @@ class ProfileBook:
     def learn_window(self, window: WindowStats, slot: int, suspect: bool = False) -> None:
         g, g_slow = self._weights(window.end)
         if suspect:
-            g, g_slow = g * SUSPECT_WEIGHT, g_slow * SUSPECT_WEIGHT
+            own = self.actors.get(window.actor.id)
+            weight = suspect_weight(own.flagged_days if own else 0)
+            g, g_slow = g * weight, g_slow * weight
         values = metric_values(window)
         own, peer = self._profiles_of(window.actor)
         own.learn_window(window, values, slot, g, g_slow, slot_volumes=True)
@@ -400,11 +427,18 @@ class ProfileBook:
 
     def learn_day(self, window: WindowStats, weekday: int, suspect: bool = False) -> None:
         _, g_slow = self._weights(window.end)
+        own = self.actors.get(window.actor.id)
         if suspect:
-            g_slow *= SUSPECT_WEIGHT
+            g_slow *= suspect_weight(own.flagged_days if own else 0)
         values = metric_values(window)
         for profile in self._profiles_of(window.actor):
             profile.learn_day(window, values, weekday, g_slow)
+
+    def note_flagged_day(self, actor_id: str, flagged: bool) -> None:
+        """Count consecutive days with findings; a quiet day starts the count again."""
+        own = self.actors.get(actor_id)
+        if own is not None:
+            own.flagged_days = own.flagged_days + 1 if flagged else 0
 
     def weights_at(self, t: float) -> tuple[float, float]:
         """(fast, slow) forward-decay weights of time t: divide a sum by them for decayed counts."""
