@@ -237,13 +237,6 @@ def test_bulk_work_citing_a_purpose_is_capped_at_medium(documented, severity):
         assert "documented" not in alert.evidence
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (since 7c26d9b): windows that raised a finding are learned at SUSPECT_WEIGHT 0.1 and clipped to "
-    "mean + 2 sd, so a lasting tenfold change of duties keeps raising a medium (paged) day alert every working "
-    "day until day 57, six weeks on; before, it stopped after day 22. profiles.py says it should become the norm "
-    "within days",
-)
 def test_a_lasting_change_of_duties_becomes_the_norm_within_two_weeks():
     analyst = Actor("emp-0002", role="analyst")
     events = stream(

@@ -124,12 +124,6 @@ def test_severity_grows_with_the_volume_and_the_silence(day, records, severity):
     assert [a.severity for a in alerts] == ([severity] if severity else []), [describe(a) for a in alerts]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: every closed window updates last_seen, also one under min_records: a returning account that "
-    "reads a few records at 10:55 and thousands at 11:05 has 'been seen' an hour ago when the bulk hour is "
-    "judged, and is never flagged",
-)
 def test_a_quiet_first_hour_back_does_not_hide_the_bulk_read_that_follows():
     comeback = [
         *burst(AGENT, local(30, 10, 55), events=1, records=5),
