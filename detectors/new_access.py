@@ -29,11 +29,14 @@ class NewAccessSettings(DetectorSettings):
     severity_scores: list[float] = Field(default=[3.0, 5.0, 7.0], min_length=3, max_length=3)  # as in the base
 
 
-def _is_external(address: str) -> bool:
+def _is_external(address: str, internal_networks) -> bool:
+    """Outside the organisation's own networks (configured: Python's is_private also counts
+    documentation and reserved ranges as private, which an attacker's address may well be in)."""
     try:
-        return not ipaddress.ip_address(address).is_private
+        ip = ipaddress.ip_address(address)
     except ValueError:
-        return False
+        return False  # not an address (a hostname, a placeholder): no claim either way
+    return not any(ip in network for network in internal_networks)
 
 
 class NewAccess(Detector):
@@ -57,7 +60,7 @@ class NewAccess(Detector):
                     weight += 1.0  # nobody in the peer group touches it either
                     if window.actor.kind is ActorKind.PARTNER:
                         weight += 1.0  # outside what the partner company's agents ever do: its contract
-                if what == "source_ip" and _is_external(value):
+                if what == "source_ip" and _is_external(value, period.organisation.internal_networks):
                     weight += 1.0 + (2.0 if window.actor.kind is ActorKind.SERVICE else 0.0)
                 score = max(score, weight)
                 reasons.append(f"{_LABEL[what]} {value}")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
 
 from models.alert import Severity
 from models.event import ActorKind
@@ -72,6 +72,10 @@ class Organisation(Section):
     business_hours_start: Annotated[int, Field(ge=0, le=23)] = 8
     business_hours_end: Annotated[int, Field(ge=1, le=24)] = 20
     business_days: list[Annotated[int, Field(ge=0, le=6)]] = [0, 1, 2, 3, 4]  # Monday = 0
+    # the organisation's own address ranges: an address outside them is external
+    internal_networks: list[IPvAnyNetwork] = [
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7", "::1/128",
+    ]  # fmt: skip
 
     @field_validator("timezone")
     @classmethod
@@ -138,8 +142,8 @@ class Source(Section):
 
 class SqliteStore(Section):
     filename: str = "accesswatch.db"  # inside the data dir
-    cache_mb: Annotated[int, Field(ge=2, le=4096)] = 256
-    transaction_events: Annotated[int, Field(ge=1)] = 50_000  # large transactions amortise index upkeep
+    cache_mb: Annotated[int, Field(ge=2, le=4096)] = 128
+    transaction_events: Annotated[int, Field(ge=1)] = 20_000  # large transactions amortise index upkeep
 
 
 class Store(Section):
