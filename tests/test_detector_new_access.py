@@ -36,7 +36,7 @@ from tests.detector_harness import (
 NAME = "new_access"
 TEAM = team(5)
 AGENT = TEAM[0]
-PUBLIC_IP = "93.184.216.34"  # not private (the documentation ranges count as private to ``ipaddress``)
+PUBLIC_IP = "93.184.216.34"  # outside organisation.internal_networks
 BOOKINGS = {"system": "booking", "type": "reservation", "id": "reservations"}
 
 
@@ -139,19 +139,21 @@ def test_what_is_touched_and_by_whom_weighs_the_first_touch(actor, access, score
     assert alert.score == score, describe(alert)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: _is_external is 'not ipaddress.is_private', and Python counts the documentation ranges "
-    "(RFC 5737: 192.0.2/24, 198.51.100/24, 203.0.113/24) as private, so the simulator's attacker address "
-    "198.51.100.77 and its partners' 203.0.113.x are judged internal: a service account calling from there "
-    "scores 1, not 4",
-)
 @pytest.mark.parametrize("address", ["198.51.100.77", "203.0.113.20"])
 def test_an_address_outside_the_private_networks_is_external_even_in_a_documentation_range(address):
     service = Actor("svc-sync", kind="service", role="sync", department=None)
     known = history(service, days=14, per_hour=3, records=2, weekdays=EVERY_DAY)
     alert = run(stream(known, burst(service, local(14, 10), events=2, source_ip=address)), NAME).only()
     assert alert.score == 4.0, describe(alert)
+
+
+def test_the_organisations_own_public_range_is_internal_when_configured():
+    service = Actor("svc-sync", kind="service", role="sync", department=None)
+    known = history(service, days=14, per_hour=3, records=2, weekdays=EVERY_DAY)
+    events = stream(known, burst(service, local(14, 10), events=2, source_ip="198.51.100.77"))
+    assert run(events, NAME).only().score == 4.0
+    own_range = settings_with(organisation__internal_networks=["10.0.0.0/8", "198.51.100.0/24"])
+    assert run(events, NAME, settings=own_range).only().score == 1.0
 
 
 def test_many_new_things_at_once_and_a_large_read_weigh_more():
