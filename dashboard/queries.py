@@ -7,8 +7,8 @@ events as over ten million.
 
 from __future__ import annotations
 
-import importlib
 import logging
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -386,35 +386,64 @@ def triage(
         note=note,
         assignee=assignee,
     )
-    incident = store.record_action(action)
-    _tell_pager(store, settings, incident, action)
+    return _record_and_page(store, settings, action)
+
+
+def _record_and_page(store: Store, settings: Settings, action: TriageAction) -> Incident:
+    """Record the action through the pager (``notify.outbox``), which tells the receivers that were paged.
+
+    The pager records the action first and plans the acknowledge/resolve
+    pages into the store's outbox, durably; one delivery is tried at once
+    on a thread of its own (a slow receiver never holds up the page), and
+    the pipeline's delivery loop retries whatever that try left.  A broken
+    notify configuration never loses a person's triage: it is then
+    recorded alone.
+    """
+    from accesswatch import app
+
+    try:
+        receivers = app.open_receivers(settings)
+    except Exception:
+        log.exception("the receivers could not be opened: %s recorded without paging", action.kind.value)
+        return store.record_action(action)
+    try:
+        incident, planned = app.open_pager(settings, store, receivers).record_action(action)
+    except KeyError:
+        _close(receivers)
+        raise
+    except Exception:
+        log.exception("paging %s of %s failed", action.kind.value, action.incident_id)
+        _close(receivers)
+        if action not in store.actions(action.incident_id):
+            return store.record_action(action)
+        return store.get_incident(action.incident_id)
+    if not planned:
+        _close(receivers)
+        return incident
+    threading.Thread(
+        target=_deliver_now, args=(settings, receivers, incident.incident_id), name="dashboard-page", daemon=True
+    ).start()
     return incident
 
 
-def _tell_pager(store: Store, settings: Settings, incident: Incident, action: TriageAction) -> None:
-    """Acknowledge or resolve the page too, once the paging outbox (issue 5) offers ``on_triage``.
+def _deliver_now(settings: Settings, receivers: dict, incident_id: str) -> None:
+    from accesswatch import app
 
-    The action is recorded first: a pager that is down never loses a person's
-    triage, and the outbox retries the page on its own.
-    """
-    if action.kind not in (
-        TriageActionKind.ACKNOWLEDGE,
-        TriageActionKind.RESOLVE,
-        TriageActionKind.FALSE_POSITIVE,
-        TriageActionKind.REOPEN,
-    ):
-        return
     try:
-        outbox = importlib.import_module("notify.outbox")
-    except ImportError:
-        return
-    hook = getattr(outbox, "on_triage", None)
-    if hook is None:
-        return
-    try:
-        hook(store, settings, incident, action)
-    except Exception:  # the triage stands; the pager catches up from the outbox
-        log.exception("could not plan the page for %s of %s", action.kind.value, incident.incident_id)
+        with app.open_store(settings) as store:  # a connection of its own: this is another thread
+            app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident_id)
+    except Exception:  # the outbox keeps the page; the pipeline's delivery loop retries it
+        log.exception("could not deliver the triage page of %s now", incident_id)
+    finally:
+        _close(receivers)
+
+
+def _close(receivers: dict) -> None:
+    for receiver in receivers.values():
+        try:
+            receiver.close()
+        except Exception:
+            log.exception("closing receiver %s", getattr(receiver, "name", receiver))
 
 
 # -- the audit of auditors ------------------------------------------------------------------------------

@@ -182,3 +182,32 @@ def test_hash_password_command_reads_stdin():
         input="pass phrase\n", capture_output=True, text=True, timeout=120, check=True,
     )
     assert verify_password("pass phrase", result.stdout.strip())
+
+
+# -- triage tells the pager ---------------------------------------------------------------------------------
+def test_acknowledging_in_the_dashboard_pages_the_receivers_that_were_paged(settings):
+    from accesswatch import app
+    from models.page import PageKind
+    from store.outbox import OutboxQuery
+
+    alert = f.alert(severity="critical")
+    incident = Incident(
+        incident_id="inc-9", actor_id=alert.actor_id, actor_kind=alert.actor_kind, severity=alert.severity,
+        risk_score=85.0, window_start=alert.window_start, window_end=alert.window_end, alert_ids=[alert.alert_id],
+        detectors=[alert.detector], summary=alert.summary, created_at=alert.window_end, updated_at=alert.window_end,
+    )
+    alert = alert.model_copy(update={"incident_id": "inc-9"})
+    with app.open_store(settings) as store:
+        store.upsert_alerts([alert], [incident])
+        receivers = app.open_receivers(settings)
+        app.open_pager(settings, store, receivers).page([(alert, incident)])  # as the pipeline did
+        analyst = Identity("ana", Role.ANALYST, "Ana", "password")
+        updated = queries.triage(store, settings, analyst, "inc-9", TriageActionKind.ACKNOWLEDGE)
+        assert updated.status.value == "acknowledged"
+        assert [(a.kind, a.by) for a in store.actions("inc-9")] == [(TriageActionKind.ACKNOWLEDGE, "ana")]
+        kinds = {(row.receiver, row.kind) for row in store.notifications(OutboxQuery(incident_id="inc-9"))}
+        assert ("file", PageKind.ACKNOWLEDGE) in kinds and ("file", PageKind.TRIGGER) in kinds
+        # a note is no news for the pager
+        queries.triage(store, settings, analyst, "inc-9", TriageActionKind.NOTE, note="looking")
+        rows = store.notifications(OutboxQuery(incident_id="inc-9"))
+        assert sorted(row.receiver for row in rows if row.kind is PageKind.ACKNOWLEDGE) == ["console", "file"]
