@@ -1,0 +1,132 @@
+"""The ``[source.kafka]`` section, validated by the Kafka adapter that owns it.
+
+Secrets (the SASL password, the private key's password) come from the
+environment (``ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD``) or from files
+(``sasl_password_file``, a mounted secret), never from a checked-in config.
+They are ``SecretStr``: no log line or error message shows them.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from models.config import ConfigError, Seconds
+
+_PREFIX = ("source", "kafka")
+
+
+class KafkaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bootstrap_servers: list[str] = Field(default=["localhost:9092"], min_length=1)
+    topics: list[str] = Field(default=["access-events"], min_length=1)
+    group_id: str = Field(default="accesswatch", min_length=1)
+    client_id: str = "accesswatch"
+    # where a group with no committed offset (and no checkpoint) starts: all that is kept, by default
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    # poison messages go here with the reason in headers; "" keeps them in the dead-letter store only
+    dead_letter_topic: str = "access-events.deadletter"
+    # detector state is checkpointed per partition (and the offsets it covers committed) after this
+    # many events or this much time, whichever first, and whenever a partition is given up
+    checkpoint_events: Annotated[int, Field(ge=1)] = 50_000
+    checkpoint_interval: Seconds = 10.0
+    # group membership
+    session_timeout: Seconds = 45.0
+    heartbeat_interval: Seconds = 3.0
+    max_poll_interval: Seconds = 300.0  # must exceed the store's retry_for: a slow store is not a dead consumer
+    fetch_max_wait: Seconds = 0.5
+    max_partition_fetch_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    request_timeout: Seconds = 30.0
+    # security
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None  # the client certificate, for mutual TLS
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None  # of the private key
+    ssl_password_file: Path | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        if self.heartbeat_interval * 3 > self.session_timeout:
+            raise ValueError("heartbeat_interval at most a third of session_timeout")
+        if self.sasl_password is not None and self.sasl_password_file is not None:
+            raise ValueError("sasl_password and sasl_password_file both set: keep one")
+        if self.ssl_password is not None and self.ssl_password_file is not None:
+            raise ValueError("ssl_password and ssl_password_file both set: keep one")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together")
+        if self.security_protocol.startswith("SASL") and not self.sasl_username:
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username")
+        return self
+
+    def client_options(self) -> dict[str, Any]:
+        """What every kafka-python client (consumer, producer) of this cluster is given."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": list(self.bootstrap_servers),
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": int(self.request_timeout * 1000),
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = self.ssl_context()
+        if self.security_protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = _secret(self.sasl_password, self.sasl_password_file, "sasl_password_file")
+        return options
+
+    def consumer_options(self) -> dict[str, Any]:
+        return {
+            **self.client_options(),
+            "group_id": self.group_id,
+            "enable_auto_commit": False,  # offsets move only after what they cover is stored
+            "auto_offset_reset": self.auto_offset_reset,
+            "session_timeout_ms": int(self.session_timeout * 1000),
+            "heartbeat_interval_ms": int(self.heartbeat_interval * 1000),
+            "max_poll_interval_ms": int(self.max_poll_interval * 1000),
+            "fetch_max_wait_ms": int(self.fetch_max_wait * 1000),
+            "max_partition_fetch_bytes": self.max_partition_fetch_bytes,
+        }
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """TLS with the configured CA (else the system's) and, for mutual TLS, the client certificate."""
+        context = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        context.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile is not None:
+            password = _secret(self.ssl_password, self.ssl_password_file, "ssl_password_file")
+            context.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile), password)
+        return context
+
+
+def _secret(value: SecretStr | None, path: Path | None, key: str) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip()
+    except OSError as exc:  # the message names the file, never its content
+        raise ConfigError(f"configuration error: source.kafka.{key} = {str(path)!r}: {exc.strerror}") from None
+
+
+def load(section: dict[str, Any]) -> KafkaSettings:
+    """Validate ``source.kafka``; a mistake is one line naming key, value and expectation."""
+    from configs.loader import describe_validation_error
+
+    try:
+        return KafkaSettings.model_validate(section)
+    except ValidationError as exc:
+        message = describe_validation_error(exc, {"source": {"kafka": section}}, prefix=_PREFIX)
+        for secret in ("sasl_password", "ssl_password"):  # a wrong secret is named, never shown
+            if f".{secret} = " in message:
+                message = message.split(" = ", 1)[0] + ": expected a string"
+        raise ConfigError(message) from None

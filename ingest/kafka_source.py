@@ -1,0 +1,545 @@
+"""Kafka in: a consumer group in which every partition runs the one pipeline, checkpointed on its own.
+
+Why detector state is kept per partition.  The message key is the actor id,
+so an actor's events all live in one partition and a partition is a fixed
+set of actors.  Each partition gets its own ``Pipeline`` (its own detection
+engine) and its own checkpoint ``detectors@kafka:<topic>/<partition>``,
+holding the engine state and the offset it covers.  When a partition moves
+to another instance (a rebalance, a crash), the new owner loads exactly the
+state its old owner had for those actors: no baseline is forgotten, no
+alert raised again, and the result does not depend on which instance read
+which partition, or when the group rebalanced.  The price: peer groups and
+the population allowance are computed within a partition, and a partition's
+windows close on its own watermark.  (One engine per instance would see
+more peers, but its state cannot be split by actor when partitions move.)
+
+At-least-once with nothing lost, nothing doubled:
+
+* auto-commit is off.  A partition is checkpointed (store) and then its
+  offset committed (Kafka) every ``checkpoint_events`` events or
+  ``checkpoint_interval``, and when it is given up.  The checkpoint is the
+  authority: a new owner seeks to its offset, Kafka's committed offset is
+  for the group's lag tooling and a group's very first start.
+* after a crash, the messages since the checkpoint come again.  Events the
+  crashed owner had stored come back from the store as *redeliveries*
+  (stored copy with the same origin ``kafka:topic/partition@offset``) and
+  are judged again, as the state never saw them; plain duplicates are not.
+* a checkpoint is claimed on assignment (saved again at once), and the
+  store fences saves (``CheckpointConflict``), so an instance that lost a
+  partition while it stalled can never overwrite its new owner's state.
+* the store away (``StoreUnavailable``): the partition falls back to its
+  checkpoint, is paused (the consumer keeps polling, so it stays in the
+  group) and is restored with backoff; nothing is committed meanwhile.
+* poison messages (not JSON, not the schema, too large) go to the
+  dead-letter store and, with the reason in headers, to the dead-letter
+  topic (flushed before the offset that passes them is committed).
+
+Threads: kafka-python (3.x) runs rebalance callbacks on its IO thread while
+the caller waits in ``poll``; they only checkpoint (the pipelines are idle
+then) and pause partitions.  Everything else runs on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import CommitFailedError, KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from ingest.kafka_settings import KafkaSettings
+from ingest.parse import ParsedBatch, Parser
+from ingest.pipeline import IngestReport, Pipeline
+from ingest.sources import OVERSIZE_KEEP, RawRecord, Source
+from store.base import CheckpointConflict, Store, StoreUnavailable
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+RESTORE_BACKOFF = (1.0, 60.0)  # seconds before restoring a partition after the store failed; doubling
+
+
+def checkpoint_name(tp: TopicPartition) -> str:
+    return f"detectors@kafka:{tp.topic}/{tp.partition}"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord(RawRecord):
+    """A message as a raw record, with where it came from."""
+
+    topic: str = ""
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"kafka:{self.topic}/{self.partition}@{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    end_offset: int | None  # the next offset the broker will give a message (None: not fetched yet)
+    position: int | None  # the first offset not yet stored and judged here
+    committed: int | None  # the last offset committed to Kafka by this instance
+    lag: int | None  # messages in the partition not yet stored and judged
+
+
+class KafkaSource(Source):
+    """One member of the consumer group: polls, seeks, pauses, commits, and publishes poison messages."""
+
+    name = "kafka"
+    live = True
+
+    def __init__(
+        self, settings: KafkaSettings, max_line_bytes: int, client_options: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.max_line_bytes = max_line_bytes
+        self._extra = dict(client_options or {})  # tests: faster timeouts for the test broker
+        self.consumer: KafkaConsumer | None = None
+        self._producer: KafkaProducer | None = None
+        self._sent: list[Any] = []  # dead-letter sends not yet flushed
+        self._yielded: dict[TopicPartition, int] = {}  # batches(): next offset of what was yielded
+        self._committed: dict[TopicPartition, int] = {}
+        self._lag: list[PartitionLag] = []
+
+    # -- membership ---------------------------------------------------------------------------------
+    def open(self, listener: ConsumerRebalanceListener | None = None) -> KafkaConsumer:
+        if self.consumer is None:
+            options = {**self.settings.consumer_options(), **self._extra}
+            self.consumer = KafkaConsumer(**options)
+            self.consumer.subscribe(topics=list(self.settings.topics), listener=listener)
+        return self.consumer
+
+    def poll(self, timeout: float, max_records: int) -> dict[TopicPartition, list[KafkaRecord]]:
+        consumer = self.open()
+        polled = consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        limit = self.max_line_bytes
+        out: dict[TopicPartition, list[KafkaRecord]] = {}
+        for tp, messages in polled.items():
+            source = f"kafka:{tp.topic}/{tp.partition}"
+            records = []
+            for message in messages:
+                value = message.value or b""
+                size = len(value)
+                records.append(
+                    KafkaRecord(
+                        value[:OVERSIZE_KEEP] if size > limit else value,
+                        source,
+                        f"offset {message.offset}",
+                        size,
+                        size > limit,
+                        tp.topic,
+                        tp.partition,
+                        message.offset,
+                        message.key,
+                    )
+                )
+            out[tp] = records
+        return out
+
+    # -- the generic Source interface (one pipeline for every partition: one instance only) ----------
+    def batches(self, max_records: int) -> Iterator[list[RawRecord]]:
+        """Each partition's records as a batch; ``commit`` then commits what was yielded.
+
+        For a single instance feeding one ``Pipeline`` (its detector state is
+        recovered from the store, not per partition).  A group of instances
+        runs ``KafkaIngest``, which keeps state per partition.
+        """
+        while not self.stopping:
+            for tp, records in self.poll(self.settings.fetch_max_wait, max_records).items():
+                if records:
+                    self._yielded[tp] = records[-1].offset + 1
+                    yield list(records)
+
+    def commit(self) -> None:
+        if self._yielded:
+            self.commit_offsets(dict(self._yielded))
+
+    def commit_offsets(self, offsets: dict[TopicPartition, int], wait: bool = True) -> bool:
+        """Commit ``{partition: next offset}``; False when the group moved on (the checkpoint still holds)."""
+        consumer = self.open()
+        payload = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
+        try:
+            if wait:
+                consumer.commit(payload)
+            else:  # from a rebalance callback, on the IO thread: must not block it
+                consumer.commit_async(payload)
+        except (CommitFailedError, KafkaError) as exc:
+            log.warning("kafka: commit of %s failed (%s); the checkpoint still holds the position", offsets, exc)
+            return False
+        self._committed.update(offsets)
+        return True
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.open().seek(tp, offset)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.open().pause(*tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.open().resume(*tps)
+
+    def position(self, tp: TopicPartition) -> int:
+        """Where the group would start this partition: its committed offset, else ``auto_offset_reset``."""
+        return self.open().position(tp)
+
+    # -- consumer lag ----------------------------------------------------------------------------------
+    def note_positions(self, positions: dict[TopicPartition, int]) -> None:
+        """Record what is stored and judged, per partition, for ``lag`` (readable from any thread)."""
+        consumer = self.open()
+        lags = []
+        for tp in sorted(positions):
+            end = consumer.highwater(tp) if tp in consumer.assignment() else None
+            position = positions[tp]
+            lags.append(PartitionLag(tp.topic, tp.partition, end, position, self._committed.get(tp),
+                                     None if end is None else max(0, end - position)))
+        self._lag = lags
+
+    def lag(self) -> list[PartitionLag]:
+        return list(self._lag)
+
+    # -- poison messages ----------------------------------------------------------------------------------
+    def publish_dead_letters(self, letters: Sequence[tuple[KafkaRecord, str]]) -> None:
+        """Send poison messages to the dead-letter topic, the reason in headers (``flush`` waits for them)."""
+        topic = self.settings.dead_letter_topic
+        if not topic or not letters:
+            return
+        if self._producer is None:
+            self._producer = KafkaProducer(**self.settings.client_options(), **self._extra_producer(), acks="all")
+        received = datetime.now(UTC).isoformat().encode()
+        for record, reason in letters:
+            headers = [
+                ("accesswatch.reason", reason.encode()),
+                ("accesswatch.source", f"{record.topic}/{record.partition}".encode()),
+                ("accesswatch.offset", str(record.offset).encode()),
+                ("accesswatch.received_at", received),
+            ]
+            if record.oversize:
+                headers.append(("accesswatch.truncated_from", str(record.size).encode()))
+            self._sent.append(self._producer.send(topic, value=record.data, key=record.key, headers=headers))
+
+    def flush(self) -> None:
+        """Wait until every dead letter sent is acknowledged; raise if the topic refused one."""
+        if self._producer is None or not self._sent:
+            return
+        self._producer.flush()
+        failed = [future.exception for future in self._sent if future.failed()]
+        self._sent = []
+        if failed:
+            raise KafkaError(f"dead-letter topic {self.settings.dead_letter_topic!r} refused {len(failed)} "
+                             f"messages: {failed[0]}")
+
+    def _extra_producer(self) -> dict[str, Any]:
+        # the consumer-only test overrides do not apply to a producer
+        allowed = ("retry_backoff_ms", "reconnect_backoff_ms", "request_timeout_ms")
+        return {key: value for key, value in self._extra.items() if key in allowed}
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=10)
+            self._producer = None
+        if self.consumer is not None:
+            self.consumer.close(autocommit=False)  # leaves the group: its partitions move at once
+            self.consumer = None
+
+
+class _OriginParser:
+    """The pipeline's parser, telling each event where it arrived and remembering the poison messages.
+
+    The parser turns each record into one event or one dead letter, in
+    order, keeping the record's bytes as the event's ``raw``; that is how
+    each event is matched to its message here.
+    """
+
+    def __init__(self, inner: Parser) -> None:
+        self.inner = inner
+        self.dead: list[tuple[KafkaRecord, str]] = []
+
+    def parse(self, records: Sequence[KafkaRecord]) -> ParsedBatch:  # type: ignore[override]
+        batch = self.inner.parse(records)
+        events = iter(batch.events)
+        pending = next(events, None)
+        marked = []
+        for record in records:
+            if pending is not None and pending.raw is record.data:
+                marked.append(replace(pending, origin=record.origin))
+                pending = next(events, None)
+        if pending is not None or len(marked) != len(batch.events):
+            raise RuntimeError("the parser's events do not follow its records: origins cannot be told")
+        batch.events = marked
+        if batch.dead_letters:
+            by_position = {record.position: record for record in records}
+            self.dead.extend((by_position[letter.position], letter.reason) for letter in batch.dead_letters)
+        return batch
+
+    def take_dead(self) -> list[tuple[KafkaRecord, str]]:
+        dead, self.dead = self.dead, []
+        return dead
+
+
+@dataclass(slots=True)
+class _Partition:
+    tp: TopicPartition
+    pipeline: Pipeline | None = None  # None: waiting to be restored from its checkpoint
+    next_offset: int = 0  # the first offset not yet stored and judged
+    checkpointed: int = 0  # the offset the last durable checkpoint covers
+    since_checkpoint: int = 0  # records ingested since
+    checkpointed_at: float = 0.0
+    restore_at: float = 0.0
+    failures: int = 0
+    parser: _OriginParser | None = None
+
+
+class KafkaIngest:
+    """Runs the one pipeline per assigned partition (see the module's docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        new_pipeline: Callable[[str], Pipeline],
+        batch_records: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.new_pipeline = new_pipeline  # a pipeline whose checkpoint has the given name
+        self.batch_records = batch_records
+        self.clock = clock
+        self.source: KafkaSource | None = None
+        self._parts: dict[TopicPartition, _Partition] = {}
+        self._lock = threading.Lock()  # held while pipelines work; rebalance callbacks take it
+        self._finished = False  # a failure or a stop: callbacks checkpoint nothing more
+        self._reports: list[IngestReport] = []  # of pipelines given up
+
+    # -- the report of every partition's pipeline -------------------------------------------------------
+    @property
+    def report(self) -> IngestReport:
+        total = IngestReport()
+        reports = self._reports + [p.pipeline.report for p in self._parts.values() if p.pipeline is not None]
+        for report in reports:
+            for name in ("lines_read", "stored", "duplicates", "dead_letters", "late_events", "conflicts",
+                         "alerts_raised", "alerts_updated", "recovered"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+        if reports:
+            total.started = min(report.started for report in reports)
+        return total
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def run(self, source: Source, close_windows: bool = False) -> IngestReport:
+        """Consume until the source is stopped; windows close on each partition's watermark, never here."""
+        if not isinstance(source, KafkaSource):
+            raise TypeError("KafkaIngest reads a KafkaSource")
+        self.source = source
+        source.open(listener=_Listener(self))
+        failed = True
+        try:
+            while not source.stopping:
+                self._restore_due()
+                polled = source.poll(source.settings.fetch_max_wait, self.batch_records)
+                with self._lock:
+                    for tp, records in polled.items():
+                        if records:
+                            self._ingest(tp, records)
+                    self._publish_dead_letters()
+                self._checkpoint_due()
+                source.note_positions({tp: p.next_offset for tp, p in self._parts.items() if p.pipeline})
+            with self._lock:
+                offsets = self._checkpoint(list(self._parts.values()))
+            self._commit(offsets, wait=True)
+            failed = False
+        finally:
+            # after a failure nothing is checkpointed: a pipeline may be half-way through a batch,
+            # and the last good checkpoint (with redelivery) is what the next owner must start from
+            self._finished = True
+            if failed:
+                log.error("kafka: stopped by an error; partitions resume from their last checkpoints")
+        return self.report
+
+    def _ingest(self, tp: TopicPartition, records: list[KafkaRecord]) -> None:
+        part = self._parts.get(tp)
+        if part is None or part.pipeline is None:
+            return  # not ours, or waiting for its checkpoint: fetched again after the seek
+        if records[0].offset != part.next_offset:
+            records = [record for record in records if record.offset >= part.next_offset]
+            if not records or records[0].offset != part.next_offset:
+                assert self.source is not None
+                self.source.seek(tp, part.next_offset)  # a gap: read again from where the state is
+                return
+        try:
+            part.pipeline.ingest(records)
+        except StoreUnavailable as exc:
+            self._fall_back(part, exc)
+            return
+        part.next_offset = records[-1].offset + 1
+        part.since_checkpoint += len(records)
+
+    def _publish_dead_letters(self) -> None:
+        assert self.source is not None
+        for part in self._parts.values():
+            if part.parser is not None and part.parser.dead:
+                self.source.publish_dead_letters(part.parser.take_dead())
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+    def _checkpoint_due(self) -> None:
+        settings = self._settings()
+        now = self.clock()
+        due = [
+            part
+            for part in self._parts.values()
+            if part.pipeline is not None
+            and part.next_offset != part.checkpointed
+            and (part.since_checkpoint >= settings.checkpoint_events
+                 or now - part.checkpointed_at >= settings.checkpoint_interval)
+        ]
+        if due:
+            with self._lock:
+                offsets = self._checkpoint(due)
+            self._commit(offsets, wait=True)
+
+    def _checkpoint(self, parts: list[_Partition]) -> dict[TopicPartition, int]:
+        """Checkpoint what changed; the offsets now safe to commit (Kafka never gets ahead of the store)."""
+        assert self.source is not None
+        parts = [part for part in parts if part.pipeline is not None and part.next_offset != part.checkpointed]
+        if not parts:
+            return {}
+        try:
+            self.source.flush()  # dead letters the offsets pass are in their topic first
+        except KafkaError:
+            log.exception("kafka: dead-letter topic unavailable; checkpoints wait")
+            return {}
+        safe = {}
+        for part in parts:
+            assert part.pipeline is not None
+            try:
+                part.pipeline.checkpoint(position=part.next_offset)
+            except CheckpointConflict:
+                log.warning("kafka: %s was taken over by another instance: dropping it", part.tp)
+                self._drop(part)
+                continue
+            except StoreUnavailable as exc:
+                self._fall_back(part, exc)
+                continue
+            part.checkpointed, part.since_checkpoint, part.checkpointed_at = part.next_offset, 0, self.clock()
+            safe[part.tp] = part.next_offset
+        return safe
+
+    def _commit(self, offsets: dict[TopicPartition, int], wait: bool) -> None:
+        if offsets:
+            assert self.source is not None
+            self.source.commit_offsets(offsets, wait=wait)
+
+    # -- losing and regaining the store -----------------------------------------------------------------------
+    def _fall_back(self, part: _Partition, exc: Exception) -> None:
+        """The store failed under this partition: its state may be ahead of the store; restart from the checkpoint."""
+        assert self.source is not None
+        part.failures += 1
+        delay = min(RESTORE_BACKOFF[0] * 2 ** (part.failures - 1), RESTORE_BACKOFF[1])
+        log.warning("kafka: %s falls back to its checkpoint (%s); restoring in %.0f s", part.tp, exc, delay)
+        self._retire(part)
+        part.restore_at = self.clock() + delay
+        self.source.pause(part.tp)
+
+    def _restore_due(self) -> None:
+        now = self.clock()
+        for part in list(self._parts.values()):
+            if part.pipeline is None and part.restore_at <= now:
+                self._restore(part)
+
+    def _restore(self, part: _Partition) -> None:
+        """Load the partition's checkpoint, claim it, and read on from the offset it covers."""
+        assert self.source is not None
+        name = checkpoint_name(part.tp)
+        pipeline = self.new_pipeline(name)
+        try:
+            checkpoint = self.store.load_checkpoint(name)
+            if checkpoint is not None:
+                pipeline.engine.load_state(orjson.loads(checkpoint.state))
+                start, state = checkpoint.seq, checkpoint.state
+            else:
+                start, state = self.source.position(part.tp), orjson.dumps(pipeline.engine.to_state())
+            self.store.save_checkpoint(name, start, state)  # the claim: the previous owner is fenced out
+        except (StoreUnavailable, CheckpointConflict) as exc:
+            part.failures += 1
+            part.restore_at = self.clock() + min(RESTORE_BACKOFF[0] * 2 ** part.failures, RESTORE_BACKOFF[1])
+            log.warning("kafka: cannot restore %s yet (%s)", part.tp, exc)
+            return
+        parser = _OriginParser(pipeline.parser)
+        pipeline.parser = parser  # type: ignore[assignment] - it parses as the parser does, and marks origins
+        part.pipeline, part.parser = pipeline, parser
+        part.next_offset = part.checkpointed = start
+        part.since_checkpoint, part.checkpointed_at, part.failures = 0, self.clock(), 0
+        self.source.seek(part.tp, start)
+        self.source.resume(part.tp)
+        log.info("kafka: %s restored at offset %d (%s)", part.tp, start, "checkpoint" if checkpoint else "new")
+
+    def _retire(self, part: _Partition) -> None:
+        if part.pipeline is not None:
+            self._reports.append(part.pipeline.report)
+        part.pipeline, part.parser = None, None
+
+    def _drop(self, part: _Partition) -> None:
+        self._retire(part)
+        self._parts.pop(part.tp, None)
+        if self.source is not None and self.source.consumer is not None:
+            try:
+                self.source.pause(part.tp)
+            except (KafkaError, ValueError):
+                pass  # no longer assigned
+
+    # -- rebalances (on the consumer's IO thread, while the loop waits in poll) ------------------------------
+    def given_up(self, tps: set[TopicPartition], checkpoint: bool) -> None:
+        parts = [self._parts[tp] for tp in tps if tp in self._parts]
+        if not parts:
+            return
+        # the loop waits in poll while callbacks run, so the lock is free; if it were not, a
+        # pipeline would be mid-batch and its state no checkpoint: the next owner's redelivery covers it
+        idle = self._lock.acquire(blocking=False)
+        try:
+            if not idle:
+                log.warning("kafka: %s given up mid-batch: the next owner starts from the last checkpoint", tps)
+            elif checkpoint and not self._finished:
+                self._commit(self._checkpoint(parts), wait=False)  # must not block the IO thread
+        finally:
+            if idle:
+                self._lock.release()
+        for part in parts:
+            self._retire(part)
+            self._parts.pop(part.tp, None)
+
+    def assigned(self, tps: set[TopicPartition]) -> None:
+        assert self.source is not None
+        for tp in tps:
+            self._parts[tp] = _Partition(tp)
+        if tps:
+            self.source.pause(*tps)  # until restored from its checkpoint, on the loop's thread
+
+    def _settings(self) -> KafkaSettings:
+        assert self.source is not None
+        return self.source.settings
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, ingest: KafkaIngest) -> None:
+        self.ingest = ingest
+
+    def on_partitions_revoked(self, revoked) -> None:
+        self.ingest.given_up(set(revoked), checkpoint=True)
+
+    def on_partitions_lost(self, lost) -> None:
+        self.ingest.given_up(set(lost), checkpoint=False)  # another owner may have them already
+
+    def on_partitions_assigned(self, assigned) -> None:
+        self.ingest.assigned(set(assigned))

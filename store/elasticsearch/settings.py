@@ -1,0 +1,104 @@
+"""The ``[store.elasticsearch]`` section, validated by the adapter that owns it.
+
+Secrets (a password, an API key) come from the environment or from files,
+never from a config file checked into a repository: ``password`` is meant
+to be set as ``ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD``, and each secret
+has a ``*_file`` twin (a mounted Kubernetes/Docker secret).  They are kept as
+``SecretStr``, so that no log line or error message ever shows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+from models.config import ConfigError, Seconds
+
+_PREFIX = ("store", "elasticsearch")
+
+
+class ElasticsearchSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hosts: list[str] = Field(default=["http://localhost:9200"], min_length=1)
+    # names: every index and template starts with the prefix, so that several
+    # deployments (or a test run) can share one cluster
+    prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,60}$")] = "accesswatch"
+    shards: Annotated[int, Field(ge=1, le=64)] = 1
+    replicas: Annotated[int, Field(ge=0, le=8)] = 1
+    # retention (ILM): events and dead letters hold customer data and go first;
+    # the alerts, incidents and triage log are the record of what was done
+    events_retention: Seconds = 180 * 86400.0
+    alerts_retention: Seconds = 730 * 86400.0
+    # writes: bulk requests of at most this many documents, retried with
+    # exponential backoff on 429/5xx/connection errors for at most retry_for
+    bulk_documents: Annotated[int, Field(ge=1, le=100_000)] = 5000
+    retry_for: Seconds = 120.0
+    retry_initial: Seconds = 0.2
+    retry_max: Seconds = 10.0
+    request_timeout: Seconds = 30.0
+    # security
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    api_key: SecretStr | None = None  # "id:key" or the base64 form Kibana shows
+    api_key_file: Path | None = None
+    ca_certs: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    verify_certs: bool = True
+
+    @field_validator("retry_initial", "retry_max", "request_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("a duration above zero")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> ElasticsearchSettings:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("password and password_file both set: keep one")
+        if self.api_key is not None and self.api_key_file is not None:
+            raise ValueError("api_key and api_key_file both set: keep one")
+        if (self.client_cert is None) != (self.client_key is None):
+            raise ValueError("client_cert and client_key go together")
+        return self
+
+    # -- secrets, read when the client is built ---------------------------------------
+    def resolved_password(self) -> str | None:
+        return _secret(self.password, self.password_file, "password_file")
+
+    def resolved_api_key(self) -> str | None:
+        return _secret(self.api_key, self.api_key_file, "api_key_file")
+
+    def index(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+
+def _secret(value: SecretStr | None, path: Path | None, key: str) -> str | None:
+    if value is not None:
+        return value.get_secret_value()
+    if path is None:
+        return None
+    try:
+        return path.read_text().strip()
+    except OSError as exc:  # the message names the file, never its content
+        raise ConfigError(f"configuration error: store.elasticsearch.{key} = {str(path)!r}: {exc.strerror}") from None
+
+
+def load(section: dict[str, Any]) -> ElasticsearchSettings:
+    """Validate ``store.elasticsearch``; a mistake is one line naming key, value and expectation."""
+    from configs.loader import describe_validation_error
+
+    try:
+        return ElasticsearchSettings.model_validate(section)
+    except ValidationError as exc:
+        data = {"store": {"elasticsearch": section}}
+        message = describe_validation_error(exc, data, prefix=_PREFIX)
+        for secret in ("password", "api_key"):  # a wrong secret is named, never shown
+            if f".{secret} = " in message:
+                message = message.split(" = ", 1)[0] + ": expected a string"
+        raise ConfigError(message) from None

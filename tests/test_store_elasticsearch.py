@@ -1,0 +1,245 @@
+"""The Elasticsearch store against the shared store contract, plus what only it has.
+
+The contract runs on the in-process test server (``tests/fakes/es_server``,
+near-real-time like a real cluster: searches see writes only after a
+refresh) and, when ``ACCESSWATCH_TEST_ES_URL`` is set, on a real cluster::
+
+    ACCESSWATCH_TEST_ES_URL=http://localhost:9200 .venv/bin/python -m pytest tests/test_store_elasticsearch.py
+
+Each test gets indices under a prefix of its own, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+
+from models.alert import AlertStatus
+from models.config import ConfigError
+from store.base import CheckpointConflict, EventQuery, StoreUnavailable
+from store.elasticsearch import ElasticsearchSettings, ElasticsearchStore
+from store.elasticsearch import mappings as m
+from store.elasticsearch.bulk import BulkRejected
+from store.elasticsearch.settings import load as load_settings
+from tests import factories as f
+from tests.fakes.es_server import FakeElasticsearch
+from tests.store_contract import StoreContract
+
+REAL_ES = os.environ.get("ACCESSWATCH_TEST_ES_URL")
+_prefixes = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def es_server():
+    # near-real-time, and no refresh unless asked: a search sees only what a refresh made visible
+    with FakeElasticsearch(realtime=False, refresh_interval=None) as server:
+        yield server
+
+
+def _settings(url: str, **overrides) -> ElasticsearchSettings:
+    prefix = f"awtest{next(_prefixes)}-{uuid.uuid4().hex[:6]}"
+    fast = {"retry_for": 2.0, "retry_initial": 0.01, "retry_max": 0.05, "replicas": 0}
+    return ElasticsearchSettings(hosts=[url], prefix=prefix, **{**fast, **overrides})
+
+
+def _drop(store: ElasticsearchStore) -> None:
+    prefix = store.settings.prefix
+    client = store.client
+    client.options(ignore_status=404).indices.delete(index=f"{prefix}-*", expand_wildcards="all")
+    for name in m.templates(store.settings):
+        client.options(ignore_status=404).indices.delete_index_template(name=name)
+    for name in m.policies(store.settings):
+        client.options(ignore_status=404).ilm.delete_lifecycle(name=name)
+
+
+class TestElasticsearchStoreOnTestServer(StoreContract):
+    @pytest.fixture
+    def store(self, es_server):
+        store = ElasticsearchStore(_settings(es_server.url))
+        yield store
+        store.close()
+
+
+@pytest.mark.skipif(not REAL_ES, reason="set ACCESSWATCH_TEST_ES_URL to run the contract on a real cluster")
+class TestElasticsearchStoreOnRealCluster(StoreContract):
+    @pytest.fixture
+    def store(self):
+        store = ElasticsearchStore(_settings(REAL_ES))
+        yield store
+        _drop(store)
+        store.close()
+
+
+@pytest.fixture
+def store(es_server):
+    store = ElasticsearchStore(_settings(es_server.url))
+    yield store
+    store.close()
+
+
+# -- what the cluster is given ------------------------------------------------------------------
+def test_templates_and_policies_are_installed_once_and_again(es_server, store):
+    prefix = store.settings.prefix
+    templates = store.client.indices.get_index_template(name=f"{prefix}-*")["index_templates"]
+    assert {t["name"] for t in templates} == {f"{prefix}-{family}" for family in m.MAPPINGS}
+    events = next(t for t in templates if t["name"] == f"{prefix}-events")["index_template"]
+    lifecycle = events["template"]["settings"]["index"]["lifecycle"]
+    assert lifecycle["name"] == f"{prefix}-events" and lifecycle["parse_origination_date"] in (True, "true")
+    policy = store.client.ilm.get_lifecycle(name=f"{prefix}-events")[f"{prefix}-events"]["policy"]
+    assert policy["phases"]["delete"]["min_age"] == f"{180 * 86400}s"
+    ElasticsearchStore(store.settings).close()  # a second instance starting installs again: no error
+
+
+def test_events_go_to_the_index_of_their_own_day_with_ecs_fields(es_server, store, settings):
+    incoming = f.incoming(
+        settings,
+        timestamp="2026-11-03T07:59:59.999999+08:00",
+        actor={"organization": "blue-sky", "role": "booking_agent"},
+        outcome="denied",
+        purpose="ticket-7",
+        fields=["passport_number"],
+    )
+    store.write([incoming])
+    index = f"{store.settings.prefix}-events-2026.11.02"
+    doc = es_server.document(index, incoming.event.event_id)
+    assert doc["@timestamp"] == "2026-11-02T23:59:59.999Z"
+    assert doc["event"]["id"] == incoming.event.event_id and doc["event"]["action"] == "read"
+    assert doc["event"]["outcome"] == "failure" and doc["accesswatch"]["outcome"] == "denied"
+    assert doc["event"]["reason"] == "ticket-7"
+    assert doc["user"] == {"id": "emp-0001", "roles": ["booking_agent"]}
+    assert doc["organization"] == {"name": "blue-sky"} and doc["source"] == {"ip": "10.0.0.1"}
+    assert doc["accesswatch"]["time_us"] % 1_000_000 == 999_999  # microseconds kept where dates keep ms
+    assert doc["accesswatch"]["data_classes"] == ["government_id"]
+    assert orjson.loads(doc["event"]["original"]) == orjson.loads(incoming.raw)
+
+
+def test_a_malformed_address_is_kept_not_refused(store, settings):
+    incoming = f.incoming(settings, source_ip="not-an-ip")
+    assert len(store.write([incoming]).stored) == 1
+
+
+# -- duplicates, redeliveries and conflicts ----------------------------------------------------------
+def test_the_same_message_again_is_a_redelivery_another_copy_is_a_duplicate(store, settings):
+    from dataclasses import replace
+
+    original = replace(f.incoming(settings), origin="kafka:access/0@41")
+    store.write([original])
+    again = store.write([original])
+    assert again.stored == [] and again.duplicates == 1
+    assert [i.event.event_id for i in again.redelivered] == [original.event.event_id]
+    elsewhere = store.write([replace(original, origin="kafka:access/0@99")])  # sent twice by a producer
+    assert elsewhere.redelivered == [] and elsewhere.duplicates == 1 and elsewhere.conflicts == []
+    unknown = store.write([replace(original, origin=None)])
+    assert unknown.redelivered == []
+
+
+def test_a_dead_letter_replayed_on_another_day_is_kept_once(store):
+    from tests.store_contract import _deadletter
+
+    first = _deadletter("line 3")
+    assert store.write([], [first]).dead_letters_stored == 1
+    later = first.model_copy(update={"received_at": first.received_at + timedelta(days=3)})
+    assert store.write([], [later]).dead_letters_stored == 0
+    assert store.stats().dead_letters == 1
+
+
+def test_store_positions_are_unique_across_instances(es_server, store, settings):
+    other = ElasticsearchStore(store.settings)
+    a = store.write([f.incoming(settings) for _ in range(3)])
+    b = other.write([f.incoming(settings) for _ in range(3)])
+    c = store.write([f.incoming(settings) for _ in range(3)])
+    assert a.last_seq < b.last_seq < c.last_seq
+    seqs = [item.seq for item in store.query_events(EventQuery(limit=100)).items]
+    assert len(seqs) == len(set(seqs)) == 9
+    other.close()
+
+
+# -- checkpoints are fenced --------------------------------------------------------------------------
+def test_a_checkpoint_taken_over_cannot_be_overwritten_by_its_old_owner(es_server, store):
+    old_owner = store
+    old_owner.save_checkpoint("detectors@kafka:access/3", 10, b"old")
+    new_owner = ElasticsearchStore(store.settings)
+    assert new_owner.load_checkpoint("detectors@kafka:access/3").state == b"old"
+    new_owner.save_checkpoint("detectors@kafka:access/3", 10, b"claimed")  # the takeover claims it
+    with pytest.raises(CheckpointConflict):
+        old_owner.save_checkpoint("detectors@kafka:access/3", 20, b"stale")
+    new_owner.save_checkpoint("detectors@kafka:access/3", 30, b"new")
+    assert old_owner.load_checkpoint("detectors@kafka:access/3").state == b"new"
+    new_owner.close()
+
+
+def test_a_first_save_does_not_overwrite_a_checkpoint_it_never_read(store):
+    store.save_checkpoint("detectors", 1, b"a")
+    stranger = ElasticsearchStore(store.settings)
+    with pytest.raises(CheckpointConflict):
+        stranger.save_checkpoint("detectors", 2, b"b")
+    stranger.close()
+
+
+def test_large_state_round_trips_compressed(store):
+    state = orjson.dumps({"profiles": [{"actor": f"emp-{i}", "mean": i / 7} for i in range(20_000)]})
+    store.save_checkpoint("detectors", 5, state)
+    assert store.load_checkpoint("detectors").state == state
+
+
+# -- faults: retried, never silent --------------------------------------------------------------------
+def test_bulk_429_and_503_are_retried_until_they_pass(es_server, store, settings):
+    es_server.fail_next(2, status=429, path_prefix="/_bulk")
+    es_server.fail_next(1, status=503, path_prefix="/_bulk")
+    batch = [f.incoming(settings) for _ in range(5)]
+    assert len(store.write(batch).stored) == 5
+    assert store.stats().events == 5
+
+
+def test_items_refused_for_a_while_are_sent_again_alone(es_server, store, settings):
+    es_server.reject_bulk_items(3, status=429)
+    batch = [f.incoming(settings) for _ in range(10)]
+    result = store.write(batch)
+    assert len(result.stored) == 10 and result.duplicates == 0
+    assert store.stats().events == 10
+
+
+def test_a_cluster_away_longer_than_the_retries_raises_store_unavailable(es_server, settings):
+    store = ElasticsearchStore(_settings(es_server.url, retry_for=0.3))
+    es_server.fail_next(1000, status=503, path_prefix="/_bulk")
+    try:
+        with pytest.raises(StoreUnavailable, match="503"):
+            store.write([f.incoming(settings)])
+    finally:
+        es_server.clear_failures()
+        store.close()
+
+
+def test_an_item_refused_for_good_stops_the_batch_with_its_reason(es_server, store, settings):
+    es_server.reject_bulk_items(1, status=400)
+    with pytest.raises(BulkRejected, match="400"):
+        store.write([f.incoming(settings)])
+
+
+def test_a_person_status_survives_the_pipeline_growing_the_alert(store):
+    alert = f.alert()
+    store.upsert_alerts([alert])
+    store.set_alert_status(alert.alert_id, AlertStatus.FALSE_POSITIVE)
+    store.upsert_alerts([alert.model_copy(update={"revision": 3, "evidence": {"records": 1}})])
+    stored = store.get_alert(alert.alert_id)
+    assert stored.status is AlertStatus.FALSE_POSITIVE and stored.revision == 3
+    assert stored.evidence == {"records": 1}  # replaced whole, not merged with the old figures
+
+
+# -- configuration -----------------------------------------------------------------------------------
+def test_settings_errors_name_the_key_and_never_show_a_secret(tmp_path):
+    with pytest.raises(ConfigError, match=r"store\.elasticsearch\.replicas = -1"):
+        load_settings({"replicas": -1})
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"password": 12345678})
+    assert "12345678" not in str(caught.value)
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    loaded = load_settings({"username": "aw", "password_file": str(secret)})
+    assert loaded.resolved_password() == "s3cret" and "s3cret" not in repr(loaded)
+    assert "s3cret" not in repr(load_settings({"password": "s3cret"}))
