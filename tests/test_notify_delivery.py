@@ -311,6 +311,22 @@ def test_an_unacknowledged_page_escalates_to_the_next_receiver_after_the_timeout
     rig.close()
 
 
+def test_a_receiver_paged_by_escalation_hears_the_resolution_too(tmp_path, clock, pagerduty, slack):
+    rig = Rig(tmp_path, clock, **escalating(pagerduty, slack))
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()
+    clock.advance(16 * 60)
+    rig.deliver()
+    clock.advance(60)
+    _, planned = rig.act(incident.incident_id, TriageActionKind.RESOLVE)
+    rig.deliver()
+    assert sorted(row.receiver for row in planned) == ["pagerduty", "slack"]
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "resolve"]
+    assert pagerduty.pagerduty[incident.incident_id].status == "resolved"
+    rig.close()
+
+
 def test_an_escalation_survives_a_restart(tmp_path, clock, pagerduty, slack):
     rig = Rig(tmp_path, clock, **escalating(pagerduty, slack))
     rig.raise_(finding())
