@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -49,14 +51,19 @@ class Parser:
                     reason = describe(exc, record.data)
                 else:
                     moment = event.timestamp.timestamp()
-                    if earliest <= moment <= latest:
+                    if event.extra is not None and not _finite(event.extra):
+                        # the JSON parser lets NaN and Infinity through in free-form ``extra``; they are
+                        # not JSON (RFC 8259), and one such body breaks SQLite's JSON queries over the store
+                        reason = "extra: NaN and Infinity are not JSON numbers"
+                    elif earliest <= moment <= latest:
                         batch.events.append(IncomingEvent(event, record.data, touch(event.fields).classes))
                         continue
-                    reason = (
-                        f"timestamp {event.timestamp.isoformat()} is "
-                        + ("further in the future" if moment > latest else "further in the past")
-                        + " than the configured skew allows"
-                    )
+                    else:
+                        reason = (
+                            f"timestamp {event.timestamp.isoformat()} is "
+                            + ("further in the future" if moment > latest else "further in the past")
+                            + " than the configured skew allows"
+                        )
             batch.dead_letters.append(
                 DeadLetter(
                     source=record.source,
@@ -68,6 +75,17 @@ class Parser:
                 )
             )
         return batch
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinite number anywhere in a parsed JSON value."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
 
 
 def describe(exc: ValidationError, data: bytes = b"") -> str:

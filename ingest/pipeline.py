@@ -26,6 +26,7 @@ from detectors.engine import DetectionEngine
 from detectors.incidents import attach
 from ingest.parse import ParsedBatch, Parser
 from ingest.sources import RawRecord, Source
+from ingest.tampering import tampering_alerts
 from models.alert import Alert
 from models.config import Settings
 from models.incident import Incident
@@ -177,7 +178,7 @@ class Pipeline:
             log.warning("event ids seen before with other content: %s", ", ".join(written.conflicts[:10]))
         output = self.engine.process([incoming.event for incoming in written.stored])
         report.late_events += output.late_events
-        self._publish(output.alerts)
+        self._publish([*output.alerts, *tampering_alerts(parsed, written)])  # never ignored (issue 7)
         self._position = written.last_seq
         self._since_checkpoint += len(written.stored)
         if self._since_checkpoint >= self.settings.ingest.checkpoint_events:

@@ -50,6 +50,7 @@ class WriteResult:
     duplicates: int = 0
     dead_letters_stored: int = 0  # new dead letters (a replayed bad line is not stored twice)
     conflicts: list[str] = field(default_factory=list)  # event ids seen before with other content
+    refused: list[IncomingEvent] = field(default_factory=list)  # issue 7: the versions behind ``conflicts``
     last_seq: int = 0  # the store position after this write (for checkpoints)
 
 

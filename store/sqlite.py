@@ -210,6 +210,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             earlier_event = earlier.event
         if earlier_event is not None and earlier_event != incoming.event:
             result.conflicts.append(incoming.event.event_id)
+            result.refused.append(incoming)  # for the tampering finding (ingest.tampering)
 
     def _is_collision(self, incoming: IncomingEvent, key: int) -> bool:
         """True when another event id owns this hash key (one in 2^64 per pair: handled, not assumed away)."""
