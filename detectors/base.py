@@ -44,7 +44,9 @@ class DetectorSettings(BaseModel):
     @field_validator("severity_scores")
     @classmethod
     def _ascending(cls, value: list[float]) -> list[float]:
-        if value != sorted(value):
+        # here, not only in the Field: a detector that restates the default
+        # with its own Field must not lose the rule
+        if len(value) != 3 or value != sorted(value):
             raise ValueError("three ascending scores, for medium, high and critical")
         return value
 
