@@ -32,7 +32,7 @@ def mailer(tmp_path, smtp: FakeSmtpServer | None = None, **section):
         "from": "accesswatch@example.com",
         "to": ["soc@example.com", "dpo@example.com"],
         "ca_file": str(smtp.cert) if smtp else None,
-        "timeout": "5s",
+        "timeout": "15s",
         **section,
     }
     settings = settings_with(tmp_path, receivers=[], settings={"mail": {k: v for k, v in values.items() if v}})

@@ -63,7 +63,7 @@ min_severity = "medium"
 dashboard_url = "https://accesswatch.example.com"
 
 [notify.delivery]
-timeout = "2s"
+timeout = "15s"
 retry_initial = "1s"
 drain_on_exit = "10s"
 

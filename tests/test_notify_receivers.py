@@ -63,7 +63,7 @@ def a_page(kind: PageKind = PageKind.TRIGGER, severity: Severity = Severity.HIGH
 @pytest.fixture
 def pagerduty(tmp_path):
     with FakeReceiver("pagerduty") as fake:
-        yield fake, receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url=fake.url, timeout="2s")
+        yield fake, receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url=fake.url, timeout="15s")
 
 
 def test_pagerduty_trigger_is_a_valid_event_keyed_by_the_incident(pagerduty):
@@ -140,7 +140,7 @@ def test_a_receiver_that_does_not_answer_in_time_is_retried(tmp_path):
 
 def test_a_dropped_connection_and_a_refused_one_are_retried(tmp_path):
     with FakeReceiver("pagerduty") as fake:
-        notifier = receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url=fake.url, timeout="2s")
+        notifier = receiver(tmp_path, "pagerduty", routing_key=ROUTING_KEY, url=fake.url, timeout="15s")
         fake.drop_next(1)
         with pytest.raises(DeliveryError) as caught:
             notifier.send(a_page(), "ntf")
