@@ -324,6 +324,7 @@ class HealthView:
     lag_seconds: float | None  # wall-clock now minus the newest event time
     rate_per_second: float | None  # stored events per wall-clock second, over the last minutes
     dead_letters: int
+    unfolded_events: int  # stored events not yet in the hourly figures (they are being folded in)
     outbox: dict[str, int] | None  # notifications per status, when the store has the paging outbox
     events_per_hour: list[HourActivity]
 
@@ -347,6 +348,7 @@ def health(store: Store, now: datetime, window: timedelta = timedelta(minutes=5)
         lag_seconds=(now - newest).total_seconds() if newest else None,
         rate_per_second=rate,
         dead_letters=figures.dead_letters,
+        unfolded_events=figures.unfolded_events,
         outbox=outbox,
         events_per_hour=recent,
     )

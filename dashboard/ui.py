@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +22,7 @@ from models.incident import Incident
 from store.base import Store
 
 HERE = Path(__file__).resolve().parent
+log = logging.getLogger(__name__)
 SEVERITY_COLOR = {"critical": "#ab091e", "high": "#f35627", "medium": "#f0b429", "low": "#9fb3c8"}
 SEVERITY_BADGE = {"critical": "red", "high": "orange", "medium": "yellow", "low": "gray"}  # st.badge colours
 STATUS_LABEL = {
@@ -62,8 +66,34 @@ def store() -> Store:
     if "_store" not in st.session_state:
         from accesswatch.app import open_store
 
-        st.session_state["_store"] = open_store(settings())
+        config = settings()
+        st.session_state["_store"] = open_store(config)
+        _background_fold(str(config.data_dir), config.dashboard.refresh, config)
     return st.session_state["_store"]
+
+
+@st.cache_resource(show_spinner=False)
+def _background_fold(data_dir: str, every: float, _config: Settings) -> threading.Thread:
+    """One thread per server keeps an adapter's pre-aggregated figures up to date (SQLite's roll-ups).
+
+    Pages fold a small backlog themselves; this folds a large one (a first
+    look at a big store, a replay in progress) without a page waiting on it.
+    """
+    from accesswatch.app import open_store
+
+    def loop() -> None:
+        try:
+            with open_store(_config) as own:  # a connection of its own: this is another thread
+                fold = getattr(own, "fold", None)
+                while fold is not None:
+                    fold()
+                    time.sleep(every)
+        except Exception:  # the pages still fold small backlogs themselves
+            log.exception("background folding of %s stopped", data_dir)
+
+    thread = threading.Thread(target=loop, name="dashboard-fold", daemon=True)
+    thread.start()
+    return thread
 
 
 def signed_in() -> Identity | None:

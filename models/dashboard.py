@@ -101,6 +101,7 @@ class Health(_Figures):
     events: int  # stored in all
     newest_event: UtcTime | None  # event time of the newest stored event
     dead_letters: int
+    unfolded_events: int = 0  # stored but not yet in the hourly figures (an adapter that pre-aggregates)
     # wall-clock samples of the stored-event count, oldest first: the ingestion rate is their slope
     marks: list[tuple[UtcTime, int]] = []
 

@@ -37,6 +37,10 @@ from models.incident import TriageActionKind
 from store.base import IncidentFacet, IncidentQuery
 
 FOLD_CHUNK = 50_000  # events per fold transaction: the pipeline waits at most one chunk's fold
+# A reading folds the backlog itself only when it is small; a larger one (a
+# first look at a big store, a replay running) is folded in the background by
+# the dashboard (``fold()``), and the figures say how far behind they are.
+FOLD_ON_READ = 100_000
 MARK_EVERY = timedelta(seconds=10)  # wall-clock samples of the event count, for the ingestion rate
 MARKS_KEPT = timedelta(days=2)
 _HOUR_US = 3_600_000_000
@@ -74,10 +78,15 @@ class SqliteDashboardMixin:
     _db: sqlite3.Connection
 
     # -- folding the roll-ups -------------------------------------------------------
-    def fold(self) -> int:
-        """Fold the events stored since the last fold into the roll-ups; how many were folded."""
+    def fold(self, at_most: int | None = None) -> int:
+        """Fold the events stored since the last fold into the roll-ups; how many were folded.
+
+        With ``at_most``, nothing is folded when more events than that are waiting.
+        """
         db = self._db
         last = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+        if at_most is not None and last - self._folded_seq() > at_most:
+            return 0
         folded = 0
         try:
             done = self._folded_seq()
@@ -232,7 +241,7 @@ class SqliteDashboardMixin:
 
     # -- activity ------------------------------------------------------------------------
     def activity(self, since: datetime, until: datetime, actor_id: str | None = None) -> list[HourActivity]:
-        self.fold()
+        self.fold(at_most=FOLD_ON_READ)
         first, end = _hour(since), -(-_micros(until) // _HOUR_US)
         if actor_id is None:
             rows = self._db.execute(
@@ -252,7 +261,7 @@ class SqliteDashboardMixin:
         ]
 
     def peer_activity(self, actor_id: str, since: datetime, until: datetime) -> PeerActivity:
-        self.fold()
+        self.fold(at_most=FOLD_ON_READ)
         me = self._db.execute(
             "SELECT kind, role, organization FROM dash_actors WHERE actor_id = ?", (actor_id,)
         ).fetchone()
@@ -282,7 +291,7 @@ class SqliteDashboardMixin:
         )
 
     def actor_profile(self, actor_id: str, since: datetime, until: datetime, top: int = 10) -> ActorProfile | None:
-        self.fold()
+        self.fold(at_most=FOLD_ON_READ)
         row = self._db.execute(
             "SELECT kind, name, role, department, organization, first_ts, last_ts FROM dash_actors WHERE actor_id = ?",
             (actor_id,),
@@ -316,7 +325,7 @@ class SqliteDashboardMixin:
         )
 
     def class_days(self, since: datetime, until: datetime, utc_offset_seconds: int = 0) -> list[ClassDay]:
-        self.fold()
+        self.fold(at_most=FOLD_ON_READ)
         rows = self._db.execute(
             "SELECT date(hour * 3600 + ?, 'unixepoch'), class, sum(events), sum(records) FROM dash_class_hours"
             " WHERE hour >= ? AND hour < ? GROUP BY 1, 2 ORDER BY 1, 2",
@@ -372,7 +381,7 @@ class SqliteDashboardMixin:
 
     # -- health ------------------------------------------------------------------------------
     def health(self, marks_since: datetime | None = None) -> Health:
-        self.fold()
+        self.fold(at_most=FOLD_ON_READ)
         db = self._db
         events, newest = db.execute("SELECT coalesce(max(seq), 0), max(ts) FROM events").fetchone()
         marks = db.execute(
@@ -381,6 +390,7 @@ class SqliteDashboardMixin:
         ).fetchall()
         return Health(
             events=events,  # rows are only ever added, so the last seq is the count, at no cost
+            unfolded_events=max(0, events - self._folded_seq()),
             newest_event=_from_micros(newest),
             dead_letters=db.execute("SELECT count(*) FROM dead_letters").fetchone()[0],
             marks=[(datetime.fromisoformat(at), count) for at, count in marks],

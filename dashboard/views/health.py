@@ -34,6 +34,8 @@ def live_health() -> None:
     else:
         figures[4].metric("Notifier outbox", f"{view.outbox.get('pending', 0):,} waiting",
                           ", ".join(f"{s} {n:,}" for s, n in sorted(view.outbox.items())), delta_color="off")
+    if view.unfolded_events:
+        st.info(f"The hourly figures are catching up: {view.unfolded_events:,} stored events are not in them yet.")
     if view.events_per_hour:
         rows = pd.DataFrame([
             {"hour": h.hour.astimezone(ctx.zone).replace(tzinfo=None), "events": h.events, "denied": h.denied}
