@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,11 @@ def run(settings: Settings, config: Path | None, address: str | None, port: int 
         print("  no user can sign in: add [dashboard.users.<name>] (accesswatch dashboard --hash-password)"
               " or [dashboard.oidc]", file=sys.stderr, flush=True)
     process = subprocess.Popen(streamlit_command(address, port), env=environment(settings, config, demo))
+
+    def stop(signum, frame) -> None:  # SIGTERM (make, systemd) stops the server too, not only this process
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         return process.wait()
     except KeyboardInterrupt:
@@ -63,6 +69,8 @@ def run(settings: Settings, config: Path | None, address: str | None, port: int 
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def print_hash() -> int:

@@ -25,7 +25,8 @@ def live_health() -> None:
         f"{view.rate_per_second:,.0f} /s" if view.rate_per_second is not None else "—",
         help="stored events per second over the last minutes, as sampled by the dashboard",
     )
-    figures[2].metric("Newest event", ui.local_time(ctx, view.newest_event),
+    newest = view.newest_event.astimezone(ctx.zone).strftime("%d %b %H:%M") if view.newest_event else "—"
+    figures[2].metric("Newest event", newest,
                       f"{ui.duration(view.lag_seconds)} behind now" if view.lag_seconds is not None else None,
                       delta_color="off", help="event time: a replay of history is far behind, a live feed is not")
     figures[3].metric("Dead letters", f"{view.dead_letters:,}")
