@@ -42,6 +42,10 @@ class IncomingEvent:
     event: AccessEvent
     raw: bytes
     classes: frozenset[str]  # the data classes its fields belong to, as classified at ingest
+    # Where it arrived, when the source has positions ("kafka:topic/partition@offset").  A store
+    # that keeps it can tell the same message delivered again (after a consumer crashed between
+    # storing a batch and checkpointing it: to be judged again) from a duplicate (never judged twice).
+    origin: str | None = None
 
 
 @dataclass(slots=True)
@@ -52,6 +56,8 @@ class WriteResult:
     conflicts: list[str] = field(default_factory=list)  # event ids seen before with other content
     refused: list[IncomingEvent] = field(default_factory=list)  # issue 7: the versions behind ``conflicts``
     last_seq: int = 0  # the store position after this write (for checkpoints)
+    # duplicates whose stored copy has the same origin: the same message again (see IncomingEvent.origin)
+    redelivered: list[IncomingEvent] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,23 @@ class Checkpoint:
     seq: int
     state: bytes
     saved_at: datetime
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached, or kept refusing, for longer than its retries allow.
+
+    Nothing of the failed call may be assumed durable; what a caller does
+    next (stop, or fall back to its last checkpoint and try again) is its own.
+    """
+
+
+class CheckpointConflict(Exception):
+    """Someone else saved this checkpoint since this store last loaded or saved it.
+
+    A store shared by several instances fences checkpoints this way: the
+    process that gets it no longer owns that state (its partition moved to
+    another instance) and must drop it, never overwrite the new owner's.
+    """
 
 
 class EventQuery(BaseModel):

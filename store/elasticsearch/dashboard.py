@@ -79,7 +79,7 @@ class ElasticsearchDashboardMixin:
     settings: ElasticsearchSettings
     client: Elasticsearch
     clock: Callable[[], datetime]
-    _dirty: set[str]
+    _written: Callable[..., None]
     _search: Callable[[str, dict[str, Any]], dict[str, Any]]
     _scan: Callable[..., Iterator[dict[str, Any]]]
     _count: Callable[..., int]
@@ -326,7 +326,7 @@ class ElasticsearchDashboardMixin:
         document = {"name": "mark", "value": events, "saved_at": format_utc(now)}
         self._call("sample the event count", lambda: self.client.index(
             index=index, id=f"mark:{format_utc(now)}", document=document))
-        self._dirty.add(m.STATE)
+        self._written(m.STATE)
         old = {"bool": {"filter": [{"term": {"name": "mark"}},
                                    {"range": {"saved_at": {"lt": format_utc(now - MARKS_KEPT)}}}]}}
         self._call("drop old samples", lambda: self.client.delete_by_query(
@@ -343,7 +343,7 @@ class ElasticsearchDashboardMixin:
         })
         doc_id = hashlib.sha256(record.encode()).hexdigest()[:32]  # the same access retried is kept once
         index = m.dated_index(self.settings, m.ACCESSES, access.at)
-        self._dirty.add(m.ACCESSES)
+        self._written(m.ACCESSES)
         run_bulk(self.client, self.settings, [BulkOp({"create": {"_index": index, "_id": doc_id}}, document)],
                  accepted=frozenset({201, 409}))
 

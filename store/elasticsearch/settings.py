@@ -28,8 +28,8 @@ class ElasticsearchSettings(BaseModel):
     prefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,60}$")] = "accesswatch"
     shards: Annotated[int, Field(ge=1, le=64)] = 1
     replicas: Annotated[int, Field(ge=0, le=8)] = 1
-    # retention (ILM): events and dead letters hold customer data and go first;
-    # the alerts, incidents and triage log are the record of what was done
+    # retention (ILM), set from the [retention] section by the app: events and dead letters hold
+    # customer data and go first; alerts, incidents and the triage log are the record of what was done
     events_retention: Seconds = 180 * 86400.0
     alerts_retention: Seconds = 730 * 86400.0
     # writes: bulk requests of at most this many documents, retried with

@@ -22,6 +22,7 @@ How the port's guarantees are kept without transactions:
 from __future__ import annotations
 
 import base64
+import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -57,6 +58,7 @@ from store.elasticsearch.bulk import BulkOp, run_bulk
 from store.elasticsearch.client import build_client, call
 from store.elasticsearch.dashboard import ElasticsearchDashboardMixin
 from store.elasticsearch.documents import micros
+from store.elasticsearch.outbox import ElasticsearchOutboxMixin
 from store.elasticsearch.settings import ElasticsearchSettings
 
 PAGE = 5000  # hits per search page when reading many (below the default max_result_window of 10,000)
@@ -64,7 +66,7 @@ _CREATED_OR_EXISTS = frozenset({201, 409})
 _UPDATED = frozenset({200, 201})
 
 
-class ElasticsearchStore(ElasticsearchDashboardMixin, Store):
+class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, Store):
     def __init__(
         self,
         settings: ElasticsearchSettings,
@@ -76,6 +78,7 @@ class ElasticsearchStore(ElasticsearchDashboardMixin, Store):
         self.client = client if client is not None else build_client(settings)
         self.clock = clock
         self._dirty: set[str] = set()  # families written here since their last refresh
+        self._dirty_lock = threading.Lock()
         self._versions: dict[str, tuple[int, int]] = {}  # checkpoint name -> (seq_no, primary_term) we hold
         if install:
             self.install()
@@ -106,12 +109,22 @@ class ElasticsearchStore(ElasticsearchDashboardMixin, Store):
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         return call(self.settings, what, fn)
 
+    def _written(self, *families: str) -> None:
+        with self._dirty_lock:
+            self._dirty.update(families)
+
     def _refreshed(self, *families: str) -> None:
-        stale = [family for family in families if family in self._dirty]
+        # cleared before the refresh: a write that lands meanwhile marks its family again
+        with self._dirty_lock:
+            stale = [family for family in families if family in self._dirty]
+            self._dirty.difference_update(stale)
         if stale:
             indices = ",".join(m.pattern(self.settings, family) for family in stale)
-            self._call("refresh", lambda: self.client.indices.refresh(index=indices, allow_no_indices=True))
-            self._dirty.difference_update(stale)
+            try:
+                self._call("refresh", lambda: self.client.indices.refresh(index=indices, allow_no_indices=True))
+            except BaseException:
+                self._written(*stale)
+                raise
 
     def _search(self, family: str, body: dict[str, Any]) -> dict[str, Any]:
         self._refreshed(family)
@@ -221,6 +234,7 @@ class ElasticsearchStore(ElasticsearchDashboardMixin, Store):
                 result.duplicates += 1
                 if earlier.event != incoming.event:
                     result.conflicts.append(incoming.event.event_id)
+                    result.refused.append(incoming)
         batch = list(unique.values())
         letters = self._new_dead_letters(dead_letters)
         total = len(batch) + len(letters)
@@ -243,7 +257,7 @@ class ElasticsearchStore(ElasticsearchDashboardMixin, Store):
             )
             for i, (letter_id, letter) in enumerate(letters)
         )
-        self._dirty.update((m.EVENTS, m.DEAD_LETTERS))
+        self._written(m.EVENTS, m.DEAD_LETTERS)
         outcomes = run_bulk(self.client, settings, ops, accepted=_CREATED_OR_EXISTS)
         existing = []
         for incoming, outcome in zip(batch, outcomes, strict=False):
@@ -281,6 +295,7 @@ class ElasticsearchStore(ElasticsearchDashboardMixin, Store):
                 continue
             if AccessEvent.model_validate_json(copy["event"]["original"]) != incoming.event:
                 result.conflicts.append(incoming.event.event_id)
+                result.refused.append(incoming)
             elif incoming.origin is not None and copy.get("accesswatch", {}).get("origin") == incoming.origin:
                 result.redelivered.append(incoming)
 

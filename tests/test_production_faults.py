@@ -1,0 +1,238 @@
+"""Faults on the production path, each a test: Kafka -> accesswatch -> Elasticsearch with the real clients.
+
+Every run consumes the same topic (a simulated fortnight, four partitions)
+with a group and a store of its own, under one fault, and must end with
+exactly what a fault-free run of one instance ends with: every event stored
+once, the same alerts (ids, revisions, figures) and the same incidents.
+Detector state lives per partition, so the result does not depend on which
+instance read which partition or when the group rebalanced.
+
+Waits are bounded (``WAIT``) but nothing here asserts how long anything took.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import orjson
+import pytest
+
+from ingest.kafka_send import send_lines
+from store.base import StoreUnavailable
+from tests import factories as f
+from tests.fakes.es_server import FakeElasticsearch
+from tests.test_kafka_source import (
+    CLIENT,
+    PARTITIONS,
+    Cluster,
+    Instance,
+    app_settings,
+    es_store,
+    kafka_settings,
+    outcome,
+    reference,
+    run_to_end,
+    unique_prefix,
+    wait_until,
+)
+from tests.test_kafka_source import month as month  # noqa: F401 - the simulated fortnight, a fixture
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = Cluster()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def es_server():
+    with FakeElasticsearch(realtime=False, refresh_interval=1.0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def topic(cluster, month) -> str:  # noqa: F811 - the fixture imported above
+    topic = cluster.topic()
+    report = send_lines(month, topic, kafka_settings(cluster, topic), CLIENT)
+    assert report.failed == 0
+    return topic
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    return app_settings(tmp_path_factory.mktemp("faults"))
+
+
+@pytest.fixture(scope="module")
+def expected(cluster, es_server, settings, topic) -> dict:
+    result = reference(cluster, es_server, settings, topic)
+    assert result["alerts"] and result["incidents"]  # the fortnight must raise some, or nothing is proven
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _healthy_cluster(es_server):
+    yield
+    es_server.set_unavailable(False)
+    es_server.clear_failures()
+
+
+def _group() -> str:
+    return f"faults-{uuid.uuid4().hex[:8]}"
+
+
+def _progress(cluster: Cluster, group: str, topic: str) -> int:
+    return sum(cluster.committed(group, topic).values())
+
+
+class Killed(BaseException):
+    """The process dies here (a BaseException, as nothing in the product may catch it)."""
+
+
+class KillingStore:
+    """A store that, once armed, dies half-way through the next batch: half of it stored, the rest not."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.armed = threading.Event()
+
+    def write(self, events, dead_letters=()):
+        if self.armed.is_set() and len(events) > 1:
+            self.inner.write(events[: len(events) // 2], dead_letters)
+            raise Killed
+        return self.inner.write(events, dead_letters)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+# -- the store away or refusing ----------------------------------------------------------------------------
+def test_elasticsearch_away_longer_than_the_retries_stops_the_commits_and_nothing_is_lost(
+    cluster, es_server, settings, topic, expected
+):
+    group = _group()
+    # retries give up after 1 s: each partition falls back to its checkpoint and waits, paused
+    store = es_store(es_server, unique_prefix(), retry_for=1.0)
+    instance = Instance(settings, kafka_settings(cluster, topic, group), store, "outage").start()
+    wait_until(lambda: _progress(cluster, group, topic) > 0, "a first commit")
+    es_server.set_unavailable(True)
+    time.sleep(1.0)  # a commit under way when the cluster went may still land
+    committed, stored = cluster.committed(group, topic), instance.ingest.report.stored
+    time.sleep(4.0)  # the outage: several retry periods long
+    assert cluster.committed(group, topic) == committed  # nothing committed while nothing is stored
+    assert instance.ingest.report.stored == stored
+    assert cluster.fake is None or cluster.fake.group_members(group)  # still in the group, polling
+    assert instance.thread.is_alive() and instance.error is None
+    es_server.set_unavailable(False)
+    run_to_end(cluster, topic, group, [instance])
+    assert outcome(store) == expected
+
+
+def test_elasticsearch_answering_429_for_a_while_delays_but_changes_nothing(
+    cluster, es_server, settings, topic, expected
+):
+    group, store = _group(), es_store(es_server, unique_prefix())
+    es_server.fail_next(12, status=429, path_prefix="/_bulk")  # whole requests refused ...
+    es_server.reject_bulk_items(500, status=429)  # ... and items inside accepted ones
+    instance = Instance(settings, kafka_settings(cluster, topic, group), store, "busy").start()
+    run_to_end(cluster, topic, group, [instance])
+    assert es_server.cluster.reject_items.remaining == 0  # the refusals were met, and retried
+    assert outcome(store) == expected
+
+
+def test_a_store_that_cannot_be_reached_at_all_is_reported_not_swallowed(es_server):
+    es_server.set_unavailable(True)
+    with pytest.raises(StoreUnavailable):
+        es_store(es_server, unique_prefix(), retry_for=0.5)
+
+
+# -- instances dying, joining, sharing ----------------------------------------------------------------------
+def test_a_consumer_killed_mid_batch_is_taken_over_and_every_event_and_alert_is_there_once(
+    cluster, es_server, settings, topic, expected
+):
+    group, prefix = _group(), unique_prefix()
+    doomed = KillingStore(es_store(es_server, prefix))
+    a = Instance(settings, kafka_settings(cluster, topic, group), doomed, "a").start()
+    b = Instance(settings, kafka_settings(cluster, topic, group), es_store(es_server, prefix), "b").start()
+    wait_until(lambda: a.assigned and b.assigned, "both instances to own partitions")
+    wait_until(lambda: _progress(cluster, group, topic) > 0, "a first commit")
+    doomed.armed.set()
+    wait_until(lambda: not a.thread.is_alive(), "the kill")
+    assert isinstance(a.error, Killed)
+    a.crash()  # no checkpoint, no commit, no goodbye: the broker notices after the session timeout
+    wait_until(lambda: len(b.assigned) == PARTITIONS, "the takeover")
+    run_to_end(cluster, topic, group, [b])
+    assert b.ingest.report.duplicates > 0  # the half batch the dead instance stored came again ...
+    assert outcome(b.store) == expected  # ... and was judged once: the same alerts, revisions and all
+
+
+def test_two_instances_in_one_group_split_the_partitions_and_end_as_one_would(
+    cluster, es_server, settings, topic, expected
+):
+    group, prefix = _group(), unique_prefix()
+    a = Instance(settings, kafka_settings(cluster, topic, group), es_store(es_server, prefix), "a").start()
+    wait_until(lambda: _progress(cluster, group, topic) > 0, "the first instance under way")
+    b = Instance(settings, kafka_settings(cluster, topic, group), es_store(es_server, prefix), "b").start()
+    # a gave some partitions up with their state, b took them over from their checkpoints
+    wait_until(lambda: a.assigned and b.assigned and len(a.assigned | b.assigned) == PARTITIONS, "the split")
+    assert a.assigned.isdisjoint(b.assigned)
+    run_to_end(cluster, topic, group, [a, b])
+    assert a.ingest.report.stored > 0 and b.ingest.report.stored > 0
+    assert a.ingest.report.stored + b.ingest.report.stored == expected["events"]  # each stored by one
+    assert outcome(a.store) == expected
+
+
+def test_an_instance_that_stalled_and_lost_its_partitions_cannot_overwrite_the_new_owner(
+    cluster, es_server, settings, topic, expected, caplog
+):
+    group, prefix = _group(), unique_prefix()
+
+    class StallingStore(KillingStore):
+        def write(self, events, dead_letters=()):
+            if self.armed.is_set():
+                self.armed.clear()
+                time.sleep(5.0)  # longer than max_poll_interval: the group moves on without it
+            return self.inner.write(events, dead_letters)
+
+    stalling = StallingStore(es_store(es_server, prefix))
+    a = Instance(settings, kafka_settings(cluster, topic, group, max_poll_interval=2.0), stalling, "a").start()
+    b = Instance(settings, kafka_settings(cluster, topic, group), es_store(es_server, prefix), "b").start()
+    wait_until(lambda: a.assigned and b.assigned, "both instances to own partitions")
+    stalling.armed.set()
+    wait_until(lambda: len(b.assigned) == PARTITIONS, "the takeover of the stalled instance's partitions")
+    run_to_end(cluster, topic, group, [a, b])
+    # its late checkpoint was refused: the new owner's state stood
+    assert any("taken over by another instance" in record.getMessage() for record in caplog.records)
+    assert outcome(b.store) == expected
+def test_poison_messages_go_to_the_dead_letter_topic_and_store_and_the_offset_moves_on(
+    cluster, es_server, tmp_path
+):
+    topic = cluster.topic(partitions=1)
+    settings = app_settings(tmp_path, **{"ingest.max_line_bytes": 4096})
+    good = [orjson.dumps(f.event_dict()) for _ in range(3)]
+    bad_schema = orjson.dumps(f.event_dict(record_count="many"))
+    too_large = orjson.dumps(f.event_dict(extra={"blob": "y" * 10_000}))
+    lines = [good[0], b"{not json", good[1], bad_schema, too_large, good[2]]
+    kafka = kafka_settings(cluster, topic)
+    assert send_lines(lines, topic, kafka, CLIENT).sent == len(lines)
+    store = es_store(es_server, unique_prefix())
+    instance = Instance(settings, kafka, store, "poison").start()
+    run_to_end(cluster, topic, "accesswatch", [instance])
+    assert store.stats().events == 3
+    reasons = {letter.position: letter.reason for letter in store.dead_letters()}
+    assert set(reasons) == {"offset 1", "offset 3", "offset 4"}
+    assert reasons["offset 1"].startswith("not valid JSON")
+    assert "record_count" in reasons["offset 3"]
+    assert "over the limit" in reasons["offset 4"]
+    dead = cluster.messages(f"{topic}.deadletter")
+    assert [(m[4]["accesswatch.offset"], m[4]["accesswatch.reason"].decode()) for m in dead] == [
+        (b"1", reasons["offset 1"]), (b"3", reasons["offset 3"]), (b"4", reasons["offset 4"])
+    ]
+    assert dead[0][3] == b"{not json" and dead[0][2] is None
+    assert dead[2][4]["accesswatch.truncated_from"] == str(len(too_large)).encode()
+    assert cluster.committed("accesswatch", topic) == {0: len(lines)}
+
+
