@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detectors.engine import DetectionEngine
 from detectors.registry import build_detectors
@@ -21,6 +22,9 @@ from notify.dispatch import DeliveryLoop, Dispatcher
 from notify.outbox import Pager
 from store.base import Store
 
+if TYPE_CHECKING:
+    from ingest.kafka_source import KafkaIngest
+
 
 def open_store(settings: Settings, readonly: bool = False) -> Store:
     if settings.store.kind == "sqlite":
@@ -30,6 +34,17 @@ def open_store(settings: Settings, readonly: bool = False) -> Store:
         if readonly and not path.exists():
             raise FileNotFoundError(f"no store at {path}: replay or run something into this data dir first")
         return SqliteStore(path, cache_mb=settings.store.sqlite.cache_mb, readonly=readonly)
+    if settings.store.kind == "elasticsearch":
+        from store.elasticsearch import ElasticsearchStore
+        from store.elasticsearch.settings import load
+
+        retention = settings.retention  # one storage-limitation setting for both stores: ILM applies it here
+        elasticsearch = load(settings.store.elasticsearch).model_copy(
+            update={"events_retention": retention.events_days * 86400.0,
+                    "alerts_retention": retention.alerts_days * 86400.0}
+        )
+        # a reader (CLI, dashboard) does not install templates: it may lack the privilege
+        return ElasticsearchStore(elasticsearch, install=not readonly)
     raise ConfigError(f"configuration error: store.kind = {settings.store.kind!r}: its adapter is not installed yet")
 
 
@@ -47,6 +62,11 @@ def open_source(settings: Settings) -> Source:
             seed=source.simulator.seed, days=source.simulator.days, employees=source.simulator.employees
         )
         return SimulatorSource(simulation, speed=source.simulator.speed)
+    if source.kind == "kafka":
+        from ingest.kafka_settings import load
+        from ingest.kafka_source import KafkaSource
+
+        return KafkaSource(load(source.kafka), settings.ingest.max_line_bytes)
     raise ConfigError(f"configuration error: source.kind = {source.kind!r}: its adapter is not installed yet")
 
 
@@ -89,5 +109,13 @@ def build_engine(settings: Settings) -> DetectionEngine:
     return DetectionEngine(settings, build_detectors(settings.detectors))
 
 
-def build_pipeline(settings: Settings, store: Store, notifier: Pager | None, progress=None) -> Pipeline:
+def build_pipeline(settings: Settings, store: Store, notifier: Pager | None, progress=None) -> Pipeline | KafkaIngest:
+    if settings.source.kind == "kafka":
+        from ingest.kafka_source import KafkaIngest
+
+        # one pipeline per partition, each with its own detector state (see ingest.kafka_source)
+        def partition_pipeline(checkpoint: str) -> Pipeline:
+            return Pipeline(settings, store, build_engine(settings), notifier, progress, checkpoint, 0)
+
+        return KafkaIngest(store, partition_pipeline, settings.ingest.batch_lines)
     return Pipeline(settings, store, build_engine(settings), notifier, progress)

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from accesswatch import __version__, app, integrity_cli, paging_cli
+from ingest import kafka_send
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.event import format_utc
@@ -131,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--demo", action="store_true", help="let the demo users of the default config sign in")
     dashboard.add_argument("--hash-password", action="store_true", help="print a salted hash of a password, and exit")
     paging_cli.add_commands(command, _settings)  # pages, ack, resolve
+    kafka_send.add_commands(command, _settings)  # send
     integrity_cli.add_commands(command, _settings)  # verify, export-digest, verify-digest, purge
     return parser
 

@@ -31,7 +31,7 @@ from models.alert import Alert
 from models.config import Settings
 from models.incident import Incident
 from notify.outbox import Pager
-from store.base import Store, WriteResult
+from store.base import IncomingEvent, Store, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class Pipeline:
         engine: DetectionEngine,
         notifier: Pager | None,  # None: page nobody (a replay without --page)
         progress: Callable[[IngestReport], None] | None = None,
+        checkpoint_name: str = CHECKPOINT,
+        checkpoint_events: int | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -92,11 +94,15 @@ class Pipeline:
         self.report = IngestReport()
         self._position = 0  # store position the detectors have seen up to
         self._since_checkpoint = 0
+        # Kafka runs one pipeline per partition, each with a checkpoint of its own that the
+        # source saves at an offset (ingest.kafka_source); 0: never on the pipeline's own count
+        self.checkpoint_name = checkpoint_name
+        self.checkpoint_events = settings.ingest.checkpoint_events if checkpoint_events is None else checkpoint_events
 
     # -- lifecycle ----------------------------------------------------------------
     def recover(self) -> int:
         """Restore detector state, and feed it what was stored after the last checkpoint."""
-        checkpoint = self.store.load_checkpoint(CHECKPOINT)
+        checkpoint = self.store.load_checkpoint(self.checkpoint_name)
         if checkpoint is not None:
             self.engine.load_state(orjson.loads(checkpoint.state))
             self._position = checkpoint.seq
@@ -176,19 +182,22 @@ class Pipeline:
         report.conflicts += len(written.conflicts)
         if written.conflicts:
             log.warning("event ids seen before with other content: %s", ", ".join(written.conflicts[:10]))
-        output = self.engine.process([incoming.event for incoming in written.stored])
+        output = self.engine.process([incoming.event for incoming in _to_judge(parsed, written)])
         report.late_events += output.late_events
         self._publish([*output.alerts, *tampering_alerts(parsed, written)])  # never ignored (issue 7)
         self._position = written.last_seq
         self._since_checkpoint += len(written.stored)
-        if self._since_checkpoint >= self.settings.ingest.checkpoint_events:
+        if self.checkpoint_events and self._since_checkpoint >= self.checkpoint_events:
             self.checkpoint()
         if self.progress is not None:
             self.progress(report)
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, position: int | None = None) -> None:
+        """Save the detector state; ``position``: what it covers when the source keeps the order (an offset)."""
+        if position is not None:
+            self._position = position
         state = orjson.dumps(self.engine.to_state())
-        self.store.save_checkpoint(CHECKPOINT, self._position, state)
+        self.store.save_checkpoint(self.checkpoint_name, self._position, state)
         self._since_checkpoint = 0
 
     def _store_position(self) -> int:
@@ -237,3 +246,20 @@ class Pipeline:
         if to_page and self.notifier is not None:
             self.notifier.page([(alert, changed[alert.incident_id]) for alert in to_page])
         self.store.upsert_alerts(grouped, list(changed.values()))
+
+def _to_judge(parsed: ParsedBatch, written: WriteResult) -> list[IncomingEvent]:
+    """The new events, and the ones delivered again that no checkpoint has seen, in the batch's order.
+
+    A redelivery (the same Kafka message again, after a consumer died between
+    storing a batch and checkpointing it) is a duplicate to the store but news
+    to detector state restored from before it.
+    """
+    if not written.redelivered:
+        return written.stored
+    wanted = {incoming.event.event_id for incoming in (*written.stored, *written.redelivered)}
+    judged = []
+    for incoming in parsed.events:
+        if incoming.event.event_id in wanted:
+            wanted.discard(incoming.event.event_id)  # a repeat within the batch is judged once
+            judged.append(incoming)
+    return judged
