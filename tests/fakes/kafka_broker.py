@@ -34,4 +34,4 @@ Transactions and fetch sessions are not offered (fetches are sessionless).
 
 from tests.fakes.kafka import API_VERSIONS, FAST_CONSUMER_CONFIG, FakeKafkaBroker
 
-__all__ = ["FakeKafkaBroker", "API_VERSIONS", "FAST_CONSUMER_CONFIG"]
+__all__ = ["API_VERSIONS", "FAST_CONSUMER_CONFIG", "FakeKafkaBroker"]

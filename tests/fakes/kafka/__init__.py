@@ -3,4 +3,4 @@
 from .broker import FAST_CONSUMER_CONFIG, FakeKafkaBroker
 from .handlers import API_VERSIONS
 
-__all__ = ["FakeKafkaBroker", "API_VERSIONS", "FAST_CONSUMER_CONFIG"]
+__all__ = ["API_VERSIONS", "FAST_CONSUMER_CONFIG", "FakeKafkaBroker"]
