@@ -7,6 +7,7 @@ through the store's outbox (``notify.outbox`` plans, ``notify.dispatch`` deliver
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from detectors.engine import DetectionEngine
 from detectors.registry import build_detectors
+from ingest.metrics import MetricsServer, PipelineMetrics
 from ingest.pipeline import Pipeline
 from ingest.sources import FileSource, Source
 from models.config import ConfigError, Settings
@@ -21,6 +23,8 @@ from notify.base import Notifier
 from notify.dispatch import DeliveryLoop, Dispatcher
 from notify.outbox import Pager
 from store.base import Store
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ingest.kafka_source import KafkaIngest
@@ -119,3 +123,25 @@ def build_pipeline(settings: Settings, store: Store, notifier: Pager | None, pro
 
         return KafkaIngest(store, partition_pipeline, settings.ingest.batch_lines)
     return Pipeline(settings, store, build_engine(settings), notifier, progress)
+
+
+@contextmanager
+def serving_metrics(settings: Settings) -> Iterator[PipelineMetrics | None]:
+    """Metrics for the pipeline, served with the probes while inside (``[metrics]``); None when disabled."""
+    if not settings.metrics.enabled:
+        yield None
+        return
+    metrics = PipelineMetrics()
+    try:
+        server: MetricsServer | None = MetricsServer(metrics, settings.metrics.address, settings.metrics.port).start()
+    except OSError as exc:  # a port in use must not stop ingestion: the operator is told, loudly
+        log.error("metrics endpoint not served on %s:%s: %s", settings.metrics.address, settings.metrics.port, exc)
+        server = None
+    else:
+        log.info("metrics and probes on http://%s:%d/metrics", settings.metrics.address, server.port)
+    try:
+        yield metrics
+    finally:
+        metrics.set_ready(False)
+        if server is not None:
+            server.close()

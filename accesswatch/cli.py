@@ -21,7 +21,9 @@ from typing import Any
 import orjson
 
 from accesswatch import __version__, app, integrity_cli, paging_cli
+from accesswatch.logging import configure as configure_logging
 from ingest import kafka_send
+from ingest.pipeline import Pipeline
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.event import format_utc
@@ -146,6 +148,7 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     from detectors.registry import build_detectors
 
     build_detectors(settings.detectors)  # a wrong detector value stops here, before any work
+    configure_logging(settings.logging)  # JSON lines on stderr, ids only (accesswatch.logging)
     return settings
 
 
@@ -333,8 +336,14 @@ def _live(settings: Settings) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         # pages are planned into the store's outbox and delivered by a thread of their own
-        with app.open_store(settings) as store, app.live_paging(settings, store) as pager:
+        with (
+            app.open_store(settings) as store,
+            app.live_paging(settings, store) as pager,
+            app.serving_metrics(settings) as metrics,  # /metrics, /livez, /readyz (ingest.metrics)
+        ):
             pipeline = app.build_pipeline(settings, store, pager)
+            if isinstance(pipeline, Pipeline):
+                pipeline.metrics = metrics
             report = pipeline.run(source, close_windows=False)
     finally:
         for sig, handler in previous.items():

@@ -24,6 +24,7 @@ import orjson
 
 from detectors.engine import DetectionEngine
 from detectors.incidents import attach
+from ingest.metrics import PipelineMetrics
 from ingest.parse import ParsedBatch, Parser
 from ingest.sources import RawRecord, Source
 from ingest.tampering import tampering_alerts
@@ -91,6 +92,7 @@ class Pipeline:
         self.notifier = notifier
         self.progress = progress
         self.parser = Parser(engine.classifier, settings.ingest)
+        self.metrics: PipelineMetrics | None = None  # issue 7: set for run and demo (ingest.metrics)
         self.report = IngestReport()
         self._position = 0  # store position the detectors have seen up to
         self._since_checkpoint = 0
@@ -130,12 +132,16 @@ class Pipeline:
         a time, so that it acknowledges only what is stored and judged.
         """
         self.recover()
+        if self.metrics is not None:
+            self.metrics.set_ready(True)
         overlap = type(source).commit is Source.commit
         writer = self.store.open_writer() if overlap else self.store
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
                 in_flight: tuple[Sequence[RawRecord], ParsedBatch, Future[WriteResult]] | None = None
                 for records in source.batches(self._batch_size(source)):
+                    if self.metrics is not None:
+                        self.metrics.read(records)
                     parsed = self.parser.parse(records)
                     writing = pool.submit(writer.write, parsed.events, parsed.dead_letters)
                     if in_flight is not None:
@@ -189,6 +195,8 @@ class Pipeline:
         self._since_checkpoint += len(written.stored)
         if self.checkpoint_events and self._since_checkpoint >= self.checkpoint_events:
             self.checkpoint()
+        if self.metrics is not None:
+            self.metrics.batch(records, len(parsed.dead_letters), written)
         if self.progress is not None:
             self.progress(report)
 
@@ -228,6 +236,8 @@ class Pipeline:
             grouped.append(alert)
             if known is None:
                 self.report.alerts_raised += 1
+                if self.metrics is not None:
+                    self.metrics.raised(alert)
                 if (
                     current is None
                     or current.incident_id != incident.incident_id
