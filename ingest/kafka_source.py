@@ -45,7 +45,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +58,7 @@ from ingest.kafka_settings import KafkaSettings
 from ingest.parse import ParsedBatch, Parser
 from ingest.pipeline import IngestReport, Pipeline
 from ingest.sources import OVERSIZE_KEEP, RawRecord, Source
-from store.base import CheckpointConflict, Store, StoreUnavailable
+from store.base import CheckpointConflict, IncomingEvent, Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -276,7 +276,7 @@ class _OriginParser:
         marked = []
         for record in records:
             if pending is not None and pending.raw is record.data:
-                marked.append(replace(pending, origin=record.origin))
+                marked.append(IncomingEvent(pending.event, pending.raw, pending.classes, record.origin))
                 pending = next(events, None)
         if pending is not None or len(marked) != len(batch.events):
             raise RuntimeError("the parser's events do not follow its records: origins cannot be told")
@@ -323,6 +323,7 @@ class KafkaIngest:
         self._lock = threading.Lock()  # held while pipelines work; rebalance callbacks take it
         self._finished = False  # a failure or a stop: callbacks checkpoint nothing more
         self._reports: list[IngestReport] = []  # of pipelines given up
+        self.metrics: Any = None  # the run's metrics (ingest.metrics), handed to every partition's pipeline
 
     # -- the report of every partition's pipeline -------------------------------------------------------
     @property
@@ -476,6 +477,8 @@ class KafkaIngest:
             part.restore_at = self.clock() + min(RESTORE_BACKOFF[0] * 2 ** part.failures, RESTORE_BACKOFF[1])
             log.warning("kafka: cannot restore %s yet (%s)", part.tp, exc)
             return
+        if self.metrics is not None:
+            pipeline.metrics = self.metrics
         parser = _OriginParser(pipeline.parser)
         pipeline.parser = parser  # type: ignore[assignment] - it parses as the parser does, and marks origins
         part.pipeline, part.parser = pipeline, parser
