@@ -62,7 +62,9 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     # the child's peak, read before this process holds the file in memory: a
     # forked child's high-water mark includes its parent's image before exec
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mb = usage.ru_maxrss / 1024
+    cpu = usage.ru_utime + usage.ru_stime
     if done.returncode:
         print(done.stdout, done.stderr)
         raise SystemExit(done.returncode)
@@ -71,6 +73,7 @@ def main() -> None:
     print(done.stdout.strip())
     print(f"events:               {lines:,}")
     print(f"end to end:           {rate:,.0f} events/s ({elapsed:.1f} s, process start included)")
+    print(f"CPU time:             {cpu:.1f} s ({lines / cpu:,.0f} events per CPU-second; {cpu / elapsed:.2f} cores busy)")
     print(f"peak RSS:             {peak_mb:,.0f} MB")
     print(f"orjson parse only:    {parse_rate:,.0f} lines/s")
     print(f"end to end / parsing: {rate / parse_rate:.3f}")
