@@ -15,9 +15,16 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
-## demo: play a simulated organisation's month through the live pipeline; alerts print as raised
+## demo: a simulated organisation's month through the live pipeline (alerts print as raised),
+##       with the dashboard beside it; Ctrl-C stops both
 demo: $(STAMP)
-	$(BIN)/accesswatch demo
+	@trap 'kill $$DEMO $$DASH 2>/dev/null; wait' EXIT INT TERM; \
+	 $(BIN)/accesswatch demo & DEMO=$$!; \
+	 sleep 3; \
+	 $(BIN)/accesswatch dashboard --data-dir data/demo --demo & DASH=$$!; \
+	 sleep 2; \
+	 echo "dashboard: http://localhost:8501/  sign in as demo, analyst or auditor, password accesswatch-demo"; \
+	 wait $$DEMO
 
 ## test: the whole test suite (installs the browser the dashboard tests drive, if missing)
 test: $(STAMP) browser
