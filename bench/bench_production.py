@@ -11,7 +11,7 @@ checkpointed.  The test servers are Python programs, far slower than Kafka
 and Elasticsearch: the figures bound what the product's own code costs on
 this path, not what a real cluster would take.
 
-``BENCH_EVENTS`` (default 100,000) sizes the month; ``BENCH_PARTITIONS`` (6) the topic.
+``BENCH_PRODUCTION_EVENTS`` (default 100,000) sizes the month; ``BENCH_PARTITIONS`` (6) the topic.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def consume(settings: Settings, kafka: KafkaSettings, store: Store, total: int) 
 
 
 def main() -> None:
-    events = int(os.environ.get("BENCH_EVENTS", "100000"))
+    events = int(os.environ.get("BENCH_PRODUCTION_EVENTS", "100000"))
     partitions = int(os.environ.get("BENCH_PARTITIONS", "6"))
     lines = simulated_log(events).read_bytes().splitlines()
     shutil.rmtree(OUT, ignore_errors=True)

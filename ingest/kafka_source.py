@@ -324,6 +324,7 @@ class KafkaIngest:
         self._finished = False  # a failure or a stop: callbacks checkpoint nothing more
         self._reports: list[IngestReport] = []  # of pipelines given up
         self.metrics: Any = None  # the run's metrics (ingest.metrics), handed to every partition's pipeline
+        self._lag_gauge: Any = None
 
     # -- the report of every partition's pipeline -------------------------------------------------------
     @property
@@ -345,6 +346,8 @@ class KafkaIngest:
             raise TypeError("KafkaIngest reads a KafkaSource")
         self.source = source
         source.open(listener=_Listener(self))
+        if self.metrics is not None:
+            self.metrics.set_ready(True)
         failed = True
         try:
             while not source.stopping:
@@ -357,6 +360,7 @@ class KafkaIngest:
                     self._publish_dead_letters()
                 self._checkpoint_due()
                 source.note_positions({tp: p.next_offset for tp, p in self._parts.items() if p.pipeline})
+                self._export_lag(source.lag())
             with self._lock:
                 offsets = self._checkpoint(list(self._parts.values()))
             self._commit(offsets, wait=True)
@@ -365,20 +369,36 @@ class KafkaIngest:
             # after a failure nothing is checkpointed: a pipeline may be half-way through a batch,
             # and the last good checkpoint (with redelivery) is what the next owner must start from
             self._finished = True
+            if self.metrics is not None:
+                self.metrics.set_ready(False)
             if failed:
                 log.error("kafka: stopped by an error; partitions resume from their last checkpoints")
         return self.report
+
+    def _export_lag(self, lags: list[PartitionLag]) -> None:
+        """Consumer lag per partition as a gauge beside the run's other metrics (``/metrics``)."""
+        if self.metrics is None:
+            return
+        if self._lag_gauge is None:
+            from prometheus_client import Gauge
+
+            self._lag_gauge = Gauge(
+                "accesswatch_kafka_consumer_lag", "Messages in a partition not yet stored and judged here",
+                ["topic", "partition"], registry=self.metrics.registry,
+            )
+        for lag in lags:
+            if lag.lag is not None:
+                self._lag_gauge.labels(lag.topic, str(lag.partition)).set(lag.lag)
 
     def _ingest(self, tp: TopicPartition, records: list[KafkaRecord]) -> None:
         part = self._parts.get(tp)
         if part is None or part.pipeline is None:
             return  # not ours, or waiting for its checkpoint: fetched again after the seek
-        if records[0].offset != part.next_offset:
+        if records[0].offset < part.next_offset:  # fetched before a seek back to the checkpoint
             records = [record for record in records if record.offset >= part.next_offset]
-            if not records or records[0].offset != part.next_offset:
-                assert self.source is not None
-                self.source.seek(tp, part.next_offset)  # a gap: read again from where the state is
+            if not records:
                 return
+        # offsets may jump (transaction markers, compaction, retention): the consumer's position decides
         try:
             part.pipeline.ingest(records)
         except StoreUnavailable as exc:

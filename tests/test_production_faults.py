@@ -37,7 +37,7 @@ from tests.test_kafka_source import (
     unique_prefix,
     wait_until,
 )
-from tests.test_kafka_source import month as month  # noqa: F401 - the simulated fortnight, a fixture
+from tests.test_kafka_source import month as month
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,12 @@ def cluster():
 
 @pytest.fixture(scope="module")
 def es_server():
-    with FakeElasticsearch(realtime=False, refresh_interval=1.0) as server:
+    with FakeElasticsearch(realtime=False, refresh_interval=None) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def topic(cluster, month) -> str:  # noqa: F811 - the fixture imported above
+def topic(cluster, month) -> str:
     topic = cluster.topic()
     report = send_lines(month, topic, kafka_settings(cluster, topic), CLIENT)
     assert report.failed == 0

@@ -283,7 +283,7 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
             chunk = wanted[start : start + PAGE]
             response = self._call(
                 "read stored copies",
-                lambda c=chunk: self.client.mget(docs=c, _source_includes=["event.original", "accesswatch.origin"]),
+                lambda c=chunk: self.client.mget(docs=c, source_includes=["event.original", "accesswatch.origin"]),
             )
             for doc in response["docs"]:
                 if doc.get("found"):
