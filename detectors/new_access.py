@@ -48,6 +48,10 @@ class NewAccess(Detector):
         wanted = set(settings.what)
         for window in period.windows:
             items = [(what, value, eid) for (what, value), eid in window.new_items.items() if what in wanted]
+            # in order of first appearance; what one event brought is in set order, which differs from
+            # process to process (string hashing): sorted, so a restarted process writes the same alert
+            first = {eid: position for position, (_, _, eid) in reversed(list(enumerate(items)))}
+            items.sort(key=lambda item: (first[item[2]], item[0], item[1]))
             if not items or window.records < settings.min_records:
                 continue
             peer = period.profiles.peer(window.actor)

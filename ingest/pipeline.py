@@ -221,6 +221,8 @@ class Pipeline:
         to_page, grouped = [], []
         for alert in alerts:
             known = self.store.get_alert(alert.alert_id)
+            if known is not None:  # judged again after a restart: only growth is a new revision (issue 7)
+                alert = alert.model_copy(update={"incident_id": known.incident_id, "status": known.status})
             current = incidents.get(alert.actor_id) or self.store.latest_incident(alert.actor_id)
             if (
                 known is not None
