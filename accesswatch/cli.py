@@ -23,7 +23,6 @@ import orjson
 from accesswatch import __version__, app, integrity_cli, paging_cli
 from accesswatch.logging import configure as configure_logging
 from ingest import kafka_send
-from ingest.pipeline import Pipeline
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.event import format_utc
@@ -342,8 +341,7 @@ def _live(settings: Settings) -> int:
             app.serving_metrics(settings) as metrics,  # /metrics, /livez, /readyz (ingest.metrics)
         ):
             pipeline = app.build_pipeline(settings, store, pager)
-            if isinstance(pipeline, Pipeline):
-                pipeline.metrics = metrics
+            pipeline.metrics = metrics  # a Kafka run hands them to every partition's pipeline
             report = pipeline.run(source, close_windows=False)
     finally:
         for sig, handler in previous.items():
