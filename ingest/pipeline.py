@@ -259,6 +259,7 @@ class Pipeline:
             self.notifier.page([(alert, changed[alert.incident_id]) for alert in to_page])
         self.store.upsert_alerts(grouped, list(changed.values()))
 
+
 def _to_judge(parsed: ParsedBatch, written: WriteResult) -> list[IncomingEvent]:
     """The new events, and the ones delivered again that no checkpoint has seen, in the batch's order.
 
