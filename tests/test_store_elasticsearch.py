@@ -50,7 +50,10 @@ def _settings(url: str, **overrides) -> ElasticsearchSettings:
 def _drop(store: ElasticsearchStore) -> None:
     prefix = store.settings.prefix
     client = store.client
-    client.options(ignore_status=404).indices.delete(index=f"{prefix}-*", expand_wildcards="all")
+    # by name: a real 8.x cluster refuses wildcard deletes (action.destructive_requires_name)
+    names = list(client.indices.get(index=f"{prefix}-*", expand_wildcards="all", allow_no_indices=True))
+    if names:
+        client.indices.delete(index=",".join(names))
     for name in m.templates(store.settings):
         client.options(ignore_status=404).indices.delete_index_template(name=name)
     for name in m.policies(store.settings):
