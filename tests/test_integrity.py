@@ -7,9 +7,12 @@ Tampering is done as an intruder would: straight into the SQLite file with
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import sqlite3
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from accesswatch import integrity
+from accesswatch import cli, integrity
 from models.alert import AlertStatus
 from store.base import EventQuery
 from store.chain import GENESIS, ROW_COLUMNS, entry_digest, leaf_hash
@@ -29,7 +32,27 @@ from tests.factories import at, event_dict
 
 
 def aw(*args: str) -> subprocess.CompletedProcess:
+    """The command in a process of its own: the real entry point."""
     return subprocess.run([sys.executable, "-m", "accesswatch.cli", *args], capture_output=True, timeout=300, text=True)
+
+
+def command(*args: str) -> subprocess.CompletedProcess:
+    """The command's handler in this process (as ``main`` runs it, without its process-wide GC tuning):
+    a process start costs seconds on a loaded machine, and these tests make many calls."""
+    parsed = cli._parser().parse_args(args)
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level  # the command configures logging: put it back
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = parsed.handler(parsed)
+        except SystemExit as exc:  # the commands' one-line refusals
+            code = exc.code if isinstance(exc.code, int) else 1
+            if not isinstance(exc.code, int):
+                err.write(f"{exc.code}\n")
+        finally:
+            root.handlers, root.level = handlers, level
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def _store(tmp_path: Path) -> SqliteStore:
@@ -203,7 +226,7 @@ def test_a_signed_digest_checks_with_the_public_key_and_catches_a_rewritten_chai
     with _store(tmp_path) as store:
         _fill(store, settings, batches=2, size=24)  # 2026-11-02 01:00 onwards, hourly
     document_path = tmp_path / "digest.json"
-    done = aw(
+    done = command(
         "export-digest", "--data-dir", str(data), "--from", "2026-11-02T00:00:00Z", "--to", "2026-11-03T00:00:00Z",
         "--key", str(private), "--out", str(document_path),
     )  # fmt: skip
@@ -211,25 +234,25 @@ def test_a_signed_digest_checks_with_the_public_key_and_catches_a_rewritten_chai
     document = integrity.read_document(document_path)
     assert document.events == 23 and document.chain.entry == 2
     check = ["verify-digest", str(document_path), "--public-key", str(public), "--data-dir", str(data)]
-    assert aw(*check).returncode == 0
-    assert aw(*check, "--check-store").returncode == 0
+    assert command(*check).returncode == 0
+    assert command(*check, "--check-store").returncode == 0
 
     # a late event of the period, stored after signing, is not in the digest: it still matches
     with _store(tmp_path) as store:
         store.write([factories.incoming(settings, at=at(hours=5))])
-    assert aw(*check, "--check-store").returncode == 0
+    assert command(*check, "--check-store").returncode == 0
 
     # the document altered, or checked with another key: refused without the store
     altered = tmp_path / "altered.json"
     altered.write_text(document.model_copy(update={"events": 22}).model_dump_json())
-    assert "NOT VALID" in aw("verify-digest", str(altered), "--public-key", str(public)).stdout
+    assert "NOT VALID" in command("verify-digest", str(altered), "--public-key", str(public)).stdout
     other = tmp_path / "other.pub"
     other.write_bytes(
         Ed25519PrivateKey.generate()
         .public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
-    assert aw("verify-digest", str(document_path), "--public-key", str(other)).returncode == 1
+    assert command("verify-digest", str(document_path), "--public-key", str(other)).returncode == 1
 
     # an event of the period edited and the whole chain recomputed: the chain alone looks intact,
     # the signed head does not
@@ -237,8 +260,8 @@ def test_a_signed_digest_checks_with_the_public_key_and_catches_a_rewritten_chai
     db.execute("UPDATE events SET record_count = 5000 WHERE seq = 7")
     db.close()
     _forge_chain(data / "accesswatch.db")
-    assert aw("verify", "--data-dir", str(data)).returncode == 0
-    refused = aw(*check, "--check-store")
+    assert command("verify", "--data-dir", str(data)).returncode == 0
+    refused = command(*check, "--check-store")
     assert refused.returncode == 1
     assert "the chain was rewritten" in refused.stdout and "period's events differ" in refused.stdout
 
@@ -247,7 +270,7 @@ def test_a_digest_of_an_empty_store_is_refused(tmp_path, settings, keys):
     _, private, _ = keys
     with _store(tmp_path):
         pass
-    done = aw("export-digest", "--data-dir", str(tmp_path / "data"), "--from", "2026-11-01", "--to", "2026-11-02",
+    done = command("export-digest", "--data-dir", str(tmp_path / "data"), "--from", "2026-11-01", "--to", "2026-11-02",
               "--key", str(private))  # fmt: skip
     assert done.returncode == 1 and "no chain yet" in done.stderr
 
@@ -320,12 +343,12 @@ def test_purge_dry_run_command_says_what_would_go_and_moves_nothing(tmp_path, se
     with _store(tmp_path) as store:
         _fill(store, settings, batches=2, size=5)
     data = str(tmp_path / "data")
-    dry = aw("purge", "--dry-run", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
+    dry = command("purge", "--dry-run", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
     assert dry.returncode == 0, dry.stderr
     assert "would purge 9 events stamped before 2026-12-03T00:00:00" in dry.stdout
     assert "the newest event" in dry.stdout
     with _store(tmp_path) as store:
         assert store.stats().events == 10
-    done = aw("purge", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
+    done = command("purge", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
     assert "purged 9 events" in done.stdout
-    assert aw("verify", "--data-dir", data).returncode == 0
+    assert command("verify", "--data-dir", data).returncode == 0
