@@ -23,6 +23,7 @@ from notify.base import Notifier
 from notify.dispatch import DeliveryLoop, Dispatcher
 from notify.outbox import Pager
 from store.base import Store
+from store.retention import RetentionLoop, RetentionPolicy
 
 log = logging.getLogger(__name__)
 
@@ -145,3 +146,21 @@ def serving_metrics(settings: Settings) -> Iterator[PipelineMetrics | None]:
         metrics.set_ready(False)
         if server is not None:
             server.close()
+
+
+@contextmanager
+def purging(settings: Settings) -> Iterator[RetentionLoop | None]:
+    """Retention applied while inside: at once, then every ``retention.purge_every`` (0: never)."""
+    retention = settings.retention
+    if not retention.purge_every or settings.store.kind != "sqlite":  # Elasticsearch: its ILM policies apply it
+        yield None
+        return
+    loop = RetentionLoop(
+        lambda: open_store(settings),  # type: ignore[arg-type, return-value]
+        lambda now: RetentionPolicy.of(retention.events_days, retention.alerts_days, now),
+        retention.purge_every,
+    ).start()
+    try:
+        yield loop
+    finally:
+        loop.stop()

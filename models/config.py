@@ -277,6 +277,7 @@ class Retention(Section):
 
     events_days: Annotated[int, Field(ge=1)] = 180  # raw events and dead letters older than this are purged
     alerts_days: Annotated[int, Field(ge=1)] = 730  # closed alerts and incidents, and the events they cite
+    purge_every: Seconds = 86400.0  # run and demo purge at start and this often; 0: only `accesswatch purge`
 
     @model_validator(mode="after")
     def _alerts_outlive_events(self) -> Retention:

@@ -16,15 +16,19 @@ seq never going back, which SQLite guarantees only while a row holds it.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
 
 from store.chain import append_purge, drop_purged_leaves
+
+log = logging.getLogger(__name__)
 
 _CLOSED = ("resolved", "false_positive")
 _CHUNK = 5000  # events per purge transaction: the pipeline's writer waits for no longer than one chunk
@@ -192,3 +196,54 @@ def _delete_events(db: sqlite3.Connection, rows: list[tuple], horizon: int) -> i
         db.execute("ROLLBACK")
         raise
     return len(rows)
+
+
+class RetentionLoop:
+    """Applies the policy while a pipeline runs: at start, then every ``interval`` seconds, on a thread.
+
+    It opens a store connection of its own (``open_store``), so it never
+    shares one with the pipeline mid-transaction; its purges go a chunk per
+    transaction, so the pipeline's writer waits for one chunk at most.  A
+    purge that fails is logged and tried again at the next interval: the
+    pipeline is not stopped for it.
+    """
+
+    def __init__(
+        self,
+        open_store: Callable[[], RetainingStore],
+        policy_at: Callable[[datetime], RetentionPolicy],
+        interval: float,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.open_store = open_store
+        self.policy_at = policy_at
+        self.interval = interval
+        self.clock = clock
+        self.purges = 0  # done, for tests and logs
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+
+    def start(self) -> RetentionLoop:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                store = self.open_store()
+                try:
+                    report = store.purge(self.policy_at(self.clock()))
+                finally:
+                    store.close()  # type: ignore[attr-defined]
+                self.purges += 1
+                log.info(
+                    "retention: purged %d events, %d dead letters, %d alerts, %d incidents",
+                    report.events, report.dead_letters, report.alerts, report.incidents,
+                )  # fmt: skip
+            except Exception:  # the pipeline goes on; the next interval tries again
+                log.exception("retention: purge failed")
+            self._stop.wait(self.interval)

@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from accesswatch import cli, integrity
 from models.alert import AlertStatus
 from store.base import EventQuery
 from store.chain import GENESIS, ROW_COLUMNS, entry_digest, leaf_hash
-from store.retention import RetentionPolicy
+from store.retention import RetentionLoop, RetentionPolicy
 from store.sqlite import SqliteStore, customer_token
 from tests import factories
 from tests.factories import at, event_dict
@@ -352,3 +353,29 @@ def test_purge_dry_run_command_says_what_would_go_and_moves_nothing(tmp_path, se
     done = command("purge", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
     assert "purged 9 events" in done.stdout
     assert command("verify", "--data-dir", data).returncode == 0
+
+
+def test_run_purges_at_start_and_again_every_interval_and_survives_a_failed_purge(tmp_path, settings):
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=1, size=5)
+    path, opened = tmp_path / "data" / "accesswatch.db", []
+
+    def open_store() -> SqliteStore:
+        opened.append(1)
+        if len(opened) == 1:
+            raise sqlite3.OperationalError("database is locked")  # the first try fails: logged, tried again
+        return SqliteStore(path, cache_mb=8)
+
+    loop = RetentionLoop(
+        open_store, lambda now: RetentionPolicy.of(180, 365, now), interval=0.05, clock=lambda: at(days=400)
+    ).start()
+    try:
+        deadline = time.monotonic() + 60
+        while loop.purges < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        loop.stop()
+    assert loop.purges >= 2 and len(opened) >= 3
+    with _store(tmp_path) as store:
+        assert store.stats().events == 1  # the newest stays (store positions never go back)
+        assert store.verify_chain().intact
