@@ -137,12 +137,32 @@ class Budgets(BaseModel):
         return {Severity.LOW: self.low, Severity.MEDIUM: self.medium, Severity.HIGH: self.high}
 
 
+TAIL_SHARE = 0.05  # the top 5% of training actor-days describe the tail beyond the highest one
+MIN_TAIL = 5
+
+
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """Thresholds and ranks from the training history's scores."""
+    """Thresholds and ranks from the training history's scores.
+
+    A budget that the history resolves (at least one actor-day in it may
+    score above the threshold) gets the empirical threshold: strictly above
+    the first actor-day past the budget.  A finer one (one in 10,000 with a
+    few thousand actor-days of history) cannot be read off the ranks: a
+    window just past the highest training score is about one in N, not one
+    in 10,000.  Its threshold is extrapolated from the tail instead, by
+    peaks over a threshold (the excesses of the top ``TAIL_SHARE`` of
+    actor-days over the lowest of them, taken as exponential: Siffer et al.,
+    "Anomaly detection in streams with extreme value theory", KDD 2017), and
+    never below the highest training score.  Isolation scores are bounded,
+    so the exponential tail errs towards higher thresholds.
+    """
 
     thresholds: dict[Severity, float]  # an anomaly score at or above this raises that severity
     maxima: np.ndarray  # every training actor-day's highest anomaly score, descending
+    tail_start: float  # the score the tail is measured from ...
+    tail_rate: float  # ... the actor-days per 1,000 above it ...
+    tail_scale: float  # ... and the mean excess over it
 
     @classmethod
     def fit(cls, anomaly: np.ndarray, groups: np.ndarray, budgets: Budgets) -> Calibration:
@@ -152,12 +172,21 @@ class Calibration:
         order = np.lexsort((anomaly, groups))  # by actor-day, highest score last
         last = np.r_[groups[order][1:] != groups[order][:-1], True]
         maxima = np.sort(anomaly[order][last])[::-1].copy()
+        n = len(maxima)
+        top = min(n - 1, max(MIN_TAIL, round(TAIL_SHARE * n)))
+        tail_start = float(maxima[top])
+        tail_scale = max(float(np.mean(maxima[:top] - tail_start)) if top else 0.0, 1e-6)
+        tail_rate = 1000.0 * top / n
         thresholds = {}
+        highest = float(np.nextafter(maxima[0], np.inf))
         for severity, budget in budgets.by_severity().items():
-            allowed = math.floor(budget * len(maxima) / 1000.0)  # actor-days that may score at or above
-            # strictly above the first actor-day past the budget; above every one when none is allowed
-            thresholds[severity] = float(np.nextafter(maxima[min(allowed, len(maxima) - 1)], np.inf))
-        return cls(thresholds, maxima)
+            allowed = math.floor(budget * n / 1000.0)  # actor-days that may score at or above
+            if allowed >= 1:
+                thresholds[severity] = float(np.nextafter(maxima[min(allowed, n - 1)], np.inf))
+            else:
+                extrapolated = tail_start + tail_scale * math.log(tail_rate / budget) if tail_rate > 0 else highest
+                thresholds[severity] = max(highest, extrapolated)
+        return cls(thresholds, maxima, tail_start, tail_rate, tail_scale)
 
     @property
     def actor_days(self) -> int:
@@ -171,7 +200,8 @@ class Calibration:
         return found
 
     def rate(self, anomaly: float) -> float:
-        """Training actor-days per 1,000 that scored at least this high."""
+        """Actor-days per 1,000 expected to score at least this high: counted in the history, else from its tail."""
         at_least = int(np.searchsorted(-self.maxima, -anomaly, side="right"))
-        return 1000.0 * at_least / len(self.maxima)
-
+        if at_least:
+            return 1000.0 * at_least / len(self.maxima)
+        return min(1000.0 / len(self.maxima), self.tail_rate * math.exp(-(anomaly - self.tail_start) / self.tail_scale))

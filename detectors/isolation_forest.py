@@ -116,7 +116,7 @@ class IsolationForestDetector(Detector):
         }
         self.models: dict[Scale, FittedModel | None] = {scale: None for scale in self.scales}
         self.artefacts: dict[Scale, ModelArtefact | None] = {scale: None for scale in self.scales}
-        self.last_fit: float | None = None
+        self.last_fit: dict[Scale, float | None] = {scale: None for scale in self.scales}  # event time
         self.store = (
             ModelStore(resolve_dir(config.data_dir, config.model_dir)) if config.data_dir is not None else None
         )
@@ -157,11 +157,10 @@ class IsolationForestDetector(Detector):
         figures = self._explain(period, window, row, X, [p for p in peers if p != row], model)
         rate = calibration.rate(anomaly)
         days = calibration.actor_days
-        rarity = (
-            f"more unusual than any of the {days:,} actor-days the model learned from"
-            if rate == 0
-            else f"as unusual as 1 in {1000.0 / rate:,.0f} actor-days the model learned from"
-        )
+        if anomaly > calibration.maxima[0]:
+            rarity = f"more unusual than any of the {days:,} actor-days the model learned from"
+        else:
+            rarity = f"as unusual as 1 in {1000.0 / rate:,.0f} of the {days:,} actor-days the model learned from"
         summary = (
             f"{wording.who(window.actor).capitalize()} {wording.span(window.start, window.end, period.clock.zone)}: "
             f"{rarity}; they {'; '.join(figure['words'] for figure in figures)}."
@@ -268,8 +267,14 @@ class IsolationForestDetector(Detector):
             day = period.clock.window_start(period.start, DAY)
             self.histories[scale].add(day, [w.actor.id for w in period.windows], X)
         self._cached = None
-        if scale == "long" and self._refit_due(period.end):
-            self._refit(period.end)
+        if scale == "long":  # a local day has closed: both sizes' windows of it are in
+            for each in self.scales:
+                if self._refit_due(each, period.end):
+                    self._refit(each, period.end)
+            # keep what the current models were fit on (a restart may fit them again), and no more
+            fits = [t for t in self.last_fit.values() if t is not None]
+            for history in self.histories.values():
+                history.evict(min([period.end, *fits]) - self.config.history)
 
     def _features(self, period: Period) -> np.ndarray:
         if self._cached is not None and self._cached[0] is period:
@@ -278,23 +283,21 @@ class IsolationForestDetector(Detector):
         self._cached = (period, X)
         return X
 
-    def _refit_due(self, now: float) -> bool:
-        if self.last_fit is not None:
-            return now - self.last_fit >= self.config.refit_every
-        first = self.histories["long"].first_day
+    def _refit_due(self, scale: Scale, now: float) -> bool:
+        last = self.last_fit[scale]
+        if last is not None:
+            return now - last >= self.config.refit_every
+        first = self.histories[scale].first_day
         return first is not None and now - first >= self.config.min_history
 
-    def _refit(self, now: float) -> None:
-        self.last_fit = now
-        for scale in self.scales:
-            history = self.histories[scale]
-            history.evict(now - self.config.history)
-            fitted = self._fit(scale, now)
-            if fitted is None:
-                continue
-            model, artefact = fitted
-            self.models[scale] = model
-            self.artefacts[scale] = self._save(artefact, model)
+    def _refit(self, scale: Scale, now: float) -> None:
+        fitted = self._fit(scale, now)
+        if fitted is None:
+            return  # too few actor-days yet: tried again when the next day closes
+        model, artefact = fitted
+        self.last_fit[scale] = now
+        self.models[scale] = model
+        self.artefacts[scale] = self._save(artefact, model)
 
     def _fit(self, scale: Scale, now: float) -> tuple[FittedModel, ModelArtefact] | None:
         X, groups, first_day = self.histories[scale].training(now - self.config.history, now)
@@ -355,13 +358,13 @@ class IsolationForestDetector(Detector):
                 len(features.FEATURES),
             )
             return
-        self.last_fit = state["last_fit"]
+        self.last_fit = {scale: state["last_fit"].get(scale) for scale in self.scales}
         for scale, history in self.histories.items():
             history.load_state(state["history"][scale])
         for scale in self.scales:
-            version = state["models"].get(scale)
-            if version is not None and self.last_fit is not None:
-                self._restore(scale, version, self.last_fit)
+            version, trained_to = state["models"].get(scale), self.last_fit[scale]
+            if version is not None and trained_to is not None:
+                self._restore(scale, version, trained_to)
 
     def _restore(self, scale: Scale, version: str, trained_to: float) -> None:
         """The model as it was: from its artefact, else fit again on the same history (the same trees)."""
@@ -418,20 +421,22 @@ def _count_words(name: str, value: float, window: WindowStats | None, usual: boo
     return f"touched {n} {label} new to them ({shown})"
 
 
-def _peer_group(window: WindowStats) -> str:
+def _peer_group(window: WindowStats, plural: bool = True) -> str:
+    """'customer service employees', 'booking agent partner of blue-sky-travel'."""
     actor = window.actor
-    kind = f"{actor.kind.value}s" if actor.kind.value != "service" else "service accounts"
+    kind = {"employee": "employee", "partner": "partner", "service": "service account"}.get(actor.kind.value, "actor")
     who = f"{actor.role.replace('_', ' ')} {kind}" if actor.role else kind
+    who += "s" if plural else ""
     return f"{who} of {actor.organization}" if actor.organization and actor.kind.value == "partner" else who
 
 
 def _peer_words(window: WindowStats, below: int, active: int, when: str) -> str:
     if active == 0:
-        return f", with no other {_peer_group(window)} active {when}"
+        return f", with no other {_peer_group(window, plural=False)} active {when}"
     if below == active:
-        return f", more than every other {_peer_group(window)} active {when}" if active > 1 else (
-            f", more than the one other {_peer_group(window)} active {when}"
-        )
+        if active == 1:
+            return f", more than the one other {_peer_group(window, plural=False)} active {when}"
+        return f", more than every other {_peer_group(window, plural=False)} active {when}"
     return f", more than {below} of the {active} other {_peer_group(window)} active {when}"
 
 

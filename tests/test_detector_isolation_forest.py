@@ -1,0 +1,429 @@
+"""``isolation_forest``: the behaviour model, its estimator, its calibration and its artefacts.
+
+Detector stories run on the real engine (``tests.detector_harness``): a team
+of customer-service agents with day-to-day variation reads in office hours
+on weekdays from Monday 2 November; the system warms up for a week, the
+model needs five days of learned history (so the first model is fit at the
+close of Friday 13 November), and anomalies come after.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import random
+from datetime import UTC, datetime
+
+import numpy as np
+import orjson
+import pytest
+from pydantic import ValidationError
+from sklearn.ensemble import IsolationForest
+
+from detectors import features
+from detectors.forest import Budgets, Calibration, WindowForest
+from detectors.isolation_forest import IsolationForestDetector
+from detectors.model_store import (
+    ArtefactError,
+    FeatureMismatch,
+    ModelArtefact,
+    ModelStore,
+    version_name,
+)
+from detectors.registry import DETECTORS, build_detectors
+from models.alert import Severity
+from tests.detector_harness import (
+    Actor,
+    assert_contract_alert,
+    assert_rejected,
+    assert_stable_alerts,
+    burst,
+    describe,
+    local,
+    run,
+    settings_with,
+    stream,
+    team,
+)
+
+NAME = "isolation_forest"
+# 40 agents have the 200 actor-days of history the default configuration needs within five days; a team this
+# small gets budgets of its own (two alerts a week at medium), as it would in production: the default budgets
+# are finer than a few hundred actor-days of history can tell apart
+BUDGET = {"low": 20.0, "medium": 8.0, "high": 4.0}
+CONFIG: dict = {NAME: {"budget": BUDGET, "daily_budget": BUDGET}}
+TEAM = team(40)
+INSIDER = TEAM[0]
+
+
+def routine(agents: list[Actor], first_day: int, last_day: int, seed: int = 1) -> list[dict]:
+    """Office hours on weekdays; each agent has a pace of its own, busier and quieter days, and uneven hours."""
+    accesses = []
+    for agent in agents:
+        rng = random.Random(f"{seed}-{agent.id}")
+        pace = rng.uniform(1.5, 5.0)
+        for day in range(first_day, last_day):
+            busy = rng.lognormvariate(0.0, 0.3)
+            if local(day).weekday() >= 5:
+                continue
+            for hour in range(9, 18):
+                events = round(pace * busy * rng.uniform(0.4, 1.6))
+                if events:
+                    accesses += burst(agent, local(day, hour, 5), events, rng.choice((1, 1, 1, 2, 3, 5)))
+    return accesses
+
+
+def insider_story(day: int = 16, customers: int = 2000) -> list:
+    """Three weeks of routine; on ``day`` at 10:00 the insider reads ``customers`` distinct customers."""
+    return stream(
+        routine(TEAM, 0, 21),
+        burst(INSIDER, local(day, 10, 10), events=20, records=customers // 20),
+    )
+
+
+def forest_alerts(result, actor_id: str | None = None):
+    return [a for a in result.alerts if a.detector == NAME and (actor_id is None or a.actor_id == actor_id)]
+
+
+@pytest.fixture(scope="module")
+def insider_run():
+    return run(insider_story(), NAME, config=CONFIG)
+
+
+# -- the shared interface ---------------------------------------------------------------------------------
+
+
+def test_is_registered_under_its_name_and_judges_hours_and_days():
+    assert DETECTORS[NAME] is IsolationForestDetector and IsolationForestDetector.name == NAME
+    assert IsolationForestDetector.scales == ("short", "long")
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("n_estimators", 0, "greater than or equal to 10"),
+        ("max_samples", 1, "greater than or equal to 16"),
+        ("random_state", -1, "greater than or equal to 0"),
+        ("history", "soon", "a duration"),
+        ("budget", {"low": 1.0, "medium": 2.0, "high": 0.1}, "must not grow with severity"),
+        ("daily_budget", {"low": 0.0, "medium": 0.0, "high": 0.0}, "greater than 0"),
+        ("explain", 0, "greater than or equal to 1"),
+    ],
+)
+def test_settings_reject_a_bad_value_in_one_line(key, value, expected):
+    assert_rejected(NAME, key, value, expected)
+
+
+def test_disabled_it_is_not_built():
+    assert build_detectors({NAME: {"enabled": False}}) == []
+
+
+def test_the_alert_is_a_contract_record(insider_run):
+    events = insider_story()
+    alerts = forest_alerts(insider_run, INSIDER.id)
+    assert alerts, [describe(a) for a in insider_run.alerts]
+    for alert in alerts:
+        assert_contract_alert(alert, NAME, events)
+
+
+# -- what it finds and how it says it -------------------------------------------------------------------------
+
+
+def test_an_unusual_hour_is_flagged_and_explained_by_value_baseline_and_peers(insider_run):
+    alerts = forest_alerts(insider_run, INSIDER.id)
+    assert len(alerts) == 1, [describe(a) for a in insider_run.alerts]
+    alert = alerts[0]
+    assert alert.severity.at_least(Severity.MEDIUM), describe(alert)
+    assert alert.window_start <= local(16, 10) < alert.window_end
+    figures = {item["figure"]: item for item in alert.evidence["explanation"]}
+    customers = figures["customers"]  # the burst's 2,000 and a few of the hour's routine reads
+    assert 2000 <= customers["value"] <= 2020 and customers["value"] == alert.evidence["distinct_customers"]
+    assert customers["baseline_from"] in ("own", "own rhythm") and 1 <= customers["baseline"] <= 40
+    assert customers["ratio"] > 50
+    assert customers["peer_percentile"] == 100.0 and customers["peers_active"] == 39
+    shown = f"{customers['value']:,.0f}"
+    assert f"read {shown} distinct customers, {customers['ratio']:,.0f}x their usual" in alert.summary
+    assert "more than every other customer service employee active that hour" in alert.summary
+    assert alert.evidence["model"].startswith("isolation_forest-short-")
+    assert alert.evidence["training_actor_days"] >= 200
+    assert 0 < alert.score <= 1 and alert.score == pytest.approx(alert.evidence["anomaly_score"], abs=1e-3)
+
+
+def test_routine_work_stays_within_the_budget():
+    result = run(stream(routine(TEAM, 0, 21)), NAME, config=CONFIG)
+    judged = 40 * 5  # actor-days scored: the week after the first model
+    for severity in (Severity.LOW, Severity.MEDIUM, Severity.HIGH):
+        flagged = {
+            (a.actor_id, a.window_start.date()) for a in forest_alerts(result) if a.severity.at_least(severity)
+        }
+        # the budget holds on the training history; on new days, allow twice as much (and one) for chance
+        assert len(flagged) <= 2 * BUDGET[severity.value] * judged / 1000 + 1, [describe(a) for a in result.alerts]
+
+
+def test_no_alert_before_the_minimum_history():
+    # day 9 is within the five days of learned history the first model waits for (the hourly model is fit at
+    # the close of Friday 13 November, day 11; the daily one when it has 200 actor-days, on Monday 16)
+    result = run(insider_story(day=9), NAME, config=CONFIG)
+    alerts = forest_alerts(result)
+    assert not forest_alerts(result, INSIDER.id), [describe(a) for a in alerts]
+    assert all(a.window_start >= local(12) for a in alerts), [describe(a) for a in alerts]
+
+
+def test_a_new_actor_is_scored_against_its_peers():
+    newcomer = Actor("emp-0100", ip="10.0.9.9")
+    events = stream(
+        routine(TEAM, 0, 21),
+        routine([newcomer], 15, 21),
+        burst(newcomer, local(16, 10, 10), events=20, records=100),
+    )
+    alerts = forest_alerts(run(events, NAME, config=CONFIG), newcomer.id)
+    assert alerts, "the newcomer's bulk read went unseen"
+    explained = [item for alert in alerts for item in alert.evidence["explanation"] if item["baseline"] is not None]
+    assert explained and {item["baseline_from"] for item in explained} == {"peers"}
+    assert "their peers' usual" in alerts[0].summary
+
+
+def test_replays_batch_cuttings_and_restarts_give_the_same_alerts():
+    # restarts go through the JSON checkpoint with no model directory: the models are fit again, identically
+    assert_stable_alerts(insider_story, NAME, config=CONFIG)
+
+
+# -- artefacts and checkpoints ----------------------------------------------------------------------------------
+
+
+def test_models_are_written_with_their_description_and_loaded_after_a_restart(tmp_path):
+    settings = settings_with()
+    section = {**settings.detectors[NAME], **CONFIG[NAME]}
+    (detector,) = build_detectors({NAME: section}, data_dir=tmp_path)
+    from detectors.engine import DetectionEngine
+
+    engine = DetectionEngine(settings, [detector])
+    engine.process(insider_story())
+    engine.flush()
+    store = ModelStore(tmp_path / "models")
+    artefacts = store.artefacts(NAME)
+    assert {a.scale for a in artefacts} == {"short", "long"}
+    first = artefacts[0]
+    assert first.features == list(features.FEATURES)
+    assert first.params == {"n_estimators": 100, "max_samples": 256, "random_state": 7}
+    # the hourly model at the close of Friday 13 (local), five days after the warm-up; the daily model once its
+    # history holds 200 actor-days (the warm-up ended on Monday morning: Monday 9 is not a whole learned day)
+    assert first.scale == "short" and first.trained_to == datetime(2026, 11, 13, 16, tzinfo=UTC)
+    assert next(a.trained_to for a in artefacts if a.scale == "long") == datetime(2026, 11, 16, 16, tzinfo=UTC)
+    assert first.trained_from < first.trained_to and first.windows >= first.actor_days >= 200
+    assert set(first.thresholds) == {"low", "medium", "high"} and first.sha256
+
+    state = orjson.loads(orjson.dumps(engine.to_state()))
+    (restarted,) = build_detectors({NAME: section}, data_dir=tmp_path)
+    restarted.load_state(state["detectors"][NAME])
+    for scale in ("short", "long"):
+        assert restarted.artefacts[scale] == detector.artefacts[scale]  # read back, not fit again
+        window = np.random.default_rng(0).random((5, len(features.FEATURES))).astype(np.float32)
+        np.testing.assert_array_equal(
+            restarted.models[scale].forest.score_samples(window), detector.models[scale].forest.score_samples(window)
+        )
+
+
+def test_a_checkpoint_of_other_features_is_refused_and_the_model_starts_afresh(insider_run, caplog):
+    state = orjson.loads(orjson.dumps(insider_run.engine.to_state()))["detectors"][NAME]
+    state["features"] = [*state["features"], "records_on_tuesdays"]
+    (detector,) = build_detectors({NAME: CONFIG[NAME]})
+    with caplog.at_level(logging.WARNING, logger="detectors.isolation_forest"):
+        detector.load_state(state)
+    assert detector.models == {"short": None, "long": None}
+    assert detector.last_fit == {"short": None, "long": None}
+    assert "refusing the checkpointed history and models" in caplog.text
+
+
+def test_the_checkpointed_history_is_bounded():
+    settings = {"max_training_windows": 1000, "history": "14d", "min_training_actor_days": 50}
+    result = run(insider_story(), NAME, config={NAME: settings})
+    (detector,) = [d for d in result.engine.detectors if d.name == NAME]
+    per_day = 1000 / 14
+    for history in detector.histories.values():
+        for bucket in list(history.buckets.values())[1:]:  # the first day of all is kept whole: nothing to judge by
+            assert len(bucket) <= 2 * per_day + 16  # whole actor-days, chosen by a rate set the day before
+        assert len(history) < 1000 * 1.6
+
+
+# -- the estimator ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def windows() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    X = rng.gamma(2.0, 1.0, size=(3000, 6)).astype(np.float32)
+    X[:5] += 12.0  # five obvious outliers
+    return X
+
+
+@pytest.mark.parametrize(
+    "params, name",
+    [
+        ({"n_estimators": 0}, "n_estimators"),
+        ({"max_samples": 1}, "max_samples"),
+        ({"random_state": -3}, "random_state"),
+    ],
+)
+def test_estimator_parameters_are_validated(windows, params, name):
+    with pytest.raises(ValidationError, match=name):
+        WindowForest(**params).fit(windows)
+
+
+def test_scores_are_scikit_learns_isolation_forest_scores(windows):
+    forest = WindowForest(n_estimators=50, max_samples=128, random_state=3).fit(windows)
+    reference = IsolationForest(n_estimators=50, max_samples=128, random_state=3).fit(windows)
+    np.testing.assert_array_equal(forest.score_samples(windows), reference.score_samples(windows))
+    few = windows[:40]  # fewer windows than max_samples: scikit-learn's own rule
+    np.testing.assert_array_equal(
+        WindowForest(max_samples=256, random_state=3).fit(few).score_samples(windows),
+        IsolationForest(max_samples=40, random_state=3).fit(few).score_samples(windows),
+    )
+
+
+def test_the_outliers_score_highest(windows):
+    anomaly = WindowForest(random_state=1).fit(windows).anomaly(windows)
+    assert set(np.argsort(-anomaly)[:5]) == {0, 1, 2, 3, 4}
+
+
+def test_the_same_random_state_fits_the_same_trees_and_another_does_not(windows):
+    first = WindowForest(random_state=11).fit(windows).score_samples(windows)
+    np.testing.assert_array_equal(first, WindowForest(random_state=11).fit(windows).score_samples(windows))
+    assert not np.array_equal(first, WindowForest(random_state=12).fit(windows).score_samples(windows))
+
+
+def test_a_pickled_forest_scores_the_same(windows):
+    forest = WindowForest(random_state=5).fit(windows)
+    restored = pickle.loads(pickle.dumps(forest))
+    np.testing.assert_array_equal(restored.score_samples(windows), forest.score_samples(windows))
+
+
+def test_the_estimator_refuses_windows_it_cannot_score(windows):
+    forest = WindowForest().fit(windows)
+    with pytest.raises(ValueError, match="6"):
+        forest.score_samples(windows[:, :5])
+    broken = windows[:3].copy()
+    broken[0, 0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        forest.score_samples(broken)
+
+
+# -- calibration -------------------------------------------------------------------------------------------------------
+
+
+def test_the_threshold_keeps_to_the_budget_counting_each_actor_day_once():
+    rng = np.random.default_rng(1)
+    days = 4000
+    groups = np.repeat(np.arange(days), 8)  # eight windows per actor-day
+    anomaly = rng.uniform(0.3, 0.6, size=len(groups))
+    budgets = Budgets(low=5.0, medium=1.0, high=0.25)
+    calibration = Calibration.fit(anomaly, groups, budgets)
+    for severity, budget in budgets.by_severity().items():
+        flagged = {g for g, a in zip(groups, anomaly, strict=True) if a >= calibration.thresholds[severity]}
+        assert len(flagged) == int(budget * days / 1000)
+    assert calibration.actor_days == days
+    assert calibration.thresholds[Severity.LOW] < calibration.thresholds[Severity.MEDIUM] < calibration.thresholds[
+        Severity.HIGH
+    ]
+
+
+def test_severity_and_rate_follow_the_rank_in_the_training_history():
+    maxima = np.linspace(0.40, 0.70, 1000)
+    calibration = Calibration.fit(maxima, np.arange(1000), Budgets(low=10.0, medium=2.0, high=1.0))
+    assert calibration.severity(0.30) is None
+    # the top values are 0.7000, 0.6997, 0.6994, ...: one actor-day in 1,000 is allowed at high, two at medium
+    assert calibration.severity(0.6980) is Severity.LOW  # among the top 10 actor-days
+    assert calibration.severity(0.6995) is Severity.MEDIUM  # among the top 2
+    assert calibration.severity(0.6999) is Severity.HIGH  # above all but one
+    assert calibration.severity(0.71) is Severity.HIGH  # beyond every one
+    assert calibration.rate(0.40) == 1000.0 and calibration.rate(float(maxima[-10])) == pytest.approx(10.0)
+    # beyond the highest, fewer than one in the 1,000 actor-days, by how far out in the tail
+    assert calibration.rate(0.75) < calibration.rate(0.71) <= 1.0
+
+
+def test_a_budget_finer_than_the_history_is_extrapolated_from_its_tail():
+    maxima = np.linspace(0.40, 0.70, 1000)
+    calibration = Calibration.fit(maxima, np.arange(1000), Budgets(low=10.0, medium=2.0, high=0.1))
+    high = calibration.thresholds[Severity.HIGH]
+    # one in 10,000 cannot be read off 1,000 actor-days: not just past the highest one, but further out
+    assert high > 0.70 + 0.01
+    assert calibration.severity(0.705) is Severity.MEDIUM and calibration.severity(high) is Severity.HIGH
+    assert calibration.rate(high) == pytest.approx(0.1)
+
+
+def test_budgets_must_not_grow_with_severity():
+    with pytest.raises(ValidationError, match="must not grow"):
+        Budgets(low=1.0, medium=2.0, high=0.5)
+
+
+# -- the model store ---------------------------------------------------------------------------------------------
+
+
+def artefact(version: str = "isolation_forest-short-20261113T160000Z-0a1b2c3d", **changes) -> ModelArtefact:
+    values = {
+        "detector": NAME,
+        "scale": "short",
+        "version": version,
+        "trained_from": datetime(2026, 11, 9, tzinfo=UTC),
+        "trained_to": datetime(2026, 11, 13, 16, tzinfo=UTC),
+        "windows": 3000,
+        "actor_days": 400,
+        "features": list(features.FEATURES),
+        "params": {"n_estimators": 100, "max_samples": 256, "random_state": 7},
+        "budgets": {"low": 5.0, "medium": 0.5, "high": 0.2},
+        "thresholds": {"low": 0.6, "medium": 0.7, "high": 0.75},
+        "library": {"scikit-learn": "1.x"},
+    }
+    return ModelArtefact(**{**values, **changes})
+
+
+def test_an_artefact_round_trips(tmp_path, windows):
+    store = ModelStore(tmp_path)
+    forest = WindowForest(random_state=2).fit(windows)
+    saved = store.save(artefact(), forest)
+    described, loaded = store.load(saved.version, features.FEATURES)
+    assert described == saved and len(saved.sha256) == 64
+    np.testing.assert_array_equal(loaded.score_samples(windows), forest.score_samples(windows))
+    assert store.artefacts() == [saved]
+
+
+def test_a_model_trained_on_other_features_is_refused_with_a_clear_message(tmp_path):
+    store = ModelStore(tmp_path)
+    old = [name for name in features.FEATURES if name != "unusual_hours"] + ["records_by_weekday"]
+    saved = store.save(artefact(features=old), object())
+    with pytest.raises(FeatureMismatch) as refused:
+        store.load(saved.version, features.FEATURES)
+    message = str(refused.value)
+    assert saved.version in message and "\n" not in message
+    assert f"trained on {len(old)} features" in message
+    assert "new: unusual_hours" in message and "gone: records_by_weekday" in message
+    assert "retrained" in message
+
+
+def test_a_model_file_that_does_not_match_its_checksum_is_refused(tmp_path, windows):
+    store = ModelStore(tmp_path)
+    saved = store.save(artefact(), WindowForest().fit(windows))
+    (tmp_path / f"{saved.version}.pkl").write_bytes(pickle.dumps("something else"))
+    with pytest.raises(ArtefactError, match="checksum"):
+        store.load(saved.version, features.FEATURES)
+    with pytest.raises(ArtefactError, match="no description"):
+        store.load("isolation_forest-short-19700101T000000Z-00000000", features.FEATURES)
+
+
+def test_pruning_keeps_the_newest_and_the_protected(tmp_path):
+    store = ModelStore(tmp_path)
+    versions = []
+    for day in range(10, 15):
+        trained_to = datetime(2026, 11, day, 16, tzinfo=UTC)
+        version = version_name(NAME, "short", trained_to.timestamp(), str(day).encode())
+        versions.append(store.save(artefact(version, trained_to=trained_to), object()).version)
+    removed = store.prune(NAME, "short", keep=2, protect=[versions[0]])
+    assert removed == versions[1:3]
+    assert [a.version for a in store.artefacts()] == [versions[0], *versions[3:]]
+
+
+def test_version_names_come_from_event_time_and_the_training_data():
+    at = datetime(2026, 11, 13, 16, tzinfo=UTC).timestamp()
+    assert version_name(NAME, "long", at, b"x").startswith("isolation_forest-long-20261113T160000Z-")
+    assert version_name(NAME, "long", at, b"x") == version_name(NAME, "long", at, b"x")
+    assert version_name(NAME, "long", at, b"x") != version_name(NAME, "long", at, b"y")
