@@ -111,7 +111,8 @@ def live_paging(settings: Settings, store: Store) -> Iterator[Pager]:
 
 
 def build_engine(settings: Settings) -> DetectionEngine:
-    return DetectionEngine(settings, build_detectors(settings.detectors))
+    # detectors that keep files (trained models) keep them in the data dir
+    return DetectionEngine(settings, build_detectors(settings.detectors, data_dir=Path(settings.data_dir)))
 
 
 def build_pipeline(settings: Settings, store: Store, notifier: Pager | None, progress=None) -> Pipeline | KafkaIngest:

@@ -117,6 +117,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = command("evaluate", _evaluate, "Score the stored alerts against a simulation's labels.")
     evaluate.add_argument("--labels", type=Path, required=True, metavar="FILE")
     evaluate.add_argument("--format", choices=["text", "json"], default="text")
+    evaluate.add_argument(
+        "--compare",
+        action="store_true",
+        help="also set rules only, rules + behaviour model and a naive per-actor z-score rule side by side",
+    )
+
+    models = command("models", _models, "List the trained behaviour models: span, features, parameters, thresholds.")
+    models.add_argument("--format", choices=["table", "json"], default="table")
 
     run = command("run", _run, "Ingest from the configured source until stopped (SIGINT/SIGTERM stop it cleanly).")
     run.add_argument("--source", choices=["file", "simulator", "kafka"], help="override source.kind")
@@ -265,6 +273,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     with app.open_store(settings, readonly=True) as store:
         alerts = store.query_alerts(AlertQuery(limit=1_000_000))
         active = store.active_actor_days(offset)
+        if args.compare:  # the naive rule runs over the stored events, the store only read
+            from detectors.zscore_baseline import replay_alerts
+
+            baseline = replay_alerts(settings, store)
     results = evaluate(labels, alerts, active, zone)
     if args.format == "json":
         from dataclasses import asdict
@@ -272,6 +284,43 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(orjson.dumps([asdict(r) | {"false_per_1000": r.false_per_1000} for r in results]).decode())
     else:
         print(format_report(results))
+    if args.compare:
+        from accesswatch.evaluate import MODEL_DETECTOR, format_comparison
+
+        rules = [a for a in alerts if a.detector != MODEL_DETECTOR]
+        compared = {
+            "rules only": evaluate(labels, rules, active, zone),
+            "rules + model": results,
+            "naive z-score": evaluate(labels, baseline, active, zone),
+        }
+        print(format_comparison(compared))
+    return EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from detectors.isolation_forest import IsolationForestSettings
+    from detectors.model_store import ModelStore, resolve_dir
+
+    settings = _settings(args)
+    section = IsolationForestSettings.model_validate(settings.detectors.get("isolation_forest", {}))
+    store = ModelStore(resolve_dir(Path(settings.data_dir), section.model_dir))
+    artefacts = store.artefacts()
+    if args.format == "json":
+        for artefact in artefacts:
+            sys.stdout.write(artefact.model_dump_json() + "\n")
+        return EXIT_OK
+    if not artefacts:
+        print(f"no models in {store.directory}")
+        return EXIT_OK
+    print(f"{'version':<58} {'trained on (event time, UTC)':<35} {'windows':>8} {'actor-days':>10}  thresholds")
+    for a in artefacts:
+        span = f"{format_utc(a.trained_from)[:16]} - {format_utc(a.trained_to)[:16]}"
+        thresholds = " ".join(f"{name} {value:.4f}" for name, value in a.thresholds.items())
+        print(f"{a.version:<58} {span:<35} {a.windows:>8,} {a.actor_days:>10,}  {thresholds}")
+    latest = artefacts[-1]
+    params = ", ".join(f"{k}={v}" for k, v in latest.params.items())
+    print(f"{len(artefacts)} models in {store.directory}; latest: {len(latest.features)} features, {params},")
+    print(f"  scikit-learn {latest.library.get('scikit-learn')}; features: {', '.join(latest.features)}")
     return EXIT_OK
 
 

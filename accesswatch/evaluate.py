@@ -137,3 +137,34 @@ def format_report(results: list[FloorResult]) -> str:
         benign = ", ".join(f"{k} {v}" for k, v in sorted(result.benign_alerts.items())) or "none"
         lines.append(f"   alerts on labelled benign work: {benign}")
     return "\n".join(lines)
+
+
+MODEL_DETECTOR = "isolation_forest"  # the behaviour model: "rules only" is every other detector
+
+
+def format_comparison(compared: dict[str, list[FloorResult]]) -> str:
+    """Several alert sets on the same labels, side by side, as a Markdown table (it goes in the README)."""
+    names = list(compared)
+    rows: list[tuple[str, list[str]]] = []
+    for position, floor in enumerate(FLOORS):
+        if floor is Severity.LOW:
+            continue
+        results = [compared[name][position] for name in names]
+        rows.append((f"scenarios detected at >= {floor.value}", [f"{r.detected}/{len(r.scenarios)}" for r in results]))
+        rows.append((f"false actor-days per 1,000 at >= {floor.value}", [f"{r.false_per_1000:.2f}" for r in results]))
+        benign = [str(sum(r.benign_alerts.values())) for r in results]
+        rows.append((f"alerts on labelled benign work at >= {floor.value}", benign))
+    medium = FLOORS.index(Severity.MEDIUM)
+    for n, scenario in enumerate(compared[names[0]][medium].scenarios):
+        cells = []
+        for name in names:
+            found = compared[name][medium].scenarios[n]
+            cells.append(f"{found.hours_to_detect:.1f} h" if found.detected else "missed")
+        rows.append((f"{scenario.kind}: hours to detect at >= medium", cells))
+    width = max(len(label) for label, _ in rows)
+    lines = [
+        f"| {'':<{width}} | " + " | ".join(f"{name:>13}" for name in names) + " |",
+        f"|{'-' * (width + 2)}|" + "|".join("-" * 15 for _ in names) + "|",
+    ]
+    lines += [f"| {label:<{width}} | " + " | ".join(f"{cell:>13}" for cell in cells) + " |" for label, cells in rows]
+    return "\n".join(lines)

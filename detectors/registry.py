@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,6 +13,7 @@ from detectors.bulk_read import BulkRead
 from detectors.denied_burst import DeniedBurst
 from detectors.dormant import Dormant
 from detectors.egress import Egress
+from detectors.isolation_forest import IsolationForestDetector
 from detectors.new_access import NewAccess
 from detectors.off_hours import OffHours
 from detectors.sensitive_access import SensitiveAccess
@@ -25,11 +27,16 @@ DETECTORS: dict[str, type[Detector]] = {
     NewAccess.name: NewAccess,
     DeniedBurst.name: DeniedBurst,
     Dormant.name: Dormant,
+    IsolationForestDetector.name: IsolationForestDetector,
 }
 
 
-def build_detectors(sections: Mapping[str, Mapping[str, Any]]) -> list[Detector]:
-    """The enabled detectors, each with its validated settings; ``ConfigError`` names a wrong value."""
+def build_detectors(sections: Mapping[str, Mapping[str, Any]], data_dir: Path | None = None) -> list[Detector]:
+    """The enabled detectors, each with its validated settings; ``ConfigError`` names a wrong value.
+
+    A detector whose settings have a ``data_dir`` (one that keeps files, such as trained models) is given
+    the product's: without one, it keeps them in memory and in its checkpointed state only.
+    """
     from configs.loader import describe_validation_error
 
     detectors = []
@@ -38,8 +45,11 @@ def build_detectors(sections: Mapping[str, Mapping[str, Any]]) -> list[Detector]
         if cls is None:
             known = ", ".join(sorted(DETECTORS))
             raise ConfigError(f"configuration error: unknown detector detectors.{name}: expected one of {known}")
+        values = dict(section)
+        if data_dir is not None and "data_dir" in cls.Settings.model_fields:
+            values["data_dir"] = data_dir
         try:
-            settings = cls.Settings.model_validate(dict(section))
+            settings = cls.Settings.model_validate(values)
         except ValidationError as exc:
             raise ConfigError(
                 describe_validation_error(exc, {"detectors": {name: dict(section)}}, prefix=("detectors", name))
