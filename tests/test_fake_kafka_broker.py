@@ -36,7 +36,7 @@ from tests.fakes.kafka_broker import FAST_CONSUMER_CONFIG, FakeKafkaBroker
 
 # Quick group rebalances (FAST_CONSUMER_CONFIG) plus what these tests want by default.
 FAST_GROUP = dict(FAST_CONSUMER_CONFIG, auto_offset_reset="earliest", enable_auto_commit=False)
-WAIT = 30.0  # upper bound for any single wait; tests normally finish far sooner
+WAIT = 120.0  # upper bound for any single wait (a loaded CI machine); tests normally finish far sooner
 
 
 # ------------------------------------------------------------------ fixtures
