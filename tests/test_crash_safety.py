@@ -35,7 +35,10 @@ ENV = {
     "ACCESSWATCH_STORE__SQLITE__TRANSACTION_EVENTS": "100",
     "ACCESSWATCH_INGEST__CHECKPOINT_EVENTS": "3000",
     "ACCESSWATCH_METRICS__ENABLED": "false",
-    "ACCESSWATCH_NOTIFY__DELIVERY__DRAIN_ON_EXIT": "30s",
+    # a page a killed process had taken for delivery waits out its lease (timeout x 6 + 30 s: 36 s
+    # here) before another process sends it: the last run keeps delivering past that
+    "ACCESSWATCH_NOTIFY__DELIVERY__TIMEOUT": "1s",
+    "ACCESSWATCH_NOTIFY__DELIVERY__DRAIN_ON_EXIT": "60s",
     # One string hashing for every process: detector state holds lists built from sets (the
     # resources an actor touched in a day, in set order), which another seed orders otherwise.
     # With it, the state after twenty deaths must equal the uninterrupted one exactly.
