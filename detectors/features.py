@@ -34,13 +34,13 @@ noise, and the ``egress`` and ``sensitive_access`` rules judge them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from detectors.base import Period
-from detectors.profiles import SLOT_METRICS
+from detectors.profiles import SD_FLOOR, SLOT_METRICS
 from detectors.windows import WindowStats
 
 # ``Period.expectation`` metric names of the volumes, in column order.
@@ -166,7 +166,8 @@ def _own_ratios(period: Period, logs: np.ndarray, groups: dict[str, list[int]]) 
             stat = stats[metric]
             if stat.sw < g:
                 continue
-            mean, sd = stat.mean, stat.sd
+            mean = stat.swx / stat.sw  # EwStat.mean and .sd, inline: this runs for every window
+            sd = max(math.sqrt(max(stat.swx2 / stat.sw - mean * mean, 0.0)), SD_FLOOR)
             if basis == "own" and metric in SLOT_METRICS:
                 if short:
                     slot = profile.rhythm.slot_volume(period.slot, metric, g_slow)
@@ -240,15 +241,33 @@ def _peer_ratios(period: Period, logs: np.ndarray, groups: dict[str, list[int]])
 def unusual_hours_share(period: Period, window: WindowStats) -> float:
     """How much of the window falls in hours the actor (else its peers) usually does not work: 0 to 1."""
     profile, _ = period.profiles.baseline(window.actor)
-    if profile is None or profile.rhythm.observed < MIN_RHYTHM_WINDOWS * period.g_slow:
+    if profile is None:
         return 0.0
-    rhythm = profile.rhythm
-    if period.scale == "short":
-        return 1.0 - rhythm.usual_level(period.slot)
-    hours = window.hours
-    if not hours:
+    activity = profile.rhythm.activity
+    if sum(activity.values()) < MIN_RHYTHM_WINDOWS * period.g_slow:
         return 0.0
-    return sum(1.0 - rhythm.usual_level(slot) for slot in hours) / len(hours)
+    slots = (period.slot,) if period.scale == "short" else window.hours
+    if not slots:
+        return 0.0
+    return sum(1.0 - level for level in usual_levels(activity, slots)) / len(slots)
+
+
+def usual_levels(activity: dict[int, float], slots: Iterable[int]) -> list[float]:
+    """``Rhythm.usual_level`` of several hours of the week of one rhythm, its busiest hour found once.
+
+    (A day window has up to 24 active hours, and this runs for every window.)
+    """
+    busiest = max(activity.values(), default=0.0)
+    if busiest <= 0:
+        return [0.0 for _ in slots]
+    get = activity.get
+    levels = []
+    for slot in slots:
+        day, hour = divmod(slot, 24)
+        same_hour = sum(get(d * 24 + hour, 0.0) for d in range(7)) / 7.0
+        beside = max(get(day * 24 + (hour - 1) % 24, 0.0), get(day * 24 + (hour + 1) % 24, 0.0))
+        levels.append(max(get(slot, 0.0), same_hour, 0.5 * beside) / busiest)
+    return levels
 
 
 # -- what an analyst reads --------------------------------------------------------------------
