@@ -427,3 +427,72 @@ def test_version_names_come_from_event_time_and_the_training_data():
     assert version_name(NAME, "long", at, b"x").startswith("isolation_forest-long-20261113T160000Z-")
     assert version_name(NAME, "long", at, b"x") == version_name(NAME, "long", at, b"x")
     assert version_name(NAME, "long", at, b"x") != version_name(NAME, "long", at, b"y")
+
+
+# -- features ---------------------------------------------------------------------------------------------------------
+
+
+class _Probe(IsolationForestDetector):
+    """The detector, recording each ready period's features and, as they are then, the rules' expectations."""
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.seen: list[tuple] = []
+        self.compared: list[tuple[float, float]] = []  # (feature, log2 of the expectation's ratio)
+
+    def observe(self, period) -> None:
+        if period.system_ready and period.windows:
+            X = self._features(period)
+            self.seen.append((period, X.copy()))
+            for row, window in enumerate(period.windows):
+                values = features.volume_values(window)
+                for metric in features.RATIO_VOLUMES:
+                    expectation = period.expectation(window, metric, values[features.VOLUMES.index(metric)])
+                    expected = 0.0 if expectation is None else min(max(np.log2(expectation.ratio), 0.0), 16.0)
+                    self.compared.append((float(X[row, features.FEATURES.index(f"{metric}_vs_own")]), expected))
+        super().observe(period)
+
+
+@pytest.fixture(scope="module")
+def probed():
+    from detectors.engine import DetectionEngine
+
+    probe = _Probe(IsolationForestDetector.Settings(**CONFIG[NAME]))
+    engine = DetectionEngine(settings_with(), [probe])
+    engine.process(insider_story())
+    engine.flush()
+    return probe
+
+
+def test_the_ratio_to_the_own_baseline_is_the_rules_expectation(probed):
+    # computed for a whole period at once, it must say what Period.expectation says window by window
+    got, expected = np.array(probed.compared).T
+    assert len(got) > 10_000 and (expected > 0).sum() > 1000
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_every_feature_is_finite_and_never_negative(probed):
+    matrix = np.vstack([X for _, X in probed.seen])
+    assert matrix.shape[1] == len(features.FEATURES)
+    assert np.isfinite(matrix).all() and (matrix >= 0).all()
+    # the insider's hour stands out against its peers in it
+    moment = local(16, 10).timestamp()
+    (hour,) = [
+        X[row]
+        for period, X in probed.seen
+        if period.scale == "short" and period.start <= moment < period.end
+        for row, window in enumerate(period.windows)
+        if window.actor.id == INSIDER.id
+    ]
+    assert hour[features.FEATURES.index("customers_vs_peers")] > 5  # over 32 times the team's median
+
+
+def test_usual_levels_are_the_rhythms_own():
+    from detectors.profiles import Rhythm
+
+    rng = random.Random(4)
+    rhythm = Rhythm()
+    for _ in range(300):
+        rhythm.activity[rng.randrange(168)] = rhythm.activity.get(rng.randrange(168), 0.0) + rng.random()
+    slots = list(range(168))
+    assert features.usual_levels(rhythm.activity, slots) == [rhythm.usual_level(slot) for slot in slots]
