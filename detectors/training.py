@@ -49,6 +49,19 @@ class DayBucket:
         self._owners.append(owners)
         self._rows.append(np.ascontiguousarray(X, dtype=np.float32))
 
+    def thin(self, rate: float) -> None:
+        """Keep only the actor-days under ``rate`` (never more than were kept)."""
+        if rate >= self.keep_rate or not len(self):
+            return
+        kept = np.array([keep_share(actor, self.day) < rate for actor in self.actors], dtype=bool)
+        mask = kept[self.owners]
+        actors = [actor for actor, keep in zip(self.actors, kept, strict=True) if keep]
+        renumber = np.cumsum(kept) - 1
+        rows, owners = self.rows[mask], renumber[self.owners[mask]].astype(np.int32)
+        self._index = {actor: n for n, actor in enumerate(actors)}
+        self._rows, self._owners = ([rows], [owners]) if len(rows) else ([], [])
+        self.keep_rate = rate
+
     @property
     def actors(self) -> list[str]:
         return list(self._index)
@@ -108,17 +121,20 @@ class TrainingHistory:
     def add(self, day: float, actor_ids: list[str], X: np.ndarray) -> None:
         bucket = self.buckets.get(day)
         if bucket is None:
-            bucket = self.buckets[day] = DayBucket(day, self._rate_for_next_day())
+            rate = 1.0
+            if self.buckets:
+                # the day before is whole now: it keeps its share of the budget (its own rate was set before it
+                # was seen, from the day before it), and sets the next day's rate, which must be known at the
+                # day's first window for the choice to be replayable
+                previous = self.buckets[max(self.buckets)]
+                rate = self._rate_after(previous)
+                previous.thin(rate)
+            bucket = self.buckets[day] = DayBucket(day, rate)
         bucket.add(actor_ids, X)
 
-    def _rate_for_next_day(self) -> float:
-        # the share of a day that fits its part of the budget, judged by the day before (a day is never seen whole
-        # until it ends, and the rate must be known at its first window for the choice to be replayable)
-        if not self.buckets:
-            return 1.0
-        previous = self.buckets[max(self.buckets)]
+    def _rate_after(self, day: DayBucket) -> float:
         per_day = self.max_windows / max(self.history_days, 1.0)
-        return min(1.0, per_day / previous.seen) if previous.seen else 1.0
+        return min(1.0, per_day / day.seen) if day.seen else 1.0
 
     @property
     def first_day(self) -> float | None:

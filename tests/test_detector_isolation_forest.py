@@ -241,9 +241,12 @@ def test_the_checkpointed_history_is_bounded():
     (detector,) = [d for d in result.engine.detectors if d.name == NAME]
     per_day = 1000 / 14
     for history in detector.histories.values():
-        for bucket in list(history.buckets.values())[1:]:  # the first day of all is kept whole: nothing to judge by
-            assert len(bucket) <= 2 * per_day + 16  # whole actor-days, chosen by a rate set the day before
-        assert len(history) < 1000 * 1.6
+        whole_days = list(history.buckets.values())[:-1]  # the day still open may run over until it closes
+        for bucket in whole_days:
+            assert len(bucket) <= 1.5 * per_day + 10  # whole actor-days, so about its share
+        assert sum(len(bucket) for bucket in whole_days) <= 1.2 * 1000
+    short = detector.histories["short"]
+    assert min(bucket.keep_rate for bucket in short.buckets.values()) < 0.5  # it did have to choose
 
 
 # -- the estimator ------------------------------------------------------------------------------------------------
@@ -496,3 +499,23 @@ def test_usual_levels_are_the_rhythms_own():
         rhythm.activity[rng.randrange(168)] = rhythm.activity.get(rng.randrange(168), 0.0) + rng.random()
     slots = list(range(168))
     assert features.usual_levels(rhythm.activity, slots) == [rhythm.usual_level(slot) for slot in slots]
+
+
+def test_the_training_history_round_trips_through_its_checkpoint_and_keeps_whole_actor_days():
+    from detectors.training import TrainingHistory
+
+    rng = np.random.default_rng(3)
+    history = TrainingHistory(max_windows=600, history_days=3)
+    for day in range(5):
+        for _ in range(8):  # eight hours a day
+            actors = [f"emp-{n:03d}" for n in range(50)]
+            history.add(day * 86400.0, actors, rng.random((50, 4)).astype(np.float32))
+    restored = TrainingHistory(max_windows=600, history_days=3)
+    restored.load_state(orjson.loads(orjson.dumps(history.to_state())))
+    for got, expected in zip(restored.training(0, 5 * 86400.0), history.training(0, 5 * 86400.0), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    X, groups, first = history.training(86400.0, 4 * 86400.0)
+    assert first == 86400.0 and len(X) == len(groups)
+    # every kept actor-day has all eight of its hours: the budget counts actor-days, it must never see half of one
+    assert set(np.bincount(groups)) == {8}
+    assert len(X) <= 3 * 600 / 3 * 1.5
