@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint lock clean browser
+.PHONY: demo test bench soak fuzz lint lock clean browser
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ test: $(STAMP) browser
 ## bench: throughput and latency benchmarks (not tests: they measure, they do not pass or fail)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## soak: the simulator at a steady rate for 10 minutes, memory sampled (SOAK_SECONDS, SOAK_SPEED)
+soak: $(STAMP)
+	$(BIN)/python -m bench.soak
+
+## fuzz: the parser and the store's write path under atheris (else hypothesis) for FUZZ_SECONDS
+fuzz: $(STAMP)
+	$(BIN)/pip install --quiet atheris || true
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} $(BIN)/python -m bench.fuzz_parser
 
 lint: $(STAMP)
 	$(BIN)/ruff check accesswatch configs detectors ingest models notify store dashboard tests bench

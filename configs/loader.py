@@ -20,7 +20,7 @@ from models.config import ConfigError, Settings
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 ENV_PREFIX = "ACCESSWATCH_"
 # Variables under the prefix that are not configuration keys.
-_NOT_KEYS = ("ACCESSWATCH_TEST_", "ACCESSWATCH_CONFIG")
+_NOT_KEYS = ("ACCESSWATCH_TEST_", "ACCESSWATCH_CONFIG", "ACCESSWATCH_CONTRACT_DIR")
 
 
 def load_settings(

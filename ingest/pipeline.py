@@ -123,18 +123,20 @@ class Pipeline:
     def run(self, source: Source, close_windows: bool) -> IngestReport:
         """Ingest everything the source gives; at its end, close all windows if asked (a replay).
 
-        When the source does not acknowledge what is stored (files, the
-        simulator), batch k is written by a writer thread on its own store
+        When the source is finite and does not acknowledge what is stored (a
+        replay of files), batch k is written by a writer thread on its own store
         connection while batch k-1 is judged and batch k+1 parsed: SQLite
         works without the GIL, so the second core takes the storage.  The
         order of events, and so every result, is the same as one batch at a
-        time.  A source that acknowledges (Kafka offsets) is run one batch at
-        a time, so that it acknowledges only what is stored and judged.
+        time.  A live source, or one that acknowledges (Kafka offsets), is run
+        one batch at a time: alerts never wait for the next batch, and only
+        what is stored and judged is acknowledged.
         """
         self.recover()
         if self.metrics is not None:
             self.metrics.set_ready(True)
-        overlap = type(source).commit is Source.commit
+        # live sources are judged batch by batch: an alert must not wait for the next line to arrive
+        overlap = type(source).commit is Source.commit and not source.live
         writer = self.store.open_writer() if overlap else self.store
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:

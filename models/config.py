@@ -128,7 +128,7 @@ class FileSource(Section):
 
 class SimulatorSource(Section):
     seed: int = 7
-    days: Annotated[int, Field(ge=1, le=3650)] = 30
+    days: Annotated[int, Field(ge=1, le=366)] = 30  # the simulator's own limit
     employees: Annotated[int, Field(ge=5)] = 240
     speed: Annotated[float, Field(gt=0)] = 3600.0  # event-time seconds played per wall-clock second
 
