@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import pickle
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import numpy as np
@@ -222,6 +224,43 @@ def test_models_are_written_with_their_description_and_loaded_after_a_restart(tm
         np.testing.assert_array_equal(
             restarted.models[scale].forest.score_samples(window), detector.models[scale].forest.score_samples(window)
         )
+
+    # ``accesswatch models`` lists them, newest last
+    listed = subprocess.run(
+        [sys.executable, "-m", "accesswatch.cli", "models", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert [line.split()[0] for line in listed.splitlines()[1 : 1 + len(artefacts)]] == [a.version for a in artefacts]
+    assert f"{len(artefacts)} models in {tmp_path / 'models'}" in listed and "features: records, customers" in listed
+
+
+def test_a_model_file_of_other_features_is_refused_at_restart_and_fit_again(tmp_path, caplog):
+    settings = settings_with()
+    section = {**settings.detectors[NAME], **CONFIG[NAME]}
+    (detector,) = build_detectors({NAME: section}, data_dir=tmp_path)
+    from detectors.engine import DetectionEngine
+
+    engine = DetectionEngine(settings, [detector])
+    engine.process(insider_story())
+    state = orjson.loads(orjson.dumps(engine.to_state()))["detectors"][NAME]
+    version = detector.artefacts["short"].version
+    description = tmp_path / "models" / f"{version}.json"
+    altered = orjson.loads(description.read_bytes())
+    altered["features"] = altered["features"][:-1]  # as if written by a build without unusual_hours
+    description.write_bytes(orjson.dumps(altered))
+
+    (restarted,) = build_detectors({NAME: section}, data_dir=tmp_path)
+    with caplog.at_level(logging.WARNING, logger="detectors.isolation_forest"):
+        restarted.load_state(state)
+    assert f"model {version} was trained on {len(features.FEATURES) - 1} features" in caplog.text
+    assert "gone" not in caplog.text and "new: unusual_hours" in caplog.text
+    # not used: fit again from the checkpointed history, the same trees as before
+    window = np.random.default_rng(1).random((5, len(features.FEATURES))).astype(np.float32)
+    np.testing.assert_array_equal(
+        restarted.models["short"].forest.score_samples(window), detector.models["short"].forest.score_samples(window)
+    )
 
 
 def test_a_checkpoint_of_other_features_is_refused_and_the_model_starts_afresh(insider_run, caplog):

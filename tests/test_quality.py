@@ -30,8 +30,6 @@ from ingest.sources import FileSource
 from models.alert import Alert, Severity
 from store.base import AlertQuery
 
-pytestmark = pytest.mark.slow
-
 SEEDS = (3, 5)
 EMPLOYEES = 120
 SHANGHAI = 8 * 3600  # the default organisation's UTC offset: actor-days are local days
@@ -77,22 +75,26 @@ def outcome(request, tmp_path_factory) -> Outcome:
     )
 
 
+@pytest.mark.slow
 def test_every_scenario_is_detected_at_medium_or_above(outcome):
     medium = outcome.product[Severity.MEDIUM]
     assert len(medium.scenarios) == 7
     assert [s.kind for s in medium.scenarios if not s.detected] == []
 
 
+@pytest.mark.slow
 def test_false_alarms_stay_under_the_ceilings(outcome):
     assert outcome.product[Severity.MEDIUM].false_per_1000 <= 12.0
     assert outcome.product[Severity.HIGH].false_per_1000 <= 2.0
 
 
+@pytest.mark.slow
 def test_no_high_alert_on_benign_periodic_work_new_hires_or_the_busy_day(outcome):
     high = outcome.product[Severity.HIGH]
     assert high.benign_alerts == {}, high.benign_examples
 
 
+@pytest.mark.slow
 def test_the_behaviour_model_finds_the_slow_ramp_the_rules_miss(outcome):
     ramp = next(s for s in outcome.product[Severity.MEDIUM].scenarios if s.kind == "slow_ramp")
     assert ramp.detected and MODEL_DETECTOR in ramp.detectors, ramp
@@ -102,6 +104,7 @@ def test_the_behaviour_model_finds_the_slow_ramp_the_rules_miss(outcome):
     assert outcome.models >= 4  # hourly and daily models, refit weekly, written to the data dir
 
 
+@pytest.mark.slow
 def test_the_behaviour_model_adds_few_false_alarms_to_the_rules(outcome):
     for floor, allowance in ((Severity.MEDIUM, 1.5), (Severity.HIGH, 0.5)):
         added = outcome.product[floor].false_per_1000 - outcome.rules[floor].false_per_1000
@@ -110,9 +113,43 @@ def test_the_behaviour_model_adds_few_false_alarms_to_the_rules(outcome):
     assert not [a for a in outcome.alerts if a.detector == MODEL_DETECTOR and a.severity is Severity.CRITICAL]
 
 
+@pytest.mark.slow
 def test_the_product_beats_a_naive_zscore_rule_on_recall_and_false_alarms(outcome):
     for floor in (Severity.MEDIUM, Severity.HIGH):
         product, naive = outcome.product[floor], outcome.naive[floor]
         assert product.detected >= naive.detected, floor
         assert product.false_per_1000 * 3 <= naive.false_per_1000, floor
     assert outcome.product[Severity.MEDIUM].detected > outcome.naive[Severity.MEDIUM].detected
+
+
+def test_the_comparison_table_sets_alert_sets_side_by_side():
+    from datetime import UTC, datetime, timedelta
+
+    from accesswatch.evaluate import format_comparison
+    from tests.factories import alert
+
+    start = datetime(2026, 10, 20, 2, tzinfo=UTC)
+    labels = {
+        "scenarios": [
+            {"scenario_id": "s", "kind": "slow_ramp", "actor_id": "emp-0001", "start": "2026-10-20T01:00:00Z",
+             "end": "2026-10-21T01:00:00Z"},
+        ],
+        "benign": [],
+    }
+    hour = {"window_start": start, "window_end": start + timedelta(hours=1)}
+    caught = alert(actor_id="emp-0001", severity=Severity.MEDIUM, **hour)
+    noise = alert(actor_id="emp-0002", severity=Severity.HIGH, **hour)
+    zone = UTC
+    table = format_comparison(
+        {
+            "rules only": evaluate(labels, [], 1000, zone),
+            "rules + model": evaluate(labels, [caught], 1000, zone),
+            "naive z-score": evaluate(labels, [noise], 1000, zone),
+        }
+    )
+    lines = table.splitlines()
+    assert lines[0].split("|")[2:5] == ["    rules only ", " rules + model ", " naive z-score "]
+    row = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:5]] for line in lines[2:]}
+    assert row["scenarios detected at >= medium"] == ["0/1", "1/1", "0/1"]
+    assert row["false actor-days per 1,000 at >= high"] == ["0.00", "0.00", "1.00"]
+    assert row["slow_ramp: hours to detect at >= medium"] == ["missed", "2.0 h", "missed"]
