@@ -172,7 +172,7 @@ class IsolationForestDetector(Detector):
             "anomaly_score": round(anomaly, 4),
             "model": artefact.version if artefact else None,
             "training_actor_days": days,
-            "expected_per_1000_actor_days": round(rate, 3),
+            "expected_per_1000_actor_days": float(f"{rate:.4g}"),
             "explanation": [{k: v for k, v in figure.items() if k != "words"} for figure in figures],
             "features": [
                 {"feature": features.FEATURES[j], "value": round(float(X[row, j]), 3), "training_tail": float(tails[j])}
@@ -184,7 +184,10 @@ class IsolationForestDetector(Detector):
             "egress_records": window.egress_records,
             "records_by_class": dict(sorted(window.class_records.items())),
         }
-        return self.finding(window, anomaly, summary, evidence, severity)
+        # the score is the rarity, comparable between the hourly and the daily model (their anomaly scores are
+        # not): the window is as rare as one actor-day in 10 ** score
+        rarity_score = math.log10(1000.0 / max(rate, 1e-9))
+        return self.finding(window, rarity_score, summary, evidence, severity)
 
     # -- explanations --------------------------------------------------------------------------------
     def _explain(

@@ -148,7 +148,10 @@ def test_an_unusual_hour_is_flagged_and_explained_by_value_baseline_and_peers(in
     assert "more than every other customer service employee active that hour" in alert.summary
     assert alert.evidence["model"].startswith("isolation_forest-short-")
     assert alert.evidence["training_actor_days"] >= 200
-    assert 0 < alert.score <= 1 and alert.score == pytest.approx(alert.evidence["anomaly_score"], abs=1e-3)
+    assert 0 < alert.evidence["anomaly_score"] <= 1
+    # the score is the rarity: one actor-day in 10 ** score, beyond all 240 the model learned from
+    assert alert.score == pytest.approx(np.log10(1000 / alert.evidence["expected_per_1000_actor_days"]), abs=1e-3)
+    assert alert.score > np.log10(alert.evidence["training_actor_days"])
 
 
 def test_routine_work_stays_within_the_budget():
