@@ -120,7 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--compare",
         action="store_true",
-        help="also set rules only, rules + behaviour model and a naive per-actor z-score rule side by side",
+        help="also set side by side: the rules' alerts alone, all of them (rules + behaviour model), and a naive"
+        " per-actor z-score rule run over the stored events (the model's findings also slow what the baselines"
+        " learn, so a run without the model can differ a little from 'rules only')",
     )
 
     models = command("models", _models, "List the trained behaviour models: span, features, parameters, thresholds.")
