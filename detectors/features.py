@@ -192,24 +192,43 @@ def _population_allowance(logs: np.ndarray, own_means: np.ndarray, groups: dict[
     below 1.
     """
     ratios = np.exp(logs - own_means)  # NaN where the actor has no mature baseline of its own
-    median, count = _nan_medians(ratios)
-    overall = np.where(count >= 5, np.maximum(median, 1.0), 1.0)
-    factors = np.broadcast_to(overall, logs.shape).copy()
-    for rows in groups.values():
-        if len(rows) < 3:
-            continue
-        median, count = _nan_medians(ratios[rows])
-        factors[rows] = np.where(count >= 3, np.maximum(median, 1.0), overall)
+    median, count = group_medians(ratios, np.zeros(len(ratios), dtype=np.intp), 1)
+    overall = np.where(count[0] >= 5, np.maximum(median[0], 1.0), 1.0)
+    ids = _group_ids(groups, len(logs))
+    median, count = group_medians(ratios, ids, len(groups))
+    factors = np.where(count >= 3, np.maximum(median, 1.0), overall)[ids]
     return np.log(factors)
 
 
-def _nan_medians(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per column: the median of the values that are not NaN, and how many there are."""
-    count = (~np.isnan(values)).sum(axis=0)
-    ordered = np.sort(values, axis=0)  # NaN sorts last
-    low = np.take_along_axis(ordered, (np.maximum(count, 1)[None, :] - 1) // 2, axis=0)[0]
-    high = np.take_along_axis(ordered, (count // 2)[None, :], axis=0)[0]
-    return (low + high) / 2.0, count
+def _group_ids(groups: dict[str, list[int]], n: int) -> np.ndarray:
+    ids = np.empty(n, dtype=np.intp)
+    for number, rows in enumerate(groups.values()):
+        ids[rows] = number
+    return ids
+
+
+def group_medians(values: np.ndarray, ids: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per group and column: the median of the values that are not NaN, and how many there are.
+
+    All groups at once (a period has dozens of peer groups: a median per group
+    and column is a numpy call each, and their overhead would dominate).
+    """
+    sizes = np.bincount(ids, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    medians = np.full((n_groups, values.shape[1]), np.nan)
+    counts = np.zeros((n_groups, values.shape[1]), dtype=np.intp)
+    for col in range(values.shape[1]):
+        column = values[:, col]
+        missing = np.isnan(column)
+        order = np.lexsort((column, missing, ids))  # by group, the values first (ascending), NaN last
+        ordered = column[order]
+        count = np.bincount(ids[~missing], minlength=n_groups)
+        last = len(ordered) - 1  # an empty group reads any value: its count of 0 masks it below
+        low = ordered[np.minimum(starts + np.maximum(count - 1, 0) // 2, last)]
+        high = ordered[np.minimum(starts + count // 2, last)]
+        medians[:, col] = np.where(count > 0, (low + high) / 2.0, np.nan)
+        counts[:, col] = count
+    return medians, counts
 
 
 def _peer_ratios(period: Period, logs: np.ndarray, groups: dict[str, list[int]]) -> np.ndarray:
@@ -221,21 +240,19 @@ def _peer_ratios(period: Period, logs: np.ndarray, groups: dict[str, list[int]])
     """
     short = period.scale == "short"
     g = period.g_fast if short else period.g_slow
-    ratios = np.zeros_like(logs)
-    for rows in groups.values():
-        values = logs[rows]
+    ids = _group_ids(groups, len(logs))
+    medians, _ = group_medians(logs, ids, len(groups))
+    references = np.full_like(medians, np.inf)  # inf: no reference, the ratio stays at zero
+    for number, rows in enumerate(groups.values()):
         if len(rows) >= MIN_PEERS:
-            reference = np.median(values, axis=0)
-        else:
-            peer = period.profiles.peer(period.windows[rows[0]].actor)
-            if peer is None or len(peer.members) < 2:
-                continue
-            stats = peer.hourly if short else peer.daily
-            reference = np.array(
-                [stats[m].mean if stats[m].sw >= g else np.inf for m in RATIO_VOLUMES]  # inf: no reference
-            )
-        ratios[rows] = (values - reference) / LN2
-    return np.clip(ratios, 0.0, RATIO_CAP)
+            references[number] = medians[number]
+            continue
+        peer = period.profiles.peer(period.windows[rows[0]].actor)
+        if peer is None or len(peer.members) < 2:
+            continue
+        stats = peer.hourly if short else peer.daily
+        references[number] = [stats[m].mean if stats[m].sw >= g else np.inf for m in RATIO_VOLUMES]
+    return np.clip((logs - references[ids]) / LN2, 0.0, RATIO_CAP)
 
 
 def unusual_hours_share(period: Period, window: WindowStats) -> float:

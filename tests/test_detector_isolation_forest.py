@@ -561,3 +561,22 @@ def test_the_training_history_round_trips_through_its_checkpoint_and_keeps_whole
     # every kept actor-day has all eight of its hours: the budget counts actor-days, it must never see half of one
     assert set(np.bincount(groups)) == {8}
     assert len(X) <= 3 * 600 / 3 * 1.5
+
+
+def test_group_medians_are_the_medians_of_each_group_ignoring_what_is_missing():
+    from statistics import median
+
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, 6, 200)
+    ids[ids == 5] = 4  # group 5 stays empty
+    values = rng.random((200, 3))
+    values[rng.random((200, 3)) < 0.3] = np.nan
+    medians, counts = features.group_medians(values, ids, 6)
+    for group in range(6):
+        for col in range(3):
+            present = [v for v in values[ids == group, col] if not np.isnan(v)]
+            assert counts[group, col] == len(present)
+            if present:
+                assert medians[group, col] == pytest.approx(median(present), abs=1e-12)
+            else:
+                assert np.isnan(medians[group, col])
