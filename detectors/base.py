@@ -25,6 +25,10 @@ from models.alert import Severity
 from models.config import Organisation
 
 DOCUMENTED_SHARE = 0.9  # of the window's records read under a stated purpose
+# An hour is also compared with the busiest hour of the actor's usual day (the
+# median over days): work that comes in bursts on most days, such as a partner
+# agent's exports, is judged by its bursts; a weekly job, on one day in five, is not usual
+USUAL_DAY_QUANTILE = 0.5
 _NEVER = EwStat()  # the baseline of something never seen: zero, with the floor spread
 
 
@@ -78,10 +82,18 @@ class Expectation:
     z: float  # spreads above the expectation on the log scale, after the allowance
     basis: str  # "own", "own rhythm", "peers"
     population_factor: float
+    usual_peak: float | None = None  # for an hour: the busiest hour of the actor's usual day (None: not known)
 
     @property
     def score(self) -> float:
         return math.log2(max(self.ratio, 1.0))
+
+    @property
+    def peak_ratio(self) -> float:
+        """How many times the usual day's busiest hour, after the population allowance (inf when unknown)."""
+        if self.usual_peak is None:
+            return math.inf
+        return (self.value + 1.0) / (self.usual_peak + 1.0) / self.population_factor
 
 
 class Period:
@@ -139,7 +151,7 @@ class Period:
             peer = self.profiles.peer(window.actor)
             peer_stat = self._stat(peer, metric) if peer is not None and len(peer.members) > 1 else None
             if peer_stat is not None and peer_stat.weight(self._g) >= 1.0:
-                stat, basis = peer_stat, "peers"
+                profile, stat, basis = peer, peer_stat, "peers"
         if stat.weight(self._g) < 1.0:
             if metric not in SPARSE_METRICS:
                 return None
@@ -159,7 +171,15 @@ class Period:
         allowance = math.log(factor)
         z = (log_value - mean - allowance) / sd
         ratio = (value + 1.0) / (math.expm1(mean) + 1.0) / factor
-        return Expectation(value, math.expm1(mean), ratio, z, basis, factor)
+        return Expectation(value, math.expm1(mean), ratio, z, basis, factor, self._usual_peak(profile, metric))
+
+    def _usual_peak(self, profile: Profile, metric: str) -> float | None:
+        if self.scale != "short":
+            return None
+        peaks = profile.peak_hour.get(metric)
+        if peaks is None or peaks.weight(self.g_slow) < 1.0:
+            return None
+        return peaks.quantile(USUAL_DAY_QUANTILE)
 
     def population_factor(self, actor: ActorRef, metric: str) -> float:
         groups, overall = self._factors_for(metric)

@@ -8,12 +8,12 @@ from typing import Annotated
 from pydantic import Field
 
 from detectors import wording
-from detectors.base import Detector, DetectorSettings, Finding, Period
-from detectors.volume import unusual_volume
+from detectors.base import Detector, Finding, Period
+from detectors.volume import VolumeSettings, unusual_volume
 from models.event import ActorKind
 
 
-class BulkReadSettings(DetectorSettings):
+class BulkReadSettings(VolumeSettings):
     min_records: Annotated[int, Field(ge=0)] = 200
     min_ratio: Annotated[float, Field(ge=1)] = 8.0
     min_z: Annotated[float, Field(ge=0)] = 3.0
@@ -36,11 +36,14 @@ class BulkRead(Detector):
         min_records = settings.min_records if short else settings.daily_min_records
         min_ratio = settings.min_ratio if short else settings.daily_min_ratio
         min_z = settings.min_z if short else settings.daily_min_z
+        peak = settings.min_peak_ratio
         for window in period.windows:
             if window.records < min_records:
                 continue
-            by_records = unusual_volume(period, window, "records", window.records, min_ratio, min_z)
-            by_customers = unusual_volume(period, window, "customers", window.distinct_customers, min_ratio, min_z)
+            by_records = unusual_volume(period, window, "records", window.records, min_ratio, min_z, peak)
+            by_customers = unusual_volume(
+                period, window, "customers", window.distinct_customers, min_ratio, min_z, peak
+            )
             found = [e for e in (by_records, by_customers) if e is not None]
             limit = settings.absolute_limits.get(window.actor.kind, 0) if short else 0
             over_limit = bool(limit) and window.records >= limit

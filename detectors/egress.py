@@ -8,11 +8,11 @@ from typing import Annotated
 from pydantic import Field
 
 from detectors import wording
-from detectors.base import Detector, DetectorSettings, Finding, Period
-from detectors.volume import unusual_volume
+from detectors.base import Detector, Finding, Period
+from detectors.volume import VolumeSettings, unusual_volume
 
 
-class EgressSettings(DetectorSettings):
+class EgressSettings(VolumeSettings):
     min_records: Annotated[int, Field(ge=0)] = 500
     min_ratio: Annotated[float, Field(ge=1)] = 6.0
     min_z: Annotated[float, Field(ge=0)] = 3.0
@@ -28,7 +28,15 @@ class Egress(Detector):
         for window in period.windows:
             if window.egress_records < settings.min_records:
                 continue
-            found = unusual_volume(period, window, "egress", window.egress_records, settings.min_ratio, settings.min_z)
+            found = unusual_volume(
+                period,
+                window,
+                "egress",
+                window.egress_records,
+                settings.min_ratio,
+                settings.min_z,
+                settings.min_peak_ratio,
+            )
             if found is None:
                 continue
             sensitive = sorted(name for name in window.class_records if classifier.is_high(name))

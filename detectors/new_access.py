@@ -1,9 +1,9 @@
 """``new_access``: the first touch of a data class, resource or source address, after the actor's warm-up.
 
 New things happen in normal work, so a first touch alone is low severity;
-it weighs more when the class is high-sensitivity, when the actor's peers
-never touch it either, when the address is outside the private networks,
-and when a lot was read with it.
+it weighs more when the class is high-sensitivity (most when the actor's
+peers never touch it either), when the peers never touch the thing, when
+the address is outside the private networks, and when a lot was read with it.
 """
 
 from __future__ import annotations
@@ -58,9 +58,11 @@ class NewAccess(Detector):
             score, reasons = 0.0, []
             for what, value, _ in items:
                 weight = 1.0
+                peers_know = what != "source_ip" and peer is not None and peer.knows(what, value)
                 if what == "data_class" and period.classifier.is_high(value):
-                    weight += 2.0
-                if what != "source_ip" and (peer is None or not peer.knows(what, value)):
+                    # sensitive data the actor's colleagues read in their work is part of the job: noted, not paged
+                    weight += 1.0 if peers_know else 2.0
+                if what != "source_ip" and not peers_know:
                     weight += 1.0  # nobody in the peer group touches it either
                     if window.actor.kind is ActorKind.PARTNER:
                         weight += 1.0  # outside what the partner company's agents ever do: its contract

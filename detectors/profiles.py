@@ -38,6 +38,8 @@ SUSPECT_WEIGHT = 0.1
 
 def suspect_weight(flagged_days: int) -> float:
     return min(1.0, SUSPECT_WEIGHT * 2.0**flagged_days)
+
+
 # Most hours have no export, no sensitive read, no refusal: for these the
 # baseline is the typical size *when it happens*, else one export a week
 # would make every export look like a thousand times the usual zero.
@@ -136,6 +138,50 @@ class EwStat:
     @classmethod
     def from_state(cls, state: list[float]) -> EwStat:
         return cls(*state)
+
+
+class DecayedQuantiles:
+    """Forward-decayed counts of a figure in buckets of half a power of two: its quantiles, to a factor of 1.41.
+
+    A mean and spread on the log scale describe a figure with one usual
+    size; a day's busiest hour often has two (quiet days, and days with a
+    burst of routine exports), and a spread above their mean lands far past
+    both.  The buckets answer "what does a busy day look like" from what
+    was seen, in at most ~50 numbers.
+    """
+
+    __slots__ = ("weights",)
+
+    def __init__(self, weights: dict[int, float] | None = None) -> None:
+        self.weights: dict[int, float] = weights or {}
+
+    def add(self, value: float, g: float) -> None:
+        bucket = int(2.0 * math.log2(1.0 + max(value, 0.0)))
+        self.weights[bucket] = self.weights.get(bucket, 0.0) + g
+
+    def weight(self, g_now: float) -> float:
+        return sum(self.weights.values()) / g_now
+
+    def quantile(self, q: float) -> float:
+        """The upper edge of the bucket where the share ``q`` of the weight is reached."""
+        weights = self.weights
+        needed, seen = q * sum(weights.values()), 0.0
+        for bucket in sorted(weights):
+            seen += weights[bucket]
+            if seen >= needed:
+                return 2.0 ** ((bucket + 1) / 2.0) - 1.0
+        return 0.0
+
+    def rebase(self, factor: float) -> None:
+        for bucket in self.weights:
+            self.weights[bucket] *= factor
+
+    def to_state(self) -> dict[str, float]:
+        return {str(bucket): weight for bucket, weight in self.weights.items()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, float]) -> DecayedQuantiles:
+        return cls({int(bucket): weight for bucket, weight in state.items()})
 
 
 def _stats() -> dict[str, EwStat]:
@@ -251,6 +297,11 @@ class Profile:
     rhythm: Rhythm = field(default_factory=Rhythm)
     # weekday -> metric -> day volume: the weekly export's day
     weekdays: dict[int, dict[str, EwStat]] = field(default_factory=dict)
+    # metric -> the day's busiest hour: an agent who exports a few hundred
+    # passports now and then has a modest usual hour but a large usual peak,
+    # and an hour like that peak is routine for them, not a bulk read
+    peak_hour: dict[str, DecayedQuantiles] = field(default_factory=dict)
+    today_peak: dict[str, float] = field(default_factory=dict)  # the open day's busiest hour so far
     flagged_days: int = 0  # consecutive days on which the actor raised findings
     # the silence before the current run of activity: a returning account's
     # first quiet minutes must not hide the silence from the bulk read after them
@@ -291,7 +342,16 @@ class Profile:
         self.first_seen = min(self.first_seen, window.first_ts)
         self.last_seen = max(self.last_seen, window.last_ts)
 
-    def learn_day(self, window: WindowStats, values: dict[str, float], weekday: int, g_slow: float) -> None:
+    def note_hour(self, values: dict[str, float]) -> None:
+        """Keep the open day's busiest hour (an actor's own profile only)."""
+        peaks = self.today_peak
+        for metric in SLOT_METRICS:
+            if values[metric] > peaks.get(metric, 0.0):
+                peaks[metric] = values[metric]
+
+    def learn_day(
+        self, window: WindowStats, values: dict[str, float], weekday: int, g_slow: float, peaks: dict[str, float]
+    ) -> None:
         for metric, stat in self.daily.items():
             value = values[metric]
             if value > 0 or metric not in SPARSE_METRICS:
@@ -303,6 +363,11 @@ class Profile:
             value = values[metric]
             if value > 0 or metric not in SPARSE_METRICS:
                 stat.add(value, g_slow)
+        for metric, value in peaks.items():
+            stat = self.peak_hour.get(metric)
+            if stat is None:
+                stat = self.peak_hour[metric] = DecayedQuantiles()
+            stat.add(value, g_slow)
         if window.start > self.last_active_day:
             self.active_days += 1
             self.last_active_day = window.start
@@ -315,6 +380,8 @@ class Profile:
         for stats in self.weekdays.values():
             for stat in stats.values():
                 stat.rebase(slow)
+        for stat in self.peak_hour.values():
+            stat.rebase(slow)
         self.rhythm.rebase(slow)
 
     def to_state(self) -> dict:
@@ -327,6 +394,8 @@ class Profile:
             "daily": {k: v.to_state() for k, v in self.daily.items()},
             "rhythm": self.rhythm.to_state(),
             "weekdays": {str(k): {m: st.to_state() for m, st in v.items()} for k, v in self.weekdays.items()},
+            "peak_hour": {k: v.to_state() for k, v in self.peak_hour.items()},
+            "today_peak": self.today_peak,
             "classes": sorted(self.classes),
             "resources": list(self.resources.items),
             "ips": list(self.ips.items),
@@ -351,6 +420,9 @@ class Profile:
             daily={k: EwStat.from_state(v) for k, v in state["daily"].items()},
             rhythm=Rhythm.from_state(state["rhythm"]),
             weekdays={int(k): {m: EwStat.from_state(st) for m, st in v.items()} for k, v in state["weekdays"].items()},
+            # checkpoints from before peaks were learned have none: they are learned from the next day on
+            peak_hour={k: DecayedQuantiles.from_state(v) for k, v in state.get("peak_hour", {}).items()},
+            today_peak=dict(state.get("today_peak", {})),
             classes=set(state["classes"]),
             resources=BoundedSet(limit, state["resources"]),
             ips=BoundedSet(limit, state["ips"]),
@@ -422,17 +494,20 @@ class ProfileBook:
         values = metric_values(window)
         own, peer = self._profiles_of(window.actor)
         own.learn_window(window, values, slot, g, g_slow, slot_volumes=True)
+        own.note_hour(values)
         # a routine's hour of the week is personal: peers share only when they work
         peer.learn_window(window, values, slot, g, g_slow, slot_volumes=False)
 
     def learn_day(self, window: WindowStats, weekday: int, suspect: bool = False) -> None:
         _, g_slow = self._weights(window.end)
-        own = self.actors.get(window.actor.id)
+        own, peer = self._profiles_of(window.actor)
         if suspect:
-            g_slow *= suspect_weight(own.flagged_days if own else 0)
+            g_slow *= suspect_weight(own.flagged_days)
         values = metric_values(window)
-        for profile in self._profiles_of(window.actor):
-            profile.learn_day(window, values, weekday, g_slow)
+        # a peer group's usual peak is its members' usual busiest hour, not the busiest of all of them
+        peaks, own.today_peak = own.today_peak, {}
+        for profile in (own, peer):
+            profile.learn_day(window, values, weekday, g_slow, peaks)
 
     def note_flagged_day(self, actor_id: str, flagged: bool) -> None:
         """Count consecutive days with findings; a quiet day starts the count again."""

@@ -8,11 +8,11 @@ from typing import Annotated
 from pydantic import Field
 
 from detectors import wording
-from detectors.base import Detector, DetectorSettings, Finding, Period
-from detectors.volume import unusual_volume
+from detectors.base import Detector, Finding, Period
+from detectors.volume import VolumeSettings, unusual_volume
 
 
-class SensitiveAccessSettings(DetectorSettings):
+class SensitiveAccessSettings(VolumeSettings):
     min_records: Annotated[int, Field(ge=0)] = 50
     min_ratio: Annotated[float, Field(ge=1)] = 8.0
     min_z: Annotated[float, Field(ge=0)] = 3.0
@@ -28,7 +28,9 @@ class SensitiveAccess(Detector):
         for window in period.windows:
             if window.high_records < settings.min_records:
                 continue
-            found = unusual_volume(period, window, "high", window.high_records, settings.min_ratio, settings.min_z)
+            found = unusual_volume(
+                period, window, "high", window.high_records, settings.min_ratio, settings.min_z, settings.min_peak_ratio
+            )
             if found is None:
                 continue
             classes = sorted(name for name in window.class_records if classifier.is_high(name))

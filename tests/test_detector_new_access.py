@@ -199,6 +199,18 @@ def test_a_routine_first_touch_of_low_sensitivity_data_the_peers_touch_is_low_an
     assert not alert.severity.at_least(settings_with().notify.min_severity)
 
 
+def test_a_first_read_of_passports_the_peers_read_in_their_work_is_low_and_not_paged():
+    # the others check passports now and then; this agent never has, until today
+    others = [history(a, days=14, per_hour=3, records=2, fields=PASSPORT_FIELDS) for a in TEAM[1:]]
+    own = history(AGENT, days=14, per_hour=3, records=2)
+    first = burst(AGENT, local(14, 10), events=2, fields=PASSPORT_FIELDS)
+    alert = run(stream(*others, own, first), NAME).only()
+    # a first touch (1) of high-sensitivity data (+1 only: the peers' work includes it)
+    assert alert.score == 2.0 and alert.severity is Severity.LOW
+    assert not alert.severity.at_least(settings_with().notify.min_severity)
+    # the same first read in a team that never reads passports is paged (see the insider above: 4.0)
+
+
 def test_what_the_actor_already_touches_is_not_new():
     again = burst(AGENT, local(14, 10), events=30, records=20)
     assert run(stream(*routine(), again), NAME).alerts == []

@@ -62,6 +62,7 @@ def test_is_registered_under_its_name():
         ("min_records", -5, "greater than or equal to 0"),
         ("min_ratio", 0, "greater than or equal to 1"),
         ("min_z", "x", "a valid number"),
+        ("min_peak_ratio", -1, "greater than or equal to 0"),
         ("severity_scores", [7.0, 5.0, 3.0], "ascending"),
         ("severity_scores", [1.0, 2.0, 3.0, 4.0], "at most 3"),
         ("documented_max_severity", "serious", "'low', 'medium', 'high' or 'critical'"),
@@ -148,6 +149,32 @@ def test_a_weekly_review_of_bank_details_at_its_usual_hour_is_routine():
     # a review ten times the usual size is not the routine one
     bigger = [*weekly[:3], burst(officer, local(25, 15), events=4, records=5000, fields=BANK_FIELDS)]
     assert run(stream(routine, *bigger), NAME).only().window_start == local(25, 15)
+
+
+def bursty_partner_routine(days: int = 14):
+    """A booking agent who reads a passport or two an hour, and exports 150 of them once on most days."""
+    agent = Actor("ptn-0005", kind="partner", role="booking_agent", organization="sky", department=None)
+    reads = history(agent, days=days, per_hour=3, records=1, fields=PASSPORT_FIELDS, weekdays=range(7))
+    exports = [
+        burst(agent, local(day, 9 + day % 7), events=1, records=150, fields=PASSPORT_FIELDS, action="export")
+        for day in range(days)
+        if day % 5 != 4  # four days in five
+    ]
+    return agent, [reads, *exports]
+
+
+def test_a_partner_whose_routine_comes_in_bursts_is_judged_by_its_usual_bursts():
+    agent, routine = bursty_partner_routine()
+    # two exports in one hour: ~90x the usual hour, but within twice the usual day's busiest hour
+    busy = burst(agent, local(14, 16), events=2, records=140, fields=PASSPORT_FIELDS, action="export")
+    assert run(stream(*routine, busy), NAME).alerts == []
+    # without the comparison with the usual busiest hour, the same hour would be paged
+    plain = run(stream(*routine, busy), NAME, config={NAME: {"min_peak_ratio": 0}}).alerts
+    assert local(14, 16) in [a.window_start for a in plain if a.severity.at_least(Severity.MEDIUM)]
+    # an export ten times the usual burst is not routine
+    bulk = burst(agent, local(14, 16), events=4, records=400, fields=PASSPORT_FIELDS, action="export")
+    alert = run(stream(*routine, bulk), NAME).only()
+    assert alert.actor_id == agent.id and alert.severity.at_least(Severity.HIGH)
 
 
 def test_a_population_wide_busy_hour_raises_nobody():

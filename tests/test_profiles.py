@@ -1,0 +1,77 @@
+"""Learned baselines: the busiest hour of an actor's usual day, as the volume rules compare with it."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+
+from detectors.profiles import DecayedQuantiles, ProfileBook
+from detectors.windows import ActorRef, WindowStats
+from models.event import ActorKind
+
+HOUR, DAY = 3600.0, 86400.0
+
+
+def test_quantiles_are_read_to_within_a_factor_of_the_square_root_of_two():
+    days = DecayedQuantiles()
+    for value in [3] * 2 + [150] * 8:  # quiet on two days in ten, a burst of 150 on the others
+        days.add(value, 1.0)
+    assert 150 <= days.quantile(0.5) <= 150 * math.sqrt(2) + 1
+    assert 3 <= days.quantile(0.1) <= 3 * math.sqrt(2) + 1
+    assert days.weight(1.0) == 10
+
+
+def test_what_was_seen_long_ago_weighs_less_than_what_was_seen_lately():
+    days = DecayedQuantiles()
+    for _ in range(5):
+        days.add(1000, 1.0)  # five old days of large bursts
+    for _ in range(4):
+        days.add(10, 8.0)  # four recent quiet days, three half-lives later
+    assert days.quantile(0.5) < 20
+
+
+def test_the_state_survives_json():
+    days = DecayedQuantiles()
+    for value in (0, 1, 7, 7, 500):
+        days.add(value, 2.0)
+    restored = DecayedQuantiles.from_state(orjson.loads(orjson.dumps(days.to_state())))
+    assert restored.weights == days.weights and restored.quantile(0.5) == days.quantile(0.5)
+
+
+def _hour(actor: ActorRef, start: float, high: int) -> WindowStats:
+    window = WindowStats(actor, start, start + HOUR)
+    window.events, window.records, window.high_records = 1, high, high
+    window.first_ts, window.last_ts = start, start + 60
+    return window
+
+
+def _day(actor: ActorRef, start: float, hours: list[WindowStats]) -> WindowStats:
+    day = WindowStats(actor, start, start + DAY)
+    for hour in hours:
+        day.merge(hour)
+    return day
+
+
+@pytest.mark.parametrize("busiest", [40, 400])
+def test_an_actors_usual_peak_is_its_days_busiest_hour_and_a_peer_groups_is_its_members(busiest):
+    book = ProfileBook(["kind", "role"], half_life=14 * DAY, max_known_items=64, actor_warmup_days=1)
+    quiet = ActorRef("a-1", ActorKind.PARTNER, role="agent")
+    bursty = ActorRef("a-2", ActorKind.PARTNER, role="agent")
+    for day in range(6):
+        start = day * DAY
+        for actor, peak in ((quiet, 5), (bursty, busiest)):
+            hours = [_hour(actor, start + 9 * HOUR, 2), _hour(actor, start + 10 * HOUR, peak)]
+            for hour in hours:
+                book.learn_window(hour, slot=0)
+            book.learn_day(_day(actor, start, hours), weekday=day % 7)
+    own = book.actors["a-2"].peak_hour["high"].quantile(0.5)
+    assert busiest <= own <= busiest * math.sqrt(2) + 1
+    assert book.actors["a-1"].peak_hour["high"].quantile(0.5) < 10
+    # the group has one quiet and one bursty member: its usual peak is one of theirs, not the busiest of all
+    group = book.peers["kind=partner|role=agent"].peak_hour["high"].weights
+    members = [book.actors[name].peak_hour["high"].weights for name in ("a-1", "a-2")]
+    assert set(group) == set(members[0]) | set(members[1])
+    for bucket, weight in group.items():
+        assert weight == pytest.approx(sum(m.get(bucket, 0.0) for m in members))
