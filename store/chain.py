@@ -23,10 +23,10 @@ purged, not removed; and once every event of an entry is gone its list is
 dropped (the entry's digest keeps the list's digest, so the chain still
 verifies).
 
-SQLite-specific on purpose (a mixin of ``SqliteStore``): the leaves are read
-back from the rows just written, within the writing transaction and on the
-writing connection, so what is chained is exactly what is stored and no
-state is shared with another connection.
+SQLite-specific on purpose (a mixin of ``SqliteStore``): the leaves are the
+rows just written, hashed within the writing transaction on the writing
+connection, so what is chained is exactly what is stored and no state is
+shared with another connection.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import hashlib
 import sqlite3
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -166,21 +166,22 @@ class ChainedStore(ABC):
 
 
 # -- writing ------------------------------------------------------------------------------------
-def append_events(db: sqlite3.Connection, first_seq: int, last_seq: int) -> None:
-    """Chain the events stored in [first_seq, last_seq]; call inside the transaction that stored them."""
+def append_events(db: sqlite3.Connection, first_seq: int, rows: Sequence[tuple]) -> None:
+    """Chain the rows just stored at seqs ``first_seq`` on; call inside the transaction that stored them.
+
+    Each row is as it was inserted: the columns of ``ROW_COLUMNS`` but ``seq``.  Hashing them as
+    they are in hand, not read back, hashes what is stored: each value was bound with its column's
+    own type (int to INTEGER, str to TEXT, or NULL), so SQLite keeps it unconverted and it reads
+    back as itself (``verify`` reads it back and would say so).
+    """
     pack, parts = _LEAF.pack, []
-    min_ts = max_ts = None
-    rows = db.execute(f"SELECT {ROW_COLUMNS} FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq", (first_seq, last_seq))
-    for row in rows:
-        ts, event_id = row[3], row[2].encode()
-        parts.append(pack(ts, leaf_hash(row), len(event_id)))
+    for seq, row in enumerate(rows, first_seq):
+        event_id = row[1].encode()
+        parts.append(pack(row[2], leaf_hash((seq, *row)), len(event_id)))
         parts.append(event_id)
-        if min_ts is None or ts < min_ts:
-            min_ts = ts
-        if max_ts is None or ts > max_ts:
-            max_ts = ts
+    times = [row[2] for row in rows]
     leaves = b"".join(parts)
-    _append(db, "events", first_seq, last_seq, len(parts) // 2, min_ts, max_ts, leaves)
+    _append(db, "events", first_seq, first_seq + len(rows) - 1, len(rows), min(times), max(times), leaves)
 
 
 def append_purge(db: sqlite3.Connection, horizon_ts: int, deleted: int, first_seq: int, last_seq: int) -> None:

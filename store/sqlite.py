@@ -32,11 +32,15 @@ from store.base import (
     decode_cursor,
     encode_cursor,
 )
-from store.chain import SqliteChain, append_events
+from store.chain import ROW_COLUMNS, SqliteChain, append_events
 from store.retention import SqliteRetention
 from store.sqlite_dashboard import SqliteDashboardMixin
 from store.sqlite_outbox import SqliteOutbox
 from store.sqlite_schema import MIGRATIONS
+
+# every column but seq, in the order the chain hashes them (store.chain.append_events)
+_INSERT_EVENT = f"INSERT OR IGNORE INTO events ({ROW_COLUMNS.removeprefix('seq, ')}) VALUES ({','.join('?' * 14)})"
+_INSERT_COLLIDED = f"INSERT INTO events ({ROW_COLUMNS.removeprefix('seq, ')}) VALUES (NULL,{','.join('?' * 13)})"
 
 
 def id_key(event_id: str) -> int:
@@ -123,9 +127,9 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 # another connection (the pipeline's writer) may have stored events since: the position
                 # comes from the file, or the new rows' seqs, index rows and chain entry would be wrong
                 self._last_seq = chained_to = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-                self._write_events(events, result)
-                if self._last_seq > chained_to:  # tamper evidence, in this transaction (store.chain)
-                    append_events(db, chained_to + 1, self._last_seq)
+                rows = self._write_events(events, result)
+                if rows:  # tamper evidence, in this transaction (store.chain)
+                    append_events(db, chained_to + 1, rows)
             if dead_letters:
                 result.dead_letters_stored = self._write_dead_letters(dead_letters)
             db.execute("COMMIT")
@@ -136,7 +140,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         result.last_seq = self._last_seq
         return result
 
-    def _write_events(self, events: Sequence[IncomingEvent], result: WriteResult) -> None:
+    def _write_events(self, events: Sequence[IncomingEvent], result: WriteResult) -> list[tuple]:
+        """Store the new events; return their rows as inserted, in store order (for the chain)."""
         db = self._db
         # one copy of each id within the batch; a repeat is a duplicate like any other
         unique: dict[str, IncomingEvent] = {}
@@ -149,30 +154,20 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         rows = [self._row(incoming, id_key(incoming.event.event_id)) for incoming in batch]
         before = db.total_changes
         first_seq = self._last_seq + 1
-        db.executemany(
-            "INSERT OR IGNORE INTO events (id_key, event_id, ts, actor_id, actor_kind, action, outcome, system,"
-            " resource_type, resource_id, record_count, classes, source_ip, body)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
+        db.executemany(_INSERT_EVENT, rows)
         inserted = db.total_changes - before
         if inserted == len(batch):
-            stored = batch
+            stored, stored_rows = batch, rows
         else:
             # some ids were in the store already: find which rows went in
             new_keys = {key for (key,) in db.execute("SELECT id_key FROM events WHERE seq >= ?", (first_seq,))}
-            stored = []
+            pairs = []
             for incoming, row in zip(batch, rows, strict=True):
                 if row[0] in new_keys:
-                    stored.append(incoming)
+                    pairs.append((incoming, row))
                 elif self._is_collision(incoming, row[0]):
-                    db.execute(
-                        "INSERT INTO events (id_key, event_id, ts, actor_id, actor_kind, action, outcome, system,"
-                        " resource_type, resource_id, record_count, classes, source_ip, body)"
-                        " VALUES (NULL,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                        row[1:],
-                    )
-                    stored.append(incoming)
+                    db.execute(_INSERT_COLLIDED, row[1:])
+                    pairs.append((incoming, (None, *row[1:])))
                 else:
                     self._count_repeat(None, incoming, result)
             # the store order of the new rows is their seq order
@@ -180,16 +175,17 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 event_id: seq
                 for seq, event_id in db.execute("SELECT seq, event_id FROM events WHERE seq >= ?", (first_seq,))
             }
-            stored.sort(key=lambda incoming: seq_of[incoming.event.event_id])
+            pairs.sort(key=lambda pair: seq_of[pair[0].event.event_id])
+            stored, stored_rows = [incoming for incoming, _ in pairs], [row for _, row in pairs]
         seqs = range(first_seq, first_seq + len(stored))
         customers, classes = [], []
         token = customer_token
-        for seq, incoming in zip(seqs, stored, strict=True):
+        for seq, incoming, row in zip(seqs, stored, stored_rows, strict=True):
             event = incoming.event
             if event.customer_ids:
                 customers.append((seq, " ".join({token(customer) for customer in event.customer_ids})))
             if incoming.classes:
-                ts = _micros(event.timestamp)
+                ts = row[2]
                 classes.extend((name, ts, seq) for name in incoming.classes)
         if customers:
             db.executemany("INSERT INTO event_customers (rowid, tokens) VALUES (?, ?)", customers)
@@ -197,6 +193,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             db.executemany("INSERT OR IGNORE INTO event_classes VALUES (?,?,?)", classes)
         self._last_seq = first_seq + len(stored) - 1 if stored else self._last_seq
         result.stored = stored
+        return stored_rows
 
     def _count_repeat(self, earlier: IncomingEvent | None, incoming: IncomingEvent, result: WriteResult) -> None:
         result.duplicates += 1
@@ -227,14 +224,16 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
     def _row(incoming: IncomingEvent, key: int) -> tuple:
         event = incoming.event
         resource = event.resource
+        actor = event.actor
         return (
             key,
             event.event_id,
             _micros(event.timestamp),
-            event.actor.id,
-            event.actor.kind.value,
-            event.action.value,
-            event.outcome.value,
+            actor.id,
+            # _value_ is the member's plain str: the .value property costs more than the rest of the row
+            actor.kind._value_,
+            event.action._value_,
+            event.outcome._value_,
             resource.system,
             resource.type,
             resource.id,

@@ -1,0 +1,89 @@
+"""The SQLite write path's shortcuts keep what is stored, chained and indexed exactly as a read-back says.
+
+The chain hashes the rows as they were inserted rather than reading them
+back: these tests write rows of every awkward shape (absent optional
+columns, a whole-float record count, ids that are not ASCII, hash
+collisions, batches that are partly stored already) and let ``verify``,
+which does read every row back, judge the result.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+import store.sqlite as sqlite_module
+from detectors.classify import Classifier
+from models.event import AccessEvent
+from store.base import IncomingEvent
+from store.sqlite import SqliteStore
+from tests import factories as f
+from tests.factories import at
+
+
+def _without_resource_id(settings, **overrides) -> IncomingEvent:
+    data = f.event_dict(**overrides)
+    del data["resource"]["id"]
+    raw = orjson.dumps(data)
+    event = AccessEvent.model_validate_json(raw)
+    return IncomingEvent(event, raw, Classifier(settings.classification).touch(event.fields).classes)
+
+
+def _awkward(settings, n: int = 0) -> list:
+    return [
+        _without_resource_id(settings, at=at(hours=n), source_ip=None),
+        f.incoming(settings, at=at(hours=n, days=-2), record_count=5.0, customer_ids=["客户-7", "a b", 'x"y']),
+        f.incoming(settings, event_id=f"ünï\u0000cödé-{n}", actor={"id": "emp-ü"}, fields=None, customer_ids=None),
+        f.incoming(settings, at=at(hours=n + 1), outcome="denied", action="export", fields=["passport_number"]),
+    ]
+
+
+def _assert_intact(store: SqliteStore, events: int) -> None:
+    report = store.verify_chain()
+    assert report.intact, report.problems
+    assert report.events_checked == events
+
+
+def test_rows_of_every_shape_verify(tmp_path, settings):
+    with SqliteStore(tmp_path / "a.db") as store:
+        result = store.write(_awkward(settings))
+        assert len(result.stored) == 4
+        stored = store._db.execute("SELECT record_count, resource_id, source_ip FROM events ORDER BY seq").fetchall()
+        assert stored[0][1:] == (None, None) and stored[1][0] == 5
+        _assert_intact(store, 4)
+
+
+def test_a_batch_partly_stored_already_chains_only_its_new_rows_in_store_order(tmp_path, settings):
+    with SqliteStore(tmp_path / "a.db") as store:
+        old = _awkward(settings, 0)
+        store.write(old[1:3])
+        new = _awkward(settings, 10)
+        result = store.write([new[0], old[1], new[1], old[2], new[2], new[2], old[0], new[3]])
+        expected = [new[0], new[1], new[2], old[0], new[3]]
+        assert [i.event.event_id for i in result.stored] == [i.event.event_id for i in expected]
+        assert result.duplicates == 3
+        _assert_intact(store, 7)
+
+
+def test_hash_collisions_are_chained_with_their_null_key_in_store_order(tmp_path, settings, monkeypatch):
+    real = sqlite_module.id_key
+    monkeypatch.setattr(sqlite_module, "id_key", lambda event_id: 7 if event_id.startswith("clash") else real(event_id))
+    with SqliteStore(tmp_path / "a.db") as store:
+        store.write([f.incoming(settings, event_id="clash-1")])
+        mixed = [f.incoming(settings, event_id=f"clash-{n}") if n % 2 else f.incoming(settings) for n in range(2, 8)]
+        result = store.write(mixed + _awkward(settings, 5))
+        # the colliding ids go in after the others, with no key: the store order is not the batch order
+        assert [i.event.event_id for i in result.stored][-3:] == ["clash-3", "clash-5", "clash-7"]
+        keys = [key for (key,) in store._db.execute("SELECT id_key FROM events ORDER BY seq")]
+        assert keys[0] == 7 and keys[-3:] == [None] * 3 and None not in keys[1:-3]
+        _assert_intact(store, 11)
+
+
+@pytest.mark.parametrize("batches", [1, 3])
+def test_a_changed_row_is_still_caught(tmp_path, settings, batches):
+    with SqliteStore(tmp_path / "a.db") as store:
+        for n in range(batches):
+            store.write(_awkward(settings, n * 10))
+        store._db.execute("UPDATE events SET record_count = record_count + 1 WHERE seq = 2")
+        problems = store.verify_chain().problems
+        assert [(p.kind, p.seq) for p in problems] == [("changed", 2)]
