@@ -8,8 +8,10 @@ fail on a regression: on these seeds the rules alone miss the slow ramp at
 medium, and the behaviour model is what finds it.
 
 Figures at the time of writing, for the record (seed 3 / seed 5): false
-actor-days per 1,000 at >= medium 2.34 / 9.86 (the rules alone 1.67 / 9.52),
-at >= high 0.00 / 0.68; the naive z-score rule 41 / 51 at >= medium.
+actor-days per 1,000 at >= medium 1.34 / 3.06 (the rules alone 0.67 / 2.72;
+9.86 on seed 5 before the volume rules compared an hour with the actor's
+usual busiest hour), at >= high 0.00 / 0.68; the naive z-score rule 41 / 51
+at >= medium.
 """
 
 from __future__ import annotations
@@ -84,8 +86,9 @@ def test_every_scenario_is_detected_at_medium_or_above(outcome):
 
 @pytest.mark.slow
 def test_false_alarms_stay_under_the_ceilings(outcome):
-    assert outcome.product[Severity.MEDIUM].false_per_1000 <= 12.0
-    assert outcome.product[Severity.HIGH].false_per_1000 <= 2.0
+    # a small organisation: each false actor-day weighs twice what it does in the 240-employee month
+    assert outcome.product[Severity.MEDIUM].false_per_1000 <= 5.0
+    assert outcome.product[Severity.HIGH].false_per_1000 <= 1.5
 
 
 @pytest.mark.slow
