@@ -27,6 +27,9 @@ from models.config import Logging
 # the attributes every LogRecord has: anything else was given with extra={...}
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 _MAX_MESSAGE = 2000
+# client libraries narrate every connection, request and rebalance at INFO; their
+# news for an operator is a warning or worse, unless the product is asked for debug
+CHATTY_LIBRARIES = ("kafka", "elastic_transport", "elasticsearch", "urllib3")
 
 
 class JsonFormatter(logging.Formatter):
@@ -69,3 +72,5 @@ def configure(settings: Logging, stream: TextIO | None = None) -> None:
     handler.accesswatch = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if settings.level == "debug" else logging.WARNING)

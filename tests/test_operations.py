@@ -193,3 +193,19 @@ def test_the_json_formatter_keeps_extra_scalars_and_drops_objects():
     record.body = {"customer_ids": ["c-1"]}  # not a scalar: never written
     entry = json.loads(JsonFormatter().format(record))
     assert entry["message"] == "batch 7" and entry["stored"] == 5 and "body" not in entry
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_client_libraries_log_only_warnings_unless_debug_is_asked(level):
+    stream = io.StringIO()
+    configure(Logging(format="json", level=level), stream)
+    try:
+        logging.getLogger("kafka.conn").info("connecting to broker 1")
+        logging.getLogger("elastic_transport.transport").info("POST /_bulk 200")
+        logging.getLogger("kafka.coordinator").warning("heartbeat failed")
+        logging.getLogger("ingest.pipeline").info("recovered")
+    finally:
+        logging.getLogger().handlers = [h for h in logging.getLogger().handlers if not getattr(h, "accesswatch", 0)]
+    messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
+    chatter = ["connecting to broker 1", "POST /_bulk 200"] if level == "debug" else []
+    assert messages == [*chatter, "heartbeat failed", "recovered"]
