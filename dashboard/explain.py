@@ -35,6 +35,8 @@ def explain(alert: Alert) -> list[str]:
             said.append(f"Everyone was busier than usual then ({factor:.1f}x); that was allowed for.")
     elif "limit" in e:
         said.append(f"{_n(e.get('value'))} records in one window, over the hard limit of {_n(e['limit'])}.")
+    for figure in e.get("explanation") or []:  # the behaviour model: the few figures that made it unusual
+        said.append(_model_figure(figure))
     if new := e.get("new"):
         firsts = ", ".join(f"{item.get('what', '').replace('_', ' ')} {item.get('value')}" for item in new[:4])
         said.append(f"First time for this actor: {firsts}" + (f" and {len(new) - 4} more." if len(new) > 4 else "."))
@@ -65,3 +67,17 @@ def explain(alert: Alert) -> list[str]:
     if e.get("findings", 1) > 1:
         said.append(f"Seen in {e['findings']} windows of this episode.")
     return said
+
+
+def _model_figure(figure: dict[str, Any]) -> str:
+    """One of the behaviour model's reasons: the value, the actor's usual, and where it stands among the peers."""
+    name = str(figure.get("figure", "")).replace("_", " ")
+    line = f"Unusual {name}: {_n(figure.get('value'))}"
+    if figure.get("baseline") is not None:
+        line += f" against {_BASIS.get(figure.get('baseline_from') or '', 'the usual')} of {_n(figure['baseline'])}"
+        if figure.get("ratio"):
+            line += f" ({figure['ratio']:,.1f} times)"
+    percentile, active = figure.get("peer_percentile"), figure.get("peers_active")
+    if percentile is not None and active:
+        line += f"; above {percentile:.0f}% of the {_n(active)} peers active then"
+    return line + "."

@@ -211,3 +211,22 @@ def test_acknowledging_in_the_dashboard_pages_the_receivers_that_were_paged(sett
         queries.triage(store, settings, analyst, "inc-9", TriageActionKind.NOTE, note="looking")
         rows = store.notifications(OutboxQuery(incident_id="inc-9"))
         assert sorted(row.receiver for row in rows if row.kind is PageKind.ACKNOWLEDGE) == ["console", "file"]
+
+
+def test_a_model_alert_is_explained_by_its_figures_baselines_and_peers():
+    from dashboard.explain import explain
+
+    evidence = {
+        "scale": "short",
+        "explanation": [
+            {"figure": "customers", "value": 3812, "baseline": 95.0, "baseline_from": "own", "ratio": 40.1,
+             "peer_percentile": 100.0, "peers_active": 23},
+            {"figure": "new_classes", "value": 2.0, "baseline": None, "baseline_from": None, "ratio": None,
+             "peer_percentile": None, "peers_active": 0},
+        ],
+        "records": 4000,
+    }
+    said = explain(f.alert(detector="isolation_forest", evidence=evidence))
+    assert "Unusual customers: 3,812 against their own usual of 95 (40.1 times); above 100% of the 23 peers" in said[0]
+    assert said[0].endswith("peers active then.")
+    assert "Unusual new classes: 2." in said
