@@ -25,10 +25,11 @@ from models.alert import Severity
 from models.config import Organisation
 
 DOCUMENTED_SHARE = 0.9  # of the window's records read under a stated purpose
-# An hour is also compared with the busiest hour of the actor's usual day (the
-# median over days): work that comes in bursts on most days, such as a partner
-# agent's exports, is judged by its bursts; a weekly job, on one day in five, is not usual
-USUAL_DAY_QUANTILE = 0.5
+# An hour is also compared with the busiest hour of the actor's busier days (the
+# upper quartile over its days): work that comes in bursts on one day in four or
+# more, such as a partner agent's exports, is judged by its bursts; a weekly job,
+# on one working day in five, is not, and moved to another day and hour it alerts
+USUAL_PEAK_QUANTILE = 0.75
 _NEVER = EwStat()  # the baseline of something never seen: zero, with the floor spread
 
 
@@ -82,7 +83,7 @@ class Expectation:
     z: float  # spreads above the expectation on the log scale, after the allowance
     basis: str  # "own", "own rhythm", "peers"
     population_factor: float
-    usual_peak: float | None = None  # for an hour: the busiest hour of the actor's usual day (None: not known)
+    usual_peak: float | None = None  # for an hour: the busiest hour of the actor's busier days (None: not known)
 
     @property
     def score(self) -> float:
@@ -90,7 +91,7 @@ class Expectation:
 
     @property
     def peak_ratio(self) -> float:
-        """How many times the usual day's busiest hour, after the population allowance (inf when unknown)."""
+        """How many times the usual peak hour, after the population allowance (inf when unknown)."""
         if self.usual_peak is None:
             return math.inf
         return (self.value + 1.0) / (self.usual_peak + 1.0) / self.population_factor
@@ -179,7 +180,7 @@ class Period:
         peaks = profile.peak_hour.get(metric)
         if peaks is None or peaks.weight(self.g_slow) < 1.0:
             return None
-        return peaks.quantile(USUAL_DAY_QUANTILE)
+        return peaks.quantile(USUAL_PEAK_QUANTILE)
 
     def population_factor(self, actor: ActorRef, metric: str) -> float:
         groups, overall = self._factors_for(metric)

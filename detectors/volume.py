@@ -16,8 +16,8 @@ class VolumeSettings(DetectorSettings):
     min_records: Annotated[int, Field(ge=0)] = 200  # fewer never alert
     min_ratio: Annotated[float, Field(ge=1)] = 8.0  # times the expected volume (own rhythm, else peers)
     min_z: Annotated[float, Field(ge=0)] = 3.0  # and this many spreads above it
-    # and, for an hour, this many times the busiest hour of the actor's usual day
-    # (0: off): work that comes in bursts on most days, such as a partner agent's
+    # and, for an hour, this many times the busiest hour of the actor's busier days
+    # (0: off): work that comes in bursts on many days, such as a partner agent's
     # exports, is judged by its usual bursts, not by its quiet hours
     min_peak_ratio: Annotated[float, Field(ge=0)] = 2.0
 

@@ -165,7 +165,7 @@ def bursty_partner_routine(days: int = 14):
 
 def test_a_partner_whose_routine_comes_in_bursts_is_judged_by_its_usual_bursts():
     agent, routine = bursty_partner_routine()
-    # two exports in one hour: ~90x the usual hour, but within twice the usual day's busiest hour
+    # two exports in one hour: ~90x the usual hour, but within twice the busiest hour of a busier day
     busy = burst(agent, local(14, 16), events=2, records=140, fields=PASSPORT_FIELDS, action="export")
     assert run(stream(*routine, busy), NAME).alerts == []
     # without the comparison with the usual busiest hour, the same hour would be paged

@@ -1,4 +1,4 @@
-"""Learned baselines: the busiest hour of an actor's usual day, as the volume rules compare with it."""
+"""Learned baselines: the busiest hour of an actor's days, as the volume rules compare with it."""
 
 from __future__ import annotations
 
