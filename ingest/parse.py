@@ -42,13 +42,12 @@ class Parser:
         for record in records:
             if record.oversize:
                 reason = f"line of {record.size:,} bytes is over the limit of {self.settings.max_line_bytes:,}"
-            elif not record.data.strip():
-                reason = "empty line"
             else:
                 try:
                     event = validate(record.data)
                 except ValidationError as exc:
-                    reason = describe(exc, record.data)
+                    # a blank line is not JSON: asked only now, not of every line (a copy of each)
+                    reason = describe(exc, record.data) if record.data.strip() else "empty line"
                 else:
                     moment = event.timestamp.timestamp()
                     if event.extra is not None and not _finite(event.extra):
