@@ -54,7 +54,8 @@ def test_a_hash_collision_still_stores_both_events(sqlite_store, settings, monke
 
 
 def test_customer_tokens_are_single_words_for_any_id():
-    for customer in ("c-1", "C-1", "a b", "x\"y", "客户-7", ""):
+    customers = ("c-1", "C-1", "a b", "x\"y", "客户-7", "")
+    for customer in customers:
         token = customer_token(customer)
-        assert token.isalnum() and len(token) == 17
-    assert customer_token("c-1") != customer_token("C-1")
+        assert token.isascii() and token.isalnum()
+    assert len({customer_token(customer) for customer in customers}) == len(customers)

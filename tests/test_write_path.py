@@ -9,13 +9,16 @@ which does read every row back, judge the result.
 
 from __future__ import annotations
 
+import zlib
+
 import orjson
 import pytest
 
 import store.sqlite as sqlite_module
 from detectors.classify import Classifier
 from models.event import AccessEvent
-from store.base import IncomingEvent
+from store.base import EventQuery, IncomingEvent
+from store.retention import RetentionPolicy
 from store.sqlite import SqliteStore
 from tests import factories as f
 from tests.factories import at
@@ -87,3 +90,47 @@ def test_a_changed_row_is_still_caught(tmp_path, settings, batches):
         store._db.execute("UPDATE events SET record_count = record_count + 1 WHERE seq = 2")
         problems = store.verify_chain().problems
         assert [(p.kind, p.seq) for p in problems] == [("changed", 2)]
+
+
+def _tokens_before_0005(customer_id: str) -> str:
+    """The customer token as stores before migration 0005 have it (two checksums of the id)."""
+    data = customer_id.encode()
+    return f"k{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+
+
+def _customer_seqs(store: SqliteStore, customer: str) -> list[int]:
+    return [e.seq for e in store.query_events(EventQuery(customer_id=customer, limit=100, newest_first=False)).items]
+
+
+def test_a_store_indexed_with_the_old_customer_tokens_answers_by_customer_after_upgrading(tmp_path, settings):
+    path = tmp_path / "a.db"
+    customers = {"c-1": [1, 3], "C-1": [2], "客户-7": [3, 4], "a b": [4], 'x"y': [4], "": [2]}
+    with SqliteStore(path) as store:
+        store.write([
+            f.incoming(settings, customer_ids=["c-1"]),
+            f.incoming(settings, customer_ids=["C-1", ""]),
+            f.incoming(settings, customer_ids=["c-1", "客户-7", "c-1"]),
+            f.incoming(settings, customer_ids=["客户-7", "a b", 'x"y']),
+            f.incoming(settings, customer_ids=None),
+        ])  # fmt: skip
+        # turn it into a store from before 0005: the old tokens, and the migration not applied
+        db = store._db
+        db.execute("INSERT INTO event_customers (event_customers) VALUES ('delete-all')")
+        for seq, body in db.execute("SELECT seq, body FROM events").fetchall():
+            ids = orjson.loads(body).get("customer_ids") or []
+            if ids:
+                tokens = " ".join({_tokens_before_0005(c) for c in ids})
+                db.execute("INSERT INTO event_customers (rowid, tokens) VALUES (?, ?)", (seq, tokens))
+        db.execute("DELETE FROM schema_migrations WHERE name = '0005-customer-tokens-hex'")
+        assert _customer_seqs(store, "c-1") == []  # the new tokens find nothing in an old index
+    with SqliteStore(path) as store:
+        assert "0005-customer-tokens-hex" in store.migrations
+        assert {customer: _customer_seqs(store, customer) for customer in customers} == customers
+        old_token = _tokens_before_0005("c-1")
+        found = store._db.execute("SELECT count(*) FROM event_customers WHERE event_customers MATCH ?", (old_token,))
+        assert found.fetchone() == (0,)
+        # retention deletes index rows by giving their tokens again: they must be the ones indexed
+        report = store.purge(RetentionPolicy.of(events_days=1, alerts_days=1, now=at(days=30)))
+        assert report.events == 4  # the newest event is kept
+        assert {customer: _customer_seqs(store, customer) for customer in customers} == {c: [] for c in customers}
+        store._db.execute("INSERT INTO event_customers (event_customers) VALUES ('integrity-check')")
