@@ -63,17 +63,20 @@ def attach(incident: Incident | None, alert: Alert, gap: timedelta, known: dict[
             summary=alert.summary,
             created_at=alert.window_end,
             updated_at=alert.window_end,
+            revision=alert.revision,
             evidence={alert.detector: _figures(alert)},
         )
     assert incident is not None
-    alerts = {**known, alert.alert_id: alert}
+    # after a restart, revisions the store already has are judged again: the newest one stays
+    previous = known.get(alert.alert_id)
+    newest = alert if previous is None or alert.revision >= previous.revision else previous
+    alerts = {**known, alert.alert_id: newest}
     strongest = max(alerts.values(), key=lambda a: (a.severity.rank, a.score))
     by_detector: dict[str, Alert] = {}
     for item in alerts.values():
         best = by_detector.get(item.detector)
         if best is None or (item.severity.rank, item.score) > (best.severity.rank, best.score):
             by_detector[item.detector] = item
-    grew = alert.alert_id not in incident.alert_ids or known.get(alert.alert_id) != alert
     return incident.model_copy(
         update={
             "severity": strongest.severity,
@@ -84,7 +87,8 @@ def attach(incident: Incident | None, alert: Alert, gap: timedelta, known: dict[
             "detectors": sorted(by_detector),
             "summary": strongest.summary,
             "updated_at": max(incident.updated_at, alert.window_end),
-            "revision": incident.revision + (1 if grew else 0),
+            # one per step any of its alerts grew by: the same however the stream was cut into batches
+            "revision": sum(member.revision for member in alerts.values()),
             "evidence": {d: _figures(a) for d, a in sorted(by_detector.items())},
         }
     )
