@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import orjson
 
-from detectors.engine import DetectionEngine
+from detectors.engine import DetectionEngine, EngineOutput
 from detectors.incidents import attach
+from ingest.detection_worker import DetectionWorker, DetectionWorkerDied
 from ingest.metrics import PipelineMetrics
 from ingest.parse import ParsedBatch, Parser
 from ingest.sources import RawRecord, Source
@@ -37,6 +38,9 @@ from store.base import IncomingEvent, Store, WriteResult
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "detectors"
+
+
+Batch = tuple[Sequence[RawRecord], ParsedBatch, WriteResult]
 
 
 @dataclass(slots=True)
@@ -100,6 +104,8 @@ class Pipeline:
         # source saves at an offset (ingest.kafka_source); 0: never on the pipeline's own count
         self.checkpoint_name = checkpoint_name
         self.checkpoint_events = settings.ingest.checkpoint_events if checkpoint_events is None else checkpoint_events
+        # a replay's engine moves to a process of its own once it is worth the start-up (ingest.detection_worker)
+        self._worker: DetectionWorker[Batch] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
     def recover(self) -> int:
@@ -126,9 +132,11 @@ class Pipeline:
         When the source is finite and does not acknowledge what is stored (a
         replay of files), batch k is written by a writer thread on its own store
         connection while batch k-1 is judged and batch k+1 parsed: SQLite
-        works without the GIL, so the second core takes the storage.  The
-        order of events, and so every result, is the same as one batch at a
-        time.  A live source, or one that acknowledges (Kafka offsets), is run
+        works without the GIL.  Once ``ingest.detection_process_after`` events
+        are stored, the detection engine moves to a process of its own
+        (``ingest.detection_worker``), so judging takes the second core while
+        parsing and storing keep this one.  The order of events, and so every
+        result, is the same as one batch at a time.  A live source, or one that acknowledges (Kafka offsets), is run
         one batch at a time: alerts never wait for the next batch, and only
         what is stored and judged is acknowledged.
         """
@@ -138,6 +146,7 @@ class Pipeline:
         # live sources are judged batch by batch: an alert must not wait for the next line to arrive
         overlap = type(source).commit is Source.commit and not source.live
         writer = self.store.open_writer() if overlap else self.store
+        failed = True
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
                 in_flight: tuple[Sequence[RawRecord], ParsedBatch, Future[WriteResult]] | None = None
@@ -153,15 +162,41 @@ class Pipeline:
                         self._judge(*in_flight)
                         in_flight = None
                         source.commit()
+                    elif self._worker is None and self._worker_due():
+                        self._worker = DetectionWorker(self.engine)
                 if in_flight is not None:
                     self._judge(*in_flight)
+            failed = False
         finally:
             if writer is not self.store:
                 writer.close()
-            if close_windows and not source.stopping:
-                self._publish(self.engine.flush().alerts)
-            self.checkpoint()
+            self._finish(close_windows and not source.stopping, failed)
         return self.report
+
+    def _worker_due(self) -> bool:
+        ingest = self.settings.ingest
+        return ingest.detection_process and self.report.stored >= ingest.detection_process_after
+
+    def _finish(self, close_windows: bool, failed: bool) -> None:
+        """Judge what is in flight, close the windows if asked, take the engine back and save its state."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            try:
+                for output, batch in worker.drain():
+                    self._conclude(output, *batch)
+                if close_windows:
+                    self._publish(worker.flush().alerts)
+                self.engine = worker.close()
+            except DetectionWorkerDied:
+                worker.abandon()
+                if not failed:
+                    raise
+                # the state it held is lost: the last checkpoint stands, and a restart judges the rest again
+                log.error("detection worker lost; detector state stays at the last checkpoint")
+                return
+        elif close_windows:
+            self._publish(self.engine.flush().alerts)
+        self.checkpoint()
 
     def _batch_size(self, source: Source) -> int:
         if source.live:
@@ -190,24 +225,37 @@ class Pipeline:
         report.conflicts += len(written.conflicts)
         if written.conflicts:
             log.warning("event ids seen before with other content: %s", ", ".join(written.conflicts[:10]))
-        output = self.engine.process([incoming.event for incoming in _to_judge(parsed, written)])
-        report.late_events += output.late_events
+        judging = _to_judge(parsed, written)
+        if self._worker is None:
+            self._conclude(self.engine.process([incoming.event for incoming in judging]), records, parsed, written)
+        else:
+            for output, batch in self._worker.submit(judging, (records, parsed, written)):
+                self._conclude(output, *batch)
+        if self.checkpoint_events and self._since_checkpoint >= self.checkpoint_events:
+            if self._worker is not None:  # the state saved must cover exactly what was published
+                for output, batch in self._worker.drain():
+                    self._conclude(output, *batch)
+            self.checkpoint()
+
+    def _conclude(
+        self, output: EngineOutput, records: Sequence[RawRecord], parsed: ParsedBatch, written: WriteResult
+    ) -> None:
+        """A judged batch: publish what it raised, and move the position the detector state covers."""
+        self.report.late_events += output.late_events
         self._publish([*output.alerts, *tampering_alerts(parsed, written)])  # never ignored (issue 7)
         self._position = written.last_seq
         self._since_checkpoint += len(written.stored)
-        if self.checkpoint_events and self._since_checkpoint >= self.checkpoint_events:
-            self.checkpoint()
         if self.metrics is not None:
             self.metrics.batch(records, len(parsed.dead_letters), written)
         if self.progress is not None:
-            self.progress(report)
+            self.progress(self.report)
 
     def checkpoint(self, position: int | None = None) -> None:
         """Save the detector state; ``position``: what it covers when the source keeps the order (an offset)."""
         if position is not None:
             self._position = position
-        state = orjson.dumps(self.engine.to_state())
-        self.store.save_checkpoint(self.checkpoint_name, self._position, state)
+        state = self._worker.state() if self._worker is not None else self.engine.to_state()
+        self.store.save_checkpoint(self.checkpoint_name, self._position, orjson.dumps(state))
         self._since_checkpoint = 0
 
     def _store_position(self) -> int:

@@ -119,6 +119,10 @@ class Ingest(Section):
     max_future_skew: Seconds = 86400.0  # an event further in the future than this is dead-lettered
     max_past_age: Seconds = 10 * 365 * 86400.0  # ... and further in the past than this
     checkpoint_events: Annotated[int, Field(ge=1)] = 250_000  # detector state saved at least this often
+    # a replay runs the detectors in a process of their own (the second core) once this many
+    # events are stored: below it, the process's start-up costs more than it saves
+    detection_process: bool = True
+    detection_process_after: Annotated[int, Field(ge=0)] = 100_000
 
 
 class FileSource(Section):

@@ -1,0 +1,165 @@
+"""The detection engine in a process of its own, beside the pipeline.
+
+A replay is bound by Python's interpreter lock: parsing, storing and
+detecting take turns on one core.  Moved to a worker process, the detection
+engine judges batch k on the second core while the pipeline parses and
+stores batch k+1.  The engine itself is shipped there (pickled, with all its
+learned state) and brought back at the end, so what it learns and raises is
+exactly what it would have learned and raised in place: it sees the same
+events in the same order.
+
+The worker is told only what the pipeline stored (the raw lines, validated
+again there), and answers each batch with the engine's output.  At most one
+batch is in flight: a checkpoint drains it first, so the state saved always
+covers exactly the alerts already published.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import signal
+from collections import deque
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any, Generic, TypeVar
+
+from detectors.engine import DetectionEngine, EngineOutput
+from models.event import AccessEvent
+from store.base import IncomingEvent
+
+log = logging.getLogger(__name__)
+
+Context = TypeVar("Context")
+
+
+class DetectionWorkerDied(RuntimeError):
+    """The worker process ended without answering: its engine state is lost, nothing past the last checkpoint counts."""
+
+
+class DetectionWorker(Generic[Context]):
+    """The engine in a worker process; ``submit`` answers with the batches judged meanwhile (one behind).
+
+    ``Context`` is whatever the caller needs back with a batch's output (its
+    store position, say): it is kept here, not sent.
+    """
+
+    def __init__(self, engine: DetectionEngine) -> None:
+        # spawn, not fork: the pipeline has threads (the store writer, the metrics server), and a
+        # forked child could inherit a lock one of them held
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child,), name="accesswatch-detection", daemon=True)
+        self._process.start()
+        child.close()
+        self._pending: deque[Context] = deque()
+        self._closed = False
+        self._send(("engine", engine))
+
+    def submit(self, events: Sequence[IncomingEvent], context: Context) -> list[tuple[EngineOutput, Context]]:
+        self._send(("judge", [incoming.raw for incoming in events]))
+        self._pending.append(context)
+        return self._answers(keep=1)
+
+    def drain(self) -> list[tuple[EngineOutput, Context]]:
+        return self._answers(keep=0)
+
+    def state(self) -> dict[str, Any]:
+        assert not self._pending, "drain before asking for the state: it must cover what was published"
+        self._send(("state", None))
+        return self._receive()
+
+    def flush(self) -> EngineOutput:
+        assert not self._pending, "drain before flushing"
+        self._send(("flush", None))
+        return self._receive()
+
+    def close(self) -> DetectionEngine:
+        """The engine back, with all it learned; the worker ends."""
+        assert not self._pending, "drain before closing"
+        self._send(("return", None))
+        engine = self._receive()
+        self._stop()
+        return engine
+
+    def abandon(self) -> None:
+        """End the worker without its engine (after a failure): what it held since the last checkpoint is lost."""
+        self._stop()
+
+    # -- the wire ------------------------------------------------------------------------
+    def _answers(self, keep: int) -> list[tuple[EngineOutput, Context]]:
+        answered = []
+        while len(self._pending) > keep:
+            answered.append((self._receive(), self._pending.popleft()))
+        return answered
+
+    def _send(self, message: tuple[str, Any]) -> None:
+        try:
+            self._conn.send(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError) as exc:
+            raise self._died() from exc
+
+    def _receive(self) -> Any:
+        try:
+            kind, payload = self._conn.recv()
+        except (EOFError, ConnectionResetError, OSError) as exc:
+            raise self._died() from exc
+        if kind == "error":
+            raise DetectionWorkerDied(f"the detection worker failed: {payload}")
+        return payload
+
+    def _died(self) -> DetectionWorkerDied:
+        self._process.join(timeout=5)
+        return DetectionWorkerDied(f"the detection worker ended (exit code {self._process.exitcode})")
+
+    def _stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._conn.send(("stop", None))
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        self._conn.close()
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join(timeout=5)
+
+
+def _serve(conn: Connection) -> None:
+    """The worker's loop: an engine, then batches to judge, until told to stop or the pipeline goes away."""
+    # Ctrl-C is the pipeline's to handle: it drains, takes the engine back and saves its state
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)  # as the command line sets it: long-lived state, few cycles
+    engine: DetectionEngine | None = None
+    validate = AccessEvent.model_validate_json
+    while True:
+        try:
+            kind, payload = conn.recv()
+        except EOFError:
+            return  # the pipeline is gone
+        if kind == "stop":
+            return
+        try:
+            if kind == "engine":
+                engine = payload
+                continue
+            assert engine is not None, "no engine yet"
+            if kind == "judge":
+                answer: Any = engine.process([validate(raw) for raw in payload])
+            elif kind == "state":
+                answer = engine.to_state()
+            elif kind == "flush":
+                answer = engine.flush()
+            elif kind == "return":
+                answer = engine
+            else:
+                raise ValueError(f"unknown request {kind!r}")
+        except Exception as exc:  # told to the pipeline, which stops: the engine's state is no longer sound
+            log.exception("detection worker failed")
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            return
+        conn.send(("ok", answer))

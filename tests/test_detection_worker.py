@@ -1,0 +1,114 @@
+"""The detectors in a process of their own: what they raise and learn is what they would in place.
+
+A replay moves the detection engine to a worker process (the second core)
+once ``ingest.detection_process_after`` events are stored.  These runs move
+it early, so a small simulation crosses every path: batches in flight,
+checkpoints while it works, the windows closed at the end, the engine
+brought back; and a worker killed mid-run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import orjson
+import pytest
+
+from accesswatch import app
+from configs.loader import load_settings
+from ingest.detection_worker import DetectionWorkerDied
+from ingest.simulator import SimulationSettings, write_simulation
+from ingest.sources import FileSource
+from store.base import AlertQuery, IncidentQuery
+
+
+@pytest.fixture(scope="module")
+def fortnight(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fortnight")
+    write_simulation(root, SimulationSettings(seed=11, days=16, employees=40))
+    return root / "events.jsonl"
+
+
+def _settings(data_dir: Path, **ingest):
+    overrides = {"data_dir": str(data_dir), "ingest.batch_lines": 4000, "store.sqlite.transaction_events": 4000}
+    return load_settings(env={}, overrides=overrides | {f"ingest.{key}": value for key, value in ingest.items()})
+
+
+def _outcome(settings):
+    """What a replay left in the store: alerts, incidents, and the detector checkpoint."""
+    with app.open_store(settings, readonly=True) as store:
+        alerts = sorted(a.model_dump_json() for a in store.query_alerts(AlertQuery(limit=100_000)))
+        incidents = sorted(i.model_dump_json() for i in store.query_incidents(IncidentQuery(limit=100_000)))
+        checkpoint = store.load_checkpoint("detectors")
+    return alerts, incidents, checkpoint.seq, _unordered(orjson.loads(checkpoint.state))
+
+
+def _unordered(value):
+    """The state with its lists sorted: some are sets, listed in an order that differs between processes."""
+    if isinstance(value, dict):
+        return {key: _unordered(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return sorted(
+            (_unordered(item) for item in value), key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+        )
+    return value
+
+
+def _replay(settings, path: Path, source=None):
+    with app.open_store(settings) as store:
+        pipeline = app.build_pipeline(settings, store, notifier=None)
+        return pipeline.run(source or FileSource([str(path)], 1 << 20), close_windows=True)
+
+
+@pytest.fixture(scope="module")
+def in_place(fortnight, tmp_path_factory):
+    settings = _settings(tmp_path_factory.mktemp("in-place"), detection_process=False, checkpoint_events=15_000)
+    report = _replay(settings, fortnight)
+    outcome = _outcome(settings)
+    assert report.alerts_raised and outcome[0], "the fortnight has alerts to compare"
+    return outcome
+
+
+@pytest.mark.parametrize("after", [0, 20_000])
+def test_a_worker_process_raises_and_learns_what_the_engine_does_in_place(fortnight, in_place, tmp_path, after):
+    settings = _settings(tmp_path, detection_process_after=after, checkpoint_events=15_000)
+    report = _replay(settings, fortnight)
+    assert report.balanced and report.stored == report.lines_read
+    alerts, incidents, seq, state = _outcome(settings)
+    assert alerts == in_place[0]
+    assert incidents == in_place[1]
+    assert seq == in_place[2] == report.stored
+    assert state == in_place[3]
+
+
+class _KillTheWorker(FileSource):
+    """A file whose reading kills the detection worker after ``batches`` batches, as an OOM killer would."""
+
+    def __init__(self, path: Path, batches: int) -> None:
+        super().__init__([str(path)], 1 << 20)
+        self.remaining = batches
+
+    def batches(self, max_records):
+        for batch in super().batches(max_records):
+            yield batch
+            self.remaining -= 1
+            if self.remaining == 0:
+                workers = [p for p in multiprocessing.active_children() if p.name == "accesswatch-detection"]
+                assert workers, "the worker runs"
+                for worker in workers:
+                    worker.kill()
+                    worker.join(timeout=30)
+
+
+def test_a_worker_killed_mid_run_loses_nothing_that_was_stored(fortnight, in_place, tmp_path):
+    settings = _settings(tmp_path, detection_process_after=0, checkpoint_events=15_000)
+    with pytest.raises(DetectionWorkerDied):
+        _replay(settings, fortnight, source=_KillTheWorker(fortnight, batches=8))
+    with app.open_store(settings, readonly=True) as store:
+        stored, checkpoint = store.stats().events, store.load_checkpoint("detectors")
+    assert checkpoint is not None and 0 < checkpoint.seq < stored  # the state it lost is judged again
+    report = _replay(settings, fortnight)  # the restart: the whole file again
+    assert report.recovered == stored - checkpoint.seq
+    alerts, incidents, seq, state = _outcome(settings)
+    assert (alerts, incidents, seq, state) == in_place
