@@ -24,7 +24,7 @@ import orjson
 
 from detectors.engine import DetectionEngine, EngineOutput
 from detectors.incidents import attach
-from ingest.detection_worker import DetectionWorker, DetectionWorkerDied
+from ingest.detection_worker import DetectionWorker
 from ingest.metrics import PipelineMetrics
 from ingest.parse import ParsedBatch, Parser
 from ingest.sources import RawRecord, Source
@@ -106,6 +106,7 @@ class Pipeline:
         self.checkpoint_events = settings.ingest.checkpoint_events if checkpoint_events is None else checkpoint_events
         # a replay's engine moves to a process of its own once it is worth the start-up (ingest.detection_worker)
         self._worker: DetectionWorker[Batch] | None = None
+        self._engine_position = 0
 
     # -- lifecycle ----------------------------------------------------------------
     def recover(self) -> int:
@@ -164,6 +165,7 @@ class Pipeline:
                         source.commit()
                     elif self._worker is None and self._worker_due():
                         self._worker = DetectionWorker(self.engine)
+                        self._engine_position = self._position  # what the copy left here covers
                 if in_flight is not None:
                     self._judge(*in_flight)
             failed = False
@@ -181,19 +183,23 @@ class Pipeline:
         """Judge what is in flight, close the windows if asked, take the engine back and save its state."""
         worker, self._worker = self._worker, None
         if worker is not None:
+            if failed:
+                # an interrupted exchange may have left the pipe mid-message: nothing more is asked of it,
+                # and the last checkpoint stands (the next run judges what was stored since, again)
+                worker.abandon()
+                self._position = self._engine_position  # the engine here is as it was when it left
+                log.warning("run stopped early: the detector state since the last checkpoint is judged again")
+                return
             try:
                 for output, batch in worker.drain():
                     self._conclude(output, *batch)
                 if close_windows:
                     self._publish(worker.flush().alerts)
                 self.engine = worker.close()
-            except DetectionWorkerDied:
+            except BaseException:
                 worker.abandon()
-                if not failed:
-                    raise
-                # the state it held is lost: the last checkpoint stands, and a restart judges the rest again
-                log.error("detection worker lost; detector state stays at the last checkpoint")
-                return
+                self._position = self._engine_position
+                raise
         elif close_windows:
             self._publish(self.engine.flush().alerts)
         self.checkpoint()
