@@ -90,7 +90,10 @@ class DetectionEngine:
             touch = classifier.touch(event.fields)
             slot = int(((local // 86400) + 3) % 7) * 24 + int(local % 86400 // 3600)  # 1970-01-01 was a Thursday
             in_business = slot // 24 in business_days and first_hour <= slot % 24 < last_hour
-            window = self._window(open_short, short_start, short, actor)
+            actors = open_short.get(short_start)  # the open window, looked up here: a call per event costs
+            window = actors.get(actor.id) if actors is not None else None
+            if window is None:
+                window = self._window(open_short, short_start, short, actor)
             if not window.events:
                 window.hours.add(slot)
             window.add(event, ts, touch, in_business)
