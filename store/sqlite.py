@@ -162,12 +162,15 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         # one copy of each id within the batch; a repeat is a duplicate like any other
         unique: dict[str, IncomingEvent] = {}
         for incoming in events:
-            if incoming.event.event_id in unique:
-                self._count_repeat(unique[incoming.event.event_id], incoming, result)
+            event_id = incoming.event.event_id
+            earlier = unique.get(event_id)
+            if earlier is None:
+                unique[event_id] = incoming
             else:
-                unique[incoming.event.event_id] = incoming
+                self._count_repeat(earlier, incoming, result)
         batch = list(unique.values())
-        rows = [self._row(incoming, id_key(incoming.event.event_id)) for incoming in batch]
+        row = self._row
+        rows = [row(incoming, id_key(event_id)) for event_id, incoming in unique.items()]
         before = db.total_changes
         first_seq = self._last_seq + 1
         db.executemany(_INSERT_EVENT, rows)
@@ -194,14 +197,17 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             pairs.sort(key=lambda pair: seq_of[pair[0].event.event_id])
             stored, stored_rows = [incoming for incoming, _ in pairs], [row for _, row in pairs]
         seqs = range(first_seq, first_seq + len(stored))
-        customers, classes = [], []
-        for seq, incoming, row in zip(seqs, stored, stored_rows, strict=True):
-            event = incoming.event
-            if event.customer_ids:
-                customers.append((seq, customer_tokens(event.customer_ids)))
-            if incoming.classes:
-                ts = row[2]
-                classes.extend((name, ts, seq) for name in incoming.classes)
+        # comprehensions, not a loop appending: this runs for every event, holding the GIL
+        customers = [
+            (seq, customer_tokens(ids))
+            for seq, incoming in zip(seqs, stored, strict=True)
+            if (ids := incoming.event.customer_ids)
+        ]
+        classes = [
+            (name, stored_row[2], seq)
+            for seq, incoming, stored_row in zip(seqs, stored, stored_rows, strict=True)
+            for name in incoming.classes
+        ]
         if customers:
             db.executemany("INSERT INTO event_customers (rowid, tokens) VALUES (?, ?)", customers)
         if classes:
