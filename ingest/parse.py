@@ -38,7 +38,8 @@ class Parser:
         earliest = now - self.settings.max_past_age
         received = datetime.fromtimestamp(now, UTC)
         touch = self.classifier.touch
-        validate = AccessEvent.model_validate_json
+        # the model's validator itself: model_validate_json is a Python wrapper around it (0.6 µs an event)
+        validate = AccessEvent.__pydantic_validator__.validate_json
         for record in records:
             if record.oversize:
                 reason = f"line of {record.size:,} bytes is over the limit of {self.settings.max_line_bytes:,}"
