@@ -39,6 +39,9 @@ from store.sqlite_dashboard import SqliteDashboardMixin
 from store.sqlite_outbox import SqliteOutbox
 from store.sqlite_schema import MIGRATIONS
 
+PAGE_SIZE = 16384  # for new files
+WAL_CHECKPOINT_BYTES = 20000 * 4096  # the WAL is copied into the file past this size (20,000 pages of 4 KiB)
+
 # every column but seq, in the order the chain hashes them (store.chain.append_events)
 _INSERT_EVENT = f"INSERT OR IGNORE INTO events ({ROW_COLUMNS.removeprefix('seq, ')}) VALUES ({','.join('?' * 14)})"
 _INSERT_COLLIDED = f"INSERT INTO events ({ROW_COLUMNS.removeprefix('seq, ')}) VALUES (NULL,{','.join('?' * 13)})"
@@ -101,13 +104,18 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         self._db.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
         self._db.execute("PRAGMA busy_timeout=30000")
         if not readonly:
+            # A new file gets 16 KiB pages (SQLite's default is 4): a batch's rows and index
+            # entries land on fewer pages, about a tenth less CPU per event written.  A file
+            # that exists keeps its own size (in WAL mode it cannot change): this is then a no-op.
+            self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed transaction survives the process
             # being killed; only a power cut may lose the last few.
             self._db.execute("PRAGMA synchronous=NORMAL")
             # checkpoint less often than the default 1,000 pages: large
             # batches would otherwise be written twice over and over
-            self._db.execute("PRAGMA wal_autocheckpoint=20000")
+            page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}")
             self._migrate()
         self._last_seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
 

@@ -9,6 +9,7 @@ which does read every row back, judge the result.
 
 from __future__ import annotations
 
+import sqlite3
 import zlib
 
 import orjson
@@ -134,3 +135,20 @@ def test_a_store_indexed_with_the_old_customer_tokens_answers_by_customer_after_
         assert report.events == 4  # the newest event is kept
         assert {customer: _customer_seqs(store, customer) for customer in customers} == {c: [] for c in customers}
         store._db.execute("INSERT INTO event_customers (event_customers) VALUES ('integrity-check')")
+
+
+def test_a_new_store_has_large_pages_and_an_older_one_keeps_its_own(tmp_path, settings):
+    older = tmp_path / "older.db"
+    raw = sqlite3.connect(older)
+    raw.execute("PRAGMA journal_mode=WAL")  # as stores were created before: 4 KiB pages, then WAL
+    raw.execute("CREATE TABLE unrelated (x)")
+    raw.close()
+    for path, page_size in ((tmp_path / "new.db", sqlite_module.PAGE_SIZE), (older, 4096)):
+        with SqliteStore(path) as store:
+            db = store._db
+            assert db.execute("PRAGMA page_size").fetchone() == (page_size,)
+            # the WAL is checkpointed at the same size whatever the page size
+            pages = db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            assert pages * page_size == sqlite_module.WAL_CHECKPOINT_BYTES
+            store.write(_awkward(settings))
+            _assert_intact(store, 4)
