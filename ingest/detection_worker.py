@@ -19,6 +19,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import pickle
 import signal
 from collections import deque
 from collections.abc import Sequence
@@ -45,7 +46,8 @@ class DetectionWorker(Generic[Context]):
     store position, say): it is kept here, not sent.
     """
 
-    def __init__(self, engine: DetectionEngine) -> None:
+    def __init__(self, engine: bytes) -> None:
+        """``engine``: the pickled engine (the caller keeps the bytes, not a second live engine)."""
         # spawn, not fork: the pipeline has threads (the store writer, the metrics server), and a
         # forked child could inherit a lock one of them held
         context = multiprocessing.get_context("spawn")
@@ -145,7 +147,7 @@ def _serve(conn: Connection) -> None:
             return
         try:
             if kind == "engine":
-                engine = payload
+                engine = pickle.loads(payload)
                 continue
             assert engine is not None, "no engine yet"
             if kind == "judge":

@@ -14,6 +14,7 @@ not paged again).
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,7 +41,13 @@ log = logging.getLogger(__name__)
 CHECKPOINT = "detectors"
 
 
-Batch = tuple[Sequence[RawRecord], ParsedBatch, WriteResult]
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What publishing a judged batch needs of it: the batch itself is let go once it is sent to be judged."""
+
+    tampering: list[Alert]  # refused rewrites of stored events (ingest.tampering): alerts of their own
+    last_seq: int  # the store position after the batch
+    events: int  # new events stored
 
 
 @dataclass(slots=True)
@@ -105,8 +112,8 @@ class Pipeline:
         self.checkpoint_name = checkpoint_name
         self.checkpoint_events = settings.ingest.checkpoint_events if checkpoint_events is None else checkpoint_events
         # a replay's engine moves to a process of its own once it is worth the start-up (ingest.detection_worker)
-        self._worker: DetectionWorker[Batch] | None = None
-        self._engine_position = 0
+        self._worker: DetectionWorker[Stored] | None = None
+        self._left_behind: tuple[bytes, int] = (b"", 0)
 
     # -- lifecycle ----------------------------------------------------------------
     def recover(self) -> int:
@@ -164,8 +171,7 @@ class Pipeline:
                         in_flight = None
                         source.commit()
                     elif self._worker is None and self._worker_due():
-                        self._worker = DetectionWorker(self.engine)
-                        self._engine_position = self._position  # what the copy left here covers
+                        self._move_engine_to_worker()
                 if in_flight is not None:
                     self._judge(*in_flight)
             failed = False
@@ -174,6 +180,18 @@ class Pipeline:
                 writer.close()
             self._finish(close_windows and not source.stopping, failed)
         return self.report
+
+    def _move_engine_to_worker(self) -> None:
+        # only a snapshot stays here (a fraction of the live engine's memory), to fall back on if the worker fails
+        snapshot = pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL)
+        self._worker = DetectionWorker(snapshot)
+        self._left_behind = (snapshot, self._position)
+        self.engine = None  # type: ignore[assignment]  # it lives in the worker; closing it brings it back
+
+    def _fall_back(self) -> None:
+        """The engine as it left for the worker, and the position it covered: the last checkpoint stands."""
+        snapshot, self._position = self._left_behind
+        self.engine = pickle.loads(snapshot)
 
     def _worker_due(self) -> bool:
         ingest = self.settings.ingest
@@ -187,18 +205,18 @@ class Pipeline:
                 # an interrupted exchange may have left the pipe mid-message: nothing more is asked of it,
                 # and the last checkpoint stands (the next run judges what was stored since, again)
                 worker.abandon()
-                self._position = self._engine_position  # the engine here is as it was when it left
+                self._fall_back()
                 log.warning("run stopped early: the detector state since the last checkpoint is judged again")
                 return
             try:
-                for output, batch in worker.drain():
-                    self._conclude(output, *batch)
+                for output, done in worker.drain():
+                    self._conclude(output, done)
                 if close_windows:
                     self._publish(worker.flush().alerts)
                 self.engine = worker.close()
             except BaseException:
                 worker.abandon()
-                self._position = self._engine_position
+                self._fall_back()
                 raise
         elif close_windows:
             self._publish(self.engine.flush().alerts)
@@ -231,28 +249,27 @@ class Pipeline:
         report.conflicts += len(written.conflicts)
         if written.conflicts:
             log.warning("event ids seen before with other content: %s", ", ".join(written.conflicts[:10]))
-        judging = _to_judge(parsed, written)
-        if self._worker is None:
-            self._conclude(self.engine.process([incoming.event for incoming in judging]), records, parsed, written)
-        else:
-            for output, batch in self._worker.submit(judging, (records, parsed, written)):
-                self._conclude(output, *batch)
-        if self.checkpoint_events and self._since_checkpoint >= self.checkpoint_events:
-            if self._worker is not None:  # the state saved must cover exactly what was published
-                for output, batch in self._worker.drain():
-                    self._conclude(output, *batch)
-            self.checkpoint()
-
-    def _conclude(
-        self, output: EngineOutput, records: Sequence[RawRecord], parsed: ParsedBatch, written: WriteResult
-    ) -> None:
-        """A judged batch: publish what it raised, and move the position the detector state covers."""
-        self.report.late_events += output.late_events
-        self._publish([*output.alerts, *tampering_alerts(parsed, written)])  # never ignored (issue 7)
-        self._position = written.last_seq
-        self._since_checkpoint += len(written.stored)
         if self.metrics is not None:
             self.metrics.batch(records, len(parsed.dead_letters), written)
+        judging = _to_judge(parsed, written)
+        stored = Stored(tampering_alerts(parsed, written), written.last_seq, len(written.stored))
+        if self._worker is None:
+            self._conclude(self.engine.process([incoming.event for incoming in judging]), stored)
+        else:
+            for output, done in self._worker.submit(judging, stored):
+                self._conclude(output, done)
+        if self.checkpoint_events and self._since_checkpoint >= self.checkpoint_events:
+            if self._worker is not None:  # the state saved must cover exactly what was published
+                for output, done in self._worker.drain():
+                    self._conclude(output, done)
+            self.checkpoint()
+
+    def _conclude(self, output: EngineOutput, stored: Stored) -> None:
+        """A judged batch: publish what it raised, and move the position the detector state covers."""
+        self.report.late_events += output.late_events
+        self._publish([*output.alerts, *stored.tampering])  # never ignored (issue 7)
+        self._position = stored.last_seq
+        self._since_checkpoint += stored.events
         if self.progress is not None:
             self.progress(self.report)
 

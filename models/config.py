@@ -147,7 +147,7 @@ class Source(Section):
 class SqliteStore(Section):
     filename: str = "accesswatch.db"  # inside the data dir
     cache_mb: Annotated[int, Field(ge=2, le=4096)] = 128
-    transaction_events: Annotated[int, Field(ge=1)] = 20_000  # large transactions amortise index upkeep
+    transaction_events: Annotated[int, Field(ge=1)] = 10_000  # large transactions amortise index upkeep
 
 
 class Store(Section):

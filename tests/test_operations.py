@@ -74,7 +74,7 @@ def test_the_metrics_count_what_the_pipeline_reports(fortnight, tmp_path):
     raised = {labels: v for (name, labels), v in values.items() if name == "accesswatch_alerts_raised_total"}
     assert report.alerts_raised > 0 and sum(raised.values()) == report.alerts_raised
     assert all(dict(labels).keys() == {"detector", "severity"} for labels in raised)
-    batches = -(-report.lines_read // 20_000)  # a replay's transactions: store.sqlite.transaction_events
+    batches = -(-report.lines_read // settings.store.sqlite.transaction_events)  # a replay's transactions
     assert values[("accesswatch_batch_seconds_count", ())] >= batches - 1
     assert values[("accesswatch_event_to_alert_seconds_count", ())] == report.alerts_raised
     assert values[("accesswatch_lag_seconds", ())] > 0  # the simulated fortnight is in the past
