@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
+import os
 import pickle
 import signal
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -48,13 +50,21 @@ class DetectionWorker(Generic[Context]):
 
     def __init__(self, engine: bytes) -> None:
         """``engine``: the pickled engine (the caller keeps the bytes, not a second live engine)."""
-        # spawn, not fork: the pipeline has threads (the store writer, the metrics server), and a
-        # forked child could inherit a lock one of them held
-        context = multiprocessing.get_context("spawn")
-        self._conn, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child,), name="accesswatch-detection", daemon=True)
-        self._process.start()
-        child.close()
+        # A command of its own, not multiprocessing: fork could hand the child a lock that one of the
+        # pipeline's threads held (the store writer, the metrics server), and spawn re-runs whatever
+        # script started this process.  It sees the modules this process sees.
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "ingest.detection_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=environment,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._to = Connection(os.dup(self._process.stdin.fileno()), readable=False)
+        self._from = Connection(os.dup(self._process.stdout.fileno()), writable=False)
+        self._process.stdin.close()
+        self._process.stdout.close()
         self._pending: deque[Context] = deque()
         self._closed = False
         self._send(("engine", engine))
@@ -98,13 +108,13 @@ class DetectionWorker(Generic[Context]):
 
     def _send(self, message: tuple[str, Any]) -> None:
         try:
-            self._conn.send(message)
-        except (BrokenPipeError, ConnectionResetError, EOFError) as exc:
+            self._to.send(message)
+        except (BrokenPipeError, ConnectionResetError, EOFError, OSError) as exc:
             raise self._died() from exc
 
     def _receive(self) -> Any:
         try:
-            kind, payload = self._conn.recv()
+            kind, payload = self._from.recv()
         except (EOFError, ConnectionResetError, OSError) as exc:
             raise self._died() from exc
         if kind == "error":
@@ -112,25 +122,30 @@ class DetectionWorker(Generic[Context]):
         return payload
 
     def _died(self) -> DetectionWorkerDied:
-        self._process.join(timeout=5)
-        return DetectionWorkerDied(f"the detection worker ended (exit code {self._process.exitcode})")
+        try:
+            code = self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            code = None
+        return DetectionWorkerDied(f"the detection worker ended (exit code {code})")
 
     def _stop(self) -> None:
         if self._closed:
             return
         self._closed = True
         try:
-            self._conn.send(("stop", None))
+            self._to.send(("stop", None))
         except (BrokenPipeError, ConnectionResetError, OSError):
             pass
-        self._conn.close()
-        self._process.join(timeout=30)
-        if self._process.is_alive():
+        self._to.close()
+        self._from.close()
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.join(timeout=5)
+            self._process.wait(timeout=5)
 
 
-def _serve(conn: Connection) -> None:
+def _serve(requests: Connection, answers: Connection) -> None:
     """The worker's loop: an engine, then batches to judge, until told to stop or the pipeline goes away."""
     # Ctrl-C is the pipeline's to handle: it drains, takes the engine back and saves its state
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -140,8 +155,8 @@ def _serve(conn: Connection) -> None:
     validate = AccessEvent.model_validate_json
     while True:
         try:
-            kind, payload = conn.recv()
-        except EOFError:
+            kind, payload = requests.recv()
+        except (EOFError, OSError):
             return  # the pipeline is gone
         if kind == "stop":
             return
@@ -162,6 +177,18 @@ def _serve(conn: Connection) -> None:
                 raise ValueError(f"unknown request {kind!r}")
         except Exception as exc:  # told to the pipeline, which stops: the engine's state is no longer sound
             log.exception("detection worker failed")
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            answers.send(("error", f"{type(exc).__name__}: {exc}"))
             return
-        conn.send(("ok", answer))
+        answers.send(("ok", answer))
+
+
+def main() -> None:
+    """The worker command: requests on standard input, answers on standard output."""
+    requests = Connection(os.dup(0), writable=False)
+    answers = Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)  # whatever a library prints goes to standard error, not into the answers
+    _serve(requests, answers)
+
+
+if __name__ == "__main__":
+    main()
