@@ -312,7 +312,9 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                     "INSERT INTO alerts (alert_id, detector, severity_rank, actor_id, status, window_start,"
                     " window_end, body) VALUES (?,?,?,?,?,?,?,?)"
                     " ON CONFLICT(alert_id) DO UPDATE SET severity_rank=excluded.severity_rank,"
-                    " status=excluded.status, window_end=excluded.window_end, body=excluded.body",
+                    " status=excluded.status, window_end=excluded.window_end, body=excluded.body"
+                    # an older revision judged again after a restart does not replace the newer one
+                    " WHERE json_extract(excluded.body, '$.revision') >= json_extract(alerts.body, '$.revision')",
                     (
                         alert.alert_id,
                         alert.detector,
@@ -334,7 +336,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             "INSERT INTO incidents (incident_id, actor_id, status, severity_rank, risk_score, window_start,"
             " window_end, body) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(incident_id) DO UPDATE SET"
             " status=excluded.status, severity_rank=excluded.severity_rank, risk_score=excluded.risk_score,"
-            " window_start=excluded.window_start, window_end=excluded.window_end, body=excluded.body",
+            " window_start=excluded.window_start, window_end=excluded.window_end, body=excluded.body"
+            " WHERE json_extract(excluded.body, '$.revision') >= json_extract(incidents.body, '$.revision')",
             (
                 incident.incident_id,
                 incident.actor_id,

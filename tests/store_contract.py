@@ -182,6 +182,19 @@ class StoreContract:
         assert stored.window_end == grown.window_end
         assert store.stats().alerts == 1
 
+    def test_an_older_revision_written_again_does_not_replace_a_newer_one(self, store: Store):
+        # after a restart, the detectors judge again what the last checkpoint did not cover: the
+        # revisions they raise on the way were stored before, and the newest must stay
+        alert = f.alert(revision=3, window_end=f.at(hours=3))
+        incident = _incident(alert_ids=[alert.alert_id], revision=3, risk_score=80.0)
+        store.upsert_alerts([alert], [incident])
+        older = alert.model_copy(update={"revision": 2, "window_end": f.at(hours=2)})
+        store.upsert_alerts([older], [incident.model_copy(update={"revision": 2, "risk_score": 60.0})])
+        stored = store.get_alert(alert.alert_id)
+        assert stored is not None and (stored.revision, stored.window_end) == (3, alert.window_end)
+        (again,) = [i for i in store.query_incidents(IncidentQuery()) if i.incident_id == incident.incident_id]
+        assert (again.revision, again.risk_score) == (3, 80.0)
+
     def test_alerts_come_oldest_first_and_filter_by_severity(self, store: Store):
         late = f.alert(window_start=f.at(hours=5), window_end=f.at(hours=6), severity=Severity.LOW)
         early = f.alert(window_start=f.at(hours=1), window_end=f.at(hours=2), severity=Severity.CRITICAL)
