@@ -18,6 +18,7 @@ from typing import Literal
 from detectors.alerts import AlertBook
 from detectors.base import Detector, Finding, Period
 from detectors.classify import Classifier
+from detectors.judged import JudgedEvent
 from detectors.profiles import ProfileBook
 from detectors.windows import ActorRef, LocalClock, WindowStats
 from models.alert import Alert
@@ -58,7 +59,7 @@ class DetectionEngine:
         self._flagged_today: set[str] = set()  # actors with findings in the day still open
 
     # -- the hot path -------------------------------------------------------
-    def process(self, events: Iterable[AccessEvent]) -> EngineOutput:
+    def process(self, events: Iterable[AccessEvent | JudgedEvent]) -> EngineOutput:
         output = EngineOutput()
         clock, classifier, profiles = self.clock, self.classifier, self.profiles
         short, lateness = self.short, self.lateness
@@ -105,7 +106,7 @@ class DetectionEngine:
         self._close_until(math.inf)
         return EngineOutput(alerts=self._take_pending())
 
-    def _actor(self, event: AccessEvent) -> ActorRef:
+    def _actor(self, event: AccessEvent | JudgedEvent) -> ActorRef:
         actor = event.actor
         known = self._actors.get(actor.id)
         if (

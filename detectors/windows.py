@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from detectors.classify import Touch
+from detectors.judged import JudgedEvent
 from models.event import AccessEvent, ActorKind, Outcome
 
 # Distinct customers are counted exactly up to this many per window; past it
@@ -34,7 +35,7 @@ class ActorRef:
     organization: str | None = None
 
     @classmethod
-    def of(cls, event: AccessEvent) -> ActorRef:
+    def of(cls, event: AccessEvent | JudgedEvent) -> ActorRef:
         actor = event.actor
         return cls(actor.id, actor.kind, actor.role, actor.department, actor.organization)
 
@@ -89,13 +90,13 @@ class WindowStats:
         "end",
         "errors",
         "events",
+        "first_ids",
         "first_ts",
         "high_records",
         "hours",
         "ips",
         "last_ts",
         "new_items",
-        "first_ids",
         "outside_business_events",
         "purposes",
         "records",
@@ -133,7 +134,7 @@ class WindowStats:
         self.last_ts = float("-inf")
         self._sample: list[tuple[int, str]] = []  # min-heap of (record_count, event_id)
 
-    def add(self, event: AccessEvent, ts: float, touch: Touch, in_business_hours: bool) -> None:
+    def add(self, event: AccessEvent | JudgedEvent, ts: float, touch: Touch, in_business_hours: bool) -> None:
         records = event.record_count
         self.events += 1
         if ts < self.first_ts:

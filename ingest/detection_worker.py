@@ -8,9 +8,10 @@ learned state) and brought back at the end, so what it learns and raises is
 exactly what it would have learned and raised in place: it sees the same
 events in the same order.
 
-The worker is told only what the pipeline stored (the raw lines, validated
-again there), and answers each batch with the engine's output.  At most one
-batch is in flight: a checkpoint drains it first, so the state saved always
+The worker is told only what the pipeline stored: the raw lines, which the
+pipeline validated, decoded there without validating them twice
+(``detectors.judged``).  It answers each batch with the engine's output.
+At most one batch is in flight: a checkpoint drains it first, so the state saved always
 covers exactly the alerts already published.
 """
 
@@ -29,7 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
 from detectors.engine import DetectionEngine, EngineOutput
-from models.event import AccessEvent
+from detectors.judged import decode_validated
 from store.base import IncomingEvent
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,6 @@ def _serve(requests: Connection, answers: Connection) -> None:
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)  # as the command line sets it: long-lived state, few cycles
     engine: DetectionEngine | None = None
-    validate = AccessEvent.model_validate_json
     while True:
         try:
             kind, payload = requests.recv()
@@ -166,7 +166,7 @@ def _serve(requests: Connection, answers: Connection) -> None:
                 continue
             assert engine is not None, "no engine yet"
             if kind == "judge":
-                answer: Any = engine.process([validate(raw) for raw in payload])
+                answer: Any = engine.process([decode_validated(raw) for raw in payload])
             elif kind == "state":
                 answer = engine.to_state()
             elif kind == "flush":
