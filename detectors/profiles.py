@@ -140,6 +140,33 @@ class EwStat:
         return cls(*state)
 
 
+def _add_all(stats: dict[str, EwStat], values: dict[str, float], g: float) -> None:
+    """``EwStat.add`` (clipped) of each metric's value, skipping a sparse metric's zero; the same arithmetic,
+    inline: this runs for every stat of every window, twice (the actor's and its peers')."""
+    log1p, sqrt = math.log1p, math.sqrt
+    established = 3.0 * g
+    for metric, stat in stats.items():
+        value = values[metric]
+        if value > 0:
+            x = log1p(value)
+        elif metric in SPARSE_METRICS:
+            continue
+        else:
+            x = 0.0
+        sw = stat.sw
+        if sw >= established:
+            mean = stat.swx / sw
+            spread = sqrt(max(stat.swx2 / sw - mean * mean, 0.0))
+            if spread < SD_FLOOR:
+                spread = SD_FLOOR
+            high = mean + CLIP_SDS * spread
+            if x > high:
+                x = high
+        stat.sw = sw + g
+        stat.swx += g * x
+        stat.swx2 += g * x * x
+
+
 class DecayedQuantiles:
     """Forward-decayed counts of a figure in buckets of half a power of two: its quantiles, to a factor of 1.41.
 
@@ -206,10 +233,7 @@ class Rhythm:
         stats = self.volume.get(slot)
         if stats is None:
             stats = self.volume[slot] = {metric: EwStat() for metric in SLOT_METRICS}
-        for metric, stat in stats.items():
-            value = values[metric]
-            if value > 0 or metric not in SPARSE_METRICS:
-                stat.add(value, g)
+        _add_all(stats, values, g)
 
     def rebase(self, factor: float) -> None:
         for slot in self.activity:
@@ -323,10 +347,7 @@ class Profile:
     def learn_window(
         self, window: WindowStats, values: dict[str, float], slot: int, g: float, g_slow: float, slot_volumes: bool
     ) -> None:
-        for metric, stat in self.hourly.items():
-            value = values[metric]
-            if value > 0 or metric not in SPARSE_METRICS:
-                stat.add(value, g)
+        _add_all(self.hourly, values, g)
         # a weekly slot sees one value a week: it remembers for longer
         self.rhythm.add(slot, values, g_slow, slot_volumes)
         self.classes.update(window.class_records)
@@ -450,19 +471,23 @@ class ProfileBook:
         self.fast = Decay(half_life, 0.0)
         self.slow = Decay(half_life * DAY_HALF_LIFE_FACTOR, 0.0)
         self._origin_set = False
-        self._peer_keys: dict[ActorRef, str] = {}
+        self._peer_keys: dict[str, tuple[ActorRef, str]] = {}  # actor id -> (the actor as last asked, its key)
+        self._weights_of: tuple[float, tuple[float, float]] | None = None  # the last instant asked, and its weights
 
     def _new_profile(self) -> Profile:
         return Profile(resources=BoundedSet(self.max_known_items), ips=BoundedSet(self.max_known_items))
 
     def peer_key(self, actor: ActorRef) -> str:
         """'kind=employee|role=finance|organization=-': the peer group an actor is compared with."""
-        key = self._peer_keys.get(actor)
-        if key is None:
-            key = "|".join(f"{name}={getattr(actor, name) or '-'}" for name in self.peer_fields)
-            if len(self._peer_keys) > 100_000:  # bounded: actors come and go
-                self._peer_keys.clear()
-            self._peer_keys[actor] = key
+        # by id, then the very object the engine keeps per actor: hashing an ActorRef (five fields, one an
+        # enum) cost more than the look-up it served, and this runs several times per window
+        found = self._peer_keys.get(actor.id)
+        if found is not None and (found[0] is actor or found[0] == actor):
+            return found[1]
+        key = "|".join(f"{name}={getattr(actor, name) or '-'}" for name in self.peer_fields)
+        if len(self._peer_keys) > 100_000:  # bounded: actors come and go
+            self._peer_keys.clear()
+        self._peer_keys[actor.id] = (actor, key)
         return key
 
     def actor(self, actor_id: str) -> Profile | None:
@@ -520,12 +545,18 @@ class ProfileBook:
         return self._weights(t)
 
     def _weights(self, t: float) -> tuple[float, float]:
+        # every window of a period ends at the same instant: two exponentials per period, not per window
+        last = self._weights_of
+        if last is not None and last[0] == t:
+            return last[1]
         if not self._origin_set:
             self.fast.origin = self.slow.origin = t
             self._origin_set = True
         if self.fast.rate * (t - self.fast.origin) > REBASE_EXPONENT:
             self._rebase(t)
-        return self.fast.g(t), self.slow.g(t)
+        weights = self.fast.g(t), self.slow.g(t)
+        self._weights_of = (t, weights)
+        return weights
 
     def _rebase(self, t: float) -> None:
         fast, slow = 1.0 / self.fast.g(t), 1.0 / self.slow.g(t)
@@ -561,3 +592,4 @@ class ProfileBook:
         origin = state.get("origin")
         self._origin_set = origin is not None
         self.fast.origin = self.slow.origin = origin or 0.0
+        self._weights_of = None
