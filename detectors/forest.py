@@ -24,8 +24,6 @@ from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sklearn.ensemble import IsolationForest
-from sklearn.ensemble._iforest import _average_path_length
 
 from models.alert import Severity
 
@@ -57,6 +55,10 @@ class WindowForest:
         if X.shape[0] < 2:
             raise ValueError(f"an isolation forest needs at least 2 windows, got {X.shape[0]}")
         self.n_features_in_ = X.shape[1]
+        # imported on first use: a process that never fits or scores (a replay's pipeline, whose
+        # detection runs in a worker process) is spared scikit-learn's 1.5 s and ~170 MB
+        from sklearn.ensemble import IsolationForest
+
         self.forest_ = IsolationForest(
             n_estimators=params.n_estimators,
             max_samples=min(params.max_samples, X.shape[0]),
@@ -82,6 +84,8 @@ class WindowForest:
 
     # Compiled trees are derived data: pickles hold the fitted scikit-learn model only.
     def _compile(self) -> None:
+        from sklearn.ensemble._iforest import _average_path_length  # on first use, as in ``fit``
+
         forest = self.forest_
         # scikit-learn indexes the columns per tree only when trees see a subset of the features
         subsetting = forest._max_features != self.n_features_in_

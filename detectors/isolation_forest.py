@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import sklearn
 from pydantic import Field
 
 from detectors import features, wording
@@ -325,7 +324,7 @@ class IsolationForestDetector(Detector):
             params=self.params.model_dump(),
             budgets={s.value: b for s, b in budgets.by_severity().items()},
             thresholds={s.value: t for s, t in calibration.thresholds.items()},
-            library={"scikit-learn": sklearn.__version__, "numpy": np.__version__},
+            library={"scikit-learn": _sklearn_version(), "numpy": np.__version__},
         )
         return FittedModel(forest, calibration, reference), artefact
 
@@ -394,6 +393,12 @@ _VOLUME_WORDS = {
     "high": "read {} records of high-sensitivity classes",
 }
 _SHARES = ("high_share", "unusual_hours")
+
+
+def _sklearn_version() -> str:
+    import sklearn  # on first use (detectors.forest says why)
+
+    return sklearn.__version__
 
 
 def _natural(name: str, value: float) -> float:
