@@ -4,9 +4,10 @@ A replay is bound by Python's interpreter lock: parsing, storing and
 detecting take turns on one core.  Moved to a worker process, the detection
 engine judges batch k on the second core while the pipeline parses and
 stores batch k+1.  The engine itself is shipped there (pickled, with all its
-learned state) and brought back at the end, so what it learns and raises is
-exactly what it would have learned and raised in place: it sees the same
-events in the same order.
+learned state), so what it learns and raises is exactly what it would have
+learned and raised in place: it sees the same events in the same order.
+What comes back is its checkpoint state, serialised there: the pipeline
+saves it as it is, and never holds a second copy of the engine's memory.
 
 The worker is told only what the pipeline stored: the raw lines, which the
 pipeline validated, decoded there without validating them twice
@@ -28,6 +29,8 @@ from collections import deque
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
+
+import orjson
 
 from detectors.engine import DetectionEngine, EngineOutput
 from detectors.judged import decode_validated
@@ -78,7 +81,8 @@ class DetectionWorker(Generic[Context]):
     def drain(self) -> list[tuple[EngineOutput, Context]]:
         return self._answers(keep=0)
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> bytes:
+        """The engine's checkpoint state, as JSON (``DetectionEngine.to_state``, serialised in the worker)."""
         assert not self._pending, "drain before asking for the state: it must cover what was published"
         self._send(("state", None))
         return self._receive()
@@ -88,16 +92,8 @@ class DetectionWorker(Generic[Context]):
         self._send(("flush", None))
         return self._receive()
 
-    def close(self) -> DetectionEngine:
-        """The engine back, with all it learned; the worker ends."""
-        assert not self._pending, "drain before closing"
-        self._send(("return", None))
-        engine = self._receive()
-        self._stop()
-        return engine
-
-    def abandon(self) -> None:
-        """End the worker without its engine (after a failure): what it held since the last checkpoint is lost."""
+    def close(self) -> None:
+        """End the worker: what its engine learned since the last ``state`` asked of it is let go."""
         self._stop()
 
     # -- the wire ------------------------------------------------------------------------
@@ -168,11 +164,9 @@ def _serve(requests: Connection, answers: Connection) -> None:
             if kind == "judge":
                 answer: Any = engine.process([decode_validated(raw) for raw in payload])
             elif kind == "state":
-                answer = engine.to_state()
+                answer = orjson.dumps(engine.to_state())
             elif kind == "flush":
                 answer = engine.flush()
-            elif kind == "return":
-                answer = engine
             else:
                 raise ValueError(f"unknown request {kind!r}")
         except Exception as exc:  # told to the pipeline, which stops: the engine's state is no longer sound

@@ -99,7 +99,7 @@ class Pipeline:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.engine = engine
+        self._engine: DetectionEngine | None = engine
         self.notifier = notifier
         self.progress = progress
         self.parser = Parser(engine.classifier, settings.ingest)
@@ -114,6 +114,26 @@ class Pipeline:
         # a replay's engine moves to a process of its own once it is worth the start-up (ingest.detection_worker)
         self._worker: DetectionWorker[Stored] | None = None
         self._left_behind: tuple[bytes, int] = (b"", 0)
+
+    @property
+    def engine(self) -> DetectionEngine:
+        """The detection engine; after a run that judged in a worker, restored on first use from what it saved."""
+        if self._engine is None:
+            assert self._worker is None, "the engine is in the detection worker"
+            self._engine = self._restored()
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: DetectionEngine) -> None:
+        self._engine = engine
+
+    def _restored(self) -> DetectionEngine:
+        """As a restart finds it: the engine as it left for the worker, with the state the worker saved since."""
+        engine: DetectionEngine = pickle.loads(self._left_behind[0])
+        checkpoint = self.store.load_checkpoint(self.checkpoint_name)
+        if checkpoint is not None:
+            engine.load_state(orjson.loads(checkpoint.state))
+        return engine
 
     # -- lifecycle ----------------------------------------------------------------
     def recover(self) -> int:
@@ -186,41 +206,48 @@ class Pipeline:
         snapshot = pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL)
         self._worker = DetectionWorker(snapshot)
         self._left_behind = (snapshot, self._position)
-        self.engine = None  # type: ignore[assignment]  # it lives in the worker; closing it brings it back
+        self._engine = None  # it lives in the worker now
 
     def _fall_back(self) -> None:
         """The engine as it left for the worker, and the position it covered: the last checkpoint stands."""
         snapshot, self._position = self._left_behind
-        self.engine = pickle.loads(snapshot)
+        self._engine = pickle.loads(snapshot)
 
     def _worker_due(self) -> bool:
         ingest = self.settings.ingest
         return ingest.detection_process and self.report.stored >= ingest.detection_process_after
 
     def _finish(self, close_windows: bool, failed: bool) -> None:
-        """Judge what is in flight, close the windows if asked, take the engine back and save its state."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            if failed:
-                # an interrupted exchange may have left the pipe mid-message: nothing more is asked of it,
-                # and the last checkpoint stands (the next run judges what was stored since, again)
-                worker.abandon()
-                self._fall_back()
-                log.warning("run stopped early: the detector state since the last checkpoint is judged again")
-                return
-            try:
-                for output, done in worker.drain():
-                    self._conclude(output, done)
-                if close_windows:
-                    self._publish(worker.flush().alerts)
-                self.engine = worker.close()
-            except BaseException:
-                worker.abandon()
-                self._fall_back()
-                raise
-        elif close_windows:
-            self._publish(self.engine.flush().alerts)
-        self.checkpoint()
+        """Judge what is in flight, close the windows if asked, and save the detector state."""
+        worker = self._worker
+        if worker is None:
+            if close_windows:
+                self._publish(self.engine.flush().alerts)
+            self.checkpoint()
+            return
+        if failed:
+            # an interrupted exchange may have left the pipe mid-message: nothing more is asked of it,
+            # and the last checkpoint stands (the next run judges what was stored since, again)
+            self._worker = None
+            worker.close()
+            self._fall_back()
+            log.warning("run stopped early: the detector state since the last checkpoint is judged again")
+            return
+        try:
+            for output, done in worker.drain():
+                self._conclude(output, done)
+            if close_windows:
+                self._publish(worker.flush().alerts)
+            self.checkpoint()
+        except BaseException:
+            self._worker = None
+            worker.close()
+            self._fall_back()
+            raise
+        # the engine is not brought back (a second copy of its memory here): ``engine`` restores it from
+        # the checkpoint just saved, if anyone asks
+        self._worker = None
+        worker.close()
 
     def _batch_size(self, source: Source) -> int:
         if source.live:
@@ -277,8 +304,9 @@ class Pipeline:
         """Save the detector state; ``position``: what it covers when the source keeps the order (an offset)."""
         if position is not None:
             self._position = position
-        state = self._worker.state() if self._worker is not None else self.engine.to_state()
-        self.store.save_checkpoint(self.checkpoint_name, self._position, orjson.dumps(state))
+        # serialised where the engine lives (the worker's state never passes through here as objects)
+        state = self._worker.state() if self._worker is not None else orjson.dumps(self.engine.to_state())
+        self.store.save_checkpoint(self.checkpoint_name, self._position, state)
         self._since_checkpoint = 0
 
     def _store_position(self) -> int:

@@ -122,7 +122,7 @@ class Ingest(Section):
     # a replay runs the detectors in a process of their own (the second core) once this many
     # events are stored: below it, the process's start-up costs more than it saves
     detection_process: bool = True
-    detection_process_after: Annotated[int, Field(ge=0)] = 100_000
+    detection_process_after: Annotated[int, Field(ge=0)] = 20_000
 
 
 class FileSource(Section):

@@ -4,7 +4,7 @@ A replay moves the detection engine to a worker process (the second core)
 once ``ingest.detection_process_after`` events are stored.  These runs move
 it early, so a small simulation crosses every path: batches in flight,
 checkpoints while it works, the windows closed at the end, the engine
-brought back; and a worker killed mid-run.
+restored from what the worker saved; and a worker killed mid-run.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ingest.detection_worker import DetectionWorkerDied
 from ingest.simulator import SimulationSettings, write_simulation
 from ingest.sources import FileSource
 from store.base import AlertQuery, IncidentQuery
+from tests.engine_state import unordered
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +43,7 @@ def _outcome(settings):
         alerts = sorted(a.model_dump_json() for a in store.query_alerts(AlertQuery(limit=100_000)))
         incidents = sorted(i.model_dump_json() for i in store.query_incidents(IncidentQuery(limit=100_000)))
         checkpoint = store.load_checkpoint("detectors")
-    return alerts, incidents, checkpoint.seq, _unordered(orjson.loads(checkpoint.state))
-
-
-def _unordered(value):
-    """The state with its lists sorted: some are sets, listed in an order that differs between processes."""
-    if isinstance(value, dict):
-        return {key: _unordered(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return sorted(
-            (_unordered(item) for item in value), key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
-        )
-    return value
+    return alerts, incidents, checkpoint.seq, unordered(orjson.loads(checkpoint.state))
 
 
 def _replay(settings, path: Path, source=None):
@@ -81,6 +71,17 @@ def test_a_worker_process_raises_and_learns_what_the_engine_does_in_place(fortni
     assert incidents == in_place[1]
     assert seq == in_place[2] == report.stored
     assert state == in_place[3]
+
+
+def test_the_engine_asked_for_after_the_run_is_the_one_the_worker_ended_with(fortnight, in_place, tmp_path):
+    settings = _settings(tmp_path, detection_process_after=0, checkpoint_events=15_000)
+    with app.open_store(settings) as store:
+        pipeline = app.build_pipeline(settings, store, notifier=None)
+        pipeline.run(FileSource([str(fortnight)], 1 << 20), close_windows=True)
+        engine = pipeline.engine  # never brought back from the worker: restored from its checkpoint
+        assert any(detector.name == "isolation_forest" and detector.models["short"] for detector in engine.detectors)
+        state = orjson.loads(orjson.dumps(engine.to_state()))
+    assert unordered(state) == in_place[3]
 
 
 class _KillTheWorker(FileSource):
