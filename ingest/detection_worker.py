@@ -12,8 +12,8 @@ saves it as it is, and never holds a second copy of the engine's memory.
 The worker is told only what the pipeline stored: the raw lines, which the
 pipeline validated, decoded there without validating them twice
 (``detectors.judged``).  It answers each batch with the engine's output.
-At most one batch is in flight: a checkpoint drains it first, so the state saved always
-covers exactly the alerts already published.
+At most ``IN_FLIGHT`` batches are unanswered: a checkpoint drains them first, so the state
+saved always covers exactly the alerts already published.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ import gc
 import logging
 import os
 import pickle
+import queue
 import signal
 import subprocess
 import sys
+import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
@@ -40,13 +42,18 @@ log = logging.getLogger(__name__)
 
 Context = TypeVar("Context")
 
+# Batches sent and not yet answered, at most: the pipeline parses and stores ahead of the worker by this
+# much (each a batch of raw lines held in the worker, ~7 MB for 10,000 events), so neither waits on the
+# other's every batch.
+IN_FLIGHT = 2
+
 
 class DetectionWorkerDied(RuntimeError):
     """The worker process ended without answering: its engine state is lost, nothing past the last checkpoint counts."""
 
 
 class DetectionWorker(Generic[Context]):
-    """The engine in a worker process; ``submit`` answers with the batches judged meanwhile (one behind).
+    """The engine in a worker process; ``submit`` answers with the batches judged meanwhile (``IN_FLIGHT`` behind).
 
     ``Context`` is whatever the caller needs back with a batch's output (its
     store position, say): it is kept here, not sent.
@@ -76,7 +83,7 @@ class DetectionWorker(Generic[Context]):
     def submit(self, events: Sequence[IncomingEvent], context: Context) -> list[tuple[EngineOutput, Context]]:
         self._send(("judge", [incoming.raw for incoming in events]))
         self._pending.append(context)
-        return self._answers(keep=1)
+        return self._answers(keep=IN_FLIGHT)
 
     def drain(self) -> list[tuple[EngineOutput, Context]]:
         return self._answers(keep=0)
@@ -149,13 +156,9 @@ def _serve(requests: Connection, answers: Connection) -> None:
     gc.freeze()
     gc.set_threshold(100_000, 50, 100)  # as the command line sets it: long-lived state, few cycles
     engine: DetectionEngine | None = None
-    while True:
-        try:
-            kind, payload = requests.recv()
-        except (EOFError, OSError):
-            return  # the pipeline is gone
-        if kind == "stop":
-            return
+    for kind, payload in _read_ahead(requests):
+        if kind in ("stop", "gone"):
+            return  # told to, or the pipeline is gone
         try:
             if kind == "engine":
                 engine = pickle.loads(payload)
@@ -174,6 +177,31 @@ def _serve(requests: Connection, answers: Connection) -> None:
             answers.send(("error", f"{type(exc).__name__}: {exc}"))
             return
         answers.send(("ok", answer))
+
+
+def _read_ahead(requests: Connection) -> Iterator[tuple[str, Any]]:
+    """The requests, read on a thread of their own as they come.
+
+    A pipe holds 64 KiB: without this, the pipeline's send of a batch would
+    wait for the batch before it to be judged.  How far ahead it reads is
+    bounded by the pipeline, which waits for answers beyond ``IN_FLIGHT``.
+    """
+    arrived: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+
+    def read() -> None:
+        while True:
+            try:
+                message = requests.recv()
+            except (EOFError, OSError):
+                arrived.put(("gone", None))
+                return
+            arrived.put(message)
+            if message[0] == "stop":
+                return
+
+    threading.Thread(target=read, name="requests", daemon=True).start()
+    while True:
+        yield arrived.get()
 
 
 def main() -> None:
