@@ -154,7 +154,7 @@ def _serve(requests: Connection, answers: Connection) -> None:
     # Ctrl-C is the pipeline's to handle: it drains, takes the engine back and saves its state
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.freeze()
-    gc.set_threshold(100_000, 50, 100)  # as the command line sets it: long-lived state, few cycles
+    gc.set_threshold(1_000_000, 50, 100)  # as the command line sets it (accesswatch.cli says why)
     engine: DetectionEngine | None = None
     for kind, payload in _read_ahead(requests):
         if kind in ("stop", "gone"):
