@@ -210,6 +210,10 @@ def main() -> None:
     answers = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)  # whatever a library prints goes to standard error, not into the answers
     _serve(requests, answers)
+    # Everything asked is answered.  The engine's memory is the system's to take back: freeing it
+    # object by object, which the pipeline waits for, took half a second after 200,000 events.
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
