@@ -187,11 +187,16 @@ class DetectionEngine:
         if scale == "short":
             open_long = self._open["long"]
             self._flagged_today |= suspects
+            learn, slot = self.profiles.learn_window, period.slot
+            # the day gathers its hours as they close: each event is added once
+            day_start = self.clock.window_start(start, self.long)
             for window in ordered:
-                self.profiles.learn_window(window, period.slot, suspect=window.actor.id in suspects)
-                # the day gathers its hours as they close: each event is added once
-                day_start = self.clock.window_start(window.start, self.long)
-                self._window(open_long, day_start, self.long, window.actor).merge(window)
+                learn(window, slot, suspect=window.actor.id in suspects)
+                days = open_long.get(day_start)
+                day = days.get(window.actor.id) if days is not None else None
+                if day is None:
+                    day = self._window(open_long, day_start, self.long, window.actor)
+                day.merge(window)
         else:
             flagged = self._flagged_today | suspects
             for window in ordered:

@@ -192,6 +192,8 @@ class WindowStats:
 
     def merge(self, hour: WindowStats) -> None:
         """Fold a closed shorter window of the same actor into this one (a day gathers its hours)."""
+        # every hour of every actor is folded: the tests below skip what an hour usually has nothing of, or
+        # nothing new in (a day's later hours repeat its first hours' classes, kinds and addresses)
         self.events += hour.events
         self.records += hour.records
         self.egress_records += hour.egress_records
@@ -200,11 +202,12 @@ class WindowStats:
         self.errors += hour.errors
         self.outside_business_events += hour.outside_business_events
         self.documented_records += hour.documented_records
-        if len(self.purposes) < 5:
+        if hour.purposes and len(self.purposes) < 5:
             self.purposes.update(sorted(hour.purposes)[: 5 - len(self.purposes)])
+        class_records = self.class_records
         for name, records in hour.class_records.items():
-            self.class_records[name] = self.class_records.get(name, 0) + records
-        if len(self.customers) < MAX_TRACKED_CUSTOMERS:
+            class_records[name] = class_records.get(name, 0) + records
+        if hour.customers and len(self.customers) < MAX_TRACKED_CUSTOMERS:
             self.customers |= hour.customers
         if len(self.resources) < MAX_TRACKED_ITEMS:
             self.resources |= hour.resources
@@ -213,21 +216,29 @@ class WindowStats:
         if len(self.ips) < MAX_TRACKED_ITEMS:
             self.ips |= hour.ips
         self.hours |= hour.hours
-        for key, event_id in hour.new_items.items():
-            self.new_items.setdefault(key, event_id)
-        for key, event_id in hour.first_ids.items():
-            self.first_ids.setdefault(key, event_id)
-        room = MAX_DENIED_TIMES - len(self.denied_times)
-        if room > 0:
-            self.denied_times.extend(hour.denied_times[:room])
+        if hour.new_items and not hour.new_items.keys() <= self.new_items.keys():
+            new_items = self.new_items
+            for key, event_id in hour.new_items.items():
+                new_items.setdefault(key, event_id)
+        if not hour.first_ids.keys() <= self.first_ids.keys():
+            first_ids = self.first_ids
+            for key, event_id in hour.first_ids.items():
+                first_ids.setdefault(key, event_id)
+        if hour.denied_times:
+            room = MAX_DENIED_TIMES - len(self.denied_times)
+            if room > 0:
+                self.denied_times.extend(hour.denied_times[:room])
         self.denied_high += hour.denied_high
-        self.first_ts = min(self.first_ts, hour.first_ts)
-        self.last_ts = max(self.last_ts, hour.last_ts)
+        if hour.first_ts < self.first_ts:
+            self.first_ts = hour.first_ts
+        if hour.last_ts > self.last_ts:
+            self.last_ts = hour.last_ts
+        sample = self._sample
         for item in hour._sample:
-            if len(self._sample) < SAMPLE_SIZE:
-                heapq.heappush(self._sample, item)
-            elif item > self._sample[0]:
-                heapq.heapreplace(self._sample, item)
+            if len(sample) < SAMPLE_SIZE:
+                heapq.heappush(sample, item)
+            elif item > sample[0]:
+                heapq.heapreplace(sample, item)
 
     @property
     def documented_share(self) -> float:
