@@ -191,17 +191,20 @@ class Period:
         if found is None:
             by_group: dict[str, list[float]] = {}
             everyone: list[float] = []
+            # a pass over every window of the period: the look-ups bound once, outside the loop
+            actors, warmup, peer_key = self.profiles.actors, self.profiles.actor_warmup_days, self.profiles.peer_key
+            hourly, g, expm1 = self.scale == "short", self._g, math.expm1
             for window in self.windows:
-                own = self.profiles.actor(window.actor.id)
-                if own is None or own.active_days < self.profiles.actor_warmup_days:
+                own = actors.get(window.actor.id)
+                if own is None or own.active_days < warmup:
                     continue
-                stat = self._stat(own, metric)
-                if stat.weight(self._g) < 1.0:
+                stat = (own.hourly if hourly else own.daily)[metric]
+                if stat.sw / g < 1.0:  # EwStat.weight
                     continue
                 value = _metric(window, metric)
-                ratio = (value + 1.0) / (math.expm1(stat.mean) + 1.0)
+                ratio = (value + 1.0) / (expm1(stat.mean) + 1.0)
                 everyone.append(ratio)
-                by_group.setdefault(self.profiles.peer_key(window.actor), []).append(ratio)
+                by_group.setdefault(peer_key(window.actor), []).append(ratio)
             overall = max(1.0, median(everyone)) if len(everyone) >= 5 else 1.0
             groups = {key: max(1.0, median(values)) for key, values in by_group.items() if len(values) >= 3}
             found = self._factors[metric] = (groups, overall)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.base import Period
-from detectors.profiles import SD_FLOOR, SLOT_METRICS
+from detectors.profiles import SD_FLOOR, SLOT_METRICS, Profile
 from detectors.windows import WindowStats
 
 # ``Period.expectation`` metric names of the volumes, in column order.
@@ -86,9 +86,14 @@ def compute(period: Period) -> np.ndarray:
     logs = np.log1p(volumes)
     groups = peer_groups(period)
     ratio_logs = logs[:, : len(RATIO_VOLUMES)]
-    own, own_z = _own_ratios(period, ratio_logs, groups)
+    baseline = period.profiles.baseline
+    baselines = [baseline(window.actor) for window in windows]  # once per window: both parts below judge on it
+    own, own_z = _own_ratios(period, ratio_logs, groups, baselines)
     peers = _peer_ratios(period, ratio_logs, groups)
-    counts = np.array([_counts(period, window) for window in windows], dtype=np.float64)
+    counts = np.array(
+        [_counts(period, window, profile) for window, (profile, _) in zip(windows, baselines, strict=True)],
+        dtype=np.float64,
+    )
     columns = [logs]
     for col in range(len(RATIO_VOLUMES)):
         columns.append(np.column_stack((own[:, col], own_z[:, col], peers[:, col])))
@@ -101,7 +106,7 @@ def compute(period: Period) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def _counts(period: Period, window: WindowStats) -> tuple[float, ...]:
+def _counts(period: Period, window: WindowStats, baseline: Profile | None) -> tuple[float, ...]:
     new_resources = new_addresses = new_classes = 0
     for what, _ in window.new_items:
         if what == "resource":
@@ -119,7 +124,7 @@ def _counts(period: Period, window: WindowStats) -> tuple[float, ...]:
         new_resources,
         new_addresses,
         new_classes,
-        unusual_hours_share(period, window),
+        _unusual_hours_share(period, window, baseline),
     )
 
 
@@ -132,55 +137,76 @@ def peer_groups(period: Period) -> dict[str, list[int]]:
     return groups
 
 
-def _own_ratios(period: Period, logs: np.ndarray, groups: dict[str, list[int]]) -> tuple[np.ndarray, np.ndarray]:
+def _own_ratios(
+    period: Period, logs: np.ndarray, groups: dict[str, list[int]], baselines: Sequence[tuple[Profile | None, str]]
+) -> tuple[np.ndarray, np.ndarray]:
     """How far each volume is above the actor's expectation: in log2, and in the actor's own spreads.
 
     The expectation is ``Period.expectation``'s (own baseline, own rhythm for
     the volumes routine jobs produce, peers' while the actor is new, after
     the population allowance), computed for the whole period at once instead
     of one ``Expectation`` per figure: this runs for every window.
+    ``baselines`` are ``ProfileBook.baseline`` of each window's actor.
     """
     short = period.scale == "short"
     g = period.g_fast if short else period.g_slow
     g_slow = period.g_slow
-    profiles = period.profiles
-    warmup = profiles.actor_warmup_days
+    actors = period.profiles.actors
+    warmup = period.profiles.actor_warmup_days
     weekday = period.slot // 24
-    expected = np.zeros_like(logs)
-    spreads = np.ones_like(logs)
-    known = np.zeros(logs.shape, dtype=bool)
-    own_means = np.full(logs.shape, np.nan)  # the actor's own mean once mature: what the allowance compares
-    for row, window in enumerate(period.windows):
-        mine = profiles.actor(window.actor.id)
+    slot_of_week = period.slot
+    sqrt = math.sqrt
+    nan = math.nan
+    # filled as flat lists, row after row, and made arrays once: setting numpy items one by one cost more
+    # than the arithmetic
+    expected: list[float] = []
+    spreads: list[float] = []
+    known: list[bool] = []
+    own_means: list[float] = []  # the actor's own mean once mature: what the allowance compares
+    for window, (profile, basis) in zip(period.windows, baselines, strict=True):
+        mine = actors.get(window.actor.id)
         if mine is not None and mine.active_days >= warmup:
             stats = mine.hourly if short else mine.daily
-            for col, metric in enumerate(RATIO_VOLUMES):
+            for metric in RATIO_VOLUMES:
                 stat = stats[metric]
-                if stat.sw >= g:
-                    own_means[row, col] = stat.swx / stat.sw
-        profile, basis = profiles.baseline(window.actor)
+                own_means.append(stat.swx / stat.sw if stat.sw >= g else nan)
+        else:
+            own_means += (nan, nan, nan)
         if profile is None:
+            expected += (0.0, 0.0, 0.0)
+            spreads += (1.0, 1.0, 1.0)
+            known += (False, False, False)
             continue
         stats = profile.hourly if short else profile.daily
-        for col, metric in enumerate(RATIO_VOLUMES):
+        rhythm = basis == "own"
+        for metric in RATIO_VOLUMES:
             stat = stats[metric]
             if stat.sw < g:
+                expected.append(0.0)
+                spreads.append(1.0)
+                known.append(False)
                 continue
             mean = stat.swx / stat.sw  # EwStat.mean and .sd, inline: this runs for every window
-            sd = max(math.sqrt(max(stat.swx2 / stat.sw - mean * mean, 0.0)), SD_FLOOR)
-            if basis == "own" and metric in SLOT_METRICS:
+            sd = max(sqrt(max(stat.swx2 / stat.sw - mean * mean, 0.0)), SD_FLOOR)
+            if rhythm and metric in SLOT_METRICS:
                 if short:
-                    slot = profile.rhythm.slot_volume(period.slot, metric, g_slow)
+                    slot = profile.rhythm.slot_volume(slot_of_week, metric, g_slow)
                 else:
                     slot = profile.weekdays.get(weekday, {}).get(metric)
                     slot = slot if slot is not None and slot.sw >= 0.5 * g_slow else None
                 if slot is not None and slot.mean > mean:
                     mean, sd = slot.mean, max(sd, slot.sd)
-            expected[row, col] = mean
-            spreads[row, col] = sd
-            known[row, col] = True
-    excess = np.where(known, logs - expected - _population_allowance(logs, own_means, groups), 0.0)
-    return np.clip(excess / LN2, 0.0, RATIO_CAP), np.clip(excess / spreads, 0.0, RATIO_CAP)
+            expected.append(mean)
+            spreads.append(sd)
+            known.append(True)
+    shape = logs.shape
+    expected_array = np.array(expected, dtype=np.float64).reshape(shape)
+    spreads_array = np.array(spreads, dtype=np.float64).reshape(shape)
+    known_array = np.array(known, dtype=bool).reshape(shape)
+    own_means_array = np.array(own_means, dtype=np.float64).reshape(shape)
+    allowance = _population_allowance(logs, own_means_array, groups)
+    excess = np.where(known_array, logs - expected_array - allowance, 0.0)
+    return np.clip(excess / LN2, 0.0, RATIO_CAP), np.clip(excess / spreads_array, 0.0, RATIO_CAP)
 
 
 def _population_allowance(logs: np.ndarray, own_means: np.ndarray, groups: dict[str, list[int]]) -> np.ndarray:
@@ -257,7 +283,11 @@ def _peer_ratios(period: Period, logs: np.ndarray, groups: dict[str, list[int]])
 
 def unusual_hours_share(period: Period, window: WindowStats) -> float:
     """How much of the window falls in hours the actor (else its peers) usually does not work: 0 to 1."""
-    profile, _ = period.profiles.baseline(window.actor)
+    return _unusual_hours_share(period, window, period.profiles.baseline(window.actor)[0])
+
+
+def _unusual_hours_share(period: Period, window: WindowStats, profile: Profile | None) -> float:
+    """``unusual_hours_share`` with the actor's baseline profile already found."""
     if profile is None:
         return 0.0
     activity = profile.rhythm.activity
