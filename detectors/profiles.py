@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from detectors.windows import ActorRef, WindowStats
@@ -304,6 +305,15 @@ class BoundedSet:
         if len(self.items) > self.limit:
             self.items.popitem(last=False)
 
+    def add_all(self, items: Iterable[str]) -> None:
+        """``add`` each, in order (a window's few kinds or addresses, nearly always known already)."""
+        known = self.items
+        for item in items:
+            if item in known:
+                known.move_to_end(item)
+            else:
+                self.add(item)
+
     def __len__(self) -> int:
         return len(self.items)
 
@@ -351,17 +361,17 @@ class Profile:
         # a weekly slot sees one value a week: it remembers for longer
         self.rhythm.add(slot, values, g_slow, slot_volumes)
         self.classes.update(window.class_records)
-        for resource in window.resource_kinds:
-            self.resources.add(resource)
-        for ip in window.ips:
-            self.ips.add(ip)
+        self.resources.add_all(window.resource_kinds)
+        self.ips.add_all(window.ips)
         if math.isfinite(self.last_seen) and window.first_ts - self.last_seen > 86400:
             self.silence_before = window.first_ts - self.last_seen
             self.resumed_at = window.first_ts
             self.records_since_resume = 0.0
         self.records_since_resume += window.records
-        self.first_seen = min(self.first_seen, window.first_ts)
-        self.last_seen = max(self.last_seen, window.last_ts)
+        if window.first_ts < self.first_seen:
+            self.first_seen = window.first_ts
+        if window.last_ts > self.last_seen:
+            self.last_seen = window.last_ts
 
     def note_hour(self, values: dict[str, float]) -> None:
         """Keep the open day's busiest hour (an actor's own profile only)."""
