@@ -78,6 +78,7 @@ class WindowStats:
     """One actor in one window."""
 
     __slots__ = (
+        "_last_touch",
         "_sample",
         "actor",
         "class_records",
@@ -133,6 +134,7 @@ class WindowStats:
         self.first_ts = float("inf")
         self.last_ts = float("-inf")
         self._sample: list[tuple[int, str]] = []  # min-heap of (record_count, event_id)
+        self._last_touch: Touch | None = None  # the latest event's (not state: only spares repeating work)
 
     def add(self, event: AccessEvent | JudgedEvent, ts: float, touch: Touch, in_business_hours: bool) -> None:
         records = event.record_count
@@ -170,8 +172,12 @@ class WindowStats:
                 self.customers.update(event.customer_ids)
         first = self.first_ids
         event_id = event.event_id
-        for name in touch.classes:
-            first.setdefault(("data_class", name), event_id)
+        if touch is not self._last_touch:
+            # an actor's accesses in an hour mostly touch the same fields: the classifier hands out the same
+            # Touch for them, whose classes this window already has a first event for
+            for name in touch.classes:
+                first.setdefault(("data_class", name), event_id)
+            self._last_touch = touch  # held, so that its identity cannot pass to another Touch
         resource = event.resource
         if len(self.resources) < MAX_TRACKED_ITEMS:
             self.resources.add(resource.key)
