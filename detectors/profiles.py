@@ -361,8 +361,10 @@ class Profile:
         # a weekly slot sees one value a week: it remembers for longer
         self.rhythm.add(slot, values, g_slow, slot_volumes)
         self.classes.update(window.class_records)
-        self.resources.add_all(window.resource_kinds)
-        self.ips.add_all(window.ips)
+        # in a fixed order: a window's sets iterate in an order seeded per process, and which items
+        # a profile over its limit keeps must not depend on the process (a replay, the live run, the worker)
+        self.resources.add_all(sorted(window.resource_kinds))
+        self.ips.add_all(sorted(window.ips))
         if math.isfinite(self.last_seen) and window.first_ts - self.last_seen > 86400:
             self.silence_before = window.first_ts - self.last_seen
             self.resumed_at = window.first_ts

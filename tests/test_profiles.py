@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import orjson
 import pytest
@@ -75,3 +78,41 @@ def test_an_actors_usual_peak_is_its_days_busiest_hour_and_a_peer_groups_is_its_
     assert set(group) == set(members[0]) | set(members[1])
     for bucket, weight in group.items():
         assert weight == pytest.approx(sum(m.get(bucket, 0.0) for m in members))
+
+
+_LEARN_MANY_ADDRESSES = """
+import orjson
+from detectors.profiles import ProfileBook
+from detectors.windows import ActorRef, WindowStats
+from models.event import ActorKind
+
+book = ProfileBook(["kind", "role", "organization"], 14 * 86400.0, 4, 5)
+window = WindowStats(ActorRef("svc-1", ActorKind.SERVICE, "etl"), 0.0, 3600.0)
+window.events, window.first_ts, window.last_ts = 12, 60.0, 120.0
+window.ips = {f"203.0.113.{n}" for n in range(12)}
+window.resource_kinds = {f"crm/kind-{n}" for n in range(12)}
+book.learn_window(window, slot=0)
+own = book.actors["svc-1"]
+print(orjson.dumps([list(own.resources.items), list(own.ips.items)]).decode())
+"""
+
+
+def test_which_items_an_actor_keeps_knowing_does_not_depend_on_the_process():
+    # A window's addresses and resource kinds are sets, iterated in an order seeded per process:
+    # learned in that order, a profile over its limit kept different ones in a replay and in the
+    # live run (or the detection worker) that saw the same events.
+    kept = set()
+    for seed in ("0", "1", "2", "3"):
+        done = subprocess.run(
+            [sys.executable, "-c", _LEARN_MANY_ADDRESSES],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        kept.add(done.stdout.strip())
+    assert len(kept) == 1
+    resources, ips = orjson.loads(kept.pop())
+    assert ips == [f"203.0.113.{n}" for n in sorted(range(12), key=str)][-4:]
+    assert resources == sorted(f"crm/kind-{n}" for n in range(12))[-4:]
