@@ -225,29 +225,26 @@ class Pipeline:
                 self._publish(self.engine.flush().alerts)
             self.checkpoint()
             return
-        if failed:
-            # an interrupted exchange may have left the pipe mid-message: nothing more is asked of it,
-            # and the last checkpoint stands (the next run judges what was stored since, again)
-            self._worker = None
-            worker.close()
-            self._fall_back()
-            log.warning("run stopped early: the detector state since the last checkpoint is judged again")
-            return
+        judged = False
         try:
-            for output, done in worker.drain():
-                self._conclude(output, done)
-            if close_windows:
-                self._publish(worker.flush().alerts)
-            self.checkpoint()
-        except BaseException:
+            if not failed:
+                for output, done in worker.drain():
+                    self._conclude(output, done)
+                if close_windows:
+                    self._publish(worker.flush().alerts)
+                self.checkpoint()
+                judged = True
+        finally:
+            # Nothing more is asked of it.  Its engine is not brought back (a second copy of its memory
+            # here): ``engine`` restores it from the checkpoint just saved, if anyone asks.
             self._worker = None
             worker.close()
-            self._fall_back()
-            raise
-        # the engine is not brought back (a second copy of its memory here): ``engine`` restores it from
-        # the checkpoint just saved, if anyone asks
-        self._worker = None
-        worker.close()
+            if not judged:
+                # an interrupted exchange may have left the pipe mid-message: the last checkpoint
+                # stands (the next run judges what was stored since, again)
+                self._fall_back()
+                if failed:
+                    log.warning("run stopped early: the detector state since the last checkpoint is judged again")
 
     def _batch_size(self, source: Source) -> int:
         if source.live:
