@@ -16,6 +16,7 @@ Never decode untrusted input with this: it checks nothing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import orjson
@@ -27,72 +28,41 @@ _ACTIONS = {member.value: member for member in Action}
 _OUTCOMES = {member.value: member for member in Outcome}
 
 
+@dataclass(slots=True)
 class JudgedActor:
-    __slots__ = ("department", "id", "kind", "organization", "role")
-
-    def __init__(self, id: str, kind: ActorKind, role: str | None, department: str | None, organization: str | None):
-        self.id = id
-        self.kind = kind
-        self.role = role
-        self.department = department
-        self.organization = organization
+    id: str
+    kind: ActorKind
+    role: str | None
+    department: str | None
+    organization: str | None
 
 
+@dataclass(slots=True)
 class JudgedResource:
-    __slots__ = ("id", "system", "type")
+    system: str
+    type: str
+    id: str | None
 
     # the model's own definitions: "a resource new to this actor" must mean the same on both paths
     kind = Resource.kind
     key = Resource.key
 
-    def __init__(self, system: str, type: str, id: str | None) -> None:
-        self.system = system
-        self.type = type
-        self.id = id
 
-
+@dataclass(slots=True)
 class JudgedEvent:
     """An access event as the detectors read it (a subset of ``AccessEvent``'s attributes, same types)."""
 
-    __slots__ = (
-        "action",
-        "actor",
-        "customer_ids",
-        "event_id",
-        "fields",
-        "outcome",
-        "purpose",
-        "record_count",
-        "resource",
-        "source_ip",
-        "timestamp",
-    )
-
-    def __init__(
-        self,
-        event_id: str,
-        timestamp: datetime,
-        actor: JudgedActor,
-        action: Action,
-        resource: JudgedResource,
-        record_count: int,
-        customer_ids: list[str] | None,
-        fields: list[str] | None,
-        purpose: str | None,
-        source_ip: str | None,
-        outcome: Outcome,
-    ) -> None:
-        self.event_id = event_id
-        self.timestamp = timestamp  # with the offset it was written with: only its instant is read
-        self.actor = actor
-        self.action = action
-        self.resource = resource
-        self.record_count = record_count
-        self.customer_ids = customer_ids
-        self.fields = fields
-        self.purpose = purpose
-        self.source_ip = source_ip
-        self.outcome = outcome
+    event_id: str
+    timestamp: datetime  # with the offset it was written with: only its instant is read
+    actor: JudgedActor
+    action: Action
+    resource: JudgedResource
+    record_count: int
+    customer_ids: list[str] | None
+    fields: list[str] | None
+    purpose: str | None
+    source_ip: str | None
+    outcome: Outcome
 
 
 def decode_validated(raw: bytes) -> JudgedEvent:
