@@ -86,6 +86,8 @@ def attach(incident: Incident | None, alert: Alert, gap: timedelta, known: dict[
             "alert_ids": sorted(alerts, key=lambda i: (alerts[i].window_start, i)),
             "detectors": sorted(by_detector),
             "summary": strongest.summary,
+            # the earliest of its alerts, whichever was published first (batches and restarts change that)
+            "created_at": min(incident.created_at, alert.window_end),
             "updated_at": max(incident.updated_at, alert.window_end),
             # one per step any of its alerts grew by: the same however the stream was cut into batches
             "revision": sum(member.revision for member in alerts.values()),
