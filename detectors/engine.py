@@ -18,12 +18,12 @@ from typing import Literal
 from detectors.alerts import AlertBook
 from detectors.base import Detector, Finding, Period
 from detectors.classify import Classifier
-from detectors.judged import JudgedEvent
 from detectors.profiles import ProfileBook
 from detectors.windows import ActorRef, LocalClock, WindowStats
 from models.alert import Alert
 from models.config import Settings
 from models.event import AccessEvent
+from models.fast_event import FastEvent
 
 STATE_VERSION = 1
 
@@ -59,7 +59,7 @@ class DetectionEngine:
         self._flagged_today: set[str] = set()  # actors with findings in the day still open
 
     # -- the hot path -------------------------------------------------------
-    def process(self, events: Iterable[AccessEvent | JudgedEvent]) -> EngineOutput:
+    def process(self, events: Iterable[AccessEvent | FastEvent]) -> EngineOutput:
         output = EngineOutput()
         clock, classifier, profiles = self.clock, self.classifier, self.profiles
         short, lateness = self.short, self.lateness
@@ -106,7 +106,7 @@ class DetectionEngine:
         self._close_until(math.inf)
         return EngineOutput(alerts=self._take_pending())
 
-    def _actor(self, event: AccessEvent | JudgedEvent) -> ActorRef:
+    def _actor(self, event: AccessEvent | FastEvent) -> ActorRef:
         actor = event.actor
         known = self._actors.get(actor.id)
         if (

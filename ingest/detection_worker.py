@@ -9,9 +9,9 @@ learned and raised in place: it sees the same events in the same order.
 What comes back is its checkpoint state, serialised there: the pipeline
 saves it as it is, and never holds a second copy of the engine's memory.
 
-The worker is told only what the pipeline stored: the raw lines, which the
-pipeline validated, decoded there without validating them twice
-(``detectors.judged``).  It answers each batch with the engine's output.
+The worker is told only what the pipeline stored: the raw lines, decoded
+there as the pipeline decoded them (``models.fast_event``: about 2 µs an
+event).  It answers each batch with the engine's output.
 At most ``IN_FLIGHT`` batches are unanswered: a checkpoint drains them first, so the state
 saved always covers exactly the alerts already published.
 """
@@ -35,7 +35,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from detectors.engine import DetectionEngine, EngineOutput
-from detectors.judged import decode_validated
+from models.fast_event import validate_event
 from store.base import IncomingEvent
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def _serve(requests: Connection, answers: Connection) -> None:
                 continue
             assert engine is not None, "no engine yet"
             if kind == "judge":
-                answer: Any = engine.process([decode_validated(raw) for raw in payload])
+                answer: Any = engine.process([validate_event(raw) for raw in payload])
             elif kind == "state":
                 answer = orjson.dumps(engine.to_state())
             elif kind == "flush":

@@ -31,6 +31,7 @@ from models.dashboard import (  # the dashboard section's answers
 )
 from models.deadletter import DeadLetter
 from models.event import AccessEvent, Action, Outcome
+from models.fast_event import FastEvent
 from models.incident import Incident, TriageAction
 from store.outbox import OutboxStore  # paging (issue 5)
 
@@ -39,7 +40,7 @@ from store.outbox import OutboxStore  # paging (issue 5)
 class IncomingEvent:
     """A validated event with the bytes it arrived as (kept as the auditors' original)."""
 
-    event: AccessEvent
+    event: FastEvent  # ``models.fast_event.from_model`` makes one of an ``AccessEvent``
     raw: bytes
     classes: frozenset[str]  # the data classes its fields belong to, as classified at ingest
     # Where it arrived, when the source has positions ("kafka:topic/partition@offset").  A store
@@ -295,7 +296,7 @@ class Store(OutboxStore, ABC):
         """A handle for a writer thread (``write`` only) beside this one; thread-safe adapters return self."""
         return self
 
-    def close(self) -> None:  # noqa: B027 - optional for adapters with nothing to release
+    def close(self) -> None:
         """Release connections."""
 
     def __enter__(self) -> Store:

@@ -18,6 +18,7 @@ import orjson
 from models.alert import Alert, AlertStatus
 from models.deadletter import DeadLetter
 from models.event import AccessEvent
+from models.fast_event import validate_event
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
 from store.base import (
     AlertQuery,
@@ -232,7 +233,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 "SELECT body FROM events WHERE (id_key = ? AND event_id = ?) OR (id_key IS NULL AND event_id = ?)",
                 (id_key(incoming.event.event_id), incoming.event.event_id, incoming.event.event_id),
             ).fetchone()
-            earlier_event = AccessEvent.model_validate_json(row[0]) if row else None
+            earlier_event = validate_event(row[0]) if row else None
         else:
             earlier_event = earlier.event
         if earlier_event is not None and earlier_event != incoming.event:
@@ -377,7 +378,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 return
             yield [
                 IncomingEvent(
-                    AccessEvent.model_validate_json(body), body.encode(), frozenset(filter(None, c.split(",")))
+                    validate_event(body), body.encode(), frozenset(filter(None, c.split(",")))
                 )
                 for _, body, c in rows
             ]

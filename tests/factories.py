@@ -12,6 +12,7 @@ from detectors.classify import Classifier
 from models.alert import Alert, Severity
 from models.config import Settings
 from models.event import AccessEvent
+from models.fast_event import from_model
 from store.base import IncomingEvent
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Asia/Shanghai
@@ -49,7 +50,7 @@ def event(**overrides: Any) -> AccessEvent:
 def incoming(settings: Settings, **overrides: Any) -> IncomingEvent:
     raw = orjson.dumps(event_dict(**overrides))
     parsed = AccessEvent.model_validate_json(raw)
-    return IncomingEvent(parsed, raw, Classifier(settings.classification).touch(parsed.fields).classes)
+    return IncomingEvent(from_model(parsed), raw, Classifier(settings.classification).touch(parsed.fields).classes)
 
 
 def at(hours: float = 0, days: float = 0) -> datetime:

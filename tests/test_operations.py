@@ -29,6 +29,7 @@ from ingest.simulator import SimulationSettings, write_simulation
 from ingest.sources import FileSource
 from models.config import Logging
 from models.event import AccessEvent
+from models.fast_event import from_model
 from store.base import IncomingEvent, WriteResult
 from tests.factories import T0, alert, event_dict
 
@@ -87,7 +88,8 @@ def test_alert_latency_is_from_reading_the_batch_that_held_the_last_event():
     event = AccessEvent.model_validate_json(orjson.dumps(event_dict(at=T0)))
     records = [object()]
     metrics.read(records)  # 100.0
-    metrics.batch(records, 0, WriteResult(stored=[IncomingEvent(event, b"", frozenset())]))  # judged at 103.0
+    stored = [IncomingEvent(from_model(event), b"", frozenset())]
+    metrics.batch(records, 0, WriteResult(stored=stored))  # judged at 103.0
     metrics.raised(alert(window_start=T0 - timedelta(hours=1), window_end=T0))  # raised at 110.0: read at 100.0
     metrics.read([object()])  # 117.5: a batch being judged holds the events after T0
     values = _samples(metrics)

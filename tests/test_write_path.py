@@ -18,6 +18,7 @@ import pytest
 import store.sqlite as sqlite_module
 from detectors.classify import Classifier
 from models.event import AccessEvent
+from models.fast_event import from_model
 from store.base import EventQuery, IncomingEvent
 from store.retention import RetentionPolicy
 from store.sqlite import SqliteStore
@@ -30,7 +31,7 @@ def _without_resource_id(settings, **overrides) -> IncomingEvent:
     del data["resource"]["id"]
     raw = orjson.dumps(data)
     event = AccessEvent.model_validate_json(raw)
-    return IncomingEvent(event, raw, Classifier(settings.classification).touch(event.fields).classes)
+    return IncomingEvent(from_model(event), raw, Classifier(settings.classification).touch(event.fields).classes)
 
 
 def _awkward(settings, n: int = 0) -> list:

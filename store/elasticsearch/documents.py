@@ -20,7 +20,8 @@ import orjson
 
 from models.alert import Alert, AlertStatus
 from models.deadletter import DeadLetter
-from models.event import AccessEvent, Outcome, format_utc
+from models.event import Outcome, format_utc
+from models.fast_event import validate_event
 from models.incident import Incident, TriageAction
 from store.base import IncomingEvent
 
@@ -94,7 +95,7 @@ def incoming_from(source: dict[str, Any]) -> IncomingEvent:
     original = source["event"]["original"]
     own = source["accesswatch"]
     return IncomingEvent(
-        AccessEvent.model_validate_json(original),
+        validate_event(original),
         original.encode(),
         frozenset(own.get("data_classes") or ()),
         own.get("origin"),

@@ -34,6 +34,7 @@ from elasticsearch import ApiError, Elasticsearch
 from models.alert import Alert, AlertStatus
 from models.deadletter import DeadLetter
 from models.event import AccessEvent, format_utc
+from models.fast_event import validate_event
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
 from store.base import (
     AlertQuery,
@@ -293,7 +294,7 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
             copy = stored.get(incoming.event.event_id)
             if copy is None:
                 continue
-            if AccessEvent.model_validate_json(copy["event"]["original"]) != incoming.event:
+            if validate_event(copy["event"]["original"]) != incoming.event:
                 result.conflicts.append(incoming.event.event_id)
                 result.refused.append(incoming)
             elif incoming.origin is not None and copy.get("accesswatch", {}).get("origin") == incoming.origin:
