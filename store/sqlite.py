@@ -64,7 +64,9 @@ def customer_token(customer_id: str) -> str:
 
 def customer_tokens(customer_ids: Iterable[str]) -> str:
     """An event's FTS5 document: each customer's token once (a contentless row is deleted by giving it again)."""
-    return " ".join({"k" + customer.encode().hex() for customer in customer_ids})  # customer_token, inlined
+    # customer_token of each, inlined: "k" + hex, the "k"s joined in with the separators
+    tokens = {customer.encode().hex() for customer in customer_ids}
+    return "k" + " k".join(tokens) if tokens else ""
 
 
 def _customer_tokens_of_body(body: str) -> str:

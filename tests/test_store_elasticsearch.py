@@ -128,16 +128,14 @@ def test_a_malformed_address_is_kept_not_refused(store, settings):
 
 # -- duplicates, redeliveries and conflicts ----------------------------------------------------------
 def test_the_same_message_again_is_a_redelivery_another_copy_is_a_duplicate(store, settings):
-    from dataclasses import replace
-
-    original = replace(f.incoming(settings), origin="kafka:access/0@41")
+    original = f.incoming(settings)._replace(origin="kafka:access/0@41")
     store.write([original])
     again = store.write([original])
     assert again.stored == [] and again.duplicates == 1
     assert [i.event.event_id for i in again.redelivered] == [original.event.event_id]
-    elsewhere = store.write([replace(original, origin="kafka:access/0@99")])  # sent twice by a producer
+    elsewhere = store.write([original._replace(origin="kafka:access/0@99")])  # sent twice by a producer
     assert elsewhere.redelivered == [] and elsewhere.duplicates == 1 and elsewhere.conflicts == []
-    unknown = store.write([replace(original, origin=None)])
+    unknown = store.write([original._replace(origin=None)])
     assert unknown.redelivered == []
 
 
