@@ -11,9 +11,11 @@ saves it as it is, and never holds a second copy of the engine's memory.
 
 The worker is told only what the pipeline stored: the raw lines, decoded
 there as the pipeline decoded them (``models.fast_event``: about 2 µs an
-event).  It answers each batch with the engine's output.
-At most ``IN_FLIGHT`` batches are unanswered: a checkpoint drains them first, so the state
-saved always covers exactly the alerts already published.
+event).  It answers each batch with the engine's output, at most
+``IN_FLIGHT`` batches behind.  A checkpoint is asked in line with the
+batches (``ask_state``): answered after those sent before it, and saved by
+the pipeline once their alerts are published, so the state saved always
+covers exactly the alerts already published, and nobody waits for it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from store.base import IncomingEvent
 log = logging.getLogger(__name__)
 
 Context = TypeVar("Context")
+Answer = EngineOutput | bytes  # a judged batch's output, or a state asked for (``ask_state``)
 
 # Batches sent and not yet answered, at most: the pipeline parses and stores ahead of the worker by this
 # much (each a batch of raw lines held in the worker, ~7 MB for 10,000 events), so neither waits on the
@@ -80,12 +83,22 @@ class DetectionWorker(Generic[Context]):
         self._closed = False
         self._send(("engine", engine))
 
-    def submit(self, events: Sequence[IncomingEvent], context: Context) -> list[tuple[EngineOutput, Context]]:
+    def submit(self, events: Sequence[IncomingEvent], context: Context) -> list[tuple[Answer, Context]]:
         self._send(("judge", [incoming.raw for incoming in events]))
         self._pending.append(context)
         return self._answers(keep=IN_FLIGHT)
 
-    def drain(self) -> list[tuple[EngineOutput, Context]]:
+    def ask_state(self, context: Context) -> list[tuple[Answer, Context]]:
+        """Ask for the checkpoint state without waiting for it: ``bytes``, answered after the batches sent before.
+
+        It comes back among the answers of ``submit`` and ``drain``, with
+        ``context``, in the order asked; meanwhile the caller goes on.
+        """
+        self._send(("state", None))
+        self._pending.append(context)
+        return self._answers(keep=IN_FLIGHT)
+
+    def drain(self) -> list[tuple[Answer, Context]]:
         return self._answers(keep=0)
 
     def state(self) -> bytes:
@@ -104,7 +117,7 @@ class DetectionWorker(Generic[Context]):
         self._stop()
 
     # -- the wire ------------------------------------------------------------------------
-    def _answers(self, keep: int) -> list[tuple[EngineOutput, Context]]:
+    def _answers(self, keep: int) -> list[tuple[Answer, Context]]:
         answered = []
         while len(self._pending) > keep:
             answered.append((self._receive(), self._pending.popleft()))

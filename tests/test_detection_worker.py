@@ -122,3 +122,33 @@ def test_a_worker_killed_mid_run_loses_nothing_that_was_stored(fortnight, in_pla
     assert report.recovered == stored - checkpoint.seq
     alerts, incidents, seq, state = _outcome(settings)
     assert (alerts, incidents, seq, state) == in_place
+
+
+def _checkpoints_as_saved(settings, path: Path) -> list[tuple[int, int, dict]]:
+    """Every checkpoint a replay saves: its position, the alerts stored by then, and its state."""
+    saved = []
+    with app.open_store(settings) as store:
+        save = store.save_checkpoint
+
+        def recording(name: str, seq: int, state: bytes) -> None:
+            published = len(store.query_alerts(AlertQuery(limit=100_000)))
+            saved.append((seq, published, unordered(orjson.loads(state))))
+            save(name, seq, state)
+
+        store.save_checkpoint = recording  # type: ignore[method-assign]
+        app.build_pipeline(settings, store, notifier=None).run(FileSource([str(path)], 1 << 20), close_windows=True)
+    return saved
+
+
+def test_a_checkpoint_asked_of_the_worker_mid_run_is_the_one_saved_in_place_at_that_position(fortnight, tmp_path):
+    # the worker is asked for its state without the pipeline waiting; what comes back, and when it is saved
+    # (after the alerts of every batch it covers are published), must be what the engine in place saves
+    in_place = _checkpoints_as_saved(
+        _settings(tmp_path / "a", detection_process=False, checkpoint_events=9_000), fortnight
+    )
+    in_worker = _checkpoints_as_saved(
+        _settings(tmp_path / "b", detection_process_after=0, checkpoint_events=9_000), fortnight
+    )
+    assert len(in_place) >= 4, "several checkpoints mid-run"
+    assert [(seq, published) for seq, published, _ in in_worker] == [(seq, published) for seq, published, _ in in_place]
+    assert [state for *_, state in in_worker] == [state for *_, state in in_place]
