@@ -141,28 +141,42 @@ class EwStat:
         return cls(*state)
 
 
-def _add_all(stats: dict[str, EwStat], values: dict[str, float], g: float) -> None:
-    """``EwStat.add`` (clipped) of each metric's value, skipping a sparse metric's zero; the same arithmetic,
-    inline: this runs for every stat of every window, twice (the actor's and its peers')."""
-    log1p, sqrt = math.log1p, math.sqrt
+def log_values(values: dict[str, float]) -> dict[str, float | None]:
+    """Each metric's ``log1p``, as ``EwStat.add`` takes it; None for a sparse metric's zero, which is not learned.
+
+    Once per window: the actor's hourly stats, its rhythm's and its peers' all learn the same values.
+    """
+    log1p = math.log1p
+    return {
+        metric: log1p(value) if value > 0 else (None if metric in SPARSE_METRICS else 0.0)
+        for metric, value in values.items()
+    }
+
+
+# No spread clips below this far above the mean: a spread is never under SD_FLOOR.
+_CLIP_FLOOR = CLIP_SDS * SD_FLOOR
+
+
+def _add_all(stats: dict[str, EwStat], logs: dict[str, float | None], g: float) -> None:
+    """``EwStat.add`` (clipped) of each metric's ``log_values``, skipping a sparse metric's zero; the same
+    arithmetic, inline: this runs for every stat of every window, twice (the actor's and its peers')."""
+    sqrt = math.sqrt
     established = 3.0 * g
     for metric, stat in stats.items():
-        value = values[metric]
-        if value > 0:
-            x = log1p(value)
-        elif metric in SPARSE_METRICS:
+        x = logs[metric]
+        if x is None:
             continue
-        else:
-            x = 0.0
         sw = stat.sw
         if sw >= established:
             mean = stat.swx / sw
-            spread = sqrt(max(stat.swx2 / sw - mean * mean, 0.0))
-            if spread < SD_FLOOR:
-                spread = SD_FLOOR
-            high = mean + CLIP_SDS * spread
-            if x > high:
-                x = high
+            # the spread only matters above the lowest the clip can be: most values are well below it
+            if x > mean + _CLIP_FLOOR:
+                spread = sqrt(max(stat.swx2 / sw - mean * mean, 0.0))
+                if spread < SD_FLOOR:
+                    spread = SD_FLOOR
+                high = mean + CLIP_SDS * spread
+                if x > high:
+                    x = high
         stat.sw = sw + g
         stat.swx += g * x
         stat.swx2 += g * x * x
@@ -227,14 +241,15 @@ class Rhythm:
     # slot -> metric -> volume in that slot when active (records, egress, high)
     volume: dict[int, dict[str, EwStat]] = field(default_factory=dict)
 
-    def add(self, slot: int, values: dict[str, float], g: float, volumes: bool = True) -> None:
+    def add(self, slot: int, logs: dict[str, float | None], g: float, volumes: bool = True) -> None:
+        """An active window in ``slot``; ``logs``: its ``log_values``."""
         self.activity[slot] = self.activity.get(slot, 0.0) + g
         if not volumes:
             return
         stats = self.volume.get(slot)
         if stats is None:
             stats = self.volume[slot] = {metric: EwStat() for metric in SLOT_METRICS}
-        _add_all(stats, values, g)
+        _add_all(stats, logs, g)
 
     def rebase(self, factor: float) -> None:
         for slot in self.activity:
@@ -355,16 +370,23 @@ class Profile:
         return value in self.ips
 
     def learn_window(
-        self, window: WindowStats, values: dict[str, float], slot: int, g: float, g_slow: float, slot_volumes: bool
+        self,
+        window: WindowStats,
+        logs: dict[str, float | None],
+        slot: int,
+        g: float,
+        g_slow: float,
+        slot_volumes: bool,
+        kinds: list[str],
+        ips: list[str],
     ) -> None:
-        _add_all(self.hourly, values, g)
+        """``logs``: the window's ``log_values``; ``kinds`` and ``ips``: its resource kinds and addresses, sorted."""
+        _add_all(self.hourly, logs, g)
         # a weekly slot sees one value a week: it remembers for longer
-        self.rhythm.add(slot, values, g_slow, slot_volumes)
+        self.rhythm.add(slot, logs, g_slow, slot_volumes)
         self.classes.update(window.class_records)
-        # in a fixed order: a window's sets iterate in an order seeded per process, and which items
-        # a profile over its limit keeps must not depend on the process (a replay, the live run, the worker)
-        self.resources.add_all(sorted(window.resource_kinds))
-        self.ips.add_all(sorted(window.ips))
+        self.resources.add_all(kinds)
+        self.ips.add_all(ips)
         if math.isfinite(self.last_seen) and window.first_ts - self.last_seen > 86400:
             self.silence_before = window.first_ts - self.last_seen
             self.resumed_at = window.first_ts
@@ -529,11 +551,15 @@ class ProfileBook:
             weight = suspect_weight(own.flagged_days if own else 0)
             g, g_slow = g * weight, g_slow * weight
         values = metric_values(window)
+        logs = log_values(values)
+        # in a fixed order: a window's sets iterate in an order seeded per process, and which items
+        # a profile over its limit keeps must not depend on the process (a replay, the live run, the worker)
+        kinds, ips = sorted(window.resource_kinds), sorted(window.ips)
         own, peer = self._profiles_of(window.actor)
-        own.learn_window(window, values, slot, g, g_slow, slot_volumes=True)
+        own.learn_window(window, logs, slot, g, g_slow, True, kinds, ips)
         own.note_hour(values)
         # a routine's hour of the week is personal: peers share only when they work
-        peer.learn_window(window, values, slot, g, g_slow, slot_volumes=False)
+        peer.learn_window(window, logs, slot, g, g_slow, False, kinds, ips)
 
     def learn_day(self, window: WindowStats, weekday: int, suspect: bool = False) -> None:
         _, g_slow = self._weights(window.end)
