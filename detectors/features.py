@@ -82,18 +82,13 @@ def compute(period: Period) -> np.ndarray:
     windows = period.windows
     if not windows:
         return np.zeros((0, len(FEATURES)), dtype=np.float32)
-    volumes = np.array([volume_values(w) for w in windows], dtype=np.float64)
-    logs = np.log1p(volumes)
-    groups = peer_groups(period)
+    rows = _Rows(period)
+    n = len(windows)
+    logs = np.log1p(np.array(rows.volumes, dtype=np.float64).reshape(n, len(VOLUMES)))
     ratio_logs = logs[:, : len(RATIO_VOLUMES)]
-    baseline = period.profiles.baseline
-    baselines = [baseline(window.actor) for window in windows]  # once per window: both parts below judge on it
-    own, own_z = _own_ratios(period, ratio_logs, groups, baselines)
-    peers = _peer_ratios(period, ratio_logs, groups)
-    counts = np.array(
-        [_counts(period, window, profile) for window, (profile, _) in zip(windows, baselines, strict=True)],
-        dtype=np.float64,
-    )
+    own, own_z = _own_ratios(rows, ratio_logs)
+    peers = _peer_ratios(period, ratio_logs, rows.groups)
+    counts = np.array(rows.counts, dtype=np.float64).reshape(n, len(COUNTS) + 1)
     columns = [logs]
     for col in range(len(RATIO_VOLUMES)):
         columns.append(np.column_stack((own[:, col], own_z[:, col], peers[:, col])))
@@ -106,26 +101,158 @@ def compute(period: Period) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
-def _counts(period: Period, window: WindowStats, baseline: Profile | None) -> tuple[float, ...]:
-    new_resources = new_addresses = new_classes = 0
-    for what, _ in window.new_items:
-        if what == "resource":
-            new_resources += 1
-        elif what == "source_ip":
-            new_addresses += 1
-        else:
-            new_classes += 1
-    return (
-        window.denied,
-        window.high_records / window.records if window.records else 0.0,
-        len(window.resource_kinds),
-        len(window.systems),
-        len(window.ips),
-        new_resources,
-        new_addresses,
-        new_classes,
-        _unusual_hours_share(period, window, baseline),
-    )
+class _Rows:
+    """What ``compute`` needs of each window, gathered in one pass over the period, as flat lists row after row.
+
+    Every window is visited once for everything (its volumes, peer group, baseline, the expectation behind
+    its own ratios, its counts): the pass is the cost, not the arithmetic, and setting numpy items one by
+    one would cost more than both.  The figures are those of ``volume_values``, ``peer_groups``,
+    ``ProfileBook.baseline``, ``Period.expectation`` (before the allowance) and ``unusual_hours_share``,
+    computed the same way.
+    """
+
+    __slots__ = ("counts", "expected", "groups", "known", "own_means", "spreads", "volumes")
+
+    def __init__(self, period: Period) -> None:
+        self.volumes: list[float] = []  # VOLUMES
+        self.groups: dict[str, list[int]] = {}  # ``peer_groups``
+        # per RATIO_VOLUMES: the expectation's mean and spread on the log scale, whether there is one, and the
+        # actor's own mean once mature (what the allowance compares)
+        self.expected: list[float] = []
+        self.spreads: list[float] = []
+        self.known: list[bool] = []
+        self.own_means: list[float] = []
+        self.counts: list[float] = []  # COUNTS, then unusual_hours
+        short = period.scale == "short"
+        g = period.g_fast if short else period.g_slow
+        g_slow = period.g_slow
+        profiles = period.profiles
+        actors, peer_profiles, warmup, peer_key = (
+            profiles.actors,
+            profiles.peers,
+            profiles.actor_warmup_days,
+            profiles.peer_key,
+        )
+        weekday, slot_of_week = period.slot // 24, period.slot
+        rhythm_floor = MIN_RHYTHM_WINDOWS * g_slow
+        # an hour's windows share its hour of the week: the hours the usual level looks at are found once
+        hour_levels = _HourLevels(slot_of_week) if short else None
+        volumes, groups, counts = self.volumes, self.groups, self.counts
+        expected, spreads, known, own_means = self.expected, self.spreads, self.known, self.own_means
+        sqrt, nan = math.sqrt, math.nan
+        for row, window in enumerate(period.windows):
+            actor = window.actor
+            records = window.records
+            volumes += (
+                float(records),
+                float(len(window.customers)),
+                float(window.events),
+                float(window.egress_records),
+                float(window.high_records),
+            )
+            key = peer_key(actor)
+            found = groups.get(key)
+            if found is None:
+                groups[key] = [row]
+            else:
+                found.append(row)
+            # ProfileBook.baseline: the actor's own profile once mature, else its peers'
+            profile = actors.get(actor.id)
+            if profile is not None and profile.active_days >= warmup:
+                rhythm = True
+                stats = profile.hourly if short else profile.daily
+                for metric in RATIO_VOLUMES:
+                    stat = stats[metric]
+                    own_means.append(stat.swx / stat.sw if stat.sw >= g else nan)
+            else:
+                rhythm = False
+                own_means += (nan, nan, nan)
+                profile = peer_profiles.get(key)
+                if profile is None or profile.active_days < warmup or len(profile.members) <= 1:
+                    profile = None
+            if profile is None:
+                expected += (0.0, 0.0, 0.0)
+                spreads += (1.0, 1.0, 1.0)
+                known += (False, False, False)
+            else:
+                stats = profile.hourly if short else profile.daily
+                for metric in RATIO_VOLUMES:
+                    stat = stats[metric]
+                    sw = stat.sw
+                    if sw < g:
+                        expected.append(0.0)
+                        spreads.append(1.0)
+                        known.append(False)
+                        continue
+                    mean = stat.swx / sw  # EwStat.mean and .sd, inline: this runs for every window
+                    sd = max(sqrt(max(stat.swx2 / sw - mean * mean, 0.0)), SD_FLOOR)
+                    if rhythm and metric in SLOT_METRICS:
+                        # a routine weekly export lives in its hour (and day) of the week: expect it there
+                        if short:
+                            slot = profile.rhythm.slot_volume(slot_of_week, metric, g_slow)
+                        else:
+                            slot = profile.weekdays.get(weekday, {}).get(metric)
+                            slot = slot if slot is not None and slot.sw >= 0.5 * g_slow else None
+                        if slot is not None and slot.mean > mean:
+                            mean, sd = slot.mean, max(sd, slot.sd)
+                    expected.append(mean)
+                    spreads.append(sd)
+                    known.append(True)
+            new_resources = new_addresses = new_classes = 0
+            for what, _ in window.new_items:
+                if what == "resource":
+                    new_resources += 1
+                elif what == "source_ip":
+                    new_addresses += 1
+                else:
+                    new_classes += 1
+            # unusual_hours_share
+            unusual = 0.0
+            if profile is not None:
+                activity = profile.rhythm.activity
+                if sum(activity.values()) >= rhythm_floor:
+                    if hour_levels is not None:
+                        unusual = 1.0 - hour_levels.level(activity)
+                    elif window.hours:
+                        slots = window.hours
+                        unusual = sum(1.0 - level for level in usual_levels(activity, slots)) / len(slots)
+            counts += (
+                window.denied,
+                window.high_records / records if records else 0.0,
+                len(window.resource_kinds),
+                len(window.systems),
+                len(window.ips),
+                new_resources,
+                new_addresses,
+                new_classes,
+                unusual,
+            )
+
+
+class _HourLevels:
+    """``usual_levels`` of one hour of the week, for many rhythms: the hours it looks at, found once."""
+
+    __slots__ = ("beside", "same_hour", "slot")
+
+    def __init__(self, slot: int) -> None:
+        day, hour = divmod(slot, 24)
+        self.slot = slot
+        self.same_hour = tuple(d * 24 + hour for d in range(7))
+        self.beside = (day * 24 + (hour - 1) % 24, day * 24 + (hour + 1) % 24)
+
+    def level(self, activity: dict[int, float]) -> float:
+        busiest = max(activity.values(), default=0.0)
+        if busiest <= 0:
+            return 0.0
+        get = activity.get
+        d0, d1, d2, d3, d4, d5, d6 = self.same_hour
+        # summed in the order ``sum`` adds them: the same float
+        same_hour = (
+            get(d0, 0.0) + get(d1, 0.0) + get(d2, 0.0) + get(d3, 0.0) + get(d4, 0.0) + get(d5, 0.0) + get(d6, 0.0)
+        ) / 7.0
+        before, after = self.beside
+        beside = max(get(before, 0.0), get(after, 0.0))
+        return max(get(self.slot, 0.0), same_hour, 0.5 * beside) / busiest
 
 
 def peer_groups(period: Period) -> dict[str, list[int]]:
@@ -137,74 +264,20 @@ def peer_groups(period: Period) -> dict[str, list[int]]:
     return groups
 
 
-def _own_ratios(
-    period: Period, logs: np.ndarray, groups: dict[str, list[int]], baselines: Sequence[tuple[Profile | None, str]]
-) -> tuple[np.ndarray, np.ndarray]:
+def _own_ratios(rows: _Rows, logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How far each volume is above the actor's expectation: in log2, and in the actor's own spreads.
 
     The expectation is ``Period.expectation``'s (own baseline, own rhythm for
     the volumes routine jobs produce, peers' while the actor is new, after
     the population allowance), computed for the whole period at once instead
     of one ``Expectation`` per figure: this runs for every window.
-    ``baselines`` are ``ProfileBook.baseline`` of each window's actor.
     """
-    short = period.scale == "short"
-    g = period.g_fast if short else period.g_slow
-    g_slow = period.g_slow
-    actors = period.profiles.actors
-    warmup = period.profiles.actor_warmup_days
-    weekday = period.slot // 24
-    slot_of_week = period.slot
-    sqrt = math.sqrt
-    nan = math.nan
-    # filled as flat lists, row after row, and made arrays once: setting numpy items one by one cost more
-    # than the arithmetic
-    expected: list[float] = []
-    spreads: list[float] = []
-    known: list[bool] = []
-    own_means: list[float] = []  # the actor's own mean once mature: what the allowance compares
-    for window, (profile, basis) in zip(period.windows, baselines, strict=True):
-        mine = actors.get(window.actor.id)
-        if mine is not None and mine.active_days >= warmup:
-            stats = mine.hourly if short else mine.daily
-            for metric in RATIO_VOLUMES:
-                stat = stats[metric]
-                own_means.append(stat.swx / stat.sw if stat.sw >= g else nan)
-        else:
-            own_means += (nan, nan, nan)
-        if profile is None:
-            expected += (0.0, 0.0, 0.0)
-            spreads += (1.0, 1.0, 1.0)
-            known += (False, False, False)
-            continue
-        stats = profile.hourly if short else profile.daily
-        rhythm = basis == "own"
-        for metric in RATIO_VOLUMES:
-            stat = stats[metric]
-            if stat.sw < g:
-                expected.append(0.0)
-                spreads.append(1.0)
-                known.append(False)
-                continue
-            mean = stat.swx / stat.sw  # EwStat.mean and .sd, inline: this runs for every window
-            sd = max(sqrt(max(stat.swx2 / stat.sw - mean * mean, 0.0)), SD_FLOOR)
-            if rhythm and metric in SLOT_METRICS:
-                if short:
-                    slot = profile.rhythm.slot_volume(slot_of_week, metric, g_slow)
-                else:
-                    slot = profile.weekdays.get(weekday, {}).get(metric)
-                    slot = slot if slot is not None and slot.sw >= 0.5 * g_slow else None
-                if slot is not None and slot.mean > mean:
-                    mean, sd = slot.mean, max(sd, slot.sd)
-            expected.append(mean)
-            spreads.append(sd)
-            known.append(True)
     shape = logs.shape
-    expected_array = np.array(expected, dtype=np.float64).reshape(shape)
-    spreads_array = np.array(spreads, dtype=np.float64).reshape(shape)
-    known_array = np.array(known, dtype=bool).reshape(shape)
-    own_means_array = np.array(own_means, dtype=np.float64).reshape(shape)
-    allowance = _population_allowance(logs, own_means_array, groups)
+    expected_array = np.array(rows.expected, dtype=np.float64).reshape(shape)
+    spreads_array = np.array(rows.spreads, dtype=np.float64).reshape(shape)
+    known_array = np.array(rows.known, dtype=bool).reshape(shape)
+    own_means_array = np.array(rows.own_means, dtype=np.float64).reshape(shape)
+    allowance = _population_allowance(logs, own_means_array, rows.groups)
     excess = np.where(known_array, logs - expected_array - allowance, 0.0)
     return np.clip(excess / LN2, 0.0, RATIO_CAP), np.clip(excess / spreads_array, 0.0, RATIO_CAP)
 
