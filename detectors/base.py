@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, ClassVar, Literal
@@ -132,6 +132,7 @@ class Period:
         self.g_fast, self.g_slow = profiles.weights_at(end)
         self._g = self.g_fast if scale == "short" else self.g_slow
         self._factors: dict[str, tuple[dict[str, float], float]] = {}
+        self._mature: list[tuple[WindowStats, dict[str, EwStat], str]] | None = None
 
     def _stat(self, profile: Profile, metric: str) -> EwStat:
         return (profile.hourly if self.scale == "short" else profile.daily)[metric]
@@ -191,24 +192,39 @@ class Period:
         if found is None:
             by_group: dict[str, list[float]] = {}
             everyone: list[float] = []
-            # a pass over every window of the period: the look-ups bound once, outside the loop
-            actors, warmup, peer_key = self.profiles.actors, self.profiles.actor_warmup_days, self.profiles.peer_key
-            hourly, g, expm1 = self.scale == "short", self._g, math.expm1
-            for window in self.windows:
-                own = actors.get(window.actor.id)
-                if own is None or own.active_days < warmup:
-                    continue
-                stat = (own.hourly if hourly else own.daily)[metric]
+            g, expm1, value_of = self._g, math.expm1, _METRIC_OF[metric]
+            for window, stats, key in self._mature_windows():
+                stat = stats[metric]
                 if stat.sw / g < 1.0:  # EwStat.weight
                     continue
-                value = _metric(window, metric)
-                ratio = (value + 1.0) / (expm1(stat.mean) + 1.0)
+                ratio = (value_of(window) + 1.0) / (expm1(stat.swx / stat.sw) + 1.0)  # EwStat.mean: sw > 0 here
                 everyone.append(ratio)
-                by_group.setdefault(peer_key(window.actor), []).append(ratio)
+                found_group = by_group.get(key)
+                if found_group is None:
+                    by_group[key] = [ratio]
+                else:
+                    found_group.append(ratio)
             overall = max(1.0, median(everyone)) if len(everyone) >= 5 else 1.0
             groups = {key: max(1.0, median(values)) for key, values in by_group.items() if len(values) >= 3}
             found = self._factors[metric] = (groups, overall)
         return found
+
+    def _mature_windows(self) -> list[tuple[WindowStats, dict[str, EwStat], str]]:
+        """The windows of actors past their warm-up, with their stats of this scale and their peer key.
+
+        Found once per period: the allowance of each metric a rule asks about is a pass over them.
+        """
+        if self._mature is None:
+            # the look-ups bound once, outside the loop
+            actors, warmup, peer_key = self.profiles.actors, self.profiles.actor_warmup_days, self.profiles.peer_key
+            hourly = self.scale == "short"
+            mature = self._mature = []
+            for window in self.windows:
+                own = actors.get(window.actor.id)
+                if own is None or own.active_days < warmup:
+                    continue
+                mature.append((window, own.hourly if hourly else own.daily, peer_key(window.actor)))
+        return self._mature
 
     def in_business_hours(self, ts: float) -> bool:
         local = ts + self.clock.offset(ts)
@@ -218,18 +234,15 @@ class Period:
         return weekday in org.business_days and org.business_hours_start <= hour < org.business_hours_end
 
 
-def _metric(window: WindowStats, metric: str) -> float:
-    if metric == "records":
-        return window.records
-    if metric == "customers":
-        return window.distinct_customers
-    if metric == "egress":
-        return window.egress_records
-    if metric == "high":
-        return window.high_records
-    if metric == "denied":
-        return window.denied
-    return window.events
+# a window's figure of each metric, as ``profiles.metric_values`` reads it
+_METRIC_OF: dict[str, Callable[[WindowStats], float]] = {
+    "records": lambda window: window.records,
+    "customers": lambda window: len(window.customers),
+    "egress": lambda window: window.egress_records,
+    "high": lambda window: window.high_records,
+    "denied": lambda window: window.denied,
+    "events": lambda window: window.events,
+}
 
 
 class Detector(ABC):
