@@ -67,6 +67,9 @@ class DetectionEngine:
         organisation = self.settings.organisation
         business_days = set(organisation.business_days)
         first_hour, last_hour = organisation.business_hours_start, organisation.business_hours_end
+        # of the latest event: its UTC hour and the zone's offset in it, its local hour and that hour of the week
+        utc_hour = offset = local_hour = slot = None
+        in_business = False
         for event in events:
             ts = event.timestamp.timestamp()
             if ts > self.max_event_time:
@@ -77,8 +80,10 @@ class DetectionEngine:
                         self._close_until(self.watermark)
             if ts < profiles.first_event_time:
                 profiles.first_event_time = ts
-            # local time, once per event: window start (aligned to local midnight) and hour of the week
-            offset = clock.offset(ts)
+            # local time: window start (aligned to local midnight) and hour of the week
+            if ts // 3600 != utc_hour:  # events come in time order: mostly the same hour as the one before
+                utc_hour = ts // 3600
+                offset = clock.offset(ts)  # the same in the whole UTC hour
             local = ts + offset
             short_start = local // short * short - offset
             if short_start + short <= self.watermark:
@@ -89,8 +94,10 @@ class DetectionEngine:
                 continue
             actor = self._actor(event)
             touch = classifier.touch(event.fields)
-            slot = int(((local // 86400) + 3) % 7) * 24 + int(local % 86400 // 3600)  # 1970-01-01 was a Thursday
-            in_business = slot // 24 in business_days and first_hour <= slot % 24 < last_hour
+            if local // 3600 != local_hour:
+                local_hour = local // 3600
+                slot = int(((local // 86400) + 3) % 7) * 24 + int(local % 86400 // 3600)  # 1970-01-01: a Thursday
+                in_business = slot // 24 in business_days and first_hour <= slot % 24 < last_hour
             actors = open_short.get(short_start)  # the open window, looked up here: a call per event costs
             window = actors.get(actor.id) if actors is not None else None
             if window is None:
@@ -128,6 +135,14 @@ class DetectionEngine:
         if window is None:
             window = actors[actor.id] = WindowStats(actor, start, start + size)
         return window
+
+    def _adopt(self, table: dict[float, dict[str, WindowStats]], window: WindowStats) -> None:
+        """Open ``window`` (the actor's first of its span) in ``table``, as ``_window`` opens a new one."""
+        actors = table.get(window.start)
+        if actors is None:
+            actors = table[window.start] = {}
+            self._next_close = min(self._next_close, window.end)
+        actors[window.actor.id] = window
 
     def _note_first_touches(self, window: WindowStats) -> None:
         """What the window touched that its actor never had: judged at close, against the profile as it was."""
@@ -190,13 +205,19 @@ class DetectionEngine:
             learn, slot = self.profiles.learn_window, period.slot
             # the day gathers its hours as they close: each event is added once
             day_start = self.clock.window_start(start, self.long)
+            day_end = day_start + self.long
             for window in ordered:
                 learn(window, slot, suspect=window.actor.id in suspects)
                 days = open_long.get(day_start)
                 day = days.get(window.actor.id) if days is not None else None
                 if day is None:
-                    day = self._window(open_long, day_start, self.long, window.actor)
-                day.merge(window)
+                    # the actor's first hour of the day becomes its day: merged into an empty day it would make
+                    # the very same window, and the hour is done with (most actors work a few hours a day: this
+                    # spares a window and a copy of every set for each of their days)
+                    window.start, window.end = day_start, day_end
+                    self._adopt(open_long, window)
+                else:
+                    day.merge(window)
         else:
             flagged = self._flagged_today | suspects
             for window in ordered:
