@@ -9,9 +9,9 @@ learned and raised in place: it sees the same events in the same order.
 What comes back is its checkpoint state, serialised there: the pipeline
 saves it as it is, and never holds a second copy of the engine's memory.
 
-The worker is told only what the pipeline stored: the raw lines, decoded
-there as the pipeline decoded them (``models.fast_event``: about 2 µs an
-event).  It answers each batch with the engine's output, at most
+The worker is told only what the pipeline stored: the events it decoded,
+in msgpack (``models.fast_event.encode_events``; about 1 µs an event to read
+there, against 3.5 to decode the JSON lines again).  It answers each batch with the engine's output, at most
 ``IN_FLIGHT`` batches behind.  A checkpoint is asked in line with the
 batches (``ask_state``): answered after those sent before it, and saved by
 the pipeline once their alerts are published, so the state saved always
@@ -37,7 +37,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from detectors.engine import DetectionEngine, EngineOutput
-from models.fast_event import validate_event
+from models.fast_event import decode_events, encode_events, validate_event
 from store.base import IncomingEvent
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,11 @@ class DetectionWorker(Generic[Context]):
         self._send(("engine", engine))
 
     def submit(self, events: Sequence[IncomingEvent], context: Context) -> list[tuple[Answer, Context]]:
-        self._send(("judge", [incoming.raw for incoming in events]))
+        try:
+            payload: bytes | list[bytes] = encode_events([incoming.event for incoming in events])
+        except (OverflowError, ValueError):  # a 65-bit integer in someone's ``extra``: the lines, as they came
+            payload = [incoming.raw for incoming in events]
+        self._send(("judge", payload))
         self._pending.append(context)
         return self._answers(keep=IN_FLIGHT)
 
@@ -178,7 +182,8 @@ def _serve(requests: Connection, answers: Connection) -> None:
                 continue
             assert engine is not None, "no engine yet"
             if kind == "judge":
-                answer: Any = engine.process([validate_event(raw) for raw in payload])
+                events = decode_events(payload) if type(payload) is bytes else [validate_event(r) for r in payload]
+                answer: Any = engine.process(events)
             elif kind == "state":
                 answer = orjson.dumps(engine.to_state())
             elif kind == "flush":

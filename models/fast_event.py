@@ -36,10 +36,11 @@ def _integer(least: int, most: int | None = None) -> Any:
 
 
 # Optional fields default to None but are typed without it, as in the model:
-# an absent field is fine, an explicit null is not (the schema says "string").
+# an absent field is fine, an explicit null is not (the schema says "string");
+# omit_defaults leaves them out when encoded (``encode_events``), as absent.
 # gc=False: an event holds no reference back to itself, and leaving millions
 # of them out of the garbage collector's lists spares a walk over each batch.
-class FastActor(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+class FastActor(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False, omit_defaults=True):
     id: _text(128, 1)
     kind: ActorKind
     name: _text(256) = None  # type: ignore[assignment]
@@ -48,7 +49,7 @@ class FastActor(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=Fals
     organization: _text(128) = None  # type: ignore[assignment]
 
 
-class FastResource(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+class FastResource(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False, omit_defaults=True):
     system: _text(128, 1)
     type: _text(128, 1)
     id: _text(256) = None  # type: ignore[assignment]
@@ -58,7 +59,7 @@ class FastResource(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=F
     key = Resource.key
 
 
-class FastEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False):
+class FastEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False, omit_defaults=True):
     event_id: _text(128, 1)
     # A UTC datetime, made by the model's own validator from whatever JSON held (``__post_init__``):
     # msgspec's date-time parser takes forms the contract refuses (a space for the "T", no offset).
@@ -116,6 +117,25 @@ def _shallow(value: Any, levels: int) -> bool:
         return False
     items = value.values() if type(value) is dict else value
     return all(_shallow(item, levels - 1) for item in items if type(item) is dict or type(item) is list)
+
+
+_encode_batch = msgspec.msgpack.Encoder().encode
+_decode_batch = msgspec.msgpack.Decoder(list[FastEvent]).decode
+
+
+def encode_events(events: list[FastEvent]) -> bytes:
+    """Decoded events for another process (the detection worker), in msgpack: decoding them there costs
+    a third of decoding their JSON again, the timestamps included.
+
+    Raises ``OverflowError`` (an integer in ``extra`` past 64 bits) or ``ValueError`` for the rare event
+    msgpack cannot carry: send those lines as they came instead.
+    """
+    return _encode_batch(events)
+
+
+def decode_events(data: bytes) -> list[FastEvent]:
+    """What ``encode_events`` made: the same events, equal to the ones encoded."""
+    return _decode_batch(data)
 
 
 def validate_event(raw: bytes | str) -> FastEvent:

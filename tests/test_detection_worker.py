@@ -21,6 +21,7 @@ from configs.loader import load_settings
 from ingest.detection_worker import DetectionWorkerDied
 from ingest.simulator import SimulationSettings, write_simulation
 from ingest.sources import FileSource
+from models.fast_event import validate_event
 from store.base import AlertQuery, IncidentQuery
 from tests.engine_state import unordered
 
@@ -152,3 +153,28 @@ def test_a_checkpoint_asked_of_the_worker_mid_run_is_the_one_saved_in_place_at_t
     assert len(in_place) >= 4, "several checkpoints mid-run"
     assert [(seq, published) for seq, published, _ in in_worker] == [(seq, published) for seq, published, _ in in_place]
     assert [state for *_, state in in_worker] == [state for *_, state in in_place]
+
+
+def test_a_batch_msgpack_cannot_carry_goes_as_its_lines_and_is_judged_alike(settings):
+    import json
+    import pickle
+
+    from ingest.detection_worker import DetectionWorker
+    from tests import factories as f
+
+    lines = [orjson.dumps(f.event_dict(at=f.at(hours=h), record_count=10 * h + 1)) for h in range(30)]
+    lines[5] = json.dumps({**f.event_dict(at=f.at(hours=5)), "extra": {"n": 2**70}}).encode()  # past 64 bits
+    batches = [[f.incoming(settings)._replace(raw=raw, event=validate_event(raw)) for raw in lines[:10]],
+               [f.incoming(settings)._replace(raw=raw, event=validate_event(raw)) for raw in lines[10:]]]  # fmt: skip
+    in_place = app.build_engine(settings)
+    expected = [in_place.process([i.event for i in batch]) for batch in batches]
+    worker = DetectionWorker(pickle.dumps(app.build_engine(settings)))
+    try:
+        answers = [answer for batch in batches for answer, _ in worker.submit(batch, None)] + [
+            answer for answer, _ in worker.drain()
+        ]
+        state = orjson.loads(worker.state())
+    finally:
+        worker.close()
+    assert answers == expected
+    assert unordered(state) == unordered(orjson.loads(orjson.dumps(in_place.to_state())))

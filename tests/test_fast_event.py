@@ -21,7 +21,15 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from models.event import AccessEvent, Actor, Resource
-from models.fast_event import MAX_EXTRA_DEPTH, FastEvent, decode_event, from_model, validate_event
+from models.fast_event import (
+    MAX_EXTRA_DEPTH,
+    FastEvent,
+    decode_event,
+    decode_events,
+    encode_events,
+    from_model,
+    validate_event,
+)
 from tests.contract_cases import crafted_events
 from tests.factories import event_dict
 
@@ -271,3 +279,35 @@ def test_deeply_nested_extra_is_left_to_the_model(depth: int, kind: str) -> None
     nested = opener * depth + b"1" + closer * depth
     raw = _line()[:-1] + b',"extra":{"deep":' + nested + b"}}"  # extra is one level, the nesting inside it more
     assert _check_agreement(raw, depth) == (1 + depth <= MAX_EXTRA_DEPTH)
+
+
+# -- to the detection worker: msgpack carries them equal ------------------------------------------------
+def test_events_carried_to_the_detection_worker_arrive_equal(contract: Path) -> None:
+    cases = {label: event for label, raw in _crafted(contract).items() if (event := _fast(raw)) is not None}
+    with pytest.raises(OverflowError):  # past 64 bits: the one thing msgpack cannot carry (the line goes instead)
+        encode_events([cases.pop("huge integer in extra")])
+    accepted = list(cases.values())
+    accepted.append(from_model(AccessEvent.model_validate_json(EDGE_CASES["whole float as a record count"])))
+    assert len(accepted) >= 15
+    assert decode_events(encode_events(accepted)) == accepted
+    for event in accepted:
+        (arrived,) = decode_events(encode_events([event]))
+        assert repr(arrived) == repr(event)  # the same types too (an int stays an int, a tz stays UTC)
+        assert arrived.timestamp.tzinfo is event.timestamp.tzinfo and arrived.outcome is event.outcome
+
+
+@settings(max_examples=300, deadline=None)
+@given(extra=st.dictionaries(st.text(max_size=6), _json_values, max_size=4))
+def test_any_extra_is_carried_equal_or_refused_for_the_lines_to_go_instead(extra: dict) -> None:
+    event = decode_event(json.dumps({**BASE, "extra": extra}))
+    try:
+        data = encode_events([event])
+    except (OverflowError, ValueError):
+        return  # a 65-bit integer: the worker is sent the line instead (ingest.detection_worker)
+    assert decode_events(data) == [event]
+
+
+def test_an_integer_msgpack_cannot_hold_is_refused_not_mangled() -> None:
+    event = decode_event(json.dumps({**BASE, "extra": {"n": 2**70}}))
+    with pytest.raises(OverflowError):
+        encode_events([event])
