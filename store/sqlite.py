@@ -36,12 +36,14 @@ from store.base import (
 )
 from store.chain import ROW_COLUMNS, SqliteChain, append_events
 from store.retention import SqliteRetention
+from store.sqlite_checkpointer import WalCheckpointer
 from store.sqlite_dashboard import SqliteDashboardMixin
 from store.sqlite_outbox import SqliteOutbox
 from store.sqlite_schema import MIGRATIONS
 
 PAGE_SIZE = 16384  # for new files
 WAL_CHECKPOINT_BYTES = 20000 * 4096  # the WAL is copied into the file past this size (20,000 pages of 4 KiB)
+BACKGROUND_CHECKPOINT_SLACK = 4  # ... or past four times that, by a writer whose checkpoints a thread does
 
 # every column but seq, in the order the chain hashes them (store.chain.append_events)
 _INSERT_EVENT = f"INSERT OR IGNORE INTO events ({ROW_COLUMNS.removeprefix('seq, ')}) VALUES ({','.join('?' * 14)})"
@@ -95,8 +97,12 @@ def _utc_text(moment: datetime) -> str:
 
 
 class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetention, Store):
-    def __init__(self, path: Path, cache_mb: int = 256, readonly: bool = False) -> None:
+    def __init__(
+        self, path: Path, cache_mb: int = 256, readonly: bool = False, background_checkpoints: bool = False
+    ) -> None:
+        """``background_checkpoints``: the log is copied into the file by a thread (``store.sqlite_checkpointer``)."""
         self.path = Path(path)
+        self._checkpointer: WalCheckpointer | None = None
         self.cache_mb = cache_mb
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,8 +124,13 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             # checkpoint less often than the default 1,000 pages: large
             # batches would otherwise be written twice over and over
             page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
-            self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}")
+            own_checkpoint_pages = WAL_CHECKPOINT_BYTES // page_size
+            if background_checkpoints:  # only if the thread falls far behind does this connection wait on it
+                own_checkpoint_pages *= BACKGROUND_CHECKPOINT_SLACK
+            self._db.execute(f"PRAGMA wal_autocheckpoint={own_checkpoint_pages}")
             self._migrate()
+            if background_checkpoints:
+                self._checkpointer = WalCheckpointer(self.path)
         self._last_seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         self._classes_text: dict[frozenset[str], str] = {}  # the ``classes`` column of each set of classes
 
@@ -379,16 +390,17 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             if not rows:
                 return
             yield [
-                IncomingEvent(
-                    validate_event(body), body.encode(), frozenset(filter(None, c.split(",")))
-                )
+                IncomingEvent(validate_event(body), body.encode(), frozenset(filter(None, c.split(","))))
                 for _, body, c in rows
             ]
             seq = rows[-1][0]
 
     def open_writer(self) -> SqliteStore:
-        """Its own connection: SQLite serialises writers itself, and a connection must not be shared mid-transaction."""
-        return SqliteStore(self.path, cache_mb=self.cache_mb)
+        """Its own connection: SQLite serialises writers itself, and a connection must not be shared mid-transaction.
+
+        The replay's writer: it leaves copying the log into the file to a thread beside it.
+        """
+        return SqliteStore(self.path, cache_mb=self.cache_mb, background_checkpoints=True)
 
     @property
     def last_seq(self) -> int:
@@ -631,4 +643,6 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         ).fetchone()[0]
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._db.close()

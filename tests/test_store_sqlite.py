@@ -59,3 +59,32 @@ def test_customer_tokens_are_single_words_for_any_id():
         token = customer_token(customer)
         assert token.isascii() and token.isalnum()
     assert len({customer_token(customer) for customer in customers}) == len(customers)
+
+
+def test_the_replay_writer_leaves_checkpoints_to_a_thread_and_loses_nothing(tmp_path, settings, monkeypatch):
+    import threading
+    import time
+
+    import store.sqlite as module
+
+    monkeypatch.setattr(module, "WAL_CHECKPOINT_BYTES", 64 * 1024)  # a small log, so that it fills at once
+    path = tmp_path / "a.db"
+    with SqliteStore(path) as store:
+        writer = store.open_writer()
+        try:
+            assert writer._checkpointer is not None and store._checkpointer is None
+            pages = [db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] for db in (store._db, writer._db)]
+            assert pages[1] == module.BACKGROUND_CHECKPOINT_SLACK * pages[0]  # the writer's own: a fallback
+            for _ in range(20):
+                writer.write([f.incoming(settings) for _ in range(50)])
+            deadline = time.monotonic() + 300  # liveness, not speed: it must happen at all
+            while writer._checkpointer.checkpoints == 0:
+                assert time.monotonic() < deadline, "no checkpoint was done in the background"
+                time.sleep(0.05)
+            assert path.stat().st_size > 20 * 50 * 400  # the events are in the file itself, not only in the log
+        finally:
+            writer.close()
+        assert not any(thread.name == "wal-checkpointer" for thread in threading.enumerate())
+        assert store.stats().events == 1000
+    with SqliteStore(path, readonly=True) as reader:
+        assert reader.stats().events == 1000
