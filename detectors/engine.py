@@ -148,10 +148,7 @@ class DetectionEngine:
         """What the window touched that its actor never had: judged at close, against the profile as it was."""
         if not self.profiles.is_mature(window.actor.id):
             return  # before its warm-up, everything is new to an actor
-        profile = self.profiles.actors[window.actor.id]
-        for (what, value), event_id in window.first_ids.items():
-            if not profile.knows(what, value):
-                window.new_items[(what, value)] = event_id
+        self.profiles.actors[window.actor.id].note_new(window.first_ids, window.new_items)
 
     # -- closing windows ----------------------------------------------------
     def _close_until(self, watermark: float) -> None:

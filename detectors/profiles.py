@@ -369,6 +369,21 @@ class Profile:
             return value in self.resources
         return value in self.ips
 
+    def note_new(self, first_ids: dict[tuple[str, str], str], new_items: dict[tuple[str, str], str]) -> None:
+        """Copy into ``new_items`` each of a window's ``first_ids`` this profile does not know (``knows``, in
+        one call for the window: most of its items are known)."""
+        classes, resources, ips = self.classes, self.resources.items, self.ips.items
+        for key, event_id in first_ids.items():
+            what, value = key
+            if what == "data_class":
+                known = value in classes
+            elif what == "resource":
+                known = value in resources
+            else:
+                known = value in ips
+            if not known:
+                new_items[key] = event_id
+
     def learn_window(
         self,
         window: WindowStats,

@@ -36,11 +36,13 @@ class DayBucket:
     _index: dict[str, int] = field(default_factory=dict)
     _owners: list[np.ndarray] = field(default_factory=list)
     _rows: list[np.ndarray] = field(default_factory=list)
+    # actor -> kept at the current rate: an actor's every hour of the day asks (derived, not state)
+    _kept: dict[str, bool] = field(default_factory=dict)
 
     def add(self, actor_ids: list[str], X: np.ndarray) -> None:
         self.seen += len(actor_ids)
         if self.keep_rate < 1.0:
-            mask = np.array([keep_share(a, self.day) < self.keep_rate for a in actor_ids], dtype=bool)
+            mask = np.array([self._keeps(a) for a in actor_ids], dtype=bool)
             actor_ids = [a for a, kept in zip(actor_ids, mask, strict=True) if kept]
             X = X[mask]
         if not actor_ids:
@@ -48,6 +50,12 @@ class DayBucket:
         owners = np.array([self._index.setdefault(a, len(self._index)) for a in actor_ids], dtype=np.int32)
         self._owners.append(owners)
         self._rows.append(np.ascontiguousarray(X, dtype=np.float32))
+
+    def _keeps(self, actor_id: str) -> bool:
+        kept = self._kept.get(actor_id)
+        if kept is None:
+            kept = self._kept[actor_id] = keep_share(actor_id, self.day) < self.keep_rate
+        return kept
 
     def thin(self, rate: float) -> None:
         """Keep only the actor-days under ``rate`` (never more than were kept)."""
@@ -61,6 +69,7 @@ class DayBucket:
         self._index = {actor: n for n, actor in enumerate(actors)}
         self._rows, self._owners = ([rows], [owners]) if len(rows) else ([], [])
         self.keep_rate = rate
+        self._kept = {}
 
     @property
     def actors(self) -> list[str]:
