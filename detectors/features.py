@@ -158,14 +158,8 @@ class _Rows:
                 found.append(row)
             # ProfileBook.baseline: the actor's own profile once mature, else its peers'
             profile = actors.get(actor.id)
-            if profile is not None and profile.active_days >= warmup:
-                rhythm = True
-                stats = profile.hourly if short else profile.daily
-                for metric in RATIO_VOLUMES:
-                    stat = stats[metric]
-                    own_means.append(stat.swx / stat.sw if stat.sw >= g else nan)
-            else:
-                rhythm = False
+            own = profile is not None and profile.active_days >= warmup
+            if not own:
                 own_means += (nan, nan, nan)
                 profile = peer_profiles.get(key)
                 if profile is None or profile.active_days < warmup or len(profile.members) <= 1:
@@ -176,25 +170,31 @@ class _Rows:
                 known += (False, False, False)
             else:
                 stats = profile.hourly if short else profile.daily
+                # a routine weekly export lives in its hour (and day) of the week: expect it there
+                slot_stats = (profile.rhythm.volume.get(slot_of_week) if short else profile.weekdays.get(weekday)) or {}
                 for metric in RATIO_VOLUMES:
                     stat = stats[metric]
                     sw = stat.sw
                     if sw < g:
+                        if own:
+                            own_means.append(nan)
                         expected.append(0.0)
                         spreads.append(1.0)
                         known.append(False)
                         continue
-                    mean = stat.swx / sw  # EwStat.mean and .sd, inline: this runs for every window
+                    # EwStat.mean and .sd, inline: this runs for every window
+                    mean = stat.swx / sw
+                    if own:
+                        own_means.append(mean)
                     sd = max(sqrt(max(stat.swx2 / sw - mean * mean, 0.0)), SD_FLOOR)
-                    if rhythm and metric in SLOT_METRICS:
-                        # a routine weekly export lives in its hour (and day) of the week: expect it there
-                        if short:
-                            slot = profile.rhythm.slot_volume(slot_of_week, metric, g_slow)
-                        else:
-                            slot = profile.weekdays.get(weekday, {}).get(metric)
-                            slot = slot if slot is not None and slot.sw >= 0.5 * g_slow else None
-                        if slot is not None and slot.mean > mean:
-                            mean, sd = slot.mean, max(sd, slot.sd)
+                    if own and metric in SLOT_METRICS:
+                        # Rhythm.slot_volume (or the weekday's), once seen about once or more (decayed)
+                        slot = slot_stats.get(metric)
+                        if slot is not None and slot.sw >= 0.5 * g_slow:
+                            slot_mean = slot.swx / slot.sw
+                            if slot_mean > mean:
+                                slot_sd = max(sqrt(max(slot.swx2 / slot.sw - slot_mean * slot_mean, 0.0)), SD_FLOOR)
+                                mean, sd = slot_mean, max(sd, slot_sd)
                     expected.append(mean)
                     spreads.append(sd)
                     known.append(True)

@@ -22,6 +22,7 @@ from detectors.windows import ActorRef, WindowStats
 LN2 = math.log(2.0)
 SD_FLOOR = 0.5  # on the log scale: about a factor 1.6; stops a steady actor's tiny spread from flagging noise
 CLIP_SDS = 2.0
+_CLIP_FLOOR = CLIP_SDS * SD_FLOOR  # no spread clips nearer the mean than this: a spread is never under SD_FLOOR
 # Days are judged against working days: a quiet Saturday tells little about
 # how much is normal, and would only widen the spread an insider hides in.
 DAY_FLOOR_SDS = 1.0
@@ -112,18 +113,23 @@ class EwStat:
         return self.sw / g_now
 
     def add(self, value: float, g: float, clip: bool = True, floor_sds: float = 0.0) -> None:
+        """Learn ``value``; once established, clipped to CLIP_SDS spreads above the mean and, with ``floor_sds``
+        (positive), to that many below it."""
         x = math.log1p(value) if value > 0 else 0.0
         sw = self.sw
         if clip and sw >= 3.0 * g:  # an established baseline: an outlier moves it only so far
             mean = self.swx / sw
-            spread = math.sqrt(max(self.swx2 / sw - mean * mean, 0.0))
-            if spread < SD_FLOOR:
-                spread = SD_FLOOR
-            high = mean + CLIP_SDS * spread
-            if x > high:
-                x = high
-            elif floor_sds and x < mean - floor_sds * spread:
-                x = mean - floor_sds * spread
+            # the spread only matters past the nearest the clip or the floor can be (a spread is never under
+            # SD_FLOOR): most values are nearer the mean
+            if x > mean + _CLIP_FLOOR or (floor_sds and x < mean - floor_sds * SD_FLOOR):
+                spread = math.sqrt(max(self.swx2 / sw - mean * mean, 0.0))
+                if spread < SD_FLOOR:
+                    spread = SD_FLOOR
+                high = mean + CLIP_SDS * spread
+                if x > high:
+                    x = high
+                elif floor_sds and x < mean - floor_sds * spread:
+                    x = mean - floor_sds * spread
         self.sw = sw + g
         self.swx += g * x
         self.swx2 += g * x * x
@@ -151,10 +157,6 @@ def log_values(values: dict[str, float]) -> dict[str, float | None]:
         metric: log1p(value) if value > 0 else (None if metric in SPARSE_METRICS else 0.0)
         for metric, value in values.items()
     }
-
-
-# No spread clips below this far above the mean: a spread is never under SD_FLOOR.
-_CLIP_FLOOR = CLIP_SDS * SD_FLOOR
 
 
 def _add_all(stats: dict[str, EwStat], logs: dict[str, float | None], g: float) -> None:
