@@ -54,6 +54,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from ingest.kafka_join_guard import rejoin_if_join_dropped
 from ingest.kafka_settings import KafkaSettings
 from ingest.parse import ParsedBatch, Parser
 from ingest.pipeline import IngestReport, Pipeline
@@ -127,6 +128,8 @@ class KafkaSource(Source):
     def poll(self, timeout: float, max_records: int) -> dict[TopicPartition, list[KafkaRecord]]:
         consumer = self.open()
         polled = consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
+        if rejoin_if_join_dropped(consumer):
+            log.warning("kafka: a group join was left unfinished by the client; rejoining")
         limit = self.max_line_bytes
         out: dict[TopicPartition, list[KafkaRecord]] = {}
         for tp, messages in polled.items():

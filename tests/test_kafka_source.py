@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -331,6 +332,37 @@ def test_the_generic_source_interface_feeds_one_pipeline_and_commits_after_each_
     source.close()
     assert store.stats().events == 2000 and pipeline.report.balanced
     assert store.query_events(EventQuery(limit=1)).items
+
+
+@pytest.mark.skipif(REAL_KAFKA is not None, reason="holds JoinGroup answers: a hook of the test broker")
+def test_a_group_join_that_outlasts_the_poll_is_finished_not_dropped():
+    """kafka-python 3.0.12 dropped such a join (``ingest/kafka_join_guard.py``): the member owned nothing, for good.
+
+    The join is the leader's own, on a metadata change: the topic appears after
+    the group first formed without it. The broker answers the JoinGroup after
+    1 s, long past the poll's 0.1 s.
+    """
+    with FakeKafkaBroker(default_partitions=PARTITIONS, auto_create_topics=False) as broker:
+        topic, group = f"late-{uuid.uuid4().hex[:6]}", "late"
+        kafka = kafka_settings(SimpleNamespace(bootstrap=broker.bootstrap), topic, group)
+        source = KafkaSource(kafka, 1 << 20, {**CLIENT, "metadata_max_age_ms": 200})
+        try:
+            poll_until(source, lambda: broker.group_state(group) == "Stable", "the group formed without the topic")
+            assert source.consumer.assignment() == set()
+            broker.hold_joins(1.0)
+            broker.create_topic(topic, PARTITIONS)
+            poll_until(source, lambda: len(source.consumer.assignment()) == PARTITIONS, "the topic's partitions")
+            assert broker.group_members(group) and broker.group_state(group) == "Stable"
+        finally:
+            source.close()
+
+
+def poll_until(source: KafkaSource, condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        source.poll(0.1, 100)
 
 
 # -- configuration -----------------------------------------------------------------------------------------

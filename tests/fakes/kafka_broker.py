@@ -26,6 +26,8 @@ client reconnects); ``pause()`` / ``resume()`` hold every request unanswered
 (an outage) and answer them afterwards.  To simulate a *crashed* consumer (no
 LeaveGroup, no more heartbeats) call ``consumer._client.close()``: the broker
 evicts it after its ``session_timeout_ms`` and rebalances its partitions.
+``hold_joins(seconds)`` answers every JoinGroup no sooner than that (a broker
+waiting for a slow member), longer than a consumer's poll timeout.
 
 The broker advertises Kafka-2.2-era API versions (see ``API_VERSIONS``);
 kafka-python negotiates down to them and reports ``api_version == (2, 2)``.

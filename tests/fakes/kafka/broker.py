@@ -97,6 +97,7 @@ class FakeKafkaBroker:
         self._pause_cond = threading.Condition()
         self._paused = False
         self.internal_errors = []  # tracebacks of requests the fake failed to handle
+        self.join_hold = 0.0  # seconds every JoinGroup answer takes at least: see hold_joins()
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
@@ -161,6 +162,14 @@ class FakeKafkaBroker:
             conn.shutdown()
         self._wake_waiters()
         return len(victims)
+
+    def hold_joins(self, seconds):
+        """Answer every JoinGroup no sooner than ``seconds`` after it came (0: at once).
+
+        A real broker holds a JoinGroup until every member has rejoined, up to
+        the rebalance timeout: longer than a consumer's poll timeout, often.
+        """
+        self.join_hold = float(seconds)
 
     def pause(self):
         """Stop answering: requests are read but held (an outage as seen by clients)."""

@@ -355,10 +355,14 @@ class Handlers:
     # ---------------------------------------------------------- group APIs
     def on_JoinGroup(self, request, version, ctx):
         protocols = [(p.name, bytes(p.metadata)) for p in request.protocols]
+        arrived = time.monotonic()
         result = self.groups.join_group(
             request.group_id, request.member_id, ctx.client_id or "", ctx.client_host,
             request.session_timeout_ms, request.rebalance_timeout_ms if version >= 1 else -1,
             request.protocol_type, protocols, require_known_member_id=version >= 4)
+        hold = self.broker.join_hold - (time.monotonic() - arrived)
+        if hold > 0:  # as a broker waiting for a slow member to rejoin
+            time.sleep(hold)
         Member = JoinGroupResponse.JoinGroupResponseMember
         return JoinGroupResponse(
             version=version, throttle_time_ms=0, error_code=result["error_code"],
