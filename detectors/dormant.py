@@ -11,7 +11,6 @@ from pydantic import Field
 from detectors import wording
 from detectors.base import Detector, DetectorSettings, Finding, Period
 
-
 RETURN_SPAN = 86400.0  # how long after its first event back an account is still "returning"
 
 

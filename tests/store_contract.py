@@ -109,7 +109,9 @@ class StoreContract:
     def corpus(self, store: Store, settings):
         events = [
             f.incoming(settings, at=f.at(hours=0), actor={"id": "emp-a"}, customer_ids=["c-1", "c-2"]),
-            f.incoming(settings, at=f.at(hours=1), actor={"id": "emp-b"}, customer_ids=["c-2"], fields=["passport_number"]),
+            f.incoming(
+                settings, at=f.at(hours=1), actor={"id": "emp-b"}, customer_ids=["c-2"], fields=["passport_number"]
+            ),
             f.incoming(settings, at=f.at(hours=2), actor={"id": "emp-a"}, action="export", record_count=500,
                        resource={"system": "dw", "type": "table", "id": "contacts"}, customer_ids=["c-3"]),
             f.incoming(settings, at=f.at(hours=3), actor={"id": "emp-c"}, outcome="denied", fields=["bank_account"],

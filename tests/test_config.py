@@ -51,8 +51,14 @@ def test_a_config_file_merges_over_the_defaults_and_env_wins(tmp_path):
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"ACCESSWATCH_WINDOWS__SHORT": "7x"}, "windows.short = '7x' (from ACCESSWATCH_WINDOWS__SHORT): expected a duration"),
-        ({"ACCESSWATCH_STORE__KIND": "mysql"}, "store.kind = 'mysql' (from ACCESSWATCH_STORE__KIND): expected 'sqlite' or"),
+        (
+            {"ACCESSWATCH_WINDOWS__SHORT": "7x"},
+            "windows.short = '7x' (from ACCESSWATCH_WINDOWS__SHORT): expected a duration",
+        ),
+        (
+            {"ACCESSWATCH_STORE__KIND": "mysql"},
+            "store.kind = 'mysql' (from ACCESSWATCH_STORE__KIND): expected 'sqlite' or",
+        ),
         ({"ACCESSWATCH_INGEST__BATCH_LINES": "0"}, "ingest.batch_lines = 0"),
         ({"ACCESSWATCH_ORGANISATION__TIMEZONE": "Mars/Base"}, "expected an IANA time zone"),
         ({"ACCESSWATCH_NOPE": "1"}, "unknown key nope"),
@@ -69,7 +75,7 @@ def test_wrong_values_name_key_value_and_expectation(env, expected):
 def test_detector_sections_are_validated_by_their_detector():
     with pytest.raises(ConfigError, match=r"detectors.bulk_read.min_ratio = 0.5: expected greater than or equal to 1"):
         build_detectors({"bulk_read": {"min_ratio": 0.5}})
-    with pytest.raises(ConfigError, match="unknown detector detectors.bulkread"):
+    with pytest.raises(ConfigError, match=r"unknown detector detectors\.bulkread"):
         build_detectors({"bulkread": {}})
     with pytest.raises(ConfigError, match="three ascending scores"):
         build_detectors({"egress": {"severity_scores": [5, 3, 7]}})
@@ -93,4 +99,7 @@ def test_the_command_exits_2_with_one_line(tmp_path):
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert lines == ["configuration error: detectors.egress.min_ratio = -1 (from ACCESSWATCH_DETECTORS__EGRESS__MIN_RATIO): expected greater than or equal to 1"]
+    assert lines == [
+        "configuration error: detectors.egress.min_ratio = -1 (from ACCESSWATCH_DETECTORS__EGRESS__MIN_RATIO):"
+        " expected greater than or equal to 1"
+    ]

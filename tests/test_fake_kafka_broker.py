@@ -145,7 +145,7 @@ def poll_until(consumers, done, sink=None, timeout=WAIT, what="condition"):
                     sink[c].extend(recs)
         if done():
             return
-    raise AssertionError("timed out waiting for %s" % what)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def as_tuples(records):
@@ -705,4 +705,4 @@ def test_drop_connections_and_pause_resume(broker, clients):
     broker.drop_connections()
     producer.send("faults", value=b"after-consumer-drop").get(timeout=WAIT)
     poll_until([consumer], lambda: len(sink[consumer]) >= 4, sink, what="records after drop")
-    assert [r.value for r in sink[consumer]] == values + [b"after-consumer-drop"]
+    assert [r.value for r in sink[consumer]] == [*values, b"after-consumer-drop"]

@@ -110,7 +110,7 @@ class FakeKafkaBroker:
         self._listener = listener
         self.port = listener.getsockname()[1]
         for target, name in ((self._accept_loop, "accept"), (self._timer_loop, "group-timer")):
-            t = threading.Thread(target=target, name="fake-kafka-%s-%d" % (name, self.port), daemon=True)
+            t = threading.Thread(target=target, name=f"fake-kafka-{name}-{self.port}", daemon=True)
             t.start()
             self._threads.append(t)
         log.info("FakeKafkaBroker listening on %s", self.bootstrap)
@@ -147,8 +147,8 @@ class FakeKafkaBroker:
     def bootstrap(self):
         if self.port is None:
             raise RuntimeError("broker not started")
-        host = "[%s]" % self.host if ":" in self.host else self.host
-        return "%s:%d" % (host, self.port)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
 
     # ---------------------------------------------------------- fault hooks
     def drop_connections(self, client_id=None):
@@ -216,7 +216,7 @@ class FakeKafkaBroker:
         with self.store.lock:
             parts = self.store.topics.get(topic)
             if parts is None:
-                raise KeyError("unknown topic %r" % topic)
+                raise KeyError(f"unknown topic {topic!r}")
             return [(plog.partition, rec) for plog in parts
                     if partition is None or plog.partition == partition
                     for rec in plog.records()]
@@ -271,7 +271,7 @@ class FakeKafkaBroker:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Connection(sock, RequestContext("/" + addr[0]))
             conn.thread = threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                           name="fake-kafka-conn-%s:%d" % (addr[0], addr[1]))
+                                           name=f"fake-kafka-conn-{addr[0]}:{addr[1]}")
             with self._conns_lock:
                 self._conns.add(conn)
             conn.thread.start()

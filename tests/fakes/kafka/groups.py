@@ -259,7 +259,7 @@ class GroupCoordinator:
                 return _error(Errors.InconsistentGroupProtocolError, member_id=member_id)
 
             if not member_id:
-                new_id = "%s-%s" % (client_id or "consumer", uuid.uuid4())
+                new_id = "{}-{}".format(client_id or "consumer", uuid.uuid4())
                 if require_known_member_id:
                     group.pending_members[new_id] = [now + session_timeout_ms / 1000.0, session_timeout_ms]
                     self.cond.notify_all()

@@ -113,15 +113,15 @@ class Handlers:
         ctx.client_id = header.client_id
         entry = API_VERSIONS.get(api_key)
         if entry is None:
-            raise CloseConnection("unsupported api key %s" % api_key)
-        request_cls, response_cls, min_v, max_v = entry
+            raise CloseConnection(f"unsupported api key {api_key}")
+        request_cls, _response_cls, min_v, max_v = entry
         if not min_v <= version <= max_v:
             if api_key == ApiKey.ApiVersions:
                 # Like Kafka: answer with a v0 body carrying UNSUPPORTED_VERSION
                 # and our ranges, so the client retries with a version we know.
                 response = self._api_versions_response(0, Errors.UnsupportedVersionError.errno)
                 return self._encode(response, header.correlation_id)
-            raise CloseConnection("unsupported version %d of api %s" % (version, api_key))
+            raise CloseConnection(f"unsupported version {version} of api {api_key}")
         if request_cls.flexible_version_q(version):
             buf.seek(0)
             request_cls[version].parse_header(buf)
@@ -463,7 +463,7 @@ class Handlers:
         if topic.name in seen:
             return Errors.InvalidRequestError, "Duplicate topic in request"
         if topic_name_error(topic.name):
-            return Errors.InvalidTopicError, "Illegal topic name %r" % topic.name
+            return Errors.InvalidTopicError, f"Illegal topic name {topic.name!r}"
         if topic.assignments:
             if topic.num_partitions != -1 or topic.replication_factor != -1:
                 return Errors.InvalidRequestError, "Both assignments and partitions/replication set"
@@ -478,10 +478,10 @@ class Handlers:
                 return Errors.InvalidReplicationFactorError, "Replication factor must be larger than 0."
             if topic.replication_factor > 1:
                 return (Errors.InvalidReplicationFactorError,
-                        "Replication factor: %d larger than available brokers: 1." % topic.replication_factor)
+                        f"Replication factor: {topic.replication_factor} larger than available brokers: 1.")
         with self.store.lock:
             if topic.name in self.store.topics:
-                return Errors.TopicAlreadyExistsError, "Topic '%s' already exists." % topic.name
+                return Errors.TopicAlreadyExistsError, f"Topic '{topic.name}' already exists."
             if not validate_only:
                 configs = {c.name: c.value for c in topic.configs}
                 self.store.create_topic(topic.name, partitions, configs)

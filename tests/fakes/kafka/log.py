@@ -174,7 +174,7 @@ def decode_produce_records(data, max_message_bytes):
     except Errors.UnsupportedCodecError as exc:
         raise ValidationError(Errors.UnsupportedCompressionTypeError, str(exc)) from exc
     except Exception as exc:  # malformed compressed payload / varints
-        raise ValidationError(Errors.CorruptRecordError, "undecodable records: %s" % exc) from exc
+        raise ValidationError(Errors.CorruptRecordError, f"undecodable records: {exc}") from exc
     if not records or len(records) != batch.records_count:
         raise ValidationError(Errors.InvalidRecordError, "record count mismatch")
     base = batch.base_offset
@@ -204,12 +204,12 @@ class LogStore:
     def create_topic(self, name, partitions, configs=None):
         err = topic_name_error(name)
         if err is not None:
-            raise err("Illegal topic name %r" % (name,))
+            raise err(f"Illegal topic name {name!r}")
         if partitions < 1:
             raise Errors.InvalidPartitionsError("Number of partitions must be larger than 0")
         with self.lock:
             if name in self.topics:
-                raise Errors.TopicAlreadyExistsError("Topic '%s' already exists." % name)
+                raise Errors.TopicAlreadyExistsError(f"Topic '{name}' already exists.")
             self.topics[name] = [PartitionLog(name, p) for p in range(partitions)]
             self.topic_configs[name] = dict(configs or {})
 
@@ -269,7 +269,7 @@ class LogStore:
                     expected = 0
                 if first_seq != expected:
                     raise ValidationError(Errors.OutOfOrderSequenceNumberError,
-                                          "expected sequence %d, got %d" % (expected, first_seq))
+                                          f"expected sequence {expected}, got {first_seq}")
             base = log.append(raw, records)
             if pstate is not None:
                 pstate.batches.append((batch.base_sequence, batch.last_sequence, base))
