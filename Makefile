@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench soak fuzz lint lock clean browser
+.PHONY: demo test bench bench-compare soak fuzz lint lock clean browser
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: $(STAMP) browser
 ## bench: throughput and latency benchmarks (not tests: they measure, they do not pass or fail)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## bench-compare: this tree's replay benchmark against REV's, runs interleaved (REV=..., ROUNDS, EVENTS)
+bench-compare: $(STAMP)
+	$(BIN)/python -m bench.compare $(REV) --rounds $(or $(ROUNDS),2) --events $(or $(EVENTS),300000)
 
 ## soak: the simulator at a steady rate for 10 minutes, memory sampled (SOAK_SECONDS, SOAK_SPEED)
 soak: $(STAMP)
