@@ -10,12 +10,13 @@ What comes back is its checkpoint state, serialised there: the pipeline
 saves it as it is, and never holds a second copy of the engine's memory.
 
 The worker is told only what the pipeline stored: the events it decoded,
-in msgpack (``models.fast_event.encode_events``; about 1 µs an event to read
-there, against 3.5 to decode the JSON lines again).  It answers each batch with the engine's output, at most
-``IN_FLIGHT`` batches behind.  A checkpoint is asked in line with the
-batches (``ask_state``): answered after those sent before it, and saved by
-the pipeline once their alerts are published, so the state saved always
-covers exactly the alerts already published, and nobody waits for it.
+in msgpack (``models.fast_event.encode_events``; about 1 µs an event to
+read there, against 3.5 to decode the JSON lines again).  It answers each
+batch with the engine's output, at most ``IN_FLIGHT`` batches behind.  A
+checkpoint is asked in line with the batches (``ask_state``): answered after
+those sent before it, and saved by the pipeline once their alerts are
+published, so the state saved always covers exactly the alerts already
+published, and nobody waits for it.
 """
 
 from __future__ import annotations

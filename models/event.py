@@ -103,24 +103,16 @@ def parse_rfc3339(value: str) -> datetime:
         raise ValueError(f"is not a valid date-time ({exc})") from None
     if parsed.tzinfo is None:  # pragma: no cover - the pattern demands an offset
         raise ValueError("must carry a UTC offset")
-    if parsed.tzinfo is UTC:  # "Z" and "+00:00": already so (the common case, on every event)
-        return parsed
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise ValueError(_OUT_OF_RANGE) from None
-
-
-_OUT_OF_RANGE = "is out of range once converted to UTC"
+    return _in_utc(parsed)
 
 
 def _in_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is UTC:
+    if moment.tzinfo is UTC:  # "Z" and "+00:00": already so (the common case, on every event)
         return moment
     try:
         return moment.astimezone(UTC)
-    except OverflowError:
-        raise ValueError(_OUT_OF_RANGE) from None
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("is out of range once converted to UTC") from None
 
 
 def _timestamp(value: Any) -> datetime:
