@@ -54,7 +54,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from ingest.kafka_join_guard import rejoin_if_join_dropped
+from ingest.kafka_join_guard import join_under_way, rejoin_if_join_dropped
 from ingest.kafka_settings import KafkaSettings
 from ingest.parse import ParsedBatch, Parser
 from ingest.pipeline import IngestReport, Pipeline
@@ -127,9 +127,7 @@ class KafkaSource(Source):
 
     def poll(self, timeout: float, max_records: int) -> dict[TopicPartition, list[KafkaRecord]]:
         consumer = self.open()
-        polled = consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
-        if rejoin_if_join_dropped(consumer):
-            log.warning("kafka: a group join was left unfinished by the client; rejoining")
+        polled = self._poll_through_joins(consumer, int(timeout * 1000), max_records)
         limit = self.max_line_bytes
         out: dict[TopicPartition, list[KafkaRecord]] = {}
         for tp, messages in polled.items():
@@ -153,6 +151,19 @@ class KafkaSource(Source):
                 )
             out[tp] = records
         return out
+
+    def _poll_through_joins(self, consumer: KafkaConsumer, timeout_ms: int, max_records: int) -> dict:
+        """``consumer.poll``, polled again while a group join is under way, so that it lands (``kafka_join_guard``)."""
+        polled = consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        # bounded by the rebalance timeout: a join the broker holds longer has failed anyway
+        deadline = time.monotonic() + self.settings.max_poll_interval
+        while join_under_way(consumer) and not self.stopping and time.monotonic() < deadline:
+            if rejoin_if_join_dropped(consumer):
+                log.warning("kafka: the client left a group join unfinished; asked for it again")
+            # nothing comes while rebalancing (the partitions were given up first), but keep what does
+            for tp, messages in consumer.poll(timeout_ms=timeout_ms, max_records=max_records).items():
+                polled.setdefault(tp, []).extend(messages)
+        return polled
 
     # -- the generic Source interface (one pipeline for every partition: one instance only) ----------
     def batches(self, max_records: int) -> Iterator[list[RawRecord]]:
