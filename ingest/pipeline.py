@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import pickle
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from itertools import takewhile
 
 import orjson
 
@@ -121,6 +123,10 @@ class Pipeline:
         # a replay's engine moves to a process of its own once it is worth the start-up (ingest.detection_worker)
         self._worker: DetectionWorker[Stored] | None = None
         self._left_behind: tuple[bytes, int] = (b"", 0)
+        # during a replay, the pipeline's own store work (alerts, pages, checkpoints) queues on the
+        # store writer's thread (``_in_store_order``)
+        self._store_thread: ThreadPoolExecutor | None = None
+        self._store_work: deque[Future[None]] = deque()
 
     @property
     def engine(self) -> DetectionEngine:
@@ -184,23 +190,30 @@ class Pipeline:
         failed = True
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
-                in_flight: tuple[Sequence[RawRecord], ParsedBatch, Future[WriteResult]] | None = None
-                for records in source.batches(self._batch_size(source)):
-                    if self.metrics is not None:
-                        self.metrics.read(records)
-                    parsed = self.parser.parse(records)
-                    writing = pool.submit(writer.write, parsed.events, parsed.dead_letters)
+                self._store_thread = pool if overlap else None
+                try:
+                    in_flight: tuple[Sequence[RawRecord], ParsedBatch, Future[WriteResult]] | None = None
+                    for records in source.batches(self._batch_size(source)):
+                        if self.metrics is not None:
+                            self.metrics.read(records)
+                        parsed = self.parser.parse(records)
+                        writing = pool.submit(writer.write, parsed.events, parsed.dead_letters)
+                        if in_flight is not None:
+                            self._judge(*in_flight)
+                        in_flight = (records, parsed, writing)
+                        if not overlap:
+                            self._judge(*in_flight)
+                            in_flight = None
+                            source.commit()
+                        elif self._worker is None and self._worker_due():
+                            self._move_engine_to_worker()
                     if in_flight is not None:
                         self._judge(*in_flight)
-                    in_flight = (records, parsed, writing)
-                    if not overlap:
-                        self._judge(*in_flight)
-                        in_flight = None
-                        source.commit()
-                    elif self._worker is None and self._worker_due():
-                        self._move_engine_to_worker()
-                if in_flight is not None:
-                    self._judge(*in_flight)
+                finally:
+                    self._store_thread = None
+                    queued, self._store_work = self._store_work, deque()
+                for work in queued:  # waited for; a failure is raised here
+                    work.result()
             failed = False
         finally:
             if writer is not self.store:
@@ -228,6 +241,12 @@ class Pipeline:
         """Judge what is in flight, close the windows if asked, and save the detector state."""
         worker = self._worker
         if worker is None:
+            if failed:
+                # As after a crash: the last checkpoint stands, and what was stored since is judged again
+                # at the next start.  The engine here has seen batches whose alerts may not be stored:
+                # closing its windows or saving its state now would put them past that.
+                log.warning("run stopped early: the detector state since the last checkpoint is judged again")
+                return
             if close_windows:
                 self._publish(self.engine.flush().alerts)
             self.checkpoint()
@@ -303,17 +322,40 @@ class Pipeline:
         for answer, asked in answers:
             if isinstance(asked, StateDue):
                 assert self._position == asked.last_seq, "a state saved must cover exactly what was published"
-                self.store.save_checkpoint(self.checkpoint_name, asked.last_seq, answer)
+                # queued after the alerts it covers (``_conclude``): saved once they are stored
+                self._in_store_order(self.store.save_checkpoint, self.checkpoint_name, asked.last_seq, answer)
             else:
                 self._conclude(answer, asked)
 
     def _conclude(self, output: EngineOutput, stored: Stored) -> None:
         """A judged batch: publish what it raised, and move the position the detector state covers."""
         self.report.late_events += output.late_events
-        self._publish([*output.alerts, *stored.tampering])  # never ignored (issue 7)
+        self._in_store_order(self._publish, [*output.alerts, *stored.tampering])  # never ignored (issue 7)
         self._position = stored.last_seq
         if self.progress is not None:
             self.progress(self.report)
+
+    def _in_store_order(self, work: Callable[..., None], *args: object) -> None:
+        """Do store work now, or during a replay queue it on the store writer's thread, after what is queued there.
+
+        The pipeline's connection would otherwise wait for the writer's
+        transaction to end in SQLite's busy handler, which sleeps in steps of
+        up to 100 ms: a replay's main thread spent a third of its time asleep
+        there, parsing nothing.  Queued there, the work is done in the order
+        asked (an alert is stored before a checkpoint covering it is saved,
+        and each batch's alerts are looked up after the last batch's are
+        stored), by one thread, so the two connections never wait on each
+        other.  A failure is raised at the next call, or at the end of the
+        run, and nothing queued after it is done: no checkpoint is saved over
+        alerts that were not stored.
+        """
+        if self._store_thread is None:
+            work(*args)
+            return
+        for _ in range(sum(1 for _ in takewhile(Future.done, self._store_work))):
+            self._store_work.popleft().result()  # what is done of it: a failure is raised here
+        before = self._store_work[-1] if self._store_work else None
+        self._store_work.append(self._store_thread.submit(_after, before, work, *args))
 
     def checkpoint(self, position: int | None = None) -> None:
         """Save the detector state; ``position``: what it covers when the source keeps the order (an offset)."""
@@ -321,7 +363,8 @@ class Pipeline:
             self._position = position
         # serialised where the engine lives (the worker's state never passes through here as objects)
         state = self._worker.state() if self._worker is not None else orjson.dumps(self.engine.to_state())
-        self.store.save_checkpoint(self.checkpoint_name, self._position, state)
+        # after the alerts it covers, which may still be queued (``_in_store_order``)
+        self._in_store_order(self.store.save_checkpoint, self.checkpoint_name, self._position, state)
         self._since_checkpoint = 0
 
     def _store_position(self) -> int:
@@ -374,6 +417,13 @@ class Pipeline:
         if to_page and self.notifier is not None:
             self.notifier.page([(alert, changed[alert.incident_id]) for alert in to_page])
         self.store.upsert_alerts(grouped, list(changed.values()))
+
+
+def _after(before: Future[None] | None, work: Callable[..., None], *args: object) -> None:
+    """``work``, unless the work queued before it failed (then that failure, again)."""
+    if before is not None:
+        before.result()  # done: one thread does the queue in order
+    work(*args)
 
 
 def _to_judge(parsed: ParsedBatch, written: WriteResult) -> list[IncomingEvent]:

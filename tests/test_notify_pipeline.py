@@ -135,7 +135,10 @@ def test_a_crash_between_planning_pages_and_storing_alerts_pages_once(tmp_path, 
     assert planned and incidents(data) == []  # the pages are in the outbox; the alerts never got stored
     replay()  # the restart: recovery judges the stored events again and raises the same alerts
     stored = [i for i in incidents(data) if i.severity.rank >= 1]
-    assert [row.notification_id for row in outbox(data)] == [row.notification_id for row in planned]
+    # each page planned before the crash is planned again under its id, not twice (and the run, stopped
+    # at the crash, plans what it had not reached on the restart)
+    paged = [row.notification_id for row in outbox(data)]
+    assert len(paged) == len(set(paged)) and {row.notification_id for row in planned} <= set(paged)
     assert sorted(e["dedup_key"] for e in pagerduty.events("trigger")) == sorted(i.incident_id for i in stored)
     assert pagerduty.pages == len(stored)
 

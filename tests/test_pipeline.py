@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import orjson
@@ -110,6 +111,44 @@ def test_a_crash_before_the_checkpoint_loses_and_doubles_nothing(fortnight, tmp_
     assert _alert_keys(recovered) == _alert_keys(uninterrupted)
     with SqliteStore(Path(settings.data_dir) / "accesswatch.db") as store:
         assert store.stats().events == len(lines)
+
+
+@pytest.mark.parametrize("in_worker", [False, True], ids=["engine-in-place", "engine-in-worker"])
+def test_alerts_that_fail_to_be_stored_stop_the_replay_and_no_state_is_saved_past_them(fortnight, tmp_path, in_worker):
+    # A replay stores alerts and checkpoints on the store writer's thread, queued behind its writes
+    # (Pipeline._in_store_order): a failure there must stop the run, and nothing queued after it
+    # (a checkpoint above all) may be done, or a restart would never raise the alerts that were lost.
+    _, uninterrupted, _ = _replay(_settings(tmp_path / "whole"), fortnight)
+    batch = {"ingest.batch_lines": 2000, "store.sqlite.transaction_events": 2000, "ingest.checkpoint_events": 2000}
+    worker = {"ingest.detection_process": in_worker, "ingest.detection_process_after": 0}
+    settings = _settings(tmp_path / "failed", **batch, **worker)
+    events: list[str] = []
+    with app.open_store(settings) as store:
+        upsert, save = store.upsert_alerts, store.save_checkpoint
+
+        def failing(alerts, incidents=()):
+            events.append("alerts")
+            if events.count("alerts") == 3:
+                events.append("failed")
+                raise sqlite3.OperationalError("disk I/O error")
+            upsert(alerts, incidents)
+
+        def saving(name, seq, state):
+            events.append("checkpoint")
+            save(name, seq, state)
+
+        store.upsert_alerts, store.save_checkpoint = failing, saving  # type: ignore[method-assign]
+        pipeline = app.build_pipeline(settings, store, notifier=None)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+            pipeline.run(FileSource([str(fortnight)], 1 << 20), close_windows=True)
+        checkpoint = store.load_checkpoint("detectors")
+        stored = store.stats().events
+    assert "failed" in events and "checkpoint" in events[: events.index("failed")], "it failed mid-run"
+    assert "checkpoint" not in events[events.index("failed") :]
+    assert checkpoint.seq < stored
+    report, recovered, _ = _replay(settings, fortnight)  # the restart: what was lost is raised, nothing twice
+    assert report.recovered == stored - checkpoint.seq
+    assert _alert_keys(recovered) == _alert_keys(uninterrupted)
 
 
 def test_the_live_simulator_source_gives_the_alerts_of_a_replay(tmp_path):
