@@ -36,6 +36,7 @@ from store.base import (
 )
 from store.chain import ROW_COLUMNS, SqliteChain, append_events
 from store.retention import SqliteRetention
+from store.sqlite_bulk import insert_all
 from store.sqlite_checkpointer import WalCheckpointer
 from store.sqlite_dashboard import SqliteDashboardMixin
 from store.sqlite_outbox import SqliteOutbox
@@ -46,7 +47,7 @@ WAL_CHECKPOINT_BYTES = 20000 * 4096  # the WAL is copied into the file past this
 BACKGROUND_CHECKPOINT_SLACK = 4  # ... or past four times that, by a writer whose checkpoints a thread does
 
 # every column but seq, in the order the chain hashes them (store.chain.append_events)
-_INSERT_EVENT = f"INSERT OR IGNORE INTO events ({ROW_COLUMNS.removeprefix('seq, ')}) VALUES ({','.join('?' * 14)})"
+_INSERT_EVENTS = f"INSERT OR IGNORE INTO events ({ROW_COLUMNS.removeprefix('seq, ')})"  # store.sqlite_bulk
 _INSERT_COLLIDED = f"INSERT INTO events ({ROW_COLUMNS.removeprefix('seq, ')}) VALUES (NULL,{','.join('?' * 13)})"
 
 
@@ -196,7 +197,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         rows = [row(incoming, id_key(event_id)) for event_id, incoming in unique.items()]
         before = db.total_changes
         first_seq = self._last_seq + 1
-        db.executemany(_INSERT_EVENT, rows)
+        insert_all(db, _INSERT_EVENTS, rows, 14)
         inserted = db.total_changes - before
         if inserted == len(batch):
             stored, stored_rows = batch, rows
@@ -232,9 +233,9 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             for name in incoming.classes
         ]
         if customers:
-            db.executemany("INSERT INTO event_customers (rowid, tokens) VALUES (?, ?)", customers)
+            insert_all(db, "INSERT INTO event_customers (rowid, tokens)", customers, 2)
         if classes:
-            db.executemany("INSERT OR IGNORE INTO event_classes VALUES (?,?,?)", classes)
+            insert_all(db, "INSERT OR IGNORE INTO event_classes (class, ts, seq)", classes, 3)
         self._last_seq = first_seq + len(stored) - 1 if stored else self._last_seq
         result.stored = stored
         return stored_rows

@@ -1,0 +1,50 @@
+"""Many rows a statement (store.sqlite_bulk): the same table, rowids and change counts as one statement a row."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from store import sqlite_bulk
+from store.sqlite_bulk import insert_all
+
+
+def _table(db: sqlite3.Connection) -> list[tuple]:
+    return db.execute("SELECT rowid, k, v FROM t ORDER BY rowid").fetchall()
+
+
+def _db() -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("CREATE TABLE t (k INTEGER UNIQUE, v TEXT)")
+    return db
+
+
+@pytest.mark.parametrize("count", [0, 1, 255, 256, 257, 1000])
+def test_rows_go_in_in_order_as_one_statement_a_row_puts_them(count):
+    # repeats of a key inside one statement and across statements: OR IGNORE keeps the first, row by row
+    rows = [(i % 700, f"value {i}") for i in range(count)]
+    one_by_one, bulk = _db(), _db()
+    one_by_one.executemany("INSERT OR IGNORE INTO t (k, v) VALUES (?, ?)", rows)
+    insert_all(bulk, "INSERT OR IGNORE INTO t (k, v)", rows, 2)
+    assert _table(bulk) == _table(one_by_one)
+    assert bulk.total_changes == one_by_one.total_changes == min(count, 700)
+
+
+def test_a_wide_row_keeps_each_statement_under_sqlites_parameter_limit(monkeypatch):
+    monkeypatch.setattr(sqlite_bulk, "MAX_PARAMETERS", 10)  # 3 rows of 3 values a statement, then 1 by 1
+    statements = []
+    db = _db()
+    db.set_trace_callback(statements.append)
+    insert_all(db, "INSERT INTO t (rowid, k, v)", [(i, i, str(i)) for i in range(1, 8)], 3)
+    assert [row[0] for row in _table(db)] == list(range(1, 8))
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert [s.count("(") - 1 for s in inserts] == [3, 3, 1]  # two statements of three rows, then the rest
+
+
+def test_values_keep_their_types():
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.execute("CREATE TABLE u (a, b, c, d)")
+    rows = [(1, 1.5, "x", None), (2**62, b"\x00\xff", "", None)] * 200
+    insert_all(db, "INSERT INTO u (a, b, c, d)", rows, 4)
+    assert db.execute("SELECT a, b, c, d FROM u ORDER BY rowid").fetchall() == rows
