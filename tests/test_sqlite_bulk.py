@@ -6,7 +6,6 @@ import sqlite3
 
 import pytest
 
-from store import sqlite_bulk
 from store.sqlite_bulk import insert_all
 
 
@@ -20,21 +19,21 @@ def _db() -> sqlite3.Connection:
     return db
 
 
-@pytest.mark.parametrize("count", [0, 1, 255, 256, 257, 1000])
+@pytest.mark.parametrize("count", [0, 1, 4095, 4096, 4097, 9000])
 def test_rows_go_in_in_order_as_one_statement_a_row_puts_them(count):
     # repeats of a key inside one statement and across statements: OR IGNORE keeps the first, row by row
-    rows = [(i % 700, f"value {i}") for i in range(count)]
+    rows = [(i % 7000, f"value {i}") for i in range(count)]
     one_by_one, bulk = _db(), _db()
     one_by_one.executemany("INSERT OR IGNORE INTO t (k, v) VALUES (?, ?)", rows)
     insert_all(bulk, "INSERT OR IGNORE INTO t (k, v)", rows, 2)
     assert _table(bulk) == _table(one_by_one)
-    assert bulk.total_changes == one_by_one.total_changes == min(count, 700)
+    assert bulk.total_changes == one_by_one.total_changes == min(count, 7000)
 
 
-def test_a_wide_row_keeps_each_statement_under_sqlites_parameter_limit(monkeypatch):
-    monkeypatch.setattr(sqlite_bulk, "MAX_PARAMETERS", 10)  # 3 rows of 3 values a statement, then 1 by 1
+def test_a_wide_row_keeps_each_statement_under_the_connections_parameter_limit():
     statements = []
     db = _db()
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)  # 3 rows of 3 values a statement, then 1 by 1
     db.set_trace_callback(statements.append)
     insert_all(db, "INSERT INTO t (rowid, k, v)", [(i, i, str(i)) for i in range(1, 8)], 3)
     assert [row[0] for row in _table(db)] == list(range(1, 8))
