@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import orjson
@@ -149,6 +150,30 @@ def test_alerts_that_fail_to_be_stored_stop_the_replay_and_no_state_is_saved_pas
     report, recovered, _ = _replay(settings, fortnight)  # the restart: what was lost is raised, nothing twice
     assert report.recovered == stored - checkpoint.seq
     assert _alert_keys(recovered) == _alert_keys(uninterrupted)
+
+
+def test_a_replay_stores_its_alerts_on_the_writers_thread_and_a_live_run_as_it_goes(fortnight, tmp_path):
+    # A replay's own connection used to wait for the writer's transactions in SQLite's busy handler,
+    # asleep in steps up to 100 ms (a third of a replay's main thread); a live run stores as it judges.
+    def threads_storing_alerts(settings, source):
+        names = set()
+        with app.open_store(settings) as store:
+            upsert = store.upsert_alerts
+
+            def recording(alerts, incidents=()):
+                names.add(threading.current_thread().name.partition("_")[0])
+                upsert(alerts, incidents)
+
+            store.upsert_alerts = recording  # type: ignore[method-assign]
+            app.build_pipeline(settings, store, notifier=None).run(source, close_windows=True)
+        return names
+
+    batches = {"ingest.batch_lines": 2000, "store.sqlite.transaction_events": 2000}
+    replayed = threads_storing_alerts(_settings(tmp_path / "replay", **batches), FileSource([str(fortnight)], 1 << 20))
+    # the windows still open at the end are closed once the writer's thread is done: those alerts are stored here
+    assert replayed == {"store-writer", "MainThread"}
+    live = SimulatorSource(SimulationSettings(seed=5, days=10, employees=20), speed=float("inf"))
+    assert threads_storing_alerts(_settings(tmp_path / "live", **batches), live) == {"MainThread"}
 
 
 def test_the_live_simulator_source_gives_the_alerts_of_a_replay(tmp_path):
