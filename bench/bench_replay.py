@@ -66,6 +66,16 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
+def stage_times(stderr: str) -> dict[str, float]:
+    """The stages the replay logged (its JSON log lines on standard error); empty if it logged none."""
+    for line in stderr.splitlines():
+        if line.startswith("{"):
+            entry = orjson.loads(line)
+            if entry.get("message") == "where the run's time went, in seconds":
+                return {key: value for key, value in entry.items() if key not in ("ts", "level", "logger", "message")}
+    return {}
+
+
 def main() -> None:
     path = simulated_log(int(os.environ.get("BENCH_EVENTS", "1000000")))
     data = OUT / "data"
@@ -107,6 +117,9 @@ def main() -> None:
     print(f"orjson parse only:    {parse_rate:,.0f} lines/s")
     print(f"end to end / parsing: {rate / parse_rate:.3f}")
     print(f"load average:         {os.getloadavg()[0]:.2f} (other work on the machine slows every figure)")
+    print("where the time went (ingest.stage_times; the main thread's, then the writer's and the worker's):")
+    for name, seconds in stage_times(done.stderr).items():
+        print(f"  {name.replace('_', ' ') + ':':<20} {seconds:6.1f} s, {seconds / lines * 1e6:5.1f} us an event")
 
 
 if __name__ == "__main__":

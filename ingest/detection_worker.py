@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
@@ -117,6 +118,12 @@ class DetectionWorker(Generic[Context]):
         self._send(("flush", None))
         return self._receive()
 
+    def busy(self) -> float:
+        """Seconds the worker has spent on what it was asked (``ingest.stage_times``)."""
+        assert not self._pending, "drain before asking"
+        self._send(("busy", None))
+        return self._receive()
+
     def close(self) -> None:
         """End the worker: what its engine learned since the last ``state`` asked of it is let go."""
         self._stop()
@@ -174,10 +181,15 @@ def _serve(requests: Connection, answers: Connection) -> None:
     gc.freeze()
     gc.set_threshold(1_000_000, 50, 100)  # as the command line sets it (accesswatch.cli says why)
     engine: DetectionEngine | None = None
+    busy = 0.0
     for kind, payload in _read_ahead(requests):
         if kind in ("stop", "gone"):
             return  # told to, or the pipeline is gone
+        started = time.perf_counter()
         try:
+            if kind == "busy":
+                answers.send(("ok", busy))
+                continue
             if kind == "engine":
                 engine = pickle.loads(payload)
                 continue
@@ -195,6 +207,7 @@ def _serve(requests: Connection, answers: Connection) -> None:
             log.exception("detection worker failed")
             answers.send(("error", f"{type(exc).__name__}: {exc}"))
             return
+        busy += time.perf_counter() - started
         answers.send(("ok", answer))
 
 

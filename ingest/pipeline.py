@@ -17,7 +17,7 @@ import logging
 import pickle
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,6 +31,7 @@ from ingest.detection_worker import Answer, DetectionWorker
 from ingest.metrics import PipelineMetrics
 from ingest.parse import ParsedBatch, Parser
 from ingest.sources import RawRecord, Source
+from ingest.stage_times import StageTimes
 from ingest.tampering import tampering_alerts
 from models.alert import Alert
 from models.config import Settings
@@ -71,6 +72,7 @@ class IngestReport:
     alerts_updated: int = 0
     recovered: int = 0  # events fed again to the detectors after a restart
     started: float = field(default_factory=time.monotonic)
+    stages: StageTimes = field(default_factory=StageTimes)  # where the time went (ingest.stage_times)
 
     @property
     def balanced(self) -> bool:
@@ -188,16 +190,19 @@ class Pipeline:
         overlap = type(source).commit is Source.commit and not source.live
         writer = self.store.open_writer() if overlap else self.store
         failed = True
+        stages = self.report.stages
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
                 self._store_thread = pool if overlap else None
                 try:
                     in_flight: tuple[Sequence[RawRecord], ParsedBatch, Future[WriteResult]] | None = None
-                    for records in source.batches(self._batch_size(source)):
+                    for records in _timed(source.batches(self._batch_size(source)), stages):
                         if self.metrics is not None:
                             self.metrics.read(records)
+                        started = time.perf_counter()
                         parsed = self.parser.parse(records)
-                        writing = pool.submit(writer.write, parsed.events, parsed.dead_letters)
+                        stages.parsing += time.perf_counter() - started
+                        writing = pool.submit(stages.store, writer.write, parsed.events, parsed.dead_letters)
                         if in_flight is not None:
                             self._judge(*in_flight)
                         in_flight = (records, parsed, writing)
@@ -219,6 +224,7 @@ class Pipeline:
             if writer is not self.store:
                 writer.close()
             self._finish(close_windows and not source.stopping, failed)
+        log.info("where the run's time went, in seconds", extra=stages.as_dict())
         return self.report
 
     def _move_engine_to_worker(self) -> None:
@@ -257,6 +263,7 @@ class Pipeline:
                 self._take(worker.drain())
                 if close_windows:
                     self._publish(worker.flush().alerts)
+                self.report.stages.detection_busy += worker.busy()
                 self.checkpoint()
                 judged = True
         finally:
@@ -287,7 +294,10 @@ class Pipeline:
         self._record(records, parsed, self.store.write(parsed.events, parsed.dead_letters))
 
     def _judge(self, records: Sequence[RawRecord], parsed: ParsedBatch, writing: Future[WriteResult]) -> None:
-        self._record(records, parsed, writing.result())
+        started = time.perf_counter()
+        written = writing.result()
+        self.report.stages.waiting_for_store += time.perf_counter() - started
+        self._record(records, parsed, written)
 
     def _record(self, records: Sequence[RawRecord], parsed: ParsedBatch, written: WriteResult) -> None:
         report = self.report
@@ -302,10 +312,15 @@ class Pipeline:
             self.metrics.batch(records, len(parsed.dead_letters), written)
         judging = _to_judge(parsed, written)
         stored = Stored(tampering_alerts(parsed, written), written.last_seq, len(written.stored))
+        started = time.perf_counter()
         if self._worker is None:
-            self._conclude(self.engine.process([incoming.event for incoming in judging]), stored)
+            output = self.engine.process([incoming.event for incoming in judging])
+            report.stages.judging += time.perf_counter() - started
+            self._conclude(output, stored)
         else:
-            self._take(self._worker.submit(judging, stored))
+            answers = self._worker.submit(judging, stored)
+            report.stages.judging += time.perf_counter() - started
+            self._take(answers)
         self._since_checkpoint += stored.events
         if self.checkpoint_events and self._since_checkpoint >= self.checkpoint_events:
             if self._worker is None:
@@ -355,7 +370,7 @@ class Pipeline:
         for _ in range(sum(1 for _ in takewhile(Future.done, self._store_work))):
             self._store_work.popleft().result()  # what is done of it: a failure is raised here
         before = self._store_work[-1] if self._store_work else None
-        self._store_work.append(self._store_thread.submit(_after, before, work, *args))
+        self._store_work.append(self._store_thread.submit(self.report.stages.store, _after, before, work, *args))
 
     def checkpoint(self, position: int | None = None) -> None:
         """Save the detector state; ``position``: what it covers when the source keeps the order (an offset)."""
@@ -417,6 +432,18 @@ class Pipeline:
         if to_page and self.notifier is not None:
             self.notifier.page([(alert, changed[alert.incident_id]) for alert in to_page])
         self.store.upsert_alerts(grouped, list(changed.values()))
+
+
+def _timed(batches: Iterable[Sequence[RawRecord]], stages: StageTimes) -> Iterator[Sequence[RawRecord]]:
+    """The source's batches, the time taken to get each added to ``stages.reading``."""
+    batches = iter(batches)
+    while True:
+        started = time.perf_counter()
+        records = next(batches, None)
+        stages.reading += time.perf_counter() - started
+        if records is None:
+            return
+        yield records
 
 
 def _after(before: Future[None] | None, work: Callable[..., None], *args: object) -> None:

@@ -9,6 +9,7 @@ restored from what the worker saved; and a worker killed mid-run.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from pathlib import Path
@@ -72,6 +73,18 @@ def test_a_worker_process_raises_and_learns_what_the_engine_does_in_place(fortni
     assert incidents == in_place[1]
     assert seq == in_place[2] == report.stored
     assert state == in_place[3]
+
+
+@pytest.mark.parametrize("in_worker", [False, True], ids=["engine-in-place", "engine-in-worker"])
+def test_a_replay_reports_where_its_time_went(fortnight, tmp_path, caplog, in_worker):
+    settings = _settings(tmp_path, detection_process=in_worker, detection_process_after=0)
+    with caplog.at_level(logging.INFO, logger="ingest.pipeline"):
+        stages = _replay(settings, fortnight).stages
+    assert stages.reading > 0 and stages.parsing > 0 and stages.judging > 0 and stages.waiting_for_store >= 0
+    assert 0 < stages.store_cpu <= stages.store_busy + 0.05  # a thread is on a CPU at most as long as it works
+    assert (stages.detection_busy > 0) is in_worker  # the worker's own figure; in place, judging says it all
+    (logged,) = [r for r in caplog.records if r.getMessage() == "where the run's time went, in seconds"]
+    assert logged.store_busy == round(stages.store_busy, 3) and logged.detection_busy == round(stages.detection_busy, 3)
 
 
 def test_the_engine_asked_for_after_the_run_is_the_one_the_worker_ended_with(fortnight, in_place, tmp_path):
