@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from itertools import takewhile
 
 import orjson
 
@@ -367,7 +366,7 @@ class Pipeline:
         if self._store_thread is None:
             work(*args)
             return
-        for _ in range(sum(1 for _ in takewhile(Future.done, self._store_work))):
+        while self._store_work and self._store_work[0].done():
             self._store_work.popleft().result()  # what is done of it: a failure is raised here
         before = self._store_work[-1] if self._store_work else None
         self._store_work.append(self._store_thread.submit(self.report.stages.store, _after, before, work, *args))

@@ -197,7 +197,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         rows = [row(incoming, id_key(event_id)) for event_id, incoming in unique.items()]
         before = db.total_changes
         first_seq = self._last_seq + 1
-        insert_all(db, _INSERT_EVENTS, rows, 14)
+        insert_all(db, _INSERT_EVENTS, rows)
         inserted = db.total_changes - before
         if inserted == len(batch):
             stored, stored_rows = batch, rows
@@ -232,10 +232,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             for seq, incoming, stored_row in zip(seqs, stored, stored_rows, strict=True)
             for name in incoming.classes
         ]
-        if customers:
-            insert_all(db, "INSERT INTO event_customers (rowid, tokens)", customers, 2)
-        if classes:
-            insert_all(db, "INSERT OR IGNORE INTO event_classes (class, ts, seq)", classes, 3)
+        insert_all(db, "INSERT INTO event_customers (rowid, tokens)", customers)
+        insert_all(db, "INSERT OR IGNORE INTO event_classes (class, ts, seq)", classes)
         self._last_seq = first_seq + len(stored) - 1 if stored else self._last_seq
         result.stored = stored
         return stored_rows

@@ -24,8 +24,11 @@ from itertools import chain
 ROWS_PER_STATEMENT = 4096  # at most: fewer if the connection's limit on parameters says so
 
 
-def insert_all(db: sqlite3.Connection, head: str, rows: Sequence[tuple], width: int) -> None:
-    """Run ``head`` (``INSERT ... INTO t (columns)``, without ``VALUES``) for every row of ``width`` values."""
+def insert_all(db: sqlite3.Connection, head: str, rows: Sequence[tuple]) -> None:
+    """Run ``head`` (``INSERT ... INTO t (columns)``, without ``VALUES``) for every row (all of one width)."""
+    if not rows:
+        return
+    width = len(rows[0])
     # 32,766 parameters by default since SQLite 3.32 (a build may set fewer: 999 before)
     per_statement = max(1, min(ROWS_PER_STATEMENT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
     whole = len(rows) - len(rows) % per_statement

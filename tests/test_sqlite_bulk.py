@@ -25,7 +25,7 @@ def test_rows_go_in_in_order_as_one_statement_a_row_puts_them(count):
     rows = [(i % 7000, f"value {i}") for i in range(count)]
     one_by_one, bulk = _db(), _db()
     one_by_one.executemany("INSERT OR IGNORE INTO t (k, v) VALUES (?, ?)", rows)
-    insert_all(bulk, "INSERT OR IGNORE INTO t (k, v)", rows, 2)
+    insert_all(bulk, "INSERT OR IGNORE INTO t (k, v)", rows)
     assert _table(bulk) == _table(one_by_one)
     assert bulk.total_changes == one_by_one.total_changes == min(count, 7000)
 
@@ -35,7 +35,7 @@ def test_a_wide_row_keeps_each_statement_under_the_connections_parameter_limit()
     db = _db()
     db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)  # 3 rows of 3 values a statement, then 1 by 1
     db.set_trace_callback(statements.append)
-    insert_all(db, "INSERT INTO t (rowid, k, v)", [(i, i, str(i)) for i in range(1, 8)], 3)
+    insert_all(db, "INSERT INTO t (rowid, k, v)", [(i, i, str(i)) for i in range(1, 8)])
     assert [row[0] for row in _table(db)] == list(range(1, 8))
     inserts = [s for s in statements if s.startswith("INSERT")]
     assert [s.count("(") - 1 for s in inserts] == [3, 3, 1]  # two statements of three rows, then the rest
@@ -45,5 +45,5 @@ def test_values_keep_their_types():
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.execute("CREATE TABLE u (a, b, c, d)")
     rows = [(1, 1.5, "x", None), (2**62, b"\x00\xff", "", None)] * 200
-    insert_all(db, "INSERT INTO u (a, b, c, d)", rows, 4)
+    insert_all(db, "INSERT INTO u (a, b, c, d)", rows)
     assert db.execute("SELECT a, b, c, d FROM u ORDER BY rowid").fetchall() == rows
