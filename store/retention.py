@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from store.chain import append_purge, drop_purged_leaves
+from store.customer_postings import drop_purged
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def _chunks(db: sqlite3.Connection, horizon: int, below_seq: int) -> Iterator[li
     after = 0
     while True:
         rows = db.execute(
-            "SELECT e.seq, e.ts, e.classes, e.body FROM events e WHERE e.seq > ? AND e.seq < ? AND e.ts < ?"
+            "SELECT e.seq, e.ts, e.classes FROM events e WHERE e.seq > ? AND e.seq < ? AND e.ts < ?"
             " AND NOT EXISTS (SELECT 1 FROM temp.evidence k WHERE k.event_id = e.event_id)"
             " ORDER BY e.seq LIMIT ?",
             (after, below_seq, horizon, _CHUNK),
@@ -173,23 +174,14 @@ def _chunks(db: sqlite3.Connection, horizon: int, below_seq: int) -> Iterator[li
 
 def _delete_events(db: sqlite3.Connection, rows: list[tuple], horizon: int) -> int:
     """Delete one chunk with its index rows, and record it in the chain, in one transaction."""
-    from store.sqlite import customer_token  # the FTS token scheme is the store's
-
     db.execute("BEGIN IMMEDIATE")
     try:
-        classes, customers = [], []
-        for seq, ts, names, body in rows:
-            classes.extend((name, ts, seq) for name in names.split(",") if name)
-            ids = orjson.loads(body).get("customer_ids") or []
-            if ids:
-                # a contentless FTS5 row is deleted by giving its tokens again
-                customers.append((seq, " ".join({customer_token(customer) for customer in ids})))
+        classes = [(name, ts, seq) for seq, ts, names in rows for name in names.split(",") if name]
         db.executemany("DELETE FROM event_classes WHERE class = ? AND ts = ? AND seq = ?", classes)
-        db.executemany(
-            "INSERT INTO event_customers (event_customers, rowid, tokens) VALUES ('delete', ?, ?)", customers
-        )
         seqs = [(row[0],) for row in rows]
         db.executemany("DELETE FROM events WHERE seq = ?", seqs)
+        # postings that still cover a kept event stay: queries re-check every event they find
+        drop_purged(db, rows[0][0], rows[-1][0])
         append_purge(db, horizon, len(rows), rows[0][0], rows[-1][0])
         db.execute("COMMIT")
     except BaseException:

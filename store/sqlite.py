@@ -20,6 +20,7 @@ from models.deadletter import DeadLetter
 from models.event import AccessEvent
 from models.fast_event import validate_event
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
+from store import customer_postings
 from store.base import (
     AlertQuery,
     Checkpoint,
@@ -35,6 +36,7 @@ from store.base import (
     encode_cursor,
 )
 from store.chain import ROW_COLUMNS, SqliteChain, append_events
+from store.customer_postings import index_customers, seqs_of
 from store.retention import SqliteRetention
 from store.sqlite_bulk import insert_all
 from store.sqlite_checkpointer import WalCheckpointer
@@ -58,6 +60,8 @@ def id_key(event_id: str) -> int:
 
 def customer_token(customer_id: str) -> str:
     """The FTS5 token of a customer id: its UTF-8 in hex, one safe word for any id, and no two ids share one.
+
+    Migration 0005's: since 0006 customers are indexed in postings (``store.customer_postings``).
 
     Hex rather than a hash: one C call per id where two checksums and their formatting cost
     several times more, on the write path's every customer id (migration 0005 re-indexed older stores).
@@ -109,8 +113,9 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             self.path.parent.mkdir(parents=True, exist_ok=True)
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
-        # for migration 0005, which re-indexes customer ids from the stored bodies
+        # for migrations 0005 and 0006, which index customer ids from the stored bodies
         self._db.create_function("customer_tokens_of_body", 1, _customer_tokens_of_body, deterministic=True)
+        customer_postings.register(self._db)
         self._db.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
         self._db.execute("PRAGMA busy_timeout=30000")
         if not readonly:
@@ -221,18 +226,13 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             pairs.sort(key=lambda pair: seq_of[pair[0].event.event_id])
             stored, stored_rows = [incoming for incoming, _ in pairs], [row for _, row in pairs]
         seqs = range(first_seq, first_seq + len(stored))
-        # comprehensions, not a loop appending: this runs for every event, holding the GIL
-        customers = [
-            (seq, customer_tokens(ids))
-            for seq, incoming in zip(seqs, stored, strict=True)
-            if (ids := incoming.event.customer_ids)
-        ]
+        index_customers(db, first_seq, [incoming.event.customer_ids for incoming in stored])
+        # a comprehension, not a loop appending: this runs for every event, holding the GIL
         classes = [
             (name, stored_row[2], seq)
             for seq, incoming, stored_row in zip(seqs, stored, stored_rows, strict=True)
             for name in incoming.classes
         ]
-        insert_all(db, "INSERT INTO event_customers (rowid, tokens)", customers)
         insert_all(db, "INSERT OR IGNORE INTO event_classes (class, ts, seq)", classes)
         self._last_seq = first_seq + len(stored) - 1 if stored else self._last_seq
         result.stored = stored
@@ -410,9 +410,9 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         where, params, source = [], [], "events e"
         ts_column = "e.ts"
         if query.customer_id is not None:
-            where.append("e.seq IN (SELECT rowid FROM event_customers WHERE event_customers MATCH ?)")
-            params.append(customer_token(query.customer_id))
-            # the token is a hash: re-check the id itself
+            where.append("e.seq IN (SELECT value FROM json_each(?))")
+            params.append(orjson.dumps(seqs_of(self._db, query.customer_id)).decode())
+            # the postings hold a hash: re-check the id itself
             where.append("EXISTS (SELECT 1 FROM json_each(e.body, '$.customer_ids') WHERE value = ?)")
             params.append(query.customer_id)
         if query.data_class is not None and query.customer_id is None:
