@@ -153,3 +153,15 @@ def test_a_new_store_has_large_pages_and_an_older_one_keeps_its_own(tmp_path, se
             assert pages * page_size == sqlite_module.WAL_CHECKPOINT_BYTES
             store.write(_awkward(settings))
             _assert_intact(store, 4)
+
+
+def test_while_a_writer_is_open_the_stores_own_commits_leave_checkpoints_to_its_thread(tmp_path):
+    def limit(db: sqlite3.Connection) -> int:
+        return db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+
+    with SqliteStore(tmp_path / "a.db") as store:
+        own = limit(store._db)
+        writer = store.open_writer()
+        assert limit(store._db) == limit(writer._db) == own * sqlite_module.BACKGROUND_CHECKPOINT_SLACK
+        writer.close()
+        assert limit(store._db) == own  # on its own again, it copies the log itself past its usual size
