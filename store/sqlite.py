@@ -20,7 +20,7 @@ from models.deadletter import DeadLetter
 from models.event import AccessEvent
 from models.fast_event import validate_event
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
-from store import customer_postings
+from store import customer_postings, event_keys
 from store.base import (
     AlertQuery,
     Checkpoint,
@@ -49,8 +49,7 @@ WAL_CHECKPOINT_BYTES = 20000 * 4096  # the WAL is copied into the file past this
 BACKGROUND_CHECKPOINT_SLACK = 4  # ... or past four times that, by a writer whose checkpoints a thread does
 
 # every column but seq, in the order the chain hashes them (store.chain.append_events)
-_INSERT_EVENTS = f"INSERT OR IGNORE INTO events ({ROW_COLUMNS.removeprefix('seq, ')})"  # store.sqlite_bulk
-_INSERT_COLLIDED = f"INSERT INTO events ({ROW_COLUMNS.removeprefix('seq, ')}) VALUES (NULL,{','.join('?' * 13)})"
+_INSERT_EVENTS = f"INSERT INTO events ({ROW_COLUMNS.removeprefix('seq, ')})"  # store.sqlite_bulk
 
 
 def id_key(event_id: str) -> int:
@@ -198,34 +197,26 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 unique[event_id] = incoming
             else:
                 self._count_repeat(earlier, incoming, result)
-        batch = list(unique.values())
-        row = self._row
-        rows = [row(incoming, id_key(event_id)) for event_id, incoming in unique.items()]
-        before = db.total_changes
         first_seq = self._last_seq + 1
-        insert_all(db, _INSERT_EVENTS, rows)
-        inserted = db.total_changes - before
-        if inserted == len(batch):
-            stored, stored_rows = batch, rows
-        else:
-            # some ids were in the store already: find which rows went in
-            new_keys = {key for (key,) in db.execute("SELECT id_key FROM events WHERE seq >= ?", (first_seq,))}
-            pairs = []
-            for incoming, row in zip(batch, rows, strict=True):
-                if row[0] in new_keys:
-                    pairs.append((incoming, row))
-                elif self._is_collision(incoming, row[0]):
-                    db.execute(_INSERT_COLLIDED, row[1:])
-                    pairs.append((incoming, (None, *row[1:])))
-                else:
+        keys = [id_key(event_id) for event_id in unique]
+        taken = event_keys.known(db, keys)
+        row = self._row
+        stored, stored_rows, new_keys = [], [], []
+        owners: dict[int, str] = {}  # keys taken by this batch, and the id each was taken for
+        for (event_id, incoming), key in zip(unique.items(), keys, strict=True):
+            if key in taken or key in owners:
+                owner = owners.get(key) or self._owner(key)
+                if owner == event_id or self._stored_as_collided(event_id):
                     self._count_repeat(None, incoming, result)
-            # the store order of the new rows is their seq order
-            seq_of = {
-                event_id: seq
-                for seq, event_id in db.execute("SELECT seq, event_id FROM events WHERE seq >= ?", (first_seq,))
-            }
-            pairs.sort(key=lambda pair: seq_of[pair[0].event.event_id])
-            stored, stored_rows = [incoming for incoming, _ in pairs], [row for _, row in pairs]
+                    continue
+                key = None  # a hash collision (one in 2^64 per pair: handled, not assumed away)
+            else:
+                owners[key] = event_id
+                new_keys.append((key, first_seq + len(stored)))
+            stored.append(incoming)
+            stored_rows.append(row(incoming, key))
+        insert_all(db, _INSERT_EVENTS, stored_rows)
+        event_keys.add(db, new_keys)
         seqs = range(first_seq, first_seq + len(stored))
         index_customers(db, first_seq, [incoming.event.customer_ids for incoming in stored])
         # a comprehension, not a loop appending: this runs for every event, holding the GIL
@@ -242,9 +233,11 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
     def _count_repeat(self, earlier: IncomingEvent | None, incoming: IncomingEvent, result: WriteResult) -> None:
         result.duplicates += 1
         if earlier is None:
+            event_id = incoming.event.event_id
+            seq = event_keys.seq_of(self._db, id_key(event_id))
             row = self._db.execute(
-                "SELECT body FROM events WHERE (id_key = ? AND event_id = ?) OR (id_key IS NULL AND event_id = ?)",
-                (id_key(incoming.event.event_id), incoming.event.event_id, incoming.event.event_id),
+                "SELECT body FROM events WHERE (seq = ? AND event_id = ?) OR (id_key IS NULL AND event_id = ?)",
+                (seq, event_id, event_id),
             ).fetchone()
             earlier_event = validate_event(row[0]) if row else None
         else:
@@ -253,16 +246,16 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             result.conflicts.append(incoming.event.event_id)
             result.refused.append(incoming)  # for the tampering finding (ingest.tampering)
 
-    def _is_collision(self, incoming: IncomingEvent, key: int) -> bool:
-        """True when another event id owns this hash key (one in 2^64 per pair: handled, not assumed away)."""
-        event_id = incoming.event.event_id
-        owner = self._db.execute("SELECT event_id FROM events WHERE id_key = ?", (key,)).fetchone()
-        if owner is None or owner[0] == event_id:
-            return False
-        return (
-            self._db.execute("SELECT 1 FROM events WHERE id_key IS NULL AND event_id = ?", (event_id,)).fetchone()
-            is None
-        )
+    def _owner(self, key: int) -> str | None:
+        """The id of the stored event that has this key."""
+        seq = event_keys.seq_of(self._db, key)
+        row = self._db.execute("SELECT event_id FROM events WHERE seq = ?", (seq,)).fetchone() if seq else None
+        return row[0] if row else None
+
+    def _stored_as_collided(self, event_id: str) -> bool:
+        """True if this id is stored without its key (it collided with another id's when it came)."""
+        found = self._db.execute("SELECT 1 FROM events WHERE id_key IS NULL AND event_id = ?", (event_id,))
+        return found.fetchone() is not None
 
     def _row(self, incoming: IncomingEvent, key: int) -> tuple:
         event = incoming.event

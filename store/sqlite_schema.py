@@ -7,7 +7,8 @@ features developed side by side each add their own without colliding.
 
 Why the events table looks like this: the idempotency key is a 64-bit hash
 of the event id (an integer index is far cheaper to maintain than one on
-random text ids), the body is the event exactly as it arrived, and the
+random text ids; since migration 0007 the keys are kept in two levels of
+their own, ``store.event_keys``), the body is the event exactly as it arrived, and the
 columns beside it are what the auditors' queries filter on.  Data classes,
 which an event has a few of, have their own index table.
 
@@ -285,6 +286,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         WHERE j.type = 'text'
         GROUP BY e.seq / 10000, customer_bucket(j.value);
     DROP TABLE event_customers;
+    """,
+    ),
+    (
+        # Idempotency keys move out of the unique index on events into two levels of their own
+        # (store.event_keys): random keys made each batch write into every page of that index, a cost
+        # that grew with the store.  Each key keeps the seq of its event.
+        "0007-event-keys",
+        """
+    CREATE TABLE event_keys (id_key INTEGER PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE event_keys_recent (id_key INTEGER PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO event_keys (id_key, seq) SELECT id_key, seq FROM events WHERE id_key IS NOT NULL ORDER BY id_key;
+    DROP INDEX events_id_key;
     """,
     ),
 ]

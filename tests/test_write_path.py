@@ -76,12 +76,17 @@ def test_hash_collisions_are_chained_with_their_null_key_in_store_order(tmp_path
     with SqliteStore(tmp_path / "a.db") as store:
         store.write([f.incoming(settings, event_id="clash-1")])
         mixed = [f.incoming(settings, event_id=f"clash-{n}") if n % 2 else f.incoming(settings) for n in range(2, 8)]
-        result = store.write(mixed + _awkward(settings, 5))
-        # the colliding ids go in after the others, with no key: the store order is not the batch order
-        assert [i.event.event_id for i in result.stored][-3:] == ["clash-3", "clash-5", "clash-7"]
-        keys = [key for (key,) in store._db.execute("SELECT id_key FROM events ORDER BY seq")]
-        assert keys[0] == 7 and keys[-3:] == [None] * 3 and None not in keys[1:-3]
+        batch = mixed + _awkward(settings, 5)
+        result = store.write(batch)
+        # the colliding ids go in in the batch's order, with no key
+        assert [i.event.event_id for i in result.stored] == [i.event.event_id for i in batch]
+        stored = store._db.execute("SELECT event_id, id_key FROM events ORDER BY seq").fetchall()
+        assert [event_id for event_id, key in stored if key is None] == ["clash-3", "clash-5", "clash-7"]
+        assert stored[0] == ("clash-1", 7) and sum(key is None for _, key in stored) == 3
         _assert_intact(store, 11)
+        # and each is a duplicate when it comes again, under its own id and not the key's owner
+        again = store.write([*mixed[1::2], f.incoming(settings, event_id="clash-1")])
+        assert (again.stored, again.duplicates, again.conflicts) == ([], 4, [])
 
 
 @pytest.mark.parametrize("batches", [1, 3])
