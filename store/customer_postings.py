@@ -44,13 +44,13 @@ def index_customers(db: sqlite3.Connection, first_seq: int, customer_ids: Sequen
     if not customer_ids:
         return
     last_seq = first_seq + len(customer_ids) - 1
-    pending = db.execute(
-        "SELECT id, first_seq, postings FROM customer_postings WHERE merged = 0 ORDER BY first_seq"
-    ).fetchall()
-    start = pending[0][1] if pending else first_seq
+    # the pending rows' blobs are read only to merge them: a live source writes often, a few events a time
+    (oldest,) = db.execute("SELECT min(first_seq) FROM customer_postings WHERE merged = 0").fetchone()
+    start = first_seq if oldest is None else oldest
     if last_seq - start + 1 < MERGE_EVENTS:
         db.executemany(_INSERT, _rows(first_seq, last_seq, _pairs(customer_ids), merged=False))
         return
+    pending = db.execute("SELECT id, first_seq, postings FROM customer_postings WHERE merged = 0").fetchall()
     parts = [_pairs(customer_ids, first_seq - start)]
     parts += [_rebased(np.frombuffer(blob, _PAIR), row_first - start) for _, row_first, blob in pending]
     db.executemany("DELETE FROM customer_postings WHERE id = ?", [(row_id,) for row_id, _, _ in pending])
