@@ -124,6 +124,8 @@ class Pipeline:
         # a replay's engine moves to a process of its own once it is worth the start-up (ingest.detection_worker)
         self._worker: DetectionWorker[Stored] | None = None
         self._left_behind: tuple[bytes, int] = (b"", 0)
+        # set when a run failed with the engine here: it has judged batches past the last checkpoint
+        self._stale = False
         # during a replay, the pipeline's own store work (alerts, pages, checkpoints) queues on the
         # store writer's thread (``_in_store_order``)
         self._store_thread: ThreadPoolExecutor | None = None
@@ -132,6 +134,10 @@ class Pipeline:
     @property
     def engine(self) -> DetectionEngine:
         """The detection engine; after a run that judged in a worker, restored on first use from what it saved."""
+        if self._stale:
+            # judging again from here would count those batches twice: a new pipeline recovers from the
+            # last checkpoint, as a restart does
+            raise RuntimeError("this pipeline's run failed with its detector state past the last checkpoint")
         if self._engine is None:
             assert self._worker is None, "the engine is in the detection worker"
             self._engine = self._restored()
@@ -251,6 +257,7 @@ class Pipeline:
                 # at the next start.  The engine here has seen batches whose alerts may not be stored:
                 # closing its windows or saving its state now would put them past that.
                 log.warning("run stopped early: the detector state since the last checkpoint is judged again")
+                self._stale = True
                 return
             if close_windows:
                 self._publish(self.engine.flush().alerts)

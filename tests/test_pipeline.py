@@ -144,6 +144,9 @@ def test_alerts_that_fail_to_be_stored_stop_the_replay_and_no_state_is_saved_pas
             pipeline.run(FileSource([str(fortnight)], 1 << 20), close_windows=True)
         checkpoint = store.load_checkpoint("detectors")
         stored = store.stats().events
+        if not in_worker:  # its engine has judged past that checkpoint: it must not judge again
+            with pytest.raises(RuntimeError, match="past the last checkpoint"):
+                pipeline.run(FileSource([str(fortnight)], 1 << 20), close_windows=True)
     assert "failed" in events and "checkpoint" in events[: events.index("failed")], "it failed mid-run"
     assert "checkpoint" not in events[events.index("failed") :]
     assert checkpoint.seq < stored
