@@ -101,8 +101,9 @@ def _rows(first_seq: int, last_seq: int, pairs: np.ndarray, merged: bool) -> lis
     """One row per bucket that has pairs: sorted by hash, then offset, each pair once."""
     if last_seq - first_seq >= 1 << 32:  # pragma: no cover - 4 billion events in one write or merge
         raise ValueError("a postings row cannot span 2^32 seqs")
-    pairs = pairs[np.lexsort((pairs["offset"], pairs["hash"], pairs["hash"] % np.uint32(BUCKETS)))]
     buckets = pairs["hash"] % np.uint32(BUCKETS)
+    order = np.lexsort((pairs["offset"], pairs["hash"], buckets))
+    pairs, buckets = pairs[order], buckets[order]
     if len(pairs) > 1:  # an id given twice in one event is indexed once
         repeated = (pairs["hash"][1:] == pairs["hash"][:-1]) & (pairs["offset"][1:] == pairs["offset"][:-1])
         keep = np.concatenate(([True], ~repeated))

@@ -18,7 +18,7 @@ import orjson
 from models.alert import Alert, AlertStatus
 from models.deadletter import DeadLetter
 from models.event import AccessEvent
-from models.fast_event import validate_event
+from models.fast_event import FastEvent, validate_event
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
 from store import customer_postings, event_keys
 from store.base import (
@@ -196,7 +196,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             if earlier is None:
                 unique[event_id] = incoming
             else:
-                self._count_repeat(earlier, incoming, result)
+                self._count_repeat(earlier.event, incoming, result)
         first_seq = self._last_seq + 1
         keys = [id_key(event_id) for event_id in unique]
         taken = event_keys.known(db, keys)
@@ -205,9 +205,9 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         owners: dict[int, str] = {}  # keys taken by this batch, and the id each was taken for
         for (event_id, incoming), key in zip(unique.items(), keys, strict=True):
             if key in taken or key in owners:
-                owner = owners.get(key) or self._owner(key)
-                if owner == event_id or self._stored_as_collided(event_id):
-                    self._count_repeat(None, incoming, result)
+                body = self._stored_body(event_id, key)
+                if body is not None:
+                    self._count_repeat(validate_event(body), incoming, result)
                     continue
                 key = None  # a hash collision (one in 2^64 per pair: handled, not assumed away)
             else:
@@ -230,32 +230,19 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         result.stored = stored
         return stored_rows
 
-    def _count_repeat(self, earlier: IncomingEvent | None, incoming: IncomingEvent, result: WriteResult) -> None:
+    def _count_repeat(self, earlier: FastEvent, incoming: IncomingEvent, result: WriteResult) -> None:
         result.duplicates += 1
-        if earlier is None:
-            event_id = incoming.event.event_id
-            seq = event_keys.seq_of(self._db, id_key(event_id))
-            row = self._db.execute(
-                "SELECT body FROM events WHERE (seq = ? AND event_id = ?) OR (id_key IS NULL AND event_id = ?)",
-                (seq, event_id, event_id),
-            ).fetchone()
-            earlier_event = validate_event(row[0]) if row else None
-        else:
-            earlier_event = earlier.event
-        if earlier_event is not None and earlier_event != incoming.event:
+        if earlier != incoming.event:
             result.conflicts.append(incoming.event.event_id)
             result.refused.append(incoming)  # for the tampering finding (ingest.tampering)
 
-    def _owner(self, key: int) -> str | None:
-        """The id of the stored event that has this key."""
-        seq = event_keys.seq_of(self._db, key)
-        row = self._db.execute("SELECT event_id FROM events WHERE seq = ?", (seq,)).fetchone() if seq else None
+    def _stored_body(self, event_id: str, key: int) -> str | None:
+        """The body stored for this id: under its key, or without one (it collided with another id's)."""
+        row = self._db.execute(
+            "SELECT body FROM events WHERE (seq = ? AND event_id = ?) OR (id_key IS NULL AND event_id = ?)",
+            (event_keys.seq_of(self._db, key), event_id, event_id),
+        ).fetchone()
         return row[0] if row else None
-
-    def _stored_as_collided(self, event_id: str) -> bool:
-        """True if this id is stored without its key (it collided with another id's when it came)."""
-        found = self._db.execute("SELECT 1 FROM events WHERE id_key IS NULL AND event_id = ?", (event_id,))
-        return found.fetchone() is not None
 
     def _row(self, incoming: IncomingEvent, key: int) -> tuple:
         event = incoming.event
