@@ -20,7 +20,7 @@ from models.deadletter import DeadLetter
 from models.event import AccessEvent
 from models.fast_event import FastEvent, validate_event
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
-from store import customer_postings, event_keys
+from store import actor_days, customer_postings, event_keys
 from store.base import (
     AlertQuery,
     Checkpoint,
@@ -94,6 +94,19 @@ def _statements(script: str) -> list[str]:
 
 def _micros(moment: datetime) -> int:
     return round(moment.timestamp() * 1_000_000)
+
+
+def _span(query: EventQuery) -> tuple[int, int]:
+    """The earliest and the latest event time (microseconds, both included) a page of ``query`` can hold."""
+    earliest = actor_days.EARLIEST if query.since is None else _micros(query.since)
+    latest = actor_days.LATEST if query.until is None else _micros(query.until) - 1
+    if query.cursor is not None:  # the page starts at the cursor's time
+        ts, _ = decode_cursor(query.cursor)
+        if query.newest_first:
+            latest = min(latest, ts)
+        else:
+            earliest = max(earliest, ts)
+    return earliest, latest
 
 
 def _utc_text(moment: datetime) -> str:
@@ -419,9 +432,15 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         if query.customer_id is not None and query.data_class is not None:
             where.append("(',' || e.classes || ',') LIKE ?")
             params.append(f"%,{query.data_class},%")
+        by_day = False
         if query.actor_id is not None:
             where.append("e.actor_id = ?")
             params.append(query.actor_id)
+            # alone, or beside filters no index serves: the actor's index, day by day (``store.actor_days``)
+            if query.customer_id is None and query.data_class is None:
+                by_day = True
+                where.append(actor_days.WITHIN_DAYS)
+                params.extend(actor_days.within_days(*_span(query)))
         if query.resource is not None:
             parts = query.resource.split("/", 2)
             for column, value in zip(("e.system", "e.resource_type", "e.resource_id"), parts, strict=False):
@@ -444,10 +463,12 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             where.append(f"({ts_column}, e.seq) {'<' if query.newest_first else '>'} (?, ?)")
             params.extend((ts, seq))
         order = "DESC" if query.newest_first else "ASC"
+        # the day first: the same order (days are in time order), which the day-led actor index gives
+        by = f"{actor_days.DAY} {order}, " if by_day else ""
         sql = (
             f"SELECT e.seq, e.ts, e.body, e.classes FROM {source}"
             + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY {ts_column} {order}, e.seq {order} LIMIT ?"
+            + f" ORDER BY {by}{ts_column} {order}, e.seq {order} LIMIT ?"
         )
         rows = self._db.execute(sql, (*params, query.limit + 1)).fetchall()
         items = [

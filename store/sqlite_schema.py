@@ -12,6 +12,10 @@ their own, ``store.event_keys``), the body is the event exactly as it arrived, a
 columns beside it are what the auditors' queries filter on.  Data classes,
 which an event has a few of, have their own index table.
 
+An actor's events are indexed by (day, actor, time) since migration 0008
+(``store.actor_days``): keyed by actor first, every batch wrote into the
+index once per active actor.
+
 Customer ids are indexed in an inverted index of our own, written in
 segments (``store.customer_postings``, since migration 0006; a contentless
 FTS5 table before): an event touches several customers, with random ids, and
@@ -298,6 +302,18 @@ MIGRATIONS: list[tuple[str, str]] = [
     CREATE TABLE event_keys_recent (id_key INTEGER PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID;
     INSERT INTO event_keys (id_key, seq) SELECT id_key, seq FROM events WHERE id_key IS NOT NULL ORDER BY id_key;
     DROP INDEX events_id_key;
+    """,
+    ),
+    (
+        # The actor index gets a leading day (UTC days since the epoch, the expression ``store.actor_days``
+        # queries by).  Keyed (actor, time), each batch wrote a leaf of it per active actor: about 1,400
+        # pages of 16 KiB a 10,000-event batch with 1,400 employees, a third of all the log a replay
+        # writes, and more with every actor.  Keyed (day, actor, time), a batch writes into its day's
+        # part only.  An actor's events are found day by day, in time order (``actor_days``).
+        "0008-actor-day-index",
+        """
+    CREATE INDEX events_actor_day ON events(ts / 86400000000, actor_id, ts);
+    DROP INDEX events_actor_ts;
     """,
     ),
 ]
