@@ -26,7 +26,7 @@ from ingest import kafka_send
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.event import format_utc
-from store.base import AlertQuery
+from store.base import AlertQuery, StoreNeedsUpgrade
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return EXIT_CONFIG
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, StoreNeedsUpgrade) as exc:
         print(f"accesswatch: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:

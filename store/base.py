@@ -74,6 +74,14 @@ class Checkpoint:
     saved_at: datetime
 
 
+class StoreNeedsUpgrade(Exception):
+    """A reader opened a store written by an older accesswatch: its schema migrations are a writer's to apply.
+
+    Read as it is, its queries would fail, or (on an index a migration
+    changes) scan the whole store for every page.
+    """
+
+
 class StoreUnavailable(Exception):
     """The store could not be reached, or kept refusing, for longer than its retries allow.
 

@@ -30,6 +30,7 @@ from store.base import (
     IncomingEvent,
     Store,
     StoredEvent,
+    StoreNeedsUpgrade,
     StoreStats,
     WriteResult,
     decode_cursor,
@@ -150,6 +151,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             self._migrate()
             if background_checkpoints:
                 self._checkpointer = WalCheckpointer(self.path)
+        else:
+            self._refuse_if_not_migrated()
         self._last_seq = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         self._classes_text: dict[frozenset[str], str] = {}  # the ``classes`` column of each set of classes
 
@@ -170,6 +173,20 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _refuse_if_not_migrated(self) -> None:
+        try:
+            applied = set(self.migrations)
+        except sqlite3.OperationalError:  # no schema_migrations table: not a store, or an empty file
+            applied = set()
+        pending = [name for name, _ in MIGRATIONS if name not in applied]
+        if pending:
+            self._db.close()
+            raise StoreNeedsUpgrade(
+                f"the store at {self.path} was written by an older accesswatch and needs upgrading"
+                f" ({', '.join(pending)}): a command that writes to it upgrades it at start"
+                " (accesswatch run, replay, or the dashboard); then read it again"
+            )
 
     @property
     def migrations(self) -> list[str]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 from datetime import timedelta
 
 import pytest
 
-from store.base import EventQuery
+from store.base import EventQuery, StoreNeedsUpgrade
 from store.sqlite import SqliteStore
 from tests import factories as f
 from tests.factories import at
@@ -105,16 +107,20 @@ def test_a_batch_writes_into_its_own_days_part_of_the_actor_index_whatever_the_n
     assert len(touched) <= 6, (len(touched), len(before))
 
 
+def _as_before_0008(path) -> None:
+    with SqliteStore(path) as store:
+        db = store._db
+        db.execute("DROP INDEX events_actor_day")
+        db.execute("CREATE INDEX events_actor_ts ON events(actor_id, ts)")
+        db.execute("DELETE FROM schema_migrations WHERE name = '0008-actor-day-index'")
+
+
 def test_a_store_indexed_by_actor_first_moves_to_the_day_led_index_with_the_same_answers(tmp_path, settings):
     path = tmp_path / "a.db"
     with SqliteStore(path) as store:
         store.write(_events(settings, count=60))
         expected = {actor: _paged(store, actor_id=actor, newest_first=True) for actor in ACTORS}
-        # as stores were before migration 0008
-        db = store._db
-        db.execute("DROP INDEX events_actor_day")
-        db.execute("CREATE INDEX events_actor_ts ON events(actor_id, ts)")
-        db.execute("DELETE FROM schema_migrations WHERE name = '0008-actor-day-index'")
+    _as_before_0008(path)
     with SqliteStore(path) as store:
         assert store.migrations[-1] == "0008-actor-day-index"
         indexes = {name for (name,) in store._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
@@ -123,3 +129,31 @@ def test_a_store_indexed_by_actor_first_moves_to_the_day_led_index_with_the_same
         later = f.incoming(settings, actor={"id": ACTORS[2]}, at=at(days=40) + timedelta(minutes=1))
         store.write([later])
         assert store.query_events(EventQuery(actor_id=ACTORS[2], newest_first=True, limit=1)).items[0].seq == 63
+
+
+def test_a_reader_refuses_a_store_not_yet_upgraded_and_reads_it_once_a_writer_has(tmp_path, settings):
+    path = tmp_path / "a.db"
+    with SqliteStore(path) as store:
+        store.write(_events(settings, count=10))
+    _as_before_0008(path)
+    # read as it is, an actor's page would scan the whole store once per day it holds
+    with pytest.raises(StoreNeedsUpgrade, match="0008-actor-day-index"):
+        SqliteStore(path, readonly=True)
+    SqliteStore(path).close()  # any writer upgrades it at start
+    with SqliteStore(path, readonly=True) as reader:
+        assert reader.stats().events == 12
+        assert _paged(reader, actor_id=ACTORS[0], newest_first=False) == _expected(reader, ACTORS[0], None, None, False)
+
+
+def test_the_command_line_says_what_to_do_with_a_store_not_yet_upgraded(tmp_path, settings):
+    data = tmp_path / "data"
+    with SqliteStore(data / settings.store.sqlite.filename) as store:
+        store.write(_events(settings, count=3))
+    _as_before_0008(data / settings.store.sqlite.filename)
+    done = subprocess.run(
+        [sys.executable, "-m", "accesswatch.cli", "alerts", "--data-dir", str(data)],
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr
+    assert b"needs upgrading (0008-actor-day-index)" in done.stderr and b"accesswatch run" in done.stderr
