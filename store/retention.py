@@ -6,6 +6,12 @@ with the figures of their evidence, are kept longer, and so are the few raw
 events an alert kept cites as its sample evidence, until the alert itself
 goes.  An incident still open is never purged, however old.
 
+A purge erases: SQLite's ``secure_delete`` is on while it runs, so the
+deleted rows' bytes are overwritten with zeros in the file, not left in
+their pages or on the free list.  Older copies of those pages in the
+write-ahead log are overwritten as the log is reused after the next
+checkpoint.
+
 Each purge transaction appends a ``purge`` entry to the hash chain
 (``store.chain``) recording its horizon, so ``verify`` tells events purged
 from events removed behind the product's back, and the chain stays
@@ -84,6 +90,20 @@ def _text(moment: datetime) -> str:
 
 
 def purge(db: sqlite3.Connection, policy: RetentionPolicy, dry_run: bool) -> PurgeReport:
+    if dry_run:
+        return _purge(db, policy, dry_run)
+    # Erased, not merely unlinked: without it SQLite leaves a deleted row's bytes in its page, or the
+    # whole page on the free list, where anyone with the file reads the personal data it held.  Only
+    # for the purge: zeroing costs writes, and the pipeline's inserts free nothing.
+    was = db.execute("PRAGMA secure_delete").fetchone()[0]
+    db.execute("PRAGMA secure_delete=ON")
+    try:
+        return _purge(db, policy, dry_run)
+    finally:
+        db.execute(f"PRAGMA secure_delete={('OFF', 'ON', 'FAST')[was]}")
+
+
+def _purge(db: sqlite3.Connection, policy: RetentionPolicy, dry_run: bool) -> PurgeReport:
     report = PurgeReport(dry_run=dry_run)
     horizon, alerts_before = _micros(policy.events_before), _text(policy.alerts_before)
     _purge_alerts(db, alerts_before, report, dry_run)

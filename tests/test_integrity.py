@@ -326,6 +326,25 @@ def test_purge_removes_old_events_keeps_evidence_and_the_chain_verifies(tmp_path
         assert _problems(store) == {("removed", 31, recent[0])}
 
 
+def test_a_purge_erases_the_personal_data_it_deletes_from_the_file(tmp_path, settings):
+    """Storage limitation means gone: a purged event's bytes must not stay readable in the file."""
+    marks = [f"passport-holder-{n:04d}-erase-me" for n in range(40)]
+    with _store(tmp_path) as store:
+        # a few pages of rows of their own (freed whole) and rows beside kept ones (zeroed in place)
+        store.write([factories.incoming(settings, at=at(hours=n), customer_ids=[m]) for n, m in enumerate(marks)])
+        _fill(store, settings, batches=1, size=5, days=390)
+        # as SQLite is built by default (Debian's build turns it on): deleting unlinks, and leaves the bytes
+        store._db.execute("PRAGMA secure_delete=OFF")
+        assert store.purge(RetentionPolicy.of(events_days=180, alerts_days=365, now=at(days=400))).events == 40
+        assert store._db.execute("PRAGMA secure_delete").fetchone()[0] == 0  # only the purge pays for zeroing
+        db = _raw(store)
+        assert db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0  # every page in the file itself
+        db.close()
+        content = store.path.read_bytes()
+    assert b"customer_ids" in content  # the recent events are there, as JSON
+    assert [m for m in marks if m.encode() in content] == []
+
+
 def test_the_newest_event_is_kept_so_store_positions_never_go_back(tmp_path, settings):
     with _store(tmp_path) as store:
         ids = _fill(store, settings, batches=1, size=4)
