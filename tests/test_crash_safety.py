@@ -2,8 +2,10 @@
 
 Each test ingests a small simulated organisation twice: once without
 interruption, and once killed (SIGKILL, no chance to clean up) at a random
-moment after each restart has stored at least one new batch, at least 20
-times, then run to the end.  The interrupted store must equal the
+moment after each restart has stored a random number (1 to 10) of new
+batches, 20 times, then run to the end.  Striking after so many batches, not
+after so long, keeps the number of kills the log allows independent of how
+fast the product is: a random delay let a faster store finish the log first.  The interrupted store must equal the
 uninterrupted one: every event stored exactly once, the same alerts (ids and
 contents) and incidents, the same detector state at the end, every page
 planned once and delivered (the file receiver's page log has each of them),
@@ -29,6 +31,8 @@ from store.sqlite import SqliteStore
 from tests.engine_state import unordered
 
 KILLS = 20
+BATCH = 100  # events a transaction (ACCESSWATCH_STORE__SQLITE__TRANSACTION_EVENTS below)
+MOST_BATCHES = 10  # a restart stores 1 to this many new batches before it is killed
 ENV = {
     # small transactions and frequent checkpoints: many batches to be killed between, and
     # restarts that recover both from a checkpoint and from the events stored past it
@@ -50,8 +54,8 @@ ENV = {
 @pytest.fixture(scope="module")
 def log(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("crash")
-    # long enough that a process killed 0 to 0.3 s after each first new batch is killed KILLS times
-    # before the end: 40 employees ran out after 18 or 19 kills once batches were stored faster
+    # 40,423 events: KILLS restarts store at most KILLS x MOST_BATCHES x BATCH (20,000) of them, and
+    # what the polling lets through before each strike (a few batches): the last run has the rest
     write_simulation(root, SimulationSettings(seed=11, days=16, employees=60))
     return root / "events.jsonl"
 
@@ -86,19 +90,19 @@ def _finish(process: subprocess.Popen) -> None:
 
 
 def _interrupted(kind: str, log: Path, data: Path, seed: int) -> int:
-    """Kill a fresh process ``KILLS`` times, each after it stored something new; then let one finish."""
+    """Kill a fresh process ``KILLS`` times, each after it stored new batches; then let one finish."""
     chance = random.Random(seed)
     kills = 0
     while kills < KILLS:
-        before = _stored(data)
+        strike_at = _stored(data) + chance.randint(1, MOST_BATCHES) * BATCH
         process = _start(kind, log, data)
         deadline = time.monotonic() + 120
-        while _stored(data) == before and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while _stored(data) < strike_at and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         if process.poll() is not None:  # it reached the end before we struck: the log is done
             assert process.returncode == 0, process.stderr.read().decode()[-2000:]
             return kills
-        time.sleep(chance.uniform(0, 0.3))
+        time.sleep(chance.uniform(0, 0.05))  # anywhere in the work in flight: a write, a judgement, a page
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=60)
         process.stderr.close()
