@@ -191,3 +191,28 @@ def test_a_batch_msgpack_cannot_carry_goes_as_its_lines_and_is_judged_alike(sett
         worker.close()
     assert answers == expected
     assert unordered(state) == unordered(orjson.loads(orjson.dumps(in_place.to_state())))
+
+
+def test_the_pipes_to_and_from_the_worker_hold_a_large_piece_of_a_batch(settings):
+    """Each piece of a batch costs the worker's busy process a turn of its interpreter lock: few pieces."""
+    import fcntl
+    import pickle
+
+    from ingest.detection_worker import PIPE_BYTES, DetectionWorker, widen_pipe
+
+    if not hasattr(fcntl, "F_GETPIPE_SZ") or int(Path("/proc/sys/fs/pipe-max-size").read_text()) < PIPE_BYTES:
+        pytest.skip("pipes cannot be widened here (not Linux, or a lower pipe-max-size)")
+    read_end, write_end = os.pipe()
+    try:
+        assert widen_pipe(write_end) == PIPE_BYTES
+        os.set_blocking(write_end, False)
+        assert os.write(write_end, bytes(PIPE_BYTES)) == PIPE_BYTES  # a whole mebibyte, nobody reading yet
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    worker = DetectionWorker(pickle.dumps(app.build_engine(settings)))
+    try:
+        for connection in (worker._to, worker._from):
+            assert fcntl.fcntl(connection.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
+    finally:
+        worker.close()
