@@ -23,7 +23,7 @@ from detectors.windows import ActorRef, LocalClock, WindowStats
 from models.alert import Alert
 from models.config import Settings
 from models.event import AccessEvent
-from models.fast_event import FastEvent
+from models.fast_event import DetectionEvent, FastEvent
 
 STATE_VERSION = 1
 
@@ -59,7 +59,7 @@ class DetectionEngine:
         self._flagged_today: set[str] = set()  # actors with findings in the day still open
 
     # -- the hot path -------------------------------------------------------
-    def process(self, events: Iterable[AccessEvent | FastEvent]) -> EngineOutput:
+    def process(self, events: Iterable[AccessEvent | FastEvent | DetectionEvent]) -> EngineOutput:
         output = EngineOutput()
         clock, classifier, profiles = self.clock, self.classifier, self.profiles
         short, lateness = self.short, self.lateness

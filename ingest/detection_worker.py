@@ -40,7 +40,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from detectors.engine import DetectionEngine, EngineOutput
-from models.fast_event import decode_events, encode_events, validate_event
+from models.fast_event import decode_for_detection, encode_events, validate_event
 from store.base import IncomingEvent
 
 log = logging.getLogger(__name__)
@@ -218,8 +218,10 @@ def _serve(requests: Connection, answers: Connection) -> None:
                 continue
             assert engine is not None, "no engine yet"
             if kind == "judge":
-                events = decode_events(payload) if type(payload) is bytes else [validate_event(r) for r in payload]
-                answer: Any = engine.process(events)
+                if type(payload) is bytes:
+                    answer: Any = engine.process(decode_for_detection(payload))
+                else:  # the lines themselves, which msgpack could not carry (rare): validated in full
+                    answer = engine.process([validate_event(raw) for raw in payload])
             elif kind == "state":
                 answer = orjson.dumps(engine.to_state())
             elif kind == "flush":

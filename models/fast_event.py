@@ -19,6 +19,7 @@ edge cases and random mutations of both.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -119,8 +120,36 @@ def _shallow(value: Any, levels: int) -> bool:
     return all(_shallow(item, levels - 1) for item in items if type(item) is dict or type(item) is list)
 
 
+class DetectionEvent(msgspec.Struct, frozen=True, gc=False):
+    """A ``FastEvent`` as the detection worker reads it: the attributes the detectors use, and no others.
+
+    Decoded from ``encode_events``' msgpack, it leaves out the user agent,
+    session id, byte count and ``extra``: a third less to make and to free
+    per event, in the process that bounds a replay (measured: 3.7 µs an event
+    decoded and freed as a ``FastEvent``, 2.6 as this).
+    Its attributes hold what the ``FastEvent`` holds (``tests/test_fast_event.py``).
+    """
+
+    event_id: str
+    timestamp: datetime  # msgpack's own timestamp type: an aware UTC datetime, as encoded
+    actor: FastActor
+    action: Action
+    resource: FastResource
+    record_count: int
+    customer_ids: list[str] = None  # type: ignore[assignment]
+    fields: list[str] = None  # type: ignore[assignment]
+    source_ip: str = None  # type: ignore[assignment]
+    purpose: str = None  # type: ignore[assignment]
+    outcome: Outcome = Outcome.SUCCESS
+
+    @property
+    def is_egress(self) -> bool:
+        return self.action.is_egress
+
+
 _encode_batch = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(list[FastEvent]).decode
+_decode_for_detection = msgspec.msgpack.Decoder(list[DetectionEvent]).decode
 
 
 def encode_events(events: list[FastEvent]) -> bytes:
@@ -136,6 +165,11 @@ def encode_events(events: list[FastEvent]) -> bytes:
 def decode_events(data: bytes) -> list[FastEvent]:
     """What ``encode_events`` made: the same events, equal to the ones encoded."""
     return _decode_batch(data)
+
+
+def decode_for_detection(data: bytes) -> list[DetectionEvent]:
+    """What ``encode_events`` made, as much of it as the detectors read."""
+    return _decode_for_detection(data)
 
 
 def validate_event(raw: bytes | str) -> FastEvent:

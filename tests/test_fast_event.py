@@ -23,9 +23,11 @@ from pydantic import ValidationError
 from models.event import AccessEvent, Actor, Resource
 from models.fast_event import (
     MAX_EXTRA_DEPTH,
+    DetectionEvent,
     FastEvent,
     decode_event,
     decode_events,
+    decode_for_detection,
     encode_events,
     from_model,
     validate_event,
@@ -294,6 +296,33 @@ def test_events_carried_to_the_detection_worker_arrive_equal(contract: Path) -> 
         (arrived,) = decode_events(encode_events([event]))
         assert repr(arrived) == repr(event)  # the same types too (an int stays an int, a tz stays UTC)
         assert arrived.timestamp.tzinfo is event.timestamp.tzinfo and arrived.outcome is event.outcome
+
+
+def test_the_worker_reads_what_the_detectors_use_of_them_equal(contract: Path, settings) -> None:
+    from accesswatch.app import build_engine
+
+    cases = {label: event for label, raw in _crafted(contract).items() if (event := _fast(raw)) is not None}
+    cases.pop("huge integer in extra")  # goes as its line (above)
+    sent = [
+        *cases.values(),
+        *(decode_event(line) for line in contract.joinpath("sample-events.jsonl").read_bytes().splitlines()),
+    ]
+    arrived = decode_for_detection(encode_events(sent))
+    assert len(arrived) == len(sent) >= 15
+    for slim, event in zip(arrived, sent, strict=True):
+        for name in DetectionEvent.__struct_fields__:
+            # the same values of the same types (an int stays an int, a tz stays UTC, an enum its member)
+            assert repr(getattr(slim, name)) == repr(getattr(event, name)), name
+        assert slim.timestamp.tzinfo is event.timestamp.tzinfo and slim.outcome is event.outcome
+        assert (slim.resource.key, slim.resource.kind, slim.is_egress) == (
+            event.resource.key,
+            event.resource.kind,
+            event.is_egress,
+        )
+    by_fast, by_slim = build_engine(settings), build_engine(settings)
+    assert by_fast.process(sent) == by_slim.process(arrived)
+    assert by_fast.flush() == by_slim.flush()
+    assert by_fast.to_state() == by_slim.to_state()
 
 
 @settings(max_examples=300, deadline=None)
