@@ -251,6 +251,9 @@ class Detector(ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[DetectorSettings]] = DetectorSettings
     scales: ClassVar[tuple[Literal["short", "long"], ...]] = ("short",)
+    # heavy modules it imports on first use: a detection worker imports them ahead, while it waits for
+    # its engine (``ingest.detection_worker``), not while batches wait for it
+    imports: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, settings: DetectorSettings) -> None:
         self.settings = settings

@@ -101,6 +101,7 @@ class IsolationForestDetector(Detector):
     name = "isolation_forest"
     Settings = IsolationForestSettings
     scales = ("short", "long")
+    imports = ("sklearn.ensemble",)  # by ``WindowForest`` at the first fit
 
     def __init__(self, settings: DetectorSettings) -> None:
         super().__init__(settings)
@@ -116,9 +117,7 @@ class IsolationForestDetector(Detector):
         self.models: dict[Scale, FittedModel | None] = {scale: None for scale in self.scales}
         self.artefacts: dict[Scale, ModelArtefact | None] = {scale: None for scale in self.scales}
         self.last_fit: dict[Scale, float | None] = {scale: None for scale in self.scales}  # event time
-        self.store = (
-            ModelStore(resolve_dir(config.data_dir, config.model_dir)) if config.data_dir is not None else None
-        )
+        self.store = ModelStore(resolve_dir(config.data_dir, config.model_dir)) if config.data_dir is not None else None
         self._cached: tuple[Period, np.ndarray] | None = None
 
     # -- judging ---------------------------------------------------------------------------------

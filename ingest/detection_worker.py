@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import gc
+import importlib
 import logging
 import os
 import pickle
@@ -85,14 +86,16 @@ class DetectionWorker(Generic[Context]):
     store position, say): it is kept here, not sent.
     """
 
-    def __init__(self, engine: bytes) -> None:
-        """``engine``: the pickled engine (the caller keeps the bytes, not a second live engine)."""
+    def __init__(self, engine: bytes | None = None, imports: Sequence[str] = ()) -> None:
+        """``engine``: the pickled engine (the caller keeps the bytes, not a second live engine), now or
+        later (``adopt``); ``imports``: modules the process imports while it waits for it (``Detector.imports``).
+        """
         # A command of its own, not multiprocessing: fork could hand the child a lock that one of the
         # pipeline's threads held (the store writer, the metrics server), and spawn re-runs whatever
         # script started this process.  It sees the modules this process sees.
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "ingest.detection_worker"],
+            [sys.executable, "-m", "ingest.detection_worker", *(f"--import={module}" for module in imports)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=environment,
@@ -106,6 +109,11 @@ class DetectionWorker(Generic[Context]):
         self._process.stdout.close()
         self._pending: deque[Context] = deque()
         self._closed = False
+        if engine is not None:
+            self.adopt(engine)
+
+    def adopt(self, engine: bytes) -> None:
+        """Hand the worker its engine (pickled): batches may be submitted from now on."""
         self._send(("engine", engine))
 
     def submit(self, events: Sequence[IncomingEvent], context: Context) -> list[tuple[Answer, Context]]:
@@ -150,6 +158,16 @@ class DetectionWorker(Generic[Context]):
     def close(self) -> None:
         """End the worker: what its engine learned since the last ``state`` asked of it is let go."""
         self._stop()
+
+    def discard(self) -> None:
+        """End a worker never handed an engine, at once: it has nothing to finish (maybe its imports)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._process.kill()
+        self._process.wait(timeout=30)
+        self._to.close()
+        self._from.close()
 
     # -- the wire ------------------------------------------------------------------------
     def _answers(self, keep: int) -> list[tuple[Answer, Context]]:
@@ -197,15 +215,22 @@ class DetectionWorker(Generic[Context]):
             self._process.wait(timeout=5)
 
 
-def _serve(requests: Connection, answers: Connection) -> None:
+def _serve(requests: Connection, answers: Connection, imports: Sequence[str] = ()) -> None:
     """The worker's loop: an engine, then batches to judge, until told to stop or the pipeline goes away."""
     # Ctrl-C is the pipeline's to handle: it drains, takes the engine back and saves its state
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    arriving = _read_ahead(requests)  # reading from now on: the pipeline never waits on our imports
+    for module in imports:
+        # scikit-learn: 1.5 s of CPU on first use, while every batch would wait behind it
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # the detector that needs it says so when it runs
+            log.warning("detection worker could not import %s ahead: %s", module, exc)
     gc.freeze()
     gc.set_threshold(1_000_000, 50, 100)  # as the command line sets it (accesswatch.cli says why)
     engine: DetectionEngine | None = None
     busy = 0.0
-    for kind, payload in _read_ahead(requests):
+    for kind, payload in arriving:
         if kind in ("stop", "gone"):
             return  # told to, or the pipeline is gone
         started = time.perf_counter()
@@ -237,11 +262,11 @@ def _serve(requests: Connection, answers: Connection) -> None:
 
 
 def _read_ahead(requests: Connection) -> Iterator[tuple[str, Any]]:
-    """The requests, read on a thread of their own as they come.
+    """The requests, read on a thread of their own (started now) as they come.
 
-    A pipe holds 64 KiB: without this, the pipeline's send of a batch would
-    wait for the batch before it to be judged.  How far ahead it reads is
-    bounded by the pipeline, which waits for answers beyond ``IN_FLIGHT``.
+    A pipe holds 1 MiB at most: without this, the pipeline's send of a batch
+    would wait for the batch before it to be judged.  How far ahead it reads
+    is bounded by the pipeline, which waits for answers beyond ``IN_FLIGHT``.
     """
     arrived: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
 
@@ -257,8 +282,7 @@ def _read_ahead(requests: Connection) -> Iterator[tuple[str, Any]]:
                 return
 
     threading.Thread(target=read, name="requests", daemon=True).start()
-    while True:
-        yield arrived.get()
+    return iter(arrived.get, None)  # never None: "stop" or "gone" ends the loop
 
 
 def main() -> None:
@@ -266,7 +290,8 @@ def main() -> None:
     requests = Connection(os.dup(0), writable=False)
     answers = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)  # whatever a library prints goes to standard error, not into the answers
-    _serve(requests, answers)
+    imports = [arg.removeprefix("--import=") for arg in sys.argv[1:] if arg.startswith("--import=")]
+    _serve(requests, answers, imports)
     # Everything asked is answered.  The engine's memory is the system's to take back: freeing it
     # object by object, which the pipeline waits for, took half a second after 200,000 events.
     sys.stderr.flush()

@@ -123,6 +123,7 @@ class Pipeline:
         self.checkpoint_events = settings.ingest.checkpoint_events if checkpoint_events is None else checkpoint_events
         # a replay's engine moves to a process of its own once it is worth the start-up (ingest.detection_worker)
         self._worker: DetectionWorker[Stored] | None = None
+        self._spare: DetectionWorker[Stored] | None = None  # started ahead, not yet handed the engine
         self._left_behind: tuple[bytes, int] = (b"", 0)
         # set when a run failed with the engine here: it has judged batches past the last checkpoint
         self._stale = False
@@ -215,8 +216,8 @@ class Pipeline:
                             self._judge(*in_flight)
                             in_flight = None
                             source.commit()
-                        elif self._worker is None and self._worker_due():
-                            self._move_engine_to_worker()
+                        elif self._worker is None:
+                            self._move_to_worker_when_due()
                     if in_flight is not None:
                         self._judge(*in_flight)
                 finally:
@@ -232,10 +233,25 @@ class Pipeline:
         log.info("where the run's time went, in seconds", extra=stages.as_dict())
         return self.report
 
+    def _move_to_worker_when_due(self) -> None:
+        ingest = self.settings.ingest
+        if not ingest.detection_process:
+            return
+        if self._spare is None and self.report.stored >= ingest.detection_process_after // 4:
+            # Started ahead, while the engine still judges here and the other core is idle: the worker's
+            # interpreter and its detectors' heavy imports (2 s of CPU with scikit-learn) are then not on
+            # the path of every batch, which would wait behind them.
+            imports = sorted({module for detector in self.engine.detectors for module in detector.imports})
+            self._spare = DetectionWorker(imports=imports)
+        if self.report.stored >= ingest.detection_process_after:
+            self._move_engine_to_worker()
+
     def _move_engine_to_worker(self) -> None:
         # only a snapshot stays here (a fraction of the live engine's memory), to fall back on if the worker fails
         snapshot = pickle.dumps(self.engine, protocol=pickle.HIGHEST_PROTOCOL)
-        self._worker = DetectionWorker(snapshot)
+        worker, self._spare = self._spare or DetectionWorker(), None
+        worker.adopt(snapshot)
+        self._worker = worker
         self._left_behind = (snapshot, self._position)
         self._engine = None  # it lives in the worker now
 
@@ -244,12 +260,11 @@ class Pipeline:
         snapshot, self._position = self._left_behind
         self._engine = pickle.loads(snapshot)
 
-    def _worker_due(self) -> bool:
-        ingest = self.settings.ingest
-        return ingest.detection_process and self.report.stored >= ingest.detection_process_after
-
     def _finish(self, close_windows: bool, failed: bool) -> None:
         """Judge what is in flight, close the windows if asked, and save the detector state."""
+        if self._spare is not None:  # started ahead for a run that ended before it was due
+            self._spare.discard()
+            self._spare = None
         worker = self._worker
         if worker is None:
             if failed:

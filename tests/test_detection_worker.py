@@ -24,6 +24,7 @@ from ingest.simulator import SimulationSettings, write_simulation
 from ingest.sources import FileSource
 from models.fast_event import validate_event
 from store.base import AlertQuery, IncidentQuery
+from tests import factories as f
 from tests.engine_state import unordered
 
 
@@ -216,3 +217,54 @@ def test_the_pipes_to_and_from_the_worker_hold_a_large_piece_of_a_batch(settings
             assert fcntl.fcntl(connection.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES
     finally:
         worker.close()
+
+
+def test_a_worker_started_ahead_imports_its_detectors_heavy_modules_before_it_has_an_engine(settings):
+    import pickle
+    import time
+
+    from ingest.detection_worker import DetectionWorker
+
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("reads the worker's memory map from /proc")
+    engine = app.build_engine(settings)
+    imports = sorted({module for detector in engine.detectors for module in detector.imports})
+    assert imports == ["sklearn.ensemble"]  # the isolation forest's, on the first fit otherwise
+    worker = DetectionWorker(imports=[*imports, "no_such_module_anywhere"])  # one it cannot: a warning
+    try:
+        mapped = Path(f"/proc/{worker._process.pid}/maps")
+        deadline = time.monotonic() + 120  # liveness: it must happen at all
+        while "sklearn/tree/_tree" not in mapped.read_text():
+            assert time.monotonic() < deadline, "scikit-learn's trees were never loaded in the worker"
+            time.sleep(0.05)
+        worker.adopt(pickle.dumps(engine))
+        batch = [f.incoming(settings, at=f.at(hours=h)) for h in range(3)]
+        assert [answer for answer, _ in worker.submit(batch, "ctx")] == []
+        ((output, context),) = worker.drain()
+        assert context == "ctx" and output == app.build_engine(settings).process([i.event for i in batch])
+    finally:
+        worker.close()
+
+
+def test_a_replay_ending_before_its_worker_is_due_discards_the_one_started_ahead(fortnight, tmp_path):
+    import subprocess
+
+    # 10,000 of the fortnight's events in place (due at 20,000): one started ahead past 5,000, never used
+    settings = _settings(tmp_path, detection_process_after=20_000, checkpoint_events=15_000)
+    head = tmp_path / "head.jsonl"
+    head.write_bytes(b"".join(fortnight.read_bytes().splitlines(keepends=True)[:10_000]))
+    started = []
+    real = subprocess.Popen
+
+    def watched(args, *rest, **kwargs):
+        process = real(args, *rest, **kwargs)
+        if "ingest.detection_worker" in args:
+            started.append(process)
+        return process
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess, "Popen", watched)
+        report = _replay(settings, head)
+    assert report.stored == 10_000 and report.stages.detection_busy == 0.0  # judged here
+    assert len(started) == 1 and started[0].poll() is not None  # it is gone, not left running
