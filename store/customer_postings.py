@@ -28,10 +28,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from store.sqlite_bulk import insert_all
+
 BUCKETS = 128  # part of the schema: a different number needs a migration that rebuilds the table
 MERGE_EVENTS = 10_000
 _PAIR = np.dtype([("hash", "<u4"), ("offset", "<u4")])  # offset: seq - the row's first_seq
-_INSERT = "INSERT INTO customer_postings (bucket, first_seq, last_seq, merged, postings) VALUES (?,?,?,?,?)"
+_INSERT = "INSERT INTO customer_postings (bucket, first_seq, last_seq, merged, postings)"  # ``insert_all``
 
 
 def customer_hash(customer_id: str) -> int:
@@ -48,13 +50,13 @@ def index_customers(db: sqlite3.Connection, first_seq: int, customer_ids: Sequen
     (oldest,) = db.execute("SELECT min(first_seq) FROM customer_postings WHERE merged = 0").fetchone()
     start = first_seq if oldest is None else oldest
     if last_seq - start + 1 < MERGE_EVENTS:
-        db.executemany(_INSERT, _rows(first_seq, last_seq, _pairs(customer_ids), merged=False))
+        insert_all(db, _INSERT, _rows(first_seq, last_seq, _pairs(customer_ids), merged=False))
         return
     pending = db.execute("SELECT id, first_seq, postings FROM customer_postings WHERE merged = 0").fetchall()
     parts = [_pairs(customer_ids, first_seq - start)]
     parts += [_rebased(np.frombuffer(blob, _PAIR), row_first - start) for _, row_first, blob in pending]
     db.executemany("DELETE FROM customer_postings WHERE id = ?", [(row_id,) for row_id, _, _ in pending])
-    db.executemany(_INSERT, _rows(start, last_seq, np.concatenate(parts), merged=True))
+    insert_all(db, _INSERT, _rows(start, last_seq, np.concatenate(parts), merged=True))
 
 
 def seqs_of(db: sqlite3.Connection, customer_id: str) -> list[int]:

@@ -31,15 +31,21 @@ def insert_all(db: sqlite3.Connection, head: str, rows: Sequence[tuple]) -> None
     width = len(rows[0])
     # 32,766 parameters by default since SQLite 3.32 (a build may set fewer: 999 before)
     per_statement = max(1, min(ROWS_PER_STATEMENT, db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+    flat = chain.from_iterable
     whole = len(rows) - len(rows) % per_statement
     if whole:
-        flat = chain.from_iterable
         db.executemany(
             _statement(head, width, per_statement),
             [tuple(flat(rows[start : start + per_statement])) for start in range(0, whole, per_statement)],
         )
-    if whole < len(rows):
-        db.executemany(_statement(head, width, 1), rows[whole:])
+    # The rest in a statement per power of two it holds (640 rows: 512 and 128), not one a row: the
+    # rest was thousands of single-row statements a batch (event classes, keys), each a wait of up
+    # to 5 ms for the lock beside a busy thread.  Powers of two bound the statements compiled and cached.
+    start = whole
+    while start < len(rows):
+        size = 1 << ((len(rows) - start).bit_length() - 1)
+        db.execute(_statement(head, width, size), tuple(flat(rows[start : start + size])))
+        start += size
 
 
 @cache

@@ -41,6 +41,20 @@ def test_a_wide_row_keeps_each_statement_under_the_connections_parameter_limit()
     assert [s.count("(") - 1 for s in inserts] == [3, 3, 1]  # two statements of three rows, then the rest
 
 
+@pytest.mark.parametrize(
+    "count, expected",
+    [(4096 + 640, [4096, 512, 128]), (4095, [2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1]), (3, [2, 1])],
+)
+def test_what_does_not_fill_a_statement_goes_in_a_statement_per_power_of_two(count, expected):
+    # each statement's step lets go of the interpreter lock and waits to take it back: few statements
+    statements = []
+    db = _db()
+    db.set_trace_callback(statements.append)
+    insert_all(db, "INSERT INTO t (k, v)", [(i, str(i)) for i in range(count)])
+    assert [s.count("(") - 1 for s in statements if s.startswith("INSERT")] == expected
+    assert [k for _, k, _ in _table(db)] == list(range(count))
+
+
 def test_values_keep_their_types():
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.execute("CREATE TABLE u (a, b, c, d)")
