@@ -73,7 +73,7 @@ def checkpoint_name(tp: TopicPartition) -> str:
     return f"detectors@kafka:{tp.topic}/{tp.partition}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen, as ``RawRecord`` is not
 class KafkaRecord(RawRecord):
     """A message as a raw record, with where it came from."""
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from contextlib import contextmanager
 from datetime import timedelta
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detectors.classify import Classifier
+from ingest import sources
 from ingest.parse import Parser
 from ingest.simulated_source import SimulatorSource
 from ingest.simulator import SimulationSettings
@@ -99,3 +104,68 @@ def test_simulator_source_paces_event_time_on_its_clock():
     assert 20 <= now[0] <= 25
     first = orjson.loads(records[0].data)
     assert first["event_id"] and first["timestamp"]
+
+
+# -- lines read a chunk at a time (ingest.sources.LineReader) ---------------------------------------------
+LIMIT = 16
+LINE = st.binary(max_size=3 * LIMIT).map(lambda b: b.replace(b"\n", b"")) | st.sampled_from([b"", b"\r", b"x\r\r"])
+
+
+def _expected(content: bytes, follow: bool = False) -> list[tuple]:
+    """The records a line at a time, as ``bytes.split`` and the rules say: what reading in chunks must give."""
+    lines = content.split(b"\n")
+    last = lines.pop()
+    if last and not follow:
+        lines.append(last)
+    records = []
+    for number, line in enumerate(lines, 1):
+        if len(line) > LIMIT:  # over by its bytes before the newline
+            records.append((line[:OVERSIZE_KEEP], f"line {number}", len(line), True))
+        else:
+            records.append((line.rstrip(b"\r"), f"line {number}", len(line.rstrip(b"\r")), False))
+    return records
+
+
+def _as_tuples(records) -> list[tuple]:
+    return [(r.data, r.position, r.size, r.oversize) for r in records]
+
+
+@given(lines=st.lists(LINE, max_size=12), newline_at_end=st.booleans(), chunk=st.integers(1, 40))
+def test_lines_read_in_chunks_of_any_size_are_the_lines_read_whole(lines, newline_at_end, chunk):
+    content = b"\n".join(lines) + (b"\n" if newline_at_end and lines else b"")
+    with _chunks_of(chunk):
+        assert _as_tuples(LineReader(io.BytesIO(content), "test", LIMIT)) == _expected(content)
+
+
+@given(lines=st.lists(LINE, max_size=12), cuts=st.lists(st.integers(0, 400), max_size=6), chunk=st.integers(1, 40))
+def test_a_followed_log_written_in_any_pieces_gives_each_finished_line_once(lines, cuts, chunk):
+    content = b"\n".join(lines) + b"\n" if lines else b""
+    handle = io.BytesIO()
+    reader = LineReader(handle, "live", LIMIT, wait_for_newline=True)
+    seen = []
+    with _chunks_of(chunk):
+        for cut in [*sorted(cuts), len(content)]:  # the writer appends up to each cut; the reader reads what is there
+            where = handle.seek(0, io.SEEK_END)
+            handle.write(content[where : max(cut, where)])
+            handle.seek(where)  # the reader read to the end last time: it goes on from there
+            seen += _as_tuples(reader)
+    assert seen == _expected(content, follow=True)
+
+
+@contextmanager
+def _chunks_of(size: int):
+    kept, sources.CHUNK_BYTES = sources.CHUNK_BYTES, size
+    try:
+        yield
+    finally:
+        sources.CHUNK_BYTES = kept
+
+
+def test_a_pipe_is_read_as_its_lines_arrive_without_waiting_for_a_whole_chunk():
+    reading, writing = os.pipe()
+    with open(reading, "rb") as handle, open(writing, "wb", buffering=0) as writer:
+        writer.write(b'{"n":1}\n{"n":')
+        reader = LineReader(handle, "stdin", 1 << 20, wait_for_newline=True).chunks()
+        assert [r.data for r in next(reader)] == [b'{"n":1}']  # the pipe still open: a chunk would wait forever
+        writer.write(b"2}\n")
+        assert [r.data for r in next(reader)] == [b'{"n":2}']
