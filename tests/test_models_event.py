@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from detectors.classify import Classifier
 from ingest.parse import Parser, describe
 from ingest.sources import RawRecord
-from models.event import AccessEvent
+from models.event import AccessEvent, parse_rfc3339
 from tests.factories import T0, event_dict
 
 
@@ -58,6 +58,36 @@ def test_a_timestamp_outside_the_datetime_range_in_utc_is_a_dead_letter_not_a_cr
     line = orjson.dumps(event_dict(timestamp=stamp))
     batch = parser.parse([RawRecord(line, "test", "line 1", len(line))])
     assert batch.events == [] and batch.dead_letters[0].reason == "timestamp: is out of range once converted to UTC"
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        ("2026-11-02t09:15:30.5z", datetime(2026, 11, 2, 9, 15, 30, 500000, UTC)),  # RFC 3339 allows lower case
+        ("2026-11-02T09:15:30.1234567+08:00", datetime(2026, 11, 2, 1, 15, 30, 123456, UTC)),  # cut to µs
+        ("2026-11-02T09:15:30-00:00", datetime(2026, 11, 2, 9, 15, 30, tzinfo=UTC)),
+    ],
+)
+def test_rfc3339_forms_are_read_as_the_same_instant_in_utc(stamp, expected):
+    assert parse_rfc3339(stamp) == expected and parse_rfc3339(stamp).tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "2026-11-02T09:15:30Z\n",  # a trailing newline
+        "\u0662\u0660\u0662\u0666-11-02T09:15:30Z",  # digits, but not ASCII ones
+        "2026-11-02 09:15:30Z",  # ISO 8601 takes a space; the contract does not
+        "2026-11-02T09:15:30+0800",
+        "2026-11-02T09:15Z",
+        "2026-11-02T09:15:30,5Z",
+        "2026-11-02T09:15:30",
+    ],
+)
+def test_other_date_time_forms_are_refused_with_the_rfc3339_reason(stamp):
+    assert _reason(timestamp=stamp) == (
+        "timestamp: must be an RFC 3339 date-time with an explicit offset, e.g. 2026-11-02T09:15:30Z"
+    )
 
 
 def test_timestamps_are_utc_whichever_way_they_come():
