@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-compare soak fuzz lint lock clean browser
+.PHONY: demo test bench bench-compare bench-instructions soak fuzz lint lock clean browser
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 ## bench-compare: this tree's replay benchmark against REV's, runs interleaved (REV=..., ROUNDS, EVENTS)
 bench-compare: $(STAMP)
 	$(BIN)/python -m bench.compare $(REV) --rounds $(or $(ROUNDS),2) --events $(or $(EVENTS),300000)
+
+## bench-instructions: instructions an event per stage, counted by valgrind (EVENTS; immune to the machine's drift)
+bench-instructions: $(STAMP)
+	$(BIN)/python -m bench.instructions --events $(or $(EVENTS),40000)
 
 ## soak: the simulator at a steady rate for 10 minutes, memory sampled (SOAK_SECONDS, SOAK_SPEED)
 soak: $(STAMP)
