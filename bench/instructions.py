@@ -8,7 +8,11 @@ interleaved.  The number of instructions a stage executes can: cachegrind
 counts them (``--cache-sim=no``: counting only), and two counts of the same
 code agree to about half a percent.  An instruction is not a nanosecond
 (a cache miss costs more than an add), so this says which version does less
-work, and the replay benchmark still says how fast it runs.
+work, and the replay benchmark still says how fast it runs.  One skew to
+know: valgrind does not emulate the CPU's SHA extensions, so OpenSSL hashes
+in software under it (the store's chain leaves count about 30,000
+instructions an event that the CPU does in a tenth of that); compare
+counts with each other, not with a run's seconds.
 
 How.  Each stage runs twice under cachegrind on the first ``--events`` lines
 of the simulated log: once with its inputs prepared and the work skipped,
