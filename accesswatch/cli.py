@@ -32,7 +32,7 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    _tune_garbage_collector()
+    tune_garbage_collector()
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _tune_garbage_collector() -> None:
+def tune_garbage_collector() -> None:
     """Collect cycles rarely: ingestion makes millions of short-lived, acyclic objects.
 
     With the default thresholds the collector runs every 700 allocations and

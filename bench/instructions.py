@@ -33,7 +33,6 @@ about fifty times slower: 40,000 events take a few minutes in all.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import re
 import shutil
@@ -51,6 +50,7 @@ _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 def run_stage(stage: str, lines_path: Path, work: bool) -> None:
     """Prepare ``stage``'s inputs, and do its work if ``work``: the process cachegrind counts."""
+    from accesswatch.cli import tune_garbage_collector
     from configs.loader import load_settings
     from detectors.classify import Classifier
     from ingest.parse import Parser
@@ -59,7 +59,7 @@ def run_stage(stage: str, lines_path: Path, work: bool) -> None:
     settings = load_settings()
     source = FileSource([str(lines_path)], settings.ingest.max_line_bytes)
     if stage == "read":
-        _quiet_gc()
+        tune_garbage_collector()  # as the command line does: what was prepared is never garbage
         if work:
             for _ in source.batches(BATCH):
                 pass
@@ -67,7 +67,7 @@ def run_stage(stage: str, lines_path: Path, work: bool) -> None:
     parser = Parser(Classifier(settings.classification), settings.ingest, wall_clock=lambda: 1.8e9)
     if stage == "parse":
         batches = list(source.batches(BATCH))
-        _quiet_gc()
+        tune_garbage_collector()
         if work:
             for records in batches:
                 parser.parse(records)
@@ -79,7 +79,7 @@ def run_stage(stage: str, lines_path: Path, work: bool) -> None:
 
             store = SqliteStore(Path(data_dir) / "store.db")
             writer = store.open_writer()
-            _quiet_gc()
+            tune_garbage_collector()
             if work:
                 for events in parsed:
                     writer.write(events)
@@ -94,20 +94,13 @@ def run_stage(stage: str, lines_path: Path, work: bool) -> None:
             engine = build_engine(settings.model_copy(update={"data_dir": data_dir}))
             payloads = [encode_events([incoming.event for incoming in events]) for events in parsed]
             del parsed
-            _quiet_gc()
+            tune_garbage_collector()
             if work:
                 for payload in payloads:
                     engine.process(decode_for_detection(payload))
                 engine.flush()
         else:
             raise SystemExit(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
-
-
-def _quiet_gc() -> None:
-    """The garbage collector as the command line sets it (accesswatch.cli): what was prepared is never garbage."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(1_000_000, 50, 100)
 
 
 def count(stage: str, lines_path: Path, work: bool) -> int:
