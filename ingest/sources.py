@@ -129,10 +129,10 @@ class LineReader:
         assert self._skipping is not None
         head, size = self._skipping
         end = chunk.find(b"\n")
-        piece = chunk if end < 0 else chunk[:end]
+        length = len(chunk) if end < 0 else end  # of this piece of the line (no copy of up to a chunk)
         if len(head) < OVERSIZE_KEEP:  # a limit under OVERSIZE_KEEP: the head is kept as long as any other's
-            head += piece[: OVERSIZE_KEEP - len(head)]
-        self._skipping = (head, size + len(piece))
+            head += chunk[: min(length, OVERSIZE_KEEP - len(head))]
+        self._skipping = (head, size + length)
         return None if end < 0 else chunk[end + 1 :]
 
     def _skipped(self) -> RawRecord:
