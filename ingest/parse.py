@@ -49,12 +49,7 @@ class Parser:
                     event, reason = _ask_the_model(record.data)
                 if event is not None:
                     moment = event.timestamp.timestamp()
-                    if event.extra is not None and not _finite(event.extra):
-                        # the model's JSON parser (asked when the fast one refused) lets NaN and Infinity through
-                        # in free-form ``extra``; they are not JSON (RFC 8259), and one such body breaks SQLite's
-                        # JSON queries over the store
-                        reason = "extra: NaN and Infinity are not JSON numbers"
-                    elif earliest <= moment <= latest:
+                    if earliest <= moment <= latest:
                         batch.events.append(IncomingEvent(event, record.data, touch(event.fields).classes))
                         continue
                     else:
@@ -79,10 +74,16 @@ class Parser:
 def _ask_the_model(data: bytes) -> tuple[FastEvent | None, str]:
     """The model's verdict on a line the fast decoder refused: the event after all, or why not."""
     try:
-        return from_model(AccessEvent.model_validate_json(data)), ""
+        event = AccessEvent.model_validate_json(data)
     except ValidationError as exc:
         # a blank line is not JSON: asked only now, not of every line (a copy of each)
         return None, describe(exc, data) if data.strip() else "empty line"
+    if event.extra is not None and not _finite(event.extra):
+        # The model's JSON parser lets NaN and Infinity through in free-form ``extra``; they are not JSON
+        # (RFC 8259), and one such body breaks SQLite's JSON queries over the store.  Only this path can
+        # meet them: the fast decoder refuses NaN and Infinity, and numbers past a float's range.
+        return None, "extra: NaN and Infinity are not JSON numbers"
+    return from_model(event), ""
 
 
 def _finite(value: Any) -> bool:

@@ -28,6 +28,7 @@ from detectors.classify import Classifier
 from ingest.parse import Parser
 from ingest.sources import OVERSIZE_KEEP, FileSource, LineReader, RawRecord
 from models.event import AccessEvent
+from models.fast_event import decode_event
 from store.base import AlertQuery, EventQuery
 from store.sqlite import SqliteStore
 from tests.factories import T0, event_dict
@@ -160,6 +161,9 @@ def test_nan_and_infinity_are_never_stored(parser, number):
     in_extra = base[:-1] + b',"extra":{"score":[1,{"x":' + number + b"}]}}"
     assert _one(parser, as_count)[1].startswith("record_count")
     assert _one(parser, in_extra)[1] == "extra: NaN and Infinity are not JSON numbers"
+    # the parser looks for them only where the model accepted a line: the fast decoder must refuse them all
+    with pytest.raises(ValueError):
+        decode_event(in_extra)
     # finite numbers in extra are kept as they are
     assert _one(parser, base[:-1] + b',"extra":{"x":1.5e300}}')[0] is not None
 
