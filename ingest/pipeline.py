@@ -31,6 +31,7 @@ from ingest.metrics import PipelineMetrics
 from ingest.parse import ParsedBatch, Parser
 from ingest.sources import RawRecord, Source
 from ingest.stage_times import StageTimes
+from ingest.stored_alerts import StoredAlerts
 from ingest.tampering import tampering_alerts
 from models.alert import Alert
 from models.config import Settings
@@ -414,18 +415,23 @@ class Pipeline:
         incidents: dict[str, Incident] = {}  # by actor: the incident this batch last touched
         changed: dict[str, Incident] = {}
         to_page, grouped = [], []
+        # what the loop reads of the store, read up front: nothing is stored until the end
+        stored = StoredAlerts(self.store)
+        stored.fetch(alert.alert_id for alert in alerts)
+        latest = self.store.latest_incidents([alert.actor_id for alert in alerts])
+        stored.fetch(alert_id for incident in latest.values() for alert_id in incident.alert_ids)
         for alert in alerts:
-            known = self.store.get_alert(alert.alert_id)
+            known = stored.get(alert.alert_id)
             if known is not None:  # judged again after a restart: only growth is a new revision (issue 7)
                 alert = alert.model_copy(update={"incident_id": known.incident_id, "status": known.status})
-            current = incidents.get(alert.actor_id) or self.store.latest_incident(alert.actor_id)
+            current = incidents.get(alert.actor_id) or latest.get(alert.actor_id)
             if (
                 known is not None
                 and known.incident_id
                 and (current is None or current.incident_id != known.incident_id)
             ):
                 current = changed.get(known.incident_id) or self.store.get_incident(known.incident_id)
-            members = {a.alert_id: a for a in self.store.get_alerts(current.alert_ids)} if current else {}
+            members = {a.alert_id: a for a in stored.of(current.alert_ids)} if current else {}
             members.update({a.alert_id: a for a in grouped if current and a.incident_id == current.incident_id})
             incident = attach(current, alert, gap, members)
             alert = alert.model_copy(update={"incident_id": incident.incident_id})

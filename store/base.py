@@ -230,6 +230,11 @@ class Store(OutboxStore, ABC):
     def latest_incident(self, actor_id: str) -> Incident | None:
         """The actor's incident with the latest end: the one a new alert may continue."""
 
+    def latest_incidents(self, actor_ids: Sequence[str]) -> dict[str, Incident]:
+        """``latest_incident`` of each actor that has one, by actor id: a store may answer in one request."""
+        found = {actor_id: self.latest_incident(actor_id) for actor_id in dict.fromkeys(actor_ids)}
+        return {actor_id: incident for actor_id, incident in found.items() if incident is not None}
+
     @abstractmethod
     def query_incidents(self, query: IncidentQuery) -> list[Incident]: ...
 

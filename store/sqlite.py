@@ -51,6 +51,25 @@ BACKGROUND_CHECKPOINT_SLACK = 4  # ... or past four times that, by a writer whos
 
 # every column but seq, in the order the chain hashes them (store.chain.append_events)
 _INSERT_EVENTS = f"INSERT INTO events ({ROW_COLUMNS.removeprefix('seq, ')})"  # store.sqlite_bulk
+_UPSERT_ALERT = (
+    "INSERT INTO alerts (alert_id, detector, severity_rank, actor_id, status, window_start, window_end, body)"
+)
+_UPSERT_ALERT_TAIL = (
+    "ON CONFLICT(alert_id) DO UPDATE SET severity_rank=excluded.severity_rank,"
+    " status=excluded.status, window_end=excluded.window_end, body=excluded.body"
+    # an older revision judged again after a restart does not replace the newer one
+    " WHERE json_extract(excluded.body, '$.revision') >= json_extract(alerts.body, '$.revision')"
+)
+_UPSERT_INCIDENT = (
+    "INSERT INTO incidents (incident_id, actor_id, status, severity_rank, risk_score, window_start, window_end, body)"
+)
+_UPSERT_INCIDENT_TAIL = (
+    "ON CONFLICT(incident_id) DO UPDATE SET"
+    " status=excluded.status, severity_rank=excluded.severity_rank, risk_score=excluded.risk_score,"
+    " window_start=excluded.window_start, window_end=excluded.window_end, body=excluded.body"
+    " WHERE json_extract(excluded.body, '$.revision') >= json_extract(incidents.body, '$.revision')"
+)
+_LATEST_INCIDENT = "SELECT body FROM incidents WHERE actor_id = ? ORDER BY window_end DESC LIMIT 1"
 
 
 def id_key(event_id: str) -> int:
@@ -108,6 +127,19 @@ def _span(query: EventQuery) -> tuple[int, int]:
         else:
             earliest = max(earliest, ts)
     return earliest, latest
+
+
+def _incident_row(incident: Incident) -> tuple:
+    return (
+        incident.incident_id,
+        incident.actor_id,
+        incident.status.value,
+        incident.severity.rank,
+        incident.risk_score,
+        _utc_text(incident.window_start),
+        _utc_text(incident.window_end),
+        incident.model_dump_json(),
+    )
 
 
 def _utc_text(moment: datetime) -> str:
@@ -325,25 +357,27 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         if not alerts and not incidents:
             return
         db = self._db
+        # A few statements for the lot, not a look-up and a write each: during a replay this runs on the store
+        # writer's thread, where every statement lets go of the interpreter lock and may wait out the
+        # parser's switch interval to take it back.
         db.execute("BEGIN IMMEDIATE")
         try:
+            triaged = self._column_of("incidents", "incident_id", "body", [i.incident_id for i in incidents])
+            rows = []
             for incident in incidents:
-                row = db.execute("SELECT body FROM incidents WHERE incident_id = ?", (incident.incident_id,)).fetchone()
-                if row is not None:  # a person's triage stands
-                    stored = Incident.model_validate_json(row[0])
+                body = triaged.get(incident.incident_id)
+                if body is not None:  # a person's triage stands
+                    stored = Incident.model_validate_json(body)
                     incident = incident.model_copy(update={"status": stored.status, "assignee": stored.assignee})
-                self._put_incident(incident)
+                rows.append(_incident_row(incident))
+            insert_all(db, _UPSERT_INCIDENT, rows, _UPSERT_INCIDENT_TAIL)
+            statuses = self._column_of("alerts", "alert_id", "status", [a.alert_id for a in alerts])
+            rows = []
             for alert in alerts:
-                row = db.execute("SELECT status FROM alerts WHERE alert_id = ?", (alert.alert_id,)).fetchone()
-                if row is not None and row[0] != alert.status.value:
-                    alert = alert.model_copy(update={"status": AlertStatus(row[0])})  # a person's triage stands
-                db.execute(
-                    "INSERT INTO alerts (alert_id, detector, severity_rank, actor_id, status, window_start,"
-                    " window_end, body) VALUES (?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT(alert_id) DO UPDATE SET severity_rank=excluded.severity_rank,"
-                    " status=excluded.status, window_end=excluded.window_end, body=excluded.body"
-                    # an older revision judged again after a restart does not replace the newer one
-                    " WHERE json_extract(excluded.body, '$.revision') >= json_extract(alerts.body, '$.revision')",
+                status = statuses.get(alert.alert_id)
+                if status is not None and status != alert.status.value:
+                    alert = alert.model_copy(update={"status": AlertStatus(status)})  # a person's triage stands
+                rows.append(
                     (
                         alert.alert_id,
                         alert.detector,
@@ -353,31 +387,25 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                         _utc_text(alert.window_start),
                         _utc_text(alert.window_end),
                         alert.model_dump_json(),
-                    ),
+                    )
                 )
+            insert_all(db, _UPSERT_ALERT, rows, _UPSERT_ALERT_TAIL)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
+    def _column_of(self, table: str, key: str, column: str, ids: Sequence[str]) -> dict[str, str]:
+        """``column`` of the rows of ``table`` whose ``key`` is one of ``ids``, by key (a statement per 500)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            listed = ",".join("?" * len(chunk))
+            found.update(self._db.execute(f"SELECT {key}, {column} FROM {table} WHERE {key} IN ({listed})", chunk))
+        return found
+
     def _put_incident(self, incident: Incident) -> None:
-        self._db.execute(
-            "INSERT INTO incidents (incident_id, actor_id, status, severity_rank, risk_score, window_start,"
-            " window_end, body) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(incident_id) DO UPDATE SET"
-            " status=excluded.status, severity_rank=excluded.severity_rank, risk_score=excluded.risk_score,"
-            " window_start=excluded.window_start, window_end=excluded.window_end, body=excluded.body"
-            " WHERE json_extract(excluded.body, '$.revision') >= json_extract(incidents.body, '$.revision')",
-            (
-                incident.incident_id,
-                incident.actor_id,
-                incident.status.value,
-                incident.severity.rank,
-                incident.risk_score,
-                _utc_text(incident.window_start),
-                _utc_text(incident.window_end),
-                incident.model_dump_json(),
-            ),
-        )
+        insert_all(self._db, _UPSERT_INCIDENT, [_incident_row(incident)], _UPSERT_INCIDENT_TAIL)
 
     def save_checkpoint(self, name: str, seq: int, state: bytes) -> None:
         self._db.execute(
@@ -557,10 +585,23 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         return Incident.model_validate_json(row[0]) if row else None
 
     def latest_incident(self, actor_id: str) -> Incident | None:
-        row = self._db.execute(
-            "SELECT body FROM incidents WHERE actor_id = ? ORDER BY window_end DESC LIMIT 1", (actor_id,)
-        ).fetchone()
+        row = self._db.execute(_LATEST_INCIDENT, (actor_id,)).fetchone()
         return Incident.model_validate_json(row[0]) if row else None
+
+    def latest_incidents(self, actor_ids: Sequence[str]) -> dict[str, Incident]:
+        # One statement for many actors, each its own ``latest_incident`` query (the same plan, the same pick
+        # among ties): a replay publishes a batch's alerts on the store writer's thread, where every statement
+        # lets go of the interpreter lock and may wait out the parser's switch interval to take it back.
+        found: dict[str, Incident] = {}
+        actors = list(dict.fromkeys(actor_ids))
+        per_statement = min(200, self._db.getlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT))  # terms of a UNION
+        for start in range(0, len(actors), per_statement):
+            chunk = actors[start : start + per_statement]
+            union = " UNION ALL ".join([f"SELECT * FROM ({_LATEST_INCIDENT})"] * len(chunk))
+            for (body,) in self._db.execute(union, chunk):
+                incident = Incident.model_validate_json(body)
+                found[incident.actor_id] = incident
+        return found
 
     def query_incidents(self, query: IncidentQuery) -> list[Incident]:
         where, params = ["severity_rank >= ?"], [query.min_severity.rank]

@@ -24,8 +24,11 @@ from itertools import chain
 ROWS_PER_STATEMENT = 4096  # at most: fewer if the connection's limit on parameters says so
 
 
-def insert_all(db: sqlite3.Connection, head: str, rows: Sequence[tuple]) -> None:
-    """Run ``head`` (``INSERT ... INTO t (columns)``, without ``VALUES``) for every row (all of one width)."""
+def insert_all(db: sqlite3.Connection, head: str, rows: Sequence[tuple], tail: str = "") -> None:
+    """Run ``head`` (``INSERT ... INTO t (columns)``, without ``VALUES``) for every row (all of one width).
+
+    ``tail`` follows the values: an upsert clause (``ON CONFLICT ...``), which applies row by row.
+    """
     if not rows:
         return
     width = len(rows[0])
@@ -35,7 +38,7 @@ def insert_all(db: sqlite3.Connection, head: str, rows: Sequence[tuple]) -> None
     whole = len(rows) - len(rows) % per_statement
     if whole:
         db.executemany(
-            _statement(head, width, per_statement),
+            _statement(head, width, per_statement, tail),
             [tuple(flat(rows[start : start + per_statement])) for start in range(0, whole, per_statement)],
         )
     # The rest in a statement per power of two it holds (640 rows: 512 and 128), not one a row: the
@@ -44,11 +47,11 @@ def insert_all(db: sqlite3.Connection, head: str, rows: Sequence[tuple]) -> None
     start = whole
     while start < len(rows):
         size = 1 << ((len(rows) - start).bit_length() - 1)
-        db.execute(_statement(head, width, size), tuple(flat(rows[start : start + size])))
+        db.execute(_statement(head, width, size, tail), tuple(flat(rows[start : start + size])))
         start += size
 
 
 @cache
-def _statement(head: str, width: int, rows: int) -> str:
+def _statement(head: str, width: int, rows: int, tail: str) -> str:
     one = "(" + ",".join("?" * width) + ")"
-    return f"{head} VALUES {','.join([one] * rows)}"
+    return f"{head} VALUES {','.join([one] * rows)} {tail}".rstrip()

@@ -223,6 +223,21 @@ class StoreContract:
         ]
         assert store.latest_incident("emp-x").incident_id == "inc-low"
 
+    def test_latest_incidents_answers_as_latest_incident_does_for_each_actor(self, store: Store):
+        incidents = [
+            _incident(incident_id="inc-a1", actor_id="emp-a", window_start=f.at(hours=1), window_end=f.at(hours=2)),
+            _incident(incident_id="inc-a2", actor_id="emp-a", window_start=f.at(hours=8), window_end=f.at(hours=9)),
+            _incident(incident_id="inc-b1", actor_id="emp-b", window_start=f.at(hours=3), window_end=f.at(hours=4)),
+        ]
+        store.upsert_alerts([], incidents)
+        asked = ["emp-b", "emp-none", "emp-a", "emp-b"]
+        found = store.latest_incidents(asked)
+        assert {actor: incident.incident_id for actor, incident in found.items()} == {"emp-a": "inc-a2", "emp-b": "inc-b1"}
+        for actor in asked:
+            single = store.latest_incident(actor)
+            assert (found[actor] if actor in found else None) == single
+        assert store.latest_incidents([]) == {}
+
     def test_triage_actions_are_logged_and_change_the_status(self, store: Store):
         alert = f.alert(incident_id="inc-1")
         store.upsert_alerts([alert], [_incident(alert_ids=[alert.alert_id])])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
@@ -18,7 +19,8 @@ from ingest.sources import FileSource
 from models.alert import Severity
 from store.base import AlertQuery
 from store.sqlite import SqliteStore
-from tests.factories import event_dict
+from tests import factories
+from tests.factories import T0, event_dict
 
 
 def _settings(data_dir: Path, **overrides):
@@ -213,3 +215,47 @@ def test_every_line_is_accounted_for(tmp_path):
     report, _, stats = _replay(settings, path)
     assert (report.lines_read, report.stored, report.duplicates, report.dead_letters) == (6, 3, 1, 2)
     assert report.balanced and stats.dead_letters == 2
+
+
+def test_publishing_a_batch_reads_the_store_in_a_few_statements_however_many_alerts_it_holds(tmp_path):
+    # During a replay a batch's alerts are published on the store writer's thread, where each statement lets
+    # go of the interpreter lock and may wait out the parser's switch interval to take it back: one look-up
+    # an alert (its stored revision, its actor's incident, that incident's alerts) cost seconds at 1M events.
+    settings = _settings(tmp_path)
+
+    def batch(actors: int, hour: int) -> list:
+        return [
+            factories.alert(actor_id=f"emp-{n:04d}", window_start=T0 + timedelta(hours=hour),
+                            window_end=T0 + timedelta(hours=hour + 1))
+            for n in range(actors)
+        ]
+
+    def statements(store: SqliteStore, alerts: list) -> tuple[list[str], list[str]]:
+        """The reads and the writes that publishing ``alerts`` runs."""
+        run: list[str] = []
+        store._db.set_trace_callback(run.append)
+        try:
+            pipeline._publish(alerts)
+        finally:
+            store._db.set_trace_callback(None)
+        reads = [s for s in run if s.startswith("SELECT")]
+        writes = [s for s in run if s.startswith("INSERT")]
+        return reads, writes
+
+    with app.open_store(settings) as store:
+        pipeline = app.build_pipeline(settings, store, notifier=None)
+        pipeline._publish(batch(40, 0))
+        (few, _), (many, writes) = statements(store, batch(3, 1)), statements(store, batch(40, 2))
+        assert len(many) == len(few) <= 5, many
+        # the alerts and the incidents each go in a statement per power of two (store.sqlite_bulk)
+        assert len(writes) <= 2 * (40).bit_length(), writes
+        # and what was read was used: each actor's alerts make one incident
+        for n in (0, 2, 39):
+            incident = store.latest_incident(f"emp-{n:04d}")
+            assert incident is not None and len(incident.alert_ids) == (3 if n < 3 else 2)
+        # an alert judged again (after a restart) keeps its incident, and is read in the same few statements
+        incident = store.latest_incident("emp-0007")
+        again = store.get_alerts(incident.alert_ids)[-1]
+        reads, _ = statements(store, [again.model_copy(update={"incident_id": None})])
+        assert len(reads) <= 5
+        assert store.latest_incident("emp-0007") == incident
