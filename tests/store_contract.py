@@ -232,7 +232,7 @@ class StoreContract:
         store.upsert_alerts([], incidents)
         asked = ["emp-b", "emp-none", "emp-a", "emp-b"]
         found = store.latest_incidents(asked)
-        assert {actor: incident.incident_id for actor, incident in found.items()} == {"emp-a": "inc-a2", "emp-b": "inc-b1"}
+        assert {actor: found[actor].incident_id for actor in found} == {"emp-a": "inc-a2", "emp-b": "inc-b1"}
         for actor in asked:
             single = store.latest_incident(actor)
             assert (found[actor] if actor in found else None) == single

@@ -9,7 +9,7 @@ import pytest
 from store.sqlite import SqliteStore, customer_token
 from store.sqlite_schema import MIGRATIONS
 from tests import factories as f
-from tests.store_contract import StoreContract
+from tests.store_contract import StoreContract, _incident
 
 
 class TestSqliteStore(StoreContract):
@@ -90,3 +90,13 @@ def test_the_replay_writer_leaves_checkpoints_to_a_thread_and_loses_nothing(tmp_
         assert store.stats().events == 1000
     with SqliteStore(path, readonly=True) as reader:
         assert reader.stats().events == 1000
+
+
+def test_latest_incidents_of_more_actors_than_a_compound_select_holds(sqlite_store):
+    # one UNION ALL term an actor, in statements of at most the connection's SQLITE_LIMIT_COMPOUND_SELECT terms
+    actors = [f"emp-{n:04d}" for n in range(450)]
+    sqlite_store.upsert_alerts([], [_incident(incident_id=f"inc-{a}", actor_id=a) for a in actors[::2]])
+    sqlite_store._db.setlimit(sqlite3.SQLITE_LIMIT_COMPOUND_SELECT, 150)
+    found = sqlite_store.latest_incidents(actors)
+    assert sorted(found) == actors[::2]
+    assert all(found[actor].incident_id == f"inc-{actor}" for actor in found)
