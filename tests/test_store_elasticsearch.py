@@ -28,7 +28,7 @@ from store.elasticsearch.bulk import BulkRejected
 from store.elasticsearch.settings import load as load_settings
 from tests import factories as f
 from tests.fakes.es_server import FakeElasticsearch
-from tests.store_contract import StoreContract
+from tests.store_contract import StoreContract, _incident
 
 REAL_ES = os.environ.get("ACCESSWATCH_TEST_ES_URL")
 _prefixes = itertools.count(1)
@@ -244,3 +244,21 @@ def test_settings_errors_name_the_key_and_never_show_a_secret(tmp_path):
     loaded = load_settings({"username": "aw", "password_file": str(secret)})
     assert loaded.resolved_password() == "s3cret" and "s3cret" not in repr(loaded)
     assert "s3cret" not in repr(load_settings({"password": "s3cret"}))
+
+
+def test_the_latest_incidents_of_many_actors_come_in_one_search(es_server, store):
+    # publishing a batch's alerts asks this of every actor in it: a search each was a round trip each
+    actors = [f"emp-{n:04d}" for n in range(60)]
+    incidents = [
+        _incident(incident_id=f"inc-{actor}-{hour}", actor_id=actor, window_start=f.at(hours=hour),
+                  window_end=f.at(hours=hour + 1))
+        for actor in actors[::3]
+        for hour in (1, 5, 3)
+    ]
+    store.upsert_alerts([], incidents)
+    store.latest_incident(actors[0])  # any refresh the store makes before searching, made now
+    es_server.request_log.clear()
+    found = store.latest_incidents(actors)
+    searches = [target for method, target in es_server.request_log if "_search" in target]
+    assert len(searches) == 1, list(es_server.request_log)
+    assert {actor: found[actor].incident_id for actor in found} == {a: f"inc-{a}-5" for a in actors[::3]}

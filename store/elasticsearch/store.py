@@ -65,6 +65,8 @@ from store.elasticsearch.settings import ElasticsearchSettings
 PAGE = 5000  # hits per search page when reading many (below the default max_result_window of 10,000)
 _CREATED_OR_EXISTS = frozenset({201, 409})
 _UPDATED = frozenset({200, 201})
+_LATEST_FIRST = [{"accesswatch.window_end_us": "desc"}, {"accesswatch.incident_id": "asc"}]
+_ACTORS_PER_SEARCH = 1000  # terms buckets a search (search.max_buckets is 65,536)
 
 
 class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, Store):
@@ -466,12 +468,35 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
     def latest_incident(self, actor_id: str) -> Incident | None:
         body = {
             "query": {"term": {"accesswatch.actor_id": actor_id}},
-            "sort": [{"accesswatch.window_end_us": "desc"}, {"accesswatch.incident_id": "asc"}],
+            "sort": _LATEST_FIRST,
             "size": 1,
             "track_total_hits": False,
         }
         hits = self._search(m.INCIDENTS, body)["hits"]["hits"]
         return docs.incident_from(hits[0]["_source"]) if hits else None
+
+    def latest_incidents(self, actor_ids: Sequence[str]) -> dict[str, Incident]:
+        # one search for many actors, not one each: a bucket per actor, holding its first incident in
+        # ``latest_incident``'s order (publishing a batch's alerts asks this of every actor in it)
+        found: dict[str, Incident] = {}
+        actors = list(dict.fromkeys(actor_ids))
+        for start in range(0, len(actors), _ACTORS_PER_SEARCH):
+            chunk = actors[start : start + _ACTORS_PER_SEARCH]
+            body = {
+                "query": {"terms": {"accesswatch.actor_id": chunk}},
+                "size": 0,
+                "track_total_hits": False,
+                "aggs": {
+                    "actors": {
+                        "terms": {"field": "accesswatch.actor_id", "size": len(chunk)},
+                        "aggs": {"latest": {"top_hits": {"size": 1, "sort": _LATEST_FIRST}}},
+                    }
+                },
+            }
+            for bucket in self._search(m.INCIDENTS, body)["aggregations"]["actors"]["buckets"]:
+                incident = docs.incident_from(bucket["latest"]["hits"]["hits"][0]["_source"])
+                found[incident.actor_id] = incident
+        return found
 
     def query_incidents(self, query: IncidentQuery) -> list[Incident]:
         hits = self._scan(
