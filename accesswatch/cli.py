@@ -419,5 +419,6 @@ def _dashboard(args: argparse.Namespace) -> int:
     settings = _settings(args)
     return launch.run(settings, args.config, args.address, args.port, args.demo)
 
+
 if __name__ == "__main__":
     sys.exit(main())
