@@ -194,7 +194,10 @@ class Store(OutboxStore, ABC):
 
     @abstractmethod
     def upsert_alerts(self, alerts: Sequence[Alert], incidents: Sequence[Incident] = ()) -> None:
-        """Insert or grow alerts and their incidents by id, together; a status set by a person is kept."""
+        """Insert or grow alerts and their incidents by id, together; a status set by a person is kept.
+
+        Each alert and incident is given once: the triage kept is read before any is written.
+        """
 
     @abstractmethod
     def save_checkpoint(self, name: str, seq: int, state: bytes) -> None: ...
