@@ -569,14 +569,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         return alert
 
     def get_alerts(self, alert_ids: Sequence[str]) -> list[Alert]:
-        found = []
-        ids = list(alert_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = self._db.execute(
-                f"SELECT body FROM alerts WHERE alert_id IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
-            found.extend(Alert.model_validate_json(body) for (body,) in rows)
+        bodies = self._column_of("alerts", "alert_id", "body", list(dict.fromkeys(alert_ids)))
+        found = [Alert.model_validate_json(body) for body in bodies.values()]
         return sorted(found, key=lambda a: (a.window_start, a.alert_id))
 
     # -- incidents and triage ---------------------------------------------------------
