@@ -227,7 +227,7 @@ class DetectionEngine:
         self._pending[alert.alert_id] = alert
 
     def _take_pending(self) -> list[Alert]:
-        alerts = sorted(self._pending.values(), key=lambda a: (a.window_start, a.alert_id))
+        alerts = sorted(self._pending.values(), key=Alert.listing_order)
         self._pending = {}
         return alerts
 

@@ -84,4 +84,4 @@ def replay_alerts(settings: Settings, store: Store) -> list[Alert]:
             latest[alert.alert_id] = alert
     for alert in engine.flush().alerts:
         latest[alert.alert_id] = alert
-    return sorted(latest.values(), key=lambda a: (a.window_start, a.alert_id))
+    return sorted(latest.values(), key=Alert.listing_order)

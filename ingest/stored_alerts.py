@@ -38,4 +38,4 @@ class StoredAlerts:
         """As ``Store.get_alerts``: those stored, in its order."""
         self.fetch(alert_ids)
         found = [alert for alert_id in dict.fromkeys(alert_ids) if (alert := self._found[alert_id]) is not None]
-        return sorted(found, key=lambda a: (a.window_start, a.alert_id))
+        return sorted(found, key=Alert.listing_order)

@@ -81,3 +81,11 @@ class Alert(BaseModel):
     def to_record(self) -> dict[str, Any]:
         """The contract's JSON object."""
         return self.model_dump(mode="json")
+
+    def listing_order(self) -> tuple[datetime, str]:
+        """Where this alert is listed among others: by window start, then by id.
+
+        A total order that depends only on the alerts, so the engine, every store and a replay list
+        the same alerts alike: ``sorted(alerts, key=Alert.listing_order)``.
+        """
+        return (self.window_start, self.alert_id)

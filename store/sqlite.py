@@ -571,7 +571,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
     def get_alerts(self, alert_ids: Sequence[str]) -> list[Alert]:
         bodies = self._column_of("alerts", "alert_id", "body", list(dict.fromkeys(alert_ids)))
         found = [Alert.model_validate_json(body) for body in bodies.values()]
-        return sorted(found, key=lambda a: (a.window_start, a.alert_id))
+        return sorted(found, key=Alert.listing_order)
 
     # -- incidents and triage ---------------------------------------------------------
     def get_incident(self, incident_id: str) -> Incident | None:

@@ -203,7 +203,7 @@ class Run:
         latest: dict[str, Alert] = {}
         for alert in self.updates:
             latest[alert.alert_id] = alert
-        return sorted(latest.values(), key=lambda a: (a.window_start, a.alert_id))
+        return sorted(latest.values(), key=Alert.listing_order)
 
     def of(self, actor_id: str) -> list[Alert]:
         return [alert for alert in self.alerts if alert.actor_id == actor_id]

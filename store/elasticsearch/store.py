@@ -447,7 +447,7 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
 
     def get_alerts(self, alert_ids: Sequence[str]) -> list[Alert]:
         found = [docs.alert_from(hit["_source"]) for hit in self._locate(m.ALERTS, alert_ids).values()]
-        return sorted(found, key=lambda a: (a.window_start, a.alert_id))
+        return sorted(found, key=Alert.listing_order)
 
     def set_alert_status(self, alert_id: str, status: AlertStatus) -> Alert | None:
         hit = self._locate(m.ALERTS, [alert_id]).get(alert_id)
