@@ -118,8 +118,13 @@ def main() -> None:
     print(f"end to end / parsing: {rate / parse_rate:.3f}")
     print(f"load average:         {os.getloadavg()[0]:.2f} (other work on the machine slows every figure)")
     print("where the time went (ingest.stage_times; the main thread's, then the writer's and the worker's):")
-    for name, seconds in stage_times(done.stderr).items():
+    stages = stage_times(done.stderr)
+    for name, seconds in stages.items():
         print(f"  {name.replace('_', ' ') + ':':<20} {seconds:6.1f} s, {seconds / lines * 1e6:5.1f} us an event")
+    if stages:
+        # what no stage covers: the main process's start and imports, the WAL checkpointer, the pipes' readers
+        rest = cpu - stages.get("main_cpu", 0.0) - stages.get("store_cpu", 0.0) - stages.get("detection_cpu", 0.0)
+        print(f"  {'other CPU:':<20} {rest:6.1f} s, {rest / lines * 1e6:5.1f} us an event (start-up, WAL checkpointer)")
 
 
 if __name__ == "__main__":

@@ -149,8 +149,9 @@ class DetectionWorker(Generic[Context]):
         self._send(("flush", None))
         return self._receive()
 
-    def busy(self) -> float:
-        """Seconds the worker has spent on what it was asked (``ingest.stage_times``)."""
+    def busy(self) -> tuple[float, float]:
+        """Seconds the worker has spent on what it was asked, and its process's CPU seconds so far
+        (``ingest.stage_times``)."""
         assert not self._pending, "drain before asking"
         self._send(("busy", None))
         return self._receive()
@@ -236,7 +237,7 @@ def _serve(requests: Connection, answers: Connection, imports: Sequence[str] = (
         started = time.perf_counter()
         try:
             if kind == "busy":
-                answers.send(("ok", busy))
+                answers.send(("ok", (busy, time.process_time())))
                 continue
             if kind == "engine":
                 engine = pickle.loads(payload)

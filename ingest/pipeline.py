@@ -198,6 +198,7 @@ class Pipeline:
         writer = self.store.open_writer() if overlap else self.store
         failed = True
         stages = self.report.stages
+        on_cpu = time.thread_time()
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer") as pool:
                 self._store_thread = pool if overlap else None
@@ -231,6 +232,7 @@ class Pipeline:
             if writer is not self.store:
                 writer.close()
             self._finish(close_windows and not source.stopping, failed)
+            stages.main_cpu += time.thread_time() - on_cpu
         log.info("where the run's time went, in seconds", extra=stages.as_dict())
         return self.report
 
@@ -285,7 +287,9 @@ class Pipeline:
                 self._take(worker.drain())
                 if close_windows:
                     self._publish(worker.flush().alerts)
-                self.report.stages.detection_busy += worker.busy()
+                busy, cpu = worker.busy()
+                self.report.stages.detection_busy += busy
+                self.report.stages.detection_cpu += cpu
                 self.checkpoint()
                 judged = True
         finally:

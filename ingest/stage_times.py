@@ -6,6 +6,10 @@ can: what the main thread waited for (the store writer, the detection
 worker), and how long the writer worked against how long it was on a CPU
 (the rest it spent waiting for the interpreter lock or a core).  Timed per
 batch, never per event: a few clock reads a batch cost nothing measurable.
+
+The CPU figures, one per thread that does the work (the main thread, the
+store writer, the detection worker), say where the machine's cores went:
+when a replay is short of CPU, waits alone do not tell which work to cut.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ class StageTimes:
     parsing: float = 0.0  # ... decoding and validating them
     waiting_for_store: float = 0.0  # ... waiting for the writer to store a batch
     judging: float = 0.0  # ... judging a batch in place, or handing it to the worker (waiting for it, if ahead)
+    main_cpu: float = 0.0  # the main thread on a CPU, the whole run (judging included while it stays in place)
     store_busy: float = 0.0  # the store writer's thread, writing (wall clock)
     store_cpu: float = 0.0  # ... of which on a CPU
     detection_busy: float = 0.0  # the detection worker, judging (wall clock; 0 if detection stayed in place)
+    detection_cpu: float = 0.0  # the worker process on a CPU, all its threads, from its start (its imports too)
 
     def as_dict(self) -> dict[str, float]:
         return {name: round(seconds, 3) for name, seconds in asdict(self).items()}

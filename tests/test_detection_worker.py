@@ -84,8 +84,11 @@ def test_a_replay_reports_where_its_time_went(fortnight, tmp_path, caplog, in_wo
     assert stages.reading > 0 and stages.parsing > 0 and stages.judging > 0 and stages.waiting_for_store >= 0
     assert 0 < stages.store_cpu <= stages.store_busy + 0.05  # a thread is on a CPU at most as long as it works
     assert (stages.detection_busy > 0) is in_worker  # the worker's own figure; in place, judging says it all
+    # each thread's CPU: the main thread's includes judging in place; the worker's, its start and imports
+    assert stages.main_cpu > 0 and (stages.detection_cpu > 0) is in_worker
     (logged,) = [r for r in caplog.records if r.getMessage() == "where the run's time went, in seconds"]
     assert logged.store_busy == round(stages.store_busy, 3) and logged.detection_busy == round(stages.detection_busy, 3)
+    assert logged.main_cpu == round(stages.main_cpu, 3) and logged.detection_cpu == round(stages.detection_cpu, 3)
 
 
 def test_the_engine_asked_for_after_the_run_is_the_one_the_worker_ended_with(fortnight, in_place, tmp_path):
