@@ -233,6 +233,10 @@ class DetectionEngine:
 
     # -- state ----------------------------------------------------------------
     def to_state(self) -> dict:
+        """The engine's state, for ``detectors.state_codec.encode_state``.
+
+        Its baselines are handed over, not copied: encode it before the engine judges anything more.
+        """
         return {
             "version": STATE_VERSION,
             "watermark": _finite(self.watermark),

@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
+
 from detectors.windows import ActorRef, WindowStats
 
 LN2 = math.log(2.0)
@@ -85,9 +87,14 @@ class Decay:
 REBASE_EXPONENT = 600.0
 
 
-@dataclass(slots=True)
-class EwStat:
-    """Exponentially weighted mean and variance of ``log1p(x)``, as forward-decayed sums."""
+class EwStat(msgspec.Struct, array_like=True, gc=False):
+    """Exponentially weighted mean and variance of ``log1p(x)``, as forward-decayed sums.
+
+    A msgspec struct rather than a slotted dataclass: its fields are read and written as fast, and the
+    checkpoint's encoder writes it as ``[sw, swx, swx2]`` itself (``detectors.state_codec``), where
+    ``to_state`` used to build a list for each of a month's 270,000.  It holds only floats, so the
+    garbage collector need not track it.
+    """
 
     sw: float = 0.0  # sum of weights
     swx: float = 0.0  # sum of weight * x
@@ -139,11 +146,9 @@ class EwStat:
         self.swx *= factor
         self.swx2 *= factor
 
-    def to_state(self) -> list[float]:
-        return [self.sw, self.swx, self.swx2]
-
     @classmethod
     def from_state(cls, state: list[float]) -> EwStat:
+        """What the state holds: ``[sw, swx, swx2]`` (``EwStat`` itself, in ``to_state``'s output)."""
         return cls(*state)
 
 
@@ -220,8 +225,8 @@ class DecayedQuantiles:
         for bucket in self.weights:
             self.weights[bucket] *= factor
 
-    def to_state(self) -> dict[str, float]:
-        return {str(bucket): weight for bucket, weight in self.weights.items()}
+    def to_state(self) -> dict[int, float]:
+        return self.weights  # handed over, not copied: encoded at once (detectors.state_codec)
 
     @classmethod
     def from_state(cls, state: dict[str, float]) -> DecayedQuantiles:
@@ -288,10 +293,8 @@ class Rhythm:
         return sum(self.activity.values())
 
     def to_state(self) -> list:
-        return [
-            {str(k): v for k, v in self.activity.items()},
-            {str(k): {m: stat.to_state() for m, stat in v.items()} for k, v in self.volume.items()},
-        ]
+        # handed over, not copied: encoded at once (detectors.state_codec); keys are ints, or strs from JSON
+        return [self.activity, self.volume]
 
     @classmethod
     def from_state(cls, state: list) -> Rhythm:
@@ -462,10 +465,11 @@ class Profile:
             "last_seen": self.last_seen if math.isfinite(self.last_seen) else None,
             "active_days": self.active_days,
             "last_active_day": self.last_active_day if math.isfinite(self.last_active_day) else None,
-            "hourly": {k: v.to_state() for k, v in self.hourly.items()},
-            "daily": {k: v.to_state() for k, v in self.daily.items()},
+            # the baselines themselves (EwStat encodes as [sw, swx, swx2]): this is most of a checkpoint
+            "hourly": self.hourly,
+            "daily": self.daily,
             "rhythm": self.rhythm.to_state(),
-            "weekdays": {str(k): {m: st.to_state() for m, st in v.items()} for k, v in self.weekdays.items()},
+            "weekdays": self.weekdays,
             "peak_hour": {k: v.to_state() for k, v in self.peak_hour.items()},
             "today_peak": self.today_peak,
             "classes": sorted(self.classes),

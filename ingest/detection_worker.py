@@ -38,9 +38,8 @@ from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Generic, TypeVar
 
-import orjson
-
 from detectors.engine import DetectionEngine, EngineOutput
+from detectors.state_codec import encode_state
 from models.fast_event import decode_for_detection, encode_events, validate_event
 from store.base import IncomingEvent
 
@@ -139,7 +138,8 @@ class DetectionWorker(Generic[Context]):
         return self._answers(keep=0)
 
     def state(self) -> bytes:
-        """The engine's checkpoint state, as JSON (``DetectionEngine.to_state``, serialised in the worker)."""
+        """The engine's checkpoint state, as bytes: ``DetectionEngine.to_state``, encoded in the worker
+        (``detectors.state_codec``)."""
         assert not self._pending, "drain before asking for the state: it must cover what was published"
         self._send(("state", None))
         return self._receive()
@@ -249,7 +249,7 @@ def _serve(requests: Connection, answers: Connection, imports: Sequence[str] = (
                 else:  # the lines themselves, which msgpack could not carry (rare): validated in full
                     answer = engine.process([validate_event(raw) for raw in payload])
             elif kind == "state":
-                answer = orjson.dumps(engine.to_state())
+                answer = encode_state(engine.to_state())
             elif kind == "flush":
                 answer = engine.flush()
             else:

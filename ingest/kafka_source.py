@@ -49,11 +49,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
+from detectors.state_codec import decode_state, encode_state
 from ingest.kafka_join_guard import join_under_way, rejoin_if_join_dropped
 from ingest.kafka_settings import KafkaSettings
 from ingest.parse import ParsedBatch, Parser
@@ -501,10 +501,10 @@ class KafkaIngest:
         try:
             checkpoint = self.store.load_checkpoint(name)
             if checkpoint is not None:
-                pipeline.engine.load_state(orjson.loads(checkpoint.state))
+                pipeline.engine.load_state(decode_state(checkpoint.state))
                 start, state = checkpoint.seq, checkpoint.state
             else:
-                start, state = self.source.position(part.tp), orjson.dumps(pipeline.engine.to_state())
+                start, state = self.source.position(part.tp), encode_state(pipeline.engine.to_state())
             self.store.save_checkpoint(name, start, state)  # the claim: the previous owner is fenced out
         except (StoreUnavailable, CheckpointConflict) as exc:
             part.failures += 1

@@ -22,10 +22,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import orjson
-
 from detectors.engine import DetectionEngine, EngineOutput
 from detectors.incidents import attach
+from detectors.state_codec import decode_state, encode_state
 from ingest.detection_worker import Answer, DetectionWorker
 from ingest.metrics import PipelineMetrics
 from ingest.parse import ParsedBatch, Parser
@@ -154,7 +153,7 @@ class Pipeline:
         engine: DetectionEngine = pickle.loads(self._left_behind[0])
         checkpoint = self.store.load_checkpoint(self.checkpoint_name)
         if checkpoint is not None:
-            engine.load_state(orjson.loads(checkpoint.state))
+            engine.load_state(decode_state(checkpoint.state))
         return engine
 
     # -- lifecycle ----------------------------------------------------------------
@@ -162,7 +161,7 @@ class Pipeline:
         """Restore detector state, and feed it what was stored after the last checkpoint."""
         checkpoint = self.store.load_checkpoint(self.checkpoint_name)
         if checkpoint is not None:
-            self.engine.load_state(orjson.loads(checkpoint.state))
+            self.engine.load_state(decode_state(checkpoint.state))
             self._position = checkpoint.seq
         recovered = 0
         for batch in self.store.events_after(self._position):
@@ -403,7 +402,7 @@ class Pipeline:
         if position is not None:
             self._position = position
         # serialised where the engine lives (the worker's state never passes through here as objects)
-        state = self._worker.state() if self._worker is not None else orjson.dumps(self.engine.to_state())
+        state = self._worker.state() if self._worker is not None else encode_state(self.engine.to_state())
         # after the alerts it covers, which may still be queued (``_in_store_order``)
         self._in_store_order(self.store.save_checkpoint, self.checkpoint_name, self._position, state)
         self._since_checkpoint = 0

@@ -40,6 +40,7 @@ from configs.loader import load_settings
 from detectors.base import Detector, DetectorSettings, Finding
 from detectors.engine import DetectionEngine
 from detectors.registry import DETECTORS, build_detectors
+from detectors.state_codec import decode_state, encode_state
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.event import AccessEvent, parse_rfc3339
@@ -246,7 +247,7 @@ def run(
         position += size
         batches += 1
         if restart_every and batches % restart_every == 0:
-            state = orjson.loads(orjson.dumps(engine.to_state()))  # through JSON, as the store keeps it
+            state = decode_state(encode_state(engine.to_state()))  # through bytes, as the store keeps it
             engine = result.engine = _engine(settings, only, config, result)
             engine.load_state(state)
     result.updates += engine.flush().alerts

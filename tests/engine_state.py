@@ -18,7 +18,7 @@ def unordered(value: Any) -> Any:
     if isinstance(value, dict):
         return {key: unordered(item) for key, item in value.items()}
     if isinstance(value, list):
-        return sorted(
-            (unordered(item) for item in value), key=lambda item: orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
-        )
+        # int keys too: msgpack keeps the hour-of-week maps' keys as ints (detectors.state_codec)
+        sort_key = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+        return sorted((unordered(item) for item in value), key=lambda item: orjson.dumps(item, option=sort_key))
     return value

@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from detectors.state_codec import decode_state
 from ingest.simulator import SimulationSettings, write_simulation
 from store.sqlite import SqliteStore
 from tests.engine_state import unordered
@@ -123,7 +124,7 @@ def _state(data: Path) -> dict:
             "incidents": sorted(db.execute("SELECT incident_id, body FROM incidents").fetchall()),
             "pages": sorted(db.execute("SELECT notification_id, receiver, kind, status FROM outbox").fetchall()),
             # sets listed in per-process order (a restart, the detection worker): compared as sets
-            "checkpoint": (checkpoint.seq, unordered(orjson.loads(checkpoint.state))) if checkpoint else None,
+            "checkpoint": (checkpoint.seq, unordered(decode_state(checkpoint.state))) if checkpoint else None,
             "chain_intact": (report.intact, report.problems[:5]),
         }
 

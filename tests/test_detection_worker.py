@@ -19,6 +19,7 @@ import pytest
 
 from accesswatch import app
 from configs.loader import load_settings
+from detectors.state_codec import decode_state, encode_state
 from ingest.detection_worker import DetectionWorkerDied
 from ingest.simulator import SimulationSettings, write_simulation
 from ingest.sources import FileSource
@@ -46,7 +47,7 @@ def _outcome(settings):
         alerts = sorted(a.model_dump_json() for a in store.query_alerts(AlertQuery(limit=100_000)))
         incidents = sorted(i.model_dump_json() for i in store.query_incidents(IncidentQuery(limit=100_000)))
         checkpoint = store.load_checkpoint("detectors")
-    return alerts, incidents, checkpoint.seq, unordered(orjson.loads(checkpoint.state))
+    return alerts, incidents, checkpoint.seq, unordered(decode_state(checkpoint.state))
 
 
 def _replay(settings, path: Path, source=None):
@@ -98,7 +99,7 @@ def test_the_engine_asked_for_after_the_run_is_the_one_the_worker_ended_with(for
         pipeline.run(FileSource([str(fortnight)], 1 << 20), close_windows=True)
         engine = pipeline.engine  # never brought back from the worker: restored from its checkpoint
         assert any(detector.name == "isolation_forest" and detector.models["short"] for detector in engine.detectors)
-        state = orjson.loads(orjson.dumps(engine.to_state()))
+        state = decode_state(encode_state(engine.to_state()))
     assert unordered(state) == in_place[3]
 
 
@@ -150,7 +151,7 @@ def _checkpoints_as_saved(settings, path: Path) -> list[tuple[int, int, dict]]:
 
         def recording(name: str, seq: int, state: bytes) -> None:
             published = len(store.query_alerts(AlertQuery(limit=100_000)))
-            saved.append((seq, published, unordered(orjson.loads(state))))
+            saved.append((seq, published, unordered(decode_state(state))))
             save(name, seq, state)
 
         store.save_checkpoint = recording  # type: ignore[method-assign]
@@ -190,11 +191,11 @@ def test_a_batch_msgpack_cannot_carry_goes_as_its_lines_and_is_judged_alike(sett
         answers = [answer for batch in batches for answer, _ in worker.submit(batch, None)] + [
             answer for answer, _ in worker.drain()
         ]
-        state = orjson.loads(worker.state())
+        state = decode_state(worker.state())
     finally:
         worker.close()
     assert answers == expected
-    assert unordered(state) == unordered(orjson.loads(orjson.dumps(in_place.to_state())))
+    assert unordered(state) == unordered(decode_state(encode_state(in_place.to_state())))
 
 
 def test_the_pipes_to_and_from_the_worker_hold_a_large_piece_of_a_batch(settings):

@@ -33,6 +33,7 @@ from detectors.model_store import (
     version_name,
 )
 from detectors.registry import DETECTORS, build_detectors
+from detectors.state_codec import decode_state, encode_state
 from models.alert import Severity
 from tests.detector_harness import (
     Actor,
@@ -218,7 +219,7 @@ def test_models_are_written_with_their_description_and_loaded_after_a_restart(tm
     assert first.trained_from < first.trained_to and first.windows >= first.actor_days >= 200
     assert set(first.thresholds) == {"low", "medium", "high"} and first.sha256
 
-    state = orjson.loads(orjson.dumps(engine.to_state()))
+    state = decode_state(encode_state(engine.to_state()))
     (restarted,) = build_detectors({NAME: section}, data_dir=tmp_path)
     restarted.load_state(state["detectors"][NAME])
     for scale in ("short", "long"):
@@ -247,7 +248,7 @@ def test_a_model_file_of_other_features_is_refused_at_restart_and_fit_again(tmp_
 
     engine = DetectionEngine(settings, [detector])
     engine.process(insider_story())
-    state = orjson.loads(orjson.dumps(engine.to_state()))["detectors"][NAME]
+    state = decode_state(encode_state(engine.to_state()))["detectors"][NAME]
     version = detector.artefacts["short"].version
     description = tmp_path / "models" / f"{version}.json"
     altered = orjson.loads(description.read_bytes())
@@ -267,7 +268,7 @@ def test_a_model_file_of_other_features_is_refused_at_restart_and_fit_again(tmp_
 
 
 def test_a_checkpoint_of_other_features_is_refused_and_the_model_starts_afresh(insider_run, caplog):
-    state = orjson.loads(orjson.dumps(insider_run.engine.to_state()))["detectors"][NAME]
+    state = decode_state(encode_state(insider_run.engine.to_state()))["detectors"][NAME]
     state["features"] = [*state["features"], "records_on_tuesdays"]
     (detector,) = build_detectors({NAME: CONFIG[NAME]})
     with caplog.at_level(logging.WARNING, logger="detectors.isolation_forest"):
@@ -553,7 +554,7 @@ def test_the_training_history_round_trips_through_its_checkpoint_and_keeps_whole
             actors = [f"emp-{n:03d}" for n in range(50)]
             history.add(day * 86400.0, actors, rng.random((50, 4)).astype(np.float32))
     restored = TrainingHistory(max_windows=600, history_days=3)
-    restored.load_state(orjson.loads(orjson.dumps(history.to_state())))
+    restored.load_state(decode_state(encode_state({"history": history.to_state()}))["history"])
     for got, expected in zip(restored.training(0, 5 * 86400.0), history.training(0, 5 * 86400.0), strict=True):
         np.testing.assert_array_equal(got, expected)
     X, groups, first = history.training(86400.0, 4 * 86400.0)

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from detectors.profiles import DecayedQuantiles, ProfileBook
+from detectors.state_codec import decode_state, encode_state
 from detectors.windows import ActorRef, WindowStats
 from models.event import ActorKind
 
@@ -35,11 +36,11 @@ def test_what_was_seen_long_ago_weighs_less_than_what_was_seen_lately():
     assert days.quantile(0.5) < 20
 
 
-def test_the_state_survives_json():
+def test_the_state_survives_the_checkpoint_encoding():
     days = DecayedQuantiles()
     for value in (0, 1, 7, 7, 500):
         days.add(value, 2.0)
-    restored = DecayedQuantiles.from_state(orjson.loads(orjson.dumps(days.to_state())))
+    restored = DecayedQuantiles.from_state(decode_state(encode_state({"q": days.to_state()}))["q"])
     assert restored.weights == days.weights and restored.quantile(0.5) == days.quantile(0.5)
 
 
