@@ -92,7 +92,7 @@ class EwStat(msgspec.Struct, array_like=True, gc=False):
 
     A msgspec struct rather than a slotted dataclass: its fields are read and written as fast, and the
     checkpoint's encoder writes it as ``[sw, swx, swx2]`` itself (``detectors.state_codec``), where
-    ``to_state`` used to build a list for each of a month's 270,000.  It holds only floats, so the
+    ``to_state`` used to build a list for each of a month's quarter of a million.  It holds only floats, so the
     garbage collector need not track it.
     """
 
@@ -229,7 +229,7 @@ class DecayedQuantiles:
         return self.weights  # handed over, not copied: encoded at once (detectors.state_codec)
 
     @classmethod
-    def from_state(cls, state: dict[str, float]) -> DecayedQuantiles:
+    def from_state(cls, state: dict[int, float] | dict[str, float]) -> DecayedQuantiles:
         return cls({int(bucket): weight for bucket, weight in state.items()})
 
 

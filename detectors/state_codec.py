@@ -1,10 +1,10 @@
 """The detection engine's checkpoint state as bytes, and back.
 
-msgpack (msgspec), not JSON.  A month of 1,400 actors is a state of some
-270,000 baselines, nearly all floats: as JSON, 23 MB that a replay built,
-formatted, sent, stored and let go of five times, about 1.2 s of CPU each
-time across the detection worker, the store writer and the main thread (9%
-of a 1M replay's CPU).  msgpack writes a float as its 8 bytes, exactly, and
+msgpack (msgspec), not JSON.  A month of 1,400 actors is a state of about a
+quarter of a million baselines, nearly all floats: as JSON, 23 MB that a 1M
+replay built, formatted, sent, stored and let go of five times, for 0.5 to
+1.2 s of CPU each time across the detection worker, the store writer and
+the main thread (4 to 9% of the replay's CPU, measured).  msgpack writes a float as its 8 bytes, exactly, and
 encodes the baselines (``detectors.profiles.EwStat``, a msgspec struct) and
 int-keyed maps as they are, with no copy built first: less to make, less to
 store (``bench/bench_replay.py`` prints the run's CPU by thread).
