@@ -22,9 +22,11 @@ from ingest.sources import FileSource
 def week(tmp_path_factory):
     """A simulated week's events, parsed: days of baselines learned, and windows still open at the cut."""
     root = tmp_path_factory.mktemp("week")
-    write_simulation(root, SimulationSettings(seed=5, days=8, employees=30))
+    simulation = SimulationSettings(seed=5, days=8, employees=30)
+    write_simulation(root, simulation)
     settings = load_settings(env={}, overrides={"data_dir": str(root / "data")})
-    parser = Parser(Classifier(settings.classification), settings.ingest, wall_clock=lambda: 1.8e9)
+    just_after = simulation.start.timestamp() + 9 * 86400  # the parser's clock: none of it is in the future
+    parser = Parser(Classifier(settings.classification), settings.ingest, wall_clock=lambda: just_after)
     events = [i.event for records in FileSource([str(root / "events.jsonl")], 1 << 20).batches(5000)
               for i in parser.parse(records).events]  # fmt: skip
     return settings, events
