@@ -151,9 +151,10 @@ class Period:
         stat = self._stat(profile, metric)
         if stat.weight(self._g) < 1.0 and metric in SPARSE_METRICS and basis == "own":
             peer = self.profiles.peer(window.actor)
-            peer_stat = self._stat(peer, metric) if peer is not None and len(peer.members) > 1 else None
-            if peer_stat is not None and peer_stat.weight(self._g) >= 1.0:
-                profile, stat, basis = peer, peer_stat, "peers"
+            if peer is not None and len(peer.members) > 1:
+                peer_stat = self._stat(peer, metric)
+                if peer_stat.weight(self._g) >= 1.0:
+                    profile, stat, basis = peer, peer_stat, "peers"
         if stat.weight(self._g) < 1.0:
             if metric not in SPARSE_METRICS:
                 return None

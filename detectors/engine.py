@@ -22,8 +22,7 @@ from detectors.profiles import ProfileBook
 from detectors.windows import ActorRef, LocalClock, WindowStats
 from models.alert import Alert
 from models.config import Settings
-from models.event import AccessEvent
-from models.fast_event import DetectionEvent, FastEvent
+from models.fast_event import EventView
 
 STATE_VERSION = 1
 
@@ -59,7 +58,7 @@ class DetectionEngine:
         self._flagged_today: set[str] = set()  # actors with findings in the day still open
 
     # -- the hot path -------------------------------------------------------
-    def process(self, events: Iterable[AccessEvent | FastEvent | DetectionEvent]) -> EngineOutput:
+    def process(self, events: Iterable[EventView]) -> EngineOutput:
         output = EngineOutput()
         clock, classifier, profiles = self.clock, self.classifier, self.profiles
         short, lateness = self.short, self.lateness
@@ -68,7 +67,9 @@ class DetectionEngine:
         business_days = set(organisation.business_days)
         first_hour, last_hour = organisation.business_hours_start, organisation.business_hours_end
         # of the latest event: its UTC hour and the zone's offset in it, its local hour and that hour of the week
-        utc_hour = offset = local_hour = slot = None
+        # (NaN: unequal to any hour, so the first event sets them)
+        utc_hour = local_hour = math.nan
+        offset = slot = 0
         in_business = False
         for event in events:
             ts = event.timestamp.timestamp()
@@ -113,7 +114,7 @@ class DetectionEngine:
         self._close_until(math.inf)
         return EngineOutput(alerts=self._take_pending())
 
-    def _actor(self, event: AccessEvent | FastEvent) -> ActorRef:
+    def _actor(self, event: EventView) -> ActorRef:
         actor = event.actor
         known = self._actors.get(actor.id)
         if (

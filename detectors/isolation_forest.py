@@ -132,7 +132,7 @@ class IsolationForestDetector(Detector):
             return
         groups = features.peer_groups(period)
         group_of = {row: rows for rows in groups.values() for row in rows}
-        for row in flagged:
+        for row in flagged.tolist():  # Python ints: rows index lists and dicts
             window = period.windows[row]
             severity = model.calibration.severity(float(anomaly[row]))
             assert severity is not None

@@ -439,10 +439,10 @@ class Profile:
             if value > 0 or metric not in SPARSE_METRICS:
                 stat.add(value, g_slow)
         for metric, value in peaks.items():
-            stat = self.peak_hour.get(metric)
-            if stat is None:
-                stat = self.peak_hour[metric] = DecayedQuantiles()
-            stat.add(value, g_slow)
+            peak = self.peak_hour.get(metric)
+            if peak is None:
+                peak = self.peak_hour[metric] = DecayedQuantiles()
+            peak.add(value, g_slow)
         if window.start > self.last_active_day:
             self.active_days += 1
             self.last_active_day = window.start
@@ -455,8 +455,8 @@ class Profile:
         for stats in self.weekdays.values():
             for stat in stats.values():
                 stat.rebase(slow)
-        for stat in self.peak_hour.values():
-            stat.rebase(slow)
+        for peak in self.peak_hour.values():
+            peak.rebase(slow)
         self.rhythm.rebase(slow)
 
     def to_state(self) -> dict:

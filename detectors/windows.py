@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from detectors.classify import Touch
-from models.event import AccessEvent, ActorKind, Outcome
-from models.fast_event import FastEvent
+from models.event import ActorKind, Outcome
+from models.fast_event import EventView
 
 # Distinct customers are counted exactly up to this many per window; past it
 # the count is a floor (and a bulk read that large alerts anyway).
@@ -35,7 +35,7 @@ class ActorRef:
     organization: str | None = None
 
     @classmethod
-    def of(cls, event: AccessEvent | FastEvent) -> ActorRef:
+    def of(cls, event: EventView) -> ActorRef:
         actor = event.actor
         return cls(actor.id, actor.kind, actor.role, actor.department, actor.organization)
 
@@ -136,7 +136,7 @@ class WindowStats:
         self._sample: list[tuple[int, str]] = []  # min-heap of (record_count, event_id)
         self._last_touch: Touch | None = None  # the latest event's (not state: only spares repeating work)
 
-    def add(self, event: AccessEvent | FastEvent, ts: float, touch: Touch, in_business_hours: bool) -> None:
+    def add(self, event: EventView, ts: float, touch: Touch, in_business_hours: bool) -> None:
         records = event.record_count
         self.events += 1
         if ts < self.first_ts:

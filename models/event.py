@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -80,7 +80,10 @@ def _whole_number(value: float) -> int:
 
 # Ints take the fast native path; only a float with no fractional part is
 # converted.  Strings and booleans are refused, as the schema refuses them.
-JsonInt = StrictInt | Annotated[StrictFloat, AfterValidator(_whole_number)]
+if TYPE_CHECKING:
+    JsonInt = int  # what validation yields: a whole float comes out an int (``_whole_number``)
+else:
+    JsonInt = StrictInt | Annotated[StrictFloat, AfterValidator(_whole_number)]
 
 
 def _int_bounds(ge: int, le: int | None = None) -> GetPydanticSchema:

@@ -20,7 +20,7 @@ edge cases and random mutations of both.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import msgspec
 from msgspec.structs import force_setattr
@@ -28,12 +28,13 @@ from msgspec.structs import force_setattr
 from models.event import AccessEvent, Action, ActorKind, Outcome, Resource, _timestamp
 
 
-def _text(longest: int, shortest: int = 0) -> Any:
-    return Annotated[str, msgspec.Meta(min_length=shortest, max_length=longest)]
+# Constraints as ``Annotated`` metadata, so that a type checker still sees a plain ``str`` or ``int``.
+def _length(longest: int, shortest: int = 0) -> msgspec.Meta:
+    return msgspec.Meta(min_length=shortest, max_length=longest)
 
 
-def _integer(least: int, most: int | None = None) -> Any:
-    return Annotated[int, msgspec.Meta(ge=least, le=most)]
+def _range(least: int, most: int | None = None) -> msgspec.Meta:
+    return msgspec.Meta(ge=least, le=most)
 
 
 # Optional fields default to None but are typed without it, as in the model:
@@ -42,40 +43,52 @@ def _integer(least: int, most: int | None = None) -> Any:
 # gc=False: an event holds no reference back to itself, and leaving millions
 # of them out of the garbage collector's lists spares a walk over each batch.
 class FastActor(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False, omit_defaults=True):
-    id: _text(128, 1)
+    id: Annotated[str, _length(128, 1)]
     kind: ActorKind
-    name: _text(256) = None  # type: ignore[assignment]
-    role: _text(128) = None  # type: ignore[assignment]
-    department: _text(128) = None  # type: ignore[assignment]
-    organization: _text(128) = None  # type: ignore[assignment]
+    name: Annotated[str, _length(256)] = None  # type: ignore[assignment]
+    role: Annotated[str, _length(128)] = None  # type: ignore[assignment]
+    department: Annotated[str, _length(128)] = None  # type: ignore[assignment]
+    organization: Annotated[str, _length(128)] = None  # type: ignore[assignment]
 
 
 class FastResource(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False, omit_defaults=True):
-    system: _text(128, 1)
-    type: _text(128, 1)
-    id: _text(256) = None  # type: ignore[assignment]
+    system: Annotated[str, _length(128, 1)]
+    type: Annotated[str, _length(128, 1)]
+    id: Annotated[str, _length(256)] = None  # type: ignore[assignment]
 
     # the model's own definitions: "a resource new to this actor" must mean the same whichever way it came
-    kind = Resource.kind
-    key = Resource.key
+    if TYPE_CHECKING:  # what they are to a type checker: properties of this class (``Resource``'s take a Resource)
+
+        @property
+        def kind(self) -> str: ...
+
+        @property
+        def key(self) -> str: ...
+
+    else:
+        kind = Resource.kind
+        key = Resource.key
 
 
 class FastEvent(msgspec.Struct, forbid_unknown_fields=True, frozen=True, gc=False, omit_defaults=True):
-    event_id: _text(128, 1)
+    event_id: Annotated[str, _length(128, 1)]
     # A UTC datetime, made by the model's own validator from whatever JSON held (``__post_init__``):
     # msgspec's date-time parser takes forms the contract refuses (a space for the "T", no offset).
-    timestamp: Any
+    if TYPE_CHECKING:
+        timestamp: datetime
+    else:
+        timestamp: Any
     actor: FastActor
     action: Action
     resource: FastResource
-    record_count: _integer(0, 100_000_000)
-    customer_ids: Annotated[list[_text(128)], msgspec.Meta(max_length=10_000)] = None  # type: ignore[assignment]
-    fields: Annotated[list[_text(128)], msgspec.Meta(max_length=512)] = None  # type: ignore[assignment]
-    bytes: _integer(0) = None  # type: ignore[assignment]
-    source_ip: _text(64) = None  # type: ignore[assignment]
-    user_agent: _text(1024) = None  # type: ignore[assignment]
-    session_id: _text(128) = None  # type: ignore[assignment]
-    purpose: _text(256) = None  # type: ignore[assignment]
+    record_count: Annotated[int, _range(0, 100_000_000)]
+    customer_ids: Annotated[list[Annotated[str, _length(128)]], msgspec.Meta(max_length=10_000)] = None  # type: ignore[assignment]
+    fields: Annotated[list[Annotated[str, _length(128)]], msgspec.Meta(max_length=512)] = None  # type: ignore[assignment]
+    bytes: Annotated[int, _range(0)] = None  # type: ignore[assignment]
+    source_ip: Annotated[str, _length(64)] = None  # type: ignore[assignment]
+    user_agent: Annotated[str, _length(1024)] = None  # type: ignore[assignment]
+    session_id: Annotated[str, _length(128)] = None  # type: ignore[assignment]
+    purpose: Annotated[str, _length(256)] = None  # type: ignore[assignment]
     outcome: Outcome = Outcome.SUCCESS
     extra: dict[str, Any] = None  # type: ignore[assignment]
 
@@ -146,6 +159,63 @@ class DetectionEvent(msgspec.Struct, frozen=True, gc=False):
     def is_egress(self) -> bool:
         return self.action.is_egress
 
+
+class ActorView(Protocol):
+    """What the detectors read of an event's actor."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def kind(self) -> ActorKind: ...
+    @property
+    def role(self) -> str | None: ...
+    @property
+    def department(self) -> str | None: ...
+    @property
+    def organization(self) -> str | None: ...
+
+
+class ResourceView(Protocol):
+    """What the detectors read of an event's resource."""
+
+    @property
+    def system(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+
+
+class EventView(Protocol):
+    """What the detectors read of an event, whichever form it comes in (``AccessEvent``, ``FastEvent``,
+    ``DetectionEvent``).
+
+    The forms type an absent optional field as its value's type, as the contract does (an explicit null is
+    refused); here it is what a reader gets: the value or None.
+    """
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def timestamp(self) -> datetime: ...
+    @property
+    def actor(self) -> ActorView: ...
+    @property
+    def action(self) -> Action: ...
+    @property
+    def resource(self) -> ResourceView: ...
+    @property
+    def record_count(self) -> int: ...
+    @property
+    def customer_ids(self) -> list[str] | None: ...
+    @property
+    def fields(self) -> list[str] | None: ...
+    @property
+    def source_ip(self) -> str | None: ...
+    @property
+    def purpose(self) -> str | None: ...
+    @property
+    def outcome(self) -> Outcome: ...
 
 _encode_batch = msgspec.msgpack.Encoder().encode
 _decode_batch = msgspec.msgpack.Decoder(list[FastEvent]).decode
