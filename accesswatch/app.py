@@ -29,16 +29,12 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ingest.kafka_source import KafkaIngest
+    from store.sqlite import SqliteStore
 
 
 def open_store(settings: Settings, readonly: bool = False) -> Store:
     if settings.store.kind == "sqlite":
-        from store.sqlite import SqliteStore
-
-        path = Path(settings.data_dir) / settings.store.sqlite.filename
-        if readonly and not path.exists():
-            raise FileNotFoundError(f"no store at {path}: replay or run something into this data dir first")
-        return SqliteStore(path, cache_mb=settings.store.sqlite.cache_mb, readonly=readonly)
+        return _open_sqlite(settings, readonly)
     if settings.store.kind == "elasticsearch":
         from store.elasticsearch import ElasticsearchStore
         from store.elasticsearch.settings import load
@@ -51,6 +47,15 @@ def open_store(settings: Settings, readonly: bool = False) -> Store:
         # a reader (CLI, dashboard) does not install templates: it may lack the privilege
         return ElasticsearchStore(elasticsearch, install=not readonly)
     raise ConfigError(f"configuration error: store.kind = {settings.store.kind!r}: its adapter is not installed yet")
+
+
+def _open_sqlite(settings: Settings, readonly: bool = False) -> SqliteStore:
+    from store.sqlite import SqliteStore
+
+    path = Path(settings.data_dir) / settings.store.sqlite.filename
+    if readonly and not path.exists():
+        raise FileNotFoundError(f"no store at {path}: replay or run something into this data dir first")
+    return SqliteStore(path, cache_mb=settings.store.sqlite.cache_mb, readonly=readonly)
 
 
 def open_source(settings: Settings) -> Source:
@@ -134,8 +139,9 @@ def serving_metrics(settings: Settings) -> Iterator[PipelineMetrics | None]:
         yield None
         return
     metrics = PipelineMetrics()
+    server: MetricsServer | None  # declared apart: mypy then keeps the try's narrowing in its else
     try:
-        server: MetricsServer | None = MetricsServer(metrics, settings.metrics.address, settings.metrics.port).start()
+        server = MetricsServer(metrics, settings.metrics.address, settings.metrics.port).start()
     except OSError as exc:  # a port in use must not stop ingestion: the operator is told, loudly
         log.error("metrics endpoint not served on %s:%s: %s", settings.metrics.address, settings.metrics.port, exc)
         server = None
@@ -157,7 +163,7 @@ def purging(settings: Settings) -> Iterator[RetentionLoop | None]:
         yield None
         return
     loop = RetentionLoop(
-        lambda: open_store(settings),  # type: ignore[arg-type, return-value]
+        lambda: _open_sqlite(settings),  # SQLite only (above): it purges itself
         lambda now: RetentionPolicy.of(retention.events_days, retention.alerts_days, now),
         retention.purge_every,
     ).start()

@@ -274,7 +274,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     labels = orjson.loads(args.labels.read_bytes())
     zone = settings.organisation.tz
-    offset = int(datetime.now(UTC).astimezone(zone).utcoffset().total_seconds())
+    utc_offset = datetime.now(UTC).astimezone(zone).utcoffset()
+    assert utc_offset is not None, "astimezone gives an aware time, which has an offset"
+    offset = int(utc_offset.total_seconds())
     with app.open_store(settings, readonly=True) as store:
         alerts = store.query_alerts(AlertQuery(limit=1_000_000))
         active = store.active_actor_days(offset)

@@ -104,7 +104,7 @@ def evaluate(labels: dict, alerts: Iterable[Alert], active_actor_days: int, zone
             unexplained.append(alert)
             false_days.update((alert.actor_id, day) for day in _local_days(alert, zone))
         benign_counts: dict[str, int] = {}
-        examples = []
+        examples: list[str] = []
         for item in labels.get("benign", []):
             start, end = _span(item)
             for alert in unexplained:

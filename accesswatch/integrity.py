@@ -18,7 +18,7 @@ import base64
 import hashlib
 from datetime import UTC, date, datetime, time, tzinfo
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from models.event import format_utc, parse_rfc3339
 from store.chain import ChainedStore, ChainReport
 
-FORMAT = "accesswatch-digest/1"
+FORMAT: Final = "accesswatch-digest/1"
 
 
 class KeyFileError(ValueError):

@@ -69,7 +69,7 @@ def configure(settings: Logging, stream: TextIO | None = None) -> None:
     root = logging.getLogger()
     for previous in [h for h in root.handlers if getattr(h, "accesswatch", False)]:
         root.removeHandler(previous)  # configured again (tests, a second command in one process)
-    handler.accesswatch = True  # type: ignore[attr-defined]
+    handler.accesswatch = True  # type: ignore[attr-defined]  # our mark, found again above when configured twice
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
     for name in CHATTY_LIBRARIES:

@@ -72,7 +72,8 @@ def timeline(points: list[TimelinePoint], start: datetime, end: datetime, zone: 
                      alt.Tooltip("records:Q", format=",.0f")],
         )
     )
-    return alt.layer(incident, band, lines).properties(height=260)
+    # LayerChart itself: alt.layer returns a FacetChart only for layers sharing a facet, which these never do
+    return alt.LayerChart(layer=[incident, band, lines]).properties(height=260)
 
 
 def alerts_by_severity(counts: list[AlertDayCount]) -> alt.Chart:

@@ -418,7 +418,9 @@ def _record_and_page(store: Store, settings: Settings, action: TriageAction) -> 
         _close(receivers)
         if action not in store.actions(action.incident_id):
             return store.record_action(action)
-        return store.get_incident(action.incident_id)
+        recorded = store.get_incident(action.incident_id)
+        assert recorded is not None, "the action was recorded, so its incident exists"
+        return recorded
     if not planned:
         _close(receivers)
         return incident

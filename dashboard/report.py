@@ -32,14 +32,22 @@ class Report:
         return self.view.incident
 
 
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A section that is a table: the column names, then the rows."""
+
+    header: list[str]
+    rows: list[list[str]]
+
+
 def _local(moment: datetime | None, zone: tzinfo) -> str:
     if moment is None:
         return "unknown"
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
-def _sections(report: Report) -> list[tuple[str, list[str] | list[list[str]]]]:
-    """The report as titled sections: a list of lines, or a table (first row the header)."""
+def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
+    """The report as titled sections: a list of lines, or a table."""
     incident, impact, settings = report.incident, report.impact, report.settings
     zone = settings.organisation.tz
     view = report.view
@@ -68,10 +76,10 @@ def _sections(report: Report) -> list[tuple[str, list[str] | list[list[str]]]]:
         f"Reporting deadline: {deadline_text}",
         f"Status: {incident.status.value}; severity {incident.severity.value}; risk {incident.risk_score:.0f}/100",
     ]
-    data = [["Data class", "Sensitivity", "Records"]] + [
+    data = Table(["Data class", "Sensitivity", "Records"], [
         [name, sensitivity.get(name, settings.classification.unclassified_sensitivity), f"{records:,}"]
         for name, records in impact.records_by_class.most_common()
-    ]
+    ])
     scope = [
         f"Events: {impact.events:,} ({impact.denied:,} refused); records read: {impact.records:,};"
         f" exported, downloaded, printed or shared: {impact.egress_records:,}",
@@ -79,17 +87,17 @@ def _sections(report: Report) -> list[tuple[str, list[str] | list[list[str]]]]:
         + ("" if impact.complete else " (at least: the count stopped at the reading limit)"),
         "Resources: " + ", ".join(f"{name} ({records:,})" for name, records in impact.resources.most_common(8)),
     ]
-    triage = [["When", "Who", "Action", "Note"]] + [
+    triage = Table(["When", "Who", "Action", "Note"], [
         [_local(a.at, zone), a.by, a.kind.value + (f" to {a.assignee}" if a.assignee else ""), a.note or ""]
         for a in view.actions
-    ]
-    sections: list[tuple[str, list]] = [
+    ])
+    sections: list[tuple[str, list[str] | Table]] = [
         ("What happened", what),
         ("When", when),
         ("Who", who),
         ("Which data", data),
         ("How much, and whose", scope),
-        ("Triage", triage if len(triage) > 1 else ["No triage action yet."]),
+        ("Triage", triage if triage.rows else ["No triage action yet."]),
     ]
     if report.customer_ids is not None:
         listed = report.customer_ids[:MAX_LISTED_CUSTOMERS]
@@ -115,11 +123,10 @@ def markdown(report: Report) -> str:
     out = [f"# Incident report: {title}", "", f"_{prepared}_", ""]
     for heading, body in _sections(report):
         out += [f"## {heading}", ""]
-        if body and isinstance(body[0], list):
-            header, *rows = body
-            out.append("| " + " | ".join(header) + " |")
-            out.append("|" + "---|" * len(header))
-            out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+        if isinstance(body, Table):
+            out.append("| " + " | ".join(body.header) + " |")
+            out.append("|" + "---|" * len(body.header))
+            out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body.rows]
         else:
             out += [line for line in body]
         out.append("")
@@ -147,10 +154,9 @@ def html_document(report: Report) -> str:
     for heading, body in _sections(report):
         css = ' class="confidential"' if "confidential" in heading else ""
         out.append(f"<h2{css}>{e(heading)}</h2>")
-        if body and isinstance(body[0], list):
-            header, *rows = body
-            out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in header) + "</tr></thead><tbody>")
-            out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+        if isinstance(body, Table):
+            out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in body.header) + "</tr></thead><tbody>")
+            out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body.rows]
             out.append("</tbody></table>")
         else:
             items = [line for line in body if line]

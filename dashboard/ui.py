@@ -102,11 +102,17 @@ def signed_in() -> Identity | None:
         return identity
     oidc = settings().dashboard.oidc
     if oidc.enabled and getattr(st.user, "is_logged_in", False):
-        identity = oidc_identity(settings().dashboard, st.user.get("email"), st.user.get("name"))
+        identity = oidc_identity(settings().dashboard, _claim("email"), _claim("name"))
         if identity is not None:
             st.session_state["_identity"] = identity
         return identity
     return None
+
+
+def _claim(name: str) -> str | None:
+    """A text claim of the signed-in user; st.user also holds flags (``email_verified``) and tokens."""
+    value = st.user.get(name)
+    return value if isinstance(value, str) else None
 
 
 def sign_in_form() -> None:

@@ -47,7 +47,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError
@@ -56,7 +56,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from detectors.state_codec import decode_state, encode_state
 from ingest.kafka_join_guard import join_under_way, rejoin_if_join_dropped
 from ingest.kafka_settings import KafkaSettings
-from ingest.parse import ParsedBatch, Parser
+from ingest.parse import BatchParser, ParsedBatch
 from ingest.pipeline import IngestReport, Pipeline
 from ingest.sources import OVERSIZE_KEEP, RawRecord, Source
 from store.base import CheckpointConflict, IncomingEvent, Store, StoreUnavailable
@@ -279,16 +279,18 @@ class _OriginParser:
     each event is matched to its message here.
     """
 
-    def __init__(self, inner: Parser) -> None:
+    def __init__(self, inner: BatchParser) -> None:
         self.inner = inner
         self.dead: list[tuple[KafkaRecord, str]] = []
 
-    def parse(self, records: Sequence[KafkaRecord]) -> ParsedBatch:  # type: ignore[override]
-        batch = self.inner.parse(records)
+    def parse(self, records: Sequence[RawRecord]) -> ParsedBatch:
+        # its pipeline is fed by KafkaIngest._ingest alone, with messages: a claim the pipeline's types cannot carry
+        messages = cast(Sequence[KafkaRecord], records)
+        batch = self.inner.parse(messages)
         events = iter(batch.events)
         pending = next(events, None)
         marked = []
-        for record in records:
+        for record in messages:
             if pending is not None and pending.raw is record.data:
                 marked.append(IncomingEvent(pending.event, pending.raw, pending.classes, record.origin))
                 pending = next(events, None)
@@ -296,7 +298,7 @@ class _OriginParser:
             raise RuntimeError("the parser's events do not follow its records: origins cannot be told")
         batch.events = marked
         if batch.dead_letters:
-            by_position = {record.position: record for record in records}
+            by_position = {record.position: record for record in messages}
             self.dead.extend((by_position[letter.position], letter.reason) for letter in batch.dead_letters)
         return batch
 
@@ -514,7 +516,7 @@ class KafkaIngest:
         if self.metrics is not None:
             pipeline.metrics = self.metrics
         parser = _OriginParser(pipeline.parser)
-        pipeline.parser = parser  # type: ignore[assignment] - it parses as the parser does, and marks origins
+        pipeline.parser = parser  # it parses as the parser does, and marks origins
         part.pipeline, part.parser = pipeline, parser
         part.next_offset = part.checkpointed = start
         part.since_checkpoint, part.checkpointed_at, part.failures = 0, self.clock(), 0

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -26,6 +26,12 @@ class ParsedBatch:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
+class BatchParser(Protocol):
+    """What the pipeline asks of its parser: a ``Parser``, or one wrapping it (ingest.kafka_source)."""
+
+    def parse(self, records: Sequence[RawRecord]) -> ParsedBatch: ...
+
+
 class Parser:
     def __init__(self, classifier: Classifier, settings: Ingest, wall_clock: Callable[[], float] = time.time) -> None:
         self.classifier = classifier
@@ -39,6 +45,7 @@ class Parser:
         earliest = now - self.settings.max_past_age
         received = datetime.fromtimestamp(now, UTC)
         touch = self.classifier.touch
+        event: FastEvent | None  # the fast decoder's, or the model's verdict (None: a dead letter)
         for record in records:
             if record.oversize:
                 reason = f"line of {record.size:,} bytes is over the limit of {self.settings.max_line_bytes:,}"

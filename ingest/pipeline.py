@@ -27,7 +27,7 @@ from detectors.incidents import attach
 from detectors.state_codec import decode_state, encode_state
 from ingest.detection_worker import Answer, DetectionWorker
 from ingest.metrics import PipelineMetrics
-from ingest.parse import ParsedBatch, Parser
+from ingest.parse import BatchParser, ParsedBatch, Parser
 from ingest.sources import RawRecord, Source
 from ingest.stage_times import StageTimes
 from ingest.stored_alerts import StoredAlerts
@@ -112,7 +112,7 @@ class Pipeline:
         self._engine: DetectionEngine | None = engine
         self.notifier = notifier
         self.progress = progress
-        self.parser = Parser(engine.classifier, settings.ingest)
+        self.parser: BatchParser = Parser(engine.classifier, settings.ingest)
         self.metrics: PipelineMetrics | None = None  # issue 7: set for run and demo (ingest.metrics)
         self.report = IngestReport()
         self._position = 0  # store position the detectors have seen up to
@@ -122,8 +122,9 @@ class Pipeline:
         self.checkpoint_name = checkpoint_name
         self.checkpoint_events = settings.ingest.checkpoint_events if checkpoint_events is None else checkpoint_events
         # a replay's engine moves to a process of its own once it is worth the start-up (ingest.detection_worker)
-        self._worker: DetectionWorker[Stored] | None = None
-        self._spare: DetectionWorker[Stored] | None = None  # started ahead, not yet handed the engine
+        # what comes back with each answer: the batch judged, or the checkpoint asked (``ask_state``)
+        self._worker: DetectionWorker[Stored | StateDue] | None = None
+        self._spare: DetectionWorker[Stored | StateDue] | None = None  # started ahead, not yet handed the engine
         self._left_behind: tuple[bytes, int] = (b"", 0)
         # set when a run failed with the engine here: it has judged batches past the last checkpoint
         self._stale = False
@@ -365,6 +366,7 @@ class Pipeline:
                 # queued after the alerts it covers (``_conclude``): saved once they are stored
                 self._in_store_order(self.store.save_checkpoint, self.checkpoint_name, asked.last_seq, answer)
             else:
+                assert isinstance(answer, EngineOutput), "a judged batch is answered with the engine's output"
                 self._conclude(answer, asked)
 
     def _conclude(self, output: EngineOutput, stored: Stored) -> None:
@@ -417,7 +419,8 @@ class Pipeline:
         gap = timedelta(seconds=self.settings.alerts.incident_gap)
         incidents: dict[str, Incident] = {}  # by actor: the incident this batch last touched
         changed: dict[str, Incident] = {}
-        to_page, grouped = [], []
+        to_page: list[tuple[Alert, str]] = []  # with the id of the incident it is paged for
+        grouped: list[Alert] = []
         # what the loop reads of the store, read up front: nothing is stored until the end
         stored = StoredAlerts(self.store)
         stored.fetch(alert.alert_id for alert in alerts)
@@ -449,18 +452,18 @@ class Pipeline:
                     or current.incident_id != incident.incident_id
                     or alert.severity.rank > current.severity.rank
                 ):
-                    to_page.append(alert)  # a new incident, or one that became more severe
+                    to_page.append((alert, incident.incident_id))  # a new incident, or one that became more severe
             else:
                 self.report.alerts_updated += 1
                 if alert.severity.rank > known.severity.rank and alert.severity.rank > (
                     current.severity.rank if current else -1
                 ):
-                    to_page.append(alert)
+                    to_page.append((alert, incident.incident_id))
         # pages go into the store's outbox before the alerts are stored: a crash in between
         # plans them again on recovery under the same ids, so none is lost and none is sent
         # twice; a crash after finds the alerts known and plans nothing (notify.outbox)
         if to_page and self.notifier is not None:
-            self.notifier.page([(alert, changed[alert.incident_id]) for alert in to_page])
+            self.notifier.page([(alert, changed[incident_id]) for alert, incident_id in to_page])
         self.store.upsert_alerts(grouped, list(changed.values()))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, tzinfo
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -67,15 +68,17 @@ class Classification(Section):
         return self
 
 
+PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7", "::1/128")
+
+
 class Organisation(Section):
     timezone: str = "UTC"
     business_hours_start: Annotated[int, Field(ge=0, le=23)] = 8
     business_hours_end: Annotated[int, Field(ge=1, le=24)] = 20
     business_days: list[Annotated[int, Field(ge=0, le=6)]] = [0, 1, 2, 3, 4]  # Monday = 0
     # the organisation's own address ranges: an address outside them is external
-    internal_networks: list[IPvAnyNetwork] = [
-        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7", "::1/128",
-    ]  # fmt: skip
+    # (built as networks: pydantic does not validate a default)
+    internal_networks: list[IPvAnyNetwork] = [ip_network(text) for text in PRIVATE_NETWORKS]
 
     @field_validator("timezone")
     @classmethod

@@ -96,7 +96,7 @@ def _alert(page: Page, settings: AlertmanagerSettings, severity: str, annotation
     return alert
 
 
-class AlertmanagerNotifier(HttpNotifier):
+class AlertmanagerNotifier(HttpNotifier[AlertmanagerSettings]):
     kind = "alertmanager"
     Settings = AlertmanagerSettings
     handles = frozenset({PageKind.TRIGGER, PageKind.UPDATE, PageKind.RESOLVE})
@@ -106,6 +106,6 @@ class AlertmanagerNotifier(HttpNotifier):
         self.clock = clock or (lambda: datetime.now(UTC))
 
     def send(self, page: Page, delivery_id: str = "") -> None:
-        settings: AlertmanagerSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         body = orjson.dumps(alerts(page, settings, self.clock()))
         post_json(settings.url.rstrip("/") + "/api/v2/alerts", body, settings.timeout, settings.headers)

@@ -10,11 +10,12 @@ It never decides who is paged, retries, or remembers what it sent: routing
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from models.config import Settings
+# as Config: in a notifier's class body ``Settings`` is its own receiver settings model
+from models.config import Settings as Config
 from models.event import format_utc
 from models.page import Page, PageKind
 
@@ -39,17 +40,22 @@ class ReceiverSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Notifier(ABC):
+SettingsT = TypeVar("SettingsT", bound=ReceiverSettings)
+
+
+class Notifier(ABC, Generic[SettingsT]):
+    """A receiver type; ``Notifier[FileSettings]`` with ``Settings = FileSettings`` types ``self.settings``."""
+
     kind: ClassVar[str]  # the receiver type, as written in ``notify.settings.<name>.kind``
-    Settings: ClassVar[type[ReceiverSettings]] = ReceiverSettings
+    Settings: ClassVar[type[ReceiverSettings]] = ReceiverSettings  # a ClassVar cannot name SettingsT
     handles: ClassVar[frozenset[PageKind]] = frozenset(PageKind)  # the page kinds it can express
 
-    def __init__(self, name: str, settings: ReceiverSettings) -> None:
+    def __init__(self, name: str, settings: SettingsT) -> None:
         self.name = name  # the configured receiver name (two PagerDuty services are two names)
         self.settings = settings
 
     @classmethod
-    def complete(cls, section: dict[str, Any], config: Settings) -> dict[str, Any]:
+    def complete(cls, section: dict[str, Any], config: Config) -> dict[str, Any]:
         """The section with what comes from elsewhere in the configuration filled in (a timeout, a path)."""
         return section
 
@@ -61,7 +67,7 @@ class Notifier(ABC):
         again (at least once) carries the same one, so a receiver can drop it.
         """
 
-    def close(self) -> None:  # noqa: B027 - optional
+    def close(self) -> None:  # not abstract: most receivers hold nothing to release
         """Release files and connections."""
 
 

@@ -7,12 +7,12 @@ from typing import TextIO
 
 from models.event import format_utc
 from models.page import Page, PageKind
-from notify.base import Notifier, headline
+from notify.base import Notifier, ReceiverSettings, headline
 
 _MARK = {"low": " ", "medium": "!", "high": "!!", "critical": "!!!"}
 
 
-class ConsoleNotifier(Notifier):
+class ConsoleNotifier(Notifier[ReceiverSettings]):
     kind = "console"
 
     def __init__(self, name: str = "console", settings=None, stream: TextIO | None = None) -> None:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from models.config import Settings
+from models.config import Settings as Config  # ``Settings`` below is the receiver's own
 from models.event import format_utc
 from models.page import Page, PageKind
 from notify.base import DeliveryError, Notifier, ReceiverSettings, headline
@@ -97,17 +97,17 @@ def compose(page: Page, settings: EmailSettings, delivery_id: str) -> EmailMessa
     return mail
 
 
-class EmailNotifier(Notifier):
+class EmailNotifier(Notifier[EmailSettings]):
     kind = "email"
     Settings = EmailSettings
     handles = frozenset({PageKind.TRIGGER, PageKind.UPDATE, PageKind.RESOLVE})
 
     @classmethod
-    def complete(cls, section: dict[str, Any], config: Settings) -> dict[str, Any]:
+    def complete(cls, section: dict[str, Any], config: Config) -> dict[str, Any]:
         return {"timeout": config.notify.delivery.timeout, **section}
 
     def send(self, page: Page, delivery_id: str = "") -> None:
-        settings: EmailSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         mail = compose(page, settings, delivery_id)
         where = f"{settings.host}:{settings.port}"
         try:
@@ -134,7 +134,7 @@ class EmailNotifier(Notifier):
             log.warning("%s: %s delivered, but %s refused: %s", self.name, delivery_id, where, refused)
 
     def _connect(self) -> smtplib.SMTP:
-        settings: EmailSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         context = ssl.create_default_context(cafile=settings.ca_file)
         if settings.security == "tls":
             return smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout, context=context)

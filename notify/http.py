@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 from accesswatch import __version__
 from models.config import Settings, parse_duration
-from notify.base import DeliveryError, Notifier, ReceiverSettings
+from notify.base import DeliveryError, Notifier, ReceiverSettings, SettingsT
 
 USER_AGENT = f"accesswatch/{__version__}"
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -43,7 +43,7 @@ class HttpSettings(ReceiverSettings):
     timeout: Timeout  # default: notify.delivery.timeout
 
 
-class HttpNotifier(Notifier):
+class HttpNotifier(Notifier[SettingsT]):
     """A receiver reached by POSTing JSON: its timeout defaults to ``notify.delivery.timeout``."""
 
     @classmethod

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from models.config import Settings
+from models.config import Settings as Config  # ``Settings`` below is the receiver's own
 from models.page import Page
 from notify.base import DeliveryError, Notifier, ReceiverSettings, page_record
 
@@ -22,7 +22,7 @@ class FileSettings(ReceiverSettings):
     path: str  # relative paths are inside the data dir
 
 
-class JsonlFileNotifier(Notifier):
+class JsonlFileNotifier(Notifier[FileSettings]):
     kind = "file"
     Settings = FileSettings
 
@@ -32,7 +32,7 @@ class JsonlFileNotifier(Notifier):
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     @classmethod
-    def complete(cls, section: dict[str, Any], config: Settings) -> dict[str, Any]:
+    def complete(cls, section: dict[str, Any], config: Config) -> dict[str, Any]:
         path = Path(section.get("path") or config.notify.file)
         return {**section, "path": str(path if path.is_absolute() else Path(config.data_dir) / path)}
 

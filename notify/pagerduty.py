@@ -76,12 +76,12 @@ def event(page: Page, settings: PagerDutySettings) -> dict[str, Any]:
     return body
 
 
-class PagerDutyNotifier(HttpNotifier):
+class PagerDutyNotifier(HttpNotifier[PagerDutySettings]):
     kind = "pagerduty"
     Settings = PagerDutySettings
 
     def send(self, page: Page, delivery_id: str = "") -> None:
-        settings: PagerDutySettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         answer = post_json(settings.url, orjson.dumps(event(page, settings)), settings.timeout)
         try:
             status = orjson.loads(answer.body).get("status")

@@ -110,12 +110,12 @@ def _plain_icon(page: Page) -> str:
     return {"low": "🔵", "medium": "🟡", "high": "🔴", "critical": "🚨"}[page.incident.severity.value]
 
 
-class SlackNotifier(HttpNotifier):
+class SlackNotifier(HttpNotifier[SlackSettings]):
     kind = "slack"
     Settings = SlackSettings
 
     def send(self, page: Page, delivery_id: str = "") -> None:
-        settings: SlackSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         url = settings.url.get_secret_value()
         answer = post_json(url, orjson.dumps(message(page)), settings.timeout)
         if answer.body.strip() not in (b"ok", b""):

@@ -52,12 +52,12 @@ def verify_signature(secret: bytes, timestamp: str, body: bytes, header: str, ma
     return age <= max_age and hmac.compare_digest(signature(secret, timestamp, body), header)
 
 
-class WebhookNotifier(HttpNotifier):
+class WebhookNotifier(HttpNotifier[WebhookSettings]):
     kind = "webhook"
     Settings = WebhookSettings
 
     def send(self, page: Page, delivery_id: str = "") -> None:
-        settings: WebhookSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         body = orjson.dumps(page_record(page, delivery_id))
         timestamp = str(int(time.time()))
         headers = {

@@ -223,14 +223,20 @@ def drop_purged_leaves(db: sqlite3.Connection) -> int:
 
 
 # -- reading --------------------------------------------------------------------------------------
+def _entry(row: tuple, leaves: bytes | None) -> Entry:
+    """An ``Entry`` from a chain row selected in column order (leaves read by the caller)."""
+    n, kind, first_seq, last_seq, events, min_ts, max_ts, written_at = row[:8]
+    leaves_digest, prev, digest = bytes(row[9]), bytes(row[10]), bytes(row[11])
+    return Entry(n, kind, first_seq, last_seq, events, min_ts, max_ts, written_at, leaves, leaves_digest, prev, digest)
+
+
 def entries(db: sqlite3.Connection) -> Iterator[Entry]:
     cursor = db.execute(
         "SELECT n, kind, first_seq, last_seq, events, min_ts, max_ts, written_at, leaves, leaves_digest, prev, digest"
         " FROM chain ORDER BY n"
     )
     for row in cursor:
-        leaves = None if row[8] is None else bytes(row[8])
-        yield Entry(*row[:8], leaves, bytes(row[9]), bytes(row[10]), bytes(row[11]))  # type: ignore[arg-type]
+        yield _entry(row, None if row[8] is None else bytes(row[8]))
 
 
 def head(db: sqlite3.Connection, entry: int | None = None) -> ChainHead | None:
@@ -296,8 +302,7 @@ def _headers(db: sqlite3.Connection) -> Iterator[Entry]:
         " prev, digest FROM chain ORDER BY n"
     )
     for row in cursor:
-        leaves = None if row[8] else b""
-        yield Entry(*row[:8], leaves, bytes(row[9]), bytes(row[10]), bytes(row[11]))  # type: ignore[arg-type]
+        yield _entry(row, None if row[8] else b"")
 
 
 def _with_leaves(db: sqlite3.Connection, entry: Entry) -> Entry:

@@ -29,6 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import orjson
 
@@ -212,6 +213,13 @@ def _delete_events(db: sqlite3.Connection, rows: list[tuple], horizon: int) -> i
     return len(rows)
 
 
+class OwnConnection(Protocol):
+    """A store the retention loop opens for itself: it purges, then is closed."""
+
+    def purge(self, policy: RetentionPolicy, dry_run: bool = False) -> PurgeReport: ...
+    def close(self) -> None: ...
+
+
 class RetentionLoop:
     """Applies the policy while a pipeline runs: at start, then every ``interval`` seconds, on a thread.
 
@@ -224,7 +232,7 @@ class RetentionLoop:
 
     def __init__(
         self,
-        open_store: Callable[[], RetainingStore],
+        open_store: Callable[[], OwnConnection],
         policy_at: Callable[[datetime], RetentionPolicy],
         interval: float,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -252,7 +260,7 @@ class RetentionLoop:
                 try:
                     report = store.purge(self.policy_at(self.clock()))
                 finally:
-                    store.close()  # type: ignore[attr-defined]
+                    store.close()
                 self.purges += 1
                 log.info(
                     "retention: purged %d events, %d dead letters, %d alerts, %d incidents",

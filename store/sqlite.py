@@ -263,7 +263,9 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         keys = [id_key(event_id) for event_id in unique]
         taken = event_keys.known(db, keys)
         row = self._row
-        stored, stored_rows, new_keys = [], [], []
+        stored: list[IncomingEvent] = []
+        stored_rows: list[tuple] = []
+        new_keys: list[tuple[int, int]] = []
         owners: dict[int, str] = {}  # keys taken by this batch, and the id each was taken for
         for (event_id, incoming), key in zip(unique.items(), keys, strict=True):
             if key in taken or key in owners:
@@ -271,12 +273,13 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 if body is not None:
                     self._count_repeat(validate_event(body), incoming, result)
                     continue
-                key = None  # a hash collision (one in 2^64 per pair: handled, not assumed away)
+                # a hash collision (one in 2^64 per pair: handled, not assumed away): stored without a key
+                stored_rows.append(row(incoming, None))
             else:
                 owners[key] = event_id
                 new_keys.append((key, first_seq + len(stored)))
+                stored_rows.append(row(incoming, key))
             stored.append(incoming)
-            stored_rows.append(row(incoming, key))
         insert_all(db, _INSERT_EVENTS, stored_rows)
         event_keys.add(db, new_keys)
         seqs = range(first_seq, first_seq + len(stored))
@@ -306,7 +309,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         ).fetchone()
         return row[0] if row else None
 
-    def _row(self, incoming: IncomingEvent, key: int) -> tuple:
+    def _row(self, incoming: IncomingEvent, key: int | None) -> tuple:
         event = incoming.event
         resource = event.resource
         actor = event.actor
@@ -461,7 +464,9 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
 
     # -- reading --------------------------------------------------------------------
     def query_events(self, query: EventQuery) -> EventPage:
-        where, params, source = [], [], "events e"
+        where: list[str] = []
+        params: list[str | int] = []
+        source = "events e"
         ts_column = "e.ts"
         if query.customer_id is not None:
             where.append("e.seq IN (SELECT value FROM json_each(?))")
@@ -529,7 +534,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         return EventPage(items=items, next_cursor=next_cursor)
 
     def query_alerts(self, query: AlertQuery) -> list[Alert]:
-        where, params = ["severity_rank >= ?"], [query.min_severity.rank]
+        where = ["severity_rank >= ?"]
+        params: list[str | int] = [query.min_severity.rank]
         if query.statuses:
             where.append(f"status IN ({','.join('?' * len(query.statuses))})")
             params.extend(status.value for status in query.statuses)
@@ -598,7 +604,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         return found
 
     def query_incidents(self, query: IncidentQuery) -> list[Incident]:
-        where, params = ["severity_rank >= ?"], [query.min_severity.rank]
+        where = ["severity_rank >= ?"]
+        params: list[str | int] = [query.min_severity.rank]
         if query.statuses:
             where.append(f"status IN ({','.join('?' * len(query.statuses))})")
             params.extend(status.value for status in query.statuses)

@@ -423,9 +423,10 @@ class SqliteDashboardMixin:
         return [DataAccess.model_validate_json(body) for (body,) in rows]
 
 
-def _incident_filters(query: IncidentQuery) -> tuple[list[str], list]:
+def _incident_filters(query: IncidentQuery) -> tuple[list[str], list[str | int]]:
     """The WHERE terms of ``SqliteStore.query_incidents``, for counting under the same filters."""
-    where, params = ["incidents.severity_rank >= ?"], [query.min_severity.rank]
+    where = ["incidents.severity_rank >= ?"]
+    params: list[str | int] = [query.min_severity.rank]
     if query.statuses:
         where.append(f"incidents.status IN ({','.join('?' * len(query.statuses))})")
         params.extend(status.value for status in query.statuses)

@@ -125,7 +125,8 @@ class SqliteOutbox(OutboxStore):
             raise KeyError(notification_id)
 
     def notifications(self, query: OutboxQuery) -> list[Notification]:
-        where, params = ["1 = 1"], []
+        where = ["1 = 1"]
+        params: list[str] = []
         if query.statuses:
             where.append(f"status IN ({','.join('?' * len(query.statuses))})")
             params.extend(status.value for status in query.statuses)

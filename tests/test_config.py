@@ -9,7 +9,8 @@ import pytest
 
 from configs.loader import load_settings
 from detectors.registry import build_detectors
-from models.config import ConfigError
+from detectors.new_access import _is_external
+from models.config import ConfigError, Organisation
 
 
 def test_defaults_load_and_every_detector_builds():
@@ -20,6 +21,15 @@ def test_defaults_load_and_every_detector_builds():
         "isolation_forest",
     ]
     assert settings.windows.short == 3600 and settings.store.kind == "sqlite"
+
+
+def test_the_models_own_defaults_are_the_validated_values():
+    """pydantic does not validate a default: one written as text would stay text, and ``ip in "10.0.0.0/8"``
+    fails in the new-access detector for settings built in code rather than loaded from the TOML."""
+    built = Organisation()
+    assert built.internal_networks == load_settings(env={}).organisation.internal_networks
+    assert not _is_external("10.1.2.3", built.internal_networks)
+    assert _is_external("203.0.113.9", built.internal_networks)
 
 
 def test_environment_overrides_any_value_with_toml_typing():

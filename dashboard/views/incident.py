@@ -209,9 +209,9 @@ with report_tab:
                                   {"incident_id": incident.incident_id}, len(customers), incident.incident_id)
         made = report.Report(view, impact, ctx.settings, ctx.identity.username, datetime.now(UTC), customers)
         st.session_state["r-made"] = (incident.incident_id, report.markdown(made), report.html_document(made))
-    made = st.session_state.get("r-made")
-    if made and made[0] == incident.incident_id:
-        _, markdown_text, html_text = made
+    prepared = st.session_state.get("r-made")
+    if prepared and prepared[0] == incident.incident_id:
+        _, markdown_text, html_text = prepared
         downloads = st.columns(2)
         downloads[0].download_button("Download Markdown", markdown_text, f"{incident.incident_id}.md",
                                      "text/markdown", key="r-md")

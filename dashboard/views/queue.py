@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 import pandas as pd
 import streamlit as st
@@ -33,9 +34,11 @@ kind = row1[3].selectbox("Actor kind", ["any", *[k.value for k in ActorKind]], k
 organization = row1[4].selectbox("Partner organisation", ["any", *queries.organizations(ctx.store)], key="q-org")
 with row1[5]:
     period = ui.period_choice("Time", key="q-period")
+Order = Literal["severity", "newest", "oldest"]  # IncidentQuery.order
+ORDERS: dict[Order, str] = {"severity": "Most severe first", "newest": "Newest first", "oldest": "Oldest first"}
 order = st.radio(
-    "Order", ["severity", "newest", "oldest"], horizontal=True, key="q-order", label_visibility="collapsed",
-    format_func=lambda o: {"severity": "Most severe first", "newest": "Newest first", "oldest": "Oldest first"}[o],
+    "Order", list(ORDERS), horizontal=True, key="q-order", label_visibility="collapsed",
+    format_func=lambda o: ORDERS[o],
 )
 page_size = ctx.settings.dashboard.page_size
 

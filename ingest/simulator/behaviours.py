@@ -15,6 +15,8 @@ from .customers import take
 from .events import EventBuilder, draw_records, new_session, single_record_id
 from .fields import AccessPattern
 from .organisation import Actor
+from .partners import PartnerTemplate
+from .roles import RoleProfile
 from .services import ServiceProfile
 from .timeline import HOUR_MS, MINUTE_MS, SECOND_MS, Timeline
 
@@ -38,6 +40,7 @@ def human_day(actor: Actor, day: int, timeline: Timeline, busy_day: int | None, 
     if shift is None:
         return
     profile = actor.profile
+    assert isinstance(profile, RoleProfile | PartnerTemplate), "service accounts have no schedule, so never get here"
     factor = actor.volume * schedule.intensity * rng.lognormvariate(-0.045, 0.3)
     if day == busy_day and profile.customer_facing:
         factor *= rng.uniform(2.0, 3.0)
@@ -54,7 +57,8 @@ def human_day(actor: Actor, day: int, timeline: Timeline, busy_day: int | None, 
     patterns = profile.patterns
     weights = _cumulative(patterns)
     total_weight = weights[-1]
-    if actor.kind == "partner":
+    purpose_prefix: str | None
+    if isinstance(profile, PartnerTemplate):  # the partner agents
         purpose_prefix, purpose_rate = f"contract-{actor.organization}-2026", 0.95
     else:
         purpose_prefix, purpose_rate = profile.purpose_prefix, profile.purpose_rate

@@ -184,7 +184,7 @@ def _employees(settings: SimulationSettings, rng: random.Random) -> list[Actor]:
 
 
 def _partners(settings: SimulationSettings, rng: random.Random, first_index: int) -> list[Actor]:
-    actors = []
+    actors: list[Actor] = []
     for org in range(settings.partner_orgs):
         template = PARTNER_TEMPLATES[org % len(PARTNER_TEMPLATES)]
         slug = template.slug if org < len(PARTNER_TEMPLATES) else f"{template.slug}-{org // len(PARTNER_TEMPLATES) + 1}"
@@ -267,7 +267,9 @@ def build_organisation(settings: SimulationSettings, timeline: Timeline) -> Orga
         count = max(1, min(rng.randint(3, 5), settings.employees // 30))
         for hire in rng.sample(candidates, count):
             day = rng.randint(HIRE_AFTER_DAY, timeline.days - 3)
-            while not hire.schedule.works(day, timeline.weekday(day)):  # start on a day they work
+            schedule = hire.schedule
+            assert schedule is not None, "employees always have a schedule"
+            while not schedule.works(day, timeline.weekday(day)):  # start on a day they work
                 day += 1
             changed[hire.index] = replace(hire, first_day=day)
 

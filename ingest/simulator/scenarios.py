@@ -36,8 +36,9 @@ from .episode import Episode
 from .events import EventBuilder, draw_records, new_session
 from .fields import CUSTOMER_POPULATION, AccessPattern, mean_records
 from .organisation import Actor, Organisation
-from .partners import OVERREACH_PATTERNS
+from .partners import OVERREACH_PATTERNS, PartnerTemplate
 from .randomness import split_total
+from .roles import RoleProfile
 from .timeline import MINUTE_MS, SECOND_MS, Timeline
 
 MIN_SCENARIO_DAYS = 12
@@ -82,6 +83,7 @@ def bulk_exfiltration(builder: EventBuilder, actor: Actor, timeline: Timeline, d
 def slow_ramp(builder: EventBuilder, actor: Actor, timeline: Timeline, days: tuple[int, ...]) -> str:
     rng = builder.rng
     profile = actor.profile
+    assert isinstance(profile, RoleProfile), "played by a customer-service agent"
     usual = profile.events_per_shift * actor.volume * mean_records(profile.patterns)
     target = rng.uniform(8.0, 12.0)
     weights = [p.weight for p in RAMP_PATTERNS]
@@ -104,6 +106,7 @@ def slow_ramp(builder: EventBuilder, actor: Actor, timeline: Timeline, days: tup
 def partner_overreach(builder: EventBuilder, actor: Actor, timeline: Timeline, days: tuple[int, ...]) -> str:
     rng = builder.rng
     template = actor.profile
+    assert isinstance(template, PartnerTemplate), "played by a partner agent"
     factor = rng.uniform(3.0, 5.0)
     extra = template.events_per_shift * actor.volume * (factor - 1.0)
     weights = [p.weight for p in OVERREACH_PATTERNS]
@@ -192,8 +195,10 @@ def denied_probing(builder: EventBuilder, actor: Actor, timeline: Timeline, day:
 
 def _working_day_from(actor: Actor, timeline: Timeline, target: int, last: int) -> int | None:
     """The first day from target on which the actor works, else the last one before it."""
+    schedule = actor.schedule
+    assert schedule is not None, "played by an employee, who has a schedule"
     works = [d for d in range(timeline.local_days) if d <= last and actor.available(d)
-             and actor.schedule.works(d, timeline.weekday(d))]
+             and schedule.works(d, timeline.weekday(d))]
     later = [d for d in works if d >= target]
     if later:
         return later[0]
@@ -221,8 +226,10 @@ def plan_scenarios(organisation: Organisation, timeline: Timeline, enabled: bool
         planned.append((kind, day, partial(play, actor=cast[kind], timeline=timeline, day=day)))
 
     def working_days(actor: Actor, start: int, count: int) -> tuple[int, ...]:
+        schedule = actor.schedule
+        assert schedule is not None, "played by a person, who has a schedule"
         return tuple(d for d in range(start, last + 1)
-                     if actor.available(d) and actor.schedule.works(d, timeline.weekday(d)))[:count]
+                     if actor.available(d) and schedule.works(d, timeline.weekday(d)))[:count]
 
     ramp_days = working_days(cast["slow_ramp"], first, max(3, min(8, round(0.4 * width))))
     if len(ramp_days) >= 3:

@@ -14,10 +14,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from operator import itemgetter
+from typing import Any
 
 from .behaviours import human_day, service_day
 from .customers import CustomerPools
-from .episode import Episode
+from .episode import Episode, Play
 from .events import EventBuilder, Pending
 from .jobs import plan_benign
 from .organisation import Organisation, build_organisation
@@ -63,10 +64,10 @@ class Simulation:
         self.notes: tuple[str, ...] = tuple(notes)
         self.episodes: tuple[Episode, ...] = tuple(scenarios + plan_benign(self.organisation, self.timeline,
                                                                            self.busy_day))
-        by_day: defaultdict[int, list[Episode]] = defaultdict(list)
+        by_day: defaultdict[int, list[tuple[tuple[str, int, str], Play]]] = defaultdict(list)
         for episode in self.episodes:
-            if episode.play is not None:
-                by_day[episode.day].append(episode)
+            if episode.play is not None:  # label-only episodes emit nothing
+                by_day[episode.day].append((episode.stream_key, episode.play))
         self._episodes_by_day = dict(by_day)
         self._customers = CustomerPools(settings.seed)
 
@@ -98,8 +99,8 @@ class Simulation:
                 service_day(actor, day, self.timeline, builder)
             else:
                 human_day(actor, day, self.timeline, self.busy_day, builder)
-        for episode in self._episodes_by_day.get(day, ()):
-            episode.play(self._builder(clock, sink, "episode", *episode.stream_key))
+        for stream_key, play in self._episodes_by_day.get(day, ()):
+            play(self._builder(clock, sink, "episode", *stream_key))
         return self._inside(sink)
 
     def _inside(self, items: list[Pending]) -> list[Pending]:
@@ -110,15 +111,18 @@ class Simulation:
 
     def episode_events(self, episode: Episode) -> tuple[list[Pending], str]:
         """Regenerate one episode's events (as in the stream) and its description."""
+        assert episode.play is not None, "label-only episodes have no events"
         sink: list[Pending] = []
         description = episode.play(self._builder(TimestampFormatter(), sink, "episode", *episode.stream_key))
         return sorted(self._inside(sink), key=itemgetter(2, 1)), description
 
     def labels(self) -> dict:
         """Ground truth for evaluation; see the package docstring for the shape."""
-        scenarios, benign = [], []
+        scenarios: list[dict[str, Any]] = []  # JSON rows
+        benign: list[dict[str, Any]] = []
         for episode in self.episodes:
             if episode.play is None:
+                assert episode.span is not None, "label-only episodes always carry a span"
                 start, end = episode.span
                 description = episode.description
                 sample: list[str] = []

@@ -22,7 +22,7 @@ milliseconds in Elasticsearch).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +112,7 @@ class ElasticsearchOutboxMixin(OutboxStore):
     client: Elasticsearch
     settings: ElasticsearchSettings
     _outbox_ready: bool = False
-    # and ``_reserve(name, count)``: the store's position counter (``ElasticsearchStore._reserve``)
+    _reserve: Callable[[str, int], int]  # the store's position counter (``ElasticsearchStore._reserve``)
 
     # -- the index ------------------------------------------------------------------------------
     def _outbox(self) -> str:
@@ -120,12 +120,13 @@ class ElasticsearchOutboxMixin(OutboxStore):
         if not self._outbox_ready:
             client, settings = self.client, self.settings
             if not call(settings, "check outbox index", lambda: client.indices.exists(index=index)):
-                body = {
-                    "settings": {"index": {"number_of_shards": 1, "number_of_replicas": settings.replicas}},
-                    "mappings": MAPPING,
-                }
+                index_settings = {"index": {"number_of_shards": 1, "number_of_replicas": settings.replicas}}
                 try:
-                    call(settings, "create outbox index", lambda: client.indices.create(index=index, **body))
+                    call(
+                        settings,
+                        "create outbox index",
+                        lambda: client.indices.create(index=index, settings=index_settings, mappings=MAPPING),
+                    )
                 except ApiError as exc:
                     if exc.meta.status != 400 or "resource_already_exists" not in str(exc.message):
                         raise  # another instance created it meanwhile: fine

@@ -26,6 +26,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -91,11 +92,11 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
     def install(self) -> None:
         """ILM policies, index templates and the state index: idempotent, safe at every start."""
         settings, client = self.settings, self.client
+        # partial, not a lambda binding the loop's values as defaults: mypy cannot type such a lambda
         for name, policy in m.policies(settings).items():
-            call(settings, "put ILM policy", lambda n=name, p=policy: client.ilm.put_lifecycle(name=n, policy=p))
+            call(settings, "put ILM policy", partial(client.ilm.put_lifecycle, name=name, policy=policy))
         for name, template in m.templates(settings).items():
-            call(settings, "put index template", lambda n=name, t=template: client.indices.put_index_template(
-                name=n, **t))
+            call(settings, "put index template", partial(client.indices.put_index_template, name=name, **template))
         index = m.state_index(settings)
         if not call(settings, "check state index", lambda: client.indices.exists(index=index)):
             try:
@@ -171,10 +172,12 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
     def _count(self, family: str, query: dict[str, Any] | None = None) -> int:
         self._refreshed(family)
         index = m.pattern(self.settings, family)
-        body = {"query": query} if query else {}
+        query = query or None  # an empty query is left out, as no query
         return self._call(
             f"count {family}",
-            lambda: self.client.count(index=index, allow_no_indices=True, ignore_unavailable=True, **body)["count"],
+            lambda: self.client.count(
+                index=index, allow_no_indices=True, ignore_unavailable=True, query=query
+            )["count"],
         )
 
     def _locate(self, family: str, ids: Sequence[str], versions: bool = False) -> dict[str, dict[str, Any]]:
@@ -215,8 +218,12 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
             try:
                 self._call(
                     "reserve positions",
-                    lambda g=guard, v=value: self.client.index(
-                        index=index, id=doc_id, document={"name": doc_id, "value": v + count}, **g
+                    partial(
+                        self.client.index,
+                        index=index,
+                        id=doc_id,
+                        document={"name": doc_id, "value": value + count},
+                        **guard,
                     ),
                 )
             except ApiError as exc:
@@ -286,7 +293,7 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
             chunk = wanted[start : start + PAGE]
             response = self._call(
                 "read stored copies",
-                lambda c=chunk: self.client.mget(docs=c, source_includes=["event.original", "accesswatch.origin"]),
+                partial(self.client.mget, docs=chunk, source_includes=["event.original", "accesswatch.origin"]),
             )
             for doc in response["docs"]:
                 if doc.get("found"):
