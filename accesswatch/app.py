@@ -8,7 +8,7 @@ through the store's outbox (``notify.outbox`` plans, ``notify.dispatch`` deliver
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from detectors.engine import DetectionEngine
 from detectors.registry import build_detectors
 from ingest.metrics import MetricsServer, PipelineMetrics
-from ingest.pipeline import Pipeline
+from ingest.pipeline import IngestReport, Pipeline
 from ingest.sources import FileSource, Source
 from models.config import ConfigError, Settings
 from notify.base import Notifier
@@ -87,7 +87,9 @@ def open_receivers(settings: Settings) -> dict[str, Notifier]:
     return build_receivers(settings)
 
 
-def open_pager(settings: Settings, store: Store, receivers: dict[str, Notifier], wake=None) -> Pager:
+def open_pager(
+    settings: Settings, store: Store, receivers: dict[str, Notifier], wake: Callable[[], None] | None = None
+) -> Pager:
     """Plans pages into ``store``'s outbox (give it the pipeline's store: pages go in before the alerts)."""
     return Pager(store, settings.notify, receivers, wake=wake)
 
@@ -120,7 +122,12 @@ def build_engine(settings: Settings) -> DetectionEngine:
     return DetectionEngine(settings, build_detectors(settings.detectors, data_dir=Path(settings.data_dir)))
 
 
-def build_pipeline(settings: Settings, store: Store, notifier: Pager | None, progress=None) -> Pipeline | KafkaIngest:
+def build_pipeline(
+    settings: Settings,
+    store: Store,
+    notifier: Pager | None,
+    progress: Callable[[IngestReport], None] | None = None,
+) -> Pipeline | KafkaIngest:
     if settings.source.kind == "kafka":
         from ingest.kafka_source import KafkaIngest
 

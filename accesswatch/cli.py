@@ -13,10 +13,11 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
@@ -27,6 +28,9 @@ from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.event import format_utc
 from store.base import AlertQuery, StoreNeedsUpgrade
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestReport
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -74,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"accesswatch {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler, command=name)
         sub.add_argument("--config", type=Path, metavar="FILE", help="TOML merged over configs/default.toml")
@@ -204,7 +208,7 @@ class _Progress:
     def __init__(self) -> None:
         self._last = 0.0
 
-    def __call__(self, report) -> None:
+    def __call__(self, report: IngestReport) -> None:
         now = time.monotonic()
         if now - self._last < 0.2:
             return
@@ -236,7 +240,7 @@ def _alerts(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _alert_table(alerts: list[Alert], out) -> None:
+def _alert_table(alerts: list[Alert], out: TextIO) -> None:
     if not alerts:
         out.write("no alerts\n")
         return
@@ -385,7 +389,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _live(settings: Settings) -> int:
     source = app.open_source(settings)
 
-    def stop(signum, frame) -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
         source.stop()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}

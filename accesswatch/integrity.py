@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, tzinfo
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -30,6 +31,7 @@ from models.event import format_utc, parse_rfc3339
 from store.chain import ChainedStore, ChainReport
 
 FORMAT: Final = "accesswatch-digest/1"
+K = TypeVar("K")  # what a key file parses to
 
 
 class KeyFileError(ValueError):
@@ -83,7 +85,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def _load(path: Path, parse):
+def _load(path: Path, parse: Callable[[bytes], K]) -> K:
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

@@ -21,6 +21,7 @@ import orjson
 from accesswatch import app, integrity
 from models.config import Settings
 from models.event import format_utc
+from store.base import Store
 from store.chain import ChainedStore
 from store.retention import RetainingStore, RetentionPolicy
 
@@ -55,7 +56,7 @@ def add_commands(
         sub.set_defaults(settings_of=settings_of)
 
 
-def _chained(store) -> ChainedStore:
+def _chained(store: Store) -> ChainedStore:
     if not isinstance(store, ChainedStore):
         raise SystemExit("accesswatch: this store kind keeps no hash chain")
     return store

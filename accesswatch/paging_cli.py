@@ -15,6 +15,7 @@ import getpass
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TextIO
 
 import orjson
 
@@ -144,7 +145,7 @@ def _record(row: Notification) -> dict:
     }
 
 
-def _table(rows: list[Notification], out) -> None:
+def _table(rows: list[Notification], out: TextIO) -> None:
     if not rows:
         out.write("no pages\n")
         return

@@ -150,7 +150,13 @@ def _env_value(raw: str) -> Any:
         return raw
 
 
-def _merge(base: dict[str, Any], extra: Mapping[str, Any], origins: dict, origin: str, path=()) -> None:
+def _merge(
+    base: dict[str, Any],
+    extra: Mapping[str, Any],
+    origins: dict[tuple[str, ...], str],
+    origin: str,
+    path: tuple[str, ...] = (),
+) -> None:
     for key, value in extra.items():
         here = (*path, key)
         if isinstance(value, Mapping) and isinstance(base.get(key), dict):

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 
 from dashboard.auth import hash_password
 from models.config import Settings
@@ -56,7 +57,8 @@ def run(settings: Settings, config: Path | None, address: str | None, port: int 
               " or [dashboard.oidc]", file=sys.stderr, flush=True)
     process = subprocess.Popen(streamlit_command(address, port), env=environment(settings, config, demo))
 
-    def stop(signum, frame) -> None:  # SIGTERM (make, systemd) stops the server too, not only this process
+    # SIGTERM (make, systemd) stops the server too, not only this process
+    def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, stop)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from dashboard.auth import Identity, Permission
+from dashboard.masking import Masker
 from models.alert import Alert, AlertStatus, Severity
 from models.config import Settings
 from models.dashboard import (
@@ -493,7 +494,7 @@ def audit_search(store: Store, identity: Identity, query: EventQuery, reason: st
     return page
 
 
-def event_row(item: StoredEvent, masker, zone: tzinfo) -> dict:
+def event_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:
     """One event as a table row for a person: local time, masked identifiers."""
     event = item.event
     return {

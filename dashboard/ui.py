@@ -8,7 +8,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import streamlit as st
@@ -41,7 +41,7 @@ class Context:
     masker: Masker
 
     @property
-    def zone(self):
+    def zone(self) -> tzinfo:
         return self.settings.organisation.tz
 
     def can(self, permission: Permission) -> bool:

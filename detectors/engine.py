@@ -127,7 +127,9 @@ class DetectionEngine:
             known = self._actors[actor.id] = ActorRef.of(event)
         return known
 
-    def _window(self, table: dict[float, dict[str, WindowStats]], start: float, size: float, actor: ActorRef):
+    def _window(
+        self, table: dict[float, dict[str, WindowStats]], start: float, size: float, actor: ActorRef
+    ) -> WindowStats:
         actors = table.get(start)
         if actors is None:
             actors = table[start] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -29,7 +29,7 @@ class NewAccessSettings(DetectorSettings):
     severity_scores: list[float] = Field(default=[3.0, 5.0, 7.0], min_length=3, max_length=3)  # as in the base
 
 
-def _is_external(address: str, internal_networks) -> bool:
+def _is_external(address: str, internal_networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     """Outside the organisation's own networks (configured: Python's is_private also counts
     documentation and reserved ranges as private, which an attacker's address may well be in)."""
     try:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
@@ -574,11 +574,11 @@ class _Listener(ConsumerRebalanceListener):
     def __init__(self, ingest: KafkaIngest) -> None:
         self.ingest = ingest
 
-    def on_partitions_revoked(self, revoked) -> None:
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         self.ingest.given_up(set(revoked), checkpoint=True)
 
-    def on_partitions_lost(self, lost) -> None:
+    def on_partitions_lost(self, lost: Iterable[TopicPartition]) -> None:
         self.ingest.given_up(set(lost), checkpoint=False)  # another owner may have them already
 
-    def on_partitions_assigned(self, assigned) -> None:
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.ingest.assigned(set(assigned))

@@ -27,6 +27,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -184,7 +185,7 @@ class MetricsServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args) -> None:  # scraped every few seconds: not logged
+            def log_message(self, format: str, *args: Any) -> None:  # scraped every few seconds: not logged
                 pass
 
         return Handler

@@ -15,7 +15,9 @@ _MARK = {"low": " ", "medium": "!", "high": "!!", "critical": "!!!"}
 class ConsoleNotifier(Notifier[ReceiverSettings]):
     kind = "console"
 
-    def __init__(self, name: str = "console", settings=None, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, name: str = "console", settings: ReceiverSettings | None = None, stream: TextIO | None = None
+    ) -> None:
         super().__init__(name, settings or self.Settings())
         self.stream = stream
 

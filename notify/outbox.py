@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict, Unpack
 
 from models.alert import Alert, Severity
 from models.config import Notify
@@ -52,7 +53,18 @@ def dashboard_link(notify: Notify, incident_id: str) -> str | None:
     return f"{notify.dashboard_url.rstrip('/')}/?incident={incident_id}" if notify.dashboard_url else None
 
 
-def _page(kind: PageKind, incident: Incident, alert: Alert, link: str | None, **details) -> Page:
+class _PageDetails(TypedDict, total=False):
+    """The optional fields of a ``Page`` that ``_page`` passes on."""
+
+    previous_severity: Severity | None
+    escalation_level: int
+    escalated_after: float | None
+    action: TriageAction | None
+
+
+def _page(
+    kind: PageKind, incident: Incident, alert: Alert, link: str | None, **details: Unpack[_PageDetails]
+) -> Page:
     return Page(kind=kind, dedup_key=incident.incident_id, incident=incident, alert=alert, link=link, **details)
 
 
@@ -128,7 +140,7 @@ class Pager:
         self._supersede_escalations(rows, direct, now)
         return planned
 
-    def _held_back(self, alert: Alert, incident: Incident, already: dict, now: datetime) -> str | None:
+    def _held_back(self, alert: Alert, incident: Incident, already: dict[str, Severity], now: datetime) -> str | None:
         """Why no page goes out for this finding (a silence, the actor's throttle), or None."""
         silence = self.router.silence_for(incident, alert)
         if silence is not None:
@@ -155,7 +167,14 @@ class Pager:
         return None
 
     def _escalations(
-        self, match: Match, alert: Alert, incident: Incident, link: str | None, now: datetime, already, direct
+        self,
+        match: Match,
+        alert: Alert,
+        incident: Incident,
+        link: str | None,
+        now: datetime,
+        already: dict[str, Severity],
+        direct: set[str],
     ) -> list[Notification]:
         planned = []
         targets: set[str] = set()

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from configs.loader import load_settings
-from detectors.registry import build_detectors
 from detectors.new_access import _is_external
+from detectors.registry import build_detectors
 from models.config import ConfigError, Organisation
 
 

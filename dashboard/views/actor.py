@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, queries, ui
+from models.dashboard import Usage
 
 ctx = ui.context()
 PAGES = ui.HERE / "views"
@@ -51,7 +52,7 @@ with right:
     st.caption("Records per local day; the peers' line adds up the hourly medians of the active peers.")
 
 
-def usage_table(title: str, items) -> None:
+def usage_table(title: str, items: list[Usage]) -> None:
     st.markdown(f"**{title}**")
     if not items:
         st.caption("None in this span.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from bisect import bisect
 
 from .customers import take
@@ -106,7 +107,7 @@ def human_day(actor: Actor, day: int, timeline: Timeline, busy_day: int | None, 
                 customers = take(pool, draw, records)
 
 
-def _runs(profile: ServiceProfile, day: int, timeline: Timeline, rng) -> list[tuple[int, int]]:
+def _runs(profile: ServiceProfile, day: int, timeline: Timeline, rng: random.Random) -> list[tuple[int, int]]:
     """(start ms, event count) of each run of an hourly or daily job."""
     runs = []
     for hour in profile.hours:

@@ -29,8 +29,10 @@ For the default month (day 0 = Mon 5 Oct 2026, local UTC+8):
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 from .episode import Episode
 from .events import EventBuilder, draw_records, new_session
@@ -57,7 +59,13 @@ RAMP_PATTERNS = (
 )
 
 
-def _when(rng, timeline: Timeline, day: int, earliest: float, latest: float) -> int:
+class _OneDayScenario(Protocol):
+    """A scenario played on one day, as ``plan_scenarios`` binds it: everything but the builder by keyword."""
+
+    def __call__(self, builder: EventBuilder, actor: Actor, timeline: Timeline, day: int) -> str: ...
+
+
+def _when(rng: random.Random, timeline: Timeline, day: int, earliest: float, latest: float) -> int:
     return timeline.at(day, earliest + rng.random() * (latest - earliest))
 
 
@@ -219,7 +227,7 @@ def plan_scenarios(organisation: Organisation, timeline: Timeline, enabled: bool
     notes: list[str] = []
     planned: list[tuple[str, int, Callable[[EventBuilder], str]]] = []
 
-    def one_day(kind: str, play, day: int | None) -> None:
+    def one_day(kind: str, play: _OneDayScenario, day: int | None) -> None:
         if day is None:
             notes.append(f"{kind}: no suitable day in the scenario window; not injected")
             return

@@ -21,7 +21,7 @@ from .customers import CustomerPools
 from .episode import Episode, Play
 from .events import EventBuilder, Pending
 from .jobs import plan_benign
-from .organisation import Organisation, build_organisation
+from .organisation import Actor, Organisation, build_organisation
 from .randomness import stream_rng
 from .scenarios import plan_scenarios
 from .settings import SimulationSettings
@@ -154,7 +154,7 @@ class Simulation:
             "notes": list(self.notes),
         }
 
-    def _actor_label(self, actor) -> dict:
+    def _actor_label(self, actor: Actor) -> dict:
         first_active = max(self.timeline.day_start(actor.first_day), self.timeline.start_ms)
         return {"actor_id": actor.actor_id, "kind": actor.kind, "role": actor.role, "department": actor.department,
                 "organization": actor.organization, "first_active": utc_text(first_active),

@@ -15,7 +15,7 @@ A whole request that fails (429, 5xx, no connection) is retried the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,7 +99,7 @@ def _run_chunk(
         pending = retry
 
 
-def _ndjson(ops) -> bytes:
+def _ndjson(ops: Iterable[BulkOp]) -> bytes:
     parts = []
     dumps = orjson.dumps
     for op in ops:
