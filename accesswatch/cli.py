@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -271,19 +270,15 @@ def _deadletters(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from datetime import datetime
 
     from accesswatch.evaluate import evaluate, format_report
 
     settings = _settings(args)
     labels = orjson.loads(args.labels.read_bytes())
     zone = settings.organisation.tz
-    utc_offset = datetime.now(UTC).astimezone(zone).utcoffset()
-    assert utc_offset is not None, "astimezone gives an aware time, which has an offset"
-    offset = int(utc_offset.total_seconds())
     with app.open_store(settings, readonly=True) as store:
         alerts = store.query_alerts(AlertQuery(limit=1_000_000))
-        active = store.active_actor_days(offset)
+        active = store.active_actor_days(zone)
         if args.compare:  # the naive rule runs over the stored events, the store only read
             from detectors.zscore_baseline import replay_alerts
 

@@ -8,7 +8,7 @@ see ``configs.loader``.
 from __future__ import annotations
 
 import re
-from datetime import datetime, tzinfo
+from datetime import datetime
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -90,7 +90,7 @@ class Organisation(Section):
         return value
 
     @property
-    def tz(self) -> tzinfo:
+    def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, NamedTuple
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -256,13 +257,15 @@ class Store(OutboxStore, ABC):
     def stats(self) -> StoreStats: ...
 
     @abstractmethod
-    def active_actor_days(self, utc_offset_seconds: int = 0) -> int:
-        """How many (actor, day) pairs have any event; days start at local midnight for the offset."""
+    def active_actor_days(self, zone: ZoneInfo) -> int:
+        """How many (actor, day) pairs have any event; days as the zone's calendar has them, daylight saving
+        included (the denominator of false alarms per actor-day: ``accesswatch evaluate``)."""
 
     # == dashboard (issue 6): aggregations for the pages, and the audit of auditors ==========
     # Every figure is computed where the data lives (SQL, an Elasticsearch
-    # aggregation) so a page never loads a month of events.  Local days are
-    # those of a fixed UTC offset, as in ``active_actor_days``.
+    # aggregation) so a page never loads a month of events.  Local days here are
+    # those of a fixed UTC offset (the dashboard passes the zone's at the end of
+    # the range); ``active_actor_days`` follows the zone's calendar instead.
     @abstractmethod
     def incident_counts(self, query: IncidentQuery, by: IncidentFacet = "severity") -> dict[str, int]:
         """How many incidents match the query's filters (limit and offset ignored), per value of ``by``."""

@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -38,6 +39,7 @@ from store.base import (
 )
 from store.chain import ROW_COLUMNS, SqliteChain, append_events
 from store.customer_postings import index_customers, seqs_of
+from store.local_days import local_day_sql, offsets_between
 from store.retention import SqliteRetention
 from store.sqlite_bulk import insert_all
 from store.sqlite_checkpointer import WalCheckpointer
@@ -711,10 +713,13 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             last_event=moment(last),
         )
 
-    def active_actor_days(self, utc_offset_seconds: int = 0) -> int:
+    def active_actor_days(self, zone: ZoneInfo) -> int:
+        first, last = self._db.execute("SELECT min(ts), max(ts) FROM events").fetchone()
+        if first is None:
+            return 0
+        day, params = local_day_sql("ts", offsets_between(zone, first, last))
         return self._db.execute(
-            "SELECT count(*) FROM (SELECT DISTINCT actor_id, (ts + ?) / 86400000000 FROM events)",
-            (utc_offset_seconds * 1_000_000,),
+            f"SELECT count(*) FROM (SELECT DISTINCT actor_id, {day} FROM events)", params
         ).fetchone()[0]
 
     def close(self) -> None:

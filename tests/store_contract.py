@@ -10,6 +10,7 @@ against a real cluster.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -170,7 +171,18 @@ class StoreContract:
 
     def test_active_actor_days(self, store: Store, corpus):
         # emp-a on two days, emp-b and emp-c on one
-        assert store.active_actor_days(8 * 3600) == 4
+        assert store.active_actor_days(ZoneInfo("Asia/Shanghai")) == 4
+
+    def test_active_actor_days_follow_the_zones_calendar(self, store: Store, settings):
+        # Berlin put its clocks forward on 29 March 2026. Each actor works 23:30 to 00:30 local, across midnight:
+        # two days each. A fixed winter offset would put emp-summer's hour on one day, a summer one emp-winter's.
+        def working(actor: str, day: int, first_utc_hour: int) -> list:
+            moments = [datetime(2026, 3, day, first_utc_hour + h, 30, tzinfo=UTC) for h in (0, 1)]
+            return [f.incoming(settings, at=moment, actor={"id": actor}) for moment in moments]
+
+        store.write(working("emp-winter", 1, 22) + working("emp-summer", 29, 21))
+        assert store.active_actor_days(ZoneInfo("Europe/Berlin")) == 4
+        assert store.active_actor_days(ZoneInfo("UTC")) == 2  # 22:30 and 23:30, 21:30 and 22:30: one day each
 
     # -- alerts and incidents ---------------------------------------------------------------
     def test_alerts_upsert_and_keep_a_persons_status(self, store: Store):

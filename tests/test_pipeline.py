@@ -58,7 +58,7 @@ def test_a_month_every_scenario_is_alerted_and_benign_bulk_work_is_not_high(mont
     settings, report, alerts, labels, _ = month
     assert report.balanced and report.dead_letters == 0 and report.stored == report.lines_read
     with SqliteStore(Path(settings.data_dir) / "accesswatch.db") as store:
-        active = store.active_actor_days(8 * 3600)
+        active = store.active_actor_days(settings.organisation.tz)
     by_floor = {r.floor: r for r in evaluate(labels, alerts, active, settings.organisation.tz)}
     medium, high = by_floor[Severity.MEDIUM], by_floor[Severity.HIGH]
     missed = [s.kind for s in medium.scenarios if not s.detected]

@@ -34,7 +34,6 @@ from store.base import AlertQuery
 
 SEEDS = (3, 5)
 EMPLOYEES = 120
-SHANGHAI = 8 * 3600  # the default organisation's UTC offset: actor-days are local days
 
 
 @dataclass
@@ -63,7 +62,7 @@ def outcome(request, tmp_path_factory) -> Outcome:
         report = pipeline.run(source, close_windows=True)
         assert report.balanced and report.dead_letters == 0
         alerts = store.query_alerts(AlertQuery(limit=1_000_000))
-        active = store.active_actor_days(SHANGHAI)
+        active = store.active_actor_days(zone)
         naive = replay_alerts(settings, store)
     labels = orjson.loads((root / "sim" / "labels.json").read_bytes())
     rules = [alert for alert in alerts if alert.detector != MODEL_DETECTOR]

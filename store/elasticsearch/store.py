@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -573,12 +574,10 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
             last_event=moment("last"),
         )
 
-    def active_actor_days(self, utc_offset_seconds: int = 0) -> int:
+    def active_actor_days(self, zone: ZoneInfo) -> int:
         sources = [
             {"actor": {"terms": {"field": "user.id"}}},
-            # local midnight is UTC midnight minus the offset
-            {"day": {"date_histogram": {"field": "@timestamp", "fixed_interval": "1d",
-                                        "offset": f"{-utc_offset_seconds}s"}}},
+            {"day": {"date_histogram": {"field": "@timestamp", "calendar_interval": "1d", "time_zone": zone.key}}},
         ]
         return sum(1 for _ in self._composite(m.EVENTS, {"match_all": {}}, sources))
 
