@@ -37,11 +37,6 @@ OPEN_STATUSES = [AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]
 HOUR = timedelta(hours=1)
 
 
-def utc_offset_seconds(zone: tzinfo, at: datetime | None = None) -> int:
-    offset = (at or datetime.now(UTC)).astimezone(zone).utcoffset()
-    return int(offset.total_seconds()) if offset else 0
-
-
 # -- the queue -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class QueueView:
@@ -303,8 +298,8 @@ SCOPE_DETECTORS = frozenset({"new_access", "off_hours", "sensitive_access", "bul
 
 def compliance(store: Store, settings: Settings, until: datetime, days: int, now: datetime) -> ComplianceView:
     since = until - timedelta(days=days)
-    offset = utc_offset_seconds(settings.organisation.tz, until)
-    alerts = store.alerts_per_day(since, until, offset)
+    zone = settings.organisation.tz
+    alerts = store.alerts_per_day(since, until, zone)
     high = {name for name, c in settings.classification.classes.items() if c.sensitivity == "high"}
     return ComplianceView(
         since=since,
@@ -312,7 +307,7 @@ def compliance(store: Store, settings: Settings, until: datetime, days: int, now
         alerts=alerts,
         triage=store.triage_summary(since, now + HOUR, now, settings.dashboard.report_deadline),
         partner_out_of_scope=[a for a in alerts if a.actor_kind == "partner" and a.detector in SCOPE_DETECTORS],
-        sensitive=[d for d in store.class_days(since, until, offset) if d.data_class in high],
+        sensitive=[d for d in store.class_days(since, until, zone) if d.data_class in high],
         dead_letters=store.health().dead_letters,
     )
 

@@ -263,17 +263,14 @@ class Store(OutboxStore, ABC):
 
     # == dashboard (issue 6): aggregations for the pages, and the audit of auditors ==========
     # Every figure is computed where the data lives (SQL, an Elasticsearch
-    # aggregation) so a page never loads a month of events.  Local days here are
-    # those of a fixed UTC offset (the dashboard passes the zone's at the end of
-    # the range); ``active_actor_days`` follows the zone's calendar instead.
+    # aggregation) so a page never loads a month of events.  Local days are the
+    # organisation's zone's calendar days, daylight saving included.
     @abstractmethod
     def incident_counts(self, query: IncidentQuery, by: IncidentFacet = "severity") -> dict[str, int]:
         """How many incidents match the query's filters (limit and offset ignored), per value of ``by``."""
 
     @abstractmethod
-    def alerts_per_day(
-        self, since: datetime, until: datetime, utc_offset_seconds: int = 0
-    ) -> list[AlertDayCount]:
+    def alerts_per_day(self, since: datetime, until: datetime, zone: ZoneInfo) -> list[AlertDayCount]:
         """Alerts starting in [since, until), counted per local day, severity, detector and actor kind."""
 
     @abstractmethod
@@ -289,8 +286,8 @@ class Store(OutboxStore, ABC):
         """Who the actor is, and the data classes, resources and actions it touched in the span; None if unseen."""
 
     @abstractmethod
-    def class_days(self, since: datetime, until: datetime, utc_offset_seconds: int = 0) -> list[ClassDay]:
-        """Records read per local day and data class in [since, until)."""
+    def class_days(self, since: datetime, until: datetime, zone: ZoneInfo) -> list[ClassDay]:
+        """Records read per local day and data class in [since, until); an hour counts on the day it starts."""
 
     @abstractmethod
     def triage_summary(self, since: datetime, until: datetime, now: datetime, deadline_seconds: float) -> TriageSummary:

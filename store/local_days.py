@@ -3,12 +3,14 @@
 SQLite knows no time zones, but a zone's UTC offset is constant between its
 transitions, and a store spans few of them (two a year where clocks change).
 So the local day of a stored time is ``(ts + offset) / day``, with the offset
-a ``CASE`` over the transitions in the stored range.
+a ``CASE`` over the transitions in the stored range.  Where Python dates a
+few grouped rows instead (alerts per day, Elasticsearch's buckets), it asks
+the zone itself (``local_date``).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 SECOND_US = 1_000_000
@@ -42,6 +44,11 @@ def offsets_between(zone: ZoneInfo, first_us: int, last_us: int) -> list[tuple[i
             steps.append((high * SECOND_US, offset))
         at = following
     return steps
+
+
+def local_date(at_us: int, zone: ZoneInfo) -> date:
+    """The zone's calendar date at ``at_us`` (µs since the epoch)."""
+    return datetime.fromtimestamp(at_us / SECOND_US, UTC).astimezone(zone).date()
 
 
 def local_day_sql(column: str, steps: list[tuple[int, int]]) -> tuple[str, list[int]]:

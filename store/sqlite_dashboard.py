@@ -16,7 +16,8 @@ from __future__ import annotations
 import sqlite3
 import statistics
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from models.alert import Severity
 from models.dashboard import (
@@ -35,6 +36,7 @@ from models.dashboard import (
 from models.event import Action, format_utc
 from models.incident import TriageActionKind
 from store.base import IncidentFacet, IncidentQuery
+from store.local_days import local_date, local_day_sql, offsets_between
 
 FOLD_CHUNK = 50_000  # events per fold transaction: the pipeline waits at most one chunk's fold
 # A reading folds the backlog itself only when it is small; a larger one (a
@@ -226,17 +228,21 @@ class SqliteDashboardMixin:
             counts[name] = count
         return counts
 
-    def alerts_per_day(self, since: datetime, until: datetime, utc_offset_seconds: int = 0) -> list[AlertDayCount]:
+    def alerts_per_day(self, since: datetime, until: datetime, zone: ZoneInfo) -> list[AlertDayCount]:
         rows = self._db.execute(
-            "SELECT date(window_start, ?), severity_rank, detector, json_extract(body, '$.actor_kind'), count(*)"
-            " FROM alerts WHERE window_start >= ? AND window_start < ? GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
-            (f"{utc_offset_seconds:+d} seconds", _text(since), _text(until)),
-        ).fetchall()
+            "SELECT window_start, severity_rank, detector, json_extract(body, '$.actor_kind'), count(*)"
+            " FROM alerts WHERE window_start >= ? AND window_start < ? GROUP BY 1, 2, 3, 4",
+            (_text(since), _text(until)),
+        )
+        # distinct window starts (a few a day), dated here in the zone
+        counts: dict[tuple[date, int, str, str], int] = defaultdict(int)
+        for start, rank, detector, kind, count in rows:
+            counts[(local_date(_micros(datetime.fromisoformat(start)), zone), rank, detector, kind)] += count
         return [
             AlertDayCount(
                 day=day, severity=Severity.from_rank(rank).value, detector=detector, actor_kind=kind, alerts=count
             )
-            for day, rank, detector, kind, count in rows
+            for (day, rank, detector, kind), count in sorted(counts.items())
         ]
 
     # -- activity ------------------------------------------------------------------------
@@ -324,12 +330,14 @@ class SqliteDashboardMixin:
             actions=usage("action"),
         )
 
-    def class_days(self, since: datetime, until: datetime, utc_offset_seconds: int = 0) -> list[ClassDay]:
+    def class_days(self, since: datetime, until: datetime, zone: ZoneInfo) -> list[ClassDay]:
         self.fold(at_most=FOLD_ON_READ)
+        first, end = _hour(since), -(-_micros(until) // _HOUR_US)
+        day, params = local_day_sql(f"(hour * {_HOUR_US})", offsets_between(zone, first * _HOUR_US, end * _HOUR_US))
         rows = self._db.execute(
-            "SELECT date(hour * 3600 + ?, 'unixepoch'), class, sum(events), sum(records) FROM dash_class_hours"
+            f"SELECT date({day} * 86400, 'unixepoch'), class, sum(events), sum(records) FROM dash_class_hours"
             " WHERE hour >= ? AND hour < ? GROUP BY 1, 2 ORDER BY 1, 2",
-            (utc_offset_seconds, _hour(since), -(-_micros(until) // _HOUR_US)),
+            (*params, first, end),
         )
         return [
             ClassDay(day=day, data_class=name, events=events, records=records) for day, name, events, records in rows

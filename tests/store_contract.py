@@ -340,11 +340,21 @@ class StoreContract:
 
     def test_class_days_are_local_days(self, store: Store, office):
         # T0 is 09:00 in UTC+8: all of the first day's reads fall on 2 Nov there
-        days = store.class_days(f.at(hours=0), f.at(days=2), utc_offset_seconds=8 * 3600)
+        days = store.class_days(f.at(hours=0), f.at(days=2), ZoneInfo("Asia/Shanghai"))
         government = [(d.day.isoformat(), d.records) for d in days if d.data_class == "government_id"]
         assert government == [("2026-11-02", 10)]
         identity = [(d.day.isoformat(), d.records) for d in days if d.data_class == "identity"]
         assert identity == [("2026-11-02", 31), ("2026-11-03", 1)]
+
+    def test_class_days_follow_the_zones_calendar(self, store: Store, settings):
+        # 22:30 UTC is 23:30 in Berlin on 1 March (winter) and 00:30 the next day on 29 March (summer)
+        store.write([
+            f.incoming(settings, at=datetime(2026, 3, day, 22, 30, tzinfo=UTC), fields=["passport_number"])
+            for day in (1, 29)
+        ])
+        days = store.class_days(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC),
+                                ZoneInfo("Europe/Berlin"))
+        assert [d.day.isoformat() for d in days if d.data_class == "government_id"] == ["2026-03-01", "2026-03-30"]
 
     def test_incident_counts_follow_the_queue_filters(self, store: Store):
         store.upsert_alerts([], [
@@ -369,12 +379,23 @@ class StoreContract:
                     detector="new_access"),
             f.alert(window_start=f.at(days=9), window_end=f.at(days=9, hours=1)),  # outside the span
         ])
-        counts = store.alerts_per_day(f.at(hours=-12), f.at(days=2), utc_offset_seconds=8 * 3600)
+        counts = store.alerts_per_day(f.at(hours=-12), f.at(days=2), ZoneInfo("Asia/Shanghai"))
         assert [(c.day.isoformat(), c.severity, c.detector, c.actor_kind, c.alerts) for c in counts] == [
             ("2026-11-02", "high", "bulk_read", "employee", 1),
             ("2026-11-03", "low", "bulk_read", "employee", 1),
             ("2026-11-03", "high", "new_access", "partner", 1),
         ]
+
+    def test_alerts_per_day_follow_the_zones_calendar(self, store: Store):
+        # windows starting at 22:00 UTC: 23:00 in Berlin on 1 March, midnight of the 30th on 29 March
+        starts = [datetime(2026, 3, day, 22, tzinfo=UTC) for day in (1, 29)]
+        store.upsert_alerts([
+            f.alert(window_start=start, window_end=start + timedelta(hours=1), actor_id=f"emp-{start.day}")
+            for start in starts
+        ])
+        counts = store.alerts_per_day(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC),
+                                      ZoneInfo("Europe/Berlin"))
+        assert [(c.day.isoformat(), c.alerts) for c in counts] == [("2026-03-01", 1), ("2026-03-30", 1)]
 
     def test_triage_summary_and_the_deadline(self, store: Store):
         store.upsert_alerts([], [_incident(incident_id="i1"), _incident(incident_id="i2")])

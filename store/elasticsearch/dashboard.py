@@ -13,8 +13,9 @@ import hashlib
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -39,6 +40,7 @@ from store.elasticsearch import mappings as m
 from store.elasticsearch import queries as q
 from store.elasticsearch.bulk import BulkOp, run_bulk
 from store.elasticsearch.documents import from_micros, micros
+from store.local_days import local_date
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -101,7 +103,7 @@ class ElasticsearchDashboardMixin:
             counts[name] = bucket["doc_count"]
         return counts
 
-    def alerts_per_day(self, since: datetime, until: datetime, utc_offset_seconds: int = 0) -> list[AlertDayCount]:
+    def alerts_per_day(self, since: datetime, until: datetime, zone: ZoneInfo) -> list[AlertDayCount]:
         query = {"range": {"accesswatch.window_start_us": {"gte": micros(since), "lt": micros(until)}}}
         sources = [
             {"start": {"terms": {"field": "accesswatch.window_start_us"}}},
@@ -109,11 +111,11 @@ class ElasticsearchDashboardMixin:
             {"detector": {"terms": {"field": "accesswatch.detector"}}},
             {"kind": {"terms": {"field": "accesswatch.actor_kind"}}},
         ]
-        # distinct window starts (a few a day), dated here in the local day of the offset
+        # distinct window starts (a few a day), dated here in the zone
         counts: dict[tuple[date, int, str, str], int] = defaultdict(int)
         for bucket in self._composite(m.ALERTS, query, sources):
             key = bucket["key"]
-            day = _local_day(int(key["start"]), utc_offset_seconds)
+            day = local_date(int(key["start"]), zone)
             counts[(day, int(key["rank"]), key["detector"], key["kind"])] += bucket["doc_count"]
         return [
             AlertDayCount(day=day, severity=Severity.from_rank(rank).value, detector=detector, actor_kind=kind,
@@ -234,7 +236,7 @@ class ElasticsearchDashboardMixin:
             actions=usage("action"),
         )
 
-    def class_days(self, since: datetime, until: datetime, utc_offset_seconds: int = 0) -> list[ClassDay]:
+    def class_days(self, since: datetime, until: datetime, zone: ZoneInfo) -> list[ClassDay]:
         sources = [
             {"hour": {"histogram": {"field": "accesswatch.time_us", "interval": HOUR_US}}},
             {"class": {"terms": {"field": "accesswatch.data_classes"}}},
@@ -243,7 +245,7 @@ class ElasticsearchDashboardMixin:
         totals: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
         for bucket in self._composite(m.EVENTS, _hour_span(since, until), sources, sub):
             # the day of the hour's start, as the SQLite roll-up dates it
-            key = (_local_day(int(bucket["key"]["hour"]), utc_offset_seconds), bucket["key"]["class"])
+            key = (local_date(int(bucket["key"]["hour"]), zone), bucket["key"]["class"])
             totals[key][0] += bucket["doc_count"]
             totals[key][1] += _int(bucket["records"]["value"])
         return [
@@ -362,6 +364,3 @@ class ElasticsearchDashboardMixin:
                           [{"accesswatch.at_us": "desc"}, {"accesswatch.seq": "desc"}], limit=query.limit)
         return [DataAccess.model_validate_json(hit["_source"]["accesswatch"]["record"]) for hit in hits]
 
-
-def _local_day(start_us: int, utc_offset_seconds: int) -> date:
-    return datetime.fromtimestamp(start_us / 1_000_000 + utc_offset_seconds, UTC).date()
