@@ -6,7 +6,8 @@ Why.  Wall clock and CPU time on this machine drift by a third within an
 hour, so a change worth 3% cannot be seen in events/s, not even
 interleaved.  The number of instructions a stage executes can: cachegrind
 counts them (``--cache-sim=no``: counting only), and two counts of the same
-code agree to about half a percent.  An instruction is not a nanosecond
+code mostly agree to about half a percent (once, for the parse stage, 1.9%:
+count twice before trusting a change under 2%).  An instruction is not a nanosecond
 (a cache miss costs more than an add), so this says which version does less
 work, and the replay benchmark still says how fast it runs.  One skew to
 know: valgrind does not emulate the CPU's SHA extensions, so OpenSSL hashes
