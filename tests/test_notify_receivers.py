@@ -11,6 +11,7 @@ import io
 import json
 import re
 from datetime import timedelta
+from typing import TypeVar, get_args, get_origin
 
 import orjson
 import pytest
@@ -21,7 +22,8 @@ from models.incident import TriageAction, TriageActionKind
 from models.page import Page, PageKind
 from notify.base import DeliveryError, Notifier
 from notify.console import ConsoleNotifier
-from notify.registry import build_receivers
+from notify.http import HttpNotifier
+from notify.registry import RECEIVERS, build_receivers
 from notify.webhook import verify_signature
 from tests.fakes.paging_receivers import CONTRACT_ALERT_KEYS, FakeReceiver, free_port
 from tests.paging_factories import NOW, ROUTING_KEY, WEBHOOK_SECRET, Clock, finding, settings_with
@@ -363,3 +365,16 @@ def test_unknown_receivers_and_kinds_are_configuration_errors(tmp_path):
         tmp_path, receivers=["pd-soc"], settings={"pd-soc": {"kind": "pagerduty", "routing_key": ROUTING_KEY}}
     )
     assert build_receivers(named)["pd-soc"].kind == "pagerduty"
+
+
+def test_each_receiver_validates_with_the_settings_it_is_typed_by():
+    """A notifier names its settings twice: ``Notifier[X]`` for the type checker, ``Settings = X`` for validating
+    its section (a ClassVar cannot name the type variable). The two must be the same class."""
+    for kind, receiver in RECEIVERS.items():
+        typed = [
+            get_args(base)[0]
+            for klass in receiver.__mro__
+            for base in klass.__dict__.get("__orig_bases__", ())
+            if get_origin(base) in (Notifier, HttpNotifier) and not isinstance(get_args(base)[0], TypeVar)
+        ]
+        assert typed[:1] == [receiver.Settings], kind
