@@ -18,9 +18,12 @@ DAY_US = 86_400 * SECOND_US
 _STEP_US = 6 * 3_600 * SECOND_US  # no zone changes its offset twice within six hours
 
 
+def _in_zone(at_us: int, zone: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(at_us / SECOND_US, UTC).astimezone(zone)
+
+
 def offset_us(zone: ZoneInfo, at_us: int) -> int:
-    moment = datetime.fromtimestamp(at_us / SECOND_US, UTC).astimezone(zone)
-    offset = moment.utcoffset()
+    offset = _in_zone(at_us, zone).utcoffset()
     assert offset is not None, "an aware time has an offset"
     return (offset.days * 86_400 + offset.seconds) * SECOND_US
 
@@ -48,7 +51,7 @@ def offsets_between(zone: ZoneInfo, first_us: int, last_us: int) -> list[tuple[i
 
 def local_date(at_us: int, zone: ZoneInfo) -> date:
     """The zone's calendar date at ``at_us`` (µs since the epoch)."""
-    return datetime.fromtimestamp(at_us / SECOND_US, UTC).astimezone(zone).date()
+    return _in_zone(at_us, zone).date()
 
 
 def local_day_sql(column: str, steps: list[tuple[int, int]]) -> tuple[str, list[int]]:

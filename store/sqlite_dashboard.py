@@ -36,7 +36,7 @@ from models.dashboard import (
 from models.event import Action, format_utc
 from models.incident import TriageActionKind
 from store.base import IncidentFacet, IncidentQuery
-from store.local_days import local_date, local_day_sql, offsets_between
+from store.local_days import local_day_sql, offsets_between
 
 FOLD_CHUNK = 50_000  # events per fold transaction: the pipeline waits at most one chunk's fold
 # A reading folds the backlog itself only when it is small; a larger one (a
@@ -237,7 +237,7 @@ class SqliteDashboardMixin:
         # distinct window starts (a few a day), dated here in the zone
         counts: dict[tuple[date, int, str, str], int] = defaultdict(int)
         for start, rank, detector, kind, count in rows:
-            counts[(local_date(_micros(datetime.fromisoformat(start)), zone), rank, detector, kind)] += count
+            counts[(datetime.fromisoformat(start).astimezone(zone).date(), rank, detector, kind)] += count
         return [
             AlertDayCount(
                 day=day, severity=Severity.from_rank(rank).value, detector=detector, actor_kind=kind, alerts=count
