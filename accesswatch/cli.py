@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import shutil
 import signal
 import sys
@@ -51,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (``accesswatch alerts | head``): stop quietly, as a tool killed by SIGPIPE would,
+        # and point stdout at /dev/null so that flushing it at exit cannot raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 def tune_garbage_collector() -> None:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from models.alert import Alert, AlertStatus, Severity
 from models.dashboard import (  # the dashboard section's answers
@@ -111,8 +111,9 @@ class EventQuery(BaseModel):
     resource: str | None = None  # "system", "system/type" or "system/type/id"
     action: Action | None = None
     outcome: Outcome | None = None
-    since: datetime | None = None  # inclusive, event time
-    until: datetime | None = None  # exclusive, event time
+    # with an offset: a naive time would be taken in whatever zone the machine runs in
+    since: AwareDatetime | None = None  # inclusive, event time
+    until: AwareDatetime | None = None  # exclusive, event time
     limit: int = Field(default=100, ge=1, le=10_000)
     cursor: str | None = None  # from the previous page's ``next_cursor``
     newest_first: bool = True

@@ -482,8 +482,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             params.append(query.data_class)
             ts_column = "k.ts"
         if query.customer_id is not None and query.data_class is not None:
-            where.append("(',' || e.classes || ',') LIKE ?")
-            params.append(f"%,{query.data_class},%")
+            where.append("instr(',' || e.classes || ',', ?) > 0")  # not LIKE: "_" in a class name would match any
+            params.append(f",{query.data_class},")
         by_day = False
         if query.actor_id is not None:
             where.append("e.actor_id = ?")

@@ -154,6 +154,8 @@ class StoreContract:
         assert self._ids(page) == [corpus[3].event.event_id]
         page = store.query_events(EventQuery(customer_id="c-2", data_class="government_id"))
         assert self._ids(page) == [corpus[1].event.event_id]
+        # a class is matched whole, "_" included (no LIKE wildcard)
+        assert self._ids(store.query_events(EventQuery(customer_id="c-2", data_class="government_i_"))) == []
 
     def test_paging_returns_every_event_once(self, store: Store, settings):
         # several events share a timestamp: the cursor must break ties

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -58,6 +59,24 @@ def test_replay_from_stdin_then_dead_letters_and_alert_table(tmp_path):
 def test_a_missing_file_fails_without_a_traceback(tmp_path):
     done = aw("replay", str(tmp_path / "nope.jsonl"), "--data-dir", str(tmp_path))
     assert done.returncode == 1 and b"no such file" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path):
+    """``accesswatch deadletters | head``: the pipe closes mid-listing; no traceback, SIGPIPE's status."""
+    data = str(tmp_path / "data")
+    bad = b"".join(b"{not json %d\n" % n for n in range(3000))  # listed, this is far more than a pipe holds
+    assert aw("replay", "-", "--data-dir", data, stdin=bad).returncode == 0
+    with subprocess.Popen(
+        [sys.executable, "-m", "accesswatch.cli", "deadletters", "--data-dir", data, "--format", "jsonl"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as listing:
+        assert listing.stdout is not None and listing.stderr is not None
+        assert listing.stdout.read(100)
+        listing.stdout.close()
+        errors = listing.stderr.read()
+        assert listing.wait(timeout=300) == 128 + signal.SIGPIPE
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors
 
 
 def test_alerts_on_an_empty_data_dir_says_so(tmp_path):

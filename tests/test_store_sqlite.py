@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
+from store.base import EventQuery
 from store.sqlite import SqliteStore, customer_token
 from store.sqlite_schema import MIGRATIONS
 from tests import factories as f
@@ -100,3 +103,10 @@ def test_latest_incidents_of_more_actors_than_a_compound_select_holds(sqlite_sto
     found = sqlite_store.latest_incidents(actors)
     assert sorted(found) == actors[::2]
     assert all(found[actor].incident_id == f"inc-{actor}" for actor in found)
+
+
+def test_an_auditor_query_refuses_a_time_without_an_offset():
+    # a naive time would be read in the zone of whichever machine runs the query
+    with pytest.raises(ValidationError, match="timezone"):
+        EventQuery(since=datetime(2026, 3, 1, 9, 0))
+    assert EventQuery(until=datetime(2026, 3, 1, 9, 0, tzinfo=UTC)).until is not None
