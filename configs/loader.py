@@ -2,25 +2,48 @@
 
 Validation errors become one line that names the key, the value, where the
 value came from and what was expected, so that an operator fixes the right
-place at the first try.
+place at the first try.  Every such line is made here (``config_line``), for
+the sections the product validates and for those its adapters, detectors and
+receivers validate with models of their own.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
+from datetime import date, datetime, time
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-from models.config import ConfigError, Settings
+from models.config import CROSS_FIELD, ConfigError, Settings
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.toml")
 ENV_PREFIX = "ACCESSWATCH_"
 # Variables under the prefix that are not configuration keys.
 _NOT_KEYS = ("ACCESSWATCH_TEST_", "ACCESSWATCH_CONFIG", "ACCESSWATCH_CONTRACT_DIR")
+
+KeyPath = tuple[str, ...]
+# where each value came from ("ACCESSWATCH_X", a file, "the command line"), by key path; the
+# root's entry is the defaults file, the origin of every value nothing overrode
+Origins = Mapping[KeyPath, str]
+_DEFAULTS_ORIGIN = "configs/default.toml"
+
+# sections validated by the adapter that owns them, as "module:model"; checked at load only when present
+_ADAPTER_SECTIONS: dict[KeyPath, str] = {
+    ("source", "kafka"): "ingest.kafka_settings:KafkaSettings",
+    ("store", "elasticsearch"): "store.elasticsearch.settings:ElasticsearchSettings",
+}
+_MAX_SHOWN = 80  # characters of a value in an error line: a whole section would bury the key at fault
+_UTF8_BOM = b"\xef\xbb\xbf"
+ABSENT = object()  # the value of a key that is not there
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def load_settings(
@@ -30,32 +53,57 @@ def load_settings(
 ) -> Settings:
     """Build the validated settings; raise ``ConfigError`` with a one-line reason."""
     env = os.environ if env is None else env
-    origins: dict[tuple[str, ...], str] = {}
+    origins: dict[KeyPath, str] = {(): _DEFAULTS_ORIGIN}
     merged = _read_toml(DEFAULT_CONFIG)
     config_file = config_file or (Path(env["ACCESSWATCH_CONFIG"]) if env.get("ACCESSWATCH_CONFIG") else None)
     if config_file is not None:
-        _merge(merged, _read_toml(config_file), origins, f"from {config_file}")
+        _merge(merged, _read_toml(config_file), origins, str(config_file))
+    _apply_environment(merged, origins, env)
+    for dotted, value in (overrides or {}).items():
+        path = tuple(dotted.split("."))
+        _set(merged, path, value)
+        origins[path] = "the command line"
+    _refuse_non_finite(merged, origins)
+    settings = validate_section(Settings, merged, merged, origins)
+    _check_detector_sections(merged, origins)
+    _check_adapter_sections(merged, origins)
+    _check_receivers(settings, origins)
+    return settings
+
+
+def _apply_environment(merged: dict[str, Any], origins: dict[KeyPath, str], env: Mapping[str, str]) -> None:
     for name, raw in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or name.startswith(_NOT_KEYS):
+            continue
+        if raw == "":  # as for ACCESSWATCH_CONFIG: an empty variable is unset (write '""' for an empty string)
             continue
         path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
         if not all(path):
             raise ConfigError(f"configuration error: {name}: empty key part (use double underscores between levels)")
         _set(merged, path, _env_value(raw))
-        origins[path] = f"from {name}"
-    for dotted, value in (overrides or {}).items():
-        path = tuple(dotted.split("."))
-        _set(merged, path, value)
-        origins[path] = "from the command line"
+        origins[path] = name
+
+
+def _refuse_non_finite(node: Any, origins: Origins, path: KeyPath = ()) -> None:
+    """inf and nan are no setting anywhere, whichever model validates the section (TOML can write both)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        raise ConfigError(config_line(path, node, "expected a finite number", origins))
+    children = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        _refuse_non_finite(child, origins, (*path, str(key)))
+
+
+def validate_section(
+    model: type[ModelT], section: Any, merged: Mapping[str, Any], origins: Origins | None = None, at: KeyPath = ()
+) -> ModelT:
+    """``section`` (found at ``at`` in ``merged``) validated by ``model``; ``ConfigError`` names the first mistake."""
     try:
-        settings = Settings.model_validate(merged)
+        return model.model_validate(section)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(exc, merged, origins)) from None
-    _check_detector_sections(merged, origins)
-    return settings
+        raise ConfigError(describe_validation_error(exc, merged, origins, prefix=at)) from None
 
 
-def _check_detector_sections(merged: dict[str, Any], origins: Mapping[tuple[str, ...], str]) -> None:
+def _check_detector_sections(merged: dict[str, Any], origins: Origins) -> None:
     """Each detector validates its own section; report its errors like any other key's."""
     from detectors.registry import DETECTORS
 
@@ -64,17 +112,53 @@ def _check_detector_sections(merged: dict[str, Any], origins: Mapping[tuple[str,
         if detector is None:
             known = ", ".join(sorted(DETECTORS))
             raise ConfigError(f"configuration error: unknown detector detectors.{name}: expected one of {known}")
-        try:
-            detector.Settings.model_validate(section)
-        except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, merged, origins, prefix=("detectors", name))) from None
+        validate_section(detector.Settings, section, merged, origins, ("detectors", name))
+
+
+def _check_adapter_sections(merged: dict[str, Any], origins: Origins) -> None:
+    """The Kafka and Elasticsearch sections, checked now rather than when the adapter starts (secrets hidden)."""
+    for path, model_name in _ADAPTER_SECTIONS.items():
+        section = _lookup(merged, path)
+        if not section or not isinstance(section, Mapping):  # a non-table was refused by Settings already
+            continue
+        module, _, name = model_name.partition(":")
+        model: type[BaseModel] = getattr(import_module(module), name)
+        shown = _replaced(merged, path, hide_secrets(model, section))
+        validate_section(model, section, shown, origins, path)
+
+
+def _check_receivers(settings: Settings, origins: Origins) -> None:
+    """Receiver names and settings are checked now, not at the first page (``replay --page``, ``run``)."""
+    from notify.registry import receiver_settings
+
+    receiver_settings(settings, origins)
+
+
+def hide_secrets(model: type[BaseModel], section: Mapping[str, Any]) -> dict[str, Any]:
+    """``section`` with the values of ``model``'s secret fields replaced, for error lines."""
+    secret = {key for key, field in model.model_fields.items() if "SecretStr" in str(field.annotation)}
+    aliases = {field.alias: key for key, field in model.model_fields.items() if field.alias}
+    return {key: ("<secret>" if aliases.get(key, key) in secret else value) for key, value in section.items()}
+
+
+def _replaced(data: Mapping[str, Any], path: KeyPath, value: Any) -> dict[str, Any]:
+    """A copy of ``data`` with the value at ``path`` replaced (the tables on the way copied, not changed)."""
+    copy = dict(data)
+    if len(path) == 1:
+        copy[path[0]] = value
+    else:
+        copy[path[0]] = _replaced(copy.get(path[0], {}), path[1:], value)
+    return copy
+
+
+# -- one line per mistake ----------------------------------------------------------------------------------------
 
 
 def describe_validation_error(
     exc: ValidationError,
     data: Mapping[str, Any],
-    origins: Mapping[tuple[str, ...], str] | None = None,
-    prefix: tuple[str, ...] = (),
+    origins: Origins | None = None,
+    prefix: KeyPath = (),
 ) -> str:
     """The first error of a pydantic validation, as one line for a person."""
     error = exc.errors()[0]
@@ -82,27 +166,146 @@ def describe_validation_error(
     # pydantic puts union members and validator names in the location; drop
     # the parts that are not keys of the data
     key_path = _existing_prefix(data, loc, len(prefix))
+    origins = origins or {}
+    if error["type"] == CROSS_FIELD:
+        key_path = _culprit(key_path, error.get("ctx", {}).get("keys", ()), origins)
     key = ".".join(key_path) or "(top level)"
-    value = _lookup(data, key_path)
-    origin = (origins or {}).get(key_path, "")
-    expected = error["msg"]
-    for noise in ("Value error, ", "Input should be "):
-        if expected.startswith(noise):
-            expected = expected[len(noise) :]
     if error["type"] == "extra_forbidden":
-        return f"configuration error: unknown key {key} {origin}".rstrip() + ": check its spelling and section"
-    if error["type"] == "missing":
-        return f"configuration error: {key} is missing: it is required"
-    shown = repr(value) if value is not _MISSING else "(absent)"
-    where = f" ({origin})" if origin else ""
-    return f"configuration error: {key} = {shown}{where}: expected {expected[0].lower()}{expected[1:]}"
+        where = _origin(key_path, origins)
+        return f"configuration error: unknown key {key}{where}: check its spelling and section"
+    if error["type"] == "missing":  # the origin is its table's
+        return f"configuration error: {key} is missing{_origin(key_path[:-1], origins)}: it is required"
+    return config_line(key_path, _lookup(data, key_path), _expectation(error), origins)
 
 
-_MISSING = object()
+def config_line(
+    key_path: KeyPath, value: Any, expectation: str, origins: Origins | None = None, origin_of: KeyPath | None = None
+) -> str:
+    """``configuration error: <key> = <value> (from <origin>): <expectation>``, the value cut to a readable length.
+
+    ``value`` is ``ABSENT`` for a key that is not there; ``origin_of`` is where to look for the origin
+    when not at ``key_path`` (the table of an absent key).
+    """
+    key = ".".join(key_path) or "(top level)"
+    where = _origin(key_path if origin_of is None else origin_of, origins or {})
+    return f"configuration error: {key} = {_shown(value)}{where}: {expectation}"
 
 
-def _existing_prefix(data: Any, loc: tuple[str, ...], skip: int) -> tuple[str, ...]:
-    node, path = data, list(loc[:skip])
+def _shown(value: Any) -> str:
+    if value is ABSENT:
+        return "(absent)"
+    text = value.isoformat() if isinstance(value, datetime | date | time) else repr(value)  # as TOML writes it
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _origin(key_path: KeyPath, origins: Origins) -> str:
+    """`` (from X)``: the value's own origin, else those of the keys inside it, else the table it is part of."""
+    if not origins:
+        return ""
+    found = _explicit_origins(key_path, origins) or [origins.get((), "")]
+    return f" (from {', '.join(found)})" if found[0] else ""
+
+
+def _explicit_origins(key_path: KeyPath, origins: Origins) -> list[str]:
+    """Where an operator set this value: the key itself, keys under it (a table), or a list or table above it."""
+    if key_path in origins and key_path:
+        return [origins[key_path]]
+    depth = len(key_path)
+    inside = [origin for path, origin in origins.items() if len(path) > depth and path[:depth] == key_path]
+    if inside:
+        return sorted(set(inside))
+    for length in range(len(key_path) - 1, 0, -1):  # an element of a list set whole, a key of a table set whole
+        if key_path[:length] in origins:
+            return [origins[key_path[:length]]]
+    return []
+
+
+def _culprit(section: KeyPath, keys: tuple[str, ...], origins: Origins) -> KeyPath:
+    """Of the keys a cross-field rule names, the first one the operator set; else the first."""
+    candidates = [(*section, *key.split(".")) for key in keys]
+    for candidate in candidates:
+        if _explicit_origins(candidate, origins):
+            return candidate
+    return candidates[0] if candidates else section
+
+
+# pydantic's error types, as what a person was expected to write
+_WANTED = {
+    "int_type": "a valid integer",
+    "int_parsing": "a valid integer",
+    "int_from_float": "a whole number",
+    "float_type": "a valid number",
+    "float_parsing": "a valid number",
+    "bool_type": "a boolean (true or false)",
+    "bool_parsing": "a boolean (true or false)",
+    "string_type": "a string",
+    "list_type": "an array",
+    "tuple_type": "an array",
+    "set_type": "an array",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "dataclass_type": "a table",
+    "path_type": "a path (a string)",
+    "datetime_type": "a date-time such as 2026-11-02T22:00:00+08:00",
+    "datetime_parsing": "a date-time such as 2026-11-02T22:00:00+08:00",
+    "datetime_from_date_parsing": "a date-time such as 2026-11-02T22:00:00+08:00",
+    "finite_number": "a finite number",
+}
+# a validator's message that states a rule rather than what to write is shown as it is
+_STATEMENTS = (" must ", " needs ", " go together", " both set")
+
+
+def _expectation(error: ErrorDetails) -> str:
+    """What the operator should have written, in words, without pydantic's phrasing."""
+    kind, message = error["type"], error["msg"]
+    if kind in _WANTED:
+        given = _toml_type(error["input"])
+        wanted = _WANTED[kind]
+        return f"expected {wanted}, not {given}" if kind.endswith(("_type", "_parsing")) else f"expected {wanted}"
+    if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        return _length_expectation(error)
+    for noise in ("Value error, ", "Assertion failed, ", "Input should be "):
+        message = message.removeprefix(noise)
+    if kind != CROSS_FIELD and any(word in f" {message} " for word in _STATEMENTS):
+        return message
+    return f"expected {message[:1].lower()}{message[1:]}"
+
+
+def _length_expectation(error: ErrorDetails) -> str:
+    context = error.get("ctx", {})
+    text = isinstance(error["input"], str) or error["type"].startswith("string")
+    if error["type"].endswith("too_short"):
+        bound, limit = "at least", context.get("min_length")
+    else:
+        bound, limit = "at most", context.get("max_length")
+    unit = ("character" if text else "item") + ("" if limit == 1 else "s")
+    # a string's own length is left out: the string may be a secret
+    actual = "" if text or "actual_length" not in context else f", not {context['actual_length']}"
+    return f"expected {bound} {limit} {unit}{actual}"
+
+
+def _toml_type(value: Any) -> str:
+    """A value's type in the words of TOML, the language the operator wrote it in."""
+    for kind, name in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a float"),
+        (str, "a string"),
+        (list, "an array"),
+        (Mapping, "a table"),
+        (datetime, "a date-time"),
+        (date, "a date"),
+        (time, "a time"),
+    ):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _existing_prefix(data: Any, loc: KeyPath, skip: int) -> KeyPath:
+    """``loc`` as far as it names keys of ``data``; its first ``skip`` parts (where the section is) are given."""
+    node, path = _lookup(data, loc[:skip]), list(loc[:skip])
     for part in loc[skip:]:
         if isinstance(node, Mapping) and part in node:
             node = node[part]
@@ -120,7 +323,7 @@ def _existing_prefix(data: Any, loc: tuple[str, ...], skip: int) -> tuple[str, .
     return tuple(path)
 
 
-def _lookup(data: Any, path: tuple[str, ...]) -> Any:
+def _lookup(data: Any, path: KeyPath) -> Any:
     node = data
     for part in path:
         if isinstance(node, Mapping) and part in node:
@@ -128,16 +331,34 @@ def _lookup(data: Any, path: tuple[str, ...]) -> Any:
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            return _MISSING
+            return ABSENT
     return node
 
 
+# -- reading ------------------------------------------------------------------------------------------------------
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a table; any reason it cannot be read is one line, never a traceback."""
     try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"configuration error: config file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"configuration error: config file {path} is a directory: expected a TOML file") from None
+    except OSError as exc:
+        raise ConfigError(f"configuration error: config file {path} cannot be read: {exc.strerror}") from None
+    # editors on Windows save UTF-8 with a byte order mark, which tomllib refuses as an invalid statement
+    raw = raw.removeprefix(_UTF8_BOM)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"configuration error: config file {path} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset"
+            f" {exc.start}): expected a TOML file, which is UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"configuration error: {path} is not valid TOML: {exc}") from None
 
@@ -153,9 +374,9 @@ def _env_value(raw: str) -> Any:
 def _merge(
     base: dict[str, Any],
     extra: Mapping[str, Any],
-    origins: dict[tuple[str, ...], str],
+    origins: dict[KeyPath, str],
     origin: str,
-    path: tuple[str, ...] = (),
+    path: KeyPath = (),
 ) -> None:
     for key, value in extra.items():
         here = (*path, key)
@@ -166,7 +387,7 @@ def _merge(
             origins[here] = origin
 
 
-def _set(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+def _set(data: dict[str, Any], path: KeyPath, value: Any) -> None:
     node = data
     for part in path[:-1]:
         child = node.get(part)

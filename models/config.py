@@ -7,14 +7,20 @@ see ``configs.loader``.
 
 from __future__ import annotations
 
+import math
 import re
+import socket
+from collections.abc import Sequence
 from datetime import datetime
-from ipaddress import ip_network
+from functools import cache
+from importlib import resources
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from models.alert import Severity
 from models.event import ActorKind
@@ -22,27 +28,121 @@ from models.event import ActorKind
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
+# the pydantic error type of a rule across keys; ``configs.loader`` shows the key at fault, not the section
+CROSS_FIELD = "config_cross_field"
+
+
+def cross_field_error(keys: Sequence[str], expectation: str) -> PydanticCustomError:
+    """A rule that ties ``keys`` (dotted, relative to the section; most likely culprit first) is broken.
+
+    The error line then names one of those keys with its own value and origin, preferring one
+    the operator set, instead of printing the whole section.  ``expectation`` must not hold
+    braces: pydantic formats it as a template.
+    """
+    return PydanticCustomError(CROSS_FIELD, expectation, {"keys": tuple(keys)})
+
 
 def parse_duration(value: Any) -> float:
     """``"90s"``, ``"10m"``, ``"1h"``, ``"28d"`` or a number of seconds, as seconds."""
     if isinstance(value, bool):
         raise ValueError("a duration such as '10m', '1h' or '28d'")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration that is not negative")
-        return float(value)
-    if isinstance(value, str) and (match := _DURATION.match(value)):
-        return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    raise ValueError("a duration such as '10m', '1h' or '28d'")
+        seconds = float(value)
+    elif isinstance(value, str) and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError("a duration such as '10m', '1h' or '28d'")
+    if not math.isfinite(seconds):  # inf, nan, or digits enough to overflow a float
+        raise ValueError("a finite duration such as '10m', '1h' or '28d'")
+    if seconds < 0:
+        raise ValueError("a duration that is not negative")
+    return seconds
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
-class Section(BaseModel):
-    """A configuration table: unknown keys are mistakes, not extensions."""
+def _network(value: Any) -> IPv4Network | IPv6Network:
+    """An IP network from its text; pydantic's own type would also take 12 as 0.0.0.12/32."""
+    if isinstance(value, IPv4Network | IPv6Network):  # built in code, like the defaults
+        return value
+    if isinstance(value, str):
+        try:
+            return ip_network(value.strip())  # strict: '10.0.0.1/8' (host bits set) is a mistake
+        except ValueError:
+            pass
+    raise ValueError("an IP network written as a string, such as '10.0.0.0/8' or 'fc00::/7'")
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+Network = Annotated[IPv4Network | IPv6Network, PlainValidator(_network)]
+
+# host files and pseudo-zones that are not an organisation's zone: what they mean depends on the host
+_NOT_ORGANISATION_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@cache
+def iana_zone_names() -> frozenset[str]:
+    """The zone and link names of the IANA database: the tzdata package's list, the same on every host.
+
+    Without that package, the host's database, less its extras (``posix/``, ``right/``, ``localtime``).
+    """
+    try:
+        names: set[str] = set(resources.files("tzdata").joinpath("zones").read_text().split())
+    except (ModuleNotFoundError, OSError):
+        names = available_timezones()
+    return frozenset(
+        name for name in names if name not in _NOT_ORGANISATION_ZONES and not name.startswith(("posix/", "right/"))
+    )
+
+
+# RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens
+_HOST_NAME = re.compile(r"(?=.{1,253}\.?$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def _listen_address(value: Any, family: socket.AddressFamily, expectation: str) -> str:
+    """An address a server can bind: an IP literal of ``family``, or a host name that resolves to one.
+
+    Resolving here (only names; the literal defaults cost nothing) moves the failure from the
+    server's start, where it is logged and ingestion goes on, to the load of the configuration.
+    """
+    if not isinstance(value, str):
+        raise ValueError(expectation)
+    try:
+        literal = ip_address(value)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if family == socket.AF_INET and literal.version != 4:
+            raise ValueError(expectation)
+        return value
+    if not _HOST_NAME.fullmatch(value):
+        raise ValueError(expectation)
+    try:
+        socket.getaddrinfo(value, None, family, socket.SOCK_STREAM)
+    except (OSError, UnicodeError):  # gaierror is an OSError
+        raise ValueError(f"{expectation}; {value!r} does not resolve here") from None
+    return value
+
+
+def _ipv4_listen_address(value: Any) -> str:
+    # ingest.metrics serves with http.server, whose sockets are IPv4 only
+    expectation = "an IPv4 address such as '127.0.0.1' or '0.0.0.0', or a host name that resolves to one"
+    return _listen_address(value, socket.AF_INET, expectation)
+
+
+def _any_listen_address(value: Any) -> str:
+    expectation = "an IP address such as '127.0.0.1', '0.0.0.0' or '::', or a host name that resolves to one"
+    return _listen_address(value, socket.AF_UNSPEC, expectation)
+
+
+IPv4ListenAddress = Annotated[str, PlainValidator(_ipv4_listen_address)]
+ListenAddress = Annotated[str, PlainValidator(_any_listen_address)]
+
+
+class Section(BaseModel):
+    """A configuration table: unknown keys are mistakes, not extensions; inf and nan are never a setting."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataClass(Section):
@@ -63,7 +163,9 @@ class Classification(Section):
         for name, data_class in self.classes.items():
             for field in data_class.fields:
                 if field in seen:
-                    raise ValueError(f"field {field!r} is in both {seen[field]!r} and {name!r}")
+                    raise cross_field_error(
+                        [f"classes.{name}.fields"], f"each field in one class: {field!r} is also in {seen[field]!r}"
+                    )
                 seen[field] = name
         return self
 
@@ -78,16 +180,30 @@ class Organisation(Section):
     business_days: list[Annotated[int, Field(ge=0, le=6)]] = [0, 1, 2, 3, 4]  # Monday = 0
     # the organisation's own address ranges: an address outside them is external
     # (built as networks: pydantic does not validate a default)
-    internal_networks: list[IPvAnyNetwork] = [ip_network(text) for text in PRIVATE_NETWORKS]
+    internal_networks: list[Network] = [ip_network(text) for text in PRIVATE_NETWORKS]
 
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
+        # a host file such as 'localtime' would make day windows depend on the machine
         try:
+            if value not in iana_zone_names():
+                raise ZoneInfoNotFoundError(value)
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("an IANA time zone such as 'Asia/Shanghai' or 'UTC'") from None
         return value
+
+    @model_validator(mode="after")
+    def _hours_in_order(self) -> Organisation:
+        # the detectors test start <= hour < end: hours that wrap past midnight would be no business hours at all
+        if self.business_hours_start >= self.business_hours_end:
+            raise cross_field_error(
+                ["business_hours_start", "business_hours_end"],
+                f"business_hours_start before business_hours_end, here {self.business_hours_start}"
+                f" and {self.business_hours_end} (business hours cannot run past midnight)",
+            )
+        return self
 
     @property
     def tz(self) -> ZoneInfo:
@@ -101,10 +217,16 @@ class Windows(Section):
 
     @model_validator(mode="after")
     def _nested(self) -> Windows:
-        if self.short <= 0 or self.long % self.short:
-            raise ValueError("windows.long must be a whole multiple of windows.short")
+        if self.short <= 0:
+            raise cross_field_error(["short"], "a duration above zero")
         if 86400 % self.short and self.short % 86400:
-            raise ValueError("windows.short must divide a day (e.g. 10m, 1h) so windows align to local hours")
+            # windows align to local hours and days
+            raise cross_field_error(["short"], "a window that divides a day or is whole days, such as 10m, 1h or 1d")
+        if self.long % self.short:
+            raise cross_field_error(
+                ["long", "short"],
+                f"windows.long a whole multiple of windows.short, here {self.long:g}s and {self.short:g}s",
+            )
         return self
 
 
@@ -134,9 +256,10 @@ class FileSource(Section):
 
 
 class SimulatorSource(Section):
-    seed: int = 7
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] = 7  # the simulator's own bounds
     days: Annotated[int, Field(ge=1, le=366)] = 30  # the simulator's own limit
-    employees: Annotated[int, Field(ge=5)] = 240
+    # the simulator's own bounds (ingest.simulator.settings MIN_EMPLOYEES, MAX_EMPLOYEES): every role needs a cast
+    employees: Annotated[int, Field(ge=20, le=200_000)] = 240
     speed: Annotated[float, Field(gt=0)] = 3600.0  # event-time seconds played per wall-clock second
 
 
@@ -211,11 +334,11 @@ class Silence(Section):
 
     @model_validator(mode="after")
     def _aware_and_ordered(self) -> Silence:
-        for moment in (self.starts_at, self.ends_at):
+        for key, moment in (("starts_at", self.starts_at), ("ends_at", self.ends_at)):
             if moment is not None and moment.utcoffset() is None:
-                raise ValueError("times with a UTC offset, e.g. 2026-11-02T22:00:00+08:00")
+                raise cross_field_error([key], "a time with a UTC offset, e.g. 2026-11-02T22:00:00+08:00")
         if self.starts_at is not None and self.starts_at >= self.ends_at:
-            raise ValueError("starts_at before ends_at")
+            raise cross_field_error(["starts_at", "ends_at"], "starts_at before ends_at")
         return self
 
 
@@ -268,7 +391,7 @@ class DashboardOidc(Section):
 
 
 class Dashboard(Section):
-    address: str = "127.0.0.1"  # where ``accesswatch dashboard`` listens
+    address: ListenAddress = "127.0.0.1"  # where ``accesswatch dashboard`` listens
     port: Annotated[int, Field(ge=1, le=65535)] = 8501
     refresh: Annotated[float, BeforeValidator(parse_duration), Field(ge=2)] = 15.0  # the queue refreshes itself
     page_size: Annotated[int, Field(ge=5, le=1000)] = 50  # events and incidents per page
@@ -289,7 +412,11 @@ class Retention(Section):
     @model_validator(mode="after")
     def _alerts_outlive_events(self) -> Retention:
         if self.alerts_days < self.events_days:
-            raise ValueError("alerts_days at least events_days: alerts and their evidence outlive the raw events")
+            raise cross_field_error(
+                ["alerts_days", "events_days"],
+                f"alerts_days at least events_days, here {self.alerts_days} and {self.events_days}"
+                " (alerts and their evidence outlive the raw events)",
+            )
         return self
 
 
@@ -297,7 +424,7 @@ class Metrics(Section):
     """Prometheus metrics and liveness/readiness probes over HTTP, served by ``run`` and ``demo``."""
 
     enabled: bool = True
-    address: str = "127.0.0.1"
+    address: IPv4ListenAddress = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 9464  # 0: any free port (tests)
 
 
@@ -322,6 +449,14 @@ class Settings(Section):
     metrics: Metrics = Metrics()
     logging: Logging = Logging()
     detectors: dict[str, dict[str, Any]] = {}  # each validated by its detector's own settings model
+
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _a_directory_named(cls, value: Any) -> Any:
+        # Path("") is the current directory: an empty value is a mistake, not a place to write the store
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("a directory path, not an empty string (leave it unset for ./data)")
+        return value
 
 
 class ConfigError(Exception):

@@ -35,9 +35,9 @@ class DeliveryError(Exception):
 
 
 class ReceiverSettings(BaseModel):
-    """A receiver's section, ``notify.settings.<name>``: unknown keys are mistakes."""
+    """A receiver's section, ``notify.settings.<name>``: unknown keys are mistakes, inf and nan no setting."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 SettingsT = TypeVar("SettingsT", bound=ReceiverSettings)

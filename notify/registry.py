@@ -9,19 +9,22 @@ module, and one line here.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from models.config import ConfigError, Notify, Settings
 from notify.alertmanager import AlertmanagerNotifier
-from notify.base import Notifier
+from notify.base import Notifier, ReceiverSettings
 from notify.console import ConsoleNotifier
 from notify.email_smtp import EmailNotifier
 from notify.jsonl_file import JsonlFileNotifier
 from notify.pagerduty import PagerDutyNotifier
 from notify.slack import SlackNotifier
 from notify.webhook import WebhookNotifier
+
+if TYPE_CHECKING:
+    from configs.loader import Origins
 
 RECEIVERS: dict[str, type[Notifier]] = {
     ConsoleNotifier.kind: ConsoleNotifier,
@@ -47,33 +50,64 @@ def receiver_names(notify: Notify) -> list[str]:
 
 def build_receivers(config: Settings) -> dict[str, Notifier]:
     """The configured receivers by name; ``ConfigError`` names the first wrong value (secrets not shown)."""
-    from configs.loader import describe_validation_error
+    return {name: cls(name, settings) for name, (cls, settings) in receiver_settings(config).items()}
 
-    receivers: dict[str, Notifier] = {}
+
+def receiver_settings(
+    config: Settings, origins: Origins | None = None
+) -> dict[str, tuple[type[Notifier], ReceiverSettings]]:
+    """Each configured receiver's type and validated settings, without building it (the loader checks these).
+
+    ``ConfigError`` names the first wrong value, with its origin when ``origins`` (``configs.loader``) is given.
+    """
+    from configs.loader import describe_validation_error, hide_secrets
+
+    checked: dict[str, tuple[type[Notifier], ReceiverSettings]] = {}
     for name in receiver_names(config.notify):
         section = dict(config.notify.settings.get(name, {}))
         kind = section.pop("kind", name)
         cls = RECEIVERS.get(kind)
         if cls is None:
-            known = ", ".join(sorted(RECEIVERS))
-            where = (
-                f"notify.settings.{name}.kind = {kind!r}" if name in config.notify.settings else f"receiver {name!r}"
-            )
-            raise ConfigError(
-                f"configuration error: {where}: expected a receiver kind ({known});"
-                f" a receiver named otherwise needs a [notify.settings.{name}] table with kind = ..."
-            )
+            raise ConfigError(_unknown_receiver(config.notify, name, kind, origins))
         try:
             settings = cls.Settings.model_validate(cls.complete(section, config))
         except ValidationError as exc:
-            shown = {"notify": {"settings": {name: _masked(cls, section)}}}
-            raise ConfigError(describe_validation_error(exc, shown, prefix=("notify", "settings", name))) from None
-        receivers[name] = cls(name, settings)
-    return receivers
+            shown = {"notify": {"settings": {name: hide_secrets(cls.Settings, section)}}}
+            at = ("notify", "settings", name)
+            raise ConfigError(describe_validation_error(exc, shown, origins, prefix=at)) from None
+        checked[name] = (cls, settings)
+    return checked
 
 
-def _masked(cls: type[Notifier], section: dict[str, Any]) -> dict[str, Any]:
-    """The section with secret values replaced, for error messages."""
-    secret = {key for key, field in cls.Settings.model_fields.items() if "SecretStr" in str(field.annotation)}
-    aliases = {field.alias: key for key, field in cls.Settings.model_fields.items() if field.alias}
-    return {key: ("<secret>" if aliases.get(key, key) in secret else value) for key, value in section.items()}
+def _unknown_receiver(notify: Notify, name: str, kind: str, origins: Origins | None) -> str:
+    """The line for a receiver with no known kind: at its ``kind`` key, else at the list that names it."""
+    from configs.loader import ABSENT, config_line
+
+    known = ", ".join(sorted(RECEIVERS))
+    if name in notify.settings:
+        key_path = ("notify", "settings", name, "kind")
+        if "kind" in notify.settings[name]:
+            return config_line(key_path, kind, f"expected a receiver kind ({known})", origins)
+        expectation = f"expected a receiver kind ({known}): without one, the name {name!r} is taken as the kind"
+        return config_line(key_path, ABSENT, expectation, origins, origin_of=key_path[:-1])
+    where, names = _where_named(notify, name)
+    return config_line(
+        where,
+        names,
+        f"expected receiver names that are kinds ({known}) or have a [notify.settings.<name>] table;"
+        f" receiver {name!r} has neither",
+        origins,
+    )
+
+
+def _where_named(notify: Notify, name: str) -> tuple[tuple[str, ...], list[str]]:
+    """The first list of receivers that names ``name``, and that list."""
+    if name in notify.receivers:
+        return ("notify", "receivers"), notify.receivers
+    for r, route in enumerate(notify.routes):
+        if name in route.receivers:
+            return ("notify", "routes", str(r), "receivers"), route.receivers
+        for e, step in enumerate(route.escalate):
+            if name in step.receivers:
+                return ("notify", "routes", str(r), "escalate", str(e), "receivers"), step.receivers
+    return ("notify", "receivers"), notify.receivers  # receiver_names found it in one of these

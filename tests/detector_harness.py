@@ -303,6 +303,11 @@ SEVERITIES = ("low", "medium", "high", "critical")
 ACTOR_KINDS = ("employee", "partner", "service")
 
 
+def _value_and_parts(value: Any) -> list[Any]:
+    parts = list(value.values()) if isinstance(value, dict) else list(value) if isinstance(value, list) else []
+    return [value, *parts]
+
+
 def assert_rejected(name: str, key: str, value: Any, *expected: str) -> str:
     """Building detector ``name`` with ``key = value`` fails with one line naming the key, value and expectation."""
     with pytest.raises(ConfigError) as raised:
@@ -311,7 +316,8 @@ def assert_rejected(name: str, key: str, value: Any, *expected: str) -> str:
     assert "\n" not in message, message
     assert f"detectors.{name}.{key}" in message, message
     if not message.startswith(f"configuration error: unknown key detectors.{name}.{key}"):
-        assert repr(value) in message, message
+        # the line names the key at fault: in a list or table, the element's (``what.0 = 'phone'``)
+        assert any(repr(part) in message for part in _value_and_parts(value)), message
     for words in expected:
         assert words in message, message
     return message

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from configs.loader import load_settings
 from detectors.new_access import _is_external
 from detectors.registry import build_detectors
-from models.config import ConfigError, Organisation
+from ingest.simulator import SimulationSettings
+from ingest.simulator.settings import MAX_EMPLOYEES, MIN_EMPLOYEES
+from models.config import ConfigError, Organisation, SimulatorSource
 
 
 def test_defaults_load_and_every_detector_builds():
@@ -72,7 +77,10 @@ def test_a_config_file_merges_over_the_defaults_and_env_wins(tmp_path):
         ({"ACCESSWATCH_INGEST__BATCH_LINES": "0"}, "ingest.batch_lines = 0"),
         ({"ACCESSWATCH_ORGANISATION__TIMEZONE": "Mars/Base"}, "expected an IANA time zone"),
         ({"ACCESSWATCH_NOPE": "1"}, "unknown key nope"),
-        ({"ACCESSWATCH_WINDOWS__LONG": "90m"}, "windows.long must be a whole multiple of windows.short"),
+        (
+            {"ACCESSWATCH_WINDOWS__LONG": "90m"},
+            "windows.long = '90m' (from ACCESSWATCH_WINDOWS__LONG): expected windows.long a whole multiple of",
+        ),
     ],
 )
 def test_wrong_values_name_key_value_and_expectation(env, expected):
@@ -95,7 +103,8 @@ def test_detector_sections_are_validated_by_their_detector():
 def test_a_classification_field_in_two_classes_is_refused(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('[classification.classes.contact]\nsensitivity = "medium"\nfields = ["phone", "name"]\n')
-    with pytest.raises(ConfigError, match="field 'name' is in both"):
+    expected = r"classes\.contact\.fields = \['phone', 'name'\] .*'name' is also in 'identity'"
+    with pytest.raises(ConfigError, match=expected):
         load_settings(path, env={})
 
 
@@ -113,3 +122,284 @@ def test_the_command_exits_2_with_one_line(tmp_path):
         "configuration error: detectors.egress.min_ratio = -1 (from ACCESSWATCH_DETECTORS__EGRESS__MIN_RATIO):"
         " expected greater than or equal to 1"
     ]
+
+
+def error_line(env: dict[str, str] | None = None, config: Path | None = None) -> str:
+    """The one line a wrong configuration gives."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env=env or {})
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "accesswatch.cli", *args],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+# -- values that were accepted and meant something else ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("start", "end"), [("21", "20"), ("8", "8")])
+def test_business_hours_must_start_before_they_end(start, end):
+    """The detectors test start <= hour < end: there is no wrap-around, so every hour would be off-hours."""
+    line = error_line(
+        {"ACCESSWATCH_ORGANISATION__BUSINESS_HOURS_START": start, "ACCESSWATCH_ORGANISATION__BUSINESS_HOURS_END": end}
+    )
+    assert line.startswith(
+        f"configuration error: organisation.business_hours_start = {start}"
+        " (from ACCESSWATCH_ORGANISATION__BUSINESS_HOURS_START):"
+    )
+    assert f"expected business_hours_start before business_hours_end, here {start} and {end}" in line
+
+
+def test_the_key_at_fault_in_a_cross_field_rule_is_the_one_the_operator_set():
+    line = error_line({"ACCESSWATCH_ORGANISATION__BUSINESS_HOURS_END": "7"})
+    assert line.startswith(
+        "configuration error: organisation.business_hours_end = 7 (from ACCESSWATCH_ORGANISATION__BUSINESS_HOURS_END):"
+    )
+
+
+def test_ip_networks_must_be_written_as_strings(tmp_path):
+    """pydantic's network type reads the integer 12 as 0.0.0.12/32."""
+    path = tmp_path / "site.toml"
+    path.write_text('[organisation]\ninternal_networks = ["10.0.0.0/8", 12]\n')
+    assert error_line(config=path) == (
+        f"configuration error: organisation.internal_networks.1 = 12 (from {path}):"
+        " expected an IP network written as a string, such as '10.0.0.0/8' or 'fc00::/7'"
+    )
+    assert "internal_networks.0 = 12" in error_line({"ACCESSWATCH_ORGANISATION__INTERNAL_NETWORKS": "[12]"})
+    assert "internal_networks.0 = '10.0.0.1/8'" in error_line(
+        {"ACCESSWATCH_ORGANISATION__INTERNAL_NETWORKS": '["10.0.0.1/8"]'}  # host bits set: a typo
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "not an address",  # not a host name at all
+        "::1",  # the metrics server (http.server) listens on IPv4 only
+        "metrics.invalid",  # a host name that cannot resolve (RFC 6761)
+        "",
+    ],
+)
+def test_the_metrics_address_is_checked_at_load(tmp_path, address):
+    """Before, ``run`` logged that it could not serve the metrics and went on: exit 0 with no metrics."""
+    path = tmp_path / "site.toml"
+    path.write_text(f'[metrics]\naddress = "{address}"\n')
+    line = error_line(config=path)
+    assert line.startswith(f"configuration error: metrics.address = {address!r} (from {path}):")
+    assert ": expected an IPv4 address such as '127.0.0.1'" in line
+
+
+def test_listen_addresses_that_bind_are_accepted():
+    settings = load_settings(
+        env={"ACCESSWATCH_METRICS__ADDRESS": "localhost", "ACCESSWATCH_DASHBOARD__ADDRESS": "'::'"}
+    )
+    assert settings.metrics.address == "localhost" and settings.dashboard.address == "::"
+    assert load_settings(env={"ACCESSWATCH_METRICS__ADDRESS": "0.0.0.0"}).metrics.address == "0.0.0.0"
+    assert "dashboard.address = 'bad host'" in error_line({"ACCESSWATCH_DASHBOARD__ADDRESS": "bad host"})
+
+
+def test_simulator_employees_have_the_simulators_own_bounds():
+    """Below 20 the simulator has no cast for every role: the config allowed 5, and run ended in a traceback."""
+    assert error_line({"ACCESSWATCH_SOURCE__SIMULATOR__EMPLOYEES": "5"}) == (
+        "configuration error: source.simulator.employees = 5 (from ACCESSWATCH_SOURCE__SIMULATOR__EMPLOYEES):"
+        " expected greater than or equal to 20"
+    )
+    bounds = {type(rule).__name__: rule for rule in SimulatorSource.model_fields["employees"].metadata}
+    assert (bounds["Ge"].ge, bounds["Le"].le) == (MIN_EMPLOYEES, MAX_EMPLOYEES)
+    for employees in (MIN_EMPLOYEES, MAX_EMPLOYEES):
+        simulator = load_settings(env={"ACCESSWATCH_SOURCE__SIMULATOR__EMPLOYEES": str(employees)}).source.simulator
+        SimulationSettings(seed=simulator.seed, days=simulator.days, employees=simulator.employees)
+
+
+# -- config files that cannot be read ---------------------------------------------------------------------------------
+
+
+def test_a_config_file_that_cannot_be_read_is_one_line(tmp_path):
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(b"\xff\xfe bad")
+    assert error_line(config=binary) == (
+        f"configuration error: config file {binary} is not UTF-8 text (byte 0xff at offset 0):"
+        " expected a TOML file, which is UTF-8"
+    )
+    assert error_line(config=tmp_path) == (
+        f"configuration error: config file {tmp_path} is a directory: expected a TOML file"
+    )
+    if os.geteuid() != 0:  # root reads any file
+        locked = tmp_path / "locked.toml"
+        locked.write_text("[ingest]\n")
+        locked.chmod(0)
+        assert error_line(config=locked).endswith(f"config file {locked} cannot be read: Permission denied")
+
+
+def test_a_config_file_with_a_byte_order_mark_is_read(tmp_path):
+    """Editors on Windows write one; tomllib refuses it as an invalid statement at line 1."""
+    path = tmp_path / "site.toml"
+    path.write_bytes(b"\xef\xbb\xbf[ingest]\nbatch_lines = 7\n")
+    assert load_settings(path, env={}).ingest.batch_lines == 7
+
+
+@pytest.mark.parametrize("name", ["bin.toml", "adir"])
+def test_the_command_exits_2_on_an_unreadable_config_file(tmp_path, name):
+    path = tmp_path / name
+    if name == "adir":
+        path.mkdir()
+    else:
+        path.write_bytes(b"\xff\xfe bad")
+    done = run_cli("alerts", "--config", str(path), "--data-dir", str(tmp_path / "data"))
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and str(path) in done.stderr
+
+
+# -- the form of every error line -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        # the origin of a list element is the list's
+        (
+            {"ACCESSWATCH_ORGANISATION__BUSINESS_DAYS": "[0, 9]"},
+            "organisation.business_days.1 = 9 (from ACCESSWATCH_ORGANISATION__BUSINESS_DAYS): expected less than",
+        ),
+        # a table where a value was expected: the keys set inside it
+        (
+            {"ACCESSWATCH_ORGANISATION__TIMEZONE__X": "1"},
+            "organisation.timezone = {'x': 1} (from ACCESSWATCH_ORGANISATION__TIMEZONE__X): expected a string,"
+            " not a table",
+        ),
+        ({"ACCESSWATCH_FOO__BAR": "1"}, "unknown key foo (from ACCESSWATCH_FOO__BAR): check its spelling"),
+        # cross-field rules name the key and its own value, not the section
+        (
+            {"ACCESSWATCH_WINDOWS__SHORT": "7m"},
+            "windows.short = '7m' (from ACCESSWATCH_WINDOWS__SHORT): expected a window that divides a day",
+        ),
+        (
+            {"ACCESSWATCH_RETENTION__ALERTS_DAYS": "30"},
+            "retention.alerts_days = 30 (from ACCESSWATCH_RETENTION__ALERTS_DAYS): expected alerts_days at least"
+            " events_days, here 30 and 180",
+        ),
+        (
+            {"ACCESSWATCH_DETECTORS__BULK_READ__ABSOLUTE_LIMITS__EMPLOYEE": "-5"},
+            "detectors.bulk_read.absolute_limits.employee = -5 (from"
+            " ACCESSWATCH_DETECTORS__BULK_READ__ABSOLUTE_LIMITS__EMPLOYEE): expected greater than or equal to 0",
+        ),
+        # a rule stated by its validator is not prefixed with "expected"
+        (
+            {"ACCESSWATCH_DETECTORS__ISOLATION_FOREST__BUDGET__HIGH": "9"},
+            "(from ACCESSWATCH_DETECTORS__ISOLATION_FOREST__BUDGET__HIGH): budgets must not grow with severity",
+        ),
+        # the adapters' sections, checked at load with the origin
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__AUTO_OFFSET_RESET": "oldest"},
+            "source.kafka.auto_offset_reset = 'oldest' (from ACCESSWATCH_SOURCE__KAFKA__AUTO_OFFSET_RESET):"
+            " expected 'earliest' or 'latest'",
+        ),
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": "SASL_SSL"},
+            "(from ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL): security_protocol SASL_SSL needs sasl_username",
+        ),
+        (
+            {"ACCESSWATCH_STORE__ELASTICSEARCH__REPLICAS": "-1"},
+            "store.elasticsearch.replicas = -1 (from ACCESSWATCH_STORE__ELASTICSEARCH__REPLICAS): expected greater",
+        ),
+        # pydantic's wording, said as what to write
+        ({"ACCESSWATCH_INGEST": "5"}, "ingest = 5 (from ACCESSWATCH_INGEST): expected a table, not an integer"),
+        (
+            {"ACCESSWATCH_DATA_DIR": "5"},
+            "data_dir = 5 (from ACCESSWATCH_DATA_DIR): expected a path (a string), not an integer",
+        ),
+        (
+            {"ACCESSWATCH_INGEST__BATCH_LINES": "abc"},
+            "ingest.batch_lines = 'abc' (from ACCESSWATCH_INGEST__BATCH_LINES): expected a valid integer, not a string",
+        ),
+        (
+            {"ACCESSWATCH_NOTIFY__ROUTES": "[{receivers = []}]"},
+            "notify.routes.0.receivers = [] (from ACCESSWATCH_NOTIFY__ROUTES): expected at least 1 item, not 0",
+        ),
+    ],
+)
+def test_error_lines_name_key_value_origin_and_expectation(env, expected):
+    assert expected in error_line(env)
+
+
+def test_the_origin_of_a_list_element_from_a_file_is_the_file(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_text('[[notify.silences]]\nname = "x"\nends_at = 2026-01-01T00:00:00\n')
+    assert error_line(config=path) == (
+        f"configuration error: notify.silences.0.ends_at = 2026-01-01T00:00:00 (from {path}):"
+        " expected a time with a UTC offset, e.g. 2026-11-02T22:00:00+08:00"
+    )
+
+
+def test_a_long_value_is_cut_in_the_line():
+    line = error_line({"ACCESSWATCH_INGEST": '"' + "x" * 500 + '"'})
+    assert f"ingest = '{'x' * 76}... (from ACCESSWATCH_INGEST): expected a table, not a string" in line
+    assert len(line) < 200
+
+
+def test_a_secret_in_an_adapter_section_is_never_shown():
+    line = error_line({"ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD": "12345"})
+    assert line == (
+        "configuration error: source.kafka.sasl_password = '<secret>' (from ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD):"
+        " expected a string, not an integer"
+    )
+
+
+# -- lenient values -----------------------------------------------------------------------------------------------
+
+
+def test_an_empty_variable_is_unset():
+    """``ACCESSWATCH_DATA_DIR=`` put the store in the current directory: Path("") is "."."""
+    settings = load_settings(env={"ACCESSWATCH_DATA_DIR": "", "ACCESSWATCH_INGEST__BATCH_LINES": ""})
+    assert settings.data_dir == Path("data") and settings.ingest.batch_lines == 5000
+
+
+def test_an_empty_data_dir_is_refused(tmp_path):
+    path = tmp_path / "site.toml"
+    path.write_text('data_dir = ""\n')
+    assert error_line(config=path).startswith(f"configuration error: data_dir = '' (from {path}): expected a directory")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("DETECTORS__BULK_READ__MIN_RATIO", "inf"),  # a detector's section
+        ("DETECTORS__BULK_READ__SEVERITY_SCORES", "[3.0, 5.0, inf]"),
+        ("SOURCE__SIMULATOR__SPEED", "inf"),
+        ("SOURCE__SIMULATOR__SPEED", "-nan"),
+        ("SOURCE__KAFKA__CHECKPOINT_INTERVAL", "inf"),  # an adapter's
+        ("NOTIFY__DELIVERY__TIMEOUT", "inf"),
+    ],
+)
+def test_non_finite_numbers_are_refused_everywhere(key, value):
+    line = error_line({f"ACCESSWATCH_{key}": value})
+    assert line.endswith(f"(from ACCESSWATCH_{key}): expected a finite number")
+
+
+def test_non_finite_numbers_are_refused_by_the_models_too():
+    """Settings built in code, not loaded, go through the same rule."""
+    with pytest.raises(ValidationError, match="finite"):
+        SimulatorSource(speed=float("inf"))
+    with pytest.raises(ConfigError, match="expected a finite duration"):
+        load_settings(env={"ACCESSWATCH_WINDOWS__LONG": "9" * 400 + "d"})  # digits enough to overflow a float
+
+
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules", "right/UTC", "posix/Asia/Shanghai"])
+def test_time_zones_that_depend_on_the_host_are_refused(zone):
+    line = error_line({"ACCESSWATCH_ORGANISATION__TIMEZONE": zone})
+    assert line.startswith(f"configuration error: organisation.timezone = {zone!r}")
+    assert line.endswith("expected an IANA time zone such as 'Asia/Shanghai' or 'UTC'")
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "Etc/GMT-8", "US/Eastern"])
+def test_iana_zones_and_links_are_accepted(zone):
+    assert load_settings(env={"ACCESSWATCH_ORGANISATION__TIMEZONE": zone}).organisation.timezone == zone

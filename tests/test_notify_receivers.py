@@ -16,6 +16,7 @@ from typing import TypeVar, get_args, get_origin
 import orjson
 import pytest
 
+from configs.loader import load_settings
 from models.alert import AlertStatus, Severity
 from models.config import ConfigError
 from models.incident import TriageAction, TriageActionKind
@@ -365,6 +366,38 @@ def test_unknown_receivers_and_kinds_are_configuration_errors(tmp_path):
         tmp_path, receivers=["pd-soc"], settings={"pd-soc": {"kind": "pagerduty", "routing_key": ROUTING_KEY}}
     )
     assert build_receivers(named)["pd-soc"].kind == "pagerduty"
+
+
+def test_unknown_receivers_are_refused_when_the_configuration_loads(tmp_path):
+    """Not only when paging: a plain ``replay`` accepted them, so a broken config was found at the first page."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={"ACCESSWATCH_NOTIFY__RECEIVERS": '["console", "nosuch"]'})
+    assert str(caught.value).startswith(
+        "configuration error: notify.receivers = ['console', 'nosuch'] (from ACCESSWATCH_NOTIFY__RECEIVERS):"
+        " expected receiver names that are kinds (alertmanager, console, email, file, pagerduty, slack, webhook)"
+    )
+    assert str(caught.value).endswith("receiver 'nosuch' has neither")
+    config = tmp_path / "site.toml"
+    config.write_text(
+        '[[notify.routes]]\nreceivers = ["console"]\nescalate = [{ after = "15m", receivers = ["ghost"] }]\n'
+    )
+    expected = f"notify.routes.0.escalate.0.receivers = ['ghost'] (from {config})"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        load_settings(config, env={})
+    with pytest.raises(ConfigError, match=re.escape("notify.settings.soc.kind = (absent) (from ACCESSWATCH_NOTIFY")):
+        load_settings(env={"ACCESSWATCH_NOTIFY__SETTINGS__SOC__URL": "https://hooks.example.com/x"})
+
+
+def test_a_short_webhook_secret_is_refused_when_the_configuration_loads(tmp_path):
+    config = tmp_path / "site.toml"
+    config.write_text('[notify.settings.hook]\nkind = "webhook"\nurl = "https://hooks.example.com/x"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config, env={"ACCESSWATCH_NOTIFY__SETTINGS__HOOK__SECRET": "short"})
+    assert str(caught.value) == (
+        "configuration error: notify.settings.hook.secret = '<secret>'"
+        # characters of a string, not "items"; the secret's own length is not told
+        " (from ACCESSWATCH_NOTIFY__SETTINGS__HOOK__SECRET): expected at least 16 characters"
+    )
 
 
 def test_each_receiver_validates_with_the_settings_it_is_typed_by():
