@@ -8,6 +8,7 @@ through the store's outbox (``notify.outbox`` plans, ``notify.dispatch`` deliver
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,10 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from ingest.kafka_source import KafkaIngest
     from store.sqlite import SqliteStore
+
+
+class StoreUnreadable(Exception):
+    """The store's file is there but is not a store SQLite can open (garbage, another program's file)."""
 
 
 def open_store(settings: Settings, readonly: bool = False) -> Store:
@@ -55,7 +60,12 @@ def _open_sqlite(settings: Settings, readonly: bool = False) -> SqliteStore:
     path = Path(settings.data_dir) / settings.store.sqlite.filename
     if readonly and not path.exists():
         raise FileNotFoundError(f"no store at {path}: replay or run something into this data dir first")
-    return SqliteStore(path, cache_mb=settings.store.sqlite.cache_mb, readonly=readonly)
+    try:
+        return SqliteStore(path, cache_mb=settings.store.sqlite.cache_mb, readonly=readonly)
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed", ...
+        raise StoreUnreadable(
+            f"cannot open the store at {path}: {exc} (move that file aside, or choose another data dir)"
+        ) from None
 
 
 def open_source(settings: Settings) -> Source:
@@ -127,8 +137,13 @@ def build_pipeline(
     store: Store,
     notifier: Pager | None,
     progress: Callable[[IngestReport], None] | None = None,
+    source_kind: str | None = None,
 ) -> Pipeline | KafkaIngest:
-    if settings.source.kind == "kafka":
+    """The pipeline for a source of ``source_kind`` (default: the configured ``source.kind``).
+
+    ``replay`` reads files whatever source ``run`` is configured for: it names the kind it reads.
+    """
+    if (source_kind or settings.source.kind) == "kafka":
         from ingest.kafka_source import KafkaIngest
 
         # one pipeline per partition, each with its own detector state (see ingest.kafka_source)

@@ -8,13 +8,16 @@ without the contract.
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -24,8 +27,10 @@ import orjson
 from accesswatch import __version__, app, integrity_cli, paging_cli
 from accesswatch.logging import configure as configure_logging
 from ingest import kafka_send
+from ingest.simulator.settings import MAX_DAYS, MAX_EMPLOYEES, MIN_EMPLOYEES
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
+from models.deadletter import DeadLetter
 from models.event import format_utc
 from store.base import AlertQuery, StoreNeedsUpgrade
 
@@ -33,6 +38,12 @@ if TYPE_CHECKING:
     from ingest.pipeline import IngestReport
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+# Beside a store the demo made, in its data dir: that store's creation stamp (``_creation_stamp``).
+DEMO_MARKER = ".accesswatch-demo"
+
+
+class WrongArgument(Exception):
+    """An argument the command cannot take (a labels file that is not one): one line, and EXIT_CONFIG."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -44,10 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     try:
         return args.handler(args)
-    except ConfigError as exc:
+    except (ConfigError, WrongArgument) as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return EXIT_CONFIG
-    except (FileNotFoundError, StoreNeedsUpgrade) as exc:
+    except (FileNotFoundError, PermissionError, StoreNeedsUpgrade, app.StoreUnreadable) as exc:
         print(f"accesswatch: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -83,16 +94,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"accesswatch {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str, configured: bool = True
+    ) -> argparse.ArgumentParser:
+        """A subcommand; ``configured``: it reads the configuration and the store (``--config``, ``--data-dir``)."""
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler, command=name)
-        sub.add_argument("--config", type=Path, metavar="FILE", help="TOML merged over configs/default.toml")
-        sub.add_argument(
-            "--data-dir",
-            type=Path,
-            metavar="DIR",
-            help="where the embedded store lives (default: $ACCESSWATCH_DATA_DIR, else ./data)",
-        )
+        if configured:
+            sub.add_argument("--config", type=Path, metavar="FILE", help="TOML merged over configs/default.toml")
+            sub.add_argument(
+                "--data-dir",
+                type=Path,
+                metavar="DIR",
+                help="where the embedded store lives (default: $ACCESSWATCH_DATA_DIR, else ./data)",
+            )
         return sub
 
     replay = command(
@@ -106,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     alerts = command("alerts", _alerts, "Print the stored alerts, oldest first.")
-    alerts.add_argument("--format", choices=["jsonl", "table"], default="table")
+    alerts.add_argument("--format", choices=["jsonl", "table"], default="table", help="(default: table)")
     alerts.add_argument(
         "--min-severity",
         choices=[s.value for s in Severity],
@@ -116,18 +131,44 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     dead = command("deadletters", _deadletters, "List the lines that could not become events, with the reason.")
-    dead.add_argument("--format", choices=["jsonl", "table"], default="table")
-    dead.add_argument("--limit", type=int, default=100)
+    dead.add_argument(
+        "--format",
+        choices=["jsonl", "table"],
+        default="table",
+        help="(default: table); jsonl: one object a line, the exact bytes in raw_base64, readable ones in raw",
+    )
+    dead.add_argument(
+        "--limit",
+        type=_count,
+        default=100,
+        metavar="N",
+        help="list the first N, oldest first (default: 100); the table's last line counts them all",
+    )
 
-    simulate = command("simulate", _simulate, "Write a simulated organisation's access log and its labels.")
-    simulate.add_argument("--days", type=int, default=30)
-    simulate.add_argument("--out", type=Path, required=True, metavar="DIR")
-    simulate.add_argument("--seed", type=int, default=7)
-    simulate.add_argument("--employees", type=int, default=240)
+    # simulate reads neither the configuration nor a store: its options are all it takes
+    simulate = command(
+        "simulate", _simulate, "Write a simulated organisation's access log and its labels.", configured=False
+    )
+    simulate.add_argument(
+        "--days", type=int, default=30, metavar="N", help=f"simulated days, 1 to {MAX_DAYS} (default: 30)"
+    )
+    simulate.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="where events.jsonl and labels.json are written"
+    )
+    simulate.add_argument("--seed", type=int, default=7, help="the same seed gives the same log (default: 7)")
+    simulate.add_argument(
+        "--employees",
+        type=int,
+        default=240,
+        metavar="N",
+        help=f"employees, {MIN_EMPLOYEES} to {MAX_EMPLOYEES:,} (default: 240); partners and services come with them",
+    )
     simulate.add_argument("--no-scenarios", action="store_true", help="leave out the injected insider scenarios")
 
     evaluate = command("evaluate", _evaluate, "Score the stored alerts against a simulation's labels.")
-    evaluate.add_argument("--labels", type=Path, required=True, metavar="FILE")
+    evaluate.add_argument(
+        "--labels", type=Path, required=True, metavar="FILE", help="the labels.json that simulate wrote"
+    )
     evaluate.add_argument("--format", choices=["text", "json"], default="text")
     evaluate.add_argument(
         "--compare",
@@ -142,12 +183,19 @@ def _parser() -> argparse.ArgumentParser:
 
     run = command("run", _run, "Ingest from the configured source until stopped (SIGINT/SIGTERM stop it cleanly).")
     run.add_argument("--source", choices=["file", "simulator", "kafka"], help="override source.kind")
-    run.add_argument("files", nargs="*", metavar="FILE", help="with --source file: the files to follow")
+    run.add_argument(
+        "files", nargs="*", metavar="FILE", help="with --source file (or source.kind = 'file'): the files to follow"
+    )
 
     demo = command("demo", _demo, "Play a simulated month through the live pipeline; alerts print as they are raised.")
     demo.add_argument("--speed", type=float, default=None, help="event-seconds per second (default from config: 3600)")
     demo.add_argument("--days", type=int, default=None)
-    demo.add_argument("--keep", action="store_true", help="keep the data dir's earlier demo store")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="add to the data dir's earlier demo store (by default the demo replaces it; it never touches a store"
+        " it did not make)",
+    )
 
     dashboard = command("dashboard", _dashboard, "Serve the web dashboard (Streamlit) over the store.")
     dashboard.add_argument("--port", type=int, default=None, help="default from config: 8501")
@@ -166,6 +214,10 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     if getattr(args, "data_dir", None) is not None:
         overrides["data_dir"] = str(args.data_dir)
     settings = load_settings(args.config, overrides=overrides)
+    problem = _not_a_directory(Path(settings.data_dir))
+    if problem:
+        data_dir = str(settings.data_dir)
+        raise ConfigError(f"configuration error: data_dir = {data_dir!r}: expected a directory, {problem}")
     from detectors.registry import build_detectors
 
     build_detectors(settings.detectors)  # a wrong detector value stops here, before any work
@@ -173,14 +225,38 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
     return settings
 
 
+def _not_a_directory(path: Path) -> str | None:
+    """Why ``path`` cannot be (or become, by ``mkdir -p``) a directory, or None."""
+    for ancestor in (path, *path.parents):
+        if ancestor.exists():
+            if ancestor.is_dir():
+                return None
+            return "and it is a file" if ancestor == path else f"and {ancestor} is a file"
+    return None
+
+
+def _count(text: str) -> int:
+    """An argparse type: a whole number, 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _plural(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 line``, ``2 lines``: summaries read as sentences."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 # -- replay ----------------------------------------------------------------------------
 def _replay(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    from ingest.sources import FileSource
+    from ingest.sources import FileSource, unreadable_reason
 
     for path in args.files:
-        if path != "-" and not Path(path).is_file():
-            print(f"accesswatch: no such file: {path}", file=sys.stderr)
+        problem = unreadable_reason(path)
+        if problem:  # before anything is stored: a command given one wrong path does nothing
+            print(f"accesswatch: {problem}", file=sys.stderr)
             return EXIT_FAILED
     source = FileSource(list(args.files), settings.ingest.max_line_bytes)
     paging = args.page or settings.notify.page_on_replay  # a replay of history pages nobody unless asked
@@ -188,7 +264,8 @@ def _replay(args: argparse.Namespace) -> int:
     progress = _Progress() if sys.stderr.isatty() else None
     with app.open_store(settings) as store:
         pager = app.open_pager(settings, store, receivers) if paging else None
-        pipeline = app.build_pipeline(settings, store, pager, progress)
+        # files, whatever source ``run`` is configured for (a Kafka deployment replays files too)
+        pipeline = app.build_pipeline(settings, store, pager, progress, source_kind="file")
         report = pipeline.run(source, close_windows=True)
         if paging:
             paging_cli.deliver_after_replay(settings, store, receivers)
@@ -196,7 +273,7 @@ def _replay(args: argparse.Namespace) -> int:
         progress.done()
     rate = report.lines_read / report.elapsed if report.elapsed > 0 else 0.0
     print(
-        f"read {report.lines_read} lines: stored {report.stored}, duplicates {report.duplicates},"
+        f"read {_plural(report.lines_read, 'line')}: stored {report.stored}, duplicates {report.duplicates},"
         f" dead letters {report.dead_letters}"
     )
     print(
@@ -249,11 +326,17 @@ def _alert_table(alerts: list[Alert], out: TextIO) -> None:
     if not alerts:
         out.write("no alerts\n")
         return
-    out.write(f"{'window start (UTC)':<24} {'severity':<8} {'detector':<16} {'actor':<18} {'score':>6}  summary\n")
+    # the columns as wide as their longest value: a long actor id (a partner's) must not push the rest out of line
+    detector = max(len("detector"), *(len(alert.detector) for alert in alerts))
+    actor = max(len("actor"), *(len(alert.actor_id) for alert in alerts))
+    out.write(
+        f"{'window start (UTC)':<24} {'severity':<8} {'detector':<{detector}} {'actor':<{actor}}"
+        f" {'score':>6}  summary\n"
+    )
     for alert in alerts:
         out.write(
-            f"{format_utc(alert.window_start):<24} {alert.severity.value:<8} {alert.detector:<16}"
-            f" {alert.actor_id:<18} {alert.score:>6.2f}  {alert.summary}\n"
+            f"{format_utc(alert.window_start):<24} {alert.severity.value:<8} {alert.detector:<{detector}}"
+            f" {alert.actor_id:<{actor}} {alert.score:>6.2f}  {alert.summary}\n"
         )
 
 
@@ -264,15 +347,26 @@ def _deadletters(args: argparse.Namespace) -> int:
         total = store.stats().dead_letters
     for letter in letters:
         if args.format == "jsonl":
-            record = letter.model_dump(mode="json", exclude={"raw"})
-            record["raw"] = letter.raw.decode("utf-8", errors="backslashreplace")
-            sys.stdout.write(orjson.dumps(record).decode() + "\n")
+            sys.stdout.write(orjson.dumps(_dead_letter_record(letter)).decode() + "\n")
         else:
-            raw = letter.raw[:80].decode("utf-8", errors="backslashreplace")
+            # decoded, then cut: a cut in bytes could split a character and show it as invalid bytes
+            raw = letter.raw.decode("utf-8", errors="backslashreplace")[:80]
             sys.stdout.write(f"{letter.source} {letter.position}: {letter.reason}\n    {raw!r}\n")
     if args.format == "table":
-        sys.stdout.write(f"{total} dead letters in all\n" if total else "no dead letters\n")
+        sys.stdout.write(f"{_plural(total, 'dead letter')} in all\n" if total else "no dead letters\n")
     return EXIT_OK
+
+
+def _dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
+    """The dead letter as JSON: ``raw`` for reading, ``raw_base64`` for the bytes themselves.
+
+    ``raw`` shows invalid UTF-8 as backslash escapes, so a line holding the bytes ``\\xff`` and one holding
+    the text ``\\xff`` read the same there; ``raw_base64`` tells them apart, and gives back the exact bytes.
+    """
+    record = letter.model_dump(mode="json", exclude={"raw"})
+    record["raw"] = letter.raw.decode("utf-8", errors="backslashreplace")
+    record["raw_base64"] = base64.b64encode(letter.raw).decode("ascii")
+    return record
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -280,7 +374,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from accesswatch.evaluate import evaluate, format_report
 
     settings = _settings(args)
-    labels = orjson.loads(args.labels.read_bytes())
+    labels = _read_labels(args.labels)
     zone = settings.organisation.tz
     with app.open_store(settings, readonly=True) as store:
         alerts = store.query_alerts(AlertQuery(limit=1_000_000))
@@ -309,6 +403,46 @@ def _evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# what evaluate reads of a labels file (ingest.simulator's labels.json), each item's keys
+_LABEL_KEYS = {"scenarios": ("scenario_id", "kind", "actor_id", "start", "end"), "benign": ("kind", "start", "end")}
+
+
+def _read_labels(path: Path) -> dict[str, Any]:
+    """A simulation's labels; ``WrongArgument`` for a file that is not one (an events file, ``{}``)."""
+    expected = "expected the labels.json that simulate wrote"
+    if path.is_dir():
+        raise WrongArgument(f"accesswatch evaluate: --labels {path} is a directory: {expected}")
+    try:
+        labels = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise WrongArgument(f"accesswatch evaluate: --labels {path} is not JSON ({exc}): {expected}") from None
+    problem = _labels_problem(labels)
+    if problem:
+        raise WrongArgument(f"accesswatch evaluate: --labels {path} is not a labels file ({problem}): {expected}")
+    return labels
+
+
+def _labels_problem(labels: object) -> str | None:
+    """What a labels file lacks, or None; without this, ``{}`` scored as "0/0 scenarios detected"."""
+    from models.event import parse_rfc3339
+
+    if not isinstance(labels, dict):
+        return "expected a JSON object"
+    for section, keys in _LABEL_KEYS.items():
+        items = labels.get(section)
+        if not isinstance(items, list):
+            return f"expected a list '{section}'"
+        for number, item in enumerate(items):
+            missing = [key for key in keys if not isinstance(item, dict) or not isinstance(item.get(key), str)]
+            if missing:
+                return f"{section}[{number}] lacks {', '.join(missing)}"
+            try:
+                parse_rfc3339(item["start"]), parse_rfc3339(item["end"])
+            except ValueError as exc:
+                return f"{section}[{number}]: {exc}"
+    return None
+
+
 def _models(args: argparse.Namespace) -> int:
     from detectors.isolation_forest import IsolationForestSettings
     from detectors.model_store import ModelStore, resolve_dir
@@ -331,7 +465,8 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{a.version:<58} {span:<35} {a.windows:>8,} {a.actor_days:>10,}  {thresholds}")
     latest = artefacts[-1]
     params = ", ".join(f"{k}={v}" for k, v in latest.params.items())
-    print(f"{len(artefacts)} models in {store.directory}; latest: {len(latest.features)} features, {params},")
+    models = _plural(len(artefacts), "model")
+    print(f"{models} in {store.directory}; latest: {len(latest.features)} features, {params},")
     print(f"  scikit-learn {latest.library.get('scikit-learn')}; features: {', '.join(latest.features)}")
     return EXIT_OK
 
@@ -347,6 +482,9 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"accesswatch simulate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    problem = _not_a_directory(args.out)
+    if problem:
+        raise WrongArgument(f"accesswatch simulate: --out {args.out}: expected a directory, {problem}")
     summary = write_simulation(args.out, simulation)
     print(orjson.dumps(summary).decode())
     return EXIT_OK
@@ -360,6 +498,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.files:
         overrides["source.file.paths"] = list(args.files)
     settings = _settings(args, **overrides)
+    if args.files and settings.source.kind != "file":  # files given to a simulator or Kafka run would be ignored
+        raise WrongArgument(
+            f"accesswatch run: FILE is read only by the file source, and this run's source.kind is"
+            f" {settings.source.kind!r}: drop the files, or add --source file"
+        )
     return _live(settings)
 
 
@@ -372,19 +515,72 @@ def _demo(args: argparse.Namespace) -> int:
     if args.data_dir is None:
         overrides["data_dir"] = "data/demo"
     settings = _settings(args, **overrides)
-    store_path = Path(settings.data_dir) / settings.store.sqlite.filename
-    if not args.keep:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{store_path}{suffix}").unlink(missing_ok=True)
-        (Path(settings.data_dir) / settings.notify.file).unlink(missing_ok=True)
+    store_path = _claim_demo_store(settings, replace=not args.keep)
     simulator = settings.source.simulator
     print(
-        f"accesswatch demo: {simulator.days} simulated days of an organisation with {simulator.employees} employees,"
-        f" played at {simulator.speed:,.0f}x into {store_path}; alerts print below as they are raised."
-        " Ctrl-C stops.",
+        f"accesswatch demo: {_plural(simulator.days, 'simulated day')} of an organisation with"
+        f" {_plural(simulator.employees, 'employee')}, played at {simulator.speed:,.0f}x into {store_path};"
+        " alerts print below as they are raised. Ctrl-C stops.",
         flush=True,
     )
     return _live(settings)
+
+
+def _claim_demo_store(settings: Settings, replace: bool) -> Path:
+    """The demo's store, made (and marked as the demo's) if need be; ``replace``: the earlier demo store goes first.
+
+    A data dir holding a store the demo did not make is refused, with or without ``--keep``:
+    replacing it would lose its data, and adding a simulated organisation to it would spoil it.
+    """
+    if settings.store.kind != "sqlite":
+        raise WrongArgument(
+            f"accesswatch demo: plays into the embedded store only, and store.kind is {settings.store.kind!r}:"
+            " set ACCESSWATCH_STORE__KIND=sqlite, or leave out the --config that chose it"
+        )
+    data_dir = Path(settings.data_dir)
+    store_path = data_dir / settings.store.sqlite.filename
+    marker = data_dir / DEMO_MARKER
+    # the store, SQLite's files beside it, and the file receiver's pages: what the demo writes and replaces
+    files = [Path(f"{store_path}{suffix}") for suffix in ("", "-wal", "-shm")] + [data_dir / settings.notify.file]
+    present = [path for path in files if path.exists()]
+    if present and not _made_by_demo(store_path, marker):
+        raise WrongArgument(
+            f"accesswatch demo: {data_dir} holds a store the demo did not make ({present[0]}): give the demo"
+            " a data dir of its own (--data-dir), or move that store away first"
+        )
+    if replace:
+        for path in present:
+            path.unlink()
+        marker.unlink(missing_ok=True)
+    if not store_path.exists():
+        with app.open_store(settings):  # made now, so that its stamp can mark it as the demo's
+            pass
+        marker.write_text(_creation_stamp(store_path) or "")
+    return store_path
+
+
+def _made_by_demo(store_path: Path, marker: Path) -> bool:
+    """Whether the demo made the store at ``store_path``: the marker beside it holds that store's stamp."""
+    if not marker.is_file():
+        return False
+    if not store_path.exists():  # the demo's store went, its side files stayed (an interrupted replacement)
+        return True
+    stamp = _creation_stamp(store_path)
+    return stamp is not None and marker.read_text().strip() == stamp
+
+
+def _creation_stamp(store_path: Path) -> str | None:
+    """When the store at ``store_path`` was made (its first migration's time, to the microsecond), or None.
+
+    Another store made in its place, even under the same file name and inode, has another stamp: a marker
+    left behind cannot vouch for it.
+    """
+    try:
+        with closing(sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT applied_at FROM schema_migrations ORDER BY rowid LIMIT 1").fetchone()
+    except sqlite3.Error:  # not a store, or not one of ours
+        return None
+    return str(row[0]) if row else None
 
 
 def _live(settings: Settings) -> int:
@@ -410,7 +606,7 @@ def _live(settings: Settings) -> int:
             signal.signal(sig, handler)
         source.close()
     print(
-        f"stopped: read {report.lines_read} lines, stored {report.stored}, duplicates {report.duplicates},"
+        f"stopped: read {_plural(report.lines_read, 'line')}, stored {report.stored}, duplicates {report.duplicates},"
         f" dead letters {report.dead_letters}, alerts raised {report.alerts_raised}",
         file=sys.stderr,
     )

@@ -8,6 +8,7 @@ the simulator and Kafka go through one code path.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -21,6 +22,8 @@ from typing import BinaryIO
 OVERSIZE_KEEP = 4096
 # How much of a stream is read at once: about 1,500 lines of the simulator's.
 CHUNK_BYTES = 1 << 20
+# What some editors (Windows ones) put at the start of a UTF-8 file; RFC 8259 lets a parser ignore it there.
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 # Not frozen: one is made for every line, and a frozen dataclass sets each field through
@@ -104,13 +107,21 @@ class LineReader:
             lines = (self._partial + chunk).split(b"\n") if self._partial else chunk.split(b"\n")
             self._partial = lines.pop()
             if len(self._partial) > self.max_line_bytes:
-                self._skipping, self._partial = (self._partial[:OVERSIZE_KEEP], len(self._partial)), b""
+                self._skip_partial(is_first_line=self.line_number == 0 and not lines)
             if lines:
                 yield self._records(lines, endings)
+
+    def _skip_partial(self, is_first_line: bool) -> None:
+        """Skip the line begun in ``_partial`` if it is over the limit; a byte order mark before it does not count."""
+        line = self._partial.removeprefix(UTF8_BOM) if is_first_line else self._partial
+        if len(line) > self.max_line_bytes:
+            self._skipping, self._partial = (line[:OVERSIZE_KEEP], len(line)), b""
 
     def _records(self, lines: list[bytes], endings: bool) -> list[RawRecord]:
         first = self.line_number + 1
         self.line_number += len(lines)
+        if first == 1 and lines[0].startswith(UTF8_BOM):  # the stream's very start: not part of the first line
+            lines[0] = lines[0][len(UTF8_BOM) :]
         source, limit = self.source, self.max_line_bytes
         if max(map(len, lines)) <= limit:  # the common case, in one comprehension
             if endings:  # "\r\n" endings (and stray "\r"s, which were never data)
@@ -170,7 +181,7 @@ class FileSource(Source):
                 yield from self._batches(sys.stdin.buffer, "stdin", max_records)
                 continue
             with open(path, "rb") as handle:
-                yield from self._batches(handle, f"file:{Path(path).resolve()}", max_records)
+                yield from self._batches(handle, f"file:{_display_path(path)}", max_records)
 
     def _batches(self, handle: BinaryIO, name: str, max_records: int) -> Iterator[list[RawRecord]]:
         batch: list[RawRecord] = []
@@ -189,3 +200,27 @@ class FileSource(Source):
             if not self.follow or self.stopping:
                 return
             time.sleep(self.poll)  # a live log: wait for it to grow
+
+
+def unreadable_reason(path: str) -> str | None:
+    """Why ``path`` cannot be read as a JSON Lines input, or None if it can (``-`` is standard input).
+
+    Anything readable but a directory will do, not only a regular file: a FIFO, ``<(zcat log.gz)``,
+    ``/dev/stdin``.  Checked before reading, so that nothing is stored when one path of several is wrong.
+    """
+    if path == "-":
+        return None
+    target = Path(path)
+    if target.is_dir():
+        return f"is a directory: {path}"
+    if not target.exists():  # a dangling symbolic link too
+        return f"no such file: {path}"
+    if not os.access(target, os.R_OK):
+        return f"cannot read (permission denied): {path}"
+    return None
+
+
+def _display_path(path: str) -> str:
+    """A regular file by its real path; a pipe or device (``/dev/fd/63``) as named: resolved, it says ``pipe:[…]``."""
+    target = Path(path)
+    return str(target.resolve()) if target.is_file() else os.path.abspath(path)

@@ -129,3 +129,155 @@ def test_run_stops_cleanly_on_sigterm_and_keeps_its_state(tmp_path):
         stored = db.execute("SELECT count(*) FROM events").fetchone()[0]
         checkpoint = db.execute("SELECT seq FROM checkpoints WHERE name = 'detectors'").fetchone()
     assert checkpoint is not None and checkpoint[0] == stored  # state saved for everything stored
+
+
+# -- operator acceptance: what an operator's mistakes and habits must get -------------------------------
+SAMPLE = orjson.dumps(event_dict()) + b"\n"
+
+
+def _quiet_env(**variables: str) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "ACCESSWATCH_LOGGING__LEVEL": "warning", **variables}
+
+
+def _events_in(data_dir) -> int:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(f"file:{data_dir / 'accesswatch.db'}?mode=ro", uri=True)) as db:
+        return db.execute("SELECT count(*) FROM events").fetchone()[0]
+
+
+def _demo(data_dir, *extra: str) -> subprocess.CompletedProcess:
+    env = _quiet_env(ACCESSWATCH_SOURCE__SIMULATOR__EMPLOYEES="20")  # one small day: seconds, not minutes
+    return aw("demo", "--data-dir", str(data_dir), "--days", "1", "--speed", "10000000", *extra, env=env)
+
+
+def test_demo_never_touches_a_store_it_did_not_make(tmp_path):
+    real = tmp_path / "real"
+    assert aw("replay", "-", "--data-dir", str(real), stdin=SAMPLE).returncode == 0
+    for extra in ((), ("--keep",)):  # replacing it loses data; adding a simulated organisation spoils it
+        done = _demo(real, *extra)
+        assert done.returncode == 2 and b"did not make" in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and b"Traceback" not in done.stderr
+        assert _events_in(real) == 1
+
+
+def test_demo_replaces_its_own_store_and_no_other_in_its_place(tmp_path):
+    demo = tmp_path / "demo"
+    first = _demo(demo)
+    assert first.returncode == 0, first.stderr
+    events = _events_in(demo)
+    again = _demo(demo)  # replaced, as documented: the same day stored again, not found as duplicates
+    assert again.returncode == 0, again.stderr
+    assert _events_in(demo) == events and b"duplicates 0" in again.stderr
+    kept = _demo(demo, "--keep")
+    assert kept.returncode == 0 and f"stored 0, duplicates {events}".encode() in kept.stderr
+    # the demo's store removed by hand, a real one made in its place: the marker left behind vouches for nothing
+    for name in ("accesswatch.db", "accesswatch.db-wal", "accesswatch.db-shm"):
+        (demo / name).unlink(missing_ok=True)
+    assert aw("replay", "-", "--data-dir", str(demo), stdin=SAMPLE).returncode == 0
+    assert _demo(demo).returncode == 2 and _events_in(demo) == 1
+
+
+def test_replay_reads_files_on_a_deployment_configured_for_kafka(tmp_path):
+    env = _quiet_env(ACCESSWATCH_SOURCE__KIND="kafka")
+    done = aw("replay", "-", "--data-dir", str(tmp_path / "data"), stdin=SAMPLE, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"read 1 line: stored 1,")  # one line, one line (not "1 lines")
+
+
+def test_replay_reads_anything_readable_and_names_a_directory(tmp_path):
+    data = str(tmp_path / "data")
+    piped = aw("replay", "/dev/stdin", "--data-dir", data, stdin=SAMPLE)  # a pipe, as <(...) and FIFOs are
+    assert piped.returncode == 0 and b"stored 1," in piped.stdout, piped.stderr
+    (tmp_path / "adir").mkdir()
+    directory = aw("replay", str(tmp_path / "adir"), "--data-dir", data)
+    assert directory.returncode == 1 and directory.stderr.startswith(b"accesswatch: is a directory:")
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("replay into a data dir that is a file", 2),
+        ("list the alerts of a data dir that is a file", 2),
+        ("replay into a store that is not SQLite", 1),
+        ("list the alerts of a store that is not SQLite", 1),
+        ("simulate into a file", 2),
+        ("evaluate against an events file", 2),
+        ("evaluate against an empty object", 2),
+        ("evaluate against a list", 2),
+    ],
+)
+def test_operator_mistakes_get_one_line_and_no_traceback(tmp_path, case, status):
+    afile, garbage = tmp_path / "afile", tmp_path / "garbage"
+    afile.write_bytes(b"x")
+    garbage.mkdir()
+    (garbage / "accesswatch.db").write_bytes(b"garbage, not a database\n" * 100)
+    (tmp_path / "events.jsonl").write_bytes(SAMPLE * 2)
+    (tmp_path / "empty.json").write_bytes(b"{}")
+    (tmp_path / "list.json").write_bytes(b"[]")
+    data = str(tmp_path / "data")
+    argv = {
+        "replay into a data dir that is a file": ("replay", "-", "--data-dir", str(afile)),
+        "list the alerts of a data dir that is a file": ("alerts", "--data-dir", str(afile / "sub")),
+        "replay into a store that is not SQLite": ("replay", "-", "--data-dir", str(garbage)),
+        "list the alerts of a store that is not SQLite": ("alerts", "--data-dir", str(garbage)),
+        "simulate into a file": ("simulate", "--days", "1", "--employees", "20", "--out", str(afile)),
+        "evaluate against an events file": ("evaluate", "--labels", str(tmp_path / "events.jsonl"), "--data-dir", data),
+        "evaluate against an empty object": ("evaluate", "--labels", str(tmp_path / "empty.json"), "--data-dir", data),
+        "evaluate against a list": ("evaluate", "--labels", str(tmp_path / "list.json"), "--data-dir", data),
+    }[case]
+    done = aw(*argv, stdin=SAMPLE, env=_quiet_env())
+    assert done.returncode == status, done.stderr
+    assert b"Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert (garbage / "accesswatch.db").read_bytes().startswith(b"garbage")  # left as it was
+
+
+def test_dead_letters_give_back_their_exact_bytes(tmp_path):
+    """Invalid bytes and text that spells them out read the same in ``raw``; ``raw_base64`` tells them apart."""
+    import base64
+
+    data = str(tmp_path / "data")
+    lines = [b"\xff\xfe garbage", b"\\xff\\xfe garbage"]
+    assert aw("replay", "-", "--data-dir", data, stdin=b"\n".join(lines) + b"\n").returncode == 0
+    listing = aw("deadletters", "--data-dir", data, "--format", "jsonl")
+    records = [json.loads(line) for line in listing.stdout.splitlines()]
+    assert records[0]["raw"] == records[1]["raw"] == "\\xff\\xfe garbage"
+    assert [base64.b64decode(r["raw_base64"]) for r in records] == lines
+
+
+def test_run_refuses_files_its_source_would_ignore(tmp_path):
+    # a short simulation: were the files ignored again, the run would end in seconds, not at the timeout
+    env = _quiet_env(
+        ACCESSWATCH_SOURCE__SIMULATOR__DAYS="1",
+        ACCESSWATCH_SOURCE__SIMULATOR__EMPLOYEES="20",
+        ACCESSWATCH_SOURCE__SIMULATOR__SPEED="10000000",
+    )
+    events = str(tmp_path / "events.jsonl")
+    done = aw("run", "--source", "simulator", "--data-dir", str(tmp_path), events, env=env)
+    assert done.returncode == 2 and b"--source file" in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_simulate_help_shows_its_defaults_and_no_store():
+    help_text = aw("simulate", "--help").stdout
+    assert b"(default: 30)" in help_text and b"(default: 7)" in help_text and b"(default: 240)" in help_text
+    assert b"--data-dir" not in help_text
+
+
+def test_deadletters_limit_is_explained_and_never_negative(tmp_path):
+    assert b"--limit N" in aw("deadletters", "--help").stdout
+    done = aw("deadletters", "--data-dir", str(tmp_path), "--limit", "-1")
+    assert done.returncode == 2 and b"expected 0 or more" in done.stderr
+
+
+def test_the_alert_table_keeps_its_columns_in_line_for_long_actor_ids():
+    import io
+
+    from accesswatch.cli import _alert_table
+    from tests.factories import alert
+
+    out = io.StringIO()
+    _alert_table([alert(actor_id="emp-0001"), alert(actor_id="ptn-swift-logistics-01-eu-west")], out)
+    header, *rows = out.getvalue().splitlines()
+    score_ends = {header.index("score") + len("score")} | {row.index("5.00") + len("5.00") for row in rows}
+    assert len(score_ends) == 1, out.getvalue()

@@ -18,7 +18,7 @@ from ingest import sources
 from ingest.parse import Parser
 from ingest.simulated_source import SimulatorSource
 from ingest.simulator import SimulationSettings
-from ingest.sources import OVERSIZE_KEEP, FileSource, LineReader
+from ingest.sources import OVERSIZE_KEEP, UTF8_BOM, FileSource, LineReader
 from tests.factories import T0, event_dict
 
 
@@ -108,7 +108,9 @@ def test_simulator_source_paces_event_time_on_its_clock():
 
 # -- lines read a chunk at a time (ingest.sources.LineReader) ---------------------------------------------
 LIMIT = 16
-LINE = st.binary(max_size=3 * LIMIT).map(lambda b: b.replace(b"\n", b"")) | st.sampled_from([b"", b"\r", b"x\r\r"])
+LINE = st.binary(max_size=3 * LIMIT).map(lambda b: b.replace(b"\n", b"")) | st.sampled_from(
+    [b"", b"\r", b"x\r\r", UTF8_BOM + b"{}", UTF8_BOM + b"z" * LIMIT]
+)
 
 
 def _expected(content: bytes, follow: bool = False) -> list[tuple]:
@@ -117,6 +119,8 @@ def _expected(content: bytes, follow: bool = False) -> list[tuple]:
     last = lines.pop()
     if last and not follow:
         lines.append(last)
+    if lines:  # a byte order mark at the very start is not part of the first line
+        lines[0] = lines[0].removeprefix(UTF8_BOM)
     records = []
     for number, line in enumerate(lines, 1):
         if len(line) > LIMIT:  # over by its bytes before the newline
@@ -169,3 +173,43 @@ def test_a_pipe_is_read_as_its_lines_arrive_without_waiting_for_a_whole_chunk():
         assert [r.data for r in next(reader)] == [b'{"n":1}']  # the pipe still open: a chunk would wait forever
         writer.write(b"2}\n")
         assert [r.data for r in next(reader)] == [b'{"n":2}']
+
+
+# -- a UTF-8 byte order mark (RFC 8259: a parser may ignore it at the start) -----------------------------------
+BOM = UTF8_BOM
+
+
+@given(chunk=st.integers(1, 40))
+def test_a_byte_order_mark_at_the_start_is_not_part_of_the_first_line(chunk):
+    content = BOM + b'{"a":1}\n' + BOM + b'{"b":2}\n'  # one further on is a line's own bytes
+    with _chunks_of(chunk):
+        records = list(LineReader(io.BytesIO(content), "test", 1 << 20))
+    assert [(r.data, r.position, r.size) for r in records] == [
+        (b'{"a":1}', "line 1", 7),
+        (BOM + b'{"b":2}', "line 2", 10),
+    ]
+
+
+def test_a_byte_order_mark_does_not_count_against_the_line_limit():
+    with _chunks_of(4):  # the first line still unfinished when the limit is checked
+        records = list(LineReader(io.BytesIO(BOM + b"x" * LIMIT + b"\n" + b"y" * 20 + b"\n"), "test", LIMIT))
+    assert [(r.data, r.oversize) for r in records] == [(b"x" * LIMIT, False), (b"y" * 20, True)]
+
+
+def test_a_file_saved_with_a_byte_order_mark_loses_no_event(tmp_path, parser):
+    path = tmp_path / "windows.jsonl"
+    path.write_bytes(BOM + orjson.dumps(event_dict()) + b"\r\n" + orjson.dumps(event_dict()) + b"\r\n")
+    records = [r for batch in FileSource([str(path)], 1 << 20).batches(10) for r in batch]
+    batch = parser.parse(records)
+    assert len(batch.events) == 2 and not batch.dead_letters
+
+
+def test_inputs_are_anything_readable_but_a_directory(tmp_path):
+    from ingest.sources import unreadable_reason
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert unreadable_reason(str(fifo)) is None and unreadable_reason("/dev/null") is None
+    assert unreadable_reason("-") is None
+    assert unreadable_reason(str(tmp_path)) == f"is a directory: {tmp_path}"
+    assert unreadable_reason(str(tmp_path / "nope")) == f"no such file: {tmp_path / 'nope'}"

@@ -259,3 +259,16 @@ def test_publishing_a_batch_reads_the_store_in_a_few_statements_however_many_ale
         reads, _ = statements(store, [again.model_copy(update={"incident_id": None})])
         assert len(reads) <= 5
         assert store.latest_incident("emp-0007") == incident
+
+
+def test_a_deployment_configured_for_kafka_replays_files_through_the_file_pipeline(tmp_path):
+    from ingest.kafka_source import KafkaIngest
+
+    settings = _settings(tmp_path / "data", **{"source.kind": "kafka"})
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(orjson.dumps(event_dict()) + b"\n")
+    with app.open_store(settings) as store:
+        assert isinstance(app.build_pipeline(settings, store, notifier=None), KafkaIngest)  # what `run` reads with
+        pipeline = app.build_pipeline(settings, store, notifier=None, source_kind="file")  # what `replay` does
+        report = pipeline.run(FileSource([str(path)], settings.ingest.max_line_bytes), close_windows=True)
+    assert report.balanced and report.stored == 1
