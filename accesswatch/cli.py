@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -27,7 +28,7 @@ import orjson
 from accesswatch import __version__, app, integrity_cli, paging_cli
 from accesswatch.logging import configure as configure_logging
 from ingest import kafka_send
-from ingest.simulator.settings import MAX_DAYS, MAX_EMPLOYEES, MIN_EMPLOYEES
+from ingest.simulator.settings import MAX_DAYS, MAX_EMPLOYEES, MIN_EMPLOYEES, SimulationSettings
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.deadletter import DeadLetter
@@ -164,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
         help=f"employees, {MIN_EMPLOYEES} to {MAX_EMPLOYEES:,} (default: 240); partners and services come with them",
     )
     simulate.add_argument("--no-scenarios", action="store_true", help="leave out the injected insider scenarios")
+    simulate.add_argument(
+        "--start",
+        type=_utc_midnight,
+        default=SimulationSettings.start,
+        metavar="DATE",
+        help="the first simulated day, YYYY-MM-DD, from 00:00 UTC (default: 2026-10-05). A log that runs past"
+        " tomorrow is dead-lettered by a replay as too far in the future (ingest.max_future_skew)",
+    )
 
     evaluate = command("evaluate", _evaluate, "Score the stored alerts against a simulation's labels.")
     evaluate.add_argument(
@@ -472,12 +481,20 @@ def _models(args: argparse.Namespace) -> int:
 
 
 # -- simulate ----------------------------------------------------------------------------------
+def _utc_midnight(text: str) -> datetime:
+    """``simulate --start``: a calendar date, as the start of that day in UTC."""
+    try:
+        return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date such as 2026-10-05, not {text!r}") from None
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from ingest.simulator import SimulationSettings, write_simulation
 
     try:
         simulation = SimulationSettings(
-            seed=args.seed, days=args.days, employees=args.employees, scenarios=not args.no_scenarios
+            seed=args.seed, days=args.days, employees=args.employees, scenarios=not args.no_scenarios, start=args.start
         )
     except ValueError as exc:
         print(f"accesswatch simulate: {exc}", file=sys.stderr)

@@ -281,3 +281,12 @@ def test_the_alert_table_keeps_its_columns_in_line_for_long_actor_ids():
     header, *rows = out.getvalue().splitlines()
     score_ends = {header.index("score") + len("score")} | {row.index("5.00") + len("5.00") for row in rows}
     assert len(score_ends) == 1, out.getvalue()
+
+
+def test_simulate_starts_on_the_day_asked(tmp_path):
+    done = aw("simulate", "--days", "1", "--employees", "20", "--start", "2025-01-06", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    days = {json.loads(line)["timestamp"][:10] for line in (tmp_path / "events.jsonl").read_text().splitlines()}
+    assert days and days <= {"2025-01-06", "2025-01-07"}  # shipping jitter may carry the last seconds over
+    refused = aw("simulate", "--start", "6 Jan", "--out", str(tmp_path))
+    assert refused.returncode == 2 and b"expected a date such as 2026-10-05" in refused.stderr
