@@ -8,6 +8,15 @@ store, ``check_against_store`` also proves that the period's events are the
 same as when it was signed, and that the chain still has the signed head (so
 the chain was not rewritten since, which the chain alone cannot show).
 
+Retention deletes a period's events in time, so the check accounts for the
+purges recorded after the signed entry: it rebuilds the digest as signed
+from the rows left and the purged events' leaves, which the chain keeps
+until every event of their entry is gone; past that it counts them.  Those
+purge records come after the signed head, so they are as trustworthy as
+the chain after it (a digest exported later anchors them).  Events stamped
+in the period but stored after signing are not in the digest: the check
+counts them, and ``verify`` checks them.
+
 Keys are PEM files, as ``openssl genpkey -algorithm ed25519`` writes them
 (``openssl pkey -in KEY -pubout`` for the public half).
 """
@@ -17,6 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, tzinfo
 from pathlib import Path
 from typing import Final, Literal, TypeVar
@@ -28,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict
 
 from models.event import format_utc, parse_rfc3339
-from store.chain import ChainedStore, ChainReport
+from store.chain import ChainedStore, ChainReport, PeriodAccount
 
 FORMAT: Final = "accesswatch-digest/1"
 K = TypeVar("K")  # what a key file parses to
@@ -149,23 +159,94 @@ def check_signature(document: DigestDocument, public_key: Ed25519PublicKey) -> l
     return problems
 
 
-def check_against_store(document: DigestDocument, store: ChainedStore) -> list[str]:
-    """Problems between the document and the store now (an empty list: the period is as signed)."""
-    problems = []
+@dataclass(slots=True)
+class StoreCheck:
+    """The document against the store now: problems (NOT VALID), else what the store holds of it."""
+
+    problems: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # for a valid document: what the verdict rests on
+
+
+def check_against_store(document: DigestDocument, store: ChainedStore) -> StoreCheck:
+    """Whether the store holds the period as signed, less what retention purged since (reported)."""
+    check = StoreCheck()
     head = store.chain_head(document.chain.entry)
     if head is None:
-        problems.append(f"the store's chain has no entry {document.chain.entry}: it was cut or replaced")
+        check.problems.append(f"the store's chain has no entry {document.chain.entry}: it was cut or replaced")
     elif head.digest.hex() != document.chain.head:
-        problems.append(
+        check.problems.append(
             f"the chain's entry {document.chain.entry} differs from the signed head: the chain was rewritten"
         )
     since, until = parse_rfc3339(document.period.since), parse_rfc3339(document.period.until)
     now = store.period_digest(since, until, document.chain.last_seq)
-    if now.events != document.events:
-        problems.append(f"the period has {now.events} events stored now, {document.events} when it was signed")
-    if now.digest.hex() != document.period_digest:
-        problems.append("the period's events differ from those signed (run `accesswatch verify` to name them)")
-    return problems
+    if now.digest.hex() == document.period_digest:
+        check.findings.append(f"the store holds the period's {now.events} events as signed")
+    else:
+        account = store.account_period(since, until, document.chain.entry, document.chain.last_seq)
+        _after_purges(document, now.events, account, check)
+    if now.later:
+        check.findings.append(
+            f"{now.later} events stamped in the period were stored after signing: the digest does not cover"
+            " them (`accesswatch verify` checks them)"
+        )
+    return check
+
+
+def _after_purges(document: DigestDocument, stored: int, account: PeriodAccount, check: StoreCheck) -> None:
+    """The period differs from the signed digest: valid only if purges since signing account for it."""
+    purged = account.purged + account.purged_unlisted
+    if not purged:
+        if stored != document.events:
+            check.problems.append(f"the period has {stored} events stored now, {document.events} when it was signed")
+        check.problems.append("the period's events differ from those signed (run `accesswatch verify` to name them)")
+        return
+    # an entry whose list went with its events may span an end of the period: then some of them were not in it
+    at_most = "up to " if account.straddles else ""
+    since = f"{at_most}{purged} of the period's events were purged by retention since signing"
+    if account.unpurged:  # removed behind the product's back where purges ran that recorded a count only
+        gone = f"{purged} of the period's events are missing where purges ran since signing"
+        check.problems += [f"{gone}, but {text} (run `accesswatch verify`)" for text in account.unpurged]
+        return
+    if account.digest is not None:
+        if account.digest.hex() == document.period_digest:
+            check.findings.append(f"{since}; with them, the {stored} stored match the signed digest")
+            return
+        reason = "the period's events differ from those signed, even with them (run `accesswatch verify` to name them)"
+        check.problems.append(f"{since}; {reason}{_undecided(account)}")
+        return
+    # some purged events went with their entry's list: their leaves are gone, the digest cannot be rebuilt
+    unlisted = f"{account.purged_unlisted} of them with their chain entry's list of events"
+    least = stored + account.purged
+    counts_match = (
+        (least <= document.events <= least + account.purged_unlisted)
+        if account.straddles
+        else (least + account.purged_unlisted == document.events)
+    )
+    if counts_match and not account.changed:
+        check.findings.append(
+            f"{since}, {unlisted}, so the signed digest cannot be rebuilt; the {stored} stored match their"
+            f" records in the chain under the signed head, and with the purged ones they make the"
+            f" {document.events} signed"
+        )
+        return
+    if account.changed:
+        check.problems.append(
+            f"{account.changed} stored events of the period no longer match their records in the chain"
+        )
+    if not counts_match:
+        check.problems.append(
+            f"{since} ({unlisted}), but they and the {stored} stored do not make the {document.events}"
+            f" signed{_undecided(account)}"
+        )
+
+
+def _undecided(account: PeriodAccount) -> str:
+    if not account.undecided:
+        return ""
+    return (
+        f" ({account.undecided} events were deleted by purges that recorded a count only, some of which ran"
+        " before signing: whether these were signed cannot be told)"
+    )
 
 
 def describe(report: ChainReport) -> list[str]:
@@ -183,5 +264,5 @@ def describe(report: ChainReport) -> list[str]:
             where += f" event {problem.event_id}"
         if problem.entry is not None:
             where += f" (chain entry {problem.entry})"
-        lines.append(f"{problem.kind:<9}{where.strip()}: {problem.detail}")
+        lines.append(f"{problem.kind:<9}{where.strip() + ': ' if where.strip() else ''}{problem.detail}")
     return lines

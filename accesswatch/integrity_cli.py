@@ -45,7 +45,15 @@ def add_commands(
     check.add_argument("document", type=Path, metavar="FILE")
     check.add_argument("--public-key", required=True, type=Path, metavar="FILE", help="Ed25519 public key (PEM)")
     check.add_argument(
-        "--check-store", action="store_true", help="also check that the store still holds the period as signed"
+        "--check-store",
+        action="store_true",
+        help="also check that the store still holds the period as signed, less what retention purged since",
+    )
+    check.epilog = (
+        "exit status: 0 valid (with --check-store: the store holds the period as signed, or as signed less"
+        " the events retention purged since, which the output counts; it also counts events of the period"
+        " stored after signing, which the digest does not cover); 1 NOT VALID (the document, the key or the"
+        " store disagree: the reasons follow); 2 the command line is wrong"
     )
 
     purge = command("purge", _purge, "Delete raw events and alerts past the retention of [retention].")
@@ -117,17 +125,20 @@ def _verify_digest(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"accesswatch verify-digest: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    findings: list[str] = []
     if args.check_store and not problems:
         with app.open_store(args.settings_of(args), readonly=True) as store:
-            problems = integrity.check_against_store(document, _chained(store))
+            check = integrity.check_against_store(document, _chained(store))
+        problems, findings = check.problems, check.findings
     period = f"[{document.period.since}, {document.period.until})"
     if problems:
         print(f"NOT VALID: the digest of {period}:")
         for problem in problems:
             print(f"  {problem}")
         return EXIT_FAILED
-    where = " and matches the store" if args.check_store else ""
-    print(f"valid: {document.events} events in {period}, signed by key {document.key_id}{where}")
+    print(f"valid: {document.events} events in {period}, signed by key {document.key_id}")
+    for finding in findings:
+        print(f"  store: {finding}")
     return EXIT_OK
 
 

@@ -66,7 +66,7 @@ def seqs_of(db: sqlite3.Connection, customer_id: str) -> list[int]:
     for first_seq, blob in db.execute(
         "SELECT first_seq, postings FROM customer_postings WHERE bucket = ?", (wanted % BUCKETS,)
     ):
-        pairs = np.frombuffer(blob, _PAIR)
+        pairs = stored_pairs(blob)
         low, high = np.searchsorted(pairs["hash"], [wanted, wanted + 1])
         if high > low:
             found.append(pairs["offset"][low:high].astype(np.int64) + first_seq)
@@ -82,13 +82,23 @@ def drop_purged(db: sqlite3.Connection, first_seq: int, last_seq: int) -> None:
     )
 
 
+def hashes(customer_ids: Sequence[str]) -> np.ndarray:
+    """``customer_hash`` of each id, as uint32 (``verify`` recomputes the index with it too)."""
+    crc32, encode = zlib.crc32, str.encode  # map over C functions: this runs for every id stored
+    return np.fromiter(map(crc32, map(encode, customer_ids)), np.uint32, len(customer_ids))
+
+
+def stored_pairs(blob: bytes) -> np.ndarray:
+    """The (hash, offset) pairs of a stored row's ``postings`` (ValueError if they are not whole pairs)."""
+    return np.frombuffer(blob, _PAIR)
+
+
 def _pairs(customer_ids: Sequence[Sequence[str] | None], offset: int = 0) -> np.ndarray:
     """The (hash, offset) pairs of consecutive events, unsorted; the first event at ``offset``."""
     counts = [len(ids) if ids else 0 for ids in customer_ids]
     flat = [customer for ids in customer_ids if ids for customer in ids]
     pairs = np.empty(len(flat), _PAIR)
-    crc32, encode = zlib.crc32, str.encode  # map over C functions: this runs for every id stored
-    pairs["hash"] = np.fromiter(map(crc32, map(encode, flat)), np.uint32, len(flat))
+    pairs["hash"] = hashes(flat)
     pairs["offset"] = np.repeat(np.arange(offset, offset + len(counts), dtype=np.uint32), counts)
     return pairs
 

@@ -13,9 +13,10 @@ write-ahead log are overwritten as the log is reused after the next
 checkpoint.
 
 Each purge transaction appends a ``purge`` entry to the hash chain
-(``store.chain``) recording its horizon, so ``verify`` tells events purged
-from events removed behind the product's back, and the chain stays
-verifiable for what remains.  The newest stored event is always kept: store
+(``store.chain``) recording its horizon and the seqs it deleted, so
+``verify`` tells events purged from events removed behind the product's
+back (the evidence a purge kept included), and the chain stays verifiable
+for what remains.  The newest stored event is always kept: store
 positions (checkpoints, the dashboard's roll-ups, the chain) count on its
 seq never going back, which SQLite guarantees only while a row holds it.
 """
@@ -205,7 +206,7 @@ def _delete_events(db: sqlite3.Connection, rows: list[tuple], horizon: int) -> i
         event_keys.forget(db, [row[3] for row in rows])
         # postings that still cover a kept event stay: queries re-check every event they find
         drop_purged(db, rows[0][0], rows[-1][0])
-        append_purge(db, horizon, len(rows), rows[0][0], rows[-1][0])
+        append_purge(db, horizon, [row[0] for row in rows])
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from accesswatch import cli, integrity
 from models.alert import AlertStatus
 from store.base import EventQuery
-from store.chain import GENESIS, ROW_COLUMNS, entry_digest, leaf_hash
+from store.chain import GENESIS, PURGE_SEQS_FORMAT, ROW_COLUMNS, entry_digest, leaf_hash, purged_runs
 from store.retention import RetentionLoop, RetentionPolicy
 from store.sqlite import SqliteStore
 from tests import factories
@@ -109,6 +109,7 @@ def test_every_changed_removed_and_inserted_event_is_named(tmp_path, settings):
             ("changed", 12, ids[11]),
             ("removed", 17, ids[16]),
             ("inserted", 31, "forged-1"),
+            ("index", 31, "forged-1"),  # a row inserted by hand has no index rows: searches miss it
         }
 
 
@@ -238,10 +239,13 @@ def test_a_signed_digest_checks_with_the_public_key_and_catches_a_rewritten_chai
     assert command(*check).returncode == 0
     assert command(*check, "--check-store").returncode == 0
 
-    # a late event of the period, stored after signing, is not in the digest: it still matches
+    # a late event of the period, stored after signing, is not in the digest: it still matches, and is counted
     with _store(tmp_path) as store:
         store.write([factories.incoming(settings, at=at(hours=5))])
-    assert command(*check, "--check-store").returncode == 0
+    done = command(*check, "--check-store")
+    assert done.returncode == 0
+    assert "the store holds the period's 23 events as signed" in done.stdout
+    assert "1 events stamped in the period were stored after signing: the digest does not cover them" in done.stdout
 
     # the document altered, or checked with another key: refused without the store
     altered = tmp_path / "altered.json"
@@ -395,3 +399,214 @@ def test_run_purges_at_start_and_again_every_interval_and_survives_a_failed_purg
     with _store(tmp_path) as store:
         assert store.stats().events == 1  # the newest stays (store positions never go back)
         assert store.verify_chain().intact
+
+
+# -- purges recorded by seq; and the format before -------------------------------------------------------
+def _purge_with_evidence(store: SqliteStore, settings) -> tuple[list[str], list[str]]:
+    """Three old entries (one event of each kept as an alert's evidence) and a recent one; purge the old."""
+    now = at(days=400)
+    old = _fill(store, settings, batches=3, size=10)
+    recent = _fill(store, settings, batches=1, size=5, days=390)
+    store.upsert_alerts([_alert_citing(old[n], AlertStatus.OPEN, 300, now) for n in (4, 14, 24)])
+    assert store.purge(RetentionPolicy.of(events_days=180, alerts_days=365, now=now)).events == 27
+    return old, recent
+
+
+def _count_only_purges(path: Path) -> None:
+    """Turn the store's purge entries into what versions before the seq lists wrote: a count, no list."""
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute(
+        "UPDATE chain SET leaves = NULL, leaves_digest = ? WHERE kind = 'purge'", (hashlib.sha256(b"").digest(),)
+    )
+    prev = GENESIS
+    for n, leaves_digest, header_json in db.execute(
+        "SELECT n, leaves_digest, json_array(n, kind, first_seq, last_seq, events, min_ts, max_ts, written_at)"
+        " FROM chain ORDER BY n"
+    ).fetchall():
+        digest = entry_digest(prev, orjson.loads(header_json), bytes(leaves_digest))
+        db.execute("UPDATE chain SET prev = ?, digest = ? WHERE n = ?", (prev, digest, n))
+        prev = digest
+    db.close()
+
+
+def test_an_event_a_purge_kept_and_deleted_afterwards_is_removed_not_purged(tmp_path, settings):
+    with _store(tmp_path) as store:
+        old, _ = _purge_with_evidence(store, settings)
+        report = store.verify_chain()
+        assert report.intact and report.purged == 27, report.problems
+        db = _raw(store)
+        db.execute("DELETE FROM events WHERE event_id = ?", (old[14],))  # kept as evidence, stamped long ago
+        db.close()
+        report = store.verify_chain()
+    assert {(p.kind, p.seq, p.event_id) for p in report.problems} == {("removed", 15, old[14])}
+    assert report.purged == 27
+
+
+def test_purge_entries_list_the_seqs_they_deleted_in_a_versioned_format(tmp_path, settings):
+    with _store(tmp_path) as store:
+        _purge_with_evidence(store, settings)
+        db = _raw(store)
+        rows = db.execute("SELECT events, leaves FROM chain WHERE kind = 'purge' ORDER BY n").fetchall()
+        db.close()
+    [(events, leaves)] = rows
+    assert leaves[0] == PURGE_SEQS_FORMAT and events == 27
+    assert purged_runs(leaves) == [(1, 4), (6, 9), (16, 9), (26, 5)]  # 5, 15 and 25 kept as evidence
+    assert purged_runs(None) is None  # an entry from before: a count only
+    with pytest.raises(ValueError):
+        purged_runs(bytes([PURGE_SEQS_FORMAT + 1]) + leaves[1:])  # a later format is refused, not misread
+
+
+def test_a_purge_record_altered_is_reported(tmp_path, settings):
+    with _store(tmp_path) as store:
+        old, _ = _purge_with_evidence(store, settings)
+        db = _raw(store)
+        db.execute("DELETE FROM events WHERE event_id = ?", (old[4],))
+        # claim seq 5 too: the record no longer hashes to the digest the entry keeps
+        db.execute("UPDATE chain SET leaves = ? WHERE kind = 'purge'", (bytes([PURGE_SEQS_FORMAT]) + b"".join(
+            (first).to_bytes(8, "big") + (count).to_bytes(8, "big") for first, count in [(1, 9), (16, 9), (26, 5)]
+        ),))  # fmt: skip
+        db.close()
+        problems = store.verify_chain().problems
+    assert any(p.kind == "chain" and "list of deleted seqs was altered" in p.detail for p in problems)
+
+
+def test_a_purged_event_stored_again_under_its_seq_is_reported(tmp_path, settings):
+    with _store(tmp_path) as store:
+        db = _raw(store)
+        old = _fill(store, settings, batches=1, size=5)
+        row = db.execute(f"SELECT {ROW_COLUMNS} FROM events WHERE seq = 2").fetchone()
+        _fill(store, settings, batches=1, size=2, days=390)
+        store.purge(RetentionPolicy.of(events_days=180, alerts_days=365, now=at(days=400)))
+        db.execute(f"INSERT INTO events ({ROW_COLUMNS}) VALUES ({','.join('?' * len(row))})", row)  # from a backup
+        db.close()
+        problems = store.verify_chain().problems
+    assert ("inserted", 2, old[1]) in {(p.kind, p.seq, p.event_id) for p in problems}
+    assert any("recorded deleting it" in p.detail for p in problems if p.seq == 2)
+
+
+def test_purges_that_recorded_a_count_only_still_verify_and_must_add_up(tmp_path, settings):
+    """Stores purged by versions before the seq lists: what is missing where they purged is counted."""
+    with _store(tmp_path) as store:
+        old, _ = _purge_with_evidence(store, settings)
+    _count_only_purges(tmp_path / "data" / "accesswatch.db")
+    with _store(tmp_path) as store:
+        report = store.verify_chain()
+        assert report.intact and report.purged == 27, report.problems
+        db = _raw(store)
+        db.execute("DELETE FROM events WHERE event_id = ?", (old[14],))
+        db.close()
+        report = store.verify_chain()
+    assert not report.intact and report.purged == 27
+    count, suspect = report.problems
+    assert (count.kind, count.seq) == ("removed", None)
+    assert "1 of the 28 listed events missing at seqs 1 to 30 (purge entry 5) were not purged" in count.detail
+    # the purge keeps the events alerts cite: the one missing is named as the likely one
+    assert (suspect.kind, suspect.seq, suspect.event_id) == ("removed", 15, old[14])
+
+
+def test_a_missing_chain_entry_is_one_line_for_its_events_not_one_per_event(tmp_path, settings):
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=4, size=10)
+        db = _raw(store)
+        db.execute("DELETE FROM chain WHERE n = 2")
+        db.close()
+        problems = store.verify_chain().problems
+    assert not [p for p in problems if p.kind == "inserted"]
+    assert [p.detail for p in problems if p.seq is None and "not covered" in p.detail] == [
+        "the events at seqs 11 to 20 (10 stored) are not covered: chain entry 2 is missing"
+    ]
+    assert len(problems) == 3  # with the gap in the numbers and the broken link
+
+
+# -- signed digests after purges ------------------------------------------------------------------------------
+def _sign_days_0_to_2(tmp_path: Path, private: Path) -> Path:
+    document = tmp_path / "digest.json"
+    done = command(
+        "export-digest", "--data-dir", str(tmp_path / "data"), "--from", "2026-11-01T00:00:00Z",
+        "--to", "2026-11-04T00:00:00Z", "--key", str(private), "--out", str(document),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return document
+
+
+def test_a_digest_signed_before_a_purge_is_rebuilt_from_the_chain_leaves(tmp_path, settings, keys):
+    _, private, public = keys
+    with _store(tmp_path) as store:
+        old = _fill(store, settings, batches=3, size=10)
+        _fill(store, settings, batches=1, size=5, days=390)
+        now = at(days=400)
+        store.upsert_alerts([_alert_citing(old[n], AlertStatus.OPEN, 300, now) for n in (4, 14, 24)])
+    document = _sign_days_0_to_2(tmp_path, private)
+    check = ["verify-digest", str(document), "--public-key", str(public), "--data-dir", str(tmp_path / "data")]
+    with _store(tmp_path) as store:
+        store.purge(RetentionPolicy.of(events_days=180, alerts_days=365, now=now))  # each entry keeps its list
+    done = command(*check, "--check-store")
+    assert done.returncode == 0, done.stdout
+    assert (
+        "27 of the period's events were purged by retention since signing; with them, the 3 stored match" in done.stdout
+    )
+    db = sqlite3.connect(tmp_path / "data" / "accesswatch.db", isolation_level=None)
+    db.execute("UPDATE events SET record_count = 7 WHERE event_id = ?", (old[14],))
+    db.close()
+    done = command(*check, "--check-store")
+    assert done.returncode == 1 and "differ from those signed, even with them" in done.stdout
+
+
+def test_a_digest_whose_purged_entries_lost_their_lists_is_checked_by_counts(tmp_path, settings, keys):
+    _, private, public = keys
+    with _store(tmp_path) as store:
+        old = _fill(store, settings, batches=3, size=10)
+        _fill(store, settings, batches=1, size=5, days=390)
+        now = at(days=400)
+        store.upsert_alerts([_alert_citing(old[4], AlertStatus.OPEN, 300, now)])
+    document = _sign_days_0_to_2(tmp_path, private)
+    check = ["verify-digest", str(document), "--public-key", str(public), "--data-dir", str(tmp_path / "data")]
+    with _store(tmp_path) as store:
+        assert store.purge(RetentionPolicy.of(events_days=180, alerts_days=365, now=now)).chain_lists_dropped == 2
+    done = command(*check, "--check-store")
+    assert done.returncode == 0, done.stdout
+    assert (
+        "29 of the period's events were purged by retention since signing, 20 of them with their chain entry's"
+        " list of events, so the signed digest cannot be rebuilt; the 1 stored match" in done.stdout
+    )
+    db = sqlite3.connect(tmp_path / "data" / "accesswatch.db", isolation_level=None)
+    db.execute("DELETE FROM events WHERE event_id = ?", (old[4],))  # the evidence the purge kept
+    db.close()
+    done = command(*check, "--check-store")
+    assert done.returncode == 1 and "do not make the 30 signed" in done.stdout
+
+
+def test_a_digest_after_count_only_purges_fails_where_they_do_not_add_up(tmp_path, settings, keys):
+    _, private, public = keys
+    with _store(tmp_path) as store:
+        old = _fill(store, settings, batches=3, size=10)
+        _fill(store, settings, batches=1, size=5, days=390)
+        now = at(days=400)
+        store.upsert_alerts([_alert_citing(old[n], AlertStatus.OPEN, 300, now) for n in (4, 14, 24)])
+    document = _sign_days_0_to_2(tmp_path, private)
+    check = ["verify-digest", str(document), "--public-key", str(public), "--data-dir", str(tmp_path / "data")]
+    with _store(tmp_path) as store:
+        store.purge(RetentionPolicy.of(events_days=180, alerts_days=365, now=now))
+    _count_only_purges(tmp_path / "data" / "accesswatch.db")
+    assert command(*check, "--check-store").returncode == 0
+    db = sqlite3.connect(tmp_path / "data" / "accesswatch.db", isolation_level=None)
+    db.execute("DELETE FROM events WHERE event_id = ?", (old[14],))
+    db.close()
+    done = command(*check, "--check-store")
+    assert done.returncode == 1 and "1 of the 28 listed events missing at seqs 1 to 30" in done.stdout
+
+
+def test_events_stored_again_by_a_replay_after_a_purge_verify_and_purge_again(tmp_path, settings):
+    """A replay of the original log after a purge stores the purged events anew (new seqs, a new entry)."""
+    with _store(tmp_path) as store:
+        old = [factories.incoming(settings, at=at(hours=n)) for n in range(6)]
+        store.write(old)
+        _fill(store, settings, batches=1, size=2, days=390)
+        policy = RetentionPolicy.of(events_days=180, alerts_days=365, now=at(days=400))
+        assert store.purge(policy).events == 6
+        assert store.write(old).stored == old  # the personal data is back, until the next purge
+        report = store.verify_chain()
+        assert report.intact and (report.purged, report.events_checked) == (6, 8), report.problems
+        assert store.purge(policy).events == 5  # the newest is one of them now: kept
+        report = store.verify_chain()
+        assert report.intact and (report.purged, report.events_checked) == (11, 3), report.problems
