@@ -37,11 +37,12 @@ from store.base import (
     decode_cursor,
     encode_cursor,
 )
-from store.chain import ROW_COLUMNS, SqliteChain, append_events
+from store.chain import ROW_COLUMNS, append_events
 from store.customer_postings import index_customers, seqs_of
 from store.local_days import local_day_sql, offsets_between
 from store.retention import SqliteRetention
 from store.sqlite_bulk import insert_all
+from store.sqlite_chain import SqliteChain
 from store.sqlite_checkpointer import WalCheckpointer
 from store.sqlite_dashboard import SqliteDashboardMixin
 from store.sqlite_outbox import SqliteOutbox
