@@ -14,27 +14,34 @@ from dashboard.auth import Permission
 st.set_page_config(page_title="accesswatch", page_icon="🛡️", layout="wide")
 
 pages_dir = ui.HERE / "views"
-linked_incident = "incident" in st.query_params
-linked_actor = "actor" in st.query_params and not linked_incident
+PAGE_NAMES = ("queue", "incident", "actor", "search", "compliance", "health")
 
 
-def page(name: str, title: str, icon: str, default: bool = False) -> st.Page:
-    return st.Page(pages_dir / f"{name}.py", title=title, icon=icon, url_path=name, default=default)
+def linked_page() -> str:
+    """The page a link asks for by its query: a pager's ``/?incident=<id>``, a profile's ``/?actor=<id>``."""
+    if "incident" in st.query_params:
+        return "incident"
+    return "actor" if "actor" in st.query_params else "queue"
+
+
+def page(name: str, title: str, icon: str) -> st.Page:
+    return st.Page(pages_dir / f"{name}.py", title=title, icon=icon, url_path=name, default=name == linked_page())
 
 
 if ui.signed_in() is None:
-    # every page known, none shown: the page asked for (a link from a pager) opens after the sign-in
-    st.navigation([page(name, name, ":material/lock:") for name in ("queue", "incident", "actor", "search",
-                                                                     "compliance", "health")], position="hidden")
+    # Every page known, none shown, so that the page asked for opens after the sign-in.  The linked page
+    # must be the default here too: a link to "/" would otherwise be taken as the first page's (the
+    # queue's), and the rerun after the sign-in asks for the page this run showed.
+    st.navigation([page(name, name, ":material/lock:") for name in PAGE_NAMES], position="hidden")
     ui.sign_in_form()
     st.stop()
 ctx = ui.context()
 sections: dict[str, list] = {}
 if ctx.can(Permission.QUEUE):
     sections["Triage"] = [
-        page("queue", "Alerts queue", ":material/notifications_active:", default=not (linked_incident or linked_actor)),
-        page("incident", "Incident", ":material/report:", default=linked_incident),
-        page("actor", "Actor profile", ":material/person_search:", default=linked_actor),
+        page("queue", "Alerts queue", ":material/notifications_active:"),
+        page("incident", "Incident", ":material/report:"),
+        page("actor", "Actor profile", ":material/person_search:"),
     ]
 audit = []
 if ctx.can(Permission.AUDIT_SEARCH):

@@ -7,12 +7,16 @@ events as over ten million.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+
+import orjson
 
 from dashboard.auth import Identity, Permission
 from dashboard.masking import Masker
@@ -24,6 +28,7 @@ from models.dashboard import (
     ClassDay,
     DataAccess,
     DataAccessKind,
+    DataAccessQuery,
     HourActivity,
     TriageSummary,
 )
@@ -34,6 +39,7 @@ from store.base import EventPage, EventQuery, IncidentQuery, Store, StoredEvent
 log = logging.getLogger(__name__)
 
 OPEN_STATUSES = [AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]
+CLOSING_ACTIONS = (TriageActionKind.RESOLVE, TriageActionKind.FALSE_POSITIVE)
 HOUR = timedelta(hours=1)
 
 
@@ -64,6 +70,28 @@ class IncidentView:
     actions: list[TriageAction]
     raised_at: datetime | None
     deadline: datetime | None  # raised + the reporting deadline
+
+    @property
+    def is_open(self) -> bool:
+        return self.incident.status in OPEN_STATUSES
+
+    @property
+    def closed_at(self) -> datetime | None:
+        """When a person last closed it (resolved, or marked a false positive); None while it is open."""
+        if self.is_open:
+            return None
+        return next((a.at for a in reversed(self.actions) if a.kind in CLOSING_ACTIONS), None)
+
+    def seconds_before_deadline(self, now: datetime) -> float | None:
+        """To spare before the deadline (negative: past it): now while open, at the closing once closed.
+
+        Closing stops the clock: a resolved incident has no deadline running on.  None: no deadline,
+        or closed at a time the triage log does not hold.
+        """
+        moment = now if self.is_open else self.closed_at
+        if self.deadline is None or moment is None:
+            return None
+        return (self.deadline - moment).total_seconds()
 
 
 def incident_view(store: Store, settings: Settings, incident_id: str) -> IncidentView | None:
@@ -489,22 +517,116 @@ def audit_search(store: Store, identity: Identity, query: EventQuery, reason: st
     return page
 
 
-def event_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:
-    """One event as a table row for a person: local time, masked identifiers."""
-    event = item.event
-    return {
-        "time": event.timestamp.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
-        "actor": event.actor.id,
-        "action": event.action.value,
-        "resource": f"{event.resource.kind}/{masker.resource_id(event.resource.id)}"
-        if event.resource.id
-        else event.resource.kind,
-        "records": event.record_count,
-        "classes": ", ".join(item.classes),
-        "customers": masker.customers(event.customer_ids),
-        "outcome": event.outcome.value,
-        "purpose": event.purpose or "",
-        "source_ip": event.source_ip or "",
-        "event_id": event.event_id,
-    }
+# -- events as rows: on screen and in the auditors' CSV ----------------------------------------------------
+EVENT_COLUMNS = ("time", "actor", "action", "resource", "records", "fields", "classes", "customers", "outcome",
+                 "purpose", "source_ip", "event_id")
+EXPORT_PAGE = 1000  # events read a page at a time while exporting
+EXPORT_CAP = 50_000  # events in one CSV: the file is built in the server's memory for the download
 
+
+def event_time(moment: datetime, zone: tzinfo) -> str:
+    """Local time to the millisecond, with its UTC offset: ``2026-10-25 09:36:23.123 +08:00``.
+
+    The offset says which clock the time is on, and the milliseconds tell apart, and order, the
+    events of one second.
+    """
+    stamp = moment.astimezone(zone).isoformat(sep=" ", timespec="milliseconds")
+    return f"{stamp[:23]} {stamp[23:]}"
+
+
+def event_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:
+    """One event as a table row for a person: local time, masked identifiers, the first few customers."""
+    event = item.event
+    values = (
+        event_time(event.timestamp, zone),
+        event.actor.id,
+        event.action.value,
+        f"{event.resource.kind}/{masker.resource_id(event.resource.id)}" if event.resource.id else event.resource.kind,
+        event.record_count,
+        ", ".join(event.fields or ()),
+        ", ".join(item.classes),
+        masker.customers(event.customer_ids),
+        event.outcome.value,
+        event.purpose or "",
+        event.source_ip or "",
+        event.event_id,
+    )
+    return dict(zip(EVENT_COLUMNS, values, strict=True))
+
+
+def export_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:
+    """One event as a CSV row: the screen's row with every customer id and field.
+
+    Both lists are JSON arrays: an id may hold any character (a comma, a quote), and a JSON array
+    still reads back into the very ids.  Customers are masked as on screen, in clear once unmasked.
+    """
+    row = event_row(item, masker, zone)
+    row["fields"] = orjson.dumps(item.event.fields or []).decode()
+    row["customers"] = orjson.dumps([masker.customer(c) for c in item.event.customer_ids or ()]).decode()
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class Export:
+    csv: str
+    events: int
+    complete: bool  # False: more events matched than the cap allowed; the CSV holds the first ``events``
+
+
+def export_events(
+    store: Store, identity: Identity, query: EventQuery, reason: str, masker: Masker, zone: tzinfo, cap: int
+) -> Export:
+    """Every event matching the query, page by page, up to ``cap``, as CSV; recorded as an export."""
+    if not identity.can(Permission.AUDIT_SEARCH):
+        raise PermissionError(f"{identity.role.value}s may not export the access log")
+    if not reason.strip():
+        raise ValueError("a reason is required to export the access log (a case, a request number)")
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=EVENT_COLUMNS)
+    writer.writeheader()
+    events, cursor = 0, None
+    while True:
+        page = store.query_events(query.model_copy(update={"limit": min(EXPORT_PAGE, cap - events), "cursor": cursor}))
+        writer.writerows(export_row(item, masker, zone) for item in page.items)
+        events += len(page.items)
+        cursor = page.next_cursor
+        if cursor is None or events >= cap:
+            break
+    asked = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "cursor", "newest_first"})
+    # whether the ids left in clear is part of what was read
+    what = {**asked, "cap": cap, "customer_ids": "in clear" if masker.unmasked else "masked"}
+    record_access(store, identity, DataAccessKind.EXPORT, reason, what, events)
+    return Export(out.getvalue(), events, complete=cursor is None)
+
+
+# -- the access log, page by page ------------------------------------------------------------------------
+# Where the next page of the access log starts: the oldest time shown, and how many shown have that time.
+AccessMark = tuple[datetime, int]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPage:
+    accesses: list[DataAccess]
+    older: AccessMark | None  # None: this page reaches the oldest access under the filters
+
+
+def access_log(store: Store, query: DataAccessQuery, after: AccessMark | None = None) -> AccessPage:
+    """One page of who read customer data, newest first; ``after`` (a page's ``older``) pages back past it.
+
+    The store answers a time span, newest first (ties in a fixed order), so the next page is the
+    span up to the oldest time shown, that time included, less the accesses at it already shown.
+    """
+    skip = 0
+    if after is not None:
+        oldest, skip = after
+        until = oldest + timedelta(microseconds=1)  # times are kept to the microsecond
+        query = query.model_copy(update={"until": min(query.until, until) if query.until else until})
+    found = store.data_accesses(query.model_copy(update={"limit": min(10_000, query.limit + skip + 1)}))[skip:]
+    shown = found[: query.limit]
+    if len(found) <= query.limit:
+        return AccessPage(shown, None)
+    last = shown[-1].at
+    at_last = sum(1 for access in shown if access.at == last)
+    if after is not None and after[0] == last:  # one time spread over more than one page
+        at_last += skip
+    return AccessPage(shown, (last, at_last))

@@ -46,20 +46,26 @@ def _local(moment: datetime | None, zone: tzinfo) -> str:
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z").strip()
 
 
+def _deadline_text(view: IncidentView, now: datetime, zone: tzinfo) -> str:
+    """When the deadline falls and where the incident stands against it; closing it stops the clock."""
+    if view.deadline is None:
+        return "unknown (the incident predates the dashboard's record of when it was raised)"
+    due = _local(view.deadline, zone)
+    left = view.seconds_before_deadline(now)
+    if view.is_open and left is not None:
+        return f"{due} ({left / 3600:.0f} h left)" if left >= 0 else f"{due}: passed {-left / 3600:.0f} h ago"
+    closed = view.incident.status.value.replace("_", " ")
+    if left is None:
+        return f"{due}; {closed}, no longer running"
+    return f"{due}; {closed} {abs(left) / 3600:.0f} h {'before' if left >= 0 else 'after'} it"
+
+
 def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
     """The report as titled sections: a list of lines, or a table."""
     incident, impact, settings = report.incident, report.impact, report.settings
     zone = settings.organisation.tz
     view = report.view
-    deadline = view.deadline
-    if deadline is None:
-        deadline_text = "unknown (the incident predates the dashboard's record of when it was raised)"
-    elif report.prepared_at > deadline:
-        hours = (report.prepared_at - deadline).total_seconds() / 3600
-        deadline_text = f"{_local(deadline, zone)}: passed {hours:.0f} h ago"
-    else:
-        hours = (deadline - report.prepared_at).total_seconds() / 3600
-        deadline_text = f"{_local(deadline, zone)} ({hours:.0f} h left)"
+    deadline_text = _deadline_text(view, report.prepared_at, zone)
     sensitivity = {name: c.sensitivity for name, c in settings.classification.classes.items()}
     who = [
         f"Actor: {incident.actor_id} ({incident.actor_kind.value})",
@@ -113,7 +119,7 @@ def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
 def _header(report: Report) -> list[str]:
     zone = report.settings.organisation.tz
     return [
-        f"Incident {report.incident.incident_id}",
+        report.incident.incident_id,  # after "Incident report: "
         f"Prepared by {report.prepared_by} at {_local(report.prepared_at, zone)} with accesswatch",
     ]
 

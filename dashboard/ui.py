@@ -222,6 +222,21 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def deadline_standing(view: queries.IncidentView, now: datetime) -> tuple[str, str]:
+    """The reporting deadline as a metric's value and the start of its detail line.
+
+    Open: the time left, or how long overdue.  Closed (resolved, false positive): the clock stopped
+    when a person closed it, so the status, and the detail says how that fell against the deadline.
+    """
+    left = view.seconds_before_deadline(now)
+    status = STATUS_LABEL[view.incident.status.value]
+    if left is None:  # no deadline, or closed at a time the triage log does not hold
+        return ("unknown" if view.is_open else status), ""
+    if view.is_open:
+        return duration(abs(left)) + (" left" if left >= 0 else " overdue"), ""
+    return status, f"{duration(abs(left))} {'before' if left >= 0 else 'after'} the deadline · "
+
+
 def severity_label(severity: str) -> str:
     """Markdown: the severity as a coloured badge (no emoji: fonts without them show boxes)."""
     return f":{SEVERITY_BADGE.get(severity, 'gray')}-badge[{severity}]"

@@ -105,9 +105,13 @@ class EventQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    event_id: str | None = None  # exact: the event an alert's evidence cites
     actor_id: str | None = None
     customer_id: str | None = None
-    data_class: str | None = None
+    data_class: str | None = None  # as the event was classified when stored
+    # a name in the event's ``fields`` (exact: passport_number, not its class), whatever its class; a
+    # store may narrow by ``data_class`` first, so giving the field's class too makes the search cheaper
+    field: str | None = None
     resource: str | None = None  # "system", "system/type" or "system/type/id"
     action: Action | None = None
     outcome: Outcome | None = None

@@ -119,6 +119,50 @@ def _micros(moment: datetime) -> int:
     return round(moment.timestamp() * 1_000_000)
 
 
+# True when the body's top-level list ``key`` holds the next parameter.  Of a key given twice, the
+# last: the event as ingest read it (orjson and pydantic keep the last), which the indexes and the row
+# shown come from.  ``json_each(body, '$.key')`` would read the first.
+_BODY_LISTS = (
+    "EXISTS (SELECT 1 FROM json_each((SELECT t.value FROM json_each(e.body) t WHERE t.key = '{key}'"
+    " ORDER BY t.id DESC LIMIT 1)) WHERE value = ?)"
+)
+# A field named in the body, two parameters: the name as JSON, then the name.  Parsing the body is the
+# cost of a field search; a body without the quoted name cannot list it, unless an escape spells it
+# otherwise, so a search for a rare field parses only the bodies that may hold it.
+_NAMES_FIELD = f"((instr(e.body, ?) > 0 OR instr(e.body, '\\') > 0) AND {_BODY_LISTS.format(key='fields')})"
+
+
+def _add_column_filters(query: EventQuery, where: list[str], params: list[str | int]) -> None:
+    """The filters on the events table's own columns: resource, action and outcome."""
+    if query.resource is not None:
+        parts = query.resource.split("/", 2)
+        for column, value in zip(("e.system", "e.resource_type", "e.resource_id"), parts, strict=False):
+            where.append(f"{column} = ?")
+            params.append(value)
+    if query.action is not None:
+        where.append("e.action = ?")
+        params.append(query.action.value)
+    if query.outcome is not None:
+        where.append("e.outcome = ?")
+        params.append(query.outcome.value)
+
+
+def _add_time_filters(
+    query: EventQuery, ts_column: str, seq_column: str, where: list[str], params: list[str | int]
+) -> None:
+    """Since, until and the page's cursor, on the leading index's time column."""
+    if query.since is not None:
+        where.append(f"{ts_column} >= ?")
+        params.append(_micros(query.since))
+    if query.until is not None:
+        where.append(f"{ts_column} < ?")
+        params.append(_micros(query.until))
+    if query.cursor is not None:
+        ts, seq = decode_cursor(query.cursor)
+        where.append(f"({ts_column}, {seq_column}) {'<' if query.newest_first else '>'} (?, ?)")
+        params.extend((ts, seq))
+
+
 def _span(query: EventQuery) -> tuple[int, int]:
     """The earliest and the latest event time (microseconds, both included) a page of ``query`` can hold."""
     earliest = actor_days.EARLIEST if query.since is None else _micros(query.since)
@@ -467,62 +511,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
 
     # -- reading --------------------------------------------------------------------
     def query_events(self, query: EventQuery) -> EventPage:
-        where: list[str] = []
-        params: list[str | int] = []
-        source = "events e"
-        ts_column = "e.ts"
-        if query.customer_id is not None:
-            where.append("e.seq IN (SELECT value FROM json_each(?))")
-            params.append(orjson.dumps(seqs_of(self._db, query.customer_id)).decode())
-            # the postings hold a hash: re-check the id itself
-            where.append("EXISTS (SELECT 1 FROM json_each(e.body, '$.customer_ids') WHERE value = ?)")
-            params.append(query.customer_id)
-        if query.data_class is not None and query.customer_id is None:
-            source = "event_classes k JOIN events e ON e.seq = k.seq"
-            where.append("k.class = ?")
-            params.append(query.data_class)
-            ts_column = "k.ts"
-        if query.customer_id is not None and query.data_class is not None:
-            where.append("instr(',' || e.classes || ',', ?) > 0")  # not LIKE: "_" in a class name would match any
-            params.append(f",{query.data_class},")
-        by_day = False
-        if query.actor_id is not None:
-            where.append("e.actor_id = ?")
-            params.append(query.actor_id)
-            # alone, or beside filters no index serves: the actor's index, day by day (``store.actor_days``)
-            if query.customer_id is None and query.data_class is None:
-                by_day = True
-                where.append(actor_days.WITHIN_DAYS)
-                params.extend(actor_days.within_days(*_span(query)))
-        if query.resource is not None:
-            parts = query.resource.split("/", 2)
-            for column, value in zip(("e.system", "e.resource_type", "e.resource_id"), parts, strict=False):
-                where.append(f"{column} = ?")
-                params.append(value)
-        if query.action is not None:
-            where.append("e.action = ?")
-            params.append(query.action.value)
-        if query.outcome is not None:
-            where.append("e.outcome = ?")
-            params.append(query.outcome.value)
-        if query.since is not None:
-            where.append(f"{ts_column} >= ?")
-            params.append(_micros(query.since))
-        if query.until is not None:
-            where.append(f"{ts_column} < ?")
-            params.append(_micros(query.until))
-        if query.cursor is not None:
-            ts, seq = decode_cursor(query.cursor)
-            where.append(f"({ts_column}, e.seq) {'<' if query.newest_first else '>'} (?, ?)")
-            params.extend((ts, seq))
-        order = "DESC" if query.newest_first else "ASC"
-        # the day first: the same order (days are in time order), which the day-led actor index gives
-        by = f"{actor_days.DAY} {order}, " if by_day else ""
-        sql = (
-            f"SELECT e.seq, e.ts, e.body, e.classes FROM {source}"
-            + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY {by}{ts_column} {order}, e.seq {order} LIMIT ?"
-        )
+        sql, params = self._events_sql(query)
         rows = self._db.execute(sql, (*params, query.limit + 1)).fetchall()
         items = [
             StoredEvent(
@@ -535,6 +524,72 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             seq, ts = rows[query.limit - 1][0], rows[query.limit - 1][1]
             next_cursor = encode_cursor(ts, seq)
         return EventPage(items=items, next_cursor=next_cursor)
+
+    def _events_sql(self, query: EventQuery) -> tuple[str, list[str | int]]:
+        """A page's SELECT (its LIMIT the last parameter), led by the narrowest index the filters have.
+
+        In that order: the event id's key (one event) and the customer's postings, the data class's
+        index, the actor's days, else the time index; every other filter is checked on the rows it leads
+        to.  A field has no index of its own: given with its class, the class's index narrows first.
+        """
+        where: list[str] = []
+        params: list[str | int] = []
+        source, ts_column, seq_column = "events e", "e.ts", "e.seq"
+        seqs = self._candidate_seqs(query)
+        if seqs is not None:
+            where.append("e.seq IN (SELECT value FROM json_each(?))")
+            params.append(orjson.dumps(seqs).decode())
+        elif query.data_class is not None:
+            # ordered by the index's own columns (k.seq is e.seq), it gives the page's order: no sort
+            source, ts_column, seq_column = "event_classes k JOIN events e ON e.seq = k.seq", "k.ts", "k.seq"
+            where.append("k.class = ?")
+            params.append(query.data_class)
+        if query.event_id is not None:
+            where.append("e.event_id = ?")  # a key may be another id's (a 64-bit hash)
+            params.append(query.event_id)
+        if query.customer_id is not None:
+            where.append(_BODY_LISTS.format(key="customer_ids"))  # the postings hold a hash: re-check the id
+            params.append(query.customer_id)
+        if query.data_class is not None and seqs is not None:
+            where.append("instr(',' || e.classes || ',', ?) > 0")  # not LIKE: "_" in a class name would match any
+            params.append(f",{query.data_class},")
+        if query.field is not None:
+            where.append(_NAMES_FIELD)
+            params.extend((orjson.dumps(query.field).decode(), query.field))
+        by_day = query.actor_id is not None and seqs is None and query.data_class is None
+        if query.actor_id is not None:
+            where.append("e.actor_id = ?")
+            params.append(query.actor_id)
+            if by_day:  # the actor's index, day by day (``store.actor_days``)
+                where.append(actor_days.WITHIN_DAYS)
+                params.extend(actor_days.within_days(*_span(query)))
+        _add_column_filters(query, where, params)
+        _add_time_filters(query, ts_column, seq_column, where, params)
+        order = "DESC" if query.newest_first else "ASC"
+        # the day first: the same order (days are in time order), which the day-led actor index gives
+        by = f"{actor_days.DAY} {order}, " if by_day else ""
+        sql = (
+            f"SELECT e.seq, e.ts, e.body, e.classes FROM {source}"
+            + (f" WHERE {' AND '.join(where)}" if where else "")
+            + f" ORDER BY {by}{ts_column} {order}, {seq_column} {order} LIMIT ?"
+        )
+        return sql, params
+
+    def _candidate_seqs(self, query: EventQuery) -> list[int] | None:
+        """The seqs the event id's key and the customer's postings allow (to re-check); None: neither given."""
+        found: list[int] | None = None
+        if query.event_id is not None:
+            found = self._seqs_of_event_id(query.event_id)
+        if query.customer_id is not None:
+            postings = seqs_of(self._db, query.customer_id)
+            found = postings if found is None else sorted(set(found) & set(postings))
+        return found
+
+    def _seqs_of_event_id(self, event_id: str) -> list[int]:
+        """Where an id may be stored: under its key, and without one (its key collided with another id's)."""
+        keyed = event_keys.seq_of(self._db, id_key(event_id))
+        collided = self._db.execute("SELECT seq FROM events WHERE id_key IS NULL AND event_id = ?", (event_id,))
+        return sorted({seq for (seq,) in collided} | ({keyed} if keyed is not None else set()))
 
     def query_alerts(self, query: AlertQuery) -> list[Alert]:
         where = ["severity_rank >= ?"]

@@ -12,13 +12,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
+from detectors.classify import Classifier
 from models.alert import AlertStatus, Severity
 from models.deadletter import DeadLetter
-from models.event import Action, Outcome
+from models.event import AccessEvent, Action, Outcome
+from models.fast_event import from_model
 from models.incident import Incident, TriageAction, TriageActionKind
-from store.base import AlertQuery, EventQuery, IncidentQuery, Store
+from store.base import AlertQuery, EventQuery, IncidentQuery, IncomingEvent, Store
 from tests import factories as f
 
 
@@ -156,6 +159,60 @@ class StoreContract:
         assert self._ids(page) == [corpus[1].event.event_id]
         # a class is matched whole, "_" included (no LIKE wildcard)
         assert self._ids(store.query_events(EventQuery(customer_id="c-2", data_class="government_i_"))) == []
+
+    def test_events_by_field_are_exact_whatever_the_class(self, store: Store, settings, corpus):
+        tier = f.incoming(settings, at=f.at(hours=4), actor={"id": "emp-d"}, fields=["membership_tier", "name"])
+        store.write([tier])
+        passport = [corpus[1].event.event_id]
+        assert self._ids(store.query_events(EventQuery(field="passport_number"))) == passport
+        assert self._ids(store.query_events(EventQuery(field="passport_number", data_class="government_id"))) == (
+            passport
+        )
+        assert self._ids(store.query_events(EventQuery(field="passport_number", data_class="identity"))) == []
+        for near_miss in ("passport", "Passport_Number", "passport_number "):  # whole names, case and all
+            assert self._ids(store.query_events(EventQuery(field=near_miss))) == []
+        # a field no class names: found by name, and under the class "unclassified"
+        assert self._ids(store.query_events(EventQuery(field="membership_tier"))) == [tier.event.event_id]
+        unclassified = store.query_events(EventQuery(field="membership_tier", data_class="unclassified"))
+        assert self._ids(unclassified) == [tier.event.event_id]
+        named = store.query_events(EventQuery(field="name", actor_id="emp-a", newest_first=False))
+        assert self._ids(named) == [corpus[0].event.event_id, corpus[2].event.event_id, corpus[4].event.event_id]
+        with_customer = store.query_events(EventQuery(field="bank_account", customer_id="c-1"))
+        assert self._ids(with_customer) == [corpus[3].event.event_id]
+
+    def test_a_field_is_read_from_the_body_as_ingest_read_it(self, store: Store, settings):
+        # JSON readers keep the last of a repeated key: the event stored lists "name", not "passport_number"
+        data = f.event_dict(fields=["name"])
+        raw = orjson.dumps(data).replace(b'"fields":', b'"fields":["passport_number"],"fields":', 1)
+        parsed = AccessEvent.model_validate_json(raw)
+        assert parsed.fields == ["name"]
+        classes = Classifier(settings.classification).touch(parsed.fields).classes
+        store.write([IncomingEvent(from_model(parsed), raw, classes)])
+        assert self._ids(store.query_events(EventQuery(field="passport_number"))) == []
+        assert self._ids(store.query_events(EventQuery(field="name"))) == [data["event_id"]]
+        # a name written with a JSON escape is the same name
+        escaped = f.event_dict(fields=["passport_number"])
+        raw = orjson.dumps(escaped).replace(b"passport_number", b"passport\\u005fnumber", 1)
+        parsed = AccessEvent.model_validate_json(raw)
+        assert parsed.fields == ["passport_number"]
+        classes = Classifier(settings.classification).touch(parsed.fields).classes
+        store.write([IncomingEvent(from_model(parsed), raw, classes)])
+        assert self._ids(store.query_events(EventQuery(field="passport_number"))) == [escaped["event_id"]]
+
+    def test_an_event_is_found_by_its_id(self, store: Store, settings, corpus):
+        wanted = corpus[2].event.event_id
+        assert self._ids(store.query_events(EventQuery(event_id=wanted))) == [wanted]
+        assert self._ids(store.query_events(EventQuery(event_id=wanted, actor_id="emp-a", customer_id="c-3"))) == [
+            wanted
+        ]
+        assert self._ids(store.query_events(EventQuery(event_id=wanted, actor_id="emp-b"))) == []
+        assert self._ids(store.query_events(EventQuery(event_id=wanted, customer_id="c-1"))) == []
+        assert self._ids(store.query_events(EventQuery(event_id=wanted, data_class="government_id"))) == []
+        assert self._ids(store.query_events(EventQuery(event_id=wanted.upper()))) == []  # ids are exact
+        assert self._ids(store.query_events(EventQuery(event_id="evt-nowhere"))) == []
+        cased = f.incoming(settings, event_id=wanted.upper())
+        store.write([cased])
+        assert self._ids(store.query_events(EventQuery(event_id=wanted.upper()))) == [wanted.upper()]
 
     def test_paging_returns_every_event_once(self, store: Store, settings):
         # several events share a timestamp: the cursor must break ties

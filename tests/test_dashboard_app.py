@@ -8,7 +8,10 @@ quick); most tests then start signed in as the role they check.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import csv
+import io
+import json
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +21,9 @@ from configs.loader import load_settings
 from dashboard.auth import Identity, Role, hash_password
 from detectors.incidents import incident_id
 from models.alert import AlertStatus, Severity
-from models.dashboard import DataAccessKind, DataAccessQuery
+from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery
 from models.incident import Incident, TriageActionKind
+from store.base import EventQuery
 from store.sqlite import SqliteStore
 from tests import factories as f
 
@@ -127,6 +131,26 @@ def _text(at: AppTest) -> str:
 
 def _open(path: Path) -> SqliteStore:
     return SqliteStore(path, cache_mb=8)
+
+
+def _sign_in(at: AppTest, user: str) -> AppTest:
+    at.text_input[0].input(user)
+    at.text_input[1].input(PASSWORD)
+    return at.button[0].click().run()
+
+
+def _search(at: AppTest, reason: str = "DSAR 2026-118", **inputs: str) -> AppTest:
+    """Fill the Audit search form (text inputs by key: actor, customer, event, field...) and search."""
+    for name, value in inputs.items():
+        at.text_input(key=f"s-{name}").input(value)
+    at.text_input(key="s-reason").input(reason)
+    next(b for b in at.button if b.label == "Search").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _metric(at: AppTest, label: str):
+    return next(m for m in at.metric if m.label == label)
 
 
 # -- sign-in and roles -------------------------------------------------------------------------
@@ -293,6 +317,28 @@ def test_a_pager_link_opens_the_incident(office):
     assert "ptn-0001: low incident" in _text(at)
 
 
+def test_a_pager_link_opens_the_incident_after_the_sign_in(office):
+    # the on-call person follows <dashboard_url>/?incident=<id> in a new session: the sign-in comes first
+    at = _app(incident=office["partner"].incident_id)
+    assert "ptn-0001" not in _text(at)
+    _sign_in(at, "ana")
+    assert "ptn-0001: low incident" in _text(at) and "Alerts queue" not in _text(at)
+    at = _sign_in(_app(actor="emp-0001"), "ana")  # a profile's link the same way
+    assert "Role: customer_service" in _text(at)
+    at = _sign_in(_app(), "ana")  # and no link: the queue
+    assert "Alerts queue" in _text(at)
+
+
+def test_a_closed_incident_has_no_deadline_running(office):
+    at = _app("ana", incident=office["bulk"].incident_id)
+    assert _metric(at, "Reporting deadline").value.endswith(" left")
+    at.button(key="i-resolve").click().run()
+    deadline = _metric(at, "Reporting deadline")
+    assert deadline.value == "resolved" and "before the deadline" in deadline.delta
+    at.button(key="i-reopen").click().run()
+    assert _metric(at, "Reporting deadline").value.endswith(" left")  # reopened: the clock runs again
+
+
 # -- actor, audit search, compliance, health -------------------------------------------------------------
 def test_actor_profile(office):
     at = _app("ana", page="actor", actor="emp-0001")
@@ -320,6 +366,125 @@ def test_an_audit_search_needs_a_reason_and_is_recorded(office):
         ("audrey", DataAccessKind.SEARCH, "DSAR 2026-118", 1)
     ]
     assert accesses[0].what["customer_id"] == "c-000003"
+
+
+def test_an_audit_search_by_field_shows_the_fields_and_the_time_to_the_millisecond(office):
+    at = _app("audrey", page="search")
+    assert at.selectbox(key="s-class").options[-1] == "unclassified"
+    _search(at, field="passport_number")
+    table = at.dataframe[0].value
+    assert len(table) == 6 and set(table["fields"]) == {"name, passport_number"}
+    assert set(table["actor"]) == {"emp-0001"}
+    # newest first, local time with its offset: the last export, 14:50 in Shanghai
+    assert table["time"][0] == "2026-10-28 14:50:00.000 +08:00"
+    assert "looked for in the events classified `government_id`" in _text(at)  # narrowed by the class index
+    at = _app("audrey", page="search")
+    _search(at, field="phone")
+    assert "passport_number" not in " ".join(at.dataframe[0].value["fields"])
+
+
+def test_every_class_finds_a_field_stored_under_an_older_classification(office):
+    # stored when passport_number was (say) an identity field: the class index has it there
+    older = f.incoming(office["settings"], at=INCIDENT_HOUR, actor={"id": "emp-0002"}, fields=["passport_number"])
+    with _open(office["store_path"]) as store:
+        store.write([older._replace(classes=frozenset({"identity"}))])
+    at = _app("audrey", page="search")
+    _search(at, field="passport_number", actor="emp-0002")
+    assert "No event matches." in _text(at)
+    at.checkbox(key="s-every-class").check()
+    next(b for b in at.button if b.label == "Search").click().run()
+    assert list(at.dataframe[0].value["event_id"]) == [older.event.event_id]
+    assert "looked for in the events classified" not in _text(at)
+
+
+def test_an_alerts_event_is_looked_up_by_its_id_whatever_the_dates(office):
+    with _open(office["store_path"]) as store:
+        [wanted] = store.query_events(EventQuery(actor_id="ptn-0001")).items
+    at = _app("audrey", page="search", event=wanted.event.event_id)  # the link an alert's evidence gives
+    assert at.text_input(key="s-event").value == wanted.event.event_id
+    at.date_input(key="s-since").set_value(date(2026, 10, 30))  # after the event
+    _search(at)
+    [table] = [d.value for d in at.dataframe]
+    assert list(table["event_id"]) == [wanted.event.event_id]
+    with _open(office["store_path"]) as store:
+        [access] = store.data_accesses(DataAccessQuery())
+    assert access.what["event_id"] == wanted.event.event_id and "since" not in access.what
+
+
+def test_an_alerts_sample_events_link_to_audit_search_for_auditors(office):
+    with _open(office["store_path"]) as store:
+        [wanted] = store.query_events(EventQuery(actor_id="ptn-0001")).items
+        [alert] = store.get_alerts(office["partner"].alert_ids)
+        evidence = {**alert.evidence, "event_ids": [wanted.event.event_id]}
+        store.upsert_alerts([alert.model_copy(update={"evidence": evidence, "revision": 2})])
+    links = [e.proto.label for e in _app("audrey", incident=office["partner"].incident_id).get("page_link")]
+    assert f"Look up {wanted.event.event_id}" in links
+    links = [e.proto.label for e in _app("ana", incident=office["partner"].incident_id).get("page_link")]
+    assert not [label for label in links if label.startswith("Look up")]  # analysts do not search
+
+
+def test_the_csv_export_lists_every_customer_masked_until_unmasked(office):
+    at = _app("audrey", page="search")
+    _search(at, actor="emp-0001", field="passport_number")
+    at.button(key="s-export").click().run()
+    rows = list(csv.DictReader(io.StringIO(at.session_state["s-csv"].csv)))
+    assert len(rows) == 6 and json.loads(rows[0]["fields"]) == ["name", "passport_number"]
+    masked = [c for row in rows for c in json.loads(row["customers"])]
+    assert len(set(masked)) == 48 and all(c.startswith("cust#") for c in masked)  # all 8 of each, no "(+3)"
+    at.text_input(key="unmask-reason").input("DSAR 2026-118").run()
+    at.button(key="unmask").click().run()
+    at.button(key="s-export").click().run()
+    rows = list(csv.DictReader(io.StringIO(at.session_state["s-csv"].csv)))
+    assert sorted(c for row in rows for c in json.loads(row["customers"])) == BULK_CUSTOMERS
+    with _open(office["store_path"]) as store:
+        exports = [a for a in store.data_accesses(DataAccessQuery()) if a.kind is DataAccessKind.EXPORT]
+    assert [(a.results, a.what["customer_ids"]) for a in exports] == [(6, "in clear"), (6, "masked")]
+
+
+def test_the_csv_export_pages_through_and_says_when_the_cap_cut_it(office, monkeypatch):
+    from dashboard import queries
+
+    monkeypatch.setattr(queries, "EXPORT_PAGE", 4)
+    at = _app("audrey", page="search")
+    _search(at, actor="emp-0001")
+    at.button(key="s-export").click().run()
+    export = at.session_state["s-csv"]
+    with _open(office["store_path"]) as store:
+        matching = len(store.query_events(EventQuery(actor_id="emp-0001", limit=10_000)).items)
+    assert (export.events, export.complete) == (matching, True) and matching > 4
+    assert "more matched than" not in _text(at)
+    monkeypatch.setattr(queries, "EXPORT_CAP", 10)
+    at.button(key="s-export").click().run()
+    export = at.session_state["s-csv"]
+    assert (export.events, export.complete) == (10, False)
+    assert len(list(csv.DictReader(io.StringIO(export.csv)))) == 10
+    assert "The export holds the newest 10 events only: more matched than the 10" in _text(at)
+
+
+def test_the_access_log_pages_back_past_the_latest_two_hundred_and_filters(office):
+    first = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    with _open(office["store_path"]) as store:
+        for n in range(450):  # three at each time: a page ends inside a run of equal times
+            store.record_data_access(DataAccess(
+                at=first + timedelta(hours=n // 3), by="li" if n % 2 else "audrey", role="auditor",
+                kind=DataAccessKind.SEARCH, reason=f"case {n}", what={"actor_id": "emp-0001"}, results=n))
+    at = _app("audrey", page="compliance")
+    seen: list[str] = []
+    while True:
+        seen += list(next(d.value for d in at.dataframe if "reason" in d.value.columns)["reason"])
+        if at.button(key="c-older").disabled:
+            break
+        at.button(key="c-older").click().run()
+    assert len(seen) == 450 and set(seen) == {f"case {n}" for n in range(450)}
+    assert seen[0] in {"case 447", "case 448", "case 449"} and seen[-1] in {"case 0", "case 1", "case 2"}
+    at.button(key="c-newer").click().run()
+    assert "Page 2" in _text(at)
+    at.text_input(key="c-who").input("li")
+    at.date_input(key="c-since").set_value(date(2026, 6, 2))
+    at.date_input(key="c-until").set_value(date(2026, 6, 2)).run()  # a local day: 16:00 to 16:00 UTC
+    table = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    expected = {f"case {n}" for n in range(450) if n % 2 and 16 <= n // 3 < 40}
+    assert set(table["who"]) == {"li"} and set(table["reason"]) == expected and "Page 1" in _text(at)
 
 
 def test_unmasking_takes_a_recorded_reason(office):

@@ -136,3 +136,30 @@ def test_sign_in_find_an_incident_and_acknowledge_it(dashboard, prepared):
         assert store.get_incident(incident_id).status.value == "acknowledged"
     for name in ("02-queue.png", "03-incident.png", "04-acknowledged.png", "05-events.png"):
         assert (ARTIFACTS / name).stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_a_pager_link_opens_its_incident_after_the_sign_in(dashboard, prepared):
+    # what a page sends (notify.outbox): <dashboard_url>/?incident=<id>, followed in a new browser session
+    from playwright.sync_api import sync_playwright
+
+    from store.base import IncidentQuery
+
+    with SqliteStore(prepared / "accesswatch.db", readonly=True) as store:
+        incident = store.query_incidents(IncidentQuery(order="oldest", limit=1))[0]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1100})
+            page.set_default_timeout(WAIT_MS)
+            page.goto(f"{dashboard}/?incident={incident.incident_id}")
+            page.get_by_label("User name").fill("analyst")
+            page.get_by_label("Password", exact=True).fill(PASSWORD)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_role("heading", name=f"{incident.actor_id}: {incident.severity.value} incident").wait_for()
+            page.wait_for_timeout(1500)
+            page.screenshot(path=ARTIFACTS / "06-pager-link.png")
+            assert "/queue" not in page.url and f"incident={incident.incident_id}" in page.url
+            assert page.get_by_role("heading", name="Alerts queue").count() == 0
+        finally:
+            browser.close()

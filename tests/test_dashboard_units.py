@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
+import json
 import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,9 +18,11 @@ from dashboard import queries, report
 from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oidc_identity, sign_in, verify_password
 from dashboard.launch import environment, streamlit_command
 from dashboard.masking import Masker, load_key, mask_resource_id, pseudonym
+from models.alert import AlertStatus
 from models.config import Dashboard, DashboardOidc, DashboardUser
-from models.dashboard import HourActivity
+from models.dashboard import DataAccessKind, DataAccessQuery, HourActivity
 from models.incident import Incident, TriageAction, TriageActionKind
+from store.base import EventQuery
 from tests import factories as f
 
 
@@ -110,6 +117,41 @@ def test_the_masker_masks_customers_record_ids_and_free_values():
     assert masker.customers([f"c-{n}" for n in range(8)], limit=2).endswith("(+6)")
 
 
+def test_event_times_carry_milliseconds_and_the_utc_offset():
+    moment = datetime(2026, 3, 29, 0, 59, 59, 987654, tzinfo=UTC)
+    assert queries.event_time(moment, ZoneInfo("Asia/Shanghai")) == "2026-03-29 08:59:59.987 +08:00"
+    assert queries.event_time(moment, UTC) == "2026-03-29 00:59:59.987 +00:00"
+    # Berlin's clocks went forward at 01:00 UTC that day: the offset says which side of it
+    berlin = ZoneInfo("Europe/Berlin")
+    assert queries.event_time(moment, berlin) == "2026-03-29 01:59:59.987 +01:00"
+    assert queries.event_time(moment + timedelta(hours=1), berlin) == "2026-03-29 03:59:59.987 +02:00"
+
+
+def test_an_export_has_every_customer_pages_to_its_cap_and_is_recorded(sqlite_store, settings, monkeypatch):
+    monkeypatch.setattr(queries, "EXPORT_PAGE", 2)
+    odd = 'c,"7;'  # an id a comma- or semicolon-joined cell would split
+    sqlite_store.write([f.incoming(settings, at=f.at(hours=h), customer_ids=[f"c-{n}" for n in range(h + 6)] + [odd])
+                        for h in range(5)])
+    auditor = Identity("audrey", Role.AUDITOR, "Audrey", "password")
+    whole = queries.export_events(sqlite_store, auditor, EventQuery(), "case 1", Masker(b"k", unmasked=True), UTC, 5)
+    assert (whole.events, whole.complete) == (5, True)
+    rows = list(csv.DictReader(io.StringIO(whole.csv)))
+    assert json.loads(rows[0]["customers"]) == [f"c-{n}" for n in range(10)] + [odd]  # newest first, all 11
+    cut = queries.export_events(sqlite_store, auditor, EventQuery(), "case 1", Masker(b"k"), UTC, 3)
+    assert (cut.events, cut.complete) == (3, False)
+    masked = json.loads(next(iter(csv.DictReader(io.StringIO(cut.csv))))["customers"])
+    assert len(masked) == 11 and all(c.startswith("cust#") for c in masked)
+    exports = sqlite_store.data_accesses(DataAccessQuery())
+    assert [(a.kind, a.results, a.what["customer_ids"], a.what["cap"]) for a in exports] == [
+        (DataAccessKind.EXPORT, 3, "masked", 3), (DataAccessKind.EXPORT, 5, "in clear", 5)
+    ]
+    analyst = Identity("ana", Role.ANALYST, "Ana", "password")
+    with pytest.raises(PermissionError):
+        queries.export_events(sqlite_store, analyst, EventQuery(), "case 1", Masker(b"k"), UTC, 3)
+    with pytest.raises(ValueError, match="reason"):
+        queries.export_events(sqlite_store, auditor, EventQuery(), " ", Masker(b"k"), UTC, 3)
+
+
 # -- the usual band ----------------------------------------------------------------------------------------
 def test_the_usual_band_counts_idle_hours_as_zero(settings):
     start = datetime(2026, 10, 5, 0, 0, tzinfo=UTC)  # Monday 08:00 in Asia/Shanghai
@@ -154,6 +196,28 @@ def test_the_report_says_what_when_who_which_data_and_the_triage(settings):
     assert "c-1" not in text and "available to auditors" in text
     with_list = report.markdown(_report(settings, ["c-1", "c-2"]))
     assert "## Affected customers (confidential)" in with_list and "c-1, c-2" in with_list
+
+
+def test_the_report_title_names_the_incident_once(settings):
+    made = _report(settings, None)
+    assert report.markdown(made).startswith("# Incident report: inc-7\n")
+    assert "<h1>Incident report: inc-7</h1>" in report.html_document(made)
+
+
+def test_a_closed_incident_reports_when_it_closed_not_a_running_deadline(settings):
+    made = _report(settings, None)
+    raised = made.view.raised_at
+
+    def closed(kind: TriageActionKind, status: AlertStatus, hours: float) -> str:
+        closing = TriageAction(incident_id="inc-7", kind=kind, by="ana", at=raised + timedelta(hours=hours), note="ok")
+        view = dataclasses.replace(made.view, incident=made.incident.model_copy(update={"status": status}),
+                                   actions=[*made.view.actions, closing])
+        return report.markdown(dataclasses.replace(made, view=view, prepared_at=raised + timedelta(hours=10)))
+
+    resolved = closed(TriageActionKind.RESOLVE, AlertStatus.RESOLVED, 5)
+    assert "; resolved 43 h before it" in resolved and "h left" not in resolved
+    late = closed(TriageActionKind.FALSE_POSITIVE, AlertStatus.FALSE_POSITIVE, 50)
+    assert "; false positive 2 h after it" in late and "h left" not in late and "passed" not in late
 
 
 def test_the_html_report_escapes_what_it_quotes(settings):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -71,14 +71,46 @@ if view.dead_letters:
         for d in reversed(latest)
     ]), hide_index=True, width="stretch")
 
-if ctx.can(Permission.ACCESS_LOG):
+ACCESS_PAGE = 200  # accesses a page of the audit of auditors
+
+
+def access_log_section() -> None:
+    """Who read customer data through the dashboard: filtered by person and local days, paged back to the first."""
     st.subheader("Who read customer data through the dashboard")
-    accesses = ctx.store.data_accesses(DataAccessQuery(limit=200))
-    if not accesses:
-        st.caption("Nobody yet.")
-    else:
-        st.dataframe(pd.DataFrame([
-            {"when": ui.local_time(ctx, a.at, seconds=True), "who": a.by, "role": a.role, "what": a.kind.value,
-             "reason": a.reason, "results": a.results, "asked": ", ".join(f"{k}={v}" for k, v in a.what.items())}
-            for a in accesses
-        ]), hide_index=True, width="stretch")
+    row = st.columns(3)
+    who = row[0].text_input("Person (user name)", key="c-who").strip()
+    since_day = row[1].date_input("From (local day)", value=None, key="c-since")
+    until_day = row[2].date_input("To (local day, inclusive)", value=None, key="c-until")
+    query = DataAccessQuery(
+        by=who or None,
+        since=datetime.combine(since_day, time(), ctx.zone) if since_day else None,
+        until=datetime.combine(until_day + timedelta(days=1), time(), ctx.zone) if until_day else None,
+        limit=ACCESS_PAGE,
+    )
+    # a page is where the one before it ended; new filters start again at the newest
+    marks: list[queries.AccessMark | None] = st.session_state.setdefault("c-marks", [None])
+    if st.session_state.get("c-filters") != query:
+        st.session_state["c-filters"] = query
+        marks[:] = [None]
+    page = queries.access_log(ctx.store, query, marks[-1])
+    if not page.accesses:
+        st.caption("Nobody under these filters." if who or since_day or until_day else "Nobody yet.")
+        return
+    st.dataframe(pd.DataFrame([
+        {"when": ui.local_time(ctx, a.at, seconds=True), "who": a.by, "role": a.role, "what": a.kind.value,
+         "reason": a.reason, "results": a.results, "asked": ", ".join(f"{k}={v}" for k, v in a.what.items())}
+        for a in page.accesses
+    ]), hide_index=True, width="stretch")
+    nav = st.columns([1, 1, 4])
+    if nav[0].button("Newer", key="c-newer", disabled=len(marks) == 1):
+        marks.pop()
+        st.rerun()
+    if nav[1].button("Older", key="c-older", disabled=page.older is None):
+        marks.append(page.older)
+        st.rerun()
+    nav[2].caption(f"Page {len(marks)}, newest first, {ACCESS_PAGE} a page"
+                   + ("; the oldest under these filters." if page.older is None else "."))
+
+
+if ctx.can(Permission.ACCESS_LOG):
+    access_log_section()

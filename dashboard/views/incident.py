@@ -56,13 +56,9 @@ top[1].metric("Assignee", incident.assignee or "nobody")
 top[2].metric("Activity from", incident.window_start.astimezone(ctx.zone).strftime("%d %b %H:%M"),
               f"to {incident.window_end.astimezone(ctx.zone).strftime('%d %b %H:%M')}", delta_color="off")
 if view.deadline is not None:
-    left = (view.deadline - now).total_seconds()
-    top[3].metric(
-        "Reporting deadline",
-        ui.duration(abs(left)) + (" left" if left >= 0 else " overdue"),
-        f"raised {ui.local_time(ctx, view.raised_at)}",
-        delta_color="off",
-    )
+    standing, detail = ui.deadline_standing(view, now)
+    top[3].metric("Reporting deadline", standing, f"{detail}raised {ui.local_time(ctx, view.raised_at)}",
+                  delta_color="off")
 st.page_link(PAGES / "actor.py", label=f"Profile of {incident.actor_id}", icon=":material/person_search:",
              query_params={"actor": incident.actor_id})
 
@@ -137,6 +133,10 @@ with explained:
                 st.json(evidence, expanded=False)
                 if samples:
                     st.caption("Sample events: " + ", ".join(f"`{e}`" for e in samples[:10]))
+                if samples and ctx.can(Permission.AUDIT_SEARCH):  # each opens in Audit search, by its id
+                    for sample in samples[:10]:
+                        st.page_link(PAGES / "search.py", label=f"Look up {sample}", icon=":material/manage_search:",
+                                     query_params={"event": sample})
 
 with events_tab:
     page_size = ctx.settings.dashboard.page_size

@@ -1,9 +1,7 @@
-"""Audit search: events by actor, customer, data class, resource, action, outcome and time; each search recorded."""
+"""Audit search: events by id, actor, customer, data class, field, resource, action, outcome and time; each recorded."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime, time, timedelta
 
 import pandas as pd
@@ -11,7 +9,7 @@ import streamlit as st
 
 from dashboard import queries, ui
 from dashboard.auth import Permission
-from models.dashboard import DataAccessKind
+from detectors.classify import UNCLASSIFIED, Classifier
 from models.event import Action, Outcome
 from store.base import EventQuery
 
@@ -22,13 +20,24 @@ if not ctx.can(Permission.AUDIT_SEARCH):
 
 st.title("Audit search")
 st.caption("Who read this customer's data, and why? Every search is itself recorded: who, what, when and the reason.")
-EXPORT_LIMIT = 10_000
+classifier = Classifier(ctx.settings.classification)
 
 with st.form("s-form"):
     row = st.columns(3)
     actor_id = row[0].text_input("Actor id", key="s-actor")
     customer_id = row[1].text_input("Customer id", key="s-customer")
-    data_class = row[2].selectbox("Data class", ["any", *sorted(ctx.settings.classification.classes)], key="s-class")
+    # an alert's evidence links here with the event's id (``?event=``)
+    event_id = row[2].text_input("Event id (the dates then do not apply)", value=st.query_params.get("event", ""),
+                                 key="s-event")
+    row = st.columns(3)
+    data_class = row[0].selectbox("Data class", ["any", *sorted(ctx.settings.classification.classes), UNCLASSIFIED],
+                                  key="s-class")
+    field = row[1].text_input("Field (e.g. passport_number)", key="s-field")
+    every_class = row[2].checkbox(
+        "Look for the field in every class (slow)", key="s-every-class",
+        help="A field is looked for among the events of its class, as classified when stored. After the"
+             " classification changed, a field's older events may be under another class: this finds them.",
+    )
     row = st.columns(3)
     resource = row[0].text_input("Resource (system, system/type or system/type/id)", key="s-resource")
     action = row[1].selectbox("Action", ["any", *[a.value for a in Action]], key="s-action")
@@ -43,16 +52,28 @@ with st.form("s-form"):
     searched = st.form_submit_button("Search", type="primary")
 
 
+def class_to_search() -> str | None:
+    """The class asked for; with a field and any class, the field's own class, whose index narrows the search."""
+    if data_class != "any":
+        return data_class
+    if field.strip() and not every_class:
+        return classifier.class_of(field.strip())
+    return None
+
+
 def current_query(limit: int, cursor: str | None = None) -> EventQuery:
+    by_id = bool(event_id.strip())  # an alert's event may be older than the dates shown by default
     return EventQuery(
+        event_id=event_id.strip() or None,
         actor_id=actor_id.strip() or None,
         customer_id=customer_id.strip() or None,
-        data_class=None if data_class == "any" else data_class,
+        data_class=class_to_search(),
+        field=field.strip() or None,
         resource=resource.strip() or None,
         action=None if action == "any" else Action(action),
         outcome=None if outcome == "any" else Outcome(outcome),
-        since=datetime.combine(since_day, time(), ctx.zone) if since_day else None,
-        until=datetime.combine(until_day + timedelta(days=1), time(), ctx.zone) if until_day else None,
+        since=datetime.combine(since_day, time(), ctx.zone) if since_day and not by_id else None,
+        until=datetime.combine(until_day + timedelta(days=1), time(), ctx.zone) if until_day and not by_id else None,
         limit=limit,
         cursor=cursor,
     )
@@ -76,11 +97,14 @@ recorded: set[str] = st.session_state.setdefault("s-recorded", set())
 key = ui.stable_key(query.model_dump_json(), reason.strip())
 page = queries.audit_search(ctx.store, ctx.identity, query, reason, record=key not in recorded)
 recorded.add(key)
+if query.field is not None and data_class == "any" and query.data_class is not None:
+    st.caption(f"`{query.field}` looked for in the events classified `{query.data_class}` (its class);"
+               " tick *every class* to look in all.")
 rows = [queries.event_row(item, ctx.masker, ctx.zone) for item in page.items]
 if not rows:
     st.info("No event matches.")
     st.stop()
-st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+st.dataframe(pd.DataFrame(rows, columns=queries.EVENT_COLUMNS), hide_index=True, width="stretch")
 nav = st.columns([1, 1, 2, 2])
 if nav[0].button("Newer", key="s-newer", disabled=len(cursors) == 1):
     cursors.pop()
@@ -88,16 +112,17 @@ if nav[0].button("Newer", key="s-newer", disabled=len(cursors) == 1):
 if nav[1].button("Older", key="s-older", disabled=page.next_cursor is None):
     cursors.append(page.next_cursor)
     st.rerun()
-nav[2].caption(f"Page {len(cursors)}, newest first; this search was recorded.")
-if nav[3].button(f"Prepare CSV export (up to {EXPORT_LIMIT:,} events, recorded)", key="s-export"):
-    export = ctx.store.query_events(current_query(EXPORT_LIMIT))
-    out = io.StringIO()
-    export_rows = [queries.event_row(item, ctx.masker, ctx.zone) for item in export.items]
-    writer = csv.DictWriter(out, fieldnames=list(export_rows[0]))
-    writer.writeheader()
-    writer.writerows(export_rows)
-    asked = current_query(EXPORT_LIMIT).model_dump(mode="json", exclude_none=True, exclude={"newest_first"})
-    queries.record_access(ctx.store, ctx.identity, DataAccessKind.EXPORT, reason, asked, len(export_rows))
-    st.session_state["s-csv"] = out.getvalue()
-if "s-csv" in st.session_state:
-    st.download_button("Download CSV", st.session_state["s-csv"], "accesswatch-events.csv", "text/csv", key="s-csv-dl")
+nav[2].caption(f"Page {len(cursors)}, newest first; this search was recorded. Times are {ctx.zone} with their UTC"
+               " offset; customer ids " + ("in clear" if ctx.masker.unmasked else "masked (unmask in the sidebar)")
+               + ".")
+if nav[3].button(f"Prepare CSV export (up to {queries.EXPORT_CAP:,} events, recorded)", key="s-export"):
+    made = queries.export_events(ctx.store, ctx.identity, current_query(queries.EXPORT_PAGE), reason, ctx.masker,
+                                 ctx.zone, queries.EXPORT_CAP)
+    st.session_state["s-csv"] = made
+export: queries.Export | None = st.session_state.get("s-csv")
+if export is not None:
+    if not export.complete:
+        st.warning(f"The export holds the newest {export.events:,} events only: more matched than the"
+                   f" {queries.EXPORT_CAP:,} one export may hold. Narrow the search (dates, actor) to export the rest.")
+    st.download_button(f"Download CSV ({export.events:,} events)", export.csv, "accesswatch-events.csv", "text/csv",
+                       key="s-csv-dl")

@@ -30,12 +30,16 @@ def _bool(filters: list[dict[str, Any] | None]) -> dict[str, Any]:
 
 def event_filter(query: EventQuery) -> dict[str, Any]:
     filters: list[dict[str, Any] | None] = []
+    if query.event_id is not None:
+        filters.append(_term("event.id", query.event_id))
     if query.actor_id is not None:
         filters.append(_term("user.id", query.actor_id))
     if query.customer_id is not None:
         filters.append(_term("accesswatch.customer_ids", query.customer_id))
     if query.data_class is not None:
         filters.append(_term("accesswatch.data_classes", query.data_class))
+    if query.field is not None:  # a keyword of its own: no narrowing by class needed here
+        filters.append(_term("accesswatch.fields", query.field))
     if query.resource is not None:
         fields = ("accesswatch.resource.system", "accesswatch.resource.type", "accesswatch.resource.id")
         for field, value in zip(fields, query.resource.split("/", 2), strict=False):
