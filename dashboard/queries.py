@@ -563,7 +563,19 @@ def export_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:
     row = event_row(item, masker, zone)
     row["fields"] = orjson.dumps(item.event.fields or []).decode()
     row["customers"] = orjson.dumps([masker.customer(c) for c in item.event.customer_ids or ()]).decode()
-    return row
+    return {column: _inert(value) for column, value in row.items()}
+
+
+# What a spreadsheet takes for the start of a formula (OWASP, "CSV injection").  The access log's text is
+# written by whoever sends events: a purpose of "=HYPERLINK(...)" must reach the auditor as text, not run.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: object) -> object:
+    """A text cell a spreadsheet would evaluate, with an apostrophe before it (shown as text, as written)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 @dataclass(frozen=True, slots=True)

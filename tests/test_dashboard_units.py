@@ -152,6 +152,16 @@ def test_an_export_has_every_customer_pages_to_its_cap_and_is_recorded(sqlite_st
         queries.export_events(sqlite_store, auditor, EventQuery(), " ", Masker(b"k"), UTC, 3)
 
 
+def test_an_export_keeps_a_spreadsheet_from_running_the_log_s_text(sqlite_store, settings):
+    # whoever sends events writes the purpose: it must open as text, not as a formula (CSV injection)
+    sqlite_store.write([f.incoming(settings, purpose='=HYPERLINK("http://evil.example","open")')])
+    auditor = Identity("audrey", Role.AUDITOR, "Audrey", "password")
+    export = queries.export_events(sqlite_store, auditor, EventQuery(), "case 1", Masker(b"k"), UTC, 5)
+    [row] = list(csv.DictReader(io.StringIO(export.csv)))
+    assert row["purpose"] == '\'=HYPERLINK("http://evil.example","open")'
+    assert not any(value.startswith(("=", "+", "-", "@")) for value in row.values())
+
+
 # -- the usual band ----------------------------------------------------------------------------------------
 def test_the_usual_band_counts_idle_hours_as_zero(settings):
     start = datetime(2026, 10, 5, 0, 0, tzinfo=UTC)  # Monday 08:00 in Asia/Shanghai
