@@ -211,7 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     dashboard.add_argument("--address", default=None, help="listen address (default from config: 127.0.0.1)")
     dashboard.add_argument("--demo", action="store_true", help="let the demo users of the default config sign in")
     dashboard.add_argument("--hash-password", action="store_true", help="print a salted hash of a password, and exit")
-    paging_cli.add_commands(command, _settings)  # pages, ack, resolve
+    paging_cli.add_commands(command, _settings)  # pages, ack, resolve, reopen
     kafka_send.add_commands(command, _settings)  # send
     integrity_cli.add_commands(command, _settings)  # verify, export-digest, verify-digest, purge
     return parser

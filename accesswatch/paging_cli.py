@@ -1,11 +1,13 @@
-"""The paging commands: ``pages`` (the outbox), ``ack ID`` and ``resolve ID``.
+"""The paging commands: ``pages`` (the outbox), ``ack ID``, ``resolve ID`` and ``reopen ID``.
 
 ``ack`` and ``resolve`` record the person's action on the incident (the
 triage log keeps who and when) and tell the receivers that were paged and
 can express it (PagerDuty acknowledge/resolve, Alertmanager's end, a Slack
 message...).  They try to deliver at once; what a receiver does not take
 stays in the outbox for the running pipeline (or ``pages --deliver``) to
-retry, and the command says so.
+retry, and the command says so.  They follow the incident's state machine,
+as the dashboard does (``models.incident``): a closed incident is reopened
+before it is acknowledged or resolved again, and a repeat changes nothing.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ import orjson
 from accesswatch import app
 from models.config import Settings
 from models.event import format_utc
-from models.incident import TriageAction, TriageActionKind
+from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from models.page import Notification, NotificationStatus
 from notify.base import Notifier
 from notify.dispatch import DeliveryReport
+from notify.outbox import ACTION_PAGES
 from store.base import Store
 from store.outbox import OutboxQuery
 
@@ -57,8 +60,9 @@ def add_commands(
     pages.add_argument("--retry-failed", action="store_true", help="with --deliver: also send the failed pages again")
 
     for name, kind, text in (
-        ("ack", TriageActionKind.ACKNOWLEDGE, "Acknowledge an incident and tell the receivers that were paged."),
-        ("resolve", TriageActionKind.RESOLVE, "Resolve an incident and tell the receivers that were paged."),
+        ("ack", TriageActionKind.ACKNOWLEDGE, "Acknowledge an open incident and tell the receivers that were paged."),
+        ("resolve", TriageActionKind.RESOLVE, "Resolve an open incident and tell the receivers that were paged."),
+        ("reopen", TriageActionKind.REOPEN, "Reopen a resolved or false-positive incident (receivers are not told)."),
     ):
         sub = command(name, _triage, text)
         sub.set_defaults(action_kind=kind, settings_of=settings_of)
@@ -78,12 +82,32 @@ def deliver_after_replay(settings: Settings, store: Store, receivers: dict[str, 
     finally:
         for receiver in receivers.values():
             receiver.close()
-    waiting = store.outbox_counts().get(NotificationStatus.PENDING, 0)
-    print(
-        f"pages: {report.sent} sent, {report.failed} failed, {waiting} waiting"
-        + (" (accesswatch pages lists them; a running pipeline or 'pages --deliver' retries)" if waiting else "")
-    )
+    retries, escalations = _waiting(store, datetime.now(UTC))
+    line = f"pages: {report.sent} sent, {report.failed} failed, {retries} waiting to be retried"
+    if retries:
+        line += " (accesswatch pages lists them; a running pipeline or 'pages --deliver' retries them)"
+    if escalations:
+        line += (
+            f"; {escalations} escalation{'s' if escalations != 1 else ''} due later if nobody acknowledges"
+            " (sent only by a process delivering then: a running pipeline or 'pages --deliver')"
+        )
+    print(line)
     return report
+
+
+def _waiting(store: Store, now: datetime) -> tuple[int, int]:
+    """The pending pages: (retries, escalations not yet due).
+
+    An escalation waits for its deadline, not for a retry: counting it as a
+    retry would tell the operator a receiver is failing when none is.
+    """
+    pending = store.notifications(OutboxQuery(statuses=[NotificationStatus.PENDING], limit=100_000))
+    escalations = sum(1 for row in pending if _escalation_not_yet_due(row, now))
+    return len(pending) - escalations, escalations
+
+
+def _escalation_not_yet_due(row: Notification, now: datetime) -> bool:
+    return row.only_if_unacknowledged and row.attempts == 0 and row.due_at > now
 
 
 def _deliver(
@@ -158,53 +182,87 @@ def _table(rows: list[Notification], out: TextIO) -> None:
         when = row.settled_at if row.settled_at else row.due_at
         out.write(
             f"{_short(row.created_at):<20} {row.status.value:<10} {row.receiver:<14} {kind:<12} {row.incident_id:<24}"
-            f" {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20} {row.last_error or ''}\n"
+            f" {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20} {_error_shown(row)}\n"
         )
+
+
+def _error_shown(row: Notification) -> str:
+    """The last error, marked as an earlier attempt's on a page that was sent in the end.
+
+    The outbox keeps the last error after a success (why a page took several
+    tries is worth knowing), but shown bare beside "sent" it reads as if the
+    page had failed.
+    """
+    if not row.last_error:
+        return ""
+    if row.status is NotificationStatus.SENT:
+        return f"earlier attempt: {row.last_error}"
+    return row.last_error
 
 
 def _short(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-# -- ack and resolve -----------------------------------------------------------------------------
+# -- ack, resolve and reopen ------------------------------------------------------------------------
 def _triage(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
-    kind = args.action_kind
-    if getattr(args, "false_positive", False):
-        kind = TriageActionKind.FALSE_POSITIVE
+    kind = TriageActionKind.FALSE_POSITIVE if getattr(args, "false_positive", False) else args.action_kind
     receivers = app.open_receivers(settings)
     try:
         with app.open_store(settings) as store:
-            incident_id = _incident_of(store, args.id)
-            if incident_id is None:
-                print(f"accesswatch: no incident or alert {args.id!r}", file=sys.stderr)
-                return EXIT_FAILED
-            action = TriageAction(
-                incident_id=incident_id,
-                kind=kind,
-                by=args.by or getpass.getuser(),
-                at=datetime.now(UTC),
-                note=args.note,
-            )
-            incident, planned = app.open_pager(settings, store, receivers).record_action(action)
-            # one try now; a receiver that is down gets it from the running pipeline (or pages --deliver)
-            app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident_id)
-            rows = {row.notification_id: row for row in store.notifications(OutboxQuery(incident_id=incident_id))}
+            return _act(args, kind, settings, store, receivers)
     finally:
         for receiver in receivers.values():
             receiver.close()
+
+
+def _act(
+    args: argparse.Namespace, kind: TriageActionKind, settings: Settings, store: Store, receivers: dict[str, Notifier]
+) -> int:
+    """Record the action, try to tell the receivers at once, and say what became of it."""
+    incident_id = _incident_of(store, args.id)
+    before = store.get_incident(incident_id) if incident_id is not None else None
+    if before is None:
+        print(f"accesswatch: no incident or alert {args.id!r}", file=sys.stderr)
+        return EXIT_FAILED
+    by = args.by or getpass.getuser()
+    action = TriageAction(incident_id=before.incident_id, kind=kind, by=by, at=datetime.now(UTC), note=args.note)
+    try:
+        incident, planned = app.open_pager(settings, store, receivers).record_action(action)
+    except TransitionRefused as refused:
+        print(f"accesswatch: {refused}", file=sys.stderr)
+        return EXIT_FAILED
+    if before.repeats(kind):
+        _say_repeat(incident, action)
+        return EXIT_OK
+    # one try now; a receiver that is down gets it from the running pipeline (or pages --deliver)
+    app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident.incident_id)
+    rows = {row.notification_id: row for row in store.notifications(OutboxQuery(incident_id=incident.incident_id))}
+    _say_done(incident, kind, [rows.get(row.notification_id, row) for row in planned])
+    return EXIT_OK
+
+
+def _say_repeat(incident: Incident, action: TriageAction) -> None:
+    kept = " (the note is kept in the triage log)" if action.note else ""
+    print(f"{incident.incident_id} is already {incident.status.value}: nothing changed, nobody told again{kept}")
+
+
+def _say_done(incident: Incident, kind: TriageActionKind, told: list[Notification]) -> None:
     print(f"{incident.incident_id} ({incident.actor_id}, {incident.severity.value}) is now {incident.status.value}")
-    for planned_row in planned:
-        row = rows.get(planned_row.notification_id, planned_row)
+    for row in told:
         line = f"  {row.receiver}: {row.kind.value} {row.status.value}"
         if row.status is NotificationStatus.PENDING:
             line += f", next try {_short(row.due_at)} UTC" + (f" ({row.last_error})" if row.last_error else "")
         elif row.status is NotificationStatus.FAILED:
             line += f": {row.last_error}"
         print(line)
-    if not planned:
-        print("  no receiver to tell (none was paged for it, or none can express this)")
-    return EXIT_OK
+    if told:
+        return
+    if kind not in ACTION_PAGES:
+        print(f"  receivers are not told of a {kind.value}")
+    else:
+        print("  no receiver to tell (none was paged for it, none can express this, or they were told it was closed)")
 
 
 def _incident_of(store: Store, given: str) -> str | None:

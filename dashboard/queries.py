@@ -33,7 +33,7 @@ from models.dashboard import (
     TriageSummary,
 )
 from models.event import Outcome
-from models.incident import Incident, TriageAction, TriageActionKind
+from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from store.base import EventPage, EventQuery, IncidentQuery, Store, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -431,17 +431,20 @@ def _record_and_page(store: Store, settings: Settings, action: TriageAction) -> 
         receivers = app.open_receivers(settings)
     except Exception:
         log.exception("the receivers could not be opened: %s recorded without paging", action.kind.value)
-        return store.record_action(action)
+        return _record_alone(store, action)
     try:
         incident, planned = app.open_pager(settings, store, receivers).record_action(action)
     except KeyError:
         _close(receivers)
         raise
+    except TransitionRefused as exc:  # the screen was stale: someone else closed or reopened it meanwhile
+        _close(receivers)
+        raise TriageRefused(str(exc)) from None
     except Exception:
         log.exception("paging %s of %s failed", action.kind.value, action.incident_id)
         _close(receivers)
         if action not in store.actions(action.incident_id):
-            return store.record_action(action)
+            return _record_alone(store, action)
         recorded = store.get_incident(action.incident_id)
         assert recorded is not None, "the action was recorded, so its incident exists"
         return recorded
@@ -452,6 +455,14 @@ def _record_and_page(store: Store, settings: Settings, action: TriageAction) -> 
         target=_deliver_now, args=(settings, receivers, incident.incident_id), name="dashboard-page", daemon=True
     ).start()
     return incident
+
+
+def _record_alone(store: Store, action: TriageAction) -> Incident:
+    """Record the action without paging (the receivers failed); the store still holds it to the state machine."""
+    try:
+        return store.record_action(action)
+    except TransitionRefused as exc:
+        raise TriageRefused(str(exc)) from None
 
 
 def _deliver_now(settings: Settings, receivers: dict, incident_id: str) -> None:

@@ -36,6 +36,28 @@ STATUS_AFTER = {
     TriageActionKind.REOPEN: AlertStatus.OPEN,
 }
 
+CLOSED = frozenset({AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE})
+
+# The triage state machine: the statuses each status-changing action may start from.  It is what
+# the dashboard offers (Acknowledge on open incidents, Resolve on open and acknowledged ones,
+# Reopen on closed ones, False positive on any), so the command line and the dashboard agree.
+# A closed incident must be reopened before it is acknowledged or resolved again: an ``ack``
+# typed at the wrong incident must not silently put it back in the queue, and resolving a false
+# positive must not erase the classification the compliance figures count.  A resolved incident
+# may still be reclassified as a false positive.
+ALLOWED_FROM: dict[TriageActionKind, frozenset[AlertStatus]] = {
+    TriageActionKind.ACKNOWLEDGE: frozenset({AlertStatus.OPEN}),
+    TriageActionKind.RESOLVE: frozenset({AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED}),
+    TriageActionKind.FALSE_POSITIVE: frozenset({AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED}),
+    TriageActionKind.REOPEN: CLOSED,
+}
+
+_CLOSED_AS = {AlertStatus.RESOLVED: "resolved", AlertStatus.FALSE_POSITIVE: "a false positive"}
+
+
+class TransitionRefused(ValueError):
+    """A triage action the incident's status does not allow; the message is one line saying what to do."""
+
 
 class TriageAction(BaseModel):
     """Something a person did to an incident: recorded with who and when, never edited."""
@@ -76,6 +98,28 @@ class Incident(BaseModel):
     @property
     def open(self) -> bool:
         return self.status in (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+
+    def repeats(self, kind: TriageActionKind) -> bool:
+        """Would the action move the incident to the status it is in already (acknowledging twice)?
+
+        A repeat changes nothing and tells no receiver again.
+        """
+        return STATUS_AFTER[kind] is self.status
+
+    def status_after(self, kind: TriageActionKind) -> AlertStatus:
+        """The status the action leaves the incident in; TransitionRefused if its status does not allow it."""
+        target = STATUS_AFTER[kind]
+        if target is None or target is self.status:
+            return self.status
+        if self.status not in ALLOWED_FROM[kind]:
+            raise TransitionRefused(self._refusal(kind))
+        return target
+
+    def _refusal(self, kind: TriageActionKind) -> str:
+        if kind is TriageActionKind.REOPEN:
+            return f"{self.incident_id} is {self.status.value}, not closed: there is nothing to reopen"
+        verb = kind.value.replace("_", " ")
+        return f"{self.incident_id} is closed as {_CLOSED_AS[self.status]}: reopen it before you {verb} it"
 
 
 def opened_at(incident: Incident) -> datetime:

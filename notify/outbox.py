@@ -208,11 +208,21 @@ class Pager:
     def record_action(self, action: TriageAction) -> tuple[Incident, list[Notification]]:
         """Apply a person's action to the incident, and tell the receivers that were paged and can express it.
 
-        KeyError if the incident is unknown.
+        The incident's state machine (``Incident.status_after``) decides: an action its status does
+        not allow raises TransitionRefused and records nothing; a repeat (acknowledging an
+        acknowledged incident) changes nothing and tells nobody, and keeps only its note, as a
+        note.  Receivers hear of an incident being acknowledged or closed once: a closed incident
+        reclassified as a false positive tells nobody again.  KeyError if the incident is unknown.
         """
+        before = self.store.get_incident(action.incident_id)
+        if before is None:
+            raise KeyError(action.incident_id)
+        if before.repeats(action.kind):
+            return self._repeat(before, action), []
+        before.status_after(action.kind)  # refuses what the state machine does not allow
         incident = self.store.record_action(action)
         kind = ACTION_PAGES.get(action.kind)
-        if kind is None:
+        if kind is None or not before.open:
             return incident, []
         now = self.clock()
         rows = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
@@ -231,6 +241,13 @@ class Pager:
             route = next((row.route for row in rows if row.receiver == receiver), "")
             planned.append(self._row(receiver, route, page, now, None))
         return incident, self._enqueue(planned)
+
+    def _repeat(self, incident: Incident, action: TriageAction) -> Incident:
+        """A repeated action: the status stands; a note given with it is kept in the triage log as a note."""
+        if not action.note:
+            return incident
+        note = action.model_copy(update={"kind": TriageActionKind.NOTE})
+        return self.store.record_action(note)
 
     def _cancel_escalations(
         self, rows: Sequence[Notification], incident: Incident, action: TriageAction, now: datetime

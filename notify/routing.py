@@ -4,6 +4,9 @@ Routes (``[[notify.routes]]``) are tried in order; the first whose
 conditions all hold chooses the receivers, unless it says ``continue =
 true`` and the next ones are tried too.  An incident no route takes goes to
 the default route: ``notify.receivers`` at ``notify.min_severity`` and above.
+``continue`` never falls through to the default route (as Alertmanager's
+``continue`` never reaches the parent's receiver): a configuration that wants
+the default receivers too names them in a last route without conditions.
 
 Silences (``[[notify.silences]]``) hold back pages about activity in a
 maintenance window: they match on the incident (actor, kind, organisation,

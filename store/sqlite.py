@@ -706,7 +706,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 raise KeyError(action.incident_id)
             incident = Incident.model_validate_json(row[0])
             update: dict = {}
-            status = STATUS_AFTER[action.kind]
+            # checked again here, on the stored status: two people acting at once must not both pass the pager's check
+            status = incident.status_after(action.kind) if STATUS_AFTER[action.kind] is not None else None
             if status is not None:
                 update["status"] = status
             if action.kind is TriageActionKind.ASSIGN:

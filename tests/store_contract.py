@@ -20,7 +20,7 @@ from models.alert import AlertStatus, Severity
 from models.deadletter import DeadLetter
 from models.event import AccessEvent, Action, Outcome
 from models.fast_event import from_model
-from models.incident import Incident, TriageAction, TriageActionKind
+from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from store.base import AlertQuery, EventQuery, IncidentQuery, IncomingEvent, Store
 from tests import factories as f
 
@@ -326,6 +326,17 @@ class StoreContract:
         assert store.get_incident("inc-1").status is AlertStatus.ACKNOWLEDGED
         with pytest.raises(KeyError):
             store.record_action(TriageAction(incident_id="inc-none", kind=TriageActionKind.NOTE, by="ana", at=now))
+
+    def test_a_closed_incident_refuses_what_only_an_open_one_takes(self, store: Store):
+        # the store checks the transition on the status it holds, so a stale screen cannot reopen by acknowledging
+        alert = f.alert(incident_id="inc-1")
+        store.upsert_alerts([alert], [_incident(alert_ids=[alert.alert_id])])
+        now = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+        store.record_action(TriageAction(incident_id="inc-1", kind=TriageActionKind.RESOLVE, by="ana", at=now))
+        with pytest.raises(TransitionRefused, match="reopen it before you acknowledge it"):
+            store.record_action(TriageAction(incident_id="inc-1", kind=TriageActionKind.ACKNOWLEDGE, by="li", at=now))
+        assert store.get_incident("inc-1").status is AlertStatus.RESOLVED
+        assert [a.kind for a in store.actions("inc-1")] == [TriageActionKind.RESOLVE]
 
     # == dashboard section (issue 6): aggregations and the audit of auditors =====================
     @pytest.fixture

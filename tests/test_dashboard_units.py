@@ -285,6 +285,11 @@ def test_acknowledging_in_the_dashboard_pages_the_receivers_that_were_paged(sett
         queries.triage(store, settings, analyst, "inc-9", TriageActionKind.NOTE, note="looking")
         rows = store.notifications(OutboxQuery(incident_id="inc-9"))
         assert sorted(row.receiver for row in rows if row.kind is PageKind.ACKNOWLEDGE) == ["console", "file"]
+        # a stale screen: someone resolved it meanwhile; acknowledging now is refused, in a sentence, and not recorded
+        queries.triage(store, settings, analyst, "inc-9", TriageActionKind.RESOLVE)
+        with pytest.raises(queries.TriageRefused, match="reopen it before you acknowledge it"):
+            queries.triage(store, settings, analyst, "inc-9", TriageActionKind.ACKNOWLEDGE)
+        assert store.get_incident("inc-9").status.value == "resolved"
 
 
 def test_a_model_alert_is_explained_by_its_figures_baselines_and_peers():

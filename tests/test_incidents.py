@@ -5,6 +5,9 @@ alerts of one episode reach ``attach`` (a day's alert may be published
 before an hour's).  Of the alerts that make an incident, the incident's
 figures must be the same whatever that order; only its id is fixed by the
 first (it is stored and paged under it before the others arrive).
+
+And what people may do to an incident: the triage state machine that the
+command line and the dashboard both go through (``notify.outbox.Pager``).
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 
+import pytest
+
 from detectors.incidents import attach
-from models.alert import Alert, Severity
-from models.incident import Incident
+from models.alert import Alert, AlertStatus, Severity
+from models.incident import Incident, TransitionRefused, TriageActionKind
 from tests.factories import T0, alert
 
 GAP = timedelta(hours=12)
@@ -67,3 +72,71 @@ def test_it_was_created_when_its_first_alert_ended_not_when_the_first_published_
     assert incident.updated_at == day.window_end
     assert (incident.window_start, incident.window_end) == (day.window_start, day.window_end)
     assert incident.alert_ids == [day.alert_id, hour.alert_id]  # by window start
+
+
+# -- triage: the state machine the command line and the dashboard share ---------------------------------------
+OPEN, ACKED, RESOLVED, FALSE = (
+    AlertStatus.OPEN,
+    AlertStatus.ACKNOWLEDGED,
+    AlertStatus.RESOLVED,
+    AlertStatus.FALSE_POSITIVE,
+)
+ACK, RESOLVE, FP, REOPEN = (
+    TriageActionKind.ACKNOWLEDGE,
+    TriageActionKind.RESOLVE,
+    TriageActionKind.FALSE_POSITIVE,
+    TriageActionKind.REOPEN,
+)
+
+
+def _in(status: AlertStatus) -> Incident:
+    return attach(None, _episode()[0], GAP, {}).model_copy(update={"status": status})
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "after"),
+    [
+        (OPEN, ACK, ACKED),
+        (OPEN, RESOLVE, RESOLVED),
+        (ACKED, RESOLVE, RESOLVED),
+        (OPEN, FP, FALSE),
+        (ACKED, FP, FALSE),
+        (RESOLVED, FP, FALSE),  # reclassified after the fact, as the dashboard allows
+        (RESOLVED, REOPEN, OPEN),
+        (FALSE, REOPEN, OPEN),
+    ],
+)
+def test_what_the_dashboard_offers_is_allowed(status, kind, after):
+    incident = _in(status)
+    assert not incident.repeats(kind) and incident.status_after(kind) is after
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "says"),
+    [
+        (RESOLVED, ACK, "is closed as resolved: reopen it before you acknowledge it"),
+        (FALSE, ACK, "is closed as a false positive: reopen it before you acknowledge it"),
+        (FALSE, RESOLVE, "is closed as a false positive: reopen it before you resolve it"),
+        (ACKED, REOPEN, "is acknowledged, not closed: there is nothing to reopen"),
+    ],
+)
+def test_a_closed_incident_is_reopened_before_it_is_acknowledged_or_resolved_again(status, kind, says):
+    incident = _in(status)
+    with pytest.raises(TransitionRefused) as refused:
+        incident.status_after(kind)
+    assert str(refused.value) == f"{incident.incident_id} {says}"
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"), [(ACKED, ACK), (RESOLVED, RESOLVE), (FALSE, FP), (OPEN, REOPEN)]
+)
+def test_repeating_a_transition_changes_nothing(status, kind):
+    incident = _in(status)
+    assert incident.repeats(kind) and incident.status_after(kind) is status
+
+
+def test_notes_and_assignments_go_with_any_status():
+    for status in AlertStatus:
+        for kind in (TriageActionKind.NOTE, TriageActionKind.ASSIGN):
+            incident = _in(status)
+            assert not incident.repeats(kind) and incident.status_after(kind) is status

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from models.alert import Severity
-from models.incident import TriageAction, TriageActionKind
+from models.alert import AlertStatus, Severity
+from models.incident import TransitionRefused, TriageAction, TriageActionKind
 from models.page import NotificationStatus, PageKind
 from notify.dispatch import Dispatcher, backoff
 from notify.outbox import Pager
@@ -424,3 +424,79 @@ def test_notes_and_assignments_tell_no_receiver(rig, pagerduty):
 def test_an_unknown_incident_is_a_key_error(rig):
     with pytest.raises(KeyError):
         rig.act("inc-nope", TriageActionKind.RESOLVE)
+
+
+# -- the triage state machine: closed stays closed, a repeat tells nobody ---------------------------------------
+def _acted(rig: Rig, incident_id: str) -> list[TriageActionKind]:
+    return [action.kind for action in rig.store.actions(incident_id)]
+
+
+def test_acknowledging_a_resolved_incident_is_refused_and_pages_nobody(rig, pagerduty, clock):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.act(incident.incident_id, TriageActionKind.RESOLVE)
+    rig.deliver()
+    clock.advance(60)
+    with pytest.raises(TransitionRefused, match="is closed as resolved: reopen it before you acknowledge it"):
+        rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE)
+    assert rig.deliver().sent == 0
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "resolve"]
+    assert rig.store.get_incident(incident.incident_id).status is AlertStatus.RESOLVED
+    assert {a.status for a in rig.store.get_alerts(incident.alert_ids)} == {AlertStatus.RESOLVED}
+    assert _acted(rig, incident.incident_id) == [TriageActionKind.RESOLVE]
+    # reopened first, it may be acknowledged again
+    rig.act(incident.incident_id, TriageActionKind.REOPEN)
+    updated, _ = rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE)
+    assert updated.status is AlertStatus.ACKNOWLEDGED
+
+
+def test_resolving_a_false_positive_keeps_the_label_and_sends_no_second_resolve(rig, pagerduty, slack, clock):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.act(incident.incident_id, TriageActionKind.FALSE_POSITIVE)
+    rig.deliver()
+    clock.advance(60)
+    with pytest.raises(TransitionRefused, match="is closed as a false positive: reopen it before you resolve it"):
+        rig.act(incident.incident_id, TriageActionKind.RESOLVE)
+    assert rig.deliver().sent == 0
+    assert rig.store.get_incident(incident.incident_id).status is AlertStatus.FALSE_POSITIVE
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "resolve"]
+    assert len(slack.accepted) == 2
+
+
+def test_a_resolved_incident_reclassified_as_a_false_positive_tells_nobody_again(rig, pagerduty, clock):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.act(incident.incident_id, TriageActionKind.RESOLVE)
+    rig.deliver()
+    clock.advance(60)
+    updated, planned = rig.act(incident.incident_id, TriageActionKind.FALSE_POSITIVE)
+    assert updated.status is AlertStatus.FALSE_POSITIVE and planned == []
+    assert rig.deliver().sent == 0 and [e["event_action"] for e in pagerduty.accepted] == ["trigger", "resolve"]
+
+
+@pytest.mark.parametrize("kind", [TriageActionKind.ACKNOWLEDGE, TriageActionKind.RESOLVE])
+def test_repeating_an_action_is_a_no_op_that_tells_nobody_again(rig, pagerduty, clock, kind):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.act(incident.incident_id, kind)
+    rig.deliver()
+    sent = len(pagerduty.accepted)
+    clock.advance(60)
+    again, planned = rig.act(incident.incident_id, kind, by="bob")
+    assert planned == [] and rig.deliver().sent == 0 and len(pagerduty.accepted) == sent
+    assert again.status is rig.store.get_incident(incident.incident_id).status
+    assert _acted(rig, incident.incident_id) == [kind]  # nothing recorded for the repeat
+
+
+def test_a_repeat_keeps_its_note_as_a_note(rig, clock):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE)
+    action = TriageAction(
+        incident_id=incident.incident_id, kind=TriageActionKind.ACKNOWLEDGE, by="bob", at=clock(), note="called her"
+    )
+    _, planned = rig.pager.record_action(action)
+    assert planned == []
+    assert _acted(rig, incident.incident_id) == [TriageActionKind.ACKNOWLEDGE, TriageActionKind.NOTE]
+    assert rig.store.actions(incident.incident_id)[-1].note == "called her"

@@ -236,3 +236,75 @@ def test_the_live_pipeline_delivers_from_its_own_thread(tmp_path, events, config
     raised = [i for i in incidents(data) if i.severity.rank >= 1]
     assert raised and pagerduty.pages == len(raised)
     assert {row.status for row in outbox(data)} == {NotificationStatus.SENT}
+
+
+def test_a_page_sent_in_the_end_shows_its_error_as_an_earlier_attempts(
+    tmp_path, events, config, pagerduty, capsys, monkeypatch
+):
+    monkeypatch.setenv("ACCESSWATCH_NOTIFY__DELIVERY__DRAIN_ON_EXIT", "0s")
+    data = tmp_path / "data"
+    pagerduty.fail_next(100, 503)
+    accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page")
+    pagerduty.heal()
+    assert accesswatch("pages", "--data-dir", str(data), "--config", str(config), "--deliver") == 0
+    capsys.readouterr()
+    assert accesswatch("pages", "--data-dir", str(data), "--status", "sent") == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " pagerduty " in line]
+    retried = [line for line in lines if "HTTP 503" in line]
+    assert retried and all(" sent " in line for line in lines)
+    # the outbox keeps why it took another try; the table says it was an earlier attempt's
+    assert all("  earlier attempt: HTTP 503 from " in line for line in retried), retried
+
+
+def test_after_a_replay_escalations_not_yet_due_are_not_counted_as_retries(tmp_path, events, pagerduty, capsys):
+    config = tmp_path / "escalating.toml"
+    config.write_text(
+        f"""
+[notify]
+receivers = []
+[[notify.routes]]
+name = "soc"
+receivers = ["file"]
+escalate = [{{ after = "15m", receivers = ["pagerduty"] }}]
+
+[notify.delivery]
+drain_on_exit = "0s"
+
+[notify.settings.pagerduty]
+routing_key = "{ROUTING_KEY}"
+url = "{pagerduty.url}"
+"""
+    )
+    data = tmp_path / "data"
+    assert accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page") == 0
+    out = capsys.readouterr().out
+    escalations = outbox(data, receiver="pagerduty")
+    assert escalations and all(row.status is NotificationStatus.PENDING for row in escalations)
+    assert "0 waiting to be retried" in out and "retries them" not in out
+    assert f"; {len(escalations)} escalations due later if nobody acknowledges" in out
+
+
+def test_a_closed_incident_is_not_acknowledged_until_it_is_reopened(tmp_path, events, config, pagerduty, capsys):
+    data = tmp_path / "data"
+    accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page")
+    incident = next(i for i in incidents(data) if i.severity.rank >= 1)
+    where = ("--data-dir", str(data), "--config", str(config), "--by", "bob")
+    assert accesswatch("resolve", incident.incident_id, *where) == 0
+    capsys.readouterr()
+    assert accesswatch("ack", incident.incident_id, *where) == 1
+    err = capsys.readouterr().err
+    assert err == f"accesswatch: {incident.incident_id} is closed as resolved: reopen it before you acknowledge it\n"
+    told = {"receiver": "pagerduty", "incident_id": incident.incident_id}
+    assert [row.kind for row in outbox(data, **told)] == [PageKind.TRIGGER, PageKind.RESOLVE]
+    assert pagerduty.pagerduty[incident.incident_id].status == "resolved"
+    # resolving it again is a repeat: nothing changes, nobody is told
+    assert accesswatch("resolve", incident.incident_id, *where) == 0
+    assert "is already resolved: nothing changed, nobody told again" in capsys.readouterr().out
+    assert len(outbox(data, **told)) == 2
+    # reopened, it is in the queue again and may be acknowledged
+    assert accesswatch("reopen", incident.incident_id, *where) == 0
+    assert "is now open" in capsys.readouterr().out
+    assert accesswatch("ack", incident.incident_id, *where) == 0
+    assert "is now acknowledged" in capsys.readouterr().out
+    with SqliteStore(data / "accesswatch.db") as store:
+        assert [a.kind.value for a in store.actions(incident.incident_id)] == ["resolve", "reopen", "acknowledge"]

@@ -98,6 +98,19 @@ def test_a_receiver_named_by_two_matching_routes_is_paged_once(tmp_path, sqlite_
     assert [receiver for receiver, _, _ in planned(sqlite_store)] == ["soc", "oncall", "dpo"]
 
 
+def test_continue_tries_the_next_routes_but_never_falls_through_to_the_default_route(tmp_path, sqlite_store, clock):
+    # as the README says: the default route takes only incidents no route matched
+    alone = [{"name": "oncall", "receivers": ["oncall"], "continue": True}]
+    paging = pager(tmp_path, sqlite_store, clock, receivers=["soc"], routes=alone)
+    paging.page([finding("emp-0001")])
+    assert [receiver for receiver, _, _ in planned(sqlite_store)] == ["oncall"]
+    # to page the default receivers as well, a last route without conditions names them
+    with_catch_all = [*alone, {"name": "everything else", "receivers": ["soc"]}]
+    paging = pager(tmp_path, sqlite_store, clock, receivers=["soc"], routes=with_catch_all)
+    paging.page([finding("emp-0002")])
+    assert [receiver for receiver, _, _ in planned(sqlite_store, actor_id="emp-0002")] == ["oncall", "soc"]
+
+
 def test_findings_of_one_incident_in_one_batch_are_one_page(tmp_path, sqlite_store, clock):
     paging = pager(tmp_path, sqlite_store, clock)
     alert, incident = finding(severity=Severity.MEDIUM)

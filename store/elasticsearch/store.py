@@ -518,7 +518,8 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
             raise KeyError(action.incident_id)
         incident = docs.incident_from(hit["_source"])
         person: dict[str, Any] = {}  # what the action changes, as the model has it
-        status = STATUS_AFTER[action.kind]
+        # checked again here, on the stored status: two people acting at once must not both pass the pager's check
+        status = incident.status_after(action.kind) if STATUS_AFTER[action.kind] is not None else None
         if status is not None:
             person["status"] = status
         if action.kind is TriageActionKind.ASSIGN:
