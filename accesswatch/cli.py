@@ -380,12 +380,13 @@ def _dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
 
 def _evaluate(args: argparse.Namespace) -> int:
 
-    from accesswatch.evaluate import evaluate, format_report
+    from accesswatch.evaluate import evaluate, format_report, warn_dead_letters
 
     settings = _settings(args)
     labels = _read_labels(args.labels)
     zone = settings.organisation.tz
     with app.open_store(settings, readonly=True) as store:
+        warn_dead_letters(store)  # lines never judged: figures that leave them out look clean
         alerts = store.query_alerts(AlertQuery(limit=1_000_000))
         active = store.active_actor_days(zone)
         if args.compare:  # the naive rule runs over the stored events, the store only read

@@ -2,9 +2,14 @@
 
 Findings of one detector about one actor that follow each other within the
 merge gap are one episode: the first finding opens an alert, later ones grow
-it (its end, its peak score and severity, its evidence), keeping its id.  The
-id is derived from the detector, the actor and the episode's start, all event
-time, so a replay of the same events yields the same ids.
+it (its window, its peak score and severity, its evidence), keeping its id.
+The window is the contract's "event-time span the finding covers": from the
+earliest start to the latest end of the findings merged in, so a day's
+finding that began before the hours already in the alert widens it at the
+start too.  The id is derived from the detector, the actor and the start of
+the first finding, all event time, so a replay of the same events yields the
+same ids (and an alert whose window widens keeps the id it was stored and
+paged under).
 """
 
 from __future__ import annotations
@@ -23,6 +28,24 @@ def alert_id(detector: str, actor_id: str, start: float) -> str:
     start_text = format_utc(datetime.fromtimestamp(start, UTC))
     digest = hashlib.sha256(f"{detector}\x1f{actor_id}\x1f{start_text}".encode()).hexdigest()
     return f"aw-{digest[:24]}"
+
+
+def opened_at(alert: Alert) -> datetime:
+    """The start of the alert's first finding: what its id was derived from.
+
+    Fixed however the alert grows, where ``window_start`` may move earlier (a
+    day's finding that began before the hour that opened it): an anchor that
+    does not depend on which revision of the alert a process saw first.  The
+    first span is the opening finding (``_kept`` never drops it); an alert
+    with no spans was never grown here, and its window is its finding's.
+    """
+    spans = alert.evidence.get("spans")
+    return datetime.fromisoformat(spans[0][0]) if spans else alert.window_start
+
+
+def _kept(spans: list[list]) -> list[list]:
+    """At most MAX_SPANS: the opening finding's (see ``opened_at``) and the latest."""
+    return spans if len(spans) <= MAX_SPANS else [spans[0], *spans[-(MAX_SPANS - 1) :]]
 
 
 class AlertBook:
@@ -75,6 +98,8 @@ class AlertBook:
         )
 
     def _grow(self, alert: Alert, finding: Finding) -> Alert:
+        # from the alert's own window, not from the spans kept: those are cut at MAX_SPANS
+        start = min(alert.window_start, datetime.fromtimestamp(finding.window_start, UTC))
         end = max(alert.window_end, datetime.fromtimestamp(finding.window_end, UTC))
         stronger = finding.score > alert.score
         evidence = dict(finding.evidence) if stronger else dict(alert.evidence)
@@ -91,10 +116,11 @@ class AlertBook:
                 finding.severity.value,
             ]
         )
-        evidence["spans"] = spans[-MAX_SPANS:]
+        evidence["spans"] = _kept(spans)
         severity = Severity.from_rank(max(alert.severity.rank, finding.severity.rank))
         return alert.model_copy(
             update={
+                "window_start": start,
                 "window_end": end,
                 "score": max(alert.score, finding.score),
                 "severity": severity,

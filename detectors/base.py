@@ -30,6 +30,12 @@ DOCUMENTED_SHARE = 0.9  # of the window's records read under a stated purpose
 # more, such as a partner agent's exports, is judged by its bursts; a weekly job,
 # on one working day in five, is not, and moved to another day and hour it alerts
 USUAL_PEAK_QUANTILE = 0.75
+# ... and with its peer group's, whichever is higher: an hour that is routine for
+# the role is not bulk, however few of the actor's own days its quartile rests on
+# (in the days after its warm-up, a quiet first week sets it).  The group's counts
+# once it is a group (three members or more) and has seen as many member-days as
+# an actor's own baseline needs days.
+PEER_PEAK_MIN_MEMBERS = 3
 _NEVER = EwStat()  # the baseline of something never seen: zero, with the floor spread
 
 
@@ -83,11 +89,15 @@ class Expectation:
     z: float  # spreads above the expectation on the log scale, after the allowance
     basis: str  # "own", "own rhythm", "peers"
     population_factor: float
-    usual_peak: float | None = None  # for an hour: the busiest hour of the actor's busier days (None: not known)
+    # for an hour: the busiest hour of the actor's busier days, or of its peers' if higher (None: not known)
+    usual_peak: float | None = None
+    score_cap: float = math.inf  # no louder than this (``detectors.volume.unusual_volume``: past the usual peak)
 
     @property
     def score(self) -> float:
-        return math.log2(max(self.ratio, 1.0))
+        """How loud: log2 of the times the usual (at the default severity scores, a doubling is half a step), at
+        most ``score_cap``."""
+        return min(math.log2(max(self.ratio, 1.0)), self.score_cap)
 
     @property
     def peak_ratio(self) -> float:
@@ -133,6 +143,7 @@ class Period:
         self._g = self.g_fast if scale == "short" else self.g_slow
         self._factors: dict[str, tuple[dict[str, float], float]] = {}
         self._mature: list[tuple[WindowStats, dict[str, EwStat], str]] | None = None
+        self._peer_peaks: dict[tuple[str, str], float | None] = {}  # (peer key, metric) -> the group's usual peak
 
     def _stat(self, profile: Profile, metric: str) -> EwStat:
         return (profile.hourly if self.scale == "short" else profile.daily)[metric]
@@ -148,6 +159,7 @@ class Period:
         profile, basis = self.profiles.baseline(window.actor)
         if profile is None:
             return None
+        own = profile if basis == "own" else None  # the actor's own profile, for its usual peak
         stat = self._stat(profile, metric)
         if stat.weight(self._g) < 1.0 and metric in SPARSE_METRICS and basis == "own":
             peer = self.profiles.peer(window.actor)
@@ -174,15 +186,27 @@ class Period:
         allowance = math.log(factor)
         z = (log_value - mean - allowance) / sd
         ratio = (value + 1.0) / (math.expm1(mean) + 1.0) / factor
-        return Expectation(value, math.expm1(mean), ratio, z, basis, factor, self._usual_peak(profile, metric))
+        peak = self._usual_peak(window.actor, own, metric) if self.scale == "short" else None
+        return Expectation(value, math.expm1(mean), ratio, z, basis, factor, peak)
 
-    def _usual_peak(self, profile: Profile, metric: str) -> float | None:
-        if self.scale != "short":
-            return None
-        peaks = profile.peak_hour.get(metric)
-        if peaks is None or peaks.weight(self.g_slow) < 1.0:
-            return None
-        return peaks.quantile(USUAL_PEAK_QUANTILE)
+    def _usual_peak(self, actor: ActorRef, own: Profile | None, metric: str) -> float | None:
+        """The busiest hour of the actor's busier days, or its peer group's if higher; the group's alone while
+        the actor is judged on its peers (``own`` None)."""
+        key = self.profiles.peer_key(actor)
+        if own is None:  # ``ProfileBook.baseline`` vouched for the group: its peak counts from a day on, as before
+            group = self.profiles.peers.get(key)
+            return _quantile_of(group, metric, 1.0, self.g_slow) if group is not None else None
+        peak = _quantile_of(own, metric, 1.0, self.g_slow)
+        peers = self._peer_peaks.get((key, metric), _UNSEEN)
+        if peers is _UNSEEN:  # once per group and period: the histograms change only when a day closes
+            group = self.profiles.peers.get(key)
+            peers = None
+            if group is not None and len(group.members) >= PEER_PEAK_MIN_MEMBERS:
+                peers = _quantile_of(group, metric, self.profiles.actor_warmup_days, self.g_slow)
+            self._peer_peaks[(key, metric)] = peers
+        if peers is None or (peak is not None and peak >= peers):
+            return peak
+        return peers
 
     def population_factor(self, actor: ActorRef, metric: str) -> float:
         groups, overall = self._factors_for(metric)
@@ -235,6 +259,17 @@ class Period:
         return weekday in org.business_days and org.business_hours_start <= hour < org.business_hours_end
 
 
+_UNSEEN: Any = object()  # not yet looked up in this period
+
+
+def _quantile_of(profile: Profile, metric: str, min_weight: float, g_slow: float) -> float | None:
+    """The profile's usual peak hour of ``metric`` (``USUAL_PEAK_QUANTILE``), once seen on ``min_weight`` days."""
+    peaks = profile.peak_hour.get(metric)
+    if peaks is None or peaks.weight(g_slow) < min_weight:
+        return None
+    return peaks.quantile(USUAL_PEAK_QUANTILE)
+
+
 # a window's figure of each metric, as ``profiles.metric_values`` reads it
 _METRIC_OF: dict[str, Callable[[WindowStats], float]] = {
     "records": lambda window: window.records,
@@ -252,6 +287,10 @@ class Detector(ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[DetectorSettings]] = DetectorSettings
     scales: ClassVar[tuple[Literal["short", "long"], ...]] = ("short",)
+    # The highest severity a finding of this detector reaches on its own (None: no limit).  Above it, a detector
+    # without such a limit (a rule) must have found something, at medium or more, on the same actor at about the
+    # same time (``detectors.engine.DetectionEngine``), else the finding is lowered to it.
+    alone_max_severity: ClassVar[Severity | None] = None
     # heavy modules it imports on first use: a detection worker imports them ahead, while it waits for
     # its engine (``ingest.detection_worker``), not while batches wait for it
     imports: ClassVar[tuple[str, ...]] = ()

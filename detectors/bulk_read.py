@@ -40,9 +40,10 @@ class BulkRead(Detector):
         for window in period.windows:
             if window.records < min_records:
                 continue
-            by_records = unusual_volume(period, window, "records", window.records, min_ratio, min_z, peak)
+            scores = settings.severity_scores
+            by_records = unusual_volume(period, window, "records", window.records, min_ratio, min_z, peak, scores)
             by_customers = unusual_volume(
-                period, window, "customers", window.distinct_customers, min_ratio, min_z, peak
+                period, window, "customers", window.distinct_customers, min_ratio, min_z, peak, scores
             )
             found = [e for e in (by_records, by_customers) if e is not None]
             limit = settings.absolute_limits.get(window.actor.kind, 0) if short else 0

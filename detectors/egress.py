@@ -36,6 +36,7 @@ class Egress(Detector):
                 settings.min_ratio,
                 settings.min_z,
                 settings.min_peak_ratio,
+                settings.severity_scores,
             )
             if found is None:
                 continue

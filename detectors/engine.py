@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from detectors.alerts import AlertBook
@@ -20,7 +20,7 @@ from detectors.base import Detector, Finding, Period
 from detectors.classify import Classifier
 from detectors.profiles import ProfileBook
 from detectors.windows import ActorRef, LocalClock, WindowStats
-from models.alert import Alert
+from models.alert import Alert, Severity
 from models.config import Settings
 from models.fast_event import EventView
 
@@ -56,6 +56,10 @@ class DetectionEngine:
         self._actors: dict[str, ActorRef] = {}
         self._pending: dict[str, Alert] = {}
         self._flagged_today: set[str] = set()  # actors with findings in the day still open
+        # detectors whose findings need another's agreement above a severity (``Detector.alone_max_severity``)
+        self._alone: dict[str, Severity] = {
+            d.name: d.alone_max_severity for d in self.detectors if d.alone_max_severity is not None
+        }
 
     # -- the hot path -------------------------------------------------------
     def process(self, events: Iterable[EventView]) -> EngineOutput:
@@ -191,13 +195,15 @@ class DetectionEngine:
             ready,
         )
         suspects: set[str] = set()
+        found: list[Finding] = []
         for detector in self.detectors:
             if scale in detector.scales:
                 if ready:
-                    for finding in detector.detect(period):
-                        self._raise(finding)
-                        suspects.add(finding.actor.id)
+                    found.extend(detector.detect(period))
                 detector.observe(period)
+        for finding in self._corroborated(found) if self._alone and found else found:
+            self._raise(finding)
+            suspects.add(finding.actor.id)
         # learn only after judging: a window is never its own baseline
         if scale == "short":
             open_long = self._open["long"]
@@ -224,6 +230,42 @@ class DetectionEngine:
                 self.profiles.learn_day(window, period.slot // 24, suspect=window.actor.id in suspects)
                 self.profiles.note_flagged_day(window.actor.id, window.actor.id in flagged)
             self._flagged_today = set()
+
+    def _corroborated(self, found: list[Finding]) -> list[Finding]:
+        """The period's findings, each above its detector's ``alone_max_severity`` lowered to it unless another
+        detector agrees: a finding at medium or more, of a detector with no such limit, on the same actor, in this
+        period or in an alert still open, within the merge gap of it."""
+        gap = self.book.merge_gap
+        alone = self._alone
+        judged = []
+        for finding in found:
+            cap = alone.get(finding.detector)
+            if cap is None or finding.severity.rank <= cap.rank:
+                judged.append(finding)
+                continue
+            actor, start, end = finding.actor.id, finding.window_start - gap, finding.window_end + gap
+            agrees = any(
+                other.actor.id == actor
+                and other.detector not in alone
+                and other.severity.rank >= Severity.MEDIUM.rank
+                and other.window_start <= end
+                and other.window_end >= start
+                for other in found
+            ) or any(
+                alert.actor_id == actor
+                and alert.detector not in alone
+                and alert.severity.rank >= Severity.MEDIUM.rank
+                and alert.window_start.timestamp() <= end
+                and alert.window_end.timestamp() >= start
+                for alert in self.book.open.values()
+            )
+            if agrees:
+                judged.append(finding)
+                continue
+            summary = f"{finding.summary.rstrip('.')}; no rule found anything on them then, so {cap.value}."
+            evidence = {**finding.evidence, "alone": {"severity": finding.severity.value, "at_most": cap.value}}
+            judged.append(replace(finding, severity=cap, summary=summary, evidence=evidence))
+        return judged
 
     def _raise(self, finding: Finding) -> None:
         alert = self.book.add(finding)

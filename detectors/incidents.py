@@ -2,8 +2,8 @@
 
 Pure functions: the pipeline fetches the actor's latest incident from the
 store and stores what ``attach`` returns.  The incident id comes from the
-actor and the start of its first alert, both event time, so a replay gives
-the same incidents.
+actor and the start of its first alert's first finding (``detectors.alerts.opened_at``),
+both event time, so a replay gives the same incidents.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
+from detectors.alerts import opened_at
 from models.alert import Alert, AlertStatus, Severity
 from models.event import format_utc
 from models.incident import Incident
@@ -22,7 +23,9 @@ SEVERITY_WEIGHT = {Severity.LOW: 0.10, Severity.MEDIUM: 0.30, Severity.HIGH: 0.6
 
 
 def incident_id(actor_id: str, alert: Alert) -> str:
-    digest = hashlib.sha256(f"{actor_id}\x1f{format_utc(alert.window_start)}".encode()).hexdigest()
+    # the start of its first finding, not its window: that may widen as the alert grows, and the
+    # first revision a process publishes depends on where the stream was cut (batches, restarts)
+    digest = hashlib.sha256(f"{actor_id}\x1f{format_utc(opened_at(alert))}".encode()).hexdigest()
     return f"inc-{digest[:20]}"
 
 

@@ -29,7 +29,14 @@ class SensitiveAccess(Detector):
             if window.high_records < settings.min_records:
                 continue
             found = unusual_volume(
-                period, window, "high", window.high_records, settings.min_ratio, settings.min_z, settings.min_peak_ratio
+                period,
+                window,
+                "high",
+                window.high_records,
+                settings.min_ratio,
+                settings.min_z,
+                settings.min_peak_ratio,
+                settings.severity_scores,
             )
             if found is None:
                 continue

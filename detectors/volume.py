@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import Field
@@ -30,8 +32,13 @@ def unusual_volume(
     min_ratio: float,
     min_z: float,
     min_peak_ratio: float = 0.0,
+    severity_scores: Sequence[float] | None = None,
 ) -> Expectation | None:
-    """The expectation when ``value`` is many times and many spreads above it, and above the usual peak; else None."""
+    """The expectation when ``value`` is many times and many spreads above it, and above the usual peak; else None.
+
+    With ``severity_scores`` (the rule's), an hour judged against a usual peak scores no louder than how far
+    past that gate it is (``peak_score``).
+    """
     expectation = period.expectation(window, metric, value)
     if (
         expectation is None
@@ -40,4 +47,23 @@ def unusual_volume(
         or expectation.peak_ratio < min_peak_ratio
     ):
         return None
+    if severity_scores is not None and min_peak_ratio > 0 and expectation.usual_peak is not None:
+        expectation.score_cap = peak_score(expectation.peak_ratio / min_peak_ratio, severity_scores)
     return expectation
+
+
+def peak_score(past_gate: float, severity_scores: Sequence[float]) -> float:
+    """The loudest score of an hour ``past_gate`` times the usual-peak gate: medium at the gate, one severity
+    step per doubling beyond it (high at twice the gate, critical at four times).
+
+    The gate decides whether an hour alerts; without this, how loud it is came from the ratio to the actor's
+    mean hour alone.  For work that comes in bursts the mean hour is tiny, so an hour just past the gate, such
+    as a partner agent's two routine exports in one hour, scored high or critical.  Against the mean, a doubling
+    is half a step; against the usual peak, itself the busy end of the actor's days, a doubling is rarer and
+    weighs a whole step.  Far past any peak (a bulk exfiltration: hundreds of times) the cap is never reached.
+    """
+    medium, high, critical = severity_scores[0], severity_scores[1], severity_scores[2]
+    steps = math.log2(max(past_gate, 1.0))
+    if steps <= 1.0:
+        return medium + (high - medium) * steps
+    return high + (critical - high) * (steps - 1.0)

@@ -51,9 +51,10 @@ UtcTime = Annotated[datetime, PlainSerializer(format_utc, return_type=str, when_
 class Alert(BaseModel):
     """One finding about one actor over an event-time span.
 
-    ``alert_id`` is derived from the detector, the actor and the start of the
-    span (``detectors.alerts.alert_id``), so a replay of the same events gives
-    the same id and a finding that grows keeps its id.
+    ``alert_id`` is derived from the detector, the actor and the start of its
+    first finding (``detectors.alerts.alert_id``), so a replay of the same
+    events gives the same id and a finding that grows keeps its id.  The
+    window covers every finding merged in: it may start before that first one.
     """
 
     model_config = ConfigDict(extra="forbid")

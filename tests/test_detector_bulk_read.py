@@ -14,6 +14,7 @@ import pytest
 from detectors.bulk_read import BulkRead
 from detectors.registry import DETECTORS, build_detectors
 from models.alert import Severity
+from models.event import format_utc
 from tests.detector_harness import (
     Actor,
     assert_contract_alert,
@@ -105,7 +106,9 @@ def test_an_hour_of_bulk_reading_raises_one_alert_naming_the_volume_and_the_usua
     assert "3,000" in alert.summary and "of 3" in alert.summary
     # 750 times the usual: log2(750) = 9.6, past the critical threshold of 7
     assert alert.severity is Severity.CRITICAL and alert.score == pytest.approx(9.55, abs=0.1)
-    assert alert.window_start == local(14, 10)
+    # the hour at 10:00 opened it; the day's finding grew it, and the window covers both (the contract's span)
+    assert alert.evidence["spans"][0][0] == format_utc(local(14, 10))
+    assert (alert.window_start, alert.window_end) == (local(14), local(15))
     assert set(evidence["event_ids"]) >= {e.event_id for e in insider()[-10:]}
 
 
@@ -181,7 +184,9 @@ def test_the_weekly_export_at_another_hour_is_not_routine():
         burst(LEAD, local(23, 15), events=2, records=7500),  # the fourth one on Tuesday afternoon
     )
     alert = run(events, NAME).only()
-    assert alert.window_start == local(23, 15)
+    # the hour opened it; grown by the day's finding, its window covers that day
+    assert alert.evidence["spans"][0][0] == format_utc(local(23, 15))
+    assert (alert.window_start, alert.window_end) == (local(23), local(24))
 
 
 def test_the_weekly_export_at_its_usual_hour_is_routine_when_it_names_its_customers():
@@ -305,4 +310,61 @@ def test_no_alert_during_the_system_warm_up():
     )
     assert run(events, NAME).alerts == []  # day 6 is inside the 7-day system warm-up
     shorter = settings_with(baselines__system_warmup="5d")
-    assert run(events, NAME, settings=shorter).only().window_start == local(6, 10)
+    alert = run(events, NAME, settings=shorter).only()
+    assert alert.evidence["spans"][0][0] == format_utc(local(6, 10))  # the hour opened it (the day grew it)
+
+
+def finance_team_story(size: int = 6, records: int = 3000):
+    """A finance team whose members run a report of ~2,500 records in one afternoon hour every working day;
+    the newest member ran smaller ones (500) in its first week, and on its first judged day reads ``records``
+    in one morning hour."""
+    members = team(size, role="finance", department="finance")
+    newcomer, others = members[0], members[1:]
+    parts = [history(a, days=8, per_hour=3, records=1) for a in members]
+    parts += [burst(a, local(day, 15), events=5, records=500) for a in others for day in range(8) if day % 7 < 5]
+    parts += [burst(newcomer, local(day, 14), events=1, records=500) for day in range(5)]
+    parts.append(burst(newcomer, local(7, 10), events=6, records=records // 6))
+    return newcomer, stream(*parts)
+
+
+@pytest.mark.parametrize("size", [6, 3])
+def test_an_hour_routine_for_the_role_is_not_bulk_however_few_days_the_actors_own_peak_rests_on(size):
+    newcomer, events = finance_team_story(size)
+    # 3,000 records: hundreds of times the newcomer's usual hour and four times its own usual peak (500, from
+    # the five days of its first week), but the size of the report its peers run every day
+    assert run(events, NAME).alerts == []
+    # twice the role's usual peak and more is not the role's routine
+    newcomer, bigger = finance_team_story(size, records=9000)
+    alert = run(bigger, NAME).only()
+    assert alert.actor_id == newcomer.id and alert.window_start == local(7, 10)
+
+
+def test_a_pair_is_not_a_role_whose_routine_excuses_an_hour():
+    # with one peer, the other's reports are not a role's routine: judged on its own usual peak, the hour alerts
+    newcomer, events = finance_team_story(2)
+    alert = run(events, NAME).only()
+    assert alert.actor_id == newcomer.id and alert.window_start == local(7, 10)
+
+
+@pytest.mark.parametrize(
+    "records, severity",
+    [
+        (1600, Severity.MEDIUM),  # 3.1x the usual peak of ~500: 1.6x the gate of twice it
+        (2300, Severity.HIGH),  # 4.5x: 2.2x the gate
+        (4500, Severity.CRITICAL),  # 8.8x: 4.4x the gate
+    ],
+)
+def test_an_hour_past_the_usual_peak_is_as_loud_as_how_far_past_it_is(records, severity):
+    # an auditor, alone in their role, reads a few records an hour and runs a 500-record report most afternoons;
+    # every one of these hours is hundreds of times their usual hour (critical by that alone), but the first is
+    # barely past their usual busy hour
+    auditor = Actor("emp-0300", role="auditor", department="audit")
+    events = stream(
+        history(auditor, days=14, per_hour=3, records=1),
+        *(burst(auditor, local(day, 14), events=2, records=250) for day in range(14) if day % 7 < 5 and day % 5 != 4),
+        burst(auditor, local(14, 10), events=10, records=records // 10),
+    )
+    alert = run(events, NAME, config={NAME: {"daily_min_records": 10**9}}).only()
+    assert alert.window_start == local(14, 10)
+    assert alert.evidence["ratio"] > 128  # log2: past 7, critical by the ratio to the usual hour
+    assert alert.severity is severity, describe(alert)

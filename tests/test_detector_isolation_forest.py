@@ -189,6 +189,65 @@ def test_a_new_actor_is_scored_against_its_peers():
     assert "their peers' usual" in alerts[0].summary
 
 
+def test_alone_the_model_asks_for_review_and_it_pages_only_when_a_rule_agrees(insider_run):
+    said = [f.severity for f in insider_run.findings if f.actor.id == INSIDER.id and f.evidence["scale"] == "short"]
+    assert said == [Severity.HIGH]  # what the model made of the hour: rarer than anything it learned from
+    alert = forest_alerts(insider_run, INSIDER.id)[0]
+    assert alert.severity is Severity.MEDIUM, describe(alert)
+    assert alert.evidence["alone"] == {"severity": "high", "at_most": "medium"}
+    assert alert.summary.endswith("; no rule found anything on them then, so medium.")
+    # with the volume rule, which pages the same hour, the model's alert is high, whichever detector runs first
+    for detectors in ([NAME, "bulk_read"], ["bulk_read", NAME]):
+        both = run(insider_story(), detectors, config=CONFIG)
+        rule = [a for a in both.alerts if a.detector == "bulk_read" and a.actor_id == INSIDER.id]
+        assert rule and rule[0].severity.at_least(Severity.MEDIUM), [describe(a) for a in both.alerts]
+        model = forest_alerts(both, INSIDER.id)
+        assert [a.severity for a in model] == [Severity.HIGH] and "alone" not in model[0].evidence, detectors
+
+
+@pytest.mark.parametrize(
+    "rule_hours, rule_severity, agrees",
+    [
+        ((9, 10), Severity.MEDIUM, True),  # ended an hour before the model's hour: within the merge gap
+        ((14, 15), Severity.HIGH, True),  # began two hours after it: within the gap too (an open alert)
+        ((6, 7), Severity.CRITICAL, False),  # ended four hours before
+        ((11, 12), Severity.LOW, False),  # a rule's low finding (a first touch peers share) is no agreement
+    ],
+)
+def test_a_rule_agrees_with_a_finding_on_the_same_actor_at_medium_or_more_within_the_merge_gap(
+    rule_hours, rule_severity, agrees
+):
+    from detectors.base import Finding
+    from detectors.engine import DetectionEngine
+    from detectors.windows import ActorRef
+    from models.event import ActorKind
+    from tests.detector_harness import detectors_for
+
+    settings = settings_with()
+    actor = ActorRef("emp-0001", ActorKind.EMPLOYEE, "customer_service")
+
+    def engine() -> DetectionEngine:
+        return DetectionEngine(settings, detectors_for(settings, [NAME, "bulk_read"]))
+
+    def finding(detector: str, hours: tuple[int, int], severity: Severity, who: ActorRef = actor) -> Finding:
+        start, end = (local(16, hour).timestamp() for hour in hours)
+        return Finding(detector, who, start, end, 5.0, severity, "Something.", {"event_ids": ["e1"]})
+
+    model = finding(NAME, (11, 12), Severity.HIGH)
+    expected = Severity.HIGH if agrees else Severity.MEDIUM
+    # the rule's alert is still open, from an earlier period
+    earlier = engine()
+    earlier.book.add(finding("bulk_read", rule_hours, rule_severity))
+    assert [f.severity for f in earlier._corroborated([model])] == [expected]
+    # the rule's finding is in the same period
+    same = engine()._corroborated([finding("bulk_read", rule_hours, rule_severity), model])
+    assert [f.severity for f in same] == [rule_severity, expected]
+    # about someone else, it agrees with nothing
+    someone = ActorRef("emp-0002", ActorKind.EMPLOYEE, "customer_service")
+    apart = engine()._corroborated([finding("bulk_read", rule_hours, rule_severity, someone), model])
+    assert apart[1].severity is Severity.MEDIUM
+
+
 def test_replays_batch_cuttings_and_restarts_give_the_same_alerts():
     # restarts go through the JSON checkpoint with no model directory: the models are fit again, identically
     assert_stable_alerts(insider_story, NAME, config=CONFIG)

@@ -177,6 +177,39 @@ def test_a_partner_whose_routine_comes_in_bursts_is_judged_by_its_usual_bursts()
     assert alert.actor_id == agent.id and alert.severity.at_least(Severity.HIGH)
 
 
+def booking_desk_story(exported: int):
+    """Four booking agents who read a passport or two an hour and export ~250 passports in one hour on most days;
+    the newest exported only 60 a day in its first week, and on its first judged day exports ``exported``."""
+    agents = team(4, role="booking_agent", prefix="ptn", kind="partner", organization="sky", department=None)
+    newcomer, others = agents[0], agents[1:]
+    parts = [history(a, days=8, per_hour=3, records=1, fields=PASSPORT_FIELDS, weekdays=range(7)) for a in agents]
+    parts += [
+        burst(a, local(day, 11 + n), events=1, records=250, fields=PASSPORT_FIELDS, action="export")
+        for n, a in enumerate(others)
+        for day in range(8)
+        if day % 5 != 4  # four days in five
+    ]
+    parts += [
+        burst(newcomer, local(day, 16), events=1, records=60, fields=PASSPORT_FIELDS, action="export")
+        for day in range(7)
+    ]
+    parts.append(
+        burst(newcomer, local(7, 10), events=3, records=exported // 3, fields=PASSPORT_FIELDS, action="export")
+    )
+    return newcomer, stream(*parts)
+
+
+def test_an_export_the_size_of_the_roles_usual_burst_is_routine_for_a_newly_judged_agent():
+    # 345 passports: over five times the newcomer's own usual burst (60, from its first week), within twice
+    # the bursts its fellow agents export on most days
+    newcomer, events = booking_desk_story(345)
+    assert run(events, NAME).alerts == []
+    # four times the role's usual burst is not routine
+    newcomer, events = booking_desk_story(1200)
+    alert = run(events, NAME).only()
+    assert alert.actor_id == newcomer.id and alert.window_start == local(7, 10)
+
+
 def test_a_population_wide_busy_hour_raises_nobody():
     rush = [burst(a, local(14, 10), events=20, records=20, fields=PASSPORT_FIELDS) for a in VISA_DESK]  # 10x each
     assert run(stream(*visa_desk_routine(), *rush), NAME).alerts == []

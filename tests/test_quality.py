@@ -8,15 +8,17 @@ fail on a regression: on these seeds the rules alone miss the slow ramp at
 medium, and the behaviour model is what finds it.
 
 Figures at the time of writing, for the record (seed 3 / seed 5): false
-actor-days per 1,000 at >= medium 1.00 / 1.02 (the rules alone 0.33 / 0.68;
+actor-days per 1,000 at >= medium 1.00 / 0.68 (the rules alone 0.33 / 0.34;
 9.86 on seed 5 before the volume rules compared an hour with the actor's
-usual peak hour), at >= high 0.00 / 0.00; the naive z-score rule 41 / 51
-at >= medium.  The ceilings are the issue's targets.
+usual peak hour, 0.68 before that peak was its peer group's where higher),
+at >= high 0.00 / 0.00; the naive z-score rule 41 / 51 at >= medium.  The
+ceilings are the issue's targets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -30,7 +32,9 @@ from detectors.zscore_baseline import replay_alerts
 from ingest.simulator import SimulationSettings, write_simulation
 from ingest.sources import FileSource
 from models.alert import Alert, Severity
+from models.event import format_utc, parse_rfc3339
 from store.base import AlertQuery
+from tests.factories import alert as make_alert
 
 SEEDS = (3, 5)
 EMPLOYEES = 120
@@ -154,3 +158,104 @@ def test_the_comparison_table_sets_alert_sets_side_by_side():
     assert row["scenarios detected at >= medium"] == ["0/1", "1/1", "0/1"]
     assert row["false actor-days per 1,000 at >= high"] == ["0.00", "0.00", "1.00"]
     assert row["slow_ramp: hours to detect at >= medium"] == ["missed", "2.0 h", "missed"]
+
+
+# -- how evaluate counts (no replay: alerts built by hand) ------------------------------------------------------------
+def _grown(actor_id: str, *findings: tuple[str, str, Severity], kept_of: int | None = None) -> Alert:
+    """An alert grown from ``findings`` (start, end, severity; UTC 'MM-DDTHH', in the order raised), as
+    ``detectors.alerts.AlertBook`` grows one; ``kept_of``: the findings there were, when some after the first
+    fell out of the evidence."""
+
+    def at(text: str) -> datetime:
+        return parse_rfc3339(f"2026-{text}:00:00Z")
+
+    spans = [[format_utc(at(start)), format_utc(at(end)), 5.0, severity.value] for start, end, severity in findings]
+    return make_alert(
+        actor_id=actor_id,
+        severity=max((severity for _, _, severity in findings), key=lambda severity: severity.rank),
+        window_start=min(at(start) for start, _, _ in findings),
+        window_end=max(at(end) for _, end, _ in findings),
+        evidence={"event_ids": ["e1"], "findings": kept_of or len(findings), "spans": spans},
+    )
+
+
+HOUR = timedelta(hours=1)
+SCENARIO = {"scenario_id": "s", "kind": "bulk_exfiltration", "actor_id": "emp-0001", "start": "2026-10-20T01:00:00Z",
+            "end": "2026-10-20T03:00:00Z"}
+LABELS = {"scenarios": [SCENARIO], "benign": []}
+
+
+def _scenario_at(alerts: list[Alert]) -> dict:
+    return {result.floor: result.scenarios[0] for result in evaluate(LABELS, alerts, 1000, UTC)}
+
+
+def test_hours_to_detect_run_to_the_earliest_finding_at_the_floor_not_to_the_merged_alerts_end():
+    grown = _grown(
+        "emp-0001",
+        ("10-20T02", "10-20T03", Severity.LOW),
+        ("10-20T03", "10-20T04", Severity.MEDIUM),
+        ("10-20T04", "10-20T05", Severity.HIGH),
+        ("10-20T05", "10-20T06", Severity.MEDIUM),
+    )
+    found = _scenario_at([grown])
+    # the alert ends at 06:00; each floor was reached by a finding closing at 03:00, 04:00 and 05:00
+    assert [found[floor].hours_to_detect for floor in (Severity.LOW, Severity.MEDIUM, Severity.HIGH)] == [2.0, 3.0, 4.0]
+    assert found[Severity.MEDIUM].best_severity == "high"
+
+
+def test_a_severity_counts_only_from_the_finding_that_reached_it():
+    # medium while the scenario runs; high two days later, past the day of slack: not a detection at high
+    late = _grown("emp-0001", ("10-20T02", "10-20T03", Severity.MEDIUM), ("10-22T10", "10-22T11", Severity.HIGH))
+    found = _scenario_at([late])
+    assert found[Severity.MEDIUM].detected and found[Severity.MEDIUM].best_severity == "medium"
+    assert not found[Severity.HIGH].detected
+    # someone else's alert, medium for three days and high on the third: three false days at medium, one at high
+    noise = _grown(
+        "emp-0002",
+        ("10-24T02", "10-24T03", Severity.MEDIUM),
+        ("10-25T02", "10-25T03", Severity.MEDIUM),
+        ("10-26T02", "10-26T03", Severity.HIGH),
+    )
+    by_floor = {result.floor: result for result in evaluate(LABELS, [noise], 1000, UTC)}
+    assert (by_floor[Severity.MEDIUM].false_actor_days, by_floor[Severity.HIGH].false_actor_days) == (3, 1)
+
+
+def test_findings_that_fell_out_of_the_alert_count_only_for_what_is_known_of_them():
+    # 10 findings: the opening one (low), two that fell out of the evidence, then seven kept, all medium
+    opening = ("10-20T02", "10-20T03", Severity.LOW)
+    kept = [(f"10-20T{hour:02d}", f"10-20T{hour + 1:02d}", Severity.MEDIUM) for hour in range(5, 12)]
+    medium = _grown("emp-0001", opening, *kept, kept_of=10)
+    found = _scenario_at([medium])
+    assert found[Severity.LOW].hours_to_detect == 2.0  # the opening finding
+    # the lost ones (04:00-05:00 at the latest) may have been medium too, but that is not known: medium counts
+    # from the first kept medium finding, which closed at 06:00
+    assert found[Severity.MEDIUM].hours_to_detect == 5.0
+    # an alert that is high with no kept finding at high reached it among the lost ones, by the time the first
+    # finding kept after them closed
+    high = medium.model_copy(update={"severity": Severity.HIGH})
+    assert _scenario_at([high])[Severity.HIGH].hours_to_detect == 5.0
+
+
+def test_an_alert_without_findings_is_one_finding_over_its_window():
+    start = parse_rfc3339("2026-10-20T02:00:00Z")
+    plain = make_alert(actor_id="emp-0001", severity=Severity.HIGH, window_start=start, window_end=start + 3 * HOUR)
+    assert _scenario_at([plain])[Severity.HIGH].hours_to_detect == 4.0
+
+
+@pytest.mark.parametrize("count, expected", [(0, None), (1, "1 dead letter,"), (55_668, "55,668 dead letters")])
+def test_evaluate_warns_in_one_line_when_the_store_holds_dead_letters(count, expected):
+    import io
+    from types import SimpleNamespace
+
+    from accesswatch.evaluate import dead_letter_warning, warn_dead_letters
+
+    message = dead_letter_warning(count)
+    stream = io.StringIO()
+    store = SimpleNamespace(stats=lambda: SimpleNamespace(dead_letters=count))
+    assert warn_dead_letters(store, stream) == count
+    if expected is None:
+        assert message is None and stream.getvalue() == ""
+    else:
+        assert message is not None and expected in message and "\n" not in message
+        assert stream.getvalue() == message + "\n"
+        assert "max_future_skew" in message  # the usual cause in a replay of a simulation
