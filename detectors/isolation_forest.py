@@ -417,26 +417,26 @@ def _natural(name: str, value: float) -> float:
 
 
 def _count_words(name: str, value: float, window: WindowStats | None, usual: bool = False) -> str:
-    n = wording.count(value)
     if name == "denied":
-        return f"{'are' if usual else 'were'} refused {n} times"
+        return f"{'are' if usual else 'were'} refused {wording.counted(value, 'time')}"
     if name == "high_share":
         return f"read {value:.0%} of their records from high-sensitivity classes"
     if name == "unusual_hours":
         return f"{'spend' if usual else 'spent'} {value:.0%} of their active hours in hours they rarely work"
     if name == "resources":
-        return f"{'touch' if usual else 'touched'} {n} kinds of resource"
+        return f"{'touch' if usual else 'touched'} {wording.counted(value, 'kind')} of resource"
     if name == "systems":
-        return f"{'work' if usual else 'worked'} in {n} systems"
+        return f"{'work' if usual else 'worked'} in {wording.counted(value, 'system')}"
     if name == "addresses":
-        return f"{'connect' if usual else 'connected'} from {n} addresses"
+        return f"{'connect' if usual else 'connected'} from {wording.counted(value, 'address', 'addresses')}"
     what = {"new_resources": "resource", "new_addresses": "source_ip", "new_classes": "data_class"}[name]
-    label = {"resource": "resources", "source_ip": "addresses", "data_class": "data classes"}[what]
+    noun, plural = {"resource": ("resource", None), "source_ip": ("address", "addresses"),
+                    "data_class": ("data class", "data classes")}[what]
     if usual or window is None:
-        return f"touch {n} new {label}"
-    items = sorted(value for kind, value in window.new_items if kind == what)
+        return f"touch {wording.counted(value, 'new ' + noun, 'new ' + (plural or noun + 's'))}"
+    items = sorted(item for kind, item in window.new_items if kind == what)
     shown = ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
-    return f"touched {n} {label} new to them ({shown})"
+    return f"touched {wording.counted(value, noun, plural)} new to them ({shown})"
 
 
 def _peer_group(window: WindowStats, plural: bool = True) -> str:

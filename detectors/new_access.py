@@ -75,7 +75,7 @@ class NewAccess(Detector):
             summary = (
                 f"{wording.who(window.actor).capitalize()} touched for the first time {shown} "
                 f"{wording.span(window.start, window.end, period.clock.zone)}, reading "
-                f"{wording.count(window.records)} records."
+                f"{wording.counted(window.records, 'record')}."
             )
             evidence = {
                 "new": [{"what": what, "value": value, "first_event_id": eid} for what, value, eid in items[:50]],

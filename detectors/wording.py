@@ -11,6 +11,12 @@ def count(value: float) -> str:
     return f"{round(value):,}"
 
 
+def counted(value: float, noun: str, plural: str | None = None) -> str:
+    """'1 record', '3,000 records': the figure as ``count`` shows it, and the noun that agrees with it."""
+    shown = round(value)
+    return f"{shown:,} {noun if shown == 1 else plural or noun + 's'}"
+
+
 def times(ratio: float) -> str:
     return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
 

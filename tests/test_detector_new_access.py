@@ -262,3 +262,12 @@ def test_no_alert_during_the_system_warm_up():
     assert run(events, NAME).alerts == []
     shorter = settings_with(baselines__system_warmup="4d")
     assert run(events, NAME, settings=shorter).only().window_start == local(5, 10)
+
+
+def test_counted_nouns_agree_with_their_figures():
+    from detectors import wording
+
+    assert wording.counted(1, "record") == "1 record"
+    assert wording.counted(3000, "record") == "3,000 records"
+    assert wording.counted(0.6, "address", "addresses") == "1 address"  # shown rounded: the noun agrees with it
+    assert wording.counted(2, "data class", "data classes") == "2 data classes"
