@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from ingest.kafka_settings import KafkaSettings
+from ingest.sources import unreadable_reason
 from models.config import Settings
 
 
@@ -102,17 +103,17 @@ def add_commands(
 def _send(args: argparse.Namespace, settings_of: Callable[[argparse.Namespace], Settings]) -> int:
     from ingest.kafka_settings import load
 
+    problem = unreadable_reason(args.file)  # as replay reads: a FIFO or <(zcat log.gz) will do, a directory not
+    if problem is not None:
+        print(f"accesswatch: {problem}", file=sys.stderr)
+        return 1
     settings = settings_of(args)
     kafka = load(settings.source.kafka)
     topic = args.topic or kafka.topics[0]
     if args.file == "-":
         report = send_lines(sys.stdin.buffer, topic, kafka)
     else:
-        path = Path(args.file)
-        if not path.is_file():
-            print(f"accesswatch: no such file: {path}", file=sys.stderr)
-            return 1
-        with path.open("rb") as handle:
+        with Path(args.file).open("rb") as handle:
             report = send_lines(handle, topic, kafka)
     print(f"sent {report.sent} messages ({report.bytes:,} bytes) to {topic}; refused {report.failed}")
     if report.first_error:

@@ -290,3 +290,11 @@ def test_simulate_starts_on_the_day_asked(tmp_path):
     assert days and days <= {"2025-01-06", "2025-01-07"}  # shipping jitter may carry the last seconds over
     refused = aw("simulate", "--start", "6 Jan", "--out", str(tmp_path))
     assert refused.returncode == 2 and b"expected a date such as 2026-10-05" in refused.stderr
+
+
+def test_send_reads_what_replay_reads_and_names_a_directory(tmp_path):
+    # checked before Kafka is asked for anything: a wrong argument is one line, and no connection is tried
+    done = aw("send", str(tmp_path), "--topic", "t", "--data-dir", str(tmp_path / "data"))
+    assert done.returncode == 1 and f"is a directory: {tmp_path}".encode() in done.stderr
+    missing = aw("send", str(tmp_path / "nope.jsonl"), "--topic", "t", "--data-dir", str(tmp_path / "data"))
+    assert missing.returncode == 1 and b"no such file" in missing.stderr and b"Traceback" not in missing.stderr
