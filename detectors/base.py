@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from detectors.classify import Classifier
 from detectors.profiles import SLOT_METRICS, SPARSE_METRICS, EwStat, Profile, ProfileBook
@@ -44,7 +44,7 @@ class DetectorSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    enabled: bool = True
+    enabled: StrictBool = True
     # Bulk work whose accesses nearly all cite a purpose (a ticket, case or
     # contract reference) is documented: it still alerts, for review, but
     # at most at this severity.  None: a purpose changes nothing.

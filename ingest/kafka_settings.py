@@ -12,7 +12,7 @@ import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, ValidationError, model_validator
 
 from models.config import ConfigError, Seconds
 
@@ -48,7 +48,7 @@ class KafkaSettings(BaseModel):
     ssl_keyfile: Path | None = None
     ssl_password: SecretStr | None = None  # of the private key
     ssl_password_file: Path | None = None
-    ssl_check_hostname: bool = True
+    ssl_check_hostname: StrictBool = True
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None

@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from models.alert import Severity
@@ -246,13 +255,13 @@ class Ingest(Section):
     checkpoint_events: Annotated[int, Field(ge=1)] = 250_000  # detector state saved at least this often
     # a replay runs the detectors in a process of their own (the second core) once this many
     # events are stored: below it, the process's start-up costs more than it saves
-    detection_process: bool = True
+    detection_process: StrictBool = True
     detection_process_after: Annotated[int, Field(ge=0)] = 20_000
 
 
 class FileSource(Section):
     paths: list[str] = []
-    follow: bool = False  # keep reading as the files grow (a live log)
+    follow: StrictBool = False  # keep reading as the files grow (a live log)
 
 
 class SimulatorSource(Section):
@@ -308,7 +317,7 @@ class Route(Section):
     detectors: list[str] = []  # any of the incident's detectors
     actor_kinds: list[ActorKind] = []
     organizations: list[str] = []  # the partner organisation (actor.organization)
-    continue_matching: bool = Field(default=False, alias="continue")  # also try the routes after this one
+    continue_matching: StrictBool = Field(default=False, alias="continue")  # also try the routes after this one
     escalate: list[Escalation] = []  # in order of ``after``
 
     @field_validator("escalate")
@@ -357,7 +366,7 @@ class Notify(Section):
     receivers: list[str] = ["console", "file"]  # the default route: incidents no route matched
     min_severity: Severity = Severity.MEDIUM  # ... at or above this severity
     file: str = "pages.jsonl"  # inside the data dir
-    page_on_replay: bool = False  # a replay of history pages nobody unless asked to
+    page_on_replay: StrictBool = False  # a replay of history pages nobody unless asked to
     dashboard_url: str | None = None  # pages link to <dashboard_url>/?incident=<id>
     throttle: Seconds = 0.0  # per actor: a new incident this soon after the actor's last page is not paged
     routes: list[Route] = []  # tried in order; the first that matches wins unless it says continue = true
@@ -373,13 +382,13 @@ class DashboardUser(Section):
     # "pbkdf2_sha256$<iterations>$<salt>$<hash>", as ``accesswatch dashboard --hash-password`` prints it
     password_hash: Annotated[str, Field(pattern=r"^pbkdf2_sha256\$[0-9]+\$[A-Za-z0-9_=-]+\$[A-Za-z0-9_=-]+$")]
     name: str | None = None  # shown on the pages; the triage and access logs record the user name
-    demo: bool = False  # signs in only while dashboard.demo_sign_in is true
+    demo: StrictBool = False  # signs in only while dashboard.demo_sign_in is true
 
 
 class DashboardOidc(Section):
     """Sign-in through Streamlit's ``st.login`` ([auth] in .streamlit/secrets.toml); roles per e-mail address."""
 
-    enabled: bool = False
+    enabled: StrictBool = False
     provider: str | None = None  # the [auth.<provider>] of the secrets; None: the [auth] section itself
     roles: dict[str, Literal["analyst", "auditor", "admin"]] = {}  # e-mail address -> role
     default_role: Literal["analyst", "auditor", "admin"] | None = None  # others: refused when None
@@ -397,7 +406,7 @@ class Dashboard(Section):
     page_size: Annotated[int, Field(ge=5, le=1000)] = 50  # events and incidents per page
     report_deadline: Seconds = 48 * 3600.0  # a breach is reported within this long of being known
     timeline_days: Annotated[int, Field(ge=1, le=90)] = 28  # history behind an actor's usual band and profile
-    demo_sign_in: bool = False  # the users marked demo sign in (``make demo`` sets it)
+    demo_sign_in: StrictBool = False  # the users marked demo sign in (``make demo`` sets it)
     users: dict[str, DashboardUser] = {}
     oidc: DashboardOidc = DashboardOidc()
 
@@ -423,7 +432,7 @@ class Retention(Section):
 class Metrics(Section):
     """Prometheus metrics and liveness/readiness probes over HTTP, served by ``run`` and ``demo``."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     address: IPv4ListenAddress = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 9464  # 0: any free port (tests)
 

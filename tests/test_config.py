@@ -403,3 +403,20 @@ def test_time_zones_that_depend_on_the_host_are_refused(zone):
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "Etc/GMT-8", "US/Eastern"])
 def test_iana_zones_and_links_are_accepted(zone):
     assert load_settings(env={"ACCESSWATCH_ORGANISATION__TIMEZONE": zone}).organisation.timezone == zone
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "INGEST__DETECTION_PROCESS",
+        "DETECTORS__BULK_READ__ENABLED",
+        "SOURCE__KAFKA__SSL_CHECK_HOSTNAME",
+        "STORE__ELASTICSEARCH__VERIFY_CERTS",
+    ],
+)
+@pytest.mark.parametrize("value", ["1", '"yes"'])
+def test_a_switch_is_true_or_false_and_nothing_that_looks_like_one(key, value):
+    # 1 or "yes" read as true would let a typo switch detection's process or certificate checks
+    line = error_line({f"ACCESSWATCH_{key}": value})
+    assert line.startswith(f"configuration error: {key.lower().replace('__', '.')} = ")
+    assert "expected a boolean (true or false)" in line

@@ -12,7 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from models.config import ConfigError, Seconds
 
@@ -48,7 +57,7 @@ class ElasticsearchSettings(BaseModel):
     ca_certs: Path | None = None
     client_cert: Path | None = None
     client_key: Path | None = None
-    verify_certs: bool = True
+    verify_certs: StrictBool = True
 
     @field_validator("retry_initial", "retry_max", "request_timeout")
     @classmethod
