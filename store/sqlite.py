@@ -211,6 +211,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         customer_postings.register(self._db)
         self._db.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
         self._db.execute("PRAGMA busy_timeout=30000")
+        self._refuse_a_foreign_database()  # before anything below changes the file (its journal mode, our tables)
         if not readonly:
             # A new file gets 16 KiB pages (SQLite's default is 4): a batch's rows and index
             # entries land on fewer pages, about a tenth less CPU per event written.  A file
@@ -236,6 +237,21 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         self._classes_text: dict[frozenset[str], str] = {}  # the ``classes`` column of each set of classes
 
     # -- schema -----------------------------------------------------------------
+    def _refuse_a_foreign_database(self) -> None:
+        """A SQLite file of another program, given as the store: our tables added to it would mix two products'
+        data, and switching it to WAL would change how its own program opens it.  (``DatabaseError``: what any
+        file that is not a store raises here, a file that is not SQLite at all included.)"""
+        tables = [
+            name
+            for (name,) in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        if tables and "schema_migrations" not in tables:
+            self._db.close()
+            shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
+            raise sqlite3.DatabaseError(f"not an accesswatch store: a SQLite file of other tables ({shown})")
+
     def _migrate(self) -> None:
         db = self._db
         db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")

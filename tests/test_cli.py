@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import sys
+from contextlib import closing
 
 import orjson
 import pytest
@@ -298,3 +299,18 @@ def test_send_reads_what_replay_reads_and_names_a_directory(tmp_path):
     assert done.returncode == 1 and f"is a directory: {tmp_path}".encode() in done.stderr
     missing = aw("send", str(tmp_path / "nope.jsonl"), "--topic", "t", "--data-dir", str(tmp_path / "data"))
     assert missing.returncode == 1 and b"no such file" in missing.stderr and b"Traceback" not in missing.stderr
+
+
+def test_a_sqlite_file_of_another_program_is_not_taken_for_a_store(tmp_path):
+    import sqlite3
+
+    other = tmp_path / "accesswatch.db"
+    with closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
+        db.commit()
+    before = other.read_bytes()
+    for args in (("replay", "-"), ("alerts",)):
+        done = aw(*args, "--data-dir", str(tmp_path), stdin=orjson.dumps(event_dict()) + b"\n")
+        assert done.returncode == 1 and b"not an accesswatch store" in done.stderr and b"(invoices)" in done.stderr
+        assert b"Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+    assert other.read_bytes() == before  # no tables of ours, and its journal mode left as it was
