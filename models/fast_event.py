@@ -237,7 +237,7 @@ def decode_events(data: bytes) -> list[FastEvent]:
     return _decode_batch(data)
 
 
-def decode_for_detection(data: bytes) -> list[DetectionEvent]:
+def decode_for_detection(data: bytes | bytearray) -> list[DetectionEvent]:
     """What ``encode_events`` made, as much of it as the detectors read."""
     return _decode_for_detection(data)
 

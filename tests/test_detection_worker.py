@@ -272,3 +272,18 @@ def test_a_replay_ending_before_its_worker_is_due_discards_the_one_started_ahead
         report = _replay(settings, head)
     assert report.stored == 10_000 and report.stages.detection_busy == 0.0  # judged here
     assert len(started) == 1 and started[0].poll() is not None  # it is gone, not left running
+
+
+def test_a_batch_cut_short_by_the_pipeline_going_away_is_not_judged_as_a_shorter_batch():
+    """A batch's bytes follow its size (``_send_batch``): a pipe closed mid-batch is the pipeline gone."""
+    import io
+
+    from ingest.detection_worker import _read_batch
+
+    read_end, write_end = os.pipe()
+    with io.FileIO(read_end, "rb") as raw:
+        os.write(write_end, b"0123456789")
+        assert _read_batch(raw, 4) == bytearray(b"0123")  # exactly its size: the rest is the next message's
+        os.close(write_end)
+        with pytest.raises(EOFError):
+            _read_batch(raw, 10)
