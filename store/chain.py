@@ -46,12 +46,14 @@ period), and ``store.sqlite_chain`` offers it all to ``SqliteStore``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import sqlite3
 import struct
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import itemgetter, methodcaller
 from typing import Literal
 
 import orjson
@@ -67,6 +69,8 @@ VERIFY_CHUNK = 5000
 LISTED = 100  # problems of one sort listed (index rows, suspects); past it one line counts the rest
 PURGE_SEQS_FORMAT = 1  # the first byte of a purge entry's ``leaves``: the runs of seqs it deleted follow
 _RUN = struct.Struct(">qq")  # a run of seqs a purge deleted: the first, how many
+_DIGEST = methodcaller("digest")
+_EVENT_ID, _TS = itemgetter(2), itemgetter(3)  # of a row of ``ROW_COLUMNS``
 
 
 def leaf_hash(row: tuple) -> bytes:
@@ -209,22 +213,23 @@ class ChainedStore(ABC):
 
 
 # -- writing ------------------------------------------------------------------------------------
-def append_events(db: sqlite3.Connection, first_seq: int, rows: Sequence[tuple]) -> None:
-    """Chain the rows just stored at seqs ``first_seq`` on; call inside the transaction that stored them.
+def append_events(db: sqlite3.Connection, rows: Sequence[tuple]) -> None:
+    """Chain the rows just stored (at consecutive seqs); call inside the transaction that stored them.
 
-    Each row is as it was inserted: the columns of ``ROW_COLUMNS`` but ``seq``.  Hashing them as
+    Each row is as it was inserted: the columns of ``ROW_COLUMNS``, seq first.  Hashing them as
     they are in hand, not read back, hashes what is stored: each value was bound with its column's
     own type (int to INTEGER, str to TEXT, or NULL), so SQLite keeps it unconverted and it reads
     back as itself (``verify`` reads it back and would say so).
     """
-    pack, parts = _LEAF.pack, []
-    for seq, row in enumerate(rows, first_seq):
-        event_id = row[1].encode()
-        parts.append(pack(row[2], leaf_hash((seq, *row)), len(event_id)))
-        parts.append(event_id)
-    times = [row[2] for row in rows]
-    leaves = b"".join(parts)
-    _append(db, "events", first_seq, first_seq + len(rows) - 1, len(rows), min(times), max(times), leaves)
+    # Chained maps over C functions, no Python loop: this runs for every event, holding the
+    # interpreter lock.  Each leaf is ``leaf_hash(row)``, inlined.
+    digests = map(_DIGEST, map(hashlib.sha256, map(orjson.dumps, rows)))
+    event_ids = list(map(str.encode, map(_EVENT_ID, rows)))
+    times = list(map(_TS, rows))
+    heads = map(_LEAF.pack, times, digests, map(len, event_ids))
+    leaves = b"".join(itertools.chain.from_iterable(zip(heads, event_ids, strict=True)))
+    first_seq, last_seq = rows[0][0], rows[-1][0]
+    _append(db, "events", first_seq, last_seq, len(rows), min(times), max(times), leaves)
 
 
 def append_purge(db: sqlite3.Connection, horizon_ts: int, seqs: Sequence[int]) -> None:

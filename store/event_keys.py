@@ -24,8 +24,6 @@ from collections.abc import Iterable, Sequence
 
 import orjson
 
-from store.sqlite_bulk import insert_all
-
 MERGE_KEYS = 200_000
 
 # the batch's keys as the outer loop (json_each), each probed in a table's primary key
@@ -53,11 +51,17 @@ def seq_of(db: sqlite3.Connection, key: int) -> int | None:
     return row[0] if row else None
 
 
-def add(db: sqlite3.Connection, pairs: Sequence[tuple[int, int]]) -> None:
-    """Record new (key, seq) pairs (keys not in the store: the caller checked with ``known``)."""
-    if not pairs:
-        return
-    insert_all(db, "INSERT INTO event_keys_recent (id_key, seq)", pairs)
+def add_stored(db: sqlite3.Connection, first_seq: int, last_seq: int) -> None:
+    """Record the keys of the events just stored at seqs ``first_seq..last_seq`` (a collided one has none).
+
+    Read back from ``events`` in SQLite rather than bound from Python a pair at a time: the writer's
+    per-event Python runs under the interpreter lock the parsing thread needs, SQLite's work does not.
+    """
+    db.execute(
+        "INSERT INTO event_keys_recent (id_key, seq)"
+        " SELECT id_key, seq FROM events WHERE seq BETWEEN ? AND ? AND id_key IS NOT NULL",
+        (first_seq, last_seq),
+    )
     if db.execute("SELECT count(*) FROM event_keys_recent").fetchone()[0] >= MERGE_KEYS:
         merge(db)
 

@@ -11,6 +11,7 @@ import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -52,8 +53,21 @@ PAGE_SIZE = 16384  # for new files
 WAL_CHECKPOINT_BYTES = 20000 * 4096  # the WAL is copied into the file past this size (20,000 pages of 4 KiB)
 BACKGROUND_CHECKPOINT_SLACK = 4  # ... or past four times that, by a writer whose checkpoints a thread does
 
-# every column but seq, in the order the chain hashes them (store.chain.append_events)
-_INSERT_EVENTS = f"INSERT INTO events ({ROW_COLUMNS.removeprefix('seq, ')})"  # store.sqlite_bulk
+# every column, seq first, in the order the chain hashes them (store.chain.append_events)
+_INSERT_EVENTS = f"INSERT INTO events ({ROW_COLUMNS})"  # store.sqlite_bulk
+_CUSTOMER_IDS = attrgetter("event.customer_ids")
+_CLASSES = itemgetter(2)  # IncomingEvent.classes
+# Each ``classes`` text the writer has stored, with the names it joins (``_index_classes``): a table of
+# this connection's own (TEMP: not in the store's file, no migration), a few dozen rows.
+_CLASS_NAMES_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS class_names (classes TEXT NOT NULL, name TEXT NOT NULL,"
+    " PRIMARY KEY (classes, name)) WITHOUT ROWID"
+)
+# CROSS JOIN: the events outside (one pass over the seqs), each looking up its names by primary key
+_CLASSES_OF_STORED = (
+    "INSERT OR IGNORE INTO event_classes (class, ts, seq) SELECT n.name, e.ts, e.seq"
+    " FROM events e CROSS JOIN temp.class_names n ON n.classes = e.classes WHERE e.seq BETWEEN ?1 AND ?2"
+)
 _UPSERT_ALERT = (
     "INSERT INTO alerts (alert_id, detector, severity_rank, actor_id, status, window_start, window_end, body)"
 )
@@ -296,10 +310,10 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             if events:
                 # another connection (the pipeline's writer) may have stored events since: the position
                 # comes from the file, or the new rows' seqs, index rows and chain entry would be wrong
-                self._last_seq = chained_to = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+                self._last_seq = db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
                 rows = self._write_events(events, result)
                 if rows:  # tamper evidence, in this transaction (store.chain)
-                    append_events(db, chained_to + 1, rows)
+                    append_events(db, rows)
             if dead_letters:
                 result.dead_letters_stored = self._write_dead_letters(dead_letters)
             db.execute("COMMIT")
@@ -311,8 +325,11 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         return result
 
     def _write_events(self, events: Sequence[IncomingEvent], result: WriteResult) -> list[tuple]:
-        """Store the new events; return their rows as inserted, in store order (for the chain)."""
+        """Store the new events; return their rows as inserted, seq first, in store order (for the chain)."""
         db = self._db
+        # Before any statement of the write is compiled: a table created later (once a connection)
+        # would make SQLite compile again every statement compiled before it, the large inserts too.
+        db.execute(_CLASS_NAMES_TABLE)
         # one copy of each id within the batch; a repeat is a duplicate like any other
         unique: dict[str, IncomingEvent] = {}
         for incoming in events:
@@ -325,10 +342,31 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         first_seq = self._last_seq + 1
         keys = [id_key(event_id) for event_id in unique]
         taken = event_keys.known(db, keys)
+        if taken or len(set(keys)) < len(keys):
+            stored, stored_rows = self._rows_past_repeats(unique, keys, taken, first_seq, result)
+        else:  # every event is new under a key of its own: no per-event bookkeeping (map calls _row in C)
+            stored = list(unique.values())
+            stored_rows = list(map(self._row, stored, keys, range(first_seq, first_seq + len(stored))))
+        if not stored:
+            return stored_rows
+        last_seq = first_seq + len(stored) - 1
+        insert_all(db, _INSERT_EVENTS, stored_rows)
+        # The keys and the data-class rows are read back from the rows just inserted (pages in the
+        # cache), in SQLite and without the interpreter lock, instead of bound from Python a value at a time.
+        event_keys.add_stored(db, first_seq, last_seq)
+        index_customers(db, first_seq, list(map(_CUSTOMER_IDS, stored)))
+        self._index_classes(first_seq, last_seq, stored, stored_rows)
+        self._last_seq = last_seq
+        result.stored = stored
+        return stored_rows
+
+    def _rows_past_repeats(
+        self, unique: dict[str, IncomingEvent], keys: list[int], taken: set[int], first_seq: int, result: WriteResult
+    ) -> tuple[list[IncomingEvent], list[tuple]]:
+        """The rows of a batch some of whose keys are taken: by the store or by another id of the batch."""
         row = self._row
         stored: list[IncomingEvent] = []
         stored_rows: list[tuple] = []
-        new_keys: list[tuple[int, int]] = []
         owners: dict[int, str] = {}  # keys taken by this batch, and the id each was taken for
         for (event_id, incoming), key in zip(unique.items(), keys, strict=True):
             if key in taken or key in owners:
@@ -337,26 +375,33 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                     self._count_repeat(validate_event(body), incoming, result)
                     continue
                 # a hash collision (one in 2^64 per pair: handled, not assumed away): stored without a key
-                stored_rows.append(row(incoming, None))
+                stored_rows.append(row(incoming, None, first_seq + len(stored)))
             else:
                 owners[key] = event_id
-                new_keys.append((key, first_seq + len(stored)))
-                stored_rows.append(row(incoming, key))
+                stored_rows.append(row(incoming, key, first_seq + len(stored)))
             stored.append(incoming)
-        insert_all(db, _INSERT_EVENTS, stored_rows)
-        event_keys.add(db, new_keys)
-        seqs = range(first_seq, first_seq + len(stored))
-        index_customers(db, first_seq, [incoming.event.customer_ids for incoming in stored])
-        # a comprehension, not a loop appending: this runs for every event, holding the GIL
+        return stored, stored_rows
+
+    def _index_classes(
+        self, first_seq: int, last_seq: int, stored: list[IncomingEvent], stored_rows: list[tuple]
+    ) -> None:
+        """The ``event_classes`` rows of events ``first_seq..last_seq``: one per data class of each."""
+        combinations = set(map(_CLASSES, stored))  # a few dozen in all
+        texts = self._classes_text  # filled by ``_row``, but it may have been emptied since
+        names = {
+            (texts.get(classes) or ",".join(sorted(classes)), name) for classes in combinations for name in classes
+        }
+        if all(name and "," not in name for _, name in names):  # then a ``classes`` text names one set
+            db = self._db
+            insert_all(db, "INSERT OR IGNORE INTO temp.class_names (classes, name)", sorted(names))
+            db.execute(_CLASSES_OF_STORED, (first_seq, last_seq))
+            return
         classes = [
-            (name, stored_row[2], seq)
-            for seq, incoming, stored_row in zip(seqs, stored, stored_rows, strict=True)
+            (name, stored_row[3], stored_row[0])
+            for incoming, stored_row in zip(stored, stored_rows, strict=True)
             for name in incoming.classes
         ]
-        insert_all(db, "INSERT OR IGNORE INTO event_classes (class, ts, seq)", classes)
-        self._last_seq = first_seq + len(stored) - 1 if stored else self._last_seq
-        result.stored = stored
-        return stored_rows
+        insert_all(self._db, "INSERT OR IGNORE INTO event_classes (class, ts, seq)", classes)
 
     def _count_repeat(self, earlier: FastEvent, incoming: IncomingEvent, result: WriteResult) -> None:
         result.duplicates += 1
@@ -372,7 +417,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         ).fetchone()
         return row[0] if row else None
 
-    def _row(self, incoming: IncomingEvent, key: int | None) -> tuple:
+    def _row(self, incoming: IncomingEvent, key: int | None, seq: int) -> tuple:
         event = incoming.event
         resource = event.resource
         actor = event.actor
@@ -382,6 +427,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 self._classes_text.clear()
             classes = self._classes_text[incoming.classes] = ",".join(sorted(incoming.classes))
         return (
+            seq,  # the chain hashes the row with its seq: carried here, not copied into a new tuple there
             key,
             event.event_id,
             round(event.timestamp.timestamp() * 1_000_000),  # _micros, inlined: it runs for every event
