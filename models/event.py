@@ -12,8 +12,9 @@ that.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from operator import itemgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import (
@@ -126,6 +127,16 @@ def _in_utc(moment: datetime) -> datetime:
 
 def _timestamp(value: Any) -> datetime:
     if type(value) is str:  # parsed JSON: the common case first
+        hour, since_hour, fraction, offset = (_UTC_PIECES if value[-1:] == "Z" else _OFFSET_PIECES)(value)
+        start = _hour_starts.get(hour + offset, _UNSEEN)
+        if start is _UNSEEN:
+            start = _hour_start(hour + offset)
+        after_start = _SINCE_HOUR.get(since_hour)
+        part = _FRACTIONS.get(fraction, _UNSEEN)
+        if part is _UNSEEN:
+            part = _fraction(fraction)
+        if start is not None and after_start is not None and part is not None and start < _LAST_HOUR_START:
+            return start + after_start + part
         return parse_rfc3339(value)
     if isinstance(value, datetime):  # built in code (the simulator, tests), not parsed
         if value.tzinfo is None:
@@ -134,6 +145,56 @@ def _timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
         raise ValueError("must be a string")
     return parse_rfc3339(value)
+
+
+# Every event's timestamp, cheaper.  ``parse_rfc3339`` costs 10,000 instructions a timestamp (the pattern
+# 4,900 of them, the conversion to UTC 2,450); this path about 7,800 (the parse stage: 40,100 instructions
+# an event before, 35,600 to 35,900 after; Python's slices and look-ups cost 600 to 1,200 each, which is
+# why it is not cheaper still).  ``_timestamp`` cuts one into its hour ("2026-11-02T09") and
+# offset ("+08:00", "Z"), its minutes and seconds (":15:30") and its fraction (".120", or none), and looks
+# each piece up among pieces known to be valid: the hour's start in UTC is ``parse_rfc3339``'s answer for
+# that hour and offset, asked once.  A string not made of known pieces (another shape, a leap second, an
+# hour or offset ``parse_rfc3339`` refuses) goes to ``parse_rfc3339``, which decides and says why.  The
+# pieces fit only if the string is exactly hour, minutes and seconds, fraction and offset, in that order:
+# ":MM:SS" at [13:19] leaves no room for an offset, whose first character is "+" or "-", to overlap it.
+_UTC_PIECES = itemgetter(slice(0, 13), slice(13, 19), slice(19, -1), slice(-1, None))
+_OFFSET_PIECES = itemgetter(slice(0, 13), slice(13, 19), slice(19, -6), slice(-6, None))
+_SINCE_HOUR = {
+    f":{minute:02d}:{second:02d}": timedelta(minutes=minute, seconds=second)
+    for minute in range(60)
+    for second in range(60)
+}
+_FRACTIONS = {"": timedelta(0)} | {  # none, or of one to three digits; longer ones: ``_fraction``
+    f".{number:0{digits}d}": timedelta(microseconds=number * 10 ** (6 - digits))
+    for digits in (1, 2, 3)
+    for number in range(10**digits)
+}
+_UNSEEN: Any = object()
+_hour_starts: dict[str, datetime | None] = {}  # hour and offset ("2026-11-02T09+08:00") -> its start in UTC, or None
+_HOUR_STARTS_KEPT = 10_000  # over a year of hours at one offset
+# An hour starting past this may end past datetime.max: left to ``parse_rfc3339``, which refuses what does
+_LAST_HOUR_START = datetime.max.replace(tzinfo=UTC) - timedelta(hours=1)
+
+
+def _hour_start(hour: str) -> datetime | None:
+    """The start of ``hour`` ("2026-11-02T09+08:00") in UTC, or None if it is not a valid hour and offset."""
+    try:
+        start: datetime | None = parse_rfc3339(hour[:13] + ":00:00" + hour[13:])
+    except ValueError:  # not an hour, or one that starts before 0001-01-01 in UTC
+        start = None
+    if len(_hour_starts) >= _HOUR_STARTS_KEPT:
+        _hour_starts.clear()
+    _hour_starts[hour] = start
+    return start
+
+
+def _fraction(text: str) -> timedelta | None:
+    """A fraction of a second of any length (".5", ".123456789") as ``datetime.fromisoformat`` reads it:
+    its first six digits.  None if ``text`` is not one."""
+    digits = text[1:]
+    if text[:1] != "." or not digits.isascii() or not digits.isdigit():
+        return None
+    return timedelta(microseconds=int(digits[:6].ljust(6, "0")))
 
 
 UtcTimestamp = Annotated[datetime, PlainValidator(_timestamp)]
