@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from models.config import Classification
 
@@ -15,6 +15,11 @@ _SENSITIVITY_RANK = {"low": 0, "medium": 1, "high": 2}
 class Touch:
     classes: frozenset[str]
     high: bool  # at least one high-sensitivity class: ID documents, financial, special categories
+    # a window's keys of these classes' first events, ("data_class", name): it looks them all up at once
+    first_keys: frozenset[tuple[str, str]] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "first_keys", frozenset(("data_class", name) for name in self.classes))
 
 
 class Classifier:
@@ -31,18 +36,19 @@ class Classifier:
         self.sensitivity = {name: data_class.sensitivity for name, data_class in classification.classes.items()}
         self.sensitivity[UNCLASSIFIED] = classification.unclassified_sensitivity
         self.high_classes = frozenset(name for name, level in self.sensitivity.items() if level == "high")
-        self._cache: dict[tuple[str, ...], Touch] = {}
+        # field list -> its Touch; cleared when full, never replaced: the engine reads it without a call per event
+        self.touches: dict[tuple[str, ...], Touch] = {}
         self._cache_size = cache_size
 
     def touch(self, fields: Sequence[str] | None) -> Touch:
         key = tuple(fields) if fields else ()
-        found = self._cache.get(key)
+        found = self.touches.get(key)
         if found is None:
             classes = frozenset(self._class_of.get(field, UNCLASSIFIED) for field in key)
             found = Touch(classes, bool(classes & self.high_classes))
-            if len(self._cache) >= self._cache_size:
-                self._cache.clear()
-            self._cache[key] = found
+            if len(self.touches) >= self._cache_size:
+                self.touches.clear()
+            self.touches[key] = found
         return found
 
     def class_of(self, field: str) -> str:

@@ -65,6 +65,7 @@ class DetectionEngine:
     def process(self, events: Iterable[EventView]) -> EngineOutput:
         output = EngineOutput()
         clock, classifier, profiles = self.clock, self.classifier, self.profiles
+        touches = classifier.touches  # read here: a call per event costs
         short, lateness = self.short, self.lateness
         open_short = self._open["short"]
         organisation = self.settings.organisation
@@ -75,40 +76,44 @@ class DetectionEngine:
         utc_hour = local_hour = math.nan
         offset = slot = 0
         in_business = False
+        # locals, written through to the engine and the profiles as they change (nothing else changes them here)
+        watermark, max_event_time, first_event_time = self.watermark, self.max_event_time, profiles.first_event_time
         for event in events:
             ts = event.timestamp.timestamp()
-            if ts > self.max_event_time:
-                self.max_event_time = ts
-                if ts - lateness > self.watermark:
-                    self.watermark = ts - lateness
-                    if self.watermark >= self._next_close:
-                        self._close_until(self.watermark)
-            if ts < profiles.first_event_time:
-                profiles.first_event_time = ts
+            if ts > max_event_time:
+                self.max_event_time = max_event_time = ts
+                if ts - lateness > watermark:
+                    self.watermark = watermark = ts - lateness
+                    if watermark >= self._next_close:
+                        self._close_until(watermark)
+            if ts < first_event_time:
+                profiles.first_event_time = first_event_time = ts
             # local time: window start (aligned to local midnight) and hour of the week
             if ts // 3600 != utc_hour:  # events come in time order: mostly the same hour as the one before
                 utc_hour = ts // 3600
                 offset = clock.offset(ts)  # the same in the whole UTC hour
             local = ts + offset
             short_start = local // short * short - offset
-            if short_start + short <= self.watermark:
+            if short_start + short <= watermark:
                 self.late_events += 1
                 output.late_events += 1
                 if len(output.late_event_ids) < 20:
                     output.late_event_ids.append(event.event_id)
                 continue
-            actor = self._actor(event)
-            touch = classifier.touch(event.fields)
             if local // 3600 != local_hour:
                 local_hour = local // 3600
                 slot = int(((local // 86400) + 3) % 7) * 24 + int(local % 86400 // 3600)  # 1970-01-01: a Thursday
                 in_business = slot // 24 in business_days and first_hour <= slot % 24 < last_hour
             actors = open_short.get(short_start)  # the open window, looked up here: a call per event costs
-            window = actors.get(actor.id) if actors is not None else None
+            window = actors.get(event.actor.id) if actors is not None else None
             if window is None:
-                window = self._window(open_short, short_start, short, actor)
-            if not window.events:
+                # who the actor is matters only to a new window (it keeps the first event's): asked only then
+                window = self._window(open_short, short_start, short, self._actor(event))
                 window.hours.add(slot)
+            fields = event.fields
+            touch = touches.get(tuple(fields) if fields else ())
+            if touch is None:
+                touch = classifier.touch(fields)
             window.add(event, ts, touch, in_business)
         output.alerts = self._take_pending()
         return output

@@ -1,0 +1,107 @@
+"""Folding events into hours and hours into days: the shortcuts keep what the plain loops kept."""
+
+from __future__ import annotations
+
+import heapq
+import random
+
+from detectors.classify import Classifier
+from detectors.windows import MAX_MERGED_SAMPLE, SAMPLE_SIZE, ActorRef, WindowStats
+from models.config import Settings
+from tests.factories import event
+
+HOUR = 3600.0
+
+
+def _hour_with_sample(actor: ActorRef, start: float, items: list[tuple[int, str]]) -> WindowStats:
+    hour = WindowStats(actor, start, start + HOUR)
+    hour._sample = list(items)
+    heapq.heapify(hour._sample)
+    return hour
+
+
+def _pushed_one_by_one(samples: list[list[tuple[int, str]]]) -> list[tuple[int, str]]:
+    """The day's sample as a bounded heap kept item by item (``merge`` before it gathered them)."""
+    kept: list[tuple[int, str]] = []
+    for sample in samples:
+        for item in sample:
+            if len(kept) < SAMPLE_SIZE:
+                heapq.heappush(kept, item)
+            elif item > kept[0]:
+                heapq.heapreplace(kept, item)
+    return kept
+
+
+def test_a_day_keeps_the_sample_a_heap_kept_item_by_item_would_whatever_the_number_of_its_hours() -> None:
+    rng = random.Random(7)
+    actor = ActorRef.of(event())
+    # few distinct record counts: ties, broken by the event id, decide which items stay
+    samples = [
+        [(rng.choice([1, 5, 5, 40, 300]), f"evt-{hour:02d}-{n:02d}") for n in range(rng.randint(0, SAMPLE_SIZE))]
+        for hour in range(30)
+    ]
+    assert sum(map(len, samples)) > MAX_MERGED_SAMPLE  # the day is cut down while it gathers, not only when read
+    day = _hour_with_sample(actor, 0.0, samples[0])
+    for number, sample in enumerate(samples[1:], start=1):
+        day.merge(_hour_with_sample(actor, number * HOUR, sample))
+    expected = _pushed_one_by_one(samples)
+    reference = WindowStats(actor, 0.0, HOUR)
+    reference._sample = expected
+    assert day.sample_event_ids() == reference.sample_event_ids()
+    assert sorted(map(tuple, day.to_state()[-1])) == sorted(expected)
+    assert sorted(WindowStats.from_state(day.to_state())._sample) == sorted(expected)
+
+
+def test_a_touch_carries_the_first_event_keys_of_its_classes(settings: Settings) -> None:
+    touch = Classifier(settings.classification).touch(["name", "passport_number", "no_such_field"])
+    assert touch.first_keys == {("data_class", name) for name in touch.classes}
+    assert len(touch.first_keys) >= 2
+
+
+def test_a_class_new_to_the_hour_gets_its_first_event_after_touches_of_known_classes(settings: Settings) -> None:
+    classifier = Classifier(settings.classification)
+    hour = WindowStats(ActorRef.of(event()), 0.0, HOUR)
+    ordered = [
+        (["name"], "evt-1"),
+        (["name", "phone"], "evt-2"),
+        (["phone", "name"], "evt-3"),
+        (["bank_account"], "evt-4"),
+    ]
+    for fields, event_id in ordered:
+        item = event(event_id=event_id, fields=fields)
+        hour.add(item, item.timestamp.timestamp(), classifier.touch(fields), True)
+    firsts = {value: event_id for (what, value), event_id in hour.first_ids.items() if what == "data_class"}
+    expected: dict[str, str] = {}
+    for fields, event_id in ordered:
+        for name in classifier.touch(fields).classes:
+            expected.setdefault(name, event_id)
+    assert firsts == expected
+
+
+def test_a_window_names_resources_and_their_kinds_as_the_model_does(settings: Settings) -> None:
+    touch = Classifier(settings.classification).touch(["name"])
+    window = WindowStats(ActorRef.of(event()), 0.0, HOUR)
+    resources = [
+        {"system": "crm", "type": "record", "id": "r-1"},
+        {"system": "crm", "type": "record"},
+        {"system": "crm", "type": "record", "id": ""},
+        {"system": "a/b", "type": "c", "id": "d/e"},  # a slash inside a name: the same strings either way
+        {"system": "a", "type": "b/c", "id": "d"},
+    ]
+    made = [event(resource=resource) for resource in resources]
+    for item in made:
+        window.add(item, item.timestamp.timestamp(), touch, True)
+    assert window.resources == {item.resource.key for item in made}
+    assert window.resource_kinds == {item.resource.kind for item in made}
+    assert window.systems == {item.resource.system for item in made}
+
+
+def test_a_day_saved_restored_and_saved_again_is_the_same_state() -> None:
+    actor = ActorRef.of(event())
+    # a few items an hour: the day holds fewer than SAMPLE_SIZE, gathered in the order the hours came
+    samples = [[(300, "evt-a"), (5, "evt-b")], [(1, "evt-c")], [(40, "evt-d"), (2, "evt-e"), (7, "evt-f")]]
+    day = _hour_with_sample(actor, 0.0, samples[0])
+    for number, sample in enumerate(samples[1:], start=1):
+        day.merge(_hour_with_sample(actor, number * HOUR, sample))
+    saved = day.to_state()
+    assert WindowStats.from_state(saved).to_state() == saved
