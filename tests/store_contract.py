@@ -180,23 +180,25 @@ class StoreContract:
         with_customer = store.query_events(EventQuery(field="bank_account", customer_id="c-1"))
         assert self._ids(with_customer) == [corpus[3].event.event_id]
 
+    @staticmethod
+    def _write_line(store: Store, settings, raw: bytes) -> AccessEvent:
+        """Store one line as ingest would (the model's reading of it, the line kept as it came); its event."""
+        parsed = AccessEvent.model_validate_json(raw)
+        classes = Classifier(settings.classification).touch(parsed.fields).classes
+        store.write([IncomingEvent(from_model(parsed), raw, classes)])
+        return parsed
+
     def test_a_field_is_read_from_the_body_as_ingest_read_it(self, store: Store, settings):
         # JSON readers keep the last of a repeated key: the event stored lists "name", not "passport_number"
         data = f.event_dict(fields=["name"])
         raw = orjson.dumps(data).replace(b'"fields":', b'"fields":["passport_number"],"fields":', 1)
-        parsed = AccessEvent.model_validate_json(raw)
-        assert parsed.fields == ["name"]
-        classes = Classifier(settings.classification).touch(parsed.fields).classes
-        store.write([IncomingEvent(from_model(parsed), raw, classes)])
+        assert self._write_line(store, settings, raw).fields == ["name"]
         assert self._ids(store.query_events(EventQuery(field="passport_number"))) == []
         assert self._ids(store.query_events(EventQuery(field="name"))) == [data["event_id"]]
         # a name written with a JSON escape is the same name
         escaped = f.event_dict(fields=["passport_number"])
         raw = orjson.dumps(escaped).replace(b"passport_number", b"passport\\u005fnumber", 1)
-        parsed = AccessEvent.model_validate_json(raw)
-        assert parsed.fields == ["passport_number"]
-        classes = Classifier(settings.classification).touch(parsed.fields).classes
-        store.write([IncomingEvent(from_model(parsed), raw, classes)])
+        assert self._write_line(store, settings, raw).fields == ["passport_number"]
         assert self._ids(store.query_events(EventQuery(field="passport_number"))) == [escaped["event_id"]]
 
     def test_an_event_is_found_by_its_id(self, store: Store, settings, corpus):

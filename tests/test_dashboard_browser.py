@@ -16,12 +16,18 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from models.incident import TriageActionKind
 from store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
@@ -92,7 +98,9 @@ def dashboard(prepared):
     log.close()
 
 
-def test_sign_in_find_an_incident_and_acknowledge_it(dashboard, prepared):
+@contextmanager
+def _browser_page(url: str) -> Iterator[Page]:
+    """A page of a fresh headless Chromium (no cookies: a new session), opened at ``url``."""
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -101,34 +109,39 @@ def test_sign_in_find_an_incident_and_acknowledge_it(dashboard, prepared):
         try:
             page = browser.new_page(viewport={"width": 1440, "height": 1100})
             page.set_default_timeout(WAIT_MS)
-            page.goto(dashboard)
-            page.get_by_label("User name").fill("analyst")
-            page.get_by_label("Password", exact=True).fill(PASSWORD)
-            page.screenshot(path=ARTIFACTS / "01-sign-in.png")
-            page.get_by_role("button", name="Sign in").click()
-
-            page.get_by_role("heading", name="Alerts queue").wait_for()
-            page.get_by_text("In the queue").wait_for()
-            page.wait_for_timeout(1500)  # let the table paint before the picture
-            page.screenshot(path=ARTIFACTS / "02-queue.png")
-
-            page.get_by_role("button", name="Open this incident").click()
-            page.get_by_role("button", name="Acknowledge").wait_for()
-            page.locator("[data-testid='stVegaLiteChart']").first.wait_for()  # the timeline
-            page.wait_for_timeout(1500)
-            page.wait_for_url(re.compile(r"incident=inc-[0-9a-f]+"))
-            incident_id = re.search(r"incident=(inc-[0-9a-f]+)", page.url).group(1)
-            page.screenshot(path=ARTIFACTS / "03-incident.png")
-
-            page.get_by_role("button", name="Acknowledge").click()
-            page.get_by_text("Recorded: acknowledge by analyst.").wait_for()
-            page.screenshot(path=ARTIFACTS / "04-acknowledged.png")
-
-            page.get_by_role("tab", name="Events").click()
-            page.wait_for_timeout(1500)
-            page.screenshot(path=ARTIFACTS / "05-events.png", full_page=True)
+            page.goto(url)
+            yield page
         finally:
             browser.close()
+
+
+def test_sign_in_find_an_incident_and_acknowledge_it(dashboard, prepared):
+    with _browser_page(dashboard) as page:
+        page.get_by_label("User name").fill("analyst")
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.screenshot(path=ARTIFACTS / "01-sign-in.png")
+        page.get_by_role("button", name="Sign in").click()
+
+        page.get_by_role("heading", name="Alerts queue").wait_for()
+        page.get_by_text("In the queue").wait_for()
+        page.wait_for_timeout(1500)  # let the table paint before the picture
+        page.screenshot(path=ARTIFACTS / "02-queue.png")
+
+        page.get_by_role("button", name="Open this incident").click()
+        page.get_by_role("button", name="Acknowledge").wait_for()
+        page.locator("[data-testid='stVegaLiteChart']").first.wait_for()  # the timeline
+        page.wait_for_timeout(1500)
+        page.wait_for_url(re.compile(r"incident=inc-[0-9a-f]+"))
+        incident_id = re.search(r"incident=(inc-[0-9a-f]+)", page.url).group(1)
+        page.screenshot(path=ARTIFACTS / "03-incident.png")
+
+        page.get_by_role("button", name="Acknowledge").click()
+        page.get_by_text("Recorded: acknowledge by analyst.").wait_for()
+        page.screenshot(path=ARTIFACTS / "04-acknowledged.png")
+
+        page.get_by_role("tab", name="Events").click()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=ARTIFACTS / "05-events.png", full_page=True)
 
     with SqliteStore(prepared / "accesswatch.db", readonly=True) as store:
         actions = store.actions(incident_id)
@@ -140,26 +153,16 @@ def test_sign_in_find_an_incident_and_acknowledge_it(dashboard, prepared):
 
 def test_a_pager_link_opens_its_incident_after_the_sign_in(dashboard, prepared):
     # what a page sends (notify.outbox): <dashboard_url>/?incident=<id>, followed in a new browser session
-    from playwright.sync_api import sync_playwright
-
     from store.base import IncidentQuery
 
     with SqliteStore(prepared / "accesswatch.db", readonly=True) as store:
         incident = store.query_incidents(IncidentQuery(order="oldest", limit=1))[0]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1100})
-            page.set_default_timeout(WAIT_MS)
-            page.goto(f"{dashboard}/?incident={incident.incident_id}")
-            page.get_by_label("User name").fill("analyst")
-            page.get_by_label("Password", exact=True).fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_role("heading", name=f"{incident.actor_id}: {incident.severity.value} incident").wait_for()
-            page.wait_for_timeout(1500)
-            page.screenshot(path=ARTIFACTS / "06-pager-link.png")
-            assert "/queue" not in page.url and f"incident={incident.incident_id}" in page.url
-            assert page.get_by_role("heading", name="Alerts queue").count() == 0
-        finally:
-            browser.close()
+    with _browser_page(f"{dashboard}/?incident={incident.incident_id}") as page:
+        page.get_by_label("User name").fill("analyst")
+        page.get_by_label("Password", exact=True).fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("heading", name=f"{incident.actor_id}: {incident.severity.value} incident").wait_for()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=ARTIFACTS / "06-pager-link.png")
+        assert "/queue" not in page.url and f"incident={incident.incident_id}" in page.url
+        assert page.get_by_role("heading", name="Alerts queue").count() == 0
