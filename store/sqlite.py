@@ -387,9 +387,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
     ) -> None:
         """The ``event_classes`` rows of events ``first_seq..last_seq``: one per data class of each."""
         combinations = set(map(_CLASSES, stored))  # a few dozen in all
-        texts = self._classes_text  # filled by ``_row``, but it may have been emptied since
         names = {
-            (texts.get(classes) or ",".join(sorted(classes)), name) for classes in combinations for name in classes
+            (self._joined(classes), name) for classes in combinations for name in classes
         }
         if all(name and "," not in name for _, name in names):  # then a ``classes`` text names one set
             db = self._db
@@ -417,15 +416,25 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         ).fetchone()
         return row[0] if row else None
 
+    def _joined(self, classes: frozenset[str]) -> str:
+        """``_join_classes``, or what it made before (``_row`` fills it; it may have been emptied since)."""
+        joined = self._classes_text.get(classes)
+        return self._join_classes(classes) if joined is None else joined
+
+    def _join_classes(self, classes: frozenset[str]) -> str:
+        """The ``classes`` column of a set of classes, kept: a few dozen combinations in all, joined once each."""
+        if len(self._classes_text) >= 4096:
+            self._classes_text.clear()
+        joined = self._classes_text[classes] = ",".join(sorted(classes))
+        return joined
+
     def _row(self, incoming: IncomingEvent, key: int | None, seq: int) -> tuple:
         event = incoming.event
         resource = event.resource
         actor = event.actor
         classes = self._classes_text.get(incoming.classes)
-        if classes is None:  # a few dozen combinations of classes in all: joined once each
-            if len(self._classes_text) >= 4096:
-                self._classes_text.clear()
-            classes = self._classes_text[incoming.classes] = ",".join(sorted(incoming.classes))
+        if classes is None:  # ``_joined``, inline: it runs for every event
+            classes = self._join_classes(incoming.classes)
         return (
             seq,  # the chain hashes the row with its seq: carried here, not copied into a new tuple there
             key,
