@@ -2,19 +2,21 @@
 
 The chain covers the ``events`` rows, but the auditors' searches
 (``SqliteStore.query_events``) find events through two indexes beside them:
-by data class through ``event_classes`` (class, ts, seq), by customer through
-``customer_postings`` (32-bit hashes of the ids, ``store.customer_postings``).
-Deleting an index row hides its event from those searches while the row
-itself still verifies; so ``verify`` rebuilds what each index must hold from
-the rows (their ``classes`` column and the ``customer_ids`` of their body,
-both under the leaf) and names every event the indexes disagree about.
+by data class through ``class_postings`` (times and seqs, ``store.class_postings``),
+by customer through ``customer_postings`` (32-bit hashes of the ids,
+``store.customer_postings``).  Deleting index entries hides their events from
+those searches while the rows themselves still verify; so ``verify`` rebuilds
+what each index must hold from the rows (their ``classes`` column and the
+``customer_ids`` of their body, both under the leaf) and names every event
+the indexes disagree about, a chunk of seqs at a time.
 
-- ``event_classes``: a stored event has one row per class, at its own time
-  (a search bounded in time reads the index's ``ts``).  One SQL join counts
-  the rows that are right; only when the counts differ are the events
-  looked for, chunk by chunk.  Rows of seqs no longer stored are ignored:
-  searches join the events, so they find nothing, and they are what an
-  event removed behind the product's back leaves (``verify`` names that).
+- ``class_postings``: a stored event has an entry per class, at its own time
+  (a search bounded in time reads the postings' times).  A row a search
+  cannot read right (not sorted by time, entries outside its seqs or its
+  time span) is reported, and its entries count as absent.  Entries of seqs
+  no longer stored are ignored: searches read the events, so they find
+  nothing, and they are what a purge or an event removed behind the
+  product's back leaves (``verify`` names the latter).
 - ``customer_postings``: the (hash, seq) pairs a search can find, compared
   with those of the stored bodies a chunk of seqs at a time.  A row a search
   cannot read right (not sorted by hash, ids filed under another bucket,
@@ -29,19 +31,18 @@ from __future__ import annotations
 
 import sqlite3
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 import orjson
 
+from store.class_postings import positions_by_class, stored_postings
 from store.customer_postings import BUCKETS, hashes, stored_pairs
 
 _CHUNK = 10_000  # seqs compared at a time: memory holds one chunk's rows and postings
-_RIGHT_CLASS_ROWS = (
-    "FROM event_classes k JOIN events e ON e.seq = k.seq AND e.ts = k.ts"
-    " AND instr(',' || e.classes || ',', ',' || k.class || ',') > 0"
-)
+Decoded = TypeVar("Decoded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class IndexProblem:
 
 def check_indexes(db: sqlite3.Connection) -> Iterator[IndexProblem]:
     """Every disagreement between the rows and the two indexes (call inside verify's read snapshot)."""
-    classes, postings = _ClassesExpected(), _Postings(db)
+    classes, postings = _ClassPostings(db), _Postings(db)
     low, high = db.execute("SELECT min(seq), max(seq) FROM events").fetchone()
     for start in range(low // _CHUNK * _CHUNK, high + 1, _CHUNK) if low is not None else ():
         rows = db.execute(
@@ -62,101 +63,158 @@ def check_indexes(db: sqlite3.Connection) -> Iterator[IndexProblem]:
             (start, start + _CHUNK - 1),
         ).fetchall()
         if rows:
-            classes.add(start // _CHUNK, rows)
+            yield from classes.compare(rows)
             yield from postings.compare(rows)
+    yield from classes.malformed
     yield from postings.malformed
-    yield from _compare_classes(db, classes)
 
 
-# -- event_classes -----------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _ClassesExpected:
-    """How many ``event_classes`` rows the stored events need, in all and per chunk of seqs."""
+# -- class_postings ----------------------------------------------------------------------------------
+class _ClassPostings:
+    """The (class, seq, time) entries a search by class can find, compared with the rows' ``classes``."""
 
-    total: int = 0
-    per_chunk: Counter[int] = field(default_factory=Counter)
+    def __init__(self, db: sqlite3.Connection) -> None:
+        columns = "class, first_seq, last_seq, min_ts, max_ts, postings"
+        self._rows = _RowWindow(db, "class_postings", columns, self._readable)
+        self.malformed: list[IndexProblem] = []
 
-    def add(self, chunk: int, rows: list[tuple]) -> None:
-        """The rows of one chunk of seqs (``seq // _CHUNK``)."""
-        # counted per combination of classes, of which there are a few dozen: this runs for every event
-        size = sum(len(_names(classes)) * count for classes, count in Counter(row[3] for row in rows).items())
-        self.total += size
-        self.per_chunk[chunk] += size
+    def compare(self, rows: list[tuple]) -> Iterator[IndexProblem]:
+        """The stored events of ``rows`` (seq order) that the postings miss, or find where they should not."""
+        seqs = np.fromiter((row[0] for row in rows), np.int64, len(rows))
+        times = np.fromiter((row[2] for row in rows), np.int64, len(rows))
+        expected = {
+            name: (seqs[at], times[at]) for name, at in positions_by_class([row[3] for row in rows], _names).items()
+        }
+        found = self._found(int(seqs[0]), int(seqs[-1]), seqs)
+        missing: dict[int, list[str]] = {}
+        extra: dict[int, list[tuple[str, bool]]] = {}
+        time_of = dict(zip(seqs.tolist(), times.tolist(), strict=True))
+        for name in sorted(expected.keys() | found.keys()):
+            wanted, held = expected.get(name, _NO_ENTRIES), found.get(name, _NO_ENTRIES)
+            if all(np.array_equal(w, h) for w, h in zip(wanted, held, strict=True)):
+                continue
+            wanted_set, held_set = _entries(*wanted), _entries(*held)
+            for seq, _ in wanted_set - held_set:
+                missing.setdefault(seq, []).append(name)
+            for seq, ts in held_set - wanted_set:
+                extra.setdefault(seq, []).append((name, ts != time_of[seq]))
+        ids = {row[0]: row[1] for row in rows}
+        for seq in sorted(extra):
+            yield _extra_classes(seq, ids[seq], extra[seq])
+        for seq in sorted(missing):
+            names = sorted(missing[seq])
+            yield IndexProblem(
+                "events missing from class_postings",
+                f"missing from class_postings: {', '.join(names)}: a search by"
+                f" {'that class' if len(names) == 1 else 'those classes'} does not find it",
+                seq,
+                ids[seq],
+            )
+
+    def _found(self, first: int, last: int, seqs: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """The (seqs, times) the rows hold for stored seqs ``seqs``, by class: sorted by seq, each once."""
+        parts: dict[str, list[np.ndarray]] = {}
+        for name, keys in self._rows.covering(first, last):
+            parts.setdefault(name, []).append(keys)
+        found = {}
+        for name, each in parts.items():
+            keys = np.concatenate(each)
+            keys = _unique_rows(keys[np.isin(keys[:, 0], seqs)])
+            if len(keys):
+                found[name] = (keys[:, 0], keys[:, 1])
+        return found
+
+    def _readable(self, row: tuple) -> tuple[str, np.ndarray]:
+        """A row's (seq, time) entries as a search reads them; what it cannot read right is reported and dropped."""
+        row_id, name, first, last, min_ts, max_ts, blob = row
+        where = f"class_postings row {row_id} ({name}, seqs {first} to {last})"
+        try:
+            times, offsets = stored_postings(blob)
+        except ValueError:
+            return name, self._unreadable(where, "its postings are not whole (time, offset) entries")
+        if len(times) > 1:
+            later, tie = times[1:] - times[:-1], offsets[1:] - offsets[:-1]
+            if bool(((later < 0) | ((later == 0) & (tie <= 0))).any()):
+                return name, self._unreadable(where, "its postings are not sorted by time: searches miss some")
+        readable = (offsets <= last - first) & (times >= min_ts) & (times <= max_ts)
+        if not readable.all():
+            self.malformed.append(
+                IndexProblem(
+                    "malformed class_postings rows",
+                    f"{where}: {int((~readable).sum())} of its postings lie outside its seqs or times,"
+                    " where searches do not look for them",
+                )
+            )
+        return name, np.column_stack((offsets[readable] + first, times[readable]))
+
+    def _unreadable(self, where: str, why: str) -> np.ndarray:
+        self.malformed.append(IndexProblem("malformed class_postings rows", f"{where}: {why}"))
+        return np.empty((0, 2), np.int64)
+
+
+_NO_ENTRIES = (np.empty(0, np.int64), np.empty(0, np.int64))
+
+
+def _entries(seqs: np.ndarray, times: np.ndarray) -> set[tuple[int, int]]:
+    return set(zip(seqs.tolist(), times.tolist(), strict=True))
 
 
 def _names(classes: str) -> set[str]:
     return {name for name in classes.split(",") if name}
 
 
-def _compare_classes(db: sqlite3.Connection, expected: _ClassesExpected) -> Iterator[IndexProblem]:
-    (right,) = db.execute(f"SELECT count(*) {_RIGHT_CLASS_ROWS}").fetchone()
-    (rows,) = db.execute("SELECT count(*) FROM event_classes").fetchone()
-    if rows > right:  # wrong rows, or rows of seqs no longer stored (ignored: see the module doc)
-        yield from _wrong_class_rows(db)
-    if expected.total > right:
-        yield from _missing_class_rows(db, expected)
-
-
-def _wrong_class_rows(db: sqlite3.Connection) -> Iterator[IndexProblem]:
-    """Rows that make a search find a stored event under a class it lacks, or at another time."""
-    cursor = db.execute(
-        "SELECT k.seq, e.event_id, k.class, k.ts != e.ts FROM event_classes k JOIN events e ON e.seq = k.seq"
-        " WHERE k.ts != e.ts OR instr(',' || e.classes || ',', ',' || k.class || ',') = 0 ORDER BY k.seq, k.class"
+def _extra_classes(seq: int, event_id: str, wrong: list[tuple[str, bool]]) -> IndexProblem:
+    """An event the postings find under a class it lacks, or at another time than its own."""
+    lacks = sorted(name for name, moved in wrong if not moved)
+    moved = sorted(name for name, moved in wrong if moved)
+    parts = [f"{', '.join(lacks)} (classes it does not have)"] if lacks else []
+    parts += [f"{', '.join(moved)} at another time than its own"] if moved else []
+    return IndexProblem(
+        "events with extra entries in class_postings",
+        f"extra in class_postings: {'; '.join(parts)}: a search by class finds it where it should not",
+        seq,
+        event_id,
     )
-    for (seq, event_id), wrong in _by_event(cursor):
-        lacks = sorted(name for name, moved in wrong if not moved)
-        moved = sorted(name for name, moved in wrong if moved)
-        parts = [f"{', '.join(lacks)} (classes it does not have)"] if lacks else []
-        parts += [f"{', '.join(moved)} at another time than its own"] if moved else []
-        yield IndexProblem(
-            "events with extra rows in event_classes",
-            f"extra in event_classes: {'; '.join(parts)}: a search by class finds it where it should not",
-            seq,
-            event_id,
-        )
 
 
-def _missing_class_rows(db: sqlite3.Connection, expected: _ClassesExpected) -> Iterator[IndexProblem]:
-    """The events a search by class misses: looked for only in the chunks whose count falls short."""
-    right = dict(db.execute(f"SELECT k.seq / ?, count(*) {_RIGHT_CLASS_ROWS} GROUP BY 1", (_CHUNK,)).fetchall())
-    for chunk in sorted(expected.per_chunk):
-        if expected.per_chunk[chunk] <= right.get(chunk, 0):
-            continue
-        rows = db.execute(
-            "SELECT seq, event_id, ts, classes FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq",
-            (chunk * _CHUNK, chunk * _CHUNK + _CHUNK - 1),
-        ).fetchall()
-        for seq, event_id, ts, classes in rows:
-            missing = sorted(
-                name
-                for name in _names(classes)
-                if db.execute(
-                    "SELECT 1 FROM event_classes WHERE class = ? AND ts = ? AND seq = ?", (name, ts, seq)
-                ).fetchone()
-                is None
-            )
-            if missing:
-                yield IndexProblem(
-                    "events missing from event_classes",
-                    f"missing from event_classes: {', '.join(missing)}: a search by"
-                    f" {'that class' if len(missing) == 1 else 'those classes'} does not find it",
-                    seq,
-                    event_id,
-                )
+def _unique_rows(keys: np.ndarray) -> np.ndarray:
+    """(seq, time) rows sorted by seq, then time, each once."""
+    keys = keys[np.lexsort((keys[:, 1], keys[:, 0]))]
+    return keys[np.concatenate(([True], (keys[1:] != keys[:-1]).any(axis=1)))] if len(keys) else keys
 
 
-def _by_event(cursor: sqlite3.Cursor) -> Iterator[tuple[tuple[int, str], list[tuple[str, int]]]]:
-    """Rows (seq, event id, a, b) ordered by seq, grouped per event: ((seq, event id), [(a, b), ...])."""
-    key: tuple[int, str] | None = None
-    items: list[tuple[str, int]] = []
-    for seq, event_id, a, b in cursor:
-        if key is not None and key[0] != seq:
-            yield key, items
-            items = []
-        key = (seq, event_id)
-        items.append((a, b))
-    if key is not None:
-        yield key, items
+# -- the rows of a postings table, a chunk of seqs at a time -------------------------------------------
+class _RowWindow(Generic[Decoded]):
+    """The rows of a postings table that cover a chunk of seqs, each read and decoded once as chunks advance."""
+
+    def __init__(self, db: sqlite3.Connection, table: str, columns: str, decode: Callable[[tuple], Decoded]) -> None:
+        self._db, self._table, self._columns, self._decode = db, table, columns, decode
+        # where each row is, without its blob: a few hundred rows a million events
+        meta = np.array(db.execute(f"SELECT id, first_seq, last_seq FROM {table}").fetchall(), np.int64)
+        meta = meta.reshape(-1, 3)
+        meta = meta[np.argsort(meta[:, 1], kind="stable")]
+        self._ids, self._firsts, self._lasts = meta[:, 0], meta[:, 1], meta[:, 2]
+        self._span = int((self._lasts - self._firsts).max()) if len(meta) else 0
+        self._decoded: dict[int, Decoded] = {}  # row id -> the row, decoded
+
+    def covering(self, first: int, last: int) -> list[Decoded]:
+        """The rows that cover any of seqs ``first..last`` (chunks come in ascending order)."""
+        low = np.searchsorted(self._firsts, first - self._span, "left")
+        high = np.searchsorted(self._firsts, last, "right")
+        rows = [int(self._ids[i]) for i in range(low, high) if self._lasts[i] >= first]
+        wanted = set(rows)
+        for row_id in [row_id for row_id in self._decoded if row_id not in wanted]:
+            del self._decoded[row_id]  # a row behind the chunks read: its seqs are done
+        self._load(sorted(wanted - self._decoded.keys()))
+        return [self._decoded[row_id] for row_id in rows]
+
+    def _load(self, row_ids: list[int]) -> None:
+        for start in range(0, len(row_ids), 500):
+            part = row_ids[start : start + 500]
+            for row in self._db.execute(
+                f"SELECT id, {self._columns} FROM {self._table} WHERE id IN ({','.join('?' * len(part))})", part
+            ):
+                self._decoded[row[0]] = self._decode(row)
 
 
 # -- customer_postings ----------------------------------------------------------------------------------
@@ -164,14 +222,8 @@ class _Postings:
     """The postings a search can find, read a chunk of seqs at a time (each row decoded once)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-        # where each row is, without its blob: about 128 rows a 10,000 events
-        meta = np.array(db.execute("SELECT id, first_seq, last_seq FROM customer_postings").fetchall(), np.int64)
-        meta = meta.reshape(-1, 3)
-        meta = meta[np.argsort(meta[:, 1], kind="stable")]
-        self._ids, self._firsts, self._lasts = meta[:, 0], meta[:, 1], meta[:, 2]
-        self._span = int((self._lasts - self._firsts).max()) if len(meta) else 0
-        self._keys: dict[int, np.ndarray] = {}  # row id -> its readable pairs as keys (seq << 32 | hash)
+        # each row's readable pairs as keys (seq << 32 | hash); about 128 rows a 10,000 events
+        self._rows = _RowWindow(db, "customer_postings", "bucket, first_seq, last_seq, postings", self._readable)
         self.malformed: list[IndexProblem] = []
 
     def compare(self, rows: list[tuple]) -> Iterator[IndexProblem]:
@@ -204,29 +256,13 @@ class _Postings:
 
     def _found(self, first: int, last: int, seqs: np.ndarray) -> np.ndarray:
         """The keys of seqs ``seqs`` (within first..last) that the postings rows hold, sorted, once each."""
-        low = np.searchsorted(self._firsts, first - self._span, "left")
-        high = np.searchsorted(self._firsts, last, "right")
-        rows = [i for i in range(low, high) if self._lasts[i] >= first]
-        wanted = {int(self._ids[i]) for i in rows}
-        for row_id in [row_id for row_id in self._keys if row_id not in wanted]:
-            del self._keys[row_id]  # a row behind the chunks read: its seqs are done
-        self._load(sorted(wanted - self._keys.keys()))
-        parts = [self._keys[int(self._ids[i])] for i in rows]
+        parts = self._rows.covering(first, last)
         keys = np.concatenate(parts) if parts else np.empty(0, np.uint64)
         return _unique(keys[np.isin((keys >> np.uint64(32)).astype(np.int64), seqs)])
 
-    def _load(self, row_ids: list[int]) -> None:
-        for start in range(0, len(row_ids), 500):
-            part = row_ids[start : start + 500]
-            for row_id, bucket, first, last, blob in self._db.execute(
-                "SELECT id, bucket, first_seq, last_seq, postings FROM customer_postings"
-                f" WHERE id IN ({','.join('?' * len(part))})",
-                part,
-            ):
-                self._keys[row_id] = self._readable(row_id, bucket, first, last, blob)
-
-    def _readable(self, row_id: int, bucket: int, first: int, last: int, blob: bytes) -> np.ndarray:
+    def _readable(self, row: tuple) -> np.ndarray:
         """A row's pairs as a search reads them; what it cannot read right is reported and dropped."""
+        row_id, bucket, first, last, blob = row
         where = f"customer_postings row {row_id} (bucket {bucket}, seqs {first} to {last})"
         try:
             pairs = stored_pairs(blob)

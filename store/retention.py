@@ -34,9 +34,8 @@ from typing import Protocol
 
 import orjson
 
-from store import event_keys
+from store import class_postings, customer_postings, event_keys
 from store.chain import append_purge, drop_purged_leaves
-from store.customer_postings import drop_purged
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +183,7 @@ def _chunks(db: sqlite3.Connection, horizon: int, below_seq: int) -> Iterator[li
     after = 0
     while True:
         rows = db.execute(
-            "SELECT e.seq, e.ts, e.classes, e.id_key FROM events e WHERE e.seq > ? AND e.seq < ? AND e.ts < ?"
+            "SELECT e.seq, e.id_key FROM events e WHERE e.seq > ? AND e.seq < ? AND e.ts < ?"
             " AND NOT EXISTS (SELECT 1 FROM temp.evidence k WHERE k.event_id = e.event_id)"
             " ORDER BY e.seq LIMIT ?",
             (after, below_seq, horizon, _CHUNK),
@@ -199,13 +198,12 @@ def _delete_events(db: sqlite3.Connection, rows: list[tuple], horizon: int) -> i
     """Delete one chunk with its index rows, and record it in the chain, in one transaction."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        classes = [(name, ts, seq) for seq, ts, names, _ in rows for name in names.split(",") if name]
-        db.executemany("DELETE FROM event_classes WHERE class = ? AND ts = ? AND seq = ?", classes)
         seqs = [(row[0],) for row in rows]
         db.executemany("DELETE FROM events WHERE seq = ?", seqs)
-        event_keys.forget(db, [row[3] for row in rows])
+        event_keys.forget(db, [row[1] for row in rows])
         # postings that still cover a kept event stay: queries re-check every event they find
-        drop_purged(db, rows[0][0], rows[-1][0])
+        customer_postings.drop_purged(db, rows[0][0], rows[-1][0])
+        class_postings.drop_purged(db, rows[0][0], rows[-1][0])
         append_purge(db, horizon, [row[0] for row in rows])
         db.execute("COMMIT")
     except BaseException:

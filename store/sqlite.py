@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import orjson
 
 from models.alert import Alert, AlertStatus
@@ -22,7 +24,7 @@ from models.deadletter import DeadLetter
 from models.event import AccessEvent
 from models.fast_event import FastEvent, validate_event
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
-from store import actor_days, customer_postings, event_keys
+from store import actor_days, class_postings, customer_postings, event_keys
 from store.base import (
     AlertQuery,
     Checkpoint,
@@ -57,17 +59,7 @@ BACKGROUND_CHECKPOINT_SLACK = 4  # ... or past four times that, by a writer whos
 _INSERT_EVENTS = f"INSERT INTO events ({ROW_COLUMNS})"  # store.sqlite_bulk
 _CUSTOMER_IDS = attrgetter("event.customer_ids")
 _CLASSES = itemgetter(2)  # IncomingEvent.classes
-# Each ``classes`` text the writer has stored, with the names it joins (``_index_classes``): a table of
-# this connection's own (TEMP: not in the store's file, no migration), a few dozen rows.
-_CLASS_NAMES_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS class_names (classes TEXT NOT NULL, name TEXT NOT NULL,"
-    " PRIMARY KEY (classes, name)) WITHOUT ROWID"
-)
-# CROSS JOIN: the events outside (one pass over the seqs), each looking up its names by primary key
-_CLASSES_OF_STORED = (
-    "INSERT OR IGNORE INTO event_classes (class, ts, seq) SELECT n.name, e.ts, e.seq"
-    " FROM events e CROSS JOIN temp.class_names n ON n.classes = e.classes WHERE e.seq BETWEEN ?1 AND ?2"
-)
+_ROW_TS = itemgetter(3)  # a row's event time (``_row``)
 _UPSERT_ALERT = (
     "INSERT INTO alerts (alert_id, detector, severity_rank, actor_id, status, window_start, window_end, body)"
 )
@@ -161,19 +153,17 @@ def _add_column_filters(query: EventQuery, where: list[str], params: list[str | 
         params.append(query.outcome.value)
 
 
-def _add_time_filters(
-    query: EventQuery, ts_column: str, seq_column: str, where: list[str], params: list[str | int]
-) -> None:
-    """Since, until and the page's cursor, on the leading index's time column."""
+def _add_time_filters(query: EventQuery, where: list[str], params: list[str | int]) -> None:
+    """Since, until and the page's cursor."""
     if query.since is not None:
-        where.append(f"{ts_column} >= ?")
+        where.append("e.ts >= ?")
         params.append(_micros(query.since))
     if query.until is not None:
-        where.append(f"{ts_column} < ?")
+        where.append("e.ts < ?")
         params.append(_micros(query.until))
     if query.cursor is not None:
         ts, seq = decode_cursor(query.cursor)
-        where.append(f"({ts_column}, {seq_column}) {'<' if query.newest_first else '>'} (?, ?)")
+        where.append(f"(e.ts, e.seq) {'<' if query.newest_first else '>'} (?, ?)")
         params.extend((ts, seq))
 
 
@@ -220,9 +210,10 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             self.path.parent.mkdir(parents=True, exist_ok=True)
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
-        # for migrations 0005 and 0006, which index customer ids from the stored bodies
+        # for migrations 0005 and 0006, which index customer ids from the stored bodies, and 0009
         self._db.create_function("customer_tokens_of_body", 1, _customer_tokens_of_body, deterministic=True)
         customer_postings.register(self._db)
+        class_postings.register(self._db)
         self._db.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._refuse_a_foreign_database()  # before anything below changes the file (its journal mode, our tables)
@@ -327,9 +318,6 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
     def _write_events(self, events: Sequence[IncomingEvent], result: WriteResult) -> list[tuple]:
         """Store the new events; return their rows as inserted, seq first, in store order (for the chain)."""
         db = self._db
-        # Before any statement of the write is compiled: a table created later (once a connection)
-        # would make SQLite compile again every statement compiled before it, the large inserts too.
-        db.execute(_CLASS_NAMES_TABLE)
         # one copy of each id within the batch; a repeat is a duplicate like any other
         unique: dict[str, IncomingEvent] = {}
         for incoming in events:
@@ -351,11 +339,12 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             return stored_rows
         last_seq = first_seq + len(stored) - 1
         insert_all(db, _INSERT_EVENTS, stored_rows)
-        # The keys and the data-class rows are read back from the rows just inserted (pages in the
-        # cache), in SQLite and without the interpreter lock, instead of bound from Python a value at a time.
+        # The keys are read back from the rows just inserted (pages in the cache), in SQLite and without
+        # the interpreter lock, instead of bound from Python a value at a time.
         event_keys.add_stored(db, first_seq, last_seq)
         index_customers(db, first_seq, list(map(_CUSTOMER_IDS, stored)))
-        self._index_classes(first_seq, last_seq, stored, stored_rows)
+        times = np.fromiter(map(_ROW_TS, stored_rows), np.int64, len(stored_rows))
+        class_postings.index_classes(db, first_seq, list(map(_CLASSES, stored)), times)
         self._last_seq = last_seq
         result.stored = stored
         return stored_rows
@@ -382,26 +371,6 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             stored.append(incoming)
         return stored, stored_rows
 
-    def _index_classes(
-        self, first_seq: int, last_seq: int, stored: list[IncomingEvent], stored_rows: list[tuple]
-    ) -> None:
-        """The ``event_classes`` rows of events ``first_seq..last_seq``: one per data class of each."""
-        combinations = set(map(_CLASSES, stored))  # a few dozen in all
-        names = {
-            (self._joined(classes), name) for classes in combinations for name in classes
-        }
-        if all(name and "," not in name for _, name in names):  # then a ``classes`` text names one set
-            db = self._db
-            insert_all(db, "INSERT OR IGNORE INTO temp.class_names (classes, name)", sorted(names))
-            db.execute(_CLASSES_OF_STORED, (first_seq, last_seq))
-            return
-        classes = [
-            (name, stored_row[3], stored_row[0])
-            for incoming, stored_row in zip(stored, stored_rows, strict=True)
-            for name in incoming.classes
-        ]
-        insert_all(self._db, "INSERT OR IGNORE INTO event_classes (class, ts, seq)", classes)
-
     def _count_repeat(self, earlier: FastEvent, incoming: IncomingEvent, result: WriteResult) -> None:
         result.duplicates += 1
         if earlier != incoming.event:
@@ -416,11 +385,6 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         ).fetchone()
         return row[0] if row else None
 
-    def _joined(self, classes: frozenset[str]) -> str:
-        """``_join_classes``, or what it made before (``_row`` fills it; it may have been emptied since)."""
-        joined = self._classes_text.get(classes)
-        return self._join_classes(classes) if joined is None else joined
-
     def _join_classes(self, classes: frozenset[str]) -> str:
         """The ``classes`` column of a set of classes, kept: a few dozen combinations in all, joined once each."""
         if len(self._classes_text) >= 4096:
@@ -433,7 +397,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         resource = event.resource
         actor = event.actor
         classes = self._classes_text.get(incoming.classes)
-        if classes is None:  # ``_joined``, inline: it runs for every event
+        if classes is None:
             classes = self._join_classes(incoming.classes)
         return (
             seq,  # the chain hashes the row with its seq: carried here, not copied into a new tuple there
@@ -582,8 +546,11 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
 
     # -- reading --------------------------------------------------------------------
     def query_events(self, query: EventQuery) -> EventPage:
-        sql, params = self._events_sql(query)
-        rows = self._db.execute(sql, (*params, query.limit + 1)).fetchall()
+        if query.data_class is not None and query.event_id is None and query.customer_id is None:
+            rows = self._rows_by_class(query)
+        else:
+            sql, params = self._events_sql(query, self._candidate_seqs(query))
+            rows = self._db.execute(sql, (*params, query.limit + 1)).fetchall()
         items = [
             StoredEvent(
                 seq=seq, event=AccessEvent.model_validate_json(body), classes=[c for c in classes.split(",") if c]
@@ -596,32 +563,62 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             next_cursor = encode_cursor(ts, seq)
         return EventPage(items=items, next_cursor=next_cursor)
 
-    def _events_sql(self, query: EventQuery) -> tuple[str, list[str | int]]:
-        """A page's SELECT (its LIMIT the last parameter), led by the narrowest index the filters have.
+    def _rows_by_class(self, query: EventQuery) -> list[tuple]:
+        """A page's rows (at most one past the page) led by its data class's postings.
 
-        In that order: the event id's key (one event) and the customer's postings, the data class's
-        index, the actor's days, else the time index; every other filter is checked on the rows it leads
-        to.  A field has no index of its own: given with its class, the class's index narrows first.
+        The postings give the class's seqs in the page's order, a chunk at a time (``class_postings``);
+        each chunk is read and filtered as any candidate seqs are, until the page is full.  A field has
+        no index of its own: given with its class, the class's postings narrow first.
+        """
+        assert query.data_class is not None
+        wanted = query.limit + 1
+        after = None
+        if query.cursor is not None:
+            ts, seq = decode_cursor(query.cursor)
+            after = (ts, seq)
+        chunks = class_postings.seqs_in_order(
+            self._db, query.data_class, *_span(query), query.newest_first, after, first_chunk=wanted
+        )
+        found: list[tuple] = []
+        with self._read_snapshot():  # the postings and the events as one moment had them
+            for seqs in chunks:
+                sql, params = self._events_sql(query, seqs)
+                found += self._db.execute(sql, (*params, wanted - len(found))).fetchall()
+                if len(found) == wanted:
+                    break
+        return found
+
+    @contextmanager
+    def _read_snapshot(self) -> Iterator[None]:
+        """Statements that read as one (a writer's commit meanwhile is not seen), unless inside a transaction."""
+        if self._db.in_transaction:
+            yield
+            return
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
+    def _events_sql(self, query: EventQuery, seqs: list[int] | None) -> tuple[str, list[str | int]]:
+        """A page's SELECT (its LIMIT the last parameter) of the events ``seqs``, or else led by an index.
+
+        The candidate seqs come from the event id's key (one event), the customer's postings or the data
+        class's; without them, the actor's days lead, else the time index.  Every filter is checked on the
+        rows that leads to, the class and the times too: an index entry alone never makes an event match.
         """
         where: list[str] = []
         params: list[str | int] = []
-        source, ts_column, seq_column = "events e", "e.ts", "e.seq"
-        seqs = self._candidate_seqs(query)
         if seqs is not None:
             where.append("e.seq IN (SELECT value FROM json_each(?))")
             params.append(orjson.dumps(seqs).decode())
-        elif query.data_class is not None:
-            # ordered by the index's own columns (k.seq is e.seq), it gives the page's order: no sort
-            source, ts_column, seq_column = "event_classes k JOIN events e ON e.seq = k.seq", "k.ts", "k.seq"
-            where.append("k.class = ?")
-            params.append(query.data_class)
         if query.event_id is not None:
             where.append("e.event_id = ?")  # a key may be another id's (a 64-bit hash)
             params.append(query.event_id)
         if query.customer_id is not None:
             where.append(_BODY_LISTS.format(key="customer_ids"))  # the postings hold a hash: re-check the id
             params.append(query.customer_id)
-        if query.data_class is not None and seqs is not None:
+        if query.data_class is not None:
             where.append("instr(',' || e.classes || ',', ?) > 0")  # not LIKE: "_" in a class name would match any
             params.append(f",{query.data_class},")
         if query.field is not None:
@@ -635,14 +632,14 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 where.append(actor_days.WITHIN_DAYS)
                 params.extend(actor_days.within_days(*_span(query)))
         _add_column_filters(query, where, params)
-        _add_time_filters(query, ts_column, seq_column, where, params)
+        _add_time_filters(query, where, params)
         order = "DESC" if query.newest_first else "ASC"
         # the day first: the same order (days are in time order), which the day-led actor index gives
         by = f"{actor_days.DAY} {order}, " if by_day else ""
         sql = (
-            f"SELECT e.seq, e.ts, e.body, e.classes FROM {source}"
+            "SELECT e.seq, e.ts, e.body, e.classes FROM events e"
             + (f" WHERE {' AND '.join(where)}" if where else "")
-            + f" ORDER BY {by}{ts_column} {order}, {seq_column} {order} LIMIT ?"
+            + f" ORDER BY {by}e.ts {order}, e.seq {order} LIMIT ?"
         )
         return sql, params
 

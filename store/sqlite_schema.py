@@ -10,7 +10,8 @@ of the event id (an integer index is far cheaper to maintain than one on
 random text ids; since migration 0007 the keys are kept in two levels of
 their own, ``store.event_keys``), the body is the event exactly as it arrived, and the
 columns beside it are what the auditors' queries filter on.  Data classes,
-which an event has a few of, have their own index table.
+which an event has a few of, have postings of their own (``store.class_postings``,
+since migration 0009; a (class, ts, seq) table before).
 
 An actor's events are indexed by (day, actor, time) since migration 0008
 (``store.actor_days``): keyed by actor first, every batch wrote into the
@@ -314,6 +315,31 @@ MIGRATIONS: list[tuple[str, str]] = [
         """
     CREATE INDEX events_actor_day ON events(ts / 86400000000, actor_id, ts);
     DROP INDEX events_actor_ts;
+    """,
+    ),
+    (
+        # Data classes move from a B-tree row per (event, class) to postings written in segments
+        # (store.class_postings): 2.57 rows an event cost about a seventh of the store's write.  Built
+        # from the rows of event_classes, a row per class and 10,000 seqs.
+        "0009-class-postings",
+        """
+    CREATE TABLE class_postings (
+        id        INTEGER PRIMARY KEY,
+        class     TEXT    NOT NULL,
+        first_seq INTEGER NOT NULL,  -- the events it covers (offsets in postings count from first_seq)
+        last_seq  INTEGER NOT NULL,
+        min_ts    INTEGER NOT NULL,  -- the event times it holds: a search by time reads only the rows it meets
+        max_ts    INTEGER NOT NULL,
+        merged    INTEGER NOT NULL,  -- 0: a small write's, merged with the next ones once they span enough
+        postings  BLOB    NOT NULL   -- the times (i64), then the offsets (u32), little-endian, by time then seq
+    );
+    CREATE INDEX class_postings_class ON class_postings(class, max_ts);
+    CREATE INDEX class_postings_pending ON class_postings(first_seq) WHERE merged = 0;
+    INSERT INTO class_postings (class, first_seq, last_seq, min_ts, max_ts, merged, postings)
+        SELECT class, min(seq), max(seq), min(ts), max(ts), 1, class_postings_of(ts, seq)
+        FROM event_classes
+        GROUP BY class, seq / 10000;
+    DROP TABLE event_classes;
     """,
     ),
 ]

@@ -1,14 +1,18 @@
 """``verify`` checks the search indexes against the chained rows (store.chain_indexes).
 
-The auditors' searches find events by data class through ``event_classes`` and by customer through
-``customer_postings``: an index row deleted hides an event as surely as deleting the event, while
+The auditors' searches find events by data class through ``class_postings`` and by customer through
+``customer_postings``: an index entry deleted hides an event as surely as deleting the event, while
 the event itself still verifies.  Tampering is done as in test_integrity: straight into the file.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+
 import numpy as np
 
+from store import class_postings
 from store.base import EventQuery
 from store.chain import LISTED, Problem
 from store.customer_postings import BUCKETS, customer_hash
@@ -32,35 +36,84 @@ def test_an_untouched_store_has_its_indexes_as_its_rows_call_for(tmp_path, setti
         assert store.verify_chain().intact
 
 
-def test_an_event_classes_row_deleted_is_named_with_its_class(tmp_path, settings):
+Entries = tuple[np.ndarray, np.ndarray]  # a class postings row's (times, seqs)
+
+
+def _rewrite_class_rows(db: sqlite3.Connection, change: Callable[[str, Entries], Entries], where: str = "1") -> None:
+    """Each class postings row given what ``change`` makes of its entries, written as the store writes them."""
+    for row_id, name, first, last, blob in db.execute(
+        f"SELECT id, class, first_seq, last_seq, postings FROM class_postings WHERE {where}"
+    ).fetchall():
+        times, offsets = class_postings.stored_postings(blob)
+        [(*_, low, high, _, changed)] = class_postings._rows(
+            first, last, {name: change(name, (times, offsets + first))}, merged=True
+        )
+        db.execute(
+            "UPDATE class_postings SET min_ts = ?, max_ts = ?, postings = ? WHERE id = ?", (low, high, changed, row_id)
+        )
+
+
+def _class_seqs(store: SqliteStore, name: str) -> set[int]:
+    return {item.seq for item in store.query_events(EventQuery(data_class=name, limit=100)).items}
+
+
+def test_a_class_entry_deleted_is_named_with_its_class(tmp_path, settings):
     with _store(tmp_path) as store:
         ids = _fill(store, settings, batches=2, size=10)
-        [(name,)] = _raw(store).execute("SELECT DISTINCT class FROM event_classes WHERE seq = 3 LIMIT 1").fetchall()
-        assert any(item.seq == 3 for item in store.query_events(EventQuery(data_class=name, limit=100)).items)
+        [name, *_] = sorted(store.query_events(EventQuery(event_id=ids[2])).items[0].classes)
+        assert 3 in _class_seqs(store, name)
         db = _raw(store)
-        db.execute("DELETE FROM event_classes WHERE seq IN (3, 14) AND class = ?", (name,))
+        _rewrite_class_rows(
+            db, lambda _, entries: tuple(a[~np.isin(entries[1], [3, 14])] for a in entries), f"class = '{name}'"
+        )
         db.close()
-        assert all(item.seq != 3 for item in store.query_events(EventQuery(data_class=name, limit=100)).items)
+        assert 3 not in _class_seqs(store, name)
         problems = _index_problems(store)
     assert {(p.seq, p.event_id) for p in problems} == {(3, ids[2]), (14, ids[13])}
-    assert all(f"missing from event_classes: {name}" in p.detail for p in problems)
+    assert all(f"missing from class_postings: {name}" in p.detail for p in problems)
 
 
-def test_an_event_classes_row_for_a_class_it_lacks_or_at_another_time_is_named(tmp_path, settings):
+def test_a_class_entry_for_a_class_it_lacks_or_at_another_time_is_named(tmp_path, settings):
     with _store(tmp_path) as store:
         ids = _fill(store, settings, batches=1, size=10)
         db = _raw(store)
-        db.execute("INSERT INTO event_classes (class, ts, seq) SELECT 'health', ts, seq FROM events WHERE seq = 2")
-        db.execute("UPDATE event_classes SET ts = ts + 1 WHERE seq = 5")  # a search bounded in time misplaces it
-        db.execute("DELETE FROM event_classes WHERE seq = 9999")  # rows of seqs never stored: nothing to say
+        [(ts2,)] = db.execute("SELECT ts FROM events WHERE seq = 2").fetchall()
+        health = class_postings._rows(2, 2, {"health": (np.array([ts2]), np.array([2]))}, merged=True)
+        never = class_postings._rows(9999, 9999, {"health": (np.array([ts2]), np.array([9999]))}, merged=True)
+        db.executemany(  # and entries of seqs never stored: nothing to say
+            "INSERT INTO class_postings (class, first_seq, last_seq, min_ts, max_ts, merged, postings)"
+            " VALUES (?,?,?,?,?,?,?)",
+            health + never,
+        )
+
+        def moved(_: str, entries: Entries) -> Entries:  # a search bounded in time misplaces seq 5
+            times, seqs = entries
+            return times + (seqs == 5), seqs
+
+        _rewrite_class_rows(db, moved)
         db.close()
         problems = _index_problems(store)
-    extra = {(p.seq, p.event_id) for p in problems if "extra in event_classes" in p.detail}
+    extra = {(p.seq, p.event_id) for p in problems if "extra in class_postings" in p.detail}
     assert extra == {(2, ids[1]), (5, ids[4])}
     assert any("health (classes it does not have)" in p.detail for p in problems if p.seq == 2)
     assert any("at another time" in p.detail for p in problems if p.seq == 5)
-    # seq 5's rows moved: at its own time it has none, so the same event is also missing from the index
-    assert {p.seq for p in problems if "missing from event_classes" in p.detail} == {5}
+    # seq 5's entries moved: at its own time it has none, so the same event is also missing from the index
+    assert {p.seq for p in problems if "missing from class_postings" in p.detail} == {5}
+
+
+def test_a_class_postings_row_searches_cannot_read_right_is_reported(tmp_path, settings):
+    with _store(tmp_path) as store:
+        store.write([factories.incoming(settings, at=at(hours=n), fields=["name"]) for n in range(20)])
+        db = _raw(store)
+        [(row_id, blob)] = db.execute("SELECT id, postings FROM class_postings").fetchall()
+        times, offsets = class_postings.stored_postings(blob)
+        backwards = times[::-1].tobytes() + offsets[::-1].astype("<u4").tobytes()
+        db.execute("UPDATE class_postings SET postings = ? WHERE id = ?", (backwards, row_id))
+        db.close()
+        problems = _index_problems(store)
+    [malformed] = [p for p in problems if p.seq is None]
+    assert f"class_postings row {row_id}" in malformed.detail and "not sorted by time" in malformed.detail
+    assert len(problems) == 1 + 20  # and each of its events is missing from the index
 
 
 def test_customer_postings_deleted_are_named_per_event_and_searches_miss_those_events(tmp_path, settings):
@@ -124,14 +177,14 @@ def test_many_index_problems_are_listed_up_to_a_limit_then_counted_in_one_line(t
     with _store(tmp_path) as store:
         store.write([factories.incoming(settings, at=at(hours=n), fields=["name"]) for n in range(LISTED + 30)])
         db = _raw(store)
-        db.execute("DELETE FROM event_classes")
+        db.execute("DELETE FROM class_postings")
         db.close()
         problems = _index_problems(store)
     assert len(problems) == LISTED + 1
     assert [p.seq for p in problems[:LISTED]] == list(range(1, LISTED + 1))
     assert problems[-1].seq is None
     assert problems[-1].detail == (
-        f"30 more events missing from event_classes (seqs {LISTED + 1} to {LISTED + 30}), not listed one by one"
+        f"30 more events missing from class_postings (seqs {LISTED + 1} to {LISTED + 30}), not listed one by one"
     )
 
 

@@ -60,21 +60,24 @@ def test_a_hash_collision_still_stores_both_events(sqlite_store, settings, monke
         assert [item.event.event_id for item in page.items] == [incoming.event.event_id]
 
 
-def test_a_field_search_is_led_by_the_class_index_when_the_class_is_given(sqlite_store):
+def test_a_field_search_is_led_by_the_class_postings_when_the_class_is_given(sqlite_store):
     # the plan, not the answer (the contract checks that): a store of millions must not read every body
     def plan(query: EventQuery) -> list[str]:
-        sql, params = sqlite_store._events_sql(query)
+        sql, params = sqlite_store._events_sql(query, sqlite_store._candidate_seqs(query))
         rows = sqlite_store._db.execute(f"EXPLAIN QUERY PLAN {sql}", (*params, 100))
         # the outer query's own steps (a body's check is a subquery of its own, run per row)
         return [detail for _, parent, _, detail in rows if parent == 0 and not detail.startswith("CORRELATED")]
 
     since = datetime(2026, 10, 1, tzinfo=UTC)
-    narrowed = plan(EventQuery(field="passport_number", data_class="government_id", since=since))
-    # the class index gives the rows in the page's order: read until the page is full, never sorted
-    assert narrowed == ["SEARCH k USING PRIMARY KEY (class=? AND ts>?)", "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)"]
+    # the class's postings give its seqs a chunk at a time, in the page's order (store.class_postings);
+    # each chunk is read by seq
+    narrowed = EventQuery(field="passport_number", data_class="government_id", since=since)
+    sql, params = sqlite_store._events_sql(narrowed, [1, 2, 3])
+    steps = sqlite_store._db.execute(f"EXPLAIN QUERY PLAN {sql}", (*params, 100)).fetchall()
+    assert steps[0][3] == "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)"
     assert plan(EventQuery(field="passport_number", since=since)) == ["SEARCH e USING INDEX events_ts (ts>?)"]
     by_id = plan(EventQuery(event_id="evt-1", field="passport_number", data_class="government_id"))
-    assert by_id[0] == "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)" and not any(" k " in step for step in by_id)
+    assert by_id[0] == "SEARCH e USING INTEGER PRIMARY KEY (rowid=?)"
 
 
 def test_customer_tokens_are_single_words_for_any_id():
