@@ -10,7 +10,20 @@ import sys
 import orjson
 import pytest
 
-from detectors.profiles import DecayedQuantiles, ProfileBook
+from detectors.profiles import (
+    DAY_FLOOR_SDS,
+    METRICS,
+    SLOT_METRICS,
+    SPARSE_METRICS,
+    DecayedQuantiles,
+    EwStat,
+    ProfileBook,
+    Rhythm,
+    _add_all,
+    _add_values,
+    metric_values,
+    window_logs,
+)
 from detectors.state_codec import decode_state, encode_state
 from detectors.windows import ActorRef, WindowStats
 from models.event import ActorKind
@@ -117,3 +130,60 @@ def test_which_items_an_actor_keeps_knowing_does_not_depend_on_the_process():
     resources, ips = orjson.loads(kept.pop())
     assert ips == [f"203.0.113.{n}" for n in sorted(range(12), key=str)][-4:]
     assert resources == sorted(f"crm/kind-{n}" for n in range(12))[-4:]
+
+
+def _bits(stats: dict[str, EwStat]) -> dict[str, list[str]]:
+    """Each stat's sums, to the last bit (``float.hex`` tells 0.0 from -0.0)."""
+    return {metric: [value.hex() for value in stat.to_state()] for metric, stat in stats.items()}
+
+
+@pytest.mark.parametrize("records,egress", [(3, 0), (0, 5), (250, 12)])
+def test_a_windows_logs_are_each_metrics_log1p_and_none_for_a_sparse_zero(records, egress):
+    window = _hour(ActorRef("a1", ActorKind.EMPLOYEE, "finance", None, None), 0.0, high=0)
+    window.records, window.egress_records, window.events = records, egress, 4
+    window.customers.update({"c1", "c2"})
+    expected = {
+        metric: math.log1p(value) if value > 0 else (None if metric in SPARSE_METRICS else 0.0)
+        for metric, value in metric_values(window).items()
+    }
+    assert window_logs(window) == expected
+
+
+@pytest.mark.parametrize("egress", [None, 0.0, 2.5])
+def test_a_weekly_slots_first_window_is_learned_as_if_added_to_empty_stats(egress):
+    logs = {"records": 4.25, "customers": 0.0, "egress": egress, "high": None, "denied": None, "events": 1.5}
+    rhythm = Rhythm()
+    rhythm.add(17, logs, 3.7)
+    added = {metric: EwStat() for metric in SLOT_METRICS}
+    _add_all(added, logs, 3.7)
+    assert _bits(rhythm.volume[17]) == _bits(added)
+    rhythm.add(17, logs, 5.1)  # and the next, into them
+    _add_all(added, logs, 5.1)
+    assert _bits(rhythm.volume[17]) == _bits(added)
+
+
+def test_a_baseline_is_checkpointed_as_its_three_sums_and_an_unknown_object_is_refused():
+    stat = EwStat(2.0, 3.5, -0.0)
+    assert decode_state(encode_state({"stat": stat})) == {"stat": [2.0, 3.5, -0.0]}
+    with pytest.raises(TypeError, match="a detector state holds no object"):
+        encode_state({"stat": object()})
+
+
+@pytest.mark.parametrize("floor_sds", [0.0, DAY_FLOOR_SDS])
+def test_a_days_stats_learn_its_values_as_ewstat_add_does_each(floor_sds):
+    # established baselines, values far above and below them (clipped), sparse zeros (skipped), a plain zero
+    days = [
+        {"records": 40, "customers": 12, "egress": 0, "high": 3, "denied": 0, "events": 9},
+        {"records": 60, "customers": 20, "egress": 7, "high": 0, "denied": 1, "events": 14},
+        {"records": 5000, "customers": 900, "egress": 4000, "high": 2500, "denied": 300, "events": 800},
+        {"records": 0, "customers": 1, "egress": 0, "high": 0, "denied": 0, "events": 1},
+    ] * 3
+    inline = {metric: EwStat() for metric in METRICS}
+    one_by_one = {metric: EwStat() for metric in METRICS}
+    for number, values in enumerate(days):
+        g = 1.0 + number / 7.0
+        _add_values(inline, values, g, floor_sds)
+        for metric, stat in one_by_one.items():
+            if values[metric] > 0 or metric not in SPARSE_METRICS:
+                stat.add(values[metric], g, floor_sds=floor_sds)
+    assert _bits(inline) == _bits(one_by_one)
