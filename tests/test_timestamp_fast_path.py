@@ -93,6 +93,7 @@ def _edited(draw: st.DrawFn) -> str:
 @example("2026-10-05T00:00:04.130Z\n")
 @example("2026-10-05T00:00:04Z+08:00")
 @example("2026-10-05T00:00:04.+08:00")
+@example("2026-10-05T00:00:04.12.3456z")  # two fractions: the fast path once took the last six as an offset
 @example("2026-10-05T0٣:00:04Z")
 @example("2026-10-05T00:00:0٣Z")
 @example("")
