@@ -205,9 +205,10 @@ def _first_stats(logs: dict[str, float | None], g: float) -> dict[str, EwStat]:
     return stats
 
 
-def _add_all(stats: dict[str, EwStat], logs: dict[str, float | None], g: float) -> None:
-    """``EwStat.add`` (clipped) of each metric's ``window_logs``, skipping a sparse metric's zero; the same
-    arithmetic, inline: this runs for every stat of every window, twice (the actor's and its peers')."""
+def _add_all(stats: dict[str, EwStat], logs: dict[str, float | None], g: float, floor_sds: float = 0.0) -> None:
+    """``EwStat.add`` (clipped, with ``floor_sds``) of each metric's ``window_logs``, skipping a sparse metric's
+    zero; the same arithmetic, inline: this runs for every stat of every window, twice (the actor's and its
+    peers'), and for a day's stats (a call each were most of learning a day)."""
     sqrt = math.sqrt
     established = 3.0 * g
     for metric, stat in stats.items():
@@ -217,36 +218,7 @@ def _add_all(stats: dict[str, EwStat], logs: dict[str, float | None], g: float) 
         sw = stat.sw
         if sw >= established:
             mean = stat.swx / sw
-            # the spread only matters above the lowest the clip can be: most values are well below it
-            if x > mean + _CLIP_FLOOR:
-                spread = sqrt(max(stat.swx2 / sw - mean * mean, 0.0))
-                if spread < SD_FLOOR:
-                    spread = SD_FLOOR
-                high = mean + CLIP_SDS * spread
-                if x > high:
-                    x = high
-        stat.sw = sw + g
-        gx = g * x  # g * x * x is (g * x) * x
-        stat.swx += gx
-        stat.swx2 += gx * x
-
-
-def _add_values(stats: dict[str, EwStat], values: dict[str, float], g: float, floor_sds: float) -> None:
-    """``EwStat.add`` (clipped, with ``floor_sds``) of each metric's value, skipping a sparse metric's zero; the same
-    arithmetic, inline: a day's ten stats of the actor and ten of its peers, a call each, were most of learning it."""
-    log1p, sqrt = math.log1p, math.sqrt
-    established = 3.0 * g
-    for metric, stat in stats.items():
-        value = values[metric]
-        if value > 0:
-            x = log1p(value)
-        elif metric in SPARSE_METRICS:
-            continue
-        else:
-            x = 0.0
-        sw = stat.sw
-        if sw >= established:
-            mean = stat.swx / sw
+            # the spread only matters past the nearest the clip or the floor can be: most values are nearer
             if x > mean + _CLIP_FLOOR or (floor_sds and x < mean - floor_sds * SD_FLOOR):
                 spread = sqrt(max(stat.swx2 / sw - mean * mean, 0.0))
                 if spread < SD_FLOOR:
@@ -521,13 +493,14 @@ class Profile:
             peaks["high"] = value
 
     def learn_day(
-        self, window: WindowStats, values: dict[str, float], weekday: int, g_slow: float, peaks: dict[str, float]
+        self, window: WindowStats, logs: dict[str, float | None], weekday: int, g_slow: float, peaks: dict[str, float]
     ) -> None:
-        _add_values(self.daily, values, g_slow, DAY_FLOOR_SDS)
+        """``logs``: the day's ``window_logs``; ``peaks``: its busiest hour of each of ``SLOT_METRICS``."""
+        _add_all(self.daily, logs, g_slow, DAY_FLOOR_SDS)
         stats = self.weekdays.get(weekday)
         if stats is None:
             stats = self.weekdays[weekday] = {metric: EwStat() for metric in SLOT_METRICS}
-        _add_values(stats, values, g_slow, 0.0)
+        _add_all(stats, logs, g_slow)
         for metric, value in peaks.items():
             peak = self.peak_hour.get(metric)
             if peak is None:
@@ -676,11 +649,11 @@ class ProfileBook:
         own, peer = self._profiles_of(window.actor)
         if suspect:
             g_slow *= suspect_weight(own.flagged_days)
-        values = metric_values(window)
+        logs = window_logs(window)
         # a peer group's usual peak is its members' usual busiest hour, not the busiest of all of them
         peaks, own.today_peak = own.today_peak, {}
         for profile in (own, peer):
-            profile.learn_day(window, values, weekday, g_slow, peaks)
+            profile.learn_day(window, logs, weekday, g_slow, peaks)
 
     def note_flagged_day(self, actor_id: str, flagged: bool) -> None:
         """Count consecutive days with findings; a quiet day starts the count again."""

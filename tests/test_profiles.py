@@ -20,7 +20,6 @@ from detectors.profiles import (
     ProfileBook,
     Rhythm,
     _add_all,
-    _add_values,
     metric_values,
     window_logs,
 )
@@ -142,11 +141,15 @@ def test_a_windows_logs_are_each_metrics_log1p_and_none_for_a_sparse_zero(record
     window = _hour(ActorRef("a1", ActorKind.EMPLOYEE, "finance", None, None), 0.0, high=0)
     window.records, window.egress_records, window.events = records, egress, 4
     window.customers.update({"c1", "c2"})
-    expected = {
+    assert window_logs(window) == _logs(metric_values(window))
+
+
+def _logs(values: dict[str, float]) -> dict[str, float | None]:
+    """What ``window_logs`` gives for these figures: each one's log1p, None for a sparse metric's zero."""
+    return {
         metric: math.log1p(value) if value > 0 else (None if metric in SPARSE_METRICS else 0.0)
-        for metric, value in metric_values(window).items()
+        for metric, value in values.items()
     }
-    assert window_logs(window) == expected
 
 
 @pytest.mark.parametrize("egress", [None, 0.0, 2.5])
@@ -182,7 +185,7 @@ def test_a_days_stats_learn_its_values_as_ewstat_add_does_each(floor_sds):
     one_by_one = {metric: EwStat() for metric in METRICS}
     for number, values in enumerate(days):
         g = 1.0 + number / 7.0
-        _add_values(inline, values, g, floor_sds)
+        _add_all(inline, _logs(values), g, floor_sds)
         for metric, stat in one_by_one.items():
             if values[metric] > 0 or metric not in SPARSE_METRICS:
                 stat.add(values[metric], g, floor_sds=floor_sds)
