@@ -148,13 +148,19 @@ class Period:
     def _stat(self, profile: Profile, metric: str) -> EwStat:
         return (profile.hourly if self.scale == "short" else profile.daily)[metric]
 
-    def expectation(self, window: WindowStats, metric: str, value: float) -> Expectation | None:
+    def expectation(
+        self, window: WindowStats, metric: str, value: float, min_ratio: float = 0.0, min_z: float = -math.inf
+    ) -> Expectation | None:
         """How ``value`` compares with what this actor (else its peers) usually does here.
 
         None when there is no baseline to compare with (the system or the
         peer group is too new).  For a sparse figure that neither the actor
         nor its peers ever had, the expectation is zero: a first export is
-        news.
+        news.  None too when the value falls short of ``min_ratio`` or
+        ``min_z`` before the population allowance, which only lowers both
+        (its factor is never below 1): the allowance is a pass over the
+        period's windows per metric, and a volume rule asks about every
+        window past its floor, nearly all of them far from its gates.
         """
         profile, basis = self.profiles.baseline(window.actor)
         if profile is None:
@@ -181,8 +187,10 @@ class Period:
                 slot = slot if slot is not None and slot.weight(self.g_slow) >= 0.5 else None
             if slot is not None and slot.mean > mean:
                 mean, sd, basis = slot.mean, max(sd, slot.sd), "own rhythm"
-        factor = self.population_factor(window.actor, metric)
         log_value = math.log1p(max(value, 0.0))
+        if (value + 1.0) / (math.expm1(mean) + 1.0) < min_ratio or (log_value - mean) / sd < min_z:
+            return None  # the ratio and z below, before dividing by the factor and taking its log away
+        factor = self.population_factor(window.actor, metric)
         allowance = math.log(factor)
         z = (log_value - mean - allowance) / sd
         ratio = (value + 1.0) / (math.expm1(mean) + 1.0) / factor

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.base import Period
-from detectors.profiles import SD_FLOOR, SLOT_METRICS, Profile
+from detectors.profiles import SD_FLOOR, SLOT_COUNT, SLOT_METRICS, Profile
 from detectors.windows import WindowStats
 
 # ``Period.expectation`` metric names of the volumes, in column order.
@@ -86,7 +86,9 @@ def compute(period: Period) -> np.ndarray:
     n = len(windows)
     logs = np.log1p(np.array(rows.volumes, dtype=np.float64).reshape(n, len(VOLUMES)))
     ratio_logs = logs[:, : len(RATIO_VOLUMES)]
-    own, own_z = _own_ratios(rows, ratio_logs)
+    own, own_z = _own_ratios(
+        rows, ratio_logs, period.g_fast if period.scale == "short" else period.g_slow, period.g_slow
+    )
     peers = _peer_ratios(period, ratio_logs, rows.groups)
     counts = np.array(rows.counts, dtype=np.float64).reshape(n, len(COUNTS) + 1)
     columns = [logs]
@@ -104,27 +106,28 @@ def compute(period: Period) -> np.ndarray:
 class _Rows:
     """What ``compute`` needs of each window, gathered in one pass over the period, as flat lists row after row.
 
-    Every window is visited once for everything (its volumes, peer group, baseline, the expectation behind
-    its own ratios, its counts): the pass is the cost, not the arithmetic, and setting numpy items one by
-    one would cost more than both.  The figures are those of ``volume_values``, ``peer_groups``,
-    ``ProfileBook.baseline``, ``Period.expectation`` (before the allowance) and ``unusual_hours_share``,
-    computed the same way.
+    Every window is visited once for everything (its volumes, peer group, baseline, the sums behind its
+    own ratios, its counts): the pass is the cost, and setting numpy items one by one would cost more than
+    it.  The figures are those of ``volume_values``, ``peer_groups``, ``ProfileBook.baseline``,
+    ``Period.expectation`` (before the allowance) and ``unusual_hours_share``, computed the same way; the
+    expectation's arithmetic is done on the gathered sums, a column at a time (``expectations``): the same
+    IEEE operations in the same order as ``EwStat.mean`` and ``.sd``, so the same floats, in a few numpy
+    operations for the period instead of some twenty Python statements a window.
     """
 
-    __slots__ = ("counts", "expected", "groups", "known", "own_means", "spreads", "volumes")
+    __slots__ = ("counts", "groups", "own", "slot_sums", "sums", "volumes")
 
     def __init__(self, period: Period) -> None:
         self.volumes: list[float] = []  # VOLUMES
         self.groups: dict[str, list[int]] = {}  # ``peer_groups``
-        # per RATIO_VOLUMES: the expectation's mean and spread on the log scale, whether there is one, and the
-        # actor's own mean once mature (what the allowance compares)
-        self.expected: list[float] = []
-        self.spreads: list[float] = []
-        self.known: list[bool] = []
-        self.own_means: list[float] = []
+        # per RATIO_VOLUMES, the baseline's (sw, swx, swx2), zeros without one; per _SLOT_VOLUMES, those of the
+        # actor's own weekly slot (its hour of the week, or weekday), zeros when it has none or is judged on its
+        # peers; and whether the baseline is the actor's own
+        self.sums: list[float] = []
+        self.slot_sums: list[float] = []
+        self.own: list[bool] = []
         self.counts: list[float] = []  # COUNTS, then unusual_hours
         short = period.scale == "short"
-        g = period.g_fast if short else period.g_slow
         g_slow = period.g_slow
         profiles = period.profiles
         actors, peer_profiles, warmup, peer_key = (
@@ -135,11 +138,11 @@ class _Rows:
         )
         weekday, slot_of_week = period.slot // 24, period.slot
         rhythm_floor = MIN_RHYTHM_WINDOWS * g_slow
-        # an hour's windows share its hour of the week: the hours the usual level looks at are found once
-        hour_levels = _HourLevels(slot_of_week) if short else None
+        # an hour's windows share its hour of the week, and the hours the usual level looks at
+        hour_levels = _HOUR_LEVELS[slot_of_week] if short else None
         volumes, groups, counts = self.volumes, self.groups, self.counts
-        expected, spreads, known, own_means = self.expected, self.spreads, self.known, self.own_means
-        sqrt, nan = math.sqrt, math.nan
+        sums, slot_sums, owns = self.sums, self.slot_sums, self.own
+        no_sums, no_slot_sums = (0.0,) * (3 * len(RATIO_VOLUMES)), (0.0,) * (3 * len(_SLOT_VOLUMES))
         for row, window in enumerate(period.windows):
             actor = window.actor
             records = window.records
@@ -159,45 +162,38 @@ class _Rows:
             # ProfileBook.baseline: the actor's own profile once mature, else its peers'
             profile = actors.get(actor.id)
             own = profile is not None and profile.active_days >= warmup
+            owns.append(own)
             if not own:
-                own_means += (nan, nan, nan)
+                slot_sums += no_slot_sums
                 profile = peer_profiles.get(key)
                 if profile is None or profile.active_days < warmup or len(profile.members) <= 1:
                     profile = None
             if profile is None:
-                expected += (0.0, 0.0, 0.0)
-                spreads += (1.0, 1.0, 1.0)
-                known += (False, False, False)
+                sums += no_sums
             else:
                 stats = profile.hourly if short else profile.daily
-                # a routine weekly export lives in its hour (and day) of the week: expect it there
-                slot_stats = (profile.rhythm.volume.get(slot_of_week) if short else profile.weekdays.get(weekday)) or {}
-                for metric in RATIO_VOLUMES:
-                    stat = stats[metric]
-                    sw = stat.sw
-                    if sw < g:
-                        if own:
-                            own_means.append(nan)
-                        expected.append(0.0)
-                        spreads.append(1.0)
-                        known.append(False)
-                        continue
-                    # EwStat.mean and .sd, inline: this runs for every window
-                    mean = stat.swx / sw
-                    if own:
-                        own_means.append(mean)
-                    sd = max(sqrt(max(stat.swx2 / sw - mean * mean, 0.0)), SD_FLOOR)
-                    if own and metric in SLOT_METRICS:
-                        # Rhythm.slot_volume (or the weekday's), once seen about once or more (decayed)
-                        slot = slot_stats.get(metric)
-                        if slot is not None and slot.sw >= 0.5 * g_slow:
-                            slot_mean = slot.swx / slot.sw
-                            if slot_mean > mean:
-                                slot_sd = max(sqrt(max(slot.swx2 / slot.sw - slot_mean * slot_mean, 0.0)), SD_FLOOR)
-                                mean, sd = slot_mean, max(sd, slot_sd)
-                    expected.append(mean)
-                    spreads.append(sd)
-                    known.append(True)
+                # RATIO_VOLUMES, in their order, spelled out: this runs for every window
+                records_stat, customers_stat, events_stat = stats["records"], stats["customers"], stats["events"]
+                sums += (
+                    records_stat.sw,
+                    records_stat.swx,
+                    records_stat.swx2,
+                    customers_stat.sw,
+                    customers_stat.swx,
+                    customers_stat.swx2,
+                    events_stat.sw,
+                    events_stat.swx,
+                    events_stat.swx2,
+                )
+                if own:
+                    # a routine weekly export lives in its hour (and day) of the week: expect it there
+                    slot_stats = profile.rhythm.volume.get(slot_of_week) if short else profile.weekdays.get(weekday)
+                    if slot_stats is None:
+                        slot_sums += no_slot_sums
+                    else:
+                        for metric in _SLOT_VOLUMES:
+                            slot = slot_stats.get(metric)
+                            slot_sums += (slot.sw, slot.swx, slot.swx2) if slot is not None else (0.0, 0.0, 0.0)
             new_resources = new_addresses = new_classes = 0
             for what, _ in window.new_items:
                 if what == "resource":
@@ -209,13 +205,14 @@ class _Rows:
             # unusual_hours_share
             unusual = 0.0
             if profile is not None:
-                activity = profile.rhythm.activity
-                if sum(activity.values()) >= rhythm_floor:
+                rhythm = profile.rhythm
+                if rhythm.observed_at_least(rhythm_floor):
                     if hour_levels is not None:
-                        unusual = 1.0 - hour_levels.level(activity)
+                        unusual = 1.0 - hour_levels.level(rhythm.activity, rhythm.busiest)
                     elif window.hours:
                         slots = window.hours
-                        unusual = sum(1.0 - level for level in usual_levels(activity, slots)) / len(slots)
+                        levels = usual_levels(rhythm.activity, slots, rhythm.busiest)
+                        unusual = sum(1.0 - level for level in levels) / len(slots)
             counts += (
                 window.denied,
                 window.high_records / records if records else 0.0,
@@ -227,6 +224,41 @@ class _Rows:
                 new_classes,
                 unusual,
             )
+
+    def expectations(self, g: float, g_slow: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per window and RATIO_VOLUMES: the expectation's mean and spread on the log scale, whether there is one
+        (its weight at least ``g``, the period's), and the actor's own mean, NaN unless the baseline is the
+        actor's own (what the allowance compares), as the loop over each window computed them: ``EwStat.mean``
+        and ``.sd``, and the weekly slot's (``Rhythm.slot_volume``, or the weekday's, seen about once or more)
+        where it is the higher."""
+        n = len(self.own)
+        sums = np.array(self.sums, dtype=np.float64).reshape(n, len(RATIO_VOLUMES), 3)
+        known = sums[:, :, 0] >= g
+        mean, sd = _mean_and_sd(sums, known)
+        own_means = np.where(known & np.array(self.own, dtype=bool)[:, None], mean, np.nan)
+        slot_sums = np.array(self.slot_sums, dtype=np.float64).reshape(n, len(_SLOT_VOLUMES), 3)
+        seen = slot_sums[:, :, 0] >= 0.5 * g_slow  # zeros, never seen, where there is no own slot
+        slot_mean, slot_sd = _mean_and_sd(slot_sums, seen)
+        usual_mean, usual_sd = mean[:, _SLOT_COLUMNS], sd[:, _SLOT_COLUMNS]
+        higher = seen & (slot_mean > usual_mean)
+        expected, spreads = mean.copy(), sd.copy()
+        expected[:, _SLOT_COLUMNS] = np.where(higher, slot_mean, usual_mean)
+        spreads[:, _SLOT_COLUMNS] = np.where(higher, np.maximum(usual_sd, slot_sd), usual_sd)
+        return np.where(known, expected, 0.0), np.where(known, spreads, 1.0), known, own_means
+
+
+# the ratio volumes a weekly slot keeps too (``SLOT_METRICS``), and their columns among RATIO_VOLUMES
+_SLOT_VOLUMES = tuple(metric for metric in RATIO_VOLUMES if metric in SLOT_METRICS)
+_SLOT_COLUMNS = [RATIO_VOLUMES.index(metric) for metric in _SLOT_VOLUMES]
+
+
+def _mean_and_sd(sums: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``EwStat.mean`` and ``.sd`` of stats given as their (sw, swx, swx2) along the last axis: the same
+    operations, so the same floats, where ``used``; elsewhere whatever a weight of 1 gives (no division by 0)."""
+    sw = np.where(used, sums[..., 0], 1.0)
+    swx, swx2 = sums[..., 1], sums[..., 2]
+    mean = swx / sw
+    return mean, np.maximum(np.sqrt(np.maximum(swx2 / sw - mean * mean, 0.0)), SD_FLOOR)
 
 
 class _HourLevels:
@@ -240,8 +272,8 @@ class _HourLevels:
         self.same_hour = tuple(d * 24 + hour for d in range(7))
         self.beside = (day * 24 + (hour - 1) % 24, day * 24 + (hour + 1) % 24)
 
-    def level(self, activity: dict[int, float]) -> float:
-        busiest = max(activity.values(), default=0.0)
+    def level(self, activity: dict[int, float], busiest: float) -> float:
+        """``busiest``: the rhythm's (``Rhythm.busiest``), ``max(activity.values(), default=0.0)``."""
         if busiest <= 0:
             return 0.0
         get = activity.get
@@ -255,6 +287,9 @@ class _HourLevels:
         return max(get(self.slot, 0.0), same_hour, 0.5 * beside) / busiest
 
 
+_HOUR_LEVELS = tuple(_HourLevels(slot) for slot in range(SLOT_COUNT))
+
+
 def peer_groups(period: Period) -> dict[str, list[int]]:
     """Row indices of the period's windows, by peer group."""
     groups: dict[str, list[int]] = {}
@@ -264,7 +299,7 @@ def peer_groups(period: Period) -> dict[str, list[int]]:
     return groups
 
 
-def _own_ratios(rows: _Rows, logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _own_ratios(rows: _Rows, logs: np.ndarray, g: float, g_slow: float) -> tuple[np.ndarray, np.ndarray]:
     """How far each volume is above the actor's expectation: in log2, and in the actor's own spreads.
 
     The expectation is ``Period.expectation``'s (own baseline, own rhythm for
@@ -272,11 +307,7 @@ def _own_ratios(rows: _Rows, logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     the population allowance), computed for the whole period at once instead
     of one ``Expectation`` per figure: this runs for every window.
     """
-    shape = logs.shape
-    expected_array = np.array(rows.expected, dtype=np.float64).reshape(shape)
-    spreads_array = np.array(rows.spreads, dtype=np.float64).reshape(shape)
-    known_array = np.array(rows.known, dtype=bool).reshape(shape)
-    own_means_array = np.array(rows.own_means, dtype=np.float64).reshape(shape)
+    expected_array, spreads_array, known_array, own_means_array = rows.expectations(g, g_slow)
     allowance = _population_allowance(logs, own_means_array, rows.groups)
     excess = np.where(known_array, logs - expected_array - allowance, 0.0)
     return np.clip(excess / LN2, 0.0, RATIO_CAP), np.clip(excess / spreads_array, 0.0, RATIO_CAP)
@@ -363,31 +394,28 @@ def _unusual_hours_share(period: Period, window: WindowStats, profile: Profile |
     """``unusual_hours_share`` with the actor's baseline profile already found."""
     if profile is None:
         return 0.0
-    activity = profile.rhythm.activity
-    if sum(activity.values()) < MIN_RHYTHM_WINDOWS * period.g_slow:
+    rhythm = profile.rhythm
+    if not rhythm.observed_at_least(MIN_RHYTHM_WINDOWS * period.g_slow):
         return 0.0
     slots = (period.slot,) if period.scale == "short" else window.hours
     if not slots:
         return 0.0
-    return sum(1.0 - level for level in usual_levels(activity, slots)) / len(slots)
+    return sum(1.0 - level for level in usual_levels(rhythm.activity, slots, rhythm.busiest)) / len(slots)
 
 
-def usual_levels(activity: dict[int, float], slots: Iterable[int]) -> list[float]:
-    """``Rhythm.usual_level`` of several hours of the week of one rhythm, its busiest hour found once.
+def usual_levels(activity: dict[int, float], slots: Iterable[int], busiest: float | None = None) -> list[float]:
+    """``Rhythm.usual_level`` of several hours of the week of one rhythm, its busiest hour found once (or given:
+    ``Rhythm.busiest``).
 
     (A day window has up to 24 active hours, and this runs for every window.)
     """
-    busiest = max(activity.values(), default=0.0)
+    if busiest is None:
+        busiest = max(activity.values(), default=0.0)
     if busiest <= 0:
         return [0.0 for _ in slots]
-    get = activity.get
-    levels = []
-    for slot in slots:
-        day, hour = divmod(slot, 24)
-        same_hour = sum(get(d * 24 + hour, 0.0) for d in range(7)) / 7.0
-        beside = max(get(day * 24 + (hour - 1) % 24, 0.0), get(day * 24 + (hour + 1) % 24, 0.0))
-        levels.append(max(get(slot, 0.0), same_hour, 0.5 * beside) / busiest)
-    return levels
+    # each hour's ``_HourLevels``, made once for the 168: a generator's sum over the seven same hours for each
+    # cost twice the whole level
+    return [_HOUR_LEVELS[slot].level(activity, busiest) for slot in slots]
 
 
 # -- what an analyst reads --------------------------------------------------------------------

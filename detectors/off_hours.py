@@ -36,7 +36,7 @@ class OffHours(Detector):
             if window.events < settings.min_events:
                 continue
             profile, basis = period.profiles.baseline(window.actor)
-            if profile is None or profile.rhythm.observed < 5 * period.g_slow:
+            if profile is None or not profile.rhythm.observed_at_least(5 * period.g_slow):
                 continue
             share = profile.rhythm.usual_level(period.slot)
             if share >= settings.max_usual_level:

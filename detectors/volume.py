@@ -39,7 +39,8 @@ def unusual_volume(
     With ``severity_scores`` (the rule's), an hour judged against a usual peak scores no louder than how far
     past that gate it is (``peak_score``).
     """
-    expectation = period.expectation(window, metric, value)
+    # the gates passed in too: a value short of them before the population allowance is short after it
+    expectation = period.expectation(window, metric, value, min_ratio, min_z)
     if (
         expectation is None
         or expectation.ratio < min_ratio
