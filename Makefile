@@ -53,6 +53,7 @@ fuzz: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check accesswatch configs detectors ingest models notify store dashboard tests bench
+	$(BIN)/ruff format --check accesswatch configs detectors ingest models notify store dashboard tests bench
 	$(BIN)/mypy
 
 ## lock: re-pin the dependencies after changing pyproject.toml

@@ -46,8 +46,10 @@ def open_store(settings: Settings, readonly: bool = False) -> Store:
 
         retention = settings.retention  # one storage-limitation setting for both stores: ILM applies it here
         elasticsearch = load(settings.store.elasticsearch).model_copy(
-            update={"events_retention": retention.events_days * 86400.0,
-                    "alerts_retention": retention.alerts_days * 86400.0}
+            update={
+                "events_retention": retention.events_days * 86400.0,
+                "alerts_retention": retention.alerts_days * 86400.0,
+            }
         )
         # a reader (CLI, dashboard) does not install templates: it may lack the privilege
         return ElasticsearchStore(elasticsearch, install=not readonly)

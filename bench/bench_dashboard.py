@@ -39,10 +39,24 @@ from store.sqlite import SqliteStore
 START = datetime(2026, 10, 5, tzinfo=UTC)
 DAYS = 30
 ROLES = ["customer_service", "sales", "store_staff", "data_analyst", "it_support", "marketing", "finance", "hr"]
-CLASS_SETS = ["identity,contact", "identity,transactions", "contact,identity,transactions", "financial,identity",
-              "government_id,identity", "identity", "contact", "", "special,identity"]
-RESOURCES = [("crm", "customer_record", "customers"), ("booking", "reservation", "reservations"),
-             ("billing", "invoice", "invoices"), ("pos", "order", "orders"), ("data-warehouse", "table", "dw.profile")]
+CLASS_SETS = [
+    "identity,contact",
+    "identity,transactions",
+    "contact,identity,transactions",
+    "financial,identity",
+    "government_id,identity",
+    "identity",
+    "contact",
+    "",
+    "special,identity",
+]
+RESOURCES = [
+    ("crm", "customer_record", "customers"),
+    ("booking", "reservation", "reservations"),
+    ("billing", "invoice", "invoices"),
+    ("pos", "order", "orders"),
+    ("data-warehouse", "table", "dw.profile"),
+]
 ACTIONS = ["read"] * 14 + ["search"] * 4 + ["update", "export", "download"]
 DETECTORS = ["bulk_read", "new_access", "off_hours", "sensitive_access", "egress", "denied_burst", "dormant"]
 GOLDEN = 0x9E3779B97F4A7C15  # an odd constant: multiplying by it permutes 64-bit keys, so keys stay unique
@@ -70,9 +84,13 @@ def build_events(store: SqliteStore, total: int, seed: int = 7, after: int = 0, 
     batch, written, began = [], 0, time.monotonic()
     db.execute("PRAGMA synchronous=OFF")  # a benchmark fixture: durability is not what is measured
     # indexes built once at the end cost a sort, not ten million random inserts
-    indexes = [] if after else db.execute(
-        "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL"
-    ).fetchall()
+    indexes = (
+        []
+        if after
+        else db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL"
+        ).fetchall()
+    )
     for name, _ in indexes:
         db.execute(f"DROP INDEX {name}")
     chunk = 200_000
@@ -100,8 +118,25 @@ def build_events(store: SqliteStore, total: int, seed: int = 7, after: int = 0, 
                 f'"customer_ids":["c-{seq % 900000:06d}"],"outcome":"{outcome}"}}'
             )
             key = ((seq * GOLDEN) % 2**64) - 2**63
-            batch.append((seq, key, f"b{seq}", ts, actor_id, kind, action, outcome, system, rtype, rid, records,
-                          classes, "10.0.0.1", body))
+            batch.append(
+                (
+                    seq,
+                    key,
+                    f"b{seq}",
+                    ts,
+                    actor_id,
+                    kind,
+                    action,
+                    outcome,
+                    system,
+                    rtype,
+                    rid,
+                    records,
+                    classes,
+                    "10.0.0.1",
+                    body,
+                )
+            )
         db.execute("BEGIN")
         db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", batch)
         db.execute("COMMIT")
@@ -128,29 +163,53 @@ def build_alerts(store: SqliteStore, total: int, seed: int = 11) -> None:
             for k in range(min(rng.randint(1, 4), total - made - len(alerts))):
                 severity = rng.choices(list(Severity), weights=[60, 25, 11, 4])[0]
                 begin = start + timedelta(hours=k)
-                members.append(Alert(
-                    alert_id=f"aw-{made + len(alerts) + len(members):024d}", detector=rng.choice(DETECTORS),
-                    severity=severity, actor_id=actor_id, actor_kind=kind, actor_role=role, actor_organization=org,
-                    window_start=begin, window_end=begin + timedelta(hours=1), score=rng.uniform(1, 9),
-                    summary=f"{kind.capitalize()} {actor_id} read far more than usual.",
-                    evidence={"figure": "records", "value": 900, "baseline": 20.0, "ratio": 45.0, "z": 5.1},
-                ))
+                members.append(
+                    Alert(
+                        alert_id=f"aw-{made + len(alerts) + len(members):024d}",
+                        detector=rng.choice(DETECTORS),
+                        severity=severity,
+                        actor_id=actor_id,
+                        actor_kind=kind,
+                        actor_role=role,
+                        actor_organization=org,
+                        window_start=begin,
+                        window_end=begin + timedelta(hours=1),
+                        score=rng.uniform(1, 9),
+                        summary=f"{kind.capitalize()} {actor_id} read far more than usual.",
+                        evidence={"figure": "records", "value": 900, "baseline": 20.0, "ratio": 45.0, "z": 5.1},
+                    )
+                )
             if not members:
                 break
             iid = make_incident_id(actor_id, members[0])
             strongest = max(members, key=lambda a: a.severity.rank)
-            status = AlertStatus.OPEN if rng.random() < 0.2 else rng.choice(
-                [AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE])
+            status = (
+                AlertStatus.OPEN
+                if rng.random() < 0.2
+                else rng.choice([AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED, AlertStatus.FALSE_POSITIVE])
+            )
             for alert in members:
                 alert.incident_id = iid
                 alert.status = status
-            incidents.append(Incident(
-                incident_id=iid, actor_id=actor_id, actor_kind=kind, actor_role=role, actor_organization=org,
-                status=status, severity=strongest.severity, risk_score=rng.uniform(10, 100),
-                window_start=members[0].window_start, window_end=members[-1].window_end,
-                alert_ids=[a.alert_id for a in members], detectors=sorted({a.detector for a in members}),
-                summary=strongest.summary, created_at=members[0].window_end, updated_at=members[-1].window_end,
-            ))
+            incidents.append(
+                Incident(
+                    incident_id=iid,
+                    actor_id=actor_id,
+                    actor_kind=kind,
+                    actor_role=role,
+                    actor_organization=org,
+                    status=status,
+                    severity=strongest.severity,
+                    risk_score=rng.uniform(10, 100),
+                    window_start=members[0].window_start,
+                    window_end=members[-1].window_end,
+                    alert_ids=[a.alert_id for a in members],
+                    detectors=sorted({a.detector for a in members}),
+                    summary=strongest.summary,
+                    created_at=members[0].window_end,
+                    updated_at=members[-1].window_end,
+                )
+            )
             alerts.extend(members)
             if len(alerts) >= 2000:
                 break
@@ -166,8 +225,12 @@ def timed(label: str, action, repeat: int) -> dict:
         began = time.perf_counter()
         action()
         runs.append(time.perf_counter() - began)
-    return {"what": label, "first_s": round(runs[0], 4), "median_s": round(statistics.median(runs), 4),
-            "max_s": round(max(runs), 4)}
+    return {
+        "what": label,
+        "first_s": round(runs[0], 4),
+        "median_s": round(statistics.median(runs), 4),
+        "max_s": round(max(runs), 4),
+    }
 
 
 def main() -> int:
@@ -230,24 +293,52 @@ def main() -> int:
                 queries.timeline(store, settings, view.incident, newest)
                 queries.incident_events(store, view.incident, settings.dashboard.page_size)
                 queries.related_incidents(store, view.incident)
+
             return run
 
-        results.append(timed("queue page: open incidents, counts per severity, filter values", queue_page,
-                             args.repeat))
-        results.append(timed("queue page filtered: detector=bulk_read, partner", lambda: queries.queue(
-            store, IncidentQuery(statuses=queries.OPEN_STATUSES, detector="bulk_read", actor_kind="partner",
-                                 limit=settings.dashboard.page_size)), args.repeat))
-        results.append(timed("queue page 20 (offset 950)", lambda: queries.queue(
-            store, open_query.model_copy(update={"offset": 950})), args.repeat))
+        results.append(timed("queue page: open incidents, counts per severity, filter values", queue_page, args.repeat))
+        results.append(
+            timed(
+                "queue page filtered: detector=bulk_read, partner",
+                lambda: queries.queue(
+                    store,
+                    IncidentQuery(
+                        statuses=queries.OPEN_STATUSES,
+                        detector="bulk_read",
+                        actor_kind="partner",
+                        limit=settings.dashboard.page_size,
+                    ),
+                ),
+                args.repeat,
+            )
+        )
+        results.append(
+            timed(
+                "queue page 20 (offset 950)",
+                lambda: queries.queue(store, open_query.model_copy(update={"offset": 950})),
+                args.repeat,
+            )
+        )
         results.append(timed("incident page: most urgent incident", incident_page(typical), args.repeat))
         results.append(timed(f"incident page: busiest actor ({busiest})", incident_page(heavy), args.repeat))
         if crowded:
-            results.append(timed("incident page: employee of the largest peer group", incident_page(crowded[0]),
-                                 args.repeat))
-        results.append(timed("actor profile: busiest actor", lambda: queries.actor_view(
-            store, settings, busiest, store.health().newest_event), args.repeat))
-        results.append(timed("compliance (30 days)", lambda: queries.compliance(
-            store, settings, store.health().newest_event, 30, datetime.now(UTC)), args.repeat))
+            results.append(
+                timed("incident page: employee of the largest peer group", incident_page(crowded[0]), args.repeat)
+            )
+        results.append(
+            timed(
+                "actor profile: busiest actor",
+                lambda: queries.actor_view(store, settings, busiest, store.health().newest_event),
+                args.repeat,
+            )
+        )
+        results.append(
+            timed(
+                "compliance (30 days)",
+                lambda: queries.compliance(store, settings, store.health().newest_event, 30, datetime.now(UTC)),
+                args.repeat,
+            )
+        )
     figures["load_after"] = os.getloadavg()
     figures["results"] = results
     width = max(len(r["what"]) for r in results)

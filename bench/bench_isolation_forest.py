@@ -80,9 +80,11 @@ def main() -> None:
     days = int(os.environ.get("BENCH_DAYS", "30"))
     hours = int(os.environ.get("BENCH_HOURS", "8"))
     settings = IsolationForestSettings()
-    print(f"{actors:,} actors x {days} days x {hours} active hours; {len(FEATURES)} features; defaults:"
-          f" {settings.n_estimators} trees of {settings.max_samples} windows, history kept up to"
-          f" {settings.max_training_windows:,} windows")
+    print(
+        f"{actors:,} actors x {days} days x {hours} active hours; {len(FEATURES)} features; defaults:"
+        f" {settings.n_estimators} trees of {settings.max_samples} windows, history kept up to"
+        f" {settings.max_training_windows:,} windows"
+    )
     (X, actor, day), _ = timed("synthetic month", lambda: synthetic_month(actors, days, hours))
     print(f"{len(X):,} windows")
     names = np.array([f"emp-{a:06d}" for a in range(actors)])
@@ -123,20 +125,27 @@ def main() -> None:
     _, ours = timed(
         f"scoring: {len(batches)} periods of {actors:,} windows", lambda: [forest.anomaly(b) for b in batches]
     )
-    _, sklearn = timed("scoring: the same with scikit-learn's score_samples", lambda: [
-        forest.forest_.score_samples(b) for b in batches
-    ])
+    _, sklearn = timed(
+        "scoring: the same with scikit-learn's score_samples",
+        lambda: [forest.forest_.score_samples(b) for b in batches],
+    )
     small = [X[start : start + 60] for start in range(0, 60 * 2000, 60)]
-    _, small_wall = timed("scoring: 2,000 periods of 60 windows (a small organisation)", lambda: [
-        forest.anomaly(b) for b in small
-    ])
+    _, small_wall = timed(
+        "scoring: 2,000 periods of 60 windows (a small organisation)", lambda: [forest.anomaly(b) for b in small]
+    )
     print()
-    print(f"training as the detector does it:  {offer_wall + refit_wall:6.1f} s"
-          f" (history {offer_wall:.1f} s + refit {refit_wall:.1f} s)    target < 60 s")
-    print(f"training on all {len(X):,} windows: {full_training:6.1f} s"
-          f" (fit {fit_wall:.1f} s + scoring them {score_all_wall:.1f} s + thresholds {calibrate_wall:.1f} s)")
-    print(f"scoring:                           {scored / ours:10,.0f} windows/s, one thread"
-          f" (scikit-learn: {scored / sklearn:,.0f}/s)    target > 100,000/s")
+    print(
+        f"training as the detector does it:  {offer_wall + refit_wall:6.1f} s"
+        f" (history {offer_wall:.1f} s + refit {refit_wall:.1f} s)    target < 60 s"
+    )
+    print(
+        f"training on all {len(X):,} windows: {full_training:6.1f} s"
+        f" (fit {fit_wall:.1f} s + scoring them {score_all_wall:.1f} s + thresholds {calibrate_wall:.1f} s)"
+    )
+    print(
+        f"scoring:                           {scored / ours:10,.0f} windows/s, one thread"
+        f" (scikit-learn: {scored / sklearn:,.0f}/s)    target > 100,000/s"
+    )
     print(f"scoring small periods:             {len(small) * 60 / small_wall:10,.0f} windows/s")
     print(f"load average:                      {os.getloadavg()[0]:.2f} (other work on the machine slows every figure)")
 

@@ -104,13 +104,19 @@ def main() -> None:
     load = os.getloadavg()
     broker, cluster = Served(_serve_broker, partitions), Served(_serve_elasticsearch)
     try:
-        kafka = {"bootstrap_servers": [broker.address], "topics": [TOPIC], "dead_letter_topic": f"{TOPIC}.deadletter",
-                 "fetch_max_wait": 0.1}
+        kafka = {
+            "bootstrap_servers": [broker.address],
+            "topics": [TOPIC],
+            "dead_letter_topic": f"{TOPIC}.deadletter",
+            "fetch_max_wait": 0.1,
+        }
         started = time.perf_counter()
         sent = send_lines(lines, TOPIC, KafkaSettings(**kafka), CLIENT)
         produce = time.perf_counter() - started
-        print(f"{sent.sent:,} events produced to {partitions} partitions in {produce:.1f} s"
-              f" ({sent.sent / produce:,.0f}/s); load average before: {load[0]:.2f}")
+        print(
+            f"{sent.sent:,} events produced to {partitions} partitions in {produce:.1f} s"
+            f" ({sent.sent / produce:,.0f}/s); load average before: {load[0]:.2f}"
+        )
 
         from store.elasticsearch import ElasticsearchSettings, ElasticsearchStore
         from store.sqlite import SqliteStore
@@ -123,9 +129,11 @@ def main() -> None:
             store = open_store()
             seconds, report = consume(settings, KafkaSettings(**kafka, group_id=f"bench-{name}"), store, sent.sent)
             store.close()
-            print(f"into {name:<13}: {report['stored']:,} events in {seconds:.1f} s = {report['stored'] / seconds:,.0f}"
-                  f" events/s end to end; alerts raised {report['alerts_raised']}, duplicates"
-                  f" {report['duplicates']}, dead letters {report['dead_letters']}")
+            print(
+                f"into {name:<13}: {report['stored']:,} events in {seconds:.1f} s = {report['stored'] / seconds:,.0f}"
+                f" events/s end to end; alerts raised {report['alerts_raised']}, duplicates"
+                f" {report['duplicates']}, dead letters {report['dead_letters']}"
+            )
     finally:
         broker.stop()
         cluster.stop()

@@ -45,14 +45,20 @@ def timeline(points: list[TimelinePoint], start: datetime, end: datetime, zone: 
     band = (
         alt.Chart(rows)
         .mark_area(color="#486581", opacity=0.18, interpolate="step-after")
-        .encode(x=x, y=alt.Y("usual_low:Q"), y2="usual_high:Q", tooltip=[
-            alt.Tooltip("hour:T", format="%a %d %b %H:00"),
-            alt.Tooltip("usual_low:Q", title="usual from", format=",.0f"),
-            alt.Tooltip("usual_high:Q", title="usual to", format=",.0f"),
-        ])
+        .encode(
+            x=x,
+            y=alt.Y("usual_low:Q"),
+            y2="usual_high:Q",
+            tooltip=[
+                alt.Tooltip("hour:T", format="%a %d %b %H:00"),
+                alt.Tooltip("usual_low:Q", title="usual from", format=",.0f"),
+                alt.Tooltip("usual_high:Q", title="usual to", format=",.0f"),
+            ],
+        )
     )
-    long = rows.melt(id_vars=["hour"], value_vars=["this actor", "peers' median"], var_name="series",
-                     value_name="records").dropna()
+    long = rows.melt(
+        id_vars=["hour"], value_vars=["this actor", "peers' median"], var_name="series", value_name="records"
+    ).dropna()
     lines = (
         alt.Chart(long)
         .mark_line(interpolate="step-after", strokeWidth=2)
@@ -65,11 +71,15 @@ def timeline(points: list[TimelinePoint], start: datetime, end: datetime, zone: 
                 legend=alt.Legend(orient="top", title=None),
             ),
             strokeDash=alt.StrokeDash(
-                "series:N", scale=alt.Scale(domain=["this actor", "peers' median"], range=[[1, 0], [5, 3]]),
+                "series:N",
+                scale=alt.Scale(domain=["this actor", "peers' median"], range=[[1, 0], [5, 3]]),
                 legend=None,
             ),
-            tooltip=[alt.Tooltip("hour:T", format="%a %d %b %H:00"), "series:N",
-                     alt.Tooltip("records:Q", format=",.0f")],
+            tooltip=[
+                alt.Tooltip("hour:T", format="%a %d %b %H:00"),
+                "series:N",
+                alt.Tooltip("records:Q", format=",.0f"),
+            ],
         )
     )
     # LayerChart itself: alt.layer returns a FacetChart only for layers sharing a facet, which these never do

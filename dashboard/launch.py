@@ -19,17 +19,31 @@ DEMO_PASSWORD = "accesswatch-demo"  # of the demo users in configs/default.toml
 
 def streamlit_command(address: str, port: int) -> list[str]:
     return [
-        sys.executable, "-m", "streamlit", "run", str(APP),
-        "--server.address", address,
-        "--server.port", str(port),
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",  # a server, not a development session
-        "--server.runOnSave", "false",
-        "--browser.gatherUsageStats", "false",  # nothing leaves the machine
-        "--global.developmentMode", "false",
-        "--client.toolbarMode", "minimal",
-        "--client.showErrorDetails", "false",  # tracebacks may carry customer data: they go to the log
-        "--theme.base", "light",
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP),
+        "--server.address",
+        address,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--server.fileWatcherType",
+        "none",  # a server, not a development session
+        "--server.runOnSave",
+        "false",
+        "--browser.gatherUsageStats",
+        "false",  # nothing leaves the machine
+        "--global.developmentMode",
+        "false",
+        "--client.toolbarMode",
+        "minimal",
+        "--client.showErrorDetails",
+        "false",  # tracebacks may carry customer data: they go to the log
+        "--theme.base",
+        "light",
     ]
 
 
@@ -50,11 +64,17 @@ def run(settings: Settings, config: Path | None, address: str | None, port: int 
     shown = "localhost" if address in ("127.0.0.1", "0.0.0.0", "::") else address
     print(f"accesswatch dashboard: http://{shown}:{port}/  (store in {settings.data_dir})", flush=True)
     if demo or settings.dashboard.demo_sign_in:
-        print(f"  demo sign-in: demo / {DEMO_PASSWORD} (admin); analyst / {DEMO_PASSWORD}; auditor / {DEMO_PASSWORD}",
-              flush=True)
+        print(
+            f"  demo sign-in: demo / {DEMO_PASSWORD} (admin); analyst / {DEMO_PASSWORD}; auditor / {DEMO_PASSWORD}",
+            flush=True,
+        )
     elif not settings.dashboard.users and not settings.dashboard.oidc.enabled:
-        print("  no user can sign in: add [dashboard.users.<name>] (accesswatch dashboard --hash-password)"
-              " or [dashboard.oidc]", file=sys.stderr, flush=True)
+        print(
+            "  no user can sign in: add [dashboard.users.<name>] (accesswatch dashboard --hash-password)"
+            " or [dashboard.oidc]",
+            file=sys.stderr,
+            flush=True,
+        )
     process = subprocess.Popen(streamlit_command(address, port), env=environment(settings, config, demo))
 
     # SIGTERM (make, systemd) stops the server too, not only this process

@@ -192,9 +192,7 @@ def usual_band(
     return {key: (_percentile(values, 0.1), _percentile(values, 0.9)) for key, values in samples.items()}
 
 
-def timeline(
-    store: Store, settings: Settings, incident: Incident, newest: datetime | None
-) -> list[TimelinePoint]:
+def timeline(store: Store, settings: Settings, incident: Incident, newest: datetime | None) -> list[TimelinePoint]:
     start, end = timeline_span(incident, newest)
     profile = store.actor_profile(incident.actor_id, start, end)
     history_start = start - timedelta(days=settings.dashboard.timeline_days)
@@ -301,9 +299,7 @@ def actor_view(store: Store, settings: Settings, actor_id: str, until: datetime)
     for peer in store.peer_activity(actor_id, since, until).hours:
         peer_days[peer.hour.astimezone(zone).date()] += peer.median_records
     days = sorted(set(own_days) | set(peer_days))
-    volume = [
-        (datetime(d.year, d.month, d.day, tzinfo=zone), own_days.get(d, 0), peer_days.get(d)) for d in days
-    ]
+    volume = [(datetime(d.year, d.month, d.day, tzinfo=zone), own_days.get(d, 0), peer_days.get(d)) for d in days]
     incidents = store.query_incidents(IncidentQuery(actor_id=actor_id, order="newest", limit=50))
     return ActorView(profile, heatmap, volume, incidents)
 
@@ -529,8 +525,20 @@ def audit_search(store: Store, identity: Identity, query: EventQuery, reason: st
 
 
 # -- events as rows: on screen and in the auditors' CSV ----------------------------------------------------
-EVENT_COLUMNS = ("time", "actor", "action", "resource", "records", "fields", "classes", "customers", "outcome",
-                 "purpose", "source_ip", "event_id")
+EVENT_COLUMNS = (
+    "time",
+    "actor",
+    "action",
+    "resource",
+    "records",
+    "fields",
+    "classes",
+    "customers",
+    "outcome",
+    "purpose",
+    "source_ip",
+    "event_id",
+)
 EXPORT_PAGE = 1000  # events read a page at a time while exporting
 EXPORT_CAP = 50_000  # events in one CSV: the file is built in the server's memory for the download
 

@@ -82,10 +82,13 @@ def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
         f"Reporting deadline: {deadline_text}",
         f"Status: {incident.status.value}; severity {incident.severity.value}; risk {incident.risk_score:.0f}/100",
     ]
-    data = Table(["Data class", "Sensitivity", "Records"], [
-        [name, sensitivity.get(name, settings.classification.unclassified_sensitivity), f"{records:,}"]
-        for name, records in impact.records_by_class.most_common()
-    ])
+    data = Table(
+        ["Data class", "Sensitivity", "Records"],
+        [
+            [name, sensitivity.get(name, settings.classification.unclassified_sensitivity), f"{records:,}"]
+            for name, records in impact.records_by_class.most_common()
+        ],
+    )
     scope = [
         f"Events: {impact.events:,} ({impact.denied:,} refused); records read: {impact.records:,};"
         f" exported, downloaded, printed or shared: {impact.egress_records:,}",
@@ -93,10 +96,13 @@ def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
         + ("" if impact.complete else " (at least: the count stopped at the reading limit)"),
         "Resources: " + ", ".join(f"{name} ({records:,})" for name, records in impact.resources.most_common(8)),
     ]
-    triage = Table(["When", "Who", "Action", "Note"], [
-        [_local(a.at, zone), a.by, a.kind.value + (f" to {a.assignee}" if a.assignee else ""), a.note or ""]
-        for a in view.actions
-    ])
+    triage = Table(
+        ["When", "Who", "Action", "Note"],
+        [
+            [_local(a.at, zone), a.by, a.kind.value + (f" to {a.assignee}" if a.assignee else ""), a.note or ""]
+            for a in view.actions
+        ],
+    )
     sections: list[tuple[str, list[str] | Table]] = [
         ("What happened", what),
         ("When", when),

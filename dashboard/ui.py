@@ -262,8 +262,12 @@ def newest_event(ctx: Context) -> datetime | None:
 
 
 def period_choice(label: str, key: str, default: str = "all") -> timedelta | None:
-    options = {"last 24 hours": timedelta(days=1), "last 7 days": timedelta(days=7),
-               "last 30 days": timedelta(days=30), "all": None}
+    options = {
+        "last 24 hours": timedelta(days=1),
+        "last 7 days": timedelta(days=7),
+        "last 30 days": timedelta(days=30),
+        "all": None,
+    }
     choice = st.selectbox(label, list(options), index=list(options).index(default), key=key)
     return options[choice]
 

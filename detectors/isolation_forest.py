@@ -430,8 +430,11 @@ def _count_words(name: str, value: float, window: WindowStats | None, usual: boo
     if name == "addresses":
         return f"{'connect' if usual else 'connected'} from {wording.counted(value, 'address', 'addresses')}"
     what = {"new_resources": "resource", "new_addresses": "source_ip", "new_classes": "data_class"}[name]
-    noun, plural = {"resource": ("resource", None), "source_ip": ("address", "addresses"),
-                    "data_class": ("data class", "data classes")}[what]
+    noun, plural = {
+        "resource": ("resource", None),
+        "source_ip": ("address", "addresses"),
+        "data_class": ("data class", "data classes"),
+    }[what]
     if usual or window is None:
         return f"touch {wording.counted(value, 'new ' + noun, 'new ' + (plural or noun + 's'))}"
     items = sorted(item for kind, item in window.new_items if kind == what)

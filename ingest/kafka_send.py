@@ -94,8 +94,11 @@ def add_commands(
     command: Callable[..., argparse.ArgumentParser], settings_of: Callable[[argparse.Namespace], Settings]
 ) -> None:
     """Add ``send``; ``settings_of`` loads the configuration (``source.kafka``) from the parsed arguments."""
-    send = command("send", lambda args: _send(args, settings_of), "Publish a JSON Lines file to Kafka, one event"
-                   " a message, keyed by actor id (backfills, tests, demos).")
+    send = command(
+        "send",
+        lambda args: _send(args, settings_of),
+        "Publish a JSON Lines file to Kafka, one event a message, keyed by actor id (backfills, tests, demos).",
+    )
     send.add_argument("file", metavar="FILE", help="JSON Lines; - for standard input")
     send.add_argument("--topic", help="default: the first of source.kafka.topics")
 

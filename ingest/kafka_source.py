@@ -219,8 +219,16 @@ class KafkaSource(Source):
         for tp in sorted(positions):
             end = consumer.highwater(tp) if tp in consumer.assignment() else None
             position = positions[tp]
-            lags.append(PartitionLag(tp.topic, tp.partition, end, position, self._committed.get(tp),
-                                     None if end is None else max(0, end - position)))
+            lags.append(
+                PartitionLag(
+                    tp.topic,
+                    tp.partition,
+                    end,
+                    position,
+                    self._committed.get(tp),
+                    None if end is None else max(0, end - position),
+                )
+            )
         self._lag = lags
 
     def lag(self) -> list[PartitionLag]:
@@ -254,8 +262,9 @@ class KafkaSource(Source):
         failed = [future.exception for future in self._sent if future.failed()]
         self._sent = []
         if failed:
-            raise KafkaError(f"dead-letter topic {self.settings.dead_letter_topic!r} refused {len(failed)} "
-                             f"messages: {failed[0]}")
+            raise KafkaError(
+                f"dead-letter topic {self.settings.dead_letter_topic!r} refused {len(failed)} messages: {failed[0]}"
+            )
 
     def _extra_producer(self) -> dict[str, Any]:
         # the consumer-only test overrides do not apply to a producer
@@ -348,8 +357,17 @@ class KafkaIngest:
         total = IngestReport()
         reports = self._reports + [p.pipeline.report for p in self._parts.values() if p.pipeline is not None]
         for report in reports:
-            for name in ("lines_read", "stored", "duplicates", "dead_letters", "late_events", "conflicts",
-                         "alerts_raised", "alerts_updated", "recovered"):
+            for name in (
+                "lines_read",
+                "stored",
+                "duplicates",
+                "dead_letters",
+                "late_events",
+                "conflicts",
+                "alerts_raised",
+                "alerts_updated",
+                "recovered",
+            ):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
         if reports:
             total.started = min(report.started for report in reports)
@@ -399,8 +417,10 @@ class KafkaIngest:
             from prometheus_client import Gauge
 
             self._lag_gauge = Gauge(
-                "accesswatch_kafka_consumer_lag", "Messages in a partition not yet stored and judged here",
-                ["topic", "partition"], registry=self.metrics.registry,
+                "accesswatch_kafka_consumer_lag",
+                "Messages in a partition not yet stored and judged here",
+                ["topic", "partition"],
+                registry=self.metrics.registry,
             )
         for lag in lags:
             if lag.lag is not None:
@@ -438,8 +458,10 @@ class KafkaIngest:
             for part in self._parts.values()
             if part.pipeline is not None
             and part.next_offset != part.checkpointed
-            and (part.since_checkpoint >= settings.checkpoint_events
-                 or now - part.checkpointed_at >= settings.checkpoint_interval)
+            and (
+                part.since_checkpoint >= settings.checkpoint_events
+                or now - part.checkpointed_at >= settings.checkpoint_interval
+            )
         ]
         if due:
             with self._lock:
@@ -510,7 +532,7 @@ class KafkaIngest:
             self.store.save_checkpoint(name, start, state)  # the claim: the previous owner is fenced out
         except (StoreUnavailable, CheckpointConflict) as exc:
             part.failures += 1
-            part.restore_at = self.clock() + min(RESTORE_BACKOFF[0] * 2 ** part.failures, RESTORE_BACKOFF[1])
+            part.restore_at = self.clock() + min(RESTORE_BACKOFF[0] * 2**part.failures, RESTORE_BACKOFF[1])
             log.warning("kafka: cannot restore %s yet (%s)", part.tp, exc)
             return
         if self.metrics is not None:

@@ -62,9 +62,7 @@ class _PageDetails(TypedDict, total=False):
     action: TriageAction | None
 
 
-def _page(
-    kind: PageKind, incident: Incident, alert: Alert, link: str | None, **details: Unpack[_PageDetails]
-) -> Page:
+def _page(kind: PageKind, incident: Incident, alert: Alert, link: str | None, **details: Unpack[_PageDetails]) -> Page:
     return Page(kind=kind, dedup_key=incident.incident_id, incident=incident, alert=alert, link=link, **details)
 
 

@@ -48,8 +48,11 @@ MARKS_KEPT = timedelta(days=2)
 _HOUR_US = 3_600_000_000
 _DAY_US = 86_400_000_000
 _EGRESS = tuple(action.value for action in Action if action.is_egress)
-_REVIEW_KINDS = (TriageActionKind.ACKNOWLEDGE.value, TriageActionKind.RESOLVE.value,
-                 TriageActionKind.FALSE_POSITIVE.value)
+_REVIEW_KINDS = (
+    TriageActionKind.ACKNOWLEDGE.value,
+    TriageActionKind.RESOLVE.value,
+    TriageActionKind.FALSE_POSITIVE.value,
+)
 _OPEN = ("open", "acknowledged")
 
 
@@ -344,9 +347,7 @@ class SqliteDashboardMixin:
         ]
 
     # -- triage and the 48-hour deadline -----------------------------------------------------
-    def triage_summary(
-        self, since: datetime, until: datetime, now: datetime, deadline_seconds: float
-    ) -> TriageSummary:
+    def triage_summary(self, since: datetime, until: datetime, now: datetime, deadline_seconds: float) -> TriageSummary:
         db = self._db
         span = (format_utc(since), format_utc(until))
         incidents = db.execute(

@@ -116,10 +116,23 @@ class StoreContract:
             f.incoming(
                 settings, at=f.at(hours=1), actor={"id": "emp-b"}, customer_ids=["c-2"], fields=["passport_number"]
             ),
-            f.incoming(settings, at=f.at(hours=2), actor={"id": "emp-a"}, action="export", record_count=500,
-                       resource={"system": "dw", "type": "table", "id": "contacts"}, customer_ids=["c-3"]),
-            f.incoming(settings, at=f.at(hours=3), actor={"id": "emp-c"}, outcome="denied", fields=["bank_account"],
-                       customer_ids=["c-1"]),
+            f.incoming(
+                settings,
+                at=f.at(hours=2),
+                actor={"id": "emp-a"},
+                action="export",
+                record_count=500,
+                resource={"system": "dw", "type": "table", "id": "contacts"},
+                customer_ids=["c-3"],
+            ),
+            f.incoming(
+                settings,
+                at=f.at(hours=3),
+                actor={"id": "emp-c"},
+                outcome="denied",
+                fields=["bank_account"],
+                customer_ids=["c-1"],
+            ),
             f.incoming(settings, at=f.at(days=2), actor={"id": "emp-a"}, customer_ids=["c-10"]),
         ]
         store.write(events)
@@ -282,8 +295,12 @@ class StoreContract:
         low = _incident(incident_id="inc-low", severity=Severity.LOW, actor_id="emp-x")
         high = _incident(incident_id="inc-high", severity=Severity.HIGH, window_start=f.at(hours=-5))
         partner = _incident(
-            incident_id="inc-ptn", severity=Severity.CRITICAL, actor_id="ptn-1", actor_kind="partner",
-            actor_organization="blue-sky", detectors=["new_access"],
+            incident_id="inc-ptn",
+            severity=Severity.CRITICAL,
+            actor_id="ptn-1",
+            actor_kind="partner",
+            actor_organization="blue-sky",
+            detectors=["new_access"],
         )
         store.upsert_alerts([], [low, high, partner])
         queue = store.query_incidents(IncidentQuery())
@@ -315,8 +332,9 @@ class StoreContract:
         alert = f.alert(incident_id="inc-1")
         store.upsert_alerts([alert], [_incident(alert_ids=[alert.alert_id])])
         now = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
-        store.record_action(TriageAction(incident_id="inc-1", kind=TriageActionKind.ASSIGN, by="ana", at=now,
-                                         assignee="li"))
+        store.record_action(
+            TriageAction(incident_id="inc-1", kind=TriageActionKind.ASSIGN, by="ana", at=now, assignee="li")
+        )
         updated = store.record_action(
             TriageAction(incident_id="inc-1", kind=TriageActionKind.ACKNOWLEDGE, by="ana", at=now, note="looking")
         )
@@ -346,18 +364,39 @@ class StoreContract:
         """Three sales employees (emp-a, emp-b, emp-c) and one partner, over two hours and a next day."""
         sales = {"kind": "employee", "role": "sales", "department": "sales"}
         events = [
-            f.incoming(settings, at=f.at(hours=0) + timedelta(minutes=5), actor={"id": "emp-a", **sales},
-                       record_count=10, fields=["name", "passport_number"]),
-            f.incoming(settings, at=f.at(hours=0) + timedelta(minutes=40), actor={"id": "emp-a", **sales},
-                       record_count=500, action="export", fields=["phone"],
-                       resource={"system": "dw", "type": "table", "id": "contacts"}),
-            f.incoming(settings, at=f.at(hours=0) + timedelta(minutes=10), actor={"id": "emp-b", **sales},
-                       record_count=4),
-            f.incoming(settings, at=f.at(hours=0) + timedelta(minutes=20), actor={"id": "emp-c", **sales},
-                       record_count=8, outcome="denied"),
+            f.incoming(
+                settings,
+                at=f.at(hours=0) + timedelta(minutes=5),
+                actor={"id": "emp-a", **sales},
+                record_count=10,
+                fields=["name", "passport_number"],
+            ),
+            f.incoming(
+                settings,
+                at=f.at(hours=0) + timedelta(minutes=40),
+                actor={"id": "emp-a", **sales},
+                record_count=500,
+                action="export",
+                fields=["phone"],
+                resource={"system": "dw", "type": "table", "id": "contacts"},
+            ),
+            f.incoming(
+                settings, at=f.at(hours=0) + timedelta(minutes=10), actor={"id": "emp-b", **sales}, record_count=4
+            ),
+            f.incoming(
+                settings,
+                at=f.at(hours=0) + timedelta(minutes=20),
+                actor={"id": "emp-c", **sales},
+                record_count=8,
+                outcome="denied",
+            ),
             f.incoming(settings, at=f.at(hours=1), actor={"id": "emp-b", **sales}, record_count=6),
-            f.incoming(settings, at=f.at(hours=1), actor={"id": "ptn-1", "kind": "partner", "role": "agency",
-                                                         "organization": "blue-sky"}, record_count=3),
+            f.incoming(
+                settings,
+                at=f.at(hours=1),
+                actor={"id": "ptn-1", "kind": "partner", "role": "agency", "organization": "blue-sky"},
+                record_count=3,
+            ),
             f.incoming(settings, at=f.at(days=1), actor={"id": "emp-a", **sales}, record_count=1),
         ]
         store.write(events)
@@ -420,21 +459,33 @@ class StoreContract:
 
     def test_class_days_follow_the_zones_calendar(self, store: Store, settings):
         # 22:30 UTC is 23:30 in Berlin on 1 March (winter) and 00:30 the next day on 29 March (summer)
-        store.write([
-            f.incoming(settings, at=datetime(2026, 3, day, 22, 30, tzinfo=UTC), fields=["passport_number"])
-            for day in (1, 29)
-        ])
-        days = store.class_days(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC),
-                                ZoneInfo("Europe/Berlin"))
+        store.write(
+            [
+                f.incoming(settings, at=datetime(2026, 3, day, 22, 30, tzinfo=UTC), fields=["passport_number"])
+                for day in (1, 29)
+            ]
+        )
+        days = store.class_days(
+            datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), ZoneInfo("Europe/Berlin")
+        )
         assert [d.day.isoformat() for d in days if d.data_class == "government_id"] == ["2026-03-01", "2026-03-30"]
 
     def test_incident_counts_follow_the_queue_filters(self, store: Store):
-        store.upsert_alerts([], [
-            _incident(incident_id="i1", severity=Severity.HIGH),
-            _incident(incident_id="i2", severity=Severity.HIGH, actor_id="ptn-1", actor_kind="partner",
-                      actor_organization="blue-sky", detectors=["new_access", "bulk_read"]),
-            _incident(incident_id="i3", severity=Severity.LOW, status=AlertStatus.RESOLVED),
-        ])
+        store.upsert_alerts(
+            [],
+            [
+                _incident(incident_id="i1", severity=Severity.HIGH),
+                _incident(
+                    incident_id="i2",
+                    severity=Severity.HIGH,
+                    actor_id="ptn-1",
+                    actor_kind="partner",
+                    actor_organization="blue-sky",
+                    detectors=["new_access", "bulk_read"],
+                ),
+                _incident(incident_id="i3", severity=Severity.LOW, status=AlertStatus.RESOLVED),
+            ],
+        )
         assert store.incident_counts(IncidentQuery()) == {"high": 2, "low": 1}
         open_only = IncidentQuery(statuses=[AlertStatus.OPEN])
         assert store.incident_counts(open_only) == {"high": 2}
@@ -444,13 +495,16 @@ class StoreContract:
         assert store.incident_counts(IncidentQuery(actor_kind="partner"), by="actor_kind") == {"partner": 1}
 
     def test_alerts_per_day_by_local_day(self, store: Store):
-        store.upsert_alerts([
-            f.alert(window_start=f.at(hours=-2), window_end=f.at(hours=-1)),  # 07:00 local, 2 Nov
-            f.alert(window_start=f.at(hours=15), window_end=f.at(hours=16), severity=Severity.LOW),  # 00:00, 3 Nov
-            f.alert(window_start=f.at(hours=16), window_end=f.at(hours=17), actor_kind="partner",
-                    detector="new_access"),
-            f.alert(window_start=f.at(days=9), window_end=f.at(days=9, hours=1)),  # outside the span
-        ])
+        store.upsert_alerts(
+            [
+                f.alert(window_start=f.at(hours=-2), window_end=f.at(hours=-1)),  # 07:00 local, 2 Nov
+                f.alert(window_start=f.at(hours=15), window_end=f.at(hours=16), severity=Severity.LOW),  # 00:00, 3 Nov
+                f.alert(
+                    window_start=f.at(hours=16), window_end=f.at(hours=17), actor_kind="partner", detector="new_access"
+                ),
+                f.alert(window_start=f.at(days=9), window_end=f.at(days=9, hours=1)),  # outside the span
+            ]
+        )
         counts = store.alerts_per_day(f.at(hours=-12), f.at(days=2), ZoneInfo("Asia/Shanghai"))
         assert [(c.day.isoformat(), c.severity, c.detector, c.actor_kind, c.alerts) for c in counts] == [
             ("2026-11-02", "high", "bulk_read", "employee", 1),
@@ -461,12 +515,15 @@ class StoreContract:
     def test_alerts_per_day_follow_the_zones_calendar(self, store: Store):
         # windows starting at 22:00 UTC: 23:00 in Berlin on 1 March, midnight of the 30th on 29 March
         starts = [datetime(2026, 3, day, 22, tzinfo=UTC) for day in (1, 29)]
-        store.upsert_alerts([
-            f.alert(window_start=start, window_end=start + timedelta(hours=1), actor_id=f"emp-{start.day}")
-            for start in starts
-        ])
-        counts = store.alerts_per_day(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC),
-                                      ZoneInfo("Europe/Berlin"))
+        store.upsert_alerts(
+            [
+                f.alert(window_start=start, window_end=start + timedelta(hours=1), actor_id=f"emp-{start.day}")
+                for start in starts
+            ]
+        )
+        counts = store.alerts_per_day(
+            datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), ZoneInfo("Europe/Berlin")
+        )
         assert [(c.day.isoformat(), c.alerts) for c in counts] == [("2026-03-01", 1), ("2026-03-30", 1)]
 
     def test_triage_summary_and_the_deadline(self, store: Store):
@@ -478,8 +535,11 @@ class StoreContract:
         assert store.raised_at("nothing") is None
         later = raised + timedelta(minutes=30)
         store.record_action(TriageAction(incident_id="i1", kind=TriageActionKind.NOTE, by="ana", at=later))
-        store.record_action(TriageAction(incident_id="i1", kind=TriageActionKind.ACKNOWLEDGE, by="ana",
-                                         at=later + timedelta(minutes=30)))
+        store.record_action(
+            TriageAction(
+                incident_id="i1", kind=TriageActionKind.ACKNOWLEDGE, by="ana", at=later + timedelta(minutes=30)
+            )
+        )
         span = (raised - timedelta(days=1), raised + timedelta(days=1))
         summary = store.triage_summary(*span, now=raised + timedelta(hours=1), deadline_seconds=48 * 3600)
         assert (summary.incidents, summary.reviewed, summary.open_past_deadline) == (2, 1, 0)
@@ -504,16 +564,37 @@ class StoreContract:
         from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery
 
         now = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
-        first = DataAccess(at=now, by="audrey", role="auditor", kind=DataAccessKind.SEARCH,
-                           reason="DSAR 2026-118", what={"customer_id": "c-1"}, results=3)
-        second = DataAccess(at=now + timedelta(minutes=1), by="audrey", role="auditor", kind=DataAccessKind.EXPORT,
-                            reason="DSAR 2026-118", what={"customer_id": "c-1"}, results=3)
-        other = DataAccess(at=now + timedelta(minutes=2), by="li", role="admin", kind=DataAccessKind.UNMASK,
-                           reason="case 7", incident_id="inc-1")
+        first = DataAccess(
+            at=now,
+            by="audrey",
+            role="auditor",
+            kind=DataAccessKind.SEARCH,
+            reason="DSAR 2026-118",
+            what={"customer_id": "c-1"},
+            results=3,
+        )
+        second = DataAccess(
+            at=now + timedelta(minutes=1),
+            by="audrey",
+            role="auditor",
+            kind=DataAccessKind.EXPORT,
+            reason="DSAR 2026-118",
+            what={"customer_id": "c-1"},
+            results=3,
+        )
+        other = DataAccess(
+            at=now + timedelta(minutes=2),
+            by="li",
+            role="admin",
+            kind=DataAccessKind.UNMASK,
+            reason="case 7",
+            incident_id="inc-1",
+        )
         for access in (first, second, other):
             store.record_data_access(access)
         assert store.data_accesses(DataAccessQuery()) == [other, second, first]
         assert store.data_accesses(DataAccessQuery(by="audrey", limit=1)) == [second]
         window = DataAccessQuery(since=now + timedelta(minutes=1), until=now + timedelta(minutes=2))
         assert store.data_accesses(window) == [second]
+
     # == end of the dashboard section ==========================================================

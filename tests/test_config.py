@@ -22,7 +22,13 @@ def test_defaults_load_and_every_detector_builds():
     settings = load_settings(env={})
     names = [d.name for d in build_detectors(settings.detectors)]
     assert names == [
-        "bulk_read", "sensitive_access", "egress", "off_hours", "new_access", "denied_burst", "dormant",
+        "bulk_read",
+        "sensitive_access",
+        "egress",
+        "off_hours",
+        "new_access",
+        "denied_burst",
+        "dormant",
         "isolation_forest",
     ]
     assert settings.windows.short == 3600 and settings.store.kind == "sqlite"

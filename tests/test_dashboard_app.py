@@ -47,44 +47,91 @@ def _events(settings):
                 at = START + timedelta(days=day, hours=hour, minutes=7 * n)
                 if actor == "emp-0001" and at >= INCIDENT_HOUR:
                     continue  # the bulk read below is all emp-0001 does from then on
-                events.append(f.incoming(settings, at=at, actor={"id": actor, **crew}, record_count=3 + n,
-                                         customer_ids=[f"c-9{day:02d}{hour:02d}{n}"]))
+                events.append(
+                    f.incoming(
+                        settings,
+                        at=at,
+                        actor={"id": actor, **crew},
+                        record_count=3 + n,
+                        customer_ids=[f"c-9{day:02d}{hour:02d}{n}"],
+                    )
+                )
     for minute in range(0, 60, 10):
-        events.append(f.incoming(
-            settings, at=INCIDENT_HOUR + timedelta(minutes=minute), actor={"id": "emp-0001", **crew},
-            action="export", record_count=800, customer_ids=BULK_CUSTOMERS[minute // 10 * 8:minute // 10 * 8 + 8],
-            fields=["name", "passport_number"],
-            resource={"system": "crm", "type": "customer_record", "id": "R77001234"},
-        ))
-    events.append(f.incoming(settings, at=INCIDENT_HOUR, record_count=2, actor={
-        "id": "ptn-0001", "kind": "partner", "role": "agency", "organization": "blue-sky"}))
+        events.append(
+            f.incoming(
+                settings,
+                at=INCIDENT_HOUR + timedelta(minutes=minute),
+                actor={"id": "emp-0001", **crew},
+                action="export",
+                record_count=800,
+                customer_ids=BULK_CUSTOMERS[minute // 10 * 8 : minute // 10 * 8 + 8],
+                fields=["name", "passport_number"],
+                resource={"system": "crm", "type": "customer_record", "id": "R77001234"},
+            )
+        )
+    events.append(
+        f.incoming(
+            settings,
+            at=INCIDENT_HOUR,
+            record_count=2,
+            actor={"id": "ptn-0001", "kind": "partner", "role": "agency", "organization": "blue-sky"},
+        )
+    )
     return events
 
 
 def _incident_records():
     bulk = f.alert(
-        actor_id="emp-0001", actor_role="customer_service", window_start=INCIDENT_HOUR,
-        window_end=INCIDENT_HOUR + timedelta(hours=1), severity=Severity.CRITICAL, score=9.1,
+        actor_id="emp-0001",
+        actor_role="customer_service",
+        window_start=INCIDENT_HOUR,
+        window_end=INCIDENT_HOUR + timedelta(hours=1),
+        severity=Severity.CRITICAL,
+        score=9.1,
         summary="Employee emp-0001 (customer_service) read 4,800 records on Wed 28 Oct 14:00-15:00, 300x their usual.",
-        evidence={"figure": "records", "value": 4800, "baseline": 15.0, "baseline_from": "own", "ratio": 300.0,
-                  "z": 8.2, "records_by_class": {"government_id": 4800, "identity": 4800}, "event_ids": []},
+        evidence={
+            "figure": "records",
+            "value": 4800,
+            "baseline": 15.0,
+            "baseline_from": "own",
+            "ratio": 300.0,
+            "z": 8.2,
+            "records_by_class": {"government_id": 4800, "identity": 4800},
+            "event_ids": [],
+        },
     )
     partner = f.alert(
-        actor_id="ptn-0001", actor_kind="partner", actor_organization="blue-sky", detector="new_access",
-        severity=Severity.LOW, window_start=INCIDENT_HOUR, window_end=INCIDENT_HOUR + timedelta(hours=1),
+        actor_id="ptn-0001",
+        actor_kind="partner",
+        actor_organization="blue-sky",
+        detector="new_access",
+        severity=Severity.LOW,
+        window_start=INCIDENT_HOUR,
+        window_end=INCIDENT_HOUR + timedelta(hours=1),
         summary="Partner ptn-0001 of blue-sky touched crm/customer_record for the first time.",
         evidence={"new": [{"what": "resource", "value": "crm/customer_record"}]},
     )
     incidents = []
     for alert in (bulk, partner):
         alert.incident_id = incident_id(alert.actor_id, alert)
-        incidents.append(Incident(
-            incident_id=alert.incident_id, actor_id=alert.actor_id, actor_kind=alert.actor_kind,
-            actor_role=alert.actor_role, actor_organization=alert.actor_organization, severity=alert.severity,
-            risk_score=85.0 if alert is bulk else 10.0, window_start=alert.window_start,
-            window_end=alert.window_end, alert_ids=[alert.alert_id], detectors=[alert.detector],
-            summary=alert.summary, created_at=alert.window_end, updated_at=alert.window_end,
-        ))
+        incidents.append(
+            Incident(
+                incident_id=alert.incident_id,
+                actor_id=alert.actor_id,
+                actor_kind=alert.actor_kind,
+                actor_role=alert.actor_role,
+                actor_organization=alert.actor_organization,
+                severity=alert.severity,
+                risk_score=85.0 if alert is bulk else 10.0,
+                window_start=alert.window_start,
+                window_end=alert.window_end,
+                alert_ids=[alert.alert_id],
+                detectors=[alert.detector],
+                summary=alert.summary,
+                created_at=alert.window_end,
+                updated_at=alert.window_end,
+            )
+        )
     return [bulk, partner], incidents
 
 
@@ -93,10 +140,12 @@ def office(tmp_path, monkeypatch):
     """A data dir with the prepared store and a config of three users; the app's environment points at them."""
     data = tmp_path / "data"
     config = tmp_path / "users.toml"
-    config.write_text("".join(
-        f'[dashboard.users.{name}]\nrole = "{role}"\npassword_hash = "{hash_password(PASSWORD, iterations=1000)}"\n'
-        for name, role in USERS.items()
-    ))
+    config.write_text(
+        "".join(
+            f'[dashboard.users.{name}]\nrole = "{role}"\npassword_hash = "{hash_password(PASSWORD, iterations=1000)}"\n'
+            for name, role in USERS.items()
+        )
+    )
     settings = load_settings(config, env={}, overrides={"data_dir": str(data)})
     alerts, incidents = _incident_records()
     with SqliteStore(data / settings.store.sqlite.filename) as store:
@@ -106,8 +155,12 @@ def office(tmp_path, monkeypatch):
         monkeypatch.delenv(name)
     monkeypatch.setenv("ACCESSWATCH_DATA_DIR", str(data))
     monkeypatch.setenv("ACCESSWATCH_CONFIG", str(config))
-    return {"settings": settings, "store_path": data / settings.store.sqlite.filename, "bulk": incidents[0],
-            "partner": incidents[1]}
+    return {
+        "settings": settings,
+        "store_path": data / settings.store.sqlite.filename,
+        "bulk": incidents[0],
+        "partner": incidents[1],
+    }
 
 
 def _app(user: str | None = None, page: str | None = None, **query: str) -> AppTest:
@@ -123,8 +176,11 @@ def _app(user: str | None = None, page: str | None = None, **query: str) -> AppT
 
 
 def _text(at: AppTest) -> str:
-    parts = [e.value for kind in ("markdown", "caption", "title", "subheader", "error", "success", "info", "warning")
-             for e in getattr(at, kind)]
+    parts = [
+        e.value
+        for kind in ("markdown", "caption", "title", "subheader", "error", "success", "info", "warning")
+        for e in getattr(at, kind)
+    ]
     parts += [f"{m.label}: {m.value}" for m in at.metric]
     return "\n".join(str(p) for p in parts)
 
@@ -262,7 +318,9 @@ def test_acknowledge_assign_note_and_false_positive_are_recorded_with_who(office
     with _open(office["store_path"]) as store:
         actions = store.actions(incident)
         assert [(a.kind, a.by) for a in actions] == [
-            (TriageActionKind.ACKNOWLEDGE, "ana"), (TriageActionKind.ASSIGN, "ana"), (TriageActionKind.NOTE, "ana")
+            (TriageActionKind.ACKNOWLEDGE, "ana"),
+            (TriageActionKind.ASSIGN, "ana"),
+            (TriageActionKind.NOTE, "ana"),
         ]
         assert actions[1].assignee == "li" and actions[2].note == "called the team lead"
         stored = store.get_incident(incident)
@@ -465,9 +523,17 @@ def test_the_access_log_pages_back_past_the_latest_two_hundred_and_filters(offic
     first = datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
     with _open(office["store_path"]) as store:
         for n in range(450):  # three at each time: a page ends inside a run of equal times
-            store.record_data_access(DataAccess(
-                at=first + timedelta(hours=n // 3), by="li" if n % 2 else "audrey", role="auditor",
-                kind=DataAccessKind.SEARCH, reason=f"case {n}", what={"actor_id": "emp-0001"}, results=n))
+            store.record_data_access(
+                DataAccess(
+                    at=first + timedelta(hours=n // 3),
+                    by="li" if n % 2 else "audrey",
+                    role="auditor",
+                    kind=DataAccessKind.SEARCH,
+                    reason=f"case {n}",
+                    what={"actor_id": "emp-0001"},
+                    results=n,
+                )
+            )
     at = _app("audrey", page="compliance")
     seen: list[str] = []
     while True:

@@ -33,16 +33,23 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "test-artifacts" / "dashboard"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 PASSWORD = "accesswatch-demo"
 WAIT_MS = 60_000  # generous: a loaded two-core machine renders slowly; nothing here measures speed
 
 
 def _accesswatch(*args: str, timeout: float = 300) -> None:
-    subprocess.run([sys.executable, "-m", "accesswatch.cli", *args], check=True, timeout=timeout,
-                   capture_output=True, cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-m", "accesswatch.cli", *args], check=True, timeout=timeout, capture_output=True, cwd=REPO
+    )
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +77,23 @@ def dashboard(prepared):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACCESSWATCH_")}
     log = open(prepared.parent / "dashboard.log", "wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "accesswatch.cli", "dashboard", "--data-dir", str(prepared), "--port", str(port),
-         "--address", "127.0.0.1", "--demo"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "accesswatch.cli",
+            "dashboard",
+            "--data-dir",
+            str(prepared),
+            "--port",
+            str(port),
+            "--address",
+            "127.0.0.1",
+            "--demo",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90

@@ -130,8 +130,12 @@ def test_event_times_carry_milliseconds_and_the_utc_offset():
 def test_an_export_has_every_customer_pages_to_its_cap_and_is_recorded(sqlite_store, settings, monkeypatch):
     monkeypatch.setattr(queries, "EXPORT_PAGE", 2)
     odd = 'c,"7;'  # an id a comma- or semicolon-joined cell would split
-    sqlite_store.write([f.incoming(settings, at=f.at(hours=h), customer_ids=[f"c-{n}" for n in range(h + 6)] + [odd])
-                        for h in range(5)])
+    sqlite_store.write(
+        [
+            f.incoming(settings, at=f.at(hours=h), customer_ids=[f"c-{n}" for n in range(h + 6)] + [odd])
+            for h in range(5)
+        ]
+    )
     auditor = Identity("audrey", Role.AUDITOR, "Audrey", "password")
     whole = queries.export_events(sqlite_store, auditor, EventQuery(), "case 1", Masker(b"k", unmasked=True), UTC, 5)
     assert (whole.events, whole.complete) == (5, True)
@@ -143,7 +147,8 @@ def test_an_export_has_every_customer_pages_to_its_cap_and_is_recorded(sqlite_st
     assert len(masked) == 11 and all(c.startswith("cust#") for c in masked)
     exports = sqlite_store.data_accesses(DataAccessQuery())
     assert [(a.kind, a.results, a.what["customer_ids"], a.what["cap"]) for a in exports] == [
-        (DataAccessKind.EXPORT, 3, "masked", 3), (DataAccessKind.EXPORT, 5, "in clear", 5)
+        (DataAccessKind.EXPORT, 3, "masked", 3),
+        (DataAccessKind.EXPORT, 5, "in clear", 5),
     ]
     analyst = Identity("ana", Role.ANALYST, "Ana", "password")
     with pytest.raises(PermissionError):
@@ -179,29 +184,63 @@ def test_the_usual_band_counts_idle_hours_as_zero(settings):
 # -- the report ----------------------------------------------------------------------------------------------
 def _report(settings, customers):
     incident = Incident(
-        incident_id="inc-7", actor_id="ptn-7", actor_kind="partner", actor_role="agent",
-        actor_organization="blue-sky <travel>", severity="high", risk_score=72.0, window_start=f.T0,
-        window_end=f.T0 + timedelta(hours=2), alert_ids=["aw-1"], detectors=["bulk_read"],
-        summary="Partner ptn-7 read 5,000 records.", created_at=f.T0, updated_at=f.T0,
+        incident_id="inc-7",
+        actor_id="ptn-7",
+        actor_kind="partner",
+        actor_role="agent",
+        actor_organization="blue-sky <travel>",
+        severity="high",
+        risk_score=72.0,
+        window_start=f.T0,
+        window_end=f.T0 + timedelta(hours=2),
+        alert_ids=["aw-1"],
+        detectors=["bulk_read"],
+        summary="Partner ptn-7 read 5,000 records.",
+        created_at=f.T0,
+        updated_at=f.T0,
     )
     raised = f.T0 + timedelta(hours=3)
     view = queries.IncidentView(
-        incident, [f.alert(actor_id="ptn-7")],
-        [TriageAction(incident_id="inc-7", kind=TriageActionKind.ACKNOWLEDGE, by="ana", at=raised + timedelta(hours=1),
-                      note="calling | the partner")],
-        raised, raised + timedelta(hours=48),
+        incident,
+        [f.alert(actor_id="ptn-7")],
+        [
+            TriageAction(
+                incident_id="inc-7",
+                kind=TriageActionKind.ACKNOWLEDGE,
+                by="ana",
+                at=raised + timedelta(hours=1),
+                note="calling | the partner",
+            )
+        ],
+        raised,
+        raised + timedelta(hours=48),
     )
-    impact = queries.Impact(events=12, records=5000, egress_records=5000, customers={"c-1", "c-2"},
-                            records_by_class=Counter({"government_id": 5000}), resources=Counter({"crm/x": 5000}),
-                            first=f.T0, last=f.T0 + timedelta(hours=1))
+    impact = queries.Impact(
+        events=12,
+        records=5000,
+        egress_records=5000,
+        customers={"c-1", "c-2"},
+        records_by_class=Counter({"government_id": 5000}),
+        resources=Counter({"crm/x": 5000}),
+        first=f.T0,
+        last=f.T0 + timedelta(hours=1),
+    )
     return report.Report(view, impact, settings, "ana", raised + timedelta(hours=50), customers)
 
 
 def test_the_report_says_what_when_who_which_data_and_the_triage(settings):
     text = report.markdown(_report(settings, None))
-    for expected in ("## What happened", "Partner ptn-7 read 5,000 records.", "## Who", "Organisation: blue-sky",
-                     "| government_id | high | 5,000 |", "Customers affected: 2 distinct customer ids",
-                     "acknowledge", "calling \\| the partner", "passed 2 h ago"):
+    for expected in (
+        "## What happened",
+        "Partner ptn-7 read 5,000 records.",
+        "## Who",
+        "Organisation: blue-sky",
+        "| government_id | high | 5,000 |",
+        "Customers affected: 2 distinct customer ids",
+        "acknowledge",
+        "calling \\| the partner",
+        "passed 2 h ago",
+    ):
         assert expected in text
     assert "c-1" not in text and "available to auditors" in text
     with_list = report.markdown(_report(settings, ["c-1", "c-2"]))
@@ -220,8 +259,11 @@ def test_a_closed_incident_reports_when_it_closed_not_a_running_deadline(setting
 
     def closed(kind: TriageActionKind, status: AlertStatus, hours: float) -> str:
         closing = TriageAction(incident_id="inc-7", kind=kind, by="ana", at=raised + timedelta(hours=hours), note="ok")
-        view = dataclasses.replace(made.view, incident=made.incident.model_copy(update={"status": status}),
-                                   actions=[*made.view.actions, closing])
+        view = dataclasses.replace(
+            made.view,
+            incident=made.incident.model_copy(update={"status": status}),
+            actions=[*made.view.actions, closing],
+        )
         return report.markdown(dataclasses.replace(made, view=view, prepared_at=raised + timedelta(hours=10)))
 
     resolved = closed(TriageActionKind.RESOLVE, AlertStatus.RESOLVED, 5)
@@ -242,8 +284,12 @@ def test_the_launcher_serves_locally_without_telemetry(settings, tmp_path):
     command = streamlit_command("127.0.0.1", 8601)
     joined = " ".join(command)
     assert command[:4] == [sys.executable, "-m", "streamlit", "run"] and command[4].endswith("dashboard/app.py")
-    for flag in ("--server.address 127.0.0.1", "--server.port 8601", "--browser.gatherUsageStats false",
-                 "--server.headless true"):
+    for flag in (
+        "--server.address 127.0.0.1",
+        "--server.port 8601",
+        "--browser.gatherUsageStats false",
+        "--server.headless true",
+    ):
         assert flag in joined
     env = environment(settings, tmp_path / "extra.toml", demo=True)
     assert env["ACCESSWATCH_DASHBOARD__DEMO_SIGN_IN"] == "true"
@@ -253,7 +299,11 @@ def test_the_launcher_serves_locally_without_telemetry(settings, tmp_path):
 def test_hash_password_command_reads_stdin():
     result = subprocess.run(
         [sys.executable, "-m", "accesswatch.cli", "dashboard", "--hash-password"],
-        input="pass phrase\n", capture_output=True, text=True, timeout=120, check=True,
+        input="pass phrase\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert verify_password("pass phrase", result.stdout.strip())
 
@@ -266,9 +316,18 @@ def test_acknowledging_in_the_dashboard_pages_the_receivers_that_were_paged(sett
 
     alert = f.alert(severity="critical")
     incident = Incident(
-        incident_id="inc-9", actor_id=alert.actor_id, actor_kind=alert.actor_kind, severity=alert.severity,
-        risk_score=85.0, window_start=alert.window_start, window_end=alert.window_end, alert_ids=[alert.alert_id],
-        detectors=[alert.detector], summary=alert.summary, created_at=alert.window_end, updated_at=alert.window_end,
+        incident_id="inc-9",
+        actor_id=alert.actor_id,
+        actor_kind=alert.actor_kind,
+        severity=alert.severity,
+        risk_score=85.0,
+        window_start=alert.window_start,
+        window_end=alert.window_end,
+        alert_ids=[alert.alert_id],
+        detectors=[alert.detector],
+        summary=alert.summary,
+        created_at=alert.window_end,
+        updated_at=alert.window_end,
     )
     alert = alert.model_copy(update={"incident_id": "inc-9"})
     with app.open_store(settings) as store:
@@ -298,10 +357,24 @@ def test_a_model_alert_is_explained_by_its_figures_baselines_and_peers():
     evidence = {
         "scale": "short",
         "explanation": [
-            {"figure": "customers", "value": 3812, "baseline": 95.0, "baseline_from": "own", "ratio": 40.1,
-             "peer_percentile": 100.0, "peers_active": 23},
-            {"figure": "new_classes", "value": 2.0, "baseline": None, "baseline_from": None, "ratio": None,
-             "peer_percentile": None, "peers_active": 0},
+            {
+                "figure": "customers",
+                "value": 3812,
+                "baseline": 95.0,
+                "baseline_from": "own",
+                "ratio": 40.1,
+                "peer_percentile": 100.0,
+                "peers_active": 23,
+            },
+            {
+                "figure": "new_classes",
+                "value": 2.0,
+                "baseline": None,
+                "baseline_from": None,
+                "ratio": None,
+                "peer_percentile": None,
+                "peers_active": 0,
+            },
         ],
         "records": 4000,
     }

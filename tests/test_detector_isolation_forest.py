@@ -159,9 +159,7 @@ def test_routine_work_stays_within_the_budget():
     result = run(stream(routine(TEAM, 0, 21)), NAME, config=CONFIG)
     judged = 40 * 5  # actor-days scored: the week after the first model
     for severity in (Severity.LOW, Severity.MEDIUM, Severity.HIGH):
-        flagged = {
-            (a.actor_id, a.window_start.date()) for a in forest_alerts(result) if a.severity.at_least(severity)
-        }
+        flagged = {(a.actor_id, a.window_start.date()) for a in forest_alerts(result) if a.severity.at_least(severity)}
         # the budget holds on the training history; on new days, allow twice as much (and one) for chance
         assert len(flagged) <= 2 * BUDGET[severity.value] * judged / 1000 + 1, [describe(a) for a in result.alerts]
 
@@ -427,9 +425,11 @@ def test_the_threshold_keeps_to_the_budget_counting_each_actor_day_once():
         flagged = {g for g, a in zip(groups, anomaly, strict=True) if a >= calibration.thresholds[severity]}
         assert len(flagged) == int(budget * days / 1000)
     assert calibration.actor_days == days
-    assert calibration.thresholds[Severity.LOW] < calibration.thresholds[Severity.MEDIUM] < calibration.thresholds[
-        Severity.HIGH
-    ]
+    assert (
+        calibration.thresholds[Severity.LOW]
+        < calibration.thresholds[Severity.MEDIUM]
+        < calibration.thresholds[Severity.HIGH]
+    )
 
 
 def test_severity_and_rate_follow_the_rank_in_the_training_history():

@@ -127,9 +127,7 @@ def test_a_closed_incident_is_reopened_before_it_is_acknowledged_or_resolved_aga
     assert str(refused.value) == f"{incident.incident_id} {says}"
 
 
-@pytest.mark.parametrize(
-    ("status", "kind"), [(ACKED, ACK), (RESOLVED, RESOLVE), (FALSE, FP), (OPEN, REOPEN)]
-)
+@pytest.mark.parametrize(("status", "kind"), [(ACKED, ACK), (RESOLVED, RESOLVE), (FALSE, FP), (OPEN, REOPEN)])
 def test_repeating_a_transition_changes_nothing(status, kind):
     incident = _in(status)
     assert incident.repeats(kind) and incident.status_after(kind) is status

@@ -233,8 +233,9 @@ class Instance:
 def run_to_end(cluster: Cluster, topic: str, group: str, instances: list[Instance]) -> None:
     """Wait until every message is stored, judged and committed, then stop the instances."""
     ends = cluster.end_offsets(topic)
-    wait_until(lambda: cluster.committed(group, topic) == ends or any(i.error for i in instances),
-               "every offset committed")
+    wait_until(
+        lambda: cluster.committed(group, topic) == ends or any(i.error for i in instances), "every offset committed"
+    )
     for instance in instances:
         instance.stop()
 
@@ -249,8 +250,9 @@ def outcome(store: ElasticsearchStore) -> dict:
         "events": store.stats().events,
         "dead_letters": store.stats().dead_letters,
         "alerts": sorted((a.to_record() for a in alerts), key=lambda r: r["alert_id"]),
-        "incidents": sorted((i.model_dump(mode="json", exclude={"revision"}) for i in incidents),
-                            key=lambda r: r["incident_id"]),
+        "incidents": sorted(
+            (i.model_dump(mode="json", exclude={"revision"}) for i in incidents), key=lambda r: r["incident_id"]
+        ),
     }
 
 
@@ -276,9 +278,7 @@ def test_send_keys_each_event_by_its_actor_so_an_actor_stays_in_one_partition(cl
     assert actor_key(b"{not json") is None and actor_key(b'{"actor": 5}') is None
 
 
-def test_one_instance_stores_every_message_once_and_commits_what_it_checkpointed(
-    cluster, es_server, month, tmp_path
-):
+def test_one_instance_stores_every_message_once_and_commits_what_it_checkpointed(cluster, es_server, month, tmp_path):
     topic = cluster.topic()
     send_lines(month, topic, kafka_settings(cluster, topic), CLIENT)
     settings, store = app_settings(tmp_path), es_store(es_server, unique_prefix())
@@ -375,21 +375,38 @@ def test_security_settings_build_tls_and_sasl_options_without_showing_the_secret
 
     key, cert = tmp_path / "client.key", tmp_path / "client.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=accesswatch-test"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=accesswatch-test",
+        ],
+        check=True,
+        capture_output=True,
     )
     secret = tmp_path / "sasl"
     secret.write_text("kafka-s3cret\n")
-    settings = load_kafka({
-        "security_protocol": "SASL_SSL",
-        "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_username": "accesswatch",
-        "sasl_password_file": str(secret),
-        "ssl_cafile": str(cert),
-        "ssl_certfile": str(cert),
-        "ssl_keyfile": str(key),
-    })
+    settings = load_kafka(
+        {
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_username": "accesswatch",
+            "sasl_password_file": str(secret),
+            "ssl_cafile": str(cert),
+            "ssl_certfile": str(cert),
+            "ssl_keyfile": str(key),
+        }
+    )
     options = settings.consumer_options()
     assert options["security_protocol"] == "SASL_SSL" and options["sasl_plain_password"] == "kafka-s3cret"
     assert isinstance(options["ssl_context"], ssl.SSLContext) and options["ssl_context"].check_hostname
@@ -405,8 +422,9 @@ def test_settings_mistakes_are_one_line_naming_the_key(tmp_path):
     with pytest.raises(ConfigError, match="sasl_username"):
         load_kafka({"security_protocol": "SASL_SSL"})
     with pytest.raises(ConfigError, match=r"source\.kafka\.sasl_password_file"):
-        load_kafka({"security_protocol": "SASL_SSL", "sasl_username": "a",
-                    "sasl_password_file": str(tmp_path / "missing")}).client_options()
+        load_kafka(
+            {"security_protocol": "SASL_SSL", "sasl_username": "a", "sasl_password_file": str(tmp_path / "missing")}
+        ).client_options()
     with pytest.raises(ConfigError) as caught:
         load_kafka({"sasl_password": 987654321})
     assert "987654321" not in str(caught.value)

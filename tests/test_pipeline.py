@@ -87,9 +87,7 @@ def fortnight(tmp_path_factory):
 
 def test_how_the_stream_is_cut_into_batches_changes_no_alert(fortnight, tmp_path):
     _, large, _ = _replay(_settings(tmp_path / "a", **{"ingest.batch_lines": 50_000}), fortnight)
-    small_settings = _settings(
-        tmp_path / "b", **{"ingest.batch_lines": 777, "store.sqlite.transaction_events": 777}
-    )
+    small_settings = _settings(tmp_path / "b", **{"ingest.batch_lines": 777, "store.sqlite.transaction_events": 777})
     _, small, _ = _replay(small_settings, fortnight)
     assert large, "the fortnight has alerts to compare"
     assert _alert_keys(small) == _alert_keys(large)
@@ -225,8 +223,11 @@ def test_publishing_a_batch_reads_the_store_in_a_few_statements_however_many_ale
 
     def batch(actors: int, hour: int) -> list:
         return [
-            factories.alert(actor_id=f"emp-{n:04d}", window_start=T0 + timedelta(hours=hour),
-                            window_end=T0 + timedelta(hours=hour + 1))
+            factories.alert(
+                actor_id=f"emp-{n:04d}",
+                window_start=T0 + timedelta(hours=hour),
+                window_end=T0 + timedelta(hours=hour + 1),
+            )
             for n in range(actors)
         ]
 

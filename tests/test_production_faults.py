@@ -209,9 +209,9 @@ def test_an_instance_that_stalled_and_lost_its_partitions_cannot_overwrite_the_n
     # its late checkpoint was refused: the new owner's state stood
     assert any("taken over by another instance" in record.getMessage() for record in caplog.records)
     assert outcome(b.store) == expected
-def test_poison_messages_go_to_the_dead_letter_topic_and_store_and_the_offset_moves_on(
-    cluster, es_server, tmp_path
-):
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_and_store_and_the_offset_moves_on(cluster, es_server, tmp_path):
     topic = cluster.topic(partitions=1)
     settings = app_settings(tmp_path, **{"ingest.max_line_bytes": 4096})
     good = [orjson.dumps(f.event_dict()) for _ in range(3)]
@@ -231,10 +231,10 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_store_and_the_offset_mo
     assert "over the limit" in reasons["offset 4"]
     dead = cluster.messages(f"{topic}.deadletter")
     assert [(m[4]["accesswatch.offset"], m[4]["accesswatch.reason"].decode()) for m in dead] == [
-        (b"1", reasons["offset 1"]), (b"3", reasons["offset 3"]), (b"4", reasons["offset 4"])
+        (b"1", reasons["offset 1"]),
+        (b"3", reasons["offset 3"]),
+        (b"4", reasons["offset 4"]),
     ]
     assert dead[0][3] == b"{not json" and dead[0][2] is None
     assert dead[2][4]["accesswatch.truncated_from"] == str(len(too_large)).encode()
     assert cluster.committed("accesswatch", topic) == {0: len(lines)}
-
-

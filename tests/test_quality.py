@@ -136,8 +136,13 @@ def test_the_comparison_table_sets_alert_sets_side_by_side():
     start = datetime(2026, 10, 20, 2, tzinfo=UTC)
     labels = {
         "scenarios": [
-            {"scenario_id": "s", "kind": "slow_ramp", "actor_id": "emp-0001", "start": "2026-10-20T01:00:00Z",
-             "end": "2026-10-21T01:00:00Z"},
+            {
+                "scenario_id": "s",
+                "kind": "slow_ramp",
+                "actor_id": "emp-0001",
+                "start": "2026-10-20T01:00:00Z",
+                "end": "2026-10-21T01:00:00Z",
+            },
         ],
         "benign": [],
     }
@@ -180,8 +185,13 @@ def _grown(actor_id: str, *findings: tuple[str, str, Severity], kept_of: int | N
 
 
 HOUR = timedelta(hours=1)
-SCENARIO = {"scenario_id": "s", "kind": "bulk_exfiltration", "actor_id": "emp-0001", "start": "2026-10-20T01:00:00Z",
-            "end": "2026-10-20T03:00:00Z"}
+SCENARIO = {
+    "scenario_id": "s",
+    "kind": "bulk_exfiltration",
+    "actor_id": "emp-0001",
+    "start": "2026-10-20T01:00:00Z",
+    "end": "2026-10-20T03:00:00Z",
+}
 LABELS = {"scenarios": [SCENARIO], "benign": []}
 
 

@@ -56,10 +56,15 @@ def load(settings: SimulationSettings) -> SimpleNamespace:
     for actor_events in by_actor.values():
         actor_events.sort(key=lambda e: e["_at"])
     labels = sim.labels()
-    return SimpleNamespace(sim=sim, events=events, by_actor=by_actor, labels=labels,
-                           by_id={e["event_id"]: e for e in events},
-                           scenarios={s["kind"]: s for s in labels["scenarios"]},
-                           actors={a["actor_id"]: a for a in labels["actors"]})
+    return SimpleNamespace(
+        sim=sim,
+        events=events,
+        by_actor=by_actor,
+        labels=labels,
+        by_id={e["event_id"]: e for e in events},
+        scenarios={s["kind"]: s for s in labels["scenarios"]},
+        actors={a["actor_id"]: a for a in labels["actors"]},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +92,21 @@ def daily(events: list[dict], value=lambda e: 1) -> Counter:
 # --- settings -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("days", 0), ("days", 400), ("employees", 5), ("employees", True), ("partner_orgs", 0),
-    ("service_accounts", 3), ("max_disorder_seconds", -1), ("seed", "7"), ("scenarios", 1),
-    ("start", datetime(2026, 10, 5)),  # naive: ambiguous
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("days", 0),
+        ("days", 400),
+        ("employees", 5),
+        ("employees", True),
+        ("partner_orgs", 0),
+        ("service_accounts", 3),
+        ("max_disorder_seconds", -1),
+        ("seed", "7"),
+        ("scenarios", 1),
+        ("start", datetime(2026, 10, 5)),  # naive: ambiguous
+    ],
+)
 def test_settings_reject_out_of_range_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         SimulationSettings(**{field: value})
@@ -161,9 +176,19 @@ def test_contract_sample_events_still_validate():
     validator = contract_validator()
     for line in (CONTRACT / "sample-events.jsonl").read_text().splitlines():
         validator.validate(json.loads(line))
-    assert list(validator.iter_errors({"event_id": "x", "timestamp": "yesterday", "actor": {"id": "a", "kind": "x"},
-                                       "action": "read", "resource": {"system": "crm", "type": "r"},
-                                       "record_count": 1, "surprise": True}))
+    assert list(
+        validator.iter_errors(
+            {
+                "event_id": "x",
+                "timestamp": "yesterday",
+                "actor": {"id": "a", "kind": "x"},
+                "action": "read",
+                "resource": {"system": "crm", "type": "r"},
+                "record_count": 1,
+                "surprise": True,
+            }
+        )
+    )
 
 
 def test_event_ids_are_unique_random_hex(month):
@@ -205,8 +230,9 @@ def test_events_leave_at_most_the_disorder_bound_out_of_order(month):
 
 
 def test_zero_disorder_gives_a_sorted_stream():
-    sim = simulate(SimulationSettings(seed=2, days=3, employees=20, partner_orgs=1, service_accounts=4,
-                                      max_disorder_seconds=0))
+    sim = simulate(
+        SimulationSettings(seed=2, days=3, employees=20, partner_orgs=1, service_accounts=4, max_disorder_seconds=0)
+    )
     times = [parse(e["timestamp"]) for e in sim.events()]
     assert times == sorted(times) and len(times) > 1000
 
@@ -237,8 +263,15 @@ def test_customer_service_quotes_tickets_and_baseline_failures_are_rare(month):
 ACTOR_KEYS = {"actor_id", "kind", "role", "department", "organization", "first_active", "shift_worker"}
 SCENARIO_KEYS = {"scenario_id", "kind", "actor_id", "start", "end", "event_ids_sample", "description"}
 BENIGN_KEYS = {"kind", "actor_id", "start", "end", "description"}
-SCENARIO_KINDS = {"bulk_exfiltration", "slow_ramp", "partner_overreach", "off_hours_browsing",
-                  "compromised_service_account", "dormant_account", "denied_probing"}
+SCENARIO_KINDS = {
+    "bulk_exfiltration",
+    "slow_ramp",
+    "partner_overreach",
+    "off_hours_browsing",
+    "compromised_service_account",
+    "dormant_account",
+    "denied_probing",
+}
 UTC_TEXT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z$")
 
 
@@ -315,8 +348,12 @@ def test_partner_overreach_leaves_the_contract_at_several_times_the_volume(month
     history = [e for e in month.by_actor[scenario["actor_id"]] if e["_at"] < parse(scenario["start"])]
     scope_fields = {f for e in history for f in e["fields"]}
     scope_resources = {(e["resource"]["system"], e["resource"]["type"]) for e in history}
-    outside = [e for e in events if not set(e["fields"]) <= scope_fields
-               or (e["resource"]["system"], e["resource"]["type"]) not in scope_resources]
+    outside = [
+        e
+        for e in events
+        if not set(e["fields"]) <= scope_fields
+        or (e["resource"]["system"], e["resource"]["type"]) not in scope_resources
+    ]
     assert len(outside) >= len(events) / 2
     assert {"bank_account", "income"} <= {f for e in outside for f in e["fields"]}
     usual = statistics.median(daily(history).values())
@@ -446,8 +483,11 @@ def test_the_sale_day_is_clearly_busier_than_the_same_weekday(month):
 
 
 def test_shift_workers_work_nights_and_office_staff_do_not(month):
-    night = {a for a, events in month.by_actor.items()
-             if any(local(e).hour < 6 for e in events) and events[0]["actor"]["kind"] == "employee"}
+    night = {
+        a
+        for a, events in month.by_actor.items()
+        if any(local(e).hour < 6 for e in events) and events[0]["actor"]["kind"] == "employee"
+    }
     shift_workers = {a for a, label in month.actors.items() if label["shift_worker"]}
     assert night & shift_workers
     insiders = {s["actor_id"] for s in month.labels["scenarios"]}
@@ -455,14 +495,26 @@ def test_shift_workers_work_nights_and_office_staff_do_not(month):
 
 
 def test_actors_have_their_own_volumes(month):
-    agents = [a for a, label in month.actors.items()
-              if label["role"] == "customer_service" and not label["shift_worker"]
-              and a not in {s["actor_id"] for s in month.labels["scenarios"]}]
+    agents = [
+        a
+        for a, label in month.actors.items()
+        if label["role"] == "customer_service"
+        and not label["shift_worker"]
+        and a not in {s["actor_id"] for s in month.labels["scenarios"]}
+    ]
     means = [statistics.mean(daily(month.by_actor[a]).values()) for a in agents if a in month.by_actor]
     assert max(means) >= 1.5 * min(means)
     roles = Counter(label["role"] for label in month.actors.values() if label["kind"] == "employee")
-    assert {"customer_service", "store_staff", "sales", "data_analyst", "marketing", "finance", "it_support",
-            "compliance"} <= set(roles)
+    assert {
+        "customer_service",
+        "store_staff",
+        "sales",
+        "data_analyst",
+        "marketing",
+        "finance",
+        "it_support",
+        "compliance",
+    } <= set(roles)
 
 
 # --- switches and scale ---------------------------------------------------------------------------
@@ -494,8 +546,9 @@ def test_twelve_day_spans_place_scaled_scenarios_after_a_week(small):
 
 def test_employee_events_grow_about_linearly_with_head_count():
     def employee_events(employees: int) -> int:
-        sim = simulate(SimulationSettings(days=7, employees=employees, partner_orgs=1, service_accounts=4,
-                                          scenarios=False))
+        sim = simulate(
+            SimulationSettings(days=7, employees=employees, partner_orgs=1, service_accounts=4, scenarios=False)
+        )
         return sum(e["actor"]["kind"] == "employee" for e in sim.events())
 
     ratio = employee_events(120) / employee_events(40)
@@ -525,8 +578,12 @@ def test_paced_replay_waits_for_event_time_compressed():
         slept.append(round(seconds, 6))
         now[0] += seconds
 
-    events = [{"timestamp": "2026-10-05T00:00:00Z"}, {"timestamp": "2026-10-05T00:00:10Z"},
-              {"timestamp": "2026-10-05T09:00:10+08:00"}, {"timestamp": "2026-10-05T01:00:05Z"}]
+    events = [
+        {"timestamp": "2026-10-05T00:00:00Z"},
+        {"timestamp": "2026-10-05T00:00:10Z"},
+        {"timestamp": "2026-10-05T09:00:10+08:00"},
+        {"timestamp": "2026-10-05T01:00:05Z"},
+    ]
     out = list(paced(events, speedup=10, clock=lambda: now[0], sleep=sleep))
     assert out == events
     assert slept == [1.0, 360.0]  # 10 s, then an hour, ten times faster; the late one goes at once

@@ -250,8 +250,12 @@ def test_the_latest_incidents_of_many_actors_come_in_one_search(es_server, store
     # publishing a batch's alerts asks this of every actor in it: a search each was a round trip each
     actors = [f"emp-{n:04d}" for n in range(60)]
     incidents = [
-        _incident(incident_id=f"inc-{actor}-{hour}", actor_id=actor, window_start=f.at(hours=hour),
-                  window_end=f.at(hours=hour + 1))
+        _incident(
+            incident_id=f"inc-{actor}-{hour}",
+            actor_id=actor,
+            window_start=f.at(hours=hour),
+            window_end=f.at(hours=hour + 1),
+        )
         for actor in actors[::3]
         for hour in (1, 5, 3)
     ]

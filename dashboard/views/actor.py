@@ -57,8 +57,11 @@ def usage_table(title: str, items: list[Usage]) -> None:
     if not items:
         st.caption("None in this span.")
         return
-    st.dataframe(pd.DataFrame([{"name": u.name, "records": u.records, "events": u.events} for u in items]),
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame([{"name": u.name, "records": u.records, "events": u.events} for u in items]),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 cols = st.columns(3)
@@ -76,6 +79,6 @@ for incident in view.incidents:
     st.page_link(
         PAGES / "incident.py",
         label=f"{ui.severity_label(incident.severity.value)} · {ui.local_time(ctx, incident.window_start)} · "
-              f"{ui.STATUS_LABEL[incident.status.value]} · {incident.summary[:120]}",
+        f"{ui.STATUS_LABEL[incident.status.value]} · {incident.summary[:120]}",
         query_params={"incident": incident.incident_id},
     )

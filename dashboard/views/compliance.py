@@ -18,8 +18,9 @@ if not ctx.can(Permission.COMPLIANCE):
 PAGES = ui.HERE / "views"
 
 st.title("Compliance")
-days = st.segmented_control("Period", [7, 30, 90], default=30, format_func=lambda d: f"last {d} days",
-                            key="c-days") or 30
+days = (
+    st.segmented_control("Period", [7, 30, 90], default=30, format_func=lambda d: f"last {d} days", key="c-days") or 30
+)
 now = datetime.now(UTC)
 until = ui.newest_event(ctx) or now
 view = queries.compliance(ctx.store, ctx.settings, until, days, now)
@@ -29,12 +30,16 @@ deadline_hours = ctx.settings.dashboard.report_deadline / 3600
 figures = st.columns(4)
 figures[0].metric("Incidents raised", f"{triage.incidents:,}", help="raised (wall-clock) in the period")
 share = triage.reviewed / triage.incidents if triage.incidents else None
-figures[1].metric("Reviewed", f"{share:.0%}" if share is not None else "—",
-                  help="acknowledged, resolved or marked false positive")
+figures[1].metric(
+    "Reviewed", f"{share:.0%}" if share is not None else "—", help="acknowledged, resolved or marked false positive"
+)
 ack = triage.median_seconds_to_acknowledge
 figures[2].metric("Median time to acknowledge", ui.duration(ack) if ack is not None else "—")
-figures[3].metric(f"Open past the {deadline_hours:.0f}-hour deadline", f"{triage.open_past_deadline:,}",
-                  help="still open or acknowledged, raised longer ago than the reporting deadline")
+figures[3].metric(
+    f"Open past the {deadline_hours:.0f}-hour deadline",
+    f"{triage.open_past_deadline:,}",
+    help="still open or acknowledged, raised longer ago than the reporting deadline",
+)
 
 if triage.overdue_incident_ids:
     with st.expander(f"Overdue incidents ({triage.open_past_deadline:,}, oldest first)"):
@@ -54,22 +59,36 @@ st.subheader("Partner accesses outside their usual scope")
 if not view.partner_out_of_scope:
     st.caption("No partner alert in the period.")
 else:
-    partner = pd.DataFrame([
-        {"day": a.day.isoformat(), "detector": a.detector, "severity": a.severity, "alerts": a.alerts}
-        for a in view.partner_out_of_scope
-    ])
-    st.dataframe(partner.pivot_table(index="day", columns="detector", values="alerts", aggfunc="sum", fill_value=0),
-                 width="stretch")
+    partner = pd.DataFrame(
+        [
+            {"day": a.day.isoformat(), "detector": a.detector, "severity": a.severity, "alerts": a.alerts}
+            for a in view.partner_out_of_scope
+        ]
+    )
+    st.dataframe(
+        partner.pivot_table(index="day", columns="detector", values="alerts", aggfunc="sum", fill_value=0),
+        width="stretch",
+    )
 
 st.subheader("Dead letters")
 st.metric("Lines that could not become events", f"{view.dead_letters:,}")
 if view.dead_letters:
     latest = ctx.store.dead_letters(limit=20, offset=max(0, view.dead_letters - 20))
-    st.dataframe(pd.DataFrame([
-        {"received": ui.local_time(ctx, d.received_at), "source": d.source, "position": d.position,
-         "reason": d.reason}
-        for d in reversed(latest)
-    ]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "received": ui.local_time(ctx, d.received_at),
+                    "source": d.source,
+                    "position": d.position,
+                    "reason": d.reason,
+                }
+                for d in reversed(latest)
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 
 ACCESS_PAGE = 200  # accesses a page of the audit of auditors
 
@@ -96,11 +115,24 @@ def access_log_section() -> None:
     if not page.accesses:
         st.caption("Nobody under these filters." if who or since_day or until_day else "Nobody yet.")
         return
-    st.dataframe(pd.DataFrame([
-        {"when": ui.local_time(ctx, a.at, seconds=True), "who": a.by, "role": a.role, "what": a.kind.value,
-         "reason": a.reason, "results": a.results, "asked": ", ".join(f"{k}={v}" for k, v in a.what.items())}
-        for a in page.accesses
-    ]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "when": ui.local_time(ctx, a.at, seconds=True),
+                    "who": a.by,
+                    "role": a.role,
+                    "what": a.kind.value,
+                    "reason": a.reason,
+                    "results": a.results,
+                    "asked": ", ".join(f"{k}={v}" for k, v in a.what.items()),
+                }
+                for a in page.accesses
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
     nav = st.columns([1, 1, 4])
     if nav[0].button("Newer", key="c-newer", disabled=len(marks) == 1):
         marks.pop()
@@ -108,8 +140,10 @@ def access_log_section() -> None:
     if nav[1].button("Older", key="c-older", disabled=page.older is None):
         marks.append(page.older)
         st.rerun()
-    nav[2].caption(f"Page {len(marks)}, newest first, {ACCESS_PAGE} a page"
-                   + ("; the oldest under these filters." if page.older is None else "."))
+    nav[2].caption(
+        f"Page {len(marks)}, newest first, {ACCESS_PAGE} a page"
+        + ("; the oldest under these filters." if page.older is None else ".")
+    )
 
 
 if ctx.can(Permission.ACCESS_LOG):

@@ -26,27 +26,38 @@ def live_health() -> None:
         help="stored events per second over the last minutes, as sampled by the dashboard",
     )
     newest = view.newest_event.astimezone(ctx.zone).strftime("%d %b %H:%M") if view.newest_event else "—"
-    figures[2].metric("Newest event", newest,
-                      f"{ui.duration(view.lag_seconds)} behind now" if view.lag_seconds is not None else None,
-                      delta_color="off", help="event time: a replay of history is far behind, a live feed is not")
+    figures[2].metric(
+        "Newest event",
+        newest,
+        f"{ui.duration(view.lag_seconds)} behind now" if view.lag_seconds is not None else None,
+        delta_color="off",
+        help="event time: a replay of history is far behind, a live feed is not",
+    )
     figures[3].metric("Dead letters", f"{view.dead_letters:,}")
     if view.outbox is None:
         figures[4].metric("Notifier outbox", "—", help="the paging outbox is not in this store")
     else:
-        figures[4].metric("Notifier outbox", f"{view.outbox.get('pending', 0):,} waiting",
-                          ", ".join(f"{s} {n:,}" for s, n in sorted(view.outbox.items())), delta_color="off")
+        figures[4].metric(
+            "Notifier outbox",
+            f"{view.outbox.get('pending', 0):,} waiting",
+            ", ".join(f"{s} {n:,}" for s, n in sorted(view.outbox.items())),
+            delta_color="off",
+        )
     if view.unfolded_events:
         st.info(f"The hourly figures are catching up: {view.unfolded_events:,} stored events are not in them yet.")
     if view.events_per_hour:
-        rows = pd.DataFrame([
-            {"hour": h.hour.astimezone(ctx.zone).replace(tzinfo=None), "events": h.events, "denied": h.denied}
-            for h in view.events_per_hour
-        ])
+        rows = pd.DataFrame(
+            [
+                {"hour": h.hour.astimezone(ctx.zone).replace(tzinfo=None), "events": h.events, "denied": h.denied}
+                for h in view.events_per_hour
+            ]
+        )
         st.subheader("Events per hour (event time, the last two days)")
         st.altair_chart(
-            alt.Chart(rows).mark_bar().encode(
-                x=alt.X("hour:T", title=None), y=alt.Y("events:Q"), tooltip=["hour:T", "events:Q", "denied:Q"]
-            ).properties(height=240),
+            alt.Chart(rows)
+            .mark_bar()
+            .encode(x=alt.X("hour:T", title=None), y=alt.Y("events:Q"), tooltip=["hour:T", "events:Q", "denied:Q"])
+            .properties(height=240),
             width="stretch",
         )
     st.caption(f"Refreshes every {ctx.settings.dashboard.refresh:.0f} s.")

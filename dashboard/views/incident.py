@@ -27,9 +27,12 @@ if not incident_id:
         st.info("No open incident.")
         st.stop()
     choice = st.selectbox(
-        "Incident", [i.incident_id for i in urgent], key="i-pick",
-        format_func=lambda iid: next(f"{i.severity.value} · {i.actor_id} · {i.summary[:100]}"
-                                     for i in urgent if i.incident_id == iid),
+        "Incident",
+        [i.incident_id for i in urgent],
+        key="i-pick",
+        format_func=lambda iid: next(
+            f"{i.severity.value} · {i.actor_id} · {i.summary[:100]}" for i in urgent if i.incident_id == iid
+        ),
     )
     if st.button("Open", type="primary", key="i-pick-open"):
         st.query_params["incident"] = choice
@@ -47,20 +50,31 @@ now = datetime.now(UTC)
 # -- header -------------------------------------------------------------------------------
 st.page_link(PAGES / "queue.py", label="Queue", icon=":material/arrow_back:")
 st.title(f"{incident.actor_id}: {incident.severity.value} incident")
-st.markdown(f"{ui.severity_label(incident.severity.value)} :gray-badge[{ui.STATUS_LABEL[incident.status.value]}]"
-            f" {incident.summary}")
+st.markdown(
+    f"{ui.severity_label(incident.severity.value)} :gray-badge[{ui.STATUS_LABEL[incident.status.value]}]"
+    f" {incident.summary}"
+)
 st.caption(f"`{incident.incident_id}` · {ui.actor_label(incident)} · detectors: {', '.join(incident.detectors)}")
 top = st.columns(4)
 top[0].metric("Risk", f"{incident.risk_score:.0f} / 100")
 top[1].metric("Assignee", incident.assignee or "nobody")
-top[2].metric("Activity from", incident.window_start.astimezone(ctx.zone).strftime("%d %b %H:%M"),
-              f"to {incident.window_end.astimezone(ctx.zone).strftime('%d %b %H:%M')}", delta_color="off")
+top[2].metric(
+    "Activity from",
+    incident.window_start.astimezone(ctx.zone).strftime("%d %b %H:%M"),
+    f"to {incident.window_end.astimezone(ctx.zone).strftime('%d %b %H:%M')}",
+    delta_color="off",
+)
 if view.deadline is not None:
     standing, detail = ui.deadline_standing(view, now)
-    top[3].metric("Reporting deadline", standing, f"{detail}raised {ui.local_time(ctx, view.raised_at)}",
-                  delta_color="off")
-st.page_link(PAGES / "actor.py", label=f"Profile of {incident.actor_id}", icon=":material/person_search:",
-             query_params={"actor": incident.actor_id})
+    top[3].metric(
+        "Reporting deadline", standing, f"{detail}raised {ui.local_time(ctx, view.raised_at)}", delta_color="off"
+    )
+st.page_link(
+    PAGES / "actor.py",
+    label=f"Profile of {incident.actor_id}",
+    icon=":material/person_search:",
+    query_params={"actor": incident.actor_id},
+)
 
 
 # -- triage ---------------------------------------------------------------------------------
@@ -70,8 +84,10 @@ def act(kind: TriageActionKind, note: str | None = None, assignee: str | None = 
     except queries.TriageRefused as exc:
         st.session_state["i-flash"] = ("error", str(exc))
     else:
-        st.session_state["i-flash"] = ("success", f"Recorded: {kind.value.replace('_', ' ')} by "
-                                                  f"{ctx.identity.username}.")
+        st.session_state["i-flash"] = (
+            "success",
+            f"Recorded: {kind.value.replace('_', ' ')} by {ctx.identity.username}.",
+        )
 
 
 flash = st.session_state.pop("i-flash", None)
@@ -89,16 +105,25 @@ if ctx.can(Permission.TRIAGE):
             st.button("Reopen", key="i-reopen", on_click=act, args=(TriageActionKind.REOPEN,))
         with st.popover("Assign"):
             st.text_input("Assign to", key="i-assignee")
-            st.button("Assign", key="i-assign",
-                      on_click=lambda: act(TriageActionKind.ASSIGN, assignee=st.session_state.get("i-assignee")))
+            st.button(
+                "Assign",
+                key="i-assign",
+                on_click=lambda: act(TriageActionKind.ASSIGN, assignee=st.session_state.get("i-assignee")),
+            )
         with st.popover("Add a note"):
             st.text_area("Note", key="i-note", placeholder="What you checked, whom you asked...")
-            st.button("Add note", key="i-add-note",
-                      on_click=lambda: act(TriageActionKind.NOTE, note=st.session_state.get("i-note")))
+            st.button(
+                "Add note",
+                key="i-add-note",
+                on_click=lambda: act(TriageActionKind.NOTE, note=st.session_state.get("i-note")),
+            )
         with st.popover("False positive"):
             st.text_area("Why is this no incident? (kept for the auditors)", key="i-fp-reason")
-            st.button("Mark false positive", key="i-fp",
-                      on_click=lambda: act(TriageActionKind.FALSE_POSITIVE, note=st.session_state.get("i-fp-reason")))
+            st.button(
+                "Mark false positive",
+                key="i-fp",
+                on_click=lambda: act(TriageActionKind.FALSE_POSITIVE, note=st.session_state.get("i-fp-reason")),
+            )
 else:
     st.caption("Read-only: your role does not triage incidents.")
 
@@ -121,9 +146,11 @@ with explained:
     st.caption(f"{len(view.alerts)} alert(s), strongest first, with what the detectors saw.")
     for alert in view.alerts:
         with st.container(border=True):
-            st.markdown(f"**{ui.severity_label(alert.severity.value)} · {alert.detector}** · "
-                        f"{ui.local_time(ctx, alert.window_start)} – {ui.local_time(ctx, alert.window_end)} · "
-                        f"score {alert.score:.1f}")
+            st.markdown(
+                f"**{ui.severity_label(alert.severity.value)} · {alert.detector}** · "
+                f"{ui.local_time(ctx, alert.window_start)} – {ui.local_time(ctx, alert.window_end)} · "
+                f"score {alert.score:.1f}"
+            )
             st.write(alert.summary)
             for line in explain(alert):
                 st.markdown(f"- {line}")
@@ -135,8 +162,12 @@ with explained:
                     st.caption("Sample events: " + ", ".join(f"`{e}`" for e in samples[:10]))
                 if samples and ctx.can(Permission.AUDIT_SEARCH):  # each opens in Audit search, by its id
                     for sample in samples[:10]:
-                        st.page_link(PAGES / "search.py", label=f"Look up {sample}", icon=":material/manage_search:",
-                                     query_params={"event": sample})
+                        st.page_link(
+                            PAGES / "search.py",
+                            label=f"Look up {sample}",
+                            icon=":material/manage_search:",
+                            query_params={"event": sample},
+                        )
 
 with events_tab:
     page_size = ctx.settings.dashboard.page_size
@@ -152,8 +183,10 @@ with events_tab:
     if nav[1].button("Older", key="i-older", disabled=page.next_cursor is None):
         cursors.append(page.next_cursor)
         st.rerun()
-    nav[2].caption(f"Page {len(cursors)} · {len(rows)} events, newest first · customer ids "
-                   + ("in clear" if ctx.masker.unmasked else "masked"))
+    nav[2].caption(
+        f"Page {len(cursors)} · {len(rows)} events, newest first · customer ids "
+        + ("in clear" if ctx.masker.unmasked else "masked")
+    )
 
 with related_tab:
     related = queries.related_incidents(ctx.store, incident)
@@ -163,8 +196,8 @@ with related_tab:
         st.page_link(
             PAGES / "incident.py",
             label=f"{ui.severity_label(other.severity.value)} · {other.actor_id} · "
-                  f"{ui.local_time(ctx, other.window_start)} · {ui.STATUS_LABEL[other.status.value]} · "
-                  f"{other.summary[:110]}",
+            f"{ui.local_time(ctx, other.window_start)} · {ui.STATUS_LABEL[other.status.value]} · "
+            f"{other.summary[:110]}",
             query_params={"incident": other.incident_id},
         )
 
@@ -197,7 +230,8 @@ with report_tab:
     include_reason = ""
     if ctx.can(Permission.CUSTOMER_LIST):
         include_reason = st.text_input(
-            "To include the list of affected customers, give the reason (recorded)", key="r-reason",
+            "To include the list of affected customers, give the reason (recorded)",
+            key="r-reason",
             placeholder="e.g. breach notification to the regulator, case 2026-31",
         )
     if st.button("Prepare the report", type="primary", key="r-make"):
@@ -205,17 +239,26 @@ with report_tab:
         customers = None
         if include_reason.strip() and ctx.can(Permission.CUSTOMER_LIST):
             customers = sorted(impact.customers)
-            queries.record_access(ctx.store, ctx.identity, DataAccessKind.CUSTOMER_LIST, include_reason,
-                                  {"incident_id": incident.incident_id}, len(customers), incident.incident_id)
+            queries.record_access(
+                ctx.store,
+                ctx.identity,
+                DataAccessKind.CUSTOMER_LIST,
+                include_reason,
+                {"incident_id": incident.incident_id},
+                len(customers),
+                incident.incident_id,
+            )
         made = report.Report(view, impact, ctx.settings, ctx.identity.username, datetime.now(UTC), customers)
         st.session_state["r-made"] = (incident.incident_id, report.markdown(made), report.html_document(made))
     prepared = st.session_state.get("r-made")
     if prepared and prepared[0] == incident.incident_id:
         _, markdown_text, html_text = prepared
         downloads = st.columns(2)
-        downloads[0].download_button("Download Markdown", markdown_text, f"{incident.incident_id}.md",
-                                     "text/markdown", key="r-md")
-        downloads[1].download_button("Download HTML", html_text, f"{incident.incident_id}.html", "text/html",
-                                     key="r-html")
+        downloads[0].download_button(
+            "Download Markdown", markdown_text, f"{incident.incident_id}.md", "text/markdown", key="r-md"
+        )
+        downloads[1].download_button(
+            "Download HTML", html_text, f"{incident.incident_id}.html", "text/html", key="r-html"
+        )
         with st.container(border=True):
             st.markdown(markdown_text)

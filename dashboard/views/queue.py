@@ -37,7 +37,11 @@ with row1[5]:
 Order = Literal["severity", "newest", "oldest"]  # IncidentQuery.order
 ORDERS: dict[Order, str] = {"severity": "Most severe first", "newest": "Newest first", "oldest": "Oldest first"}
 order = st.radio(
-    "Order", list(ORDERS), horizontal=True, key="q-order", label_visibility="collapsed",
+    "Order",
+    list(ORDERS),
+    horizontal=True,
+    key="q-order",
+    label_visibility="collapsed",
     format_func=lambda o: ORDERS[o],
 )
 page_size = ctx.settings.dashboard.page_size

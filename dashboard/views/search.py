@@ -27,16 +27,19 @@ with st.form("s-form"):
     actor_id = row[0].text_input("Actor id", key="s-actor")
     customer_id = row[1].text_input("Customer id", key="s-customer")
     # an alert's evidence links here with the event's id (``?event=``)
-    event_id = row[2].text_input("Event id (the dates then do not apply)", value=st.query_params.get("event", ""),
-                                 key="s-event")
+    event_id = row[2].text_input(
+        "Event id (the dates then do not apply)", value=st.query_params.get("event", ""), key="s-event"
+    )
     row = st.columns(3)
-    data_class = row[0].selectbox("Data class", ["any", *sorted(ctx.settings.classification.classes), UNCLASSIFIED],
-                                  key="s-class")
+    data_class = row[0].selectbox(
+        "Data class", ["any", *sorted(ctx.settings.classification.classes), UNCLASSIFIED], key="s-class"
+    )
     field = row[1].text_input("Field (e.g. passport_number)", key="s-field")
     every_class = row[2].checkbox(
-        "Look for the field in every class (slow)", key="s-every-class",
+        "Look for the field in every class (slow)",
+        key="s-every-class",
         help="A field is looked for among the events of its class, as classified when stored. After the"
-             " classification changed, a field's older events may be under another class: this finds them.",
+        " classification changed, a field's older events may be under another class: this finds them.",
     )
     row = st.columns(3)
     resource = row[0].text_input("Resource (system, system/type or system/type/id)", key="s-resource")
@@ -44,10 +47,10 @@ with st.form("s-form"):
     outcome = row[2].selectbox("Outcome", ["any", *[o.value for o in Outcome]], key="s-outcome")
     row = st.columns(3)
     newest = ui.newest_event(ctx) or datetime.now(UTC)
-    since_day = row[0].date_input("From (local day)", value=(newest - timedelta(days=30)).astimezone(ctx.zone).date(),
-                                  key="s-since")
-    until_day = row[1].date_input("To (local day, inclusive)", value=newest.astimezone(ctx.zone).date(),
-                                  key="s-until")
+    since_day = row[0].date_input(
+        "From (local day)", value=(newest - timedelta(days=30)).astimezone(ctx.zone).date(), key="s-since"
+    )
+    until_day = row[1].date_input("To (local day, inclusive)", value=newest.astimezone(ctx.zone).date(), key="s-until")
     reason = row[2].text_input("Reason (recorded)", key="s-reason", placeholder="e.g. DSAR 2026-118, case 31")
     searched = st.form_submit_button("Search", type="primary")
 
@@ -98,8 +101,10 @@ key = ui.stable_key(query.model_dump_json(), reason.strip())
 page = queries.audit_search(ctx.store, ctx.identity, query, reason, record=key not in recorded)
 recorded.add(key)
 if query.field is not None and data_class == "any" and query.data_class is not None:
-    st.caption(f"`{query.field}` looked for in the events classified `{query.data_class}` (its class);"
-               " tick *every class* to look in all.")
+    st.caption(
+        f"`{query.field}` looked for in the events classified `{query.data_class}` (its class);"
+        " tick *every class* to look in all."
+    )
 rows = [queries.event_row(item, ctx.masker, ctx.zone) for item in page.items]
 if not rows:
     st.info("No event matches.")
@@ -112,17 +117,22 @@ if nav[0].button("Newer", key="s-newer", disabled=len(cursors) == 1):
 if nav[1].button("Older", key="s-older", disabled=page.next_cursor is None):
     cursors.append(page.next_cursor)
     st.rerun()
-nav[2].caption(f"Page {len(cursors)}, newest first; this search was recorded. Times are {ctx.zone} with their UTC"
-               " offset; customer ids " + ("in clear" if ctx.masker.unmasked else "masked (unmask in the sidebar)")
-               + ".")
+nav[2].caption(
+    f"Page {len(cursors)}, newest first; this search was recorded. Times are {ctx.zone} with their UTC"
+    " offset; customer ids " + ("in clear" if ctx.masker.unmasked else "masked (unmask in the sidebar)") + "."
+)
 if nav[3].button(f"Prepare CSV export (up to {queries.EXPORT_CAP:,} events, recorded)", key="s-export"):
-    made = queries.export_events(ctx.store, ctx.identity, current_query(queries.EXPORT_PAGE), reason, ctx.masker,
-                                 ctx.zone, queries.EXPORT_CAP)
+    made = queries.export_events(
+        ctx.store, ctx.identity, current_query(queries.EXPORT_PAGE), reason, ctx.masker, ctx.zone, queries.EXPORT_CAP
+    )
     st.session_state["s-csv"] = made
 export: queries.Export | None = st.session_state.get("s-csv")
 if export is not None:
     if not export.complete:
-        st.warning(f"The export holds the newest {export.events:,} events only: more matched than the"
-                   f" {queries.EXPORT_CAP:,} one export may hold. Narrow the search (dates, actor) to export the rest.")
-    st.download_button(f"Download CSV ({export.events:,} events)", export.csv, "accesswatch-events.csv", "text/csv",
-                       key="s-csv-dl")
+        st.warning(
+            f"The export holds the newest {export.events:,} events only: more matched than the"
+            f" {queries.EXPORT_CAP:,} one export may hold. Narrow the search (dates, actor) to export the rest."
+        )
+    st.download_button(
+        f"Download CSV ({export.events:,} events)", export.csv, "accesswatch-events.csv", "text/csv", key="s-csv-dl"
+    )

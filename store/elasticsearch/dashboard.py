@@ -50,8 +50,11 @@ HOUR_US = 3_600_000_000
 DAY_US = 86_400_000_000
 MARK_EVERY = timedelta(seconds=10)  # wall-clock samples of the event count, for the ingestion rate
 MARKS_KEPT = timedelta(days=2)
-_REVIEW_KINDS = [TriageActionKind.ACKNOWLEDGE.value, TriageActionKind.RESOLVE.value,
-                 TriageActionKind.FALSE_POSITIVE.value]
+_REVIEW_KINDS = [
+    TriageActionKind.ACKNOWLEDGE.value,
+    TriageActionKind.RESOLVE.value,
+    TriageActionKind.FALSE_POSITIVE.value,
+]
 _OPEN = [AlertStatus.OPEN.value, AlertStatus.ACKNOWLEDGED.value]
 _FACET_FIELDS = {
     "severity": "accesswatch.severity_rank",
@@ -60,8 +63,7 @@ _FACET_FIELDS = {
     "organization": "accesswatch.organization",
     "actor_kind": "accesswatch.actor_kind",
 }
-_USAGE_FIELDS = {"class": "accesswatch.data_classes", "resource": "accesswatch.resource.kind",
-                 "action": "event.action"}
+_USAGE_FIELDS = {"class": "accesswatch.data_classes", "resource": "accesswatch.resource.kind", "action": "event.action"}
 
 
 def _hour_span(since: datetime, until: datetime) -> dict[str, Any]:
@@ -118,8 +120,9 @@ class ElasticsearchDashboardMixin:
             day = local_date(int(key["start"]), zone)
             counts[(day, int(key["rank"]), key["detector"], key["kind"])] += bucket["doc_count"]
         return [
-            AlertDayCount(day=day, severity=Severity.from_rank(rank).value, detector=detector, actor_kind=kind,
-                          alerts=count)
+            AlertDayCount(
+                day=day, severity=Severity.from_rank(rank).value, detector=detector, actor_kind=kind, alerts=count
+            )
             for (day, rank, detector, kind), count in sorted(counts.items())
         ]
 
@@ -173,11 +176,14 @@ class ElasticsearchDashboardMixin:
             return PeerActivity(peers=0, hours=[])
         group: list[dict[str, Any]] = [{"term": {"accesswatch.actor.kind": me["kind"]}}]
         for field, value in (("accesswatch.actor.role", me["role"]), ("organization.name", me["organization"])):
-            group.append({"term": {field: value}} if value is not None else
-                         {"bool": {"must_not": {"exists": {"field": field}}}})
+            group.append(
+                {"term": {field: value}} if value is not None else {"bool": {"must_not": {"exists": {"field": field}}}}
+            )
         group_query = {"bool": {"filter": group, "must_not": {"term": {"user.id": actor_id}}}}
-        peers = [bucket["key"]["actor"] for bucket in self._composite(
-            m.EVENTS, group_query, [{"actor": {"terms": {"field": "user.id"}}}])]
+        peers = [
+            bucket["key"]["actor"]
+            for bucket in self._composite(m.EVENTS, group_query, [{"actor": {"terms": {"field": "user.id"}}}])
+        ]
         by_hour: dict[int, list[int]] = defaultdict(list)
         for start in range(0, len(peers), 10_000):
             chunk = peers[start : start + 10_000]
@@ -192,8 +198,12 @@ class ElasticsearchDashboardMixin:
         return PeerActivity(
             peers=len(peers),
             hours=[
-                PeerHour(hour=from_micros(hour), active_peers=len(values), records=sum(values),
-                         median_records=float(statistics.median(values)))
+                PeerHour(
+                    hour=from_micros(hour),
+                    active_peers=len(values),
+                    records=sum(values),
+                    median_records=float(statistics.median(values)),
+                )
                 for hour, values in sorted(by_hour.items())
             ],
         )
@@ -203,13 +213,26 @@ class ElasticsearchDashboardMixin:
         if me is None:
             return None
         mine = {"term": {"user.id": actor_id}}
-        span = self._search(m.EVENTS, {
-            "size": 0, "query": mine, "track_total_hits": False,
-            "aggs": {"first": {"min": {"field": "accesswatch.time_us"}},
-                     "last": {"max": {"field": "accesswatch.time_us"}}},
-        })["aggregations"]
-        days = {"range": {"accesswatch.time_us": {"gte": micros(since) // DAY_US * DAY_US,
-                                                  "lt": -(-micros(until) // DAY_US) * DAY_US}}}
+        span = self._search(
+            m.EVENTS,
+            {
+                "size": 0,
+                "query": mine,
+                "track_total_hits": False,
+                "aggs": {
+                    "first": {"min": {"field": "accesswatch.time_us"}},
+                    "last": {"max": {"field": "accesswatch.time_us"}},
+                },
+            },
+        )["aggregations"]
+        days = {
+            "range": {
+                "accesswatch.time_us": {
+                    "gte": micros(since) // DAY_US * DAY_US,
+                    "lt": -(-micros(until) // DAY_US) * DAY_US,
+                }
+            }
+        }
 
         def usage(facet: str) -> list[Usage]:
             sources = [{"value": {"terms": {"field": _USAGE_FIELDS[facet]}}}]
@@ -254,32 +277,47 @@ class ElasticsearchDashboardMixin:
         ]
 
     # -- triage and the 48-hour deadline --------------------------------------------------------
-    def triage_summary(
-        self, since: datetime, until: datetime, now: datetime, deadline_seconds: float
-    ) -> TriageSummary:
+    def triage_summary(self, since: datetime, until: datetime, now: datetime, deadline_seconds: float) -> TriageSummary:
         raised_in_span = {"range": {"accesswatch.raised_at_us": {"gte": micros(since), "lt": micros(until)}}}
         raised = {
             hit["_id"]: hit["_source"]["accesswatch"]["raised_at_us"]
-            for hit in self._scan(m.INCIDENTS, raised_in_span, [{"accesswatch.incident_id": "asc"}],
-                                  source=["accesswatch.raised_at_us"])
+            for hit in self._scan(
+                m.INCIDENTS, raised_in_span, [{"accesswatch.incident_id": "asc"}], source=["accesswatch.raised_at_us"]
+            )
         }
         waits = []
         ids = list(raised)
         for start in range(0, len(ids), 10_000):
-            chunk = ids[start:start + 10_000]
-            query = {"bool": {"filter": [{"terms": {"accesswatch.incident_id": chunk}},
-                                         {"terms": {"accesswatch.kind": _REVIEW_KINDS}}]}}
+            chunk = ids[start : start + 10_000]
+            query = {
+                "bool": {
+                    "filter": [
+                        {"terms": {"accesswatch.incident_id": chunk}},
+                        {"terms": {"accesswatch.kind": _REVIEW_KINDS}},
+                    ]
+                }
+            }
             sources = [{"incident": {"terms": {"field": "accesswatch.incident_id"}}}]
             sub = {"first": {"min": {"field": "accesswatch.at_us"}}}
             for bucket in self._composite(m.ACTIONS, query, sources, sub):
                 acted = int(bucket["first"]["value"])
                 waits.append(max(0.0, (acted - raised[bucket["key"]["incident"]]) / 1_000_000))
         cutoff = micros(now - timedelta(seconds=deadline_seconds))
-        overdue_query = {"bool": {"filter": [{"range": {"accesswatch.raised_at_us": {"lt": cutoff}}},
-                                             {"terms": {"accesswatch.status": _OPEN}}]}}
-        oldest = self._scan(m.INCIDENTS, overdue_query,
-                            [{"accesswatch.raised_at_us": "asc"}, {"accesswatch.incident_id": "asc"}],
-                            limit=50, source=False)
+        overdue_query = {
+            "bool": {
+                "filter": [
+                    {"range": {"accesswatch.raised_at_us": {"lt": cutoff}}},
+                    {"terms": {"accesswatch.status": _OPEN}},
+                ]
+            }
+        }
+        oldest = self._scan(
+            m.INCIDENTS,
+            overdue_query,
+            [{"accesswatch.raised_at_us": "asc"}, {"accesswatch.incident_id": "asc"}],
+            limit=50,
+            source=False,
+        )
         return TriageSummary(
             incidents=len(raised),
             reviewed=len(waits),
@@ -296,10 +334,14 @@ class ElasticsearchDashboardMixin:
 
     # -- health -----------------------------------------------------------------------------------
     def health(self, marks_since: datetime | None = None) -> Health:
-        response = self._search(m.EVENTS, {
-            "size": 0, "track_total_hits": True,
-            "aggs": {"newest": {"max": {"field": "accesswatch.time_us"}}},
-        })
+        response = self._search(
+            m.EVENTS,
+            {
+                "size": 0,
+                "track_total_hits": True,
+                "aggs": {"newest": {"max": {"field": "accesswatch.time_us"}}},
+            },
+        )
         events = response["hits"]["total"]["value"]
         newest = (response.get("aggregations") or {}).get("newest", {}).get("value")
         self._mark(events)
@@ -320,34 +362,56 @@ class ElasticsearchDashboardMixin:
     def _mark(self, events: int) -> None:
         """Sample the event count at most every ten seconds, keeping two days of samples."""
         now = self.clock()
-        recent = {"bool": {"filter": [{"term": {"name": "mark"}},
-                                      {"range": {"saved_at": {"gt": format_utc(now - MARK_EVERY)}}}]}}
+        recent = {
+            "bool": {
+                "filter": [{"term": {"name": "mark"}}, {"range": {"saved_at": {"gt": format_utc(now - MARK_EVERY)}}}]
+            }
+        }
         if self._count(m.STATE, recent):
             return
         index = m.state_index(self.settings)
         document = {"name": "mark", "value": events, "saved_at": format_utc(now)}
-        self._call("sample the event count", lambda: self.client.index(
-            index=index, id=f"mark:{format_utc(now)}", document=document))
+        self._call(
+            "sample the event count",
+            lambda: self.client.index(index=index, id=f"mark:{format_utc(now)}", document=document),
+        )
         self._written(m.STATE)
-        old = {"bool": {"filter": [{"term": {"name": "mark"}},
-                                   {"range": {"saved_at": {"lt": format_utc(now - MARKS_KEPT)}}}]}}
-        self._call("drop old samples", lambda: self.client.delete_by_query(
-            index=index, query=old, conflicts="proceed", refresh=True))
+        old = {
+            "bool": {
+                "filter": [{"term": {"name": "mark"}}, {"range": {"saved_at": {"lt": format_utc(now - MARKS_KEPT)}}}]
+            }
+        }
+        self._call(
+            "drop old samples",
+            lambda: self.client.delete_by_query(index=index, query=old, conflicts="proceed", refresh=True),
+        )
 
     # -- the audit of auditors ---------------------------------------------------------------------
     def record_data_access(self, access: DataAccess) -> None:
         record = access.model_dump_json()
         seq = self._reserve("accesses", 1)
-        document = orjson.dumps({
-            "@timestamp": format_utc(access.at),
-            "accesswatch": {"seq": seq, "by": access.by, "kind": access.kind.value, "at_us": micros(access.at),
-                            "incident_id": access.incident_id, "record": record},
-        })
+        document = orjson.dumps(
+            {
+                "@timestamp": format_utc(access.at),
+                "accesswatch": {
+                    "seq": seq,
+                    "by": access.by,
+                    "kind": access.kind.value,
+                    "at_us": micros(access.at),
+                    "incident_id": access.incident_id,
+                    "record": record,
+                },
+            }
+        )
         doc_id = hashlib.sha256(record.encode()).hexdigest()[:32]  # the same access retried is kept once
         index = m.dated_index(self.settings, m.ACCESSES, access.at)
         self._written(m.ACCESSES)
-        run_bulk(self.client, self.settings, [BulkOp({"create": {"_index": index, "_id": doc_id}}, document)],
-                 accepted=frozenset({201, 409}))
+        run_bulk(
+            self.client,
+            self.settings,
+            [BulkOp({"create": {"_index": index, "_id": doc_id}}, document)],
+            accepted=frozenset({201, 409}),
+        )
 
     def data_accesses(self, query: DataAccessQuery) -> list[DataAccess]:
         filters: list[dict[str, Any]] = []
@@ -360,7 +424,10 @@ class ElasticsearchDashboardMixin:
             bounds["lt"] = micros(query.until)
         if bounds:
             filters.append({"range": {"accesswatch.at_us": bounds}})
-        hits = self._scan(m.ACCESSES, {"bool": {"filter": filters}},
-                          [{"accesswatch.at_us": "desc"}, {"accesswatch.seq": "desc"}], limit=query.limit)
+        hits = self._scan(
+            m.ACCESSES,
+            {"bool": {"filter": filters}},
+            [{"accesswatch.at_us": "desc"}, {"accesswatch.seq": "desc"}],
+            limit=query.limit,
+        )
         return [DataAccess.model_validate_json(hit["_source"]["accesswatch"]["record"]) for hit in hits]
-

@@ -64,9 +64,7 @@ def event_sort(newest_first: bool) -> list[dict[str, Any]]:
 
 
 def alert_filter(query: AlertQuery) -> dict[str, Any]:
-    filters: list[dict[str, Any] | None] = [
-        {"range": {"accesswatch.severity_rank": {"gte": query.min_severity.rank}}}
-    ]
+    filters: list[dict[str, Any] | None] = [{"range": {"accesswatch.severity_rank": {"gte": query.min_severity.rank}}}]
     if query.statuses:
         filters.append({"terms": {"accesswatch.status": [status.value for status in query.statuses]}})
     if query.detector:
@@ -86,9 +84,7 @@ def alert_sort(newest_first: bool) -> list[dict[str, Any]]:
 
 
 def incident_filter(query: IncidentQuery) -> dict[str, Any]:
-    filters: list[dict[str, Any] | None] = [
-        {"range": {"accesswatch.severity_rank": {"gte": query.min_severity.rank}}}
-    ]
+    filters: list[dict[str, Any] | None] = [{"range": {"accesswatch.severity_rank": {"gte": query.min_severity.rank}}}]
     if query.statuses:
         filters.append({"terms": {"accesswatch.status": [status.value for status in query.statuses]}})
     if query.actor_id:

@@ -101,8 +101,11 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         index = m.state_index(settings)
         if not call(settings, "check state index", lambda: client.indices.exists(index=index)):
             try:
-                call(settings, "create state index", lambda: client.indices.create(
-                    index=index, **m.state_index_body(settings)))
+                call(
+                    settings,
+                    "create state index",
+                    lambda: client.indices.create(index=index, **m.state_index_body(settings)),
+                )
             except ApiError as exc:
                 if exc.meta.status != 400 or "resource_already_exists" not in str(exc.message):
                     raise  # another instance created it meanwhile: fine
@@ -152,8 +155,13 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         skip, left, after = offset, limit, None
         while left is None or left > 0:
             size = PAGE if left is None else min(PAGE, left + skip)
-            body: dict[str, Any] = {"query": query, "sort": sort, "size": size, "_source": source,
-                                    "track_total_hits": False}
+            body: dict[str, Any] = {
+                "query": query,
+                "sort": sort,
+                "size": size,
+                "_source": source,
+                "track_total_hits": False,
+            }
             if after is not None:
                 body["search_after"] = after
             hits = self._search(family, body)["hits"]["hits"]
@@ -176,9 +184,9 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         query = query or None  # an empty query is left out, as no query
         return self._call(
             f"count {family}",
-            lambda: self.client.count(
-                index=index, allow_no_indices=True, ignore_unavailable=True, query=query
-            )["count"],
+            lambda: self.client.count(index=index, allow_no_indices=True, ignore_unavailable=True, query=query)[
+                "count"
+            ],
         )
 
     def _locate(self, family: str, ids: Sequence[str], versions: bool = False) -> dict[str, dict[str, Any]]:
@@ -187,8 +195,12 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), PAGE):
             chunk = unique[start : start + PAGE]
-            body = {"query": {"ids": {"values": chunk}}, "size": len(chunk), "track_total_hits": False,
-                    "seq_no_primary_term": versions}
+            body = {
+                "query": {"ids": {"values": chunk}},
+                "size": len(chunk),
+                "track_total_hits": False,
+                "seq_no_primary_term": versions,
+            }
             for hit in self._search(family, body)["hits"]["hits"]:
                 found[hit["_id"]] = hit
         return found
@@ -255,8 +267,12 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         settings = self.settings
         ops = [
             BulkOp(
-                {"create": {"_index": m.dated_index(settings, m.EVENTS, incoming.event.timestamp),
-                            "_id": incoming.event.event_id}},
+                {
+                    "create": {
+                        "_index": m.dated_index(settings, m.EVENTS, incoming.event.timestamp),
+                        "_id": incoming.event.event_id,
+                    }
+                },
                 docs.event_document(incoming, first + i),
             )
             for i, incoming in enumerate(batch)
@@ -349,21 +365,30 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
                     index = m.dated_index(settings, m.ALERTS, item.window_start)
                 else:
                     body = docs.incident_document(
-                        item, own.get("status") or item.status.value,
-                        own["assignee"] if hit else item.assignee, own.get("raised_at_us") or now,
+                        item,
+                        own.get("status") or item.status.value,
+                        own["assignee"] if hit else item.assignee,
+                        own.get("raised_at_us") or now,
                     )
                     index = m.dated_index(settings, m.INCIDENTS, item.created_at)
                 guard = (
-                    {"index": {"_index": hit["_index"], "_id": key, "if_seq_no": hit["_seq_no"],
-                               "if_primary_term": hit["_primary_term"]}}
+                    {
+                        "index": {
+                            "_index": hit["_index"],
+                            "_id": key,
+                            "if_seq_no": hit["_seq_no"],
+                            "if_primary_term": hit["_primary_term"],
+                        }
+                    }
                     if hit
                     else {"create": {"_index": index, "_id": key}}
                 )
                 ops.append(BulkOp(guard, body))
                 keys.append((family, key))
             outcomes = run_bulk(self.client, settings, ops, accepted=_CREATED_OR_EXISTS | _UPDATED, refresh=True)
-            pending = {key: pending[key] for key, outcome in zip(keys, outcomes, strict=True)
-                       if outcome["status"] == 409}
+            pending = {
+                key: pending[key] for key, outcome in zip(keys, outcomes, strict=True) if outcome["status"] == 409
+            }
         raise StoreUnavailable(f"alerts kept changing under this writer: {sorted(pending)[:3]}")
 
     # -- detector state ------------------------------------------------------------------------
@@ -444,9 +469,7 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         return EventPage(items=items, next_cursor=next_cursor)
 
     def query_alerts(self, query: AlertQuery) -> list[Alert]:
-        hits = self._scan(
-            m.ALERTS, q.alert_filter(query), q.alert_sort(query.newest_first), query.offset, query.limit
-        )
+        hits = self._scan(m.ALERTS, q.alert_filter(query), q.alert_sort(query.newest_first), query.offset, query.limit)
         return [docs.alert_from(hit["_source"]) for hit in hits]
 
     def get_alert(self, alert_id: str) -> Alert | None:
@@ -463,8 +486,11 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
             return None
         update = orjson.dumps({"doc": {"accesswatch": {"status": status.value}}})
         run_bulk(
-            self.client, self.settings, [BulkOp({"update": {"_index": hit["_index"], "_id": alert_id}}, update)],
-            accepted=_UPDATED, refresh=True,
+            self.client,
+            self.settings,
+            [BulkOp({"update": {"_index": hit["_index"], "_id": alert_id}}, update)],
+            accepted=_UPDATED,
+            refresh=True,
         )
         return docs.alert_from(hit["_source"]).model_copy(update={"status": status})
 
@@ -527,21 +553,32 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         incident = incident.model_copy(update=person)
         ops = []
         if person:
-            ops.append(BulkOp(
-                {"update": {"_index": hit["_index"], "_id": incident.incident_id, "retry_on_conflict": 5}},
-                orjson.dumps({"doc": {"accesswatch": person}}),  # a StrEnum dumps as its value
-            ))
+            ops.append(
+                BulkOp(
+                    {"update": {"_index": hit["_index"], "_id": incident.incident_id, "retry_on_conflict": 5}},
+                    orjson.dumps({"doc": {"accesswatch": person}}),  # a StrEnum dumps as its value
+                )
+            )
         if status is not None:
             for alert_id, alert_hit in self._locate(m.ALERTS, incident.alert_ids).items():
-                ops.append(BulkOp(
-                    {"update": {"_index": alert_hit["_index"], "_id": alert_id, "retry_on_conflict": 5}},
-                    orjson.dumps({"doc": {"accesswatch": {"status": status.value}}}),
-                ))
+                ops.append(
+                    BulkOp(
+                        {"update": {"_index": alert_hit["_index"], "_id": alert_id, "retry_on_conflict": 5}},
+                        orjson.dumps({"doc": {"accesswatch": {"status": status.value}}}),
+                    )
+                )
         seq = self._reserve("actions", 1)
-        ops.append(BulkOp(
-            {"create": {"_index": m.dated_index(self.settings, m.ACTIONS, action.at), "_id": docs.action_id(action)}},
-            docs.action_document(action, seq),
-        ))
+        ops.append(
+            BulkOp(
+                {
+                    "create": {
+                        "_index": m.dated_index(self.settings, m.ACTIONS, action.at),
+                        "_id": docs.action_id(action),
+                    }
+                },
+                docs.action_document(action, seq),
+            )
+        )
         run_bulk(self.client, self.settings, ops, accepted=_UPDATED | {409}, refresh=True)
         return incident
 
@@ -557,8 +594,10 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         body = {
             "size": 0,
             "track_total_hits": True,
-            "aggs": {"first": {"min": {"field": "accesswatch.time_us"}},
-                     "last": {"max": {"field": "accesswatch.time_us"}}},
+            "aggs": {
+                "first": {"min": {"field": "accesswatch.time_us"}},
+                "last": {"max": {"field": "accesswatch.time_us"}},
+            },
         }
         response = self._search(m.EVENTS, body)
         aggs = response.get("aggregations") or {}
