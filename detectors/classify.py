@@ -15,10 +15,14 @@ _SENSITIVITY_RANK = {"low": 0, "medium": 1, "high": 2}
 class Touch:
     classes: frozenset[str]
     high: bool  # at least one high-sensitivity class: ID documents, financial, special categories
+    # the classes in name order, as the windows fold them: a frozenset iterates in an order that depends on the
+    # process's string hashing, and a window's maps keep it, so checkpoints differed from run to run
+    ordered: tuple[str, ...] = field(init=False, compare=False)
     # a window's keys of these classes' first events, ("data_class", name): it looks them all up at once
     first_keys: frozenset[tuple[str, str]] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "ordered", tuple(sorted(self.classes)))
         object.__setattr__(self, "first_keys", frozenset(("data_class", name) for name in self.classes))
 
 

@@ -164,7 +164,7 @@ class WindowStats:
             if touch.high:
                 self.high_records += records
             class_records = self.class_records
-            for name in touch.classes:
+            for name in touch.ordered:
                 class_records[name] = class_records.get(name, 0) + records
             purpose = event.purpose
             if purpose:
@@ -179,7 +179,7 @@ class WindowStats:
         if not first.keys() >= touch.first_keys:
             # an actor's accesses in an hour mostly touch classes the window already has a first event for:
             # one look-up in C for them all (most events touch several)
-            for name in touch.classes:
+            for name in touch.ordered:
                 first.setdefault(("data_class", name), event_id)
         resource = event.resource
         system = resource.system
