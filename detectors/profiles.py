@@ -482,18 +482,13 @@ class Profile:
         self.rhythm.add(slot, logs, g_slow, slot_volumes)
         self.classes.update(window.class_records)
         # BoundedSet.add_all of each, inline (a call each cost as much as its one or two items): most are known
-        resources, known = self.resources, self.resources.items
-        for kind in kinds:
-            if kind in known:
-                known.move_to_end(kind)
-            else:
-                resources.add(kind)
-        addresses, known = self.ips, self.ips.items
-        for ip in ips:
-            if ip in known:
-                known.move_to_end(ip)
-            else:
-                addresses.add(ip)
+        for bounded, items in ((self.resources, kinds), (self.ips, ips)):
+            known = bounded.items
+            for item in items:
+                if item in known:
+                    known.move_to_end(item)
+                else:
+                    bounded.add(item)
         if math.isfinite(self.last_seen) and window.first_ts - self.last_seen > 86400:
             self.silence_before = window.first_ts - self.last_seen
             self.resumed_at = window.first_ts
