@@ -13,6 +13,7 @@ from models.alert import Alert, Severity
 from models.config import Settings
 from models.event import AccessEvent
 from models.fast_event import from_model
+from models.incident import Incident
 from store.base import IncomingEvent
 
 T0 = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)  # a Monday, 09:00 in Asia/Shanghai
@@ -72,3 +73,24 @@ def alert(**overrides: Any) -> Alert:
     }
     data.update(overrides)
     return Alert.model_validate(data)
+
+
+def incident_of(alert: Alert, incident_id: str, risk_score: float) -> Incident:
+    """The incident ``alert`` alone opens, as the incident book would make it, with the id and score given."""
+    return Incident(
+        incident_id=incident_id,
+        actor_id=alert.actor_id,
+        actor_kind=alert.actor_kind,
+        actor_role=alert.actor_role,
+        actor_department=alert.actor_department,
+        actor_organization=alert.actor_organization,
+        severity=alert.severity,
+        risk_score=risk_score,
+        window_start=alert.window_start,
+        window_end=alert.window_end,
+        alert_ids=[alert.alert_id],
+        detectors=[alert.detector],
+        summary=alert.summary,
+        created_at=alert.window_end,
+        updated_at=alert.window_end,
+    )

@@ -22,7 +22,7 @@ from dashboard.auth import Identity, Role, hash_password
 from detectors.incidents import incident_id
 from models.alert import AlertStatus, Severity
 from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery
-from models.incident import Incident, TriageActionKind
+from models.incident import TriageActionKind
 from store.base import EventQuery
 from store.sqlite import SqliteStore
 from tests import factories as f
@@ -114,24 +114,7 @@ def _incident_records():
     incidents = []
     for alert in (bulk, partner):
         alert.incident_id = incident_id(alert.actor_id, alert)
-        incidents.append(
-            Incident(
-                incident_id=alert.incident_id,
-                actor_id=alert.actor_id,
-                actor_kind=alert.actor_kind,
-                actor_role=alert.actor_role,
-                actor_organization=alert.actor_organization,
-                severity=alert.severity,
-                risk_score=85.0 if alert is bulk else 10.0,
-                window_start=alert.window_start,
-                window_end=alert.window_end,
-                alert_ids=[alert.alert_id],
-                detectors=[alert.detector],
-                summary=alert.summary,
-                created_at=alert.window_end,
-                updated_at=alert.window_end,
-            )
-        )
+        incidents.append(f.incident_of(alert, alert.incident_id, 85.0 if alert is bulk else 10.0))
     return [bulk, partner], incidents
 
 

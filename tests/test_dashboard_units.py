@@ -315,20 +315,7 @@ def test_acknowledging_in_the_dashboard_pages_the_receivers_that_were_paged(sett
     from store.outbox import OutboxQuery
 
     alert = f.alert(severity="critical")
-    incident = Incident(
-        incident_id="inc-9",
-        actor_id=alert.actor_id,
-        actor_kind=alert.actor_kind,
-        severity=alert.severity,
-        risk_score=85.0,
-        window_start=alert.window_start,
-        window_end=alert.window_end,
-        alert_ids=[alert.alert_id],
-        detectors=[alert.detector],
-        summary=alert.summary,
-        created_at=alert.window_end,
-        updated_at=alert.window_end,
-    )
+    incident = f.incident_of(alert, "inc-9", 85.0)
     alert = alert.model_copy(update={"incident_id": "inc-9"})
     with app.open_store(settings) as store:
         store.upsert_alerts([alert], [incident])
