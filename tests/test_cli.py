@@ -65,10 +65,13 @@ def test_a_missing_file_fails_without_a_traceback(tmp_path):
 def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path):
     """``accesswatch deadletters | head``: the pipe closes mid-listing; no traceback, SIGPIPE's status."""
     data = str(tmp_path / "data")
-    bad = b"".join(b"{not json %d\n" % n for n in range(3000))  # listed, this is far more than a pipe holds
+    # listed, this is far more than a pipe holds (650 kB against 64 kB), so the listing cannot end before the
+    # reader goes; at the default limit of 100 (22 kB) it could, and did on a loaded machine
+    bad = b"".join(b"{not json %d\n" % n for n in range(3000))
     assert aw("replay", "-", "--data-dir", data, stdin=bad).returncode == 0
+    listed = ["deadletters", "--data-dir", data, "--format", "jsonl", "--limit", "3000"]
     with subprocess.Popen(
-        [sys.executable, "-m", "accesswatch.cli", "deadletters", "--data-dir", data, "--format", "jsonl"],
+        [sys.executable, "-m", "accesswatch.cli", *listed],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     ) as listing:
