@@ -317,7 +317,7 @@ class ComplianceView:
 
 
 # detectors whose alerts on a partner mean "outside its usual scope"
-SCOPE_DETECTORS = frozenset({"new_access", "off_hours", "sensitive_access", "bulk_read", "egress"})
+SCOPE_DETECTORS = frozenset({"new_access", "off_hours", "sensitive_access", "bulk_read", "ramp", "egress"})
 
 
 def compliance(store: Store, settings: Settings, until: datetime, days: int, now: datetime) -> ComplianceView:

@@ -16,6 +16,7 @@ from detectors.egress import Egress
 from detectors.isolation_forest import IsolationForestDetector
 from detectors.new_access import NewAccess
 from detectors.off_hours import OffHours
+from detectors.ramp import Ramp
 from detectors.sensitive_access import SensitiveAccess
 from models.config import ConfigError
 
@@ -27,6 +28,7 @@ DETECTORS: dict[str, type[Detector]] = {
     NewAccess.name: NewAccess,
     DeniedBurst.name: DeniedBurst,
     Dormant.name: Dormant,
+    Ramp.name: Ramp,
     IsolationForestDetector.name: IsolationForestDetector,
 }
 

@@ -29,6 +29,7 @@ def test_defaults_load_and_every_detector_builds():
         "new_access",
         "denied_burst",
         "dormant",
+        "ramp",
         "isolation_forest",
     ]
     assert settings.windows.short == 3600 and settings.store.kind == "sqlite"
