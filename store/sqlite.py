@@ -214,7 +214,6 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         self._db.create_function("customer_tokens_of_body", 1, _customer_tokens_of_body, deterministic=True)
         customer_postings.register(self._db)
         class_postings.register(self._db)
-        self._db.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._refuse_a_foreign_database()  # before anything below changes the file (its journal mode, our tables)
         if not readonly:
@@ -222,6 +221,11 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             # entries land on fewer pages, about a tenth less CPU per event written.  A file
             # that exists keeps its own size (in WAL mode it cannot change): this is then a no-op.
             self._db.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        # After the page size: a limit set before it on a new file is counted in the default 4 KiB pages
+        # and then held as as many 16 KiB pages, three times the memory asked for (measured: 69 MB for
+        # 16 MiB, 22 MB set after).
+        self._db.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
+        if not readonly:
             self._db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed transaction survives the process
             # being killed; only a power cut may lose the last few.

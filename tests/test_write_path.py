@@ -9,6 +9,8 @@ which does read every row back, judge the result.
 
 from __future__ import annotations
 
+import _sqlite3
+import ctypes
 import sqlite3
 import zlib
 
@@ -159,6 +161,22 @@ def test_a_new_store_has_large_pages_and_an_older_one_keeps_its_own(tmp_path, se
             assert pages * page_size == sqlite_module.WAL_CHECKPOINT_BYTES
             store.write(_awkward(settings))
             _assert_intact(store, 4)
+
+
+def test_a_new_store_caches_no_more_than_its_cache_mb(tmp_path):
+    # SQLite's own count of the memory it holds, in the library this process's sqlite3 uses
+    memory_used = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
+    memory_used.restype = ctypes.c_int64
+    before = memory_used()
+    with SqliteStore(tmp_path / "new.db", cache_mb=4) as store:
+        db = store._db
+        db.execute("CREATE TABLE scratch (id INTEGER PRIMARY KEY, body BLOB)")
+        for _ in range(40):  # 40 MB through the cache, a transaction a megabyte
+            db.execute("INSERT INTO scratch (body) VALUES (zeroblob(1000000))")
+        assert db.execute("SELECT sum(length(body)) FROM scratch").fetchone() == (40_000_000,)
+        held = memory_used() - before
+    # 4 MiB of cache and the connection's own needs; the limit counted in 4 KiB pages would hold 16 MiB
+    assert held < 8 * 2**20, held
 
 
 def test_while_a_writer_is_open_the_stores_own_commits_leave_checkpoints_to_its_thread(tmp_path):
