@@ -50,6 +50,17 @@ def explain(alert: Alert) -> list[str]:
             f"{_n(e['denied_in_burst'])} refused accesses within {_n(e.get('burst_minutes'))} minutes"
             + (f" (usually {_n(e['usual_denied'])})." if e.get("usual_denied") is not None else ".")
         )
+    if daily := e.get("daily_records"):  # a ramp: the run of days it added up
+        days = e.get("days", len(daily))
+        shown = (
+            ", ".join(map(_n, daily))
+            if days == len(daily)
+            else f"the latest {len(daily)}: " + ", ".join(map(_n, daily))
+        )
+        said.append(
+            f"Above their usual on {days} days running (records a day, {shown}); "
+            f"the days' excesses over it add up to {e.get('cusum', 0):.1f} spreads."
+        )
     if "silent_days" in e:
         said.append(f"The account had been silent for {e['silent_days']:.0f} days before this.")
     if by_class := e.get("records_by_class"):

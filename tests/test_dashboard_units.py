@@ -369,3 +369,26 @@ def test_a_model_alert_is_explained_by_its_figures_baselines_and_peers():
     assert "Unusual customers: 3,812 against their own usual of 95 (40.1 times); above 100% of the 23 peers" in said[0]
     assert said[0].endswith("peers active then.")
     assert "Unusual new classes: 2." in said
+
+
+def test_a_ramp_alert_is_explained_by_its_days():
+    from dashboard.explain import explain
+
+    evidence = {
+        "figure": "records",
+        "cusum": 7.04,
+        "days": 5,
+        "first_day_records": 141,
+        "daily_records": [141, 237, 248, 448, 709],
+        "value": 709,
+        "baseline": 251.3,
+        "baseline_from": "own",
+        "ratio": 2.82,
+        "z": 2.08,
+    }
+    said = explain(f.alert(detector="ramp", evidence=evidence))
+    assert said[0] == "709 records against their own usual of 251: 2.8 times as many, 2.1 spreads above it."
+    assert "Above their usual on 5 days running (records a day, 141, 237, 248, 448, 709)" in said[1]
+    assert said[1].endswith("the days' excesses over it add up to 7.0 spreads.")
+    longer = explain(f.alert(detector="ramp", evidence={**evidence, "days": 16}))
+    assert "on 16 days running (records a day, the latest 5: 141, 237" in longer[1]
