@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from accesswatch.chain_heads import ChainHeadLog
 from detectors.engine import DetectionEngine
 from detectors.registry import build_detectors
 from ingest.metrics import MetricsServer, PipelineMetrics
@@ -177,6 +178,20 @@ def serving_metrics(settings: Settings) -> Iterator[PipelineMetrics | None]:
         metrics.set_ready(False)
         if server is not None:
             server.close()
+
+
+@contextmanager
+def logging_chain_heads(settings: Settings) -> Iterator[ChainHeadLog | None]:
+    """The chain's head logged while inside: at once, then every ``logging.chain_head_every`` (0: never)."""
+    every = settings.logging.chain_head_every
+    if not every or settings.store.kind != "sqlite":  # Elasticsearch keeps no chain
+        yield None
+        return
+    heads = ChainHeadLog(lambda: _open_sqlite(settings, readonly=True), every).start()
+    try:
+        yield heads
+    finally:
+        heads.stop()
 
 
 @contextmanager

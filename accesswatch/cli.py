@@ -615,6 +615,7 @@ def _live(settings: Settings) -> int:
             app.live_paging(settings, store) as pager,
             app.serving_metrics(settings) as metrics,  # /metrics, /livez, /readyz (ingest.metrics)
             app.purging(settings),  # retention on a connection of its own (store.retention)
+            app.logging_chain_heads(settings),  # for `verify --head` (accesswatch.chain_heads)
         ):
             pipeline = app.build_pipeline(settings, store, pager)
             pipeline.metrics = metrics  # a Kafka run hands them to every partition's pipeline

@@ -1,7 +1,8 @@
 """The trust commands: ``verify``, ``export-digest``, ``verify-digest`` and ``purge``.
 
 ``verify`` recomputes the store's hash chain and names every event changed,
-removed or inserted since it was stored (exit 1 if any).  ``export-digest``
+removed or inserted since it was stored (exit 1 if any); with ``--head``, also
+whether the chain still has the heads that ``run`` logged.  ``export-digest``
 signs a period's digest with the auditors' Ed25519 key; ``verify-digest``
 checks such a document with the public key alone, and with ``--check-store``
 also against the store.  ``purge`` applies the retention policy
@@ -19,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from accesswatch import app, integrity
+from accesswatch.chain_heads import LoggedHead, check_heads
 from models.config import Settings
 from models.event import format_utc
 from store.base import Store
@@ -34,6 +36,16 @@ def add_commands(
     """Add the subcommands; ``settings_of`` loads the configuration from the parsed arguments."""
     verify = command("verify", _verify, "Recompute the hash chain; name every stored event changed, removed or added.")
     verify.add_argument("--format", choices=["text", "json"], default="text")
+    verify.add_argument(
+        "--head",
+        dest="heads",
+        action="append",
+        default=[],
+        type=_logged_head,
+        metavar="ENTRY:HASH",
+        help="a chain head logged earlier (`chain head` lines of run and demo); the store must still have it."
+        " Repeatable. Without one, a chain cut at its end with its events verifies intact",
+    )
 
     export = command("export-digest", _export, "Sign a digest of a period's stored events (Ed25519) for auditors.")
     export.add_argument("--from", dest="since", required=True, metavar="TIME", help="RFC 3339, or a local date")
@@ -70,10 +82,19 @@ def _chained(store: Store) -> ChainedStore:
     return store
 
 
+def _logged_head(text: str) -> LoggedHead:
+    try:
+        return LoggedHead.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _verify(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
     with app.open_store(settings, readonly=True) as store:
         report = _chained(store).verify_chain()
+        # a chain cut back at its end is intact as it stands: only a head recorded elsewhere shows the cut
+        report.problems.extend(check_heads(_chained(store), args.heads))
     if args.format == "json":
         sys.stdout.write(
             orjson.dumps(

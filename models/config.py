@@ -440,6 +440,8 @@ class Metrics(Section):
 class Logging(Section):
     format: Literal["json", "text"] = "json"  # json: one object a line, ids only, never event contents
     level: Literal["debug", "info", "warning", "error"] = "info"
+    # run and demo log the store's chain head this often (``accesswatch.chain_heads``); 0: never
+    chain_head_every: Seconds = 3600.0
 
 
 class Settings(Section):

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from accesswatch import cli, integrity
+from accesswatch.chain_heads import ChainHeadLog
 from models.alert import AlertStatus
 from store.base import EventQuery
 from store.chain import GENESIS, PURGE_SEQS_FORMAT, ROW_COLUMNS, entry_digest, leaf_hash, purged_runs
@@ -181,6 +182,101 @@ def test_the_verify_command_names_the_tampered_events_and_fails(tmp_path):
         ("changed", "evt-cli-2"),
         ("removed", "evt-cli-4"),
     }
+
+
+# -- chain heads logged while running (accesswatch.chain_heads) ------------------------------------------
+def _head_arg(head) -> str:
+    return f"{head.entry}:{head.digest.hex()}"
+
+
+def test_a_chain_cut_back_at_its_end_verifies_intact_except_against_a_head_logged_before(tmp_path, settings):
+    data, cut = tmp_path / "data", tmp_path / "cut"
+    cut.mkdir()
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=2)
+        backup = sqlite3.connect(cut / "accesswatch.db")
+        store._db.backup(backup)  # what a perfect cut leaves: the chain and events as they were two writes ago
+        backup.close()
+        _fill(store, settings, batches=1)
+        logged = store.chain_head()
+        earlier = store.chain_head(2)
+    assert logged is not None and logged.entry == 3 and earlier is not None
+    # the README's limit: the shorter chain is consistent, and verifies intact
+    assert command("verify", "--data-dir", str(cut)).returncode == 0
+    done = command("verify", "--data-dir", str(cut), "--head", _head_arg(logged))
+    assert done.returncode == 1
+    assert done.stdout.startswith("TAMPERED:")
+    assert "(chain entry 3): the chain has no such entry, logged as its head earlier: it was cut back" in done.stdout
+    # heads the store still has, the earlier one included, verify
+    assert (
+        command("verify", "--data-dir", str(data), "--head", _head_arg(logged), "--head", _head_arg(earlier)).returncode
+        == 0
+    )
+    assert command("verify", "--data-dir", str(cut), "--head", _head_arg(earlier)).returncode == 0
+
+
+def test_a_chain_rewritten_whole_differs_from_the_head_logged(tmp_path, settings):
+    data = tmp_path / "data"
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=2)
+        logged = store.chain_head()
+    db = sqlite3.connect(data / "accesswatch.db", isolation_level=None)
+    db.execute("UPDATE events SET record_count = 5000 WHERE seq = 7")
+    db.close()
+    _forge_chain(data / "accesswatch.db")
+    assert command("verify", "--data-dir", str(data)).returncode == 0  # recomputed: consistent
+    done = command("verify", "--data-dir", str(data), "--head", _head_arg(logged), "--format", "json")
+    assert done.returncode == 1
+    problems = orjson.loads(done.stdout)["problems"]
+    assert [(p["kind"], p["entry"]) for p in problems] == [("chain", 2)]
+    assert "differs from the head logged earlier: the chain was rewritten" in problems[0]["detail"]
+
+
+@pytest.mark.parametrize("head", ["3", "3:abc", "0:" + "a" * 64, "x:" + "a" * 64, "3:" + "g" * 64])
+def test_a_head_that_is_not_entry_colon_hash_is_refused_in_one_line(tmp_path, head):
+    done = aw("verify", "--data-dir", str(tmp_path / "data"), "--head", head)
+    assert done.returncode == 2
+    assert "is not ENTRY:HASH (a chain entry number, a colon, 64 hex digits)" in done.stderr
+
+
+def test_the_head_is_logged_when_it_moved_and_a_failed_read_is_tried_again(tmp_path, settings, caplog):
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=1)
+    path, opened = tmp_path / "data" / "accesswatch.db", []
+
+    def open_store() -> SqliteStore:
+        opened.append(1)
+        if len(opened) == 2:
+            raise sqlite3.OperationalError("database is locked")
+        return SqliteStore(path, cache_mb=8, readonly=True)
+
+    heads = ChainHeadLog(open_store, interval=3600)
+    caplog.set_level(logging.INFO, logger="accesswatch.chain_heads")
+    first = heads.log_once()
+    assert heads.log_once() is None  # the failed read: logged, and nothing else changes
+    assert heads.log_once() == first  # unchanged: not logged again
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=1)
+        now = store.chain_head()
+    assert heads.log_once() == now and now is not None and now.entry == 2
+    logged = [r for r in caplog.records if r.getMessage() == "chain head"]
+    assert [(r.chain_entry, r.chain_head) for r in logged] == [(1, first.digest.hex()), (2, now.digest.hex())]
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith("chain head not read")] == ["ERROR"]
+
+
+def test_run_logs_the_head_at_start_and_at_its_end(tmp_path, settings, caplog):
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=1)
+    path = tmp_path / "data" / "accesswatch.db"
+    caplog.set_level(logging.INFO, logger="accesswatch.chain_heads")
+    heads = ChainHeadLog(lambda: SqliteStore(path, cache_mb=8, readonly=True), interval=3600).start()
+    deadline = time.monotonic() + 60
+    while heads.logged is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=1)  # written while it waits out its interval
+    heads.stop()  # stopping logs the head the run ends on
+    assert [r.chain_entry for r in caplog.records if r.getMessage() == "chain head"] == [1, 2]
 
 
 # -- signed digests --------------------------------------------------------------------------------
