@@ -27,15 +27,20 @@ FIXED_PER_DAY = 1140
 
 
 def simulated_log(events: int) -> Path:
-    """The simulated month sized to about ``events`` events, generated once and kept."""
+    """The simulated month sized to about ``events`` events, generated once and kept with its labels.
+
+    The labels (``labels-<employees>.json``) let the replay's store be scored afterwards:
+    ``accesswatch evaluate --data-dir bench/out/replay/data --labels bench/out/replay/labels-<employees>.json``.
+    """
     days = 30
     employees = max(20, round((events / days - FIXED_PER_DAY) / EVENTS_PER_EMPLOYEE_DAY))
-    path = OUT / f"events-{employees}.jsonl"
-    if not path.exists():
+    path, labels = OUT / f"events-{employees}.jsonl", OUT / f"labels-{employees}.json"
+    if not path.exists() or not labels.exists():  # the same seed makes the same log: made again with its labels
         OUT.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         write_simulation(OUT / "sim", SimulationSettings(days=days, employees=employees))
-        (OUT / "sim" / "events.jsonl").rename(path)
+        (OUT / "sim" / "events.jsonl").replace(path)
+        (OUT / "sim" / "labels.json").replace(labels)
         print(f"simulated {employees} employees for {days} days in {time.perf_counter() - started:.1f} s")
     return path
 
