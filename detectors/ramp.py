@@ -138,10 +138,8 @@ class Ramp(Detector):
         steps: dict[str, _Step] = {}
         for window in period.windows:
             actor_id = window.actor.id
-            if period.profiles.baseline(window.actor)[1] != "own":
-                continue
             expectation = period.expectation(window, "records", window.records)
-            if expectation is None:
+            if expectation is None or expectation.basis == "peers":  # own baselines only (the module's docstring)
                 continue
             earlier = self._runs.get(actor_id)
             if earlier is not None and period.start - earlier.last_day > settings.max_gap_days * DAY:
