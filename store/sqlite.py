@@ -65,7 +65,9 @@ _UPSERT_ALERT = (
 )
 _UPSERT_ALERT_TAIL = (
     "ON CONFLICT(alert_id) DO UPDATE SET severity_rank=excluded.severity_rank,"
-    " status=excluded.status, window_end=excluded.window_end, body=excluded.body"
+    # a revision may start earlier than the first (an hour's finding grown into its day): both ends follow it
+    " status=excluded.status, window_start=excluded.window_start, window_end=excluded.window_end,"
+    " body=excluded.body"
     # an older revision judged again after a restart does not replace the newer one
     " WHERE json_extract(excluded.body, '$.revision') >= json_extract(alerts.body, '$.revision')"
 )

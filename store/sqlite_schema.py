@@ -342,4 +342,15 @@ MIGRATIONS: list[tuple[str, str]] = [
     DROP TABLE event_classes;
     """,
     ),
+    (
+        # The alerts' upsert kept the first revision's window_start: an alert grown to an earlier start (an
+        # hour's finding merged into its day) was listed, and searched by time, at its first hour.  The
+        # column is made again from the body, which always had the latest revision's start ("...SS.mmmZ";
+        # the column is written with microseconds, ``sqlite._utc_text``).
+        "0010-alerts-window-start",
+        """
+    UPDATE alerts SET window_start = strftime('%Y-%m-%dT%H:%M:%f000Z', json_extract(body, '$.window_start'))
+        WHERE window_start != strftime('%Y-%m-%dT%H:%M:%f000Z', json_extract(body, '$.window_start'));
+    """,
+    ),
 ]

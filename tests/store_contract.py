@@ -291,6 +291,17 @@ class StoreContract:
         assert [a.alert_id for a in store.query_alerts(AlertQuery(min_severity=Severity.MEDIUM))] == [early.alert_id]
         assert store.get_alerts([late.alert_id, early.alert_id])[0].alert_id == early.alert_id
 
+    def test_an_alert_grown_to_an_earlier_start_is_listed_by_its_new_start(self, store: Store):
+        # an hour's finding merged into its day's window starts earlier in its next revision: "oldest first"
+        # (the contract's order for ``alerts``) and a search by time must see the start it has now
+        grown = f.alert(window_start=f.at(hours=4), window_end=f.at(hours=5))
+        other = f.alert(window_start=f.at(hours=2), window_end=f.at(hours=3))
+        store.upsert_alerts([grown, other])
+        earlier = grown.model_copy(update={"window_start": f.at(hours=1), "revision": 2})
+        store.upsert_alerts([earlier])
+        assert [a.alert_id for a in store.query_alerts(AlertQuery())] == [grown.alert_id, other.alert_id]
+        assert [a.alert_id for a in store.query_alerts(AlertQuery(until=f.at(hours=2)))] == [grown.alert_id]
+
     def test_incidents_queue_order_and_filters(self, store: Store):
         low = _incident(incident_id="inc-low", severity=Severity.LOW, actor_id="emp-x")
         high = _incident(incident_id="inc-high", severity=Severity.HIGH, window_start=f.at(hours=-5))

@@ -91,6 +91,14 @@ def test_every_scenario_is_detected_at_medium_or_above(outcome):
 
 
 @pytest.mark.slow
+def test_alerts_are_listed_oldest_first_by_the_start_they_grew_to(outcome):
+    # the contract's order for ``alerts``; an hour's finding merged into its day starts earlier than it did
+    starts = [alert.window_start for alert in outcome.alerts]
+    assert starts == sorted(starts)
+    assert any(alert.revision > 1 for alert in outcome.alerts)
+
+
+@pytest.mark.slow
 def test_false_alarms_stay_under_the_ceilings(outcome):
     assert outcome.product[Severity.MEDIUM].false_per_1000 <= 3.0
     assert outcome.product[Severity.HIGH].false_per_1000 <= 1.0

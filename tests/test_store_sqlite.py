@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from store.base import EventQuery
+from store.base import AlertQuery, EventQuery
 from store.sqlite import SqliteStore, customer_token
 from store.sqlite_schema import MIGRATIONS
 from tests import factories as f
@@ -134,3 +134,23 @@ def test_an_auditor_query_refuses_a_time_without_an_offset():
     with pytest.raises(ValidationError, match="timezone"):
         EventQuery(since=datetime(2026, 3, 1, 9, 0))
     assert EventQuery(until=datetime(2026, 3, 1, 9, 0, tzinfo=UTC)).until is not None
+
+
+def test_the_alerts_start_column_left_stale_by_earlier_versions_is_made_again_from_the_body(tmp_path):
+    # before migration 0010 a revision that started earlier changed the body but not the column
+    path = tmp_path / "a.db"
+    grown = f.alert(window_start=f.at(hours=1), window_end=f.at(hours=5), revision=2)
+    other = f.alert(window_start=f.at(hours=2), window_end=f.at(hours=3))
+    with SqliteStore(path) as store:
+        store.upsert_alerts([grown, other])
+        stale = f.at(hours=4).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # its first revision's start, after other's
+        store._db.execute("UPDATE alerts SET window_start = ? WHERE alert_id = ?", (stale, grown.alert_id))
+        store._db.execute("DELETE FROM schema_migrations WHERE name = '0010-alerts-window-start'")
+    with SqliteStore(path) as store:
+        assert store.migrations[-1] == "0010-alerts-window-start"
+        assert [a.alert_id for a in store.query_alerts(AlertQuery())] == [grown.alert_id, other.alert_id]
+        columns = dict(store._db.execute("SELECT alert_id, window_start FROM alerts"))
+    assert columns == {
+        grown.alert_id: grown.window_start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        other.alert_id: other.window_start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
