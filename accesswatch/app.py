@@ -38,9 +38,11 @@ class StoreUnreadable(Exception):
     """The store's file is there but is not a store SQLite can open (garbage, another program's file)."""
 
 
-def open_store(settings: Settings, readonly: bool = False) -> Store:
+def open_store(settings: Settings, readonly: bool = False, must_exist: bool = False) -> Store:
+    """``must_exist``: a command that writes only to a store it works on (triage, pages, purge) refuses to make one,
+    as a reader does: a mistyped data dir would answer "no pages" from an empty store of its own making."""
     if settings.store.kind == "sqlite":
-        return _open_sqlite(settings, readonly)
+        return _open_sqlite(settings, readonly, must_exist)
     if settings.store.kind == "elasticsearch":
         from store.elasticsearch import ElasticsearchStore
         from store.elasticsearch.settings import load
@@ -57,11 +59,11 @@ def open_store(settings: Settings, readonly: bool = False) -> Store:
     raise ConfigError(f"configuration error: store.kind = {settings.store.kind!r}: its adapter is not installed yet")
 
 
-def _open_sqlite(settings: Settings, readonly: bool = False) -> SqliteStore:
+def _open_sqlite(settings: Settings, readonly: bool = False, must_exist: bool = False) -> SqliteStore:
     from store.sqlite import SqliteStore
 
     path = Path(settings.data_dir) / settings.store.sqlite.filename
-    if readonly and not path.exists():
+    if (readonly or must_exist) and not path.exists():
         raise FileNotFoundError(f"no store at {path}: replay or run something into this data dir first")
     try:
         return SqliteStore(path, cache_mb=settings.store.sqlite.cache_mb, readonly=readonly)

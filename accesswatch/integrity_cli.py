@@ -168,7 +168,7 @@ def _purge(args: argparse.Namespace) -> int:
     now = integrity.parse_moment(args.as_of, settings.organisation.tz) if args.as_of else datetime.now(UTC)
     retention = settings.retention
     policy = RetentionPolicy.of(retention.events_days, retention.alerts_days, now)
-    with app.open_store(settings) as store:
+    with app.open_store(settings, must_exist=True) as store:
         if not isinstance(store, RetainingStore):
             raise SystemExit("accesswatch: this store kind has no retention yet")
         report = store.purge(policy, dry_run=args.dry_run)

@@ -123,7 +123,8 @@ def _deliver(
 # -- pages ------------------------------------------------------------------------------------
 def _pages(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
-    with app.open_store(settings) as store:  # read-write: an older store gets the outbox table
+    # read-write: an older store gets the outbox table
+    with app.open_store(settings, must_exist=True) as store:
         if args.deliver or args.retry_failed:
             receivers = app.open_receivers(settings)
             try:
@@ -210,7 +211,7 @@ def _triage(args: argparse.Namespace) -> int:
     kind = TriageActionKind.FALSE_POSITIVE if getattr(args, "false_positive", False) else args.action_kind
     receivers = app.open_receivers(settings)
     try:
-        with app.open_store(settings) as store:
+        with app.open_store(settings, must_exist=True) as store:
             return _act(args, kind, settings, store, receivers)
     finally:
         for receiver in receivers.values():

@@ -88,6 +88,16 @@ def test_alerts_on_an_empty_data_dir_says_so(tmp_path):
     assert done.returncode == 1 and b"no store at" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "command", [("pages",), ("ack", "inc-x"), ("resolve", "inc-x"), ("reopen", "inc-x"), ("purge", "--dry-run")]
+)
+def test_commands_that_work_on_a_store_refuse_a_data_dir_without_one_and_make_none(tmp_path, command):
+    # a mistyped data dir at 3 a.m. must not answer "no pages" from an empty store made on the spot
+    done = aw(*command, "--data-dir", str(tmp_path / "typo"))
+    assert done.returncode == 1 and b"no store at" in done.stderr and b"Traceback" not in done.stderr
+    assert not (tmp_path / "typo").exists() or not any((tmp_path / "typo").iterdir())
+
+
 def test_data_dir_defaults_to_the_environment_variable(tmp_path):
     env = {"ACCESSWATCH_DATA_DIR": str(tmp_path / "envdir"), "PATH": "/usr/bin:/bin"}
     done = aw("replay", "-", stdin=orjson.dumps(event_dict()) + b"\n", env=env)
