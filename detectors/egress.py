@@ -44,14 +44,15 @@ class Egress(Detector):
             # data leaving the building with ID documents or bank details in it weighs one step more
             score = found.score + (1.0 if sensitive else 0.0)
             summary = (
-                f"{wording.who(window.actor).capitalize()} exported or downloaded "
-                f"{wording.count(window.egress_records)} records "
+                f"{wording.who(window.actor).capitalize()} "
+                f"{wording.took_out(window.egress_records, window.egress_by_action)} "
                 f"{wording.span(window.start, window.end, period.clock.zone)}, "
                 f"{wording.compared(found.ratio, found.expected, found.basis)}"
                 + (f", including {', '.join(c.replace('_', ' ') for c in sensitive)} data." if sensitive else ".")
             )
             evidence = {
                 "egress_records": window.egress_records,
+                "egress_by_action": dict(sorted(window.egress_by_action.items())),
                 "baseline": round(found.expected, 1),
                 "baseline_from": found.basis,
                 "ratio": round(found.ratio, 2),

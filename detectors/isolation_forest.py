@@ -399,7 +399,7 @@ _VOLUME_WORDS = {
     "records": "read {} records",
     "customers": "read {} distinct customers",
     "events": "made {} accesses",
-    "egress": "exported or downloaded {} records",
+    "egress": "exported, downloaded, printed or shared {} records",
     "high": "read {} records of high-sensitivity classes",
 }
 _SHARES = ("high_share", "unusual_hours")

@@ -23,6 +23,7 @@ SAMPLE_SIZE = 20
 # a window merged into (a day) holds at most this many sample candidates before it keeps only the largest
 MAX_MERGED_SAMPLE = 5 * SAMPLE_SIZE
 MAX_DENIED_TIMES = 512
+_FIELDS_BEFORE_EGRESS_BY_ACTION = 23  # the length of a saved window's state after its actor, start and end
 _DENIED, _ERROR = Outcome.DENIED, Outcome.ERROR  # module constants: an enum class attribute is a slower look-up
 _EGRESS = frozenset(action for action in Action if action.is_egress)  # a look-up an event, not a property's call
 
@@ -89,6 +90,7 @@ class WindowStats:
         "denied_high",
         "denied_times",
         "documented_records",
+        "egress_by_action",
         "egress_records",
         "end",
         "errors",
@@ -116,6 +118,7 @@ class WindowStats:
         self.events = 0
         self.records = 0
         self.egress_records = 0
+        self.egress_by_action: dict[str, int] = {}  # "export", "print"...: what the summary says was done
         self.high_records = 0
         self.denied = 0
         self.errors = 0
@@ -159,8 +162,11 @@ class WindowStats:
         else:
             # only data actually served counts as read
             self.records += records
-            if event.action in _EGRESS:
+            action = event.action
+            if action in _EGRESS:
                 self.egress_records += records
+                by_action = self.egress_by_action
+                by_action[action.value] = by_action.get(action.value, 0) + records
             if touch.high:
                 self.high_records += records
             class_records = self.class_records
@@ -213,6 +219,10 @@ class WindowStats:
         self.events += hour.events
         self.records += hour.records
         self.egress_records += hour.egress_records
+        if hour.egress_by_action:
+            by_action = self.egress_by_action
+            for action, records in hour.egress_by_action.items():
+                by_action[action] = by_action.get(action, 0) + records
         self.high_records += hour.high_records
         self.denied += hour.denied
         self.errors += hour.errors
@@ -323,11 +333,14 @@ class WindowStats:
             self.first_ts,
             self.last_ts,
             [list(item) for item in self._cut_sample()],
+            self.egress_by_action,
         ]
 
     @classmethod
     def from_state(cls, state: list) -> WindowStats:
         actor_state, start, end, *rest = state
+        # egress by action came last, later: a window saved before has none (its summary names no action)
+        rest, egress_by_action = (rest, {}) if len(rest) == _FIELDS_BEFORE_EGRESS_BY_ACTION else (rest[:-1], rest[-1])
         actor = ActorRef(actor_state[0], ActorKind(actor_state[1]), *actor_state[2:])
         window = cls(actor, start, end)
         (
@@ -361,6 +374,7 @@ class WindowStats:
         window.ips, window.hours = set(ips), set(hours)
         window.new_items = {(what, value): event_id for what, value, event_id in new_items}
         window.first_ids = {(what, value): event_id for what, value, event_id in first_ids}
+        window.egress_by_action = dict(egress_by_action)
         window._sample = [tuple(item) for item in sample]
         heapq.heapify(window._sample)
         return window

@@ -58,3 +58,21 @@ def compared(ratio: float, expected: float, basis_name: str) -> str:
     if expected < 0.5:
         return f"where {basis(basis_name)} is none"
     return f"{times(ratio)} {basis(basis_name)} of {count(expected)}"
+
+
+_EGRESS_VERBS = {"export": "exported", "download": "downloaded", "print": "printed", "share": "shared"}
+
+
+def took_out(records: int, by_action: dict[str, int]) -> str:
+    """'printed 8,000 records', 'exported 5,000 and printed 3,000 records': what was done, largest first.
+
+    A window saved by a version that did not count by action says all four: it cannot tell which.
+    """
+    if not by_action or sum(by_action.values()) != records:
+        return f"exported, downloaded, printed or shared {count(records)} records"
+    done = [
+        f"{_EGRESS_VERBS.get(action, action)} {count(value)}"
+        for action, value in sorted(by_action.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    listed = done[0] if len(done) == 1 else f"{', '.join(done[:-1])} and {done[-1]}"
+    return f"{listed} records"

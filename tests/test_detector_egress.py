@@ -107,7 +107,8 @@ def test_an_agent_who_never_exports_exporting_thousands_raises_one_alert():
     alert = run(insider(records=4000), NAME).only()
     assert alert.evidence["egress_records"] == 4000 and alert.evidence["baseline"] == 0
     assert alert.evidence["high_sensitivity_classes"] == []
-    assert "exported or downloaded 4,000 records" in alert.summary and "their usual is none" in alert.summary
+    assert "exported 4,000 records" in alert.summary and "their usual is none" in alert.summary
+    assert alert.evidence["egress_by_action"] == {"export": 4000}
     assert alert.severity is Severity.CRITICAL and alert.window_start == local(14, 10)
 
 
@@ -124,6 +125,15 @@ def test_every_way_out_counts_and_reading_does_not(action, counted):
     spike = burst(AGENT, local(14, 10), events=2, records=2000, action=action)
     alerts = run(stream(history(AGENT, days=14, per_hour=3, records=2), spike), NAME).alerts
     assert len(alerts) == (1 if counted else 0)
+
+
+def test_the_summary_says_what_was_done_largest_first():
+    # a printer is not a download folder: the analyst reads which way the records went
+    printed = burst(AGENT, local(14, 10), events=2, records=1500, action="print")
+    shared = burst(AGENT, local(14, 10, 30), events=1, records=1000, within=timedelta(minutes=10), action="share")
+    alert = run(stream(history(AGENT, days=14, per_hour=3, records=2), printed, shared), NAME).only()
+    assert "printed 3,000 and shared 1,000 records" in alert.summary, alert.summary
+    assert alert.evidence["egress_by_action"] == {"print": 3000, "share": 1000}
 
 
 def test_fewer_than_min_records_never_alert_even_the_first_time():

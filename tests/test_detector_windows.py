@@ -23,7 +23,7 @@ def _events(seed: int, hours: int, per_hour: int) -> list:
                     timestamp=at(hours=hour, days=0).replace(minute=n % 60).isoformat(),
                     fields=rng.choice(FIELD_LISTS),
                     outcome=rng.choice(["success", "success", "success", "denied", "error"]),
-                    action=rng.choice(["read", "read", "export"]),
+                    action=rng.choice(["read", "read", "export", "print"]),
                     record_count=rng.randint(1, 400),
                     customer_ids=[f"c-{rng.randint(1, 60):06d}" for _ in range(rng.randint(0, 4))],
                     resource={"system": rng.choice(["crm", "billing"]), "type": rng.choice(["record", "invoice"])},
@@ -37,7 +37,8 @@ def _events(seed: int, hours: int, per_hour: int) -> list:
 def _figures(window: WindowStats) -> tuple:
     state = window.to_state()
     state[1] = state[2] = None  # start and end differ between an hour and its day
-    state[-1] = sorted(map(tuple, state[-1]))  # the sample is a heap: its list order follows its history
+    state[-2] = sorted(map(tuple, state[-2]))  # the sample is a heap: its list order follows its history
+    state[-1] = sorted(state[-1].items())  # egress by action, in the order actions came
     return tuple(map(str, state))
 
 
@@ -87,3 +88,20 @@ def test_adding_several_known_items_keeps_the_most_recent_ones_in_the_order_one_
         for item in batch:
             one_by_one.add(item)
         assert list(together.items) == list(one_by_one.items)
+
+
+def test_egress_is_counted_by_action_and_a_window_saved_before_that_still_loads(settings):
+    classifier = Classifier(settings.classification)
+    events = _events(seed=5, hours=3, per_hour=20)
+    window = WindowStats(ActorRef.of(events[0]), 0.0, DAY)
+    for item in events:
+        window.add(item, item.timestamp.timestamp(), classifier.touch(item.fields), True)
+    served = [e for e in events if e.outcome.value == "success"]
+    expected = {
+        action: sum(e.record_count for e in served if e.action.value == action) for action in ("export", "print")
+    }
+    assert window.egress_by_action == expected and sum(expected.values()) == window.egress_records > 0
+    assert WindowStats.from_state(window.to_state()).egress_by_action == expected
+    saved_before = window.to_state()[:-1]  # the state as versions before egress by action saved it
+    restored = WindowStats.from_state(saved_before)
+    assert restored.egress_by_action == {} and restored.egress_records == window.egress_records
