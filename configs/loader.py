@@ -68,6 +68,7 @@ def load_settings(
     _check_detector_sections(merged, origins)
     _check_adapter_sections(merged, origins)
     _check_receivers(settings, origins)
+    _check_detector_names(settings, origins)
     return settings
 
 
@@ -125,6 +126,21 @@ def _check_adapter_sections(merged: dict[str, Any], origins: Origins) -> None:
         model: type[BaseModel] = getattr(import_module(module), name)
         shown = _replaced(merged, path, hide_secrets(model, section))
         validate_section(model, section, shown, origins, path)
+
+
+def _check_detector_names(settings: Settings, origins: Origins) -> None:
+    """Routes and silences name detectors that exist: a typo ("bulk-read") would match no incident, silently."""
+    from detectors.registry import DETECTORS
+
+    notify = settings.notify
+    named = [("routes", index, item.detectors) for index, item in enumerate(notify.routes)]
+    named += [("silences", index, item.detectors) for index, item in enumerate(notify.silences)]
+    for table, index, detectors in named:
+        unknown = [name for name in detectors if name not in DETECTORS]
+        if unknown:
+            key_path = ("notify", table, str(index), "detectors")
+            expected = f"detector names, {unknown[0]!r} is none of {', '.join(sorted(DETECTORS))}"
+            raise ConfigError(config_line(key_path, detectors, expected, origins))
 
 
 def _check_receivers(settings: Settings, origins: Origins) -> None:

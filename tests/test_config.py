@@ -427,3 +427,18 @@ def test_a_switch_is_true_or_false_and_nothing_that_looks_like_one(key, value):
     line = error_line({f"ACCESSWATCH_{key}": value})
     assert line.startswith(f"configuration error: {key.lower().replace('__', '.')} = ")
     assert "expected a boolean (true or false)" in line
+
+
+@pytest.mark.parametrize("table", ["routes", "silences"])
+def test_routes_and_silences_name_detectors_that_exist(tmp_path, table):
+    # "bulk-read" for bulk_read would make a route or a silence that never matches, and nobody would know
+    config = tmp_path / "paging.toml"
+    item = 'receivers = ["console"]' if table == "routes" else 'name = "upgrade"\nends_at = 2026-12-01T06:00:00Z'
+    config.write_text(f'[[notify.{table}]]\n{item}\ndetectors = ["egress", "bulk-read"]\n')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config, env={})
+    message = str(raised.value)
+    assert message.startswith(f"configuration error: notify.{table}.0.detectors = ['egress', 'bulk-read']")
+    assert "'bulk-read' is none of" in message and "bulk_read" in message and "\n" not in message
+    config.write_text(f'[[notify.{table}]]\n{item}\ndetectors = ["egress", "bulk_read"]\n')
+    assert getattr(load_settings(config, env={}).notify, table)[0].detectors == ["egress", "bulk_read"]
