@@ -33,6 +33,7 @@ from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.deadletter import DeadLetter
 from models.event import format_utc
+from models.json_lines import json_line
 from store.base import AlertQuery, StoreNeedsUpgrade
 
 if TYPE_CHECKING:
@@ -325,7 +326,7 @@ def _alerts(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.format == "jsonl":
         for alert in alerts:
-            out.write(orjson.dumps(alert.to_record()).decode() + "\n")
+            out.write(json_line(alert.to_record()).decode())
     else:
         _alert_table(alerts, out)
     return EXIT_OK
@@ -356,7 +357,7 @@ def _deadletters(args: argparse.Namespace) -> int:
         total = store.stats().dead_letters
     for letter in letters:
         if args.format == "jsonl":
-            sys.stdout.write(orjson.dumps(_dead_letter_record(letter)).decode() + "\n")
+            sys.stdout.write(json_line(_dead_letter_record(letter)).decode())
         else:
             # decoded, then cut: a cut in bytes could split a character and show it as invalid bytes
             raw = letter.raw.decode("utf-8", errors="backslashreplace")[:80]

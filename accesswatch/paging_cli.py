@@ -19,12 +19,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-import orjson
-
 from accesswatch import app
 from models.config import Settings
 from models.event import format_utc
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
+from models.json_lines import json_line
 from models.page import Notification, NotificationStatus
 from notify.base import Notifier
 from notify.dispatch import DeliveryReport
@@ -142,7 +141,7 @@ def _pages(args: argparse.Namespace) -> int:
         counts = store.outbox_counts()
     if args.format == "jsonl":
         for row in rows:
-            sys.stdout.write(orjson.dumps(_record(row)).decode() + "\n")
+            sys.stdout.write(json_line(_record(row)).decode())
         return EXIT_OK
     _table(rows, sys.stdout)
     summary = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in NotificationStatus)
