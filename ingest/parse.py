@@ -117,11 +117,7 @@ class Parser:
                 moment = event.timestamp.timestamp()
                 if not earliest <= moment <= latest:
                     events[index] = None
-                    reasons[index] = (
-                        f"timestamp {event.timestamp.isoformat()} is "
-                        + ("further in the future" if moment > latest else "further in the past")
-                        + " than the configured skew allows"
-                    )
+                    reasons[index] = _out_of_range_reason(event.timestamp, moment > latest, self.settings)
         return reasons
 
     def _incoming(self, events: list[FastEvent], lines: list[bytes]) -> list[IncomingEvent]:
@@ -222,3 +218,14 @@ def describe(exc: ValidationError, data: bytes = b"") -> str:
         text = f"{loc or 'event'}: {message}"
     more = len(errors) - 1
     return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+
+
+def _out_of_range_reason(moment: datetime, future: bool, settings: Ingest) -> str:
+    """'timestamp ... is further in the future than ingest.max_future_skew (1 day) allows': the key to change."""
+    key, limit = ("max_future_skew", settings.max_future_skew) if future else ("max_past_age", settings.max_past_age)
+    days = limit / 86400
+    shown = f"{days:g} day{'' if days == 1 else 's'}" if days.is_integer() else f"{limit:g} s"
+    return (
+        f"timestamp {moment.isoformat()} is further in the {'future' if future else 'past'}"
+        f" than ingest.{key} ({shown}) allows"
+    )

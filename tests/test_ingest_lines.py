@@ -70,7 +70,7 @@ def test_parser_sorts_good_lines_from_bad_with_reasons(parser):
     assert reasons[2] == "empty line"
     assert reasons[3] == "not valid UTF-8: byte 0xff at offset 0"
     assert reasons[4] == "timestamp: Field required (and 4 more problems)"
-    assert "is further in the future than the configured skew allows" in reasons[5]
+    assert "is further in the future than ingest.max_future_skew (1 day) allows" in reasons[5]
     assert reasons[6] == "line of 3,000 bytes is over the limit of 1,048,576"
     assert [d.raw for d in batch.dead_letters[:4]] == [b"{", b"[1]", b"", b"\xff\xfe{}"]
     assert len(batch.events) + len(batch.dead_letters) == 8

@@ -133,10 +133,10 @@ def _parsed_line_by_line(parser: Parser, records: list[RawRecord]) -> ParsedBatc
                         IncomingEvent(event, record.data, parser.classifier.touch(event.fields).classes)
                     )
                     continue
-                reason = (
-                    f"timestamp {event.timestamp.isoformat()} is "
-                    + ("further in the future" if moment > latest else "further in the past")
-                    + " than the configured skew allows"
+                reason = f"timestamp {event.timestamp.isoformat()} is " + (
+                    "further in the future than ingest.max_future_skew (1 day) allows"
+                    if moment > latest
+                    else "further in the past than ingest.max_past_age (3650 days) allows"
                 )
         batch.dead_letters.append(
             DeadLetter(
