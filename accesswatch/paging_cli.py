@@ -26,7 +26,7 @@ from models.incident import Incident, TransitionRefused, TriageAction, TriageAct
 from models.json_lines import json_line
 from models.page import Notification, NotificationStatus
 from notify.base import Notifier
-from notify.dispatch import DeliveryReport
+from notify.dispatch import DeliveryReport, resting_until
 from notify.outbox import ACTION_PAGES
 from store.base import Store
 from store.outbox import OutboxQuery
@@ -139,11 +139,13 @@ def _pages(args: argparse.Namespace) -> int:
         )
         rows = store.notifications(query)
         counts = store.outbox_counts()
+        waiting = OutboxQuery(statuses=[NotificationStatus.PENDING], limit=100_000)
+        resting = resting_until(store.notifications(waiting)) if args.format == "table" else {}
     if args.format == "jsonl":
         for row in rows:
             sys.stdout.write(json_line(_record(row)).decode())
         return EXIT_OK
-    _table(rows, sys.stdout)
+    _table(rows, resting, sys.stdout)
     summary = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in NotificationStatus)
     sys.stdout.write(f"in all: {summary}\n")
     return EXIT_OK
@@ -169,7 +171,8 @@ def _record(row: Notification) -> dict:
     }
 
 
-def _table(rows: list[Notification], out: TextIO) -> None:
+def _table(rows: list[Notification], resting: dict[str, datetime], out: TextIO) -> None:
+    """The pages, one a line; ``resting``: when each receiver that failed is tried again (``resting_until``)."""
     if not rows:
         out.write("no pages\n")
         return
@@ -179,11 +182,20 @@ def _table(rows: list[Notification], out: TextIO) -> None:
     )
     for row in rows:
         kind = row.kind.value + (f"+{row.page.escalation_level}" if row.page.escalation_level else "")
-        when = row.settled_at if row.settled_at else row.due_at
+        when = row.settled_at if row.settled_at else _next_try(row, resting)
         out.write(
             f"{_short(row.created_at):<20} {row.status.value:<10} {row.receiver:<14} {kind:<12} {row.incident_id:<24}"
             f" {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20} {_error_shown(row)}\n"
         )
+
+
+def _next_try(row: Notification, resting: dict[str, datetime]) -> datetime:
+    """When a waiting page is really tried: not before it is due, nor before its receiver's rest ends.
+
+    A receiver that failed (a Retry-After, a backoff) is left alone until its
+    retry, so the pages behind it, due since they were planned, wait as long.
+    """
+    return max(row.due_at, resting.get(row.receiver, row.due_at))
 
 
 def _error_shown(row: Notification) -> str:

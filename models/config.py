@@ -368,7 +368,9 @@ class Notify(Section):
     file: str = "pages.jsonl"  # inside the data dir
     page_on_replay: StrictBool = False  # a replay of history pages nobody unless asked to
     dashboard_url: str | None = None  # pages link to <dashboard_url>/?incident=<id>
-    throttle: Seconds = 0.0  # per actor: a new incident this soon after the actor's last page is not paged
+    # per actor, in event time: a new incident starting this soon after the start of the last one paged is held
+    # back, unless it is more severe
+    throttle: Seconds = 0.0
     routes: list[Route] = []  # tried in order; the first that matches wins unless it says continue = true
     silences: list[Silence] = []
     delivery: Delivery = Delivery()

@@ -10,7 +10,9 @@ delivered ``give_up_after`` its planning fails with the last error; either
 way ``accesswatch pages`` shows it.
 
 A receiver that failed is left to rest until its retry is due, so an outage
-costs one timeout per backoff step, not one per waiting page.  Escalations
+costs one timeout per backoff step, not one per waiting page; the steps
+grow with the receiver's failures in a row, whichever of its pages was
+tried, and start again from ``retry_initial`` once it accepts one.  Escalations
 are checked against the incident when they fall due and cancelled if a
 person acknowledged or closed it meanwhile.
 """
@@ -21,7 +23,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -64,6 +66,19 @@ def backoff(delivery: Delivery, attempt: int, notification_id: str) -> float:
     return delay * (0.75 + 0.25 * spread)
 
 
+def resting_until(rows: Iterable[Notification]) -> dict[str, datetime]:
+    """When each receiver that failed is tried again, as the outbox tells: its latest failed page's retry.
+
+    A delivering process rests a receiver until then: its other waiting pages,
+    due or not, are not tried before either.  ``rows``: the pending ones, at least.
+    """
+    until: dict[str, datetime] = {}
+    for row in rows:
+        if row.status is NotificationStatus.PENDING and row.attempts and row.last_error:
+            until[row.receiver] = max(row.due_at, until.get(row.receiver, row.due_at))
+    return until
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -77,6 +92,8 @@ class Dispatcher:
         self.delivery = delivery
         self.clock = clock
         self._resting: dict[str, datetime] = {}  # receiver -> when to try it again after a failure
+        # receiver -> its failed attempts in a row: a backlog of pages, each tried once, still backs off
+        self._failures: dict[str, int] = {}
 
     @property
     def lease_seconds(self) -> float:
@@ -140,6 +157,7 @@ class Dispatcher:
             self.store.settle(row.notification_id, again)
             moved += 1
         self._resting.clear()
+        self._failures.clear()
         return moved
 
     def _deliver(self, row: Notification, report: DeliveryReport) -> None:
@@ -166,6 +184,7 @@ class Dispatcher:
             self._failed(row, f"{type(exc).__name__}: {exc}", True, None, report)
         else:
             self._resting.pop(row.receiver, None)
+            self._failures.pop(row.receiver, None)
             self._settle(row, NotificationStatus.SENT, None, report)
 
     def _failed(
@@ -177,13 +196,23 @@ class Dispatcher:
         if not retryable:
             self._settle(row, NotificationStatus.FAILED, error, report)
             return
+        failures = self._failures[row.receiver] = self._failures.get(row.receiver, 0) + 1
         if (now - row.created_at).total_seconds() >= self.delivery.give_up_after:
             self._settle(row, NotificationStatus.FAILED, f"gave up after {attempts} attempts: {error}", report)
             return
-        wait = max(backoff(self.delivery, attempts, row.notification_id), retry_after or 0.0)
+        # the receiver's failures in a row, or the page's own if more (a restart forgot the receiver's)
+        step = max(attempts, failures)
+        wait = max(backoff(self.delivery, step, row.notification_id), retry_after or 0.0)
         retry_at = now + timedelta(seconds=wait)
         self._resting[row.receiver] = retry_at
-        log.warning("page to %s not delivered (attempt %d), retry in %.0f s: %s", row.receiver, attempts, wait, error)
+        log.warning(
+            "page to %s not delivered (attempt %d, the receiver's failure %d in a row), retry in %.0f s: %s",
+            row.receiver,
+            attempts,
+            failures,
+            wait,
+            error,
+        )
         self.store.settle(
             row.notification_id,
             Settlement(status=NotificationStatus.PENDING, at=now, error=error, retry_at=retry_at),

@@ -10,11 +10,13 @@ once by ``notify.dispatch``.
 
 Grouping: one page per incident and receiver.  A receiver already paged for
 an incident hears of it again only when its severity rises (an ``update``:
-PagerDuty and Alertmanager fold it into the same alert), and when a person
-acknowledges or closes it (``Pager.record_action``).  A new incident of an
-actor paged less than ``notify.throttle`` ago, and anything a silence
-covers, is kept as a ``suppressed`` row with the reason, never dropped
-silently.  Escalations are planned with the trigger, due ``after`` later,
+PagerDuty and Alertmanager fold it into the same alert, whichever route
+matches the incident now), and when a person acknowledges or closes it
+(``Pager.record_action``).  A new incident of an actor that starts less
+than ``notify.throttle`` (event time) after the start of the incident the
+actor was last paged for, and is not more severe, is held back, and so is
+anything a silence covers: kept as a ``suppressed`` row with the reason,
+never dropped silently.  Escalations are planned with the trigger, due ``after`` later,
 and sent only if the incident is still unacknowledged by then.
 """
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import TypedDict, Unpack
+from typing import NamedTuple, TypedDict, Unpack
 
 from models.alert import Alert, Severity
 from models.config import Notify
@@ -78,6 +80,23 @@ def told(rows: Sequence[Notification]) -> dict[str, Severity]:
     return severities
 
 
+def _first_routes(rows: Sequence[Notification]) -> dict[str, str]:
+    """The route that first paged each receiver told of the incident, in that order (``rows``: newest first)."""
+    routes: dict[str, str] = {}
+    for row in reversed(rows):
+        if row.kind in (PageKind.TRIGGER, PageKind.UPDATE) and row.status in _TOLD:
+            routes.setdefault(row.receiver, row.route)
+    return routes
+
+
+class _Paged(NamedTuple):
+    """An incident of an actor as it was paged: what the throttle compares a new one with."""
+
+    incident_id: str
+    window_start: datetime
+    severity: Severity
+
+
 class Pager:
     """Plans pages into the store's outbox; ``wake`` tells a delivery loop there is work."""
 
@@ -105,15 +124,18 @@ class Pager:
             if known is None or (alert.severity.rank, alert.score) > (known[0].severity.rank, known[0].score):
                 strongest[incident.incident_id] = (alert, incident)
         planned: list[Notification] = []
-        for alert, incident in strongest.values():
-            planned += self._plan(alert, incident)
+        # in the order the incidents started (event time), as a stream brings them: the throttle
+        # then holds back the same incidents whether they come in one batch or in many
+        for alert, incident in sorted(strongest.values(), key=lambda found: found[1].window_start):
+            planned += self._plan(alert, incident, planned)
         return self._enqueue(planned)
 
-    def _plan(self, alert: Alert, incident: Incident) -> list[Notification]:
+    def _plan(self, alert: Alert, incident: Incident, batch: Sequence[Notification]) -> list[Notification]:
+        """The pages for one finding; ``batch``: the rows planned before it in the same call, not yet stored."""
         now = self.clock()
         rows = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
         already = told(rows)
-        held = self._held_back(alert, incident, already, now)
+        held = self._held_back(alert, incident, already, batch)
         link = dashboard_link(self.notify, incident.incident_id)
         planned: list[Notification] = []
         direct: set[str] = set()
@@ -135,10 +157,41 @@ class Pager:
                 triggered |= page.kind is PageKind.TRIGGER and row.status is NotificationStatus.PENDING
             if triggered:
                 planned += self._escalations(match, alert, incident, link, now, already, direct)
+        planned += self._updates(rows, already, alert, incident, link, now, held, skip=direct)
         self._supersede_escalations(rows, direct, now)
         return planned
 
-    def _held_back(self, alert: Alert, incident: Incident, already: dict[str, Severity], now: datetime) -> str | None:
+    def _updates(
+        self,
+        rows: Sequence[Notification],
+        already: dict[str, Severity],
+        alert: Alert,
+        incident: Incident,
+        link: str | None,
+        now: datetime,
+        held: str | None,
+        skip: set[str],
+    ) -> list[Notification]:
+        """The rise, for the receivers told a lower severity that no route matching now names.
+
+        A rise can change which route matches first (a detector's own route, a
+        severity floor), and whoever was paged keeps hearing of the incident.
+        The row keeps the route that first paged the receiver: that route is why
+        it hears of the incident at all ("why was I paged"), not the one matching now.
+        """
+        planned = []
+        for receiver, route in _first_routes(rows).items():
+            notifier, before = self.receivers.get(receiver), already.get(receiver)
+            if receiver in skip or notifier is None or PageKind.UPDATE not in notifier.handles or before is None:
+                continue
+            if incident.severity.rank > before.rank:
+                page = _page(PageKind.UPDATE, incident, alert, link, previous_severity=before)
+                planned.append(self._row(receiver, route, page, now, held))
+        return planned
+
+    def _held_back(
+        self, alert: Alert, incident: Incident, already: dict[str, Severity], batch: Sequence[Notification]
+    ) -> str | None:
         """Why no page goes out for this finding (a silence, the actor's throttle), or None."""
         silence = self.router.silence_for(incident, alert)
         if silence is not None:
@@ -147,22 +200,50 @@ class Pager:
             )
         if already or self.notify.throttle <= 0:
             return None  # the incident was paged before: its news is not a new page to throttle
-        recent = self.store.notifications(
+        last = self._last_paged(incident, batch)
+        if last is None or incident.severity.rank > last.severity.rank:
+            return None  # more severe than what the actor was last paged for: never held back
+        if (incident.window_start - last.window_start).total_seconds() >= self.notify.throttle:
+            return None
+        return (
+            f"throttled: {incident.actor_id} was paged for {last.incident_id}, which started at"
+            f" {format_utc(last.window_start)}, less than notify.throttle = {self.notify.throttle:g} s before this one"
+        )
+
+    def _last_paged(self, incident: Incident, batch: Sequence[Notification]) -> _Paged | None:
+        """The actor's other incident that was paged and started last, not after this one.
+
+        Event time, as detection and silences: a replay, whole or cut in parts,
+        holds back what the live stream did.  ``batch``: the rows planned earlier
+        in the same call, so that a catch-up batch is throttled as the stream is.
+        """
+        stored = self.store.notifications(
             OutboxQuery(
                 actor_id=incident.actor_id,
-                kinds=[PageKind.TRIGGER],
+                kinds=[PageKind.TRIGGER, PageKind.UPDATE],
                 statuses=list(_TOLD),
-                created_since=now - timedelta(seconds=self.notify.throttle),
-                limit=50,
+                limit=_MAX_ROWS,
             )
         )
-        for row in recent:
-            if row.incident_id != incident.incident_id and not row.only_if_unacknowledged:
-                return (
-                    f"throttled: {incident.actor_id} was paged for {row.incident_id} at {format_utc(row.created_at)}"
-                    f" (notify.throttle = {self.notify.throttle:g} s)"
-                )
-        return None
+        paged: dict[str, _Paged] = {}
+        for row in [*stored, *batch]:
+            other = row.page.incident
+            if (
+                row.actor_id != incident.actor_id
+                or row.incident_id == incident.incident_id
+                or row.kind not in (PageKind.TRIGGER, PageKind.UPDATE)
+                or row.status not in _TOLD
+                or row.only_if_unacknowledged  # an escalation follows a page: it is not the page
+            ):
+                continue
+            found = _Paged(other.incident_id, other.window_start, other.severity)
+            known = paged.get(other.incident_id)
+            if known is not None:  # told again as it grew: its earliest start, its highest severity
+                severity = max(known.severity, found.severity, key=lambda level: level.rank)
+                found = _Paged(found.incident_id, min(known.window_start, found.window_start), severity)
+            paged[found.incident_id] = found
+        earlier = [found for found in paged.values() if found.window_start <= incident.window_start]
+        return max(earlier, key=lambda found: (found.window_start, found.incident_id), default=None)
 
     def _escalations(
         self,

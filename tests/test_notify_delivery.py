@@ -8,6 +8,7 @@ Time is a test clock: backoff and escalation deadlines pass without sleeping.
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -155,6 +156,36 @@ def test_retry_after_is_honoured(rig, slack, clock):
     clock.advance(1)
     rig.deliver()
     assert len(slack.accepted) == 1
+
+
+def test_a_receiver_down_backs_off_longer_after_each_failure_whichever_page_it_tried(tmp_path, clock, pagerduty):
+    # a backlog: each failure is the first attempt of another page, and the receiver's rest still grows
+    rig = Rig(
+        tmp_path,
+        clock,
+        receivers=["pagerduty"],
+        settings={"pagerduty": {"routing_key": ROUTING_KEY, "url": pagerduty.url}},
+    )
+    pagerduty.fail_next(4, 503)
+    rig.raise_(*[finding(f"emp-{n:04d}") for n in range(6)])
+    tried_at = []
+    for _ in range(200):
+        before = len(pagerduty.received)
+        rig.deliver()
+        if len(pagerduty.received) > before:
+            tried_at.append(clock())
+        clock.advance(1)
+    waits = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(tried_at)]
+    for step, wait in enumerate(waits[:4], start=1):  # retry_initial 10 s, doubling, 75-100% of it
+        assert 0.75 * 10 * 2 ** (step - 1) <= wait <= 10 * 2 ** (step - 1) + 1, waits
+    assert len(pagerduty.accepted) == 6 and {row.status for row in rig.rows()} == {NotificationStatus.SENT}
+    # a page accepted starts the backoff again from retry_initial
+    pagerduty.fail_next(1, 503)
+    rig.raise_(finding("emp-0100"))
+    rig.deliver()
+    (row,) = rig.rows(actor_id="emp-0100")
+    assert row.attempts == 1 and (row.due_at - clock()).total_seconds() <= 10
+    rig.close()
 
 
 def test_backoff_doubles_up_to_its_cap_with_a_spread(tmp_path):

@@ -169,6 +169,22 @@ def test_pages_lists_failures_with_the_last_error(tmp_path, events, config, page
     assert pagerduty.pages == len([i for i in incidents(data) if i.severity.rank >= 1])
 
 
+def test_pages_shows_when_a_page_behind_a_resting_receiver_is_really_tried(
+    tmp_path, events, config, pagerduty, capsys, monkeypatch
+):
+    monkeypatch.setenv("ACCESSWATCH_NOTIFY__DELIVERY__DRAIN_ON_EXIT", "0s")
+    data = tmp_path / "data"
+    pagerduty.fail_next(1, 429, retry_after="3600")  # the first page: PagerDuty asks for an hour's rest
+    accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page")
+    waiting = outbox(data, receiver="pagerduty", statuses=[NotificationStatus.PENDING])
+    assert len(waiting) == 2 and sorted(row.attempts for row in waiting) == [0, 1]  # the other one is not tried
+    rest_ends = max(row.due_at for row in waiting)
+    capsys.readouterr()
+    assert accesswatch("pages", "--data-dir", str(data), "--status", "pending") == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " pagerduty " in line]
+    assert len(lines) == 2 and all(f"  {rest_ends:%Y-%m-%d %H:%M:%S} " in line for line in lines), lines
+
+
 def test_ack_and_resolve_reach_pagerduty(tmp_path, events, config, pagerduty, capsys):
     data = tmp_path / "data"
     accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page")

@@ -173,23 +173,167 @@ def test_silences_need_times_with_an_offset_in_order(tmp_path):
         settings_with(tmp_path, silences=[silence(starts_at="2026-11-03T10:00:00+08:00")])
 
 
-# -- throttle -------------------------------------------------------------------------------------------------------
+# -- a severity rise ------------------------------------------------------------------------------------------------
+# the on-call tester's configuration: a detector's own route before the catch-all
+PROBING = [
+    {"name": "probing", "receivers": ["oncall"], "detectors": ["denied_burst"]},
+    {"name": "everything-medium", "receivers": ["soc", "oncall", "partners"], "min_severity": "medium"},
+]
+
+
+def risen(alert, incident, severity=Severity.HIGH, detector="denied_burst"):
+    """The finding that makes the incident more severe, from a detector of its own."""
+    later = alert.model_copy(update={"alert_id": f"{alert.alert_id}-{detector}", "detector": detector})
+    later = later.model_copy(update={"severity": severity})
+    grown = incident.model_copy(
+        update={
+            "severity": severity,
+            "detectors": sorted({*incident.detectors, detector}),
+            "alert_ids": [*incident.alert_ids, later.alert_id],
+            "revision": incident.revision + 1,
+        }
+    )
+    return later, grown
+
+
+def test_a_rise_that_changes_the_route_still_tells_every_receiver_paged_before(tmp_path, sqlite_store, clock):
+    paging = pager(tmp_path, sqlite_store, clock, routes=PROBING)
+    alert, incident = finding(severity=Severity.MEDIUM)
+    paging.page([(alert, incident)])
+    clock.advance(600)
+    paging.page([risen(alert, incident)])  # now "probing" matches first, and names only oncall
+    rows = sqlite_store.notifications(OutboxQuery(newest_first=False))
+    assert [(r.receiver, r.kind.value, r.route, r.page.severity, r.page.previous_severity) for r in rows] == [
+        ("soc", "trigger", "everything-medium", Severity.MEDIUM, None),
+        ("oncall", "trigger", "everything-medium", Severity.MEDIUM, None),
+        ("partners", "trigger", "everything-medium", Severity.MEDIUM, None),
+        ("oncall", "update", "probing", Severity.HIGH, Severity.MEDIUM),
+        # the route that paged them: why they hear of the incident at all
+        ("soc", "update", "everything-medium", Severity.HIGH, Severity.MEDIUM),
+        ("partners", "update", "everything-medium", Severity.HIGH, Severity.MEDIUM),
+    ]
+    assert {r.status for r in rows} == {NotificationStatus.PENDING}
+    paging.page([risen(alert, incident)])  # the same news again: nobody hears it twice
+    assert len(planned(sqlite_store)) == 6
+
+
+def test_a_rise_a_silence_covers_is_held_back_for_every_receiver_told_before(tmp_path, sqlite_store, clock):
+    quiet = silence(detectors=["denied_burst"], ends_at="2026-11-03T10:00:00+08:00")
+    paging = pager(tmp_path, sqlite_store, clock, routes=PROBING, silences=[quiet])
+    alert, incident = finding(severity=Severity.MEDIUM)
+    paging.page([(alert, incident)])
+    paging.page([risen(alert, incident)])
+    assert planned(sqlite_store)[3:] == [
+        ("oncall", "update", "suppressed"),
+        ("soc", "update", "suppressed"),
+        ("partners", "update", "suppressed"),
+    ]
+
+
+# -- throttle: event time, whatever the batches -----------------------------------------------------------------
+def found_at(hours: float, actor_id: str = "emp-0001", severity: Severity = Severity.HIGH, **overrides):
+    """A finding whose activity started ``hours`` after the first finding's (event time)."""
+    start = NOW - timedelta(hours=1) + timedelta(hours=hours)
+    return finding(actor_id, severity, window_start=start, window_end=start + timedelta(hours=1), **overrides)
+
+
+def statuses(store) -> list[tuple[str, str]]:
+    return [(row.actor_id, row.status.value) for row in store.notifications(OutboxQuery(newest_first=False))]
+
+
 def test_a_new_incident_of_an_actor_paged_recently_is_throttled(tmp_path, sqlite_store, clock):
     paging = pager(tmp_path, sqlite_store, clock, throttle="30m")
-    paging.page([finding("emp-0001")])
-    clock.advance(10 * 60)
-    paging.page([finding("emp-0001", detector="egress")])  # another incident of the same actor
-    paging.page([finding("emp-0002")])  # another actor: not throttled
-    clock.advance(30 * 60)
-    paging.page([finding("emp-0001", detector="off_hours")])  # the throttle has passed
-    rows = sqlite_store.notifications(OutboxQuery(newest_first=False))
-    assert [(row.actor_id, row.status.value) for row in rows] == [
+    paging.page([found_at(0)])
+    paging.page([found_at(0.25, detector="egress")])  # another incident of the same actor, 15 minutes later
+    paging.page([found_at(0.25, "emp-0002")])  # another actor: not throttled
+    paging.page([found_at(0.5, detector="off_hours")])  # 30 minutes after the one paged: the throttle has passed
+    assert statuses(sqlite_store) == [
         ("emp-0001", "pending"),
         ("emp-0001", "suppressed"),
         ("emp-0002", "pending"),
         ("emp-0001", "pending"),
     ]
-    assert rows[1].last_error.startswith(f"throttled: emp-0001 was paged for {rows[0].incident_id}")
+    rows = sqlite_store.notifications(OutboxQuery(newest_first=False))
+    assert rows[1].last_error == (
+        f"throttled: emp-0001 was paged for {rows[0].incident_id}, which started at 2026-11-02T01:00:00.000Z,"
+        " less than notify.throttle = 1800 s before this one"
+    )
+
+
+def test_the_throttle_counts_event_time_not_when_the_pages_are_planned(tmp_path, sqlite_store, clock):
+    # a replay plans a month of pages within seconds: incidents days apart are not "too soon"
+    paging = pager(tmp_path, sqlite_store, clock, throttle="1d")
+    paging.page([found_at(0)])
+    clock.advance(1)
+    paging.page([found_at(50, detector="egress")])
+    # and live, an incident an hour after the last page is too soon even when its page is planned later
+    clock.advance(86400 * 3)
+    paging.page([found_at(51, detector="off_hours")])
+    assert statuses(sqlite_store) == [("emp-0001", "pending"), ("emp-0001", "pending"), ("emp-0001", "suppressed")]
+
+
+@pytest.mark.parametrize("cut", ["one call", "one call, out of order", "a call each, a day apart"])
+def test_the_throttle_holds_back_the_same_incidents_however_the_findings_are_batched(
+    tmp_path, sqlite_store, clock, cut
+):
+    findings = [
+        found_at(0),
+        found_at(2, detector="egress"),  # held back: 2 h after the page
+        found_at(3.5, detector="off_hours"),  # paged: 3.5 h after it (the one held back does not count)
+        found_at(4, "emp-0002"),  # another actor
+        found_at(5, detector="new_access"),  # held back: 1.5 h after the second page
+    ]
+    paging = pager(tmp_path, sqlite_store, clock, throttle="3h")
+    if cut == "one call":
+        paging.page(findings)
+    elif cut == "one call, out of order":
+        paging.page(findings[::-1])
+    else:
+        for one in findings:
+            paging.page([one])
+            clock.advance(86400)
+    by_incident = {row.incident_id: row.status.value for row in sqlite_store.notifications(OutboxQuery())}
+    assert [by_incident[incident.incident_id] for _, incident in findings] == [
+        "pending",
+        "suppressed",
+        "pending",
+        "pending",
+        "suppressed",
+    ]
+
+
+def test_the_throttle_never_holds_back_an_incident_more_severe_than_the_last_one_paged(tmp_path, sqlite_store, clock):
+    paging = pager(tmp_path, sqlite_store, clock, throttle="1d")
+    paging.page(
+        [
+            found_at(0, severity=Severity.MEDIUM),
+            found_at(1, severity=Severity.MEDIUM, detector="egress"),  # as severe: held back
+            found_at(2, severity=Severity.HIGH, detector="off_hours"),  # more severe: paged
+            found_at(3, severity=Severity.HIGH, detector="new_access"),  # as severe as the last page: held back
+            found_at(4, severity=Severity.CRITICAL, detector="denied_burst"),  # more severe: paged
+        ]
+    )
+    rows = sqlite_store.notifications(OutboxQuery(newest_first=False))
+    assert [(row.page.severity.value, row.status.value) for row in rows] == [
+        ("medium", "pending"),
+        ("medium", "suppressed"),
+        ("high", "pending"),
+        ("high", "suppressed"),
+        ("critical", "pending"),
+    ]
+
+
+def test_an_incident_held_back_by_the_throttle_is_paged_once_it_becomes_more_severe(tmp_path, sqlite_store, clock):
+    paging = pager(tmp_path, sqlite_store, clock, throttle="1d")
+    paging.page([found_at(0)])
+    alert, incident = found_at(2, detector="egress")
+    paging.page([(alert, incident)])
+    paging.page([risen(alert, incident, Severity.CRITICAL)])
+    assert planned(sqlite_store) == [
+        ("soc", "trigger", "pending"),
+        ("soc", "trigger", "suppressed"),
+        ("soc", "trigger", "pending"),  # critical: more than the actor was paged for
+    ]
 
 
 def test_the_throttle_never_holds_back_news_of_an_incident_already_paged(tmp_path, sqlite_store, clock):
