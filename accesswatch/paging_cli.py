@@ -48,7 +48,9 @@ def add_commands(
         choices=[status.value for status in NotificationStatus],
         help="only these (repeat for several; default: all)",
     )
-    pages.add_argument("--incident", metavar="ID", help="only the pages about this incident")
+    pages.add_argument(
+        "--incident", metavar="ID", help="only the pages about this incident (or the incident of this alert)"
+    )
     pages.add_argument("--limit", type=int, default=50, help="newest first (default: 50)")
     pages.add_argument("--format", choices=["table", "jsonl"], default="table")
     pages.add_argument(
@@ -132,9 +134,13 @@ def _pages(args: argparse.Namespace) -> int:
                 for receiver in receivers.values():
                     receiver.close()
             print(f"delivered: {report.sent} sent, {report.retrying} to retry, {report.failed} failed")
+        incident_id = _incident_of(store, args.incident) if args.incident else None
+        if args.incident and incident_id is None:  # "no pages" would read as "nobody was paged for it"
+            print(f"accesswatch: no incident or alert {args.incident!r}", file=sys.stderr)
+            return EXIT_FAILED
         query = OutboxQuery(
             statuses=[NotificationStatus(s) for s in args.status] if args.status else None,
-            incident_id=args.incident,
+            incident_id=incident_id,
             limit=max(1, min(args.limit, 100_000)),
         )
         rows = store.notifications(query)
@@ -177,7 +183,8 @@ def _table(rows: list[Notification], resting: dict[str, datetime], out: TextIO) 
         out.write("no pages\n")
         return
     out.write(
-        f"{'created (UTC)':<20} {'status':<10} {'receiver':<14} {'page':<12} {'incident':<24} {'severity':<8}"
+        f"{'created (UTC)':<20} {'status':<10} {'receiver':<14} {'page':<12} {'incident':<24} {'actor':<16}"
+        f" {'severity':<8}"
         f" {'tries':>5}  {'next / done (UTC)':<20} last error\n"
     )
     for row in rows:
@@ -185,7 +192,8 @@ def _table(rows: list[Notification], resting: dict[str, datetime], out: TextIO) 
         when = row.settled_at if row.settled_at else _next_try(row, resting)
         out.write(
             f"{_short(row.created_at):<20} {row.status.value:<10} {row.receiver:<14} {kind:<12} {row.incident_id:<24}"
-            f" {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20} {_error_shown(row)}\n"
+            f" {row.actor_id:<16} {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20}"
+            f" {_error_shown(row)}\n"
         )
 
 

@@ -185,6 +185,23 @@ def test_pages_shows_when_a_page_behind_a_resting_receiver_is_really_tried(
     assert len(lines) == 2 and all(f"  {rest_ends:%Y-%m-%d %H:%M:%S} " in line for line in lines), lines
 
 
+def test_pages_of_an_incident_found_by_one_of_its_alerts_with_the_actor_and_an_unknown_id_refused(
+    tmp_path, events, config, pagerduty, capsys
+):
+    data = tmp_path / "data"
+    accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page")
+    incident = next(i for i in incidents(data) if i.severity.rank >= 1)
+    capsys.readouterr()
+    by_incident = accesswatch("pages", "--data-dir", str(data), "--incident", incident.incident_id)
+    listed = capsys.readouterr().out
+    assert by_incident == 0 and incident.incident_id in listed and f" {incident.actor_id} " in listed
+    # ack and resolve take an alert id too: so does the listing, with the same pages
+    assert accesswatch("pages", "--data-dir", str(data), "--incident", incident.alert_ids[0]) == 0
+    assert capsys.readouterr().out == listed
+    assert accesswatch("pages", "--data-dir", str(data), "--incident", "inc-nope") == 1
+    assert capsys.readouterr().err.strip() == "accesswatch: no incident or alert 'inc-nope'"
+
+
 def test_ack_and_resolve_reach_pagerduty(tmp_path, events, config, pagerduty, capsys):
     data = tmp_path / "data"
     accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page")
