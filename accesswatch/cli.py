@@ -291,7 +291,21 @@ def _replay(args: argparse.Namespace) -> int:
         f" alerts raised {report.alerts_raised}, alerts updated {report.alerts_updated}"
     )
     print(f"{report.elapsed:.1f} s, {rate:,.0f} lines/s")
+    if report.late_events:
+        print(_late_warning(report.late_events, settings.windows.allowed_lateness), file=sys.stderr)
+    # late events are stored, so every line is accounted for: the contract's exit 0 stands
     return EXIT_OK if report.balanced else EXIT_FAILED
+
+
+def _late_warning(late: int, lateness: float) -> str:
+    """One line on events stored but never judged: a replay of them again finds them stored, and judges none."""
+    its, it = ("its window", "it") if late == 1 else ("their windows", "them")
+    return (
+        f"accesswatch replay: warning: {_plural(late, 'event')} stored but not judged: {its} had closed"
+        f" (more than windows.allowed_lateness, {lateness:,.10g} s, behind the newest event read); to judge {it},"
+        " replay all the files in one replay, each in time order, into a fresh data dir, or raise"
+        " windows.allowed_lateness"
+    )
 
 
 class _Progress:

@@ -15,6 +15,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
@@ -240,15 +241,27 @@ class FileSource(Source):
         self.live = follow
         self.poll = poll
 
-    def batches(self, max_records: int) -> Iterator[LineBatch]:
+    def batches(self, max_records: int) -> Iterator[Sequence[RawRecord]]:
+        if len(self.paths) > 1 and not self.follow:
+            yield from self._merged(max_records)
+            return
         for path in self.paths:
             if self.stopping:
                 return
-            if path == "-":
-                yield from self._batches(sys.stdin.buffer, "stdin", max_records)
-                continue
-            with open(path, "rb") as handle:
-                yield from self._batches(handle, f"file:{_display_path(path)}", max_records)
+            with _opened(path) as (handle, name):
+                yield from self._batches(handle, name, max_records)
+
+    def _merged(self, max_records: int) -> Iterator[Sequence[RawRecord]]:
+        """Several files as one stream in event time (``ingest.merge``): read one after another, the files after
+        the first would be behind the watermark the first moved, stored but never judged."""
+        from ingest.merge import merged_batches
+
+        with ExitStack() as files:
+            readers = [LineReader(*files.enter_context(_opened(path)), self.max_line_bytes) for path in self.paths]
+            for batch in merged_batches(readers, max_records):
+                yield batch
+                if self.stopping:
+                    return
 
     def _batches(self, handle: BinaryIO, name: str, max_records: int) -> Iterator[LineBatch]:
         batch = LineBatch([], name, 1)
@@ -265,6 +278,16 @@ class FileSource(Source):
             if not self.follow or self.stopping:
                 return
             time.sleep(self.poll)  # a live log: wait for it to grow
+
+
+@contextmanager
+def _opened(path: str) -> Iterator[tuple[BinaryIO, str]]:
+    """The stream of ``path`` (``-``: standard input, left open) and its name in dead letters."""
+    if path == "-":
+        yield sys.stdin.buffer, "stdin"
+        return
+    with open(path, "rb") as handle:
+        yield handle, f"file:{_display_path(path)}"
 
 
 def unreadable_reason(path: str) -> str | None:

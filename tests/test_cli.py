@@ -57,6 +57,25 @@ def test_replay_from_stdin_then_dead_letters_and_alert_table(tmp_path):
     assert table.returncode == 0 and table.stdout.strip() == b"no alerts"
 
 
+def test_a_replay_with_late_events_says_they_were_not_judged_and_what_to_do(tmp_path):
+    in_order = [event_dict(timestamp="2026-11-02T01:00:00Z"), event_dict(timestamp="2026-11-02T03:00:00Z")]
+    done = aw(
+        "replay", "-", "--data-dir", str(tmp_path / "a"), stdin=b"".join(orjson.dumps(e) + b"\n" for e in in_order)
+    )
+    assert done.returncode == 0 and b"late events 0" in done.stdout and b"warning" not in done.stderr
+    # the hour of 01:00 closed once 03:00 was read (10 minutes' lateness): 01:30 comes too late to be judged
+    late = [event_dict(timestamp="2026-11-02T03:00:00Z"), event_dict(timestamp="2026-11-02T01:30:00Z")]
+    done = aw("replay", "-", "--data-dir", str(tmp_path / "b"), stdin=b"".join(orjson.dumps(e) + b"\n" for e in late))
+    assert done.returncode == 0, done.stderr  # stored, so accounted for: the contract's exit 0
+    assert b"late events 1," in done.stdout
+    warning = [line for line in done.stderr.decode().splitlines() if "warning" in line]
+    assert warning == [
+        "accesswatch replay: warning: 1 event stored but not judged: its window had closed (more than"
+        " windows.allowed_lateness, 600 s, behind the newest event read); to judge it, replay all the files in"
+        " one replay, each in time order, into a fresh data dir, or raise windows.allowed_lateness"
+    ]
+
+
 def test_a_missing_file_fails_without_a_traceback(tmp_path):
     done = aw("replay", str(tmp_path / "nope.jsonl"), "--data-dir", str(tmp_path))
     assert done.returncode == 1 and b"no such file" in done.stderr and b"Traceback" not in done.stderr

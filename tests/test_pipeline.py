@@ -93,6 +93,33 @@ def test_how_the_stream_is_cut_into_batches_changes_no_alert(fortnight, tmp_path
     assert _alert_keys(small) == _alert_keys(large)
 
 
+def test_a_log_split_into_a_file_per_system_is_judged_as_the_one_stream_it_was(fortnight, tmp_path):
+    # each system's export in time order, given to one replay: merged by event time (ingest.merge); read one
+    # after another, every file after the first fell behind the watermark, stored and never judged
+    report, whole, _ = _replay(_settings(tmp_path / "whole"), fortnight)
+    by_system: dict[str, list[bytes]] = {}
+    for line in fortnight.read_bytes().splitlines(keepends=True):
+        by_system.setdefault(orjson.loads(line)["resource"]["system"], []).append(line)
+    assert len(by_system) > 3
+    paths = [tmp_path / f"{system}.jsonl" for system in sorted(by_system)]
+    broken = len(by_system[sorted(by_system)[1]]) // 2  # a malformed line in the middle of the second file
+    by_system[sorted(by_system)[1]].insert(broken, b"{not an event\n")
+    for path in paths:
+        path.write_bytes(b"".join(by_system[path.stem]))
+    settings = _settings(tmp_path / "split")
+    split_report, split, _ = _replay(settings, *paths)
+    assert split_report.late_events == 0 and split_report.dead_letters == 1
+    assert split_report.stored == report.stored == split_report.lines_read - 1
+    assert whole, "the fortnight has alerts to compare"
+    assert _alert_keys(split) == _alert_keys(whole)
+    assert sorted((a.alert_id, a.revision) for a in split) == sorted((a.alert_id, a.revision) for a in whole)
+    with SqliteStore(Path(settings.data_dir) / "accesswatch.db") as store:
+        letters = store.dead_letters(limit=10)
+    assert [(d.source, d.position, d.raw) for d in letters] == [
+        (f"file:{paths[1].resolve()}", f"line {broken + 1}", b"{not an event")
+    ]
+
+
 def test_a_crash_before_the_checkpoint_loses_and_doubles_nothing(fortnight, tmp_path):
     _, uninterrupted, _ = _replay(_settings(tmp_path / "whole"), fortnight)
 
