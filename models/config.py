@@ -263,6 +263,14 @@ class FileSource(Section):
     paths: list[str] = []
     follow: StrictBool = False  # keep reading as the files grow (a live log)
 
+    @model_validator(mode="after")
+    def _one_file_followed(self) -> FileSource:
+        # followed, the first file is read for ever and the others never; merged by event time (as a replay
+        # merges files), the stream would stall whenever one of them goes quiet
+        if self.follow and len(self.paths) > 1:
+            raise cross_field_error(["paths", "follow"], "one file when follow = true (a live log is one file)")
+        return self
+
 
 class SimulatorSource(Section):
     seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1)] = 7  # the simulator's own bounds

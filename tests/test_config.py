@@ -442,3 +442,14 @@ def test_routes_and_silences_name_detectors_that_exist(tmp_path, table):
     assert "'bulk-read' is none of" in message and "bulk_read" in message and "\n" not in message
     config.write_text(f'[[notify.{table}]]\n{item}\ndetectors = ["egress", "bulk_read"]\n')
     assert getattr(load_settings(config, env={}).notify, table)[0].detectors == ["egress", "bulk_read"]
+
+
+def test_a_followed_file_source_is_one_file(tmp_path):
+    # several followed files: the first would be read for ever and the others never
+    env = {"ACCESSWATCH_SOURCE__FILE__PATHS": '["a.jsonl", "b.jsonl"]', "ACCESSWATCH_SOURCE__FILE__FOLLOW": "true"}
+    with pytest.raises(ConfigError, match=r"^configuration error: source\.file\.paths = \['a.jsonl', 'b.jsonl'\]"):
+        load_settings(env=env)
+    assert load_settings(env={**env, "ACCESSWATCH_SOURCE__FILE__FOLLOW": "false"}).source.file.paths == [
+        "a.jsonl",
+        "b.jsonl",
+    ]
