@@ -27,7 +27,7 @@ from store.base import Store
 from store.chain import ChainedStore
 from store.retention import RetainingStore, RetentionPolicy
 
-EXIT_OK, EXIT_FAILED = 0, 1
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_commands(
@@ -165,7 +165,11 @@ def _verify_digest(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
-    now = integrity.parse_moment(args.as_of, settings.organisation.tz) if args.as_of else datetime.now(UTC)
+    try:
+        now = integrity.parse_moment(args.as_of, settings.organisation.tz) if args.as_of else datetime.now(UTC)
+    except ValueError as exc:  # a wrong argument: one line, as for any other
+        print(f"accesswatch purge: --as-of {args.as_of!r} {exc}", file=sys.stderr)
+        return EXIT_USAGE
     retention = settings.retention
     policy = RetentionPolicy.of(retention.events_days, retention.alerts_days, now)
     with app.open_store(settings, must_exist=True) as store:
