@@ -251,7 +251,8 @@ def _undecided(account: PeriodAccount) -> str:
 
 def describe(report: ChainReport) -> list[str]:
     """The verification report as lines for a person: the verdict first, then each problem."""
-    head = f"head {report.head.hex()} (entry {report.head_entry})" if report.head else "no chain yet"
+    # in the form ``verify --head`` takes back, and the chain-head log line gives
+    head = f"head {report.head_entry}:{report.head.hex()}" if report.head else "no chain yet"
     lines = [
         f"{'intact' if report.intact else 'TAMPERED'}: {report.entries} chain entries, {report.events_checked} events"
         f" checked, {report.purged} purged by retention, {len(report.problems)} problems; {head}"

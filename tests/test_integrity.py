@@ -213,6 +213,8 @@ def test_a_chain_cut_back_at_its_end_verifies_intact_except_against_a_head_logge
         == 0
     )
     assert command("verify", "--data-dir", str(cut), "--head", _head_arg(earlier)).returncode == 0
+    # verify says the head it found in the form --head takes: kept away from the store, it is the next check's
+    assert f"; head {_head_arg(logged)}" in command("verify", "--data-dir", str(data)).stdout
 
 
 def test_a_chain_rewritten_whole_differs_from_the_head_logged(tmp_path, settings):
