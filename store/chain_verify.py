@@ -82,6 +82,24 @@ class _Verification:
         for problem in check_indexes(db):
             listing.add(problem.group, Problem("index", problem.detail, problem.seq, problem.event_id))
         listing.close()
+        if chain_start:
+            self._report_traces_past(chained_to)
+
+    def _report_traces_past(self, chained_to: int) -> None:
+        """Seqs the indexes and keys still hold past the chain's last: events stored, then deleted with their
+        chain entries.  Such a cut at the chain's end leaves a shorter chain that is consistent in itself;
+        the indexes are written in the same transaction as the events and the entry, so they tell."""
+        traces = [(table, high) for table, high in _highest_seqs(self.db) if high is not None and high > chained_to]
+        if traces:
+            held = ", ".join(f"{table} up to seq {high}" for table, high in traces)
+            self.report.problems.append(
+                Problem(
+                    "chain",
+                    f"the indexes hold events past the chain's last seq {chained_to} ({held}): events stored after"
+                    " it are gone with their chain entries (the chain was cut back), or the indexes were written"
+                    " behind the product's back",
+                )
+            )
 
     def _report_gap(self, first: int, last: int | None, lost: tuple[int, int] | None) -> None:
         """Stored events between entries: each one named, or one line if entries are missing there."""
@@ -231,6 +249,19 @@ def _range(first: int, last: int | None) -> tuple[str, list[int]]:
 def _count(db: sqlite3.Connection, first: int, last: int | None) -> int:
     where, params = _range(first, last)
     return db.execute(f"SELECT count(*) FROM events WHERE {where}", params).fetchone()[0]
+
+
+# where the store lists events besides their rows (their largest seq: the postings' rows hold their seq range)
+_SEQ_HOLDERS = (
+    ("class_postings", "SELECT max(last_seq) FROM class_postings"),
+    ("customer_postings", "SELECT max(last_seq) FROM customer_postings"),
+    ("event_keys", "SELECT max(seq) FROM event_keys"),
+    ("event_keys_recent", "SELECT max(seq) FROM event_keys_recent"),
+)
+
+
+def _highest_seqs(db: sqlite3.Connection) -> list[tuple[str, int | None]]:
+    return [(table, db.execute(query).fetchone()[0]) for table, query in _SEQ_HOLDERS]
 
 
 def _report_inserted(db: sqlite3.Connection, first: int, last: int | None, report: ChainReport) -> None:

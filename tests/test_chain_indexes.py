@@ -80,7 +80,7 @@ def test_a_class_entry_for_a_class_it_lacks_or_at_another_time_is_named(tmp_path
         [(ts2,)] = db.execute("SELECT ts FROM events WHERE seq = 2").fetchall()
         health = class_postings._rows(2, 2, {"health": (np.array([ts2]), np.array([2]))}, merged=True)
         never = class_postings._rows(9999, 9999, {"health": (np.array([ts2]), np.array([9999]))}, merged=True)
-        db.executemany(  # and entries of seqs never stored: nothing to say
+        db.executemany(  # and an entry of a seq never stored, past the chain: what a cut at its end leaves
             "INSERT INTO class_postings (class, first_seq, last_seq, min_ts, max_ts, merged, postings)"
             " VALUES (?,?,?,?,?,?,?)",
             health + never,
@@ -92,7 +92,10 @@ def test_a_class_entry_for_a_class_it_lacks_or_at_another_time_is_named(tmp_path
 
         _rewrite_class_rows(db, moved)
         db.close()
-        problems = _index_problems(store)
+        report = store.verify_chain()
+    (past,) = [p for p in report.problems if p.kind != "index"]
+    assert "past the chain's last seq 10 (class_postings up to seq 9999)" in past.detail
+    problems = report.problems
     extra = {(p.seq, p.event_id) for p in problems if "extra in class_postings" in p.detail}
     assert extra == {(2, ids[1]), (5, ids[4])}
     assert any("health (classes it does not have)" in p.detail for p in problems if p.seq == 2)

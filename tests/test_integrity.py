@@ -217,6 +217,20 @@ def test_a_chain_cut_back_at_its_end_verifies_intact_except_against_a_head_logge
     assert f"; head {_head_arg(logged)}" in command("verify", "--data-dir", str(data)).stdout
 
 
+def test_a_chain_cut_back_with_its_last_events_is_told_by_what_the_indexes_still_hold(tmp_path, settings):
+    data = str(tmp_path / "data")
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=3)
+        last = store.chain_head()
+        assert last is not None
+        store._db.execute("DELETE FROM events WHERE seq > (SELECT last_seq FROM chain WHERE n = ?)", (last.entry - 1,))
+        store._db.execute("DELETE FROM chain WHERE n = ?", (last.entry,))
+    done = command("verify", "--data-dir", data)
+    assert done.returncode == 1 and done.stdout.startswith("TAMPERED:")
+    assert "the indexes hold events past the chain's last seq" in done.stdout
+    assert "the chain was cut back" in done.stdout and "event_keys_recent up to seq" in done.stdout
+
+
 def test_a_chain_rewritten_whole_differs_from_the_head_logged(tmp_path, settings):
     data = tmp_path / "data"
     with _store(tmp_path) as store:
