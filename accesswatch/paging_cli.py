@@ -3,9 +3,11 @@
 ``ack`` and ``resolve`` record the person's action on the incident (the
 triage log keeps who and when) and tell the receivers that were paged and
 can express it (PagerDuty acknowledge/resolve, Alertmanager's end, a Slack
-message...).  They try to deliver at once; what a receiver does not take
-stays in the outbox for the running pipeline (or ``pages --deliver``) to
-retry, and the command says so.  They follow the incident's state machine,
+message...); ``reopen`` tells the receivers that were told it was closed
+(a PagerDuty trigger, Alertmanager firing again, a Slack message...).
+They try to deliver at once; what a receiver does not take stays in the
+outbox for the running pipeline (or ``pages --deliver``) to retry, and the
+command says so.  They follow the incident's state machine,
 as the dashboard does (``models.incident``): a closed incident is reopened
 before it is acknowledged or resolved again, and a repeat changes nothing.
 """
@@ -63,7 +65,7 @@ def add_commands(
     for name, kind, text in (
         ("ack", TriageActionKind.ACKNOWLEDGE, "Acknowledge an open incident and tell the receivers that were paged."),
         ("resolve", TriageActionKind.RESOLVE, "Resolve an open incident and tell the receivers that were paged."),
-        ("reopen", TriageActionKind.REOPEN, "Reopen a resolved or false-positive incident (receivers are not told)."),
+        ("reopen", TriageActionKind.REOPEN, "Reopen a closed incident and tell the receivers told it was closed."),
     ):
         sub = command(name, _triage, text)
         sub.set_defaults(action_kind=kind, settings_of=settings_of)
@@ -265,11 +267,11 @@ def _act(
 
 def _say_repeat(incident: Incident, action: TriageAction) -> None:
     kept = " (the note is kept in the triage log)" if action.note else ""
-    print(f"{incident.incident_id} is already {incident.status.value}: nothing changed, nobody told again{kept}")
+    print(f"{incident.incident_id} is already {_status(incident)}: nothing changed, nobody told again{kept}")
 
 
 def _say_done(incident: Incident, kind: TriageActionKind, told: list[Notification]) -> None:
-    print(f"{incident.incident_id} ({incident.actor_id}, {incident.severity.value}) is now {incident.status.value}")
+    print(f"{incident.incident_id} ({incident.actor_id}, {incident.severity.value}) is now {_status(incident)}")
     for row in told:
         line = f"  {row.receiver}: {row.kind.value} {row.status.value}"
         if row.status is NotificationStatus.PENDING:
@@ -283,6 +285,10 @@ def _say_done(incident: Incident, kind: TriageActionKind, told: list[Notificatio
         print(f"  receivers are not told of a {kind.value}")
     else:
         print("  no receiver to tell (none was paged for it, none can express this, or they were told it was closed)")
+
+
+def _status(incident: Incident) -> str:
+    return incident.status.value.replace("_", " ")  # "false positive", as a person writes it
 
 
 def _incident_of(store: Store, given: str) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from detectors.windows import ActorRef
 
@@ -33,7 +33,11 @@ def who(actor: ActorRef) -> str:
 
 
 def span(start: float, end: float, zone: tzinfo) -> str:
-    """'Tue 13 Oct 14:00-15:00' in the organisation's local time."""
+    """'on Tue 13 Oct 14:00-15:00 Asia/Shanghai' in the organisation's local time, its zone named.
+
+    The zone is named wherever a time of day shows: a page is read in other zones, beside times
+    in UTC.  Whole local days ('on Tue 13 Oct') go without it.
+    """
     first = datetime.fromtimestamp(start, UTC).astimezone(zone)
     last = datetime.fromtimestamp(end, UTC).astimezone(zone)
     if end - start >= 86400 - 1 and first.hour == 0 and first.minute == 0:
@@ -41,8 +45,20 @@ def span(start: float, end: float, zone: tzinfo) -> str:
             return first.strftime("on %a %d %b")
         return f"from {first:%a %d %b} to {last:%a %d %b}"
     if first.date() == last.date() or (last - first).total_seconds() <= 3600:
-        return f"on {first:%a %d %b %H:%M}-{last:%H:%M}"
-    return f"from {first:%a %d %b %H:%M} to {last:%a %d %b %H:%M}"
+        return f"on {first:%a %d %b %H:%M}-{last:%H:%M} {zone_name(first)}"
+    return f"from {first:%a %d %b %H:%M} to {last:%a %d %b %H:%M} {zone_name(first)}"
+
+
+def zone_name(moment: datetime) -> str:
+    """'Asia/Shanghai', 'UTC', else the offset ('UTC+08:00'): what a reader elsewhere can convert from."""
+    key = getattr(moment.tzinfo, "key", None)  # a zoneinfo zone's IANA name
+    if isinstance(key, str) and key:
+        return key
+    offset = moment.utcoffset() or timedelta(0)
+    if not offset:
+        return "UTC"
+    minutes = round(abs(offset.total_seconds()) / 60)
+    return f"UTC{'-' if offset < timedelta(0) else '+'}{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def basis(name: str) -> str:

@@ -1,7 +1,8 @@
 """Pages: what a receiver is told about an incident, and the outbox row that carries it.
 
-A ``Page`` is the message (the incident, the finding behind it, and what
-happened: raised, grew more severe, acknowledged, resolved).  A
+A ``Page`` is the message (the incident, the finding behind it, one line for
+each other detector's finding about the same episode, and what happened:
+raised, grew more severe, acknowledged, resolved, reopened).  A
 ``Notification`` is one page for one receiver, kept in the store's outbox
 until it is delivered: its id is derived from what it says, so planning the
 same page twice (a replay, a restart after a crash) finds the row already
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +26,14 @@ class PageKind(StrEnum):
     UPDATE = "update"  # an incident this receiver was paged for became more severe
     ACKNOWLEDGE = "acknowledge"  # a person took it
     RESOLVE = "resolve"  # a person closed it (resolved or false positive)
+    REOPEN = "reopen"  # a person put a closed incident back in the queue
+
+
+# What a page quotes of the incident's other findings: a person acts on the whole episode (who
+# exported what, from where, after how long a silence), not on the one finding that paged.
+MAX_FINDINGS = 8  # lines: one per other detector, strongest first
+MAX_FINDING_CHARS = 500  # a line: a detector's summary is one sentence
+Finding = Annotated[str, Field(min_length=1, max_length=MAX_FINDING_CHARS)]
 
 
 class Page(BaseModel):
@@ -33,15 +43,46 @@ class Page(BaseModel):
     dedup_key: str  # the incident id: receivers that deduplicate collapse repeats on it
     incident: Incident
     alert: Alert  # the finding behind the page: the contract's alert record
+    # the incident's other detectors, one line each ("egress, high: ..."), strongest first
+    findings: list[Finding] = Field(default_factory=list, max_length=MAX_FINDINGS)
     previous_severity: Severity | None = None  # an update: the severity the receiver was told before
     escalation_level: int = Field(default=0, ge=0)  # 0: the first page; n: the n-th escalation
     escalated_after: float | None = None  # seconds the incident went unacknowledged before this escalation
-    action: TriageAction | None = None  # acknowledge/resolve: who did it, when, with what note
+    action: TriageAction | None = None  # acknowledge/resolve/reopen: who did it, when, with what note
     link: str | None = None  # the incident in the dashboard
 
     @property
     def severity(self) -> Severity:
         return self.incident.severity
+
+
+def other_findings(incident: Incident, headline: Alert) -> list[str]:
+    """One line per detector of the incident other than the headline's: its strongest finding, strongest first.
+
+    Read from ``Incident.evidence`` (each detector's strongest alert, kept as the incident grows), so
+    a page planned before its batch's alerts are stored still quotes them all.
+    """
+    found = []
+    for detector, figures in incident.evidence.items():
+        summary = figures.get("summary") if isinstance(figures, dict) else None
+        if detector == headline.detector or not isinstance(summary, str) or not summary:
+            continue
+        try:
+            severity = Severity(figures.get("severity"))
+        except ValueError:
+            continue
+        score = figures.get("score")
+        found.append((severity.rank, score if isinstance(score, int | float) else 0.0, detector, severity, summary))
+    found.sort(key=lambda item: (-item[0], -item[1], item[2]))
+    lines = [_cut(f"{detector}, {severity.value}: {summary}") for _, _, detector, severity, summary in found]
+    if len(lines) > MAX_FINDINGS:
+        rest = [item[2] for item in found[MAX_FINDINGS - 1 :]]
+        lines = [*lines[: MAX_FINDINGS - 1], _cut(f"and {len(rest)} more: {', '.join(rest)}")]
+    return lines
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_FINDING_CHARS else text[: MAX_FINDING_CHARS - 1] + "…"
 
 
 class NotificationStatus(StrEnum):

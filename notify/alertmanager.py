@@ -6,7 +6,7 @@ Each incident is one Alertmanager alert, identified by its labels
 sent again collapses into the same alert.  Alertmanager resolves an alert at
 its ``endsAt``; accesswatch sets it ``ends_after`` (default two days) ahead,
 since it does not re-send like Prometheus does, and to now when the incident
-is closed.  When the incident's severity rises, its label set changes: the
+is closed (a reopening fires it again).  When the incident's severity rises, its label set changes: the
 alert under the old severity is ended in the same request.
 
 Acknowledging has no Alertmanager equivalent (a silence is the closest, and
@@ -26,10 +26,11 @@ from pydantic import field_validator
 from models.config import Seconds
 from models.event import format_utc
 from models.page import Page, PageKind
-from notify.base import headline
+from notify.base import headline, next_step, when
 from notify.http import HttpNotifier, HttpSettings, HttpUrl, post_json
 
 ALERTNAME = "AccesswatchIncident"
+_ACTED_BY = {PageKind.ACKNOWLEDGE: "acknowledged_by", PageKind.RESOLVE: "closed_by", PageKind.REOPEN: "reopened_by"}
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -56,13 +57,17 @@ def alerts(page: Page, settings: AlertmanagerSettings, now: datetime) -> list[di
     annotations = {
         "summary": headline(page),
         "description": page.alert.summary,
+        "when": when(page),
+        "next_step": next_step(page),
         "detectors": ",".join(incident.detectors),
         "risk_score": f"{incident.risk_score:g}",
         "window": f"{format_utc(incident.window_start)}/{format_utc(incident.window_end)}",
         "status": incident.status.value,
     }
+    if page.findings:
+        annotations["findings"] = "\n".join(page.findings)  # the incident's other detectors, one a line
     if page.action is not None:
-        annotations["closed_by" if closing else "acknowledged_by"] = page.action.by
+        annotations[_ACTED_BY.get(page.kind, "by")] = page.action.by
     if page.link:
         annotations["dashboard"] = page.link
     current = _alert(page, settings, incident.severity.value, annotations, ends)
@@ -99,7 +104,7 @@ def _alert(page: Page, settings: AlertmanagerSettings, severity: str, annotation
 class AlertmanagerNotifier(HttpNotifier[AlertmanagerSettings]):
     kind = "alertmanager"
     Settings = AlertmanagerSettings
-    handles = frozenset({PageKind.TRIGGER, PageKind.UPDATE, PageKind.RESOLVE})
+    handles = frozenset({PageKind.TRIGGER, PageKind.UPDATE, PageKind.RESOLVE, PageKind.REOPEN})
 
     def __init__(self, name: str, settings: AlertmanagerSettings, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(name, settings)

@@ -10,13 +10,17 @@ It never decides who is paged, retries, or remembers what it sent: routing
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from models.alert import Alert, AlertStatus
+
 # as Config: in a notifier's class body ``Settings`` is its own receiver settings model
 from models.config import Settings as Config
 from models.event import format_utc
+from models.incident import Incident
 from models.page import Page, PageKind
 
 
@@ -76,7 +80,9 @@ def page_record(page: Page, delivery_id: str | None = None) -> dict[str, Any]:
 
     The contract asks for "at least" the alert keys, so receivers that read
     alert records read these too; ``page`` says whether it is a new incident,
-    an update, an acknowledgement or a resolution, and by whom.
+    an update, an acknowledgement, a resolution or a reopening, and by whom,
+    what the incident's other detectors found (``findings``), and, without a
+    dashboard link, the commands that act on it (``commands``).
     """
     incident = page.incident
     about: dict[str, Any] = {
@@ -91,13 +97,18 @@ def page_record(page: Page, delivery_id: str | None = None) -> dict[str, Any]:
         "incident_window_start": format_utc(incident.window_start),
         "incident_window_end": format_utc(incident.window_end),
         "escalation_level": page.escalation_level,
+        "findings": list(page.findings),
     }
+    if page.escalation_level and page.escalated_after is not None:
+        about["unacknowledged_for"] = page.escalated_after  # seconds, before it escalated to this receiver
     if page.previous_severity is not None:
         about["previous_severity"] = page.previous_severity.value
     if page.action is not None:
         about["action"] = page.action.model_dump(mode="json", exclude_none=True)
     if page.link:
         about["link"] = page.link
+    else:
+        about["commands"] = commands(page)
     if delivery_id:
         about["delivery_id"] = delivery_id
     return {**page.alert.to_record(), "page": about}
@@ -108,19 +119,109 @@ def headline(page: Page) -> str:
     incident = page.incident
     severity = incident.severity.value.upper()
     who = f"{incident.actor_kind.value} {incident.actor_id}"
-    if page.kind is PageKind.ACKNOWLEDGE:
-        return f"Acknowledged by {_by(page)}: {severity} incident on {who}"
-    if page.kind is PageKind.RESOLVE:
-        closed = "false positive" if incident.status.value == "false_positive" else "resolved"
-        return f"Closed as {closed} by {_by(page)}: {severity} incident on {who}"
+    if page.kind in (PageKind.ACKNOWLEDGE, PageKind.RESOLVE, PageKind.REOPEN):
+        return f"{done_by(page)}: {severity} incident on {who}"
     if page.kind is PageKind.UPDATE:
         before = page.previous_severity.value.upper() if page.previous_severity else "?"
         return f"Now {severity} (was {before}): incident on {who}"
     if page.escalation_level:
-        minutes = round((page.escalated_after or 0) / 60)
-        return f"ESCALATED, unacknowledged for {minutes} min: {severity} incident on {who}"
+        return f"ESCALATED, unacknowledged for {duration(page.escalated_after or 0)}: {severity} incident on {who}"
     return f"{severity} incident on {who}"
 
 
-def _by(page: Page) -> str:
-    return page.action.by if page.action is not None else "someone"
+def done_by(page: Page) -> str:
+    """What a person did and who: 'Acknowledged by alice', 'Closed as false positive by bob', 'Reopened by erin'."""
+    by = page.action.by if page.action is not None else "someone"
+    if page.kind is PageKind.RESOLVE:
+        closed = "false positive" if page.incident.status.value == "false_positive" else "resolved"
+        return f"Closed as {closed} by {by}"
+    return f"{'Reopened' if page.kind is PageKind.REOPEN else 'Acknowledged'} by {by}"
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '15 min', '2 h 5 min': an escalation after under a minute is not '0 min'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h" + (f" {minutes % 60} min" if minutes % 60 else "")
+
+
+def actor(incident: Incident) -> str:
+    """'emp-0042 (employee, role sales, department sales)'."""
+    return f"{incident.actor_id} ({traits(incident)})"
+
+
+def traits(incident: Incident) -> str:
+    """'employee, role sales, department sales': each one named, since a role and a department may read alike."""
+    named = [incident.actor_kind.value]
+    for label, value in (
+        ("role", incident.actor_role),
+        ("department", incident.actor_department),
+        ("organisation", incident.actor_organization),
+    ):
+        if value:
+            named.append(f"{label} {value}")
+    return ", ".join(named)
+
+
+def span_utc(start: datetime, end: datetime) -> str:
+    """'2026-10-23 02:00-03:00 UTC', or '2026-10-22 16:00 to 2026-10-23 16:00 UTC' across days."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if start.date() == end.date():
+        return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
+    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+
+
+def when(page: Page) -> str:
+    """When the headline finding was active, in UTC; the incident's span beside it when wider.
+
+    An alert's window and its incident's are unions of findings' windows (whole local days for
+    the daily rules): shown alone, they read as if the activity had lasted that long.
+    """
+    start, end = active_span(page.alert)
+    incident = page.incident
+    shown = span_utc(start, end)
+    if (incident.window_start, incident.window_end) == (start, end):
+        return shown
+    return f"{shown} (incident: {span_utc(incident.window_start, incident.window_end)})"
+
+
+def active_span(alert: Alert) -> tuple[datetime, datetime]:
+    """The window of the alert's strongest finding, the one its summary tells; else the alert's window.
+
+    A grown alert keeps its findings' spans (``detectors.alerts``) as ``[start, end, score,
+    severity]``; its summary is its strongest finding's.
+    """
+    best: tuple[float, datetime, datetime] | None = None
+    for span in alert.evidence.get("spans") or ():
+        try:
+            start, end, score = datetime.fromisoformat(span[0]), datetime.fromisoformat(span[1]), float(span[2])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if best is None or score > best[0]:
+            best = (score, start, end)
+    return (best[1], best[2]) if best else (alert.window_start, alert.window_end)
+
+
+# what a person may do next with an incident in each status (the state machine of ``models.incident``)
+_NEXT = {
+    AlertStatus.OPEN: ("ack", "resolve"),
+    AlertStatus.ACKNOWLEDGED: ("resolve",),
+    AlertStatus.RESOLVED: ("reopen",),
+    AlertStatus.FALSE_POSITIVE: ("reopen",),
+}
+
+
+def commands(page: Page) -> list[str]:
+    """The commands that act on the incident: 'accesswatch ack inc-...', for pages without a dashboard link."""
+    return [f"accesswatch {verb} {page.incident.incident_id}" for verb in _NEXT[page.incident.status]]
+
+
+def next_step(page: Page) -> str:
+    """One line: the dashboard link when there is one, else the commands to act."""
+    if page.link:
+        return f"Open it: {page.link}"
+    lead = "Act on it: " if page.incident.open else "Not over? "
+    return lead + " | ".join(commands(page))

@@ -1,13 +1,18 @@
-"""Pages as lines on a terminal: the embedded default's pager."""
+"""Pages on a terminal, the embedded default's pager: a line a page, then what else the incident holds.
+
+The first line says what happened (the finding, or who acknowledged, closed
+or reopened it), when it was active in UTC and the incident's id; indented
+lines under it quote the incident's other detectors and, without a dashboard
+link, the commands that act on it.
+"""
 
 from __future__ import annotations
 
 import sys
 from typing import TextIO
 
-from models.event import format_utc
 from models.page import Page, PageKind
-from notify.base import Notifier, ReceiverSettings, headline
+from notify.base import Notifier, ReceiverSettings, active_span, headline, next_step, span_utc
 
 _MARK = {"low": " ", "medium": "!", "high": "!!", "critical": "!!!"}
 
@@ -29,9 +34,13 @@ class ConsoleNotifier(Notifier[ReceiverSettings]):
             text = f"{alert.detector:<16} {alert.actor_id}: {alert.summary}{grew}"
         else:
             text = headline(page) + (f" - {page.action.note}" if page.action and page.action.note else "")
+        lines = [
+            f"[{severity.upper():8}]{_MARK[severity]:3} {span_utc(*active_span(alert))} {text}"
+            f"  [{page.incident.incident_id}]"
+        ]
+        lines += [f"{'':13}also {finding}" for finding in page.findings]
+        if not page.link:  # the terminal never showed the dashboard's link; the commands are the next step
+            lines.append(f"{'':13}{next_step(page)}")
         stream = self.stream or sys.stdout  # looked up late: tests and the CLI swap sys.stdout
-        stream.write(
-            f"[{severity.upper():8}]{_MARK[severity]:3} {format_utc(alert.window_start)} {text}"
-            f"  [{page.incident.incident_id}]\n"
-        )
+        stream.write("".join(line + "\n" for line in lines))
         stream.flush()

@@ -21,9 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, model_validator
 
 from models.config import Settings as Config  # ``Settings`` below is the receiver's own
-from models.event import format_utc
 from models.page import Page, PageKind
-from notify.base import DeliveryError, Notifier, ReceiverSettings, headline
+from notify.base import DeliveryError, Notifier, ReceiverSettings, actor, headline, next_step, when
 from notify.http import Timeout
 
 log = logging.getLogger(__name__)
@@ -74,25 +73,21 @@ def compose(page: Page, settings: EmailSettings, delivery_id: str) -> EmailMessa
         mail["In-Reply-To"] = thread_id(incident.incident_id)
         mail["References"] = thread_id(incident.incident_id)
     mail["X-Accesswatch-Incident"] = incident.incident_id
-    lines = [
-        headline(page),
-        "",
-        alert.summary,
-        "",
+    lines = [headline(page), "", alert.summary, ""]
+    if page.findings:
+        lines += ["Also found:", *(f"- {finding}" for finding in page.findings), ""]
+    lines += [
         f"Severity:   {incident.severity.value}"
         + (f" (was {page.previous_severity.value})" if page.previous_severity else ""),
-        f"Who:        {incident.actor_id} ({incident.actor_kind.value}"
-        + "".join(f", {t}" for t in (incident.actor_role, incident.actor_department, incident.actor_organization) if t)
-        + ")",
+        f"Who:        {actor(incident)}",
         f"Detectors:  {', '.join(incident.detectors)}",
-        f"When (UTC): {format_utc(incident.window_start)} to {format_utc(incident.window_end)}",
+        f"When:       {when(page)}",
         f"Risk:       {incident.risk_score:g} / 100 over {len(incident.alert_ids)} alert(s)",
-        f"Incident:   {incident.incident_id} ({incident.status.value})",
+        f"Incident:   {incident.incident_id} ({incident.status.value.replace('_', ' ')})",
     ]
     if page.action is not None:
         lines.append(f"By:         {page.action.by}" + (f": {page.action.note}" if page.action.note else ""))
-    if page.link:
-        lines += ["", f"Open it: {page.link}"]
+    lines += ["", next_step(page)]
     mail.set_content("\n".join(lines) + "\n")
     return mail
 
@@ -100,7 +95,7 @@ def compose(page: Page, settings: EmailSettings, delivery_id: str) -> EmailMessa
 class EmailNotifier(Notifier[EmailSettings]):
     kind = "email"
     Settings = EmailSettings
-    handles = frozenset({PageKind.TRIGGER, PageKind.UPDATE, PageKind.RESOLVE})
+    handles = frozenset({PageKind.TRIGGER, PageKind.UPDATE, PageKind.RESOLVE, PageKind.REOPEN})
 
     @classmethod
     def complete(cls, section: dict[str, Any], config: Config) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Each line is the contract's alert record with a ``page`` object beside its
 keys (``notify.base.page_record``): what happened to the incident, and by
-whom.
+whom, what its other detectors found, and how to act on it.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from models.alert import Alert, Severity
 from models.config import Notify
 from models.event import format_utc
 from models.incident import Incident, TriageAction, TriageActionKind
-from models.page import Notification, NotificationStatus, Page, PageKind, notification_id
+from models.page import Notification, NotificationStatus, Page, PageKind, notification_id, other_findings
 from notify.base import Notifier
 from notify.routing import Match, Router
 from store.base import Store
@@ -42,6 +42,7 @@ ACTION_PAGES = {
     TriageActionKind.ACKNOWLEDGE: PageKind.ACKNOWLEDGE,
     TriageActionKind.RESOLVE: PageKind.RESOLVE,
     TriageActionKind.FALSE_POSITIVE: PageKind.RESOLVE,
+    TriageActionKind.REOPEN: PageKind.REOPEN,  # told to the receivers that were told it was closed
 }
 _TOLD = (NotificationStatus.PENDING, NotificationStatus.SENT)
 _MAX_ROWS = 10_000  # of one incident's notifications
@@ -65,7 +66,15 @@ class _PageDetails(TypedDict, total=False):
 
 
 def _page(kind: PageKind, incident: Incident, alert: Alert, link: str | None, **details: Unpack[_PageDetails]) -> Page:
-    return Page(kind=kind, dedup_key=incident.incident_id, incident=incident, alert=alert, link=link, **details)
+    return Page(
+        kind=kind,
+        dedup_key=incident.incident_id,
+        incident=incident,
+        alert=alert,
+        findings=other_findings(incident, alert),
+        link=link,
+        **details,
+    )
 
 
 def told(rows: Sequence[Notification]) -> dict[str, Severity]:
@@ -291,7 +300,9 @@ class Pager:
         not allow raises TransitionRefused and records nothing; a repeat (acknowledging an
         acknowledged incident) changes nothing and tells nobody, and keeps only its note, as a
         note.  Receivers hear of an incident being acknowledged or closed once: a closed incident
-        reclassified as a false positive tells nobody again.  KeyError if the incident is unknown.
+        reclassified as a false positive tells nobody again.  A reopen tells the receivers that
+        were told it was closed, so that the acknowledgement or resolution that follows it does not
+        reach them unexplained.  KeyError if the incident is unknown.
         """
         before = self.store.get_incident(action.incident_id)
         if before is None:
@@ -301,18 +312,22 @@ class Pager:
         before.status_after(action.kind)  # refuses what the state machine does not allow
         incident = self.store.record_action(action)
         kind = ACTION_PAGES.get(action.kind)
-        if kind is None or not before.open:
+        reopening = kind is PageKind.REOPEN
+        if kind is None or before.open is reopening:  # a closed incident reclassified: told it was closed already
             return incident, []
         now = self.clock()
         rows = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
-        self._cancel_escalations(rows, incident, action, now)
+        if not reopening:
+            self._cancel_escalations(rows, incident, action, now)
         alerts = self.store.get_alerts(incident.alert_ids)
         if not alerts:
             return incident, []
         alert = max(alerts, key=lambda a: (a.severity.rank, a.score))
         link = dashboard_link(self.notify, incident.incident_id)
         planned = []
-        for receiver in told(rows):
+        # a reopen: the receivers told it was closed (or about to be); else those paged for it
+        closed = [row.receiver for row in rows if row.kind is PageKind.RESOLVE and row.status in _TOLD]
+        for receiver in dict.fromkeys(closed) if reopening else told(rows):
             notifier = self.receivers.get(receiver)
             if notifier is None or kind not in notifier.handles:
                 continue

@@ -4,7 +4,8 @@ One PagerDuty alert per incident: later findings are sent as ``trigger``
 events with the same ``dedup_key``, which PagerDuty adds to the open alert
 instead of paging again; acknowledging or resolving the incident in
 accesswatch (dashboard or CLI) sends ``acknowledge``/``resolve`` for the
-same key.  A page delivered twice (at least once) collapses the same way.
+same key, and reopening it a ``trigger``, which opens it there again.  A
+page delivered twice (at least once) collapses the same way.
 
 ``POST /v2/enqueue`` answers 202 when it accepted the event, 400 when the
 event is invalid (not retried), 429 when rate limited and 5xx on its own
@@ -47,6 +48,7 @@ def event(page: Page, settings: PagerDutySettings) -> dict[str, Any]:
         PageKind.UPDATE: "trigger",  # same dedup_key: added to the open alert, no new page
         PageKind.ACKNOWLEDGE: "acknowledge",
         PageKind.RESOLVE: "resolve",
+        PageKind.REOPEN: "trigger",  # same dedup_key: the resolved alert is open again
     }[page.kind]
     body: dict[str, Any] = {
         "routing_key": settings.routing_key.get_secret_value(),
@@ -59,6 +61,8 @@ def event(page: Page, settings: PagerDutySettings) -> dict[str, Any]:
     summary = f"[{incident.severity.value.upper()}] {incident.actor_id}: {page.alert.summary}"
     if page.escalation_level:
         summary = f"ESCALATED: {summary}"
+    elif page.kind is PageKind.REOPEN and page.action is not None:
+        summary = f"REOPENED by {page.action.by}: {summary}"
     body["payload"] = {
         "summary": summary[:1024],
         "source": settings.source,

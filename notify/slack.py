@@ -2,10 +2,12 @@
 
 Block Kit, within Slack's documented limits: a ``header`` (plain text, at
 most 150 characters), a ``section`` with the explanation (mrkdwn, at most
-3,000) and up to ten ``fields`` (at most 2,000 each), a ``context`` line for
-who acknowledged or closed it, and an ``actions`` button to the incident in
-the dashboard.  ``text`` is the notification's plain fallback.  Slack
-answers ``200 ok``; a 429 carries Retry-After.
+3,000), a ``section`` with what the incident's other detectors found, up to
+ten ``fields`` (at most 2,000 each), a ``context`` line for who acknowledged,
+closed or reopened it, and an ``actions`` button to the incident in the
+dashboard, or without one a ``context`` line with the commands to act.
+``text`` is the notification's plain fallback.  Slack answers ``200 ok``; a
+429 carries Retry-After.
 
 Slack cannot collapse repeats: a page delivered again after a crash before
 it was recorded as sent shows twice (at least once, as the outbox promises).
@@ -18,9 +20,8 @@ from typing import Annotated, Any
 import orjson
 from pydantic import AfterValidator, SecretStr
 
-from models.event import format_utc
 from models.page import Page, PageKind
-from notify.base import DeliveryError, headline
+from notify.base import DeliveryError, commands, done_by, headline, traits, when
 from notify.http import HttpNotifier, HttpSettings, check_http_url, post_json, where
 
 _EMOJI = {
@@ -29,7 +30,11 @@ _EMOJI = {
     "high": ":red_circle:",
     "critical": ":rotating_light:",
 }
-_DONE = {PageKind.ACKNOWLEDGE: ":eyes:", PageKind.RESOLVE: ":white_check_mark:"}
+_DONE = {
+    PageKind.ACKNOWLEDGE: ":eyes:",
+    PageKind.RESOLVE: ":white_check_mark:",
+    PageKind.REOPEN: ":leftwards_arrow_with_hook:",
+}
 
 
 def _secret_url(value: SecretStr) -> SecretStr:
@@ -55,33 +60,30 @@ def message(page: Page) -> dict[str, Any]:
     incident, alert = page.incident, page.alert
     icon = _DONE.get(page.kind, _EMOJI[incident.severity.value])
     title = _cut(f"{headline(page)}", 150 - 2)
-    who = f"`{escape(incident.actor_id)}` ({incident.actor_kind.value}"
-    for trait in (incident.actor_role, incident.actor_department, incident.actor_organization):
-        if trait:
-            who += f", {escape(trait)}"
-    who += ")"
+    who = f"`{escape(incident.actor_id)}` ({escape(traits(incident))})"
     fields = [
         f"*Severity*\n{incident.severity.value}"
         + (f" (was {page.previous_severity.value})" if page.previous_severity else ""),
         f"*Who*\n{who}",
         f"*What*\n{escape(', '.join(incident.detectors))}",
-        f"*When (UTC)*\n{format_utc(incident.window_start)} to {format_utc(incident.window_end)}",
+        f"*When*\n{when(page)}",
         f"*Risk*\n{incident.risk_score:g} / 100, {len(incident.alert_ids)} alert(s)",
-        f"*Incident*\n`{incident.incident_id}` ({incident.status.value})",
+        f"*Incident*\n`{incident.incident_id}` ({incident.status.value.replace('_', ' ')})",
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": f"{_plain_icon(page)} {title}", "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"{icon} {escape(alert.summary)}", 3000)}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(text, 2000)} for text in fields]},
     ]
+    if page.findings:
+        also = "\n".join(f"• {escape(line)}" for line in page.findings)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"*Also found*\n{also}", 3000)}})
+    blocks.append({"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(text, 2000)} for text in fields]})
     if page.action is not None:
         note = f": {escape(page.action.note)}" if page.action.note else ""
         blocks.append(
             {
                 "type": "context",
-                "elements": [
-                    {"type": "mrkdwn", "text": _cut(f"{page.kind.value} by *{escape(page.action.by)}*{note}", 3000)}
-                ],
+                "elements": [{"type": "mrkdwn", "text": _cut(f"{escape(done_by(page))}{note}", 3000)}],
             }
         )
     if page.link:
@@ -98,6 +100,10 @@ def message(page: Page) -> dict[str, Any]:
                 ],
             }
         )
+    else:
+        lead = "Act on it:" if incident.open else "Not over?"
+        steps = "  ".join(f"`{escape(command)}`" for command in commands(page))
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(f"{lead} {steps}", 3000)}]})
     fallback = f"{headline(page)}: {alert.summary}"
     return {"text": _cut(escape(fallback), 3000), "blocks": blocks}
 
@@ -107,6 +113,8 @@ def _plain_icon(page: Page) -> str:
         return "✅"
     if page.kind is PageKind.ACKNOWLEDGE:
         return "👀"
+    if page.kind is PageKind.REOPEN:
+        return "↩️"
     return {"low": "🔵", "medium": "🟡", "high": "🔴", "critical": "🚨"}[page.incident.severity.value]
 
 

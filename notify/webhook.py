@@ -1,9 +1,10 @@
 """Generic webhook: a JSON POST of the contract's alert record, signed with HMAC-SHA256.
 
 The body is ``notify.base.page_record``: the alert record with a ``page``
-object (new incident, update, acknowledgement, resolution).  Headers:
+object (new incident, update, acknowledgement, resolution, reopening; the
+incident's other findings; without a dashboard link, the commands to act).  Headers:
 
-- ``X-Accesswatch-Event``: trigger | update | acknowledge | resolve
+- ``X-Accesswatch-Event``: trigger | update | acknowledge | resolve | reopen
 - ``X-Accesswatch-Dedup-Key``: the incident id; repeats of one incident share it
 - ``X-Accesswatch-Delivery``: the notification id; a repeated delivery (sent at
   least once) has the same one, so a receiver can drop it

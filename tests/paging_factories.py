@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from configs.loader import load_settings
+from detectors.incidents import attach
 from models.alert import Alert, Severity
 from models.config import Settings
 from models.incident import Incident
-from models.page import Notification, NotificationStatus, Page, PageKind, notification_id
+from models.page import Notification, NotificationStatus, Page, PageKind, notification_id, other_findings
 from tests import factories as f
 
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=UTC)  # wall-clock of the tests: an hour after the first finding
@@ -60,6 +61,36 @@ def finding(actor_id: str = "emp-0001", severity: Severity = Severity.HIGH, **ov
     alert = alert_for(actor_id, severity, **overrides)
     incident = incident_of(alert)
     return alert.model_copy(update={"incident_id": incident.incident_id}), incident
+
+
+# A compromised service account: the first finding processed pages; the others join its incident in the same batch.
+EPISODE = (
+    ("sensitive_access", Severity.HIGH, 4.0, "Service account svc-etl read 54,370 records with bank account data."),
+    ("egress", Severity.HIGH, 6.0, "Service account svc-etl exported or downloaded 35,575 records, 276x their usual."),
+    ("new_access", Severity.MEDIUM, 3.0, "Service account svc-etl used the new address 198.51.100.77."),
+    ("dormant", Severity.MEDIUM, 2.0, "Service account svc-etl, silent for 16 days, read 54,370 records."),
+)
+
+
+def episode(detectors: int = len(EPISODE)) -> tuple[Alert, Incident]:
+    """The first alert of the episode and the incident all of them make, as the pipeline hands them to the pager."""
+    incident, members = None, {}
+    for detector, severity, score, summary in EPISODE[:detectors]:
+        alert = f.alert(
+            detector=detector, severity=severity, score=score, summary=summary, actor_id="svc-etl", actor_kind="service"
+        )
+        incident = attach(incident, alert, timedelta(hours=2), members)
+        members[alert.alert_id] = alert.model_copy(update={"incident_id": incident.incident_id})
+    assert incident is not None
+    first = next(iter(members.values()))
+    return first, incident
+
+
+def telling_page(kind: PageKind = PageKind.TRIGGER, **details: Any) -> Page:
+    """A page about the episode, its findings gathered as the pager gathers them."""
+    alert, incident = episode()
+    findings = other_findings(incident, alert)
+    return Page(kind=kind, dedup_key=incident.incident_id, incident=incident, alert=alert, findings=findings, **details)
 
 
 def page(kind: PageKind = PageKind.TRIGGER, severity: Severity = Severity.HIGH, **details: Any) -> Page:

@@ -7,10 +7,11 @@ the week of system warm-up and the actor's five active days.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 
 import pytest
 
+from detectors import wording
 from detectors.bulk_read import BulkRead
 from detectors.registry import DETECTORS, build_detectors
 from models.alert import Severity
@@ -110,6 +111,15 @@ def test_an_hour_of_bulk_reading_raises_one_alert_naming_the_volume_and_the_usua
     assert alert.evidence["spans"][0][0] == format_utc(local(14, 10))
     assert (alert.window_start, alert.window_end) == (local(14), local(15))
     assert set(evidence["event_ids"]) >= {e.event_id for e in insider()[-10:]}
+
+
+def test_the_summary_names_the_zone_of_its_local_times():
+    """Read beside times in UTC (a page's "When"), an unlabelled "10:00-11:00" is wrong by the zone's offset."""
+    alert = run(insider(records=3000), NAME).only()
+    assert f"on {local(14, 10):%a %d %b} 10:00-11:00 Asia/Shanghai, " in alert.summary
+    assert wording.span(0, 3600, timezone(timedelta(hours=-5, minutes=-30))) == "on Wed 31 Dec 18:30-19:30 UTC-05:30"
+    assert wording.span(0, 3600, UTC) == "on Thu 01 Jan 00:00-01:00 UTC"
+    assert wording.span(0, 86400, UTC) == "on Thu 01 Jan"  # a whole local day: no time of day to label
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from notify.registry import build_receivers
 from store.outbox import OutboxQuery
 from store.sqlite import SqliteStore
 from tests.fakes.paging_receivers import FakeReceiver, free_port
-from tests.paging_factories import ROUTING_KEY, Clock, finding, settings_with
+from tests.paging_factories import ROUTING_KEY, Clock, episode, finding, settings_with
 
 # a generous timeout: a loaded machine must not turn a slow answer into a second delivery
 DELIVERY = {"timeout": "15s", "retry_initial": "10s", "retry_max": "5m", "give_up_after": "1h"}
@@ -531,3 +531,56 @@ def test_a_repeat_keeps_its_note_as_a_note(rig, clock):
     assert planned == []
     assert _acted(rig, incident.incident_id) == [TriageActionKind.ACKNOWLEDGE, TriageActionKind.NOTE]
     assert rig.store.actions(incident.incident_id)[-1].note == "called her"
+
+
+def test_a_reopen_tells_the_receivers_that_were_told_it_was_closed(rig, pagerduty, slack, clock):
+    """Else the acknowledgement after it reaches them unexplained: "Closed as resolved", then "Acknowledged"."""
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.act(incident.incident_id, TriageActionKind.RESOLVE, by="bob")
+    rig.deliver()
+    clock.advance(60)
+    reopened, planned = rig.act(incident.incident_id, TriageActionKind.REOPEN, by="erin")
+    assert reopened.status is AlertStatus.OPEN
+    assert {(row.receiver, row.kind) for row in planned} == {("pagerduty", PageKind.REOPEN), ("slack", PageKind.REOPEN)}
+    rig.deliver()
+    assert pagerduty.pagerduty[incident.incident_id].status == "triggered"  # open there again
+    clock.advance(60)
+    rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE, by="erin")
+    rig.deliver()
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "resolve", "trigger", "acknowledge"]
+    assert pagerduty.pagerduty[incident.incident_id].status == "acknowledged"
+    headers = [message["blocks"][0]["text"]["text"] for message in slack.accepted]
+    assert [text.split(" ", 1)[1].split(":")[0] for text in headers] == [
+        "HIGH incident on employee emp-0001",
+        "Closed as resolved by bob",
+        "Reopened by erin",
+        "Acknowledged by erin",
+    ]
+
+
+_SILENCE = {"name": "maintenance", "ends_at": "2026-12-01T00:00:00+00:00"}
+
+
+def test_a_reopen_tells_nobody_who_was_never_told_it_was_closed(tmp_path, clock, pagerduty, slack):
+    """Closed before anyone was paged (a silence held the page back): the reopen has nobody to tell."""
+    rig = Rig(tmp_path, clock, **both(pagerduty, slack, silences=[_SILENCE]))
+    try:
+        alert, incident = finding()
+        rig.raise_((alert, incident))
+        rig.act(incident.incident_id, TriageActionKind.RESOLVE)
+        _, planned = rig.act(incident.incident_id, TriageActionKind.REOPEN)
+        assert planned == [] and rig.deliver().sent == 0
+    finally:
+        rig.close()
+
+
+def test_every_page_about_an_incident_quotes_its_other_findings(rig, slack, clock):
+    alert, incident = episode()
+    rig.raise_((alert, incident))
+    rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE)
+    rig.deliver()
+    assert len(slack.accepted) == 2
+    for message in slack.accepted:
+        text = str(message)
+        assert "35,575 records" in text and "198.51.100.77" in text and "silent for 16 days" in text

@@ -13,7 +13,7 @@ from models.page import Page, PageKind
 from notify.base import DeliveryError
 from notify.registry import build_receivers
 from tests.fakes.paging_receivers import FakeSmtpServer, free_port
-from tests.paging_factories import NOW, finding, settings_with
+from tests.paging_factories import NOW, finding, settings_with, telling_page
 
 
 @pytest.fixture
@@ -114,3 +114,29 @@ def test_a_password_is_never_sent_in_clear(tmp_path):
     with pytest.raises(ConfigError, match=re.escape("notify.settings.mail")) as caught:
         mailer(tmp_path, None, security="none")
     assert "s3cret-pass" not in str(caught.value)
+
+
+def test_the_mail_quotes_the_other_findings_and_says_how_to_act_without_a_link(tmp_path, smtp):
+    page = telling_page()
+    mailer(tmp_path, smtp).send(page, "ntf-1")
+    body = smtp.messages[0].get_content().replace("\r\n", "\n")
+    assert "Also found:\n" + "".join(f"- {line}\n" for line in page.findings) in body
+    incident_id = page.incident.incident_id
+    assert f"Act on it: accesswatch ack {incident_id} | accesswatch resolve {incident_id}" in body
+    assert "When:       2026-11-02 01:00-02:00 UTC" in body and "Who:        svc-etl (service)" in body
+
+
+def test_a_reopen_is_mailed_in_the_incidents_thread(tmp_path, smtp):
+    notifier = mailer(tmp_path, smtp)
+    page = a_page()
+    action = TriageAction(
+        incident_id=page.incident.incident_id, kind=TriageActionKind.REOPEN, by="erin", at=NOW, note="not over"
+    )
+    assert PageKind.REOPEN in notifier.handles
+    notifier.send(page.model_copy(update={"kind": PageKind.REOPEN, "action": action}), "ntf-3")
+    (mail,) = smtp.messages
+    assert (
+        "Reopened by erin" in mail["Subject"]
+        and mail["In-Reply-To"] == f"<{page.incident.incident_id}@accesswatch.invalid>"
+    )
+    assert "By:         erin: not over" in mail.get_content()

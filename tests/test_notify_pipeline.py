@@ -334,10 +334,57 @@ def test_a_closed_incident_is_not_acknowledged_until_it_is_reopened(tmp_path, ev
     assert accesswatch("resolve", incident.incident_id, *where) == 0
     assert "is already resolved: nothing changed, nobody told again" in capsys.readouterr().out
     assert len(outbox(data, **told)) == 2
-    # reopened, it is in the queue again and may be acknowledged
+    # reopened, it is in the queue again and may be acknowledged; the receivers told it was closed are told
     assert accesswatch("reopen", incident.incident_id, *where) == 0
-    assert "is now open" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "is now open" in out and "  pagerduty: reopen sent" in out
+    assert pagerduty.pagerduty[incident.incident_id].status == "triggered"
     assert accesswatch("ack", incident.incident_id, *where) == 0
     assert "is now acknowledged" in capsys.readouterr().out
     with SqliteStore(data / "accesswatch.db") as store:
         assert [a.kind.value for a in store.actions(incident.incident_id)] == ["resolve", "reopen", "acknowledge"]
+    kinds = [PageKind.TRIGGER, PageKind.RESOLVE, PageKind.REOPEN, PageKind.ACKNOWLEDGE]
+    assert [row.kind for row in outbox(data, **told)] == kinds
+    assert accesswatch("resolve", incident.incident_id, "--false-positive", *where) == 0
+    assert "is now false positive" in capsys.readouterr().out  # not "false_positive"
+
+
+def exfiltration() -> list[bytes]:
+    """The team's routine, then one agent exports 8,000 passport records from an external address in an hour."""
+    parts = [history(agent, days=14, per_hour=3, records=2) for agent in TEAM]
+    parts.append(
+        burst(
+            TEAM[0],
+            local(14, 10),
+            40,
+            records=200,
+            within=timedelta(minutes=40),
+            fields=PASSPORT_FIELDS,
+            action="export",
+            source_ip="198.51.100.77",
+        )
+    )
+    merged = sorted(itertools.chain.from_iterable(parts), key=lambda data: data["timestamp"])
+    return [orjson.dumps({**data, "event_id": f"e{n:07d}"}) for n, data in enumerate(merged)]
+
+
+def test_the_page_quotes_every_detector_of_the_incident_not_only_the_first_processed(
+    tmp_path, config, pagerduty, capsys
+):
+    """Several detectors find one episode in one batch: only the first pages, so the page must quote the others."""
+    events = tmp_path / "exfiltration.jsonl"
+    events.write_bytes(b"\n".join(exfiltration()) + b"\n")
+    data = tmp_path / "data"
+    assert accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page") == 0
+    (incident,) = [i for i in incidents(data) if len(i.detectors) > 1]
+    assert {"egress", "new_access", "sensitive_access"} <= set(incident.detectors)
+    (trigger,) = [e for e in pagerduty.events("trigger") if e["dedup_key"] == incident.incident_id]
+    about = trigger["payload"]["custom_details"]
+    headline, findings = about["detector"], about["page"]["findings"]
+    others = [d for d in incident.detectors if d != headline]
+    assert sorted(line.split(",")[0] for line in findings) == sorted(others)
+    told = [about["summary"], *findings]
+    assert "8,000 records" in next(line for line in told if "exported" in line)
+    assert any("198.51.100.77" in line for line in told)
+    (line,) = [orjson.loads(line) for line in (data / "pages.jsonl").read_bytes().splitlines()]
+    assert line["page"]["findings"] == findings

@@ -15,19 +15,29 @@ from typing import TypeVar, get_args, get_origin
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from configs.loader import load_settings
 from models.alert import AlertStatus, Severity
 from models.config import ConfigError
 from models.incident import TriageAction, TriageActionKind
-from models.page import Page, PageKind
-from notify.base import DeliveryError, Notifier
+from models.page import MAX_FINDING_CHARS, MAX_FINDINGS, Page, PageKind, other_findings
+from notify.base import DeliveryError, Notifier, headline, when
 from notify.console import ConsoleNotifier
 from notify.http import HttpNotifier
 from notify.registry import RECEIVERS, build_receivers
 from notify.webhook import verify_signature
 from tests.fakes.paging_receivers import CONTRACT_ALERT_KEYS, FakeReceiver, free_port
-from tests.paging_factories import NOW, ROUTING_KEY, WEBHOOK_SECRET, Clock, finding, settings_with
+from tests.paging_factories import (
+    NOW,
+    ROUTING_KEY,
+    WEBHOOK_SECRET,
+    Clock,
+    episode,
+    finding,
+    settings_with,
+    telling_page,
+)
 
 LINK = "https://accesswatch.example.com/?incident="
 
@@ -411,3 +421,167 @@ def test_each_receiver_validates_with_the_settings_it_is_typed_by():
             if get_origin(base) in (Notifier, HttpNotifier) and not isinstance(get_args(base)[0], TypeVar)
         ]
         assert typed[:1] == [receiver.Settings], kind
+
+
+# -- what a page says: the incident's other findings, when, the next step ---------------------------------------
+def test_slack_quotes_the_incidents_other_findings_and_labels_who_and_when(slack):
+    fake, notifier = slack
+    page = telling_page(link=LINK + "x")
+    incident = page.incident.model_copy(update={"actor_role": "sales", "actor_department": "sales"})
+    notifier.send(page.model_copy(update={"incident": incident}), "ntf")
+    assert fake.rejected == []
+    text = json.dumps(fake.accepted[0], ensure_ascii=False)
+    # the headline finding, and what the other detectors found in the same episode, strongest first
+    assert page.alert.summary in text
+    also = next(b for b in fake.accepted[0]["blocks"] if b.get("text", {}).get("text", "").startswith("*Also found*"))
+    lines = also["text"]["text"].splitlines()[1:]
+    assert [line.split(",")[0] for line in lines] == ["• egress", "• new_access", "• dormant"]
+    assert "35,575 records" in lines[0] and "198.51.100.77" in lines[1] and "silent for 16 days" in lines[2]
+    assert "(service, role sales, department sales)" in text  # not "(service, sales, sales)"
+    assert "*When*\\n2026-11-02 01:00-02:00 UTC" in text
+
+
+def test_slack_says_who_acted_as_a_sentence(slack):
+    fake, notifier = slack
+    notifier.send(a_page(PageKind.ACKNOWLEDGE), "ntf")
+    (context,) = [b for b in fake.accepted[0]["blocks"] if b["type"] == "context"]
+    assert context["elements"][0]["text"] == "Acknowledged by alice: called the partner"
+
+
+def test_without_a_dashboard_link_every_page_says_the_command_to_act(tmp_path):
+    with FakeReceiver("slack") as fake:
+        notifier = build_receivers(settings_with(tmp_path, receivers=[], settings={"slack": {"url": fake.url}}))
+        page = telling_page()
+        notifier["slack"].send(page, "ntf")
+        notifier["slack"].send(a_page(PageKind.RESOLVE).model_copy(update={"link": None}), "ntf-2")
+    trigger, resolve = (json.dumps(message) for message in fake.accepted)
+    incident_id = page.incident.incident_id
+    assert f"`accesswatch ack {incident_id}`" in trigger and f"`accesswatch resolve {incident_id}`" in trigger
+    assert "accesswatch reopen" in resolve and "Open in accesswatch" not in trigger
+    out = io.StringIO()
+    ConsoleNotifier(stream=out).send(page, "ntf")
+    assert out.getvalue().splitlines()[-1].strip() == (
+        f"Act on it: accesswatch ack {incident_id} | accesswatch resolve {incident_id}"
+    )
+
+
+def test_webhook_and_file_bodies_carry_the_findings_as_a_list_and_the_commands(webhook, tmp_path):
+    fake, notifier = webhook
+    page = telling_page()
+    notifier.send(page, "ntf")
+    (record,) = fake.accepted
+    assert record["page"]["findings"] == page.findings and len(page.findings) == 3
+    incident_id = page.incident.incident_id
+    assert record["page"]["commands"] == [f"accesswatch ack {incident_id}", f"accesswatch resolve {incident_id}"]
+    file = build_receivers(settings_with(tmp_path, receivers=["file"]))["file"]
+    file.send(page.model_copy(update={"link": LINK + incident_id}), "ntf")
+    (line,) = (tmp_path / "data" / "pages.jsonl").read_bytes().splitlines()
+    about = orjson.loads(line)["page"]
+    assert about["findings"] == page.findings and "commands" not in about and about["link"] == LINK + incident_id
+
+
+def test_an_escalation_says_how_long_it_went_unacknowledged(webhook):
+    fake, notifier = webhook
+    page = a_page(escalation_level=1, escalated_after=45.0)
+    notifier.send(page, "ntf")
+    assert fake.accepted[0]["page"]["unacknowledged_for"] == 45.0
+    assert headline(page).startswith("ESCALATED, unacknowledged for 45 s:")  # not "for 0 min"
+    assert headline(a_page(escalation_level=1, escalated_after=900.0)).startswith(
+        "ESCALATED, unacknowledged for 15 min"
+    )
+
+
+def test_console_quotes_the_findings_under_its_line_with_times_in_utc():
+    out = io.StringIO()
+    page = telling_page(link=LINK + "x")
+    ConsoleNotifier(stream=out).send(page, "ntf")
+    first, *also = out.getvalue().splitlines()
+    assert first.startswith("[HIGH    ]!!  2026-11-02 01:00-02:00 UTC sensitive_access")
+    assert [line.strip() for line in also] == [f"also {finding}" for finding in page.findings]
+
+
+def test_the_headline_tells_the_span_its_summary_tells_not_the_merged_day():
+    """A grown alert's window covers every finding merged in (a whole local day); its summary is the strongest's."""
+    page = telling_page()
+    spans = [
+        ["2026-11-01T16:00:00.000Z", "2026-11-02T16:00:00.000Z", 3.0, "high"],
+        ["2026-11-02T02:00:00.000Z", "2026-11-02T03:00:00.000Z", 4.0, "high"],
+    ]
+    alert = page.alert.model_copy(
+        update={
+            "window_start": page.alert.window_start - timedelta(hours=9),
+            "window_end": page.alert.window_end + timedelta(hours=14),
+            "evidence": {"spans": spans},
+        }
+    )
+    assert when(page.model_copy(update={"alert": alert})).startswith("2026-11-02 02:00-03:00 UTC (incident: ")
+
+
+def test_pagerduty_and_alertmanager_carry_the_findings(pagerduty, alertmanager):
+    page = telling_page(link=LINK + "x")
+    pd_fake, pd = pagerduty
+    pd.send(page, "ntf")
+    assert pd_fake.accepted[0]["payload"]["custom_details"]["page"]["findings"] == page.findings
+    am_fake, am = alertmanager
+    am.send(page, "ntf")
+    (alert,) = am_fake.firing(NOW)
+    assert alert["annotations"]["findings"] == "\n".join(page.findings)
+
+
+# -- a reopen ---------------------------------------------------------------------------------------------------------
+def _reopened(page: Page) -> Page:
+    action = TriageAction(
+        incident_id=page.incident.incident_id, kind=TriageActionKind.REOPEN, by="erin", at=NOW, note="not over"
+    )
+    return page.model_copy(update={"kind": PageKind.REOPEN, "action": action})
+
+
+def test_a_reopen_opens_the_pagerduty_alert_again(pagerduty):
+    fake, notifier = pagerduty
+    trigger = a_page()
+    notifier.send(trigger, "ntf-1")
+    notifier.send(a_page(PageKind.RESOLVE).model_copy(update={"dedup_key": trigger.dedup_key}), "ntf-2")
+    notifier.send(_reopened(trigger), "ntf-3")
+    assert fake.rejected == [] and [e["event_action"] for e in fake.accepted] == ["trigger", "resolve", "trigger"]
+    assert fake.pagerduty[trigger.dedup_key].status == "triggered"
+    assert fake.accepted[2]["payload"]["summary"].startswith("REOPENED by erin: [HIGH]")
+
+
+def test_a_reopen_fires_the_alertmanager_alert_again(alertmanager):
+    fake, notifier = alertmanager
+    page = a_page()
+    notifier.send(page, "ntf-1")
+    notifier.clock.advance(600)
+    closed = page.incident.model_copy(update={"status": AlertStatus.RESOLVED})
+    notifier.send(a_page(PageKind.RESOLVE).model_copy(update={"incident": closed}), "ntf-2")
+    notifier.clock.advance(600)
+    notifier.send(_reopened(page), "ntf-3")
+    (alert,) = fake.firing(notifier.clock() + timedelta(seconds=1))
+    assert alert["annotations"]["reopened_by"] == "erin" and PageKind.REOPEN in notifier.handles
+
+
+def test_slack_and_console_say_who_reopened_it_and_why(slack):
+    fake, notifier = slack
+    page = _reopened(a_page())
+    notifier.send(page, "ntf")
+    blocks = fake.accepted[0]["blocks"]
+    assert "Reopened by erin: HIGH incident on partner" in blocks[0]["text"]["text"]
+    (context,) = [b for b in blocks if b["type"] == "context"]
+    assert context["elements"][0]["text"] == "Reopened by erin: not over"
+    out = io.StringIO()
+    ConsoleNotifier(stream=out).send(page, "ntf")
+    assert "Reopened by erin: HIGH incident on partner" in out.getvalue() and "- not over" in out.getvalue()
+
+
+def test_a_page_carries_at_most_a_bounded_number_of_findings():
+    alert, incident = episode(detectors=1)
+    evidence = {
+        f"detector_{n:02d}": {"severity": "medium", "score": float(n), "summary": f"finding {n} " + "x" * 900}
+        for n in range(12)
+    }
+    lines = other_findings(incident.model_copy(update={"evidence": evidence}), alert)
+    assert len(lines) == MAX_FINDINGS and lines[0].startswith("detector_11, medium: finding 11")
+    assert all(len(line) <= MAX_FINDING_CHARS for line in lines)
+    assert lines[-1] == "and 5 more: detector_04, detector_03, detector_02, detector_01, detector_00"
+    with pytest.raises(ValidationError):
+        a_page(findings=["a line"] * (MAX_FINDINGS + 1))
