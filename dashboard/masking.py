@@ -58,12 +58,20 @@ def mask_resource_id(resource_id: str | None) -> str | None:
 class Masker:
     """Masks what a viewer may not see in clear; ``unmasked`` only after a recorded reason."""
 
-    def __init__(self, key: bytes, unmasked: bool = False) -> None:
+    def __init__(self, key: bytes, unmasked: bool = False, subject: str | None = None) -> None:
         self.key = key
         self.unmasked = unmasked
+        self.subject = subject  # unmasked: only this customer in clear (``for_subject``)
 
     def customer(self, customer_id: str) -> str:
-        return customer_id if self.unmasked else pseudonym(customer_id, self.key)
+        clear = self.unmasked and (self.subject is None or customer_id == self.subject)
+        return customer_id if clear else pseudonym(customer_id, self.key)
+
+    def for_subject(self, customer_id: str) -> Masker:
+        """This masker, showing in clear (if it does at all) only ``customer_id``: the answer to one person's
+        request (a DSAR) names the other customers an event read only by pseudonym, so that handing it over
+        does not disclose them."""
+        return Masker(self.key, self.unmasked, customer_id)
 
     def customers(self, customer_ids: list[str] | None, limit: int = 5) -> str:
         if not customer_ids:

@@ -612,6 +612,8 @@ def export_events(
         raise PermissionError(f"{identity.role.value}s may not export the access log")
     if not reason.strip():
         raise ValueError("a reason is required to export the access log (a case, a request number)")
+    if query.customer_id is not None:  # one customer's events: the others they read stay pseudonyms
+        masker = masker.for_subject(query.customer_id)
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=EVENT_COLUMNS)
     writer.writeheader()
@@ -625,7 +627,8 @@ def export_events(
             break
     asked = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "cursor", "newest_first"})
     # whether the ids left in clear is part of what was read
-    what = {**asked, "cap": cap, "customer_ids": "in clear" if masker.unmasked else "masked"}
+    shown = "masked" if not masker.unmasked else "in clear" if masker.subject is None else "the searched one in clear"
+    what = {**asked, "cap": cap, "customer_ids": shown}
     record_access(store, identity, DataAccessKind.EXPORT, reason, what, events)
     return Export(out.getvalue(), events, complete=cursor is None)
 

@@ -157,6 +157,24 @@ def test_an_export_has_every_customer_pages_to_its_cap_and_is_recorded(sqlite_st
         queries.export_events(sqlite_store, auditor, EventQuery(), " ", Masker(b"k"), UTC, 3)
 
 
+def test_an_export_of_one_customer_s_events_names_the_other_customers_only_by_pseudonym(sqlite_store, settings):
+    # the answer to a subject access request goes to that person: the others an event read are not theirs to see
+    sqlite_store.write(
+        [f.incoming(settings, at=f.at(hours=h), customer_ids=["c-me", f"c-other-{h}"]) for h in range(3)]
+    )
+    auditor = Identity("audrey", Role.AUDITOR, "Audrey", "password")
+    unmasked = Masker(b"k", unmasked=True)
+    export = queries.export_events(sqlite_store, auditor, EventQuery(customer_id="c-me"), "DSAR 7", unmasked, UTC, 10)
+    rows = [json.loads(row["customers"]) for row in csv.DictReader(io.StringIO(export.csv))]
+    assert len(rows) == 3 and all(ids[0] == "c-me" and ids[1].startswith("cust#") for ids in rows)
+    whole = queries.export_events(sqlite_store, auditor, EventQuery(), "case 8", unmasked, UTC, 10)
+    assert {tuple(json.loads(row["customers"])) for row in csv.DictReader(io.StringIO(whole.csv))} == {
+        ("c-me", f"c-other-{h}") for h in range(3)
+    }
+    recorded = [a.what["customer_ids"] for a in sqlite_store.data_accesses(DataAccessQuery())]
+    assert recorded == ["in clear", "the searched one in clear"]
+
+
 def test_an_export_keeps_a_spreadsheet_from_running_the_log_s_text(sqlite_store, settings):
     # whoever sends events writes the purpose: it must open as text, not as a formula (CSV injection)
     sqlite_store.write([f.incoming(settings, purpose='=HYPERLINK("http://evil.example","open")')])
