@@ -12,7 +12,7 @@ from datetime import datetime, tzinfo
 import altair as alt
 import pandas as pd
 
-from dashboard.queries import TimelinePoint
+from dashboard.queries import TimelinePoint, local_axis_title
 from models.dashboard import AlertDayCount, ClassDay
 
 SEVERITY_COLORS = {"low": "#9fb3c8", "medium": "#f0b429", "high": "#f35627", "critical": "#ab091e"}
@@ -36,7 +36,7 @@ def timeline(points: list[TimelinePoint], start: datetime, end: datetime, zone: 
             for p in points
         ]
     )
-    x = alt.X("hour:T", title=None, axis=alt.Axis(format="%a %d %b %H:%M", labelAngle=0))
+    x = alt.X("hour:T", title=local_axis_title(zone, end), axis=alt.Axis(format="%a %d %b %H:%M", labelAngle=0))
     incident = (
         alt.Chart(pd.DataFrame([{"start": _naive(start, zone), "end": _naive(end, zone)}]))
         .mark_rect(color="#f35627", opacity=0.15)
@@ -142,6 +142,12 @@ def heatmap(cells: list[tuple[int, int, float]]) -> alt.Chart:
 
 
 def volume_against_peers(volume: list[tuple[datetime, int, float | None]], zone: tzinfo) -> alt.Chart:
+    """Records per day against the peers' median, on a linear axis from zero.
+
+    Linear, as the incident's timeline is: a day 100 times the usual stands 100 times as high. On a
+    log axis (ticks at the powers of ten only) it looked a bump above the rest, and a reader does not
+    expect a log scale where the axis does not say so.
+    """
     rows = pd.DataFrame(
         [{"day": _naive(d, zone), "series": "this actor", "records": own} for d, own, _ in volume]
         + [{"day": _naive(d, zone), "series": "peers' median", "records": p} for d, _, p in volume if p is not None]
@@ -153,7 +159,7 @@ def volume_against_peers(volume: list[tuple[datetime, int, float | None]], zone:
         .mark_line(point=True)
         .encode(
             x=alt.X("day:T", title=None, axis=alt.Axis(format="%d %b")),
-            y=alt.Y("records:Q", title="records per day", scale=alt.Scale(type="symlog")),
+            y=alt.Y("records:Q", title="records per day", scale=alt.Scale(type="linear", zero=True)),
             color=alt.Color(
                 "series:N",
                 scale=alt.Scale(domain=["this actor", "peers' median"], range=["#d62728", "#7b8794"]),

@@ -75,6 +75,13 @@ def run(settings: Settings, config: Path | None, address: str | None, port: int 
             file=sys.stderr,
             flush=True,
         )
+    store_path = Path(settings.data_dir) / settings.store.sqlite.filename
+    if settings.store.kind == "sqlite" and not store_path.exists():  # a typo, or `make demo` about to make it
+        print(
+            f"  no store at {store_path} yet: the pages say so until replay, run or demo makes one",
+            file=sys.stderr,
+            flush=True,
+        )
     process = subprocess.Popen(streamlit_command(address, port), env=environment(settings, config, demo))
 
     # SIGTERM (make, systemd) stops the server too, not only this process

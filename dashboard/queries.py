@@ -465,7 +465,7 @@ def _deliver_now(settings: Settings, receivers: dict, incident_id: str) -> None:
     from accesswatch import app
 
     try:
-        with app.open_store(settings) as store:  # a connection of its own: this is another thread
+        with app.open_store(settings, must_exist=True) as store:  # a connection of its own: another thread
             app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident_id)
     except Exception:  # the outbox keeps the page; the pipeline's delivery loop retries it
         log.exception("could not deliver the triage page of %s now", incident_id)
@@ -551,6 +551,25 @@ def event_time(moment: datetime, zone: tzinfo) -> str:
     """
     stamp = moment.astimezone(zone).isoformat(sep=" ", timespec="milliseconds")
     return f"{stamp[:23]} {stamp[23:]}"
+
+
+def local_time(moment: datetime, zone: tzinfo, seconds: bool = False) -> str:
+    """Local time to the minute (or second), with its UTC offset: ``2026-10-25 09:36 +08:00``.
+
+    An offset, not the zone's abbreviation: "CST" is China's time and the American Central time both.
+    """
+    local = moment.astimezone(zone)
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} {utc_offset(local)}"
+
+
+def utc_offset(moment: datetime) -> str:
+    """The offset from UTC of an aware time, to the minute: ``+08:00``, ``-05:00``, ``+00:00``."""
+    return moment.isoformat(timespec="minutes")[16:]
+
+
+def local_axis_title(zone: tzinfo, moment: datetime) -> str:
+    """A chart's time axis title: the zone by name and its offset at ``moment`` (a tick says ``09 AM`` only)."""
+    return f"local time: {zone}, UTC{utc_offset(moment.astimezone(zone))}"
 
 
 def event_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:

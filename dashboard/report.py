@@ -11,7 +11,7 @@ import html
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from dashboard.queries import Impact, IncidentView
+from dashboard.queries import Impact, IncidentView, local_time
 from models.config import Settings
 from models.incident import Incident
 
@@ -41,9 +41,10 @@ class Table:
 
 
 def _local(moment: datetime | None, zone: tzinfo) -> str:
+    """With the UTC offset, not the zone's abbreviation: "CST" is China's and America's Central time both."""
     if moment is None:
         return "unknown"
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z").strip()
+    return local_time(moment, zone)
 
 
 def _deadline_text(view: IncidentView, now: datetime, zone: tzinfo) -> str:
@@ -126,7 +127,8 @@ def _header(report: Report) -> list[str]:
     zone = report.settings.organisation.tz
     return [
         report.incident.incident_id,  # after "Incident report: "
-        f"Prepared by {report.prepared_by} at {_local(report.prepared_at, zone)} with accesswatch",
+        f"Prepared by {report.prepared_by} at {_local(report.prepared_at, zone)} with accesswatch;"
+        f" times are local to {zone}, with their offset from UTC",
     ]
 
 
@@ -140,9 +142,23 @@ def markdown(report: Report) -> str:
             out.append("|" + "---|" * len(body.header))
             out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body.rows]
         else:
-            out += [line for line in body]
+            out += _markdown_lines(body)
         out.append("")
     return "\n".join(out)
+
+
+def _markdown_lines(lines: list[str]) -> list[str]:
+    """Each line a paragraph of its own, as in the HTML, and the ``- `` lines one list.
+
+    Markdown joins adjacent lines into one paragraph: "Activity: ..." and "Detected at: ..."
+    would read as one sentence.
+    """
+    out: list[str] = []
+    for line in (line for line in lines if line):
+        if out and not (line.startswith("- ") and out[-1].startswith("- ")):
+            out.append("")
+        out.append(line)
+    return out
 
 
 _STYLE = """

@@ -64,10 +64,15 @@ def settings() -> Settings:
 def store() -> Store:
     """The session's own store connection: sessions run in threads, and a connection is not for sharing."""
     if "_store" not in st.session_state:
-        from accesswatch.app import open_store
+        from accesswatch.app import StoreUnreadable, open_store
 
         config = settings()
-        st.session_state["_store"] = open_store(config)
+        try:
+            # refused as the CLI refuses it: a mistyped data dir would show the empty queue of a store of its making
+            st.session_state["_store"] = open_store(config, must_exist=True)
+        except (FileNotFoundError, StoreUnreadable) as exc:
+            st.error(str(exc))
+            st.stop()
         _background_fold(str(config.data_dir), config.dashboard.refresh, config)
     return st.session_state["_store"]
 
@@ -83,7 +88,7 @@ def _background_fold(data_dir: str, every: float, _config: Settings) -> threadin
 
     def loop() -> None:
         try:
-            with open_store(_config) as own:  # a connection of its own: this is another thread
+            with open_store(_config, must_exist=True) as own:  # a connection of its own: this is another thread
                 fold = getattr(own, "fold", None)
                 while fold is not None:
                     fold()
@@ -200,9 +205,21 @@ def unmask_control(ctx: Context) -> None:
 
 # -- display helpers ----------------------------------------------------------------------
 def local_time(ctx: Context, moment: datetime | None, seconds: bool = False) -> str:
+    """The organisation's local time with its UTC offset (``2026-11-25 05:45 +08:00``): no reader guesses the zone."""
     if moment is None:
         return "—"
-    return moment.astimezone(ctx.zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return queries.local_time(moment, ctx.zone, seconds)
+
+
+def local_span(ctx: Context, start: datetime, end: datetime) -> tuple[str, str]:
+    """A span, short: its start (``28 Oct 14:00``), and its end with the offset (``to 28 Oct 15:00, UTC+08:00``).
+
+    Two offsets when daylight saving changed the clock within the span.
+    """
+    first, last = start.astimezone(ctx.zone), end.astimezone(ctx.zone)
+    on, off = queries.utc_offset(first), queries.utc_offset(last)
+    zone = f"UTC{on}" if on == off else f"UTC{on} to UTC{off}"
+    return first.strftime("%d %b %H:%M"), f"to {last.strftime('%d %b %H:%M')}, {zone}"
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:

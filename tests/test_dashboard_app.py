@@ -255,6 +255,32 @@ def test_the_queue_lists_one_line_per_incident_most_severe_first_with_counts(off
     assert counts["Critical"] == "1" and counts["Low"] == "1" and counts["In the queue"] == "2"
 
 
+def test_a_mistyped_data_dir_is_an_error_and_no_store_is_made(office, monkeypatch, tmp_path):
+    typo = tmp_path / "typo"
+    monkeypatch.setenv("ACCESSWATCH_DATA_DIR", str(typo))
+    at = _app("ana")
+    [error] = at.error
+    assert error.value == f"no store at {typo / 'accesswatch.db'}: replay or run something into this data dir first"
+    assert not at.success and not at.dataframe  # not "Nothing in the queue" from a store of its own making
+    assert not typo.exists()
+    typo.mkdir()  # `make demo`: the demo makes the store as the dashboard starts; the next visit finds it
+    with SqliteStore(typo / "accesswatch.db"):
+        pass
+    at = _app("ana")
+    assert not at.error and "Nothing in the queue under these filters." in _text(at)
+
+
+def test_the_pages_give_times_with_their_utc_offset(office):
+    at = _app("ana")
+    assert at.dataframe[0].value["started"][0] == "2026-10-28 14:00 +08:00"
+    at = _app("ana", incident=office["bulk"].incident_id)
+    assert _metric(at, "Activity from").value == "28 Oct 14:00"
+    assert _metric(at, "Activity from").delta == "to 28 Oct 15:00, UTC+08:00"
+    assert _metric(at, "Reporting deadline").delta.endswith(" +08:00")  # "raised 2026-... +08:00"
+    at.button(key="r-make").click().run()
+    assert "CST" not in at.session_state["r-made"][1] and "+08:00" in at.session_state["r-made"][1]
+
+
 def test_queue_filters(office):
     at = _app("ana")
     at.selectbox(key="q-detector").select("new_access").run()
@@ -561,3 +587,7 @@ def test_health_page(office):
     figures = {m.label: m.value for m in at.metric}
     assert figures["Events stored"] == f"{len(_events(office['settings'])):,}"
     assert figures["Dead letters"] == "0"
+    # the lag, short enough for its column, and no arrow (an arrow up reads as good news); the time below it
+    lag = _metric(at, "Event-time lag")
+    assert lag.value.endswith(" days") and lag.delta in (None, "")
+    assert "Newest event: 2026-10-28 17:14 +08:00 (Asia/Shanghai)." in _text(at)

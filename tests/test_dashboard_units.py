@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dashboard import queries, report
+from dashboard import charts, queries, report
 from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oidc_identity, sign_in, verify_password
 from dashboard.launch import environment, streamlit_command
 from dashboard.masking import Masker, load_key, mask_resource_id, pseudonym
@@ -265,6 +265,51 @@ def test_the_report_says_what_when_who_which_data_and_the_triage(settings):
     assert "## Affected customers (confidential)" in with_list and "c-1, c-2" in with_list
 
 
+def _blocks(markdown: str) -> list[list[str]]:
+    """The Markdown's blocks, runs of lines between blank lines: a Markdown reader makes one paragraph of each."""
+    return [block.splitlines() for block in markdown.split("\n\n") if block.strip()]
+
+
+def test_the_report_s_lines_stay_lines_in_markdown(settings):
+    text = report.markdown(_report(settings, ["c-1"]))
+    for block in _blocks(text):
+        # more than one line only as a list or a table; else a reader runs them into one sentence
+        assert len(block) == 1 or all(line.startswith(("- ", "|")) for line in block), block
+    lines = [line for block in _blocks(text) for line in block]
+    for item in ("Activity: ", "First and last event read: ", "Detected (raised) at: ", "Reporting deadline: "):
+        assert any(line.startswith(item) for line in lines), item
+    for item in ("Actor: ", "Role: ", "Organisation: ", "Events: ", "Customers affected: ", "Resources: "):
+        assert any(line.startswith(item) for line in lines), item
+    assert ["- bulk_read (high): Employee emp-0001 read 5,000 records, 50x their usual of 100."] in _blocks(text)
+
+
+def test_the_report_gives_times_with_their_utc_offset_not_an_abbreviation(settings):
+    made = _report(settings, None)  # the default zone: Asia/Shanghai
+    text = report.markdown(made)
+    assert "CST" not in text and "CST" not in report.html_document(made)
+    assert "Detected (raised) at: 2026-11-02 12:00 +08:00" in text
+    assert "times are local to Asia/Shanghai" in text
+
+
+def test_local_times_carry_their_utc_offset():
+    moment = datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC)
+    assert queries.local_time(moment, ZoneInfo("Asia/Shanghai")) == "2026-03-29 08:59 +08:00"
+    assert queries.local_time(moment, ZoneInfo("America/Chicago"), seconds=True) == "2026-03-28 19:59:59 -05:00"
+    berlin = ZoneInfo("Europe/Berlin")  # the clocks went forward at 01:00 UTC that day
+    assert queries.local_time(moment, berlin) == "2026-03-29 01:59 +01:00"
+    assert queries.local_time(moment + timedelta(hours=1), berlin) == "2026-03-29 03:59 +02:00"
+    assert queries.local_axis_title(berlin, moment) == "local time: Europe/Berlin, UTC+01:00"
+
+
+def test_the_volume_chart_is_linear_from_zero():
+    # a log axis ticked only at 0 and 40,000 made a day 100 times the usual look a bump
+    zone = ZoneInfo("Asia/Shanghai")
+    days = [datetime(2026, 10, d, tzinfo=zone) for d in range(1, 8)]
+    spec = charts.volume_against_peers([(d, 40_000 if d.day == 7 else 400, 380.0) for d in days], zone).to_dict()
+    scale = spec["encoding"]["y"]["scale"]
+    assert scale["type"] == "linear" and scale["zero"] is True
+
+
 def test_the_report_title_names_the_incident_once(settings):
     made = _report(settings, None)
     assert report.markdown(made).startswith("# Incident report: inc-7\n")
@@ -312,6 +357,19 @@ def test_the_launcher_serves_locally_without_telemetry(settings, tmp_path):
     env = environment(settings, tmp_path / "extra.toml", demo=True)
     assert env["ACCESSWATCH_DASHBOARD__DEMO_SIGN_IN"] == "true"
     assert env["ACCESSWATCH_CONFIG"].endswith("extra.toml") and env["ACCESSWATCH_DATA_DIR"]
+
+
+def test_the_launcher_says_when_the_data_dir_has_no_store(settings, monkeypatch, capsys):
+    from dashboard import launch
+
+    class Server:
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
+
+    monkeypatch.setattr(launch.subprocess, "Popen", lambda command, env: Server())
+    assert launch.run(settings, None, None, None, demo=True) == 0
+    assert f"no store at {settings.data_dir / 'accesswatch.db'} yet" in capsys.readouterr().err
+    assert not settings.data_dir.exists()  # the launcher makes none either
 
 
 def test_hash_password_command_reads_stdin():

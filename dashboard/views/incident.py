@@ -58,16 +58,16 @@ st.caption(f"`{incident.incident_id}` · {ui.actor_label(incident)} · detectors
 top = st.columns(4)
 top[0].metric("Risk", f"{incident.risk_score:.0f} / 100")
 top[1].metric("Assignee", incident.assignee or "nobody")
-top[2].metric(
-    "Activity from",
-    incident.window_start.astimezone(ctx.zone).strftime("%d %b %H:%M"),
-    f"to {incident.window_end.astimezone(ctx.zone).strftime('%d %b %H:%M')}",
-    delta_color="off",
-)
+activity_from, activity_to = ui.local_span(ctx, incident.window_start, incident.window_end)
+top[2].metric("Activity from", activity_from, activity_to, delta_color="off", delta_arrow="off")
 if view.deadline is not None:
     standing, detail = ui.deadline_standing(view, now)
     top[3].metric(
-        "Reporting deadline", standing, f"{detail}raised {ui.local_time(ctx, view.raised_at)}", delta_color="off"
+        "Reporting deadline",
+        standing,
+        f"{detail}raised {ui.local_time(ctx, view.raised_at)}",
+        delta_color="off",
+        delta_arrow="off",
     )
 st.page_link(
     PAGES / "actor.py",
