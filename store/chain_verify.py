@@ -12,7 +12,9 @@ import sqlite3
 from collections import Counter
 
 import numpy as np
+import orjson
 
+from models.event import parse_rfc3339
 from store.chain import (
     GENESIS,
     LISTED,
@@ -208,11 +210,64 @@ class _Verification:
             if leaf_hash(row) != leaf.digest:
                 was = f" (it was event {leaf.event_id})" if row[2] != leaf.event_id else ""
                 report.problems.append(
-                    Problem("changed", f"the stored row differs from what was stored{was}", seq, row[2], n)
+                    Problem(
+                        "changed",
+                        f"the stored row differs from what was stored{was}{_what_changed(row)}",
+                        seq,
+                        row[2],
+                        n,
+                    )
                 )
             purge = self.purges.deleted_by(seq) if purged_here else None
             if purge is not None:
                 report.problems.append(self._stored_again(seq, row[2], n, purge))
+
+
+# the columns a search filters on, each as the stored body says it (``ROW_COLUMNS`` order: index, body path)
+_FROM_BODY = (
+    (2, "event_id", ("event_id",)),
+    (4, "actor_id", ("actor", "id")),
+    (5, "actor_kind", ("actor", "kind")),
+    (6, "action", ("action",)),
+    (7, "outcome", ("outcome",)),
+    (8, "system", ("resource", "system")),
+    (9, "resource_type", ("resource", "type")),
+    (10, "resource_id", ("resource", "id")),
+    (11, "record_count", ("record_count",)),
+    (13, "source_ip", ("source_ip",)),
+)
+
+
+def _what_changed(row: tuple) -> str:
+    """Which columns of a changed row disagree with its own body, for the auditor: a changed ``actor_id`` column
+    moves the event to another actor's searches, while the body (the event as it arrived) still says who.
+
+    The hash tells only that the row changed; columns edited together with the body agree, and then it says so.
+    """
+    try:
+        body = orjson.loads(row[14])
+        said = {column: _at(body, path) for _, column, path in _FROM_BODY}
+        said["outcome"] = said["outcome"] or "success"  # the schema's default
+        moment = parse_rfc3339(body["timestamp"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return ": its body is no longer the event's JSON"
+    differ = [
+        f"{column} {row[index]!r} where its body says {said[column]!r}"
+        for index, column, _ in _FROM_BODY
+        if row[index] != said[column]
+    ]
+    if row[3] != round(moment.timestamp() * 1_000_000):  # as the store writes it
+        differ.append(f"ts {row[3]} where its body says {body['timestamp']}")
+    if not differ:
+        return ": its columns agree with its body, so the body was changed (or both together)"
+    return ": " + "; ".join(differ)
+
+
+def _at(body: dict, path: tuple[str, ...]) -> object:
+    value: object = body
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def _check_link(entry: Entry, prev: bytes, expected_n: int, chained_to: int, report: ChainReport) -> None:

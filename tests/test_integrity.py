@@ -99,6 +99,7 @@ def test_every_changed_removed_and_inserted_event_is_named(tmp_path, settings):
         db = _raw(store)
         db.execute("UPDATE events SET record_count = 1 + record_count WHERE seq = 3")  # a column only
         db.execute("UPDATE events SET body = replace(body, '\"read\"', '\"search\"') WHERE seq = 12")  # the original
+        db.execute("UPDATE events SET body = json_set(body, '$.purpose', 'forged') WHERE seq = 14")  # no column
         db.execute("DELETE FROM events WHERE seq = 17")
         db.execute(
             f"INSERT INTO events ({ROW_COLUMNS.replace('seq, ', '')})"
@@ -108,10 +109,16 @@ def test_every_changed_removed_and_inserted_event_is_named(tmp_path, settings):
         assert _problems(store) == {
             ("changed", 3, ids[2]),
             ("changed", 12, ids[11]),
+            ("changed", 14, ids[13]),
             ("removed", 17, ids[16]),
             ("inserted", 31, "forged-1"),
             ("index", 31, "forged-1"),  # a row inserted by hand has no index rows: searches miss it
         }
+        details = {problem.seq: problem.detail for problem in store.verify_chain().problems}
+    # what changed, as far as the row tells: a column against its own body, or the body itself
+    assert details[3].endswith(": record_count 2 where its body says 1"), details[3]
+    assert details[12].endswith(": action 'read' where its body says 'search'"), details[12]
+    assert details[14].endswith(": its columns agree with its body, so the body was changed (or both together)")
 
 
 def test_an_event_replaced_under_its_seq_says_which_it_was(tmp_path, settings):
@@ -182,6 +189,8 @@ def test_the_verify_command_names_the_tampered_events_and_fails(tmp_path):
         ("changed", "evt-cli-2"),
         ("removed", "evt-cli-4"),
     }
+    changed = next(p for p in report["problems"] if p["kind"] == "changed")
+    assert "actor_id 'emp-9999' where its body says " in changed["detail"]
 
 
 # -- chain heads logged while running (accesswatch.chain_heads) ------------------------------------------
