@@ -10,11 +10,18 @@ start too.  The id is derived from the detector, the actor and the start of
 the first finding, all event time, so a replay of the same events yields the
 same ids (and an alert whose window widens keeps the id it was stored and
 paged under).
+
+An alert stays open to growth until a finding within the merge gap of its end
+can no longer come, unless its detector says a later finding may still
+continue it (``Detector.may_grow``: a ``ramp`` finding covers the run of days
+it judged, and the run may go on after days without a finding, over a weekend):
+its next finding then grows it, where a new alert would take the same id.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from detectors.base import Finding
@@ -66,10 +73,14 @@ class AlertBook:
         self.open[key] = grown
         return grown
 
-    def expire(self, watermark: float) -> None:
-        """Forget alerts that can no longer grow: memory stays bounded."""
+    def expire(self, watermark: float, may_grow: Callable[[str, str], bool] | None = None) -> None:
+        """Forget alerts that can no longer grow: memory stays bounded.
+
+        ``may_grow(detector, actor_id)`` keeps an alert past ``watermark`` while its detector may still continue it.
+        """
         for key in [k for k, a in self.open.items() if a.window_end.timestamp() + self.merge_gap < watermark]:
-            del self.open[key]
+            if may_grow is None or not may_grow(*key):
+                del self.open[key]
 
     def _open(self, finding: Finding) -> Alert:
         actor = finding.actor

@@ -320,6 +320,11 @@ class Detector(ABC):
     def load_state(self, state: Any) -> None:  # noqa: B027
         """Restore what ``to_state`` returned."""
 
+    def may_grow(self, actor_id: str) -> bool:
+        """Whether a later finding about the actor may still continue this detector's alert on it, however long
+        after its window (its alert is then kept open to growth: ``detectors.alerts.AlertBook.expire``)."""
+        return False
+
     def finding(
         self,
         window: WindowStats,

@@ -38,6 +38,7 @@ class DetectionEngine:
     def __init__(self, settings: Settings, detectors: Sequence[Detector]) -> None:
         self.settings = settings
         self.detectors = list(detectors)
+        self._by_name = {detector.name: detector for detector in self.detectors}
         self.classifier = Classifier(settings.classification)
         self.clock = LocalClock(settings.organisation.tz)
         baselines = settings.baselines
@@ -179,7 +180,7 @@ class DetectionEngine:
             self._close(scale, start, windows)
         # an alert stays open to growth until no window that could overlap it can still close:
         # the day that holds an hour's spike closes at midnight
-        self.book.expire(watermark - self.long)
+        self.book.expire(watermark - self.long, self._may_grow)
 
     def _close(self, scale: Literal["short", "long"], start: float, windows: dict[str, WindowStats]) -> None:
         size = self.short if scale == "short" else self.long
@@ -271,6 +272,10 @@ class DetectionEngine:
             evidence = {**finding.evidence, "alone": {"severity": finding.severity.value, "at_most": cap.value}}
             judged.append(replace(finding, severity=cap, summary=summary, evidence=evidence))
         return judged
+
+    def _may_grow(self, detector: str, actor_id: str) -> bool:
+        found = self._by_name.get(detector)
+        return found is not None and found.may_grow(actor_id)
 
     def _raise(self, finding: Finding) -> None:
         alert = self.book.add(finding)

@@ -9,10 +9,11 @@ or not at all, and paged on two).
 
 This rule adds the days up instead: a one-sided CUSUM (Page, 1954) of each
 day's z against the actor's own daily baseline, after the population
-allowance (so a busy day for everyone adds nothing). Each day adds how far its
-z exceeds ``allowance``; a day at or under the usual takes the sum back to
-zero, as does a silence longer than ``max_gap_days`` (a ramp is sustained
-work, not two busy weeks a month apart). Noise and a single busy day stay
+allowance (so a busy day for everyone adds nothing). Each day adds its z less
+``allowance``: a day above that raises the sum, a day at or under it lowers
+it, and the run ends when the sum falls to zero (a long run takes days of
+usual work to end), or at a silence longer than ``max_gap_days`` (a ramp is
+sustained work, not two busy weeks a month apart). Noise and a single busy day stay
 under ``min_sum``; several days each well above the usual do not. The sum is
 the score (``severity_scores`` apply to it).
 
@@ -24,6 +25,14 @@ first day, and at most ``max_step`` times the day before (a one-day jump is a
 bulk read: ``bulk_read`` judges it); and the run ``min_days`` long, the day
 ``min_ratio`` times the usual.
 
+A finding covers the run: its window runs from the start of the run's first
+day to the end of the day judged, so its alert, its incident and the report
+filed from it count every day read (the judged day alone left a ramp's report
+with its last day's customers). The run's findings overlap each other, so they
+grow one alert; it stays open while the run goes on (``may_grow``), over a
+weekend or a day that found nothing, and a ramp is one alert and one incident.
+Its sample events are the judged days' (the run's earlier days are not kept).
+
 Actors are judged on their own baseline only: a peer group's spread is not the
 actor's, and a new hire's first weeks would read as a ramp.
 """
@@ -32,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -113,9 +122,10 @@ class Ramp(Detector):
                 or not _climbs(run, settings)
             ):
                 continue
-            yield self.finding(
+            found = self.finding(
                 window, run.total, _summary(period, window, run, expectation), _evidence(window, run, expectation)
             )
+            yield replace(found, window_start=run.first_day)  # the whole run (the module's docstring)
 
     def observe(self, period: Period) -> None:
         stepped = self._stepped
@@ -158,6 +168,11 @@ class Ramp(Detector):
                     expectation,
                 )
         return steps
+
+    def may_grow(self, actor_id: str) -> bool:
+        """A run still going on may find again: its finding continues the run's alert (its window starts where
+        the alert's does), which must not be forgotten over a weekend (``detectors.alerts.AlertBook.expire``)."""
+        return actor_id in self._runs
 
     def to_state(self) -> Any:
         return {"runs": {actor_id: self._runs[actor_id].to_state() for actor_id in sorted(self._runs)}}

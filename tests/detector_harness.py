@@ -341,15 +341,18 @@ def assert_contract_alert(alert: Alert, detector: str, events: Sequence[AccessEv
 
 
 def assert_findings_well_formed(result: Run, detector: str) -> None:
-    """Every finding is the detector's, about one whole window, with the severity its score maps to (or the cap)."""
+    """Every finding is the detector's, about one whole window (or whole days: a ramp's run), with the severity its
+    score maps to (or the cap)."""
     assert result.findings, "no finding at all"
     settings: DetectorSettings = DETECTORS[detector].Settings(**settings_with().detectors[detector])
     for finding in result.findings:
         assert finding.detector == detector and finding.actor.id
         length = finding.window_end - finding.window_start
         start = datetime.fromtimestamp(finding.window_start, ZONE)
-        assert (length, start.minute, start.second) in ((3600.0, 0, 0), (86400.0, 0, 0)), finding
-        assert length == 3600.0 or start.hour == 0, finding  # days start at local midnight
+        assert (start.minute, start.second) == (0, 0) and length > 0, finding
+        whole_days = length % 86400.0 == 0 and start.hour == 0  # days start at local midnight
+        assert length == 3600.0 or whole_days, finding
+        assert length <= 86400.0 or detector == "ramp", finding  # only a ramp's finding covers several days
         assert finding.summary and finding.evidence["event_ids"]
         if "documented" not in finding.evidence:
             assert finding.severity is settings.severity_for(finding.score), finding

@@ -85,3 +85,27 @@ def test_the_window_covers_findings_whose_spans_were_cut_from_the_evidence():
 def test_an_alert_not_grown_by_the_book_is_anchored_at_its_window():
     alert = _merged(_finding(DAY_START, 1)).model_copy(update={"evidence": {}})
     assert opened_at(alert) == alert.window_start == DAY_START
+
+
+def test_an_alert_its_detector_may_still_grow_outlives_the_merge_gap():
+    # a ramp's findings all start on the run's first day: Friday's, then Monday's after a weekend without one
+    friday = DAY_START
+    book = AlertBook(merge_gap=2 * HOUR, max_sample_events=20)
+    opened = book.add(_finding(friday - timedelta(days=3), 4 * 24))
+    monday_close = (friday + timedelta(days=4)).timestamp()
+    running = {("bulk_read", ACTOR.id)}
+    book.expire(monday_close - 24 * HOUR, lambda detector, actor_id: (detector, actor_id) in running)
+    grown = book.add(_finding(friday - timedelta(days=3), 7 * 24, score=9.0))
+    assert grown.alert_id == opened.alert_id and grown.evidence["findings"] == 2 and grown.revision > opened.revision
+    assert (grown.window_start, grown.window_end) == (friday - timedelta(days=3), friday + timedelta(days=4))
+    # once the detector says nothing can continue it, the alert goes as any other
+    running.clear()
+    book.expire(monday_close + 24 * HOUR, lambda detector, actor_id: (detector, actor_id) in running)
+    assert book.open == {}
+
+
+def test_without_a_detector_to_hold_it_an_alert_past_the_merge_gap_is_forgotten():
+    book = AlertBook(merge_gap=2 * HOUR, max_sample_events=20)
+    book.add(_finding(DAY_START, 24))
+    book.expire((DAY_START + timedelta(hours=26, seconds=1)).timestamp())
+    assert book.open == {}

@@ -10,13 +10,21 @@ does.
 
 from __future__ import annotations
 
+import itertools
 from datetime import datetime, timedelta
 
+import orjson
 import pytest
 
-from detectors.ramp import Ramp
+from accesswatch import cli
+from dashboard.queries import impact
+from detectors.alerts import alert_id
+from detectors.base import Finding
+from detectors.ramp import DAY, Ramp
 from detectors.registry import DETECTORS, build_detectors
 from models.alert import Severity
+from store.base import IncidentQuery
+from store.sqlite import SqliteStore
 from tests.detector_harness import (
     EVERY_DAY,
     ZONE,
@@ -131,7 +139,7 @@ def test_an_eight_day_ramp_is_found_by_its_fifth_day_and_escalates():
     first = result.findings[0]
     # the ramp's first day (Monday, 1.3x) is within the usual, so its run starts on Tuesday (1.8x); Friday, the
     # fifth day, is the first at twice that
-    assert datetime.fromtimestamp(first.window_start, ZONE) <= local(25)
+    assert datetime.fromtimestamp(first.window_end, ZONE) <= local(26)
     assert first.severity.rank >= Severity.MEDIUM.rank and first.evidence["days"] >= 3
     assert max(alert.severity.rank for alert in alerts) == Severity.CRITICAL.rank
     last = result.findings[-1]
@@ -151,17 +159,74 @@ def test_the_summary_names_the_days_and_the_climb():
 def test_it_finds_the_ramp_where_the_daily_bulk_read_rule_is_still_silent():
     events = insider()
     first = run(events, NAME).findings[0]
+    judged = first.window_end - DAY  # the day it was raised on (its window starts with the run)
     bulk = [f for f in run(events, "bulk_read").findings if f.actor.id == AGENT.id]
-    assert all(f.window_start > first.window_start for f in bulk), [
-        describe(a) for a in run(events, "bulk_read").alerts
-    ]
+    assert all(f.window_start > judged for f in bulk), [describe(a) for a in run(events, "bulk_read").alerts]
 
 
-def test_a_run_goes_on_over_a_weekend():
+def test_a_finding_covers_the_run_from_its_first_day_to_the_day_judged():
+    # what a report filed from it counts: every day of the run, not the judged day's reads alone
+    findings = run(insider(), NAME).findings
+    assert len(findings) >= 3
+    for finding in findings:
+        # Tuesday 24 November, the run's first day (the module's docstring), at local midnight
+        assert finding.window_start == local(22).timestamp(), describe_finding(finding)
+        judged = datetime.fromtimestamp(finding.window_end, ZONE) - timedelta(days=1)
+        assert judged.hour == 0 and judged.weekday() < 5, describe_finding(finding)
+    assert [f.window_end for f in findings] == sorted({f.window_end for f in findings})  # a day each, in turn
+    assert datetime.fromtimestamp(findings[0].window_end, ZONE) == local(26)  # Friday, the first found
+
+
+def test_a_run_goes_on_over_a_weekend_as_one_alert():
     result = run(insider(), NAME)
-    # Thursday 26 to Wednesday 2 December: the days either side of the weekend are one run
+    # Tuesday 24 November to Wednesday 2 December: the days either side of the weekend are one run
     days = [f.evidence["days"] for f in result.findings]
-    assert days == sorted(days) and days[-1] >= 6 and len(result.alerts) == 2  # merge_gap 2h: a weekend apart
+    assert days == sorted(days) and days[-1] >= 6
+    # its findings overlap: one alert grows over the run, kept open over the weekend (merge_gap is 2h), under
+    # the id its first finding gave it; a new alert after the weekend would have taken the same id
+    alert = result.only()
+    assert alert.evidence["findings"] == len(alert.evidence["spans"]) == len(result.findings) >= 3
+    assert alert.alert_id == alert_id(NAME, AGENT.id, local(22).timestamp())
+    last = datetime.fromtimestamp(result.findings[-1].window_end, ZONE)
+    assert (alert.window_start, alert.window_end) == (local(22), last)
+
+
+def test_the_alert_is_let_go_once_the_run_is_over():
+    # the ramp, then the agent away for a fortnight while the team works on: the silence ends the run
+    events = stream(*routine(35, [AGENT]), *routine(49, TEAM[1:]), *extra_reads(working_days(21, 8), ramp_factors()))
+    result = run(events, NAME)
+    engine = result.engine
+    assert result.only().actor_id == AGENT.id and engine is not None
+    assert not engine.detectors[0].may_grow(AGENT.id)
+    assert [key for key in engine.book.open if key[0] == NAME] == []  # nothing held for it any more
+
+
+def test_the_incident_report_counts_every_day_of_the_run(tmp_path):
+    # the report a privacy officer files from the ramp's incident: every record and customer of the run's days
+    parts = [*routine(), *extra_reads(working_days(21, 8), ramp_factors())]
+    merged = sorted(itertools.chain.from_iterable(parts), key=lambda data: data["timestamp"])
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(
+        b"".join(orjson.dumps({**data, "event_id": f"e{n:07d}"}) + b"\n" for n, data in enumerate(merged))
+    )
+    config = tmp_path / "replay.toml"
+    config.write_text('[ingest]\nmax_future_skew = "3650d"\n')  # the story's weeks, whenever the test runs
+    data = tmp_path / "data"
+    assert cli.main(["replay", str(events), "--data-dir", str(data), "--config", str(config)]) == 0
+    with SqliteStore(data / "accesswatch.db") as store:
+        found = [i for i in store.query_incidents(IncidentQuery(limit=100)) if NAME in i.detectors]
+        assert len(found) == 1, [(i.window_start, i.window_end, i.detectors) for i in found]
+        incident = found[0]
+        ramp = next(alert for alert in store.get_alerts(incident.alert_ids) if alert.detector == NAME)
+        read = impact(store, incident)
+    daily = ramp.evidence["daily_records"]
+    assert ramp.evidence["days"] == len(daily) >= 6 and incident.window_start == ramp.window_start == local(22)
+    assert read.records == sum(daily) and read.customers  # the run's days, the first included, and nothing else
+
+
+def describe_finding(finding: Finding) -> str:
+    start, end = datetime.fromtimestamp(finding.window_start, ZONE), datetime.fromtimestamp(finding.window_end, ZONE)
+    return f"{start:%a %d %b %H:%M}-{end:%a %d %b %H:%M} local, {finding.evidence['days']} days: {finding.summary}"
 
 
 # -- what it must leave alone --------------------------------------------------
@@ -207,7 +272,7 @@ def test_a_day_below_the_runs_busiest_raises_nothing_new():
     days = working_days(21, 5)
     events = stream(*routine(), *extra_reads(days, [2.0, 3.0, 5.0, 3.5, 3.5]))
     found = run(events, NAME).findings
-    assert found and {f.window_start for f in found} == {local(days[2]).timestamp()}
+    assert found and {f.window_end for f in found} == {local(days[2] + 1).timestamp()}
 
 
 def test_the_whole_team_busier_day_after_day_is_not_a_ramp():
@@ -248,7 +313,7 @@ def test_no_alert_during_the_system_warm_up():
     two_days = {NAME: {"min_days": 2}}
     assert run(early, NAME, config=two_days).alerts == []
     shorter = settings_with(baselines__system_warmup="5d")
-    assert run(early, NAME, config=two_days, settings=shorter).only().window_start == local(6)
+    assert run(early, NAME, config=two_days, settings=shorter).only().window_end == local(7)
 
 
 # -- alerts as an analyst sees them --------------------------------------------
