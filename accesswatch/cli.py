@@ -25,16 +25,18 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from accesswatch import __version__, app, integrity_cli, paging_cli
+from accesswatch import __version__, app, arguments, integrity_cli, paging_cli
+from accesswatch.arguments import WrongArgument
 from accesswatch.logging import configure as configure_logging
 from ingest import kafka_send
+from ingest.kafka_settings import KafkaUnreachable
 from ingest.simulator.settings import MAX_DAYS, MAX_EMPLOYEES, MIN_EMPLOYEES, SimulationSettings
 from models.alert import Alert, Severity
 from models.config import ConfigError, Settings
 from models.deadletter import DeadLetter
 from models.event import format_utc
 from models.json_lines import json_line
-from store.base import AlertQuery, StoreNeedsUpgrade
+from store.base import AlertQuery, StoreNeedsUpgrade, StoreStats
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestReport
@@ -44,8 +46,8 @@ EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEMO_MARKER = ".accesswatch-demo"
 
 
-class WrongArgument(Exception):
-    """An argument the command cannot take (a labels file that is not one): one line, and EXIT_CONFIG."""
+class Unreadable(Exception):
+    """A file the command must read and cannot (missing, not readable): one line, and EXIT_FAILED."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,8 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, WrongArgument) as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return EXIT_CONFIG
-    except (FileNotFoundError, PermissionError, StoreNeedsUpgrade, app.StoreUnreadable) as exc:
+    except (FileNotFoundError, PermissionError, StoreNeedsUpgrade, app.StoreUnreadable, KafkaUnreachable) as exc:
         print(f"accesswatch: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Unreadable as exc:
+        print(exc, file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
@@ -141,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     dead.add_argument(
         "--limit",
-        type=_count,
+        type=arguments.count,
         default=100,
         metavar="N",
         help="list the first N, oldest first (default: 100); the table's last line counts them all",
@@ -197,7 +202,11 @@ def _parser() -> argparse.ArgumentParser:
         "files", nargs="*", metavar="FILE", help="with --source file (or source.kind = 'file'): the files to follow"
     )
 
-    demo = command("demo", _demo, "Play a simulated month through the live pipeline; alerts print as they are raised.")
+    demo = command(
+        "demo",
+        _demo,
+        "Play a simulated month through the live pipeline; pages print as they are raised, after a week's warm-up.",
+    )
     demo.add_argument("--speed", type=float, default=None, help="event-seconds per second (default from config: 3600)")
     demo.add_argument("--days", type=int, default=None)
     demo.add_argument(
@@ -243,14 +252,6 @@ def _not_a_directory(path: Path) -> str | None:
                 return None
             return "and it is a file" if ancestor == path else f"and {ancestor} is a file"
     return None
-
-
-def _count(text: str) -> int:
-    """An argparse type: a whole number, 0 or more."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
 
 
 def _plural(count: int, noun: str, plural: str | None = None) -> str:
@@ -350,17 +351,19 @@ def _alert_table(alerts: list[Alert], out: TextIO) -> None:
     if not alerts:
         out.write("no alerts\n")
         return
-    # the columns as wide as their longest value: a long actor id (a partner's) must not push the rest out of line
+    # the columns as wide as their longest value: a long actor id (a partner's) must not push the rest out of line;
+    # the alert id first, as ``ack``, ``resolve`` and ``pages --incident`` take it
+    ident = max(len("alert id"), *(len(alert.alert_id) for alert in alerts))
     detector = max(len("detector"), *(len(alert.detector) for alert in alerts))
     actor = max(len("actor"), *(len(alert.actor_id) for alert in alerts))
     out.write(
-        f"{'window start (UTC)':<24} {'severity':<8} {'detector':<{detector}} {'actor':<{actor}}"
-        f" {'score':>6}  summary\n"
+        f"{'alert id':<{ident}} {'window start (UTC)':<24} {'severity':<8} {'detector':<{detector}}"
+        f" {'actor':<{actor}} {'score':>6}  summary\n"
     )
     for alert in alerts:
         out.write(
-            f"{format_utc(alert.window_start):<24} {alert.severity.value:<8} {alert.detector:<{detector}}"
-            f" {alert.actor_id:<{actor}} {alert.score:>6.2f}  {alert.summary}\n"
+            f"{alert.alert_id:<{ident}} {format_utc(alert.window_start):<24} {alert.severity.value:<8}"
+            f" {alert.detector:<{detector}} {alert.actor_id:<{actor}} {alert.score:>6.2f}  {alert.summary}\n"
         )
 
 
@@ -373,12 +376,24 @@ def _deadletters(args: argparse.Namespace) -> int:
         if args.format == "jsonl":
             sys.stdout.write(json_line(_dead_letter_record(letter)).decode())
         else:
-            # decoded, then cut: a cut in bytes could split a character and show it as invalid bytes
-            raw = letter.raw.decode("utf-8", errors="backslashreplace")[:80]
-            sys.stdout.write(f"{letter.source} {letter.position}: {letter.reason}\n    {raw!r}\n")
+            sys.stdout.write(f"{letter.source} {letter.position}: {letter.reason}\n    '{_shown(letter.raw)}'\n")
     if args.format == "table":
         sys.stdout.write(f"{_plural(total, 'dead letter')} in all\n" if total else "no dead letters\n")
     return EXIT_OK
+
+
+def _shown(raw: bytes, length: int = 80) -> str:
+    """The first ``length`` characters of a dead letter on one line, each invalid byte and each control character
+    escaped once and alike (``\\xff``, ``\\x01``, ``\\t``): ``repr`` doubled the backslashes of the escapes
+    ``backslashreplace`` had made, and not those of the control characters it escaped itself."""
+    # decoded, then cut: a cut in bytes could split a character and show it as invalid bytes
+    return "".join(map(_escaped, raw.decode("utf-8", errors="surrogateescape")[:length]))
+
+
+def _escaped(char: str) -> str:
+    if 0xDC80 <= ord(char) <= 0xDCFF:  # surrogateescape's stand-in for an invalid byte
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
 
 
 def _dead_letter_record(letter: DeadLetter) -> dict[str, Any]:
@@ -401,6 +416,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     labels = _read_labels(args.labels)
     zone = settings.organisation.tz
     with app.open_store(settings, readonly=True) as store:
+        _check_labels_span(args.labels, labels, store.stats())
         warn_dead_letters(store)  # lines never judged: figures that leave them out look clean
         alerts = store.query_alerts(AlertQuery(limit=1_000_000))
         active = store.active_actor_days(zone)
@@ -428,15 +444,36 @@ def _evaluate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_labels_span(path: Path, labels: dict[str, Any], stats: StoreStats) -> None:
+    """Labels of another simulation than the store's are refused (exit 2); of a longer one, a warning."""
+    from accesswatch.evaluate import check_span
+    from models.event import parse_rfc3339
+
+    if not isinstance(labels.get("start"), str) or not isinstance(labels.get("end"), str):
+        return  # checked where the labels say their span (simulate writes it)
+    check = check_span(
+        parse_rfc3339(labels["start"]), parse_rfc3339(labels["end"]), stats.first_event, stats.last_event
+    )
+    if check.refused:
+        raise WrongArgument(f"accesswatch evaluate: --labels {path}: {check.refused}")
+    if check.warning:
+        print(f"accesswatch evaluate: warning: {check.warning}", file=sys.stderr)
+
+
 # what evaluate reads of a labels file (ingest.simulator's labels.json), each item's keys
 _LABEL_KEYS = {"scenarios": ("scenario_id", "kind", "actor_id", "start", "end"), "benign": ("kind", "start", "end")}
 
 
 def _read_labels(path: Path) -> dict[str, Any]:
     """A simulation's labels; ``WrongArgument`` for a file that is not one (an events file, ``{}``)."""
+    from ingest.sources import unreadable_reason
+
     expected = "expected the labels.json that simulate wrote"
     if path.is_dir():
         raise WrongArgument(f"accesswatch evaluate: --labels {path} is a directory: {expected}")
+    problem = unreadable_reason(str(path))
+    if problem:  # worded as replay words it, not as Python does ("[Errno 2] No such file or directory")
+        raise Unreadable(f"accesswatch evaluate: --labels: {problem}")
     try:
         labels = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
@@ -465,6 +502,16 @@ def _labels_problem(labels: object) -> str | None:
                 parse_rfc3339(item["start"]), parse_rfc3339(item["end"])
             except ValueError as exc:
                 return f"{section}[{number}]: {exc}"
+    for key in ("start", "end"):  # the simulation's span, checked against the store's events
+        value = labels.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            return f"{key}: expected an RFC 3339 date-time"
+        try:
+            parse_rfc3339(value)
+        except ValueError as exc:
+            return f"{key}: {exc}"
     return None
 
 
@@ -536,6 +583,14 @@ def _run(args: argparse.Namespace) -> int:
             f"accesswatch run: FILE is read only by the file source, and this run's source.kind is"
             f" {settings.source.kind!r}: drop the files, or add --source file"
         )
+    if settings.source.kind == "file":
+        from ingest.sources import unreadable_reason
+
+        for path in settings.source.file.paths:  # as replay: before the store is opened, one line, exit 1
+            problem = unreadable_reason(path)
+            if problem:
+                print(f"accesswatch: {problem}", file=sys.stderr)
+                return EXIT_FAILED
     return _live(settings)
 
 
@@ -553,10 +608,25 @@ def _demo(args: argparse.Namespace) -> int:
     print(
         f"accesswatch demo: {_plural(simulator.days, 'simulated day')} of an organisation with"
         f" {_plural(simulator.employees, 'employee')}, played at {simulator.speed:,.0f}x into {store_path};"
-        " alerts print below as they are raised. Ctrl-C stops.",
+        f" {_demo_pages(settings)}. Ctrl-C stops.",
         flush=True,
     )
     return _live(settings)
+
+
+def _demo_pages(settings: Settings) -> str:
+    """When the demo's first pages can come, and which: the detectors first learn a week, and in silence."""
+    warmup = settings.baselines.system_warmup
+    days = warmup / 86400
+    floor = settings.notify.min_severity.value
+    if settings.source.simulator.days * 86400 <= warmup:
+        return f"no alerts: the detectors learn for the first {days:g} simulated days, and this demo is no longer"
+    wait = warmup / settings.source.simulator.speed
+    waited = f"{wait:.0f} s" if wait < 90 else f"{wait / 60:.1f} min"
+    return (
+        f"the detectors learn for the first {days:g} simulated days (about {waited} at this speed), then pages"
+        f" at {floor} or above print below as they are raised"
+    )
 
 
 def _claim_demo_store(settings: Settings, replace: bool) -> Path:
@@ -653,8 +723,13 @@ def _dashboard(args: argparse.Namespace) -> int:
 
     if args.hash_password:
         return launch.print_hash()
-    settings = _settings(args)
-    return launch.run(settings, args.config, args.address, args.port, args.demo)
+    overrides: dict[str, Any] = {}  # validated as the configured values are: one line, exit 2
+    if args.port is not None:
+        overrides["dashboard.port"] = args.port
+    if args.address is not None:
+        overrides["dashboard.address"] = args.address
+    settings = _settings(args, **overrides)
+    return launch.run(settings, args.config, args.demo)
 
 
 if __name__ == "__main__":

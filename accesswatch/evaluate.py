@@ -60,6 +60,45 @@ def dead_letter_warning(count: int) -> str | None:
     )
 
 
+# how far the store's events may run past the labels' span (a simulation's shipping jitter carries its last
+# seconds over), and how far short of it they may end (a quiet last night) before the figures are in doubt
+SPAN_OUTSIDE = timedelta(hours=1)
+SPAN_SHORT = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanCheck:
+    """The labels' span against the store's events: ``refused`` (another log) or ``warning`` (part of it)."""
+
+    refused: str | None = None
+    warning: str | None = None
+
+
+def check_span(start: datetime, end: datetime, first: datetime | None, last: datetime | None) -> SpanCheck:
+    """Labels of ``[start, end)`` against a store whose events run from ``first`` to ``last``.
+
+    Events outside the labels' span are another log's (10-day labels over a 30-day store scored its other
+    20 days as "99 false actor-days"): refused.  A store holding part of the span (30-day labels over a
+    10-day replay, or a replay whose tail was dead-lettered) would score the scenarios it lacks as missed:
+    a warning that says so.
+    """
+    labels = f"the labels cover {_day(start)} to {_day(end)}"
+    if first is None or last is None:
+        return SpanCheck(refused=f"{labels}, and the store holds no events: replay the simulation's events first")
+    stored = f"the store's events run from {_day(first)} to {_day(last)}"
+    if first < start - SPAN_OUTSIDE or last > end + SPAN_OUTSIDE:
+        return SpanCheck(
+            refused=f"{labels}, {stored}: not the simulation replayed into this store (give its labels.json)"
+        )
+    if first > start + SPAN_SHORT or last < end - SPAN_SHORT:
+        return SpanCheck(warning=f"{labels}, {stored}: scenarios outside the store's events count as missed")
+    return SpanCheck()
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def warn_dead_letters(store: _Store, stream: TextIO | None = None) -> int:
     """Write ``dead_letter_warning`` for the store's dead letters to ``stream`` (stderr); their count."""
     count = store.stats().dead_letters

@@ -35,13 +35,17 @@ import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from models.event import format_utc, parse_rfc3339
 from store.chain import ChainedStore, ChainReport, PeriodAccount
 
 FORMAT: Final = "accesswatch-digest/1"
 K = TypeVar("K")  # what a key file parses to
+
+
+class NotADigest(ValueError):
+    """A file that is not a digest ``export-digest`` wrote (empty, not JSON, fields missing); one line."""
 
 
 class KeyFileError(ValueError):
@@ -144,7 +148,15 @@ def export_digest(
 
 
 def read_document(path: Path) -> DigestDocument:
-    return DigestDocument.model_validate_json(Path(path).read_bytes())
+    """The digest at ``path``; ``NotADigest`` names the first thing wrong (pydantic's dump is many lines)."""
+    try:
+        return DigestDocument.model_validate_json(Path(path).read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        problem = f"{where}: {first['msg']}" if where else first["msg"]
+        more = f", and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+        raise NotADigest(f"not a digest file: {path} ({problem}{more})") from None
 
 
 def check_signature(document: DigestDocument, public_key: Ed25519PublicKey) -> list[str]:

@@ -20,14 +20,16 @@ from pathlib import Path
 import orjson
 
 from accesswatch import app, integrity
+from accesswatch.arguments import WrongArgument, moment
 from accesswatch.chain_heads import LoggedHead, check_heads
+from ingest.sources import unreadable_reason
 from models.config import Settings
 from models.event import format_utc
 from store.base import Store
 from store.chain import ChainedStore
 from store.retention import RetainingStore, RetentionPolicy
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def add_commands(
@@ -65,7 +67,7 @@ def add_commands(
         "exit status: 0 valid (with --check-store: the store holds the period as signed, or as signed less"
         " the events retention purged since, which the output counts; it also counts events of the period"
         " stored after signing, which the digest does not cover); 1 NOT VALID (the document, the key or the"
-        " store disagree: the reasons follow); 2 the command line is wrong"
+        " store disagree: the reasons follow; or FILE is missing or not a digest); 2 the command line is wrong"
     )
 
     purge = command("purge", _purge, "Delete raw events and alerts past the retention of [retention].")
@@ -122,8 +124,13 @@ def _verify(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
     zone = settings.organisation.tz
+    since = moment("export-digest", "--from", args.since, zone)
+    until = moment("export-digest", "--to", args.until, zone)
+    if until <= since:  # a wrong argument (exit 2), found before the key or the store is read
+        raise WrongArgument(
+            f"accesswatch export-digest: --to {args.until} is not after --from {args.since}: the period would be empty"
+        )
     try:
-        since, until = integrity.parse_moment(args.since, zone), integrity.parse_moment(args.until, zone)
         key = integrity.load_private_key(args.key)
         with app.open_store(settings, readonly=True) as store:
             document = integrity.export_digest(_chained(store), since, until, key)
@@ -140,6 +147,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _verify_digest(args: argparse.Namespace) -> int:
+    # a digest that cannot be read verifies nothing: NOT VALID's status (1), as for a missing file, not a
+    # wrong command line's (2), so that a script checking for 1 is never told "usage" about a damaged digest
+    missing = unreadable_reason(str(args.document))
+    if missing:
+        print(f"accesswatch verify-digest: {missing}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         document = integrity.read_document(args.document)
         problems = integrity.check_signature(document, integrity.load_public_key(args.public_key))
@@ -165,11 +178,7 @@ def _verify_digest(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
-    try:
-        now = integrity.parse_moment(args.as_of, settings.organisation.tz) if args.as_of else datetime.now(UTC)
-    except ValueError as exc:  # a wrong argument: one line, as for any other
-        print(f"accesswatch purge: --as-of {args.as_of!r} {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    now = moment("purge", "--as-of", args.as_of, settings.organisation.tz) if args.as_of else datetime.now(UTC)
     retention = settings.retention
     policy = RetentionPolicy.of(retention.events_days, retention.alerts_days, now)
     with app.open_store(settings, must_exist=True) as store:

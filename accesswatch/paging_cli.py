@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
-from accesswatch import app
+from accesswatch import app, arguments
 from models.config import Settings
 from models.event import format_utc
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
@@ -53,7 +53,9 @@ def add_commands(
     pages.add_argument(
         "--incident", metavar="ID", help="only the pages about this incident (or the incident of this alert)"
     )
-    pages.add_argument("--limit", type=int, default=50, help="newest first (default: 50)")
+    pages.add_argument(
+        "--limit", type=arguments.count, default=50, metavar="N", help="the newest N (default: 50); 0: the counts alone"
+    )
     pages.add_argument("--format", choices=["table", "jsonl"], default="table")
     pages.add_argument(
         "--deliver",
@@ -145,7 +147,7 @@ def _pages(args: argparse.Namespace) -> int:
             incident_id=incident_id,
             limit=max(1, min(args.limit, 100_000)),
         )
-        rows = store.notifications(query)
+        rows = store.notifications(query) if args.limit else []  # --limit 0: the counts alone, as deadletters
         counts = store.outbox_counts()
         waiting = OutboxQuery(statuses=[NotificationStatus.PENDING], limit=100_000)
         resting = resting_until(store.notifications(waiting)) if args.format == "table" else {}
@@ -153,7 +155,8 @@ def _pages(args: argparse.Namespace) -> int:
         for row in rows:
             sys.stdout.write(json_line(_record(row)).decode())
         return EXIT_OK
-    _table(rows, resting, sys.stdout)
+    if args.limit:  # --limit 0: the counts alone ("no pages" would read as "nobody was paged")
+        _table(rows, resting, sys.stdout)
     summary = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in NotificationStatus)
     sys.stdout.write(f"in all: {summary}\n")
     return EXIT_OK

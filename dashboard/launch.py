@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -58,9 +59,31 @@ def environment(settings: Settings, config: Path | None, demo: bool) -> dict[str
     return env
 
 
-def run(settings: Settings, config: Path | None, address: str | None, port: int | None, demo: bool) -> int:
-    address = address or settings.dashboard.address
-    port = port or settings.dashboard.port
+def unavailable(address: str, port: int) -> str | None:
+    """Why the server could not listen on ``address:port`` (another server has it), or None.
+
+    Tried before the address is announced: Streamlit would say "Port 8501 is not available" only after it.
+    SO_REUSEADDR as Tornado binds, so a port left in TIME_WAIT by a server just stopped is not refused.
+    """
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(
+            address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(where)
+    except OSError as exc:  # gaierror is an OSError
+        return exc.strerror or str(exc)
+    return None
+
+
+def run(settings: Settings, config: Path | None, demo: bool) -> int:
+    """Serve on ``dashboard.address`` and ``dashboard.port`` (``--address`` and ``--port`` override them)."""
+    address, port = settings.dashboard.address, settings.dashboard.port
+    problem = unavailable(address, port)
+    if problem:
+        print(f"accesswatch dashboard: cannot listen on {address} port {port}: {problem}", file=sys.stderr)
+        return 1
     shown = "localhost" if address in ("127.0.0.1", "0.0.0.0", "::") else address
     print(f"accesswatch dashboard: http://{shown}:{port}/  (store in {settings.data_dir})", flush=True)
     if demo or settings.dashboard.demo_sign_in:

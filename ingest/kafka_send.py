@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from ingest.kafka_settings import KafkaSettings
+from ingest.kafka_settings import KafkaSettings, KafkaUnreachable
 from ingest.sources import unreadable_reason
 from models.config import Settings
 
@@ -50,16 +50,19 @@ def send_lines(
 ) -> SendReport:
     # imported here: every other command of the CLI would pay for kafka-python at start
     from kafka import KafkaProducer
-    from kafka.errors import KafkaError
+    from kafka.errors import KafkaError, KafkaTimeoutError
 
     report = SendReport()
-    producer = KafkaProducer(
-        **{**settings.client_options(), **(client_options or {})},
-        acks="all",
-        linger_ms=20,
-        batch_size=256 * 1024,
-        max_request_size=max(settings.max_partition_fetch_bytes, 1_048_576),
-    )
+    try:  # the producer asks a broker for its version before it is made
+        producer = KafkaProducer(
+            **{**settings.client_options(), **(client_options or {})},
+            acks="all",
+            linger_ms=20,
+            batch_size=256 * 1024,
+            max_request_size=max(settings.max_partition_fetch_bytes, 1_048_576),
+        )
+    except KafkaTimeoutError:
+        raise KafkaUnreachable.of(settings) from None
     futures = []
     try:
         for raw in lines:

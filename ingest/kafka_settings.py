@@ -19,6 +19,17 @@ from models.config import ConfigError, Seconds
 _PREFIX = ("source", "kafka")
 
 
+class KafkaUnreachable(Exception):
+    """No broker of ``bootstrap_servers`` answered within ``bootstrap_timeout``: the command stops, exit 1."""
+
+    @classmethod
+    def of(cls, settings: KafkaSettings) -> KafkaUnreachable:
+        return cls(
+            f"cannot reach Kafka at {', '.join(settings.bootstrap_servers)}: no broker answered within"
+            f" {settings.bootstrap_timeout:g} s (source.kafka.bootstrap_servers, source.kafka.bootstrap_timeout)"
+        )
+
+
 class KafkaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,6 +52,8 @@ class KafkaSettings(BaseModel):
     fetch_max_wait: Seconds = 0.5
     max_partition_fetch_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     request_timeout: Seconds = 30.0
+    # how long a client waits at start for a broker to answer; then the command stops, one line, exit 1
+    bootstrap_timeout: Seconds = 30.0
     # security
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     ssl_cafile: Path | None = None
@@ -75,6 +88,7 @@ class KafkaSettings(BaseModel):
             "client_id": self.client_id,
             "security_protocol": self.security_protocol,
             "request_timeout_ms": int(self.request_timeout * 1000),
+            "bootstrap_timeout_ms": int(self.bootstrap_timeout * 1000),
         }
         if self.security_protocol in ("SSL", "SASL_SSL"):
             options["ssl_context"] = self.ssl_context()

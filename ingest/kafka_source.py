@@ -50,12 +50,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-from kafka.errors import CommitFailedError, KafkaError
+from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from detectors.state_codec import decode_state, encode_state
 from ingest.kafka_join_guard import join_under_way, rejoin_if_join_dropped
-from ingest.kafka_settings import KafkaSettings
+from ingest.kafka_settings import KafkaSettings, KafkaUnreachable
 from ingest.parse import BatchParser, ParsedBatch
 from ingest.pipeline import IngestReport, Pipeline
 from ingest.sources import OVERSIZE_KEEP, RawRecord, Source
@@ -121,7 +121,10 @@ class KafkaSource(Source):
     def open(self, listener: ConsumerRebalanceListener | None = None) -> KafkaConsumer:
         if self.consumer is None:
             options = {**self.settings.consumer_options(), **self._extra}
-            self.consumer = KafkaConsumer(**options)
+            try:  # the consumer asks a broker for its version before it is made
+                self.consumer = KafkaConsumer(**options)
+            except KafkaTimeoutError:
+                raise KafkaUnreachable.of(self.settings) from None
             self.consumer.subscribe(topics=list(self.settings.topics), listener=listener)
         return self.consumer
 

@@ -346,3 +346,178 @@ def test_a_sqlite_file_of_another_program_is_not_taken_for_a_store(tmp_path):
         assert done.returncode == 1 and b"not an accesswatch store" in done.stderr and b"(invoices)" in done.stderr
         assert b"Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
     assert other.read_bytes() == before  # no tables of ours, and its journal mode left as it was
+
+
+# -- a new user's findings: every failure one line, with the README's status --------------------------------------
+def _closed_port() -> int:
+    """A local port nothing listens on: bound, then let go."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _one_line(done: subprocess.CompletedProcess) -> str:
+    assert b"Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    return done.stderr.decode().strip()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "key"), [("--port", "70000", "dashboard.port"), ("--address", "999.1.1.1", "dashboard.address")]
+)
+def test_dashboard_flags_are_checked_as_the_configured_values_are(tmp_path, flag, value, key):
+    done = aw("dashboard", flag, value, "--data-dir", str(tmp_path), env=_quiet_env())
+    assert done.returncode == 2 and _one_line(done).startswith(f"configuration error: {key} = ")
+    assert b"http://" not in done.stdout  # refused before anything is announced or started
+
+
+def test_dashboard_on_a_port_in_use_says_so_before_announcing_it(tmp_path):
+    import socket
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        done = aw("dashboard", "--port", str(port), "--data-dir", str(tmp_path), env=_quiet_env())
+    assert done.returncode == 1 and b"http://" not in done.stdout, done.stdout
+    assert _one_line(done) == f"accesswatch dashboard: cannot listen on 127.0.0.1 port {port}: Address already in use"
+
+
+@pytest.mark.parametrize("command", [("run", "--source", "kafka"), ("send", "-", "--topic", "t1")])
+def test_kafka_out_of_reach_is_one_line_not_a_traceback(tmp_path, command):
+    port = _closed_port()
+    env = _quiet_env(
+        ACCESSWATCH_SOURCE__KAFKA__BOOTSTRAP_SERVERS=f'["127.0.0.1:{port}"]',
+        ACCESSWATCH_SOURCE__KAFKA__BOOTSTRAP_TIMEOUT="0.5s",  # not the default 30 s
+        ACCESSWATCH_METRICS__PORT="0",
+    )
+    done = aw(*command, "--data-dir", str(tmp_path), stdin=SAMPLE, env=env)
+    assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr
+    # kafka-python's own log lines (JSON, at warning and error) come before it
+    last = done.stderr.decode().strip().splitlines()[-1]
+    assert last.startswith(f"accesswatch: cannot reach Kafka at 127.0.0.1:{port}: no broker answered within 0.5 s")
+
+
+def test_verify_digest_of_a_file_that_is_no_digest_is_not_valid_in_one_line(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    public = tmp_path / "audit.pub"
+    public.write_bytes(
+        Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    for name, content in (("empty.json", b""), ("text.json", b"not json\n"), ("object.json", b'{"events": 3}')):
+        (tmp_path / name).write_bytes(content)
+        done = aw("verify-digest", str(tmp_path / name), "--public-key", str(public))
+        assert done.returncode == 1  # NOT VALID's status: it verifies nothing
+        assert _one_line(done).startswith(f"accesswatch verify-digest: not a digest file: {tmp_path / name} (")
+    missing = aw("verify-digest", str(tmp_path / "nope.json"), "--public-key", str(public))
+    assert (
+        missing.returncode == 1
+        and _one_line(missing) == f"accesswatch verify-digest: no such file: {tmp_path}/nope.json"
+    )
+
+
+def test_missing_files_are_named_as_replay_names_them(tmp_path):
+    data = tmp_path / "data"
+    labels = aw("evaluate", "--labels", str(tmp_path / "x"), "--data-dir", str(data))
+    assert labels.returncode == 1 and _one_line(labels) == f"accesswatch evaluate: --labels: no such file: {tmp_path}/x"
+    run = aw("run", "--source", "file", str(tmp_path / "x.jsonl"), "--data-dir", str(data), env=_quiet_env())
+    assert run.returncode == 1 and _one_line(run) == f"accesswatch: no such file: {tmp_path}/x.jsonl"
+    assert not data.exists()  # checked before the store is opened (or made)
+
+
+def test_limits_take_the_same_counts_and_name_the_mistake(tmp_path):
+    data = str(tmp_path)
+    assert aw("replay", "-", "--data-dir", data, stdin=SAMPLE).returncode == 0
+    words = aw("deadletters", "--limit", "abc", "--data-dir", data)
+    assert words.returncode == 2 and b"--limit: expected a whole number, 0 or more, got 'abc'" in words.stderr
+    assert b"_count" not in words.stderr
+    for command in ("pages", "deadletters"):
+        assert aw(command, "--limit", "-3", "--data-dir", data).returncode == 2
+        counts = aw(command, "--limit", "0", "--data-dir", data)
+        assert counts.returncode == 0 and len(counts.stdout.splitlines()) == 1, counts.stdout  # the counts alone
+
+
+def test_wrong_times_of_export_digest_and_purge_are_wrong_arguments(tmp_path):
+    key = tmp_path / "audit.key"
+    key.write_bytes(b"never read")
+    data = str(tmp_path)
+    assert aw("replay", "-", "--data-dir", data, stdin=SAMPLE).returncode == 0
+    backwards = aw("export-digest", "--from", "2026-11-02", "--to", "2026-11-01", "--key", str(key), "--data-dir", data)
+    assert backwards.returncode == 2 and "is not after --from 2026-11-02" in _one_line(backwards)
+    garbled = aw("export-digest", "--from", "junk", "--to", "2026-11-01", "--key", str(key), "--data-dir", data)
+    assert garbled.returncode == 2 and _one_line(garbled).startswith("accesswatch export-digest: --from 'junk': ")
+    purge = aw("purge", "--as-of", "junk", "--data-dir", data)
+    assert purge.returncode == 2 and _one_line(purge).startswith("accesswatch purge: --as-of 'junk': ")
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "status", "said"),
+    [
+        ("2026-11-02T00:00:00Z", "2026-11-03T00:00:00Z", 0, None),
+        ("2026-11-02T00:00:00Z", "2026-11-02T01:30:00Z", 2, "not the simulation replayed into this store"),
+        ("2026-10-20T00:00:00Z", "2026-11-03T00:00:00Z", 0, "warning: the labels cover 2026-10-20 00:00 UTC"),
+    ],
+)
+def test_evaluate_refuses_labels_of_another_simulation_and_warns_of_a_longer_one(tmp_path, start, end, status, said):
+    events = [event_dict(timestamp="2026-11-02T01:00:00Z"), event_dict(timestamp="2026-11-02T03:00:00Z")]
+    data = str(tmp_path / "data")
+    assert (
+        aw("replay", "-", "--data-dir", data, stdin=b"".join(orjson.dumps(e) + b"\n" for e in events)).returncode == 0
+    )
+    labels = tmp_path / "labels.json"
+    labels.write_bytes(orjson.dumps({"start": start, "end": end, "scenarios": [], "benign": []}))
+    done = aw("evaluate", "--labels", str(labels), "--data-dir", data, env=_quiet_env())
+    assert done.returncode == status, done.stderr
+    if said is None:
+        assert done.stderr == b""
+    else:
+        assert said in _one_line(done) and "the store's events run from 2026-11-02 01:00 UTC" in _one_line(done)
+
+
+def test_the_alert_table_shows_the_id_that_ack_takes():
+    import io
+
+    from accesswatch.cli import _alert_table
+    from tests.factories import alert
+
+    out = io.StringIO()
+    alerts = [alert(), alert(actor_id="ptn-swift-logistics-01")]
+    _alert_table(alerts, out)
+    header, *rows = out.getvalue().splitlines()
+    assert header.startswith("alert id ")
+    assert [row.split()[0] for row in rows] == [a.alert_id for a in alerts]
+
+
+def test_the_dead_letter_table_escapes_invalid_bytes_as_it_escapes_control_characters(tmp_path):
+    data = str(tmp_path)
+    assert aw("replay", "-", "--data-dir", data, stdin=b"\xff\xfe garbage\n\x01\tcontrol\n").returncode == 0
+    table = aw("deadletters", "--data-dir", data).stdout.decode()
+    assert "    '\\xff\\xfe garbage'\n" in table and "    '\\x01\\tcontrol'\n" in table, table
+
+
+def test_the_demo_says_when_its_first_pages_can_come_and_which():
+    from accesswatch.cli import _demo_pages
+    from configs.loader import load_settings
+
+    settings = load_settings(None, env={}, overrides={"source.kind": "simulator"})
+    assert _demo_pages(settings) == (
+        "the detectors learn for the first 7 simulated days (about 2.8 min at this speed), then pages at medium or"
+        " above print below as they are raised"
+    )
+    short = load_settings(None, env={}, overrides={"source.simulator.days": 7})
+    assert _demo_pages(short).startswith("no alerts: the detectors learn for the first 7 simulated days")
+
+
+def test_the_package_license_is_an_spdx_expression():
+    """setuptools deprecates the table form (``{ text = ... }``) from 77, and refuses it from 2027-02-18."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "Apache-2.0"
+    assert "setuptools>=77" in pyproject["build-system"]["requires"]

@@ -367,7 +367,8 @@ def test_the_launcher_says_when_the_data_dir_has_no_store(settings, monkeypatch,
             return 0
 
     monkeypatch.setattr(launch.subprocess, "Popen", lambda command, env: Server())
-    assert launch.run(settings, None, None, None, demo=True) == 0
+    monkeypatch.setattr(launch, "unavailable", lambda address, port: None)  # whatever else listens on 8501 here
+    assert launch.run(settings, None, demo=True) == 0
     assert f"no store at {settings.data_dir / 'accesswatch.db'} yet" in capsys.readouterr().err
     assert not settings.data_dir.exists()  # the launcher makes none either
 

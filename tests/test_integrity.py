@@ -496,15 +496,6 @@ def test_purge_dry_run_command_says_what_would_go_and_moves_nothing(tmp_path, se
     assert command("verify", "--data-dir", data).returncode == 0
 
 
-@pytest.mark.parametrize("moment", ["2027-04-20 00:00", "2027-13-01", "tomorrow"])
-def test_purge_as_of_a_time_it_cannot_read_is_one_line_and_a_usage_error(tmp_path, settings, moment):
-    with _store(tmp_path) as store:
-        _fill(store, settings, batches=1, size=2)
-    done = command("purge", "--dry-run", "--as-of", moment, "--data-dir", str(tmp_path / "data"))
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert done.stderr.startswith(f"accesswatch purge: --as-of {moment!r} ") and done.stderr.count("\n") == 1
-
-
 def test_run_purges_at_start_and_again_every_interval_and_survives_a_failed_purge(tmp_path, settings):
     with _store(tmp_path) as store:
         _fill(store, settings, batches=1, size=5)
