@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]'
 	touch $(STAMP)
 
-## demo: a simulated organisation's month through the live pipeline (alerts print as raised),
+## demo: a simulated organisation's month through the live pipeline (pages print as raised once the detectors have learnt 7 simulated days),
 ##       with the dashboard beside it; Ctrl-C stops both
 demo: $(STAMP)
 	@trap 'kill $$DEMO $$DASH 2>/dev/null; wait' EXIT INT TERM; \
