@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
@@ -148,7 +149,11 @@ def _pages(args: argparse.Namespace) -> int:
             limit=max(1, min(args.limit, 100_000)),
         )
         rows = store.notifications(query) if args.limit else []  # --limit 0: the counts alone, as deadletters
-        counts = store.outbox_counts()
+        if incident_id is None:
+            counts = store.outbox_counts()
+        else:  # the incident's own pages: the whole outbox's counts would read as its
+            every = store.notifications(OutboxQuery(incident_id=incident_id, limit=100_000))
+            counts = Counter(row.status for row in every)
         waiting = OutboxQuery(statuses=[NotificationStatus.PENDING], limit=100_000)
         resting = resting_until(store.notifications(waiting)) if args.format == "table" else {}
     if args.format == "jsonl":
@@ -158,7 +163,7 @@ def _pages(args: argparse.Namespace) -> int:
     if args.limit:  # --limit 0: the counts alone ("no pages" would read as "nobody was paged")
         _table(rows, resting, sys.stdout)
     summary = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in NotificationStatus)
-    sys.stdout.write(f"in all: {summary}\n")
+    sys.stdout.write(f"in all{f' for {incident_id}' if incident_id else ''}: {summary}\n")
     return EXIT_OK
 
 

@@ -195,6 +195,10 @@ def test_pages_of_an_incident_found_by_one_of_its_alerts_with_the_actor_and_an_u
     by_incident = accesswatch("pages", "--data-dir", str(data), "--incident", incident.incident_id)
     listed = capsys.readouterr().out
     assert by_incident == 0 and incident.incident_id in listed and f" {incident.actor_id} " in listed
+    # the summary counts that incident's pages, not the whole outbox's (two incidents were paged)
+    own = len([line for line in listed.splitlines()[1:-1] if incident.incident_id in line])
+    summary = f"in all for {incident.incident_id}: 0 pending, {own} sent, 0 failed, 0 suppressed, 0 cancelled"
+    assert own and listed.splitlines()[-1] == summary, listed
     # ack and resolve take an alert id too: so does the listing, with the same pages
     assert accesswatch("pages", "--data-dir", str(data), "--incident", incident.alert_ids[0]) == 0
     assert capsys.readouterr().out == listed
