@@ -106,7 +106,14 @@ def open_pager(
     settings: Settings, store: Store, receivers: dict[str, Notifier], wake: Callable[[], None] | None = None
 ) -> Pager:
     """Plans pages into ``store``'s outbox (give it the pipeline's store: pages go in before the alerts)."""
-    return Pager(store, settings.notify, receivers, wake=wake)
+    return Pager(store, settings.notify, receivers, wake=wake, act_with=_act_with(settings))
+
+
+def _act_with(settings: Settings) -> list[str]:
+    """``--data-dir DIR`` (absolute: a page is read anywhere) unless the store is in ./data, where a command
+    run in the service's directory looks by default."""
+    data_dir = Path(settings.data_dir).resolve()
+    return [] if data_dir == Path("data").resolve() else ["--data-dir", str(data_dir)]
 
 
 def open_dispatcher(settings: Settings, store: Store, receivers: dict[str, Notifier]) -> Dispatcher:

@@ -9,6 +9,7 @@ It never decides who is paged, retries, or remembers what it sent: routing
 
 from __future__ import annotations
 
+import shlex
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -216,7 +217,8 @@ _NEXT = {
 
 def commands(page: Page) -> list[str]:
     """The commands that act on the incident: 'accesswatch ack inc-...', for pages without a dashboard link."""
-    return [f"accesswatch {verb} {page.incident.incident_id}" for verb in _NEXT[page.incident.status]]
+    options = f" {shlex.join(page.act_with)}" if page.act_with else ""
+    return [f"accesswatch {verb} {page.incident.incident_id}{options}" for verb in _NEXT[page.incident.status]]
 
 
 def next_step(page: Page) -> str:

@@ -116,9 +116,13 @@ class Pager:
         receivers: dict[str, Notifier],
         clock: Clock = wall_clock,
         wake: Callable[[], None] | None = None,
+        act_with: Sequence[str] = (),
     ) -> None:
+        """``act_with``: the options a person's ``accesswatch ack`` needs to reach this store (``--data-dir``),
+        given in the pages' commands (``notify.base.commands``)."""
         self.store = store
         self.notify = notify
+        self.act_with = list(act_with)
         self.router = Router(notify)
         self.receivers = receivers
         self.clock = clock
@@ -359,8 +363,8 @@ class Pager:
                 )
 
     # -- rows ---------------------------------------------------------------------------------
-    @staticmethod
     def _row(
+        self,
         receiver: str,
         route: str,
         page: Page,
@@ -369,6 +373,8 @@ class Pager:
         due: datetime | None = None,
         conditional: bool = False,
     ) -> Notification:
+        if self.act_with:  # the commands a page gives must reach this store as they are printed
+            page = page.model_copy(update={"act_with": self.act_with})
         return Notification(
             notification_id=notification_id(receiver, page),
             receiver=receiver,

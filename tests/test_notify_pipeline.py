@@ -8,6 +8,7 @@ local server; the configuration is a TOML file, as an operator writes it.
 from __future__ import annotations
 
 import itertools
+import shlex
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from accesswatch import app, cli
 from configs.loader import load_settings
 from ingest.sources import FileSource
 from models.page import NotificationStatus, PageKind
+from notify.base import commands
 from store.base import IncidentQuery
 from store.outbox import OutboxQuery
 from store.sqlite import SqliteStore
@@ -183,6 +185,19 @@ def test_pages_shows_when_a_page_behind_a_resting_receiver_is_really_tried(
     assert accesswatch("pages", "--data-dir", str(data), "--status", "pending") == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if " pagerduty " in line]
     assert len(lines) == 2 and all(f"  {rest_ends:%Y-%m-%d %H:%M:%S} " in line for line in lines), lines
+
+
+def test_the_commands_a_page_gives_act_on_the_incident_as_printed(tmp_path, events, config, pagerduty, capsys):
+    # a store outside ./data (the demo's is data/demo): the page's "accesswatch ack inc-..." must reach it
+    data = tmp_path / "data"
+    accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page")
+    row = next(row for row in outbox(data) if row.page.kind is PageKind.TRIGGER)
+    ack, _ = commands(row.page)
+    assert ack.endswith(f" --data-dir {data.resolve()}")
+    capsys.readouterr()
+    assert accesswatch(*shlex.split(ack)[1:], "--config", str(config)) == 0, capsys.readouterr().err
+    (incident,) = [i for i in incidents(data) if i.incident_id == row.incident_id]
+    assert incident.status.value == "acknowledged"
 
 
 def test_pages_of_an_incident_found_by_one_of_its_alerts_with_the_actor_and_an_unknown_id_refused(
