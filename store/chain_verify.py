@@ -212,7 +212,7 @@ class _Verification:
                 report.problems.append(
                     Problem(
                         "changed",
-                        f"the stored row differs from what was stored{was}{_what_changed(row)}",
+                        f"the stored row differs from what was stored{was}{_what_changed(row, leaf.digest)}",
                         seq,
                         row[2],
                         n,
@@ -238,29 +238,31 @@ _FROM_BODY = (
 )
 
 
-def _what_changed(row: tuple) -> str:
-    """Which columns of a changed row disagree with its own body, for the auditor: a changed ``actor_id`` column
-    moves the event to another actor's searches, while the body (the event as it arrived) still says who.
+def _what_changed(row: tuple, digest: bytes) -> str:
+    """What changed in a row, as far as the chain's leaf tells, for the auditor.
 
-    The hash tells only that the row changed; columns edited together with the body agree, and then it says so.
+    The columns a search filters on are derived from the body.  Where they disagree, the row is rebuilt with
+    the body's values: if that is the row the leaf hashed, the columns were changed and the body is the
+    original (a changed ``actor_id`` moves the event to another actor's searches); if not, the body was
+    changed (or the body and the columns), and the columns may be what it said.
     """
     try:
         body = orjson.loads(row[14])
-        said = {column: _at(body, path) for _, column, path in _FROM_BODY}
-        said["outcome"] = said["outcome"] or "success"  # the schema's default
-        moment = parse_rfc3339(body["timestamp"])
+        said: dict[int, object] = {index: _at(body, path) for index, _, path in _FROM_BODY}
+        said[7] = said[7] or "success"  # the outcome's default in the schema
+        said[3] = round(parse_rfc3339(body["timestamp"]).timestamp() * 1_000_000)  # ts, as the store writes it
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         return ": its body is no longer the event's JSON"
-    differ = [
-        f"{column} {row[index]!r} where its body says {said[column]!r}"
-        for index, column, _ in _FROM_BODY
-        if row[index] != said[column]
-    ]
-    if row[3] != round(moment.timestamp() * 1_000_000):  # as the store writes it
-        differ.append(f"ts {row[3]} where its body says {body['timestamp']}")
+    names = {index: column for index, column, _ in _FROM_BODY} | {3: "ts"}
+    differ = sorted(index for index, value in said.items() if row[index] != value)
     if not differ:
         return ": its columns agree with its body, so the body was changed (or both together)"
-    return ": " + "; ".join(differ)
+    rebuilt = tuple(said[index] if index in said else value for index, value in enumerate(row))
+    if leaf_hash(rebuilt) == digest:
+        changed = "; ".join(f"{names[i]} {row[i]!r}, originally {said[i]!r}" for i in differ)
+        return f": its columns were changed ({changed}); its body is the original"
+    disagree = "; ".join(f"{names[i]} {said[i]!r} where the column says {row[i]!r}" for i in differ)
+    return f": its body was changed, or its body and columns ({disagree})"
 
 
 def _at(body: dict, path: tuple[str, ...]) -> object:

@@ -116,8 +116,10 @@ def test_every_changed_removed_and_inserted_event_is_named(tmp_path, settings):
         }
         details = {problem.seq: problem.detail for problem in store.verify_chain().problems}
     # what changed, as far as the row tells: a column against its own body, or the body itself
-    assert details[3].endswith(": record_count 2 where its body says 1"), details[3]
-    assert details[12].endswith(": action 'read' where its body says 'search'"), details[12]
+    assert details[3].endswith(": its columns were changed (record_count 2, originally 1); its body is the original")
+    assert details[12].endswith(
+        ": its body was changed, or its body and columns (action 'search' where the column says 'read')"
+    )
     assert details[14].endswith(": its columns agree with its body, so the body was changed (or both together)")
 
 
@@ -190,7 +192,7 @@ def test_the_verify_command_names_the_tampered_events_and_fails(tmp_path):
         ("removed", "evt-cli-4"),
     }
     changed = next(p for p in report["problems"] if p["kind"] == "changed")
-    assert "actor_id 'emp-9999' where its body says " in changed["detail"]
+    assert "its columns were changed (actor_id 'emp-9999', originally " in changed["detail"]
 
 
 # -- chain heads logged while running (accesswatch.chain_heads) ------------------------------------------
