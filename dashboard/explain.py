@@ -9,6 +9,7 @@ from models.alert import Alert
 _BASIS = {
     "own": "their own usual",
     "own rhythm": "their usual for this hour of the week",
+    "own weekday": "their usual for this day of the week",
     "peers": "their peers' usual",
 }
 

@@ -87,7 +87,7 @@ class Expectation:
     expected: float  # on the natural scale
     ratio: float  # (value + 1) / (expected + 1), after the population allowance
     z: float  # spreads above the expectation on the log scale, after the allowance
-    basis: str  # "own", "own rhythm", "peers"
+    basis: str  # "own", "own rhythm" (the hour of the week's), "own weekday" (the day of the week's), "peers"
     population_factor: float
     # for an hour: the busiest hour of the actor's busier days, or of its peers' if higher (None: not known)
     usual_peak: float | None = None
@@ -186,7 +186,8 @@ class Period:
                 slot = profile.weekdays.get(self.slot // 24, {}).get(metric)
                 slot = slot if slot is not None and slot.weight(self.g_slow) >= 0.5 else None
             if slot is not None and slot.mean > mean:
-                mean, sd, basis = slot.mean, max(sd, slot.sd), "own rhythm"
+                rhythm = "own rhythm" if self.scale == "short" else "own weekday"
+                mean, sd, basis = slot.mean, max(sd, slot.sd), rhythm
         log_value = math.log1p(max(value, 0.0))
         if (value + 1.0) / (math.expm1(mean) + 1.0) < min_ratio or (log_value - mean) / sd < min_z:
             return None  # the ratio and z below, before dividing by the factor and taking its log away

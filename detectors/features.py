@@ -426,7 +426,7 @@ class FigureContext:
     metric: str
     value: float
     baseline: float | None  # the actor's expected value (its own, its rhythm's, or its peers' while new)
-    baseline_from: str | None  # "own", "own rhythm", "peers"
+    baseline_from: str | None  # "own", "own rhythm", "own weekday", "peers"
     ratio: float | None  # value over baseline, after the population allowance
     peers_active: int  # other members of the peer group active in the same window
     peers_below: int  # ... of whom this many had less

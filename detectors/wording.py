@@ -65,6 +65,7 @@ def basis(name: str) -> str:
     return {
         "own": "their usual",
         "own rhythm": "their usual for this hour of the week",
+        "own weekday": "their usual for this day of the week",
         "peers": "their peers' usual",
     }.get(name, "the usual")
 

@@ -103,7 +103,7 @@ def test_an_hour_of_bulk_reading_raises_one_alert_naming_the_volume_and_the_usua
     assert alert.actor_id == "emp-0001"
     assert evidence["records"] == 3000 and evidence["value"] == 3000
     assert evidence["baseline"] == pytest.approx(3, abs=0.5)
-    assert evidence["baseline_from"] in ("own", "own rhythm")
+    assert evidence["baseline_from"] in ("own", "own rhythm", "own weekday")
     assert "3,000" in alert.summary and "of 3" in alert.summary
     # 750 times the usual: log2(750) = 9.6, past the critical threshold of 7
     assert alert.severity is Severity.CRITICAL and alert.score == pytest.approx(9.55, abs=0.1)
@@ -378,3 +378,16 @@ def test_an_hour_past_the_usual_peak_is_as_loud_as_how_far_past_it_is(records, s
     assert alert.window_start == local(14, 10)
     assert alert.evidence["ratio"] > 128  # log2: past 7, critical by the ratio to the usual hour
     assert alert.severity is severity, describe(alert)
+
+
+def test_a_day_judged_against_its_day_of_the_week_says_so_not_its_hour():
+    # Mondays are heavy for this agent (a weekly list): a Monday far past even that is compared with Mondays
+    routine = history(AGENT, days=21, per_hour=3, records=2)
+    mondays = history(AGENT, days=21, per_hour=2, records=20, weekdays=[0])
+    spike = burst(AGENT, local(21, 10), events=30, records=2000, within=timedelta(hours=6))
+    result = run(stream(routine, mondays, spike), NAME)
+    by_weekday = [f for f in result.findings if f.evidence.get("baseline_from") == "own weekday"]
+    assert by_weekday, [(f.evidence.get("scale"), f.evidence.get("baseline_from")) for f in result.findings]
+    for finding in by_weekday:
+        assert finding.evidence["scale"] == "long"
+        assert "their usual for this day of the week" in finding.summary and "hour of the week" not in finding.summary

@@ -141,7 +141,7 @@ def test_an_unusual_hour_is_flagged_and_explained_by_value_baseline_and_peers(in
     figures = {item["figure"]: item for item in alert.evidence["explanation"]}
     customers = figures["customers"]  # the burst's 2,000 and a few of the hour's routine reads
     assert 2000 <= customers["value"] <= 2020 and customers["value"] == alert.evidence["distinct_customers"]
-    assert customers["baseline_from"] in ("own", "own rhythm") and 1 <= customers["baseline"] <= 40
+    assert customers["baseline_from"] in ("own", "own rhythm", "own weekday") and 1 <= customers["baseline"] <= 40
     assert customers["ratio"] > 50
     assert customers["peer_percentile"] == 100.0 and customers["peers_active"] == 39
     shown = f"{customers['value']:,.0f}"
