@@ -194,12 +194,14 @@ def _climbs(run: Run, settings: RampSettings) -> bool:
 
 
 def _summary(period: Period, window: WindowStats, run: Run, expectation: Expectation) -> str:
-    daily = ", ".join(wording.count(records) for records in run.daily_records[-5:])
+    shown = run.daily_records[-7:]  # a week's figures read at a glance; the evidence keeps what the run kept
+    daily = ", ".join(wording.count(records) for records in shown)
+    label = "records a day" if len(shown) == run.days else f"records a day, the last {len(shown)}"
     # the last second of the day, not the next midnight: the span names the last day itself
     days = wording.span(run.first_day, window.end - 1, period.clock.zone)
     return (
         f"{wording.who(window.actor).capitalize()} read more than usual on each of the {run.days} days worked "
-        f"{days} (records a day, latest: {daily}), "
+        f"{days} ({label}: {daily}), "
         f"{wording.compared(expectation.ratio, expectation.expected, expectation.basis)} on the last."
     )
 

@@ -152,8 +152,14 @@ def test_the_summary_names_the_days_and_the_climb():
     first = run(insider(), NAME).findings[0]
     daily = first.evidence["daily_records"]
     assert f"on each of the {len(daily)} days worked from " in first.summary
-    assert ", ".join(f"{records:,}" for records in daily) in first.summary
+    assert f"(records a day: {', '.join(f'{records:,}' for records in daily)})" in first.summary
     assert f"their usual of {round(first.evidence['baseline']):,}" in first.summary
+    # a longer run: its last week's figures, said to be the last ones (not five figures for six days)
+    later = [f for f in run(insider(days=10), NAME).findings if f.evidence["days"] > 7]
+    assert later
+    for finding in later:
+        shown = finding.evidence["daily_records"][-7:]
+        assert f"(records a day, the last 7: {', '.join(f'{records:,}' for records in shown)})" in finding.summary
 
 
 def test_it_finds_the_ramp_where_the_daily_bulk_read_rule_is_still_silent():
