@@ -84,7 +84,12 @@ def other_findings(incident: Incident, headline: Alert) -> list[str]:
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_FINDING_CHARS else text[: MAX_FINDING_CHARS - 1] + "…"
+    """The line within ``MAX_FINDING_CHARS``, cut at a word's end where one is near (a figure is not halved)."""
+    if len(text) <= MAX_FINDING_CHARS:
+        return text
+    head = text[: MAX_FINDING_CHARS - 1]
+    space = head.rfind(" ")
+    return (head[:space] if space >= MAX_FINDING_CHARS // 2 else head) + "…"
 
 
 class NotificationStatus(StrEnum):

@@ -585,3 +585,9 @@ def test_a_page_carries_at_most_a_bounded_number_of_findings():
     assert lines[-1] == "and 5 more: detector_04, detector_03, detector_02, detector_01, detector_00"
     with pytest.raises(ValidationError):
         a_page(findings=["a line"] * (MAX_FINDINGS + 1))
+    # a long summary is cut at a word's end, so no figure is shown halved
+    words = {"bulk_read": {"severity": "high", "score": 9.0, "summary": "read 1,234,567 records " * 40}}
+    (line,) = other_findings(incident.model_copy(update={"evidence": words}), alert)
+    whole = "bulk_read, high: " + words["bulk_read"]["summary"]
+    assert len(line) <= MAX_FINDING_CHARS and line.endswith("…")
+    assert whole.startswith(line[:-1] + " "), line[-30:]  # it ends where a word ends
