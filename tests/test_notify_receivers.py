@@ -586,7 +586,7 @@ def test_a_page_carries_at_most_a_bounded_number_of_findings():
     with pytest.raises(ValidationError):
         a_page(findings=["a line"] * (MAX_FINDINGS + 1))
     # a long summary is cut at a word's end, so no figure is shown halved
-    words = {"bulk_read": {"severity": "high", "score": 9.0, "summary": "read 1,234,567 records " * 40}}
+    words = {"bulk_read": {"severity": "high", "score": 9.0, "summary": "so read 1,234,567 records " * 40}}
     (line,) = other_findings(incident.model_copy(update={"evidence": words}), alert)
     whole = "bulk_read, high: " + words["bulk_read"]["summary"]
     assert len(line) <= MAX_FINDING_CHARS and line.endswith("…")
