@@ -20,11 +20,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import count, islice, repeat
 from operator import attrgetter, itemgetter
-from typing import cast, overload
+from typing import cast
 
 import msgspec
 
-from ingest.sources import LineReader, RawRecord
+from ingest.sources import KeptLines, LineReader, RawRecord
 from models.event import parse_rfc3339, utc_timestamps
 
 # A line in the merge: its instant, its file's index, its number in the file, its bytes, and its size if it is
@@ -44,7 +44,7 @@ _stamp = msgspec.json.Decoder(_Stamped).decode
 _TIMESTAMP, _LINE, _SIZE = attrgetter("timestamp"), itemgetter(3), itemgetter(4)
 
 
-class MergedBatch(Sequence[RawRecord]):
+class MergedBatch(KeptLines):
     """Lines of several files, in the merge's order, kept as bytes as a ``LineBatch`` keeps them."""
 
     __slots__ = ("keyed", "lines", "names", "oversize")
@@ -56,23 +56,11 @@ class MergedBatch(Sequence[RawRecord]):
         sizes = list(map(_SIZE, keyed))
         self.oversize = {index: size for index, size in enumerate(sizes) if size is not None} if any(sizes) else {}
 
-    def __len__(self) -> int:
-        return len(self.keyed)
-
-    @overload
-    def __getitem__(self, index: int) -> RawRecord: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[RawRecord]: ...
-    def __getitem__(self, index: int | slice) -> RawRecord | list[RawRecord]:
-        if isinstance(index, slice):
-            return [self[number] for number in range(*index.indices(len(self.keyed)))]
+    def record(self, index: int) -> RawRecord:
         _, file, number, data, size = self.keyed[index]
         if size is None:
             return RawRecord(data, self.names[file], f"line {number}", len(data))
         return RawRecord(data, self.names[file], f"line {number}", size, oversize=True)
-
-    def __iter__(self) -> Iterator[RawRecord]:
-        return map(self.__getitem__, range(len(self.keyed)))
 
 
 def merged_batches(readers: Sequence[LineReader], max_records: int) -> Iterator[MergedBatch]:

@@ -14,8 +14,7 @@ from typing import Any, Protocol, cast
 from pydantic import ValidationError
 
 from detectors.classify import Classifier
-from ingest.merge import MergedBatch
-from ingest.sources import LineBatch, RawRecord
+from ingest.sources import KeptLines, RawRecord
 from models.config import Ingest
 from models.deadletter import DeadLetter
 from models.event import AccessEvent
@@ -153,7 +152,7 @@ class Parser:
 
 def _lines_of(records: Sequence[RawRecord]) -> tuple[list[bytes], dict[int, int]]:
     """The records' bytes, and the sizes of those over the limit (only their heads kept) by index."""
-    if isinstance(records, LineBatch | MergedBatch):  # files': kept as lines (``ingest.sources``, ``ingest.merge``)
+    if isinstance(records, KeptLines):  # files': kept as lines (``ingest.sources``, ``ingest.merge``)
         return records.lines, records.oversize
     return [record.data for record in records], {
         index: record.size for index, record in enumerate(records) if record.oversize

@@ -40,7 +40,34 @@ class RawRecord:
     oversize: bool = False
 
 
-class LineBatch(Sequence[RawRecord]):
+class KeptLines(Sequence[RawRecord]):
+    """Lines kept as their bytes, a ``RawRecord`` made only when one is asked for (``record``): the parser reads
+    ``lines`` and ``oversize``, and asks for a record only for a dead letter."""
+
+    __slots__ = ()
+    lines: list[bytes]
+    oversize: dict[int, int]  # index of a line over the limit -> its size
+
+    def record(self, index: int) -> RawRecord:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @overload
+    def __getitem__(self, index: int) -> RawRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RawRecord]: ...
+    def __getitem__(self, index: int | slice) -> RawRecord | list[RawRecord]:
+        if isinstance(index, slice):
+            return [self.record(number) for number in range(*index.indices(len(self.lines)))]
+        return self.record(index)
+
+    def __iter__(self) -> Iterator[RawRecord]:
+        return map(self.record, range(len(self.lines)))
+
+
+class LineBatch(KeptLines):
     """Consecutive lines of one stream, kept as their bytes: a ``RawRecord`` is made only when one is asked for.
 
     The parser needs a line's bytes, and its record (source, "line N", size) only for a dead letter; a record
@@ -58,16 +85,7 @@ class LineBatch(Sequence[RawRecord]):
         self.first_number = first_number  # of lines[0]; the others follow it
         self.oversize = oversize if oversize is not None else {}  # index of a line over the limit -> its size
 
-    def __len__(self) -> int:
-        return len(self.lines)
-
-    @overload
-    def __getitem__(self, index: int) -> RawRecord: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[RawRecord]: ...
-    def __getitem__(self, index: int | slice) -> RawRecord | list[RawRecord]:
-        if isinstance(index, slice):
-            return [self[number] for number in range(*index.indices(len(self.lines)))]
+    def record(self, index: int) -> RawRecord:
         data = self.lines[index]  # an IndexError as a list's
         index %= len(self.lines)
         size = self.oversize.get(index)
@@ -75,9 +93,6 @@ class LineBatch(Sequence[RawRecord]):
         if size is None:
             return RawRecord(data, self.source, f"line {number}", len(data))
         return RawRecord(data, self.source, f"line {number}", size, oversize=True)
-
-    def __iter__(self) -> Iterator[RawRecord]:
-        return map(self.__getitem__, range(len(self.lines)))
 
     def extend(self, following: LineBatch) -> None:
         """Add the lines that follow these in the same stream."""
