@@ -110,10 +110,12 @@ def open_pager(
 
 
 def _act_with(settings: Settings) -> list[str]:
-    """``--data-dir DIR`` (absolute: a page is read anywhere) unless the store is in ./data, where a command
-    run in the service's directory looks by default."""
+    """What a command needs to reach this store: ``--config FILE`` if one was loaded, and ``--data-dir DIR``
+    unless the store is in ./data, where a command run in the service's directory looks by default (both
+    absolute: a page is read anywhere)."""
+    options = ["--config", str(settings.config_file)] if settings.config_file is not None else []
     data_dir = Path(settings.data_dir).resolve()
-    return [] if data_dir == Path("data").resolve() else ["--data-dir", str(data_dir)]
+    return options + ([] if data_dir == Path("data").resolve() else ["--data-dir", str(data_dir)])
 
 
 def open_dispatcher(settings: Settings, store: Store, receivers: dict[str, Notifier]) -> Dispatcher:

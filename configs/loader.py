@@ -69,6 +69,7 @@ def load_settings(
     _check_adapter_sections(merged, origins)
     _check_receivers(settings, origins)
     _check_detector_names(settings, origins)
+    settings._config_file = config_file.resolve() if config_file is not None else None
     return settings
 
 

@@ -25,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    PrivateAttr,
     StrictBool,
     field_validator,
     model_validator,
@@ -470,6 +471,13 @@ class Settings(Section):
     metrics: Metrics = Metrics()
     logging: Logging = Logging()
     detectors: dict[str, dict[str, Any]] = {}  # each validated by its detector's own settings model
+    # the file these settings were loaded from (``configs.loader``), not a setting: what a command that acts on
+    # the same store needs to be given (the commands in a page)
+    _config_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_file(self) -> Path | None:
+        return self._config_file
 
     @field_validator("data_dir", mode="before")
     @classmethod

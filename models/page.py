@@ -50,7 +50,7 @@ class Page(BaseModel):
     escalated_after: float | None = None  # seconds the incident went unacknowledged before this escalation
     action: TriageAction | None = None  # acknowledge/resolve/reopen: who did it, when, with what note
     link: str | None = None  # the incident in the dashboard
-    # what the commands to act on it need to reach this store, where it is not ./data (``--data-dir DIR``)
+    # what the commands to act on it need to reach this store (``--config FILE``, ``--data-dir DIR``)
     act_with: list[str] = Field(default_factory=list)
 
     @property

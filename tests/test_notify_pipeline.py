@@ -193,9 +193,9 @@ def test_the_commands_a_page_gives_act_on_the_incident_as_printed(tmp_path, even
     accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page")
     row = next(row for row in outbox(data) if row.page.kind is PageKind.TRIGGER)
     ack, _ = commands(row.page)
-    assert ack.endswith(f" --data-dir {data.resolve()}")
+    assert ack.endswith(f" --config {config.resolve()} --data-dir {data.resolve()}")
     capsys.readouterr()
-    assert accesswatch(*shlex.split(ack)[1:], "--config", str(config)) == 0, capsys.readouterr().err
+    assert accesswatch(*shlex.split(ack)[1:]) == 0, capsys.readouterr().err
     (incident,) = [i for i in incidents(data) if i.incident_id == row.incident_id]
     assert incident.status.value == "acknowledged"
 
