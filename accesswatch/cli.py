@@ -278,10 +278,16 @@ def _replay(args: argparse.Namespace) -> int:
         # files, whatever source ``run`` is configured for (a Kafka deployment replays files too)
         pipeline = app.build_pipeline(settings, store, pager, progress, source_kind="file")
         report = pipeline.run(source, close_windows=True)
+        if progress:
+            progress.done()
+        _print_replay(report, settings)  # what was read first, then what became of the pages
         if paging:
             paging_cli.deliver_after_replay(settings, store, receivers)
-    if progress:
-        progress.done()
+    # late events are stored, so every line is accounted for: the contract's exit 0 stands
+    return EXIT_OK if report.balanced else EXIT_FAILED
+
+
+def _print_replay(report: IngestReport, settings: Settings) -> None:
     rate = report.lines_read / report.elapsed if report.elapsed > 0 else 0.0
     print(
         f"read {_plural(report.lines_read, 'line')}: stored {report.stored}, duplicates {report.duplicates},"
@@ -291,11 +297,9 @@ def _replay(args: argparse.Namespace) -> int:
         f"late events {report.late_events}, conflicting duplicates {report.conflicts},"
         f" alerts raised {report.alerts_raised}, alerts updated {report.alerts_updated}"
     )
-    print(f"{report.elapsed:.1f} s, {rate:,.0f} lines/s")
+    print(f"{report.elapsed:.1f} s, {rate:,.0f} lines/s", flush=True)
     if report.late_events:
         print(_late_warning(report.late_events, settings.windows.allowed_lateness), file=sys.stderr)
-    # late events are stored, so every line is accounted for: the contract's exit 0 stands
-    return EXIT_OK if report.balanced else EXIT_FAILED
 
 
 def _late_warning(late: int, lateness: float) -> str:

@@ -110,7 +110,8 @@ def test_replay_with_page_pages_each_incident_once_and_a_second_replay_pages_nob
     assert pagerduty.pages == len(paged)
     file_lines = (data / "pages.jsonl").read_bytes().splitlines()
     assert len(file_lines) == len(paged)
-    assert "pages: " in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert said.index("read ") < said.index("pages: ")  # what was read first, then what became of the pages
     assert accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page") == 0
     assert len(pagerduty.received) == len(paged)
     assert {row.status for row in outbox(data)} == {NotificationStatus.SENT}
