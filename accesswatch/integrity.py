@@ -267,7 +267,7 @@ def describe(report: ChainReport) -> list[str]:
     head = f"head {report.head_entry}:{report.head.hex()}" if report.head else "no chain yet"
     lines = [
         f"{'intact' if report.intact else 'TAMPERED'}: {report.entries} chain entries, {report.events_checked} events"
-        f" checked, {report.purged} purged by retention, {len(report.problems)} problems; {head}"
+        f" checked, {report.purged} purged by retention, {report.problem_count} problems; {head}"
     ]
     if report.unchained:
         lines.append(f"note: {report.unchained} events were stored before the chain was kept and cannot be verified")

@@ -108,8 +108,16 @@ def _verify(args: argparse.Namespace) -> int:
                     "unchained": report.unchained,
                     "head": report.head.hex() if report.head else None,
                     "head_entry": report.head_entry,
+                    "problem_count": report.problem_count,  # with those counted on one line past the listed
                     "problems": [
-                        {"kind": p.kind, "seq": p.seq, "event_id": p.event_id, "entry": p.entry, "detail": p.detail}
+                        {
+                            "kind": p.kind,
+                            "seq": p.seq,
+                            "event_id": p.event_id,
+                            "entry": p.entry,
+                            "detail": p.detail,
+                            "count": p.count,
+                        }
                         for p in report.problems
                     ],
                 }

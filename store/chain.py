@@ -142,6 +142,7 @@ class Problem:
     seq: int | None = None
     event_id: str | None = None
     entry: int | None = None
+    count: int = 1  # what the line stands for: one that counts the rest of its kind, not listed, stands for them
 
 
 @dataclass(slots=True)
@@ -157,6 +158,11 @@ class ChainReport:
     @property
     def intact(self) -> bool:
         return not self.problems
+
+    @property
+    def problem_count(self) -> int:
+        """The problems found, those counted on one line past ``LISTED`` of their kind included."""
+        return sum(problem.count for problem in self.problems)
 
 
 @dataclass(frozen=True, slots=True)

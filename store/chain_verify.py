@@ -348,4 +348,6 @@ class _Listing:
     def close(self) -> None:
         for group, (kind, count, low, high) in self._more.items():
             span = f" (seqs {low} to {high})" if low is not None else ""
-            self._report.problems.append(Problem(kind, f"{count} more {group}{span}, not listed one by one"))
+            self._report.problems.append(
+                Problem(kind, f"{count} more {group}{span}, not listed one by one", count=count)
+            )

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from accesswatch import integrity
 from store import class_postings
 from store.base import EventQuery
 from store.chain import LISTED, Problem
@@ -182,7 +183,12 @@ def test_many_index_problems_are_listed_up_to_a_limit_then_counted_in_one_line(t
         db = _raw(store)
         db.execute("DELETE FROM class_postings")
         db.close()
+        report = store.verify_chain()
         problems = _index_problems(store)
+    # the verdict counts every problem, the ones counted on the last line too (not LISTED + 1 lines)
+    assert report.problem_count == LISTED + 30
+    assert integrity.describe(report)[0].startswith(f"TAMPERED: 1 chain entries, {LISTED + 30} events checked")
+    assert f", {LISTED + 30} problems; head " in integrity.describe(report)[0]
     assert len(problems) == LISTED + 1
     assert [p.seq for p in problems[:LISTED]] == list(range(1, LISTED + 1))
     assert problems[-1].seq is None
