@@ -56,7 +56,7 @@ class IncomingEvent(NamedTuple):
 @dataclass(slots=True)
 class WriteResult:
     stored: list[IncomingEvent] = field(default_factory=list)  # new to the store, in store order
-    duplicates: int = 0
+    duplicates: int = 0  # stored before: still, or since deleted by retention where the store keeps their keys
     dead_letters_stored: int = 0  # new dead letters (a replayed bad line is not stored twice)
     conflicts: list[str] = field(default_factory=list)  # event ids seen before with other content
     refused: list[IncomingEvent] = field(default_factory=list)  # issue 7: the versions behind ``conflicts``

@@ -16,9 +16,12 @@ Each purge transaction appends a ``purge`` entry to the hash chain
 (``store.chain``) recording its horizon and the seqs it deleted, so
 ``verify`` tells events purged from events removed behind the product's
 back (the evidence a purge kept included), and the chain stays verifiable
-for what remains.  The newest stored event is always kept: store
-positions (checkpoints, the dashboard's roll-ups, the chain) count on its
-seq never going back, which SQLite guarantees only while a row holds it.
+for what remains.  The purged events' idempotency keys stay, marked
+(``store.event_keys``): replaying the original log afterwards stores none
+of them again, and ``verify`` counts each once, purged.  The newest stored
+event is always kept: store positions (checkpoints, the dashboard's
+roll-ups, the chain) count on its seq never going back, which SQLite
+guarantees only while a row holds it.
 """
 
 from __future__ import annotations
@@ -183,7 +186,7 @@ def _chunks(db: sqlite3.Connection, horizon: int, below_seq: int) -> Iterator[li
     after = 0
     while True:
         rows = db.execute(
-            "SELECT e.seq, e.id_key FROM events e WHERE e.seq > ? AND e.seq < ? AND e.ts < ?"
+            "SELECT e.seq, e.id_key, e.event_id FROM events e WHERE e.seq > ? AND e.seq < ? AND e.ts < ?"
             " AND NOT EXISTS (SELECT 1 FROM temp.evidence k WHERE k.event_id = e.event_id)"
             " ORDER BY e.seq LIMIT ?",
             (after, below_seq, horizon, _CHUNK),
@@ -200,7 +203,8 @@ def _delete_events(db: sqlite3.Connection, rows: list[tuple], horizon: int) -> i
     try:
         seqs = [(row[0],) for row in rows]
         db.executemany("DELETE FROM events WHERE seq = ?", seqs)
-        event_keys.forget(db, [row[1] for row in rows])
+        # the keys stay, marked: a replay of the original log must not store the events again
+        event_keys.keep_purged(db, [(row[1], row[2]) for row in rows])
         # postings that still cover a kept event stay: queries re-check every event they find
         customer_postings.drop_purged(db, rows[0][0], rows[-1][0])
         class_postings.drop_purged(db, rows[0][0], rows[-1][0])

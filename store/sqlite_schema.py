@@ -8,8 +8,9 @@ features developed side by side each add their own without colliding.
 Why the events table looks like this: the idempotency key is a 64-bit hash
 of the event id (an integer index is far cheaper to maintain than one on
 random text ids; since migration 0007 the keys are kept in two levels of
-their own, ``store.event_keys``), the body is the event exactly as it arrived, and the
-columns beside it are what the auditors' queries filter on.  Data classes,
+their own, ``store.event_keys``, and since 0011 a key outlives its event's
+purge), the body is the event exactly as it arrived, and the columns beside
+it are what the auditors' queries filter on.  Data classes,
 which an event has a few of, have postings of their own (``store.class_postings``,
 since migration 0009; a (class, ts, seq) table before).
 
@@ -351,6 +352,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         """
     UPDATE alerts SET window_start = strftime('%Y-%m-%dT%H:%M:%f000Z', json_extract(body, '$.window_start'))
         WHERE window_start != strftime('%Y-%m-%dT%H:%M:%f000Z', json_extract(body, '$.window_start'));
+    """,
+    ),
+    (
+        # Retention keeps the idempotency keys of the events it deletes, marked with a second hash of the id
+        # (store.event_keys): a replay of the original log stored the purged events again.  Keys deleted by
+        # purges before this migration are gone: those events are still stored again by a replay.
+        "0011-purged-keys",
+        """
+    ALTER TABLE event_keys ADD COLUMN purged_check INTEGER;         -- NULL while the event is stored
+    ALTER TABLE event_keys_recent ADD COLUMN purged_check INTEGER;
     """,
     ),
 ]

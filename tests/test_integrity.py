@@ -30,6 +30,7 @@ from store.chain import GENESIS, PURGE_SEQS_FORMAT, ROW_COLUMNS, entry_digest, l
 from store.retention import RetentionLoop, RetentionPolicy
 from store.sqlite import SqliteStore
 from tests import factories
+from tests.detector_harness import Actor, burst, history, local
 from tests.factories import at, event_dict
 
 
@@ -719,17 +720,75 @@ def test_a_digest_after_count_only_purges_fails_where_they_do_not_add_up(tmp_pat
     assert done.returncode == 1 and "1 of the 28 listed events missing at seqs 1 to 30" in done.stdout
 
 
-def test_events_stored_again_by_a_replay_after_a_purge_verify_and_purge_again(tmp_path, settings):
-    """A replay of the original log after a purge stores the purged events anew (new seqs, a new entry)."""
+def test_a_replay_after_a_purge_stores_nothing_again_and_verify_counts_each_event_once(tmp_path, settings):
+    """Erased stays erased: the purged events' keys outlive them, so the original log replayed is all duplicates."""
     with _store(tmp_path) as store:
         old = [factories.incoming(settings, at=at(hours=n)) for n in range(6)]
         store.write(old)
         _fill(store, settings, batches=1, size=2, days=390)
         policy = RetentionPolicy.of(events_days=180, alerts_days=365, now=at(days=400))
         assert store.purge(policy).events == 6
-        assert store.write(old).stored == old  # the personal data is back, until the next purge
+        entries = store.verify_chain().entries
+        result = store.write(old)
+        assert (result.stored, result.duplicates, result.conflicts) == ([], 6, [])
+        assert store.query_events(EventQuery(event_id=old[0].event.event_id)).items == []
         report = store.verify_chain()
-        assert report.intact and (report.purged, report.events_checked) == (6, 8), report.problems
-        assert store.purge(policy).events == 5  # the newest is one of them now: kept
-        report = store.verify_chain()
-        assert report.intact and (report.purged, report.events_checked) == (11, 3), report.problems
+        assert report.intact and (report.purged, report.events_checked, report.entries) == (6, 2, entries), report
+        assert store.purge(policy).events == 0
+
+
+def test_a_purged_event_back_with_other_content_is_a_duplicate_not_a_conflict(tmp_path, settings):
+    """Its body is gone and no digest of it is kept: the copy cannot be compared, so it is not called tampering."""
+    with _store(tmp_path) as store:
+        old = [factories.incoming(settings, at=at(hours=n)) for n in range(3)]
+        store.write([*old, factories.incoming(settings, at=at(days=390))])
+        assert store.purge(RetentionPolicy.of(events_days=180, alerts_days=365, now=at(days=400))).events == 3
+        changed = factories.incoming(settings, event_id=old[1].event.event_id, at=at(days=395), record_count=5000)
+        result = store.write([changed])
+        assert (result.stored, result.duplicates, result.conflicts, result.refused) == ([], 1, [], [])
+        assert store.stats().events == 1
+
+
+def _insider_log(path: Path, marker: str) -> int:
+    """A fortnight of routine reading, then an hour of bulk reading (a ``bulk_read`` alert); the first customer
+    id is ``marker``.  Returns the number of lines."""
+    agent = Actor("emp-0001")
+    routine = history(agent, days=14, per_hour=3)
+    routine[0]["customer_ids"] = [marker]
+    story = sorted([*routine, *burst(agent, local(14, 10), events=10, records=300)], key=lambda e: e["timestamp"])
+    path.write_bytes(b"".join(orjson.dumps({**e, "event_id": f"e{n:07d}"}) + b"\n" for n, e in enumerate(story)))
+    return len(story)
+
+
+def _file_bytes(path: Path) -> bytes:
+    """The store's file with every page of its write-ahead log copied in."""
+    db = sqlite3.connect(path, isolation_level=None)
+    assert db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    db.close()
+    return path.read_bytes()
+
+
+def test_the_log_replayed_after_a_purge_brings_back_no_event_and_judges_none(tmp_path):
+    data, log, marker = tmp_path / "data", tmp_path / "events.jsonl", "c-erased-after-180-days"
+    lines = _insider_log(log, marker)
+    replay = ("replay", str(log), "--data-dir", str(data))
+    first = command(*replay)
+    assert first.returncode == 0 and f"stored {lines}, duplicates 0" in first.stdout, first
+    alerts = command("alerts", "--data-dir", str(data), "--format", "jsonl").stdout
+    assert '"detector":"bulk_read"' in alerts, alerts
+    assert marker.encode() in _file_bytes(data / "accesswatch.db")
+
+    purge = command("purge", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", str(data))
+    assert purge.returncode == 0, purge
+    purged = orjson.loads(command("verify", "--data-dir", str(data), "--format", "json").stdout)
+    assert purged["intact"] and purged["purged"] == lines - 10, purged  # the alert's 9 evidence and the newest stay
+
+    again = command(*replay)
+    assert again.returncode == 0, again
+    # every line was stored once before: a duplicate, though purged since; none judged again (not even late)
+    assert f"read {lines} lines: stored 0, duplicates {lines}, dead letters 0" in again.stdout, again.stdout
+    assert "late events 0, conflicting duplicates 0, alerts raised 0, alerts updated 0" in again.stdout
+    assert command("alerts", "--data-dir", str(data), "--format", "jsonl").stdout == alerts
+    after = orjson.loads(command("verify", "--data-dir", str(data), "--format", "json").stdout)
+    assert after == purged  # the same entries, events and purges: nothing counted twice
+    assert marker.encode() not in _file_bytes(data / "accesswatch.db")
