@@ -48,7 +48,9 @@ from models.event import AccessEvent  # noqa: E402
 from models.fast_event import from_model  # noqa: E402
 from store.sqlite import SqliteStore  # noqa: E402
 
-SETTINGS = load_settings(env={}, overrides={"ingest.max_line_bytes": 2048, "ingest.max_future_skew": "3650d"})
+SETTINGS = load_settings(env={}, overrides={"ingest.max_future_skew": "3650d"})
+# a limit below the configurable one (models.config.LARGEST_EVENT_LINE): a fuzzed input reaches it
+SETTINGS = SETTINGS.model_copy(update={"ingest": SETTINGS.ingest.model_copy(update={"max_line_bytes": 2048})})
 PARSER = Parser(Classifier(SETTINGS.classification), SETTINGS.ingest)
 STORE = SqliteStore(Path(tempfile.mkdtemp(prefix="accesswatch-fuzz-")) / "fuzz.db", cache_mb=8)
 JSON_CHECK = sqlite3.connect(":memory:")

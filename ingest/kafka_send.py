@@ -21,7 +21,10 @@ import orjson
 
 from ingest.kafka_settings import KafkaSettings, KafkaUnreachable
 from ingest.sources import unreadable_reason
-from models.config import Settings
+from models.config import Ingest, Settings
+
+# What a message holds beside its line: the key (an actor id), the record's and the request's framing
+MESSAGE_FRAMING_BYTES = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -47,6 +50,7 @@ def send_lines(
     topic: str,
     settings: KafkaSettings,
     client_options: dict[str, Any] | None = None,
+    max_line_bytes: int = Ingest.model_fields["max_line_bytes"].default,
 ) -> SendReport:
     # imported here: every other command of the CLI would pay for kafka-python at start
     from kafka import KafkaProducer
@@ -59,7 +63,9 @@ def send_lines(
             acks="all",
             linger_ms=20,
             batch_size=256 * 1024,
-            max_request_size=max(settings.max_partition_fetch_bytes, 1_048_576),
+            # every line the consumers take whole (``ingest.max_line_bytes``): a consumer fetches a message larger
+            # than max_partition_fetch_bytes too (KIP-74); the topic's max.message.bytes may refuse it, reported
+            max_request_size=max_line_bytes + MESSAGE_FRAMING_BYTES,
         )
     except KafkaTimeoutError:
         raise KafkaUnreachable.of(settings) from None
@@ -116,11 +122,12 @@ def _send(args: argparse.Namespace, settings_of: Callable[[argparse.Namespace], 
     settings = settings_of(args)
     kafka = load(settings.source.kafka)
     topic = args.topic or kafka.topics[0]
+    limit = settings.ingest.max_line_bytes
     if args.file == "-":
-        report = send_lines(sys.stdin.buffer, topic, kafka)
+        report = send_lines(sys.stdin.buffer, topic, kafka, max_line_bytes=limit)
     else:
         with Path(args.file).open("rb") as handle:
-            report = send_lines(handle, topic, kafka)
+            report = send_lines(handle, topic, kafka, max_line_bytes=limit)
     print(f"sent {report.sent} messages ({report.bytes:,} bytes) to {topic}; refused {report.failed}")
     if report.first_error:
         print(f"first refusal: {report.first_error}", file=sys.stderr)

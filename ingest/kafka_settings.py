@@ -50,6 +50,9 @@ class KafkaSettings(BaseModel):
     heartbeat_interval: Seconds = 3.0
     max_poll_interval: Seconds = 300.0  # must exceed the store's retry_for: a slow store is not a dead consumer
     fetch_max_wait: Seconds = 0.5
+    # how much a fetch asks of each partition, not a message limit: a larger message still comes whole (brokers
+    # answer Fetch v3+, Kafka 0.10.1 on, with at least one batch however large, KIP-74; kafka-python asks v12),
+    # and is judged against ingest.max_line_bytes as a file's line is
     max_partition_fetch_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
     request_timeout: Seconds = 30.0
     # how long a client waits at start for a broker to answer; then the command stops, one line, exit 1

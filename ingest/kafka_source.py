@@ -32,7 +32,10 @@ At-least-once with nothing lost, nothing doubled:
   group) and is restored with backoff; nothing is committed meanwhile.
 * poison messages (not JSON, not the schema, too large) go to the
   dead-letter store and, with the reason in headers, to the dead-letter
-  topic (flushed before the offset that passes them is committed).
+  topic (flushed before the offset that passes them is committed).  A send
+  Kafka could not take for now (the cluster away) is sent again at the next
+  checkpoint, which waits for it; one it refuses for good (not authorised,
+  a message too large for the topic) is logged and kept in the store only.
 
 Threads: kafka-python (3.x) runs rebalance callbacks on its IO thread while
 the caller waits in ``poll``; they only checkpoint (the pipelines are idle
@@ -51,6 +54,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import CommitFailedError, KafkaError, KafkaTimeoutError
+from kafka.producer.future import FutureRecordMetadata
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from detectors.state_codec import decode_state, encode_state
@@ -67,6 +71,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RESTORE_BACKOFF = (1.0, 60.0)  # seconds before restoring a partition after the store failed; doubling
+# A dead letter larger than this goes to its topic as its head (``OVERSIZE_KEEP``), as one over the line limit
+# does: a topic takes messages of about 1 MiB by default (the broker's message.max.bytes, 1,048,588, and the
+# producer's max_request_size, 1,048,576, headers and framing included).  The dead-letter store keeps it whole.
+DEAD_LETTER_MESSAGE_BYTES = 1_000_000
+
+# a poison message on its way to the dead-letter topic: the record, the reason, when it was received
+_Letter = tuple["KafkaRecord", str, bytes]
 
 
 def checkpoint_name(tp: TopicPartition) -> str:
@@ -112,7 +123,9 @@ class KafkaSource(Source):
         self._extra = dict(client_options or {})  # tests: faster timeouts for the test broker
         self.consumer: KafkaConsumer | None = None
         self._producer: KafkaProducer | None = None
-        self._sent: list[Any] = []  # dead-letter sends not yet flushed
+        # dead letters sent and not yet flushed, each with its send's future or the error that refused it
+        self._sent: list[tuple[_Letter, FutureRecordMetadata | KafkaError]] = []
+        self._unsent: list[_Letter] = []  # those Kafka could not take at the last flush: sent again at the next
         self._yielded: dict[TopicPartition, int] = {}  # batches(): next offset of what was yielded
         self._committed: dict[TopicPartition, int] = {}
         self._lag: list[PartitionLag] = []
@@ -238,35 +251,81 @@ class KafkaSource(Source):
         return list(self._lag)
 
     # -- poison messages ----------------------------------------------------------------------------------
+    def open_dead_letter_topic(self) -> None:
+        """The dead-letter topic's producer, made at start as the consumer is: Kafka out of reach is one line."""
+        if self._producer is None and self.settings.dead_letter_topic:
+            # not idempotent: kafka-python 3.0.12's idempotent producer, once a batch expired after a retry (Kafka
+            # away longer than delivery_timeout_ms), never had a producer id again, and every flush after it hung
+            # for good.  A letter sent twice after an outage is what at-least-once allows.
+            options = {**self.settings.client_options(), **self._extra_producer(), "enable_idempotence": False}
+            try:  # the producer, too, asks a broker for its version before it is made
+                self._producer = KafkaProducer(**options, acks="all")
+            except KafkaTimeoutError:
+                raise KafkaUnreachable.of(self.settings) from None
+
     def publish_dead_letters(self, letters: Sequence[tuple[KafkaRecord, str]]) -> None:
         """Send poison messages to the dead-letter topic, the reason in headers (``flush`` waits for them)."""
-        topic = self.settings.dead_letter_topic
-        if not topic or not letters:
+        if not self.settings.dead_letter_topic or not letters:
             return
-        if self._producer is None:
-            self._producer = KafkaProducer(**self.settings.client_options(), **self._extra_producer(), acks="all")
         received = datetime.now(UTC).isoformat().encode()
-        for record, reason in letters:
+        self._send([(record, reason, received) for record, reason in letters])
+
+    def _send(self, letters: list[_Letter]) -> None:
+        self.open_dead_letter_topic()
+        assert self._producer is not None
+        topic = self.settings.dead_letter_topic
+        out_of_reach: KafkaError | None = None
+        for letter in letters:
+            record, reason, received = letter
+            if out_of_reach is not None:  # each send would wait max_block_ms for Kafka in turn
+                self._sent.append((letter, out_of_reach))
+                continue
             headers = [
                 ("accesswatch.reason", reason.encode()),
                 ("accesswatch.source", f"{record.topic}/{record.partition}".encode()),
                 ("accesswatch.offset", str(record.offset).encode()),
                 ("accesswatch.received_at", received),
             ]
-            if record.oversize:
+            value = record.data
+            if record.oversize or len(value) > DEAD_LETTER_MESSAGE_BYTES:
+                value = value[:OVERSIZE_KEEP]
                 headers.append(("accesswatch.truncated_from", str(record.size).encode()))
-            self._sent.append(self._producer.send(topic, value=record.data, key=record.key, headers=headers))
+            try:
+                self._sent.append((letter, self._producer.send(topic, value=value, key=record.key, headers=headers)))
+            except KafkaError as exc:  # the topic's partitions not known within max_block_ms, a key too large...
+                self._sent.append((letter, exc))
+                out_of_reach = exc if exc.retriable else None
 
     def flush(self) -> None:
-        """Wait until every dead letter sent is acknowledged; raise if the topic refused one."""
+        """Wait until every dead letter sent is acknowledged, sending again those Kafka could not take before.
+
+        Raises if Kafka could not take some now: they are sent again at the next flush, and the offsets past
+        them wait.  Those it refused for good are logged: they are in the dead-letter store only.
+        """
+        if self._unsent:
+            unsent, self._unsent = self._unsent, []
+            self._send(unsent)
         if self._producer is None or not self._sent:
             return
         self._producer.flush()
-        failed = [future.exception for future in self._sent if future.failed()]
+        outcomes = [(letter, _failure(outcome)) for letter, outcome in self._sent]
         self._sent = []
-        if failed:
+        failed = [(letter, error) for letter, error in outcomes if error is not None]
+        refused = [(record, error) for (record, _, _), error in failed if not error.retriable]
+        if refused:
+            log.error(
+                "kafka: dead-letter topic %r refused %d messages (%s): %s; they are in the dead-letter store only",
+                self.settings.dead_letter_topic,
+                len(refused),
+                ", ".join(record.origin for record, _ in refused),
+                refused[0][1],
+            )
+        retry = [(letter, error) for letter, error in failed if error.retriable]
+        self._unsent = [letter for letter, _ in retry]
+        if retry:
             raise KafkaError(
-                f"dead-letter topic {self.settings.dead_letter_topic!r} refused {len(failed)} messages: {failed[0]}"
+                f"dead-letter topic {self.settings.dead_letter_topic!r} could not take {len(retry)} messages now"
+                f" ({retry[0][1]})"
             )
 
     def _extra_producer(self) -> dict[str, Any]:
@@ -281,6 +340,18 @@ class KafkaSource(Source):
         if self.consumer is not None:
             self.consumer.close(autocommit=False)  # leaves the group: its partitions move at once
             self.consumer = None
+
+
+def _failure(outcome: FutureRecordMetadata | KafkaError) -> KafkaError | None:
+    """Why a dead letter's send failed, or None if its topic has it."""
+    if isinstance(outcome, KafkaError):
+        return outcome
+    if not outcome.is_done:  # flush waits for every send: not expected, but then not known to be there
+        return KafkaTimeoutError("not acknowledged")
+    if not outcome.failed():
+        return None
+    error = outcome.exception
+    return error if isinstance(error, KafkaError) else KafkaError(str(error))
 
 
 class _OriginParser:
@@ -383,6 +454,7 @@ class KafkaIngest:
             raise TypeError("KafkaIngest reads a KafkaSource")
         self.source = source
         source.open(listener=_Listener(self))
+        source.open_dead_letter_topic()
         if self.metrics is not None:
             self.metrics.set_ready(True)
         failed = True
@@ -479,8 +551,8 @@ class KafkaIngest:
             return {}
         try:
             self.source.flush()  # dead letters the offsets pass are in their topic first
-        except KafkaError:
-            log.exception("kafka: dead-letter topic unavailable; checkpoints wait")
+        except KafkaError as exc:  # ``flush`` sends them again next time
+            log.error("kafka: %s; checkpoints wait until they are there", exc.args[0] if exc.args else exc)
             return {}
         safe = {}
         for part in parts:

@@ -248,9 +248,21 @@ class Baselines(Section):
     max_known_items: Annotated[int, Field(ge=8)] = 256  # resources/addresses remembered per actor
 
 
+# The longest line a schema-valid event can be without ``extra`` (whose size the schema does not bound), in
+# bytes: every bounded string at its maxLength, each character outside the BMP written as an escaped surrogate
+# pair ("\ud83d\ude00", 12 bytes, the most JSON spends on one character; Python's json.dumps writes them so),
+# keys and enum values (the longest) escaped too ("\u0065", 6 bytes a character), arrays at maxItems, integers
+# at their maximum (``bytes``, unbounded, at 2**64 - 1), the timestamp to the nanosecond with an offset, and
+# json.dumps's separators (", ", ": ").  Whitespace, a longer fraction of a second or more digits of ``bytes``
+# are unbounded too: the default limit leaves a margin for them.  ``tests/test_ingest_lines.py`` builds this
+# event from the schema's own limits and checks the figure.
+LARGEST_EVENT_LINE = 16_224_561
+
+
 class Ingest(Section):
     batch_lines: Annotated[int, Field(ge=1, le=1_000_000)] = 5000
-    max_line_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    # bounds what one line may hold in memory on hostile input; a longer line is dead-lettered unread
+    max_line_bytes: int = 20 * 1_048_576
     max_future_skew: Seconds = 86400.0  # an event further in the future than this is dead-lettered
     max_past_age: Seconds = 10 * 365 * 86400.0  # ... and further in the past than this
     checkpoint_events: Annotated[int, Field(ge=1)] = 250_000  # detector state saved at least this often
@@ -258,6 +270,17 @@ class Ingest(Section):
     # events are stored: below it, the process's start-up costs more than it saves
     detection_process: StrictBool = True
     detection_process_after: Annotated[int, Field(ge=0)] = 20_000
+
+    @field_validator("max_line_bytes")
+    @classmethod
+    def _admits_every_valid_event(cls, value: int) -> int:
+        # the contract dead-letters only events that do not match the schema
+        if value < LARGEST_EVENT_LINE:
+            raise ValueError(
+                f"at least {LARGEST_EVENT_LINE:,} bytes, the longest line of a schema-valid event without extra:"
+                " a smaller limit would dead-letter valid events"
+            )
+        return value
 
 
 class FileSource(Section):

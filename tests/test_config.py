@@ -67,7 +67,7 @@ def test_a_config_file_merges_over_the_defaults_and_env_wins(tmp_path):
     path.write_text('[ingest]\nbatch_lines = 123\n[organisation]\ntimezone = "UTC"\n')
     settings = load_settings(path, env={"ACCESSWATCH_INGEST__BATCH_LINES": "456"})
     assert settings.ingest.batch_lines == 456 and settings.organisation.timezone == "UTC"
-    assert settings.ingest.max_line_bytes == 1_048_576  # untouched defaults stay
+    assert settings.ingest.max_line_bytes == 20 * 1_048_576  # untouched defaults stay
 
 
 @pytest.mark.parametrize(
@@ -327,6 +327,13 @@ def test_the_command_exits_2_on_an_unreadable_config_file(tmp_path, name):
         (
             {"ACCESSWATCH_INGEST__BATCH_LINES": "abc"},
             "ingest.batch_lines = 'abc' (from ACCESSWATCH_INGEST__BATCH_LINES): expected a valid integer, not a string",
+        ),
+        # a rule with its reason: the old default limit would dead-letter schema-valid events
+        (
+            {"ACCESSWATCH_INGEST__MAX_LINE_BYTES": "1048576"},
+            "ingest.max_line_bytes = 1048576 (from ACCESSWATCH_INGEST__MAX_LINE_BYTES): expected at least 16,224,561"
+            " bytes, the longest line of a schema-valid event without extra: a smaller limit would dead-letter"
+            " valid events",
         ),
         (
             {"ACCESSWATCH_NOTIFY__ROUTES": "[{receivers = []}]"},

@@ -219,6 +219,9 @@ def test_a_line_of_hundreds_of_megabytes_is_dead_lettered_in_bounded_memory(pars
     size = 300 * 1024 * 1024
     good = orjson.dumps(event_dict())
     stream = io.BufferedReader(_Endless(size, b"\n" + good + b"\n"), buffer_size=1 << 16)
+    # a limit below the configurable one (models.config.LARGEST_EVENT_LINE): what the reader holds is bounded by it
+    limited = parser.settings.model_copy(update={"max_line_bytes": 1 << 20})
+    parser = Parser(parser.classifier, limited, parser.wall_clock)
     tracemalloc.start()
     try:
         records = list(LineReader(stream, "test", max_line_bytes=1 << 20))
@@ -263,10 +266,9 @@ def _line(spec: tuple) -> bytes:
 @pytest.mark.timeout(300)
 def test_the_pipeline_accounts_for_every_line_and_reports_each_refused_version(tmp_path_factory, specs):
     root = tmp_path_factory.mktemp("hostile")
-    settings = load_settings(
-        env={},
-        overrides={"data_dir": str(root / "data"), "ingest.max_line_bytes": 4096, "ingest.max_future_skew": "3650d"},
-    )
+    settings = load_settings(env={}, overrides={"data_dir": str(root / "data"), "ingest.max_future_skew": "3650d"})
+    # below the configurable minimum (models.config.LARGEST_EVENT_LINE), so that a "huge" line stays small
+    settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"max_line_bytes": 4096})})
     path = root / "hostile.jsonl"
     path.write_bytes(b"".join(_line(spec) + b"\n" for spec in specs))
     with app.open_store(settings) as store:

@@ -6,19 +6,25 @@ import io
 import json
 import os
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
 
+from accesswatch import app
 from detectors.classify import Classifier
 from ingest import sources
 from ingest.parse import Parser
 from ingest.simulated_source import SimulatorSource
 from ingest.simulator import SimulationSettings
 from ingest.sources import OVERSIZE_KEEP, UTF8_BOM, FileSource, LineReader
+from models.config import LARGEST_EVENT_LINE
+from models.event import AccessEvent
+from store.base import EventQuery
 from tests.factories import T0, event_dict
 
 
@@ -71,7 +77,7 @@ def test_parser_sorts_good_lines_from_bad_with_reasons(parser):
     assert reasons[3] == "not valid UTF-8: byte 0xff at offset 0"
     assert reasons[4] == "timestamp: Field required (and 4 more problems)"
     assert "is further in the future than ingest.max_future_skew (1 day) allows" in reasons[5]
-    assert reasons[6] == "line of 3,000 bytes is over the limit of 1,048,576"
+    assert reasons[6] == f"line of 3,000 bytes is over the limit of {parser.settings.max_line_bytes:,}"
     assert [d.raw for d in batch.dead_letters[:4]] == [b"{", b"[1]", b"", b"\xff\xfe{}"]
     assert len(batch.events) + len(batch.dead_letters) == 8
 
@@ -214,3 +220,63 @@ def test_inputs_are_anything_readable_but_a_directory(tmp_path):
     assert unreadable_reason("-") is None
     assert unreadable_reason(str(tmp_path)) == f"is a directory: {tmp_path}"
     assert unreadable_reason(str(tmp_path / "nope")) == f"no such file: {tmp_path / 'nope'}"
+
+
+# -- the largest valid event ------------------------------------------------------------------------------------
+WIDE = "\U0001f600"  # outside the BMP: an escaped surrogate pair, 12 bytes, the most JSON spends on one character
+
+
+def _escaped(text: str) -> str:
+    """``text`` as a JSON string with every character escaped: 6 bytes each, 12 for one outside the BMP."""
+    units = text.encode("utf-16-be")
+    return '"' + "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)) + '"'
+
+
+def _written(value: Any) -> str:
+    """JSON separated as json.dumps separates it (", ", ": "), every string (keys too) escaped whole."""
+    if isinstance(value, str):
+        return _escaped(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_written, value)) + "]"
+    return "{" + ", ".join(f"{_escaped(key)}: {_written(item)}" for key, item in value.items()) + "}"
+
+
+def _largest(schema: dict, now: datetime) -> Any:
+    """The value of ``schema`` whose JSON is the longest, ``extra`` (its size unbounded) left out."""
+    if "enum" in schema:
+        return max(schema["enum"], key=lambda value: len(_written(value)))
+    kind = schema["type"]
+    if kind == "object":
+        return {key: _largest(inner, now) for key, inner in schema["properties"].items() if key != "extra"}
+    if kind == "array":
+        return [_largest(schema["items"], now)] * schema["maxItems"]
+    if kind == "integer":
+        return schema.get("maximum", 2**64 - 1)  # ``bytes`` has none: the largest 64-bit count
+    assert kind == "string", schema
+    if schema.get("format") == "date-time":  # unbounded too (the fraction): to the nanosecond, with an offset
+        return now.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000+00:00"
+    return WIDE * schema["maxLength"]  # a bounded field with no maxLength: a KeyError here, to be counted
+
+
+def test_the_largest_valid_event_is_stored_and_judged_and_a_longer_line_is_a_dead_letter(contract, settings, tmp_path):
+    schema = json.loads((contract / "access-event.schema.json").read_text())
+    now = datetime.now(UTC)
+    line = _written(_largest(schema, now)).encode()
+    Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(json.loads(line))
+    # the figure the configuration holds the limit to (models.config), and the default is above it
+    assert len(line) == LARGEST_EVENT_LINE < settings.ingest.max_line_bytes
+    over = b"x" * (settings.ingest.max_line_bytes + 1)
+    path = tmp_path / "large.jsonl"
+    path.write_bytes(line + b"\n" + over + b"\n")
+    with app.open_store(settings) as store:
+        pipeline = app.build_pipeline(settings, store, notifier=None)
+        report = pipeline.run(FileSource([str(path)], settings.ingest.max_line_bytes), close_windows=True)
+        assert (report.stored, report.dead_letters, report.late_events) == (1, 1, 0)
+        (stored,) = store.query_events(EventQuery(limit=10)).items
+        assert stored.event == AccessEvent.model_validate_json(line)
+        (letter,) = store.dead_letters()
+        assert (letter.position, letter.raw_size, letter.raw) == ("line 2", len(over), over[:OVERSIZE_KEEP])
+        assert letter.reason == f"line of {len(over):,} bytes is over the limit of {settings.ingest.max_line_bytes:,}"
+    assert pipeline.engine.max_event_time == stored.event.timestamp.timestamp()  # judged: the detectors saw it

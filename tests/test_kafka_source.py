@@ -32,7 +32,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from accesswatch.app import build_engine
 from configs.loader import load_settings
 from ingest.kafka_send import actor_key, send_lines
-from ingest.kafka_settings import KafkaSettings
+from ingest.kafka_settings import KafkaSettings, KafkaUnreachable
 from ingest.kafka_settings import load as load_kafka
 from ingest.kafka_source import KafkaIngest, KafkaSource
 from ingest.metrics import PipelineMetrics
@@ -41,6 +41,7 @@ from ingest.simulator import SimulationSettings, write_simulation
 from models.config import ConfigError, Settings
 from store.base import AlertQuery, EventQuery, IncidentQuery
 from store.elasticsearch import ElasticsearchSettings, ElasticsearchStore
+from store.sqlite import SqliteStore
 from tests.fakes.es_server import FakeElasticsearch
 from tests.fakes.kafka_broker import FakeKafkaBroker
 
@@ -356,6 +357,49 @@ def test_a_group_join_that_outlasts_the_poll_is_finished_not_dropped():
             assert broker.group_members(group) and broker.group_state(group) == "Stable"
         finally:
             source.close()
+
+
+@pytest.mark.skipif(REAL_KAFKA is not None, reason="stops the test broker")
+@pytest.mark.parametrize("outage", ["refuses", "never answers"])
+def test_the_dead_letter_topic_out_of_reach_at_start_stops_the_run_as_the_consumer_does(tmp_path, outage):
+    """The consumer reached Kafka, then Kafka went: the dead-letter producer, made at start, cannot reach it.
+
+    ``KafkaUnreachable`` is what ``accesswatch run`` prints as one line and exits 1 for (``tests/test_cli.py``
+    runs it for the consumer), after ``bootstrap_timeout``, neither a traceback nor a hang.
+    """
+    broker = FakeKafkaBroker(default_partitions=1).start()
+    topic = f"reach-{uuid.uuid4().hex[:6]}"
+    broker.create_topic(topic, 1)
+    kafka = kafka_settings(SimpleNamespace(bootstrap=broker.bootstrap), topic, bootstrap_timeout=0.5)
+    source = KafkaSource(kafka, 1 << 20, CLIENT)
+    opened, polled = source.open, source.poll
+
+    def open_then_lose_kafka(listener=None):
+        consumer = opened(listener)
+        if outage == "refuses":
+            broker.stop()  # its port closed: connections refused
+        else:
+            broker.pause()  # connections taken, requests never answered
+        return consumer
+
+    def poll_once(timeout, max_records):  # had the run started without the producer, it would stop after a poll
+        source.stop()
+        return polled(timeout, max_records)
+
+    source.open, source.poll = open_then_lose_kafka, poll_once
+    store = SqliteStore(tmp_path / "store.db")
+    try:
+        ingest = KafkaIngest(store, lambda name: pytest.fail("no partition is ingested"), 100)
+        with pytest.raises(KafkaUnreachable) as caught:
+            ingest.run(source)
+        assert str(caught.value) == (
+            f"cannot reach Kafka at {broker.bootstrap}: no broker answered within 0.5 s"
+            " (source.kafka.bootstrap_servers, source.kafka.bootstrap_timeout)"
+        )
+    finally:
+        broker.stop()  # answers nothing more: the consumer's goodbye is refused at once
+        source.close()
+        store.close()
 
 
 def poll_until(source: KafkaSource, condition: Callable[[], bool], what: str) -> None:

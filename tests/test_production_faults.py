@@ -12,20 +12,27 @@ Waits are bounded (``WAIT``) but nothing here asserts how long anything took.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
+from types import SimpleNamespace
 
 import orjson
 import pytest
+from kafka.structs import TopicPartition
 
 from ingest.kafka_send import send_lines
+from ingest.kafka_source import DEAD_LETTER_MESSAGE_BYTES, checkpoint_name
+from ingest.sources import OVERSIZE_KEEP
 from store.base import StoreUnavailable
 from tests import factories as f
 from tests.fakes.es_server import FakeElasticsearch
+from tests.fakes.kafka_broker import FakeKafkaBroker
 from tests.test_kafka_source import (
     CLIENT,
     PARTITIONS,
+    REAL_KAFKA,
     Cluster,
     Instance,
     app_settings,
@@ -213,7 +220,9 @@ def test_an_instance_that_stalled_and_lost_its_partitions_cannot_overwrite_the_n
 
 def test_poison_messages_go_to_the_dead_letter_topic_and_store_and_the_offset_moves_on(cluster, es_server, tmp_path):
     topic = cluster.topic(partitions=1)
-    settings = app_settings(tmp_path, **{"ingest.max_line_bytes": 4096})
+    settings = app_settings(tmp_path)
+    # below the configurable minimum (models.config.LARGEST_EVENT_LINE), so that a line over it stays small
+    settings = settings.model_copy(update={"ingest": settings.ingest.model_copy(update={"max_line_bytes": 4096})})
     good = [orjson.dumps(f.event_dict()) for _ in range(3)]
     bad_schema = orjson.dumps(f.event_dict(record_count="many"))
     too_large = orjson.dumps(f.event_dict(extra={"blob": "y" * 10_000}))
@@ -238,3 +247,80 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_store_and_the_offset_mo
     assert dead[0][3] == b"{not json" and dead[0][2] is None
     assert dead[2][4]["accesswatch.truncated_from"] == str(len(too_large)).encode()
     assert cluster.committed("accesswatch", topic) == {0: len(lines)}
+
+
+@pytest.mark.skipif(REAL_KAFKA is not None, reason="messages over 1 MB: a test broker that takes them")
+def test_a_message_over_a_fetch_and_over_a_dead_letter_message_is_stored_or_dead_lettered_whole(es_server, tmp_path):
+    """``send`` takes every line the consumers take whole (``ingest.max_line_bytes``, 20 MiB); a consumer gets a
+    message larger than max_partition_fetch_bytes (1 MiB) whole (KIP-74); a poison message larger than a
+    dead-letter message goes to its topic as its head, as one over the line limit does, and whole to the store."""
+    with FakeKafkaBroker(default_partitions=1, max_message_bytes=8_000_000) as broker:
+        cluster = SimpleNamespace(bootstrap=broker.bootstrap)
+        topic = f"large-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 1)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        kafka = kafka_settings(cluster, topic)
+        valid = orjson.dumps(f.event_dict(customer_ids=["é" * 128] * 10_000))  # 2.6 MB of valid event
+        poison = orjson.dumps(f.event_dict(record_count="many", customer_ids=["é" * 128] * 10_000))
+        assert len(valid) > 2 * kafka.max_partition_fetch_bytes and len(poison) > DEAD_LETTER_MESSAGE_BYTES
+        report = send_lines([valid, poison], topic, kafka, CLIENT)
+        assert (report.sent, report.failed) == (2, 0), report.first_error
+        store = es_store(es_server, unique_prefix())
+        instance = Instance(app_settings(tmp_path), kafka, store, "large").start()
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 2} or instance.error, "the commit")
+        instance.stop()
+        assert store.stats().events == 1
+        (letter,) = store.dead_letters()
+        assert (letter.position, letter.raw) == ("offset 1", poison) and "record_count" in letter.reason
+        ((_, sent),) = broker.records(f"{topic}.deadletter")
+        assert sent.value == poison[:OVERSIZE_KEEP]
+        assert dict(sent.headers)["accesswatch.truncated_from"] == str(len(poison)).encode()
+
+
+@pytest.mark.skipif(REAL_KAFKA is not None, reason="holds the test broker's answers")
+def test_the_dead_letter_topic_away_mid_run_holds_the_checkpoints_until_its_letters_are_sent_again(
+    es_server, tmp_path, caplog
+):
+    """A flush that failed kept nothing: the next checkpoint passed letters never sent (and kafka-python's
+    idempotent producer hung in the flush after it, for good).  Now they are sent again once Kafka is back."""
+    caplog.set_level(logging.ERROR, logger="ingest.kafka_source")
+    with FakeKafkaBroker(default_partitions=1) as broker:
+        cluster = SimpleNamespace(bootstrap=broker.bootstrap)
+        topic = f"away-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 1)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        kafka = kafka_settings(cluster, topic, request_timeout=2.0)  # below the sends' delivery timeout
+        send_lines([orjson.dumps(f.event_dict(event_id="before")), b"{not json 1"], topic, kafka, CLIENT)
+        store = es_store(es_server, unique_prefix())
+        instance = Instance(app_settings(tmp_path), kafka, store, "away")
+        fast = {**instance.source._extra_producer(), "delivery_timeout_ms": 3000}  # a send gives up after 3 s
+        instance.source._extra_producer = lambda: fast
+        instance.start()
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 2} or instance.error, "a first dead letter")
+        assert instance.error is None
+        publish = instance.source.publish_dead_letters
+
+        def publish_into_an_outage(letters):
+            if letters:
+                broker.pause()  # Kafka away: requests held, never answered while it lasts
+            return publish(letters)
+
+        instance.source.publish_dead_letters = publish_into_an_outage
+        send_lines([orjson.dumps(f.event_dict(event_id="after")), b"{not json 2"], topic, kafka, CLIENT)
+
+        def waits() -> int:
+            return sum("could not take 1 messages now" in record.getMessage() for record in caplog.records)
+
+        def checkpointed() -> int:
+            checkpoint = store.load_checkpoint(checkpoint_name(TopicPartition(topic, 0)))
+            return 0 if checkpoint is None else checkpoint.seq
+
+        # the letter failed twice: sent again, and again no checkpoint passed it (or, before, one did)
+        wait_until(lambda: waits() >= 2 or checkpointed() > 2 or instance.error, "two failed flushes")
+        assert checkpointed() == 2 and instance.error is None
+        instance.source.publish_dead_letters = publish
+        broker.resume()
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 4} or instance.error, "the last commit")
+        instance.stop()
+        assert checkpointed() == 4
+        assert b"{not json 2" in [value for _, _, _, value in broker.messages(f"{topic}.deadletter")]
