@@ -20,10 +20,24 @@ class Touch:
     ordered: tuple[str, ...] = field(init=False, compare=False)
     # a window's keys of these classes' first events, ("data_class", name): it looks them all up at once
     first_keys: frozenset[tuple[str, str]] = field(init=False, compare=False)
+    # the same keys, in ``ordered``'s order.  The classifier gives every touch the same tuple for a class, and a
+    # window keeps these very tuples, so looking them up again (``first_keys``, a day's merge) finds each by
+    # identity instead of comparing two equal tuples
+    ordered_keys: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ordered", tuple(sorted(self.classes)))
-        object.__setattr__(self, "first_keys", frozenset(("data_class", name) for name in self.classes))
+        ordered = tuple(sorted(self.classes))
+        keys = self.ordered_keys or tuple(first_event_key(name) for name in ordered)
+        if len(keys) != len(ordered):
+            raise ValueError("ordered_keys: one key a class, in name order")
+        object.__setattr__(self, "ordered", ordered)
+        object.__setattr__(self, "ordered_keys", keys)
+        object.__setattr__(self, "first_keys", frozenset(keys))
+
+
+def first_event_key(name: str) -> tuple[str, str]:
+    """A window's key for the first event of a data class (``WindowStats.first_ids``)."""
+    return ("data_class", name)
 
 
 class Classifier:
@@ -40,6 +54,7 @@ class Classifier:
         self.sensitivity = {name: data_class.sensitivity for name, data_class in classification.classes.items()}
         self.sensitivity[UNCLASSIFIED] = classification.unclassified_sensitivity
         self.high_classes = frozenset(name for name, level in self.sensitivity.items() if level == "high")
+        self._first_key = {name: first_event_key(name) for name in self.sensitivity}  # one tuple a class, shared
         # field list -> its Touch; cleared when full, never replaced: the engine reads it without a call per event
         self.touches: dict[tuple[str, ...], Touch] = {}
         self._cache_size = cache_size
@@ -49,7 +64,9 @@ class Classifier:
         found = self.touches.get(key)
         if found is None:
             classes = frozenset(self._class_of.get(field, UNCLASSIFIED) for field in key)
-            found = Touch(classes, bool(classes & self.high_classes))
+            found = Touch(
+                classes, bool(classes & self.high_classes), tuple(self._first_key[name] for name in sorted(classes))
+            )
             if len(self.touches) >= self._cache_size:
                 self.touches.clear()
             self.touches[key] = found

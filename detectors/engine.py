@@ -77,6 +77,12 @@ class DetectionEngine:
         utc_hour = local_hour = math.nan
         offset = slot = 0
         in_business = False
+        # the span of event time [span_from, span_to) in which all of those and the short window stay as they are
+        # (``_span``): most events fall in the one before, and skip the float arithmetic that finds them
+        span_from = span_to = math.nan
+        short_start = short_end = 0.0
+        actors: dict[str, WindowStats] | None = None
+        spans = float(short).is_integer()  # a window's bounds whole seconds: exact sums (``_span``)
         # locals, written through to the engine and the profiles as they change (nothing else changes them here)
         watermark, max_event_time, first_event_time = self.watermark, self.max_event_time, profiles.first_event_time
         for event in events:
@@ -90,27 +96,33 @@ class DetectionEngine:
             if ts < first_event_time:
                 profiles.first_event_time = first_event_time = ts
             # local time: window start (aligned to local midnight) and hour of the week
-            if ts // 3600 != utc_hour:  # events come in time order: mostly the same hour as the one before
-                utc_hour = ts // 3600
-                offset = clock.offset(ts)  # the same in the whole UTC hour
-            local = ts + offset
-            short_start = local // short * short - offset
-            if short_start + short <= watermark:
+            if not span_from <= ts < span_to:  # events come in time order: mostly in the span of the one before
+                if ts // 3600 != utc_hour:
+                    utc_hour = ts // 3600
+                    offset = clock.offset(ts)  # the same in the whole UTC hour
+                local = ts + offset
+                short_start = local // short * short - offset
+                short_end = short_start + short
+                if local // 3600 != local_hour:
+                    local_hour = local // 3600
+                    slot = int(((local // 86400) + 3) % 7) * 24 + int(local % 86400 // 3600)  # 1970-01-01: Thursday
+                    in_business = slot // 24 in business_days and first_hour <= slot % 24 < last_hour
+                if spans:
+                    span_from, span_to = _span(utc_hour, offset, local_hour, short_start, short_end)
+                actors = open_short.get(short_start)  # its open windows: the same for the span, unless one opens
+            if short_end <= watermark:
                 self.late_events += 1
                 output.late_events += 1
                 if len(output.late_event_ids) < 20:
                     output.late_event_ids.append(event.event_id)
                 continue
-            if local // 3600 != local_hour:
-                local_hour = local // 3600
-                slot = int(((local // 86400) + 3) % 7) * 24 + int(local % 86400 // 3600)  # 1970-01-01: a Thursday
-                in_business = slot // 24 in business_days and first_hour <= slot % 24 < last_hour
-            actors = open_short.get(short_start)  # the open window, looked up here: a call per event costs
+            # the open window, looked up here: a call per event costs (the span's windows closed, its events are late)
             window = actors.get(event.actor.id) if actors is not None else None
             if window is None:
                 # who the actor is matters only to a new window (it keeps the first event's): asked only then
                 window = self._window(open_short, short_start, short, self._actor(event))
                 window.hours.add(slot)
+                actors = open_short[short_start]
             fields = event.fields
             touch = touches.get(tuple(fields) if fields else ())
             if touch is None:
@@ -330,6 +342,27 @@ class DetectionEngine:
             for start in table
         ]
         self._next_close = min(ends, default=math.inf)
+
+
+def _span(utc_hour: float, offset: int, local_hour: float, short_start: float, short_end: float) -> tuple[float, float]:
+    """The instants ``ts`` for which ``process`` finds this UTC hour, local hour and short window again: the three
+    intersected, as ``[from, to)``; an empty span (NaN) where that might not hold.
+
+    In it, ``ts // 3600`` is ``utc_hour`` (floor division of floats is exact), and ``ts + offset`` is exact
+    when no such sum is in a higher binade than ``ts`` itself (then every float it could round to is one it
+    equals), so ``local // short`` and ``local // 3600`` are what they were (the window's size whole seconds, its
+    bounds are exact too).  Outside that (before 1970, or a sum past a power of two: an hour every few decades)
+    the span is empty, and each event computes them.
+    """
+    span_from = max(utc_hour * 3600, short_start, local_hour * 3600 - offset)
+    span_to = min(utc_hour * 3600 + 3600, short_end, local_hour * 3600 + 3600 - offset)
+    if (
+        not 0.0 < span_from < span_to < 2.0**52
+        or span_from + offset <= 0.0
+        or math.frexp(span_to + offset)[1] > math.frexp(span_from)[1]
+    ):
+        return math.nan, math.nan
+    return span_from, span_to
 
 
 def _finite(value: float) -> float | None:

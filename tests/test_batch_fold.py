@@ -9,12 +9,15 @@ carries nothing over: the reference.
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from detectors.engine import DetectionEngine
+from detectors.engine import DetectionEngine, _span
+from detectors.windows import LocalClock
 from models.config import Settings
 from models.event import AccessEvent
 from tests.factories import event
@@ -87,3 +90,46 @@ def test_an_hour_changing_its_offset_starts_windows_of_its_own(settings: Setting
     engine.process([before, after])
     starts = sorted(engine._open["short"])
     assert starts == [before.timestamp.timestamp() - 1800, after.timestamp.timestamp() - 300]
+
+
+def _place(clock: LocalClock, ts: float, short: float) -> tuple[float, int, float, float]:
+    """What ``process`` works out of an instant: its UTC hour, the zone's offset, its local hour, its window."""
+    offset = clock.offset(ts)
+    local = ts + offset
+    return ts // 3600, offset, local // 3600, local // short * short - offset
+
+
+@pytest.mark.parametrize("zone", [*ZONES, "Australia/Lord_Howe"])  # Lord Howe moves by half an hour
+@pytest.mark.parametrize("short", [3600.0, 1800.0, 600.0, 86400.0])
+def test_every_instant_of_a_span_is_placed_as_the_one_it_was_found_from(zone: str, short: float) -> None:
+    """``process`` skips the arithmetic for an event in the span of the one before: it must come out the same."""
+    clock, rng = LocalClock(ZoneInfo(zone)), random.Random(zone)
+    starts = [
+        START.get(zone, datetime(2026, 10, 3, 14, tzinfo=UTC)).timestamp(),
+        datetime(2027, 4, 3, tzinfo=UTC).timestamp(),
+    ]
+    for start in starts:
+        for _ in range(300):
+            ts = start + rng.uniform(-86400, 86400) + rng.choice([0.0, 0.5e-6, 1e-6, 0.999999])
+            utc_hour, offset, local_hour, window = place = _place(clock, ts, short)
+            span_from, span_to = _span(utc_hour, offset, local_hour, window, window + short)
+            assert span_from <= ts < span_to
+            for inside in (
+                span_from,
+                span_to - 1e-6,
+                math.nextafter(span_to, -math.inf),
+                rng.uniform(span_from, span_to),
+            ):
+                assert _place(clock, inside, short) == place
+            assert _place(clock, span_to, short) != place
+
+
+def test_a_span_is_empty_where_a_local_time_could_round() -> None:
+    """Past a power of two (2038-01-19 03:14:08 UTC) a sum of an instant and a positive offset can round up."""
+    clock = LocalClock(ZoneInfo("Asia/Kolkata"))
+    ts = 2.0**31 - 3 * 3600 - 0.25  # 05:30 ahead: its local hour ends past 2**31
+    utc_hour, offset, local_hour, window = _place(clock, ts, 3600.0)
+    assert math.isnan(_span(utc_hour, offset, local_hour, window, window + 3600.0)[0])
+    before_1970 = -86400.5
+    utc_hour, offset, local_hour, window = _place(clock, before_1970, 3600.0)
+    assert math.isnan(_span(utc_hour, offset, local_hour, window, window + 3600.0)[0])

@@ -56,6 +56,21 @@ def test_a_touch_carries_the_first_event_keys_of_its_classes(settings: Settings)
     touch = Classifier(settings.classification).touch(["name", "passport_number", "no_such_field"])
     assert touch.first_keys == {("data_class", name) for name in touch.classes}
     assert len(touch.first_keys) >= 2
+    assert touch.ordered_keys == tuple(("data_class", name) for name in sorted(touch.classes))
+
+
+def test_a_window_keeps_the_touches_own_keys_so_that_it_finds_them_by_identity(settings: Settings) -> None:
+    classifier = Classifier(settings.classification)
+    first, second = classifier.touch(["name", "passport_number"]), classifier.touch(["passport_number"])
+    window = WindowStats(ActorRef.of(event()), 0.0, HOUR)
+    for touch in (first, second):
+        item = event()
+        window.add(item, item.timestamp.timestamp(), touch, True)
+    kept = [key for key in window.first_ids if key[0] == "data_class"]
+    assert [key[1] for key in kept] == sorted(first.classes)
+    assert all(any(key is mine for mine in first.ordered_keys) for key in kept)
+    # another field list touching a class shares its key: the look-ups of a later access's classes hit by identity
+    assert any(key is mine for key in first.ordered_keys for mine in second.ordered_keys)
 
 
 def test_a_class_new_to_the_hour_gets_its_first_event_after_touches_of_known_classes(settings: Settings) -> None:
