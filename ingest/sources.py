@@ -25,6 +25,10 @@ from typing import BinaryIO, overload
 OVERSIZE_KEEP = 4096
 # How much of a stream is read at once: about 1,500 lines of the simulator's.
 CHUNK_BYTES = 1 << 20
+# How many bytes of lines a batch holds at most (one line more may pass it): ``ingest.batch_lines`` of the usual
+# size (5,000 of about 700 bytes) are far below it; lines near ``ingest.max_line_bytes`` (20 MiB) would make a
+# batch of 5,000 of them 100 GB, on hostile input.
+BATCH_BYTES = 64 << 20
 # What some editors (Windows ones) put at the start of a UTF-8 file; RFC 8259 lets a parser ignore it there.
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -248,10 +252,18 @@ class FileSource(Source):
 
     name = "file"
 
-    def __init__(self, paths: list[str], max_line_bytes: int, follow: bool = False, poll: float = 0.5) -> None:
+    def __init__(
+        self,
+        paths: list[str],
+        max_line_bytes: int,
+        follow: bool = False,
+        poll: float = 0.5,
+        max_batch_bytes: int = BATCH_BYTES,
+    ) -> None:
         super().__init__()
         self.paths = paths
         self.max_line_bytes = max_line_bytes
+        self.max_batch_bytes = max_batch_bytes
         self.follow = follow
         self.live = follow
         self.poll = poll
@@ -273,19 +285,22 @@ class FileSource(Source):
 
         with ExitStack() as files:
             readers = [LineReader(*files.enter_context(_opened(path)), self.max_line_bytes) for path in self.paths]
-            for batch in merged_batches(readers, max_records):
+            for batch in merged_batches(readers, max_records, self.max_batch_bytes):
                 yield batch
                 if self.stopping:
                     return
 
     def _batches(self, handle: BinaryIO, name: str, max_records: int) -> Iterator[LineBatch]:
         batch = LineBatch([], name, 1)
+        size = 0  # of the lines in ``batch``: a chunk's lines are counted once, in C
         lines = LineReader(handle, name, self.max_line_bytes, wait_for_newline=self.follow)
         while not self.stopping:
             for records in lines.chunks():
                 batch.extend(records)
-                while len(batch) >= max_records:
-                    yield batch.take(max_records)
+                size += sum(map(len, records.lines))
+                while len(batch) >= max_records or size >= self.max_batch_bytes:
+                    yield batch.take(min(max_records, _within(batch.lines, self.max_batch_bytes)))
+                    size = sum(map(len, batch.lines))
                     if self.stopping:
                         return
             if batch:
@@ -293,6 +308,16 @@ class FileSource(Source):
             if not self.follow or self.stopping:
                 return
             time.sleep(self.poll)  # a live log: wait for it to grow
+
+
+def _within(lines: list[bytes], max_bytes: int) -> int:
+    """How many of the first lines fit in ``max_bytes``: at least one, so that a batch is never empty."""
+    total = 0
+    for count, line in enumerate(lines):
+        total += len(line)
+        if total > max_bytes:
+            return max(count, 1)
+    return len(lines)
 
 
 @contextmanager

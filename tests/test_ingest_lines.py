@@ -94,6 +94,30 @@ def test_file_source_reads_several_files_in_batches(tmp_path):
     assert batches[-1][-1].source.endswith("b.jsonl") and batches[-1][-1].position == "line 5"
 
 
+@pytest.mark.parametrize("files", [1, 2], ids=["one file", "files merged"])
+def test_a_batch_of_large_lines_ends_at_its_byte_bound_not_its_line_count(tmp_path, files):
+    # Valid lines near ingest.max_line_bytes (20 MiB) are allowed: 5,000 of them to a batch would be 100 GB.
+    # Scaled down here: lines of about 3,000 bytes, batches of at most 100 lines and 10,000 bytes.
+    padded = [json.dumps(event_dict(event_id=f"e{n:03}", purpose="p" * 2800)) for n in range(60)]
+    paths = []
+    for part in range(files):
+        path = tmp_path / f"{part}.jsonl"
+        path.write_text("".join(line + "\n" for line in padded[part::files]))
+        paths.append(str(path))
+    batches = [list(batch) for batch in FileSource(paths, 1 << 20, max_batch_bytes=10_000).batches(100)]
+    # each batch ends with the line that takes it to the bound (or just before one that would pass it)
+    assert all(sum(record.size for record in batch[:-1]) < 10_000 for batch in batches)
+    assert max(len(batch) for batch in batches) <= 4 and len(batches) >= 15
+    read = [json.loads(record.data)["event_id"] for batch in batches for record in batch]
+    assert sorted(read) == [f"e{n:03}" for n in range(60)]  # every line once
+
+
+def test_small_lines_are_batched_by_their_count(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text("".join(json.dumps(event_dict()) + "\n" for _ in range(250)))
+    assert [len(batch) for batch in FileSource([str(path)], 1 << 20).batches(100)] == [100, 100, 50]
+
+
 def test_simulator_source_paces_event_time_on_its_clock():
     now = [0.0]
     slept = []
