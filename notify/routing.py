@@ -9,9 +9,10 @@ the default route: ``notify.receivers`` at ``notify.min_severity`` and above.
 the default receivers too names them in a last route without conditions.
 
 Silences (``[[notify.silences]]``) hold back pages about activity in a
-maintenance window: they match on the incident (actor, kind, organisation,
-detectors) and on the event time of the finding, so the findings about the
-maintenance itself stay silent even when their windows close after it ends.
+maintenance window: they match on the incident (actor, kind, organisation),
+on the finding's detector and on the finding's event time, so the findings
+about the maintenance itself stay silent even when their windows close after
+it ends, and a silenced rule's finding holds back no other rule's.
 
 Plain data and pure functions: what the outbox does with the answer is
 ``notify.outbox``.
@@ -58,7 +59,9 @@ def silences(silence: Silence, incident: Incident, alert: Alert) -> bool:
         and (not silence.actor_ids or incident.actor_id in silence.actor_ids)
         and (not silence.actor_kinds or incident.actor_kind in silence.actor_kinds)
         and (not silence.organizations or incident.actor_organization in silence.organizations)
-        and (not silence.detectors or any(detector in silence.detectors for detector in incident.detectors))
+        # the finding's own detector, not the incident's others: silencing a rule being tuned must not hold
+        # back another rule's finding about the same actor (an off-hours critical beside it)
+        and (not silence.detectors or alert.detector in silence.detectors)
     )
 
 

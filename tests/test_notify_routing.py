@@ -166,6 +166,22 @@ def test_a_silence_matches_only_what_it_names(tmp_path, sqlite_store, clock):
     assert [status for _, _, status in planned(sqlite_store)] == ["suppressed", "pending", "pending"]
 
 
+def test_a_silenced_detector_holds_back_its_own_findings_not_another_detectors_in_the_same_incident(
+    tmp_path, sqlite_store, clock
+):
+    # "silence my new rule while I tune it": the actor's incident also holds another rule's critical finding
+    paging = pager(tmp_path, sqlite_store, clock, silences=[silence(detectors=["egress"])])
+    tuned, incident = finding("emp-0001", Severity.MEDIUM, detector="egress")
+    both = incident.model_copy(update={"detectors": ["egress", "off_hours"]})
+    paging.page([(tuned, both)])
+    other = tuned.model_copy(update={"alert_id": "aw-other", "detector": "off_hours", "severity": Severity.CRITICAL})
+    paging.page([(other, both.model_copy(update={"severity": Severity.CRITICAL}))])
+    assert [(kind, status) for _, kind, status in planned(sqlite_store)] == [
+        ("trigger", "suppressed"),
+        ("trigger", "pending"),
+    ]
+
+
 def test_silences_need_times_with_an_offset_in_order(tmp_path):
     with pytest.raises(ConfigError, match=re.escape("notify.silences.0")):
         settings_with(tmp_path, silences=[silence(ends_at="2026-11-02T10:00:00")])
