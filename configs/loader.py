@@ -64,6 +64,7 @@ def load_settings(
         _set(merged, path, value)
         origins[path] = "the command line"
     _refuse_non_finite(merged, origins)
+    _default_detector_sections(merged)
     settings = validate_section(Settings, merged, merged, origins)
     _check_detector_sections(merged, origins)
     _check_adapter_sections(merged, origins)
@@ -103,6 +104,17 @@ def validate_section(
         return model.model_validate(section)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, merged, origins, prefix=at)) from None
+
+
+def _default_detector_sections(merged: dict[str, Any]) -> None:
+    """A registered detector with no section runs with its defaults: adding one is its file and a registry line,
+    and its section in ``configs/default.toml`` documents and tunes it (it was silently not built)."""
+    from detectors.registry import DETECTORS
+
+    sections = merged.setdefault("detectors", {})
+    if isinstance(sections, dict):  # anything else is refused by Settings, naming the key
+        for name in DETECTORS:
+            sections.setdefault(name, {})
 
 
 def _check_detector_sections(merged: dict[str, Any], origins: Origins) -> None:

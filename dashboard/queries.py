@@ -20,6 +20,7 @@ import orjson
 
 from dashboard.auth import Identity, Permission
 from dashboard.masking import Masker
+from detectors.registry import DETECTORS
 from models.alert import Alert, AlertStatus, Severity
 from models.config import Settings
 from models.dashboard import (
@@ -316,8 +317,11 @@ class ComplianceView:
     dead_letters: int
 
 
-# detectors whose alerts on a partner mean "outside its usual scope"
-SCOPE_DETECTORS = frozenset({"new_access", "off_hours", "sensitive_access", "bulk_read", "ramp", "egress"})
+def partner_out_of_scope(alerts: list[AlertDayCount]) -> list[AlertDayCount]:
+    """The partners' alerts of detectors whose finding means "outside its usual scope" (``Detector.partner_scope``:
+    every registered detector says for itself, so a new one is counted without a list here to keep)."""
+    scope = {name for name, detector in DETECTORS.items() if detector.partner_scope}
+    return [count for count in alerts if count.actor_kind == "partner" and count.detector in scope]
 
 
 def compliance(store: Store, settings: Settings, until: datetime, days: int, now: datetime) -> ComplianceView:
@@ -330,7 +334,7 @@ def compliance(store: Store, settings: Settings, until: datetime, days: int, now
         until=until,
         alerts=alerts,
         triage=store.triage_summary(since, now + HOUR, now, settings.dashboard.report_deadline),
-        partner_out_of_scope=[a for a in alerts if a.actor_kind == "partner" and a.detector in SCOPE_DETECTORS],
+        partner_out_of_scope=partner_out_of_scope(alerts),
         sensitive=[d for d in store.class_days(since, until, zone) if d.data_class in high],
         dead_letters=store.health().dead_letters,
     )

@@ -300,6 +300,10 @@ class Detector(ABC):
     # without such a limit (a rule) must have found something, at medium or more, on the same actor at about the
     # same time (``detectors.engine.DetectionEngine``), else the finding is lowered to it.
     alone_max_severity: ClassVar[Severity | None] = None
+    # Whether its finding about a partner's agent means reading outside the partner's usual scope (new data,
+    # hours, volumes): the Compliance page lists those (``dashboard.queries.compliance``).  Not for detectors
+    # of refused access, silent accounts or the model's outliers.
+    partner_scope: ClassVar[bool] = True
     # heavy modules it imports on first use: a detection worker imports them ahead, while it waits for
     # its engine (``ingest.detection_worker``), not while batches wait for it
     imports: ClassVar[tuple[str, ...]] = ()
@@ -315,7 +319,8 @@ class Detector(ABC):
         """Called for every closed period, warm-up included, after ``detect``: learn from it."""
 
     def to_state(self) -> Any:
-        """The detector's own learned state, JSON-serialisable (None: it keeps none)."""
+        """The detector's own learned state, as msgpack encodes it (``detectors.state_codec``: dicts, lists,
+        strings, numbers; no sets), or None: it keeps none."""
         return None
 
     def load_state(self, state: Any) -> None:  # noqa: B027

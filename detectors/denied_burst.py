@@ -22,6 +22,7 @@ class DeniedBurstSettings(DetectorSettings):
 
 class DeniedBurst(Detector):
     name = "denied_burst"
+    partner_scope = False  # refused reads: not data read out of scope
     Settings = DeniedBurstSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:

@@ -22,6 +22,7 @@ class DormantSettings(DetectorSettings):
 
 class Dormant(Detector):
     name = "dormant"
+    partner_scope = False  # a silent account woken: not data read out of scope
     Settings = DormantSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:

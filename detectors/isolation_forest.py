@@ -101,6 +101,7 @@ class FittedModel:
 
 class IsolationForestDetector(Detector):
     name = "isolation_forest"
+    partner_scope = False  # an outlier of any kind: the rules beside it say what it was
     Settings = IsolationForestSettings
     scales = ("short", "long")
     imports = ("sklearn.ensemble",)  # by ``WindowForest`` at the first fit

@@ -107,6 +107,23 @@ def test_detector_sections_are_validated_by_their_detector():
     assert build_detectors({"dormant": {"enabled": False}}) == []
 
 
+def test_a_registered_detector_with_no_section_runs_with_its_defaults(tmp_path, monkeypatch):
+    # adding a detector is its file and a registry line: without its section it was silently not built
+    from configs import loader
+
+    text = loader.DEFAULT_CONFIG.read_text()
+    start = text.index("[detectors.dormant]")
+    defaults = tmp_path / "default.toml"
+    defaults.write_text(text[:start] + text[text.index("\n[", start) :])
+    monkeypatch.setattr(loader, "DEFAULT_CONFIG", defaults)
+    settings = load_settings(env={})
+    assert settings.detectors["dormant"] == {}
+    assert "dormant" in [detector.name for detector in build_detectors(settings.detectors)]
+    # and switched off as any other, by its own key
+    switched_off = load_settings(env={"ACCESSWATCH_DETECTORS__DORMANT__ENABLED": "false"})
+    assert "dormant" not in [detector.name for detector in build_detectors(switched_off.detectors)]
+
+
 def test_a_classification_field_in_two_classes_is_refused(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('[classification.classes.contact]\nsensitivity = "medium"\nfields = ["phone", "name"]\n')

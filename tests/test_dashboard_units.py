@@ -469,3 +469,32 @@ def test_a_ramp_alert_is_explained_by_its_days():
     assert said[1].endswith("the days' excesses over it add up to 7.0 spreads.")
     longer = explain(f.alert(detector="ramp", evidence={**evidence, "days": 16}))
     assert "on 16 days running (records a day, the latest 5: 141, 237" in longer[1]
+
+
+def test_the_compliance_pages_partner_scope_asks_each_detector_so_a_new_one_counts(monkeypatch):
+    from detectors import registry
+    from detectors.base import Detector
+    from models.dashboard import AlertDayCount
+
+    class WeekendBulk(Detector):  # a detector added later: its file and its registry line, nothing in the dashboard
+        name = "weekend_bulk"
+
+        def detect(self, period):
+            return []
+
+    monkeypatch.setitem(registry.DETECTORS, WeekendBulk.name, WeekendBulk)
+    day = datetime(2026, 11, 2).date()
+    counts = [
+        AlertDayCount(day=day, severity="high", detector=detector, actor_kind=kind, alerts=1)
+        for detector, kind in [
+            ("weekend_bulk", "partner"),
+            ("new_access", "partner"),
+            ("denied_burst", "partner"),  # refused reads: nothing read out of scope
+            ("isolation_forest", "partner"),
+            ("weekend_bulk", "employee"),
+        ]
+    ]
+    assert [(c.detector, c.actor_kind) for c in queries.partner_out_of_scope(counts)] == [
+        ("weekend_bulk", "partner"),
+        ("new_access", "partner"),
+    ]
