@@ -107,6 +107,14 @@ def test_detector_sections_are_validated_by_their_detector():
     assert build_detectors({"dormant": {"enabled": False}}) == []
 
 
+def test_every_registered_detector_has_its_own_test_file():
+    # each detector's test file exercises the shared interface (tests/detector_harness.py); one missing goes unseen
+    from detectors.registry import DETECTORS
+
+    here = Path(__file__).parent
+    assert [name for name in DETECTORS if not (here / f"test_detector_{name}.py").is_file()] == []
+
+
 def test_a_registered_detector_with_no_section_runs_with_its_defaults(tmp_path, monkeypatch):
     # adding a detector is its file and a registry line: without its section it was silently not built
     from configs import loader
