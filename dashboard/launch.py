@@ -21,6 +21,9 @@ DEMO_PASSWORD = "accesswatch-demo"  # of the demo users in configs/default.toml
 def streamlit_command(address: str, port: int) -> list[str]:
     return [
         sys.executable,
+        # -P: the current directory is not put on the import path, so a folder there named like one of the
+        # product's packages (a clone called accesswatch, beside it) does not hide the installed one
+        "-P",
         "-m",
         "streamlit",
         "run",

@@ -83,6 +83,20 @@ class Masker:
     def resource_id(self, resource_id: str | None) -> str | None:
         return resource_id if self.unmasked else mask_resource_id(resource_id)
 
+    def evidence(self, evidence: dict[str, Any]) -> dict[str, Any]:
+        """An alert's evidence with the record ids in its resources masked, as the events' are: a detector
+        lists the window's resources (``system/type/id``), whose ids name customers' records."""
+        resources = evidence.get("resources")
+        if self.unmasked or not isinstance(resources, list):
+            return evidence
+        return {**evidence, "resources": [self._resource_key(key) for key in resources]}
+
+    def _resource_key(self, key: Any) -> Any:
+        if not isinstance(key, str) or key.count("/") < 2:  # a kind alone names no record
+            return key
+        kind, _, resource_id = key.rpartition("/")
+        return f"{kind}/{self.resource_id(resource_id)}"
+
     def event(self, event: dict[str, Any]) -> dict[str, Any]:
         """An event's contract JSON with customer ids, record ids and free-form values masked."""
         if self.unmasked:

@@ -97,6 +97,7 @@ def _incident_records():
             "ratio": 300.0,
             "z": 8.2,
             "records_by_class": {"government_id": 4800, "identity": 4800},
+            "resources": ["crm/customer_record/R77001234", "crm/customer_record"],  # as bulk_read lists them
             "event_ids": [],
         },
     )
@@ -311,6 +312,9 @@ def test_the_incident_page_explains_and_shows_the_events_masked(office):
     shown = " ".join(events["customers"])
     assert "c-0000" not in shown and "cust#" in shown  # analysts see pseudonyms
     assert "R77001234" not in " ".join(events["resource"])  # a record id points at a customer
+    # ... in the detectors' explanation and evidence too, where the window's resources are listed
+    assert "Resources: crm/customer_record/R" in text and "R77001234" not in text
+    assert all("R77001234" not in str(shown.value) for shown in at.json)
 
 
 def test_acknowledge_assign_note_and_false_positive_are_recorded_with_who(office):
@@ -419,7 +423,8 @@ def test_actor_profile(office):
 def test_an_audit_search_needs_a_reason_and_is_recorded(office):
     at = _app("audrey", page="search")
     at.text_input(key="s-customer").input("c-000003")
-    at.date_input(key="s-since").set_value(datetime(2026, 10, 1).date())
+    # a customer's reads are searched in all the history kept, whatever the dates say (a DSAR asks for all)
+    at.date_input(key="s-since").set_value(datetime(2026, 10, 29).date())
     next(b for b in at.button if b.label == "Search").click().run()  # without a reason
     assert "Give the reason for this search" in _text(at)
     at.text_input(key="s-reason").input("DSAR 2026-118")

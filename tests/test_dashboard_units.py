@@ -346,7 +346,7 @@ def test_the_html_report_escapes_what_it_quotes(settings):
 def test_the_launcher_serves_locally_without_telemetry(settings, tmp_path):
     command = streamlit_command("127.0.0.1", 8601)
     joined = " ".join(command)
-    assert command[:4] == [sys.executable, "-m", "streamlit", "run"] and command[4].endswith("dashboard/app.py")
+    assert command[:5] == [sys.executable, "-P", "-m", "streamlit", "run"] and command[5].endswith("dashboard/app.py")
     for flag in (
         "--server.address 127.0.0.1",
         "--server.port 8601",
@@ -357,6 +357,22 @@ def test_the_launcher_serves_locally_without_telemetry(settings, tmp_path):
     env = environment(settings, tmp_path / "extra.toml", demo=True)
     assert env["ACCESSWATCH_DASHBOARD__DEMO_SIGN_IN"] == "true"
     assert env["ACCESSWATCH_CONFIG"].endswith("extra.toml") and env["ACCESSWATCH_DATA_DIR"]
+
+
+def test_the_launchers_python_imports_the_installed_product_whatever_folder_it_starts_in(tmp_path):
+    # a clone named accesswatch in the folder the dashboard is started from hid the package ("cannot import
+    # name '__version__' from 'accesswatch'"): the interpreter the launcher runs leaves that folder off the path
+    (tmp_path / "accesswatch").mkdir()
+    command = streamlit_command("127.0.0.1", 8601)
+    python = command[: command.index("-m")]  # the interpreter and its options
+    found = subprocess.run(
+        [*python, "-c", "import accesswatch; print(accesswatch.__version__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert found.returncode == 0, found.stderr
 
 
 def test_the_launcher_says_when_the_data_dir_has_no_store(settings, monkeypatch, capsys):

@@ -152,10 +152,12 @@ with explained:
                 f"score {alert.score:.1f}"
             )
             st.write(alert.summary)
-            for line in explain(alert):
+            # record ids in the evidence masked as in the Events tab (an analyst sees customers' records masked)
+            shown = alert.model_copy(update={"evidence": ctx.masker.evidence(alert.evidence)})
+            for line in explain(shown):
                 st.markdown(f"- {line}")
             with st.expander("Evidence (the detector's figures)"):
-                evidence = dict(alert.evidence)
+                evidence = dict(shown.evidence)
                 samples = evidence.pop("event_ids", [])
                 st.json(evidence, expanded=False)
                 if samples:

@@ -25,7 +25,8 @@ classifier = Classifier(ctx.settings.classification)
 with st.form("s-form"):
     row = st.columns(3)
     actor_id = row[0].text_input("Actor id", key="s-actor")
-    customer_id = row[1].text_input("Customer id", key="s-customer")
+    # a person's access request covers everything kept of them, not the last month the dates show by default
+    customer_id = row[1].text_input("Customer id (all the history kept: the dates then do not apply)", key="s-customer")
     # an alert's evidence links here with the event's id (``?event=``)
     event_id = row[2].text_input(
         "Event id (the dates then do not apply)", value=st.query_params.get("event", ""), key="s-event"
@@ -65,7 +66,8 @@ def class_to_search() -> str | None:
 
 
 def current_query(limit: int, cursor: str | None = None) -> EventQuery:
-    by_id = bool(event_id.strip())  # an alert's event may be older than the dates shown by default
+    # an alert's event may be older than the dates shown by default; a customer's reads are asked for whole
+    whole_history = bool(event_id.strip() or customer_id.strip())
     return EventQuery(
         event_id=event_id.strip() or None,
         actor_id=actor_id.strip() or None,
@@ -75,8 +77,10 @@ def current_query(limit: int, cursor: str | None = None) -> EventQuery:
         resource=resource.strip() or None,
         action=None if action == "any" else Action(action),
         outcome=None if outcome == "any" else Outcome(outcome),
-        since=datetime.combine(since_day, time(), ctx.zone) if since_day and not by_id else None,
-        until=datetime.combine(until_day + timedelta(days=1), time(), ctx.zone) if until_day and not by_id else None,
+        since=datetime.combine(since_day, time(), ctx.zone) if since_day and not whole_history else None,
+        until=datetime.combine(until_day + timedelta(days=1), time(), ctx.zone)
+        if until_day and not whole_history
+        else None,
         limit=limit,
         cursor=cursor,
     )
