@@ -73,6 +73,14 @@ def test_usual_levels_given_the_busiest_slot_are_the_rhythms_own():
     assert features.usual_levels(rhythm.activity, slots, rhythm.busiest) == [rhythm.usual_level(s) for s in slots]
 
 
+def test_gathered_figures_become_the_floats_numpy_would_make_of_them():
+    # ints (counts) and floats (sums) alike, past 2**53 where an int rounds, signed zero and the extremes
+    values = [0, 1, 7, 2**53 + 1, 2**63 + 12345, -3, 0.1, -0.0, 1e308, 5e-324, math.inf, True, 12.5, 3]
+    packed = features._floats(values)
+    assert packed.dtype == np.float64 and packed.tobytes() == np.array(values, dtype=np.float64).tobytes()
+    assert features._floats([]).shape == (0,)
+
+
 # -- over a replayed month: the features' expectations and the rules' gates -------------------------------
 def _slot_stat(period: Period, profile, metric: str) -> EwStat | None:
     """The weekly slot's stat the way ``Period.expectation`` finds it."""
