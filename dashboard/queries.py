@@ -211,6 +211,19 @@ def timeline(store: Store, settings: Settings, incident: Incident, newest: datet
 
 
 # -- what was read: customers and data classes ------------------------------------------------------
+SOURCE_KINDS = ("source address", "user agent", "session")  # the contract's source_ip, user_agent, session_id
+
+
+@dataclass(slots=True)
+class CustomerTrace:
+    """One customer id as the incident's events logged it: a row of the privacy officer's list."""
+
+    first: datetime
+    last: datetime
+    events: int = 0
+    exported: bool = False  # in an egress event (exported, downloaded, printed or shared), not only read
+
+
 @dataclass(slots=True)
 class Impact:
     """Whose data and which kinds were read in the incident: what a breach report must say."""
@@ -219,13 +232,27 @@ class Impact:
     records: int = 0
     egress_records: int = 0
     denied: int = 0
-    customers: set[str] = field(default_factory=set)
+    # the ids the events logged; the contract lets an event log a sample of its records' customers
+    customers: dict[str, CustomerTrace] = field(default_factory=dict)
+    sampled_events: int = 0  # events that logged fewer customer ids than their record_count
+    sampled_records: int = 0  # those events' records
+    unlisted: int = 0  # records of those events beyond the ids they logged: customers not known by id
     records_by_class: Counter = field(default_factory=Counter)
+    fields: Counter = field(default_factory=Counter)  # field name -> records of the events that read it
     resources: Counter = field(default_factory=Counter)
     actions: Counter = field(default_factory=Counter)
+    # where the events came from, as they say it: (SOURCE_KINDS item, value or "" when not given) -> events
+    sources: Counter = field(default_factory=Counter)
+    egress_sources: Counter = field(default_factory=Counter)  # the same, egress events only
     first: datetime | None = None
     last: datetime | None = None
+    egress_first: datetime | None = None  # the exfiltration's own span, within the day's
+    egress_last: datetime | None = None
     complete: bool = True  # False when more events matched than were read
+
+    @property
+    def exported_customers(self) -> int:
+        return sum(1 for trace in self.customers.values() if trace.exported)
 
 
 def impact(store: Store, incident: Incident, max_events: int = 50_000) -> Impact:
@@ -259,16 +286,36 @@ def _add(result: Impact, item: StoredEvent) -> None:
     if event.outcome is Outcome.DENIED:
         result.denied += 1
         return  # refused: nothing was read
+    at, egress = event.timestamp, event.is_egress
     result.records += event.record_count
-    if event.is_egress:
+    if egress:
         result.egress_records += event.record_count
-    result.customers.update(event.customer_ids or ())
+        result.egress_first = at if result.egress_first is None else min(result.egress_first, at)
+        result.egress_last = at if result.egress_last is None else max(result.egress_last, at)
+    logged = set(event.customer_ids or ())
+    if len(logged) < event.record_count:
+        result.sampled_events += 1
+        result.sampled_records += event.record_count
+        result.unlisted += event.record_count - len(logged)
+    for customer in logged:
+        trace = result.customers.get(customer)
+        if trace is None:
+            trace = result.customers[customer] = CustomerTrace(at, at)
+        trace.first, trace.last = min(trace.first, at), max(trace.last, at)
+        trace.events += 1
+        trace.exported = trace.exported or egress
     for name in item.classes:
         result.records_by_class[name] += event.record_count
+    for name in set(event.fields or ()):
+        result.fields[name] += event.record_count
+    for kind, value in zip(SOURCE_KINDS, (event.source_ip, event.user_agent, event.session_id), strict=True):
+        result.sources[kind, value or ""] += 1
+        if egress:
+            result.egress_sources[kind, value or ""] += 1
     result.resources[event.resource.kind] += event.record_count
     result.actions[event.action.value] += event.record_count
-    result.first = event.timestamp if result.first is None else min(result.first, event.timestamp)
-    result.last = event.timestamp if result.last is None else max(result.last, event.timestamp)
+    result.first = at if result.first is None else min(result.first, at)
+    result.last = at if result.last is None else max(result.last, at)
 
 
 # -- actor profile ---------------------------------------------------------------------------------
@@ -605,7 +652,7 @@ def export_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:
     row = event_row(item, masker, zone)
     row["fields"] = orjson.dumps(item.event.fields or []).decode()
     row["customers"] = orjson.dumps([masker.customer(c) for c in item.event.customer_ids or ()]).decode()
-    return {column: _inert(value) for column, value in row.items()}
+    return {column: inert_in_spreadsheets(value) for column, value in row.items()}
 
 
 # What a spreadsheet takes for the start of a formula (OWASP, "CSV injection").  The access log's text is
@@ -613,7 +660,7 @@ def export_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _inert(value: object) -> object:
+def inert_in_spreadsheets(value: object) -> object:
     """A text cell a spreadsheet would evaluate, with an apostrophe before it (shown as text, as written)."""
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
         return "'" + value

@@ -7,11 +7,14 @@ The list of affected customers goes in only when the reader may see it
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from dashboard.queries import Impact, IncidentView, local_time
+from dashboard.queries import SOURCE_KINDS, Impact, IncidentView, inert_in_spreadsheets, event_time, local_time
+from detectors.classify import Classifier
 from models.config import Settings
 from models.incident import Incident
 
@@ -67,7 +70,6 @@ def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
     zone = settings.organisation.tz
     view = report.view
     deadline_text = _deadline_text(view, report.prepared_at, zone)
-    sensitivity = {name: c.sensitivity for name, c in settings.classification.classes.items()}
     who = [
         f"Actor: {incident.actor_id} ({incident.actor_kind.value})",
         f"Role: {incident.actor_role or 'unknown'}; department: {incident.actor_department or 'unknown'}",
@@ -76,25 +78,24 @@ def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
         who.append(f"Organisation: {incident.actor_organization} (partner company)")
     what = [incident.summary, ""]
     what += [f"- {alert.detector} ({alert.severity.value}): {alert.summary}" for alert in view.alerts]
+    if impact.egress_first is not None:
+        egress = (
+            f"First and last egress event: {_local(impact.egress_first, zone)} to {_local(impact.egress_last, zone)}"
+        )
+    else:
+        egress = "First and last egress event: none (nothing exported, downloaded, printed or shared)"
     when = [
         f"Activity: {_local(incident.window_start, zone)} to {_local(incident.window_end, zone)}",
         f"First and last event read: {_local(impact.first, zone)} to {_local(impact.last, zone)}",
+        egress,
         f"Detected (raised) at: {_local(view.raised_at, zone)}",
         f"Reporting deadline: {deadline_text}",
         f"Status: {incident.status.value}; severity {incident.severity.value}; risk {incident.risk_score:.0f}/100",
     ]
-    data = Table(
-        ["Data class", "Sensitivity", "Records"],
-        [
-            [name, sensitivity.get(name, settings.classification.unclassified_sensitivity), f"{records:,}"]
-            for name, records in impact.records_by_class.most_common()
-        ],
-    )
     scope = [
         f"Events: {impact.events:,} ({impact.denied:,} refused); records read: {impact.records:,};"
         f" exported, downloaded, printed or shared: {impact.egress_records:,}",
-        f"Customers affected: {len(impact.customers):,} distinct customer ids"
-        + ("" if impact.complete else " (at least: the count stopped at the reading limit)"),
+        *_customer_lines(impact),
         "Resources: " + ", ".join(f"{name} ({records:,})" for name, records in impact.resources.most_common(8)),
     ]
     triage = Table(
@@ -104,23 +105,174 @@ def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
             for a in view.actions
         ],
     )
+    sources = _sources(impact)
     sections: list[tuple[str, list[str] | Table]] = [
         ("What happened", what),
         ("When", when),
         ("Who", who),
-        ("Which data", data),
+        ("Where from", sources if sources.rows else ["No event was read (all were refused)."]),
+        ("Which data", _data_table(impact, settings)),
         ("How much, and whose", scope),
         ("Triage", triage if triage.rows else ["No triage action yet."]),
     ]
     if report.customer_ids is not None:
-        listed = report.customer_ids[:MAX_LISTED_CUSTOMERS]
-        lines = [", ".join(listed)]
-        if len(report.customer_ids) > len(listed):
-            lines.append(f"... and {len(report.customer_ids) - len(listed):,} more (export the events for all)")
-        sections.append(("Affected customers (confidential)", lines))
+        sections.append(("Affected customers (confidential)", _customer_list(report)))
     else:
         sections.append(("Affected customers", ["The list is available to auditors; its export is recorded."]))
-    return sections
+    return sections + _to_write(report)
+
+
+def _customer_lines(impact: Impact) -> list[str]:
+    """How many customers: the ids logged, exported or only read, and what the log does not say.
+
+    The contract lets an event log a sample of its records' customers: the ids logged are then
+    the known part only, and the report says so with the figures, so that the list is not notified
+    as if it were whole.
+    """
+    logged, exported = len(impact.customers), impact.exported_customers
+    lines = [
+        f"Customers affected: {logged:,} distinct customer ids logged"
+        + ("" if impact.complete else " (at least: the count stopped at the reading limit)")
+        + f": {exported:,} in egress events (exported, downloaded, printed or shared), {logged - exported:,} only read"
+    ]
+    if impact.sampled_events:
+        lines.append(
+            f"{impact.sampled_events:,} events listed fewer customer ids than records: up to"
+            f" {impact.sampled_records:,} records' customers may be affected, of which only the ids logged are known."
+            f" At most {logged + impact.unlisted:,} customers in all ({logged:,} ids logged,"
+            f" up to {impact.unlisted:,} more not listed): the list below is not complete."
+        )
+    else:
+        lines.append("Every event listed a customer id for each of its records.")
+    return lines
+
+
+def _customer_list(report: Report) -> list[str]:
+    """The ids, exported ones first: the part of the list a report holds (the CSV holds them all)."""
+    ids = report.customer_ids or []
+    listed = ids[:MAX_LISTED_CUSTOMERS]
+    traces = report.impact.customers
+    exported = [c for c in listed if c in traces and traces[c].exported]
+    read = [c for c in listed if not (c in traces and traces[c].exported)]
+    lines = [
+        f"Exported, downloaded, printed or shared ({len(exported):,}): " + (", ".join(exported) or "none"),
+        f"Only read ({len(read):,}): " + (", ".join(read) or "none"),
+    ]
+    if len(ids) > len(listed):
+        lines.append(f"... and {len(ids) - len(listed):,} more (in the CSV of customers)")
+    lines.append(
+        f"The CSV of customers ({report.incident.incident_id}-customers.csv) lists each id with whether it was"
+        " exported or only read, its first and last time, and its events."
+    )
+    if report.impact.sampled_events:
+        lines.append("These are the ids logged only: the events above listed fewer ids than records.")
+    return lines
+
+
+MAX_SOURCES = 20  # values of each kind in the report; the rest as one row
+
+
+def _sources(impact: Impact) -> Table:
+    """Where the events came from: each source address, user agent and session, with its events."""
+    rows = []
+    for kind in SOURCE_KINDS:
+        seen = [(value, events) for (k, value), events in impact.sources.most_common() if k == kind]
+        for value, events in seen[:MAX_SOURCES]:
+            egress = impact.egress_sources.get((kind, value), 0)
+            rows.append([kind, value or "(not given)", f"{events:,}", f"{egress:,}"])
+        if len(seen) > MAX_SOURCES:
+            rest = seen[MAX_SOURCES:]
+            more = sum(impact.egress_sources.get((kind, value), 0) for value, _ in rest)
+            rows.append([kind, f"({len(rest):,} more)", f"{sum(e for _, e in rest):,}", f"{more:,}"])
+    return Table(["Seen as", "Value", "Events", "Egress events"], rows)
+
+
+def _data_table(impact: Impact, settings: Settings) -> Table:
+    """Each class with the fields read in it (today's classification of the field names)."""
+    classifier = Classifier(settings.classification)
+    fields: dict[str, list[str]] = {}
+    for name in sorted(impact.fields):
+        fields.setdefault(classifier.class_of(name), []).append(name)
+    classes = [name for name, _ in impact.records_by_class.most_common()]
+    classes += sorted(set(fields) - set(classes))  # classified so since the events were stored
+    rows = []
+    for name in classes:
+        records = impact.records_by_class.get(name)
+        rows.append(
+            [
+                name,
+                classifier.sensitivity.get(name, settings.classification.unclassified_sensitivity),
+                f"{records:,}" if records is not None else "(classified so since the events were stored)",
+                ", ".join(fields.get(name, [])) or "(none named)",
+            ]
+        )
+    return Table(["Data class", "Sensitivity", "Records", "Fields read"], rows)
+
+
+_YOURS = "To be written by the privacy officer: "
+
+
+def _to_write(report: Report) -> list[tuple[str, list[str] | Table]]:
+    """What GDPR art. 33(3) and PIPL art. 57 ask beyond the figures: the privacy officer's to write.
+
+    Headings that say so, so that the report reads as a draft to complete, not as a finished filing.
+    """
+    zone = report.settings.organisation.tz
+    notes = [f"- {_local(a.at, zone)} {a.by} ({a.kind.value}): {a.note}" for a in report.view.actions if a.note]
+    measures = [
+        _YOURS + "what was done and what is proposed to stop the breach and lessen its harm, and what the"
+        " customers can do themselves (GDPR art. 33(3)(d); PIPL art. 57)."
+    ]
+    if notes:
+        measures += ["The triage notes so far, to quote where they apply:", *notes]
+    return [
+        (
+            "Nature and cause of the breach",
+            [
+                _YOURS + "how the data left and why it could (GDPR art. 33(3)(a); PIPL art. 57). The figures above"
+                " are the log's; the cause is not in it."
+            ],
+        ),
+        (
+            "Likely consequences",
+            [_YOURS + "the harm the customers may suffer from these data classes (GDPR art. 33(3)(c); PIPL art. 57)."],
+        ),
+        ("Measures taken or proposed", measures),
+        (
+            "Contact point",
+            [
+                _YOURS + "the name and contact details of the privacy officer or other contact (GDPR art. 33(3)(b);"
+                " PIPL art. 57)."
+            ],
+        ),
+    ]
+
+
+CSV_COLUMNS = ("customer_id", "access", "first", "last", "events")
+
+
+def customers_csv(report: Report) -> str:
+    """The report's customers as CSV, one row an id: exported or only read, first and last time, events.
+
+    Every id of ``customer_ids`` (the report lists at most ``MAX_LISTED_CUSTOMERS``); an id a
+    spreadsheet would run as a formula starts with an apostrophe.
+    """
+    zone = report.settings.organisation.tz
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for customer in report.customer_ids or []:
+        trace = report.impact.customers[customer]
+        writer.writerow(
+            [
+                inert_in_spreadsheets(customer),
+                "exported" if trace.exported else "read",
+                event_time(trace.first, zone),
+                event_time(trace.last, zone),
+                trace.events,
+            ]
+        )
+    return out.getvalue()
 
 
 def _header(report: Report) -> list[str]:
@@ -128,7 +280,8 @@ def _header(report: Report) -> list[str]:
     return [
         report.incident.incident_id,  # after "Incident report: "
         f"Prepared by {report.prepared_by} at {_local(report.prepared_at, zone)} with accesswatch;"
-        f" times are local to {zone}, with their offset from UTC",
+        f" times are local to {zone}, with their offset from UTC. A draft: the privacy officer writes"
+        " its last four sections before filing it",
     ]
 
 

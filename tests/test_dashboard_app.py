@@ -371,6 +371,8 @@ def test_the_report_leaves_the_customers_out_unless_an_auditor_gives_a_reason(of
     text = _text(at)
     assert "How much, and whose" in text and "48 distinct customer ids" in text
     assert "c-000001" not in text and "The list is available to auditors" in text
+    assert at.session_state["r-made"][3] is None  # no CSV of customers for an analyst
+    assert _downloads(at) == ["Download Markdown", "Download HTML"]
 
     at = _app("audrey", incident=office["bulk"].incident_id)
     at.text_input(key="r-reason").input("regulator notification 2026-31")
@@ -381,6 +383,18 @@ def test_the_report_leaves_the_customers_out_unless_an_auditor_gives_a_reason(of
         [access] = store.data_accesses(DataAccessQuery())
     assert (access.by, access.kind, access.results) == ("audrey", DataAccessKind.CUSTOMER_LIST, 48)
     assert access.reason == "regulator notification 2026-31"
+    assert access.what["formats"] == ["report", "csv"]  # the list and its CSV: one preparation, one record
+    assert _downloads(at) == ["Download Markdown", "Download HTML", "Download customers CSV"]
+    rows = list(csv.DictReader(io.StringIO(at.session_state["r-made"][3])))
+    assert [row["customer_id"] for row in rows] == BULK_CUSTOMERS
+    assert {(row["access"], row["events"]) for row in rows} == {("exported", "1")}
+    assert rows[0]["first"] == "2026-10-28 14:00:00.000 +08:00"
+    # the 6 exports logged 8 ids for 800 records each: the report says the list is a sample
+    assert "6 events listed fewer customer ids than records: up to 4,800 records' customers" in text
+
+
+def _downloads(at: AppTest) -> list[str]:
+    return [button.proto.label for button in at.get("download_button")]
 
 
 def test_a_pager_link_opens_the_incident(office):

@@ -237,8 +237,10 @@ def _report(settings, customers):
         events=12,
         records=5000,
         egress_records=5000,
-        customers={"c-1", "c-2"},
+        customers={c: queries.CustomerTrace(f.T0, f.T0, 1, exported=True) for c in ("c-1", "c-2", "c-<1>")},
         records_by_class=Counter({"government_id": 5000}),
+        fields=Counter({"passport_number": 5000}),
+        sources=Counter({("source address", "10.0.0.1"): 12}),
         resources=Counter({"crm/x": 5000}),
         first=f.T0,
         last=f.T0 + timedelta(hours=1),
@@ -253,8 +255,8 @@ def test_the_report_says_what_when_who_which_data_and_the_triage(settings):
         "Partner ptn-7 read 5,000 records.",
         "## Who",
         "Organisation: blue-sky",
-        "| government_id | high | 5,000 |",
-        "Customers affected: 2 distinct customer ids",
+        "| government_id | high | 5,000 | passport_number |",
+        "Customers affected: 3 distinct customer ids logged: 3 in egress events",
         "acknowledge",
         "calling \\| the partner",
         "passed 2 h ago",
@@ -262,7 +264,8 @@ def test_the_report_says_what_when_who_which_data_and_the_triage(settings):
         assert expected in text
     assert "c-1" not in text and "available to auditors" in text
     with_list = report.markdown(_report(settings, ["c-1", "c-2"]))
-    assert "## Affected customers (confidential)" in with_list and "c-1, c-2" in with_list
+    assert "## Affected customers (confidential)" in with_list
+    assert "Exported, downloaded, printed or shared (2): c-1, c-2" in with_list
 
 
 def _blocks(markdown: str) -> list[list[str]]:
@@ -278,7 +281,7 @@ def test_the_report_s_lines_stay_lines_in_markdown(settings):
     lines = [line for block in _blocks(text) for line in block]
     for item in ("Activity: ", "First and last event read: ", "Detected (raised) at: ", "Reporting deadline: "):
         assert any(line.startswith(item) for line in lines), item
-    for item in ("Actor: ", "Role: ", "Organisation: ", "Events: ", "Customers affected: ", "Resources: "):
+    for item in ("Actor: ", "Role: ", "Organisation: ", "Events: ", "Customers affected: ", "Resources: ", _YOURS):
         assert any(line.startswith(item) for line in lines), item
     assert ["- bulk_read (high): Employee emp-0001 read 5,000 records, 50x their usual of 100."] in _blocks(text)
 
@@ -340,6 +343,115 @@ def test_the_html_report_escapes_what_it_quotes(settings):
     assert document.startswith("<!doctype html>") and "</html>" in document
     assert "blue-sky &lt;travel&gt;" in document and "c-&lt;1&gt;" in document
     assert "<td>government_id</td>" in document
+
+
+_YOURS = "To be written by the privacy officer: "
+DPO_HEADINGS = ("Nature and cause of the breach", "Likely consequences", "Measures taken or proposed", "Contact point")
+
+
+def _exfiltration(settings) -> tuple[Incident, list]:
+    """emp-0012's day: routine reads that log every id, then exports that log a sample (the contract allows it)."""
+    incident = Incident(
+        incident_id="inc-12",
+        actor_id="emp-0012",
+        actor_kind="employee",
+        severity="critical",
+        risk_score=90.0,
+        window_start=f.T0,
+        window_end=f.T0 + timedelta(hours=8),
+        alert_ids=["aw-12"],
+        detectors=["egress"],
+        summary="Employee emp-0012 exported 2,000 records.",
+        created_at=f.T0,
+        updated_at=f.T0,
+    )
+    actor = {"id": "emp-0012"}
+    desk = {"source_ip": "10.0.0.7", "user_agent": "CRM/5.1", "session_id": "s-desk"}
+    bulk = {"source_ip": "203.0.113.9", "user_agent": "curl/8.4", "session_id": "s-bulk", "action": "export"}
+    events = [
+        f.incoming(settings, actor=actor, at=f.at(1), record_count=2, customer_ids=["r-1", "r-2"], **desk),
+        f.incoming(settings, actor=actor, at=f.at(1.5), record_count=1, customer_ids=["x-1"], **desk),
+        f.incoming(settings, actor=actor, at=f.at(2), record_count=1, customer_ids=["=r-3"], fields=["email"], **desk),
+        f.incoming(
+            settings,
+            actor=actor,
+            at=f.at(5),
+            record_count=1000,
+            customer_ids=["x-1", "x-2"],
+            fields=["name", "passport_number"],
+            **bulk,
+        ),
+        f.incoming(
+            settings,
+            actor=actor,
+            at=f.at(6),
+            record_count=1000,
+            customer_ids=["x-3"],
+            fields=["passport_number"],
+            **bulk,
+        ),
+        # refused: nothing left, and its customer is not affected
+        f.incoming(settings, actor=actor, at=f.at(7), record_count=500, customer_ids=["d-1"], outcome="denied", **bulk),
+        f.incoming(settings, actor=actor, at=f.at(9), record_count=3, customer_ids=["later"]),  # after the incident
+    ]
+    return incident, events
+
+
+def test_the_report_of_a_sampled_exfiltration_splits_exported_from_read_and_says_the_list_is_partial(
+    sqlite_store, settings
+):
+    incident, events = _exfiltration(settings)
+    sqlite_store.write(events)
+    impact = queries.impact(sqlite_store, incident)
+    assert sorted(impact.customers) == ["=r-3", "r-1", "r-2", "x-1", "x-2", "x-3"]
+    assert sorted(c for c, trace in impact.customers.items() if trace.exported) == ["x-1", "x-2", "x-3"]
+    assert (impact.sampled_events, impact.sampled_records, impact.unlisted) == (2, 2000, 1997)
+    view = queries.IncidentView(incident, [], [], f.T0 + timedelta(hours=8), f.T0 + timedelta(hours=56))
+    made = report.Report(view, impact, settings, "dpo", f.T0 + timedelta(hours=9), sorted(impact.customers))
+    text = report.markdown(made)
+    for expected in (
+        "Customers affected: 6 distinct customer ids logged: 3 in egress events (exported, downloaded, printed or"
+        " shared), 3 only read",
+        "2 events listed fewer customer ids than records: up to 2,000 records' customers may be affected, of which"
+        " only the ids logged are known. At most 2,003 customers in all (6 ids logged, up to 1,997 more not listed)",
+        "First and last event read: 2026-11-02 10:00 +08:00 to 2026-11-02 15:00 +08:00",
+        "First and last egress event: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00",
+        "| source address | 10.0.0.7 | 3 | 0 |",
+        "| source address | 203.0.113.9 | 2 | 2 |",
+        "| user agent | curl/8.4 | 2 | 2 |",
+        "| session | s-desk | 3 | 0 |",
+        "| government_id | high | 2,000 | passport_number |",
+        "| contact | medium | 4 | email, phone |",
+        "Exported, downloaded, printed or shared (3): x-1, x-2, x-3",
+        "Only read (3): =r-3, r-1, r-2",
+        "These are the ids logged only",
+    ):
+        assert expected in text, expected
+    assert "d-1" not in text and "later" not in text
+    for heading in DPO_HEADINGS:
+        assert f"## {heading}\n\n{_YOURS}" in text, heading
+    assert text.index("## Affected customers") < text.index("## Nature and cause of the breach")
+    document = report.html_document(made)
+    for heading in DPO_HEADINGS:
+        assert f"<h2>{heading}</h2>\n<p>{_YOURS}" in document, heading
+    assert "<td>203.0.113.9</td>" in document and "2 events listed fewer customer ids than records" in document
+
+    rows = list(csv.reader(io.StringIO(report.customers_csv(made))))
+    assert rows[0] == ["customer_id", "access", "first", "last", "events"]
+    by_id = {row[0]: row[1:] for row in rows[1:]}
+    assert len(rows) == 7 and "d-1" not in by_id
+    assert by_id["x-1"] == ["exported", "2026-11-02 10:30:00.000 +08:00", "2026-11-02 14:00:00.000 +08:00", "2"]
+    assert by_id["r-1"] == ["read", "2026-11-02 10:00:00.000 +08:00", "2026-11-02 10:00:00.000 +08:00", "1"]
+    assert "'=r-3" in by_id  # a spreadsheet shows the id, and does not run it
+
+
+def test_a_report_whose_events_list_every_id_says_so_and_that_measures_quote_the_triage_notes(settings):
+    text = report.markdown(_report(settings, None))
+    assert "Every event listed a customer id for each of its records." in text
+    assert "fewer customer ids than records" not in text
+    assert "First and last egress event: none" in text  # the helper's figures name no egress time
+    measures = text[text.index("## Measures taken or proposed") : text.index("## Contact point")]
+    assert "ana (acknowledge): calling | the partner" in measures
 
 
 # -- the launcher ---------------------------------------------------------------------------------------------

@@ -226,13 +226,14 @@ with log_tab:
 
 with report_tab:
     st.markdown(
-        "The report a privacy officer files within the deadline: what happened and when, who, which data,"
-        " how many customers, and the triage so far."
+        "The report a privacy officer files within the deadline: what happened and when, who, from where, which"
+        " data, how many customers, and the triage so far; a draft whose last sections (the cause, the likely"
+        " consequences, the measures, the contact point) the privacy officer writes."
     )
     include_reason = ""
     if ctx.can(Permission.CUSTOMER_LIST):
         include_reason = st.text_input(
-            "To include the list of affected customers, give the reason (recorded)",
+            "To include the list of affected customers (in the report and as CSV), give the reason (recorded)",
             key="r-reason",
             placeholder="e.g. breach notification to the regulator, case 2026-31",
         )
@@ -241,26 +242,41 @@ with report_tab:
         customers = None
         if include_reason.strip() and ctx.can(Permission.CUSTOMER_LIST):
             customers = sorted(impact.customers)
+            # one record for the list in the report and its CSV: both are offered from this one preparation
             queries.record_access(
                 ctx.store,
                 ctx.identity,
                 DataAccessKind.CUSTOMER_LIST,
                 include_reason,
-                {"incident_id": incident.incident_id},
+                {"incident_id": incident.incident_id, "formats": ["report", "csv"], "customer_ids": "in clear"},
                 len(customers),
                 incident.incident_id,
             )
         made = report.Report(view, impact, ctx.settings, ctx.identity.username, datetime.now(UTC), customers)
-        st.session_state["r-made"] = (incident.incident_id, report.markdown(made), report.html_document(made))
+        customers_csv = report.customers_csv(made) if customers is not None else None
+        st.session_state["r-made"] = (
+            incident.incident_id,
+            report.markdown(made),
+            report.html_document(made),
+            customers_csv,
+        )
     prepared = st.session_state.get("r-made")
     if prepared and prepared[0] == incident.incident_id:
-        _, markdown_text, html_text = prepared
-        downloads = st.columns(2)
+        _, markdown_text, html_text, customers_csv = prepared
+        downloads = st.columns(3)
         downloads[0].download_button(
             "Download Markdown", markdown_text, f"{incident.incident_id}.md", "text/markdown", key="r-md"
         )
         downloads[1].download_button(
             "Download HTML", html_text, f"{incident.incident_id}.html", "text/html", key="r-html"
         )
+        if customers_csv is not None:
+            downloads[2].download_button(
+                "Download customers CSV",
+                customers_csv,
+                f"{incident.incident_id}-customers.csv",
+                "text/csv",
+                key="r-csv",
+            )
         with st.container(border=True):
             st.markdown(markdown_text)
