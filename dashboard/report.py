@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from dashboard.queries import SOURCE_KINDS, Impact, IncidentView, inert_in_spreadsheets, event_time, local_time
+from dashboard.queries import SOURCE_KINDS, Impact, IncidentView, event_time, inert_in_spreadsheets, local_time
 from detectors.classify import Classifier
 from models.config import Settings
 from models.incident import Incident
