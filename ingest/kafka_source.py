@@ -470,6 +470,10 @@ class KafkaIngest:
                 self._checkpoint_due()
                 source.note_positions({tp: p.next_offset for tp, p in self._parts.items() if p.pipeline})
                 self._export_lag(source.lag())
+                if self.metrics is not None:
+                    # not ready while a partition waits for the store: its lag stands still meanwhile (it is
+                    # paused, and what its end is is not fetched), so readiness is what tells of the outage
+                    self.metrics.set_ready(all(part.pipeline is not None for part in self._parts.values()))
             with self._lock:
                 offsets = self._checkpoint(list(self._parts.values()))
             self._commit(offsets, wait=True)

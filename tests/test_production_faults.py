@@ -24,6 +24,7 @@ from kafka.structs import TopicPartition
 
 from ingest.kafka_send import send_lines
 from ingest.kafka_source import DEAD_LETTER_MESSAGE_BYTES, checkpoint_name
+from ingest.metrics import PipelineMetrics
 from ingest.sources import OVERSIZE_KEEP
 from store.base import StoreUnavailable
 from tests import factories as f
@@ -123,8 +124,11 @@ def test_elasticsearch_away_longer_than_the_retries_stops_the_commits_and_nothin
     group = _group()
     # retries give up after 1 s: each partition falls back to its checkpoint and waits, paused
     store = es_store(es_server, unique_prefix(), retry_for=1.0)
-    instance = Instance(settings, kafka_settings(cluster, topic, group), store, "outage").start()
+    instance = Instance(settings, kafka_settings(cluster, topic, group), store, "outage")
+    instance.ingest.metrics = metrics = PipelineMetrics()
+    instance.start()
     wait_until(lambda: _progress(cluster, group, topic) > 0, "a first commit")
+    assert metrics.ready
     es_server.set_unavailable(True)
     time.sleep(1.0)  # a commit under way when the cluster went may still land
     committed, stored = cluster.committed(group, topic), instance.ingest.report.stored
@@ -133,7 +137,9 @@ def test_elasticsearch_away_longer_than_the_retries_stops_the_commits_and_nothin
     assert instance.ingest.report.stored == stored
     assert cluster.fake is None or cluster.fake.group_members(group)  # still in the group, polling
     assert instance.thread.is_alive() and instance.error is None
+    assert not metrics.ready  # /readyz tells of the outage (the lag stands still while partitions wait)
     es_server.set_unavailable(False)
+    wait_until(lambda: metrics.ready, "ready again once the store is back")
     run_to_end(cluster, topic, group, [instance])
     assert outcome(store) == expected
 
