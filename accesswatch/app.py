@@ -24,7 +24,7 @@ from models.config import ConfigError, Settings
 from notify.base import Notifier
 from notify.dispatch import DeliveryLoop, Dispatcher
 from notify.outbox import Pager
-from store.base import Store
+from store.base import Store, StoreUnavailable
 from store.retention import RetentionLoop, RetentionPolicy
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,11 @@ def open_store(settings: Settings, readonly: bool = False, must_exist: bool = Fa
             }
         )
         # a reader (CLI, dashboard) does not install templates: it may lack the privilege
-        return ElasticsearchStore(elasticsearch, install=not readonly)
+        try:
+            return ElasticsearchStore(elasticsearch, install=not readonly)
+        except StoreUnavailable as exc:  # its retries spent: one line, as for Kafka out of reach
+            hosts = ", ".join(elasticsearch.hosts)
+            raise StoreUnreadable(f"cannot reach Elasticsearch at {hosts}: {exc}") from None
     raise ConfigError(f"configuration error: store.kind = {settings.store.kind!r}: its adapter is not installed yet")
 
 

@@ -399,6 +399,28 @@ def test_kafka_out_of_reach_is_one_line_not_a_traceback(tmp_path, command):
     assert last.startswith(f"accesswatch: cannot reach Kafka at 127.0.0.1:{port}: no broker answered within 0.5 s")
 
 
+@pytest.mark.parametrize("command", [("alerts",), ("run", "--source", "file", "-")])
+def test_elasticsearch_out_of_reach_is_one_line_not_a_traceback(tmp_path, command):
+    port = _closed_port()
+    env = _quiet_env(
+        ACCESSWATCH_STORE__KIND="elasticsearch",
+        ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS=f'["http://127.0.0.1:{port}"]',
+        ACCESSWATCH_STORE__ELASTICSEARCH__RETRY_FOR="0.5s",  # not the default 120 s
+        ACCESSWATCH_METRICS__PORT="0",
+    )
+    done = aw(*command, "--data-dir", str(tmp_path), stdin=SAMPLE, env=env)
+    assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr
+    last = done.stderr.decode().strip().splitlines()[-1]
+    assert last.startswith(f"accesswatch: cannot reach Elasticsearch at http://127.0.0.1:{port}: elasticsearch:")
+
+
+def test_an_elasticsearch_host_without_its_scheme_is_a_settings_mistake(tmp_path):
+    env = _quiet_env(ACCESSWATCH_STORE__KIND="elasticsearch", ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS='["es:9200"]')
+    done = aw("alerts", "--data-dir", str(tmp_path), env=env)
+    assert done.returncode == 2 and b"Traceback" not in done.stderr
+    assert "store.elasticsearch.hosts" in _one_line(done) and "'https://es:9200'" in _one_line(done)
+
+
 def test_verify_digest_of_a_file_that_is_no_digest_is_not_valid_in_one_line(tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

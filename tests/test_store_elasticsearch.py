@@ -243,7 +243,13 @@ def test_settings_errors_name_the_key_and_never_show_a_secret(tmp_path):
     secret.write_text("s3cret\n")
     loaded = load_settings({"username": "aw", "password_file": str(secret)})
     assert loaded.resolved_password() == "s3cret" and "s3cret" not in repr(loaded)
-    assert "s3cret" not in repr(load_settings({"password": "s3cret"}))
+    assert "s3cret" not in repr(load_settings({"username": "aw", "password": "s3cret"}))
+    with pytest.raises(ConfigError, match="goes with a username") as caught:  # it was dropped without a word
+        load_settings({"password": "s3cret"})
+    assert "s3cret" not in str(caught.value)
+    with pytest.raises(ConfigError, match="keep one") as caught:  # the section shown, its secret not
+        load_settings({"username": "aw", "password": "s3cret", "password_file": str(secret)})
+    assert "s3cret" not in str(caught.value)
 
 
 def test_the_latest_incidents_of_many_actors_come_in_one_search(es_server, store):

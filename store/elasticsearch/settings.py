@@ -59,6 +59,22 @@ class ElasticsearchSettings(BaseModel):
     client_key: Path | None = None
     verify_certs: StrictBool = True
 
+    @field_validator("hosts")
+    @classmethod
+    def _urls(cls, hosts: list[str]) -> list[str]:
+        # the client refuses a host without its scheme only when it is built, with a traceback
+        for host in hosts:
+            if not host.startswith(("http://", "https://")):
+                raise ValueError(f"URLs with their scheme, e.g. 'https://{host}', not {host!r}")
+        return hosts
+
+    @model_validator(mode="after")
+    def _password_with_user(self) -> ElasticsearchSettings:
+        # basic auth needs both: a password alone was dropped without a word
+        if (self.password is not None or self.password_file is not None) and not self.username:
+            raise ValueError("a password (or password_file) goes with a username")
+        return self
+
     @field_validator("retry_initial", "retry_max", "request_timeout")
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -100,12 +116,13 @@ def _secret(value: SecretStr | None, path: Path | None, key: str) -> str | None:
 
 def load(section: dict[str, Any]) -> ElasticsearchSettings:
     """Validate ``store.elasticsearch``; a mistake is one line naming key, value and expectation."""
-    from configs.loader import describe_validation_error
+    from configs.loader import describe_validation_error, hide_secrets
 
     try:
         return ElasticsearchSettings.model_validate(section)
     except ValidationError as exc:
-        data = {"store": {"elasticsearch": section}}
+        # a mistake of the whole section (two ways in, a password without its user) shows the section: not its secrets
+        data = {"store": {"elasticsearch": hide_secrets(ElasticsearchSettings, section)}}
         message = describe_validation_error(exc, data, prefix=_PREFIX)
         for secret in ("password", "api_key"):  # a wrong secret is named, never shown
             if f".{secret} = " in message:
