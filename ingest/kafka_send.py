@@ -66,9 +66,19 @@ def send_lines(
             # every line the consumers take whole (``ingest.max_line_bytes``): a consumer fetches a message larger
             # than max_partition_fetch_bytes too (KIP-74); the topic's max.message.bytes may refuse it, reported
             max_request_size=max_line_bytes + MESSAGE_FRAMING_BYTES,
+            # what a topic's metadata may be waited for (the check below, and a send): not 60 s a line
+            max_block_ms=int(settings.bootstrap_timeout * 1000),
         )
     except KafkaTimeoutError:
         raise KafkaUnreachable.of(settings) from None
+    try:  # a topic that is not there (auto-create off) made each line wait max_block_ms, 60 s, in turn
+        producer.partitions_for(topic)
+    except KafkaTimeoutError:
+        producer.close(timeout=0)
+        raise KafkaUnreachable(
+            f"no topic {topic!r} at {', '.join(settings.bootstrap_servers)} (none was listed within"
+            f" {settings.bootstrap_timeout:g} s, source.kafka.bootstrap_timeout): create it, or check --topic"
+        ) from None
     futures = []
     try:
         for raw in lines:

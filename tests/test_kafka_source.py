@@ -359,6 +359,14 @@ def test_a_group_join_that_outlasts_the_poll_is_finished_not_dropped():
             source.close()
 
 
+def test_send_to_a_topic_that_is_not_there_stops_at_once_in_one_line():
+    # auto-create off: each line waited 60 s for the topic's metadata, a backfill for days
+    with FakeKafkaBroker(default_partitions=PARTITIONS, auto_create_topics=False) as broker:
+        kafka = kafka_settings(SimpleNamespace(bootstrap=broker.bootstrap), "no-such-topic", bootstrap_timeout=1.0)
+        with pytest.raises(KafkaUnreachable, match=r"no topic 'no-such-topic' at .*create it, or check --topic"):
+            send_lines([b"{}", b"{}"], "no-such-topic", kafka, CLIENT)
+
+
 @pytest.mark.skipif(REAL_KAFKA is not None, reason="stops the test broker")
 @pytest.mark.parametrize("outage", ["refuses", "never answers"])
 def test_the_dead_letter_topic_out_of_reach_at_start_stops_the_run_as_the_consumer_does(tmp_path, outage):
