@@ -54,12 +54,22 @@ def open_store(settings: Settings, readonly: bool = False, must_exist: bool = Fa
                 "alerts_retention": retention.alerts_days * 86400.0,
             }
         )
-        # a reader (CLI, dashboard) does not install templates: it may lack the privilege
+        # a reader (CLI, dashboard) does not install templates: it may lack the privilege; nor does a command that
+        # works on a store (a mistyped prefix made its state and outbox indices and answered "no pages")
+        hosts = ", ".join(elasticsearch.hosts)
         try:
-            return ElasticsearchStore(elasticsearch, install=not readonly)
+            store = ElasticsearchStore(elasticsearch, install=False)
+            if readonly or must_exist:
+                if not store.exists():
+                    raise FileNotFoundError(
+                        f"no store at {hosts} with prefix {elasticsearch.prefix!r}"
+                        " (store.elasticsearch.prefix): run something into it first"
+                    )
+            else:
+                store.install()
         except StoreUnavailable as exc:  # its retries spent: one line, as for Kafka out of reach
-            hosts = ", ".join(elasticsearch.hosts)
             raise StoreUnreadable(f"cannot reach Elasticsearch at {hosts}: {exc}") from None
+        return store
     raise ConfigError(f"configuration error: store.kind = {settings.store.kind!r}: its adapter is not installed yet")
 
 

@@ -414,6 +414,23 @@ def test_elasticsearch_out_of_reach_is_one_line_not_a_traceback(tmp_path, comman
     assert last.startswith(f"accesswatch: cannot reach Elasticsearch at http://127.0.0.1:{port}: elasticsearch:")
 
 
+@pytest.mark.parametrize("command", [("alerts",), ("pages",), ("ack", "inc-1", "--by", "ana")])
+def test_a_mistyped_elasticsearch_prefix_is_no_store_and_makes_none(tmp_path, command):
+    # as a mistyped data dir: it made the prefix's state and outbox indices and answered "no pages"
+    from tests.fakes.es_server import FakeElasticsearch
+
+    with FakeElasticsearch() as server:
+        env = _quiet_env(
+            ACCESSWATCH_STORE__KIND="elasticsearch",
+            ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS=f'["{server.url}"]',
+            ACCESSWATCH_STORE__ELASTICSEARCH__PREFIX="typo",
+        )
+        done = aw(*command, "--data-dir", str(tmp_path), env=env)
+        assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr
+        assert _one_line(done).startswith(f"accesswatch: no store at {server.url} with prefix 'typo'")
+        assert not [name for name in server.cluster.indices if name.startswith("typo")]
+
+
 def test_an_elasticsearch_host_without_its_scheme_is_a_settings_mistake(tmp_path):
     env = _quiet_env(ACCESSWATCH_STORE__KIND="elasticsearch", ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS='["es:9200"]')
     done = aw("alerts", "--data-dir", str(tmp_path), env=env)

@@ -90,6 +90,11 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         self._last_seq = self._counter_value("events")
 
     # -- set-up ---------------------------------------------------------------------------
+    def exists(self) -> bool:
+        """Whether a store was installed under this prefix (its state index is there)."""
+        index = m.state_index(self.settings)
+        return bool(call(self.settings, "check state index", lambda: self.client.indices.exists(index=index)))
+
     def install(self) -> None:
         """ILM policies, index templates and the state index: idempotent, safe at every start."""
         settings, client = self.settings, self.client
