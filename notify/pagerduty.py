@@ -91,7 +91,8 @@ class PagerDutyNotifier(HttpNotifier[PagerDutySettings]):
             status = orjson.loads(answer.body).get("status")
         except (orjson.JSONDecodeError, AttributeError):
             status = None
-        if answer.status != 202 or status != "success":
+        # 202 is PagerDuty's own answer; a compatible service or a proxy in front of it may answer another 2xx
+        if not 200 <= answer.status < 300 or status != "success":
             raise DeliveryError(
                 f"PagerDuty answered {answer.status} {answer.body[:200]!r}: expected 202 and status success",
                 retryable=False,  # a 2xx that is not the Events API: a wrong URL

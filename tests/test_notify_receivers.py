@@ -131,6 +131,19 @@ def test_pagerduty_answers_decide_whether_to_retry(pagerduty, status, retryable,
     assert f"HTTP {status}" in str(caught.value)
 
 
+def test_pagerduty_accepted_with_another_2xx_and_status_success_is_delivered(pagerduty):
+    # a PagerDuty-compatible service or a proxy answering 200: the page was marked failed, and not retried
+    fake, notifier = pagerduty
+    fake.pagerduty_status = 200
+    notifier.send(a_page(), "ntf")
+    assert fake.pages == 1 and fake.rejected == []
+    # ... but a 2xx that does not say success is not the Events API (a wrong URL): refused, not retried
+    fake.fail_next(1, 200)
+    with pytest.raises(DeliveryError, match="expected 202 and status success") as caught:
+        notifier.send(a_page(), "ntf-2")
+    assert caught.value.retryable is False
+
+
 def test_an_invalid_event_is_not_retried(tmp_path):
     with FakeReceiver("pagerduty") as fake:
         # a routing key of the right length, but PagerDuty's answer to a malformed event is a 400

@@ -254,6 +254,7 @@ class FakeReceiver:
         self.pages = 0  # PagerDuty: times on-call was paged (a new alert, not one added to an open alert)
         self.alertmanager: dict[frozenset, dict] = {}  # label set -> the latest postable alert
         self._faults: deque[_Fault] = deque()
+        self.pagerduty_status = 202  # what PagerDuty answers an accepted event (a compatible proxy may say 200)
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -384,7 +385,7 @@ class FakeReceiver:
             alert.status = "acknowledged" if action == "acknowledge" else "resolved"
             alert.events.append(event)
         answer = {"status": "success", "message": "Event processed", "dedup_key": key}
-        return 202, json.dumps(answer).encode()
+        return self.pagerduty_status, json.dumps(answer).encode()
 
     def _take_alertmanager(self, request: Received, alerts: Any) -> tuple[int, bytes]:
         if request.path != "/api/v2/alerts":
