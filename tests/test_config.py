@@ -107,6 +107,13 @@ def test_detector_sections_are_validated_by_their_detector():
     assert build_detectors({"dormant": {"enabled": False}}) == []
 
 
+def test_the_deploy_config_is_valid_and_serves_metrics_to_its_network():
+    # deploy/docker-compose.yml runs with it; no container runtime here, so this is what can be checked of it
+    settings = load_settings(Path(__file__).parent.parent / "deploy" / "accesswatch.toml", env={})
+    assert settings.source.kind == "kafka" and settings.store.kind == "elasticsearch"
+    assert settings.metrics.address == "0.0.0.0" and settings.metrics.port == 9464
+
+
 def test_every_registered_detector_has_its_own_test_file():
     # each detector's test file exercises the shared interface (tests/detector_harness.py); one missing goes unseen
     from detectors.registry import DETECTORS
