@@ -714,8 +714,10 @@ def _live(settings: Settings) -> int:
             signal.signal(sig, handler)
         source.close()
     print(
-        f"stopped: read {_plural(report.lines_read, 'line')}, stored {report.stored}, duplicates {report.duplicates},"
-        f" dead letters {report.dead_letters}, alerts raised {report.alerts_raised}",
+        f"stopped: read {_plural(report.lines_read, 'line')}, stored {report.stored}, duplicates {report.duplicates}"
+        # a restart's redeliveries are duplicates to the store but judged again: told apart, as README does
+        + (f" ({report.redelivered} of them redelivered after a restart, judged again)" if report.redelivered else "")
+        + f", dead letters {report.dead_letters}, alerts raised {report.alerts_raised}",
         file=sys.stderr,
     )
     return EXIT_OK if report.balanced else EXIT_FAILED

@@ -435,6 +435,7 @@ class KafkaIngest:
                 "lines_read",
                 "stored",
                 "duplicates",
+                "redelivered",
                 "dead_letters",
                 "late_events",
                 "conflicts",

@@ -64,6 +64,7 @@ class IngestReport:
     lines_read: int = 0
     stored: int = 0
     duplicates: int = 0
+    redelivered: int = 0  # of the duplicates, Kafka's messages again after a restart: judged again (``_to_judge``)
     dead_letters: int = 0
     late_events: int = 0  # stored, but their window had closed: not judged
     conflicts: int = 0  # an id seen before with other content
@@ -330,6 +331,7 @@ class Pipeline:
         report.lines_read += len(records)
         report.stored += len(written.stored)
         report.duplicates += written.duplicates
+        report.redelivered += len(written.redelivered)
         report.dead_letters += len(parsed.dead_letters)
         report.conflicts += len(written.conflicts)
         if written.conflicts:

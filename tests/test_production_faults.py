@@ -179,6 +179,8 @@ def test_a_consumer_killed_mid_batch_is_taken_over_and_every_event_and_alert_is_
     wait_until(lambda: len(b.assigned) == PARTITIONS, "the takeover")
     run_to_end(cluster, topic, group, [b])
     assert b.ingest.report.duplicates > 0  # the half batch the dead instance stored came again ...
+    # ... counted as redelivered, judged again: the run's summary tells them from plain duplicates
+    assert 0 < b.ingest.report.redelivered <= b.ingest.report.duplicates
     assert outcome(b.store) == expected  # ... and was judged once: the same alerts, revisions and all
 
 
