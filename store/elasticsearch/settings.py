@@ -68,13 +68,6 @@ class ElasticsearchSettings(BaseModel):
                 raise ValueError(f"URLs with their scheme, e.g. 'https://{host}', not {host!r}")
         return hosts
 
-    @model_validator(mode="after")
-    def _password_with_user(self) -> ElasticsearchSettings:
-        # basic auth needs both: a password alone was dropped without a word
-        if (self.password is not None or self.password_file is not None) and not self.username:
-            raise ValueError("a password (or password_file) goes with a username")
-        return self
-
     @field_validator("retry_initial", "retry_max", "request_timeout")
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -90,6 +83,9 @@ class ElasticsearchSettings(BaseModel):
             raise ValueError("api_key and api_key_file both set: keep one")
         if (self.client_cert is None) != (self.client_key is None):
             raise ValueError("client_cert and client_key go together")
+        # basic auth needs both: a password alone was dropped without a word
+        if (self.password is not None or self.password_file is not None) and not self.username:
+            raise ValueError("a password (or password_file) goes with a username")
         return self
 
     # -- secrets, read when the client is built ---------------------------------------
