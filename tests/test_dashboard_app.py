@@ -527,6 +527,31 @@ def test_the_csv_export_lists_every_customer_masked_until_unmasked(office):
     assert [(a.results, a.what["customer_ids"]) for a in exports] == [(6, "in clear"), (6, "masked")]
 
 
+def test_a_customer_search_offers_the_requester_s_answer_naming_nobody_else(office):
+    at = _app("audrey", page="search")
+    _search(at, actor="emp-0001")
+    assert not [b for b in at.button if b.key == "s-answer"]  # offered for one customer's search only
+    _search(at, actor="", customer=BULK_CUSTOMERS[0])
+    at.button(key="s-answer").click().run()
+    answer = at.session_state["s-answer-csv"]
+    rows = list(csv.DictReader(io.StringIO(answer.csv)))
+    assert answer.events == len(rows) == 2
+    assert [row["who"] for row in rows] == [
+        "our staff (customer service, service)",
+        "blue-sky (partner company), agency",
+    ]
+    assert (
+        "emp-0001" not in answer.csv
+        and "ptn-0001" not in answer.csv
+        and BULK_CUSTOMERS[1] not in answer.csv
+        and "cust#" not in answer.csv
+    )
+    assert "Download the answer" in [b.label for b in at.get("download_button")][-1]
+    with _open(office["store_path"]) as store:
+        [recorded] = [a for a in store.data_accesses(DataAccessQuery()) if a.what.get("shape") == "subject answer"]
+    assert (recorded.by, recorded.reason, recorded.results) == ("audrey", "DSAR 2026-118", answer.events)
+
+
 def test_the_csv_export_pages_through_and_says_when_the_cap_cut_it(office, monkeypatch):
     from dashboard import queries
 

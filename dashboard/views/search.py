@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, ui
+from dashboard import queries, subject_access, ui
 from dashboard.auth import Permission
 from detectors.classify import UNCLASSIFIED, Classifier
 from models.event import Action, Outcome
@@ -93,6 +93,7 @@ if searched:
     st.session_state["s-cursors"] = [None]
     st.session_state["s-active"] = True
     st.session_state.pop("s-csv", None)
+    st.session_state.pop("s-answer-csv", None)
 
 if not st.session_state.get("s-active"):
     st.stop()
@@ -140,3 +141,29 @@ if export is not None:
     st.download_button(
         f"Download CSV ({export.events:,} events)", export.csv, "accesswatch-events.csv", "text/csv", key="s-csv-dl"
     )
+
+if customer_id.strip():
+    # the export above is the organisation's record; this is what to hand the person who asked
+    st.caption(
+        "The answer to this customer's access request: each access that served their data, oldest first, with"
+        " who read it in words (a role and team, a partner company, an automated process), the action, the fields"
+        " and the purpose; no other customer, employee id, address or record count."
+    )
+    if st.button("Prepare the requester's answer (CSV, recorded)", key="s-answer"):
+        st.session_state["s-answer-csv"] = subject_access.subject_access_answer(
+            ctx.store, ctx.identity, customer_id, reason, ctx.zone
+        )
+    answer: queries.Export | None = st.session_state.get("s-answer-csv")
+    if answer is not None:
+        if not answer.complete:
+            st.warning(
+                f"The answer holds the oldest {answer.events:,} accesses only: more were kept than the"
+                f" {queries.EXPORT_CAP:,} one file may hold."
+            )
+        st.download_button(
+            f"Download the answer ({answer.events:,} accesses)",
+            answer.csv,
+            "access-request-answer.csv",
+            "text/csv",
+            key="s-answer-dl",
+        )
