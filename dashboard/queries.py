@@ -12,7 +12,7 @@ import io
 import logging
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -684,22 +684,30 @@ def export_events(
         raise ValueError("a reason is required to export the access log (a case, a request number)")
     if query.customer_id is not None:  # one customer's events: the others they read stay pseudonyms
         masker = masker.for_subject(query.customer_id)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=EVENT_COLUMNS)
-    writer.writeheader()
-    events, cursor = 0, None
-    while True:
-        page = store.query_events(query.model_copy(update={"limit": min(EXPORT_PAGE, cap - events), "cursor": cursor}))
-        writer.writerows(export_row(item, masker, zone) for item in page.items)
-        events += len(page.items)
-        cursor = page.next_cursor
-        if cursor is None or events >= cap:
-            break
+    export = events_csv(store, query, EVENT_COLUMNS, lambda item: export_row(item, masker, zone), cap)
     asked = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "cursor", "newest_first"})
     # whether the ids left in clear is part of what was read
     shown = "masked" if not masker.unmasked else "in clear" if masker.subject is None else "the searched one in clear"
     what = {**asked, "cap": cap, "customer_ids": shown}
-    record_access(store, identity, DataAccessKind.EXPORT, reason, what, events)
+    record_access(store, identity, DataAccessKind.EXPORT, reason, what, export.events)
+    return export
+
+
+def events_csv(
+    store: Store, query: EventQuery, columns: Sequence[str], row: Callable[[StoredEvent], dict], cap: int
+) -> Export:
+    """The events matching ``query``, read ``EXPORT_PAGE`` at a time, up to ``cap``, a CSV row each."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns)
+    writer.writeheader()
+    events, cursor = 0, None
+    while True:
+        page = store.query_events(query.model_copy(update={"limit": min(EXPORT_PAGE, cap - events), "cursor": cursor}))
+        writer.writerows(map(row, page.items))
+        events += len(page.items)
+        cursor = page.next_cursor
+        if cursor is None or events >= cap:
+            break
     return Export(out.getvalue(), events, complete=cursor is None)
 
 

@@ -13,12 +13,11 @@ purpose stated.  Nothing in it names anyone else.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import tzinfo
 
+from dashboard import queries
 from dashboard.auth import Identity, Permission
-from dashboard.queries import EXPORT_CAP, EXPORT_PAGE, Export, event_time, inert_in_spreadsheets, record_access
+from dashboard.queries import Export, event_time, events_csv, inert_in_spreadsheets, record_access
 from models.dashboard import DataAccessKind
 from models.event import AccessEvent, ActorKind, Outcome
 from store.base import EventQuery, Store, StoredEvent
@@ -70,19 +69,9 @@ def subject_access_answer(
         raise ValueError("a reason is required to answer an access request (the request's number)")
     if not customer_id.strip():
         raise ValueError("an access request is answered for one customer id")
-    cap = EXPORT_CAP if cap is None else cap
+    cap = queries.EXPORT_CAP if cap is None else cap  # read here: set in one place for both CSVs
     query = EventQuery(customer_id=customer_id.strip(), outcome=Outcome.SUCCESS, newest_first=False)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=SUBJECT_COLUMNS)
-    writer.writeheader()
-    events, cursor = 0, None
-    while True:
-        page = store.query_events(query.model_copy(update={"limit": min(EXPORT_PAGE, cap - events), "cursor": cursor}))
-        writer.writerows(answer_row(item, zone) for item in page.items)
-        events += len(page.items)
-        cursor = page.next_cursor
-        if cursor is None or events >= cap:
-            break
+    export = events_csv(store, query, SUBJECT_COLUMNS, lambda item: answer_row(item, zone), cap)
     what = {"customer_id": query.customer_id, "outcome": Outcome.SUCCESS.value, "cap": cap, "shape": "subject answer"}
-    record_access(store, identity, DataAccessKind.EXPORT, reason, what, events)
-    return Export(out.getvalue(), events, complete=cursor is None)
+    record_access(store, identity, DataAccessKind.EXPORT, reason, what, export.events)
+    return export

@@ -97,7 +97,7 @@ def test_the_answer_is_recorded_and_only_auditors_give_it_with_a_reason(requeste
 
 
 def test_the_answer_pages_through_the_history_and_says_when_its_cap_cut_it(sqlite_store, settings, monkeypatch):
-    monkeypatch.setattr(subject_access, "EXPORT_PAGE", 2)
+    monkeypatch.setattr(queries, "EXPORT_PAGE", 2)
     sqlite_store.write([f.incoming(settings, at=f.at(days=d), customer_ids=["c-me"]) for d in range(7)])
     whole = subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 9", SHANGHAI)
     assert (whole.events, whole.complete) == (7, True)

@@ -131,17 +131,28 @@ if nav[3].button(f"Prepare CSV export (up to {queries.EXPORT_CAP:,} events, reco
         ctx.store, ctx.identity, current_query(queries.EXPORT_PAGE), reason, ctx.masker, ctx.zone, queries.EXPORT_CAP
     )
     st.session_state["s-csv"] = made
-export: queries.Export | None = st.session_state.get("s-csv")
-if export is not None:
-    if not export.complete:
-        st.warning(
-            f"The export holds the newest {export.events:,} events only: more matched than the"
-            f" {queries.EXPORT_CAP:,} one export may hold. Narrow the search (dates, actor) to export the rest."
-        )
-    st.download_button(
-        f"Download CSV ({export.events:,} events)", export.csv, "accesswatch-events.csv", "text/csv", key="s-csv-dl"
-    )
 
+
+def offer_download(state: str, label: str, filename: str, cut: str) -> None:
+    """The CSV prepared under ``state``, to download; ``cut`` warns above it when the cap left events out.
+
+    ``label`` and ``cut`` name the CSV's ``{events}``.
+    """
+    made: queries.Export | None = st.session_state.get(state)
+    if made is None:
+        return
+    if not made.complete:
+        st.warning(cut.format(events=made.events, cap=queries.EXPORT_CAP))
+    st.download_button(label.format(events=made.events), made.csv, filename, "text/csv", key=f"{state}-dl")
+
+
+offer_download(
+    "s-csv",
+    "Download CSV ({events:,} events)",
+    "accesswatch-events.csv",
+    "The export holds the newest {events:,} events only: more matched than the {cap:,} one export may hold."
+    " Narrow the search (dates, actor) to export the rest.",
+)
 if customer_id.strip():
     # the export above is the organisation's record; this is what to hand the person who asked
     st.caption(
@@ -153,17 +164,9 @@ if customer_id.strip():
         st.session_state["s-answer-csv"] = subject_access.subject_access_answer(
             ctx.store, ctx.identity, customer_id, reason, ctx.zone
         )
-    answer: queries.Export | None = st.session_state.get("s-answer-csv")
-    if answer is not None:
-        if not answer.complete:
-            st.warning(
-                f"The answer holds the oldest {answer.events:,} accesses only: more were kept than the"
-                f" {queries.EXPORT_CAP:,} one file may hold."
-            )
-        st.download_button(
-            f"Download the answer ({answer.events:,} accesses)",
-            answer.csv,
-            "access-request-answer.csv",
-            "text/csv",
-            key="s-answer-dl",
-        )
+    offer_download(
+        "s-answer-csv",
+        "Download the answer ({events:,} accesses)",
+        "access-request-answer.csv",
+        "The answer holds the oldest {events:,} accesses only: more were kept than the {cap:,} one file may hold.",
+    )
