@@ -22,13 +22,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
+from detectors import wording
 from detectors.base import Finding
 from models.alert import Alert, Severity
 from models.event import format_utc
 
 MAX_SPANS = 48
+# what a grown alert's summary adds to its strongest finding's sentence (``_told``); found again by it (``_bare``)
+_GROWN = "; the strongest of "
 
 
 def alert_id(detector: str, actor_id: str, start: float) -> str:
@@ -55,12 +58,63 @@ def _kept(spans: list[list]) -> list[list]:
     return spans if len(spans) <= MAX_SPANS else [spans[0], *spans[-(MAX_SPANS - 1) :]]
 
 
+def _span_of(finding: Finding) -> list:
+    """A finding as its alert keeps it: ``[start, end, score, severity, records]`` (records read in its window;
+    None if its detector does not count them)."""
+    records = finding.evidence.get("records")
+    return [
+        format_utc(datetime.fromtimestamp(finding.window_start, UTC)),
+        format_utc(datetime.fromtimestamp(finding.window_end, UTC)),
+        finding.score,
+        finding.severity.value,
+        records if isinstance(records, int) and not isinstance(records, bool) else None,
+    ]
+
+
+def records_in(spans: list[list], findings: int) -> int | None:
+    """Records read in the windows of an alert's findings, each counted once; None where that is not known.
+
+    A day's finding holds its hours' (windows nest: a window inside another is counted in it).  Not known:
+    findings dropped from ``spans`` (over MAX_SPANS), a window that overlaps another without holding it or
+    being held (a ramp's runs), a finding without a count, or spans kept before they carried one.
+    """
+    if findings != len(spans):
+        return None
+    windows = []
+    for span in spans:
+        if len(span) < 5 or span[4] is None:
+            return None
+        windows.append((span[0], span[1], span[4]))  # UTC text of one format: ordered as the times are
+    total = 0
+    for n, (start, end, records) in enumerate(windows):
+        holders = [
+            (s, e)
+            for m, (s, e, _) in enumerate(windows)
+            if m != n and s <= start and end <= e and ((s, e) != (start, end) or m < n)
+        ]
+        if holders:
+            continue  # counted in a wider window (or an equal one listed first)
+        if any(
+            s < end and start < e and not (start <= s and e <= end) for m, (s, e, _) in enumerate(windows) if m != n
+        ):
+            return None
+        total += records
+    return total
+
+
+def _bare(summary: str) -> str:
+    """A summary as its finding told it, without what a grown alert adds (``AlertBook._told``)."""
+    told, grown, _ = summary.rpartition(_GROWN)
+    return f"{told}." if grown else summary
+
+
 class AlertBook:
     """The alerts that may still grow, by (detector, actor)."""
 
-    def __init__(self, merge_gap: float, max_sample_events: int) -> None:
+    def __init__(self, merge_gap: float, max_sample_events: int, zone: tzinfo = UTC) -> None:
         self.merge_gap = merge_gap
         self.max_sample_events = max_sample_events
+        self.zone = zone  # the organisation's: a grown alert's summary tells its span in local time
         self.open: dict[tuple[str, str], Alert] = {}
 
     def add(self, finding: Finding) -> Alert:
@@ -89,7 +143,7 @@ class AlertBook:
         evidence = dict(finding.evidence)
         evidence["event_ids"] = list(evidence.get("event_ids", []))[: self.max_sample_events]
         evidence["findings"] = 1
-        evidence["spans"] = [[format_utc(start), format_utc(end), finding.score, finding.severity.value]]
+        evidence["spans"] = [_span_of(finding)]
         return Alert(
             alert_id=alert_id(finding.detector, actor.id, finding.window_start),
             detector=finding.detector,
@@ -118,16 +172,13 @@ class AlertBook:
         ids = list(dict.fromkeys([*old.get("event_ids", []), *finding.evidence.get("event_ids", [])]))
         evidence["event_ids"] = ids[: self.max_sample_events]
         evidence["findings"] = old.get("findings", 1) + 1
-        spans = [*old.get("spans", [])]
-        spans.append(
-            [
-                format_utc(datetime.fromtimestamp(finding.window_start, UTC)),
-                format_utc(datetime.fromtimestamp(finding.window_end, UTC)),
-                finding.score,
-                finding.severity.value,
-            ]
-        )
-        evidence["spans"] = _kept(spans)
+        spans = _kept([*old.get("spans", []), _span_of(finding)])
+        evidence["spans"] = spans
+        records = records_in(spans, evidence["findings"])
+        if records is None:
+            evidence.pop("records_in_alert", None)
+        else:
+            evidence["records_in_alert"] = records
         severity = Severity.from_rank(max(alert.severity.rank, finding.severity.rank))
         return alert.model_copy(
             update={
@@ -135,12 +186,22 @@ class AlertBook:
                 "window_end": end,
                 "score": max(alert.score, finding.score),
                 "severity": severity,
-                "summary": finding.summary if stronger else alert.summary,
+                "summary": self._told(finding.summary if stronger else _bare(alert.summary), evidence, start, end),
                 "evidence": evidence,
                 "updated_at": end,
                 "revision": alert.revision + 1,
             }
         )
+
+    def _told(self, strongest: str, evidence: dict, start: datetime, end: datetime) -> str:
+        """The strongest finding's sentence, and what the alert holds beyond it: a grown alert's window is wider
+        than the hour (or day) its strongest finding tells, and its figures are that finding's alone."""
+        told = f"{strongest.rstrip('.')}{_GROWN}{evidence['findings']} findings"
+        told += f" {wording.span(start.timestamp(), end.timestamp(), self.zone)}"
+        records = evidence.get("records_in_alert")
+        if records is not None:
+            told += f", {wording.counted(records, 'record')} read in their windows in all"
+        return told + "."
 
     def to_state(self) -> list[dict]:
         return [alert.model_dump(mode="json") for alert in self.open.values()]

@@ -45,7 +45,7 @@ class DetectionEngine:
         self.profiles = ProfileBook(
             list(baselines.peer_group), baselines.half_life, baselines.max_known_items, baselines.actor_warmup_days
         )
-        self.book = AlertBook(settings.alerts.merge_gap, settings.alerts.max_sample_events)
+        self.book = AlertBook(settings.alerts.merge_gap, settings.alerts.max_sample_events, settings.organisation.tz)
         self.short = settings.windows.short
         self.long = settings.windows.long
         self.lateness = settings.windows.allowed_lateness

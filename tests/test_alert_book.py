@@ -11,8 +11,9 @@ window.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from detectors.alerts import MAX_SPANS, AlertBook, alert_id, opened_at
+from detectors.alerts import MAX_SPANS, AlertBook, alert_id, opened_at, records_in
 from detectors.base import Finding
 from detectors.windows import ActorRef
 from models.alert import Alert, Severity
@@ -23,7 +24,12 @@ DAY_START = datetime(2026, 10, 20, 16, 0, tzinfo=UTC)  # midnight in Asia/Shangh
 ACTOR = ActorRef(id="emp-0134", kind=ActorKind.EMPLOYEE)
 
 
-def _finding(start: datetime, hours: float, score: float = 5.0, severity: Severity = Severity.HIGH) -> Finding:
+def _finding(
+    start: datetime, hours: float, score: float = 5.0, severity: Severity = Severity.HIGH, records: int | None = None
+) -> Finding:
+    evidence: dict = {"event_ids": [f"e-{start:%d%H}"]}
+    if records is not None:
+        evidence["records"] = records
     return Finding(
         detector="bulk_read",
         actor=ACTOR,
@@ -31,8 +37,8 @@ def _finding(start: datetime, hours: float, score: float = 5.0, severity: Severi
         window_end=start.timestamp() + hours * HOUR,
         score=score,
         severity=severity,
-        summary=f"read a lot from {start:%H:%M}",
-        evidence={"event_ids": [f"e-{start:%d%H}"]},
+        summary=f"Read a lot from {start:%H:%M}.",
+        evidence=evidence,
     )
 
 
@@ -109,3 +115,50 @@ def test_without_a_detector_to_hold_it_an_alert_past_the_merge_gap_is_forgotten(
     book.add(_finding(DAY_START, 24))
     book.expire((DAY_START + timedelta(hours=26, seconds=1)).timestamp())
     assert book.open == {}
+
+
+# -- what a grown alert tells ---------------------------------------------------------------------------------
+def test_a_grown_alert_tells_its_whole_span_and_the_records_of_all_its_windows():
+    # two hours of 70 ID-document reads each: the strongest hour's sentence alone would say 70 for a two-hour alert
+    book = AlertBook(merge_gap=2 * HOUR, max_sample_events=20, zone=ZoneInfo("Asia/Shanghai"))
+    two = DAY_START + timedelta(hours=14)  # 06:00Z: 14:00 in Shanghai
+    opened = book.add(_finding(two, 1, score=5.3, records=70))
+    assert opened.summary == "Read a lot from 06:00." and "records_in_alert" not in opened.evidence
+    grown = book.add(_finding(two + timedelta(hours=1), 1, score=5.9, records=70))
+    assert grown.summary == (
+        "Read a lot from 07:00; the strongest of 2 findings on Wed 21 Oct 14:00-16:00 Asia/Shanghai,"
+        " 140 records read in their windows in all."
+    )
+    assert grown.evidence["records_in_alert"] == 140
+    # a weaker finding keeps the strongest's sentence, told once, with the new span and total
+    third = book.add(_finding(two + timedelta(hours=2), 1, score=2.0, records=5))
+    assert third.summary == (
+        "Read a lot from 07:00; the strongest of 3 findings on Wed 21 Oct 14:00-17:00 Asia/Shanghai,"
+        " 145 records read in their windows in all."
+    )
+
+
+def test_records_are_counted_once_where_a_day_holds_its_hours():
+    hours = [_finding(DAY_START + timedelta(hours=h), 1, records=100) for h in (14, 15)]
+    day = _finding(DAY_START, 24, score=9.0, records=230)
+    assert _merged(*hours, day).evidence["records_in_alert"] == 230
+    next_morning = _finding(DAY_START + timedelta(hours=25), 1, records=7)
+    assert _merged(*hours, day, next_morning).evidence["records_in_alert"] == 237
+
+
+def test_no_total_is_told_where_it_is_not_known():
+    start = DAY_START
+    # a finding without a count
+    alert = _merged(_finding(start, 1, records=3), _finding(start + timedelta(hours=1), 1, score=6.0))
+    assert "records_in_alert" not in alert.evidence and " read in their windows" not in alert.summary
+    assert "the strongest of 2 findings" in alert.summary
+    # runs that overlap without one holding the other (a ramp's)
+    spans = [
+        ["2026-10-20T00:00:00.000Z", "2026-10-23T00:00:00.000Z", 1, "low", 10],
+        ["2026-10-21T00:00:00.000Z", "2026-10-24T00:00:00.000Z", 2, "low", 10],
+    ]
+    assert records_in(spans, 2) is None
+    # findings cut from the spans, and spans kept before they carried a count
+    assert records_in(spans[:1], 2) is None
+    assert records_in([span[:4] for span in spans[:1]], 1) is None
+    assert records_in(spans[:1], 1) == 10

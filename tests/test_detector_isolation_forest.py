@@ -193,7 +193,7 @@ def test_alone_the_model_asks_for_review_and_it_pages_only_when_a_rule_agrees(in
     alert = forest_alerts(insider_run, INSIDER.id)[0]
     assert alert.severity is Severity.MEDIUM, describe(alert)
     assert alert.evidence["alone"] == {"severity": "high", "at_most": "medium"}
-    assert alert.summary.endswith("; no rule found anything on them then, so medium.")
+    assert "; no rule found anything on them then, so medium" in alert.summary
     # with the volume rule, which pages the same hour, the model's alert is high, whichever detector runs first
     for detectors in ([NAME, "bulk_read"], ["bulk_read", NAME]):
         both = run(insider_story(), detectors, config=CONFIG)
