@@ -4,7 +4,31 @@ value: 'abc'") and the exception for an argument found wrong once the command ru
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from datetime import datetime, tzinfo
+from typing import NoReturn
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with its mistakes (an unknown option, a missing argument, a wrong value) told in one line
+    that names the problem and points at ``--help``, and exit 2: the product's rule for a wrong value.
+
+    argparse printed its usage first, and the reason came second, under lines of options; ``--help`` itself is
+    unchanged.  The subcommands' parsers are of this class too (``add_subparsers`` makes them so).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {' '.join(message.split())}; see {self.prog} --help\n")
+
+    def parse_command(self, argv: Sequence[str] | None = None) -> argparse.Namespace:
+        """``parse_args``, with an unknown option told by the subcommand it was given to (``accesswatch alerts``):
+        argparse leaves it to the top parser, which would name only ``accesswatch``."""
+        args, unknown = self.parse_known_args(argv)
+        if unknown:
+            command = getattr(args, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.exit(2, f"{prog}: unrecognized arguments: {' '.join(unknown)}; see {prog} --help\n")
+        return args
 
 
 class WrongArgument(Exception):

@@ -53,7 +53,7 @@ class Unreadable(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     tune_garbage_collector()
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_command(argv)  # a mistake in the arguments: one line, exit 2
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_CONFIG
@@ -93,8 +93,8 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(1_000_000, 50, 100)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _parser() -> arguments.Parser:
+    parser = arguments.Parser(
         prog="accesswatch",
         description="Watch who reads customer data, and raise the alarm on unusual reads.",
     )

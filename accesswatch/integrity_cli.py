@@ -190,6 +190,8 @@ def _purge(args: argparse.Namespace) -> int:
     retention = settings.retention
     policy = RetentionPolicy.of(retention.events_days, retention.alerts_days, now)
     with app.open_store(settings, must_exist=True) as store:
+        if settings.store.kind == "elasticsearch":
+            return _purge_by_ilm(store, settings, now, args.dry_run)
         if not isinstance(store, RetainingStore):
             raise SystemExit("accesswatch: this store kind has no retention yet")
         report = store.purge(policy, dry_run=args.dry_run)
@@ -207,3 +209,54 @@ def _purge(args: argparse.Namespace) -> int:
         f" {format_utc(policy.alerts_before)} ({retention.alerts_days} days)"
     )
     return EXIT_OK
+
+
+# what each family of Elasticsearch indices holds, as the purge's lines count it
+_HELD = {
+    "events": ("event", "events"),
+    "deadletters": ("dead letter", "dead letters"),
+    "alerts": ("alert", "alerts"),
+    "incidents": ("incident", "incidents"),
+    "actions": ("triage action", "triage actions"),
+    "accesses": ("recorded data access", "recorded data accesses"),
+}
+
+
+def _purge_by_ilm(store: Store, settings: Settings, now: datetime, dry_run: bool) -> int:
+    """On Elasticsearch, ILM deletes whole dated indices itself: ``--dry-run`` lists those past retention, counted."""
+    from store.elasticsearch import ElasticsearchStore
+    from store.elasticsearch import mappings as m
+    from store.elasticsearch.retention import dated_before
+
+    assert isinstance(store, ElasticsearchStore)
+    prefix = store.settings.prefix
+    if not dry_run:
+        raise SystemExit(
+            f"accesswatch purge: on Elasticsearch, retention is ILM's: its policies {prefix}-events and"
+            f" {prefix}-records delete the indices past [retention] themselves; --dry-run lists them"
+        )
+    indices = store.indices_past_retention(now)
+    retention = settings.retention
+    for families, days, kind in (
+        (m.DAILY, retention.events_days, "daily"),
+        (m.MONTHLY, retention.alerts_days, "monthly"),
+    ):
+        due = [index for index in indices if index.family in families]
+        counts = [_counted(sum(i.documents for i in due if i.family == family), *_HELD[family]) for family in families]
+        cut = dated_before(store.settings, families[0], now)
+        held = _counted(len(due), f"{kind} index", f"{kind} indices")
+        print(
+            f"would purge {', '.join(counts[:-1])} and {counts[-1]} in {held}"
+            f" dated {cut:%Y-%m-%d} or earlier ({days} days before {format_utc(now)})"
+        )
+    for index in indices:
+        print(f"  {index.name}: {_counted(index.documents, *_HELD[index.family])}")
+    print(
+        f"ILM deletes these whole indices itself (policies {prefix}-events and {prefix}-records), open incidents and"
+        " the events alerts cite too: purge does not delete on Elasticsearch"
+    )
+    return EXIT_OK
+
+
+def _counted(count: int, noun: str, plural: str) -> str:
+    return f"{count:,} {noun if count == 1 else plural}"

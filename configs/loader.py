@@ -80,11 +80,60 @@ def _apply_environment(merged: dict[str, Any], origins: dict[KeyPath, str], env:
             continue
         if raw == "":  # as for ACCESSWATCH_CONFIG: an empty variable is unset (write '""' for an empty string)
             continue
-        path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
-        if not all(path):
+        spelled = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        if not all(spelled):
             raise ConfigError(f"configuration error: {name}: empty key part (use double underscores between levels)")
+        path = _key_path(merged, spelled, name)
         _set(merged, path, _env_value(raw))
         origins[path] = name
+
+
+def _key_path(merged: Mapping[str, Any], spelled: KeyPath, name: str) -> KeyPath:
+    """The keys a variable's name spells, each as the configuration already names it.
+
+    A shell cannot export a name with a dash or in lower case, so ``_`` in a variable stands for ``_``
+    or ``-`` and the case is ignored: ``ON_CALL`` reaches the receiver ``on-call`` (or ``On-Call``).  A name
+    that matches no key is taken as spelled (lower case), as before; a dash written in the name means a
+    dash.  One that matches two keys (receivers ``on-call`` and ``on_call``) is refused: either may be meant.
+    """
+    path: list[str] = []
+    for part in spelled:
+        known = _names_at(merged, tuple(path))
+        if "-" in part:
+            found = [key for key in known if key.lower() == part]
+        else:
+            found = [key for key in known if key.lower().replace("-", "_") == part]
+        if len(found) > 1:
+            keys = " and ".join(".".join((*path, key)) for key in sorted(found))
+            raise ConfigError(
+                f"configuration error: {name} names both {keys} (a variable spells '-' as '_' and ignores case):"
+                " rename one of them, or set it in the --config file"
+            )
+        path.append(found[0] if found else part)
+    return tuple(path)
+
+
+def _names_at(merged: Mapping[str, Any], path: KeyPath) -> list[str]:
+    """The keys the configuration has at ``path``; for the receivers' settings, every receiver it names too."""
+    table = _lookup(merged, path)
+    names = list(table) if isinstance(table, Mapping) else []
+    if path == ("notify", "settings") and isinstance(merged.get("notify"), Mapping):
+        names += _receivers_named(merged["notify"])
+    return list(dict.fromkeys(names))
+
+
+def _receivers_named(notify: Mapping[str, Any]) -> list[str]:
+    """The receiver names in ``notify.receivers`` and the routes' lists, as written (before validation)."""
+    lists: list[Any] = [notify.get("receivers")]
+    for route in _tables(notify.get("routes")):
+        lists.append(route.get("receivers"))
+        lists += [step.get("receivers") for step in _tables(route.get("escalate"))]
+    return [name for names in lists if isinstance(names, list) for name in names if isinstance(name, str)]
+
+
+def _tables(items: Any) -> list[Mapping[str, Any]]:
+    """The tables of an array of tables (anything else is refused later, by validation, naming the key)."""
+    return [item for item in items if isinstance(item, Mapping)] if isinstance(items, list) else []
 
 
 def _refuse_non_finite(node: Any, origins: Origins, path: KeyPath = ()) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
@@ -19,6 +21,9 @@ from models.config import Settings
 from models.incident import Incident
 
 MAX_LISTED_CUSTOMERS = 10_000
+# Each value the report quotes from the log, the configuration or a person (an id, a name, a note) goes
+# through one of these: ``markdown_text`` in the Markdown, unchanged in the HTML (escaped there line by line).
+Quote = Callable[[str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +69,49 @@ def _deadline_text(view: IncidentView, now: datetime, zone: tzinfo) -> str:
     return f"{due}; {closed} {abs(left) / 3600:.0f} h {'before' if left >= 0 else 'after'} it"
 
 
-def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
-    """The report as titled sections: a list of lines, or a table."""
+def markdown_text(value: str) -> str:
+    """``value`` as literal Markdown text: an id or a note that cannot format, link, break a table or a line.
+
+    Its line breaks become spaces (as the HTML shows them); the characters Markdown (with GitHub's tables,
+    strikethrough and maths) gives a meaning get a backslash, as does a list's mark or a rule at its start.
+    An underscore between letters or digits (``passport_number``) cannot emphasise, and stays as it is.
+    """
+    flat = " ".join(value.split())
+    last = len(flat) - 1
+    escaped = "".join(
+        "\\" + char
+        if char in _MARKDOWN_ACTIVE
+        or (char == "_" and not (0 < at < last and flat[at - 1].isalnum() and flat[at + 1].isalnum()))
+        else char
+        for at, char in enumerate(flat)
+    )
+    return _BLOCK_START.sub(lambda mark: mark[0][:-1] + "\\" + mark[0][-1], escaped)
+
+
+_MARKDOWN_ACTIVE = frozenset("\\`*[]<>|~&$#")
+# at a line's start, a list's mark or a rule: "- x", "+ x", "---", "2026. x", "1) x"
+_BLOCK_START = re.compile(r"^(?:[-+](?=[\s-]|$)|\d{1,9}[.)](?=\s|$))")
+
+
+def _as_is(value: str) -> str:
+    return value
+
+
+def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table]]:
+    """The report as titled sections: a list of lines, or a table; ``quote`` for each value it quotes."""
     incident, impact, settings = report.incident, report.impact, report.settings
     zone = settings.organisation.tz
     view = report.view
     deadline_text = _deadline_text(view, report.prepared_at, zone)
+    q = quote
     who = [
-        f"Actor: {incident.actor_id} ({incident.actor_kind.value})",
-        f"Role: {incident.actor_role or 'unknown'}; department: {incident.actor_department or 'unknown'}",
+        f"Actor: {q(incident.actor_id)} ({incident.actor_kind.value})",
+        f"Role: {q(incident.actor_role or 'unknown')}; department: {q(incident.actor_department or 'unknown')}",
     ]
     if incident.actor_organization:
-        who.append(f"Organisation: {incident.actor_organization} (partner company)")
-    what = [incident.summary, ""]
-    what += [f"- {alert.detector} ({alert.severity.value}): {alert.summary}" for alert in view.alerts]
+        who.append(f"Organisation: {q(incident.actor_organization)} (partner company)")
+    what = [q(incident.summary), ""]
+    what += [f"- {q(alert.detector)} ({alert.severity.value}): {q(alert.summary)}" for alert in view.alerts]
     if impact.egress_first is not None:
         egress = (
             f"First and last egress event: {_local(impact.egress_first, zone)} to {_local(impact.egress_last, zone)}"
@@ -96,30 +130,35 @@ def _sections(report: Report) -> list[tuple[str, list[str] | Table]]:
         f"Events: {impact.events:,} ({impact.denied:,} refused); records read: {impact.records:,};"
         f" exported, downloaded, printed or shared: {impact.egress_records:,}",
         *_customer_lines(impact),
-        "Resources: " + ", ".join(f"{name} ({records:,})" for name, records in impact.resources.most_common(8)),
+        "Resources: " + ", ".join(f"{q(name)} ({records:,})" for name, records in impact.resources.most_common(8)),
     ]
     triage = Table(
         ["When", "Who", "Action", "Note"],
         [
-            [_local(a.at, zone), a.by, a.kind.value + (f" to {a.assignee}" if a.assignee else ""), a.note or ""]
+            [
+                _local(a.at, zone),
+                q(a.by),
+                a.kind.value + (f" to {q(a.assignee)}" if a.assignee else ""),
+                q(a.note or ""),
+            ]
             for a in view.actions
         ],
     )
-    sources = _sources(impact)
+    sources = _sources(impact, quote)
     sections: list[tuple[str, list[str] | Table]] = [
         ("What happened", what),
         ("When", when),
         ("Who", who),
         ("Where from", sources if sources.rows else ["No event was read (all were refused)."]),
-        ("Which data", _data_table(impact, settings)),
+        ("Which data", _data_table(impact, settings, quote)),
         ("How much, and whose", scope),
         ("Triage", triage if triage.rows else ["No triage action yet."]),
     ]
     if report.customer_ids is not None:
-        sections.append(("Affected customers (confidential)", _customer_list(report)))
+        sections.append(("Affected customers (confidential)", _customer_list(report, quote)))
     else:
         sections.append(("Affected customers", ["The list is available to auditors; its export is recorded."]))
-    return sections + _to_write(report)
+    return sections + _to_write(report, quote)
 
 
 def _customer_lines(impact: Impact) -> list[str]:
@@ -147,7 +186,7 @@ def _customer_lines(impact: Impact) -> list[str]:
     return lines
 
 
-def _customer_list(report: Report) -> list[str]:
+def _customer_list(report: Report, quote: Quote) -> list[str]:
     """The ids, exported ones first: the part of the list a report holds (the CSV holds them all)."""
     ids = report.customer_ids or []
     listed = ids[:MAX_LISTED_CUSTOMERS]
@@ -155,13 +194,13 @@ def _customer_list(report: Report) -> list[str]:
     exported = [c for c in listed if c in traces and traces[c].exported]
     read = [c for c in listed if not (c in traces and traces[c].exported)]
     lines = [
-        f"Exported, downloaded, printed or shared ({len(exported):,}): " + (", ".join(exported) or "none"),
-        f"Only read ({len(read):,}): " + (", ".join(read) or "none"),
+        f"Exported, downloaded, printed or shared ({len(exported):,}): " + (", ".join(map(quote, exported)) or "none"),
+        f"Only read ({len(read):,}): " + (", ".join(map(quote, read)) or "none"),
     ]
     if len(ids) > len(listed):
         lines.append(f"... and {len(ids) - len(listed):,} more (in the CSV of customers)")
     lines.append(
-        f"The CSV of customers ({report.incident.incident_id}-customers.csv) lists each id with whether it was"
+        f"The CSV of customers ({quote(report.incident.incident_id)}-customers.csv) lists each id with whether it was"
         " exported or only read, its first and last time, and its events."
     )
     if report.impact.sampled_events:
@@ -172,14 +211,14 @@ def _customer_list(report: Report) -> list[str]:
 MAX_SOURCES = 20  # values of each kind in the report; the rest as one row
 
 
-def _sources(impact: Impact) -> Table:
+def _sources(impact: Impact, quote: Quote) -> Table:
     """Where the events came from: each source address, user agent and session, with its events."""
     rows = []
     for kind in SOURCE_KINDS:
         seen = [(value, events) for (k, value), events in impact.sources.most_common() if k == kind]
         for value, events in seen[:MAX_SOURCES]:
             egress = impact.egress_sources.get((kind, value), 0)
-            rows.append([kind, value or "(not given)", f"{events:,}", f"{egress:,}"])
+            rows.append([kind, quote(value) if value else "(not given)", f"{events:,}", f"{egress:,}"])
         if len(seen) > MAX_SOURCES:
             rest = seen[MAX_SOURCES:]
             more = sum(impact.egress_sources.get((kind, value), 0) for value, _ in rest)
@@ -187,7 +226,7 @@ def _sources(impact: Impact) -> Table:
     return Table(["Seen as", "Value", "Events", "Egress events"], rows)
 
 
-def _data_table(impact: Impact, settings: Settings) -> Table:
+def _data_table(impact: Impact, settings: Settings, quote: Quote) -> Table:
     """Each class with the fields read in it (today's classification of the field names)."""
     classifier = Classifier(settings.classification)
     fields: dict[str, list[str]] = {}
@@ -200,10 +239,10 @@ def _data_table(impact: Impact, settings: Settings) -> Table:
         records = impact.records_by_class.get(name)
         rows.append(
             [
-                name,
-                classifier.sensitivity.get(name, settings.classification.unclassified_sensitivity),
+                quote(name),
+                quote(classifier.sensitivity.get(name, settings.classification.unclassified_sensitivity)),
                 f"{records:,}" if records is not None else "(classified so since the events were stored)",
-                ", ".join(fields.get(name, [])) or "(none named)",
+                ", ".join(map(quote, fields.get(name, []))) or "(none named)",
             ]
         )
     return Table(["Data class", "Sensitivity", "Records", "Fields read"], rows)
@@ -212,13 +251,15 @@ def _data_table(impact: Impact, settings: Settings) -> Table:
 _YOURS = "To be written by the privacy officer: "
 
 
-def _to_write(report: Report) -> list[tuple[str, list[str] | Table]]:
+def _to_write(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table]]:
     """What GDPR art. 33(3) and PIPL art. 57 ask beyond the figures: the privacy officer's to write.
 
     Headings that say so, so that the report reads as a draft to complete, not as a finished filing.
     """
     zone = report.settings.organisation.tz
-    notes = [f"- {_local(a.at, zone)} {a.by} ({a.kind.value}): {a.note}" for a in report.view.actions if a.note]
+    notes = [
+        f"- {_local(a.at, zone)} {quote(a.by)} ({a.kind.value}): {quote(a.note)}" for a in report.view.actions if a.note
+    ]
     measures = [
         _YOURS + "what was done and what is proposed to stop the breach and lessen its harm, and what the"
         " customers can do themselves (GDPR art. 33(3)(d); PIPL art. 57)."
@@ -275,25 +316,25 @@ def customers_csv(report: Report) -> str:
     return out.getvalue()
 
 
-def _header(report: Report) -> list[str]:
+def _header(report: Report, quote: Quote) -> list[str]:
     zone = report.settings.organisation.tz
     return [
-        report.incident.incident_id,  # after "Incident report: "
-        f"Prepared by {report.prepared_by} at {_local(report.prepared_at, zone)} with accesswatch;"
+        quote(report.incident.incident_id),  # after "Incident report: "
+        f"Prepared by {quote(report.prepared_by)} at {_local(report.prepared_at, zone)} with accesswatch;"
         f" times are local to {zone}, with their offset from UTC. A draft: the privacy officer writes"
         " its last four sections before filing it",
     ]
 
 
 def markdown(report: Report) -> str:
-    title, prepared = _header(report)
+    title, prepared = _header(report, markdown_text)
     out = [f"# Incident report: {title}", "", f"_{prepared}_", ""]
-    for heading, body in _sections(report):
+    for heading, body in _sections(report, markdown_text):
         out += [f"## {heading}", ""]
         if isinstance(body, Table):
             out.append("| " + " | ".join(body.header) + " |")
             out.append("|" + "---|" * len(body.header))
-            out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body.rows]
+            out += ["| " + " | ".join(row) + " |" for row in body.rows]
         else:
             out += _markdown_lines(body)
         out.append("")
@@ -323,7 +364,7 @@ table { border-collapse: collapse; } td, th { border: 1px solid #d9e2ec; padding
 
 
 def html_document(report: Report) -> str:
-    title, prepared = _header(report)
+    title, prepared = _header(report, _as_is)
     e = html.escape
     out = [
         "<!doctype html>",
@@ -332,7 +373,7 @@ def html_document(report: Report) -> str:
         f"<h1>Incident report: {e(title)}</h1>",
         f'<p class="prepared">{e(prepared)}</p>',
     ]
-    for heading, body in _sections(report):
+    for heading, body in _sections(report, _as_is):
         css = ' class="confidential"' if "confidential" in heading else ""
         out.append(f"<h2{css}>{e(heading)}</h2>")
         if isinstance(body, Table):

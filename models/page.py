@@ -42,7 +42,7 @@ class Page(BaseModel):
     kind: PageKind
     dedup_key: str  # the incident id: receivers that deduplicate collapse repeats on it
     incident: Incident
-    alert: Alert  # the finding behind the page: the contract's alert record
+    alert: Alert  # the headline finding, the one the incident was first paged with: the contract's alert record
     # the incident's other detectors, one line each ("egress, high: ..."), strongest first
     findings: list[Finding] = Field(default_factory=list, max_length=MAX_FINDINGS)
     previous_severity: Severity | None = None  # an update: the severity the receiver was told before
@@ -59,20 +59,24 @@ class Page(BaseModel):
 
 
 def other_findings(incident: Incident, headline: Alert) -> list[str]:
-    """One line per detector of the incident other than the headline's: its strongest finding, strongest first.
+    """One line per detector of the incident, its strongest finding, strongest first, but for the headline itself.
 
     Read from ``Incident.evidence`` (each detector's strongest alert, kept as the incident grows), so
-    a page planned before its batch's alerts are stored still quotes them all.
+    a page planned before its batch's alerts are stored still quotes them all.  The headline's own
+    detector has a line when its strongest finding is no longer the headline (it grew, or another of
+    its findings is stronger): a page keeps the headline it was first paged with (``notify.outbox``).
     """
     found = []
     for detector, figures in incident.evidence.items():
         summary = figures.get("summary") if isinstance(figures, dict) else None
-        if detector == headline.detector or not isinstance(summary, str) or not summary:
+        if not isinstance(summary, str) or not summary:
             continue
         try:
             severity = Severity(figures.get("severity"))
         except ValueError:
             continue
+        if detector == headline.detector and (summary, severity) == (headline.summary, headline.severity):
+            continue  # the headline says it
         score = figures.get("score")
         found.append((severity.rank, score if isinstance(score, int | float) else 0.0, detector, severity, summary))
     found.sort(key=lambda item: (-item[0], -item[1], item[2]))

@@ -89,6 +89,20 @@ def told(rows: Sequence[Notification]) -> dict[str, Severity]:
     return severities
 
 
+def first_headline(rows: Sequence[Notification]) -> Alert | None:
+    """The finding the incident was first paged with (``rows``: newest first), or None if nobody was paged yet.
+
+    Every later page about the incident, to every receiver and of every kind (an escalation, a rise, an
+    acknowledgement, a close, a reopening), quotes it as its headline, as it was worded then: on-call staff
+    recognise the incident by it, and PagerDuty keeps the first trigger's summary as its alert's title
+    anyway.  What was found since is in the page's other lines (``models.page.other_findings``).
+    """
+    for row in reversed(rows):
+        if row.kind is PageKind.TRIGGER and row.status in _TOLD:
+            return row.page.alert
+    return None
+
+
 def _first_routes(rows: Sequence[Notification]) -> dict[str, str]:
     """The route that first paged each receiver told of the incident, in that order (``rows``: newest first)."""
     routes: dict[str, str] = {}
@@ -148,7 +162,8 @@ class Pager:
         now = self.clock()
         rows = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
         already = told(rows)
-        held = self._held_back(alert, incident, already, batch)
+        held = self._held_back(alert, incident, already, batch)  # the finding itself, which a silence may name
+        alert = first_headline(rows) or alert  # what the pages quote first
         link = dashboard_link(self.notify, incident.incident_id)
         planned: list[Notification] = []
         direct: set[str] = set()
@@ -323,10 +338,9 @@ class Pager:
         rows = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
         if not reopening:
             self._cancel_escalations(rows, incident, action, now)
-        alerts = self.store.get_alerts(incident.alert_ids)
-        if not alerts:
+        alert = first_headline(rows) or self._strongest(incident)
+        if alert is None:
             return incident, []
-        alert = max(alerts, key=lambda a: (a.severity.rank, a.score))
         link = dashboard_link(self.notify, incident.incident_id)
         planned = []
         # a reopen: the receivers told it was closed (or about to be); else those paged for it
@@ -339,6 +353,11 @@ class Pager:
             route = next((row.route for row in rows if row.receiver == receiver), "")
             planned.append(self._row(receiver, route, page, now, None))
         return incident, self._enqueue(planned)
+
+    def _strongest(self, incident: Incident) -> Alert | None:
+        """The headline of an incident that was never paged: its strongest alert (a reopen tells nobody then)."""
+        alerts = self.store.get_alerts(incident.alert_ids)
+        return max(alerts, key=lambda a: (a.severity.rank, a.score), default=None)
 
     def _repeat(self, incident: Incident, action: TriageAction) -> Incident:
         """A repeated action: the status stands; a note given with it is kept in the triage log as a note."""

@@ -560,3 +560,40 @@ def test_the_package_license_is_an_spdx_expression():
     pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
     assert pyproject["project"]["license"] == "Apache-2.0"
     assert "setuptools>=77" in pyproject["build-system"]["requires"]
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("alerts", "--nope"), "accesswatch alerts: unrecognized arguments: --nope; see accesswatch alerts --help"),
+        (
+            ("alerts", "--format", "xml"),
+            "accesswatch alerts: argument --format: invalid choice: 'xml' (choose from 'jsonl', 'table');"
+            " see accesswatch alerts --help",
+        ),
+        (("alerts", "--min-severity"), "accesswatch alerts: argument --min-severity: expected one argument"),
+        (("replay",), "accesswatch replay: the following arguments are required: FILE; see accesswatch replay --help"),
+        (("replay", "a.jsonl", "--bogus"), "accesswatch replay: unrecognized arguments: --bogus;"),
+        (("evaluate",), "accesswatch evaluate: the following arguments are required: --labels;"),
+        (("--nope",), "accesswatch: unrecognized arguments: --nope; see accesswatch --help"),
+        (("nope",), "accesswatch: argument COMMAND: invalid choice: 'nope' (choose from 'replay', 'alerts',"),
+    ],
+)
+def test_a_mistake_in_the_arguments_is_one_line_pointing_at_help_and_exit_2(args, line, capsys):
+    """argparse printed its usage, then the error: the product's rule is one line on a wrong value, exit 2."""
+    from accesswatch import cli
+
+    with pytest.raises(SystemExit) as exited:
+        cli._parser().parse_command(list(args))
+    captured = capsys.readouterr()
+    assert exited.value.code == 2 and captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith(line), captured.err
+    assert captured.err.rstrip().endswith("--help") and "usage:" not in captured.err
+
+
+def test_the_command_itself_tells_a_mistake_in_one_line_and_keeps_its_help():
+    done = aw("alerts", "--format", "xml", env=_quiet_env())
+    assert done.returncode == 2 and done.stdout == b""
+    assert _one_line(done).endswith("; see accesswatch alerts --help")
+    helped = aw("alerts", "--help", env=_quiet_env())
+    assert helped.returncode == 0 and helped.stdout.startswith(b"usage: accesswatch alerts [-h]")

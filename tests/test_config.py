@@ -492,3 +492,48 @@ def test_a_followed_file_source_is_one_file(tmp_path):
         "a.jsonl",
         "b.jsonl",
     ]
+
+
+# -- variables for keys a shell cannot spell ------------------------------------------------------------------------
+_RECEIVERS = """
+[[notify.routes]]
+receivers = ["on-call", "SOC-Lead"]
+
+[notify.settings.on-call]
+kind = "slack"
+url = "https://hooks.slack.example/services/T0/B0/old"
+"""
+
+
+def test_a_variable_reaches_a_receiver_whose_name_has_a_dash_or_capitals(tmp_path):
+    path = tmp_path / "receivers.toml"
+    path.write_text(_RECEIVERS)
+    new = "https://hooks.slack.example/services/T0/B0/new"
+    env = {"ACCESSWATCH_NOTIFY__SETTINGS__ON_CALL__URL": new, "ACCESSWATCH_NOTIFY__SETTINGS__SOC_LEAD__KIND": "console"}
+    settings = load_settings(path, env=env)
+    assert settings.notify.settings["on-call"] == {"kind": "slack", "url": new}
+    assert settings.notify.settings["SOC-Lead"] == {"kind": "console"}  # named by a route only, set by the variable
+    assert set(settings.notify.settings) == {"on-call", "SOC-Lead"}  # no on_call, no soc_lead beside them
+    # the spellings that worked before still do: a dash written in the name, and names that match no key
+    dashed = load_settings(path, env={"ACCESSWATCH_NOTIFY__SETTINGS__ON-CALL__URL": new, **env})
+    assert dashed.notify.settings["on-call"]["url"] == new
+    wrong = error_line({"ACCESSWATCH_NOTIFY__SETTINGS__ON_CALL__URL": "ftp://x"}, path)
+    assert wrong.startswith("configuration error: notify.settings.on-call.url = ")
+    assert "(from ACCESSWATCH_NOTIFY__SETTINGS__ON_CALL__URL)" in wrong
+
+
+def test_a_variable_that_could_mean_two_receivers_is_refused(tmp_path):
+    path = tmp_path / "receivers.toml"
+    path.write_text(
+        _RECEIVERS + '[notify.settings.SOC-Lead]\nkind = "console"\n[notify.settings.on_call]\nkind = "file"\n'
+    )
+    assert load_settings(path, env={}).notify.settings["on_call"] == {"kind": "file"}  # without the variable: fine
+    assert error_line({"ACCESSWATCH_NOTIFY__SETTINGS__ON_CALL__KIND": "console"}, path) == (
+        "configuration error: ACCESSWATCH_NOTIFY__SETTINGS__ON_CALL__KIND names both notify.settings.on-call and"
+        " notify.settings.on_call (a variable spells '-' as '_' and ignores case): rename one of them, or set it in"
+        " the --config file"
+    )
+    # a dash written in the name is no ambiguity
+    new = "https://hooks.slack.example/services/T0/B0/new"
+    dashed = load_settings(path, env={"ACCESSWATCH_NOTIFY__SETTINGS__ON-CALL__URL": new})
+    assert dashed.notify.settings["on-call"]["url"] == new and dashed.notify.settings["on_call"] == {"kind": "file"}

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import io
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -451,7 +452,70 @@ def test_a_report_whose_events_list_every_id_says_so_and_that_measures_quote_the
     assert "fewer customer ids than records" not in text
     assert "First and last egress event: none" in text  # the helper's figures name no egress time
     measures = text[text.index("## Measures taken or proposed") : text.index("## Contact point")]
-    assert "ana (acknowledge): calling | the partner" in measures
+    assert "ana (acknowledge): calling \\| the partner" in measures
+
+
+# ids as the log may hold them: each with a character Markdown would read as formatting, a link, code or a cell's end
+HOSTILE_CUSTOMERS = ["c|1", "c*2*", "[c3](http://evil.example)", "<b>c4</b>", "`c5`", "_c6_", "c``7"]
+
+
+def _hostile_report(settings) -> report.Report:
+    made = _report(settings, HOSTILE_CUSTOMERS)
+    incident = made.incident.model_copy(
+        update={"actor_id": "ptn_*7*_`x`", "actor_organization": "blue|sky [travel]", "summary": "- ptn <read> *all*"}
+    )
+    alert = made.view.alerts[0].model_copy(update={"summary": "Partner ptn_*7* read `5,000` records."})
+    note = made.view.actions[0].model_copy(update={"by": "ana_", "note": "calling | the\n# partner <now>"})
+    view = dataclasses.replace(made.view, incident=incident, alerts=[alert], actions=[note])
+    customers = {c: queries.CustomerTrace(f.T0, f.T0, 1, exported=c.startswith("c|")) for c in HOSTILE_CUSTOMERS}
+    impact = dataclasses.replace(
+        made.impact,
+        customers=customers,
+        fields=Counter({"passport_number": 4000, "pass|`no`": 1000}),
+        sources=Counter({("source address", "10.0.0.1|<x>"): 12, ("session", "s_*1*"): 12}),
+        resources=Counter({"crm/*x*|y": 5000}),
+    )
+    return dataclasses.replace(made, view=view, impact=impact, prepared_by="dpo_x_")
+
+
+def _unescaped(markdown: str) -> str:
+    """The Markdown without its backslash escapes: what is left is what a reader would take as formatting."""
+    return re.sub(r"\\.", "", markdown)
+
+
+def test_the_markdown_report_escapes_every_id_and_name_it_quotes(settings):
+    text = report.markdown(_hostile_report(settings))
+    for expected in (
+        "Actor: ptn\\_\\*7\\*\\_\\`x\\` (partner)",
+        "Organisation: blue\\|sky \\[travel\\] (partner company)",
+        "\\- ptn \\<read\\> \\*all\\*",  # a line of its own: not a list item, nor emphasis
+        "- bulk_read (high): Partner ptn\\_\\*7\\* read \\`5,000\\` records.",
+        "Resources: crm/\\*x\\*\\|y (5,000)",
+        "| source address | 10.0.0.1\\|\\<x\\> | 12 | 0 |",
+        "| session | s\\_\\*1\\* | 12 | 0 |",
+        "| government_id | high | 5,000 | passport_number |",
+        " | pass\\|\\`no\\` |",
+        "| ana\\_ | acknowledge | calling \\| the \\# partner \\<now\\> |",
+        "Exported, downloaded, printed or shared (1): c\\|1",
+        "Only read (6): c\\*2\\*, \\[c3\\](http://evil.example), \\<b\\>c4\\</b\\>, \\`c5\\`, \\_c6\\_, c\\`\\`7",
+        "ana\\_ (acknowledge): calling \\| the \\# partner \\<now\\>",
+        "_Prepared by dpo_x\\_ at ",
+    ):
+        assert expected in text, expected
+    lines = text.splitlines()
+    for line in lines:
+        if line.startswith("|"):  # a table's row: as many cells as its header, split where GitHub splits them
+            assert len(re.split(r"(?<!\\)\|", line)) - 2 == 4, line
+        elif not line.startswith("_Prepared by"):
+            assert not set("*`[]<>|") & set(_unescaped(line)), line
+    assert not any(line.startswith("# partner") for line in lines)  # the note's line break: no heading
+
+
+def test_markdown_text_keeps_plain_names_as_they_are():
+    for plain in ("passport_number", "emp-0001", "10.0.0.7", "=r-3", "crm/x", "2026-11-02"):
+        assert report.markdown_text(plain) == plain
+    assert report.markdown_text("1. first") == "1\\. first" and report.markdown_text("+ x") == "\\+ x"
+    assert report.markdown_text("a\\|b") == "a\\\\\\|b"  # the backslash itself, then the pipe
 
 
 # -- the launcher ---------------------------------------------------------------------------------------------

@@ -9,11 +9,13 @@ Time is a test clock: backoff and escalation deadlines pass without sleeping.
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from detectors.incidents import attach
 from models.alert import AlertStatus, Severity
 from models.incident import TransitionRefused, TriageAction, TriageActionKind
 from models.page import NotificationStatus, PageKind
@@ -22,8 +24,9 @@ from notify.outbox import Pager
 from notify.registry import build_receivers
 from store.outbox import OutboxQuery
 from store.sqlite import SqliteStore
+from tests import factories as f
 from tests.fakes.paging_receivers import FakeReceiver, free_port
-from tests.paging_factories import ROUTING_KEY, Clock, episode, finding, settings_with
+from tests.paging_factories import ROUTING_KEY, WEBHOOK_SECRET, Clock, episode, finding, settings_with
 
 # a generous timeout: a loaded machine must not turn a slow answer into a second delivery
 DELIVERY = {"timeout": "15s", "retry_initial": "10s", "retry_max": "5m", "give_up_after": "1h"}
@@ -584,3 +587,81 @@ def test_every_page_about_an_incident_quotes_its_other_findings(rig, slack, cloc
     for message in slack.accepted:
         text = str(message)
         assert "35,575 records" in text and "198.51.100.77" in text and "silent for 16 days" in text
+
+
+# -- one headline for one incident ------------------------------------------------------------------------------
+_FIRST = "Employee emp-0001 read 5,000 records, 50x their usual of 100."
+_EGRESS = "Employee emp-0001 exported 4,000 records, 80x their usual."
+
+
+def _grown(incident, alert, known):
+    """The incident after ``alert`` joins it, and the alert carrying its id (as the pipeline hands them over)."""
+    grown = attach(incident, alert, timedelta(hours=2), known)
+    return alert.model_copy(update={"incident_id": grown.incident_id}), grown
+
+
+def test_every_page_of_an_incident_on_every_receiver_quotes_the_finding_it_was_first_paged_with(
+    tmp_path, clock, pagerduty, slack, capsys
+):
+    """Trigger, rise, acknowledge, resolve, reopen: one headline, so on-call staff know the incident again.
+
+    Before, the acknowledgement, resolution and reopening quoted the incident's strongest alert, the later egress.
+    """
+    with FakeReceiver("webhook", secret=WEBHOOK_SECRET) as hook:
+        notify = both(pagerduty, slack)
+        notify["routes"] = [{"name": "soc", "receivers": ["pagerduty", "slack", "hook", "console", "file"]}]
+        notify["settings"]["hook"] = {"kind": "webhook", "url": hook.url, "secret": WEBHOOK_SECRET.decode()}
+        rig = Rig(tmp_path, clock, **notify)
+        try:
+            read = f.alert(summary=_FIRST, score=5.0)
+            read, incident = _grown(None, read, {})
+            rig.raise_((read, incident))
+            clock.advance(600)
+            exported = f.alert(detector="egress", severity=Severity.CRITICAL, score=9.0, summary=_EGRESS)
+            exported, worse = _grown(incident, exported, {read.alert_id: read})
+            rig.raise_((exported, worse))  # the rise: the egress is now the incident's strongest alert
+            for kind in (TriageActionKind.ACKNOWLEDGE, TriageActionKind.RESOLVE, TriageActionKind.REOPEN):
+                clock.advance(60)
+                rig.act(incident.incident_id, kind)
+            rig.deliver()
+            rows = rig.rows()
+            kinds = {row.kind for row in rows}
+            assert kinds == set(PageKind) and {row.receiver for row in rows} == {
+                "pagerduty",
+                "slack",
+                "hook",
+                "console",
+                "file",
+            }
+            assert {(row.page.alert.alert_id, row.page.alert.summary) for row in rows} == {(read.alert_id, _FIRST)}
+            for row in rows:  # what was found since is in the page's other lines
+                assert row.kind is PageKind.TRIGGER or row.page.findings == [f"egress, critical: {_EGRESS}"]
+            # what each receiver shows
+            triggers = [e for e in pagerduty.accepted if e["event_action"] == "trigger"]  # trigger, rise, reopen
+            assert len(triggers) == 3 and all(_FIRST in e["payload"]["summary"] for e in triggers)
+            assert all(_FIRST in message["blocks"][1]["text"]["text"] for message in slack.accepted)
+            assert len(slack.accepted) == 5
+            assert [record["summary"] for record in hook.accepted] == [_FIRST] * 5
+            written = (tmp_path / "data" / rig.settings.notify.file).read_text().splitlines()
+            assert [json.loads(line)["summary"] for line in written] == [_FIRST] * 5
+            printed = capsys.readouterr().out
+            headlines = [line for line in printed.splitlines() if line.startswith("[")]
+            assert len(headlines) == 5 and all(" 01:00-02:00 UTC " in line for line in headlines)
+            assert "also egress, critical" in printed
+        finally:
+            rig.close()
+
+
+def test_a_rise_of_the_headline_s_own_detector_is_quoted_beside_the_headline(rig, slack, clock):
+    read = f.alert(summary=_FIRST, score=5.0)
+    read, incident = _grown(None, read, {})
+    rig.raise_((read, incident))
+    grown = read.model_copy(update={"severity": Severity.CRITICAL, "score": 9.0, "revision": 2, "summary": "more"})
+    grown, worse = _grown(incident, grown, {read.alert_id: read})
+    rig.raise_((grown, worse))
+    rig.deliver()
+    trigger, update = rig.rows(receiver="slack")
+    assert (trigger.page.findings, trigger.page.alert.summary) == ([], _FIRST)
+    assert (update.kind, update.page.alert.summary) == (PageKind.UPDATE, _FIRST)
+    assert update.page.findings == ["bulk_read, critical: more"]
+    assert "bulk_read, critical: more" in str(slack.accepted[1])

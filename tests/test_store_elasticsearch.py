@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import sys
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -272,3 +273,82 @@ def test_the_latest_incidents_of_many_actors_come_in_one_search(es_server, store
     searches = [target for method, target in es_server.request_log if "_search" in target]
     assert len(searches) == 1, list(es_server.request_log)
     assert {actor: found[actor].incident_id for actor in found} == {a: f"inc-{a}-5" for a in actors[::3]}
+
+
+# -- retention: ILM's, and what purge --dry-run tells of it ---------------------------------------------------------
+def _aged(store, settings) -> None:
+    """Events of two days, 200 and 10 days before T0; an alert and its incident of 800 days before, one recent."""
+    store.write([f.incoming(settings, at=f.T0 - timedelta(days=200, hours=-h)) for h in range(3)])
+    store.write([f.incoming(settings, at=f.T0 - timedelta(days=10))])
+    for days in (800, 10):
+        start = f.T0 - timedelta(days=days)
+        alert = f.alert(window_start=start, window_end=start + timedelta(hours=1), incident_id=f"inc-{days}")
+        incident = _incident(
+            incident_id=f"inc-{days}", alert_ids=[alert.alert_id], window_start=start, created_at=start
+        )
+        store.upsert_alerts([alert], [incident])
+
+
+def test_the_indices_past_retention_are_those_ilm_deletes_counted(es_server, settings):
+    store = ElasticsearchStore(_settings(es_server.url, events_retention=180 * 86400.0, alerts_retention=730 * 86400.0))
+    try:
+        _aged(store, settings)
+        old_day, old_month = (f.T0 - timedelta(days=200)).date(), (f.T0 - timedelta(days=800)).date()
+        due = store.indices_past_retention(f.T0)
+        prefix = store.settings.prefix
+        assert [(i.name, i.documents) for i in due] == [
+            (f"{prefix}-alerts-{old_month:%Y.%m}.01", 1),
+            (f"{prefix}-incidents-{old_month:%Y.%m}.01", 1),
+            (f"{prefix}-events-{old_day:%Y.%m.%d}", 3),
+        ]
+        # ILM's own test: the day's 00:00 UTC plus the retention; not a second before
+        midnight = datetime(old_day.year, old_day.month, old_day.day, tzinfo=UTC) + timedelta(days=180)
+        assert f"{prefix}-events-{old_day:%Y.%m.%d}" in [i.name for i in store.indices_past_retention(midnight)]
+        assert not [i for i in store.indices_past_retention(midnight - timedelta(seconds=1)) if i.family == "events"]
+    finally:
+        store.close()
+
+
+def test_purge_dry_run_on_elasticsearch_says_what_ilm_deletes(
+    es_server, store, settings, tmp_path, monkeypatch, capsys
+):
+    """It said "this store kind has no retention yet"; the embedded store's says what would go."""
+    from accesswatch import cli
+
+    _aged(store, settings)
+    for key, value in {
+        "STORE__KIND": "elasticsearch",
+        "STORE__ELASTICSEARCH__HOSTS": f'["{es_server.url}"]',
+        "STORE__ELASTICSEARCH__PREFIX": store.settings.prefix,
+        "RETENTION__EVENTS_DAYS": "180",
+        "RETENTION__ALERTS_DAYS": "730",
+    }.items():
+        monkeypatch.setenv(f"ACCESSWATCH_{key}", value)
+
+    def purge(*options: str) -> int:
+        args = cli._parser().parse_args(["purge", *options, "--as-of", f.T0.isoformat(), "--data-dir", str(tmp_path)])
+        try:
+            return args.handler(args)
+        except SystemExit as exit:  # a one-line refusal
+            print(exit.code, file=sys.stderr)
+            return 1
+
+    assert purge("--dry-run") == 0
+    out = capsys.readouterr().out.splitlines()
+    old_day, old_month = (f.T0 - timedelta(days=200)).date(), (f.T0 - timedelta(days=800)).date()
+    prefix = store.settings.prefix
+    assert out[:2] == [
+        "would purge 3 events and 0 dead letters in 1 daily index dated 2026-05-06 or earlier"
+        " (180 days before 2026-11-02T01:00:00.000Z)",
+        "would purge 1 alert, 1 incident, 0 triage actions and 0 recorded data accesses in 2 monthly indices dated"
+        " 2024-11-02 or earlier (730 days before 2026-11-02T01:00:00.000Z)",
+    ]
+    assert out[2:5] == [
+        f"  {prefix}-alerts-{old_month:%Y.%m}.01: 1 alert",
+        f"  {prefix}-incidents-{old_month:%Y.%m}.01: 1 incident",
+        f"  {prefix}-events-{old_day:%Y.%m.%d}: 3 events",
+    ]
+    assert out[5].startswith("ILM deletes these whole indices itself") and len(out) == 6
+    assert store.stats().events == 4  # nothing deleted
+    assert purge() == 1
+    assert "retention is ILM's" in capsys.readouterr().err

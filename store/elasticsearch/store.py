@@ -62,6 +62,7 @@ from store.elasticsearch.client import build_client, call
 from store.elasticsearch.dashboard import ElasticsearchDashboardMixin
 from store.elasticsearch.documents import micros
 from store.elasticsearch.outbox import ElasticsearchOutboxMixin
+from store.elasticsearch.retention import DueIndex, due
 from store.elasticsearch.settings import ElasticsearchSettings
 
 PAGE = 5000  # hits per search page when reading many (below the default max_result_window of 10,000)
@@ -94,6 +95,14 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         """Whether a store was installed under this prefix (its state index is there)."""
         index = m.state_index(self.settings)
         return bool(call(self.settings, "check state index", lambda: self.client.indices.exists(index=index)))
+
+    def indices_past_retention(self, now: datetime) -> list[DueIndex]:
+        """This store's dated indices ILM deletes as of ``now``, with their documents, oldest first."""
+        pattern = f"{self.settings.prefix}-*"
+        rows = self._call(
+            "list indices", lambda: self.client.cat.indices(index=pattern, format="json", h="index,docs.count").body
+        )
+        return due(self.settings, rows, now)
 
     def install(self) -> None:
         """ILM policies, index templates and the state index: idempotent, safe at every start."""
