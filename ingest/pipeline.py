@@ -455,7 +455,7 @@ class Pipeline:
                     or alert.severity.rank > current.severity.rank
                 ):
                     to_page.append((alert, incident.incident_id))  # a new incident, or one that became more severe
-            else:
+            elif alert != known:  # the same alert judged again (a replay, a redelivery) is no update
                 self.report.alerts_updated += 1
                 if alert.severity.rank > known.severity.rank and alert.severity.rank > (
                     current.severity.rank if current else -1

@@ -316,6 +316,7 @@ def test_an_id_seen_before_with_other_content_is_a_stored_tampering_finding(tmp_
 
     again, [same] = replay()  # the same refused version again: the same finding, not a new one
     assert again.alerts_raised == 0 and same.alert_id == finding.alert_id
+    assert again.alerts_updated == 0 and same == finding  # nothing about it changed: not told as an update
     with SqliteStore(Path(settings.data_dir) / "accesswatch.db") as store:
         [kept] = store.query_events(EventQuery()).items
         assert kept.event.record_count == original["record_count"]  # the original stands
