@@ -9,10 +9,11 @@ receivers validate with models of their own.
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
 from importlib import import_module
 from pathlib import Path
@@ -174,7 +175,11 @@ def _check_detector_sections(merged: dict[str, Any], origins: Origins) -> None:
         detector = DETECTORS.get(name)
         if detector is None:
             known = ", ".join(sorted(DETECTORS))
-            raise ConfigError(f"configuration error: unknown detector detectors.{name}: expected one of {known}")
+            where = _origin(("detectors", name), origins)
+            raise ConfigError(
+                f"configuration error: unknown detector detectors.{name}{where}:{_meant(name, DETECTORS)}"
+                f" expected one of {known}"
+            )
         validate_section(detector.Settings, section, merged, origins, ("detectors", name))
 
 
@@ -250,10 +255,19 @@ def describe_validation_error(
     key = ".".join(key_path) or "(top level)"
     if error["type"] == "extra_forbidden":
         where = _origin(key_path, origins)
-        return f"configuration error: unknown key {key}{where}: check its spelling and section"
+        siblings = _lookup(data, key_path[:-1]) if key_path else None
+        known = [k for k in siblings if k != key_path[-1]] if isinstance(siblings, Mapping) else []
+        meant = _meant(key_path[-1], known) if key_path else ""
+        return f"configuration error: unknown key {key}{where}:{meant or ' check its spelling and section'}"
     if error["type"] == "missing":  # the origin is its table's
         return f"configuration error: {key} is missing{_origin(key_path[:-1], origins)}: it is required"
     return config_line(key_path, _lookup(data, key_path), _expectation(error), origins)
+
+
+def _meant(name: str, known: Iterable[str]) -> str:
+    """`` did you mean 'organisation'?`` for a near miss among the keys there (a US spelling, a plural), else ''."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.8)
+    return f" did you mean {close[0]!r}?" if close else ""
 
 
 def config_line(

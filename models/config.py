@@ -105,6 +105,14 @@ def iana_zone_names() -> frozenset[str]:
     )
 
 
+# Zone names that are abbreviations of a fixed offset, where the zone most people mean by them keeps daylight
+# saving time (HST is left: Hawaii keeps none); with the zone meant, and the name to write for the fixed offset
+_FIXED_ABBREVIATIONS = {
+    "EST": ("-05:00", "America/New_York", "Etc/GMT+5"),
+    "MST": ("-07:00", "America/Denver", "America/Phoenix"),  # Arizona's time is MST all year
+}
+
+
 # RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens
 _HOST_NAME = re.compile(r"(?=.{1,253}\.?$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
@@ -195,6 +203,13 @@ class Organisation(Section):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
+        fixed = _FIXED_ABBREVIATIONS.get(value)
+        if fixed is not None:  # what an American user types for their zone, and gets an hour wrong half the year
+            offset, meant, fixed_name = fixed
+            raise ValueError(
+                f"an IANA time zone such as {meant!r}: {value!r} is a fixed UTC{offset} offset that never keeps"
+                f" daylight saving time (write {fixed_name!r} if that is meant)"
+            )
         # a host file such as 'localtime' would make day windows depend on the machine
         try:
             if value not in iana_zone_names():

@@ -316,6 +316,16 @@ def test_the_command_exits_2_on_an_unreadable_config_file(tmp_path, name):
             " not a table",
         ),
         ({"ACCESSWATCH_FOO__BAR": "1"}, "unknown key foo (from ACCESSWATCH_FOO__BAR): check its spelling"),
+        # a near miss names the key meant: the US spelling, a misspelt detector (with where it was set)
+        (
+            {"ACCESSWATCH_ORGANIZATION__TIMEZONE": '"UTC"'},
+            "unknown key organization (from ACCESSWATCH_ORGANIZATION__TIMEZONE): did you mean 'organisation'?",
+        ),
+        (
+            {"ACCESSWATCH_DETECTORS__BULK_READS__ENABLED": "true"},
+            "unknown detector detectors.bulk_reads (from ACCESSWATCH_DETECTORS__BULK_READS__ENABLED): did you mean"
+            " 'bulk_read'? expected one of",
+        ),
         # cross-field rules name the key and its own value, not the section
         (
             {"ACCESSWATCH_WINDOWS__SHORT": "7m"},
@@ -446,7 +456,19 @@ def test_time_zones_that_depend_on_the_host_are_refused(zone):
     assert line.endswith("expected an IANA time zone such as 'Asia/Shanghai' or 'UTC'")
 
 
-@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "Etc/GMT-8", "US/Eastern"])
+@pytest.mark.parametrize(
+    ("zone", "meant", "fixed"), [("EST", "America/New_York", "Etc/GMT+5"), ("MST", "America/Denver", "America/Phoenix")]
+)
+def test_an_abbreviation_of_a_fixed_offset_is_refused_for_the_zone_it_is_taken_for(zone, meant, fixed):
+    # 'EST' is UTC-05:00 all year: every local hour an hour off from March to November in New York
+    line = error_line({"ACCESSWATCH_ORGANISATION__TIMEZONE": zone})
+    assert line.startswith(f"configuration error: organisation.timezone = {zone!r}")
+    assert f"expected an IANA time zone such as {meant!r}" in line and "daylight saving" in line
+    assert line.endswith(f"(write {fixed!r} if that is meant)")
+    assert load_settings(env={"ACCESSWATCH_ORGANISATION__TIMEZONE": fixed}).organisation.timezone == fixed
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "Etc/GMT-8", "US/Eastern", "HST", "EST5EDT"])
 def test_iana_zones_and_links_are_accepted(zone):
     assert load_settings(env={"ACCESSWATCH_ORGANISATION__TIMEZONE": zone}).organisation.timezone == zone
 
