@@ -12,6 +12,7 @@ from operator import attrgetter
 from typing import Any, Protocol, cast
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from detectors.classify import Classifier
 from ingest.sources import KeptLines, RawRecord
@@ -212,12 +213,23 @@ def describe(exc: ValidationError, data: bytes = b"") -> str:
     elif first["type"] == "model_type":
         text = "not a JSON object"
     else:
-        # drop the union branch names pydantic adds to locations ("int", "function-after[...]")
-        loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("function-", "int", "float")))
         message = first["msg"].removeprefix("Value error, ")
-        text = f"{loc or 'event'}: {message}"
-    more = len(errors) - 1
-    return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more else "")
+        text = f"{_where(first) or 'event'}: {message}"
+    # the other keys found wrong, each once: a union's branches each report the same key ("int", "float")
+    others = list(dict.fromkeys(_where(error) or "event" for error in errors[1:]))
+    others = [where for where in others if where != _where(first)]
+    if not others:
+        return text
+    named = ", ".join(others[:_NAMED]) + (", ..." if len(others) > _NAMED else "")
+    return f"{text} (and {len(others)} more problem{'s' if len(others) > 1 else ''}: {named})"
+
+
+_NAMED = 3  # the other wrong keys a dead letter's reason names
+
+
+def _where(error: ErrorDetails) -> str:
+    """The key an error is about, without the union branch names pydantic adds ("int", "function-after[...]")."""
+    return ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "int", "float")))
 
 
 def _out_of_range_reason(moment: datetime, future: bool, settings: Ingest) -> str:

@@ -75,7 +75,7 @@ def test_parser_sorts_good_lines_from_bad_with_reasons(parser):
     assert reasons[1] == "not a JSON object"
     assert reasons[2] == "empty line"
     assert reasons[3] == "not valid UTF-8: byte 0xff at offset 0"
-    assert reasons[4] == "timestamp: Field required (and 4 more problems)"
+    assert reasons[4] == "timestamp: Field required (and 4 more problems: actor, action, resource, ...)"
     assert "is further in the future than ingest.max_future_skew (1 day) allows" in reasons[5]
     assert reasons[6] == f"line of 3,000 bytes is over the limit of {parser.settings.max_line_bytes:,}"
     assert [d.raw for d in batch.dead_letters[:4]] == [b"{", b"[1]", b"", b"\xff\xfe{}"]
