@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from accesswatch import __version__, app, arguments, integrity_cli, paging_cli
+from accesswatch import __version__, app, arguments, incidents_cli, integrity_cli, paging_cli
 from accesswatch.arguments import WrongArgument
 from accesswatch.logging import configure as configure_logging
 from ingest import kafka_send
@@ -221,6 +221,7 @@ def _parser() -> arguments.Parser:
     dashboard.add_argument("--address", default=None, help="listen address (default from config: 127.0.0.1)")
     dashboard.add_argument("--demo", action="store_true", help="let the demo users of the default config sign in")
     dashboard.add_argument("--hash-password", action="store_true", help="print a salted hash of a password, and exit")
+    incidents_cli.add_commands(command, _settings)  # incidents
     paging_cli.add_commands(command, _settings)  # pages, ack, resolve, reopen
     kafka_send.add_commands(command, _settings)  # send
     integrity_cli.add_commands(command, _settings)  # verify, export-digest, verify-digest, purge
@@ -356,18 +357,21 @@ def _alert_table(alerts: list[Alert], out: TextIO) -> None:
         out.write("no alerts\n")
         return
     # the columns as wide as their longest value: a long actor id (a partner's) must not push the rest out of line;
-    # the alert id first, as ``ack``, ``resolve`` and ``pages --incident`` take it
+    # the alert id first, then its incident's id and status: what ``ack``, ``resolve`` and ``pages --incident`` take
     ident = max(len("alert id"), *(len(alert.alert_id) for alert in alerts))
+    incident = max(len("incident id"), *(len(alert.incident_id or "-") for alert in alerts))
+    status = max(len("status"), *(len(alert.status.value) for alert in alerts))
     detector = max(len("detector"), *(len(alert.detector) for alert in alerts))
     actor = max(len("actor"), *(len(alert.actor_id) for alert in alerts))
     out.write(
-        f"{'alert id':<{ident}} {'window start (UTC)':<24} {'severity':<8} {'detector':<{detector}}"
-        f" {'actor':<{actor}} {'score':>6}  summary\n"
+        f"{'alert id':<{ident}} {'incident id':<{incident}} {'status':<{status}} {'window start (UTC)':<24}"
+        f" {'severity':<8} {'detector':<{detector}} {'actor':<{actor}} {'score':>6}  summary\n"
     )
     for alert in alerts:
         out.write(
-            f"{alert.alert_id:<{ident}} {format_utc(alert.window_start):<24} {alert.severity.value:<8}"
-            f" {alert.detector:<{detector}} {alert.actor_id:<{actor}} {alert.score:>6.2f}  {alert.summary}\n"
+            f"{alert.alert_id:<{ident}} {alert.incident_id or '-':<{incident}} {alert.status.value:<{status}}"
+            f" {format_utc(alert.window_start):<24} {alert.severity.value:<8} {alert.detector:<{detector}}"
+            f" {alert.actor_id:<{actor}} {alert.score:>6.2f}  {alert.summary}\n"
         )
 
 

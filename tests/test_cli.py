@@ -532,6 +532,28 @@ def test_the_alert_table_shows_the_id_that_ack_takes():
     assert [row.split()[0] for row in rows] == [a.alert_id for a in alerts]
 
 
+def test_the_alert_table_shows_each_alerts_incident_and_its_status():
+    """The incident id is what ``ack``, ``resolve``, ``reopen`` and ``pages --incident`` take (tester T5)."""
+    import io
+
+    from accesswatch.cli import _alert_table
+    from models.alert import AlertStatus
+    from tests.factories import alert
+
+    out = io.StringIO()
+    alerts = [alert(incident_id="inc-0123456789abcdef0123"), alert(status=AlertStatus.FALSE_POSITIVE)]
+    alerts.append(alert(incident_id="inc-2"))
+    _alert_table(alerts, out)
+    header, *rows = out.getvalue().splitlines()
+    assert header.split()[:5] == ["alert", "id", "incident", "id", "status"]
+    assert [row.split()[1:3] for row in rows] == [
+        ["inc-0123456789abcdef0123", "open"],
+        ["-", "false_positive"],  # an alert of a store from before incidents
+        ["inc-2", "open"],
+    ]
+    assert len({row.index("2026-11-02T01:00") for row in rows} | {header.index("window start")}) == 1
+
+
 def test_the_dead_letter_table_escapes_invalid_bytes_as_it_escapes_control_characters(tmp_path):
     data = str(tmp_path)
     assert aw("replay", "-", "--data-dir", data, stdin=b"\xff\xfe garbage\n\x01\tcontrol\n").returncode == 0

@@ -1,0 +1,181 @@
+"""``accesswatch incidents``: the stored incidents, most urgent first, as the dashboard's queue lists them.
+
+An incident is what ``ack``, ``resolve``, ``reopen`` and ``pages --incident``
+take and what the queue counts; ``alerts`` lists the findings inside them.
+The order is the store's queue order (``IncidentQuery.order = "severity"``:
+most severe, then newest first), so the command and the dashboard agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import datetime, tzinfo
+from typing import TextIO
+
+from accesswatch import app
+from models.alert import AlertStatus, Severity
+from models.config import Settings
+from models.incident import CLOSED, Incident
+from models.json_lines import json_line
+from store.base import IncidentQuery, Store
+
+EXIT_OK = 0
+# the statuses ``--status`` takes: each of the model's, and the two groups the triage state machine names
+STATUS_CHOICES: dict[str, list[AlertStatus]] = {
+    **{status.value: [status] for status in AlertStatus},
+    "not_closed": [status for status in AlertStatus if status not in CLOSED],
+    "closed": [status for status in AlertStatus if status in CLOSED],
+}
+PAGE = 100_000  # IncidentQuery's largest page
+# the least of a summary a row shows, however narrow the terminal: shorter, it says too little (the row wraps then)
+MIN_SUMMARY = 50
+
+
+def add_commands(
+    command: Callable[..., argparse.ArgumentParser], settings_of: Callable[[argparse.Namespace], Settings]
+) -> None:
+    """Add ``incidents``; ``settings_of`` loads the configuration from the parsed arguments."""
+    incidents = command(
+        "incidents",
+        _incidents,
+        "Print the stored incidents (what ack, resolve, reopen and pages --incident take), most severe and newest"
+        " first, as the dashboard's queue lists them.",
+    )
+    incidents.set_defaults(settings_of=settings_of)
+    incidents.add_argument(
+        "--status",
+        action="append",
+        choices=list(STATUS_CHOICES),
+        metavar="S",
+        help="only these (repeat for several; default: all): open (not yet acknowledged), acknowledged, resolved,"
+        " false_positive; not_closed: open or acknowledged, the dashboard queue's default; closed: resolved or"
+        " false_positive",
+    )
+    incidents.add_argument(
+        "--min-severity",
+        choices=[s.value for s in Severity],
+        default="low",
+        metavar="S",
+        help="low, medium, high or critical (default: low)",
+    )
+    incidents.add_argument("--actor", metavar="ID", help="only this actor's incidents")
+    incidents.add_argument(
+        "--format",
+        choices=["table", "jsonl"],
+        default="table",
+        help="(default: table); jsonl: one incident a line, as the store holds it",
+    )
+
+
+def _incidents(args: argparse.Namespace) -> int:
+    settings = args.settings_of(args)
+    statuses = sorted({s for name in args.status or () for s in STATUS_CHOICES[name]}, key=list(AlertStatus).index)
+    query = IncidentQuery(
+        min_severity=Severity(args.min_severity), statuses=statuses or None, actor_id=args.actor, limit=PAGE
+    )
+    with app.open_store(settings, readonly=True) as store:
+        incidents = list(_all(store, query))
+    out = sys.stdout
+    if args.format == "jsonl":
+        for incident in incidents:
+            out.write(json_line(incident.model_dump(mode="json")).decode())
+        return EXIT_OK
+    # cut to the terminal's width when a person reads it there; whole when piped (grep, a file, less -S)
+    width = shutil.get_terminal_size().columns if out.isatty() else None
+    table(incidents, settings.organisation.tz, out, width)
+    return EXIT_OK
+
+
+def _all(store: Store, query: IncidentQuery) -> Iterator[Incident]:
+    """Every incident under the query, in its order: a page at a time past ``PAGE``."""
+    offset = 0
+    while True:
+        page = store.query_incidents(query.model_copy(update={"offset": offset}))
+        yield from page
+        if len(page) < query.limit:
+            return
+        offset += len(page)
+
+
+def table(incidents: list[Incident], zone: tzinfo, out: TextIO, width: int | None = None) -> None:
+    """One incident a line, and their counts; ``width``: the terminal's, to cut the summaries to (None: whole)."""
+    if not incidents:
+        out.write("no incidents\n")
+        return
+    header = ["incident id", "status", "severity", "risk", "actor", f"activity ({zone})", "alerts", "detectors"]
+    rows = [
+        [
+            incident.incident_id,
+            incident.status.value,
+            incident.severity.value,
+            f"{incident.risk_score:.0f}",
+            incident.actor_id,
+            local_span(incident.window_start, incident.window_end, zone),
+            str(len(incident.alert_ids)),
+            ",".join(incident.detectors),
+        ]
+        for incident in incidents
+    ]
+    # each column as wide as its longest value: a partner's long actor id must not push the rest out of line
+    widths = [max(len(header[n]), *(len(row[n]) for row in rows)) for n in range(len(header))]
+    right = {3, 6}  # figures
+
+    def line(cells: list[str]) -> str:
+        return " ".join(
+            c.rjust(w) if n in right else c.ljust(w) for n, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    out.write(f"{line(header)}  summary\n")
+    for incident, row in zip(incidents, rows, strict=True):
+        start = line(row)
+        out.write(f"{start}  {cut(incident.summary, width - len(start) - 2 if width else None)}\n")
+    out.write(counts(incidents) + "\n")
+
+
+def local_span(start: datetime, end: datetime, zone: tzinfo) -> str:
+    """The span in the organisation's local time with its UTC offset, as README shows times.
+
+    ``2026-11-02 09:00-10:00 +08:00``; ``2026-11-02 00:00 to 2026-11-03 00:00 +08:00`` across days; each end
+    with its own offset when daylight saving moved the clock within the span.
+    """
+    first, last = start.astimezone(zone), end.astimezone(zone)
+    on, off = _offset(first), _offset(last)
+    if on != off:
+        return f"{first:%Y-%m-%d %H:%M} {on} to {last:%Y-%m-%d %H:%M} {off}"
+    if first.date() == last.date():
+        return f"{first:%Y-%m-%d %H:%M}-{last:%H:%M} {on}"
+    return f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} {on}"
+
+
+def _offset(moment: datetime) -> str:
+    """``+08:00``, ``-05:00``, ``+00:00``: an offset, not the zone's abbreviation ("CST" is two zones)."""
+    return moment.isoformat(timespec="minutes")[16:]
+
+
+def cut(summary: str, room: int | None) -> str:
+    """The summary in ``room`` characters (at least ``MIN_SUMMARY``), ended at a word with an ellipsis; whole
+    when it fits, or with no room given (a pipe: ``grep`` must find the whole sentence)."""
+    if room is None:
+        return summary
+    room = max(room, MIN_SUMMARY)
+    if len(summary) <= room:
+        return summary
+    kept = summary[: room - 1]
+    space = kept.rfind(" ")
+    if space >= room * 2 // 3:  # at a word, unless that throws away a third of the room
+        kept = kept[:space]
+    return kept.rstrip(" ,;:") + "…"
+
+
+def counts(incidents: list[Incident]) -> str:
+    """``22 incidents: 3 critical, 2 high, 1 medium, 16 low; 21 open, 1 resolved``, as the queue counts them."""
+    severities = Counter(incident.severity for incident in incidents)
+    statuses = Counter(incident.status for incident in incidents)
+    by_severity = ", ".join(f"{severities[s]} {s.value}" for s in sorted(Severity, key=lambda s: -s.rank))
+    by_status = ", ".join(f"{statuses[s]} {s.value}" for s in AlertStatus if statuses[s])
+    noun = "incident" if len(incidents) == 1 else "incidents"
+    return f"{len(incidents)} {noun}: {by_severity}; {by_status}"

@@ -1,0 +1,212 @@
+"""``accesswatch incidents``: the incidents ``ack``, ``resolve`` and ``pages --incident`` take, as the queue lists them.
+
+On the embedded store for real, and on Elasticsearch against the protocol-level test server.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from accesswatch import cli, incidents_cli
+from dashboard import queries
+from models.alert import AlertStatus, Severity
+from models.incident import TriageAction, TriageActionKind
+from store.base import IncidentQuery
+from store.sqlite import SqliteStore
+from tests import factories as f
+from tests.fakes.es_server import FakeElasticsearch
+from tests.store_contract import _incident
+
+NOW = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+
+
+def _incidents() -> list:
+    """Four incidents of three actors; T0 is 09:00 in Asia/Shanghai, the default organisation's zone."""
+    return [
+        _incident(incident_id="inc-low", severity=Severity.LOW, risk_score=10.0, actor_id="emp-0002"),
+        _incident(
+            incident_id="inc-crit",
+            severity=Severity.CRITICAL,
+            risk_score=100.0,
+            window_start=f.at(hours=-9),  # 00:00 local, a whole local day
+            window_end=f.at(hours=15),
+            alert_ids=["aw-1", "aw-2", "aw-3"],
+            detectors=["bulk_read", "egress", "sensitive_access"],
+            summary="Employee emp-0001 exported 48,843 records on Mon 02 Nov, including financial data.",
+        ),
+        _incident(incident_id="inc-high-old", window_start=f.at(days=-3), window_end=f.at(days=-3, hours=2)),
+        _incident(incident_id="inc-high-new", actor_id="ptn-swift-logistics-01", actor_kind="partner"),
+    ]
+
+
+def _filled(store) -> None:
+    store.upsert_alerts([], _incidents())
+    for incident_id, kind in (("inc-high-new", TriageActionKind.ACKNOWLEDGE), ("inc-low", TriageActionKind.RESOLVE)):
+        store.record_action(TriageAction(incident_id=incident_id, kind=kind, by="ana", at=NOW))
+
+
+def _run(*argv: str) -> int:
+    """The command in this process, as ``main`` runs it but without its process-wide garbage collector tuning."""
+    args = cli._parser().parse_command(["incidents", *argv])
+    return args.handler(args)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    for key in ("ACCESSWATCH_DATA_DIR", "ACCESSWATCH_STORE__KIND", "ACCESSWATCH_ORGANISATION__TIMEZONE"):
+        monkeypatch.delenv(key, raising=False)
+    store = SqliteStore(tmp_path / "accesswatch.db", cache_mb=16)
+    _filled(store)
+    store.close()
+    return tmp_path
+
+
+def _ids(out: str) -> list[str]:
+    return [line.split()[0] for line in out.splitlines()[1:-1]]
+
+
+def test_the_incidents_are_listed_as_the_queue_lists_and_counts_them(data_dir, capsys):
+    assert _run("--data-dir", str(data_dir)) == 0
+    out = capsys.readouterr().out
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        view = queries.queue(store, IncidentQuery())
+    assert _ids(out) == [i.incident_id for i in view.incidents]
+    assert _ids(out) == ["inc-crit", "inc-high-new", "inc-high-old", "inc-low"]
+    by_severity = ", ".join(f"{count} {severity}" for severity, count in view.by_severity.items())
+    assert out.splitlines()[-1] == f"{view.total} incidents: {by_severity}; 2 open, 1 acknowledged, 1 resolved"
+
+
+def test_the_table_shows_status_risk_the_local_span_alerts_and_detectors(data_dir, capsys):
+    _run("--data-dir", str(data_dir))
+    header, crit, acknowledged, old, low, _ = capsys.readouterr().out.splitlines()
+    assert header.split()[:6] == ["incident", "id", "status", "severity", "risk", "actor"]
+    assert header.split()[6:] == ["activity", "(Asia/Shanghai)", "alerts", "detectors", "summary"]
+    assert crit.split()[:5] == ["inc-crit", "open", "critical", "100", "emp-0001"]
+    assert " 2026-11-02 00:00 to 2026-11-03 00:00 +08:00      3 bulk_read,egress,sensitive_access  Employee " in crit
+    assert acknowledged.split()[:5] == ["inc-high-new", "acknowledged", "high", "60", "ptn-swift-logistics-01"]
+    assert " 2026-11-02 09:00-10:00 +08:00 " in acknowledged and low.split()[1] == "resolved"
+    assert " 2026-10-30 09:00-11:00 +08:00 " in old
+    # the columns in line: each row's summary starts where the header's does
+    assert {row.index("Employee") for row in (crit, acknowledged, old, low)} == {header.index("summary")}
+
+
+@pytest.mark.parametrize(
+    ("statuses", "listed"),
+    [
+        (["open"], ["inc-crit", "inc-high-old"]),
+        (["acknowledged"], ["inc-high-new"]),
+        (["not_closed"], ["inc-crit", "inc-high-new", "inc-high-old"]),
+        (["closed"], ["inc-low"]),
+        (["false_positive"], []),
+        (["resolved", "acknowledged"], ["inc-high-new", "inc-low"]),
+    ],
+)
+def test_status_filters_follow_the_incident_statuses(data_dir, capsys, statuses, listed):
+    argv = [arg for status in statuses for arg in ("--status", status)]
+    assert _run("--data-dir", str(data_dir), *argv) == 0
+    out = capsys.readouterr().out
+    assert _ids(out) == listed if listed else out == "no incidents\n"
+
+
+def test_severity_and_actor_filters(data_dir, capsys):
+    _run("--data-dir", str(data_dir), "--min-severity", "high", "--actor", "emp-0001")
+    assert _ids(capsys.readouterr().out) == ["inc-crit", "inc-high-old"]
+
+
+def test_jsonl_is_the_incident_as_the_store_holds_it(data_dir, capsys):
+    _run("--data-dir", str(data_dir), "--format", "jsonl", "--status", "acknowledged")
+    (line,) = capsys.readouterr().out.splitlines()
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        held = store.get_incident("inc-high-new")
+    assert orjson.loads(line) == held.model_dump(mode="json") and held.status is AlertStatus.ACKNOWLEDGED
+
+
+def test_every_incident_is_listed_past_a_page_of_the_store(data_dir, capsys, monkeypatch):
+    monkeypatch.setattr(incidents_cli, "PAGE", 3)
+    _run("--data-dir", str(data_dir), "--format", "jsonl")
+    listed = [orjson.loads(line)["incident_id"] for line in capsys.readouterr().out.splitlines()]
+    assert listed == ["inc-crit", "inc-high-new", "inc-high-old", "inc-low"]
+
+
+def test_a_mistyped_data_dir_is_no_store_and_makes_none(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "accesswatch.cli", "incidents", "--data-dir", str(tmp_path / "typo")],
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 1 and done.stdout == b"" and b"Traceback" not in done.stderr
+    assert done.stderr.decode().startswith(f"accesswatch: no store at {tmp_path / 'typo' / 'accesswatch.db'}")
+    assert not (tmp_path / "typo").exists()
+    helped = subprocess.run([sys.executable, "-m", "accesswatch.cli", "incidents", "--help"], capture_output=True)
+    assert helped.returncode == 0 and b"usage: accesswatch incidents" in helped.stdout
+
+
+# -- the summary, cut to a terminal ----------------------------------------------------------------
+def test_on_a_terminal_the_summary_is_cut_at_a_word_to_fit_and_whole_in_a_pipe():
+    incidents = _incidents()
+    zone = ZoneInfo("Asia/Shanghai")
+    piped = io.StringIO()
+    incidents_cli.table(incidents, zone, piped)
+    rows = piped.getvalue().splitlines()[1:-1]
+    width = max(len(row) for row in rows) - 20  # the widest row, the critical one, must lose 20 characters
+    shown = io.StringIO()
+    incidents_cli.table(incidents, zone, shown, width=width)
+    cut_rows = shown.getvalue().splitlines()[1:-1]
+    assert all(len(row) <= width for row in cut_rows)
+    crit = next(row for row in cut_rows if row.startswith("inc-crit"))
+    assert crit.endswith(" records on Mon 02 Nov…"), crit
+    others = [row for row in rows if not row.startswith("inc-crit")]
+    assert [row for row in cut_rows if not row.startswith("inc-crit")] == others  # they fitted: whole
+
+
+def test_a_narrow_terminal_still_shows_the_start_of_the_summary():
+    summary = "Employee emp-0001 (sales) read 11,310 records with government id data on Fri 16 Oct 15:00-16:00."
+    assert incidents_cli.cut(summary, 5) == "Employee emp-0001 (sales) read 11,310 records…"
+    assert incidents_cli.cut(summary, None) == summary == incidents_cli.cut(summary, len(summary))
+
+
+def test_a_span_across_a_change_of_the_clock_gives_each_end_its_offset():
+    zone = ZoneInfo("America/New_York")  # back from daylight saving at 02:00 local on 1 November 2026
+    start = datetime(2026, 11, 1, 4, 0, tzinfo=UTC)
+    assert incidents_cli.local_span(start, start + timedelta(hours=3), zone) == (
+        "2026-11-01 00:00 -04:00 to 2026-11-01 02:00 -05:00"
+    )
+
+
+# -- Elasticsearch ---------------------------------------------------------------------------------
+def test_on_elasticsearch_the_listing_is_the_embedded_stores(data_dir, capsys, monkeypatch):
+    from store.elasticsearch import ElasticsearchSettings, ElasticsearchStore
+
+    _run("--data-dir", str(data_dir))
+    embedded = capsys.readouterr().out
+    _run("--data-dir", str(data_dir), "--format", "jsonl", "--status", "not_closed", "--min-severity", "high")
+    embedded_jsonl = capsys.readouterr().out
+    with FakeElasticsearch(realtime=False, refresh_interval=None) as server:
+        prefix = f"awincidents-{uuid.uuid4().hex[:6]}"
+        store = ElasticsearchStore(ElasticsearchSettings(hosts=[server.url], prefix=prefix, replicas=0))
+        _filled(store)
+        store.close()
+        for key, value in {
+            "STORE__KIND": "elasticsearch",
+            "STORE__ELASTICSEARCH__HOSTS": f'["{server.url}"]',
+            "STORE__ELASTICSEARCH__PREFIX": prefix,
+        }.items():
+            monkeypatch.setenv(f"ACCESSWATCH_{key}", value)
+        empty = data_dir / "empty"  # no SQLite store here: the listing is Elasticsearch's
+        empty.mkdir()
+        assert _run("--data-dir", str(empty)) == 0
+        assert capsys.readouterr().out == embedded
+        _run("--data-dir", str(empty), "--format", "jsonl", "--status", "not_closed", "--min-severity", "high")
+        assert capsys.readouterr().out == embedded_jsonl
+        monkeypatch.setenv("ACCESSWATCH_STORE__ELASTICSEARCH__PREFIX", "typo")
+        with pytest.raises(FileNotFoundError, match=f"no store at {server.url} with prefix 'typo'"):
+            _run("--data-dir", str(empty))
+        assert not [name for name in server.cluster.indices if name.startswith("typo")]
