@@ -54,8 +54,13 @@ class BulkRead(Detector):
                 strongest = max(found, key=lambda e: e.score)
                 what = "records" if strongest is by_records else "distinct customers"
                 score = strongest.score
+                done = (
+                    wording.accessed(window)
+                    if strongest is by_records
+                    else f"read {wording.count(strongest.value)} distinct customers"
+                )
                 summary = (
-                    f"{wording.who(window.actor).capitalize()} read {wording.count(strongest.value)} {what} "
+                    f"{wording.who(window.actor).capitalize()} {done} "
                     f"{wording.span(window.start, window.end, period.clock.zone)}, "
                     f"{wording.compared(strongest.ratio, strongest.expected, strongest.basis)}."
                 )
@@ -74,9 +79,9 @@ class BulkRead(Detector):
                     continue  # the actor's own rhythm explains it: a routine job
                 score = settings.severity_scores[0]
                 summary = (
-                    f"{wording.who(window.actor).capitalize()} read {wording.count(window.records)} records "
+                    f"{wording.who(window.actor).capitalize()} {wording.accessed(window)} "
                     f"{wording.span(window.start, window.end, period.clock.zone)}, over the limit of "
-                    f"{wording.count(limit)} for a {window.actor.kind.value}."
+                    f"{wording.count(limit)} for {wording.a_kind(window.actor.kind)}."
                 )
                 evidence = {"figure": "records", "value": window.records, "limit": limit}
             evidence |= {

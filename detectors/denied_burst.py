@@ -40,8 +40,8 @@ class DeniedBurst(Detector):
             score = math.log2(burst / settings.min_denied) + 2.0 + (1.0 if sensitive else 0.0)
             minutes = max(1, round((last - first) / 60))
             summary = (
-                f"{wording.who(window.actor).capitalize()} was denied {wording.count(burst)} times within "
-                f"{minutes} minutes {wording.span(window.start, window.end, period.clock.zone)}"
+                f"{wording.who(window.actor).capitalize()} was denied {wording.counted(burst, 'time')} within "
+                f"{wording.counted(minutes, 'minute')} {wording.span(window.start, window.end, period.clock.zone)}"
                 + (", mostly on high-sensitivity data." if sensitive else ".")
             )
             evidence = {

@@ -167,10 +167,8 @@ class IsolationForestDetector(Detector):
         figures = self._explain(period, window, row, X, [p for p in peers if p != row], model)
         rate = calibration.rate(anomaly)
         days = calibration.actor_days
-        if anomaly > calibration.maxima[0]:
-            rarity = f"more unusual than any of the {days:,} actor-days the model learned from"
-        else:
-            rarity = f"as unusual as 1 in {1000.0 / rate:,.0f} of the {days:,} actor-days the model learned from"
+        budgets = self.config.budget if scale == "short" else self.config.daily_budget
+        rarity = _rarity(calibration, anomaly, severity, budgets)
         summary = (
             f"{wording.who(window.actor).capitalize()} {wording.span(window.start, window.end, period.clock.zone)}: "
             f"{rarity}; they {'; '.join(figure['words'] for figure in figures)}."
@@ -243,6 +241,7 @@ class IsolationForestDetector(Detector):
                 "baseline_from": context.baseline_from,
                 "ratio": None if context.ratio is None else round(context.ratio, 2),
                 "peer_percentile": _percentile(context.peers_below, context.peers_active),
+                "peers_below": context.peers_below,
                 "peers_active": context.peers_active,
                 "words": words,
             }
@@ -265,6 +264,7 @@ class IsolationForestDetector(Detector):
             "baseline_from": "own" if baseline is not None else None,
             "ratio": None,
             "peer_percentile": _percentile(below, len(others)),
+            "peers_below": below,
             "peers_active": len(others),
             "words": words,
         }
@@ -404,6 +404,29 @@ _VOLUME_WORDS = {
     "high": "read {} records of high-sensitivity classes",
 }
 _SHARES = ("high_share", "unusual_hours")
+
+
+def _rarity(calibration: Calibration, anomaly: float, severity: Severity, budgets: Budgets) -> str:
+    """How rare the window is among the actor-days the model learned from; past them all, why it is no louder.
+
+    A window past every training actor-day is rarer than the history can count, and a budget finer than it
+    (medium at 0.5 per 1,000 needs 2,000 actor-days) is extrapolated from the tail (``Calibration``): such a
+    window may still be low.  The sentence gives the tail's estimate and what the next severity takes, so that
+    "more unusual than any" does not read as a contradiction of the severity beside it.
+    """
+    days = calibration.actor_days
+    rate = calibration.rate(anomaly)
+    if anomaly <= calibration.maxima[0]:
+        return f"as unusual as 1 in {1000.0 / rate:,.0f} of the {days:,} actor-days the model learned from"
+    told = f"more unusual than any of the {days:,} actor-days the model learned from"
+    by_severity = budgets.by_severity()
+    louder = min((s for s in by_severity if s.rank > severity.rank), key=lambda s: s.rank, default=None)
+    if louder is None:
+        return told
+    return (
+        f"{told}, though its estimated 1 in {1000.0 / rate:,.0f} is short of the "
+        f"1 in {1000.0 / by_severity[louder]:,.0f} that {louder.value} takes"
+    )
 
 
 def _sklearn_version() -> str:

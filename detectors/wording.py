@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from detectors.windows import ActorRef
+from detectors.windows import MAX_TRACKED_CUSTOMERS, ActorRef, WindowStats
+from models.event import ActorKind
 
 
 def count(value: float) -> str:
@@ -30,6 +31,35 @@ def who(actor: ActorRef) -> str:
     if actor.organization and actor.kind.value == "partner":
         text += f" of {actor.organization}"
     return f"{text} ({', '.join(detail)})" if detail else text
+
+
+_KIND_NOUNS = {
+    ActorKind.EMPLOYEE: "an employee",
+    ActorKind.PARTNER: "a partner",
+    ActorKind.SERVICE: "a service account",
+}
+
+
+def a_kind(kind: ActorKind) -> str:
+    """'an employee', 'a partner', 'a service account': an actor kind as a noun, with the article it takes."""
+    return _KIND_NOUNS[kind]
+
+
+def accessed(window: WindowStats) -> str:
+    """'accessed 53,946 records in 3 accesses (17,982 distinct customer ids logged)'.
+
+    Records are summed over accesses: a job that searches, exports and downloads the same records counts them
+    three times, so the sentence says what the figure is and puts the customers beside it.  Those are the ids
+    the events logged, which the contract lets be a sample of the records' customers (and a window stops
+    counting at ``MAX_TRACKED_CUSTOMERS``): the known part, as the breach report words it too.  Left out when
+    the events logged none.
+    """
+    told = f"accessed {counted(window.records, 'record')} in {counted(window.events, 'access', 'accesses')}"
+    customers = window.distinct_customers
+    if customers:
+        floor = "at least " if customers >= MAX_TRACKED_CUSTOMERS else ""
+        told += f" ({floor}{counted(customers, 'distinct customer id')} logged)"
+    return told
 
 
 def span(start: float, end: float, zone: tzinfo) -> str:

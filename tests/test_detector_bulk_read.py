@@ -14,8 +14,9 @@ import pytest
 from detectors import wording
 from detectors.bulk_read import BulkRead
 from detectors.registry import DETECTORS, build_detectors
+from detectors.windows import MAX_TRACKED_CUSTOMERS, ActorRef, WindowStats
 from models.alert import Severity
-from models.event import format_utc
+from models.event import ActorKind, format_utc
 from tests.detector_harness import (
     Actor,
     assert_contract_alert,
@@ -105,6 +106,8 @@ def test_an_hour_of_bulk_reading_raises_one_alert_naming_the_volume_and_the_usua
     assert evidence["baseline"] == pytest.approx(3, abs=0.5)
     assert evidence["baseline_from"] in ("own", "own rhythm", "own weekday")
     assert "3,000" in alert.summary and "of 3" in alert.summary
+    # records are summed over accesses: the sentence says so, beside the customers the accesses logged
+    assert "accessed 3,000 records in 10 accesses (3,000 distinct customer ids logged) on " in alert.summary
     # 750 times the usual: log2(750) = 9.6, past the critical threshold of 7
     assert alert.severity is Severity.CRITICAL and alert.score == pytest.approx(9.55, abs=0.1)
     # the hour at 10:00 opened it; the day's finding grew it, and the window covers both (the contract's span)
@@ -162,6 +165,44 @@ def test_over_the_absolute_limit_alerts_even_when_the_actor_usually_reads_a_lot(
     assert alert.evidence["limit"] == 20_000 and alert.evidence["value"] == 25_000
     assert alert.severity is Severity.MEDIUM
     assert run(events, NAME, config={NAME: {"absolute_limits": {"partner": 0}}}).alerts == []
+
+
+def test_over_the_limit_the_summary_tells_records_summed_over_accesses_beside_the_customers_logged():
+    """A newsletter job searches, exports and downloads the same 17,982 records: 53,946 records in the window.
+
+    The sum is the volume the rule judges, but not 53,946 records read: the summary says what the figure is, and
+    the distinct customer ids the events logged (a sample: the contract takes at most 10,000 ids an access).
+    """
+    newsletter = Actor("emp-0100", role="analyst", department="marketing")
+    job = [
+        access
+        for action in ("search", "export", "download")
+        for access in burst(newsletter, local(14, 10), records=17_982, action=action)
+    ]
+    for access in job:
+        access["customer_ids"] = job[0]["customer_ids"]  # the same customers each time
+    events = stream(history(newsletter, days=14, per_hour=3, records=3000), job)  # 9,000 an hour: 6x is not 8x
+    alert = run(events, NAME).only()
+    assert alert.evidence["limit"] == 50_000 and alert.evidence["records"] == 53_946
+    assert alert.summary == (
+        "Employee emp-0100 (analyst) accessed 53,946 records in 3 accesses (10,000 distinct customer ids logged) "
+        f"on {local(14, 10):%a %d %b} 10:00-11:00 Asia/Shanghai, over the limit of 50,000 for an employee."
+    )
+
+
+def test_the_customers_beside_the_records_are_left_out_when_none_were_logged_and_a_floor_past_the_count():
+    window = WindowStats(ActorRef("emp-0001", ActorKind.EMPLOYEE), 0.0, 3600.0)
+    window.records, window.events = 1, 1
+    assert wording.accessed(window) == "accessed 1 record in 1 access"  # a table export that names no customer
+    window.records, window.events = 45_000, 3
+    window.customers = {f"c-{n}" for n in range(MAX_TRACKED_CUSTOMERS)}  # the window stopped counting here
+    assert wording.accessed(window) == (
+        "accessed 45,000 records in 3 accesses (at least 20,000 distinct customer ids logged)"
+    )
+
+
+def test_the_summary_names_each_actor_kind_with_its_article():
+    assert [wording.a_kind(kind) for kind in ActorKind] == ["an employee", "a partner", "a service account"]
 
 
 # -- what it must leave alone --------------------------------------------------

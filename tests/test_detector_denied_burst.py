@@ -115,6 +115,13 @@ def test_a_burst_of_refused_passport_lookups_raises_one_alert():
     assert alert.window_start == local(14, 10)
 
 
+def test_a_burst_within_a_minute_is_told_in_the_singular():
+    script = probe(refusals=25, minutes=0.5)  # a script: 25 refusals in 30 seconds
+    alert = run(stream(*routine(), script), NAME).only()
+    assert alert.evidence["burst_minutes"] == 1
+    assert "was denied 25 times within 1 minute on " in alert.summary
+
+
 @pytest.mark.parametrize(
     "refusals, fields, severity",
     [

@@ -24,7 +24,7 @@ from sklearn.ensemble import IsolationForest
 
 from detectors import features
 from detectors.forest import Budgets, Calibration, WindowForest
-from detectors.isolation_forest import IsolationForestDetector
+from detectors.isolation_forest import IsolationForestDetector, _rarity
 from detectors.model_store import (
     ArtefactError,
     FeatureMismatch,
@@ -144,6 +144,8 @@ def test_an_unusual_hour_is_flagged_and_explained_by_value_baseline_and_peers(in
     assert customers["baseline_from"] in ("own", "own rhythm", "own weekday") and 1 <= customers["baseline"] <= 40
     assert customers["ratio"] > 50
     assert customers["peer_percentile"] == 100.0 and customers["peers_active"] == 39
+    # the count beside the percentile: "more than all 39 others", where "above 100% of the 39" read oddly
+    assert customers["peers_below"] == 39
     shown = f"{customers['value']:,.0f}"
     assert f"read {shown} distinct customers, {customers['ratio']:,.0f}x their usual" in alert.summary
     assert "more than every other customer service employee active that hour" in alert.summary
@@ -449,11 +451,33 @@ def test_severity_and_rate_follow_the_rank_in_the_training_history():
 def test_a_budget_finer_than_the_history_is_extrapolated_from_its_tail():
     maxima = np.linspace(0.40, 0.70, 1000)
     calibration = Calibration.fit(maxima, np.arange(1000), Budgets(low=10.0, medium=2.0, high=0.1))
+    assert calibration.severity(0.722) is Severity.MEDIUM
+    assert _rarity(calibration, 0.722, Severity.MEDIUM, Budgets()).endswith("short of the 1 in 5,000 that high takes")
     high = calibration.thresholds[Severity.HIGH]
     # one in 10,000 cannot be read off 1,000 actor-days: not just past the highest one, but further out
     assert high > 0.70 + 0.01
     assert calibration.severity(0.705) is Severity.MEDIUM and calibration.severity(high) is Severity.HIGH
     assert calibration.rate(high) == pytest.approx(0.1)
+
+
+def test_past_every_actor_day_learned_a_low_finding_says_why_it_is_no_louder():
+    # 610 actor-days cannot resolve medium's 1 in 2,000: its threshold is extrapolated past the highest of them,
+    # and a window just past that highest is low; "more unusual than any" alone read as a contradiction
+    calibration = Calibration.fit(np.linspace(0.40, 0.70, 610), np.arange(610), Budgets())
+    assert calibration.severity(0.71) is Severity.LOW
+    assert _rarity(calibration, 0.71, Severity.LOW, Budgets()) == (
+        "more unusual than any of the 610 actor-days the model learned from, though its estimated 1 in 610"
+        " is short of the 1 in 2,000 that medium takes"
+    )
+    assert calibration.severity(0.722) is Severity.MEDIUM
+    assert _rarity(calibration, 0.722, Severity.MEDIUM, Budgets()).endswith("short of the 1 in 5,000 that high takes")
+    high = calibration.thresholds[Severity.HIGH]
+    assert _rarity(calibration, high, Severity.HIGH, Budgets()) == (
+        "more unusual than any of the 610 actor-days the model learned from"  # nothing louder to explain
+    )
+    assert _rarity(calibration, 0.69, Severity.LOW, Budgets()) == (
+        "as unusual as 1 in 29 of the 610 actor-days the model learned from"
+    )
 
 
 def test_budgets_must_not_grow_with_severity():
