@@ -22,27 +22,25 @@ def times(ratio: float) -> str:
     return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
 
 
+# what the product calls each kind of actor in a sentence
+KIND_NOUNS = {ActorKind.EMPLOYEE: "employee", ActorKind.PARTNER: "partner", ActorKind.SERVICE: "service account"}
+
+
 def who(actor: ActorRef) -> str:
-    """'employee emp-0042 (customer_service)', 'partner ptn-7 of blue-sky-travel'."""
+    """'employee emp-0042 (customer_service)', 'partner ptn-7 of blue-sky-travel', 'service account svc-17'."""
     detail = []
     if actor.role:
         detail.append(actor.role)
-    text = f"{actor.kind.value} {actor.id}"
+    text = f"{KIND_NOUNS[actor.kind]} {actor.id}"
     if actor.organization and actor.kind.value == "partner":
         text += f" of {actor.organization}"
     return f"{text} ({', '.join(detail)})" if detail else text
 
 
-_KIND_NOUNS = {
-    ActorKind.EMPLOYEE: "an employee",
-    ActorKind.PARTNER: "a partner",
-    ActorKind.SERVICE: "a service account",
-}
-
-
 def a_kind(kind: ActorKind) -> str:
     """'an employee', 'a partner', 'a service account': an actor kind as a noun, with the article it takes."""
-    return _KIND_NOUNS[kind]
+    noun = KIND_NOUNS[kind]
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def accessed(window: WindowStats) -> str:

@@ -203,6 +203,8 @@ def test_the_customers_beside_the_records_are_left_out_when_none_were_logged_and
 
 def test_the_summary_names_each_actor_kind_with_its_article():
     assert [wording.a_kind(kind) for kind in ActorKind] == ["an employee", "a partner", "a service account"]
+    # and the actor itself: a service is a "service account" wherever the product speaks of one
+    assert wording.who(ActorRef("svc-17", ActorKind.SERVICE)).capitalize() == "Service account svc-17"
 
 
 # -- what it must leave alone --------------------------------------------------
