@@ -36,7 +36,7 @@ from models.config import ConfigError, Settings
 from models.deadletter import DeadLetter
 from models.event import format_utc
 from models.json_lines import json_line
-from store.base import AlertQuery, StoreNeedsUpgrade, StoreStats
+from store.base import AlertQuery, StoreNeedsUpgrade, StoreStats, StoreTooNew
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestReport
@@ -62,7 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, WrongArgument) as exc:
         print(str(exc).splitlines()[0], file=sys.stderr)
         return EXIT_CONFIG
-    except (FileNotFoundError, PermissionError, StoreNeedsUpgrade, app.StoreUnreadable, KafkaUnreachable) as exc:
+    except (
+        FileNotFoundError,
+        PermissionError,
+        StoreNeedsUpgrade,
+        StoreTooNew,
+        app.StoreUnreadable,
+        KafkaUnreachable,
+    ) as exc:
         print(f"accesswatch: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except Unreadable as exc:

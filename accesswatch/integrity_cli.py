@@ -189,7 +189,8 @@ def _purge(args: argparse.Namespace) -> int:
     now = moment("purge", "--as-of", args.as_of, settings.organisation.tz) if args.as_of else datetime.now(UTC)
     retention = settings.retention
     policy = RetentionPolicy.of(retention.events_days, retention.alerts_days, now)
-    with app.open_store(settings, must_exist=True) as store:
+    # a dry run reads: an older store is refused, not upgraded, as by every command that only reads
+    with app.open_store(settings, readonly=args.dry_run, must_exist=True) as store:
         if settings.store.kind == "elasticsearch":
             return _purge_by_ilm(store, settings, now, args.dry_run)
         if not isinstance(store, RetainingStore):

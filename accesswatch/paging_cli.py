@@ -129,9 +129,10 @@ def _deliver(
 # -- pages ------------------------------------------------------------------------------------
 def _pages(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
-    # read-write: an older store gets the outbox table
-    with app.open_store(settings, must_exist=True) as store:
-        if args.deliver or args.retry_failed:
+    sending = bool(args.deliver or args.retry_failed)
+    # a listing reads: an older store is refused, not upgraded, as by every command that only reads
+    with app.open_store(settings, readonly=not sending, must_exist=True) as store:
+        if sending:
             receivers = app.open_receivers(settings)
             try:
                 report = _deliver(settings, store, receivers, retry=True, retry_failed=args.retry_failed)

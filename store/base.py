@@ -83,6 +83,14 @@ class StoreNeedsUpgrade(Exception):
     """
 
 
+class StoreTooNew(Exception):
+    """The store was upgraded by a newer accesswatch than this one: its schema is one this code does not know.
+
+    Written to, it would be changed in ways that version does not expect (tables this one writes may be gone);
+    read, its answers may be wrong.  Going back is restoring a copy of the data dir made before the upgrade.
+    """
+
+
 class StoreUnavailable(Exception):
     """The store could not be reached, or kept refusing, for longer than its retries allow.
 

@@ -8,6 +8,7 @@ to date costs per page touched, and a large batch touches each page once.
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from store.base import (
     StoredEvent,
     StoreNeedsUpgrade,
     StoreStats,
+    StoreTooNew,
     WriteResult,
     decode_cursor,
     encode_cursor,
@@ -50,6 +52,8 @@ from store.sqlite_checkpointer import WalCheckpointer
 from store.sqlite_dashboard import SqliteDashboardMixin
 from store.sqlite_outbox import SqliteOutbox
 from store.sqlite_schema import MIGRATIONS
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 16384  # for new files
 WAL_CHECKPOINT_BYTES = 20000 * 4096  # the WAL is copied into the file past this size (20,000 pages of 4 KiB)
@@ -218,6 +222,7 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         class_postings.register(self._db)
         self._db.execute("PRAGMA busy_timeout=30000")
         self._refuse_a_foreign_database()  # before anything below changes the file (its journal mode, our tables)
+        self._refuse_a_newer_store()  # and before a writer migrates it: this version would write what that one moved
         if not readonly:
             # A new file gets 16 KiB pages (SQLite's default is 4): a batch's rows and index
             # entries land on fewer pages, about a tenth less CPU per event written.  A file
@@ -263,9 +268,28 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             shown = ", ".join(tables[:5]) + (f" and {len(tables) - 5} more" if len(tables) > 5 else "")
             raise sqlite3.DatabaseError(f"not an accesswatch store: a SQLite file of other tables ({shown})")
 
+    def _refuse_a_newer_store(self) -> None:
+        """A store that a newer version migrated: migrations this code does not know were applied to it."""
+        try:
+            applied = self.migrations
+        except sqlite3.OperationalError:  # a new file, or one of no tables: nothing to compare
+            return
+        known = {name for name, _ in MIGRATIONS}
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            self._db.close()
+            raise StoreTooNew(
+                f"the store at {self.path} was upgraded by a newer accesswatch ({', '.join(unknown)}): this version"
+                " cannot use it; run that version, or restore the copy of the data dir made before the upgrade"
+            )
+
     def _migrate(self) -> None:
         db = self._db
         db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        applied = set(self.migrations)
+        due = [name for name, _ in MIGRATIONS if name not in applied]
+        if applied and due:  # a new store's first migrations are its making, not an upgrade
+            log.info("upgrading the store at %s: %s", self.path, ", ".join(due))
         for name, script in MIGRATIONS:
             db.execute("BEGIN IMMEDIATE")
             try:

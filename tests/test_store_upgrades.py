@@ -1,0 +1,97 @@
+"""Stores of other versions: an older one is upgraded only by a command that writes, a newer one by none.
+
+An operator upgrading looks first (`alerts`, `pages`, `purge --dry-run`) and
+only then lets a writer migrate; one who went back to an older version must
+be stopped before it writes to tables the newer one moved (tester T6: an
+old version "went back" rewrote stored alerts, then crashed on a dropped
+table).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from contextlib import closing
+
+import pytest
+
+from store.base import StoreNeedsUpgrade, StoreTooNew
+from store.sqlite import SqliteStore
+from tests import factories as f
+
+
+def _store(settings, tmp_path):
+    data = tmp_path / "data"
+    path = data / settings.store.sqlite.filename
+    with SqliteStore(path) as store:
+        store.write([f.incoming(settings, at=f.at(hours=h)) for h in range(3)])
+    return data, path
+
+
+def _migrations(path) -> list[str]:
+    with SqliteStore(path, readonly=True) as store:
+        return store.migrations
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "accesswatch.cli", *args], capture_output=True, timeout=300)
+
+
+def _as_if_upgraded_by_a_newer_version(path) -> None:
+    with SqliteStore(path) as store:
+        store._db.execute("INSERT INTO schema_migrations VALUES ('0099-from-the-future', '2027-01-01T00:00:00Z')")
+
+
+def _as_if_written_before_0011(path) -> None:
+    with SqliteStore(path) as store:
+        for table in ("event_keys", "event_keys_recent"):  # what 0011 added, taken away
+            store._db.execute(f"ALTER TABLE {table} DROP COLUMN purged_check")
+        store._db.execute("DELETE FROM schema_migrations WHERE name = '0011-purged-keys'")
+
+
+def test_a_store_a_newer_version_upgraded_is_refused_by_readers_and_writers_alike(settings, tmp_path):
+    _, path = _store(settings, tmp_path)
+    _as_if_upgraded_by_a_newer_version(path)
+    before = path.read_bytes()
+    for readonly in (True, False):
+        with pytest.raises(StoreTooNew, match=r"upgraded by a newer accesswatch \(0099-from-the-future\)"):
+            SqliteStore(path, readonly=readonly)
+    assert path.read_bytes() == before
+
+
+def test_the_commands_refuse_a_newer_store_in_one_line_and_store_nothing(settings, tmp_path):
+    data, path = _store(settings, tmp_path)
+    _as_if_upgraded_by_a_newer_version(path)
+    log = tmp_path / "more.jsonl"
+    log.write_bytes(f.incoming(settings, at=f.at(hours=9)).raw + b"\n")
+    for args in (("alerts",), ("replay", str(log))):
+        done = _cli(*args, "--data-dir", str(data))
+        assert done.returncode == 1 and b"Traceback" not in done.stderr, done.stderr
+        [line] = done.stderr.decode().splitlines()
+        assert "upgraded by a newer accesswatch (0099-from-the-future)" in line and "restore the copy" in line
+    with closing(sqlite3.connect(path)) as db:  # read past the version check: the replay stored nothing
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 3
+
+
+@pytest.mark.parametrize("command", [("pages",), ("purge", "--dry-run")])
+def test_a_listing_refuses_an_older_store_rather_than_upgrading_it(settings, tmp_path, command):
+    data, path = _store(settings, tmp_path)
+    _as_if_written_before_0011(path)
+    done = _cli(*command, "--data-dir", str(data))
+    assert done.returncode == 1 and b"needs upgrading (0011-purged-keys)" in done.stderr, done.stderr
+    with pytest.raises(StoreNeedsUpgrade):  # still as it was: looking changed nothing
+        SqliteStore(path, readonly=True)
+
+
+def test_a_writer_says_it_upgrades_the_store(settings, tmp_path):
+    data, path = _store(settings, tmp_path)
+    _as_if_written_before_0011(path)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    done = _cli("replay", str(empty), "--data-dir", str(data))
+    assert done.returncode == 0, done.stderr
+    assert f"upgrading the store at {path}: 0011-purged-keys" in done.stderr.decode()
+    assert _migrations(path)[-1] == "0011-purged-keys"
+    again = _cli("replay", str(empty), "--data-dir", str(data))
+    assert "upgrading" not in again.stderr.decode()  # once
