@@ -14,8 +14,15 @@ _BASIS = {
 }
 
 
+NONE_USUAL = 0.5  # a usual under half of one is none: a ratio against it says nothing (``detectors.wording.compared``)
+
+
 def _n(value: Any) -> str:
     return f"{value:,.0f}" if isinstance(value, int | float) else str(value)
+
+
+def _none_usual(baseline: Any) -> bool:
+    return isinstance(baseline, int | float) and baseline < NONE_USUAL
 
 
 def explain(alert: Alert) -> list[str]:
@@ -25,9 +32,12 @@ def explain(alert: Alert) -> list[str]:
     if "value" in e and "baseline" in e:
         figure = e.get("figure", "records")
         basis = _BASIS.get(e.get("baseline_from", ""), "the usual")
-        line = f"{_n(e['value'])} {figure} against {basis} of {_n(e['baseline'])}"
-        if e.get("ratio"):
-            line += f": {e['ratio']:,.1f} times as many"
+        if _none_usual(e["baseline"]):  # "against their usual of 0: 4,801 times as many" reads as nonsense
+            line = f"{_n(e['value'])} {figure}, where {basis} is none"
+        else:
+            line = f"{_n(e['value'])} {figure} against {basis} of {_n(e['baseline'])}"
+            if e.get("ratio"):
+                line += f": {e['ratio']:,.1f} times as many"
         if e.get("z") is not None:
             line += f", {e['z']:.1f} spreads above it"
         said.append(line + ".")
@@ -85,8 +95,11 @@ def _model_figure(figure: dict[str, Any]) -> str:
     """One of the behaviour model's reasons: the value, the actor's usual, and where it stands among the peers."""
     name = str(figure.get("figure", "")).replace("_", " ")
     line = f"Unusual {name}: {_n(figure.get('value'))}"
-    if figure.get("baseline") is not None:
-        line += f" against {_BASIS.get(figure.get('baseline_from') or '', 'the usual')} of {_n(figure['baseline'])}"
+    basis = _BASIS.get(figure.get("baseline_from") or "", "the usual")
+    if _none_usual(figure.get("baseline")):
+        line += f", where {basis} is none"
+    elif figure.get("baseline") is not None:
+        line += f" against {basis} of {_n(figure['baseline'])}"
         if figure.get("ratio"):
             line += f" ({figure['ratio']:,.1f} times)"
     percentile, active = figure.get("peer_percentile"), figure.get("peers_active")

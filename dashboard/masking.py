@@ -15,6 +15,7 @@ import hmac
 import os
 import re
 import secrets
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ KEY_FILE = "dashboard-mask.key"  # in the data dir; losing it only changes the p
 # a resource id with a run of digits names one record (a reservation, an
 # order), which points at a customer; names of tables and reports do not
 _RECORD_ID = re.compile(r"\d{4,}")
+# ... unless the digits are a calendar date in a file's name (``exports/newsletter_20261012.csv``): a routine
+# job's daily file, which an analyst must see to recognise it.  Set apart from letters and other digits: a
+# date glued to a letter (``R20261012``) is as likely a record's number.
+_DATE = re.compile(r"(?<![0-9A-Za-z])((?:19[7-9]|20[0-9])[0-9])([-_]?)([01][0-9])\2([0-3][0-9])(?![0-9A-Za-z])")
 MASK = "•••"
 
 
@@ -49,8 +54,24 @@ def pseudonym(customer_id: str, key: bytes) -> str:
     return "cust#" + hmac.new(key, customer_id.encode(), hashlib.sha256).hexdigest()[:8]
 
 
+def _calendar_date(found: re.Match[str]) -> str:
+    """The date's digits gone when they are a real day (month 1-12, a day that month has), else left as found."""
+    try:
+        date(int(found[1]), int(found[3]), int(found[4]))
+    except ValueError:
+        return found[0]
+    return "-"
+
+
+def names_a_record(resource_id: str) -> bool:
+    """A run of 4 or more digits, dates in a name left out; a bare date (no letter beside it) still counts."""
+    if not any(char.isalpha() for char in resource_id):
+        return bool(_RECORD_ID.search(resource_id))
+    return bool(_RECORD_ID.search(_DATE.sub(_calendar_date, resource_id)))
+
+
 def mask_resource_id(resource_id: str | None) -> str | None:
-    if resource_id is None or not _RECORD_ID.search(resource_id):
+    if resource_id is None or not names_a_record(resource_id):
         return resource_id
     return resource_id[:1] + MASK
 

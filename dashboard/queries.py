@@ -14,11 +14,12 @@ import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import orjson
 
 from dashboard.auth import Identity, Permission
+from dashboard.flagged import Flagged, flagged
 from dashboard.masking import Masker
 from detectors.registry import DETECTORS
 from models.alert import Alert, AlertStatus, Severity
@@ -35,7 +36,7 @@ from models.dashboard import (
 )
 from models.event import Outcome
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
-from store.base import EventPage, EventQuery, IncidentQuery, Store, StoredEvent
+from store.base import AlertQuery, EventPage, EventQuery, EventTotal, IncidentQuery, Store, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,25 @@ class QueueView:
     incidents: list[Incident]
     by_severity: dict[str, int]  # under the filters, before paging
     total: int
+    flagged: dict[str, Flagged]  # by incident id: when its flagged activity was, within its window
 
 
 def queue(store: Store, query: IncidentQuery) -> QueueView:
     counts = store.incident_counts(query, by="severity")
     ordered = {s.value: counts.get(s.value, 0) for s in sorted(Severity, key=lambda s: -s.rank)}
-    return QueueView(store.query_incidents(query), ordered, sum(counts.values()))
+    incidents = store.query_incidents(query)
+    return QueueView(incidents, ordered, sum(counts.values()), flagged_of(store, incidents))
+
+
+def flagged_of(store: Store, incidents: list[Incident]) -> dict[str, Flagged]:
+    """When each incident's flagged activity was, by incident id: their alerts read at once, for their spans."""
+    alerts = {a.alert_id: a for a in store.get_alerts([i for incident in incidents for i in incident.alert_ids])}
+    return {
+        incident.incident_id: flagged(
+            [alerts[i] for i in incident.alert_ids if i in alerts], incident.window_start, incident.window_end
+        )
+        for incident in incidents
+    }
 
 
 def organizations(store: Store) -> list[str]:
@@ -75,6 +89,11 @@ class IncidentView:
     @property
     def is_open(self) -> bool:
         return self.incident.status in OPEN_STATUSES
+
+    @property
+    def flagged(self) -> Flagged:
+        """When the activity the alerts flagged was: the incident's window may be a whole day around it."""
+        return flagged(self.alerts, self.incident.window_start, self.incident.window_end)
 
     @property
     def closed_at(self) -> datetime | None:
@@ -110,17 +129,26 @@ def incident_view(store: Store, settings: Settings, incident_id: str) -> Inciden
     )
 
 
-def incident_events(store: Store, incident: Incident, page_size: int, cursor: str | None = None) -> EventPage:
-    """The actor's events over the incident's span, newest first, one page."""
+def incident_events(
+    store: Store,
+    incident: Incident,
+    page_size: int,
+    cursor: str | None = None,
+    span: tuple[datetime, datetime] | None = None,
+) -> EventPage:
+    """The actor's events over ``span`` (the incident's window unless given), newest first, one page."""
+    since, until = span or (incident.window_start, incident.window_end)
     return store.query_events(
-        EventQuery(
-            actor_id=incident.actor_id,
-            since=incident.window_start,
-            until=incident.window_end,
-            limit=page_size,
-            cursor=cursor,
-        )
+        EventQuery(actor_id=incident.actor_id, since=since, until=until, limit=page_size, cursor=cursor)
     )
+
+
+EVENTS_COUNTED = 10_000  # a page of events says how many match, to this many ("more than" past it)
+
+
+def events_in(store: Store, actor_id: str, since: datetime, until: datetime) -> EventTotal:
+    """How many events the actor has in a span (counted by the store, no event read)."""
+    return store.count_events(EventQuery(actor_id=actor_id, since=since, until=until), EVENTS_COUNTED)
 
 
 def related_incidents(store: Store, incident: Incident, limit: int = 20) -> list[Incident]:
@@ -325,6 +353,7 @@ class ActorView:
     heatmap: list[tuple[int, int, float]]  # (weekday 0=Mon, local hour, mean events per week in that hour)
     volume: list[tuple[datetime, int, float | None]]  # per local day: own records, peers' median records
     incidents: list[Incident]
+    flagged: dict[str, Flagged]  # by incident id
 
 
 def actor_view(store: Store, settings: Settings, actor_id: str, until: datetime) -> ActorView | None:
@@ -349,7 +378,7 @@ def actor_view(store: Store, settings: Settings, actor_id: str, until: datetime)
     days = sorted(set(own_days) | set(peer_days))
     volume = [(datetime(d.year, d.month, d.day, tzinfo=zone), own_days.get(d, 0), peer_days.get(d)) for d in days]
     incidents = store.query_incidents(IncidentQuery(actor_id=actor_id, order="newest", limit=50))
-    return ActorView(profile, heatmap, volume, incidents)
+    return ActorView(profile, heatmap, volume, incidents, flagged_of(store, incidents))
 
 
 # -- compliance --------------------------------------------------------------------------------------
@@ -361,7 +390,44 @@ class ComplianceView:
     triage: TriageSummary
     partner_out_of_scope: list[AlertDayCount]  # partners touching data, resources or places new to them
     sensitive: list[ClassDay]  # high-sensitivity classes only
+    # high or critical sensitive_access alerts, newest first: a breach's 40,000 records are lost in the chart
+    # beside a service's nightly million, so they are listed (and their days marked on it)
+    sensitive_alerts: list[SensitiveRead]
     dead_letters: int
+
+
+@dataclass(frozen=True, slots=True)
+class SensitiveRead:
+    """A high or critical ``sensitive_access`` alert, with when its flagged activity was."""
+
+    alert: Alert
+    flagged: Flagged
+
+    def day(self, zone: tzinfo) -> date:
+        return self.flagged.start.astimezone(zone).date()
+
+    @property
+    def records(self) -> int | None:
+        """High-sensitivity records read in the strongest window (the alert's figures are its strongest finding's)."""
+        value = self.alert.evidence.get("high_sensitivity_records")
+        return value if isinstance(value, int) else None
+
+
+SENSITIVE_ALERTS_SHOWN = 200
+
+
+def sensitive_reads(store: Store, since: datetime, until: datetime) -> list[SensitiveRead]:
+    alerts = store.query_alerts(
+        AlertQuery(
+            detector="sensitive_access",
+            min_severity=Severity.HIGH,
+            since=since,
+            until=until,
+            newest_first=True,
+            limit=SENSITIVE_ALERTS_SHOWN,
+        )
+    )
+    return [SensitiveRead(a, flagged([a], a.window_start, a.window_end)) for a in alerts]
 
 
 def partner_out_of_scope(alerts: list[AlertDayCount]) -> list[AlertDayCount]:
@@ -383,6 +449,7 @@ def compliance(store: Store, settings: Settings, until: datetime, days: int, now
         triage=store.triage_summary(since, now + HOUR, now, settings.dashboard.report_deadline),
         partner_out_of_scope=partner_out_of_scope(alerts),
         sensitive=[d for d in store.class_days(since, until, zone) if d.data_class in high],
+        sensitive_alerts=sensitive_reads(store, since, until),
         dead_letters=store.health().dead_letters,
     )
 
@@ -618,9 +685,35 @@ def utc_offset(moment: datetime) -> str:
     return moment.isoformat(timespec="minutes")[16:]
 
 
-def local_axis_title(zone: tzinfo, moment: datetime) -> str:
-    """A chart's time axis title: the zone by name and its offset at ``moment`` (a tick says ``09 AM`` only)."""
-    return f"local time: {zone}, UTC{utc_offset(moment.astimezone(zone))}"
+def local_range(start: datetime, end: datetime, zone: tzinfo) -> str:
+    """A span in local time, its day said once: ``2026-10-16 14:00–17:00 +08:00``; across days,
+    ``2026-10-16 00:00 – 2026-10-17 00:00 +08:00``; each end with its offset when the clocks changed between."""
+    first, last = start.astimezone(zone), end.astimezone(zone)
+    on, off = utc_offset(first), utc_offset(last)
+    if on != off:
+        return f"{first:%Y-%m-%d %H:%M} {on} – {last:%Y-%m-%d %H:%M} {off}"
+    if first.date() == last.date():
+        return f"{first:%Y-%m-%d %H:%M}–{last:%H:%M} {on}"
+    return f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M} {on}"
+
+
+def local_axis_title(zone: tzinfo, start: datetime, end: datetime | None = None) -> str:
+    """A chart's time axis title: the zone by name and its offset over the span drawn (a tick says no offset).
+
+    When the clocks changed within the span, both offsets and the day they changed: one offset for the
+    whole axis would be wrong for the hours on the other side of the change.
+    """
+    first = start.astimezone(zone)
+    last = (end or start).astimezone(zone)
+    if utc_offset(first) == utc_offset(last):
+        return f"local time: {zone}, UTC{utc_offset(first)}"
+    changed = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    while changed < last and utc_offset(changed.astimezone(zone)) == utc_offset(first):  # in UTC: hours that exist
+        changed += HOUR
+    changed = changed.astimezone(zone)
+    return (
+        f"local time: {zone}, UTC{utc_offset(first)} then UTC{utc_offset(last)} (the clocks changed on {changed:%d %b})"
+    )
 
 
 def event_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:

@@ -118,11 +118,16 @@ def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
         )
     else:
         egress = "First and last egress event: none (nothing exported, downloaded, printed or shared)"
+    flagged = view.flagged
     when = [
-        f"Activity: {_local(incident.window_start, zone)} to {_local(incident.window_end, zone)}",
+        f"Flagged activity: {_local(flagged.start, zone)} to {_local(flagged.end, zone)} (at {flagged.severity.value},"
+        " the incident's worst)",
+        f"Activity: {_local(incident.window_start, zone)} to {_local(incident.window_end, zone)} (the incident's"
+        " window, every finding merged in)",
         f"First and last event read: {_local(impact.first, zone)} to {_local(impact.last, zone)}",
         egress,
-        f"Detected (raised) at: {_local(view.raised_at, zone)}",
+        f"Detected (raised) at: {_local(view.raised_at, zone)} (when accesswatch first stored the incident, on its"
+        " own clock: the deadline counts from it; the times above are the events' own)",
         f"Reporting deadline: {deadline_text}",
         f"Status: {incident.status.value}; severity {incident.severity.value}; risk {incident.risk_score:.0f}/100",
     ]

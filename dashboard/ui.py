@@ -15,11 +15,12 @@ import streamlit as st
 
 from dashboard import queries
 from dashboard.auth import Identity, Permission, oidc_identity, sign_in
+from dashboard.flagged import Flagged, runs
 from dashboard.masking import Masker, load_key
 from models.config import Settings
 from models.dashboard import DataAccessKind
 from models.incident import Incident
-from store.base import Store
+from store.base import EventTotal, Store
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger(__name__)
@@ -220,6 +221,71 @@ def local_span(ctx: Context, start: datetime, end: datetime) -> tuple[str, str]:
     on, off = queries.utc_offset(first), queries.utc_offset(last)
     zone = f"UTC{on}" if on == off else f"UTC{on} to UTC{off}"
     return first.strftime("%d %b %H:%M"), f"to {last.strftime('%d %b %H:%M')}, {zone}"
+
+
+def short_range(ctx: Context, start: datetime, end: datetime) -> str:
+    """A span in local time without the year or offset: ``16 Oct 14:00–17:00``, ``15 Oct 22:00 – 16 Oct 02:00``."""
+    first, last = start.astimezone(ctx.zone), end.astimezone(ctx.zone)
+    if first.date() == last.date():
+        return f"{first:%d %b %H:%M}–{last:%H:%M}"
+    return f"{first:%d %b %H:%M} – {last:%d %b %H:%M}"
+
+
+def flagged_caption(ctx: Context, flagged: Flagged, incident: Incident, detected: datetime | None) -> str:
+    """Under an incident's header: each run of flagged hours (the worst first), the incident's window around
+    them, and which clock the detection time is on."""
+    said = [
+        f"{run.severity.value} {short_range(ctx, run.start, run.end)} ({', '.join(run.detectors)})"
+        for run in runs(flagged.spans)
+    ]
+    shown = "; ".join(said[:6]) + (f"; and {len(said) - 6} more" if len(said) > 6 else "")
+    text = f"Flagged: {shown}." if said else ""
+    if (incident.window_start, incident.window_end) != (flagged.start, flagged.end):
+        window_from, window_to = local_span(ctx, incident.window_start, incident.window_end)
+        text += f" The incident's window, its findings merged: {window_from} {window_to}."
+    if detected is not None:
+        text += (
+            f" Detected {local_time(ctx, detected)} on this server's clock, when accesswatch first stored the incident"
+            " (the activity's times are the events' own): the reporting deadline counts from then."
+        )
+    return text
+
+
+def events_in_view(page_number: int, page_size: int, shown: int, total: EventTotal, last_page: bool) -> str:
+    """``Page 2 of 2 · events 51–76 of 76, newest first``: where the page is among the events that match.
+
+    The last page tells the total whatever the count said; before it, a count the store stopped short
+    (``EventTotal.more``) is "more than" the most known: counted, or shown so far.
+    """
+    if not shown:
+        return f"Page {page_number} · no events"
+    first = (page_number - 1) * page_size + 1
+    last = first + shown - 1
+    if last_page:
+        total = EventTotal(last)
+    if not total.more:
+        pages = max(1, -(-total.events // page_size))
+        return f"Page {page_number} of {pages:,} · events {first:,}–{last:,} of {total.events:,}, newest first"
+    known = max(total.events, last)
+    uncounted = "" if total.events >= last else " (not counted further: that would read much of the store)"
+    return f"Page {page_number} · events {first:,}–{last:,} of more than {known:,}{uncounted}, newest first"
+
+
+def counted_events(total: EventTotal) -> str:
+    """``76 events``, ``more than 10,000 events``; ``many events`` where the store stopped counting at once."""
+    if not total.more:
+        return f"{total.events:,} events"
+    return f"more than {total.events:,} events" if total.events else "many events (too many to count quickly)"
+
+
+def shortened(text: str, limit: int) -> str:
+    """``text`` whole if it fits, else cut at the last word that fits and marked with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if " " in cut:
+        cut = cut[: cut.rindex(" ")]
+    return cut.rstrip(" ,;:-") + "…"
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:

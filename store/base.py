@@ -142,6 +142,14 @@ class EventPage(BaseModel):
     next_cursor: str | None = None  # None when there is no further page
 
 
+@dataclass(frozen=True, slots=True)
+class EventTotal:
+    """How many events match a query: ``events`` exactly, or, when ``more``, more than ``events``."""
+
+    events: int
+    more: bool = False
+
+
 class AlertQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -226,6 +234,25 @@ class Store(OutboxStore, ABC):
     # -- reading ----------------------------------------------------------------
     @abstractmethod
     def query_events(self, query: EventQuery) -> EventPage: ...
+
+    def count_events(self, query: EventQuery, at_most: int) -> EventTotal:
+        """How many events match ``query`` (its cursor and limit aside), counted to ``at_most`` at most.
+
+        An adapter may stop sooner where counting would cost a long scan (a filter few events pass, over a
+        long span), and say "more than" the events it had counted then.  This default reads the events a
+        page at a time: an adapter that can count without reading them does.
+        """
+        counted, cursor = 0, None
+        while True:
+            page = self.query_events(
+                query.model_copy(update={"limit": min(1000, at_most + 1 - counted), "cursor": cursor})
+            )
+            counted += len(page.items)
+            cursor = page.next_cursor
+            if counted > at_most:
+                return EventTotal(at_most, more=True)
+            if cursor is None:
+                return EventTotal(counted)
 
     @abstractmethod
     def query_alerts(self, query: AlertQuery) -> list[Alert]: ...

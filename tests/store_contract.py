@@ -21,7 +21,7 @@ from models.deadletter import DeadLetter
 from models.event import AccessEvent, Action, Outcome
 from models.fast_event import from_model
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
-from store.base import AlertQuery, EventQuery, IncidentQuery, IncomingEvent, Store
+from store.base import AlertQuery, EventQuery, EventTotal, IncidentQuery, IncomingEvent, Store
 from tests import factories as f
 
 
@@ -242,6 +242,29 @@ class StoreContract:
                 break
         assert sorted(seen) == sorted(i.event.event_id for i in batch)
         assert len(seen) == len(set(seen))
+
+    def test_events_are_counted_as_the_pages_find_them(self, store: Store, corpus):
+        # the audit search says how many events match: the same filters as its pages, counted to a bound
+        queries = [
+            EventQuery(),
+            EventQuery(actor_id="emp-a"),
+            EventQuery(customer_id="c-1"),
+            EventQuery(data_class="government_id"),
+            EventQuery(data_class="identity", since=f.at(hours=1)),
+            EventQuery(field="name", actor_id="emp-a"),
+            EventQuery(outcome=Outcome.DENIED),
+            EventQuery(since=f.at(hours=1), until=f.at(hours=3)),
+            EventQuery(event_id=corpus[2].event.event_id),
+            EventQuery(actor_id="nobody"),
+        ]
+        for query in queries:
+            found = len(store.query_events(query.model_copy(update={"limit": 100})).items)
+            assert store.count_events(query, at_most=100) == EventTotal(found), query
+            if found:  # one fewer allowed: more than that many, counting stopped there
+                assert store.count_events(query, at_most=found - 1) == EventTotal(found - 1, more=True), query
+        assert found == 0
+        cursor = store.query_events(EventQuery(actor_id="emp-a", limit=1)).next_cursor
+        assert store.count_events(EventQuery(actor_id="emp-a", cursor=cursor), at_most=100) == EventTotal(3)
 
     def test_active_actor_days(self, store: Store, corpus):
         # emp-a on two days, emp-b and emp-c on one

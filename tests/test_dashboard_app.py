@@ -22,6 +22,7 @@ from dashboard.auth import Identity, Role, hash_password
 from detectors.incidents import incident_id
 from models.alert import AlertStatus, Severity
 from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery
+from models.event import format_utc
 from models.incident import TriageActionKind
 from store.base import EventQuery
 from store.sqlite import SqliteStore
@@ -273,11 +274,15 @@ def test_a_mistyped_data_dir_is_an_error_and_no_store_is_made(office, monkeypatc
 
 def test_the_pages_give_times_with_their_utc_offset(office):
     at = _app("ana")
-    assert at.dataframe[0].value["started"][0] == "2026-10-28 14:00 +08:00"
+    assert at.dataframe[0].value["flagged activity"][0] == "2026-10-28 14:00–15:00 +08:00"
     at = _app("ana", incident=office["bulk"].incident_id)
-    assert _metric(at, "Activity from").value == "28 Oct 14:00"
-    assert _metric(at, "Activity from").delta == "to 28 Oct 15:00, UTC+08:00"
-    assert _metric(at, "Reporting deadline").delta.endswith(" +08:00")  # "raised 2026-... +08:00"
+    assert _metric(at, "Flagged activity").value == "28 Oct 14:00"
+    assert _metric(at, "Flagged activity").delta == "to 28 Oct 15:00, UTC+08:00"
+    assert _metric(at, "Reporting deadline").delta.startswith("detected ")  # "detected 2026-... +08:00"
+    assert _metric(at, "Reporting deadline").delta.endswith(" +08:00")
+    # "raised" was the server's clock beside activity in event time: which time starts the clock is said
+    assert "on this server's clock, when accesswatch first stored the incident" in _text(at)
+    assert "the reporting deadline counts from then" in _text(at)
     at.button(key="r-make").click().run()
     assert "CST" not in at.session_state["r-made"][1] and "+08:00" in at.session_state["r-made"][1]
 
@@ -315,6 +320,50 @@ def test_the_incident_page_explains_and_shows_the_events_masked(office):
     # ... in the detectors' explanation and evidence too, where the window's resources are listed
     assert "Resources: crm/customer_record/R" in text and "R77001234" not in text
     assert all("R77001234" not in str(shown.value) for shown in at.json)
+
+
+def _grown_to_its_day(office):
+    """The bulk read's alert as a day's finding grows it (``detectors.alerts``): its window the whole local day,
+    its hour kept among its findings' spans.  The incident's window follows."""
+    day = datetime(2026, 10, 27, 16, 0, tzinfo=UTC)  # Wed 28 Oct 00:00 in Shanghai
+    bulk = office["bulk"]
+    spans = [
+        [format_utc(INCIDENT_HOUR), format_utc(INCIDENT_HOUR + timedelta(hours=1)), 9.1, "critical", 4800],
+        [format_utc(day), format_utc(day + timedelta(days=1)), 4.0, "high", 4815],
+    ]
+    window = {"window_start": day, "window_end": day + timedelta(days=1)}
+    with _open(office["store_path"]) as store:
+        [alert] = store.get_alerts(bulk.alert_ids)
+        grown = alert.model_copy(update={**window, "evidence": {**alert.evidence, "spans": spans}, "revision": 2})
+        store.upsert_alerts([grown], [bulk.model_copy(update={**window, "revision": 2})])
+    return bulk
+
+
+def test_a_day_long_incident_is_shown_at_its_flagged_hour_first(office):
+    # the queue said "started 00:00", the header "Activity from 28 Oct 00:00", the events the day's routine first
+    incident = _grown_to_its_day(office)
+    at = _app("ana")
+    assert at.dataframe[0].value["flagged activity"][0] == "2026-10-28 14:00–15:00 +08:00"
+    at = _app("ana", incident=incident.incident_id)
+    assert _metric(at, "Flagged activity").value == "28 Oct 14:00"
+    assert _metric(at, "Flagged activity").delta == "to 28 Oct 15:00, UTC+08:00"
+    text = _text(at)
+    assert "Flagged: critical 28 Oct 14:00–15:00 (bulk_read)." in text
+    assert "The incident's window, its findings merged: 28 Oct 00:00 to 29 Oct 00:00, UTC+08:00." in text
+    assert "bulk_read** · flagged 2026-10-28 14:00–15:00 +08:00 (its window 28 Oct 00:00 – 29 Oct 00:00)" in text
+    # the events: the flagged hour's first, each choice with its count; the whole day a click away
+    choice = at.radio(key=f"i-span-{incident.incident_id}")
+    assert choice.value == "flagged"
+    assert choice.options == [
+        "the flagged hours (critical), 28 Oct 14:00–15:00: 6 events",
+        "the whole window, 28 Oct 00:00 – 29 Oct 00:00: 11 events",
+    ]
+    events = next(d.value for d in at.dataframe if "customers" in d.value.columns)
+    assert len(events) == 6 and set(events["action"]) == {"export"}
+    assert "Page 1 of 1 · events 1–6 of 6, newest first" in _text(at)
+    choice.set_value("window").run()
+    events = next(d.value for d in at.dataframe if "customers" in d.value.columns)
+    assert len(events) == 11 and "events 1–11 of 11" in _text(at)
 
 
 def test_acknowledge_assign_note_and_false_positive_are_recorded_with_who(office):
@@ -624,6 +673,39 @@ def test_compliance_figures(office):
     assert figures["Reviewed"] == "0%"
     assert figures["Open past the 48-hour deadline"] == "0"
     assert any("new_access" in d.value.columns for d in at.dataframe)  # the partner's first access
+
+
+def test_compliance_lists_the_sensitive_reads_a_nightly_job_hides_in_the_chart(office):
+    bulk = office["bulk"]
+    sensitive = f.alert(
+        actor_id="emp-0001",
+        detector="sensitive_access",
+        severity=Severity.CRITICAL,
+        window_start=INCIDENT_HOUR,
+        window_end=INCIDENT_HOUR + timedelta(hours=1),
+        incident_id=bulk.incident_id,
+        evidence={"high_sensitivity_records": 4800, "records": 4800, "classes": ["government_id"]},
+    )
+    routine = f.alert(actor_id="emp-0002", detector="sensitive_access", severity=Severity.MEDIUM)
+    with _open(office["store_path"]) as store:
+        store.upsert_alerts([sensitive, routine])
+    at = _app("audrey", page="compliance")
+    [reads] = [d.value for d in at.dataframe if "sensitive records" in d.value.columns]
+    assert list(reads["actor"]) == ["emp-0001 (employee)"]  # high or critical only
+    assert list(reads["flagged activity"]) == ["2026-10-28 14:00–15:00 +08:00"]
+    assert list(reads["sensitive records"]) == [4800] and list(reads["incident"]) == [bulk.incident_id]
+    assert "Red rules: days of high or critical sensitive-data alerts" in _text(at)
+
+
+def test_an_audit_search_says_how_many_events_match(office, monkeypatch):
+    monkeypatch.setenv("ACCESSWATCH_DASHBOARD__PAGE_SIZE", "5")
+    at = _app("audrey", page="search")
+    _search(at, field="passport_number")
+    assert "Page 1 of 2 · events 1–5 of 6, newest first; this search was recorded." in _text(at)
+    at.button(key="s-older").click().run()
+    assert "Page 2 of 2 · events 6–6 of 6, newest first" in _text(at)
+    with _open(office["store_path"]) as store:
+        assert len(store.data_accesses(DataAccessQuery())) == 2  # each page recorded, the count is no search
 
 
 def test_health_page(office):

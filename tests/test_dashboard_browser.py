@@ -208,3 +208,41 @@ def test_the_health_figures_fit_their_columns_with_no_arrow_on_the_lag(dashboard
             )
         lag = page.locator("[data-testid='stMetric']").filter(has_text="Event-time lag")
         assert lag.locator("[data-testid='stMetricDelta']").count() == 0
+
+
+def _sign_in(page: Page, user: str) -> None:
+    page.get_by_label("User name").fill(user)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_a_click_on_a_queue_row_opens_its_incident(dashboard):
+    # the caption says "Click a row to open its incident": a click on a cell only highlighted it
+    with _browser_page(dashboard) as page:
+        _sign_in(page, "analyst")
+        page.get_by_text("In the queue").wait_for()
+        page.wait_for_timeout(1500)
+        grid = page.locator("[data-testid='stDataFrame']").first.bounding_box()
+        assert grid is not None
+        page.mouse.click(grid["x"] + grid["width"] * 0.6, grid["y"] + 35 + 17)  # the first row's summary
+        page.wait_for_url(re.compile(r"incident=inc-[0-9a-f]+"))
+        page.get_by_role("heading", name=re.compile(r": (low|medium|high|critical) incident$")).wait_for()
+        page.screenshot(path=ARTIFACTS / "08-row-click.png")
+
+
+def test_the_charts_leave_no_warning_in_the_browser_console(dashboard):
+    # Vega said "Conflicting legend property" on each incident page and "Channel order is inappropriate
+    # for nominal field" on Compliance: signs of a chart's encoding at odds with itself
+    with _browser_page(dashboard) as page:
+        said: list[str] = []
+        page.on("console", lambda message: said.append(f"{message.type}: {message.text}"))
+        _sign_in(page, "demo")
+        page.get_by_role("button", name="Open this incident").click()
+        page.locator("[data-testid='stVegaLiteChart']").first.wait_for()
+        page.wait_for_timeout(2000)
+        page.get_by_role("link", name="Compliance").click()
+        page.get_by_text("Sensitive data read").first.wait_for()
+        page.locator("[data-testid='stVegaLiteChart']").nth(1).wait_for()
+        page.wait_for_timeout(2000)
+        page.screenshot(path=ARTIFACTS / "09-compliance.png", full_page=True)
+    assert not [line for line in said if "WARN" in line or line.startswith("warning")], said

@@ -13,17 +13,20 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 
-from dashboard import charts, queries, report
+from dashboard import charts, queries, report, ui
 from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oidc_identity, sign_in, verify_password
+from dashboard.flagged import flagged, runs
 from dashboard.launch import environment, streamlit_command
 from dashboard.masking import Masker, load_key, mask_resource_id, pseudonym
-from models.alert import AlertStatus
+from models.alert import AlertStatus, Severity
 from models.config import Dashboard, DashboardOidc, DashboardUser
-from models.dashboard import DataAccessKind, DataAccessQuery, HourActivity
+from models.dashboard import AlertDayCount, ClassDay, DataAccessKind, DataAccessQuery, HourActivity
+from models.event import format_utc
 from models.incident import Incident, TriageAction, TriageActionKind
-from store.base import EventQuery
+from store.base import EventQuery, EventTotal
 from tests import factories as f
 
 
@@ -116,6 +119,34 @@ def test_the_masker_masks_customers_record_ids_and_free_values():
     assert mask_resource_id("customers") == "customers"  # a table name points at nobody
     assert Masker(b"k", unmasked=True).event(event) == event
     assert masker.customers([f"c-{n}" for n in range(8)], limit=2).endswith("(+6)")
+
+
+def test_a_date_in_a_file_s_name_shows_where_record_ids_stay_masked():
+    # the weekly newsletter's file showed as "exports/n•••": its date was taken for a record id
+    for shown in (
+        "exports/newsletter_20261012.csv",
+        "report-2026-10-12.pdf",
+        "backup_2026_10_12.tar",
+        "daily.20261231.json",
+        "customers",
+    ):
+        assert mask_resource_id(shown) == shown
+    for masked in (
+        "R93432556",  # a record id
+        "C0012345",
+        "cust-1234",
+        "R20261012",  # a date's digits glued to a letter: as likely a record's number
+        "20261012",  # a bare number, a date or not
+        "2026-10-12",
+        "orders_20261012_88412.csv",  # a date, and a record's number beside it
+        "backup_20261012_0300.tar",  # ... or any other run of digits
+        "exports/newsletter_20261312.csv",  # month 13: no date
+        "exports/newsletter_20260230.csv",  # 30 February
+        "exports/newsletter_2026-10_12.csv",  # separators that differ: no date written so
+    ):
+        assert mask_resource_id(masked) == masked[0] + "•••", masked
+    evidence = Masker(b"k").evidence({"resources": ["data-warehouse/table/exports/newsletter_20261012.csv"]})
+    assert evidence["resources"] == ["data-warehouse/table/exports/newsletter_20261012.csv"]
 
 
 def test_event_times_carry_milliseconds_and_the_utc_offset():
@@ -280,7 +311,13 @@ def test_the_report_s_lines_stay_lines_in_markdown(settings):
         # more than one line only as a list or a table; else a reader runs them into one sentence
         assert len(block) == 1 or all(line.startswith(("- ", "|")) for line in block), block
     lines = [line for block in _blocks(text) for line in block]
-    for item in ("Activity: ", "First and last event read: ", "Detected (raised) at: ", "Reporting deadline: "):
+    for item in (
+        "Flagged activity: ",
+        "Activity: ",
+        "First and last event read: ",
+        "Detected (raised) at: ",
+        "Reporting deadline: ",
+    ):
         assert any(line.startswith(item) for line in lines), item
     for item in ("Actor: ", "Role: ", "Organisation: ", "Events: ", "Customers affected: ", "Resources: ", _YOURS):
         assert any(line.startswith(item) for line in lines), item
@@ -303,6 +340,125 @@ def test_local_times_carry_their_utc_offset():
     assert queries.local_time(moment, berlin) == "2026-03-29 01:59 +01:00"
     assert queries.local_time(moment + timedelta(hours=1), berlin) == "2026-03-29 03:59 +02:00"
     assert queries.local_axis_title(berlin, moment) == "local time: Europe/Berlin, UTC+01:00"
+
+
+def test_a_time_axis_across_a_clock_change_names_both_offsets():
+    new_york = ZoneInfo("America/New_York")  # the clocks went back on Sunday 1 Nov 2026
+    start, end = datetime(2026, 10, 29, tzinfo=UTC), datetime(2026, 11, 3, tzinfo=UTC)
+    assert queries.local_axis_title(new_york, start, end) == (
+        "local time: America/New_York, UTC-04:00 then UTC-05:00 (the clocks changed on 01 Nov)"
+    )
+    assert queries.local_axis_title(new_york, start, start + timedelta(days=2)) == (
+        "local time: America/New_York, UTC-04:00"
+    )
+    hours = [start + timedelta(hours=h) for h in range(0, 24 * 5)]
+    points = [queries.TimelinePoint(hour, 0, 0.0, 0.0, None) for hour in hours]
+    spec = charts.timeline(points, (start, end), [], new_york).to_dict()
+    assert spec["layer"][-1]["encoding"]["x"]["title"].endswith(
+        "UTC-04:00 then UTC-05:00 (the clocks changed on 01 Nov)"
+    )
+
+
+def test_spans_are_told_in_local_time_with_their_day_once():
+    shanghai = ZoneInfo("Asia/Shanghai")
+    assert queries.local_range(f.T0, f.T0 + timedelta(hours=3), shanghai) == "2026-11-02 09:00–12:00 +08:00"
+    day = datetime(2026, 11, 1, 16, tzinfo=UTC)
+    assert queries.local_range(day, day + timedelta(days=1), shanghai) == "2026-11-02 00:00 – 2026-11-03 00:00 +08:00"
+    new_york = ZoneInfo("America/New_York")
+    night = datetime(2026, 11, 1, 4, tzinfo=UTC)
+    assert queries.local_range(night, night + timedelta(hours=4), new_york) == (
+        "2026-11-01 00:00 -04:00 – 2026-11-01 03:00 -05:00"
+    )
+
+
+def _span(start: int, end: int, severity: str) -> list:
+    """A finding's span as an alert keeps it (``detectors.alerts``): hours after T0."""
+    return [format_utc(f.T0 + timedelta(hours=start)), format_utc(f.T0 + timedelta(hours=end)), 5.0, severity, 100]
+
+
+def test_an_incident_grown_to_a_day_is_flagged_at_the_hours_its_findings_name():
+    hour = lambda h: f.T0 + timedelta(hours=h)  # noqa: E731
+    # an hour's finding and its day's finding: one alert, whose window is the day
+    bulk = f.alert(
+        severity="critical",
+        window_start=hour(0),
+        window_end=hour(24),
+        evidence={"spans": [_span(3, 4, "critical"), _span(0, 24, "high")]},
+    )
+    egress = f.alert(
+        detector="egress",
+        severity="critical",
+        window_start=hour(3),
+        window_end=hour(5),
+        evidence={"spans": [_span(3, 4, "critical"), _span(4, 5, "critical")]},
+    )
+    early = f.alert(detector="new_access", severity="low", window_start=hour(1), window_end=hour(2), evidence={})
+    got = flagged([bulk, egress, early], hour(0), hour(24))
+    assert (got.start, got.end, got.severity) == (hour(3), hour(5), Severity.CRITICAL)  # the worst, not the day
+    assert [(s.start, s.end, s.severity.value, s.detectors) for s in got.spans] == [
+        (hour(1), hour(2), "low", ("new_access",)),  # an alert that kept no spans: its window
+        (hour(3), hour(4), "critical", ("bulk_read", "egress")),
+        (hour(4), hour(5), "critical", ("egress",)),
+    ]
+    assert [(r.start, r.end, r.severity.value, r.detectors) for r in runs(got.spans)] == [
+        (hour(3), hour(5), "critical", ("bulk_read", "egress")),
+        (hour(1), hour(2), "low", ("new_access",)),
+    ]
+    # a day more severe than the hours flagged in it is itself what was flagged
+    day = f.alert(
+        severity="critical",
+        window_start=hour(0),
+        window_end=hour(24),
+        evidence={"spans": [_span(3, 4, "low"), _span(0, 24, "critical")]},
+    )
+    assert (flagged([day], hour(0), hour(24)).start, flagged([day], hour(0), hour(24)).end) == (hour(0), hour(24))
+
+
+def test_the_charts_give_vega_nothing_to_warn_about_and_each_day_a_label_of_its_own():
+    zone = ZoneInfo("Asia/Shanghai")
+    points = [queries.TimelinePoint(f.T0 + timedelta(hours=h), h, 0.0, 1.0, 0.5) for h in range(48)]
+    spec = charts.timeline(points, (f.T0, f.T0 + timedelta(hours=24)), [], zone).to_dict()
+    lines = spec["layer"][-1]["encoding"]
+    # a legend hidden on one channel of the series and shown on the other: "Conflicting legend property"
+    assert lines["strokeDash"].get("legend") == lines["color"]["legend"]
+    day = datetime(2026, 11, 2).date()
+    counts = [
+        AlertDayCount(day=day, severity=s, detector="bulk_read", actor_kind="employee", alerts=1)
+        for s in ("low", "high")
+    ]
+    bars = charts.alerts_by_severity(counts).to_dict()["encoding"]
+    assert bars["order"]["type"] == "quantitative"  # an order on a nominal field: "Channel order is inappropriate"
+    assert (bars["x"]["type"], bars["x"]["timeUnit"]) == ("ordinal", "yearmonthdate")  # one band, one label a day
+    trend = charts.class_trend([ClassDay(day=day, data_class="financial", events=1, records=9)], {day: "emp-1 9"})
+    assert trend.to_dict()["layer"][1]["encoding"]["x"]["axis"]["tickCount"] == {"interval": "day", "step": 1}
+    assert trend.to_dict()["layer"][0]["mark"]["type"] == "rule"  # the day of a sensitive-data alert, marked
+    quiet = charts.class_trend([ClassDay(day=day, data_class="financial", events=1, records=9)], {}).to_dict()
+    assert [layer["mark"]["type"] for layer in quiet["layer"]] == ["line"]  # no empty rule: "Infinite extent"
+    health = charts.events_per_hour(pd.DataFrame([{"hour": f.T0, "events": 1, "denied": 0}]), zone, f.T0, f.T0)
+    assert health.to_dict()["encoding"]["x"]["axis"]["format"] == "%a %d %b %H:%M"  # 24 hours, as the others
+
+
+def test_long_summaries_are_cut_at_a_word_and_say_so():
+    text = "Employee emp-0065 (sales) read 17,173 records with government id data, where the usual is none"
+    assert ui.shortened(text, 200) == text
+    cut = ui.shortened(text, 60)
+    assert cut == "Employee emp-0065 (sales) read 17,173 records with…" and len(cut) <= 60
+    assert ui.shortened("x" * 80, 10) == "x" * 9 + "…"  # one word longer than the room: cut in it
+
+
+def test_a_page_of_events_says_where_it_stands_among_those_that_match():
+    assert ui.events_in_view(1, 50, 50, EventTotal(76), False) == "Page 1 of 2 · events 1–50 of 76, newest first"
+    assert ui.events_in_view(2, 50, 26, EventTotal(76), True) == "Page 2 of 2 · events 51–76 of 76, newest first"
+    assert ui.events_in_view(1, 50, 50, EventTotal(10_000, more=True), False) == (
+        "Page 1 · events 1–50 of more than 10,000, newest first"
+    )
+    # the store stopped counting (a long scan): more than those shown, and why no total
+    assert ui.events_in_view(3, 50, 50, EventTotal(0, more=True), False) == (
+        "Page 3 · events 101–150 of more than 150 (not counted further: that would read much of the store),"
+        " newest first"
+    )
+    assert ui.events_in_view(3, 50, 7, EventTotal(0, more=True), True).startswith("Page 3 of 3 · events 101–107 of 107")
+    assert ui.counted_events(EventTotal(0, more=True)) == "many events (too many to count quickly)"
 
 
 def test_the_volume_chart_is_linear_from_zero():
@@ -638,6 +794,17 @@ def test_a_model_alert_is_explained_by_its_figures_baselines_and_peers():
     assert "Unusual customers: 3,812 against their own usual of 95 (40.1 times); above 100% of the 23 peers" in said[0]
     assert said[0].endswith("peers active then.")
     assert "Unusual new classes: 2." in said
+
+
+def test_a_usual_of_none_is_said_as_none_not_as_a_ratio():
+    from dashboard.explain import explain
+
+    # "140 against their own usual of 0 (119.7 times)": a ratio against nothing reads as nonsense
+    figure = {"figure": "high", "value": 140, "baseline": 0.17, "baseline_from": "own", "ratio": 119.7}
+    said = explain(f.alert(detector="isolation_forest", evidence={"explanation": [figure]}))
+    assert said == ["Unusual high: 140, where their own usual is none."]
+    evidence = {"figure": "records", "value": 60304, "baseline": 0.0, "baseline_from": "own", "ratio": 60305.0}
+    assert explain(f.alert(evidence=evidence))[0] == "60,304 records, where their own usual is none."
 
 
 def test_a_ramp_alert_is_explained_by_its_days():

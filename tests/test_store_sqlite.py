@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from store.base import AlertQuery, EventQuery
+from store.base import AlertQuery, EventQuery, EventTotal
 from store.sqlite import SqliteStore, customer_token
 from store.sqlite_schema import MIGRATIONS
 from tests import factories as f
@@ -154,3 +154,22 @@ def test_the_alerts_start_column_left_stale_by_earlier_versions_is_made_again_fr
         grown.alert_id: grown.window_start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         other.alert_id: other.window_start.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
+
+
+def test_a_count_reads_no_event_and_stops_at_its_budget(sqlite_store, settings, monkeypatch):
+    import store.sqlite as module
+
+    sqlite_store.write(
+        [f.incoming(settings, at=f.at(hours=m / 60), outcome="denied" if m == 0 else "success") for m in range(3000)]
+    )
+    monkeypatch.setattr(sqlite_store, "query_events", None)  # counted in SQL: not a page read
+    denied = EventQuery(outcome="denied")
+    assert sqlite_store.count_events(denied, at_most=1000) == EventTotal(1)
+    # the one denied event is the oldest: counting it scans all 3,000 events, past a budget of 1,000 steps
+    monkeypatch.setattr(module, "COUNT_STEPS", 1)
+    assert sqlite_store.count_events(denied, at_most=1000) == EventTotal(0, more=True)
+    assert sqlite_store.count_events(EventQuery(), at_most=10) == EventTotal(10, more=True)  # found at once
+    monkeypatch.undo()
+    assert len(sqlite_store.query_events(denied).items) == 1  # the connection is as it was: no handler left
+    sqlite_store.write([f.incoming(settings, at=f.at(hours=80), outcome="denied")])
+    assert sqlite_store.count_events(denied, at_most=1000) == EventTotal(2)

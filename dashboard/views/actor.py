@@ -76,9 +76,11 @@ st.subheader("Past incidents")
 if not view.incidents:
     st.caption("None.")
 for incident in view.incidents:
+    activity = view.flagged[incident.incident_id]
+    when = queries.local_range(activity.start, activity.end, ctx.zone)
     st.page_link(
         PAGES / "incident.py",
-        label=f"{ui.severity_label(incident.severity.value)} · {ui.local_time(ctx, incident.window_start)} · "
-        f"{ui.STATUS_LABEL[incident.status.value]} · {incident.summary[:120]}",
+        label=f"{ui.severity_label(incident.severity.value)} · {when} · {ui.STATUS_LABEL[incident.status.value]}"
+        f" · {ui.shortened(incident.summary, 160)}",
         query_params={"incident": incident.incident_id},
     )

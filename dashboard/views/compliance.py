@@ -50,10 +50,56 @@ left, right = st.columns(2)
 with left:
     st.subheader("Alerts by severity")
     st.altair_chart(charts.alerts_by_severity(view.alerts), width="stretch")
+flagged_days: dict = {}
+for read in view.sensitive_alerts:
+    told = f"{read.alert.actor_id} {read.records or 0:,} ({read.alert.severity.value})"
+    day = read.day(ctx.zone)
+    flagged_days[day] = f"{flagged_days[day]}; {told}" if day in flagged_days else told
 with right:
     st.subheader("Sensitive data read")
-    st.altair_chart(charts.class_trend(view.sensitive), width="stretch")
-    st.caption("Records of the high-sensitivity classes read per local day.")
+    st.altair_chart(charts.class_trend(view.sensitive, flagged_days), width="stretch")
+    st.caption(
+        "Records of the high-sensitivity classes read per local day, by everyone: service accounts' routine jobs"
+        " included. Red rules: days of high or critical sensitive-data alerts, listed below."
+    )
+
+st.subheader("Sensitive data read in high or critical alerts")
+if not view.sensitive_alerts:
+    st.caption("None in the period.")
+else:
+    reads = pd.DataFrame(
+        [
+            {
+                "flagged activity": queries.local_range(read.flagged.start, read.flagged.end, ctx.zone),
+                "actor": f"{read.alert.actor_id} ({read.alert.actor_kind.value})",
+                "severity": read.alert.severity.value,
+                "sensitive records": read.records,
+                "records, all its windows": read.alert.evidence.get(
+                    "records_in_alert", read.alert.evidence.get("records")
+                ),
+                "classes": ", ".join(read.alert.evidence.get("classes") or []),
+                "incident": read.alert.incident_id or "",
+            }
+            for read in view.sensitive_alerts
+        ]
+    )
+    picked = st.dataframe(
+        reads.style.map(ui.severity_cell_style, subset=["severity"]),
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode=["single-row", "single-cell"],
+        key="c-sensitive",
+    )
+    chosen = picked.selection.rows or [row for row, _ in picked.selection.cells]
+    opened = view.sensitive_alerts[chosen[0]].alert.incident_id if chosen else None
+    if opened:
+        st.switch_page(PAGES / "incident.py", query_params={"incident": opened})
+    st.caption(
+        "Newest first, each alert's strongest window: its records of high-sensitivity classes, and the records read in"
+        " all the windows of its episode. A breach of tens of thousands of records is lost in the chart beside a"
+        " service account's nightly million; here it stands on its own line. Click a row to open its incident."
+    )
 
 st.subheader("Partner accesses outside their usual scope")
 if not view.partner_out_of_scope:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, ui
+from dashboard import charts, queries, ui
 
 ctx = ui.context()
 st.title("Health")
@@ -54,14 +53,7 @@ def live_health() -> None:
         )
         st.subheader("Events per hour (event time, the last two days)")
         st.altair_chart(
-            alt.Chart(rows)
-            .mark_bar()
-            .encode(
-                x=alt.X("hour:T", title=queries.local_axis_title(ctx.zone, view.events_per_hour[-1].hour)),
-                y=alt.Y("events:Q"),
-                tooltip=["hour:T", "events:Q", "denied:Q"],
-            )
-            .properties(height=240),
+            charts.events_per_hour(rows, ctx.zone, view.events_per_hour[0].hour, view.events_per_hour[-1].hour),
             width="stretch",
         )
     newest = f"Newest event: {ui.local_time(ctx, view.newest_event)} ({ctx.zone}). " if view.newest_event else ""

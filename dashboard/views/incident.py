@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import charts, queries, report, ui
 from dashboard.auth import Permission
 from dashboard.explain import explain
+from dashboard.flagged import flagged as flagged_activity
 from models.alert import AlertStatus
 from models.dashboard import DataAccessKind
 from models.incident import TriageActionKind
@@ -31,7 +32,9 @@ if not incident_id:
         [i.incident_id for i in urgent],
         key="i-pick",
         format_func=lambda iid: next(
-            f"{i.severity.value} · {i.actor_id} · {i.summary[:100]}" for i in urgent if i.incident_id == iid
+            f"{i.severity.value} · {i.actor_id} · {ui.shortened(i.summary, 100)}"
+            for i in urgent
+            if i.incident_id == iid
         ),
     )
     if st.button("Open", type="primary", key="i-pick-open"):
@@ -45,7 +48,9 @@ if view is None:
     st.page_link(PAGES / "queue.py", label="Back to the queue", icon=":material/arrow_back:")
     st.stop()
 incident = view.incident
+flagged = view.flagged
 now = datetime.now(UTC)
+deadline_hours = ctx.settings.dashboard.report_deadline / 3600
 
 # -- header -------------------------------------------------------------------------------
 st.page_link(PAGES / "queue.py", label="Queue", icon=":material/arrow_back:")
@@ -58,17 +63,29 @@ st.caption(f"`{incident.incident_id}` · {ui.actor_label(incident)} · detectors
 top = st.columns(4)
 top[0].metric("Risk", f"{incident.risk_score:.0f} / 100")
 top[1].metric("Assignee", incident.assignee or "nobody")
-activity_from, activity_to = ui.local_span(ctx, incident.window_start, incident.window_end)
-top[2].metric("Activity from", activity_from, activity_to, delta_color="off", delta_arrow="off")
+activity_from, activity_to = ui.local_span(ctx, flagged.start, flagged.end)
+top[2].metric(
+    "Flagged activity",
+    activity_from,
+    activity_to,
+    delta_color="off",
+    delta_arrow="off",
+    help="When the activity flagged at the incident's worst severity took place (event time). The incident's"
+    " window, every finding merged in, can be a whole day around it: it is given below.",
+)
 if view.deadline is not None:
     standing, detail = ui.deadline_standing(view, now)
     top[3].metric(
         "Reporting deadline",
         standing,
-        f"{detail}raised {ui.local_time(ctx, view.raised_at)}",
+        f"{detail}detected {ui.local_time(ctx, view.raised_at)}",
         delta_color="off",
         delta_arrow="off",
+        help=f"The {deadline_hours:.0f} hours count from when accesswatch detected the incident: when it first"
+        " stored it, on this server's clock. The activity's own time (event time) can be long before: a replay"
+        " of old events detects them when it runs.",
     )
+st.caption(ui.flagged_caption(ctx, flagged, incident, view.raised_at))
 st.page_link(
     PAGES / "actor.py",
     label=f"Profile of {incident.actor_id}",
@@ -130,11 +147,14 @@ else:
 # -- the timeline, in view: is this far from the usual? ------------------------------------------
 newest = ui.newest_event(ctx)
 points = queries.timeline(ctx.store, ctx.settings, incident, newest)
-st.altair_chart(charts.timeline(points, incident.window_start, incident.window_end, ctx.zone), width="stretch")
+st.altair_chart(
+    charts.timeline(points, (incident.window_start, incident.window_end), flagged.spans, ctx.zone), width="stretch"
+)
 st.caption(
     "Records per hour, local time. Grey band: this actor's usual range for such an hour (10th to 90th percentile"
     f" over the previous {ctx.settings.dashboard.timeline_days} days); dashed: the median of its active peers"
-    " (same kind, role and organisation); red shade: the incident."
+    " (same kind, role and organisation); dark red: the hours the detectors flagged; light red: the rest of the"
+    " incident's window."
 )
 
 # -- the tabs ---------------------------------------------------------------------------------
@@ -146,10 +166,12 @@ with explained:
     st.caption(f"{len(view.alerts)} alert(s), strongest first, with what the detectors saw.")
     for alert in view.alerts:
         with st.container(border=True):
+            own = flagged_activity([alert], alert.window_start, alert.window_end)
+            when = f"flagged {queries.local_range(own.start, own.end, ctx.zone)}"
+            if (own.start, own.end) != (alert.window_start, alert.window_end):  # grown over a wider window
+                when += f" (its window {ui.short_range(ctx, alert.window_start, alert.window_end)})"
             st.markdown(
-                f"**{ui.severity_label(alert.severity.value)} · {alert.detector}** · "
-                f"{ui.local_time(ctx, alert.window_start)} – {ui.local_time(ctx, alert.window_end)} · "
-                f"score {alert.score:.1f}"
+                f"**{ui.severity_label(alert.severity.value)} · {alert.detector}** · {when} · score {alert.score:.1f}"
             )
             st.write(alert.summary)
             # record ids in the evidence masked as in the Events tab (an analyst sees customers' records masked)
@@ -173,9 +195,24 @@ with explained:
 
 with events_tab:
     page_size = ctx.settings.dashboard.page_size
-    stack_key = f"i-cursors-{incident.incident_id}"
+    # the flagged hours first: in a day's window they are a few events among the day's routine ones
+    spans = {"flagged": (flagged.start, flagged.end), "window": (incident.window_start, incident.window_end)}
+    if spans["flagged"] == spans["window"]:
+        del spans["window"]
+    counts = {name: queries.events_in(ctx.store, incident.actor_id, *span) for name, span in spans.items()}
+
+    def span_label(name: str) -> str:
+        what = f"the flagged hours ({flagged.severity.value})" if name == "flagged" else "the whole window"
+        return f"{what}, {ui.short_range(ctx, *spans[name])}: {ui.counted_events(counts[name])}"
+
+    in_view = "flagged"
+    if len(spans) > 1:
+        in_view = st.radio(
+            "Events of", list(spans), format_func=span_label, horizontal=True, key=f"i-span-{incident.incident_id}"
+        )
+    stack_key = f"i-cursors-{incident.incident_id}-{in_view}"
     cursors: list[str | None] = st.session_state.setdefault(stack_key, [None])
-    page = queries.incident_events(ctx.store, incident, page_size, cursors[-1])
+    page = queries.incident_events(ctx.store, incident, page_size, cursors[-1], spans[in_view])
     rows = [queries.event_row(item, ctx.masker, ctx.zone) for item in page.items]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     nav = st.columns([1, 1, 4])
@@ -186,7 +223,8 @@ with events_tab:
         cursors.append(page.next_cursor)
         st.rerun()
     nav[2].caption(
-        f"Page {len(cursors)} · {len(rows)} events, newest first · customer ids "
+        ui.events_in_view(len(cursors), page_size, len(rows), counts[in_view], page.next_cursor is None)
+        + " · customer ids "
         + ("in clear" if ctx.masker.unmasked else "masked")
     )
 
@@ -199,7 +237,7 @@ with related_tab:
             PAGES / "incident.py",
             label=f"{ui.severity_label(other.severity.value)} · {other.actor_id} · "
             f"{ui.local_time(ctx, other.window_start)} · {ui.STATUS_LABEL[other.status.value]} · "
-            f"{other.summary[:110]}",
+            f"{ui.shortened(other.summary, 110)}",
             query_params={"incident": other.incident_id},
         )
 

@@ -82,7 +82,10 @@ def live_queue() -> None:
             {
                 "severity": i.severity.value,
                 "risk": round(i.risk_score),
-                "started": ui.local_time(ctx, i.window_start),
+                # when the flagged activity was: the window may be the whole day a day's finding merged in
+                "flagged activity": queries.local_range(
+                    view.flagged[i.incident_id].start, view.flagged[i.incident_id].end, ctx.zone
+                ),
                 "actor": ui.actor_label(i),
                 "summary": i.summary,
                 "detectors": ", ".join(i.detectors),
@@ -97,7 +100,8 @@ def live_queue() -> None:
         hide_index=True,
         width="stretch",
         on_select="rerun",
-        selection_mode="single-row",
+        # a click on any cell opens its row's incident, as the tick box at the row's start does
+        selection_mode=["single-row", "single-cell"],
         key="q-table",
         column_config={
             "risk": st.column_config.ProgressColumn("risk", min_value=0, max_value=100, format="%d", width="small"),
@@ -106,23 +110,29 @@ def live_queue() -> None:
             "summary": st.column_config.TextColumn("summary", width="large"),
         },
     )
-    selected = picked.selection.rows if picked is not None else []
-    if selected:
-        open_incident(view.incidents[selected[0]].incident_id)
+    if picked is not None:
+        selected = picked.selection.rows or [row for row, _ in picked.selection.cells]
+        if selected:
+            open_incident(view.incidents[selected[0]].incident_id)
     pages = max(1, -(-view.total // page_size))
     left, middle, right = st.columns([2, 1, 1])
     choice = left.selectbox(
         "Open incident",
         [i.incident_id for i in view.incidents],
         format_func=lambda iid: next(
-            f"{i.severity.value} · {i.actor_id} · {i.summary[:90]}" for i in view.incidents if i.incident_id == iid
+            f"{i.severity.value} · {i.actor_id} · {ui.shortened(i.summary, 90)}"
+            for i in view.incidents
+            if i.incident_id == iid
         ),
         key="q-open-choice",
     )
     if middle.button("Open this incident", type="primary", key="q-open"):
         open_incident(choice)
     right.number_input(f"Page (of {pages})", min_value=1, max_value=pages, key="q-page")
-    st.caption(f"Refreshes every {ctx.settings.dashboard.refresh:.0f} s. Click a row to open its incident.")
+    st.caption(
+        f"Refreshes every {ctx.settings.dashboard.refresh:.0f} s. Click a row to open its incident. *Flagged activity*:"
+        " when the activity the detectors flagged at the incident's worst severity took place (event time)."
+    )
 
 
 live_queue()

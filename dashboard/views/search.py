@@ -11,7 +11,7 @@ from dashboard import queries, subject_access, ui
 from dashboard.auth import Permission
 from detectors.classify import UNCLASSIFIED, Classifier
 from models.event import Action, Outcome
-from store.base import EventQuery
+from store.base import EventQuery, EventTotal
 
 ctx = ui.context()
 if not ctx.can(Permission.AUDIT_SEARCH):
@@ -93,6 +93,7 @@ if searched:
     st.session_state["s-cursors"] = [None]
     st.session_state["s-active"] = True
     st.session_state.pop("s-csv", None)
+    st.session_state.pop("s-totals", None)  # counted again: events may have come since
     st.session_state.pop("s-answer-csv", None)
 
 if not st.session_state.get("s-active"):
@@ -114,6 +115,11 @@ rows = [queries.event_row(item, ctx.masker, ctx.zone) for item in page.items]
 if not rows:
     st.info("No event matches.")
     st.stop()
+# how many match, counted once a search (not again for each of its pages), by the store without reading them
+totals: dict[str, EventTotal] = st.session_state.setdefault("s-totals", {})
+search_key = ui.stable_key(query.model_copy(update={"cursor": None}).model_dump_json())
+if search_key not in totals:
+    totals[search_key] = ctx.store.count_events(query, queries.EVENTS_COUNTED)
 st.dataframe(pd.DataFrame(rows, columns=queries.EVENT_COLUMNS), hide_index=True, width="stretch")
 nav = st.columns([1, 1, 2, 2])
 if nav[0].button("Newer", key="s-newer", disabled=len(cursors) == 1):
@@ -122,9 +128,13 @@ if nav[0].button("Newer", key="s-newer", disabled=len(cursors) == 1):
 if nav[1].button("Older", key="s-older", disabled=page.next_cursor is None):
     cursors.append(page.next_cursor)
     st.rerun()
+position = ui.events_in_view(
+    len(cursors), ctx.settings.dashboard.page_size, len(rows), totals[search_key], page.next_cursor is None
+)
 nav[2].caption(
-    f"Page {len(cursors)}, newest first; this search was recorded. Times are {ctx.zone} with their UTC"
-    " offset; customer ids " + ("in clear" if ctx.masker.unmasked else "masked (unmask in the sidebar)") + "."
+    f"{position}; this search was recorded. Times are {ctx.zone} with their UTC offset; customer ids "
+    + ("in clear" if ctx.masker.unmasked else "masked (unmask in the sidebar)")
+    + "."
 )
 if nav[3].button(f"Prepare CSV export (up to {queries.EXPORT_CAP:,} events, recorded)", key="s-export"):
     made = queries.export_events(

@@ -44,6 +44,7 @@ from store.base import (
     CheckpointConflict,
     EventPage,
     EventQuery,
+    EventTotal,
     IncidentQuery,
     IncomingEvent,
     Store,
@@ -481,6 +482,13 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         ]
         next_cursor = encode_cursor(*hits[query.limit - 1]["sort"]) if len(hits) > query.limit else None
         return EventPage(items=items, next_cursor=next_cursor)
+
+    def count_events(self, query: EventQuery, at_most: int) -> EventTotal:
+        """Counted by the index (its terms and time range; no document read), exactly to ``at_most``."""
+        body = {"query": q.event_filter(query), "size": 0, "track_total_hits": at_most + 1}
+        total = self._search(m.EVENTS, body)["hits"]["total"]
+        counted = int(total["value"])
+        return EventTotal(at_most, more=True) if counted > at_most else EventTotal(counted)
 
     def query_alerts(self, query: AlertQuery) -> list[Alert]:
         hits = self._scan(m.ALERTS, q.alert_filter(query), q.alert_sort(query.newest_first), query.offset, query.limit)
