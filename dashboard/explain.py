@@ -45,17 +45,16 @@ def explain(alert: Alert) -> list[str]:
         if factor and factor > 1.05:
             said.append(f"Everyone was busier than usual then ({factor:.1f}x); that was allowed for.")
     elif "limit" in e:
-        said.append(f"{_n(e.get('value'))} records in one window, over the hard limit of {_n(e['limit'])}.")
+        # records are summed over accesses: a list searched, exported and downloaded counts three times
+        accesses = f" in {_n(e['events'])} accesses" if isinstance(e.get("events"), int) else ""
+        said.append(f"{_n(e.get('value'))} records accessed{accesses}, over the hard limit of {_n(e['limit'])}.")
     for figure in e.get("explanation") or []:  # the behaviour model: the few figures that made it unusual
         said.append(_model_figure(figure))
     if new := e.get("new"):
         firsts = ", ".join(f"{item.get('what', '').replace('_', ' ')} {item.get('value')}" for item in new[:4])
         said.append(f"First time for this actor: {firsts}" + (f" and {len(new) - 4} more." if len(new) > 4 else "."))
     if "usual_level" in e:
-        said.append(
-            f"Active at an hour when they are rarely active ({e['usual_level']:.0%} of their busiest hour's level)"
-            + (", outside business hours." if e.get("outside_business_hours") else ".")
-        )
+        said.append(_usual_hour(e))
     if "denied_in_burst" in e:
         said.append(
             f"{_n(e['denied_in_burst'])} refused accesses within {_n(e.get('burst_minutes'))} minutes"
@@ -78,7 +77,10 @@ def explain(alert: Alert) -> list[str]:
         top = sorted(by_class.items(), key=lambda kv: -kv[1])[:4]
         said.append("Data read: " + ", ".join(f"{name} ({_n(n)})" for name, n in top) + ".")
     if e.get("egress_records"):
-        said.append(f"{_n(e['egress_records'])} records left the system (export, download, print or share).")
+        said.append(
+            f"{_n(e['egress_records'])} records left the system (export, download, print or share;"
+            " summed over those accesses)."
+        )
     if resources := e.get("resources"):
         said.append("Resources: " + ", ".join(map(str, resources[:5])) + ".")
     if documented := e.get("documented"):
@@ -102,7 +104,33 @@ def _model_figure(figure: dict[str, Any]) -> str:
         line += f" against {basis} of {_n(figure['baseline'])}"
         if figure.get("ratio"):
             line += f" ({figure['ratio']:,.1f} times)"
-    percentile, active = figure.get("peer_percentile"), figure.get("peers_active")
-    if percentile is not None and active:
-        line += f"; above {percentile:.0f}% of the {_n(active)} peers active then"
+    line += _among_peers(figure)
     return line + "."
+
+
+def _among_peers(figure: dict[str, Any]) -> str:
+    """'; more than all 3 other peers active then', '; more than 2 of the 3 ...': counted, not a percentage of 3."""
+    below, active = figure.get("peers_below"), figure.get("peers_active")
+    if isinstance(below, int) and isinstance(active, int) and active:
+        if active == 1:
+            return "; more than the one other peer active then" if below else "; not more than the one other peer"
+        if below == active:
+            return f"; more than all {_n(active)} other peers active then"
+        return f"; more than {_n(below)} of the {_n(active)} other peers active then"
+    percentile = figure.get("peer_percentile")  # an alert saved before the count was kept
+    if percentile is not None and active:
+        return f"; above {percentile:.0f}% of the {_n(active)} peers active then"
+    return ""
+
+
+def _usual_hour(e: dict[str, Any]) -> str:
+    """The off-hours line: never active then (as the summary says), or the share of their busiest hour."""
+    whose = "their peers" if e.get("baseline_from") == "peers" else "they"
+    level = e["usual_level"]
+    if not isinstance(level, int | float) or level <= 0:
+        said = f"Active at an hour when {whose} have not been active before"
+    else:
+        share = "under 1%" if level < 0.005 else f"{level:.0%}"
+        busiest = "their peers' busiest hour" if whose == "their peers" else "their busiest hour"
+        said = f"Active at an hour when {whose} are rarely active ({share} of {busiest}'s level)"
+    return said + (", outside business hours." if e.get("outside_business_hours") else ".")

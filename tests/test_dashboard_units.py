@@ -857,3 +857,43 @@ def test_the_compliance_pages_partner_scope_asks_each_detector_so_a_new_one_coun
         ("weekend_bulk", "partner"),
         ("new_access", "partner"),
     ]
+
+
+def test_the_model_s_peer_figure_is_a_count_of_the_peers_not_a_percentage_of_a_few():
+    from dashboard.explain import explain
+
+    def said(below: int, active: int) -> str:
+        figure = {"figure": "records", "value": 900, "baseline": 100.0, "baseline_from": "own", "ratio": 9.0}
+        evidence = {"explanation": [{**figure, "peers_below": below, "peers_active": active, "peer_percentile": 1.0}]}
+        return explain(f.alert(detector="isolation_forest", evidence=evidence))[0]
+
+    assert said(3, 3).endswith("; more than all 3 other peers active then.")
+    assert said(2, 3).endswith("; more than 2 of the 3 other peers active then.")
+    assert said(1, 1).endswith("; more than the one other peer active then.")
+
+
+def test_the_off_hours_line_agrees_with_the_summary_s_never():
+    from dashboard.explain import explain
+
+    def said(**evidence) -> str:
+        lines = explain(f.alert(detector="off_hours", evidence={"outside_business_hours": False, **evidence}))
+        return next(line for line in lines if line.startswith("Active at an hour"))
+
+    assert said(usual_level=0.0) == "Active at an hour when they have not been active before."
+    assert (
+        said(usual_level=0.0, baseline_from="peers")
+        == "Active at an hour when their peers have not been active before."
+    )
+    assert (
+        said(usual_level=0.003)
+        == "Active at an hour when they are rarely active (under 1% of their busiest hour's level)."
+    )
+    assert said(usual_level=0.04, baseline_from="peers").endswith("(4% of their peers' busiest hour's level).")
+
+
+def test_a_hard_limit_s_records_are_said_to_be_summed_over_the_accesses():
+    from dashboard.explain import explain
+
+    lines = explain(f.alert(evidence={"value": 53946, "limit": 50000, "events": 3, "egress_records": 35964}))
+    assert "53,946 records accessed in 3 accesses, over the hard limit of 50,000." in lines
+    assert any(line.startswith("35,964 records left the system") and "summed over" in line for line in lines)
