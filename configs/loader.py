@@ -69,6 +69,7 @@ def load_settings(
     settings = validate_section(Settings, merged, merged, origins)
     _check_detector_sections(merged, origins)
     _check_adapter_sections(merged, origins)
+    _check_kafka_outlasts_store_retries(settings, merged, origins)
     _check_receivers(settings, origins)
     _check_detector_names(settings, origins)
     settings._config_file = config_file.resolve() if config_file is not None else None
@@ -193,6 +194,29 @@ def _check_adapter_sections(merged: dict[str, Any], origins: Origins) -> None:
         model: type[BaseModel] = getattr(import_module(module), name)
         shown = _replaced(merged, path, hide_secrets(model, section))
         validate_section(model, section, shown, origins, path)
+
+
+def _check_kafka_outlasts_store_retries(settings: Settings, merged: Mapping[str, Any], origins: Origins) -> None:
+    """A Kafka consumer waits out the store's retries without polling: past ``max_poll_interval`` its group counts
+    it dead and moves its partitions, for every slow minute of Elasticsearch, so the interval must outlast them."""
+    if settings.source.kind != "kafka" or settings.store.kind != "elasticsearch":
+        return
+    from ingest.kafka_settings import KafkaSettings
+    from store.elasticsearch.settings import ElasticsearchSettings
+
+    # both sections were validated above
+    poll = KafkaSettings.model_validate(settings.source.kafka).max_poll_interval
+    retry = ElasticsearchSettings.model_validate(settings.store.elasticsearch).retry_for
+    if poll > retry:
+        return
+    poll_key, retry_key = ("source", "kafka", "max_poll_interval"), ("store", "elasticsearch", "retry_for")
+    if _explicit_origins(retry_key, origins) and not _explicit_origins(poll_key, origins):
+        key, value, expected = retry_key, retry, f"less than source.kafka.max_poll_interval ({poll:g} s)"
+    else:
+        key, value, expected = poll_key, poll, f"more than store.elasticsearch.retry_for ({retry:g} s)"
+    shown = _lookup(merged, key)
+    reason = "a consumer waiting out the store's retries that long is put out of its group"
+    raise ConfigError(config_line(key, value if shown is ABSENT else shown, f"expected {expected}: {reason}", origins))
 
 
 def _check_detector_names(settings: Settings, origins: Origins) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, ValidationError, model_validator
 
-from models.config import ConfigError, Seconds
+from models.config import ConfigError, Seconds, cross_field_error
 
 _PREFIX = ("source", "kafka")
 
@@ -57,6 +57,10 @@ class KafkaSettings(BaseModel):
     request_timeout: Seconds = 30.0
     # how long a client waits at start for a broker to answer; then the command stops, one line, exit 1
     bootstrap_timeout: Seconds = 30.0
+    # how long a stop (SIGTERM) waits for Kafka: the dead letters' flush, the last commit, leaving the group.
+    # What is left undone is logged and loses nothing (the partitions resume from their checkpoints); keep it
+    # below the orchestrator's grace period (Kubernetes: 30 s), which also covers the store's last checkpoints
+    shutdown_timeout: Annotated[Seconds, Field(gt=0)] = 15.0
     # security
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     ssl_cafile: Path | None = None
@@ -82,6 +86,14 @@ class KafkaSettings(BaseModel):
             raise ValueError("ssl_certfile and ssl_keyfile go together")
         if self.security_protocol.startswith("SASL") and not self.sasl_username:
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username")
+        if not self.security_protocol.startswith("SASL"):  # SASL settings were dropped without a word
+            for key in ("sasl_username", "sasl_password", "sasl_password_file", "sasl_mechanism"):
+                if key in self.model_fields_set:
+                    raise cross_field_error(
+                        [key, "security_protocol"],
+                        f"security_protocol SASL_SSL or SASL_PLAINTEXT beside it, not {self.security_protocol}:"
+                        " SASL settings are used with those only",
+                    )
         return self
 
     def client_options(self) -> dict[str, Any]:
@@ -137,13 +149,10 @@ def _secret(value: SecretStr | None, path: Path | None, key: str) -> str | None:
 
 def load(section: dict[str, Any]) -> KafkaSettings:
     """Validate ``source.kafka``; a mistake is one line naming key, value and expectation."""
-    from configs.loader import describe_validation_error
+    from configs.loader import describe_validation_error, hide_secrets
 
     try:
         return KafkaSettings.model_validate(section)
     except ValidationError as exc:
-        message = describe_validation_error(exc, {"source": {"kafka": section}}, prefix=_PREFIX)
-        for secret in ("sasl_password", "ssl_password"):  # a wrong secret is named, never shown
-            if f".{secret} = " in message:
-                message = message.split(" = ", 1)[0] + ": expected a string"
-        raise ConfigError(message) from None
+        shown = {"source": {"kafka": hide_secrets(KafkaSettings, section)}}  # a wrong secret is named, never shown
+        raise ConfigError(describe_validation_error(exc, shown, prefix=_PREFIX)) from None

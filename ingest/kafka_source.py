@@ -33,9 +33,13 @@ At-least-once with nothing lost, nothing doubled:
 * poison messages (not JSON, not the schema, too large) go to the
   dead-letter store and, with the reason in headers, to the dead-letter
   topic (flushed before the offset that passes them is committed).  A send
-  Kafka could not take for now (the cluster away) is sent again at the next
-  checkpoint, which waits for it; one it refuses for good (not authorised,
-  a message too large for the topic) is logged and kept in the store only.
+  Kafka could not take for now (the cluster away, the topic not there) is
+  sent again at a next checkpoint, and its partition is not checkpointed
+  until it is in; one it refuses for good (not authorised, a message too
+  large for the topic) is logged and kept in the store only.
+* a stop waits for Kafka (the last flush, commit, leaving the group) at most
+  ``shutdown_timeout``: what is left is logged, and comes again at the next
+  start (a commit is behind the checkpoint, a letter its partition's).
 
 Threads: kafka-python (3.x) runs rebalance callbacks on its IO thread while
 the caller waits in ``poll``; they only checkpoint (the pipelines are idle
@@ -60,6 +64,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from detectors.state_codec import decode_state, encode_state
 from ingest.kafka_join_guard import join_under_way, rejoin_if_join_dropped
 from ingest.kafka_settings import KafkaSettings, KafkaUnreachable
+from ingest.kafka_topic_watch import TopicWatch, cluster_of
 from ingest.parse import BatchParser, ParsedBatch
 from ingest.pipeline import IngestReport, Pipeline
 from ingest.sources import OVERSIZE_KEEP, RawRecord, Source
@@ -75,6 +80,7 @@ RESTORE_BACKOFF = (1.0, 60.0)  # seconds before restoring a partition after the 
 # does: a topic takes messages of about 1 MiB by default (the broker's message.max.bytes, 1,048,588, and the
 # producer's max_request_size, 1,048,576, headers and framing included).  The dead-letter store keeps it whole.
 DEAD_LETTER_MESSAGE_BYTES = 1_000_000
+STOP_CHECK = 0.25  # seconds: how often a wait for Kafka looks whether a stop has cut it short
 
 # a poison message on its way to the dead-letter topic: the record, the reason, when it was received
 _Letter = tuple["KafkaRecord", str, bytes]
@@ -129,6 +135,15 @@ class KafkaSource(Source):
         self._yielded: dict[TopicPartition, int] = {}  # batches(): next offset of what was yielded
         self._committed: dict[TopicPartition, int] = {}
         self._lag: list[PartitionLag] = []
+        self._stop_deadline: float | None = None  # once a stop is asked: when its waits for Kafka end
+        self._topics = TopicWatch(settings.topics, log, lambda topic: f"topic {topic!r} (source.kafka.topics)")
+        dead_letter_topics = [settings.dead_letter_topic] if settings.dead_letter_topic else []
+        self._dead_letter_topic = TopicWatch(
+            dead_letter_topics,
+            log,
+            lambda topic: f"dead-letter topic {topic!r} (source.kafka.dead_letter_topic)",
+            logging.ERROR,
+        )
 
     # -- membership ---------------------------------------------------------------------------------
     def open(self, listener: ConsumerRebalanceListener | None = None) -> KafkaConsumer:
@@ -138,8 +153,35 @@ class KafkaSource(Source):
                 self.consumer = KafkaConsumer(**options)
             except KafkaTimeoutError:
                 raise KafkaUnreachable.of(self.settings) from None
+            self._topics.attach(cluster_of(self.consumer))  # before the subscription asks about the topics
             self.consumer.subscribe(topics=list(self.settings.topics), listener=listener)
         return self.consumer
+
+    def stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler); waits for Kafka end ``shutdown_timeout`` after this."""
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout
+        super().stop()
+
+    def _left(self, limit: float) -> float:
+        """``limit`` seconds, cut to what is left of a stop's ``shutdown_timeout`` once one is asked."""
+        if self._stop_deadline is None:
+            return limit
+        return min(limit, self._stop_deadline - time.monotonic())
+
+    def check_topics(self, now: float) -> bool:
+        """Log what changed about the topics (found missing, still missing, found); True when all are there."""
+        consumed = self._topics.check(now, lambda: ": consumed once it is created; not ready (/readyz) until then")
+        dead_letter = self._dead_letter_topic.check(now, self._dead_letter_detail)
+        return consumed and dead_letter
+
+    def _dead_letter_detail(self) -> str:
+        waiting = len(self._unsent) + len(self._sent)
+        return (
+            f": dead letters wait for it ({waiting} now), and the checkpoints of their partitions"
+            f" ({len(self.held_partitions())} now) with them, so that none is lost; create it, or set"
+            ' dead_letter_topic = "" to keep dead letters in the dead-letter store only'
+        )
 
     def poll(self, timeout: float, max_records: int) -> dict[TopicPartition, list[KafkaRecord]]:
         consumer = self.open()
@@ -194,6 +236,7 @@ class KafkaSource(Source):
                 if records:
                     self._yielded[tp] = records[-1].offset + 1
                     yield list(records)
+            self._topics.check(time.monotonic())  # a topic not there is told, as KafkaIngest tells it
 
     def commit(self) -> None:
         if self._yielded:
@@ -205,7 +248,10 @@ class KafkaSource(Source):
         payload = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         try:
             if wait:
-                consumer.commit(payload)
+                timeout = self._left(self.settings.request_timeout)
+                if timeout <= 0:
+                    raise KafkaTimeoutError(f"no time left of shutdown_timeout, {self.settings.shutdown_timeout:g} s")
+                consumer.commit(payload, timeout_ms=int(timeout * 1000))
             else:  # from a rebalance callback, on the IO thread: must not block it
                 consumer.commit_async(payload)
         except (CommitFailedError, KafkaError) as exc:
@@ -262,6 +308,22 @@ class KafkaSource(Source):
                 self._producer = KafkaProducer(**options, acks="all")
             except KafkaTimeoutError:
                 raise KafkaUnreachable.of(self.settings) from None
+            self._watch_dead_letter_topic()
+
+    def _watch_dead_letter_topic(self) -> None:
+        """Have the producer ask about the topic now, and wait for the answer (at most ``bootstrap_timeout``).
+
+        A send to a topic whose partitions are not known waits ``max_block_ms`` (60 s) for them, on the
+        loop's thread: each checkpoint did, for a topic that was not there.  Known missing, letters wait here.
+        """
+        assert self._producer is not None
+        watch = self._dead_letter_topic
+        watch.attach(cluster_of(self._producer))
+        sender = getattr(self._producer, "_sender", None)  # what a send does for a topic new to the producer
+        if sender is not None and hasattr(sender, "add_topic"):
+            sender.add_topic(self.settings.dead_letter_topic)
+            sender.wakeup()
+            watch.wait_known(self.settings.bootstrap_timeout)
 
     def publish_dead_letters(self, letters: Sequence[tuple[KafkaRecord, str]]) -> None:
         """Send poison messages to the dead-letter topic, the reason in headers (``flush`` waits for them)."""
@@ -273,6 +335,9 @@ class KafkaSource(Source):
     def _send(self, letters: list[_Letter]) -> None:
         self.open_dead_letter_topic()
         assert self._producer is not None
+        if self._dead_letter_topic.missing:  # each send would wait max_block_ms for it: they wait here instead
+            self._unsent.extend(letters)
+            return
         topic = self.settings.dead_letter_topic
         out_of_reach: KafkaError | None = None
         for letter in letters:
@@ -296,37 +361,61 @@ class KafkaSource(Source):
                 self._sent.append((letter, exc))
                 out_of_reach = exc if exc.retriable else None
 
-    def flush(self) -> None:
-        """Wait until every dead letter sent is acknowledged, sending again those Kafka could not take before.
+    def flush(self, timeout: float) -> set[TopicPartition]:
+        """Wait (at most ``timeout``) until every dead letter sent is acknowledged, sending again those Kafka could
+        not take before; the partitions of those still not in their topic.
 
-        Raises if Kafka could not take some now: they are sent again at the next flush, and the offsets past
-        them wait.  Those it refused for good are logged: they are in the dead-letter store only.
+        Those are sent again at the next flush (unless still on their way), and the checkpoints of their
+        partitions wait: an offset past them would be committed.  The topic missing, they are not sent at all
+        (``check_topics`` tells of it).  Those Kafka refused for good are logged: they are in the dead-letter store
+        only.  Once a stop is asked, no wait goes past its ``shutdown_timeout``.
         """
-        if self._unsent:
+        if self._unsent and not self._dead_letter_topic.missing:
             unsent, self._unsent = self._unsent, []
             self._send(unsent)
-        if self._producer is None or not self._sent:
-            return
-        self._producer.flush()
-        outcomes = [(letter, _failure(outcome)) for letter, outcome in self._sent]
-        self._sent = []
-        failed = [(letter, error) for letter, error in outcomes if error is not None]
-        refused = [(record, error) for (record, _, _), error in failed if not error.retriable]
-        if refused:
-            log.error(
-                "kafka: dead-letter topic %r refused %d messages (%s): %s; they are in the dead-letter store only",
-                self.settings.dead_letter_topic,
-                len(refused),
-                ", ".join(record.origin for record, _ in refused),
-                refused[0][1],
-            )
-        retry = [(letter, error) for letter, error in failed if error.retriable]
-        self._unsent = [letter for letter, _ in retry]
-        if retry:
-            raise KafkaError(
-                f"dead-letter topic {self.settings.dead_letter_topic!r} could not take {len(retry)} messages now"
-                f" ({retry[0][1]})"
-            )
+        if self._producer is not None and self._sent:
+            self._await_sends(timeout)
+            # not acknowledged yet (Kafka slow, or away for less than delivery_timeout_ms): left on their way, as
+            # sending them again would put a second copy behind them
+            done = [(letter, _failure(outcome)) for letter, outcome in self._sent if _done(outcome)]
+            self._sent = [(letter, outcome) for letter, outcome in self._sent if not _done(outcome)]
+            failed = [(letter, error) for letter, error in done if error is not None]
+            refused = [(record, error) for (record, _, _), error in failed if not error.retriable]
+            if refused:
+                log.error(
+                    "kafka: dead-letter topic %r refused %d messages (%s): %s; they are in the dead-letter store only",
+                    self.settings.dead_letter_topic,
+                    len(refused),
+                    ", ".join(record.origin for record, _ in refused),
+                    refused[0][1],
+                )
+            retry = [(letter, error) for letter, error in failed if error.retriable]
+            self._unsent.extend(letter for letter, _ in retry)
+            if (retry or self._sent) and not self.stopping:  # at a stop, ``close`` tells of them
+                log.error(
+                    "kafka: dead-letter topic %r could not take %d messages now (%s); checkpoints of their"
+                    " partitions wait until they are there",
+                    self.settings.dead_letter_topic,
+                    len(retry) + len(self._sent),
+                    retry[0][1] if retry else "not acknowledged yet",
+                )
+        return self.held_partitions()
+
+    def held_partitions(self) -> set[TopicPartition]:
+        """Partitions with dead letters not known to be in their topic: their checkpoints wait for them."""
+        letters = self._unsent + [letter for letter, _ in self._sent]
+        return {TopicPartition(record.topic, record.partition) for record, _, _ in letters}
+
+    def _await_sends(self, timeout: float) -> None:
+        """The producer's flush, for at most ``timeout``, and once a stop is asked not past its deadline."""
+        assert self._producer is not None
+        end = time.monotonic() + timeout
+        while (left := self._left(end - time.monotonic())) > 0:
+            try:
+                self._producer.flush(timeout=min(left, STOP_CHECK))
+                return
+            except KafkaTimeoutError:
+                continue
 
     def _extra_producer(self) -> dict[str, Any]:
         # the consumer-only test overrides do not apply to a producer
@@ -334,12 +423,63 @@ class KafkaSource(Source):
         return {key: value for key, value in self._extra.items() if key in allowed}
 
     def close(self) -> None:
+        """Close the clients, waiting for Kafka at most ``shutdown_timeout`` from the stop; never raises.
+
+        Dead letters Kafka did not take are told in one line: the dead-letter store has them, and their
+        partitions were not checkpointed past them, so the next start reads those messages and sends them again.
+        """
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.settings.shutdown_timeout
         if self._producer is not None:
-            self._producer.close(timeout=10)
+            _close_producer(self._producer, self._left(self.settings.shutdown_timeout))
             self._producer = None
+            unsent = self._unsent + [letter for letter, outcome in self._sent if _failure(outcome) is not None]
+            self._sent, self._unsent = [], []
+            if unsent:
+                origins = [record.origin for record, _, _ in unsent]
+                log.warning(
+                    "kafka: stopped with dead letters not sent to topic %r (%d: %s%s): the dead-letter store has"
+                    " them, and their partitions were not checkpointed past them, so the next start reads those"
+                    " messages again and sends them then",
+                    self.settings.dead_letter_topic,
+                    len(unsent),
+                    ", ".join(origins[:5]),
+                    ", ..." if len(origins) > 5 else "",
+                )
         if self.consumer is not None:
-            self.consumer.close(autocommit=False)  # leaves the group: its partitions move at once
+            left = max(0.0, self._left(self.settings.shutdown_timeout))
+            try:  # leaves the group: its partitions move at once
+                self.consumer.close(autocommit=False, timeout_ms=int(left * 1000))
+            except KafkaError as exc:
+                log.warning("kafka: left the group unannounced (%s): its partitions move after session_timeout", exc)
             self.consumer = None
+        self._topics.detach()
+        self._dead_letter_topic.detach()
+
+
+def _close_producer(producer: KafkaProducer, timeout: float) -> None:
+    """``producer.close``, by force when its sends are not done within ``timeout``: they fail at once.
+
+    kafka-python (3.0.12) closes a producer only after a flush that completes, and raises otherwise, leaving it
+    open (its thread, its sockets): Kafka away at a stop, a dead letter on its way made the stop a traceback.
+    """
+    try:
+        producer.close(timeout=max(0.0, timeout))
+        return
+    except KafkaError:
+        pass
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:
+        sender.force_close()  # its thread fails the pending sends and ends
+        sender.join(1.0)
+    try:
+        producer.close(timeout=0)
+    except KafkaError:
+        pass  # the thread still ending: the producer's own __del__ closes it
+
+
+def _done(outcome: FutureRecordMetadata | KafkaError) -> bool:
+    return isinstance(outcome, KafkaError) or outcome.is_done
 
 
 def _failure(outcome: FutureRecordMetadata | KafkaError) -> KafkaError | None:
@@ -456,8 +596,6 @@ class KafkaIngest:
         self.source = source
         source.open(listener=_Listener(self))
         source.open_dead_letter_topic()
-        if self.metrics is not None:
-            self.metrics.set_ready(True)
         failed = True
         try:
             while not source.stopping:
@@ -471,13 +609,18 @@ class KafkaIngest:
                 self._checkpoint_due()
                 source.note_positions({tp: p.next_offset for tp, p in self._parts.items() if p.pipeline})
                 self._export_lag(source.lag())
+                topics_there = source.check_topics(self.clock())
                 if self.metrics is not None:
                     # not ready while a partition waits for the store: its lag stands still meanwhile (it is
-                    # paused, and what its end is is not fetched), so readiness is what tells of the outage
-                    self.metrics.set_ready(all(part.pipeline is not None for part in self._parts.values()))
+                    # paused, and what its end is is not fetched), so readiness is what tells of the outage;
+                    # nor while a topic is missing (nothing to consume, or dead letters holding checkpoints)
+                    restored = all(part.pipeline is not None for part in self._parts.values())
+                    self.metrics.set_ready(restored and topics_there)
+            # waits for Kafka from here end shutdown_timeout after the stop (KafkaSource.stop)
             with self._lock:
                 offsets = self._checkpoint(list(self._parts.values()))
             self._commit(offsets, wait=True)
+            self._tell_unsaved()
             failed = False
         finally:
             # after a failure nothing is checkpointed: a pipeline may be half-way through a batch,
@@ -488,6 +631,16 @@ class KafkaIngest:
             if failed:
                 log.error("kafka: stopped by an error; partitions resume from their last checkpoints")
         return self.report
+
+    def _tell_unsaved(self) -> None:
+        """At a stop: one line for the partitions whose last work was not checkpointed (nothing is lost)."""
+        behind = [part.tp for part in self._parts.values() if part.pipeline and part.next_offset != part.checkpointed]
+        if behind:
+            log.warning(
+                "kafka: stopped with partitions not checkpointed (%s), their dead letters not in their topic yet:"
+                " they resume from their last checkpoints, and the store takes what comes again as redeliveries",
+                ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(behind)),
+            )
 
     def _export_lag(self, lags: list[PartitionLag]) -> None:
         """Consumer lag per partition as a gauge beside the run's other metrics (``/metrics``)."""
@@ -554,14 +707,13 @@ class KafkaIngest:
         parts = [part for part in parts if part.pipeline is not None and part.next_offset != part.checkpointed]
         if not parts:
             return {}
-        try:
-            self.source.flush()  # dead letters the offsets pass are in their topic first
-        except KafkaError as exc:  # ``flush`` sends them again next time
-            log.error("kafka: %s; checkpoints wait until they are there", exc.args[0] if exc.args else exc)
-            return {}
+        # dead letters the offsets pass are in their topic first: a partition with some not there yet waits
+        held = self.source.flush(self._settings().request_timeout)
         safe = {}
         for part in parts:
             assert part.pipeline is not None
+            if part.tp in held:
+                continue
             try:
                 part.pipeline.checkpoint(position=part.next_offset)
             except CheckpointConflict:

@@ -1,0 +1,304 @@
+"""The Kafka source when Kafka or its topics are not as expected, as an operator of ``accesswatch run`` meets it.
+
+A topic not created yet, a dead-letter topic missing, a stop while Kafka is
+away, and settings that cannot work.  Against the in-process test broker
+(its topics made or not made at will, its answers held); reminders run on an
+injected clock, and waits are counted in polls of the loop, not in seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from types import SimpleNamespace
+
+import orjson
+import pytest
+from kafka import KafkaProducer
+from kafka.structs import TopicPartition
+
+from configs.loader import load_settings
+from ingest.kafka_send import send_lines
+from ingest.kafka_settings import KafkaSettings
+from ingest.kafka_source import KafkaRecord, KafkaSource, checkpoint_name
+from ingest.metrics import PipelineMetrics
+from models.config import ConfigError
+from store.sqlite import SqliteStore
+from tests import factories as f
+from tests.fakes.kafka_broker import FakeKafkaBroker
+from tests.test_cli import _one_line, _quiet_env, aw
+from tests.test_kafka_source import CLIENT, REAL_KAFKA, Instance, app_settings, kafka_settings, wait_until
+
+broker_only = pytest.mark.skipif(REAL_KAFKA is not None, reason="makes topics or not, holds its answers")
+
+
+class Clock:
+    """The loop's clock (``KafkaIngest.clock``): reminders come when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Polls:
+    """Counts the loop's polls: "twenty more polls" is twenty more turns of the loop, however long they take."""
+
+    def __init__(self, source: KafkaSource) -> None:
+        self.count = 0
+        inner = source.poll
+
+        def counted(timeout: float, max_records: int):
+            try:
+                return inner(timeout, max_records)
+            finally:
+                self.count += 1
+
+        source.poll = counted  # type: ignore[method-assign]
+
+    def wait(self, more: int) -> None:
+        target = self.count + more
+        wait_until(lambda: self.count >= target, f"{more} more polls")
+
+
+def said(caplog, text: str) -> int:
+    return sum(text in record.getMessage() for record in caplog.records)
+
+
+def watched_instance(broker: FakeKafkaBroker, topic: str, tmp_path, **overrides) -> tuple[Instance, Clock, Polls]:
+    kafka = kafka_settings(SimpleNamespace(bootstrap=broker.bootstrap), topic, **overrides)
+    instance = Instance(app_settings(tmp_path), kafka, SqliteStore(tmp_path / "store.db"), "watched")
+    clock = Clock()
+    instance.ingest.clock = clock
+    instance.ingest.metrics = PipelineMetrics()
+    return instance, clock, Polls(instance.source)
+
+
+def events(count: int) -> list[bytes]:
+    return [orjson.dumps(f.event_dict()) for _ in range(count)]
+
+
+# -- a topic not there --------------------------------------------------------------------------------------------
+@broker_only
+def test_a_topic_not_created_yet_is_told_once_reminded_now_and_then_and_consumed_once_created(tmp_path, caplog):
+    """It logged kafka-python's "not found in cluster metadata" ten times a second and stayed ready."""
+    caplog.set_level(logging.INFO, logger="ingest.kafka_source")
+    with FakeKafkaBroker(default_partitions=1, auto_create_topics=False) as broker:
+        topic = f"later-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(f"{topic}.deadletter", 1)
+        instance, clock, polls = watched_instance(broker, topic, tmp_path)
+        metrics = instance.ingest.metrics
+        instance.start()
+        found_missing = f"topic '{topic}' (source.kafka.topics) not found in Kafka"
+        wait_until(
+            lambda: said(caplog, found_missing) or said(caplog, "not found in cluster metadata") > 2 or instance.error,
+            "the topic found missing",
+        )
+        polls.wait(20)
+        assert said(caplog, found_missing) == 1
+        assert said(caplog, "not found in cluster metadata") == 0  # kafka-python's line, every metadata refresh
+        assert not metrics.ready
+        clock.now += 150
+        wait_until(lambda: said(caplog, "still not found") or instance.error, "a reminder")
+        polls.wait(20)
+        assert said(caplog, f"topic '{topic}' (source.kafka.topics) still not found, for 2 min") == 1
+        assert not metrics.ready
+
+        broker.create_topic(topic, 1)  # consumed once created: no failing fast
+        sent = events(3)
+        send_lines(sent, topic, instance.source.settings, CLIENT)
+        wait_until(lambda: instance.store.stats().events == len(sent) or instance.error, "the events consumed")
+        wait_until(lambda: metrics.ready or instance.error, "ready")
+        assert said(caplog, f"topic '{topic}' (source.kafka.topics) found, after 2 min missing") == 1
+        instance.stop()
+
+
+@broker_only
+def test_a_dead_letter_topic_not_there_is_one_error_and_holds_only_the_checkpoints_of_its_letters(tmp_path, caplog):
+    """Each checkpoint waited 60 s for its metadata, on the loop's thread, logged each time, and held every
+    partition.  Now: one line, a reminder a minute, not ready; only the poison's partition is held, until the
+    topic is made and the letter sent."""
+    caplog.set_level(logging.INFO, logger="ingest.kafka_source")
+    with FakeKafkaBroker(default_partitions=2, auto_create_topics=False) as broker:
+        topic = f"nodlq-{uuid.uuid4().hex[:6]}"
+        dead_letter_topic = f"{topic}.deadletter"
+        broker.create_topic(topic, 2)
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, **CLIENT)
+        producer.send(topic, b"{not json", partition=0)
+        producer.send(topic, events(1)[0], partition=1)
+        producer.flush()
+        producer.close()
+        instance, clock, polls = watched_instance(broker, topic, tmp_path, checkpoint_events=1)
+        metrics = instance.ingest.metrics
+        instance.start()
+        missing = f"dead-letter topic '{dead_letter_topic}' (source.kafka.dead_letter_topic) not found in Kafka"
+        wait_until(lambda: said(caplog, missing) or said(caplog, "could not take") or instance.error, "a first line")
+        wait_until(lambda: broker.committed("accesswatch", topic).get(1) == 1 or instance.error, "partition 1 on")
+        polls.wait(20)
+        assert said(caplog, missing) == 1 and said(caplog, "could not take") == 0
+        assert said(caplog, "not found in cluster metadata") == 0
+        checkpoint = instance.store.load_checkpoint(checkpoint_name(TopicPartition(topic, 0)))
+        assert checkpoint is not None and checkpoint.seq == 0  # before the letter: nothing lost
+        assert broker.committed("accesswatch", topic).get(0, 0) == 0
+        assert not metrics.ready
+        clock.now += 61
+        wait_until(lambda: said(caplog, "still not found") or instance.error, "a reminder")
+        polls.wait(20)
+        assert said(caplog, "still not found, for 61 s: dead letters wait for it (1 now)") == 1
+
+        broker.create_topic(dead_letter_topic, 1)
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 1, 1: 1} or instance.error, "the commits")
+        wait_until(lambda: metrics.ready or instance.error, "ready")
+        assert [value for _, _, _, value in broker.messages(dead_letter_topic)] == [b"{not json"]
+        assert said(caplog, f"dead-letter topic '{dead_letter_topic}' (source.kafka.dead_letter_topic) found") == 1
+        instance.stop()
+
+
+# -- a stop while Kafka is away ----------------------------------------------------------------------------------
+@broker_only
+def test_close_with_a_dead_letter_on_its_way_while_kafka_is_away_ends_and_says_what_was_not_sent(caplog):
+    """kafka-python's producer close raised (its flush timed out), out of ``close`` and so out of ``run``."""
+    with FakeKafkaBroker(default_partitions=1) as broker:
+        topic = f"close-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 1)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        kafka = kafka_settings(SimpleNamespace(bootstrap=broker.bootstrap), topic, shutdown_timeout=0.5)
+        source = KafkaSource(kafka, 1 << 20, CLIENT)
+        source.open_dead_letter_topic()
+        assert source._producer is not None
+        source._producer.partitions_for(f"{topic}.deadletter")  # known: the send goes on its way at once
+        broker.pause()
+        poison = KafkaRecord(b"{not json", f"kafka:{topic}/0", "offset 7", 9, False, topic, 0, 7)
+        source.publish_dead_letters([(poison, "not valid JSON")])
+        source.close()
+        assert said(caplog, f"stopped with dead letters not sent to topic '{topic}.deadletter' (1: kafka:{topic}/0@7)")
+        assert said(caplog, "the next start reads those messages again and sends them then") == 1
+
+
+@broker_only
+def test_a_stop_while_kafka_is_away_ends_after_shutdown_timeout_and_the_next_start_sends_what_was_left(
+    tmp_path, caplog
+):
+    """The last flush waited for the sends to give up (delivery_timeout_ms, 120 s by default) before a stop ended."""
+    with FakeKafkaBroker(default_partitions=1) as broker:
+        topic = f"stop-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 1)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        kafka = kafka_settings(SimpleNamespace(bootstrap=broker.bootstrap), topic, shutdown_timeout=1.0)
+        send_lines([*events(1), b"{not json"], topic, kafka, CLIENT)
+        settings, store = app_settings(tmp_path), SqliteStore(tmp_path / "store.db")
+        first = Instance(settings, kafka, store, "first")
+        # a send never gives up on its own here: only the stop's bound ends the wait for it
+        patient = {**first.source._extra_producer(), "delivery_timeout_ms": 24 * 3_600_000}
+        first.source._extra_producer = lambda: patient  # type: ignore[method-assign]
+        publish = first.source.publish_dead_letters
+        on_its_way = threading.Event()
+
+        def publish_into_an_outage(letters):
+            if letters:
+                assert first.source._producer is not None  # the topic known: the send goes on its way at once
+                first.source._producer.partitions_for(f"{topic}.deadletter")
+                broker.pause()  # Kafka away: requests held, never answered while it lasts
+                on_its_way.set()
+            return publish(letters)
+
+        first.source.publish_dead_letters = publish_into_an_outage  # type: ignore[method-assign]
+        first.start()
+        wait_until(lambda: on_its_way.is_set() or first.error is not None, "a dead letter sent into the outage")
+        first.stop()  # returns once the run ended and the source closed, or fails after WAIT
+        assert said(caplog, f"stopped with partitions not checkpointed ({topic}/0)") == 1
+        assert said(caplog, f"not sent to topic '{topic}.deadletter' (1: kafka:{topic}/0@1)") == 1
+        checkpoint = store.load_checkpoint(checkpoint_name(TopicPartition(topic, 0)))
+        assert checkpoint is None or checkpoint.seq == 0  # never past the letter
+
+        broker.resume()
+        second = Instance(settings, kafka, store, "second").start()
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 2} or second.error, "the next start's commit")
+        second.stop()
+        assert b"{not json" in [value for _, _, _, value in broker.messages(f"{topic}.deadletter")]
+        assert store.stats().events == 1
+
+
+# -- settings that cannot work ------------------------------------------------------------------------------------
+_ON_ELASTICSEARCH = {
+    "ACCESSWATCH_SOURCE__KIND": "kafka",
+    "ACCESSWATCH_STORE__KIND": "elasticsearch",
+    "ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS": '["http://es.internal:9200"]',
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__SASL_USERNAME": "alice"},
+            "configuration error: source.kafka.sasl_username = 'alice' (from ACCESSWATCH_SOURCE__KAFKA__SASL_USERNAME):"
+            " expected security_protocol SASL_SSL or SASL_PLAINTEXT beside it, not PLAINTEXT: SASL settings are used"
+            " with those only",
+        ),
+        (
+            {
+                "ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": "SSL",
+                "ACCESSWATCH_SOURCE__KAFKA__SASL_MECHANISM": "PLAIN",
+            },
+            "configuration error: source.kafka.sasl_mechanism = 'PLAIN'"
+            " (from ACCESSWATCH_SOURCE__KAFKA__SASL_MECHANISM): expected security_protocol SASL_SSL or"
+            " SASL_PLAINTEXT beside it, not SSL",
+        ),
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD": "s3cret-pw"},
+            "configuration error: source.kafka.sasl_password = '<secret>'"
+            " (from ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD): expected security_protocol SASL_SSL",
+        ),
+        (
+            {**_ON_ELASTICSEARCH, "ACCESSWATCH_SOURCE__KAFKA__MAX_POLL_INTERVAL": "1m"},
+            "configuration error: source.kafka.max_poll_interval = '1m' (from"
+            " ACCESSWATCH_SOURCE__KAFKA__MAX_POLL_INTERVAL): expected more than store.elasticsearch.retry_for (120 s):"
+            " a consumer waiting out the store's retries that long is put out of its group",
+        ),
+        (
+            {**_ON_ELASTICSEARCH, "ACCESSWATCH_STORE__ELASTICSEARCH__RETRY_FOR": "5m"},  # equal is not above
+            "configuration error: store.elasticsearch.retry_for = '5m' (from"
+            " ACCESSWATCH_STORE__ELASTICSEARCH__RETRY_FOR): expected less than source.kafka.max_poll_interval (300 s)",
+        ),
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__SHUTDOWN_TIMEOUT": "0s"},
+            "configuration error: source.kafka.shutdown_timeout = '0s'"
+            " (from ACCESSWATCH_SOURCE__KAFKA__SHUTDOWN_TIMEOUT): expected greater than 0",
+        ),
+    ],
+)
+def test_settings_that_cannot_work_are_one_line_naming_key_value_and_expectation(env, line):
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env=env)
+    assert str(caught.value).startswith(line) and "s3cret-pw" not in str(caught.value)
+
+
+def test_what_the_rules_allow_is_accepted_and_the_stop_bound_is_set_like_any_value():
+    # the poll interval matters only to a Kafka consumer writing to Elasticsearch
+    load_settings(
+        env={
+            **_ON_ELASTICSEARCH,
+            "ACCESSWATCH_SOURCE__KIND": "file",
+            "ACCESSWATCH_SOURCE__KAFKA__MAX_POLL_INTERVAL": "1m",
+        }
+    )
+    load_settings(env={"ACCESSWATCH_SOURCE__KIND": "kafka", "ACCESSWATCH_SOURCE__KAFKA__MAX_POLL_INTERVAL": "1m"})
+    settings = load_settings(
+        env={
+            "ACCESSWATCH_SOURCE__KAFKA__SHUTDOWN_TIMEOUT": "20s",
+            "ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+            "ACCESSWATCH_SOURCE__KAFKA__SASL_USERNAME": "alice",
+        }
+    )
+    assert KafkaSettings.model_validate(settings.source.kafka).shutdown_timeout == 20.0
+    assert KafkaSettings().shutdown_timeout == 15.0
+
+
+def test_run_with_sasl_settings_and_no_sasl_protocol_stops_with_exit_2_before_reaching_kafka(tmp_path):
+    env = _quiet_env(ACCESSWATCH_SOURCE__KAFKA__SASL_USERNAME="alice")
+    done = aw("run", "--source", "kafka", "--data-dir", str(tmp_path), env=env)
+    assert done.returncode == 2
+    assert _one_line(done).startswith("configuration error: source.kafka.sasl_username = 'alice'")
