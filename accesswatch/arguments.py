@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime, tzinfo
 from typing import NoReturn
 
+from models.alert import Severity
+
 
 class Parser(argparse.ArgumentParser):
     """argparse's parser with its mistakes (an unknown option, a missing argument, a wrong value) told in one line
@@ -54,3 +56,14 @@ def moment(command: str, option: str, text: str, zone: tzinfo) -> datetime:
         return parse_moment(text, zone)
     except ValueError as exc:
         raise WrongArgument(f"accesswatch {command}: {option} {text!r}: {exc}, or a date such as 2026-11-02") from None
+
+
+def add_min_severity(parser: argparse.ArgumentParser) -> None:
+    """``--min-severity S``: the floor of what a listing shows, as ``alerts`` and ``incidents`` take it."""
+    parser.add_argument(
+        "--min-severity",
+        choices=[s.value for s in Severity],
+        default="low",
+        metavar="S",
+        help="low, medium, high or critical (default: low)",
+    )

@@ -136,13 +136,7 @@ def _parser() -> arguments.Parser:
 
     alerts = command("alerts", _alerts, "Print the stored alerts, oldest first.")
     alerts.add_argument("--format", choices=["jsonl", "table"], default="table", help="(default: table)")
-    alerts.add_argument(
-        "--min-severity",
-        choices=[s.value for s in Severity],
-        default="low",
-        metavar="S",
-        help="low, medium, high or critical (default: low)",
-    )
+    arguments.add_min_severity(alerts)
 
     dead = command("deadletters", _deadletters, "List the lines that could not become events, with the reason.")
     dead.add_argument(

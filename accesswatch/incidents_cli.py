@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, tzinfo
 from typing import TextIO
 
-from accesswatch import app
+from accesswatch import app, arguments
 from models.alert import AlertStatus, Severity
 from models.config import Settings
 from models.incident import CLOSED, Incident
@@ -55,13 +55,7 @@ def add_commands(
         " false_positive; not_closed: open or acknowledged, the dashboard queue's default; closed: resolved or"
         " false_positive",
     )
-    incidents.add_argument(
-        "--min-severity",
-        choices=[s.value for s in Severity],
-        default="low",
-        metavar="S",
-        help="low, medium, high or critical (default: low)",
-    )
+    arguments.add_min_severity(incidents)
     incidents.add_argument("--actor", metavar="ID", help="only this actor's incidents")
     incidents.add_argument(
         "--format",

@@ -10,7 +10,9 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import queries
@@ -357,3 +359,21 @@ def period_choice(label: str, key: str, default: str = "all") -> timedelta | Non
 
 def stable_key(*parts: object) -> str:
     return hashlib.sha1("\x1f".join(map(str, parts)).encode()).hexdigest()[:12]
+
+
+def clickable_table(rows: pd.DataFrame, key: str, column_config: Any = None) -> int | None:
+    """A table of incidents (severity coloured) whose rows open: the row picked by its tick box or by a click on
+    any of its cells, else None."""
+    picked = st.dataframe(
+        rows.style.map(severity_cell_style, subset=["severity"]),
+        hide_index=True,
+        width="stretch",
+        on_select="rerun",
+        selection_mode=["single-row", "single-cell"],
+        key=key,
+        column_config=column_config,
+    )
+    if picked is None:
+        return None
+    chosen = picked.selection.rows or [row for row, _ in picked.selection.cells]
+    return chosen[0] if chosen else None

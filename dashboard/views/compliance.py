@@ -83,16 +83,8 @@ else:
             for read in view.sensitive_alerts
         ]
     )
-    picked = st.dataframe(
-        reads.style.map(ui.severity_cell_style, subset=["severity"]),
-        hide_index=True,
-        width="stretch",
-        on_select="rerun",
-        selection_mode=["single-row", "single-cell"],
-        key="c-sensitive",
-    )
-    chosen = picked.selection.rows or [row for row, _ in picked.selection.cells]
-    opened = view.sensitive_alerts[chosen[0]].alert.incident_id if chosen else None
+    chosen = ui.clickable_table(reads, "c-sensitive")
+    opened = view.sensitive_alerts[chosen].alert.incident_id if chosen is not None else None
     if opened:
         st.switch_page(PAGES / "incident.py", query_params={"incident": opened})
     st.caption(

@@ -95,14 +95,10 @@ def live_queue() -> None:
             for i in view.incidents
         ]
     )
-    picked = st.dataframe(
-        rows.style.map(ui.severity_cell_style, subset=["severity"]),
-        hide_index=True,
-        width="stretch",
-        on_select="rerun",
-        # a click on any cell opens its row's incident, as the tick box at the row's start does
-        selection_mode=["single-row", "single-cell"],
-        key="q-table",
+    # a click on any cell opens its row's incident, as the tick box at the row's start does
+    chosen = ui.clickable_table(
+        rows,
+        "q-table",
         column_config={
             "risk": st.column_config.ProgressColumn("risk", min_value=0, max_value=100, format="%d", width="small"),
             "severity": st.column_config.TextColumn("severity", width="small"),
@@ -110,10 +106,8 @@ def live_queue() -> None:
             "summary": st.column_config.TextColumn("summary", width="large"),
         },
     )
-    if picked is not None:
-        selected = picked.selection.rows or [row for row, _ in picked.selection.cells]
-        if selected:
-            open_incident(view.incidents[selected[0]].incident_id)
+    if chosen is not None:
+        open_incident(view.incidents[chosen].incident_id)
     pages = max(1, -(-view.total // page_size))
     left, middle, right = st.columns([2, 1, 1])
     choice = left.selectbox(
