@@ -63,7 +63,12 @@ def add_commands(
         action="store_true",
         help="first deliver the waiting pages now, without waiting out their backoff (after fixing a receiver)",
     )
-    pages.add_argument("--retry-failed", action="store_true", help="with --deliver: also send the failed pages again")
+    pages.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="deliver as --deliver does, and send the failed pages again, as their incidents are now (a page the"
+        " incident was acknowledged since is followed by the acknowledgement; one it was closed since is superseded)",
+    )
 
     for name, kind, text in (
         ("ack", TriageActionKind.ACKNOWLEDGE, "Acknowledge an open incident and tell the receivers that were paged."),
@@ -116,26 +121,30 @@ def _escalation_not_yet_due(row: Notification, now: datetime) -> bool:
     return row.only_if_unacknowledged and row.attempts == 0 and row.due_at > now
 
 
-def _deliver(
-    settings: Settings, store: Store, receivers: dict[str, Notifier], retry: bool = False, retry_failed: bool = False
-) -> DeliveryReport:
+def _deliver(settings: Settings, store: Store, receivers: dict[str, Notifier], retry: bool = False) -> DeliveryReport:
     """Deliver what is due, and for up to ``notify.delivery.drain_on_exit`` the retries falling due meanwhile."""
     dispatcher = app.open_dispatcher(settings, store, receivers)
     if retry:
-        dispatcher.retry_now(include_failed=retry_failed)
+        dispatcher.retry_now()
     return dispatcher.drain(settings.notify.delivery.drain_on_exit)
 
 
 # -- pages ------------------------------------------------------------------------------------
 def _pages(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
-    sending = bool(args.deliver or args.retry_failed)
+    sending = bool(args.deliver or args.retry_failed)  # --retry-failed implies --deliver, as its help says
     # a listing reads: an older store is refused, not upgraded, as by every command that only reads
     with app.open_store(settings, readonly=not sending, must_exist=True) as store:
         if sending:
             receivers = app.open_receivers(settings)
             try:
-                report = _deliver(settings, store, receivers, retry=True, retry_failed=args.retry_failed)
+                if args.retry_failed:
+                    retried, superseded = app.open_pager(settings, store, receivers).retry_failed()
+                    print(
+                        f"failed pages: {retried} sent again, {superseded} superseded"
+                        + (" (the incident moved on since: pages --status cancelled says how)" if superseded else "")
+                    )
+                report = _deliver(settings, store, receivers, retry=True)
             finally:
                 for receiver in receivers.values():
                     receiver.close()

@@ -1,9 +1,10 @@
 """Pages on a terminal, the embedded default's pager: a line a page, then what else the incident holds.
 
 The first line says what happened (the finding, or who acknowledged, closed
-or reopened it), when it was active in UTC and the incident's id; indented
-lines under it quote the incident's other detectors and, without a dashboard
-link, the commands that act on it.
+or reopened it, or that it rose or escalated), when it was active in UTC and
+the incident's id; indented lines under it quote the finding it was first
+paged with (on every later page), the incident's other detectors and,
+without a dashboard link, the commands that act on it.
 """
 
 from __future__ import annotations
@@ -29,15 +30,19 @@ class ConsoleNotifier(Notifier[ReceiverSettings]):
     def send(self, page: Page, delivery_id: str = "") -> None:
         alert = page.alert
         severity = page.incident.severity.value
-        if page.kind is PageKind.TRIGGER and not page.escalation_level:
-            grew = f" (grown, revision {alert.revision})" if alert.revision > 1 else ""
-            text = f"{alert.detector:<16} {alert.actor_id}: {alert.summary}{grew}"
+        grew = f" (grown, revision {alert.revision})" if alert.revision > 1 else ""
+        quoted = f"{alert.detector:<16} {alert.actor_id}: {alert.summary}{grew}"
+        first = page.kind is PageKind.TRIGGER and not page.escalation_level
+        if first:
+            text = quoted
         else:
             text = headline(page) + (f" - {page.action.note}" if page.action and page.action.note else "")
         lines = [
             f"[{severity.upper():8}]{_MARK[severity]:3} {span_utc(*active_span(alert))} {text}"
             f"  [{page.incident.incident_id}]"
         ]
+        if not first:  # every later page quotes the finding the incident was first paged with, first
+            lines.append(f"{'':13}{quoted}")
         lines += [f"{'':13}also {finding}" for finding in page.findings]
         if not page.link:  # the terminal never showed the dashboard's link; the commands are the next step
             lines.append(f"{'':13}{next_step(page)}")

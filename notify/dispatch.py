@@ -142,16 +142,15 @@ class Dispatcher:
         )
         return min((max(row.due_at, self._resting.get(row.receiver, row.due_at)) for row in pending), default=None)
 
-    def retry_now(self, include_failed: bool = False) -> int:
-        """Make the pages waiting out a backoff due now (a receiver was fixed); with failed ones, those too.
+    def retry_now(self) -> int:
+        """Make the pages waiting out a backoff due now (a receiver was fixed).
 
-        An escalation keeps its deadline.  Returns how many pages were moved.
+        An escalation keeps its deadline.  Returns how many pages were moved.  The
+        failed ones are put back by ``Pager.retry_failed``, as their incidents are now.
         """
-        statuses = [NotificationStatus.PENDING] + ([NotificationStatus.FAILED] if include_failed else [])
         now, moved = self.clock(), 0
-        for row in self.store.notifications(OutboxQuery(statuses=statuses, limit=100_000)):
-            waiting = row.status is NotificationStatus.PENDING
-            if waiting and (row.only_if_unacknowledged or row.due_at <= now):
+        for row in self.store.notifications(OutboxQuery(statuses=[NotificationStatus.PENDING], limit=100_000)):
+            if row.only_if_unacknowledged or row.due_at <= now:
                 continue
             again = Settlement(status=NotificationStatus.PENDING, at=now, retry_at=now, attempted=False)
             self.store.settle(row.notification_id, again)

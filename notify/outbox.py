@@ -26,10 +26,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple, TypedDict, Unpack
 
-from models.alert import Alert, Severity
+from models.alert import Alert, AlertStatus, Severity
 from models.config import Notify
 from models.event import format_utc
-from models.incident import Incident, TriageAction, TriageActionKind
+from models.incident import CLOSED, Incident, TriageAction, TriageActionKind
 from models.page import Notification, NotificationStatus, Page, PageKind, notification_id, other_findings
 from notify.base import Notifier
 from notify.routing import Match, Router
@@ -110,6 +110,39 @@ def _first_routes(rows: Sequence[Notification]) -> dict[str, str]:
         if row.kind in (PageKind.TRIGGER, PageKind.UPDATE) and row.status in _TOLD:
             routes.setdefault(row.receiver, row.route)
     return routes
+
+
+# what each page says the incident is: retried when it is still so, superseded when it moved on
+_SAYS = {
+    PageKind.TRIGGER: frozenset({AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED}),  # acknowledged: with the ack after
+    PageKind.UPDATE: frozenset({AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED}),
+    PageKind.REOPEN: frozenset({AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED}),
+    PageKind.ACKNOWLEDGE: frozenset({AlertStatus.ACKNOWLEDGED}),
+    PageKind.RESOLVE: CLOSED,
+}
+_DONE = {
+    AlertStatus.ACKNOWLEDGED: TriageActionKind.ACKNOWLEDGE,
+    AlertStatus.RESOLVED: TriageActionKind.RESOLVE,
+    AlertStatus.FALSE_POSITIVE: TriageActionKind.FALSE_POSITIVE,
+    AlertStatus.OPEN: TriageActionKind.REOPEN,
+}
+
+
+def _latest(actions: Sequence[TriageAction], kind: TriageActionKind) -> TriageAction | None:
+    """The newest action of ``kind`` in a triage log (oldest first)."""
+    return next((action for action in reversed(actions) if action.kind is kind), None)
+
+
+def _moved_on(row: Notification, incident: Incident | None, store: Store) -> str | None:
+    """Why a failed page must not be sent again (the incident moved on from what it says), or None."""
+    if incident is None:
+        return "the incident no longer exists"
+    if incident.status in _SAYS[row.kind]:
+        return None
+    status = incident.status.value.replace("_", " ")
+    action = _latest(store.actions(incident.incident_id), _DONE[incident.status])
+    done = f" ({action.by}, {format_utc(action.at)})" if action is not None else ""
+    return f"the incident is {status} now{done}: this {row.kind.value} would contradict it"
 
 
 class _Paged(NamedTuple):
@@ -381,6 +414,78 @@ class Pager:
                     ),
                 )
 
+    # -- failed pages sent again --------------------------------------------------------------
+    def retry_failed(self) -> tuple[int, int]:
+        """Put the pages that failed for good back in line (a receiver was fixed); (retried, superseded).
+
+        A page that failed missed what people did to its incident meanwhile: the
+        receivers it never reached were not told of the acknowledgement or the close
+        (``told``).  Sent as it was, it would leave the receiver contradicting the
+        incident (a PagerDuty alert triggered and escalating for an acknowledged
+        incident), so each is sent as the incident is now: a trigger, rise or reopening
+        of an incident acknowledged since is followed by that acknowledgement; one of a
+        closed incident is superseded, since a trigger pages on-call staff at once, even
+        with its resolve a second behind; an acknowledgement, resolve or reopening the
+        incident has moved on from is superseded by the page that told the receiver
+        since.  A superseded page is cancelled with the reason, which ``pages`` shows.
+        """
+        now = self.clock()
+        failed = self.store.notifications(
+            OutboxQuery(statuses=[NotificationStatus.FAILED], limit=100_000, newest_first=False)
+        )
+        retried = superseded = 0
+        planned: list[Notification] = []
+        for row in failed:
+            incident = self.store.get_incident(row.incident_id)
+            stale = None if row.only_if_unacknowledged else _moved_on(row, incident, self.store)
+            if stale is not None:  # an escalation is checked against the incident when it falls due
+                error = f"superseded: {stale}"
+                self.store.settle(
+                    row.notification_id,
+                    Settlement(status=NotificationStatus.CANCELLED, at=now, error=error, attempted=False),
+                )
+                superseded += 1
+                continue
+            again = Settlement(status=NotificationStatus.PENDING, at=now, retry_at=now, attempted=False)
+            self.store.settle(row.notification_id, again)
+            retried += 1
+            if incident is not None and not row.only_if_unacknowledged:
+                planned += self._acknowledgement_after(row, incident, failed, now)
+        self._enqueue(planned)
+        return retried, superseded
+
+    def _acknowledgement_after(
+        self, row: Notification, incident: Incident, failed: Sequence[Notification], now: datetime
+    ) -> list[Notification]:
+        """The acknowledgement a retried trigger (rise, reopening) of an acknowledged incident needs after it.
+
+        None when one is in line behind it already (waiting, or failed and retried with it): the
+        outbox sends one receiver's pages about an incident in the order they were planned.
+        """
+        notifier = self.receivers.get(row.receiver)
+        if (
+            incident.status is not AlertStatus.ACKNOWLEDGED
+            or row.kind not in (PageKind.TRIGGER, PageKind.UPDATE, PageKind.REOPEN)
+            or notifier is None
+            or PageKind.ACKNOWLEDGE not in notifier.handles
+        ):
+            return []
+        retried = {other.notification_id for other in failed}
+        rows = self.store.notifications(
+            OutboxQuery(incident_id=row.incident_id, receiver=row.receiver, limit=_MAX_ROWS)
+        )
+        for later in rows:
+            waiting = later.status is NotificationStatus.PENDING or later.notification_id in retried
+            if later.kind is PageKind.ACKNOWLEDGE and waiting and later.created_at >= row.created_at:
+                return []
+        action = _latest(self.store.actions(incident.incident_id), TriageActionKind.ACKNOWLEDGE)
+        if action is None:
+            return []
+        page = _page(PageKind.ACKNOWLEDGE, incident, row.page.alert, row.page.link, action=action)
+        # another id than the acknowledgement planned when it was taken, which this receiver may have had
+        after = f"after {row.notification_id}, attempt {row.attempts}"
+        return [self._row(row.receiver, row.route, page, now, None, discriminator=after)]
+
     # -- rows ---------------------------------------------------------------------------------
     def _row(
         self,
@@ -391,11 +496,12 @@ class Pager:
         held_back: str | None,
         due: datetime | None = None,
         conditional: bool = False,
+        discriminator: str = "",
     ) -> Notification:
         if self.act_with:  # the commands a page gives must reach this store as they are printed
             page = page.model_copy(update={"act_with": self.act_with})
         return Notification(
-            notification_id=notification_id(receiver, page),
+            notification_id=notification_id(receiver, page, discriminator),
             receiver=receiver,
             route=route,
             page=page,

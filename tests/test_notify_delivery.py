@@ -589,6 +589,148 @@ def test_every_page_about_an_incident_quotes_its_other_findings(rig, slack, cloc
         assert "35,575 records" in text and "198.51.100.77" in text and "silent for 16 days" in text
 
 
+# -- failed pages sent again, as the incident is now --------------------------------------------------------------
+@pytest.fixture
+def hooked(tmp_path, clock, pagerduty):
+    """PagerDuty and a signed webhook, both paged for every incident."""
+    with FakeReceiver("webhook", secret=WEBHOOK_SECRET) as hook:
+        notify = {
+            "routes": [{"name": "soc", "receivers": ["pagerduty", "hook"]}],
+            "settings": {
+                "pagerduty": {"routing_key": ROUTING_KEY, "url": pagerduty.url},
+                "hook": {"kind": "webhook", "url": hook.url, "secret": WEBHOOK_SECRET.decode()},
+            },
+        }
+        rig = Rig(tmp_path, clock, **notify)
+        yield rig, hook
+        rig.close()
+
+
+def _trigger_fails_for_good(rig: Rig, clock: Clock, *receivers: FakeReceiver):
+    """Both receivers answer 500 until give_up_after (1 h) has passed: the trigger fails for good."""
+    for receiver in receivers:
+        receiver.fail_next(1000, 500)
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    for _ in range(30):
+        rig.deliver()
+        clock.advance(300)
+    assert {row.status for row in rig.rows()} == {NotificationStatus.FAILED}
+    for receiver in receivers:
+        receiver.heal()
+    return incident
+
+
+def test_a_failed_page_sent_again_after_an_acknowledgement_is_followed_by_it(hooked, pagerduty, clock):
+    """Before, the retried trigger left PagerDuty's alert triggered (and escalating) for an acknowledged incident."""
+    rig, hook = hooked
+    incident = _trigger_fails_for_good(rig, clock, pagerduty, hook)
+    _, planned = rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE, by="carol")
+    assert planned == []  # nobody was told of the incident, so nobody is told of the acknowledgement
+    clock.advance(60)
+    assert rig.pager.retry_failed() == (2, 0)
+    rig.deliver()
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "acknowledge"]
+    assert pagerduty.pagerduty[incident.incident_id].status == "acknowledged"
+    assert [(r["page"]["kind"], r["page"]["incident_status"]) for r in hook.accepted] == [
+        ("trigger", "open"),
+        ("acknowledge", "acknowledged"),
+    ]
+    assert hook.accepted[1]["page"]["action"]["by"] == "carol"
+    assert {row.status for row in rig.rows()} == {NotificationStatus.SENT}
+    # sent again later, nothing more: the acknowledgement is planned once
+    assert rig.pager.retry_failed() == (0, 0) and rig.deliver().sent == 0
+
+
+def test_a_failed_trigger_sent_again_after_its_acknowledgement_was_sent_is_acknowledged_again(hooked, pagerduty, clock):
+    """Pending when acknowledged, the trigger then failed for good while the acknowledgement got through."""
+    rig, hook = hooked
+    pagerduty.fail_next(1000, 500)
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()  # the webhook takes the trigger; PagerDuty rests
+    clock.advance(3000)  # acknowledged late enough that its own give_up_after has not passed when PagerDuty is back
+    _, planned = rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE, by="carol")
+    assert {row.receiver for row in planned} == {"pagerduty", "hook"}
+    while rig.rows(receiver="pagerduty")[0].status is NotificationStatus.PENDING:
+        clock.advance(300)
+        rig.deliver()
+    pagerduty.heal()
+    clock.advance(300)
+    rig.deliver()
+    trigger, acknowledge = rig.rows(receiver="pagerduty")
+    assert trigger.status is NotificationStatus.FAILED and acknowledge.status is NotificationStatus.SENT
+    assert rig.pager.retry_failed() == (1, 0)
+    rig.deliver()
+    assert [e["event_action"] for e in pagerduty.accepted] == ["acknowledge", "trigger", "acknowledge"]
+    assert pagerduty.pagerduty[incident.incident_id].status == "acknowledged"
+    assert [r["page"]["kind"] for r in hook.accepted] == ["trigger", "acknowledge"]  # told already: no repeat
+
+
+@pytest.mark.parametrize(
+    ("kind", "status"), [(TriageActionKind.RESOLVE, "resolved"), (TriageActionKind.FALSE_POSITIVE, "false positive")]
+)
+def test_a_failed_page_of_an_incident_closed_since_is_superseded_not_sent(hooked, pagerduty, clock, kind, status):
+    """A trigger then its resolve would still page on-call staff, for an incident a colleague has closed."""
+    rig, hook = hooked
+    incident = _trigger_fails_for_good(rig, clock, pagerduty, hook)
+    rig.act(incident.incident_id, kind, by="bob")
+    assert rig.pager.retry_failed() == (0, 2)
+    assert rig.deliver().sent == 0
+    assert pagerduty.accepted == [] and hook.accepted == []
+    for row in rig.rows():
+        assert row.status is NotificationStatus.CANCELLED
+        assert row.last_error.startswith(f"superseded: the incident is {status} now (bob, ")
+        assert row.last_error.endswith("this trigger would contradict it")
+
+
+def test_a_failed_acknowledgement_of_an_incident_closed_since_is_superseded(rig, pagerduty, clock):
+    alert, incident = finding()
+    rig.raise_((alert, incident))
+    rig.deliver()
+    pagerduty.fail_next(1, 400)  # refused: failed at once
+    rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE)
+    rig.deliver()
+    clock.advance(60)
+    rig.act(incident.incident_id, TriageActionKind.RESOLVE)
+    rig.deliver()
+    assert rig.pager.retry_failed() == (0, 1)
+    rig.deliver()
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "resolve"]
+    acknowledge = rig.rows(receiver="pagerduty", kinds=[PageKind.ACKNOWLEDGE])[0]
+    assert acknowledge.status is NotificationStatus.CANCELLED and "resolved now" in acknowledge.last_error
+
+
+def test_a_failed_page_of_an_incident_still_open_is_sent_as_it_was(hooked, pagerduty, clock):
+    rig, hook = hooked
+    incident = _trigger_fails_for_good(rig, clock, pagerduty, hook)
+    assert rig.pager.retry_failed() == (2, 0)
+    rig.deliver()
+    assert [e["event_action"] for e in pagerduty.accepted] == ["trigger"]
+    assert pagerduty.pagerduty[incident.incident_id].status == "triggered"
+    assert [r["page"]["kind"] for r in hook.accepted] == ["trigger"]
+
+
+def test_the_console_quotes_the_first_finding_on_every_later_page(tmp_path, clock, capsys):
+    """Before, an acknowledgement printed who acknowledged, then only the other detectors' lines."""
+    rig = Rig(tmp_path, clock, receivers=["console"])
+    try:
+        alert, incident = episode()
+        rig.raise_((alert, incident))
+        rig.deliver()
+        capsys.readouterr()
+        for kind in (TriageActionKind.ACKNOWLEDGE, TriageActionKind.RESOLVE, TriageActionKind.REOPEN):
+            clock.advance(60)
+            rig.act(incident.incident_id, kind, by="alice")
+            rig.deliver()
+            first, quoted, also = capsys.readouterr().out.splitlines()[:3]
+            assert " by alice: " in first and alert.summary not in first
+            assert quoted.split() == [alert.detector, f"{alert.actor_id}:", *alert.summary.split()]
+            assert also.lstrip().startswith("also ")
+    finally:
+        rig.close()
+
+
 # -- one headline for one incident ------------------------------------------------------------------------------
 _FIRST = "Employee emp-0001 read 5,000 records, 50x their usual of 100."
 _EGRESS = "Employee emp-0001 exported 4,000 records, 80x their usual."

@@ -258,6 +258,41 @@ def test_ack_and_resolve_reach_pagerduty(tmp_path, events, config, pagerduty, ca
         assert [a.by for a in store.actions(incident.incident_id)] == ["alice", "alice"]
 
 
+def test_failed_pages_sent_again_leave_pagerduty_as_the_incidents_are_now(
+    tmp_path, events, config, pagerduty, capsys, monkeypatch
+):
+    """Before, ``pages --retry-failed`` sent the first trigger alone: PagerDuty kept an acknowledged incident
+    triggered (and escalating), and paged on-call staff for a resolved one."""
+    monkeypatch.setenv("ACCESSWATCH_NOTIFY__DELIVERY__DRAIN_ON_EXIT", "0s")
+    data = tmp_path / "data"
+    where = ("--data-dir", str(data), "--config", str(config))
+    pagerduty.fail_next(100, 400)  # refused: every trigger fails for good
+    accesswatch("replay", str(events), *where, "--page")
+    acknowledged, resolved = [i for i in incidents(data) if i.severity.rank >= 1]
+    assert accesswatch("ack", acknowledged.incident_id, *where, "--by", "carol") == 0
+    assert accesswatch("resolve", resolved.incident_id, *where, "--by", "bob") == 0
+    pagerduty.heal()
+    capsys.readouterr()
+    # --retry-failed alone delivers, as its help says
+    assert accesswatch("pages", *where, "--retry-failed", "--incident", resolved.incident_id) == 0
+    out = capsys.readouterr().out
+    assert "failed pages: 1 sent again, 1 superseded" in out and "delivered: 2 sent" in out
+    assert [(e["event_action"], e["dedup_key"]) for e in pagerduty.accepted] == [
+        ("trigger", acknowledged.incident_id),
+        ("acknowledge", acknowledged.incident_id),
+    ]
+    assert pagerduty.pagerduty[acknowledged.incident_id].status == "acknowledged"
+    assert resolved.incident_id not in pagerduty.pagerduty  # nobody paged for a closed incident
+    assert "cancelled" in out and "superseded: the incident is resolved now (bob, " in out
+
+
+def test_retry_failed_says_it_delivers(capsys):
+    with pytest.raises(SystemExit):
+        accesswatch("pages", "--help")
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "--retry-failed deliver as --deliver does" in help_text
+
+
 def test_ack_of_an_unknown_id_fails(tmp_path, events, config, capsys):
     data = tmp_path / "data"
     accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config))

@@ -370,14 +370,15 @@ def test_file_receiver_appends_one_record_a_page(tmp_path):
     assert all(isinstance(lines[0][key], kind) for key, kind in CONTRACT_ALERT_KEYS.items())
 
 
-def test_console_receiver_prints_one_line_a_page():
+def test_console_receiver_prints_a_line_a_page_and_later_pages_quote_the_finding_under_it():
     out = io.StringIO()
     notifier = ConsoleNotifier(stream=out)
     notifier.send(a_page(severity=Severity.HIGH), "ntf")
     notifier.send(a_page(PageKind.ACKNOWLEDGE), "ntf")
-    first, second = out.getvalue().splitlines()
+    first, second, quoted = out.getvalue().splitlines()
     assert first.startswith("[HIGH    ]!!") and "bulk_read" in first
-    assert "Acknowledged by alice" in second
+    assert "Acknowledged by alice" in second and "bulk_read" not in second
+    assert quoted.startswith(" " * 13 + "bulk_read") and quoted.strip() in first
 
 
 def test_unknown_receivers_and_kinds_are_configuration_errors(tmp_path):
