@@ -717,3 +717,21 @@ def test_health_page(office):
     lag = _metric(at, "Event-time lag")
     assert lag.value.endswith(" days") and lag.delta in (None, "")
     assert "Newest event: 2026-10-28 17:14 +08:00 (Asia/Shanghai)." in _text(at)
+
+
+def test_related_incidents_say_when_their_flagged_activity_was(office):
+    # an earlier day-long incident of the same actor, flagged for one hour of it: the link tells that hour
+    day = datetime(2026, 10, 26, 16, 0, tzinfo=UTC)  # Tue 27 Oct 00:00 in Asia/Shanghai
+    hour = day + timedelta(hours=3)
+    spans = [
+        [format_utc(hour), format_utc(hour + timedelta(hours=1)), 6.0, "high", 500],
+        [format_utc(day), format_utc(day + timedelta(days=1)), 3.0, "medium", 700],
+    ]
+    earlier = f.alert(window_start=day, window_end=day + timedelta(days=1), evidence={"findings": 2, "spans": spans})
+    earlier.incident_id = "inc-earlier"
+    with _open(office["store_path"]) as store:
+        store.upsert_alerts([earlier], [f.incident_of(earlier, "inc-earlier", 40.0)])
+    at = _app("ana", incident=office["bulk"].incident_id)
+    links = [e.proto.label for e in at.get("page_link")]
+    assert any("2026-10-27 03:00–04:00 +08:00" in label for label in links), links
+    assert not any("2026-10-27 00:00" in label for label in links)  # not the day's start

@@ -232,11 +232,13 @@ with related_tab:
     related = queries.related_incidents(ctx.store, incident)
     if not related:
         st.caption("No other incident of this actor or, for a partner, of its organisation.")
+    activities = queries.flagged_of(ctx.store, related)  # when each was flagged, as the queue shows it
     for other in related:
+        activity = activities[other.incident_id]
         st.page_link(
             PAGES / "incident.py",
             label=f"{ui.severity_label(other.severity.value)} · {other.actor_id} · "
-            f"{ui.local_time(ctx, other.window_start)} · {ui.STATUS_LABEL[other.status.value]} · "
+            f"{queries.local_range(activity.start, activity.end, ctx.zone)} · {ui.STATUS_LABEL[other.status.value]} · "
             f"{ui.shortened(other.summary, 110)}",
             query_params={"incident": other.incident_id},
         )
