@@ -10,11 +10,11 @@ from __future__ import annotations
 import csv
 import html
 import io
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
+from dashboard.markdown import markdown_text
 from dashboard.queries import SOURCE_KINDS, Impact, IncidentView, event_time, inert_in_spreadsheets, local_time
 from detectors.classify import Classifier
 from models.config import Settings
@@ -67,30 +67,6 @@ def _deadline_text(view: IncidentView, now: datetime, zone: tzinfo) -> str:
     if left is None:
         return f"{due}; {closed}, no longer running"
     return f"{due}; {closed} {abs(left) / 3600:.0f} h {'before' if left >= 0 else 'after'} it"
-
-
-def markdown_text(value: str) -> str:
-    """``value`` as literal Markdown text: an id or a note that cannot format, link, break a table or a line.
-
-    Its line breaks become spaces (as the HTML shows them); the characters Markdown (with GitHub's tables,
-    strikethrough and maths) gives a meaning get a backslash, as does a list's mark or a rule at its start.
-    An underscore between letters or digits (``passport_number``) cannot emphasise, and stays as it is.
-    """
-    flat = " ".join(value.split())
-    last = len(flat) - 1
-    escaped = "".join(
-        "\\" + char
-        if char in _MARKDOWN_ACTIVE
-        or (char == "_" and not (0 < at < last and flat[at - 1].isalnum() and flat[at + 1].isalnum()))
-        else char
-        for at, char in enumerate(flat)
-    )
-    return _BLOCK_START.sub(lambda mark: mark[0][:-1] + "\\" + mark[0][-1], escaped)
-
-
-_MARKDOWN_ACTIVE = frozenset("\\`*[]<>|~&$#")
-# at a line's start, a list's mark or a rule: "- x", "+ x", "---", "2026. x", "1) x"
-_BLOCK_START = re.compile(r"^(?:[-+](?=[\s-]|$)|\d{1,9}[.)](?=\s|$))")
 
 
 def _as_is(value: str) -> str:

@@ -735,3 +735,16 @@ def test_related_incidents_say_when_their_flagged_activity_was(office):
     links = [e.proto.label for e in at.get("page_link")]
     assert any("2026-10-27 03:00–04:00 +08:00" in label for label in links), links
     assert not any("2026-10-27 00:00" in label for label in links)  # not the day's start
+
+
+def test_the_log_s_words_on_an_incident_page_are_shown_as_written_never_as_markup_or_a_link(office):
+    # a purpose is whoever writes the log's text: it must not become emphasis, a heading or a link to click
+    hostile = "case #1 **urgent** | <b>x</b> see http://evil.example and www.evil.example"
+    with _open(office["store_path"]) as store:
+        [alert] = store.get_alerts(office["bulk"].alert_ids)
+        store.upsert_alerts([alert.model_copy(update={"summary": f"Read for {hostile}.", "revision": 2})])
+    at = _app("ana", incident=office["bulk"].incident_id)
+    sources = [m.value for m in at.markdown]
+    said = next(source for source in sources if "urgent" in source and "Read for" in source)
+    assert "\\*\\*urgent\\*\\*" in said and "\\<b\\>" in said and "\\#1" in said
+    assert "http\\://evil.example" in said and "www\\.evil.example" in said  # no autolink

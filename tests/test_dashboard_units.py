@@ -20,6 +20,7 @@ from dashboard import charts, queries, report, ui
 from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oidc_identity, sign_in, verify_password
 from dashboard.flagged import flagged, runs
 from dashboard.launch import environment, streamlit_command
+from dashboard.markdown import markdown_text
 from dashboard.masking import Masker, load_key, mask_resource_id, pseudonym
 from models.alert import AlertStatus, Severity
 from models.config import Dashboard, DashboardOidc, DashboardUser
@@ -653,7 +654,7 @@ def test_the_markdown_report_escapes_every_id_and_name_it_quotes(settings):
         " | pass\\|\\`no\\` |",
         "| ana\\_ | acknowledge | calling \\| the \\# partner \\<now\\> |",
         "Exported, downloaded, printed or shared (1): c\\|1",
-        "Only read (6): c\\*2\\*, \\[c3\\](http://evil.example), \\<b\\>c4\\</b\\>, \\`c5\\`, \\_c6\\_, c\\`\\`7",
+        "Only read (6): c\\*2\\*, \\[c3\\](http\\://evil.example), \\<b\\>c4\\</b\\>, \\`c5\\`, \\_c6\\_, c\\`\\`7",
         "ana\\_ (acknowledge): calling \\| the \\# partner \\<now\\>",
         "_Prepared by dpo_x\\_ at ",
     ):
@@ -669,9 +670,9 @@ def test_the_markdown_report_escapes_every_id_and_name_it_quotes(settings):
 
 def test_markdown_text_keeps_plain_names_as_they_are():
     for plain in ("passport_number", "emp-0001", "10.0.0.7", "=r-3", "crm/x", "2026-11-02"):
-        assert report.markdown_text(plain) == plain
-    assert report.markdown_text("1. first") == "1\\. first" and report.markdown_text("+ x") == "\\+ x"
-    assert report.markdown_text("a\\|b") == "a\\\\\\|b"  # the backslash itself, then the pipe
+        assert markdown_text(plain) == plain
+    assert markdown_text("1. first") == "1\\. first" and markdown_text("+ x") == "\\+ x"
+    assert markdown_text("a\\|b") == "a\\\\\\|b"  # the backslash itself, then the pipe
 
 
 # -- the launcher ---------------------------------------------------------------------------------------------

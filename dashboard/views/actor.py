@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, queries, ui
+from dashboard.markdown import markdown_text
 from models.dashboard import Usage
 
 ctx = ui.context()
@@ -81,6 +82,6 @@ for incident in view.incidents:
     st.page_link(
         PAGES / "incident.py",
         label=f"{ui.severity_label(incident.severity.value)} · {when} · {ui.STATUS_LABEL[incident.status.value]}"
-        f" · {ui.shortened(incident.summary, 160)}",
+        f" · {markdown_text(ui.shortened(incident.summary, 160))}",
         query_params={"incident": incident.incident_id},
     )

@@ -11,6 +11,7 @@ from dashboard import charts, queries, report, ui
 from dashboard.auth import Permission
 from dashboard.explain import explain
 from dashboard.flagged import flagged as flagged_activity
+from dashboard.markdown import markdown_text
 from models.alert import AlertStatus
 from models.dashboard import DataAccessKind
 from models.incident import TriageActionKind
@@ -54,12 +55,14 @@ deadline_hours = ctx.settings.dashboard.report_deadline / 3600
 
 # -- header -------------------------------------------------------------------------------
 st.page_link(PAGES / "queue.py", label="Queue", icon=":material/arrow_back:")
-st.title(f"{incident.actor_id}: {incident.severity.value} incident")
+st.title(f"{markdown_text(incident.actor_id)}: {incident.severity.value} incident")
 st.markdown(
     f"{ui.severity_label(incident.severity.value)} :gray-badge[{ui.STATUS_LABEL[incident.status.value]}]"
-    f" {incident.summary}"
+    f" {markdown_text(incident.summary)}"  # the log's words (a purpose, a resource): shown as written
 )
-st.caption(f"`{incident.incident_id}` · {ui.actor_label(incident)} · detectors: {', '.join(incident.detectors)}")
+st.caption(
+    f"`{incident.incident_id}` · {markdown_text(ui.actor_label(incident))} · detectors: {', '.join(incident.detectors)}"
+)
 top = st.columns(4)
 top[0].metric("Risk", f"{incident.risk_score:.0f} / 100")
 top[1].metric("Assignee", incident.assignee or "nobody")
@@ -173,22 +176,22 @@ with explained:
             st.markdown(
                 f"**{ui.severity_label(alert.severity.value)} · {alert.detector}** · {when} · score {alert.score:.1f}"
             )
-            st.write(alert.summary)
+            st.markdown(markdown_text(alert.summary))
             # record ids in the evidence masked as in the Events tab (an analyst sees customers' records masked)
             shown = alert.model_copy(update={"evidence": ctx.masker.evidence(alert.evidence)})
             for line in explain(shown):
-                st.markdown(f"- {line}")
+                st.markdown(f"- {markdown_text(line)}")
             with st.expander("Evidence (the detector's figures)"):
                 evidence = dict(shown.evidence)
                 samples = evidence.pop("event_ids", [])
                 st.json(evidence, expanded=False)
                 if samples:
-                    st.caption("Sample events: " + ", ".join(f"`{e}`" for e in samples[:10]))
+                    st.caption("Sample events: " + ", ".join(markdown_text(e) for e in samples[:10]))
                 if samples and ctx.can(Permission.AUDIT_SEARCH):  # each opens in Audit search, by its id
                     for sample in samples[:10]:
                         st.page_link(
                             PAGES / "search.py",
-                            label=f"Look up {sample}",
+                            label=f"Look up {markdown_text(sample)}",
                             icon=":material/manage_search:",
                             query_params={"event": sample},
                         )
@@ -239,7 +242,7 @@ with related_tab:
             PAGES / "incident.py",
             label=f"{ui.severity_label(other.severity.value)} · {other.actor_id} · "
             f"{queries.local_range(activity.start, activity.end, ctx.zone)} · {ui.STATUS_LABEL[other.status.value]} · "
-            f"{ui.shortened(other.summary, 110)}",
+            f"{markdown_text(ui.shortened(other.summary, 110))}",
             query_params={"incident": other.incident_id},
         )
 
@@ -302,10 +305,10 @@ with report_tab:
         )
     prepared = st.session_state.get("r-made")
     if prepared and prepared[0] == incident.incident_id:
-        _, markdown_text, html_text, customers_csv = prepared
+        _, report_markdown, html_text, customers_csv = prepared
         downloads = st.columns(3)
         downloads[0].download_button(
-            "Download Markdown", markdown_text, f"{incident.incident_id}.md", "text/markdown", key="r-md"
+            "Download Markdown", report_markdown, f"{incident.incident_id}.md", "text/markdown", key="r-md"
         )
         downloads[1].download_button(
             "Download HTML", html_text, f"{incident.incident_id}.html", "text/html", key="r-html"
@@ -319,4 +322,4 @@ with report_tab:
                 key="r-csv",
             )
         with st.container(border=True):
-            st.markdown(markdown_text)
+            st.markdown(report_markdown)
