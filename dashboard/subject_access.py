@@ -18,6 +18,7 @@ from datetime import tzinfo
 from dashboard import queries
 from dashboard.auth import Identity, Permission
 from dashboard.queries import Export, event_time, events_csv, inert_in_spreadsheets, record_access
+from detectors.classify import UNCLASSIFIED
 from models.dashboard import DataAccessKind
 from models.event import AccessEvent, ActorKind, Outcome
 from store.base import EventQuery, Store, StoredEvent
@@ -33,7 +34,8 @@ def recipient(event: AccessEvent) -> str:
         return f"{company} (partner company)" + (f", {_words(actor.role)}" if actor.role else "")
     if actor.kind is ActorKind.SERVICE:
         return f"an automated process of the {event.resource.system} system"
-    team = ", ".join(_words(part) for part in (actor.role, actor.department) if part)
+    # role and department, each once ("sales", not "sales, sales")
+    team = ", ".join(dict.fromkeys(_words(part) for part in (actor.role, actor.department) if part))
     return f"our staff ({team})" if team else "our staff"
 
 
@@ -49,7 +51,7 @@ def answer_row(item: StoredEvent, zone: tzinfo) -> dict[str, object]:
         recipient(event),
         event.action.value,
         ", ".join(event.fields or ()),
-        ", ".join(item.classes),
+        ", ".join(name for name in item.classes if name != UNCLASSIFIED),  # a field of no class: in "data"
         event.purpose or "",
     )
     return {column: inert_in_spreadsheets(value) for column, value in zip(SUBJECT_COLUMNS, values, strict=True)}

@@ -112,3 +112,19 @@ def test_the_answer_keeps_a_spreadsheet_from_running_the_log_s_text(sqlite_store
     sqlite_store.write([f.incoming(settings, customer_ids=["c-me"], purpose='=HYPERLINK("http://x","y")')])
     [row] = _rows(subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 3", SHANGHAI))
     assert row["purpose"].startswith("'=")
+
+
+def test_the_answer_names_a_team_once_and_no_class_for_unclassified_fields(sqlite_store, settings):
+    sqlite_store.write(
+        [
+            f.incoming(
+                settings,
+                actor={"id": "emp-7", "role": "sales", "department": "sales"},
+                customer_ids=["c-me"],
+                fields=["name", "membership_tier"],
+            )
+        ]
+    )
+    [row] = _rows(subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 4", SHANGHAI))
+    assert row["who"] == "our staff (sales)"
+    assert (row["data"], row["categories"]) == ("name, membership_tier", "identity")
