@@ -250,6 +250,7 @@ class CustomerTrace:
     last: datetime
     events: int = 0
     exported: bool = False  # in an egress event (exported, downloaded, printed or shared), not only read
+    flagged: bool = False  # in an event of the flagged hours (``Impact.flagged``), not only in the rest of the window
 
 
 @dataclass(slots=True)
@@ -277,15 +278,24 @@ class Impact:
     egress_first: datetime | None = None  # the exfiltration's own span, within the day's
     egress_last: datetime | None = None
     complete: bool = True  # False when more events matched than were read
+    # The hours the detectors flagged, where the incident's window is wider (a day's finding merged in): what
+    # the rest of the window holds was judged the actor's usual work.  ``in_flagged`` totals their events.
+    flagged: tuple[datetime, datetime] | None = None
+    in_flagged: Impact | None = None
 
     @property
     def exported_customers(self) -> int:
         return sum(1 for trace in self.customers.values() if trace.exported)
 
 
-def impact(store: Store, incident: Incident, max_events: int = 50_000) -> Impact:
-    """Read the incident's events page by page (bounded) and total what they touched."""
+def impact(
+    store: Store, incident: Incident, max_events: int = 50_000, flagged: tuple[datetime, datetime] | None = None
+) -> Impact:
+    """Read the incident's events page by page (bounded) and total what they touched; those of the ``flagged``
+    hours (when narrower than the window) also apart (``Impact.in_flagged``)."""
     result = Impact()
+    if flagged is not None and flagged != (incident.window_start, incident.window_end):
+        result.flagged, result.in_flagged = flagged, Impact()
     cursor = None
     while True:
         page = store.query_events(
@@ -300,6 +310,13 @@ def impact(store: Store, incident: Incident, max_events: int = 50_000) -> Impact
         )
         for item in page.items:
             _add(result, item)
+            if result.flagged is not None and result.in_flagged is not None:
+                if result.flagged[0] <= item.event.timestamp < result.flagged[1]:
+                    _add(result.in_flagged, item)
+                    for customer in item.event.customer_ids or ():
+                        trace = result.customers.get(customer)  # none for a refused event: nothing was read
+                        if trace is not None:
+                            trace.flagged = True
         cursor = page.next_cursor
         if cursor is None:
             return result

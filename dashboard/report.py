@@ -107,10 +107,18 @@ def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
         f"Reporting deadline: {deadline_text}",
         f"Status: {incident.status.value}; severity {incident.severity.value}; risk {incident.risk_score:.0f}/100",
     ]
+    if impact.in_flagged is not None and impact.in_flagged.egress_first is not None:
+        inside = impact.in_flagged
+        when.insert(
+            4,
+            f"First and last egress event in the flagged hours: {_local(inside.egress_first, zone)} to"
+            f" {_local(inside.egress_last, zone)}",
+        )
     scope = [
         f"Events: {impact.events:,} ({impact.denied:,} refused); records read: {impact.records:,};"
         f" exported, downloaded, printed or shared: {impact.egress_records:,}",
         *_customer_lines(impact),
+        *_flagged_lines(impact, zone),
         "Resources: " + ", ".join(f"{q(name)} ({records:,})" for name, records in impact.resources.most_common(8)),
     ]
     triage = Table(
@@ -165,6 +173,23 @@ def _customer_lines(impact: Impact) -> list[str]:
     else:
         lines.append("Every event listed a customer id for each of its records.")
     return lines
+
+
+def _flagged_lines(impact: Impact, zone: tzinfo) -> list[str]:
+    """The flagged hours' share of the figures above, where the window is wider than them: the rest of it was
+    judged the actor's usual work, and whom to notify may be only the customers of those hours."""
+    inside, hours = impact.in_flagged, impact.flagged
+    if inside is None or hours is None:
+        return []
+    flagged_customers = sum(1 for trace in impact.customers.values() if trace.flagged)
+    return [
+        f"Of these, in the flagged hours ({_local(hours[0], zone)} to {_local(hours[1], zone)}): {inside.events:,}"
+        f" events, {inside.records:,} records read, {inside.egress_records:,} exported, downloaded, printed or"
+        f" shared; {len(inside.customers):,} customer ids logged, {inside.exported_customers:,} in egress events.",
+        f"The rest of the window ({impact.events - inside.events:,} events, {impact.records - inside.records:,}"
+        f" records, {len(impact.customers) - flagged_customers:,} customer ids seen only there) raised no finding:"
+        " the detectors judged it the actor's usual work. The CSV of customers marks each id's hours.",
+    ]
 
 
 def _customer_list(report: Report, quote: Quote) -> list[str]:
@@ -270,7 +295,7 @@ def _to_write(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
     ]
 
 
-CSV_COLUMNS = ("customer_id", "access", "first", "last", "events")
+CSV_COLUMNS = ("customer_id", "access", "first", "last", "events", "hours")
 
 
 def customers_csv(report: Report) -> str:
@@ -292,6 +317,8 @@ def customers_csv(report: Report) -> str:
                 event_time(trace.first, zone),
                 event_time(trace.last, zone),
                 trace.events,
+                # in the flagged hours, or only in the rest of a wider window; "window" where they are the same
+                "window" if report.impact.in_flagged is None else "flagged" if trace.flagged else "rest",
             ]
         )
     return out.getvalue()

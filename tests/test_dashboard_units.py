@@ -595,12 +595,36 @@ def test_the_report_of_a_sampled_exfiltration_splits_exported_from_read_and_says
     assert "<td>203.0.113.9</td>" in document and "2 events listed fewer customer ids than records" in document
 
     rows = list(csv.reader(io.StringIO(report.customers_csv(made))))
-    assert rows[0] == ["customer_id", "access", "first", "last", "events"]
+    assert rows[0] == ["customer_id", "access", "first", "last", "events", "hours"]
     by_id = {row[0]: row[1:] for row in rows[1:]}
     assert len(rows) == 7 and "d-1" not in by_id
-    assert by_id["x-1"] == ["exported", "2026-11-02 10:30:00.000 +08:00", "2026-11-02 14:00:00.000 +08:00", "2"]
-    assert by_id["r-1"] == ["read", "2026-11-02 10:00:00.000 +08:00", "2026-11-02 10:00:00.000 +08:00", "1"]
+    x_1 = ["exported", "2026-11-02 10:30:00.000 +08:00", "2026-11-02 14:00:00.000 +08:00", "2", "window"]
+    assert by_id["x-1"] == x_1
+    assert by_id["r-1"] == ["read", "2026-11-02 10:00:00.000 +08:00", "2026-11-02 10:00:00.000 +08:00", "1", "window"]
+    assert "in the flagged hours" not in text  # the window is the flagged activity: nothing to split
     assert "'=r-3" in by_id  # a spreadsheet shows the id, and does not run it
+
+
+def test_a_report_splits_the_flagged_hours_from_the_rest_of_a_wider_window(sqlite_store, settings):
+    # the exports of 14:00-15:00 were flagged; the morning's reads are the actor's usual work, in the day's window
+    incident, events = _exfiltration(settings)
+    sqlite_store.write(events)
+    hours = (f.at(5), f.at(7))  # 14:00-16:00 in Asia/Shanghai
+    impact = queries.impact(sqlite_store, incident, flagged=hours)
+    assert impact.in_flagged is not None and (impact.in_flagged.events, impact.in_flagged.records) == (2, 2000)
+    assert sorted(c for c, trace in impact.customers.items() if trace.flagged) == ["x-1", "x-2", "x-3"]
+    view = queries.IncidentView(incident, [], [], f.T0 + timedelta(hours=8), f.T0 + timedelta(hours=56))
+    made = report.Report(view, impact, settings, "dpo", f.T0 + timedelta(hours=9), sorted(impact.customers))
+    text = report.markdown(made)
+    for expected in (
+        "First and last egress event in the flagged hours: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00",
+        "Of these, in the flagged hours (2026-11-02 14:00 +08:00 to 2026-11-02 16:00 +08:00): 2 events, 2,000"
+        " records read, 2,000 exported, downloaded, printed or shared; 3 customer ids logged, 3 in egress events.",
+        "The rest of the window (4 events, 4 records, 3 customer ids seen only there) raised no finding",
+    ):
+        assert expected in text, expected
+    by_id = {row[0]: row for row in csv.reader(io.StringIO(report.customers_csv(made)))}
+    assert (by_id["x-1"][-1], by_id["r-1"][-1], by_id["'=r-3"][-1]) == ("flagged", "rest", "rest")
 
 
 def test_a_report_whose_events_list_every_id_says_so_and_that_measures_quote_the_triage_notes(settings):

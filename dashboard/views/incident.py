@@ -281,7 +281,7 @@ with report_tab:
             placeholder="e.g. breach notification to the regulator, case 2026-31",
         )
     if st.button("Prepare the report", type="primary", key="r-make"):
-        impact = queries.impact(ctx.store, incident)
+        impact = queries.impact(ctx.store, incident, flagged=(flagged.start, flagged.end))
         customers = None
         if include_reason.strip() and ctx.can(Permission.CUSTOMER_LIST):
             customers = sorted(impact.customers)
