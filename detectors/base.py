@@ -10,9 +10,11 @@ merging; a detector only judges.  Adding one is one file and one line in
 from __future__ import annotations
 
 import math
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from statistics import median
 from typing import Any, ClassVar, Literal
 
@@ -49,6 +51,10 @@ class DetectorSettings(BaseModel):
     # contract reference) is documented: it still alerts, for review, but
     # at most at this severity.  None: a purpose changes nothing.
     documented_max_severity: Severity | None = None
+    # What a purpose must look like to document the work: a reference (a ticket, case or contract number, with
+    # a digit, no spaces), not any text.  The log's writer chooses its purposes: "x" must not lower a severity.
+    # It checks the form only, not that the ticket exists.
+    documented_purpose: str = r"(?=.*\d)[A-Za-z0-9][A-Za-z0-9._:/#-]{2,63}"
     # score thresholds for medium, high and critical; below the first is low
     severity_scores: list[float] = Field(default=[3.0, 5.0, 7.0], min_length=3, max_length=3)
 
@@ -61,8 +67,27 @@ class DetectorSettings(BaseModel):
             raise ValueError("three ascending scores, for medium, high and critical")
         return value
 
+    @field_validator("documented_purpose")
+    @classmethod
+    def _a_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"a regular expression ({exc})") from None
+        return value
+
+    def documents(self, purposes: Iterable[str]) -> bool:
+        """Whether the purposes a window kept (a few) all have the form of a reference."""
+        pattern = _compiled(self.documented_purpose)
+        return all(pattern.fullmatch(purpose) for purpose in purposes)
+
     def severity_for(self, score: float) -> Severity:
         return Severity.from_rank(sum(score >= threshold for threshold in self.severity_scores))
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +371,12 @@ class Detector(ABC):
         }
         severity = severity or self.settings.severity_for(score)
         cap = self.settings.documented_max_severity
-        if cap is not None and window.documented_share >= DOCUMENTED_SHARE and severity.rank > cap.rank:
+        if (
+            cap is not None
+            and window.documented_share >= DOCUMENTED_SHARE
+            and severity.rank > cap.rank
+            and self.settings.documents(window.purposes)
+        ):
             severity = cap
             purposes = sorted(window.purposes)
             evidence["documented"] = {"share": round(window.documented_share, 3), "purposes": purposes}

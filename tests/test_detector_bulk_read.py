@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from detectors import wording
 from detectors.bulk_read import BulkRead
@@ -293,6 +294,23 @@ def test_bulk_work_citing_a_purpose_is_capped_at_medium(documented, severity):
         assert "TICKET-4411" in alert.summary
     else:
         assert "documented" not in alert.evidence
+
+
+@pytest.mark.parametrize("purpose", ["x", "see ticket", "case #1 **urgent**", "TICKET 4411"])
+def test_a_purpose_that_is_no_reference_does_not_lower_the_severity(purpose):
+    # the log's writer chooses its purposes: any text would otherwise cap a bulk theft at medium (tester T9)
+    spike = burst(AGENT, local(14, 10), events=10, records=300)
+    for access in spike:
+        access["purpose"] = purpose
+    alert = run(stream(history(AGENT, days=14, per_hour=3), spike), NAME).only()
+    assert alert.severity is Severity.CRITICAL and "documented" not in alert.evidence
+
+
+def test_the_form_of_a_reference_is_a_setting():
+    settings = DETECTORS[NAME].Settings(documented_purpose=r"CS-\d{4}")
+    assert settings.documents(["CS-4411", "CS-0001"]) and not settings.documents(["CS-4411", "TICKET-4411"])
+    with pytest.raises(ValidationError, match="a regular expression"):
+        DETECTORS[NAME].Settings(documented_purpose="(unclosed")
 
 
 def test_a_lasting_change_of_duties_becomes_the_norm_within_two_weeks():
