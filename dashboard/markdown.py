@@ -15,26 +15,37 @@ def markdown_text(value: str) -> str:
 
     Its line breaks become spaces (as the HTML shows them); the characters Markdown (with GitHub's tables,
     strikethrough and maths) gives a meaning get a backslash, as does a list's mark or a rule at its start.
-    An underscore between letters or digits (``passport_number``) cannot emphasise, and stays as it is.
+    An underscore between letters or digits (``passport_number``) cannot emphasise, and stays as it is.  A web
+    address goes in a code span: GitHub's Markdown (and Streamlit's) makes a bare one a link, escaped or not.
     """
     flat = " ".join(value.split())
-    last = len(flat) - 1
-    escaped = "".join(
+    pieces, done = [], 0
+    for address in _ADDRESS.finditer(flat):
+        pieces += [_escaped(flat[done : address.start()]), _code(address[0])]
+        done = address.end()
+    pieces.append(_escaped(flat[done:]))
+    return _BLOCK_START.sub(lambda mark: mark[0][:-1] + "\\" + mark[0][-1], "".join(pieces))
+
+
+def _escaped(text: str) -> str:
+    last = len(text) - 1
+    return "".join(
         "\\" + char
         if char in _MARKDOWN_ACTIVE
-        or (char == "_" and not (0 < at < last and flat[at - 1].isalnum() and flat[at + 1].isalnum()))
+        or (char == "_" and not (0 < at < last and text[at - 1].isalnum() and text[at + 1].isalnum()))
         else char
-        for at, char in enumerate(flat)
+        for at, char in enumerate(text)
     )
-    escaped = _BLOCK_START.sub(lambda mark: mark[0][:-1] + "\\" + mark[0][-1], escaped)
-    # a bare address would be made a link by GitHub's Markdown (and Streamlit's): its ':' or '.' escaped, it is not
-    return _AUTOLINK.sub(lambda found: found[0][:-1] + "\\" + found[0][-1], escaped)
+
+
+def _code(text: str) -> str:
+    """``text`` as a code span, whatever backticks it holds: fenced by one more than its longest run."""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}"
 
 
 _MARKDOWN_ACTIVE = frozenset("\\`*[]<>|~&$#")
 # at a line's start, a list's mark or a rule: "- x", "+ x", "---", "2026. x", "1) x"
 _BLOCK_START = re.compile(r"^(?:[-+](?=[\s-]|$)|\d{1,9}[.)](?=\s|$))")
-
-
-# where GitHub's Markdown starts a link of its own: a scheme's ':' ("http:", "https:", "ftp:") or "www."'s dot
-_AUTOLINK = re.compile(r"(?i)(?<![\w\\])(?:(?:https?|ftp):|www\.)")
+# what GitHub's Markdown makes a link of its own: an address from its scheme or "www." to the next space
+_ADDRESS = re.compile(r"(?i)(?:(?:https?|ftp)://|www\.)\S*")

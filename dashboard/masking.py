@@ -115,8 +115,10 @@ class Masker:
     def _resource_key(self, key: Any) -> Any:
         if not isinstance(key, str) or key.count("/") < 2:  # a kind alone names no record
             return key
-        kind, _, resource_id = key.rpartition("/")
-        return f"{kind}/{self.resource_id(resource_id)}"
+        # the id is all after the system and the type: an id may hold a "/" ("R1234567/profile"), which a split
+        # at the last one left in clear
+        system, kind, resource_id = key.split("/", 2)
+        return f"{system}/{kind}/{self.resource_id(resource_id)}"
 
     def event(self, event: dict[str, Any]) -> dict[str, Any]:
         """An event's contract JSON with customer ids, record ids and free-form values masked."""

@@ -747,4 +747,11 @@ def test_the_log_s_words_on_an_incident_page_are_shown_as_written_never_as_marku
     sources = [m.value for m in at.markdown]
     said = next(source for source in sources if "urgent" in source and "Read for" in source)
     assert "\\*\\*urgent\\*\\*" in said and "\\<b\\>" in said and "\\#1" in said
-    assert "http\\://evil.example" in said and "www\\.evil.example" in said  # no autolink
+    assert "` http://evil.example `" in said and "` www.evil.example" in said  # in code: never a link
+
+
+def test_an_incident_address_is_shown_as_typed_never_as_a_link(office):
+    # a link planted in the address must not come back as a clickable "sign in again" (tester T9)
+    at = _app("ana", incident="[Session expired: sign in again](https://evil.example/login)")
+    [error] = [e.value for e in at.error]
+    assert "\\[Session expired: sign in again\\](` https://evil.example/login) `" in error

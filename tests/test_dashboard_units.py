@@ -660,8 +660,8 @@ def _hostile_report(settings) -> report.Report:
 
 
 def _unescaped(markdown: str) -> str:
-    """The Markdown without its backslash escapes: what is left is what a reader would take as formatting."""
-    return re.sub(r"\\.", "", markdown)
+    """The Markdown without its backslash escapes and code spans: what is left a reader takes as formatting."""
+    return re.sub(r"\\.", "", re.sub(r"(`+) .*? \1", "", markdown))
 
 
 def test_the_markdown_report_escapes_every_id_and_name_it_quotes(settings):
@@ -678,7 +678,7 @@ def test_the_markdown_report_escapes_every_id_and_name_it_quotes(settings):
         " | pass\\|\\`no\\` |",
         "| ana\\_ | acknowledge | calling \\| the \\# partner \\<now\\> |",
         "Exported, downloaded, printed or shared (1): c\\|1",
-        "Only read (6): c\\*2\\*, \\[c3\\](http\\://evil.example), \\<b\\>c4\\</b\\>, \\`c5\\`, \\_c6\\_, c\\`\\`7",
+        "Only read (6): c\\*2\\*, \\[c3\\](` http://evil.example) `, \\<b\\>c4\\</b\\>, \\`c5\\`, \\_c6\\_, c\\`\\`7",
         "ana\\_ (acknowledge): calling \\| the \\# partner \\<now\\>",
         "_Prepared by dpo_x\\_ at ",
     ):
@@ -922,3 +922,17 @@ def test_a_hard_limit_s_records_are_said_to_be_summed_over_the_accesses():
     lines = explain(f.alert(evidence={"value": 53946, "limit": 50000, "events": 3, "egress_records": 35964}))
     assert "53,946 records accessed in 3 accesses, over the hard limit of 50,000." in lines
     assert any(line.startswith("35,964 records left the system") and "summed over" in line for line in lines)
+
+
+def test_markdown_text_puts_web_addresses_in_code_where_no_renderer_makes_them_links():
+    # escaping the ':' is not enough: Streamlit's Markdown still linked "https\://evil.example/p" (tester T9)
+    assert markdown_text("see https://evil.example/p now") == "see ` https://evil.example/p ` now"
+    assert markdown_text("WWW.evil.example") == "` WWW.evil.example `"
+    assert markdown_text("ftp://x/`a``b`") == "``` ftp://x/`a``b` ```"  # a fence longer than its backticks
+    assert markdown_text("no link: evil.example") == "no link: evil.example"
+
+
+def test_an_alert_s_resources_mask_a_record_id_that_holds_a_slash():
+    # the id is all after the system and type: split at the last "/", "R1234567/profile" kept its number (T9)
+    shown = Masker(b"k").evidence({"resources": ["crm/customer_record/R1234567/profile", "crm/customer_record"]})
+    assert shown["resources"] == ["crm/customer_record/R•••", "crm/customer_record"]

@@ -27,7 +27,7 @@ if not typed.strip():
 until = ui.newest_event(ctx) or datetime.now(UTC)
 view = queries.actor_view(ctx.store, ctx.settings, typed.strip(), until)
 if view is None:
-    st.warning(f"No events of {typed.strip()} in the store.")
+    st.warning(f"No events of {markdown_text(typed.strip())} in the store.")
     st.stop()
 profile = view.profile
 days = ctx.settings.dashboard.timeline_days

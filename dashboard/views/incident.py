@@ -45,7 +45,7 @@ if not incident_id:
 
 view = queries.incident_view(ctx.store, ctx.settings, incident_id)
 if view is None:
-    st.error(f"No incident {incident_id}.")
+    st.error(f"No incident {markdown_text(incident_id)}.")  # the address's words, shown as typed, never as a link
     st.page_link(PAGES / "queue.py", label="Back to the queue", icon=":material/arrow_back:")
     st.stop()
 incident = view.incident
