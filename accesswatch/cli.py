@@ -36,6 +36,7 @@ from models.config import ConfigError, Settings
 from models.deadletter import DeadLetter
 from models.event import format_utc
 from models.json_lines import json_line
+from models.visible import visible
 from store.base import AlertQuery, StoreNeedsUpgrade, StoreStats, StoreTooNew
 
 if TYPE_CHECKING:
@@ -357,22 +358,24 @@ def _alert_table(alerts: list[Alert], out: TextIO) -> None:
     if not alerts:
         out.write("no alerts\n")
         return
+    # the log's words escaped (``models.visible``) before the columns are measured: an id's ESC or CR is shown
+    rows = [[visible(alert.detector), visible(alert.actor_id), visible(alert.summary)] for alert in alerts]
     # the columns as wide as their longest value: a long actor id (a partner's) must not push the rest out of line;
     # the alert id first, then its incident's id and status: what ``ack``, ``resolve`` and ``pages --incident`` take
     ident = max(len("alert id"), *(len(alert.alert_id) for alert in alerts))
     incident = max(len("incident id"), *(len(alert.incident_id or "-") for alert in alerts))
     status = max(len("status"), *(len(alert.status.value) for alert in alerts))
-    detector = max(len("detector"), *(len(alert.detector) for alert in alerts))
-    actor = max(len("actor"), *(len(alert.actor_id) for alert in alerts))
+    detector = max(len("detector"), *(len(shown) for shown, _, _ in rows))
+    actor = max(len("actor"), *(len(shown) for _, shown, _ in rows))
     out.write(
         f"{'alert id':<{ident}} {'incident id':<{incident}} {'status':<{status}} {'window start (UTC)':<24}"
         f" {'severity':<8} {'detector':<{detector}} {'actor':<{actor}} {'score':>6}  summary\n"
     )
-    for alert in alerts:
+    for alert, (detector_shown, actor_shown, summary) in zip(alerts, rows, strict=True):
         out.write(
             f"{alert.alert_id:<{ident}} {alert.incident_id or '-':<{incident}} {alert.status.value:<{status}}"
-            f" {format_utc(alert.window_start):<24} {alert.severity.value:<8} {alert.detector:<{detector}}"
-            f" {alert.actor_id:<{actor}} {alert.score:>6.2f}  {alert.summary}\n"
+            f" {format_utc(alert.window_start):<24} {alert.severity.value:<8} {detector_shown:<{detector}}"
+            f" {actor_shown:<{actor}} {alert.score:>6.2f}  {summary}\n"
         )
 
 
@@ -396,13 +399,7 @@ def _shown(raw: bytes, length: int = 80) -> str:
     escaped once and alike (``\\xff``, ``\\x01``, ``\\t``): ``repr`` doubled the backslashes of the escapes
     ``backslashreplace`` had made, and not those of the control characters it escaped itself."""
     # decoded, then cut: a cut in bytes could split a character and show it as invalid bytes
-    return "".join(map(_escaped, raw.decode("utf-8", errors="surrogateescape")[:length]))
-
-
-def _escaped(char: str) -> str:
-    if 0xDC80 <= ord(char) <= 0xDCFF:  # surrogateescape's stand-in for an invalid byte
-        return f"\\x{ord(char) - 0xDC00:02x}"
-    return char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+    return visible(raw.decode("utf-8", errors="surrogateescape")[:length])
 
 
 def _dead_letter_record(letter: DeadLetter) -> dict[str, Any]:

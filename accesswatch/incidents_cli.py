@@ -21,6 +21,7 @@ from models.alert import AlertStatus, Severity
 from models.config import Settings
 from models.incident import CLOSED, Incident
 from models.json_lines import json_line
+from models.visible import visible
 from store.base import IncidentQuery, Store
 
 EXIT_OK = 0
@@ -101,16 +102,17 @@ def table(incidents: list[Incident], zone: tzinfo, out: TextIO, width: int | Non
         out.write("no incidents\n")
         return
     header = ["incident id", "status", "severity", "risk", "actor", f"activity ({zone})", "alerts", "detectors"]
+    # the log's words escaped (``models.visible``) before the columns are measured: an id's ESC or CR is shown
     rows = [
         [
             incident.incident_id,
             incident.status.value,
             incident.severity.value,
             f"{incident.risk_score:.0f}",
-            incident.actor_id,
+            visible(incident.actor_id),
             local_span(incident.window_start, incident.window_end, zone),
             str(len(incident.alert_ids)),
-            ",".join(incident.detectors),
+            visible(",".join(incident.detectors)),
         ]
         for incident in incidents
     ]
@@ -126,7 +128,7 @@ def table(incidents: list[Incident], zone: tzinfo, out: TextIO, width: int | Non
     out.write(f"{line(header)}  summary\n")
     for incident, row in zip(incidents, rows, strict=True):
         start = line(row)
-        out.write(f"{start}  {cut(incident.summary, width - len(start) - 2 if width else None)}\n")
+        out.write(f"{start}  {cut(visible(incident.summary), width - len(start) - 2 if width else None)}\n")
     out.write(counts(incidents) + "\n")
 
 

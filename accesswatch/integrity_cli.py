@@ -25,6 +25,7 @@ from accesswatch.chain_heads import LoggedHead, check_heads
 from ingest.sources import unreadable_reason
 from models.config import Settings
 from models.event import format_utc
+from models.visible import visible
 from store.base import Store
 from store.chain import ChainedStore
 from store.retention import RetainingStore, RetentionPolicy
@@ -125,7 +126,8 @@ def _verify(args: argparse.Namespace) -> int:
             + "\n"
         )
     else:
-        sys.stdout.write("\n".join(integrity.describe(report)) + "\n")
+        # a problem names the event's id, the log's words: escaped (``models.visible``) as every table does
+        sys.stdout.write("".join(visible(line) + "\n" for line in integrity.describe(report)))
     return EXIT_OK if report.intact else EXIT_FAILED
 
 

@@ -28,6 +28,7 @@ from models.event import format_utc
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from models.json_lines import json_line
 from models.page import Notification, NotificationStatus
+from models.visible import visible
 from notify.base import Notifier
 from notify.dispatch import DeliveryReport, resting_until
 from notify.outbox import ACTION_PAGES
@@ -210,10 +211,11 @@ def _table(rows: list[Notification], resting: dict[str, datetime], out: TextIO) 
     for row in rows:
         kind = row.kind.value + (f"+{row.page.escalation_level}" if row.page.escalation_level else "")
         when = row.settled_at if row.settled_at else _next_try(row, resting)
+        # the log's words escaped (``models.visible``): an actor id's ESC or CR is shown, and an error may quote it
         out.write(
             f"{_short(row.created_at):<20} {row.status.value:<10} {row.receiver:<14} {kind:<12} {row.incident_id:<24}"
-            f" {row.actor_id:<16} {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20}"
-            f" {_error_shown(row)}\n"
+            f" {visible(row.actor_id):<16} {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20}"
+            f" {visible(_error_shown(row))}\n"
         )
 
 
@@ -289,14 +291,15 @@ def _say_repeat(incident: Incident, action: TriageAction) -> None:
 
 
 def _say_done(incident: Incident, kind: TriageActionKind, told: list[Notification]) -> None:
-    print(f"{incident.incident_id} ({incident.actor_id}, {incident.severity.value}) is now {_status(incident)}")
+    who = visible(incident.actor_id)
+    print(f"{incident.incident_id} ({who}, {incident.severity.value}) is now {_status(incident)}")
     for row in told:
         line = f"  {row.receiver}: {row.kind.value} {row.status.value}"
         if row.status is NotificationStatus.PENDING:
             line += f", next try {_short(row.due_at)} UTC" + (f" ({row.last_error})" if row.last_error else "")
         elif row.status is NotificationStatus.FAILED:
             line += f": {row.last_error}"
-        print(line)
+        print(visible(line))  # an error may quote the log's words
     if told:
         return
     if kind not in ACTION_PAGES:

@@ -13,6 +13,7 @@ import sys
 from typing import TextIO
 
 from models.page import Page, PageKind
+from models.visible import visible
 from notify.base import Notifier, ReceiverSettings, active_span, headline, next_step, span_utc
 
 _MARK = {"low": " ", "medium": "!", "high": "!!", "critical": "!!!"}
@@ -47,5 +48,6 @@ class ConsoleNotifier(Notifier[ReceiverSettings]):
         if not page.link:  # the terminal never showed the dashboard's link; the commands are the next step
             lines.append(f"{'':13}{next_step(page)}")
         stream = self.stream or sys.stdout  # looked up late: tests and the CLI swap sys.stdout
-        stream.write("".join(line + "\n" for line in lines))
+        # each line escaped (``models.visible``): an ESC, CR or LF in an id or summary would repaint or forge lines
+        stream.write("".join(visible(line) + "\n" for line in lines))
         stream.flush()

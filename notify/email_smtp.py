@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from models.config import Settings as Config  # ``Settings`` below is the receiver's own
 from models.page import Page, PageKind
+from models.visible import visible
 from notify.base import DeliveryError, Notifier, ReceiverSettings, actor, headline, next_step, when
 from notify.http import Timeout
 
@@ -62,7 +63,9 @@ def thread_id(incident_id: str) -> str:
 def compose(page: Page, settings: EmailSettings, delivery_id: str) -> EmailMessage:
     incident, alert = page.incident, page.alert
     mail = EmailMessage()
-    mail["Subject"] = f"{settings.subject_prefix} {headline(page)}".strip()
+    # escaped (``models.visible``): a CR LF in an actor id would inject a header, and the mail library refuses
+    # such a subject outright, so this receiver alone would never get the page
+    mail["Subject"] = visible(f"{settings.subject_prefix} {headline(page)}".strip())
     mail["From"] = settings.sender
     mail["To"] = ", ".join(settings.to)
     mail["Date"] = formatdate(localtime=False)
@@ -88,7 +91,8 @@ def compose(page: Page, settings: EmailSettings, delivery_id: str) -> EmailMessa
     if page.action is not None:
         lines.append(f"By:         {page.action.by}" + (f": {page.action.note}" if page.action.note else ""))
     lines += ["", next_step(page)]
-    mail.set_content("\n".join(lines) + "\n")
+    # each line escaped alike: a line break in the log's words would forge lines ("Severity:   low") in the body
+    mail.set_content("".join(visible(line) + "\n" for line in lines))
     return mail
 
 

@@ -619,3 +619,45 @@ def test_the_command_itself_tells_a_mistake_in_one_line_and_keeps_its_help():
     assert _one_line(done).endswith("; see accesswatch alerts --help")
     helped = aw("alerts", "--help", env=_quiet_env())
     assert helped.returncode == 0 and helped.stdout.startswith(b"usage: accesswatch alerts [-h]")
+
+
+# an actor id as tester T9 planted it: the contract sets no pattern on ids, so it is stored, and must be shown inert
+HOSTILE_ID = "emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\nforged line\u202egpj.exe\x85"
+
+
+def _only_printable_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    assert lines[-1] == "" and all(line.isprintable() for line in lines), repr(text)
+    return lines[:-1]
+
+
+def test_the_alert_table_shows_control_characters_in_the_logs_words_as_escapes():
+    """An ESC sequence would repaint a critical alert's line as a green "all clear", a CR or LF forge lines (T9)."""
+    import io
+
+    from accesswatch.cli import _alert_table
+    from tests.factories import alert
+
+    out = io.StringIO()
+    _alert_table([alert(actor_id=HOSTILE_ID, summary=f"Employee {HOSTILE_ID} read 5,000 records."), alert()], out)
+    header, hostile, plain = _only_printable_lines(out.getvalue())
+    shown = r"emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\nforged line\u202egpj.exe\x85"
+    assert hostile.count(shown) == 2  # the actor column and the summary
+    assert len({row.index("5.00") for row in (hostile, plain)} | {header.index("score") + 1}) == 1  # in line
+
+
+def test_the_pages_table_shows_control_characters_in_the_logs_words_as_escapes():
+    import io
+
+    from accesswatch import paging_cli
+    from models.page import NotificationStatus, Page, PageKind
+    from tests.paging_factories import finding, notification
+
+    alert, incident = finding(actor_id=HOSTILE_ID)
+    page = Page(kind=PageKind.TRIGGER, dedup_key=incident.incident_id, incident=incident, alert=alert)
+    row = notification("mail", page, status=NotificationStatus.FAILED)
+    row = row.model_copy(update={"last_error": f"refused {HOSTILE_ID}"})
+    out = io.StringIO()
+    paging_cli._table([row], {}, out)
+    _, line = _only_printable_lines(out.getvalue())
+    assert line.count(r"emp-0077\x1b[2K\r\x1b[32m") == 2  # the actor column and the error quoting it

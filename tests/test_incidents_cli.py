@@ -210,3 +210,28 @@ def test_on_elasticsearch_the_listing_is_the_embedded_stores(data_dir, capsys, m
         with pytest.raises(FileNotFoundError, match=f"no store at {server.url} with prefix 'typo'"):
             _run("--data-dir", str(empty))
         assert not [name for name in server.cluster.indices if name.startswith("typo")]
+
+
+def test_control_characters_in_the_logs_words_are_shown_as_escapes_and_the_columns_stay_in_line():
+    """Tester T9: an actor id's ESC sequence showed a critical incident as a green "[LOW] all clear", and its
+    line breaks forged rows. The contract sets no pattern on ids: they are stored, and shown inert."""
+    hostile = "emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\n\u202egpj.exe\x9b"
+    incidents = [
+        _incident(
+            incident_id="inc-crit",
+            severity=Severity.CRITICAL,
+            actor_id=hostile,
+            summary=f"Employee {hostile} exported 48,843 records.",
+        ),
+        _incident(incident_id="inc-low", severity=Severity.LOW, actor_id="emp-0002"),
+    ]
+    out = io.StringIO()
+    incidents_cli.table(incidents, ZoneInfo("Asia/Shanghai"), out)
+    text = out.getvalue()
+    lines = text.split("\n")
+    assert lines[-1] == "" and all(line.isprintable() for line in lines), repr(text)
+    header, crit, low, counted = lines[:-1]
+    shown = r"emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\n\u202egpj.exe\x9b"
+    assert crit.startswith("inc-crit") and crit.count(shown) == 2  # the actor column and the summary
+    assert counted.startswith("2 incidents: 1 critical")
+    assert crit.index(" 2026-") == low.index(" 2026-") == header.index(" activity")  # the span's column, in line

@@ -140,3 +140,19 @@ def test_a_reopen_is_mailed_in_the_incidents_thread(tmp_path, smtp):
         and mail["In-Reply-To"] == f"<{page.incident.incident_id}@accesswatch.invalid>"
     )
     assert "By:         erin: not over" in mail.get_content()
+
+
+def test_a_line_break_in_an_actor_id_is_escaped_in_the_subject_and_cannot_add_a_header(tmp_path, smtp):
+    """Tester T9: an actor id holding CR LF made the subject refused ("Header values may not contain linefeed"),
+    so this receiver alone never got the page, retried for a day; escaped, it is mailed, and injects nothing."""
+    hostile = "emp-0098\r\nBcc: attacker@evil.example\r\n\x1b[32m\u202e"
+    alert, incident = finding(actor_id=hostile, severity=Severity.CRITICAL)
+    page = Page(kind=PageKind.TRIGGER, dedup_key=incident.incident_id, incident=incident, alert=alert)
+    mailer(tmp_path, smtp).send(page, "ntf-1")
+    (mail,) = smtp.messages
+    assert smtp.envelopes == [("accesswatch@example.com", ["soc@example.com", "dpo@example.com"])]
+    assert mail["Bcc"] is None
+    shown = r"emp-0098\r\nBcc: attacker@evil.example\r\n\x1b[32m\u202e"
+    assert mail["Subject"] == f"[accesswatch] CRITICAL incident on employee {shown}"
+    body = mail.get_content().splitlines()
+    assert not any(line.startswith("Bcc:") for line in body) and f"Who:        {shown} (employee)" in body

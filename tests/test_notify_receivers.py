@@ -605,3 +605,29 @@ def test_a_page_carries_at_most_a_bounded_number_of_findings():
     whole = "bulk_read, high: " + words["bulk_read"]["summary"]
     assert len(line) <= MAX_FINDING_CHARS and line.endswith("…")
     assert whole.startswith(line[:-1] + " "), line[-30:]  # it ends where a word ends
+
+
+def test_the_console_pager_shows_control_characters_in_the_logs_words_as_escapes():
+    """Tester T9: an ESC sequence in an actor id repainted a critical page as a green "all clear" and its line
+    breaks forged lines; escaped, each page is its own lines and shows the id as it is."""
+    hostile = "emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\nforged\u202egpj.exe\x85"
+    alert, incident = finding(actor_id=hostile, severity=Severity.CRITICAL)
+    out = io.StringIO()
+    notifier = ConsoleNotifier(stream=out)
+    notifier.send(Page(kind=PageKind.TRIGGER, dedup_key=incident.incident_id, incident=incident, alert=alert), "n")
+    acted = TriageAction(
+        incident_id=incident.incident_id,
+        kind=TriageActionKind.ACKNOWLEDGE,
+        by="al\x1b]8;;x\x07ice",
+        at=NOW,
+        note="a\nb",
+    )
+    acknowledged = incident.model_copy(update={"status": AlertStatus.ACKNOWLEDGED})
+    notifier.send(Page(kind=PageKind.ACKNOWLEDGE, dedup_key="k", incident=acknowledged, alert=alert, action=acted), "n")
+    lines = out.getvalue().split("\n")
+    assert lines[-1] == "" and all(line.isprintable() for line in lines), repr(out.getvalue())
+    first, _, second, quoted, _ = lines[:-1]  # each page: its line, then the commands to act (no dashboard link)
+    shown = r"emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\nforged\u202egpj.exe\x85"
+    assert first.startswith("[CRITICAL]!!!") and first.count(shown) == 2  # the actor and the summary
+    assert r"Acknowledged by al\x1b]8;;x\x07ice" in second and second.endswith(rf" - a\nb  [{incident.incident_id}]")
+    assert quoted.strip().startswith("bulk_read") and shown in quoted
