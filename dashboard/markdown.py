@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import re
 
+from models.visible import visible
+
 
 def markdown_text(value: str) -> str:
     """``value`` as literal Markdown text: an id or a note that cannot format, link, break a table or a line.
 
     Its line breaks become spaces (as the HTML shows them); the characters Markdown (with GitHub's tables,
     strikethrough and maths) gives a meaning get a backslash, as does a list's mark or a rule at its start.
-    An underscore between letters or digits (``passport_number``) cannot emphasise, and stays as it is.  A web
+    An underscore between letters or digits (``passport_number``) cannot emphasise, and stays as it is; an
+    invisible character shows as its escape (``\\u200b``).  A web
     address goes in a code span: GitHub's Markdown (and Streamlit's) makes a bare one a link, escaped or not.
     """
-    flat = " ".join(value.split())
+    # whitespace runs made one space, then what is left unprintable (a zero-width space, a right-to-left
+    # override: an id made to look like another) shown as an escape, as the command line shows it
+    flat = visible(" ".join(value.split()))
     pieces, done = [], 0
     for address in _ADDRESS.finditer(flat):
         pieces += [_escaped(flat[done : address.start()]), _code(address[0])]

@@ -936,3 +936,10 @@ def test_an_alert_s_resources_mask_a_record_id_that_holds_a_slash():
     # the id is all after the system and type: split at the last "/", "R1234567/profile" kept its number (T9)
     shown = Masker(b"k").evidence({"resources": ["crm/customer_record/R1234567/profile", "crm/customer_record"]})
     assert shown["resources"] == ["crm/customer_record/R•••", "crm/customer_record"]
+
+
+def test_markdown_text_shows_an_invisible_character_as_its_escape():
+    # an id made to look like another (tester T9): emp-0011 with a right-to-left override, or a zero-width space
+    assert markdown_text("emp-0011\u202egpj.exe") == "emp-0011\\\\u202egpj.exe"
+    assert markdown_text("emp\u200b-0011") == "emp\\\\u200b-0011"
+    assert markdown_text("王小明") == "王小明"  # printable letters of any script are left as written
