@@ -12,11 +12,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
-from dataclasses import dataclass
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from models.config import Dashboard, DashboardUser
+from models.config import Dashboard, DashboardSignIn, DashboardUser
+
+log = logging.getLogger(__name__)
 
 ALGORITHM = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's 2023 figure for PBKDF2-HMAC-SHA256
@@ -108,9 +115,123 @@ def sign_in(settings: Dashboard, username: str, password: str) -> Identity | Non
     return Identity(username.strip(), Role(user.role), user.name or username.strip(), "password")
 
 
-def oidc_identity(settings: Dashboard, email: str | None, name: str | None) -> Identity | None:
-    """The identity of an OIDC user: its role comes from ``dashboard.oidc.roles``, else the default role."""
-    if not email:
+@dataclass(slots=True)
+class _Failures:
+    times: list[float] = field(default_factory=list)  # failures within the window, oldest first
+    lockouts: int = 0  # how many times in a row this key was locked: each doubles the wait
+    locked_until: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """A sign-in refused unchecked: too many failures; ``retry_after`` seconds from now it is checked again."""
+
+    retry_after: float
+    every_name: bool  # the overall limit, not this name's
+
+
+TRACKED_NAMES = 10_000  # user names remembered at most: an attacker may type as many as they like
+_EVERY_NAME = " every name"  # the overall count's key: a typed name is stripped, so none starts with a space
+
+
+class SignInThrottle:
+    """Failed password sign-ins per user name as typed, and over all names, in this dashboard process.
+
+    After ``failures`` failures of a name within ``window``, that name is refused without hashing for
+    ``lockout``, doubled at each further lockout up to ``max_lockout``; a success resets the name.  The
+    overall count works alike over every name, so spraying names (each new, each costing a PBKDF2) stops
+    too, and it keeps the table of names small: it is bounded besides, forgetting the oldest names first.
+    """
+
+    def __init__(self, config: DashboardSignIn, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._lock = threading.Lock()  # Streamlit runs each browser session in a thread of its own
+        self._keys: OrderedDict[str, _Failures] = OrderedDict()
+
+    def refusal(self, username: str) -> Throttled | None:
+        """Why ``username`` may not be checked now, if it may not."""
+        now = self._clock()
+        with self._lock:
+            for key in (_EVERY_NAME, username):
+                record = self._keys.get(key)
+                if record is not None and record.locked_until > now:
+                    return Throttled(record.locked_until - now, every_name=key == _EVERY_NAME)
+        return None
+
+    def failed(self, username: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._count(username, self.config.failures, now)
+            if self.config.overall_failures:
+                self._count(_EVERY_NAME, self.config.overall_failures, now)
+            self._forget(now)
+
+    @property
+    def names_tracked(self) -> int:
+        return len(self._keys) - (_EVERY_NAME in self._keys)
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._keys.pop(username, None)
+
+    def _count(self, key: str, limit: int, now: float) -> None:
+        record = self._keys.pop(key, None) or _Failures()
+        self._keys[key] = record  # the most recently failed last, so the oldest are forgotten first
+        record.times = [t for t in record.times if t > now - self.config.window] + [now]
+        if len(record.times) >= limit:
+            record.lockouts += 1
+            wait = min(self.config.lockout * 2 ** min(record.lockouts - 1, 60), self.config.max_lockout)
+            record.locked_until = now + wait
+            record.times = []
+            shown = "every user name" if key == _EVERY_NAME else f"user name {key!r}"
+            log.warning("dashboard sign-in: %s refused for %.0f s after %d failures", shown, wait, limit)
+
+    def _forget(self, now: float) -> None:
+        """Names whose failures and lock are over, then the oldest names beyond ``TRACKED_NAMES``."""
+        while self._keys:
+            key, record = next(iter(self._keys.items()))
+            stale = record.locked_until <= now - self.config.window and all(
+                t <= now - self.config.window for t in record.times
+            )
+            if not stale and self.names_tracked <= TRACKED_NAMES:
+                break
+            del self._keys[key]
+
+
+def checked_sign_in(
+    settings: Dashboard, throttle: SignInThrottle, username: str, password: str
+) -> Identity | Throttled | None:
+    """``sign_in`` unless the throttle refuses the name; failures are counted and logged (never the password)."""
+    name = username.strip()[:200]  # the key and the log line: whatever was typed, within reason
+    refused = throttle.refusal(name)
+    if refused is not None:
+        return refused
+    identity = sign_in(settings, username, password)
+    if identity is None:
+        log.warning("dashboard sign-in failed for user name %r", name)  # repr: control characters escaped
+        throttle.failed(name)
+    else:
+        throttle.succeeded(name)
+    return identity
+
+
+def email_unverified(email_verified: object) -> bool:
+    """The provider says the address is not verified: ``false``, or the text "false" some providers send."""
+    return email_verified is False or (isinstance(email_verified, str) and email_verified.lower() == "false")
+
+
+def oidc_identity(
+    settings: Dashboard, email: str | None, name: str | None, email_verified: object = None
+) -> Identity | None:
+    """The identity of an OIDC user: its role comes from ``dashboard.oidc.roles``, else the default role.
+
+    An address the provider says is unverified is refused: with a provider that lets anyone register,
+    anyone could claim a listed address.  A missing ``email_verified`` is accepted: many providers of a
+    managed directory never send it (their addresses are the administrators'), and a provider open to
+    self-registration must be configured to send it.
+    """
+    if not email or email_unverified(email_verified):
         return None
     role = settings.oidc.roles.get(email.lower()) or settings.oidc.default_role
     if role is None:

@@ -16,8 +16,17 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries
-from dashboard.auth import Identity, Permission, oidc_identity, sign_in
+from dashboard.auth import (
+    Identity,
+    Permission,
+    SignInThrottle,
+    Throttled,
+    checked_sign_in,
+    email_unverified,
+    oidc_identity,
+)
 from dashboard.flagged import Flagged, runs
+from dashboard.markdown import markdown_text
 from dashboard.masking import Masker, load_key
 from models.config import Settings
 from models.dashboard import DataAccessKind
@@ -60,8 +69,11 @@ def _settings(environment: tuple[tuple[str, str], ...]) -> Settings:
 
 def settings() -> Settings:
     """The configuration (``ACCESSWATCH_*`` and ``ACCESSWATCH_CONFIG``), read once per server and environment."""
-    environment = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ACCESSWATCH_")))
-    return _settings(environment)
+    return _settings(_environment())
+
+
+def _environment() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("ACCESSWATCH_")))
 
 
 def store() -> Store:
@@ -110,7 +122,7 @@ def signed_in() -> Identity | None:
         return identity
     oidc = settings().dashboard.oidc
     if oidc.enabled and getattr(st.user, "is_logged_in", False):
-        identity = oidc_identity(settings().dashboard, _claim("email"), _claim("name"))
+        identity = oidc_identity(settings().dashboard, _claim("email"), _claim("name"), st.user.get("email_verified"))
         if identity is not None:
             st.session_state["_identity"] = identity
         return identity
@@ -123,6 +135,21 @@ def _claim(name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+@st.cache_resource(show_spinner=False)
+def _throttle_for(environment: tuple[tuple[str, str], ...]) -> SignInThrottle:
+    return SignInThrottle(_settings(environment).dashboard.sign_in)
+
+
+def sign_in_throttle() -> SignInThrottle:
+    """The failed sign-ins of every session of this server (and configuration)."""
+    return _throttle_for(_environment())
+
+
+def throttled_message(refused: Throttled) -> str:
+    whose = "on this dashboard" if refused.every_name else "for this user name"
+    return f"Too many failed sign-ins {whose}: try again in {duration(max(refused.retry_after, 1))}."
+
+
 def sign_in_form() -> None:
     """The sign-in page: the configured users' form, and SSO when configured."""
     config = settings().dashboard
@@ -132,7 +159,11 @@ def sign_in_form() -> None:
         st.caption("Who reads customer data, and is it more than their work needs?")
         if config.oidc.enabled:
             if getattr(st.user, "is_logged_in", False):
-                st.error(f"{st.user.get('email')} has no role in accesswatch: ask an administrator.")
+                email = markdown_text(str(st.user.get("email")))  # the provider's text: shown, never formatted
+                if email_unverified(st.user.get("email_verified")):
+                    st.error(f"{email} is not verified by the sign-on provider: verify it there, then sign in again.")
+                else:
+                    st.error(f"{email} has no role in accesswatch: ask an administrator.")
                 st.button("Sign out", on_click=st.logout)
             else:
                 st.button("Sign in with single sign-on", type="primary", on_click=_oidc_login)
@@ -141,8 +172,10 @@ def sign_in_form() -> None:
                 username = st.text_input("User name", autocomplete="username")
                 password = st.text_input("Password", type="password", autocomplete="current-password")
                 if st.form_submit_button("Sign in", type="primary", width="stretch"):
-                    identity = sign_in(config, username, password)
-                    if identity is None:
+                    identity = checked_sign_in(config, sign_in_throttle(), username, password)
+                    if isinstance(identity, Throttled):
+                        st.error(throttled_message(identity))
+                    elif identity is None:
                         st.error("Wrong user name or password.")
                     else:
                         st.session_state["_identity"] = identity

@@ -448,6 +448,26 @@ class DashboardOidc(Section):
         return {email.lower(): role for email, role in value.items()}
 
 
+class DashboardSignIn(Section):
+    """How the password sign-in slows down guessing: per user name as typed, and over all names together."""
+
+    failures: Annotated[int, Field(ge=1, le=1000)] = 5  # failed sign-ins of one name within `window` lock it
+    window: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 900.0
+    lockout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 60.0  # the first wait; doubles after each
+    max_lockout: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 3600.0  # the doubling stops here
+    # failures of all names within `window` that lock every password sign-in (names sprayed one by one); 0: no limit
+    overall_failures: Annotated[int, Field(ge=0)] = 100
+
+    @model_validator(mode="after")
+    def _lockout_within_max(self) -> DashboardSignIn:
+        if self.max_lockout < self.lockout:
+            raise cross_field_error(
+                ["max_lockout", "lockout"],
+                f"max_lockout at least lockout, here {self.max_lockout:g} s and {self.lockout:g} s",
+            )
+        return self
+
+
 class Dashboard(Section):
     address: ListenAddress = "127.0.0.1"  # where ``accesswatch dashboard`` listens
     port: Annotated[int, Field(ge=1, le=65535)] = 8501
@@ -458,6 +478,7 @@ class Dashboard(Section):
     demo_sign_in: StrictBool = False  # the users marked demo sign in (``make demo`` sets it)
     users: dict[str, DashboardUser] = {}
     oidc: DashboardOidc = DashboardOidc()
+    sign_in: DashboardSignIn = DashboardSignIn()
 
 
 class Retention(Section):
