@@ -80,11 +80,33 @@ def _open_sqlite(settings: Settings, readonly: bool = False, must_exist: bool = 
     if (readonly or must_exist) and not path.exists():
         raise FileNotFoundError(f"no store at {path}: replay or run something into this data dir first")
     try:
-        return SqliteStore(path, cache_mb=settings.store.sqlite.cache_mb, readonly=readonly)
+        store = SqliteStore(path, cache_mb=settings.store.sqlite.cache_mb, readonly=readonly)
     except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed", ...
         raise StoreUnreadable(
             f"cannot open the store at {path}: {exc} (move that file aside, or choose another data dir)"
         ) from None
+    _warn_if_world_readable(path)  # a store's, not some other file's there
+    return store
+
+
+_WARNED_READABLE: set[Path] = set()  # once a process: a command opens its store more than once
+
+
+def _warn_if_world_readable(path: Path) -> None:
+    """The store holds customer ids in clear; one made by the product is 0600, one the operator made keeps its mode."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o004 and path not in _WARNED_READABLE:
+        _WARNED_READABLE.add(path)
+        log.warning(
+            "the store %s is readable by every local user (mode %03o), and holds customer ids in clear:"
+            " chmod 600 %s (and its -wal and -shm files), chmod 700 its directory",
+            path,
+            mode & 0o777,
+            path,
+        )
 
 
 def open_source(settings: Settings) -> Source:

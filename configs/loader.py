@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, time
@@ -242,10 +243,33 @@ def _check_receivers(settings: Settings, origins: Origins) -> None:
 
 
 def hide_secrets(model: type[BaseModel], section: Mapping[str, Any]) -> dict[str, Any]:
-    """``section`` with the values of ``model``'s secret fields replaced, for error lines."""
+    """``section`` with the values of ``model``'s secret fields replaced, for error lines.
+
+    The user and password written into a URL (``https://elastic:pw@es:9200``) are hidden too, in any value.
+    """
     secret = {key for key, field in model.model_fields.items() if "SecretStr" in str(field.annotation)}
     aliases = {field.alias: key for key, field in model.model_fields.items() if field.alias}
-    return {key: ("<secret>" if aliases.get(key, key) in secret else value) for key, value in section.items()}
+    return {
+        key: ("<secret>" if aliases.get(key, key) in secret else _without_userinfo(value))
+        for key, value in section.items()
+    }
+
+
+# a URL's user (and password) before its host: "scheme://user:password@", or "user:password@host" (no scheme)
+_USERINFO = re.compile(r"^(?:(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]*|[^/?#@:\s]*:[^/?#@\s]*)@")
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for a log or error line: ``https://<secret>@es:9200`` for ``https://elastic:pw@es:9200``."""
+    return _USERINFO.sub(lambda found: f"{found['scheme'] or ''}<secret>@", url, count=1)
+
+
+def _without_userinfo(value: Any) -> Any:
+    if isinstance(value, str):
+        return shown_url(value)
+    if isinstance(value, list):
+        return [_without_userinfo(item) for item in value]
+    return value
 
 
 def _replaced(data: Mapping[str, Any], path: KeyPath, value: Any) -> dict[str, Any]:

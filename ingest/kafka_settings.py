@@ -12,7 +12,16 @@ import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from models.config import ConfigError, Seconds, cross_field_error
 
@@ -73,6 +82,18 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     sasl_password_file: Path | None = None
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _no_credentials(cls, servers: list[str]) -> list[str]:
+        # a broker is host:port; user:password@ before it is no Kafka syntax and would be shown in every
+        # "cannot reach Kafka" line (hidden in this one by ``hide_secrets``)
+        if any("@" in server for server in servers):
+            raise ValueError(
+                "host:port for each broker, e.g. 'kafka-1:9092', without user:password@: set"
+                " source.kafka.sasl_username and ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD (or sasl_password_file)"
+            )
+        return servers
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSettings:

@@ -29,7 +29,7 @@ class JsonlFileNotifier(Notifier[FileSettings]):
     def __init__(self, name: str, settings: FileSettings) -> None:
         super().__init__(name, settings)
         self.path = Path(settings.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # as the store's data dir: owner only
 
     @classmethod
     def complete(cls, section: dict[str, Any], config: Config) -> dict[str, Any]:
@@ -40,9 +40,15 @@ class JsonlFileNotifier(Notifier[FileSettings]):
         line = orjson.dumps(page_record(page, delivery_id)) + b"\n"
         try:
             # one write of a whole line, then fsync: a page is on disk before it counts as sent
-            with open(self.path, "ab") as handle:
+            with open(self.path, "ab", opener=_owner_only) as handle:
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise DeliveryError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
+
+
+def _owner_only(path: str, flags: int) -> int:
+    """The pages name customers and actors: a file made here is readable by its owner only (one that exists keeps
+    its mode)."""
+    return os.open(path, flags, 0o600)

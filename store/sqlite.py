@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -218,7 +219,11 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         self._on_close: Callable[[], object] | None = None  # set by ``open_writer`` on the writers it opens
         self.cache_mb = cache_mb
         if not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # customer ids are in the store in clear: a data dir and a store made here are their owner's only
+            # (SQLite gives the -wal and -shm files the store's own mode); what exists keeps its mode
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
         self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
         # for migrations 0005 and 0006, which index customer ids from the stored bodies, and 0009

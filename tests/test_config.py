@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from configs.loader import load_settings
+from configs.loader import load_settings, shown_url
 from detectors.new_access import _is_external
 from detectors.registry import build_detectors
 from ingest.simulator import SimulationSettings
@@ -408,6 +408,58 @@ def test_a_secret_in_an_adapter_section_is_never_shown():
         "configuration error: source.kafka.sasl_password = '<secret>' (from ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD):"
         " expected a string, not an integer"
     )
+
+
+def test_a_password_in_an_elasticsearch_host_is_refused_and_never_shown():
+    hosts = '["https://elastic:ESURLPASS@es.internal:9200"]'
+    line = error_line({"ACCESSWATCH_STORE__KIND": "elasticsearch", "ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS": hosts})
+    assert line == (
+        "configuration error: store.elasticsearch.hosts = ['https://<secret>@es.internal:9200']"
+        " (from ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS): expected a URL without user:password@ in it:"
+        " set store.elasticsearch.username and ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD (or password_file) instead"
+    )
+
+
+def test_a_host_of_another_scheme_is_shown_without_its_password_and_with_a_plain_example():
+    hosts = '["ftp://elastic:ESURLPASS@127.0.0.1:1"]'
+    line = error_line({"ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS": hosts})
+    assert line == (
+        "configuration error: store.elasticsearch.hosts = ['ftp://<secret>@127.0.0.1:1']"
+        " (from ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS): expected a URL starting http:// or https:// for each host,"
+        " e.g. 'https://127.0.0.1:1'"
+    )
+
+
+def test_the_adapter_check_hides_a_password_in_a_host_too():
+    from store.elasticsearch import settings as elasticsearch
+
+    with pytest.raises(ConfigError) as caught:  # a password without its username, and one in the host
+        elasticsearch.load({"hosts": ["https://elastic:ESURLPASS@es:9200"], "password": "pw-in-env"})
+    assert "ESURLPASS" not in str(caught.value) and "'https://<secret>@es:9200'" in str(caught.value)
+
+
+def test_a_password_in_a_kafka_broker_is_refused_and_never_shown():
+    line = error_line({"ACCESSWATCH_SOURCE__KAFKA__BOOTSTRAP_SERVERS": '["alice:KAFKAPASS@kafka-1:9092"]'})
+    assert line == (
+        "configuration error: source.kafka.bootstrap_servers = ['<secret>@kafka-1:9092']"
+        " (from ACCESSWATCH_SOURCE__KAFKA__BOOTSTRAP_SERVERS): expected host:port for each broker, e.g. 'kafka-1:9092',"
+        " without user:password@: set source.kafka.sasl_username and ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD"
+        " (or sasl_password_file)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://elastic:pw@es:9200/x", "https://<secret>@es:9200/x"),
+        ("https://elastic@es:9200", "https://<secret>@es:9200"),
+        ("user:pw@kafka-1:9092", "<secret>@kafka-1:9092"),
+        ("https://es:9200/a@b", "https://es:9200/a@b"),  # an @ in the path is no user
+        ("soc@example.com", "soc@example.com"),  # an e-mail address is no URL's user
+    ],
+)
+def test_shown_url_hides_a_user_and_password_only(url, shown):
+    assert shown_url(url) == shown
 
 
 # -- lenient values -----------------------------------------------------------------------------------------------

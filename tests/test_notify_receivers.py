@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from datetime import timedelta
 from typing import TypeVar, get_args, get_origin
@@ -359,6 +360,20 @@ def test_webhook_needs_a_real_secret(tmp_path):
 
 
 # -- console and file ---------------------------------------------------------------------------------------------
+def test_file_receiver_makes_its_file_and_dir_owner_only_and_keeps_an_existing_files_mode(tmp_path):
+    before = os.umask(0o022)
+    try:
+        notifier = build_receivers(settings_with(tmp_path, receivers=["file"]))["file"]
+        notifier.send(a_page(), "ntf-1")
+        pages = tmp_path / "data" / "pages.jsonl"
+        assert (pages.parent.stat().st_mode & 0o777, pages.stat().st_mode & 0o777) == (0o700, 0o600)
+        pages.chmod(0o640)  # the operator's choice
+        notifier.send(a_page(), "ntf-2")
+        assert pages.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(before)
+
+
 def test_file_receiver_appends_one_record_a_page(tmp_path):
     settings = settings_with(tmp_path, receivers=["file"])
     notifier = build_receivers(settings)["file"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import UTC, datetime
 
@@ -173,3 +174,48 @@ def test_a_count_reads_no_event_and_stops_at_its_budget(sqlite_store, settings, 
     assert len(sqlite_store.query_events(denied).items) == 1  # the connection is as it was: no handler left
     sqlite_store.write([f.incoming(settings, at=f.at(hours=80), outcome="denied")])
     assert sqlite_store.count_events(denied, at_most=1000) == EventTotal(2)
+
+
+# -- file modes: the store holds customer ids in clear ---------------------------------------------------------
+@pytest.fixture
+def umask_022():
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
+def _mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_a_data_dir_and_store_made_here_are_their_owners_only(tmp_path, umask_022, settings):
+    path = tmp_path / "data" / "accesswatch.db"
+    with SqliteStore(path) as store:
+        store.write([f.incoming(settings)])
+        wal, shm = path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+        assert (_mode(path.parent), _mode(path), _mode(wal), _mode(shm)) == (0o700, 0o600, 0o600, 0o600)
+
+
+def test_a_data_dir_and_store_the_operator_made_keep_their_modes(tmp_path, umask_022):
+    data = tmp_path / "data"
+    data.mkdir(mode=0o750)
+    SqliteStore(data / "accesswatch.db").close()
+    (data / "accesswatch.db").chmod(0o640)  # a group that reads it, say the dashboard's
+    SqliteStore(data / "accesswatch.db").close()
+    assert (_mode(data), _mode(data / "accesswatch.db")) == (0o750, 0o640)
+
+
+def test_a_store_every_local_user_can_read_is_warned_of_once(tmp_path, umask_022, caplog):
+    from accesswatch import app
+    from configs.loader import load_settings
+
+    settings = load_settings(env={"ACCESSWATCH_DATA_DIR": str(tmp_path / "data")})
+    with app.open_store(settings):
+        pass
+    assert not [r for r in caplog.records if "readable by every local user" in r.getMessage()]
+    (tmp_path / "data" / "accesswatch.db").chmod(0o644)
+    for _ in range(2):
+        with app.open_store(settings):
+            pass
+    warned = [r.getMessage() for r in caplog.records if "readable by every local user" in r.getMessage()]
+    assert len(warned) == 1 and "(mode 644)" in warned[0] and "chmod 600" in warned[0]

@@ -9,6 +9,7 @@ has a ``*_file`` twin (a mounted Kubernetes/Docker secret).  They are kept as
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,7 +66,15 @@ class ElasticsearchSettings(BaseModel):
         # the client refuses a host without its scheme only when it is built, with a traceback
         for host in hosts:
             if not host.startswith(("http://", "https://")):
-                raise ValueError(f"URLs with their scheme, e.g. 'https://{host}', not {host!r}")
+                address = re.sub(r"^([^/]*://)?([^/@]*@)?", "", host)  # "es:9200" of "ftp://user:pw@es:9200"
+                raise ValueError(f"a URL starting http:// or https:// for each host, e.g. 'https://{address}'")
+            # the client would take user:password@ from the URL, a secret then shown wherever the host is:
+            # refused, so that a password is only ever the SecretStr below (``hide_secrets`` hides it in this line)
+            if "@" in host.partition("://")[2].partition("/")[0]:
+                raise ValueError(
+                    "a URL without user:password@ in it: set store.elasticsearch.username and"
+                    " ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD (or password_file) instead"
+                )
         return hosts
 
     @field_validator("retry_initial", "retry_max", "request_timeout")
