@@ -21,6 +21,7 @@ from models.alert import AlertStatus, Severity
 from models.config import Settings
 from models.incident import CLOSED, Incident
 from models.json_lines import json_line
+from models.local_time import local_range
 from models.visible import visible
 from store.base import IncidentQuery, Store
 
@@ -133,23 +134,9 @@ def table(incidents: list[Incident], zone: tzinfo, out: TextIO, width: int | Non
 
 
 def local_span(start: datetime, end: datetime, zone: tzinfo) -> str:
-    """The span in the organisation's local time with its UTC offset, as README shows times.
-
-    ``2026-11-02 09:00-10:00 +08:00``; ``2026-11-02 00:00 to 2026-11-03 00:00 +08:00`` across days; each end
-    with its own offset when daylight saving moved the clock within the span.
-    """
-    first, last = start.astimezone(zone), end.astimezone(zone)
-    on, off = _offset(first), _offset(last)
-    if on != off:
-        return f"{first:%Y-%m-%d %H:%M} {on} to {last:%Y-%m-%d %H:%M} {off}"
-    if first.date() == last.date():
-        return f"{first:%Y-%m-%d %H:%M}-{last:%H:%M} {on}"
-    return f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} {on}"
-
-
-def _offset(moment: datetime) -> str:
-    """``+08:00``, ``-05:00``, ``+00:00``: an offset, not the zone's abbreviation ("CST" is two zones)."""
-    return moment.isoformat(timespec="minutes")[16:]
+    """The span in the organisation's local time with its UTC offset, as README shows times, in a terminal's
+    characters: ``2026-11-02 09:00-10:00 +08:00``; ``2026-11-02 00:00 to 2026-11-03 00:00 +08:00`` across days."""
+    return local_range(start, end, zone, to=" to ", dash="-")
 
 
 def cut(summary: str, room: int | None) -> str:

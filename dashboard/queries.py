@@ -36,6 +36,7 @@ from models.dashboard import (
 )
 from models.event import Outcome
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
+from models.local_time import local_range, utc_offset  # noqa: F401 (the views read them here)
 from store.base import AlertQuery, EventPage, EventQuery, EventTotal, IncidentQuery, Store, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -695,23 +696,6 @@ def local_time(moment: datetime, zone: tzinfo, seconds: bool = False) -> str:
     """
     local = moment.astimezone(zone)
     return f"{local.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} {utc_offset(local)}"
-
-
-def utc_offset(moment: datetime) -> str:
-    """The offset from UTC of an aware time, to the minute: ``+08:00``, ``-05:00``, ``+00:00``."""
-    return moment.isoformat(timespec="minutes")[16:]
-
-
-def local_range(start: datetime, end: datetime, zone: tzinfo) -> str:
-    """A span in local time, its day said once: ``2026-10-16 14:00–17:00 +08:00``; across days,
-    ``2026-10-16 00:00 – 2026-10-17 00:00 +08:00``; each end with its offset when the clocks changed between."""
-    first, last = start.astimezone(zone), end.astimezone(zone)
-    on, off = utc_offset(first), utc_offset(last)
-    if on != off:
-        return f"{first:%Y-%m-%d %H:%M} {on} – {last:%Y-%m-%d %H:%M} {off}"
-    if first.date() == last.date():
-        return f"{first:%Y-%m-%d %H:%M}–{last:%H:%M} {on}"
-    return f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M} {on}"
 
 
 def local_axis_title(zone: tzinfo, start: datetime, end: datetime | None = None) -> str:
