@@ -200,8 +200,8 @@ def _customer_list(report: Report, quote: Quote) -> list[str]:
     exported = [c for c in listed if c in traces and traces[c].exported]
     read = [c for c in listed if not (c in traces and traces[c].exported)]
     lines = [
-        f"Exported, downloaded, printed or shared ({len(exported):,}): " + (", ".join(map(quote, exported)) or "none"),
-        f"Only read ({len(read):,}): " + (", ".join(map(quote, read)) or "none"),
+        f"Exported, downloaded, printed or shared ({len(exported):,}): " + (_listed(exported, quote) or "none"),
+        f"Only read ({len(read):,}): " + (_listed(read, quote) or "none"),
     ]
     if len(ids) > len(listed):
         lines.append(f"... and {len(ids) - len(listed):,} more (in the CSV of customers)")
@@ -212,6 +212,14 @@ def _customer_list(report: Report, quote: Quote) -> list[str]:
     if report.impact.sampled_events:
         lines.append("These are the ids logged only: the events above listed fewer ids than records.")
     return lines
+
+
+def _listed(values: list[str], quote: Quote) -> str:
+    """``values`` joined by commas, each in double quotes (doubled inside, as in a CSV) when one of them holds a
+    comma: "c,1", "c2" is two ids, where c,1, c2 would read as three."""
+    if not any("," in value for value in values):
+        return ", ".join(map(quote, values))
+    return ", ".join('"' + quote(value.replace('"', '""')) + '"' for value in values)
 
 
 MAX_SOURCES = 20  # values of each kind in the report; the rest as one row
@@ -248,7 +256,7 @@ def _data_table(impact: Impact, settings: Settings, quote: Quote) -> Table:
                 quote(name),
                 quote(classifier.sensitivity.get(name, settings.classification.unclassified_sensitivity)),
                 f"{records:,}" if records is not None else "(classified so since the events were stored)",
-                ", ".join(map(quote, fields.get(name, []))) or "(none named)",
+                _listed(fields.get(name, []), quote) or "(none named)",
             ]
         )
     return Table(["Data class", "Sensitivity", "Records", "Fields read"], rows)

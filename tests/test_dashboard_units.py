@@ -943,3 +943,10 @@ def test_markdown_text_shows_an_invisible_character_as_its_escape():
     assert markdown_text("emp-0011\u202egpj.exe") == "emp-0011\\\\u202egpj.exe"
     assert markdown_text("emp\u200b-0011") == "emp\\\\u200b-0011"
     assert markdown_text("王小明") == "王小明"  # printable letters of any script are left as written
+
+
+def test_a_report_quotes_its_listed_ids_when_one_holds_a_comma(settings):
+    # "c,1" and "c2" are two ids: joined bare they would read as three
+    text = report.markdown(_report(settings, ["c,1", 'c"2']))
+    assert 'Only read (2): "c,1", "c""2"' in text
+    assert "Only read (2): c2, c3" in report.markdown(_report(settings, ["c2", "c3"]))  # no comma: as they are
