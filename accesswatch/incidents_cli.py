@@ -19,6 +19,7 @@ from typing import TextIO
 from accesswatch import app, arguments
 from models.alert import AlertStatus, Severity
 from models.config import Settings
+from models.flagged import Flagged, flagged
 from models.incident import CLOSED, Incident
 from models.json_lines import json_line
 from models.local_time import local_range
@@ -33,6 +34,7 @@ STATUS_CHOICES: dict[str, list[AlertStatus]] = {
     "closed": [status for status in AlertStatus if status in CLOSED],
 }
 PAGE = 100_000  # IncidentQuery's largest page
+ALERTS_PAGE = 500  # incidents whose alerts are read at once
 # the least of a summary a row shows, however narrow the terminal: shorter, it says too little (the row wraps then)
 MIN_SUMMARY = 50
 
@@ -73,17 +75,32 @@ def _incidents(args: argparse.Namespace) -> int:
     query = IncidentQuery(
         min_severity=Severity(args.min_severity), statuses=statuses or None, actor_id=args.actor, limit=PAGE
     )
+    out = sys.stdout
     with app.open_store(settings, readonly=True) as store:
         incidents = list(_all(store, query))
-    out = sys.stdout
-    if args.format == "jsonl":
-        for incident in incidents:
-            out.write(json_line(incident.model_dump(mode="json")).decode())
-        return EXIT_OK
+        if args.format == "jsonl":
+            for incident in incidents:
+                out.write(json_line(incident.model_dump(mode="json")).decode())
+            return EXIT_OK
+        activity = flagged_activity(store, incidents)
     # cut to the terminal's width when a person reads it there; whole when piped (grep, a file, less -S)
     width = shutil.get_terminal_size().columns if out.isatty() else None
-    table(incidents, settings.organisation.tz, out, width)
+    table(incidents, settings.organisation.tz, out, width, activity)
     return EXIT_OK
+
+
+def flagged_activity(store: Store, incidents: list[Incident]) -> dict[str, Flagged]:
+    """When each incident's flagged activity was, by incident id (``models.flagged``): its alerts read a page of
+    incidents at a time."""
+    found = {}
+    for start in range(0, len(incidents), ALERTS_PAGE):
+        page = incidents[start : start + ALERTS_PAGE]
+        alerts = {a.alert_id: a for a in store.get_alerts([i for incident in page for i in incident.alert_ids])}
+        for incident in page:
+            found[incident.incident_id] = flagged(
+                [alerts[i] for i in incident.alert_ids if i in alerts], incident.window_start, incident.window_end
+            )
+    return found
 
 
 def _all(store: Store, query: IncidentQuery) -> Iterator[Incident]:
@@ -97,12 +114,22 @@ def _all(store: Store, query: IncidentQuery) -> Iterator[Incident]:
         offset += len(page)
 
 
-def table(incidents: list[Incident], zone: tzinfo, out: TextIO, width: int | None = None) -> None:
-    """One incident a line, and their counts; ``width``: the terminal's, to cut the summaries to (None: whole)."""
+def table(
+    incidents: list[Incident],
+    zone: tzinfo,
+    out: TextIO,
+    width: int | None = None,
+    activity: dict[str, Flagged] | None = None,
+) -> None:
+    """One incident a line, and their counts; ``width``: the terminal's, to cut the summaries to (None: whole).
+
+    The activity column is the flagged activity (``activity``, by incident id), as the dashboard's queue leads
+    with it: the incident's window may be a whole local day around an hour's theft."""
     if not incidents:
         out.write("no incidents\n")
         return
-    header = ["incident id", "status", "severity", "risk", "actor", f"activity ({zone})", "alerts", "detectors"]
+    activity = activity or {}
+    header = ["incident id", "status", "severity", "risk", "actor", f"flagged activity ({zone})", "alerts", "detectors"]
     # the log's words escaped (``models.visible``) before the columns are measured: an id's ESC or CR is shown
     rows = [
         [
@@ -111,7 +138,7 @@ def table(incidents: list[Incident], zone: tzinfo, out: TextIO, width: int | Non
             incident.severity.value,
             f"{incident.risk_score:.0f}",
             visible(incident.actor_id),
-            local_span(incident.window_start, incident.window_end, zone),
+            local_span(*_activity(incident, activity), zone),
             str(len(incident.alert_ids)),
             visible(",".join(incident.detectors)),
         ]
@@ -131,6 +158,11 @@ def table(incidents: list[Incident], zone: tzinfo, out: TextIO, width: int | Non
         start = line(row)
         out.write(f"{start}  {cut(visible(incident.summary), width - len(start) - 2 if width else None)}\n")
     out.write(counts(incidents) + "\n")
+
+
+def _activity(incident: Incident, activity: dict[str, Flagged]) -> tuple[datetime, datetime]:
+    found = activity.get(incident.incident_id)
+    return (found.start, found.end) if found is not None else (incident.window_start, incident.window_end)
 
 
 def local_span(start: datetime, end: datetime, zone: tzinfo) -> str:

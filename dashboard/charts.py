@@ -12,7 +12,7 @@ from datetime import date, datetime, tzinfo
 import altair as alt
 import pandas as pd
 
-from dashboard.flagged import FlaggedSpan
+from models.flagged import FlaggedSpan
 from dashboard.queries import TimelinePoint, local_axis_title
 from models.dashboard import AlertDayCount, ClassDay
 

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 import orjson
 
 from dashboard.auth import Identity, Permission
-from dashboard.flagged import Flagged, flagged
+from models.flagged import Flagged, flagged
 from dashboard.masking import Masker
 from detectors.registry import DETECTORS
 from models.alert import Alert, AlertStatus, Severity

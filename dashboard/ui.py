@@ -25,7 +25,7 @@ from dashboard.auth import (
     email_unverified,
     oidc_identity,
 )
-from dashboard.flagged import Flagged, runs
+from models.flagged import Flagged, runs
 from dashboard.markdown import markdown_text
 from dashboard.masking import Masker, load_key
 from models.config import Settings

@@ -18,7 +18,7 @@ import pytest
 
 from dashboard import charts, queries, report, ui
 from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oidc_identity, sign_in, verify_password
-from dashboard.flagged import flagged, runs
+from models.flagged import flagged, runs
 from dashboard.launch import environment, streamlit_command
 from dashboard.markdown import markdown_text
 from dashboard.masking import Masker, load_key, mask_resource_id, pseudonym

@@ -88,7 +88,7 @@ def test_the_table_shows_status_risk_the_local_span_alerts_and_detectors(data_di
     _run("--data-dir", str(data_dir))
     header, crit, acknowledged, old, low, _ = capsys.readouterr().out.splitlines()
     assert header.split()[:6] == ["incident", "id", "status", "severity", "risk", "actor"]
-    assert header.split()[6:] == ["activity", "(Asia/Shanghai)", "alerts", "detectors", "summary"]
+    assert header.split()[6:] == ["flagged", "activity", "(Asia/Shanghai)", "alerts", "detectors", "summary"]
     assert crit.split()[:5] == ["inc-crit", "open", "critical", "100", "emp-0001"]
     assert " 2026-11-02 00:00 to 2026-11-03 00:00 +08:00      3 bulk_read,egress,sensitive_access  Employee " in crit
     assert acknowledged.split()[:5] == ["inc-high-new", "acknowledged", "high", "60", "ptn-swift-logistics-01"]
@@ -96,6 +96,21 @@ def test_the_table_shows_status_risk_the_local_span_alerts_and_detectors(data_di
     assert " 2026-10-30 09:00-11:00 +08:00 " in old
     # the columns in line: each row's summary starts where the header's does
     assert {row.index("Employee") for row in (crit, acknowledged, old, low)} == {header.index("summary")}
+
+
+def test_the_activity_is_the_flagged_hours_not_the_day_the_incident_grew_to(data_dir, capsys):
+    # the critical incident's day (00:00 to 00:00) holds an hour's theft at 03:00-04:00 local: its alert says so
+    spans = [
+        [f.at(hours=-6).isoformat(), f.at(hours=-5).isoformat(), 9.0, "critical", 48843],
+        [f.at(hours=-9).isoformat(), f.at(hours=15).isoformat(), 6.0, "high", 48843],
+    ]
+    theft = f.alert(alert_id="aw-1", severity="critical", window_start=f.at(hours=-9), window_end=f.at(hours=15))
+    theft = theft.model_copy(update={"evidence": {**theft.evidence, "spans": spans}})
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        store.upsert_alerts([theft], [])
+    _run("--data-dir", str(data_dir))
+    crit = capsys.readouterr().out.splitlines()[1]
+    assert " 2026-11-02 03:00-04:00 +08:00 " in crit and "00:00 to" not in crit
 
 
 @pytest.mark.parametrize(
@@ -234,4 +249,4 @@ def test_control_characters_in_the_logs_words_are_shown_as_escapes_and_the_colum
     shown = r"emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\n\u202egpj.exe\x9b"
     assert crit.startswith("inc-crit") and crit.count(shown) == 2  # the actor column and the summary
     assert counted.startswith("2 incidents: 1 critical")
-    assert crit.index(" 2026-") == low.index(" 2026-") == header.index(" activity")  # the span's column, in line
+    assert crit.index(" 2026-") == low.index(" 2026-") == header.index(" flagged activity")  # the span's column, in line

@@ -10,7 +10,7 @@ import streamlit as st
 from dashboard import charts, queries, report, ui
 from dashboard.auth import Permission
 from dashboard.explain import explain
-from dashboard.flagged import flagged as flagged_activity
+from models.flagged import flagged as flagged_activity
 from dashboard.markdown import markdown_text
 from models.alert import AlertStatus
 from models.dashboard import DataAccessKind
