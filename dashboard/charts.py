@@ -12,9 +12,9 @@ from datetime import date, datetime, tzinfo
 import altair as alt
 import pandas as pd
 
-from models.flagged import FlaggedSpan
 from dashboard.queries import TimelinePoint, local_axis_title
 from models.dashboard import AlertDayCount, ClassDay
+from models.flagged import FlaggedSpan
 
 SEVERITY_COLORS = {"low": "#9fb3c8", "medium": "#f0b429", "high": "#f35627", "critical": "#ab091e"}
 SEVERITY_ORDER = {name: rank for rank, name in enumerate(SEVERITY_COLORS)}  # stacked bars: low at the bottom

@@ -19,7 +19,6 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 import orjson
 
 from dashboard.auth import Identity, Permission
-from models.flagged import Flagged, flagged
 from dashboard.masking import Masker
 from detectors.registry import DETECTORS
 from models.alert import Alert, AlertStatus, Severity
@@ -35,6 +34,7 @@ from models.dashboard import (
     TriageSummary,
 )
 from models.event import Outcome
+from models.flagged import Flagged, flagged
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from models.local_time import local_range, utc_offset  # noqa: F401 (the views read them here)
 from store.base import AlertQuery, EventPage, EventQuery, EventTotal, IncidentQuery, Store, StoredEvent

@@ -25,11 +25,11 @@ from dashboard.auth import (
     email_unverified,
     oidc_identity,
 )
-from models.flagged import Flagged, runs
 from dashboard.markdown import markdown_text
 from dashboard.masking import Masker, load_key
 from models.config import Settings
 from models.dashboard import DataAccessKind
+from models.flagged import Flagged, runs
 from models.incident import Incident
 from store.base import EventTotal, Store
 

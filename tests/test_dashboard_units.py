@@ -18,7 +18,6 @@ import pytest
 
 from dashboard import charts, queries, report, ui
 from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oidc_identity, sign_in, verify_password
-from models.flagged import flagged, runs
 from dashboard.launch import environment, streamlit_command
 from dashboard.markdown import markdown_text
 from dashboard.masking import Masker, load_key, mask_resource_id, pseudonym
@@ -26,6 +25,7 @@ from models.alert import AlertStatus, Severity
 from models.config import Dashboard, DashboardOidc, DashboardUser
 from models.dashboard import AlertDayCount, ClassDay, DataAccessKind, DataAccessQuery, HourActivity
 from models.event import format_utc
+from models.flagged import flagged, runs
 from models.incident import Incident, TriageAction, TriageActionKind
 from store.base import EventQuery, EventTotal
 from tests import factories as f

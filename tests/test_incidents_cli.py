@@ -249,4 +249,4 @@ def test_control_characters_in_the_logs_words_are_shown_as_escapes_and_the_colum
     shown = r"emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\n\u202egpj.exe\x9b"
     assert crit.startswith("inc-crit") and crit.count(shown) == 2  # the actor column and the summary
     assert counted.startswith("2 incidents: 1 critical")
-    assert crit.index(" 2026-") == low.index(" 2026-") == header.index(" flagged activity")  # the span's column, in line
+    assert crit.index(" 2026-") == low.index(" 2026-") == header.index(" flagged activity")  # the span, in line

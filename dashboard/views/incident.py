@@ -10,10 +10,10 @@ import streamlit as st
 from dashboard import charts, queries, report, ui
 from dashboard.auth import Permission
 from dashboard.explain import explain
-from models.flagged import flagged as flagged_activity
 from dashboard.markdown import markdown_text
 from models.alert import AlertStatus
 from models.dashboard import DataAccessKind
+from models.flagged import flagged as flagged_activity
 from models.incident import TriageActionKind
 from store.base import IncidentQuery
 
