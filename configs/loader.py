@@ -292,7 +292,8 @@ def describe_validation_error(
     prefix: KeyPath = (),
 ) -> str:
     """The first error of a pydantic validation, as one line for a person."""
-    error = exc.errors()[0]
+    errors = exc.errors()
+    error = _first_to_tell(errors)
     loc = prefix + tuple(str(part) for part in error["loc"])
     # pydantic puts union members and validator names in the location; drop
     # the parts that are not keys of the data
@@ -305,11 +306,24 @@ def describe_validation_error(
         where = _origin(key_path, origins)
         siblings = _lookup(data, key_path[:-1]) if key_path else None
         known = [k for k in siblings if k != key_path[-1]] if isinstance(siblings, Mapping) else []
+        # and the keys its table misses: ``field = [...]`` where ``fields`` is required
+        known += [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and e["loc"][:-1] == error["loc"][:-1]]
         meant = _meant(key_path[-1], known) if key_path else ""
         return f"configuration error: unknown key {key}{where}:{meant or ' check its spelling and section'}"
     if error["type"] == "missing":  # the origin is its table's
         return f"configuration error: {key} is missing{_origin(key_path[:-1], origins)}: it is required"
     return config_line(key_path, _lookup(data, key_path), _expectation(error), origins)
+
+
+def _first_to_tell(errors: list[ErrorDetails]) -> ErrorDetails:
+    """The error to tell: the first, unless a key is missing from a table that holds an unknown key (then that
+    key, most likely the missing one misspelt: ``field`` for ``fields``)."""
+    first = errors[0]
+    if first["type"] == "missing":
+        for error in errors[1:]:
+            if error["type"] == "extra_forbidden" and error["loc"][:-1] == first["loc"][:-1]:
+                return error
+    return first
 
 
 def _meant(name: str, known: Iterable[str]) -> str:

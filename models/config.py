@@ -178,14 +178,30 @@ class Classification(Section):
     @model_validator(mode="after")
     def _each_field_once(self) -> Classification:
         seen: dict[str, str] = {}
+        clashes: list[tuple[str, str, str]] = []  # (field, class listing it again, class listing it first)
         for name, data_class in self.classes.items():
             for field in data_class.fields:
                 if field in seen:
-                    raise cross_field_error(
-                        [f"classes.{name}.fields"], f"each field in one class: {field!r} is also in {seen[field]!r}"
-                    )
-                seen[field] = name
-        return self
+                    clashes.append((field, name, seen[field]))
+                else:
+                    seen[field] = name
+        if not clashes:
+            return self
+        field, name, first = clashes[0]
+        if name == first:
+            told = f"each field listed once: {field!r} is listed twice in {name!r}"
+        else:
+            # the defaults' classes are merged with the operator's: a field moved to a class of one's own must
+            # leave the default's, whose fields are set like any value (fields = [] empties it)
+            told = (
+                f"each field in one class: {field!r} is also in {first!r}; list it in one of them (a class of"
+                f" configs/default.toml is changed by setting its fields, fields = [] empties it)"
+            )
+        if len(clashes) > 1:
+            more = ", ".join(repr(clash[0]) for clash in clashes[1:4]) + (", ..." if len(clashes) > 4 else "")
+            told += f" (and {len(clashes) - 1} more such field{'s' if len(clashes) > 2 else ''}: {more})"
+        keys = [f"classes.{name}.fields", f"classes.{first}.fields"]
+        raise cross_field_error(keys, told)
 
 
 PRIVATE_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7", "::1/128")

@@ -147,6 +147,33 @@ def test_a_classification_field_in_two_classes_is_refused(tmp_path):
         load_settings(path, env={})
 
 
+def test_a_classification_clash_says_how_to_move_a_field_and_counts_the_others(tmp_path):
+    # T12: a bank's own credit class took fields the default 'financial' class lists
+    path = tmp_path / "bank.toml"
+    path.write_text(
+        '[classification.classes.credit]\nsensitivity = "high"\nfields = ["credit_score", "income", "bank_account"]\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, env={})
+    told = str(raised.value)
+    assert "'credit_score' is also in 'financial'; list it in one of them" in told
+    assert "fields = [] empties it" in told and "(and 2 more such fields: 'income', 'bank_account')" in told
+    path.write_text('[classification.classes.card]\nsensitivity = "high"\nfields = ["card", "card"]\n')
+    with pytest.raises(ConfigError, match=r"expected each field listed once: 'card' is listed twice in 'card'$"):
+        load_settings(path, env={})
+
+
+def test_a_misspelt_required_key_is_named_as_unknown_with_its_near_miss(tmp_path):
+    # not "fields is missing": the table holds `field`, the required key misspelt
+    path = tmp_path / "bank.toml"
+    path.write_text('[classification.classes.card]\nsensitivity = "high"\nfield = ["card_number"]\n')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, env={})
+    assert str(raised.value) == (
+        f"configuration error: unknown key classification.classes.card.field (from {path}): did you mean 'fields'?"
+    )
+
+
 def test_the_command_exits_2_with_one_line(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "accesswatch.cli", "alerts", "--data-dir", str(tmp_path)],
