@@ -59,14 +59,19 @@ def open_store(settings: Settings, readonly: bool = False, must_exist: bool = Fa
         hosts = ", ".join(elasticsearch.hosts)
         try:
             store = ElasticsearchStore(elasticsearch, install=False)
-            if readonly or must_exist:
-                if not store.exists():
-                    raise FileNotFoundError(
-                        f"no store at {hosts} with prefix {elasticsearch.prefix!r}"
-                        " (store.elasticsearch.prefix): run something into it first"
-                    )
-            else:
-                store.install()
+            try:
+                if readonly or must_exist:
+                    if not store.exists():
+                        raise FileNotFoundError(
+                            f"no store at {hosts} with prefix {elasticsearch.prefix!r}"
+                            " (store.elasticsearch.prefix): run something into it first"
+                        )
+                    store.refuse_if_not_migrated()  # checked, never written: upgrading is the installing writers'
+                else:
+                    store.install()
+            except BaseException:  # refused: its client is closed, as SQLite closes its connection
+                store.close()
+                raise
         except StoreUnavailable as exc:  # its retries spent: one line, as for Kafka out of reach
             raise StoreUnreadable(f"cannot reach Elasticsearch at {hosts}: {exc}") from None
         return store

@@ -22,8 +22,8 @@ import pytest
 
 from models.alert import AlertStatus
 from models.config import ConfigError
-from store.base import CheckpointConflict, EventQuery, StoreUnavailable
-from store.elasticsearch import ElasticsearchSettings, ElasticsearchStore
+from store.base import CheckpointConflict, EventQuery, StoreNeedsUpgrade, StoreTooNew, StoreUnavailable
+from store.elasticsearch import ElasticsearchSettings, ElasticsearchStore, schema
 from store.elasticsearch import mappings as m
 from store.elasticsearch.bulk import BulkRejected
 from store.elasticsearch.settings import load as load_settings
@@ -352,3 +352,189 @@ def test_purge_dry_run_on_elasticsearch_says_what_ilm_deletes(
     assert store.stats().events == 4  # nothing deleted
     assert purge() == 1
     assert "retention is ILM's" in capsys.readouterr().err
+
+
+# -- the schema version: recorded, read at open, a newer one refused, an older one upgraded --------------------
+@pytest.fixture(params=["test server", "real cluster"])
+def cluster(request, es_server):
+    """The URL of the test server, and of the real cluster when ``ACCESSWATCH_TEST_ES_URL`` names one."""
+    if request.param == "test server":
+        return es_server.url
+    if not REAL_ES:
+        pytest.skip("set ACCESSWATCH_TEST_ES_URL to run the schema tests on a real cluster")
+    return REAL_ES
+
+
+@pytest.fixture
+def versioned(cluster, settings):
+    """A store of this version holding three events; dropped afterwards."""
+    store = ElasticsearchStore(_settings(cluster))
+    store.write([f.incoming(settings, at=f.at(hours=h)) for h in range(3)])
+    yield store
+    _drop(store)
+    store.close()
+
+
+def _record(store) -> dict | None:
+    doc = store.client.options(ignore_status=404).get(index=m.state_index(store.settings), id=schema.SCHEMA_ID)
+    return doc["_source"] if doc.body.get("found") else None
+
+
+def _as_if_made_before_the_record(store) -> None:
+    state = m.state_index(store.settings)
+    store.client.options(ignore_status=404).delete(index=state, id=schema.SCHEMA_ID, refresh=True)
+
+
+def _as_if_upgraded_by_a_newer_version(store) -> None:
+    record = _record(store) or {"name": schema.SCHEMA_ID, "migrations": []}
+    record["migrations"].append({"name": "0099-from-the-future", "applied_at": "2027-01-01T00:00:00.000Z"})
+    store.client.index(index=m.state_index(store.settings), id=schema.SCHEMA_ID, document=record, refresh=True)
+
+
+def _writes(store_settings, requests) -> list[tuple[str, str]]:
+    """The requests that changed the store's templates, policies or indices (searches and reads left out)."""
+    return [
+        (method, target)
+        for method, target in requests
+        if method in ("PUT", "POST", "DELETE")
+        and store_settings.prefix in target
+        and not any(read in target for read in ("/_search", "/_count", "/_refresh", "/_mget"))
+    ]
+
+
+def test_a_new_store_records_every_migration_at_its_making_without_an_upgrade_line(cluster, caplog):
+    with caplog.at_level("INFO", logger="store.elasticsearch.schema"):
+        store = ElasticsearchStore(_settings(cluster))
+    try:
+        assert store.migrations == [migration.name for migration in schema.MIGRATIONS]
+        assert all(entry["applied_at"] for entry in _record(store)["migrations"])
+        assert "upgrading" not in caplog.text
+        ElasticsearchStore(store.settings).close()  # a second start: nothing to apply, nothing written again
+        assert store.migrations == [migration.name for migration in schema.MIGRATIONS]
+    finally:
+        _drop(store)
+        store.close()
+
+
+def test_a_store_a_newer_version_upgraded_is_refused_before_anything_is_put(es_server, versioned):
+    _as_if_upgraded_by_a_newer_version(versioned)
+    es_server.request_log.clear()
+    for install in (True, False):
+        with pytest.raises(StoreTooNew) as refused:
+            other = ElasticsearchStore(versioned.settings, install=install)
+            other.refuse_if_not_migrated()  # what a reader and ``ack`` check when opened
+        assert str(refused.value) == (
+            f"the store at {versioned.settings.hosts[0]} with prefix {versioned.settings.prefix!r} was upgraded by a"
+            " newer accesswatch (0099-from-the-future): this version cannot use it; run that version, or restore"
+            " the snapshot of its indices taken before the upgrade"
+        )
+    if versioned.settings.hosts[0] == es_server.url:  # no template, policy or record put back over the newer ones
+        assert _writes(versioned.settings, es_server.request_log) == []
+    assert _record(versioned)["migrations"][-1]["name"] == "0099-from-the-future"
+
+
+def test_a_store_made_before_the_record_is_read_as_it_is_and_upgraded_once_by_a_writer(versioned, caplog):
+    _as_if_made_before_the_record(versioned)
+    assert versioned.migrations == ["0001-foundation"]  # adopted as the version before this one
+    versioned.refuse_if_not_migrated()  # readers are not refused: nothing since reads differently
+    assert _record(versioned) is None  # and looking wrote nothing
+    with caplog.at_level("INFO", logger="store.elasticsearch.schema"):
+        ElasticsearchStore(versioned.settings).close()
+    where = f"the store at {versioned.settings.hosts[0]} with prefix {versioned.settings.prefix!r}"
+    assert [r.getMessage() for r in caplog.records] == [f"upgrading {where}: 0002-schema-record"]
+    entries = _record(versioned)["migrations"]
+    assert [e["name"] for e in entries] == ["0001-foundation", "0002-schema-record"]
+    assert entries[0]["applied_at"] is None and entries[1]["applied_at"]  # when the adopted one ran is not known
+    assert versioned.stats().events == 3
+    caplog.clear()
+    with caplog.at_level("INFO", logger="store.elasticsearch.schema"):
+        ElasticsearchStore(versioned.settings).close()
+    assert caplog.records == []  # once
+
+
+def test_a_migration_readers_need_is_applied_by_a_writer_and_awaited_by_readers(versioned, monkeypatch, caplog):
+    applied = []
+
+    def add_a_field(client, settings):  # as a migration that changes the events' mapping would
+        applied.append(settings.prefix)
+        client.indices.put_mapping(
+            index=m.pattern(settings, m.EVENTS),
+            properties={"accesswatch": {"properties": {"added": {"type": "keyword"}}}},
+            allow_no_indices=True,
+        )
+
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, schema.Migration("0003-added-field", add_a_field)])
+    with pytest.raises(StoreNeedsUpgrade, match=r"needs upgrading \(0003-added-field\): .*accesswatch run or replay"):
+        ElasticsearchStore(versioned.settings, install=False).refuse_if_not_migrated()
+    assert applied == [] and "0003-added-field" not in versioned.migrations
+    with caplog.at_level("INFO", logger="store.elasticsearch.schema"):
+        ElasticsearchStore(versioned.settings).close()
+    assert applied == [versioned.settings.prefix]
+    assert caplog.records[0].getMessage().endswith(": 0003-added-field")
+    assert versioned.migrations[-1] == "0003-added-field"
+    mapping = versioned.client.indices.get_mapping(index=m.pattern(versioned.settings, m.EVENTS))
+    assert all("added" in index["mappings"]["properties"]["accesswatch"]["properties"] for index in mapping.values())
+    ElasticsearchStore(versioned.settings, install=False).refuse_if_not_migrated()  # read now
+
+
+def test_two_instances_upgrading_at_once_record_each_migration_once(versioned, monkeypatch):
+    _as_if_made_before_the_record(versioned)
+    first = ElasticsearchStore(versioned.settings, install=False)
+    write = schema.ElasticsearchSchemaMixin._record
+    raced = []
+
+    def the_other_instance_first(self, entries, guard):
+        if self is first and not raced:  # between the first's read of the record and its write
+            raced.append(True)
+            ElasticsearchStore(versioned.settings).close()
+        return write(self, entries, guard)
+
+    monkeypatch.setattr(schema.ElasticsearchSchemaMixin, "_record", the_other_instance_first)
+    first.install()  # its write refused (the record is not as it read it): read again, nothing left to do
+    first.close()
+    assert raced and versioned.migrations == [migration.name for migration in schema.MIGRATIONS]
+
+
+def _cli(monkeypatch, store, tmp_path, *args: str) -> int:
+    from accesswatch import cli
+
+    for key, value in {
+        "STORE__KIND": "elasticsearch",
+        "STORE__ELASTICSEARCH__HOSTS": f'["{store.settings.hosts[0]}"]',
+        "STORE__ELASTICSEARCH__PREFIX": store.settings.prefix,
+        "STORE__ELASTICSEARCH__RETRY_FOR": "2",
+    }.items():
+        monkeypatch.setenv(f"ACCESSWATCH_{key}", value)
+    return cli.main([*args, "--data-dir", str(tmp_path / "data")])
+
+
+def test_the_commands_refuse_a_newer_store_in_one_line_and_store_nothing(
+    versioned, settings, tmp_path, monkeypatch, capsys
+):
+    _as_if_upgraded_by_a_newer_version(versioned)
+    log = tmp_path / "more.jsonl"
+    log.write_bytes(f.incoming(settings, at=f.at(hours=9)).raw + b"\n")
+    for args in (("alerts",), ("pages",), ("replay", str(log))):
+        assert _cli(monkeypatch, versioned, tmp_path, *args) == 1
+        [line] = capsys.readouterr().err.splitlines()
+        assert "upgraded by a newer accesswatch (0099-from-the-future)" in line and "restore the snapshot" in line
+    assert versioned.stats().events == 3
+
+
+def test_readers_of_a_store_made_before_the_record_read_it_and_never_write_the_record(
+    es_server, versioned, tmp_path, monkeypatch, capsys
+):
+    _as_if_made_before_the_record(versioned)
+    es_server.request_log.clear()
+    for args in (("alerts",), ("pages",), ("incidents",), ("purge", "--dry-run")):
+        assert _cli(monkeypatch, versioned, tmp_path, *args) == 0, capsys.readouterr().err
+    assert _record(versioned) is None
+    if versioned.settings.hosts[0] == es_server.url:  # no template, policy or state written
+        # (``pages`` makes its outbox index on first use, as before: not the schema's business)
+        outbox = f"/{versioned.settings.prefix}-outbox"
+        assert [w for w in _writes(versioned.settings, es_server.request_log) if w != ("PUT", outbox)] == []
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert _cli(monkeypatch, versioned, tmp_path, "replay", str(empty)) == 0  # a writer: it upgrades
+    assert "upgrading the store at" in capsys.readouterr().err
+    assert versioned.migrations == [migration.name for migration in schema.MIGRATIONS]

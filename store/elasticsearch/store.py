@@ -64,6 +64,7 @@ from store.elasticsearch.dashboard import ElasticsearchDashboardMixin
 from store.elasticsearch.documents import micros
 from store.elasticsearch.outbox import ElasticsearchOutboxMixin
 from store.elasticsearch.retention import DueIndex, due
+from store.elasticsearch.schema import ElasticsearchSchemaMixin
 from store.elasticsearch.settings import ElasticsearchSettings
 
 PAGE = 5000  # hits per search page when reading many (below the default max_result_window of 10,000)
@@ -73,7 +74,7 @@ _LATEST_FIRST = [{"accesswatch.window_end_us": "desc"}, {"accesswatch.incident_i
 _ACTORS_PER_SEARCH = 1000  # terms buckets a search (search.max_buckets is 65,536)
 
 
-class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, Store):
+class ElasticsearchStore(ElasticsearchSchemaMixin, ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, Store):
     def __init__(
         self,
         settings: ElasticsearchSettings,
@@ -106,15 +107,19 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
         return due(self.settings, rows, now)
 
     def install(self) -> None:
-        """ILM policies, index templates and the state index: idempotent, safe at every start."""
+        """ILM policies, index templates, the state index and the schema record (``schema``): idempotent, safe at
+        every start; a store a newer version upgraded is refused before any of it is put."""
         settings, client = self.settings, self.client
+        made_now = not self.exists()
+        if not made_now:
+            self.refuse_a_newer_store()  # before the templates: this version's would replace the newer mappings
         # partial, not a lambda binding the loop's values as defaults: mypy cannot type such a lambda
         for name, policy in m.policies(settings).items():
             call(settings, "put ILM policy", partial(client.ilm.put_lifecycle, name=name, policy=policy))
         for name, template in m.templates(settings).items():
             call(settings, "put index template", partial(client.indices.put_index_template, name=name, **template))
         index = m.state_index(settings)
-        if not call(settings, "check state index", lambda: client.indices.exists(index=index)):
+        if made_now:
             try:
                 call(
                     settings,
@@ -124,6 +129,7 @@ class ElasticsearchStore(ElasticsearchOutboxMixin, ElasticsearchDashboardMixin, 
             except ApiError as exc:
                 if exc.meta.status != 400 or "resource_already_exists" not in str(exc.message):
                     raise  # another instance created it meanwhile: fine
+        self.migrate(made_now)
 
     def close(self) -> None:
         self.client.close()
