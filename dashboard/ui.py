@@ -80,12 +80,14 @@ def store() -> Store:
     """The session's own store connection: sessions run in threads, and a connection is not for sharing."""
     if "_store" not in st.session_state:
         from accesswatch.app import StoreUnreadable, open_store
+        from store.base import StoreNeedsUpgrade, StoreTooNew
 
         config = settings()
         try:
-            # refused as the CLI refuses it: a mistyped data dir would show the empty queue of a store of its making
+            # refused as the CLI refuses it: a mistyped data dir would show the empty queue of a store of its making,
+            # and a store a newer version upgraded would be misread
             st.session_state["_store"] = open_store(config, must_exist=True)
-        except (FileNotFoundError, StoreUnreadable) as exc:
+        except (FileNotFoundError, StoreUnreadable, StoreTooNew, StoreNeedsUpgrade) as exc:
             st.error(str(exc))
             st.stop()
         _background_fold(str(config.data_dir), config.dashboard.refresh, config)

@@ -272,6 +272,18 @@ def test_a_mistyped_data_dir_is_an_error_and_no_store_is_made(office, monkeypatc
     assert not at.error and "Nothing in the queue under these filters." in _text(at)
 
 
+def test_a_store_a_newer_version_upgraded_is_an_error_not_a_traceback(office, monkeypatch, tmp_path):
+    data = tmp_path / "newer"
+    data.mkdir()
+    with SqliteStore(data / "accesswatch.db") as store:
+        store._db.execute("INSERT INTO schema_migrations VALUES ('0099-from-the-future', '2027-01-01T00:00:00Z')")
+    monkeypatch.setenv("ACCESSWATCH_DATA_DIR", str(data))
+    at = _app("ana")
+    assert not at.exception
+    [error] = at.error
+    assert "upgraded by a newer accesswatch (0099-from-the-future)" in error.value
+
+
 def test_the_pages_give_times_with_their_utc_offset(office):
     at = _app("ana")
     assert at.dataframe[0].value["flagged activity"][0] == "2026-10-28 14:00–15:00 +08:00"
