@@ -62,7 +62,7 @@ class BulkRead(Detector):
                 summary = (
                     f"{wording.who(window.actor).capitalize()} {done} "
                     f"{wording.span(window.start, window.end, period.clock.zone)}, "
-                    f"{wording.compared(strongest.ratio, strongest.expected, strongest.basis)}."
+                    f"{wording.against(strongest)}."
                 )
                 evidence = {
                     "figure": what,

@@ -47,7 +47,7 @@ class Egress(Detector):
                 f"{wording.who(window.actor).capitalize()} "
                 f"{wording.took_out(window.egress_records, window.egress_by_action)} "
                 f"{wording.span(window.start, window.end, period.clock.zone)}, "
-                f"{wording.compared(found.ratio, found.expected, found.basis)}"
+                f"{wording.against(found)}"
                 + (f", including {', '.join(c.replace('_', ' ') for c in sensitive)} data." if sensitive else ".")
             )
             evidence = {

@@ -232,7 +232,7 @@ class IsolationForestDetector(Detector):
             context = features.figure_context(period, window, name, peer_windows)
             words = _VOLUME_WORDS[name].format(wording.count(context.value))
             if context.baseline is not None and context.ratio is not None:
-                words += f", {wording.compared(context.ratio, context.baseline, context.baseline_from or '')}"
+                words += f", {wording.compared(context.value, context.baseline, context.baseline_from or '')}"
             words += _peer_words(window, context.peers_below, context.peers_active, when)
             return {
                 "figure": name,

@@ -202,7 +202,7 @@ def _summary(period: Period, window: WindowStats, run: Run, expectation: Expecta
     return (
         f"{wording.who(window.actor).capitalize()} read more than usual on each of the {run.days} days worked "
         f"{days} ({label}: {daily}), "
-        f"{wording.compared(expectation.ratio, expectation.expected, expectation.basis)} on the last."
+        f"{wording.against(expectation)} on the last."
     )
 
 

@@ -45,7 +45,7 @@ class SensitiveAccess(Detector):
                 f"{wording.who(window.actor).capitalize()} read {wording.count(window.high_records)} records with "
                 f"{', '.join(c.replace('_', ' ') for c in classes)} data "
                 f"{wording.span(window.start, window.end, period.clock.zone)}, "
-                f"{wording.compared(found.ratio, found.expected, found.basis)}."
+                f"{wording.against(found)}."
             )
             evidence = {
                 "high_sensitivity_records": window.high_records,

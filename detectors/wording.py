@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from detectors.base import Expectation
 from detectors.windows import MAX_TRACKED_CUSTOMERS, ActorRef, WindowStats
 from models.event import ActorKind
 
@@ -98,11 +99,30 @@ def basis(name: str) -> str:
     }.get(name, "the usual")
 
 
-def compared(ratio: float, expected: float, basis_name: str) -> str:
-    """'40x their usual of 95', or 'where their usual is none' for a first time."""
+def compared(value: float, expected: float, basis_name: str, population_factor: float = 1.0) -> str:
+    """'59x their usual of 6.4', or 'where their usual is none' for a first time.
+
+    The multiple is the figure over the usual as printed, so a reader's own division agrees with it; the
+    score's ratio (``Expectation.ratio``: smoothed, and divided by the population allowance) stays in the
+    evidence.  An allowance that lowered the score is said: 'while their peers read 2.0x their own usual'.
+    """
     if expected < 0.5:
         return f"where {basis(basis_name)} is none"
-    return f"{times(ratio)} {basis(basis_name)} of {count(expected)}"
+    told = f"{times(value / expected)} {basis(basis_name)} of {usual(expected)}"
+    if population_factor >= 1.05:
+        told += f", while their peers read {times(population_factor)} their own usual"
+    return told
+
+
+def against(expectation: Expectation) -> str:
+    """``compared`` for a volume rule's expectation: '59x their usual of 6.4'."""
+    e = expectation
+    return compared(e.value, e.expected, e.basis, e.population_factor)
+
+
+def usual(expected: float) -> str:
+    """'6.4', '95', '1,250': an expected figure to the precision a multiple of it is read at."""
+    return f"{expected:.1f}".removesuffix(".0") if expected < 10 else count(expected)
 
 
 _EGRESS_VERBS = {"export": "exported", "download": "downloaded", "print": "printed", "share": "shared"}

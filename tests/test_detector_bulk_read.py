@@ -452,3 +452,15 @@ def test_a_day_judged_against_its_day_of_the_week_says_so_not_its_hour():
     for finding in by_weekday:
         assert finding.evidence["scale"] == "long"
         assert "their usual for this day of the week" in finding.summary and "hour of the week" not in finding.summary
+
+
+def test_the_multiple_in_a_summary_is_the_figure_over_the_usual_it_prints():
+    # T12: "355 records ... 48x their usual of 6" (the score's smoothed ratio) did not divide out
+    assert wording.compared(355, 6.4, "own") == "55x their usual of 6.4"
+    assert wording.compared(8003, 6.0, "peers") == "1,334x their peers' usual of 6"
+    assert wording.compared(3800, 95.4, "own rhythm") == "40x their usual for this hour of the week of 95"
+    assert wording.compared(40, 0.2, "own") == "where their usual is none"
+    # an allowance for a busy day lowered the score: said, so the multiple and the severity agree to a reader
+    assert wording.compared(600, 20.0, "own", population_factor=3.0) == (
+        "30x their usual of 20, while their peers read 3.0x their own usual"
+    )

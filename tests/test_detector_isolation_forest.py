@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import pickle
 import random
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -147,7 +148,12 @@ def test_an_unusual_hour_is_flagged_and_explained_by_value_baseline_and_peers(in
     # the count beside the percentile: "more than all 39 others", where "above 100% of the 39" read oddly
     assert customers["peers_below"] == 39
     shown = f"{customers['value']:,.0f}"
-    assert f"read {shown} distinct customers, {customers['ratio']:,.0f}x their usual" in alert.summary
+    # the multiple is the figure over the usual as printed: a reader's own division agrees with the sentence
+    said = re.search(rf"read {shown} distinct customers, ([\d,.]+)x their usual[^,]* of ([\d,.]+)", alert.summary)
+    assert said is not None, alert.summary
+    multiple, usual = (float(group.replace(",", "")) for group in said.groups())
+    assert usual == pytest.approx(customers["baseline"], abs=0.51)
+    assert multiple == pytest.approx(customers["value"] / usual, rel=0.02)
     assert "more than every other customer service employee active that hour" in alert.summary
     assert alert.evidence["model"].startswith("isolation_forest-short-")
     assert alert.evidence["training_actor_days"] >= 200
