@@ -3,8 +3,8 @@
 A detector is a small class: it declares its name, its settings model and
 which window it judges, and turns a closed period (every actor's window for
 one hour, or one day) into findings.  The engine owns time, state and alert
-merging; a detector only judges.  Adding one is one file and one line in
-``detectors.registry``.
+merging; a detector only judges.  Adding one is one file and its entry in
+``detectors.registry`` (its import, and its line in ``DETECTORS``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from statistics import median
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
@@ -161,7 +161,9 @@ class Period:
         self.clock = clock
         self.organisation = organisation
         self.classifier = classifier
-        self.system_ready = system_ready  # past the system-wide warm-up: detectors may alert
+        # past the system-wide warm-up (``baselines.system_warmup``); before it, only a detector that judges during
+        # it (``Detector.judges_during_warmup``) is shown the period, with no baseline to compare with yet
+        self.system_ready = system_ready
         self.slot = clock.hour_of_week(start)
         # forward-decay weights of this moment: a stat's decayed count is its sum over these
         self.g_fast, self.g_slow = profiles.weights_at(end)
@@ -315,8 +317,22 @@ _METRIC_OF: dict[str, Callable[[WindowStats], float]] = {
 }
 
 
-class Detector(ABC):
-    """Base of every detector: ``detect`` turns a closed period into findings."""
+SettingsT = TypeVar("SettingsT", bound=DetectorSettings)
+
+
+class Detector(ABC, Generic[SettingsT]):
+    """Base of every detector: ``detect`` turns a closed period into findings.
+
+    Generic in its settings (``class BulkRead(Detector[BulkReadSettings])``): ``self.settings`` is its own model.
+
+    A finding does more than raise an alert: the actor's window it was found in is *suspect*, and the baselines
+    (``detectors.profiles.ProfileBook``: the actor's own and its peer group's) learn it at a tenth of a normal
+    window's weight, doubling with each further day the actor is flagged (``profiles.suspect_weight``), so an
+    attack does not become its own baseline.  So every detector's findings shape every other detector's
+    baselines: a noisy rule slows everyone's learning of the actors it flags.  A detector whose findings say
+    nothing about whether the window is normal work (``marks_window_suspect = False``) leaves them learned at
+    full weight.
+    """
 
     name: ClassVar[str]
     Settings: ClassVar[type[DetectorSettings]] = DetectorSettings
@@ -329,18 +345,25 @@ class Detector(ABC):
     # hours, volumes): the Compliance page lists those (``dashboard.queries.compliance``).  Not for detectors
     # of refused access, silent accounts or the model's outliers.
     partner_scope: ClassVar[bool] = True
+    # Whether ``detect`` is also called in the system's warm-up (the first ``baselines.system_warmup`` of event
+    # time), when there is no baseline yet (``period.system_ready`` False): for a rule that needs none (a hard
+    # limit, a declared list), else it is blind in a deployment's first week, whose hours are never judged later.
+    judges_during_warmup: ClassVar[bool] = False
+    # Whether its findings make the actor's window suspect, learned by the baselines at reduced weight (above).
+    marks_window_suspect: ClassVar[bool] = True
     # heavy modules it imports on first use: a detection worker imports them ahead, while it waits for
     # its engine (``ingest.detection_worker``), not while batches wait for it
     imports: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, settings: DetectorSettings) -> None:
+    def __init__(self, settings: SettingsT) -> None:
         self.settings = settings
 
     @abstractmethod
     def detect(self, period: Period) -> Iterable[Finding]:
-        """Findings for the actors of one closed period; called only once the system is past warm-up."""
+        """Findings for the actors of one closed period; called once the system is past warm-up (and during it
+        too if ``judges_during_warmup``: ``period.system_ready`` tells which)."""
 
-    def observe(self, period: Period) -> None:  # noqa: B027 - most detectors learn nothing of their own
+    def observe(self, period: Period) -> None:  # most detectors learn nothing of their own
         """Called for every closed period, warm-up included, after ``detect``: learn from it."""
 
     def to_state(self) -> Any:
@@ -348,7 +371,7 @@ class Detector(ABC):
         strings, numbers; no sets), or None: it keeps none."""
         return None
 
-    def load_state(self, state: Any) -> None:  # noqa: B027
+    def load_state(self, state: Any) -> None:
         """Restore what ``to_state`` returned."""
 
     def may_grow(self, actor_id: str) -> bool:

@@ -22,16 +22,21 @@ class BulkReadSettings(VolumeSettings):
     daily_min_z: Annotated[float, Field(ge=0)] = 2.5
     # records in one short window that alert whatever the baseline (0 = no limit);
     # routine work that the actor's own rhythm explains is left alone
-    absolute_limits: dict[ActorKind, Annotated[int, Field(ge=0)]] = {}
+    absolute_limits: dict[ActorKind, Annotated[int, Field(ge=0)]] = {
+        ActorKind.EMPLOYEE: 50_000,
+        ActorKind.PARTNER: 20_000,
+        ActorKind.SERVICE: 0,
+    }
 
 
-class BulkRead(Detector):
+class BulkRead(Detector[BulkReadSettings]):
     name = "bulk_read"
     Settings = BulkReadSettings
     scales = ("short", "long")
+    judges_during_warmup = True  # the hard limit only (no baseline yet): a theft in a deployment's first week alerts
 
     def detect(self, period: Period) -> Iterator[Finding]:
-        settings: BulkReadSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         short = period.scale == "short"
         min_records = settings.min_records if short else settings.daily_min_records
         min_ratio = settings.min_ratio if short else settings.daily_min_ratio
@@ -45,7 +50,7 @@ class BulkRead(Detector):
             by_customers = unusual_volume(
                 period, window, "customers", window.distinct_customers, min_ratio, min_z, peak, scores
             )
-            found = [e for e in (by_records, by_customers) if e is not None]
+            found = [e for e in (by_records, by_customers) if e is not None and period.system_ready]
             limit = settings.absolute_limits.get(window.actor.kind, 0) if short else 0
             over_limit = bool(limit) and window.records >= limit
             if not found and not over_limit:

@@ -20,13 +20,14 @@ class DeniedBurstSettings(DetectorSettings):
     severity_scores: list[float] = Field(default=[2.0, 3.0, 5.0], min_length=3, max_length=3)  # as in the base
 
 
-class DeniedBurst(Detector):
+class DeniedBurst(Detector[DeniedBurstSettings]):
     name = "denied_burst"
     partner_scope = False  # refused reads: not data read out of scope
+    # not during the warm-up (``judges_during_warmup``): its baseline is what spares an integration always refused
     Settings = DeniedBurstSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:
-        settings: DeniedBurstSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         for window in period.windows:
             if window.denied < settings.min_denied:
                 continue

@@ -17,16 +17,16 @@ RETURN_SPAN = 86400.0  # how long after its first event back an account is still
 class DormantSettings(DetectorSettings):
     silent_days: Annotated[float, Field(gt=0)] = 14
     min_records: Annotated[int, Field(ge=1)] = 100
-    severity_scores: list[float] = Field(default=[1.5, 3.0, 5.0], min_length=3, max_length=3)  # as in the base
+    severity_scores: list[float] = Field(default=[1.0, 2.5, 4.0], min_length=3, max_length=3)  # as in the base
 
 
-class Dormant(Detector):
+class Dormant(Detector[DormantSettings]):
     name = "dormant"
     partner_scope = False  # a silent account woken: not data read out of scope
     Settings = DormantSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:
-        settings: DormantSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         silent_seconds = settings.silent_days * 86400
         for window in period.windows:
             if window.records < settings.min_records:

@@ -18,12 +18,12 @@ class EgressSettings(VolumeSettings):
     min_z: Annotated[float, Field(ge=0)] = 3.0
 
 
-class Egress(Detector):
+class Egress(Detector[EgressSettings]):
     name = "egress"
     Settings = EgressSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:
-        settings: EgressSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         classifier = period.classifier
         for window in period.windows:
             if window.egress_records < settings.min_records:

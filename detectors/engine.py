@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 from detectors.alerts import AlertBook
 from detectors.base import Detector, Finding, Period
@@ -35,7 +35,7 @@ class EngineOutput:
 
 
 class DetectionEngine:
-    def __init__(self, settings: Settings, detectors: Sequence[Detector]) -> None:
+    def __init__(self, settings: Settings, detectors: Sequence[Detector[Any]]) -> None:
         self.settings = settings
         self.detectors = list(detectors)
         self._by_name = {detector.name: detector for detector in self.detectors}
@@ -61,6 +61,8 @@ class DetectionEngine:
         self._alone: dict[str, Severity] = {
             d.name: d.alone_max_severity for d in self.detectors if d.alone_max_severity is not None
         }
+        # detectors whose findings leave the window learned at full weight (``Detector.marks_window_suspect``)
+        self._not_suspect = {d.name for d in self.detectors if not d.marks_window_suspect}
 
     # -- the hot path -------------------------------------------------------
     def process(self, events: Iterable[EventView]) -> EngineOutput:
@@ -216,12 +218,13 @@ class DetectionEngine:
         found: list[Finding] = []
         for detector in self.detectors:
             if scale in detector.scales:
-                if ready:
+                if ready or detector.judges_during_warmup:
                     found.extend(detector.detect(period))
                 detector.observe(period)
         for finding in self._corroborated(found) if self._alone and found else found:
             self._raise(finding)
-            suspects.add(finding.actor.id)
+            if finding.detector not in self._not_suspect:
+                suspects.add(finding.actor.id)
         # learn only after judging: a window is never its own baseline
         if scale == "short":
             open_long = self._open["long"]

@@ -99,7 +99,7 @@ class FittedModel:
         return 1.0 - below / n
 
 
-class IsolationForestDetector(Detector):
+class IsolationForestDetector(Detector[IsolationForestSettings]):
     name = "isolation_forest"
     partner_scope = False  # an outlier of any kind: the rules beside it say what it was
     Settings = IsolationForestSettings
@@ -115,9 +115,9 @@ class IsolationForestDetector(Detector):
     # three days on four seeds of seven.
     alone_max_severity = Severity.MEDIUM
 
-    def __init__(self, settings: DetectorSettings) -> None:
+    def __init__(self, settings: IsolationForestSettings) -> None:
         super().__init__(settings)
-        config: IsolationForestSettings = settings  # type: ignore[assignment]
+        config = settings
         self.config = config
         self.params = ForestParams(
             n_estimators=config.n_estimators, max_samples=config.max_samples, random_state=config.random_state

@@ -39,12 +39,12 @@ def _is_external(address: str, internal_networks: Sequence[ipaddress.IPv4Network
     return not any(ip in network for network in internal_networks)
 
 
-class NewAccess(Detector):
+class NewAccess(Detector[NewAccessSettings]):
     name = "new_access"
     Settings = NewAccessSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:
-        settings: NewAccessSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         wanted = set(settings.what)
         for window in period.windows:
             items = [(what, value, eid) for (what, value), eid in window.new_items.items() if what in wanted]

@@ -25,12 +25,12 @@ class OffHoursSettings(DetectorSettings):
     severity_scores: list[float] = Field(default=[2.0, 4.0, 6.0], min_length=3, max_length=3)  # as in the base
 
 
-class OffHours(Detector):
+class OffHours(Detector[OffHoursSettings]):
     name = "off_hours"
     Settings = OffHoursSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:
-        settings: OffHoursSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         outside_business = not period.in_business_hours(period.start)
         for window in period.windows:
             if window.events < settings.min_events:

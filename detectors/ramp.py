@@ -49,12 +49,14 @@ from pydantic import Field
 from detectors import wording
 from detectors.base import Detector, DetectorSettings, Expectation, Finding, Period
 from detectors.windows import WindowStats
+from models.alert import Severity
 
 DAY = 86400.0
 MAX_DAILY_KEPT = 14  # the run's latest days shown in the evidence (and kept in the state)
 
 
 class RampSettings(DetectorSettings):
+    documented_max_severity: Severity | None = Severity.MEDIUM  # a documented bulk job's ramp: reviewed, not paged
     allowance: Annotated[float, Field(ge=0)] = 0.5  # z a day must exceed to add to the sum
     min_sum: Annotated[float, Field(gt=0)] = 3.0  # the sum that makes a finding (CUSUM's decision interval)
     min_days: Annotated[int, Field(ge=1)] = 3  # days in the run, the judged one included
@@ -94,19 +96,19 @@ class _Step:
     expectation: Expectation
 
 
-class Ramp(Detector):
+class Ramp(Detector[RampSettings]):
     name = "ramp"
     Settings = RampSettings
     scales = ("long",)
 
-    def __init__(self, settings: DetectorSettings) -> None:
+    def __init__(self, settings: RampSettings) -> None:
         super().__init__(settings)
         self._runs: dict[str, Run] = {}
         # the steps ``detect`` worked out for a period, taken up by ``observe`` for the same period
         self._stepped: tuple[Period, dict[str, _Step]] | None = None
 
     def detect(self, period: Period) -> Iterator[Finding]:
-        settings: RampSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         steps = self._steps(period)
         self._stepped = (period, steps)
         for window in period.windows:
@@ -137,14 +139,14 @@ class Ramp(Detector):
             else:
                 self._runs[actor_id] = step.run
         # the runs of actors gone quiet for longer than a run survives: kept, they would only take memory
-        settings: RampSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         horizon = period.start - settings.max_gap_days * DAY
         for actor_id in [actor_id for actor_id, run in self._runs.items() if run.last_day < horizon]:
             del self._runs[actor_id]
 
     def _steps(self, period: Period) -> dict[str, _Step]:
         """Each judged actor's run after this day: the day's excess added to the run it continues."""
-        settings: RampSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         steps: dict[str, _Step] = {}
         for window in period.windows:
             actor_id = window.actor.id

@@ -1,4 +1,8 @@
-"""Every detector the product knows, by name.  Adding one: its file, and one line here."""
+"""Every detector the product knows, by name.
+
+Adding one: its file, and its entry here (two lines: its import, and its line in ``DETECTORS``); its section in
+``configs/default.toml`` is optional (without one it runs with its settings' defaults, which are that section's).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from detectors.ramp import Ramp
 from detectors.sensitive_access import SensitiveAccess
 from models.config import ConfigError
 
-DETECTORS: dict[str, type[Detector]] = {
+DETECTORS: dict[str, type[Detector[Any]]] = {
     BulkRead.name: BulkRead,
     SensitiveAccess.name: SensitiveAccess,
     Egress.name: Egress,
@@ -33,7 +37,7 @@ DETECTORS: dict[str, type[Detector]] = {
 }
 
 
-def build_detectors(sections: Mapping[str, Mapping[str, Any]], data_dir: Path | None = None) -> list[Detector]:
+def build_detectors(sections: Mapping[str, Mapping[str, Any]], data_dir: Path | None = None) -> list[Detector[Any]]:
     """The enabled detectors, each with its validated settings; ``ConfigError`` names a wrong value.
 
     A detector whose settings have a ``data_dir`` (one that keeps files, such as trained models) is given

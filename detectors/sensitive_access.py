@@ -18,12 +18,12 @@ class SensitiveAccessSettings(VolumeSettings):
     min_z: Annotated[float, Field(ge=0)] = 3.0
 
 
-class SensitiveAccess(Detector):
+class SensitiveAccess(Detector[SensitiveAccessSettings]):
     name = "sensitive_access"
     Settings = SensitiveAccessSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:
-        settings: SensitiveAccessSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         classifier = period.classifier
         for window in period.windows:
             if window.high_records < settings.min_records:

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from detectors.base import DetectorSettings, Expectation, Period
 from detectors.windows import WindowStats
+from models.alert import Severity
 
 
 class VolumeSettings(DetectorSettings):
@@ -22,6 +23,8 @@ class VolumeSettings(DetectorSettings):
     # (0: off): work that comes in bursts on many days, such as a partner agent's
     # exports, is judged by its usual bursts, not by its quiet hours
     min_peak_ratio: Annotated[float, Field(ge=0)] = 2.0
+    # bulk work citing a ticket, case or contract: reviewed, not paged as an incident
+    documented_max_severity: Severity | None = Severity.MEDIUM
 
 
 def unusual_volume(

@@ -31,16 +31,16 @@ class ZScoreSpikeSettings(DetectorSettings):
     severity_scores: list[float] = [4.0, 6.0, 10.0]  # z for medium, high, critical; from min_z, low
 
 
-class ZScoreSpike(Detector):
+class ZScoreSpike(Detector[ZScoreSpikeSettings]):
     name = "zscore_spike"
     Settings = ZScoreSpikeSettings
 
-    def __init__(self, settings: DetectorSettings | None = None) -> None:
+    def __init__(self, settings: ZScoreSpikeSettings | None = None) -> None:
         super().__init__(settings or ZScoreSpikeSettings())
         self.stats: dict[str, list[float]] = {}  # actor -> [n, mean, sum of squared deviations] (Welford)
 
     def detect(self, period: Period) -> Iterator[Finding]:
-        settings: ZScoreSpikeSettings = self.settings  # type: ignore[assignment]
+        settings = self.settings
         for window in period.windows:
             found = self.stats.get(window.actor.id)
             if found is None or found[0] < settings.min_windows:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from configs.loader import load_settings, shown_url
+from configs.loader import DEFAULT_CONFIG, load_settings, shown_url
 from detectors.new_access import _is_external
-from detectors.registry import build_detectors
+from detectors.registry import DETECTORS, build_detectors
 from ingest.simulator import SimulationSettings
 from ingest.simulator.settings import MAX_EMPLOYEES, MIN_EMPLOYEES
 from models.config import ConfigError, Organisation, SimulatorSource
@@ -21,17 +23,7 @@ from models.config import ConfigError, Organisation, SimulatorSource
 def test_defaults_load_and_every_detector_builds():
     settings = load_settings(env={})
     names = [d.name for d in build_detectors(settings.detectors)]
-    assert names == [
-        "bulk_read",
-        "sensitive_access",
-        "egress",
-        "off_hours",
-        "new_access",
-        "denied_burst",
-        "dormant",
-        "ramp",
-        "isolation_forest",
-    ]
+    assert sorted(names) == sorted(DETECTORS) and len(names) == len(set(names))
     assert settings.windows.short == 3600 and settings.store.kind == "sqlite"
 
 
@@ -114,12 +106,32 @@ def test_the_deploy_config_is_valid_and_serves_metrics_to_its_network():
     assert settings.metrics.address == "0.0.0.0" and settings.metrics.port == 9464
 
 
-def test_every_registered_detector_has_its_own_test_file():
-    # each detector's test file exercises the shared interface (tests/detector_harness.py); one missing goes unseen
-    from detectors.registry import DETECTORS
+def test_every_registered_detector_has_its_own_test_file_exercising_the_shared_interface():
+    # one missing goes unseen: each detector's test file subclasses the shared contract (tests/detector_contract.py)
+    from tests.detector_contract import DetectorContract
 
     here = Path(__file__).parent
     assert [name for name in DETECTORS if not (here / f"test_detector_{name}.py").is_file()] == []
+    without = []
+    for name, detector in DETECTORS.items():
+        module = importlib.import_module(f"tests.test_detector_{name}")
+        contracts = [
+            item
+            for item in vars(module).values()
+            if isinstance(item, type) and issubclass(item, DetectorContract) and item.__name__.startswith("Test")
+        ]
+        if not any(contract.detector is detector for contract in contracts):
+            without.append(name)
+    assert without == [], "add a Test... subclass of tests.detector_contract.DetectorContract to their test files"
+
+
+def test_every_detectors_settings_defaults_are_its_section_in_the_default_config():
+    # a deployment runs the TOML, and a detector with no section its code defaults: the two must say the same
+    sections = tomllib.loads(DEFAULT_CONFIG.read_text()).get("detectors", {})
+    for name, detector in DETECTORS.items():
+        in_code = detector.Settings().model_dump()
+        in_toml = detector.Settings.model_validate(sections.get(name, {})).model_dump()
+        assert in_code == in_toml, f"detectors.{name}: {[k for k in in_code if in_code[k] != in_toml[k]]} differ"
 
 
 def test_a_registered_detector_with_no_section_runs_with_its_defaults(tmp_path, monkeypatch):

@@ -10,21 +10,16 @@ from __future__ import annotations
 import pytest
 
 from detectors.dormant import Dormant
-from detectors.registry import DETECTORS, build_detectors
 from models.alert import Severity
+from tests.detector_contract import DetectorContract
 from tests.detector_harness import (
     EVERY_DAY,
     Actor,
-    assert_contract_alert,
-    assert_findings_well_formed,
-    assert_rejected,
-    assert_stable_alerts,
     burst,
     describe,
     history,
     local,
     run,
-    scores_placing,
     settings_with,
     stream,
     team,
@@ -52,48 +47,17 @@ def insider(day: int = 30, records: int = 1000):
 # -- the shared interface ------------------------------------------------------
 
 
-def test_is_registered_under_its_name():
-    assert Dormant.name == NAME and DETECTORS[NAME] is Dormant
-    assert Dormant.scales == ("short",)
-
-
-@pytest.mark.parametrize(
-    "key, value, expected",
-    [
+class TestContract(DetectorContract):
+    detector = Dormant
+    scales = ("short",)
+    bad_values = [
         ("silent_days", 0, "greater than 0"),
         ("silent_days", "two weeks", "a valid number"),
         ("min_records", 0, "greater than or equal to 1"),
-        ("severity_scores", [2.5, 1.0, 4.0], "ascending"),
-        ("silent_for", "14d", "unknown key"),
-    ],
-)
-def test_settings_reject_a_bad_value_in_one_line(key, value, expected):
-    assert_rejected(NAME, key, value, expected)
+    ]
 
-
-@pytest.mark.parametrize("scores", [[], [1.0, 2.5], [1.0, 2.0, 3.0, 4.0]])
-def test_settings_reject_anything_but_three_severity_scores(scores):
-    assert_rejected(NAME, "severity_scores", scores, "3 items")
-
-
-def test_the_alert_is_a_contract_record_built_from_well_formed_findings():
-    events = insider()
-    result = run(events, NAME)
-    assert_contract_alert(result.only(), NAME, events)
-    assert_findings_well_formed(result, NAME)
-
-
-@pytest.mark.parametrize("severity", list(Severity))
-def test_severity_follows_the_configured_severity_scores(severity):
-    events = insider()
-    score = run(events, NAME).only().score
-    placed = run(events, NAME, config={NAME: {"severity_scores": scores_placing(score, severity)}}).only()
-    assert (placed.score, placed.severity) == (score, severity)
-
-
-def test_disabled_it_is_not_built_and_raises_nothing():
-    assert build_detectors({NAME: {"enabled": False}}) == []
-    assert run(insider(), NAME, config={NAME: {"enabled": False}}).alerts == []
+    def story(self):
+        return insider()
 
 
 # -- what it exists for --------------------------------------------------------
@@ -157,10 +121,6 @@ def test_a_weekend_is_not_a_silence():
 
 
 # -- alerts as an analyst sees them --------------------------------------------
-
-
-def test_alert_ids_and_records_do_not_depend_on_the_run_or_the_batch_cutting():
-    assert_stable_alerts(insider, NAME)
 
 
 def test_the_return_is_one_alert_however_long_the_account_then_reads():

@@ -33,14 +33,12 @@ from detectors.model_store import (
     ModelStore,
     version_name,
 )
-from detectors.registry import DETECTORS, build_detectors
+from detectors.registry import build_detectors
 from detectors.state_codec import decode_state, encode_state
 from models.alert import Severity
+from tests.detector_contract import DetectorContract
 from tests.detector_harness import (
     Actor,
-    assert_contract_alert,
-    assert_rejected,
-    assert_stable_alerts,
     burst,
     describe,
     local,
@@ -97,14 +95,10 @@ def insider_run():
 # -- the shared interface ---------------------------------------------------------------------------------
 
 
-def test_is_registered_under_its_name_and_judges_hours_and_days():
-    assert DETECTORS[NAME] is IsolationForestDetector and IsolationForestDetector.name == NAME
-    assert IsolationForestDetector.scales == ("short", "long")
-
-
-@pytest.mark.parametrize(
-    "key, value, expected",
-    [
+class TestContract(DetectorContract):
+    detector = IsolationForestDetector
+    scales = ("short", "long")  # hours and days
+    bad_values = [
         ("n_estimators", 0, "greater than or equal to 10"),
         ("max_samples", 1, "greater than or equal to 16"),
         ("random_state", -1, "greater than or equal to 0"),
@@ -112,22 +106,13 @@ def test_is_registered_under_its_name_and_judges_hours_and_days():
         ("budget", {"low": 1.0, "medium": 2.0, "high": 0.1}, "must not grow with severity"),
         ("daily_budget", {"low": 0.0, "medium": 0.0, "high": 0.0}, "greater than 0"),
         ("explain", 0, "greater than or equal to 1"),
-    ],
-)
-def test_settings_reject_a_bad_value_in_one_line(key, value, expected):
-    assert_rejected(NAME, key, value, expected)
+    ]
+    # restarts go through the JSON checkpoint with no model directory: the models are fit again, identically
+    run_options = {"config": CONFIG}
+    severity_from_scores = False  # calibrated to the budgets on the training history
 
-
-def test_disabled_it_is_not_built():
-    assert build_detectors({NAME: {"enabled": False}}) == []
-
-
-def test_the_alert_is_a_contract_record(insider_run):
-    events = insider_story()
-    alerts = forest_alerts(insider_run, INSIDER.id)
-    assert alerts, [describe(a) for a in insider_run.alerts]
-    for alert in alerts:
-        assert_contract_alert(alert, NAME, events)
+    def story(self):
+        return insider_story()
 
 
 # -- what it finds and how it says it -------------------------------------------------------------------------
@@ -252,11 +237,6 @@ def test_a_rule_agrees_with_a_finding_on_the_same_actor_at_medium_or_more_within
     someone = ActorRef("emp-0002", ActorKind.EMPLOYEE, "customer_service")
     apart = engine()._corroborated([finding("bulk_read", rule_hours, rule_severity, someone), model])
     assert apart[1].severity is Severity.MEDIUM
-
-
-def test_replays_batch_cuttings_and_restarts_give_the_same_alerts():
-    # restarts go through the JSON checkpoint with no model directory: the models are fit again, identically
-    assert_stable_alerts(insider_story, NAME, config=CONFIG)
 
 
 # -- artefacts and checkpoints ----------------------------------------------------------------------------------

@@ -12,22 +12,17 @@ from __future__ import annotations
 import pytest
 
 from detectors.new_access import NewAccess
-from detectors.registry import DETECTORS, build_detectors
 from models.alert import Severity
+from tests.detector_contract import DetectorContract
 from tests.detector_harness import (
     EVERY_DAY,
     PASSPORT_FIELDS,
     Actor,
-    assert_contract_alert,
-    assert_findings_well_formed,
-    assert_rejected,
-    assert_stable_alerts,
     burst,
     describe,
     history,
     local,
     run,
-    scores_placing,
     settings_with,
     stream,
     team,
@@ -52,47 +47,16 @@ def insider(day: int = 14):
 # -- the shared interface ------------------------------------------------------
 
 
-def test_is_registered_under_its_name():
-    assert NewAccess.name == NAME and DETECTORS[NAME] is NewAccess
-    assert NewAccess.scales == ("short",)
-
-
-@pytest.mark.parametrize(
-    "key, value, expected",
-    [
+class TestContract(DetectorContract):
+    detector = NewAccess
+    scales = ("short",)
+    bad_values = [
         ("what", ["phone"], "'data_class', 'resource' or 'source_ip'"),
         ("min_records", -1, "greater than or equal to 0"),
-        ("severity_scores", [5.0, 3.0, 7.0], "ascending"),
-        ("ignore", ["crm"], "unknown key"),
-    ],
-)
-def test_settings_reject_a_bad_value_in_one_line(key, value, expected):
-    assert_rejected(NAME, key, value, expected)
+    ]
 
-
-@pytest.mark.parametrize("scores", [[], [3.0, 5.0], [1.0, 2.0, 3.0, 4.0]])
-def test_settings_reject_anything_but_three_severity_scores(scores):
-    assert_rejected(NAME, "severity_scores", scores, "3 items")
-
-
-def test_the_alert_is_a_contract_record_built_from_well_formed_findings():
-    events = insider()
-    result = run(events, NAME)
-    assert_contract_alert(result.only(), NAME, events)
-    assert_findings_well_formed(result, NAME)
-
-
-@pytest.mark.parametrize("severity", list(Severity))
-def test_severity_follows_the_configured_severity_scores(severity):
-    events = insider()
-    score = run(events, NAME).only().score
-    placed = run(events, NAME, config={NAME: {"severity_scores": scores_placing(score, severity)}}).only()
-    assert (placed.score, placed.severity) == (score, severity)
-
-
-def test_disabled_it_is_not_built_and_raises_nothing():
-    assert build_detectors({NAME: {"enabled": False}}) == []
-    assert run(insider(), NAME, config={NAME: {"enabled": False}}).alerts == []
+    def story(self):
+        return insider()
 
 
 # -- what it exists for --------------------------------------------------------
@@ -227,10 +191,6 @@ def test_a_new_hire_is_not_judged_on_first_touches_during_its_own_warm_up():
 
 
 # -- alerts as an analyst sees them --------------------------------------------
-
-
-def test_alert_ids_and_records_do_not_depend_on_the_run_or_the_batch_cutting():
-    assert_stable_alerts(insider, NAME)
 
 
 def test_a_finding_that_continues_grows_one_alert_and_the_next_day_it_is_known():

@@ -14,30 +14,24 @@ import itertools
 from datetime import datetime, timedelta
 
 import orjson
-import pytest
 
 from accesswatch import cli
 from dashboard.queries import impact
 from detectors.alerts import alert_id
 from detectors.base import Finding
 from detectors.ramp import DAY, Ramp
-from detectors.registry import DETECTORS, build_detectors
 from models.alert import Severity
 from store.base import IncidentQuery
 from store.sqlite import SqliteStore
+from tests.detector_contract import DetectorContract
 from tests.detector_harness import (
     EVERY_DAY,
     ZONE,
-    assert_contract_alert,
-    assert_findings_well_formed,
-    assert_rejected,
-    assert_stable_alerts,
     burst,
     describe,
     history,
     local,
     run,
-    scores_placing,
     settings_with,
     stream,
     team,
@@ -78,14 +72,10 @@ def insider(days: int = 8, target: float = 10.0):
 # -- the shared interface ------------------------------------------------------
 
 
-def test_is_registered_under_its_name():
-    assert Ramp.name == NAME and DETECTORS[NAME] is Ramp
-    assert Ramp.scales == ("long",)  # a ramp is a matter of days
-
-
-@pytest.mark.parametrize(
-    "key, value, expected",
-    [
+class TestContract(DetectorContract):
+    detector = Ramp
+    scales = ("long",)  # a ramp is a matter of days
+    bad_values = [
         ("allowance", -0.5, "greater than or equal to 0"),
         ("min_sum", 0, "greater than 0"),
         ("min_days", 0, "greater than or equal to 1"),
@@ -94,39 +84,10 @@ def test_is_registered_under_its_name():
         ("min_ratio", 0.5, "greater than or equal to 1"),
         ("min_records", "many", "a valid integer"),
         ("max_gap_days", 0, "greater than 0"),
-        ("severity_scores", [5.0, 3.0, 8.0], "ascending"),
-        ("window", "1d", "unknown key"),
-    ],
-)
-def test_settings_reject_a_bad_value_in_one_line(key, value, expected):
-    assert_rejected(NAME, key, value, expected)
+    ]
 
-
-@pytest.mark.parametrize("scores", [[], [3.0, 5.0], [1.0, 2.0, 3.0, 4.0]])
-def test_settings_reject_anything_but_three_severity_scores(scores):
-    assert_rejected(NAME, "severity_scores", scores, "3 items")
-
-
-def test_the_alerts_are_contract_records_built_from_well_formed_findings():
-    events = insider()
-    result = run(events, NAME)
-    assert result.alerts
-    for alert in result.alerts:
-        assert_contract_alert(alert, NAME, events)
-    assert_findings_well_formed(result, NAME)
-
-
-@pytest.mark.parametrize("severity", list(Severity))
-def test_severity_follows_the_configured_severity_scores(severity):
-    events = insider()
-    first = run(events, NAME).findings[0]
-    placed = run(events, NAME, config={NAME: {"severity_scores": scores_placing(first.score, severity)}}).findings[0]
-    assert (placed.score, placed.severity) == (first.score, severity)
-
-
-def test_disabled_it_is_not_built_and_raises_nothing():
-    assert build_detectors({NAME: {"enabled": False}}) == []
-    assert run(insider(), NAME, config={NAME: {"enabled": False}}).alerts == []
+    def story(self):
+        return insider()
 
 
 # -- what it exists for --------------------------------------------------------
@@ -320,10 +281,3 @@ def test_no_alert_during_the_system_warm_up():
     assert run(early, NAME, config=two_days).alerts == []
     shorter = settings_with(baselines__system_warmup="5d")
     assert run(early, NAME, config=two_days, settings=shorter).only().window_end == local(7)
-
-
-# -- alerts as an analyst sees them --------------------------------------------
-
-
-def test_alert_ids_and_records_do_not_depend_on_the_run_or_the_batch_cutting():
-    assert_stable_alerts(insider, NAME)

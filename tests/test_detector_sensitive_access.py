@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import pytest
 
-from detectors.registry import DETECTORS, build_detectors
 from detectors.sensitive_access import SensitiveAccess
 from models.alert import Severity
+from tests.detector_contract import DetectorContract
 from tests.detector_harness import (
     PASSPORT_FIELDS,
     Actor,
-    assert_contract_alert,
-    assert_findings_well_formed,
-    assert_rejected,
-    assert_stable_alerts,
     burst,
     describe,
     history,
     local,
     run,
-    scores_placing,
     settings_with,
     stream,
     team,
@@ -51,47 +46,18 @@ def visa_desk_routine(days: int = 14):
 # -- the shared interface ------------------------------------------------------
 
 
-def test_is_registered_under_its_name():
-    assert SensitiveAccess.name == NAME and DETECTORS[NAME] is SensitiveAccess
-    assert SensitiveAccess.scales == ("short",)
-
-
-@pytest.mark.parametrize(
-    "key, value, expected",
-    [
+class TestContract(DetectorContract):
+    detector = SensitiveAccess
+    scales = ("short",)
+    bad_values = [
         ("min_records", -5, "greater than or equal to 0"),
         ("min_ratio", 0, "greater than or equal to 1"),
         ("min_z", "x", "a valid number"),
         ("min_peak_ratio", -1, "greater than or equal to 0"),
-        ("severity_scores", [7.0, 5.0, 3.0], "ascending"),
-        ("severity_scores", [1.0, 2.0, 3.0, 4.0], "at most 3"),
-        ("documented_max_severity", "serious", "'low', 'medium', 'high' or 'critical'"),
-        ("classes", ["financial"], "unknown key"),
-    ],
-)
-def test_settings_reject_a_bad_value_in_one_line(key, value, expected):
-    assert_rejected(NAME, key, value, expected)
+    ]
 
-
-def test_the_alert_is_a_contract_record_built_from_well_formed_findings():
-    events = insider()
-    result = run(events, NAME)
-    record = assert_contract_alert(result.only(), NAME, events)
-    assert record["actor_id"] == "emp-0001"
-    assert_findings_well_formed(result, NAME)
-
-
-@pytest.mark.parametrize("severity", list(Severity))
-def test_severity_follows_the_configured_severity_scores(severity):
-    events = insider()
-    score = run(events, NAME).only().score
-    placed = run(events, NAME, config={NAME: {"severity_scores": scores_placing(score, severity)}}).only()
-    assert (placed.score, placed.severity) == (score, severity)
-
-
-def test_disabled_it_is_not_built_and_raises_nothing():
-    assert build_detectors({NAME: {"enabled": False}}) == []
-    assert run(insider(), NAME, config={NAME: {"enabled": False}}).alerts == []
+    def story(self):
+        return insider()
 
 
 # -- what it exists for --------------------------------------------------------
@@ -244,10 +210,6 @@ def test_bulk_work_citing_a_purpose_is_capped_at_medium():
 
 
 # -- alerts as an analyst sees them --------------------------------------------
-
-
-def test_alert_ids_and_records_do_not_depend_on_the_run_or_the_batch_cutting():
-    assert_stable_alerts(insider, NAME)
 
 
 def test_a_finding_that_continues_grows_one_alert():
