@@ -20,8 +20,8 @@ class BulkReadSettings(VolumeSettings):
     daily_min_records: Annotated[int, Field(ge=0)] = 500
     daily_min_ratio: Annotated[float, Field(ge=1)] = 5.0
     daily_min_z: Annotated[float, Field(ge=0)] = 2.5
-    # records in one short window that alert whatever the baseline (0 = no limit);
-    # routine work that the actor's own rhythm explains is left alone
+    # records in one short window that alert whatever the baseline (0 = no limit), each logged customer's counted
+    # once (``WindowStats.records_counted_once``); routine work that the actor's own rhythm explains is left alone
     absolute_limits: dict[ActorKind, Annotated[int, Field(ge=0)]] = {
         ActorKind.EMPLOYEE: 50_000,
         ActorKind.PARTNER: 20_000,
@@ -52,7 +52,13 @@ class BulkRead(Detector[BulkReadSettings]):
             )
             found = [e for e in (by_records, by_customers) if e is not None and period.system_ready]
             limit = settings.absolute_limits.get(window.actor.kind, 0) if short else 0
-            over_limit = bool(limit) and window.records >= limit
+            # The hard limit is on how much customer data left, not how often it was handled: a list searched,
+            # exported and downloaded is one list, not three, where the logged ids show the same customers again.
+            # Not the distinct ids alone: they may be a sample (the contract allows it) and the window stops
+            # counting them at MAX_TRACKED_CUSTOMERS, under the limits; nor the largest access: a theft cut into
+            # many accesses would pass.  An access that logs no ids, or new ones, counts whole, as before.
+            once = window.records_counted_once
+            over_limit = bool(limit) and once >= limit
             if not found and not over_limit:
                 continue
             if found:
@@ -83,12 +89,15 @@ class BulkRead(Detector[BulkReadSettings]):
                 if expectation is not None and expectation.ratio < 2.0:
                     continue  # the actor's own rhythm explains it: a routine job
                 score = settings.severity_scores[0]
+                repeats = window.records - once
+                counted = f", {wording.count(once)} with each customer counted once" if repeats else ""
                 summary = (
                     f"{wording.who(window.actor).capitalize()} {wording.accessed(window)} "
-                    f"{wording.span(window.start, window.end, period.clock.zone)}, over the limit of "
+                    f"{wording.span(window.start, window.end, period.clock.zone)}{counted}, over the limit of "
                     f"{wording.count(limit)} for {wording.a_kind(window.actor.kind)}."
                 )
-                evidence = {"figure": "records", "value": window.records, "limit": limit}
+                figure = "records counted once per customer" if repeats else "records"
+                evidence = {"figure": figure, "value": once, "limit": limit}
             evidence |= {
                 "scale": period.scale,
                 "records": window.records,

@@ -106,6 +106,7 @@ class WindowStats:
         "outside_business_events",
         "purposes",
         "records",
+        "repeat_records",
         "resource_kinds",
         "resources",
         "start",
@@ -118,6 +119,8 @@ class WindowStats:
         self.end = end
         self.events = 0
         self.records = 0
+        # records of customers whose ids the window's accesses had logged already (``records_counted_once``)
+        self.repeat_records = 0
         self.egress_records = 0
         self.egress_by_action: dict[str, int] = {}  # "export", "print"...: what the summary says was done
         self.high_records = 0
@@ -179,8 +182,16 @@ class WindowStats:
                 if len(self.purposes) < 5:
                     self.purposes.add(purpose)
             customer_ids = event.customer_ids
-            if customer_ids and len(self.customers) < MAX_TRACKED_CUSTOMERS:
-                self.customers.update(customer_ids)
+            if customer_ids:
+                customers = self.customers
+                before = len(customers)
+                if before < MAX_TRACKED_CUSTOMERS:
+                    customers.update(customer_ids)
+                    # the share of the access's ids the window had logged already: that share of its records is
+                    # a second look at the same customers (a list searched, then exported, then downloaded)
+                    known = before + len(customer_ids) - len(customers)
+                    if known:
+                        self.repeat_records += records * known // len(customer_ids)
         first = self.first_ids
         event_id = event.event_id
         if not first.keys() >= touch.first_keys:
@@ -219,6 +230,7 @@ class WindowStats:
         # nothing new in (a day's later hours repeat its first hours' classes, kinds and addresses)
         self.events += hour.events
         self.records += hour.records
+        self.repeat_records += hour.repeat_records  # a day's: the repeats within each of its hours
         self.egress_records += hour.egress_records
         if hour.egress_by_action:
             by_action = self.egress_by_action
@@ -289,6 +301,17 @@ class WindowStats:
     def distinct_customers(self) -> int:
         return len(self.customers)
 
+    @property
+    def records_counted_once(self) -> int:
+        """Records with each logged customer's counted once: the repeats the logged ids show taken away.
+
+        An access's records count in the share of its customer ids that the window had not logged yet; an access
+        that logs none counts whole (nothing tells a repeat), and so does one past ``MAX_TRACKED_CUSTOMERS``.
+        Where the ids are a sample, only a sample logged again shows the repeat: different samples of the same
+        list count it again, never less than the customers read.
+        """
+        return self.records - self.repeat_records
+
     def sample_event_ids(self, limit: int = SAMPLE_SIZE) -> list[str]:
         """The largest accesses first: the evidence an analyst opens first."""
         return [event_id for _, event_id in sorted(self._cut_sample(), key=lambda item: (-item[0], item[1]))[:limit]]
@@ -335,13 +358,17 @@ class WindowStats:
             self.last_ts,
             [list(item) for item in self._cut_sample()],
             self.egress_by_action,
+            self.repeat_records,
         ]
 
     @classmethod
     def from_state(cls, state: list) -> WindowStats:
         actor_state, start, end, *rest = state
-        # egress by action came last, later: a window saved before has none (its summary names no action)
-        rest, egress_by_action = (rest, {}) if len(rest) == _FIELDS_BEFORE_EGRESS_BY_ACTION else (rest[:-1], rest[-1])
+        # egress by action came later, then repeat records: a window saved before has none of them (its summary
+        # names no action; its records count whole against a hard limit, as they did when it was saved)
+        rest, later = rest[:_FIELDS_BEFORE_EGRESS_BY_ACTION], rest[_FIELDS_BEFORE_EGRESS_BY_ACTION:]
+        egress_by_action = later[0] if later else {}
+        repeat_records = later[1] if len(later) > 1 else 0
         actor = ActorRef(actor_state[0], ActorKind(actor_state[1]), *actor_state[2:])
         window = cls(actor, start, end)
         (
@@ -376,6 +403,7 @@ class WindowStats:
         window.new_items = {(what, value): event_id for what, value, event_id in new_items}
         window.first_ids = {(what, value): event_id for what, value, event_id in first_ids}
         window.egress_by_action = dict(egress_by_action)
+        window.repeat_records = repeat_records
         window._sample = [tuple(item) for item in sample]
         heapq.heapify(window._sample)
         return window

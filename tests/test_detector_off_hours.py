@@ -14,6 +14,8 @@ from models.alert import Severity
 from tests.detector_contract import DetectorContract
 from tests.detector_harness import (
     EVERY_DAY,
+    EVERYDAY_FIELDS,
+    PASSPORT_FIELDS,
     Actor,
     burst,
     describe,
@@ -31,11 +33,11 @@ NIGHT_HOURS = [22, 23, 0, 1, 2, 3, 4, 5]
 NIGHT_DESK = team(4, role="night_desk", first=60)
 
 
-def insider(accesses: int = 30, records: int = 2, day: int = 15, hour: int = 2):
+def insider(accesses: int = 30, records: int = 2, day: int = 15, hour: int = 2, fields=EVERYDAY_FIELDS):
     """A day-shift agent for two weeks, then ``accesses`` accesses at ``hour`` on day ``day`` (a Tuesday)."""
     return stream(
         history(AGENT, days=14, per_hour=3, records=2),
-        burst(AGENT, local(day, hour), events=accesses, records=records),
+        burst(AGENT, local(day, hour), events=accesses, records=records, fields=fields),
     )
 
 
@@ -51,6 +53,9 @@ class TestContract(DetectorContract):
     scales = ("short",)
     bad_values = [
         ("min_events", 0, "greater than or equal to 1"),
+        ("min_records", 0, "greater than or equal to 1"),
+        ("max_events_score", -1, "greater than or equal to 0"),
+        ("sensitive_weight", 0.5, "greater than or equal to 1"),
         ("max_usual_level", 1.5, "less than 1"),
         ("max_usual_level", 0, "greater than 0"),
     ]
@@ -76,16 +81,57 @@ def test_a_day_shift_agent_at_two_in_the_morning_raises_one_alert():
 @pytest.mark.parametrize(
     "accesses, records, severity",
     [
-        (14, 2, None),  # under min_events
-        (15, 2, Severity.MEDIUM),  # 2 + 0 + 1
+        (14, 2, None),  # under min_events, and 28 records under min_records
+        (3, 300, None),  # 900 records: under both
+        (15, 2, Severity.MEDIUM),  # never in this hour (2) + 0 at the gate + outside business hours (1)
         (30, 2, Severity.HIGH),  # 2 + 1 + 1
         (60, 1, Severity.HIGH),  # 2 + 2 + 1
-        (60, 2, Severity.CRITICAL),  # 2 + 2 + 1 + 1 for reading 100 records or more
+        (60, 2, Severity.HIGH),  # 120 records do not add to it (they made it critical, like a theft)
+        (120, 1, Severity.HIGH),  # 2 + 2.5 (the most accesses add) + 1: a crowd of small accesses is not critical
+        (3, 400, Severity.MEDIUM),  # 1,200 records in 3 accesses: 2 + log2(1.2) + 1
+        (120, 100, Severity.CRITICAL),  # 12,000 records: 2 + log2(12) + 1
     ],
 )
 def test_severity_grows_with_how_much_was_done(accesses, records, severity):
     alerts = run(insider(accesses=accesses, records=records), NAME).alerts
     assert [a.severity for a in alerts] == ([severity] if severity else []), [describe(a) for a in alerts]
+
+
+@pytest.mark.parametrize("hour", [2, 21])
+def test_a_few_accesses_that_read_a_great_deal_off_hours_are_a_critical_finding(hour):
+    # three accesses, far under min_events: at 02:00 a theft of 180,000 records, at 21:00 an evening export
+    alert = run(insider(accesses=3, records=60_000, hour=hour), NAME).only()
+    evidence = alert.evidence
+    assert alert.window_start == local(15, hour)
+    assert evidence["events"] == 3 and evidence["records"] == 180_000 and evidence["judged_on"] == "records"
+    assert "made 3 accesses to 180,000 records on " in alert.summary
+    assert alert.severity is Severity.CRITICAL and alert.score >= 2 + 7 + 1  # log2(180) = 7.5 past the gate
+
+
+def test_a_few_big_accesses_in_an_odd_hour_of_the_working_day_are_left_to_the_volume_rules():
+    # a night-shift agent's report at 14:00 on a weekday: an hour they never work, but the office is open
+    report = burst(NIGHT_DESK[0], local(15, 14), events=3, records=60_000)
+    assert run(stream(*night_desk_routine(), report), NAME).alerts == []
+    # fifteen accesses make it an off-hours finding as before, and then their 180,000 records count
+    busy = burst(NIGHT_DESK[0], local(15, 14), events=15, records=12_000)
+    alert = run(stream(*night_desk_routine(), busy), NAME).only()
+    assert alert.evidence["outside_business_hours"] is False and alert.evidence["judged_on"] == "records"
+    assert alert.severity is Severity.CRITICAL
+
+
+def test_many_small_accesses_are_critical_only_when_the_records_are_sensitive():
+    # 120 accesses of 20 records at 02:00: 2,400 everyday records are high; as passports they weigh four times
+    everyday = run(insider(accesses=120, records=20), NAME).only()
+    passports = run(insider(accesses=120, records=20, fields=PASSPORT_FIELDS), NAME).only()
+    assert everyday.severity is Severity.HIGH and everyday.evidence["judged_on"] == "accesses"
+    assert passports.severity is Severity.CRITICAL and passports.evidence["judged_on"] == "records"
+    assert passports.evidence["high_records"] == 2400 and "to 2,400 records (2,400 of high sensitivity) on" in (
+        passports.summary
+    )
+    assert "high sensitivity" not in everyday.summary
+    # the weight is a setting: at 1, a passport is a record like any other
+    plain = run(insider(accesses=120, records=20, fields=PASSPORT_FIELDS), NAME, config={NAME: {"sensitive_weight": 1}})
+    assert plain.only().severity is Severity.HIGH
 
 
 def test_an_unusual_hour_inside_business_hours_weighs_less():

@@ -35,7 +35,8 @@ def _events(seed: int, hours: int, per_hour: int) -> list:
 
 
 def _figures(window: WindowStats) -> tuple:
-    state = window.to_state()
+    # repeat records are left out: an hour counts the repeats within it, and a day holds its hours' (the next test)
+    *state, _repeat_records = window.to_state()
     state[1] = state[2] = None  # start and end differ between an hour and its day
     state[-2] = sorted(map(tuple, state[-2]))  # the sample is a heap: its list order follows its history
     state[-1] = sorted(state[-1].items())  # egress by action, in the order actions came
@@ -63,6 +64,27 @@ def test_a_day_folded_from_its_hours_holds_what_the_day_would_have_gathered_even
         folded.merge(hour)
     assert _figures(folded) == _figures(direct)
     assert list(folded.first_ids.items()) == list(direct.first_ids.items())  # first touches, in their order
+    assert folded.repeat_records == sum(hour.repeat_records for hour in hours.values()) > 0
+
+
+def test_records_count_each_logged_customer_once_by_the_share_of_an_access_s_ids_seen_before(settings):
+    """The measure of ``bulk_read``'s hard limit: a list handled in three steps is one list, not three."""
+    touch = Classifier(settings.classification).touch(["name"])
+    window = WindowStats(ActorRef.of(event()), 0.0, HOUR)
+    listed = [f"c-{n:06d}" for n in range(10_000)]  # the first 10,000 of a list of 17,982: all an access may log
+
+    def access(records: int, customer_ids: list[str] | None, action: str = "search") -> None:
+        item = event(record_count=records, customer_ids=customer_ids, action=action)
+        window.add(item, item.timestamp.timestamp(), touch, True)
+
+    for action in ("search", "export", "download"):
+        access(17_982, listed, action)
+    assert (window.records, window.records_counted_once) == (53_946, 17_982)
+    access(1_000, listed[:500] + [f"new-{n}" for n in range(500)])  # half of them seen: half its records count
+    access(700, None)  # no ids: nothing tells a repeat
+    assert (window.records, window.records_counted_once) == (55_646, 17_982 + 500 + 700)
+    restored = WindowStats.from_state(window.to_state())
+    assert restored.records_counted_once == window.records_counted_once
 
 
 def test_each_class_an_event_touched_keeps_its_first_event_whatever_the_order_of_touches(settings):
@@ -102,6 +124,10 @@ def test_egress_is_counted_by_action_and_a_window_saved_before_that_still_loads(
     }
     assert window.egress_by_action == expected and sum(expected.values()) == window.egress_records > 0
     assert WindowStats.from_state(window.to_state()).egress_by_action == expected
-    saved_before = window.to_state()[:-1]  # the state as versions before egress by action saved it
+    saved_before = window.to_state()[:-2]  # the state as versions before egress by action saved it
     restored = WindowStats.from_state(saved_before)
     assert restored.egress_by_action == {} and restored.egress_records == window.egress_records
+    # and as versions before repeat records: its records count whole, as they did then
+    restored = WindowStats.from_state(window.to_state()[:-1])
+    assert restored.egress_by_action == expected and restored.repeat_records == 0 < window.repeat_records
+    assert restored.records_counted_once == restored.records
