@@ -11,6 +11,9 @@ _BASIS = {
     "own rhythm": "their usual for this hour of the week",
     "own weekday": "their usual for this day of the week",
     "peers": "their peers' usual",
+    "employees": "employees' usual",
+    "partners": "partners' agents' usual",
+    "busiest service": "the busiest service account's usual",
 }
 
 

@@ -21,10 +21,12 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from detectors.classify import Classifier
+from detectors.kind_baseline import KIND_BASES, KindBaseline, kind_baseline
 from detectors.profiles import SLOT_METRICS, SPARSE_METRICS, EwStat, Profile, ProfileBook
 from detectors.windows import ActorRef, LocalClock, WindowStats
 from models.alert import Severity
 from models.config import Organisation
+from models.event import ActorKind
 
 DOCUMENTED_SHARE = 0.9  # of the window's records read under a stated purpose
 # An hour is also compared with the busiest hour of the actor's busier days (the
@@ -102,6 +104,9 @@ class Finding:
     severity: Severity
     summary: str
     evidence: dict[str, Any] = field(default_factory=dict)
+    # documented work judged only against everyone of the actor's kind: the engine raises no alert
+    # (``detectors.kind_baseline``)
+    explained: bool = False
 
 
 @dataclass(slots=True)
@@ -112,7 +117,9 @@ class Expectation:
     expected: float  # on the natural scale
     ratio: float  # (value + 1) / (expected + 1), after the population allowance
     z: float  # spreads above the expectation on the log scale, after the allowance
-    basis: str  # "own", "own rhythm" (the hour of the week's), "own weekday" (the day of the week's), "peers"
+    # "own", "own rhythm" (the hour of the week's), "own weekday" (the day of the week's), "peers", or one of
+    # ``KIND_BASES`` (everyone of the actor's kind: ``detectors.kind_baseline``)
+    basis: str
     population_factor: float
     # for an hour: the busiest hour of the actor's busier days, or of its peers' if higher (None: not known)
     usual_peak: float | None = None
@@ -171,6 +178,7 @@ class Period:
         self._factors: dict[str, tuple[dict[str, float], float]] = {}
         self._mature: list[tuple[WindowStats, dict[str, EwStat], str]] | None = None
         self._peer_peaks: dict[tuple[str, str], float | None] = {}  # (peer key, metric) -> the group's usual peak
+        self._kinds: dict[ActorKind, KindBaseline | None] = {}  # found once a window of the kind needs it
 
     def _stat(self, profile: Profile, metric: str) -> EwStat:
         return (profile.hourly if self.scale == "short" else profile.daily)[metric]
@@ -178,10 +186,10 @@ class Period:
     def expectation(
         self, window: WindowStats, metric: str, value: float, min_ratio: float = 0.0, min_z: float = -math.inf
     ) -> Expectation | None:
-        """How ``value`` compares with what this actor (else its peers) usually does here.
+        """How ``value`` compares with what this actor (else its peers, else everyone of its kind) usually does here.
 
-        None when there is no baseline to compare with (the system or the
-        peer group is too new).  For a sparse figure that neither the actor
+        None when there is no baseline to compare with (no group of the
+        actor's kind is past its warm-up yet).  For a sparse figure that neither the actor
         nor its peers ever had, the expectation is zero: a first export is
         news.  None too when the value falls short of ``min_ratio`` or
         ``min_z`` before the population allowance, which only lowers both
@@ -190,10 +198,15 @@ class Period:
         window past its floor, nearly all of them far from its gates.
         """
         profile, basis = self.profiles.baseline(window.actor)
-        if profile is None:
-            return None
+        kind: KindBaseline | None = None
+        if profile is not None:
+            stat = self._stat(profile, metric)
+        else:
+            kind = self.kind_baseline(window.actor.kind)
+            if kind is None:
+                return None
+            stat, basis = kind.stats[metric], kind.basis
         own = profile if basis == "own" else None  # the actor's own profile, for its usual peak
-        stat = self._stat(profile, metric)
         if stat.weight(self._g) < 1.0 and metric in SPARSE_METRICS and basis == "own":
             peer = self.profiles.peer(window.actor)
             if peer is not None and len(peer.members) > 1:
@@ -205,7 +218,7 @@ class Period:
                 return None
             stat = _NEVER
         mean, sd = stat.mean, stat.sd
-        if metric in SLOT_METRICS and basis == "own":
+        if profile is not None and metric in SLOT_METRICS and basis == "own":
             # a routine weekly export lives in its hour (and day) of the week: expect it there
             if self.scale == "short":
                 slot = profile.rhythm.slot_volume(self.slot, metric, self.g_slow)
@@ -222,8 +235,19 @@ class Period:
         allowance = math.log(factor)
         z = (log_value - mean - allowance) / sd
         ratio = (value + 1.0) / (math.expm1(mean) + 1.0) / factor
-        peak = self._usual_peak(window.actor, own, metric) if self.scale == "short" else None
+        peak = None
+        if self.scale == "short":
+            peak = kind.peaks.get(metric) if kind is not None else self._usual_peak(window.actor, own, metric)
         return Expectation(value, math.expm1(mean), ratio, z, basis, factor, peak)
+
+    def kind_baseline(self, kind: ActorKind) -> KindBaseline | None:
+        """Everyone of the kind's usual at this period's scale (``detectors.kind_baseline``), found at most once a
+        period and only when a window of an actor with no baseline of its own or its peers' asks for it."""
+        if kind not in self._kinds:
+            self._kinds[kind] = kind_baseline(
+                self.profiles, kind, self.scale, self._g, self.g_slow, USUAL_PEAK_QUANTILE
+            )
+        return self._kinds[kind]
 
     def _usual_peak(self, actor: ActorRef, own: Profile | None, metric: str) -> float | None:
         """The busiest hour of the actor's busier days, or its peer group's if higher; the group's alone while
@@ -394,12 +418,12 @@ class Detector(ABC, Generic[SettingsT]):
         }
         severity = severity or self.settings.severity_for(score)
         cap = self.settings.documented_max_severity
-        if (
-            cap is not None
-            and window.documented_share >= DOCUMENTED_SHARE
-            and severity.rank > cap.rank
-            and self.settings.documents(window.purposes)
-        ):
+        documented = (
+            cap is not None and window.documented_share >= DOCUMENTED_SHARE and self.settings.documents(window.purposes)
+        )
+        # judged only against everyone of its kind, documented work is no news (``detectors.kind_baseline``)
+        explained = documented and evidence.get("baseline_from") in KIND_BASES
+        if documented and cap is not None and severity.rank > cap.rank:
             severity = cap
             purposes = sorted(window.purposes)
             evidence["documented"] = {"share": round(window.documented_share, 3), "purposes": purposes}
@@ -413,4 +437,5 @@ class Detector(ABC, Generic[SettingsT]):
             severity=severity,
             summary=summary,
             evidence=evidence,
+            explained=explained,
         )

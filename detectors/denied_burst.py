@@ -10,6 +10,7 @@ from pydantic import Field
 
 from detectors import wording
 from detectors.base import Detector, DetectorSettings, Finding, Period
+from detectors.kind_baseline import KIND_BASES
 from models.config import Seconds
 
 
@@ -35,6 +36,8 @@ class DeniedBurst(Detector[DeniedBurstSettings]):
             if burst < settings.min_denied:
                 continue
             expectation = period.expectation(window, "denied", window.denied)
+            if expectation is not None and expectation.basis in KIND_BASES:
+                expectation = None  # others' refusals do not make this actor's usual: no broken integration known
             if expectation is not None and expectation.ratio < settings.min_ratio:
                 continue  # this actor is often refused: a broken integration, not a probe
             sensitive = window.denied_high >= window.denied / 2

@@ -219,7 +219,7 @@ class DetectionEngine:
         for detector in self.detectors:
             if scale in detector.scales:
                 if ready or detector.judges_during_warmup:
-                    found.extend(detector.detect(period))
+                    found.extend(finding for finding in detector.detect(period) if not finding.explained)
                 detector.observe(period)
         for finding in self._corroborated(found) if self._alone and found else found:
             self._raise(finding)

@@ -633,6 +633,16 @@ class ProfileBook:
         self._peer_keys[actor.id] = (actor, key)
         return key
 
+    def group_kind(self, key: str) -> str | None:
+        """The actor kind of a peer group (``peer_key``), None when kinds are not a peer field (or a value of the
+        key holds its separator, and it cannot be read back)."""
+        if "kind" not in self.peer_fields:
+            return None
+        parts = key.split("|")
+        if len(parts) != len(self.peer_fields):
+            return None
+        return parts[self.peer_fields.index("kind")].partition("=")[2]
+
     def actor(self, actor_id: str) -> Profile | None:
         return self.actors.get(actor_id)
 

@@ -48,6 +48,7 @@ from pydantic import Field
 
 from detectors import wording
 from detectors.base import Detector, DetectorSettings, Expectation, Finding, Period
+from detectors.kind_baseline import KIND_BASES
 from detectors.windows import WindowStats
 from models.alert import Severity
 
@@ -151,7 +152,8 @@ class Ramp(Detector[RampSettings]):
         for window in period.windows:
             actor_id = window.actor.id
             expectation = period.expectation(window, "records", window.records)
-            if expectation is None or expectation.basis == "peers":  # own baselines only (the module's docstring)
+            # own baselines only (the module's docstring): not its peers', nor everyone of its kind's
+            if expectation is None or expectation.basis == "peers" or expectation.basis in KIND_BASES:
                 continue
             earlier = self._runs.get(actor_id)
             if earlier is not None and period.start - earlier.last_day > settings.max_gap_days * DAY:

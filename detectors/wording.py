@@ -96,6 +96,10 @@ def basis(name: str) -> str:
         "own rhythm": "their usual for this hour of the week",
         "own weekday": "their usual for this day of the week",
         "peers": "their peers' usual",
+        # everyone of their kind's (``detectors.kind_baseline``)
+        "employees": "employees' usual",
+        "partners": "partners' agents' usual",
+        "busiest service": "the busiest service account's usual",
     }.get(name, "the usual")
 
 

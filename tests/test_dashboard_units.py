@@ -832,6 +832,23 @@ def test_a_usual_of_none_is_said_as_none_not_as_a_ratio():
     assert explain(f.alert(evidence=evidence))[0] == "60,304 records, where their own usual is none."
 
 
+@pytest.mark.parametrize(
+    "basis, words",
+    [
+        ("employees", "employees' usual"),
+        ("partners", "partners' agents' usual"),
+        ("busiest service", "the busiest service account's usual"),
+    ],
+)
+def test_everyone_of_their_kinds_usual_is_named_as_the_summary_names_it(basis, words):
+    from dashboard.explain import explain
+    from detectors import wording
+
+    evidence = {"figure": "records", "value": 40000, "baseline": 7.0, "baseline_from": basis, "ratio": 5139.0}
+    assert explain(f.alert(evidence=evidence))[0] == f"40,000 records against {words} of 7: 5,714.3 times as many."
+    assert wording.compared(40_000, 7.0, basis) == f"5,714x {words} of 7"
+
+
 def test_a_ramp_alert_is_explained_by_its_days():
     from dashboard.explain import explain
 

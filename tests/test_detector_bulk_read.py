@@ -283,6 +283,26 @@ def test_a_new_hire_is_judged_on_the_peers_usual():
     assert "peers' usual of 30" in alert.summary
 
 
+@pytest.mark.parametrize("purpose", [None, "CHG-2026-0042"])
+def test_an_actor_with_no_baseline_and_no_peers_is_judged_against_all_employees(purpose):
+    # a contractor, a role nobody else has, never seen before: neither its own baseline nor peers to judge it on
+    contractor = Actor("emp-x001", role="contractor", ip="10.9.9.9")
+    routine = [history(a, days=14, per_hour=3, records=10) for a in team(6)]
+    dump = burst(contractor, local(14, 14, 5), records=40_000, **({"purpose": purpose} if purpose else {}))
+    alerts = run(stream(*routine, dump), NAME).alerts
+    if purpose is not None:
+        # documented work, judged only against everyone of its kind: no news (detectors.kind_baseline)
+        assert alerts == []
+        return
+    (alert,) = alerts
+    assert alert.actor_id == contractor.id and alert.severity is Severity.CRITICAL
+    assert alert.evidence["baseline_from"] == "employees"
+    assert "1,333x employees' usual of 30" in alert.summary
+
+    like_everyone = burst(contractor, local(14, 14, 5), events=3, records=10)
+    assert run(stream(*routine, like_everyone), NAME).alerts == []
+
+
 @pytest.mark.parametrize("documented, severity", [(10, Severity.MEDIUM), (8, Severity.CRITICAL)])
 def test_bulk_work_citing_a_purpose_is_capped_at_medium(documented, severity):
     # 10 accesses of 300 records; ``documented`` of them cite the ticket (the cap needs 90% of the records)

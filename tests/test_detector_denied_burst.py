@@ -117,6 +117,15 @@ def test_an_account_nobody_knows_probing_is_flagged_without_any_baseline():
     assert alert.actor_id == stranger.id and alert.evidence["usual_denied"] is None
 
 
+def test_an_account_nobody_knows_is_not_excused_by_another_teams_refusals():
+    # judged against all employees for its volumes, but everyone's refusals are not its own: no broken tool known
+    desk = team(4, role="ticket_desk", first=40)
+    refused = [history(a, days=16, per_hour=25, within=timedelta(minutes=10), outcome="denied") for a in desk]
+    stranger = Actor("emp-0777", role="auditor", ip="10.7.7.7")
+    alert = run(stream(*refused, probe(stranger, day=15)), NAME).only()
+    assert alert.actor_id == stranger.id and alert.evidence["usual_denied"] is None
+
+
 # -- what it must leave alone --------------------------------------------------
 
 

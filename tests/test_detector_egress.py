@@ -154,6 +154,30 @@ def test_a_new_hire_is_judged_on_the_peers_usual():
     assert "their peers' usual of 200" in alert.summary
 
 
+def services_at_night(days: int = 14):
+    """Two service accounts of their own roles: a sync exporting 500 records a night, an ETL 20,000."""
+    sync = Actor("svc-0001", kind="service", role="sync", department=None, ip="10.1.0.1")
+    etl = Actor("svc-0002", kind="service", role="etl", department=None, ip="10.1.0.2")
+    every_night = {"hours": [2], "weekdays": range(7), "action": "export"}
+    return [
+        history(sync, days=days, per_hour=1, records=500, **every_night),
+        history(etl, days=days, per_hour=2, records=10_000, **every_night),
+    ]
+
+
+@pytest.mark.parametrize("records, alerted", [(20_000, False), (400_000, True)])
+def test_a_service_with_no_baseline_and_no_peers_is_judged_against_the_busiest_service(records, alerted):
+    # services differ by orders of magnitude: pooled, the sync's 500 and the ETL's 20,000 would make a spread
+    # that even 400,000 stays within; against the busiest, an export the ETL's size is routine, twenty times it not
+    report = Actor("svc-0100", kind="service", role="regulatory_report", department=None, ip="10.1.0.100")
+    month_end = burst(report, local(14, 3), events=2, records=records // 2, action="export")
+    alerts = run(stream(*services_at_night(), month_end), NAME).alerts
+    assert [alert.actor_id for alert in alerts] == ([report.id] if alerted else [])
+    if alerted:
+        assert alerts[0].evidence["baseline_from"] == "busiest service"
+        assert "20x the busiest service account's usual of 20,000" in alerts[0].summary
+
+
 def test_bulk_work_citing_a_purpose_is_capped_at_medium():
     alert = run(insider(purpose="DSAR-2026-118"), NAME).only()  # a data-subject access request
     assert alert.severity is Severity.MEDIUM and alert.score >= 7

@@ -27,6 +27,7 @@ from tests.detector_contract import DetectorContract
 from tests.detector_harness import (
     EVERY_DAY,
     ZONE,
+    Actor,
     burst,
     describe,
     history,
@@ -256,6 +257,17 @@ def test_the_whole_team_busier_day_after_day_is_not_a_ramp():
         for day, factor in zip(working_days(21, 8), ramp_factors(), strict=True)
     ]
     assert run(stream(*routine(), *climbing), NAME).alerts == []
+
+
+def test_an_actor_judged_against_all_employees_has_no_ramp():
+    # a contractor, a role nobody else has, climbing over its first days: judged on employees' usual, not its own
+    contractor = Actor("emp-0800", role="contractor", ip="10.8.0.1")
+    days = working_days(21, 4)
+    climb = [
+        burst(contractor, local(day, 10), events=max(1, records // 50), records=50, within=timedelta(hours=6))
+        for day, records in zip(days, [300, 700, 1500, 3000], strict=True)
+    ]
+    assert run(stream(*routine(), *climb), NAME).alerts == []
 
 
 def test_a_long_silence_ends_a_run():

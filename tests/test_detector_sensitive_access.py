@@ -202,6 +202,14 @@ def test_a_new_hire_in_a_team_that_never_reads_passports_is_judged_on_that():
     assert alert.evidence["baseline_from"] == "peers" and "their peers' usual is none" in alert.summary
 
 
+def test_an_actor_with_no_baseline_and_no_peers_is_judged_against_all_employees():
+    contractor = Actor("emp-x001", role="contractor", ip="10.9.9.9")  # a role nobody else has, never seen
+    passports = burst(contractor, local(14, 14, 5), events=4, records=500, fields=PASSPORT_FIELDS)
+    alert = run(stream(*visa_desk_routine(), passports), NAME).only()
+    assert alert.actor_id == contractor.id and alert.evidence["baseline_from"] == "employees"
+    assert "50x employees' usual of 40" in alert.summary and alert.severity is Severity.HIGH
+
+
 def test_bulk_work_citing_a_purpose_is_capped_at_medium():
     spike = burst(AGENT, local(14, 10), events=10, records=60, fields=PASSPORT_FIELDS, purpose="CASE-2291")
     alert = run(stream(history(AGENT, days=14, per_hour=3, records=2), spike), NAME).only()

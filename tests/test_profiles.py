@@ -190,3 +190,78 @@ def test_a_days_stats_learn_its_values_as_ewstat_add_does_each(floor_sds):
             if values[metric] > 0 or metric not in SPARSE_METRICS:
                 stat.add(values[metric], g, floor_sds=floor_sds)
     assert _bits(inline) == _bits(one_by_one)
+
+
+# -- everyone of their kind (detectors.kind_baseline) ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "fields, kind",
+    [
+        (["kind", "role", "organization"], "service"),
+        (["role", "kind"], "service"),
+        (["role", "organization"], None),  # kinds are not a peer field: no group has one
+    ],
+)
+def test_a_peer_groups_kind_is_read_from_its_key(fields, kind):
+    book = ProfileBook(fields, half_life=14 * DAY, max_known_items=64, actor_warmup_days=1)
+    key = book.peer_key(ActorRef("svc-1", ActorKind.SERVICE, role="etl"))
+    assert book.group_kind(key) == kind
+    odd = book.peer_key(ActorRef("svc-2", ActorKind.SERVICE, role="etl|kind=employee"))
+    assert book.group_kind(odd) is None  # a value holding the separator: the key cannot be read back
+
+
+def _kind_book(per_role: dict[tuple[ActorKind, str], list[float]], days: int = 3) -> ProfileBook:
+    """Actors ``<role>-<n>`` each reading its records every hour 9-10 for ``days`` days, then a day closed."""
+    book = ProfileBook(["kind", "role"], half_life=14 * DAY, max_known_items=64, actor_warmup_days=2)
+    for day in range(days):
+        start = day * DAY
+        for (kind, role), records in per_role.items():
+            for n, value in enumerate(records):
+                actor = ActorRef(f"{role}-{n}", kind, role=role)
+                hours = []
+                for hour in (9, 10):
+                    window = _hour(actor, start + hour * HOUR, 0)
+                    window.records = int(value)
+                    book.learn_window(window, slot=0)
+                    hours.append(window)
+                book.learn_day(_day(actor, start, hours), weekday=day % 7)
+    return book
+
+
+def test_employees_usual_is_their_mature_groups_sums_pooled():
+    from detectors.kind_baseline import kind_baseline
+
+    book = _kind_book({(ActorKind.EMPLOYEE, "teller"): [10, 12, 11], (ActorKind.EMPLOYEE, "analyst"): [500]})
+    book.learn_window(_hour(ActorRef("new-0", ActorKind.EMPLOYEE, role="trainee"), 5 * DAY, 0), slot=0)  # immature
+    book.learn_window(_hour(ActorRef("svc-0", ActorKind.SERVICE, role="etl"), 5 * DAY, 0), slot=0)  # another kind
+    g, g_slow = book.weights_at(3 * DAY)
+    found = kind_baseline(book, ActorKind.EMPLOYEE, "short", g, g_slow, 0.75)
+    assert found is not None and found.basis == "employees"
+    groups = [book.peers["kind=employee|role=teller"], book.peers["kind=employee|role=analyst"]]
+    for metric in METRICS:
+        stats = [group.hourly[metric] for group in groups]
+        pooled = found.stats[metric]
+        assert (pooled.sw, pooled.swx, pooled.swx2) == pytest.approx(
+            (sum(s.sw for s in stats), sum(s.swx for s in stats), sum(s.swx2 for s in stats))
+        )
+    # three tellers' days to the analyst's one: the upper quartile of their busiest hours is a teller's
+    assert 10 <= found.peaks["records"] <= 12 * math.sqrt(2) + 1
+    daily = kind_baseline(book, ActorKind.EMPLOYEE, "long", g_slow, g_slow, 0.75)
+    assert (
+        daily is not None
+        and daily.peaks == {}
+        and daily.stats["records"].sw == pytest.approx(sum(group.daily["records"].sw for group in groups))
+    )
+    assert kind_baseline(book, ActorKind.PARTNER, "short", g, g_slow, 0.75) is None  # no partner group at all
+
+
+def test_a_service_is_judged_against_the_busiest_service_not_the_pool():
+    from detectors.kind_baseline import kind_baseline
+
+    book = _kind_book({(ActorKind.SERVICE, "lookup"): [5], (ActorKind.SERVICE, "batch"): [100_000]})
+    g, g_slow = book.weights_at(3 * DAY)
+    found = kind_baseline(book, ActorKind.SERVICE, "short", g, g_slow, 0.75)
+    assert found is not None and found.basis == "busiest service"
+    assert found.stats["records"] is book.peers["kind=service|role=batch"].hourly["records"]
+    assert math.expm1(found.stats["records"].mean) == pytest.approx(100_000)
+    assert found.peaks["records"] >= 100_000
+    assert found.stats["egress"].sw == 0.0  # no service exports: a first export is news
