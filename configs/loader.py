@@ -68,7 +68,7 @@ def load_settings(
     _refuse_non_finite(merged, origins)
     _default_detector_sections(merged)
     settings = validate_section(Settings, merged, merged, origins)
-    _check_detector_sections(merged, origins)
+    _check_detector_sections(merged, origins, settings)
     _check_adapter_sections(merged, origins)
     _check_kafka_outlasts_store_retries(settings, merged, origins)
     _check_receivers(settings, origins)
@@ -149,11 +149,19 @@ def _refuse_non_finite(node: Any, origins: Origins, path: KeyPath = ()) -> None:
 
 
 def validate_section(
-    model: type[ModelT], section: Any, merged: Mapping[str, Any], origins: Origins | None = None, at: KeyPath = ()
+    model: type[ModelT],
+    section: Any,
+    merged: Mapping[str, Any],
+    origins: Origins | None = None,
+    at: KeyPath = (),
+    context: dict[str, Any] | None = None,
 ) -> ModelT:
-    """``section`` (found at ``at`` in ``merged``) validated by ``model``; ``ConfigError`` names the first mistake."""
+    """``section`` (found at ``at`` in ``merged``) validated by ``model``; ``ConfigError`` names the first mistake.
+
+    ``context`` is pydantic's validation context: what a section's validators may check it against.
+    """
     try:
-        return model.model_validate(section)
+        return model.model_validate(section, context=context)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, merged, origins, prefix=at)) from None
 
@@ -169,8 +177,9 @@ def _default_detector_sections(merged: dict[str, Any]) -> None:
             sections.setdefault(name, {})
 
 
-def _check_detector_sections(merged: dict[str, Any], origins: Origins) -> None:
-    """Each detector validates its own section; report its errors like any other key's."""
+def _check_detector_sections(merged: dict[str, Any], origins: Origins, settings: Settings) -> None:
+    """Each detector validates its own section, given the product's settings as context (a contract's data classes
+    are the classification's); report its errors like any other key's."""
     from detectors.registry import DETECTORS
 
     for name, section in merged.get("detectors", {}).items():
@@ -182,7 +191,7 @@ def _check_detector_sections(merged: dict[str, Any], origins: Origins) -> None:
                 f"configuration error: unknown detector detectors.{name}{where}:{_meant(name, DETECTORS)}"
                 f" expected one of {known}"
             )
-        validate_section(detector.Settings, section, merged, origins, ("detectors", name))
+        validate_section(detector.Settings, section, merged, origins, ("detectors", name), {"settings": settings})
 
 
 def _check_adapter_sections(merged: dict[str, Any], origins: Origins) -> None:

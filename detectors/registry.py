@@ -20,6 +20,7 @@ from detectors.egress import Egress
 from detectors.isolation_forest import IsolationForestDetector
 from detectors.new_access import NewAccess
 from detectors.off_hours import OffHours
+from detectors.partner_contract import PartnerContract
 from detectors.ramp import Ramp
 from detectors.sensitive_access import SensitiveAccess
 from models.config import ConfigError
@@ -33,6 +34,7 @@ DETECTORS: dict[str, type[Detector[Any]]] = {
     DeniedBurst.name: DeniedBurst,
     Dormant.name: Dormant,
     Ramp.name: Ramp,
+    PartnerContract.name: PartnerContract,
     IsolationForestDetector.name: IsolationForestDetector,
 }
 
