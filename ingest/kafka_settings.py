@@ -8,11 +8,13 @@ They are ``SecretStr``: no log line or error message shows them.
 
 from __future__ import annotations
 
+import re
 import ssl
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -26,6 +28,19 @@ from pydantic import (
 from models.config import ConfigError, Seconds, cross_field_error
 
 _PREFIX = ("source", "kafka")
+_TOPIC_CHARACTERS = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+
+
+def _topic_name(name: str) -> str:
+    """Kafka's rule for a topic name: a broker refuses any other, and a consumer or producer then waits for it."""
+    if not _TOPIC_CHARACTERS.fullmatch(name) or name in (".", ".."):
+        raise ValueError(
+            "a Kafka topic name: 1 to 249 characters of letters, digits, '.', '_' and '-', other than '.' and '..'"
+        )
+    return name
+
+
+TopicName = Annotated[str, AfterValidator(_topic_name)]
 
 
 class KafkaUnreachable(Exception):
@@ -43,13 +58,17 @@ class KafkaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     bootstrap_servers: list[str] = Field(default=["localhost:9092"], min_length=1)
-    topics: list[str] = Field(default=["access-events"], min_length=1)
+    topics: list[TopicName] = Field(default=["access-events"], min_length=1)
     group_id: str = Field(default="accesswatch", min_length=1)
     client_id: str = "accesswatch"
     # where a group with no committed offset (and no checkpoint) starts: all that is kept, by default
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     # poison messages go here with the reason in headers; "" keeps them in the dead-letter store only
-    dead_letter_topic: str = "access-events.deadletter"
+    dead_letter_topic: TopicName | Literal[""] = "access-events.deadletter"
+    # dead letters waiting for that topic (missing, or Kafka not taking them for now) are held in memory: once this
+    # many, or this many bytes of them, are held, the partitions they came from are paused until they are in
+    max_held_dead_letters: Annotated[int, Field(ge=1)] = 10_000
+    max_held_dead_letter_bytes: Annotated[int, Field(ge=1)] = 64 * 1_048_576
     # detector state is checkpointed per partition (and the offsets it covers committed) after this
     # many events or this much time, whichever first, and whenever a partition is given up
     checkpoint_events: Annotated[int, Field(ge=1)] = 50_000
@@ -97,6 +116,12 @@ class KafkaSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSettings:
+        if self.dead_letter_topic in self.topics:  # each dead letter would come back, fail again, and go there again
+            raise cross_field_error(
+                ["dead_letter_topic", "topics"],
+                "a topic other than those of source.kafka.topics: a dead letter sent to a topic consumed here"
+                ' comes back as a poison message again, for good ("" keeps dead letters in the dead-letter store only)',
+            )
         if self.heartbeat_interval * 3 > self.session_timeout:
             raise ValueError("heartbeat_interval at most a third of session_timeout")
         if self.sasl_password is not None and self.sasl_password_file is not None:

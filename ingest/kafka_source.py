@@ -36,7 +36,9 @@ At-least-once with nothing lost, nothing doubled:
   Kafka could not take for now (the cluster away, the topic not there) is
   sent again at a next checkpoint, and its partition is not checkpointed
   until it is in; one it refuses for good (not authorised, a message too
-  large for the topic) is logged and kept in the store only.
+  large for the topic) is logged and kept in the store only.  Those waiting
+  are held in memory, so bounded: at ``max_held_dead_letters`` or
+  ``max_held_dead_letter_bytes`` their partitions are paused until fewer wait.
 * a stop waits for Kafka (the last flush, commit, leaving the group) at most
   ``shutdown_timeout``: what is left is logged, and comes again at the next
   start (a commit is behind the checkpoint, a letter its partition's).
@@ -63,6 +65,8 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from detectors.state_codec import decode_state, encode_state
 from ingest.kafka_join_guard import join_under_way, rejoin_if_join_dropped
+from ingest.kafka_leave import close_consumer
+from ingest.kafka_parked import drop_parked
 from ingest.kafka_settings import KafkaSettings, KafkaUnreachable
 from ingest.kafka_topic_watch import TopicWatch, cluster_of
 from ingest.parse import BatchParser, ParsedBatch
@@ -267,7 +271,9 @@ class KafkaSource(Source):
         self.open().pause(*tps)
 
     def resume(self, *tps: TopicPartition) -> None:
-        self.open().resume(*tps)
+        consumer = self.open()
+        consumer.resume(*tps)
+        drop_parked(consumer, tps)  # else, kafka-python may never fetch them again (``kafka_parked``)
 
     def position(self, tp: TopicPartition) -> int:
         """Where the group would start this partition: its committed offset, else ``auto_offset_reset``."""
@@ -403,8 +409,20 @@ class KafkaSource(Source):
 
     def held_partitions(self) -> set[TopicPartition]:
         """Partitions with dead letters not known to be in their topic: their checkpoints wait for them."""
-        letters = self._unsent + [letter for letter, _ in self._sent]
-        return {TopicPartition(record.topic, record.partition) for record, _, _ in letters}
+        return {TopicPartition(record.topic, record.partition) for record, _, _ in self._held()}
+
+    def held_dead_letters(self) -> tuple[int, int]:
+        """How many dead letters wait for their topic, held in memory, and their bytes."""
+        letters = self._held()
+        return len(letters), sum(len(record.data) for record, _, _ in letters)
+
+    def holds_too_many(self) -> bool:
+        """Whether the dead letters held reach ``max_held_dead_letters`` or ``max_held_dead_letter_bytes``."""
+        count, size = self.held_dead_letters()
+        return count >= self.settings.max_held_dead_letters or size >= self.settings.max_held_dead_letter_bytes
+
+    def _held(self) -> list[_Letter]:
+        return self._unsent + [letter for letter, _ in self._sent]
 
     def _await_sends(self, timeout: float) -> None:
         """The producer's flush, for at most ``timeout``, and once a stop is asked not past its deadline."""
@@ -449,9 +467,18 @@ class KafkaSource(Source):
         if self.consumer is not None:
             left = max(0.0, self._left(self.settings.shutdown_timeout))
             try:  # leaves the group: its partitions move at once
-                self.consumer.close(autocommit=False, timeout_ms=int(left * 1000))
+                not_left = close_consumer(self.consumer, int(left * 1000))
             except KafkaError as exc:
-                log.warning("kafka: left the group unannounced (%s): its partitions move after session_timeout", exc)
+                not_left = str(exc)
+            if not_left is not None:
+                log.warning(
+                    "kafka: could not leave consumer group %r at the stop (%s): its coordinator takes this member out"
+                    " after source.kafka.session_timeout (%g s), and only then do its partitions move to the other"
+                    " members; nothing is lost, they resume from their checkpoints",
+                    self.settings.group_id,
+                    not_left,
+                    self.settings.session_timeout,
+                )
             self.consumer = None
         self._topics.detach()
         self._dead_letter_topic.detach()
@@ -562,6 +589,7 @@ class KafkaIngest:
         self._lock = threading.Lock()  # held while pipelines work; rebalance callbacks take it
         self._finished = False  # a failure or a stop: callbacks checkpoint nothing more
         self._reports: list[IngestReport] = []  # of pipelines given up
+        self._held_back: set[TopicPartition] = set()  # paused: too many of their dead letters wait for the topic
         self.metrics: Any = None  # the run's metrics (ingest.metrics), handed to every partition's pipeline
         self._lag_gauge: Any = None
 
@@ -607,15 +635,17 @@ class KafkaIngest:
                             self._ingest(tp, records)
                     self._publish_dead_letters()
                 self._checkpoint_due()
+                self._bound_dead_letters()
                 source.note_positions({tp: p.next_offset for tp, p in self._parts.items() if p.pipeline})
                 self._export_lag(source.lag())
                 topics_there = source.check_topics(self.clock())
                 if self.metrics is not None:
                     # not ready while a partition waits for the store: its lag stands still meanwhile (it is
                     # paused, and what its end is is not fetched), so readiness is what tells of the outage;
-                    # nor while a topic is missing (nothing to consume, or dead letters holding checkpoints)
+                    # nor while a topic is missing (nothing to consume, or dead letters holding checkpoints),
+                    # nor while partitions are paused for the dead letters held
                     restored = all(part.pipeline is not None for part in self._parts.values())
-                    self.metrics.set_ready(restored and topics_there)
+                    self.metrics.set_ready(restored and topics_there and not self._held_back)
             # waits for Kafka from here end shutdown_timeout after the stop (KafkaSource.stop)
             with self._lock:
                 offsets = self._checkpoint(list(self._parts.values()))
@@ -681,6 +711,46 @@ class KafkaIngest:
         for part in self._parts.values():
             if part.parser is not None and part.parser.dead:
                 self.source.publish_dead_letters(part.parser.take_dead())
+
+    def _bound_dead_letters(self) -> None:
+        """Pause the partitions of the dead letters held while they are too many, so that no more come; resume
+        them once fewer are held.  What a fetch brought before the pause is still taken: at most a fetch more.
+
+        The letters wait in memory for their topic (missing, or Kafka not taking them): reading on would grow
+        them without a bound.  The paused partitions are not checkpointed past their letters either, so nothing
+        is lost; the other partitions go on.
+        """
+        assert self.source is not None
+        source = self.source
+        holding = source.held_partitions() & self._parts.keys() if source.holds_too_many() else set()
+        paused = sorted(holding - self._held_back)
+        released = sorted(tp for tp in self._held_back - holding if tp in self._parts)
+        self._held_back = holding
+        reading = [tp for tp in paused if self._parts[tp].pipeline is not None]
+        if reading:  # those waiting for their checkpoint are paused already, and stay so when restored
+            source.pause(*reading)
+        if paused:
+            count, size = source.held_dead_letters()
+            log.warning(
+                "kafka: %d dead letters (%s bytes) wait for dead-letter topic %r, at the bound"
+                " (source.kafka.max_held_dead_letters %d, max_held_dead_letter_bytes %s): %s paused until fewer"
+                " wait, and not checkpointed past them (nothing is lost); not ready (/readyz) meanwhile",
+                count,
+                f"{size:,}",
+                source.settings.dead_letter_topic,
+                source.settings.max_held_dead_letters,
+                f"{source.settings.max_held_dead_letter_bytes:,}",
+                ", ".join(f"{tp.topic}/{tp.partition}" for tp in paused),
+            )
+        resumed = [tp for tp in released if self._parts[tp].pipeline is not None]
+        if resumed:
+            source.resume(*resumed)
+        if released:
+            log.info(
+                "kafka: %d dead letters wait for their topic now: %s read again",
+                source.held_dead_letters()[0],
+                ", ".join(f"{tp.topic}/{tp.partition}" for tp in released),
+            )
 
     # -- checkpoints -----------------------------------------------------------------------------------------
     def _checkpoint_due(self) -> None:
@@ -775,7 +845,8 @@ class KafkaIngest:
         part.next_offset = part.checkpointed = start
         part.since_checkpoint, part.checkpointed_at, part.failures = 0, self.clock(), 0
         self.source.seek(part.tp, start)
-        self.source.resume(part.tp)
+        if part.tp not in self._held_back:  # else resumed once fewer dead letters are held
+            self.source.resume(part.tp)
         log.info("kafka: %s restored at offset %d (%s)", part.tp, start, "checkpoint" if checkpoint else "new")
 
     def _retire(self, part: _Partition) -> None:
@@ -811,6 +882,7 @@ class KafkaIngest:
         for part in parts:
             self._retire(part)
             self._parts.pop(part.tp, None)
+            self._held_back.discard(part.tp)
 
     def assigned(self, tps: set[TopicPartition]) -> None:
         assert self.source is not None

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 import orjson
 import pytest
 from kafka import KafkaProducer
+from kafka.errors import NotEnoughReplicasError
 from kafka.structs import TopicPartition
 
 from configs.loader import load_settings
@@ -28,7 +29,7 @@ from store.sqlite import SqliteStore
 from tests import factories as f
 from tests.fakes.kafka_broker import FakeKafkaBroker
 from tests.test_cli import _one_line, _quiet_env, aw
-from tests.test_kafka_source import CLIENT, REAL_KAFKA, Instance, app_settings, kafka_settings, wait_until
+from tests.test_kafka_source import CLIENT, REAL_KAFKA, WAIT, Instance, app_settings, kafka_settings, wait_until
 
 broker_only = pytest.mark.skipif(REAL_KAFKA is not None, reason="makes topics or not, holds its answers")
 
@@ -67,9 +68,11 @@ def said(caplog, text: str) -> int:
     return sum(text in record.getMessage() for record in caplog.records)
 
 
-def watched_instance(broker: FakeKafkaBroker, topic: str, tmp_path, **overrides) -> tuple[Instance, Clock, Polls]:
+def watched_instance(
+    broker: FakeKafkaBroker, topic: str, tmp_path, app: dict | None = None, **overrides
+) -> tuple[Instance, Clock, Polls]:
     kafka = kafka_settings(SimpleNamespace(bootstrap=broker.bootstrap), topic, **overrides)
-    instance = Instance(app_settings(tmp_path), kafka, SqliteStore(tmp_path / "store.db"), "watched")
+    instance = Instance(app_settings(tmp_path, **(app or {})), kafka, SqliteStore(tmp_path / "store.db"), "watched")
     clock = Clock()
     instance.ingest.clock = clock
     instance.ingest.metrics = PipelineMetrics()
@@ -156,6 +159,102 @@ def test_a_dead_letter_topic_not_there_is_one_error_and_holds_only_the_checkpoin
         instance.stop()
 
 
+# -- dead letters held for their topic, bounded ---------------------------------------------------------------------
+def _produce(broker: FakeKafkaBroker, topic: str, values: list[bytes], partition: int) -> None:
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, **CLIENT)
+    for value in values:
+        producer.send(topic, value, partition=partition)
+    producer.flush()
+    producer.close()
+
+
+def _poison(count: int) -> list[bytes]:
+    return [f"{{not json {n:03d} ".encode().ljust(100, b"x") for n in range(count)]  # 100 bytes each
+
+
+@broker_only
+@pytest.mark.parametrize("bound", [{"max_held_dead_letters": 10}, {"max_held_dead_letter_bytes": 1000}])
+def test_dead_letters_held_for_a_missing_topic_stop_their_partition_at_the_bound_and_none_is_lost(
+    tmp_path, caplog, bound
+):
+    """They were held in memory without a bound: a topic of poison messages, its dead-letter topic missing,
+    grew the process until it was killed."""
+    caplog.set_level(logging.INFO, logger="ingest.kafka_source")
+    with FakeKafkaBroker(default_partitions=2, auto_create_topics=False) as broker:
+        topic = f"bound-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 2)
+        poison, good = _poison(40), events(3)
+        _produce(broker, topic, poison, partition=0)
+        _produce(broker, topic, good, partition=1)
+        # five records a poll: the bound is checked after each, so at most four letters more are taken
+        instance, _, polls = watched_instance(
+            broker, topic, tmp_path, app={"ingest.batch_lines": 5}, checkpoint_events=1, **bound
+        )
+        instance.start()
+        source = instance.source
+        wait_until(lambda: source.held_dead_letters()[0] >= 10 or instance.error, "the bound reached")
+        wait_until(lambda: broker.committed("accesswatch", topic).get(1) == 3 or instance.error, "partition 1 on")
+        polls.wait(20)
+        held = source.held_dead_letters()
+        assert 10 <= held[0] < 15 and held[1] == 100 * held[0]
+        polls.wait(20)
+        assert source.held_dead_letters() == held  # no more taken
+        assert said(caplog, f"wait for dead-letter topic '{topic}.deadletter'") == 1
+        assert said(caplog, f"{topic}/0 paused until fewer wait") == 1
+        assert broker.committed("accesswatch", topic).get(0, 0) == 0
+        checkpoint = instance.store.load_checkpoint(checkpoint_name(TopicPartition(topic, 0)))
+        assert checkpoint is not None and checkpoint.seq == 0  # before the first letter: nothing lost
+
+        broker.create_topic(f"{topic}.deadletter", 1)
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 40, 1: 3} or instance.error, "every commit")
+        wait_until(lambda: instance.ingest.metrics.ready or instance.error, "ready")
+        instance.stop()
+        assert [value for _, _, _, value in broker.messages(f"{topic}.deadletter")] == poison
+        assert said(caplog, f"{topic}/0 read again") >= 1
+        assert instance.store.stats().events == 3
+
+
+@broker_only
+def test_dead_letters_the_cluster_will_not_take_now_pause_their_partition_at_the_bound_and_readiness_says_it(
+    tmp_path, caplog
+):
+    """The topic there, but refusing for now (too few in-sync replicas): the letters piled up, and the instance
+    stayed ready."""
+    caplog.set_level(logging.INFO, logger="ingest.kafka_source")
+    with FakeKafkaBroker(default_partitions=2, auto_create_topics=False) as broker:
+        topic = f"refused-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 2)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        broker.refuse_produce(f"{topic}.deadletter", NotEnoughReplicasError)
+        poison, good = _poison(20), events(3)
+        _produce(broker, topic, poison, partition=0)
+        instance, _, polls = watched_instance(
+            broker,
+            topic,
+            tmp_path,
+            app={"ingest.batch_lines": 5},
+            checkpoint_events=1,
+            request_timeout=1.0,  # how long each checkpoint waits for the letters on their way
+            max_held_dead_letters=5,
+        )
+        metrics = instance.ingest.metrics
+        instance.start()
+        wait_until(lambda: instance.source.held_dead_letters()[0] >= 5 or instance.error, "the bound reached")
+        _produce(broker, topic, good, partition=1)
+        wait_until(lambda: broker.committed("accesswatch", topic).get(1) == 3 or instance.error, "partition 1 on")
+        polls.wait(10)
+        assert 5 <= instance.source.held_dead_letters()[0] < 10
+        assert not metrics.ready
+        assert broker.committed("accesswatch", topic).get(0, 0) == 0
+
+        broker.refuse_produce(f"{topic}.deadletter", None)
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 20, 1: 3} or instance.error, "every commit")
+        wait_until(lambda: metrics.ready or instance.error, "ready")
+        instance.stop()
+        delivered = [value for _, _, _, value in broker.messages(f"{topic}.deadletter")]
+        assert sorted(set(delivered)) == poison  # each at least once
+
+
 # -- a stop while Kafka is away ----------------------------------------------------------------------------------
 @broker_only
 def test_close_with_a_dead_letter_on_its_way_while_kafka_is_away_ends_and_says_what_was_not_sent(caplog):
@@ -221,6 +320,39 @@ def test_a_stop_while_kafka_is_away_ends_after_shutdown_timeout_and_the_next_sta
         assert store.stats().events == 1
 
 
+@broker_only
+@pytest.mark.parametrize("outage", ["answers held", "gone", "gone long enough to forget its coordinator"])
+def test_a_stop_with_kafka_away_says_in_one_line_of_ours_that_the_group_was_not_left(tmp_path, caplog, outage):
+    """kafka-python logged "LeaveGroup request failed" at ERROR, with the connection it could not make; a
+    consumer that had lost its coordinator sent nothing and nothing was said, though the group was not left."""
+    caplog.set_level(logging.INFO)
+    with FakeKafkaBroker(default_partitions=1) as broker:
+        topic = f"leave-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 1)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        instance, _, _ = watched_instance(broker, topic, tmp_path, shutdown_timeout=1.0)
+        instance.start()
+        wait_until(lambda: instance.assigned == {0} or instance.error is not None, "the partition assigned")
+        if outage == "answers held":
+            broker.pause()
+        else:
+            broker.stop()
+        if outage.endswith("forget its coordinator"):
+            coordinator = instance.source.open()._coordinator
+            wait_until(coordinator.coordinator_unknown, "the coordinator marked unknown")
+        instance.source.stop()
+        instance.thread.join(WAIT)
+        closing_from = len(caplog.records)
+        instance.source.close()
+        closing = caplog.records[closing_from:]
+        assert instance.error is None
+        assert [r.getMessage() for r in closing if r.name.startswith("kafka") and r.levelno >= logging.WARNING] == []
+        ours = [r for r in closing if r.name == "ingest.kafka_source" and r.levelno >= logging.WARNING]
+        assert len(ours) == 1 and ours[0].levelno == logging.WARNING
+        assert ours[0].getMessage().startswith("kafka: could not leave consumer group 'accesswatch' at the stop (")
+        assert "its coordinator takes this member out after source.kafka.session_timeout (10 s)" in ours[0].getMessage()
+
+
 # -- settings that cannot work ------------------------------------------------------------------------------------
 _ON_ELASTICSEARCH = {
     "ACCESSWATCH_SOURCE__KIND": "kafka",
@@ -264,6 +396,42 @@ _ON_ELASTICSEARCH = {
             " ACCESSWATCH_STORE__ELASTICSEARCH__RETRY_FOR): expected less than source.kafka.max_poll_interval (300 s)",
         ),
         (
+            {"ACCESSWATCH_SOURCE__KAFKA__TOPICS": '["access-events", "access events"]'},
+            "configuration error: source.kafka.topics.1 = 'access events' (from ACCESSWATCH_SOURCE__KAFKA__TOPICS):"
+            " expected a Kafka topic name: 1 to 249 characters of letters, digits, '.', '_' and '-', other than '.'"
+            " and '..'",
+        ),
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__TOPICS": '["a" ,""]'},
+            "configuration error: source.kafka.topics.1 = '' (from ACCESSWATCH_SOURCE__KAFKA__TOPICS): expected a Kafka"
+            " topic name",
+        ),
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__DEAD_LETTER_TOPIC": ".."},
+            "configuration error: source.kafka.dead_letter_topic = '..' (from"
+            " ACCESSWATCH_SOURCE__KAFKA__DEAD_LETTER_TOPIC): expected a Kafka topic name",
+        ),
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__DEAD_LETTER_TOPIC": "d" * 250},
+            "configuration error: source.kafka.dead_letter_topic = 'ddd",
+        ),
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__DEAD_LETTER_TOPIC": "events/dead"},
+            "configuration error: source.kafka.dead_letter_topic = 'events/dead' (from"
+            " ACCESSWATCH_SOURCE__KAFKA__DEAD_LETTER_TOPIC): expected a Kafka topic name",
+        ),
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__DEAD_LETTER_TOPIC": "access-events"},
+            "configuration error: source.kafka.dead_letter_topic = 'access-events'"
+            " (from ACCESSWATCH_SOURCE__KAFKA__DEAD_LETTER_TOPIC): expected a topic other than those of"
+            " source.kafka.topics: a dead letter sent to a topic consumed here comes back as a poison message again",
+        ),
+        (
+            {"ACCESSWATCH_SOURCE__KAFKA__MAX_HELD_DEAD_LETTERS": "0"},
+            "configuration error: source.kafka.max_held_dead_letters = 0"
+            " (from ACCESSWATCH_SOURCE__KAFKA__MAX_HELD_DEAD_LETTERS): expected greater than or equal to 1",
+        ),
+        (
             {"ACCESSWATCH_SOURCE__KAFKA__SHUTDOWN_TIMEOUT": "0s"},
             "configuration error: source.kafka.shutdown_timeout = '0s'"
             " (from ACCESSWATCH_SOURCE__KAFKA__SHUTDOWN_TIMEOUT): expected greater than 0",
@@ -295,6 +463,22 @@ def test_what_the_rules_allow_is_accepted_and_the_stop_bound_is_set_like_any_val
     )
     assert KafkaSettings.model_validate(settings.source.kafka).shutdown_timeout == 20.0
     assert KafkaSettings().shutdown_timeout == 15.0
+    # Kafka's own rule for topic names, at its bounds; "" keeps dead letters in the store only
+    longest = "t" * 249
+    settings = load_settings(
+        env={
+            "ACCESSWATCH_SOURCE__KAFKA__TOPICS": f'["{longest}", "a.b_c-D9", "..."]',
+            "ACCESSWATCH_SOURCE__KAFKA__DEAD_LETTER_TOPIC": "",
+        }
+    )
+    assert KafkaSettings.model_validate(settings.source.kafka).topics == [longest, "a.b_c-D9", "..."]
+
+
+def test_run_with_a_topic_kafka_would_refuse_stops_with_exit_2_before_reaching_kafka(tmp_path):
+    env = _quiet_env(ACCESSWATCH_SOURCE__KAFKA__DEAD_LETTER_TOPIC="access events")
+    done = aw("run", "--source", "kafka", "--data-dir", str(tmp_path), env=env)
+    assert done.returncode == 2
+    assert _one_line(done).startswith("configuration error: source.kafka.dead_letter_topic = 'access events'")
 
 
 def test_run_with_sasl_settings_and_no_sasl_protocol_stops_with_exit_2_before_reaching_kafka(tmp_path):

@@ -98,6 +98,7 @@ class FakeKafkaBroker:
         self._paused = False
         self.internal_errors = []  # tracebacks of requests the fake failed to handle
         self.join_hold = 0.0  # seconds every JoinGroup answer takes at least: see hold_joins()
+        self.produce_refusals = {}  # topic -> the error every Produce to it gets: see refuse_produce()
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
@@ -170,6 +171,16 @@ class FakeKafkaBroker:
         the rebalance timeout: longer than a consumer's poll timeout, often.
         """
         self.join_hold = float(seconds)
+
+    def refuse_produce(self, topic, error=None):
+        """Answer every Produce to ``topic`` with ``error`` (a ``kafka.errors`` class; None: accept again).
+
+        E.g. ``NotEnoughReplicasError``, retriable: what a cluster with too few in-sync replicas answers.
+        """
+        if error is None:
+            self.produce_refusals.pop(topic, None)
+        else:
+            self.produce_refusals[topic] = error
 
     def pause(self):
         """Stop answering: requests are read but held (an outage as seen by clients)."""

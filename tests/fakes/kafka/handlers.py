@@ -219,6 +219,9 @@ class Handlers:
             return Errors.TransactionalIdAuthorizationFailedError, -1, "transactions are not supported"
         if self.store.partition(topic, partition) is None:
             return Errors.UnknownTopicOrPartitionError, -1, None
+        refusal = self.broker.produce_refusals.get(topic)
+        if refusal is not None:
+            return refusal, -1, None
         try:
             batch, decoded, raw = decode_produce_records(records, self.store.max_message_bytes)
             base = self.store.append(topic, partition, batch, decoded, raw)
