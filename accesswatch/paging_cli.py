@@ -30,10 +30,10 @@ from models.json_lines import json_line
 from models.page import Notification, NotificationStatus
 from models.visible import visible
 from notify.base import Notifier
-from notify.dispatch import DeliveryReport, resting_until
+from notify.dispatch import DeliveryReport, next_try
 from notify.outbox import ACTION_PAGES
 from store.base import Store
-from store.outbox import OutboxQuery
+from store.outbox import OutboxQuery, ReceiverRest
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -165,21 +165,33 @@ def _pages(args: argparse.Namespace) -> int:
         else:  # the incident's own pages: the whole outbox's counts would read as its
             every = store.notifications(OutboxQuery(incident_id=incident_id, limit=100_000))
             counts = Counter(row.status for row in every)
-        waiting = OutboxQuery(statuses=[NotificationStatus.PENDING], limit=100_000)
-        resting = resting_until(store.notifications(waiting)) if args.format == "table" else {}
+        rests = store.receiver_rests()  # kept by whichever process delivered: run's Retry-After too
     if args.format == "jsonl":
         for row in rows:
-            sys.stdout.write(json_line(_record(row)).decode())
+            sys.stdout.write(json_line(_record(row, rests)).decode())
         return EXIT_OK
     if args.limit:  # --limit 0: the counts alone ("no pages" would read as "nobody was paged")
-        _table(rows, resting, sys.stdout)
+        _table(rows, rests, sys.stdout)
     summary = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in NotificationStatus)
     sys.stdout.write(f"in all{f' for {incident_id}' if incident_id else ''}: {summary}\n")
+    _resting(rests, datetime.now(UTC), sys.stdout)
     return EXIT_OK
 
 
-def _record(row: Notification) -> dict:
+def _resting(rests: dict[str, ReceiverRest], now: datetime, out: TextIO) -> None:
+    """One line per receiver resting now: until when, whether it asked for it, and why."""
+    for rest in sorted(rests.values(), key=lambda rest: rest.receiver):
+        if rest.until <= now:
+            continue  # its rest is over: it is tried with the next page (its failures still count)
+        asked = rest.asked_until is not None and rest.asked_until >= rest.until
+        why = "as it asked (Retry-After)" if asked else f"backing off after {rest.failures} failure(s) in a row"
+        line = f"{rest.receiver} rests until {_short(rest.until)} UTC, {why}: {rest.error}"
+        out.write(visible(line) + "\n")  # an error may quote the log's words
+
+
+def _record(row: Notification, rests: dict[str, ReceiverRest]) -> dict:
     """A page as one JSON object for scripts: the outbox fields, without the page's whole payload."""
+    refreshed = row.page.refreshed
     return {
         "notification_id": row.notification_id,
         "status": row.status.value,
@@ -194,12 +206,16 @@ def _record(row: Notification) -> dict:
         "created_at": format_utc(row.created_at),
         "due_at": format_utc(row.due_at),
         "settled_at": format_utc(row.settled_at) if row.settled_at else None,
+        # a waiting page: when it is really tried, after its receiver's rest
+        "next_try_at": format_utc(next_try(row, rests)) if row.status is NotificationStatus.PENDING else None,
         "last_error": row.last_error,
+        # sent again after it failed, as the incident was then (``notify.as_now``): when, and what it said before
+        "refreshed": refreshed.model_dump(mode="json", exclude_none=True) if refreshed else None,
     }
 
 
-def _table(rows: list[Notification], resting: dict[str, datetime], out: TextIO) -> None:
-    """The pages, one a line; ``resting``: when each receiver that failed is tried again (``resting_until``)."""
+def _table(rows: list[Notification], rests: dict[str, ReceiverRest], out: TextIO) -> None:
+    """The pages, one a line; ``rests``: the receivers' rests, which hold back their waiting pages."""
     if not rows:
         out.write("no pages\n")
         return
@@ -210,22 +226,27 @@ def _table(rows: list[Notification], resting: dict[str, datetime], out: TextIO) 
     )
     for row in rows:
         kind = row.kind.value + (f"+{row.page.escalation_level}" if row.page.escalation_level else "")
-        when = row.settled_at if row.settled_at else _next_try(row, resting)
+        when = row.settled_at if row.settled_at else next_try(row, rests)
         # the log's words escaped (``models.visible``): an actor id's ESC or CR is shown, and an error may quote it
         out.write(
             f"{_short(row.created_at):<20} {row.status.value:<10} {row.receiver:<14} {kind:<12} {row.incident_id:<24}"
             f" {visible(row.actor_id):<16} {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20}"
-            f" {visible(_error_shown(row))}\n"
+            f" {visible(_shown(row))}\n"
         )
 
 
-def _next_try(row: Notification, resting: dict[str, datetime]) -> datetime:
-    """When a waiting page is really tried: not before it is due, nor before its receiver's rest ends.
-
-    A receiver that failed (a Retry-After, a backoff) is left alone until its
-    retry, so the pages behind it, due since they were planned, wait as long.
-    """
-    return max(row.due_at, resting.get(row.receiver, row.due_at))
+def _shown(row: Notification) -> str:
+    """The last column: the error, and for a page sent again as its incident was then, what changed."""
+    refreshed = row.page.refreshed
+    if refreshed is None:
+        return _error_shown(row)
+    incident = row.page.incident
+    now = f"{_status(incident)}, {incident.severity.value}"
+    if refreshed.acknowledged is not None:
+        now += f" by {refreshed.acknowledged.by}"
+    planned = f"{refreshed.planned_status.value.replace('_', ' ')}, {refreshed.planned_severity.value}"
+    said = f"sent as the incident was at {_short(refreshed.at)}: {now} (planned: {planned})"
+    return f"{said}; {_error_shown(row)}" if row.last_error else said
 
 
 def _error_shown(row: Notification) -> str:
@@ -281,7 +302,7 @@ def _act(
     # one try now; a receiver that is down gets it from the running pipeline (or pages --deliver)
     app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident.incident_id)
     rows = {row.notification_id: row for row in store.notifications(OutboxQuery(incident_id=incident.incident_id))}
-    _say_done(incident, kind, [rows.get(row.notification_id, row) for row in planned])
+    _say_done(incident, kind, [rows.get(row.notification_id, row) for row in planned], store.receiver_rests())
     return EXIT_OK
 
 
@@ -290,13 +311,16 @@ def _say_repeat(incident: Incident, action: TriageAction) -> None:
     print(f"{incident.incident_id} is already {_status(incident)}: nothing changed, nobody told again{kept}")
 
 
-def _say_done(incident: Incident, kind: TriageActionKind, told: list[Notification]) -> None:
+def _say_done(
+    incident: Incident, kind: TriageActionKind, told: list[Notification], rests: dict[str, ReceiverRest]
+) -> None:
     who = visible(incident.actor_id)
     print(f"{incident.incident_id} ({who}, {incident.severity.value}) is now {_status(incident)}")
     for row in told:
         line = f"  {row.receiver}: {row.kind.value} {row.status.value}"
         if row.status is NotificationStatus.PENDING:
-            line += f", next try {_short(row.due_at)} UTC" + (f" ({row.last_error})" if row.last_error else "")
+            error = row.last_error or (rests[row.receiver].error if row.receiver in rests else None)
+            line += f", next try {_short(next_try(row, rests))} UTC" + (f" ({error})" if error else "")
         elif row.status is NotificationStatus.FAILED:
             line += f": {row.last_error}"
         print(visible(line))  # an error may quote the log's words

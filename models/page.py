@@ -17,7 +17,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.alert import Alert, Severity, UtcTime
+from models.alert import Alert, AlertStatus, Severity, UtcTime
 from models.incident import Incident, TriageAction
 
 
@@ -36,6 +36,22 @@ MAX_FINDING_CHARS = 500  # a line: a detector's summary is one sentence
 Finding = Annotated[str, Field(min_length=1, max_length=MAX_FINDING_CHARS)]
 
 
+class Refreshed(BaseModel):
+    """A page sent again after it failed, brought up to date: it says the incident as it is then.
+
+    The same dedup key, kind and headline finding; the incident (status, severity, risk, findings)
+    as it was when the page went out, and what it said when it was planned, so that a receiver and
+    ``accesswatch pages`` can tell (``notify.as_now``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: UtcTime  # wall-clock: when it was brought up to date
+    planned_status: AlertStatus  # the incident as the page was planned
+    planned_severity: Severity
+    acknowledged: TriageAction | None = None  # who acknowledged the incident, when it is acknowledged now
+
+
 class Page(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -52,6 +68,7 @@ class Page(BaseModel):
     link: str | None = None  # the incident in the dashboard
     # what the commands to act on it need to reach this store (``--config FILE``, ``--data-dir DIR``)
     act_with: list[str] = Field(default_factory=list)
+    refreshed: Refreshed | None = None  # sent again after it failed, as the incident was then
 
     @property
     def severity(self) -> Severity:

@@ -7,7 +7,8 @@ sent again collapses into the same alert.  Alertmanager resolves an alert at
 its ``endsAt``; accesswatch sets it ``ends_after`` (default two days) ahead,
 since it does not re-send like Prometheus does, and to now when the incident
 is closed (a reopening fires it again).  When the incident's severity rises, its label set changes: the
-alert under the old severity is ended in the same request.
+alert under the old severity is ended in the same request (also by a page sent again after a failure at a
+severity other than the one it was planned with).
 
 Acknowledging has no Alertmanager equivalent (a silence is the closest, and
 belongs to the operators there): acknowledge pages are not sent to it.
@@ -26,7 +27,7 @@ from pydantic import field_validator
 from models.config import Seconds
 from models.event import format_utc
 from models.page import Page, PageKind
-from notify.base import headline, next_step, when
+from notify.base import headline, next_step, refreshed_line, when
 from notify.http import HttpNotifier, HttpSettings, HttpUrl, post_json
 
 ALERTNAME = "AccesswatchIncident"
@@ -68,12 +69,23 @@ def alerts(page: Page, settings: AlertmanagerSettings, now: datetime) -> list[di
         annotations["findings"] = "\n".join(page.findings)  # the incident's other detectors, one a line
     if page.action is not None:
         annotations[_ACTED_BY.get(page.kind, "by")] = page.action.by
+    late = refreshed_line(page)
+    if late is not None:
+        annotations["refreshed"] = late
     if page.link:
         annotations["dashboard"] = page.link
     current = _alert(page, settings, incident.severity.value, annotations, ends)
     found = [current]
-    if page.kind is PageKind.UPDATE and page.previous_severity and page.previous_severity != incident.severity:
-        found.append(_alert(page, settings, page.previous_severity.value, annotations, now))
+    ended = {incident.severity}
+    # a rise, and a page sent again at a severity above the one it was planned with (an earlier attempt
+    # may have reached Alertmanager and fired that one): the alert under the old label set ends
+    for before in (
+        page.previous_severity if page.kind is PageKind.UPDATE else None,
+        page.refreshed.planned_severity if page.refreshed is not None else None,
+    ):
+        if before is not None and before not in ended:
+            found.append(_alert(page, settings, before.value, annotations, now))
+            ended.add(before)
     return found
 
 

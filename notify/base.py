@@ -106,6 +106,8 @@ def page_record(page: Page, delivery_id: str | None = None) -> dict[str, Any]:
         about["previous_severity"] = page.previous_severity.value
     if page.action is not None:
         about["action"] = page.action.model_dump(mode="json", exclude_none=True)
+    if page.refreshed is not None:  # sent again after it failed, as the incident is now (``notify.as_now``)
+        about["refreshed"] = page.refreshed.model_dump(mode="json", exclude_none=True)
     if page.link:
         about["link"] = page.link
     else:
@@ -128,6 +130,20 @@ def headline(page: Page) -> str:
     if page.escalation_level:
         return f"ESCALATED, unacknowledged for {duration(page.escalated_after or 0)}: {severity} incident on {who}"
     return f"{severity} incident on {who}"
+
+
+def refreshed_line(page: Page) -> str | None:
+    """For a page sent late, brought up to date: 'Sent again after failing, as the incident is now:
+    acknowledged by carol (planned as open, high)'; None for a page sent as planned."""
+    refreshed = page.refreshed
+    if refreshed is None:
+        return None
+    status = page.incident.status.value.replace("_", " ")
+    if refreshed.acknowledged is not None:
+        status += f" by {refreshed.acknowledged.by}"
+    now = f"{status}, {page.incident.severity.value}"
+    planned = f"{refreshed.planned_status.value.replace('_', ' ')}, {refreshed.planned_severity.value}"
+    return f"Sent again after failing, as the incident is now: {now} (planned as {planned})"
 
 
 def done_by(page: Page) -> str:

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from models.page import Page, PageKind
 from models.visible import visible
-from notify.base import Notifier, ReceiverSettings, active_span, headline, next_step, span_utc
+from notify.base import Notifier, ReceiverSettings, active_span, headline, next_step, refreshed_line, span_utc
 
 _MARK = {"low": " ", "medium": "!", "high": "!!", "critical": "!!!"}
 
@@ -45,6 +45,9 @@ class ConsoleNotifier(Notifier[ReceiverSettings]):
         if not first:  # every later page quotes the finding the incident was first paged with, first
             lines.append(f"{'':13}{quoted}")
         lines += [f"{'':13}also {finding}" for finding in page.findings]
+        late = refreshed_line(page)
+        if late is not None:
+            lines.append(f"{'':13}{late}")
         if not page.link:  # the terminal never showed the dashboard's link; the commands are the next step
             lines.append(f"{'':13}{next_step(page)}")
         stream = self.stream or sys.stdout  # looked up late: tests and the CLI swap sys.stdout

@@ -12,9 +12,12 @@ way ``accesswatch pages`` shows it.
 A receiver that failed is left to rest until its retry is due, so an outage
 costs one timeout per backoff step, not one per waiting page; the steps
 grow with the receiver's failures in a row, whichever of its pages was
-tried, and start again from ``retry_initial`` once it accepts one.  Escalations
-are checked against the incident when they fall due and cancelled if a
-person acknowledged or closed it meanwhile.
+tried, and start again from ``retry_initial`` once it accepts one.  The rest
+is kept in the store (``store.outbox.ReceiverRest``), so every process that
+delivers (``run``, ``pages --deliver``, ``ack``) honours it, a Retry-After
+above all.  Escalations are checked against the incident when they fall due
+and cancelled if a person acknowledged or closed it meanwhile; a page sent
+again after a failure says the incident as it is then (``notify.as_now``).
 """
 
 from __future__ import annotations
@@ -23,17 +26,18 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from models.alert import AlertStatus
 from models.config import Delivery
-from models.page import Notification, NotificationStatus
+from models.page import Notification, NotificationStatus, Page, PageKind
+from notify.as_now import as_now
 from notify.base import DeliveryError, Notifier
 from notify.outbox import Clock, wall_clock
 from store.base import Store
-from store.outbox import OutboxQuery, Settlement
+from store.outbox import OutboxQuery, ReceiverRest, Settlement
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +70,14 @@ def backoff(delivery: Delivery, attempt: int, notification_id: str) -> float:
     return delay * (0.75 + 0.25 * spread)
 
 
-def resting_until(rows: Iterable[Notification]) -> dict[str, datetime]:
-    """When each receiver that failed is tried again, as the outbox tells: its latest failed page's retry.
+def next_try(row: Notification, rests: Mapping[str, ReceiverRest]) -> datetime:
+    """When a waiting page is really tried: not before it is due, nor before its receiver's rest ends.
 
-    A delivering process rests a receiver until then: its other waiting pages,
-    due or not, are not tried before either.  ``rows``: the pending ones, at least.
+    A receiver that failed (a Retry-After, a backoff) is left alone until its
+    retry, so the pages behind it, due since they were planned, wait as long.
     """
-    until: dict[str, datetime] = {}
-    for row in rows:
-        if row.status is NotificationStatus.PENDING and row.attempts and row.last_error:
-            until[row.receiver] = max(row.due_at, until.get(row.receiver, row.due_at))
-    return until
+    rest = rests.get(row.receiver)
+    return max(row.due_at, rest.until) if rest is not None else row.due_at
 
 
 class Dispatcher:
@@ -91,9 +92,6 @@ class Dispatcher:
         self.receivers = receivers
         self.delivery = delivery
         self.clock = clock
-        self._resting: dict[str, datetime] = {}  # receiver -> when to try it again after a failure
-        # receiver -> its failed attempts in a row: a backlog of pages, each tried once, still backs off
-        self._failures: dict[str, int] = {}
 
     @property
     def lease_seconds(self) -> float:
@@ -109,8 +107,7 @@ class Dispatcher:
             now = self.clock()
             if deadline is not None and now >= deadline:
                 break
-            resting = [name for name, until in self._resting.items() if until > now]
-            claimed = self.store.claim_due(now, self.lease_seconds, 1, incident_id, resting)
+            claimed = self.store.claim_due(now, self.lease_seconds, 1, incident_id)  # resting receivers left
             if not claimed:
                 break
             self._deliver(claimed[0], report)
@@ -140,13 +137,17 @@ class Dispatcher:
         pending = self.store.notifications(
             OutboxQuery(statuses=[NotificationStatus.PENDING], incident_id=incident_id, limit=10_000)
         )
-        return min((max(row.due_at, self._resting.get(row.receiver, row.due_at)) for row in pending), default=None)
+        rests = self.store.receiver_rests()
+        return min((next_try(row, rests) for row in pending), default=None)
 
     def retry_now(self) -> int:
-        """Make the pages waiting out a backoff due now (a receiver was fixed).
+        """Make the pages waiting out a backoff due now (a receiver was fixed), for every process.
 
-        An escalation keeps its deadline.  Returns how many pages were moved.  The
-        failed ones are put back by ``Pager.retry_failed``, as their incidents are now.
+        The receivers' backoff rests end, and their failures in a row are forgotten;
+        what a receiver asked itself (a Retry-After) is still honoured: it would
+        refuse what comes sooner.  An escalation keeps its deadline.  Returns how
+        many pages were moved.  The failed ones are put back by ``Pager.retry_failed``,
+        as their incidents are now.
         """
         now, moved = self.clock(), 0
         for row in self.store.notifications(OutboxQuery(statuses=[NotificationStatus.PENDING], limit=100_000)):
@@ -155,8 +156,11 @@ class Dispatcher:
             again = Settlement(status=NotificationStatus.PENDING, at=now, retry_at=now, attempted=False)
             self.store.settle(row.notification_id, again)
             moved += 1
-        self._resting.clear()
-        self._failures.clear()
+        for rest in self.store.receiver_rests().values():
+            if rest.asked_until is not None and rest.asked_until > now:
+                self.store.rest_receiver(rest.model_copy(update={"until": rest.asked_until, "failures": 0}))
+            else:
+                self.store.end_rest(rest.receiver)
         return moved
 
     def _deliver(self, row: Notification, report: DeliveryReport) -> None:
@@ -166,14 +170,19 @@ class Dispatcher:
             self._settle(row, NotificationStatus.FAILED, error, report, attempted=False)
             return
         page = row.page
+        failed_before = bool(row.attempts or row.last_error)
+        incident = self.store.get_incident(row.incident_id) if row.only_if_unacknowledged or failed_before else None
         if row.only_if_unacknowledged:
-            incident = self.store.get_incident(row.incident_id)
             if incident is None or incident.status is not AlertStatus.OPEN:
                 state = incident.status.value if incident else "gone"
                 error = f"{state} before the escalation was due"
                 self._settle(row, NotificationStatus.CANCELLED, error, report, attempted=False)
                 return
-            page = page.model_copy(update={"incident": incident})  # escalate what the incident is now
+            if not failed_before:
+                page = page.model_copy(update={"incident": incident})  # escalate what the incident is now
+        started = self.clock()
+        if failed_before:  # sent again: as the incident is now, not as it was when it failed
+            page = as_now(page, incident, self.store, started)
         try:
             receiver.send(page, row.notification_id)
         except DeliveryError as exc:
@@ -182,9 +191,32 @@ class Dispatcher:
             log.exception("receiver %s failed on %s", row.receiver, row.notification_id)
             self._failed(row, f"{type(exc).__name__}: {exc}", True, None, report)
         else:
-            self._resting.pop(row.receiver, None)
-            self._failures.pop(row.receiver, None)
-            self._settle(row, NotificationStatus.SENT, None, report)
+            # it is up: its rest ends, but not one another process recorded while this page was on its way
+            self.store.end_rest(row.receiver, set_before=started)
+            if page.refreshed is None:
+                self._settle(row, NotificationStatus.SENT, None, report)
+            else:
+                self._settle(row, NotificationStatus.SENT, None, report, sent_page=page)
+                self._supersede_rises(row, page, report)
+
+    def _supersede_rises(self, row: Notification, sent: Page, report: DeliveryReport) -> None:
+        """The rises planned behind a page sent again as the incident is now: it told their severity already.
+
+        Sent after it, "now CRITICAL (was HIGH)" would tell a receiver that never saw HIGH.
+        """
+        waiting = self.store.notifications(
+            OutboxQuery(
+                statuses=[NotificationStatus.PENDING],
+                kinds=[PageKind.UPDATE],
+                incident_id=row.incident_id,
+                receiver=row.receiver,
+                limit=10_000,
+            )
+        )
+        told = f"superseded: the {row.kind.value} sent again said {sent.severity.value} already"
+        for rise in waiting:
+            if not rise.only_if_unacknowledged and rise.page.severity.rank <= sent.severity.rank:
+                self._settle(rise, NotificationStatus.CANCELLED, told, report, attempted=False)
 
     def _failed(
         self, row: Notification, error: str, retryable: bool, retry_after: float | None, report: DeliveryReport
@@ -195,15 +227,21 @@ class Dispatcher:
         if not retryable:
             self._settle(row, NotificationStatus.FAILED, error, report)
             return
-        failures = self._failures[row.receiver] = self._failures.get(row.receiver, 0) + 1
-        if (now - row.created_at).total_seconds() >= self.delivery.give_up_after:
-            self._settle(row, NotificationStatus.FAILED, f"gave up after {attempts} attempts: {error}", report)
-            return
-        # the receiver's failures in a row, or the page's own if more (a restart forgot the receiver's)
+        before = self.store.receiver_rests().get(row.receiver)
+        failures = (before.failures if before is not None else 0) + 1
+        # the receiver's failures in a row, or the page's own if more (a rest ended by pages --deliver)
         step = max(attempts, failures)
         wait = max(backoff(self.delivery, step, row.notification_id), retry_after or 0.0)
         retry_at = now + timedelta(seconds=wait)
-        self._resting[row.receiver] = retry_at
+        asked = now + timedelta(seconds=retry_after) if retry_after else None
+        # the receiver rests whatever becomes of this page: every process leaves it alone until then
+        rest = ReceiverRest(
+            receiver=row.receiver, until=retry_at, asked_until=asked, failures=failures, error=error, at=now
+        )
+        self.store.rest_receiver(rest)
+        if (now - row.created_at).total_seconds() >= self.delivery.give_up_after:
+            self._settle(row, NotificationStatus.FAILED, f"gave up after {attempts} attempts: {error}", report)
+            return
         log.warning(
             "page to %s not delivered (attempt %d, the receiver's failure %d in a row), retry in %.0f s: %s",
             row.receiver,
@@ -225,10 +263,10 @@ class Dispatcher:
         error: str | None,
         report: DeliveryReport,
         attempted: bool = True,
+        sent_page: Page | None = None,
     ) -> None:
-        self.store.settle(
-            row.notification_id, Settlement(status=status, at=self.clock(), error=error, attempted=attempted)
-        )
+        settlement = Settlement(status=status, at=self.clock(), error=error, attempted=attempted, sent_page=sent_page)
+        self.store.settle(row.notification_id, settlement)
         if status is NotificationStatus.SENT:
             report.sent += 1
         elif status is NotificationStatus.FAILED:

@@ -23,7 +23,7 @@ from pydantic import Field, SecretStr, model_validator
 from models.config import Settings as Config  # ``Settings`` below is the receiver's own
 from models.page import Page, PageKind
 from models.visible import visible
-from notify.base import DeliveryError, Notifier, ReceiverSettings, actor, headline, next_step, when
+from notify.base import DeliveryError, Notifier, ReceiverSettings, actor, headline, next_step, refreshed_line, when
 from notify.http import Timeout
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,9 @@ def compose(page: Page, settings: EmailSettings, delivery_id: str) -> EmailMessa
     ]
     if page.action is not None:
         lines.append(f"By:         {page.action.by}" + (f": {page.action.note}" if page.action.note else ""))
+    late = refreshed_line(page)
+    if late is not None:
+        lines += ["", late]
     lines += ["", next_step(page)]
     # each line escaped alike: a line break in the log's words would forge lines ("Severity:   low") in the body
     mail.set_content("".join(visible(line) + "\n" for line in lines))

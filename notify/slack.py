@@ -21,7 +21,7 @@ import orjson
 from pydantic import AfterValidator, SecretStr
 
 from models.page import Page, PageKind
-from notify.base import DeliveryError, commands, done_by, headline, traits, when
+from notify.base import DeliveryError, commands, done_by, headline, refreshed_line, traits, when
 from notify.http import HttpNotifier, HttpSettings, check_http_url, post_json, where
 
 _EMOJI = {
@@ -86,6 +86,9 @@ def message(page: Page) -> dict[str, Any]:
                 "elements": [{"type": "mrkdwn", "text": _cut(f"{escape(done_by(page))}{note}", 3000)}],
             }
         )
+    late = refreshed_line(page)
+    if late is not None:  # a trigger sent an hour late says what became of the incident meanwhile
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(escape(late), 3000)}]})
     if page.link:
         blocks.append(
             {

@@ -3,7 +3,10 @@
 A mixin of ``SqliteStore``: it uses the store's connection (``self._db``),
 so a notification is as durable as the alerts beside it.  The immutable part
 of a notification is kept as JSON; what changes as it is delivered (status,
-attempts, due time, lease, last error) are columns.
+attempts, due time, lease, last error) are columns.  A page brought up to
+date when it was sent (``Settlement.sent_page``) replaces the planned one in
+the JSON.  Receivers' rests are rows of ``receiver_rests`` (migration
+``0012-receiver-rests``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from models.page import Notification, NotificationStatus
-from store.outbox import OutboxQuery, OutboxStore, Settlement
+from store.outbox import OutboxQuery, OutboxStore, ReceiverRest, Settlement
 
 _COLUMNS = "id, status, attempts, due_at, settled_at, last_error, body"
 
@@ -76,8 +79,13 @@ class SqliteOutbox(OutboxStore):
         skip_receivers: Sequence[str] = (),
     ) -> list[Notification]:
         now_text = _text(now)
-        where = ["o.status = 'pending'", "o.due_at <= ?", "(o.leased_until IS NULL OR o.leased_until <= ?)"]
-        params: list = [now_text, now_text]
+        where = [
+            "o.status = 'pending'",
+            "o.due_at <= ?",
+            "(o.leased_until IS NULL OR o.leased_until <= ?)",
+            "NOT EXISTS (SELECT 1 FROM receiver_rests r WHERE r.receiver = o.receiver AND r.until > ?)",
+        ]
+        params: list = [now_text, now_text, now_text]
         if incident_id is not None:
             where.append("o.incident_id = ?")
             params.append(incident_id)
@@ -108,9 +116,11 @@ class SqliteOutbox(OutboxStore):
 
     def settle(self, notification_id: str, settlement: Settlement) -> None:
         final = settlement.status is not NotificationStatus.PENDING
+        sent_page = settlement.sent_page.model_dump_json() if settlement.sent_page is not None else None
         cursor = self._db.execute(
             "UPDATE outbox SET status = ?, attempts = attempts + ?, leased_until = NULL,"
-            " last_error = coalesce(?, last_error), due_at = coalesce(?, due_at), settled_at = ?"
+            " last_error = coalesce(?, last_error), due_at = coalesce(?, due_at), settled_at = ?,"
+            " body = CASE WHEN ? IS NULL THEN body ELSE json_set(body, '$.page', json(?)) END"
             " WHERE notification_id = ?",
             (
                 settlement.status.value,
@@ -118,6 +128,8 @@ class SqliteOutbox(OutboxStore):
                 settlement.error,
                 _text(settlement.retry_at) if settlement.retry_at else None,
                 _text(settlement.at) if final else None,
+                sent_page,
+                sent_page,
                 notification_id,
             ),
         )
@@ -155,6 +167,42 @@ class SqliteOutbox(OutboxStore):
     def outbox_counts(self) -> dict[NotificationStatus, int]:
         rows = self._db.execute("SELECT status, count(*) FROM outbox GROUP BY status").fetchall()
         return {NotificationStatus(status): count for status, count in rows}
+
+    def rest_receiver(self, rest: ReceiverRest) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO receiver_rests (receiver, until, asked_until, failures, error, at)"
+            " VALUES (?,?,?,?,?,?)",
+            (
+                rest.receiver,
+                _text(rest.until),
+                _text(rest.asked_until) if rest.asked_until else None,
+                rest.failures,
+                rest.error,
+                _text(rest.at),
+            ),
+        )
+
+    def end_rest(self, receiver: str, set_before: datetime | None = None) -> None:
+        if set_before is None:
+            self._db.execute("DELETE FROM receiver_rests WHERE receiver = ?", (receiver,))
+        else:
+            self._db.execute("DELETE FROM receiver_rests WHERE receiver = ? AND at < ?", (receiver, _text(set_before)))
+
+    def receiver_rests(self) -> dict[str, ReceiverRest]:
+        rows = self._db.execute(
+            "SELECT receiver, until, asked_until, failures, error, at FROM receiver_rests"
+        ).fetchall()
+        return {
+            receiver: ReceiverRest(
+                receiver=receiver,
+                until=datetime.fromisoformat(until),
+                asked_until=_moment(asked_until),
+                failures=failures,
+                error=error,
+                at=datetime.fromisoformat(at),
+            )
+            for receiver, until, asked_until, failures, error, at in rows
+        }
 
     @staticmethod
     def _notification(row: tuple) -> Notification:

@@ -364,4 +364,19 @@ MIGRATIONS: list[tuple[str, str]] = [
     ALTER TABLE event_keys_recent ADD COLUMN purged_check INTEGER;
     """,
     ),
+    (
+        # A receiver's rest after a failure (store.sqlite_outbox): it was kept by the delivering process
+        # alone, so another one (pages --deliver, ack, while run was running) sent inside a Retry-After.
+        "0012-receiver-rests",
+        """
+    CREATE TABLE receiver_rests (
+        receiver    TEXT PRIMARY KEY,
+        until       TEXT    NOT NULL,   -- RFC 3339 UTC, wall-clock: no page of it is taken before
+        asked_until TEXT,               -- what it asked itself (Retry-After)
+        failures    INTEGER NOT NULL,   -- in a row
+        error       TEXT    NOT NULL,
+        at          TEXT    NOT NULL
+    );
+    """,
+    ),
 ]

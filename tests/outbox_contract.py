@@ -13,7 +13,7 @@ import pytest
 
 from models.alert import Severity
 from models.page import NotificationStatus, PageKind
-from store.outbox import OutboxQuery, OutboxStore, Settlement
+from store.outbox import OutboxQuery, OutboxStore, ReceiverRest, Settlement
 from tests.paging_factories import NOW, notification, page
 
 LEASE = 60.0
@@ -25,6 +25,17 @@ def _sent(at=NOW) -> Settlement:
 
 def _retry(at, retry_at, error="HTTP 500 from pd") -> Settlement:
     return Settlement(status=NotificationStatus.PENDING, at=at, error=error, retry_at=retry_at)
+
+
+def rest(receiver="pagerduty", seconds=120.0, asked=None, failures=1, at=NOW) -> ReceiverRest:
+    return ReceiverRest(
+        receiver=receiver,
+        until=at + timedelta(seconds=seconds),
+        asked_until=at + timedelta(seconds=asked) if asked is not None else None,
+        failures=failures,
+        error="HTTP 429 from pd",
+        at=at,
+    )
 
 
 class OutboxContract:
@@ -169,3 +180,41 @@ class OutboxContract:
             NotificationStatus.FAILED: 1,
             NotificationStatus.PENDING: 1,
         }
+
+    def test_a_resting_receiver_s_pages_are_not_claimed_until_its_rest_ends(self, store: OutboxStore):
+        """Before, a rest (a Retry-After) lived in the delivering process alone: another one sent inside it."""
+        rows = [notification("pagerduty"), notification("slack"), notification("pagerduty", due=NOW)]
+        store.enqueue(rows)
+        store.rest_receiver(rest("pagerduty", seconds=120))
+        claimed = store.claim_due(NOW + timedelta(seconds=119), LEASE, limit=10)
+        assert [row.receiver for row in claimed] == ["slack"]
+        later = store.claim_due(NOW + timedelta(seconds=120), LEASE, limit=10)
+        assert [row.receiver for row in later] == ["pagerduty", "pagerduty"]
+
+    def test_rests_round_trip_and_a_later_one_replaces_the_earlier(self, store: OutboxStore):
+        first, second = rest(seconds=10), rest(seconds=3600, asked=3600, failures=2, at=NOW + timedelta(seconds=10))
+        store.rest_receiver(first)
+        store.rest_receiver(rest("slack"))
+        store.rest_receiver(second)
+        assert store.receiver_rests() == {"pagerduty": second, "slack": rest("slack")}
+
+    def test_a_rest_ends_unless_it_started_after_the_given_moment(self, store: OutboxStore):
+        store.rest_receiver(rest(at=NOW))
+        store.end_rest("pagerduty", set_before=NOW)  # a failure seen while this page was on its way stands
+        assert set(store.receiver_rests()) == {"pagerduty"}
+        store.end_rest("pagerduty", set_before=NOW + timedelta(microseconds=1))
+        store.end_rest("slack")  # none: nothing to end
+        assert store.receiver_rests() == {}
+        store.rest_receiver(rest(at=NOW))
+        store.end_rest("pagerduty")
+        assert store.receiver_rests() == {}
+
+    def test_a_page_brought_up_to_date_when_sent_is_kept_as_sent(self, store: OutboxStore):
+        row = notification()
+        store.enqueue([row])
+        store.claim_due(NOW, LEASE)
+        grown = row.page.incident.model_copy(update={"severity": Severity.CRITICAL, "risk_score": 90.0})
+        sent = row.page.model_copy(update={"incident": grown})
+        store.settle(row.notification_id, Settlement(status=NotificationStatus.SENT, at=NOW, sent_page=sent))
+        (kept,) = store.notifications(OutboxQuery())
+        assert kept.page == sent and kept.status is NotificationStatus.SENT and kept.attempts == 1

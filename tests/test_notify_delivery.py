@@ -632,10 +632,12 @@ def test_a_failed_page_sent_again_after_an_acknowledgement_is_followed_by_it(hoo
     rig.deliver()
     assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "acknowledge"]
     assert pagerduty.pagerduty[incident.incident_id].status == "acknowledged"
+    # the trigger says the incident as it is now, the acknowledgement behind it what carol did
     assert [(r["page"]["kind"], r["page"]["incident_status"]) for r in hook.accepted] == [
-        ("trigger", "open"),
+        ("trigger", "acknowledged"),
         ("acknowledge", "acknowledged"),
     ]
+    assert hook.accepted[0]["page"]["refreshed"]["acknowledged"]["by"] == "carol"
     assert hook.accepted[1]["page"]["action"]["by"] == "carol"
     assert {row.status for row in rig.rows()} == {NotificationStatus.SENT}
     # sent again later, nothing more: the acknowledgement is planned once
@@ -807,3 +809,103 @@ def test_a_rise_of_the_headline_s_own_detector_is_quoted_beside_the_headline(rig
     assert (update.kind, update.page.alert.summary) == (PageKind.UPDATE, _FIRST)
     assert update.page.findings == ["bulk_read, critical: more"]
     assert "bulk_read, critical: more" in str(slack.accepted[1])
+
+
+def test_a_page_sent_again_after_failing_says_the_incident_as_it_is_now(tmp_path, clock, pagerduty, slack):
+    """Before, the retried trigger said "open, high" of an incident acknowledged and critical by then: Slack
+    offered ``accesswatch ack``, the webhook stored "open", then "Now CRITICAL (was HIGH)" followed."""
+    with FakeReceiver("webhook", secret=WEBHOOK_SECRET) as hook:
+        notify = both(pagerduty, slack)
+        notify["routes"][0]["receivers"].append("hook")
+        notify["settings"]["hook"] = {"kind": "webhook", "url": hook.url, "secret": WEBHOOK_SECRET.decode()}
+        rig = Rig(tmp_path, clock, **notify)
+        for receiver in (pagerduty, slack, hook):
+            receiver.fail_next(1, 500)
+        alert, incident = finding(severity=Severity.HIGH)
+        rig.raise_((alert, incident))
+        rig.deliver()  # every receiver fails the trigger once
+        worse = incident.model_copy(update={"severity": Severity.CRITICAL, "revision": 2, "risk_score": 90.0})
+        rig.raise_((alert.model_copy(update={"severity": Severity.CRITICAL}), worse))  # a rise behind it
+        rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE, by="carol")
+        clock.advance(60)
+        rig.deliver()
+        # PagerDuty: the same key and headline, at the severity of now, then acknowledged
+        assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "acknowledge"]
+        trigger = pagerduty.accepted[0]
+        assert trigger["dedup_key"] == incident.incident_id and trigger["payload"]["severity"] == "critical"
+        assert trigger["payload"]["summary"] == f"[CRITICAL] {incident.actor_id}: {alert.summary}"
+        details = trigger["payload"]["custom_details"]["page"]
+        assert (details["incident_status"], details["risk_score"]) == ("acknowledged", 90.0)
+        assert pagerduty.pagerduty[incident.incident_id].status == "acknowledged"
+        # Slack: says who took it and offers what is left to do; no "was HIGH" for a channel that never saw HIGH
+        first = str(slack.accepted[0])
+        assert "Sent again after failing, as the incident is now: acknowledged by carol, critical" in first
+        assert "(planned as open, high)" in first and "accesswatch ack" not in first and "accesswatch resolve" in first
+        assert len(slack.accepted) == 2 and "Acknowledged by carol" in str(slack.accepted[1])
+        # the webhook: the same delivery id as the attempt that failed, the incident as it is, and what was planned
+        (planned_trigger,) = rig.rows(receiver="hook", kinds=[PageKind.TRIGGER])
+        body = hook.accepted[0]["page"]
+        assert (body["kind"], body["delivery_id"]) == ("trigger", planned_trigger.notification_id)
+        assert (body["incident_status"], body["incident_severity"]) == ("acknowledged", "critical")
+        assert body["refreshed"]["planned_status"] == "open" and body["refreshed"]["planned_severity"] == "high"
+        assert body["refreshed"]["acknowledged"]["by"] == "carol"
+        assert [r["page"]["kind"] for r in hook.accepted] == ["trigger", "acknowledge"]
+        # the outbox keeps what was sent; the rises it told already are superseded
+        for receiver in ("pagerduty", "slack", "hook"):
+            sent, rise, acknowledge = rig.rows(receiver=receiver)
+            assert sent.page.refreshed is not None and sent.page.severity is Severity.CRITICAL
+            assert sent.page.alert == alert  # the headline finding, as first paged
+            assert rise.kind is PageKind.UPDATE and rise.status is NotificationStatus.CANCELLED
+            assert rise.last_error == "superseded: the trigger sent again said critical already"
+            assert acknowledge.status is NotificationStatus.SENT
+        rig.close()
+
+
+def test_a_page_sent_as_planned_is_not_marked_refreshed(rig, pagerduty, clock):
+    pagerduty.fail_next(1, 500)
+    rig.raise_(finding())
+    rig.deliver()
+    clock.advance(60)
+    rig.deliver()  # nothing changed meanwhile: sent as planned
+    (row,) = rig.rows(receiver="pagerduty")
+    assert row.status is NotificationStatus.SENT and row.page.refreshed is None
+    assert "refreshed" not in pagerduty.accepted[0]["payload"]["custom_details"]["page"]
+
+
+# -- a receiver's rest, seen by every process ---------------------------------------------------------------------
+def test_a_retry_after_one_process_was_given_holds_back_the_others(tmp_path, clock, pagerduty, slack):
+    """Before, the rest lived in the process that was told: ``ack``, ``pages --deliver`` or ``--retry-failed``,
+    run beside ``run``, sent inside Slack's Retry-After."""
+    run = Rig(tmp_path, clock, **both(pagerduty, slack))
+    command = Rig(tmp_path, clock, **both(pagerduty, slack))
+    slack.fail_next(1, 429, retry_after="3600")
+    run.raise_(finding("emp-0001"))
+    run.deliver()
+    run.raise_(finding("emp-0002"))  # due now, never tried
+    command.deliver()
+    assert len(slack.received) == 1 and len(pagerduty.accepted) == 2
+    (rest,) = command.store.receiver_rests().values()
+    assert (rest.receiver, rest.until, rest.asked_until) == ("slack", clock() + timedelta(seconds=3600), rest.until)
+    command.dispatcher.retry_now()  # pages --deliver: the backoff ends, what Slack asked for stands
+    command.deliver()
+    assert len(slack.received) == 1
+    clock.advance(3600)
+    command.deliver()
+    assert len(slack.accepted) == 2 and command.store.receiver_rests() == {}
+    run.close()
+    command.close()
+
+
+def test_pages_deliver_ends_a_backoff_for_every_process(tmp_path, clock, pagerduty, slack):
+    run = Rig(tmp_path, clock, **both(pagerduty, slack))
+    command = Rig(tmp_path, clock, **both(pagerduty, slack))
+    pagerduty.fail_next(1, 503)  # no Retry-After: a backoff of our own
+    run.raise_(finding())
+    run.deliver()
+    assert command.store.receiver_rests()["pagerduty"].failures == 1
+    command.dispatcher.retry_now()  # a person fixed the receiver
+    assert command.store.receiver_rests() == {}
+    run.deliver()  # the running process takes it at once too
+    assert len(pagerduty.accepted) == 1
+    run.close()
+    command.close()

@@ -9,7 +9,7 @@ import pytest
 from models.page import NotificationStatus
 from store.outbox import OutboxQuery, Settlement
 from store.sqlite import SqliteStore
-from tests.outbox_contract import LEASE, OutboxContract
+from tests.outbox_contract import LEASE, OutboxContract, rest
 from tests.paging_factories import NOW, notification
 
 
@@ -45,3 +45,12 @@ def test_two_connections_never_take_the_same_row(tmp_path):
             taken += [row.notification_id for row in store.claim_due(NOW, LEASE)]
         assert sorted(taken) == sorted(row.notification_id for row in rows)
         assert one.claim_due(NOW + timedelta(seconds=1), LEASE, limit=100) == []
+
+
+def test_a_rest_one_connection_recorded_holds_back_the_other(tmp_path):
+    path = tmp_path / "a.db"
+    with SqliteStore(path) as running, SqliteStore(path) as command:
+        running.enqueue([notification("pagerduty")])
+        running.rest_receiver(rest("pagerduty", seconds=3600, asked=3600))
+        assert command.claim_due(NOW + timedelta(minutes=59), LEASE) == []
+        assert command.receiver_rests() == running.receiver_rests()

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.outbox_contract import LEASE, OutboxContract
+from tests.outbox_contract import LEASE, OutboxContract, rest
 from tests.paging_factories import NOW, notification
 
 es_store = pytest.importorskip("store.elasticsearch.store", reason="the Elasticsearch adapter is not in this tree")
@@ -74,3 +74,15 @@ def test_two_instances_never_take_the_same_row(es_server):
     assert one.claim_due(NOW + timedelta(seconds=1), LEASE, limit=100) == []
     one.close()
     two.close()
+
+
+def test_a_rest_one_instance_recorded_holds_back_the_other(es_server):
+    running = _store(es_server.url)
+    command = Store(running.settings)
+    running.enqueue([notification("pagerduty")])
+    running.rest_receiver(rest("pagerduty", seconds=3600, asked=3600))
+    assert command.claim_due(NOW + timedelta(minutes=59), LEASE) == []
+    assert command.receiver_rests() == running.receiver_rests()
+    assert len(command.claim_due(NOW + timedelta(minutes=60), LEASE)) == 1
+    running.close()
+    command.close()

@@ -443,3 +443,47 @@ def test_the_page_quotes_every_detector_of_the_incident_not_only_the_first_proce
     assert any("198.51.100.77" in line for line in told)
     (line,) = [orjson.loads(line) for line in (data / "pages.jsonl").read_bytes().splitlines()]
     assert line["page"]["findings"] == findings
+
+
+def test_pages_deliver_keeps_the_rest_pagerduty_asked_for(tmp_path, events, config, pagerduty, capsys, monkeypatch):
+    """Before, a second process knew nothing of the Retry-After the first was given, and sent inside it."""
+    monkeypatch.setenv("ACCESSWATCH_NOTIFY__DELIVERY__DRAIN_ON_EXIT", "0s")
+    data = tmp_path / "data"
+    where = ("--data-dir", str(data), "--config", str(config))
+    pagerduty.fail_next(1, 429, retry_after="3600")
+    accesswatch("replay", str(events), *where, "--page")
+    capsys.readouterr()
+    assert accesswatch("pages", *where, "--deliver", "--status", "pending") == 0
+    out = capsys.readouterr().out
+    assert "delivered: 0 sent" in out and len(pagerduty.received) == 1
+    (rests,) = [line for line in out.splitlines() if line.startswith("pagerduty rests until ")]
+    assert " UTC, as it asked (Retry-After): HTTP 429 from " in rests
+    until = rests.split(" until ")[1][:19]
+    lines = [line for line in out.splitlines() if " pagerduty " in line]
+    assert len(lines) == 2 and all(f"  {until} " in line for line in lines), lines
+
+
+def test_pages_shows_a_failed_page_was_sent_again_as_its_incident_is_now(
+    tmp_path, events, config, pagerduty, capsys, monkeypatch
+):
+    monkeypatch.setenv("ACCESSWATCH_NOTIFY__DELIVERY__DRAIN_ON_EXIT", "0s")
+    data = tmp_path / "data"
+    where = ("--data-dir", str(data), "--config", str(config))
+    pagerduty.fail_next(100, 400)  # refused: every trigger fails for good
+    accesswatch("replay", str(events), *where, "--page")
+    incident = next(i for i in incidents(data) if i.severity.rank >= 1)
+    assert accesswatch("ack", incident.incident_id, *where, "--by", "carol") == 0
+    pagerduty.heal()
+    assert accesswatch("pages", *where, "--retry-failed", "--incident", incident.incident_id) == 0
+    capsys.readouterr()
+    assert accesswatch("pages", *where, "--incident", incident.incident_id, "--status", "sent") == 0
+    (trigger,) = [
+        line for line in capsys.readouterr().out.splitlines() if " pagerduty " in line and " trigger " in line
+    ]
+    severity = incident.severity.value
+    assert f": acknowledged, {severity} by carol (planned: open, {severity}); earlier attempt: HTTP 400" in trigger
+    assert accesswatch("pages", *where, "--incident", incident.incident_id, "--format", "jsonl") == 0
+    records = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (sent,) = [record for record in records if (record["receiver"], record["kind"]) == ("pagerduty", "trigger")]
+    assert sent["refreshed"]["planned_status"] == "open" and sent["refreshed"]["acknowledged"]["by"] == "carol"
+    assert pagerduty.events("trigger")[0]["payload"]["custom_details"]["page"]["incident_status"] == "acknowledged"

@@ -22,9 +22,10 @@ from configs.loader import load_settings
 from models.alert import AlertStatus, Severity
 from models.config import ConfigError
 from models.incident import TriageAction, TriageActionKind
-from models.page import MAX_FINDING_CHARS, MAX_FINDINGS, Page, PageKind, other_findings
+from models.page import MAX_FINDING_CHARS, MAX_FINDINGS, Page, PageKind, Refreshed, other_findings
 from notify.base import DeliveryError, Notifier, headline, when
 from notify.console import ConsoleNotifier
+from notify.email_smtp import EmailSettings, compose
 from notify.http import HttpNotifier
 from notify.registry import RECEIVERS, build_receivers
 from notify.webhook import verify_signature
@@ -238,6 +239,20 @@ def test_alertmanager_a_severity_rise_ends_the_old_label_set(alertmanager):
     assert [a["labels"]["severity"] for a in firing] == ["critical"]
 
 
+def test_alertmanager_a_trigger_sent_again_at_a_higher_severity_ends_the_planned_label_set(alertmanager):
+    """An attempt that timed out may have fired the planned severity's alert: the page sent again ends it."""
+    fake, notifier = alertmanager
+    page = a_page(severity=Severity.HIGH)
+    notifier.send(page, "ntf-1")  # the receiver took it, the answer was lost
+    notifier.clock.advance(60)
+    critical = page.incident.model_copy(update={"severity": Severity.CRITICAL})
+    refreshed = Refreshed(at=notifier.clock(), planned_status=AlertStatus.OPEN, planned_severity=Severity.HIGH)
+    notifier.send(page.model_copy(update={"incident": critical, "refreshed": refreshed}), "ntf-1")
+    (firing,) = fake.firing(notifier.clock() + timedelta(seconds=1))
+    assert firing["labels"]["severity"] == "critical"
+    assert firing["annotations"]["refreshed"].startswith("Sent again after failing, as the incident is now: open")
+
+
 def test_alertmanager_resolve_ends_the_alert_and_it_has_no_acknowledge(alertmanager):
     fake, notifier = alertmanager
     page = a_page()
@@ -394,6 +409,24 @@ def test_console_receiver_prints_a_line_a_page_and_later_pages_quote_the_finding
     assert first.startswith("[HIGH    ]!!") and "bulk_read" in first
     assert "Acknowledged by alice" in second and "bulk_read" not in second
     assert quoted.startswith(" " * 13 + "bulk_read") and quoted.strip() in first
+
+
+def test_a_page_sent_again_as_the_incident_is_now_says_so_on_the_console_and_in_mail(tmp_path):
+    """Before, the console and the mail showed the incident acknowledged with nothing saying who, or that the
+    page was late (e-mail never hears of an acknowledgement otherwise)."""
+    page = a_page(severity=Severity.HIGH)
+    carol = TriageAction(incident_id=page.dedup_key, kind=TriageActionKind.ACKNOWLEDGE, by="carol", at=NOW)
+    now = page.incident.model_copy(update={"status": AlertStatus.ACKNOWLEDGED, "severity": Severity.CRITICAL})
+    refreshed = Refreshed(at=NOW, planned_status=AlertStatus.OPEN, planned_severity=Severity.HIGH, acknowledged=carol)
+    late = page.model_copy(update={"incident": now, "refreshed": refreshed, "link": None})
+    said = "Sent again after failing, as the incident is now: acknowledged by carol, critical (planned as open, high)"
+    out = io.StringIO()
+    ConsoleNotifier(stream=out).send(late, "ntf")
+    assert " " * 13 + said in out.getvalue().splitlines()
+    assert "accesswatch ack" not in out.getvalue()
+    mail_settings = {"host": "mail.example.com", "to": ["soc@example.com"], "from": "aw@example.com", "timeout": 5}
+    mail = compose(late, EmailSettings.model_validate(mail_settings), "ntf")
+    assert said in mail.get_content()
 
 
 def test_unknown_receivers_and_kinds_are_configuration_errors(tmp_path):

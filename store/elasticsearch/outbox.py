@@ -13,7 +13,9 @@ without transactions:
   store's counter, and a row is due only when no earlier unconditional row
   of its (receiver, dedup key) is still pending;
 * read-your-writes: every outbox write refreshes its index (pages are a few
-  a minute), so the next claim or listing, by any instance, sees it.
+  a minute), so the next claim or listing, by any instance, sees it;
+* a resting receiver's pages are not claimed: the rests are read first
+  (``store.elasticsearch.receiver_rests``).
 
 The outbox is one small index, ``<prefix>-outbox``, created on first use.
 Times are microseconds since the epoch (exact comparisons; dates are
@@ -32,6 +34,7 @@ from elasticsearch import ApiError
 from models.page import Notification, NotificationStatus
 from store.elasticsearch.bulk import BulkOp, run_bulk
 from store.elasticsearch.client import call
+from store.elasticsearch.receiver_rests import ElasticsearchRestsMixin
 from store.outbox import OutboxQuery, OutboxStore, Settlement
 
 if TYPE_CHECKING:
@@ -108,7 +111,7 @@ def _notification(source: dict[str, Any]) -> Notification:
     )
 
 
-class ElasticsearchOutboxMixin(OutboxStore):
+class ElasticsearchOutboxMixin(ElasticsearchRestsMixin, OutboxStore):
     client: Elasticsearch
     settings: ElasticsearchSettings
     _outbox_ready: bool = False
@@ -180,8 +183,9 @@ class ElasticsearchOutboxMixin(OutboxStore):
         if incident_id is not None:
             filters.append({"term": {"incident_id": incident_id}})
         query: dict[str, Any] = {"bool": {"filter": filters}}
-        if skip_receivers:
-            query["bool"]["must_not"] = [{"terms": {"receiver": list(skip_receivers)}}]
+        skipped = [*skip_receivers, *self._resting_at(now)]
+        if skipped:
+            query["bool"]["must_not"] = [{"terms": {"receiver": skipped}}]
         claimed: list[Notification] = []
         after = None
         while len(claimed) < limit:
@@ -251,6 +255,9 @@ class ElasticsearchOutboxMixin(OutboxStore):
                 source["due_us"] = _us(settlement.retry_at)
             final = settlement.status is not NotificationStatus.PENDING
             source["settled_us"] = _us(settlement.at) if final else None
+            if settlement.sent_page is not None:
+                planned = Notification.model_validate_json(source["body"])
+                source["body"] = planned.model_copy(update={"page": settlement.sent_page}).model_dump_json()
             if self._put(notification_id, source, doc["_seq_no"], doc["_primary_term"]):
                 return  # else another process changed it meanwhile: read it again
 
