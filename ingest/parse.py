@@ -20,6 +20,7 @@ from models.config import Ingest
 from models.deadletter import DeadLetter
 from models.event import AccessEvent
 from models.fast_event import FastEvent, decode_lines, from_model
+from models.visible import visible
 from store.base import IncomingEvent
 
 
@@ -228,8 +229,9 @@ _NAMED = 3  # the other wrong keys a dead letter's reason names
 
 
 def _where(error: ErrorDetails) -> str:
-    """The key an error is about, without the union branch names pydantic adds ("int", "function-after[...]")."""
-    return ".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "int", "float")))
+    """The key an error is about, without the union branch names pydantic adds ("int", "function-after[...]"); a
+    key the line made up shown with its control characters escaped (a reason is one line)."""
+    return visible(".".join(str(p) for p in error["loc"] if not str(p).startswith(("function-", "int", "float"))))
 
 
 def _out_of_range_reason(moment: datetime, future: bool, settings: Ingest) -> str:

@@ -154,6 +154,14 @@ def test_a_field_of_the_wrong_type_is_refused_and_named(parser, key, value):
     assert reason.startswith(key) or "event" in reason or "JSON" in reason, reason
 
 
+def test_a_made_up_key_with_a_line_break_is_named_on_one_line(parser):
+    # found by the property above: an actor object whose only key was "\n"
+    data = event_dict()
+    data["actor"] = {"\n": 0}
+    event, reason = _one(parser, json.dumps(data).encode())
+    assert event is None and "\n" not in reason and "actor.\\n" in reason, reason
+
+
 @pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999"])
 def test_nan_and_infinity_are_never_stored(parser, number):
     base = orjson.dumps(event_dict())
