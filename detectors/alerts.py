@@ -200,7 +200,10 @@ class AlertBook:
         told += f" {wording.span(start.timestamp(), end.timestamp(), self.zone)}"
         records = evidence.get("records_in_alert")
         if records is not None:
-            told += f", {wording.counted(records, 'record')} read in their windows in all"
+            # what its findings' records are: "read", unless the detector says ("read outside the contract")
+            told += (
+                f", {wording.counted(records, 'record')} {evidence.get('records_are', 'read')} in their windows in all"
+            )
         return told + "."
 
     def to_state(self) -> list[dict]:

@@ -152,7 +152,11 @@ class PartnerContract(Detector[PartnerContractSettings]):
             "outside_contract": by_class,
             # an access that touched two classes outside it counts in each: the largest class's is a floor
             "records_outside_contract": max(outside.values()),
-            "records": window.records,
+            # what the alert adds up over its findings' windows (``detectors.alerts``): the records outside the
+            # contract, not all the hour's, in the grown alert's "150 records read outside the contract in all"
+            "records": max(outside.values()),
+            "records_are": "read outside the contract",
+            "records_read": window.records,
             "events": window.events,
             "records_by_class": dict(sorted(window.class_records.items())),
         }

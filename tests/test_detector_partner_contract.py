@@ -165,6 +165,9 @@ def test_every_window_of_a_ninety_minute_pull_is_a_finding_with_all_its_records_
     }
     assert alert.evidence["contract"] == {"organization": BUREAU, "data_classes": ["contact", "identity"]}
     assert alert.evidence["records_outside_contract"] == 90
+    # the grown alert adds up the records outside the contract over both windows: 135, not the hours' 180
+    assert alert.evidence["records_in_alert"] == 135
+    assert alert.summary.endswith("135 records read outside the contract in their windows in all.")
     assert alert.evidence["records_by_class"] == {"financial": 90, "identity": 90}
 
 
