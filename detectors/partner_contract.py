@@ -13,6 +13,7 @@ A partner company with no declared contract is left to the learned rules.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Iterator
@@ -43,11 +44,13 @@ def _a_known_class(name: str, info: ValidationInfo) -> str:
     settings = (info.context or {}).get("settings")
     if settings is not None:
         classes = settings.classification.classes
-        known = sorted([*classes, UNCLASSIFIED])
-        if name not in known:
+        if name not in classes and name != UNCLASSIFIED:
+            # listed: the classes that hold fields (a default class emptied with fields = [] is no choice)
+            known = sorted([*(c for c, data_class in classes.items() if data_class.fields), UNCLASSIFIED])
             owner = next((owner for owner, data_class in classes.items() if name in data_class.fields), None)
-            field = f" ({name!r} is a field of {owner})" if owner else ""
-            raise ValueError(f"a data class of [classification]{field}: {', '.join(known)}")
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            hint = f" ({name!r} is a field of {owner})" if owner else f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"a data class of [classification]{hint}: {', '.join(known)}")
     return name
 
 

@@ -107,6 +107,14 @@ def test_a_contracts_data_classes_are_the_classifications_and_a_wrong_one_is_nam
     )
     with pytest.raises(ConfigError, match=r"'address' is a field of contact\): contact, financial"):
         _contracts(["contact", "address"])
+    # T13: a near miss is named, and a default class emptied (fields = []) is no choice
+    with pytest.raises(
+        ConfigError, match=r"\(did you mean 'contact'\?\): contact, financial, government_id, identity,"
+    ):
+        _contracts(["contacts"])
+    emptied = {"ACCESSWATCH_CLASSIFICATION__CLASSES__SPECIAL__FIELDS": "[]"}
+    with pytest.raises(ConfigError, match=r"identity, transactions, unclassified$"):
+        _contracts(["adress"], env=emptied)
 
 
 def test_a_class_the_operator_adds_to_the_classification_can_be_contracted():
