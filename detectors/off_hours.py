@@ -15,7 +15,8 @@ the records read (or their sensitivity) make it critical.  Outside business
 hours, a few accesses that read a great deal make an off-hours finding
 however few they are (an evening export of 185,000 records in three
 accesses); inside them, an odd hour's few big accesses are left to the
-volume rules (a sparse worker's one report at 09:00 is not news by its hour).
+volume rules (a sparse worker's one report at 09:00 is not news by its hour),
+except a service account's, which keeps no office hours.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from pydantic import Field
 
 from detectors import wording
 from detectors.base import Detector, DetectorSettings, Finding, Period
+from models.event import ActorKind
+
+_SERVICE = ActorKind.SERVICE
 
 
 class OffHoursSettings(DetectorSettings):
@@ -54,8 +58,10 @@ class OffHours(Detector[OffHoursSettings]):
         for window in period.windows:
             weighted = window.records + (settings.sensitive_weight - 1.0) * window.high_records
             # a few big accesses in an odd hour of the working day are bulk_read's to judge by their size, not news
-            # by their hour (an auditor's one report at 09:00); when the office is closed, they are both
-            by_size = outside_business and weighted >= settings.min_records
+            # by their hour (an auditor's one report at 09:00); when the office is closed, they are both.  A service
+            # account keeps no office hours: its hours are its schedule's, and a big read in one it never runs is
+            # news whatever the office's clock says (a nightly batch account's credentials used at noon)
+            by_size = (outside_business or window.actor.kind is _SERVICE) and weighted >= settings.min_records
             if window.events < settings.min_events and not by_size:
                 continue
             profile, basis = period.profiles.baseline(window.actor)

@@ -119,6 +119,15 @@ def test_a_few_big_accesses_in_an_odd_hour_of_the_working_day_are_left_to_the_vo
     assert alert.severity is Severity.CRITICAL
 
 
+def test_a_nightly_service_account_reading_a_great_deal_at_noon_is_a_finding():
+    # T13: a batch account's credentials used at noon for six big reads: a service keeps no office hours
+    batch = Actor("svc-batch", kind="service", role="batch", ip="10.0.0.9")
+    nightly = history(batch, days=14, per_hour=2, records=5000, hours=[1, 2, 3], weekdays=EVERY_DAY)
+    alert = run(stream(nightly, burst(batch, local(15, 12), events=6, records=5000)), NAME).only()
+    assert alert.window_start == local(15, 12) and alert.evidence["outside_business_hours"] is False
+    assert alert.evidence["judged_on"] == "records" and alert.severity.at_least(Severity.HIGH)
+
+
 def test_many_small_accesses_are_critical_only_when_the_records_are_sensitive():
     # 120 accesses of 20 records at 02:00: 2,400 everyday records are high; as passports they weigh four times
     everyday = run(insider(accesses=120, records=20), NAME).only()
