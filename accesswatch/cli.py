@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 
-from accesswatch import __version__, app, arguments, incidents_cli, integrity_cli, paging_cli
+from accesswatch import __version__, app, arguments, config_check, incidents_cli, integrity_cli, paging_cli
 from accesswatch.arguments import WrongArgument
 from accesswatch.logging import configure as configure_logging
 from ingest import kafka_send
@@ -227,6 +227,7 @@ def _parser() -> arguments.Parser:
     paging_cli.add_commands(command, _settings)  # pages, ack, resolve, reopen
     kafka_send.add_commands(command, _settings)  # send
     integrity_cli.add_commands(command, _settings)  # verify, export-digest, verify-digest, purge
+    config_check.add_commands(command, _settings)  # check-config
     return parser
 
 

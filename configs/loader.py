@@ -77,12 +77,20 @@ def load_settings(
     return settings
 
 
+def setting_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """The names of the ``ACCESSWATCH_*`` variables that set configuration keys, sorted."""
+    env = os.environ if env is None else env
+    # as for ACCESSWATCH_CONFIG: an empty variable is unset (write '""' for an empty string)
+    return sorted(
+        name
+        for name, raw in env.items()
+        if name.startswith(ENV_PREFIX) and not name.startswith(_NOT_KEYS) and raw != ""
+    )
+
+
 def _apply_environment(merged: dict[str, Any], origins: dict[KeyPath, str], env: Mapping[str, str]) -> None:
-    for name, raw in sorted(env.items()):
-        if not name.startswith(ENV_PREFIX) or name.startswith(_NOT_KEYS):
-            continue
-        if raw == "":  # as for ACCESSWATCH_CONFIG: an empty variable is unset (write '""' for an empty string)
-            continue
+    for name in setting_variables(env):
+        raw = env[name]
         spelled = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
         if not all(spelled):
             raise ConfigError(f"configuration error: {name}: empty key part (use double underscores between levels)")
@@ -309,7 +317,7 @@ def describe_validation_error(
     key_path = _existing_prefix(data, loc, len(prefix))
     origins = origins or {}
     if error["type"] == CROSS_FIELD:
-        key_path = _culprit(key_path, error.get("ctx", {}).get("keys", ()), origins)
+        key_path = _culprit(key_path, error.get("ctx", {}).get("keys", ()), origins, data)
     key = ".".join(key_path) or "(top level)"
     if error["type"] == "extra_forbidden":
         where = _origin(key_path, origins)
@@ -383,13 +391,18 @@ def _explicit_origins(key_path: KeyPath, origins: Origins) -> list[str]:
     return []
 
 
-def _culprit(section: KeyPath, keys: tuple[str, ...], origins: Origins) -> KeyPath:
-    """Of the keys a cross-field rule names, the first one the operator set; else the first."""
+def _culprit(section: KeyPath, keys: tuple[str, ...], origins: Origins, data: Mapping[str, Any]) -> KeyPath:
+    """Of the keys a cross-field rule names, the first one the operator set; else the first one there; else the first.
+
+    A key not in ``data`` was set by nobody, even in a table a file set whole (its origin is the file's): the
+    defaulted ``heartbeat_interval`` is not at fault when ``session_timeout`` was set too short.
+    """
     candidates = [(*section, *key.split(".")) for key in keys]
-    for candidate in candidates:
+    present = [candidate for candidate in candidates if _lookup(data, candidate) is not ABSENT]
+    for candidate in present:
         if _explicit_origins(candidate, origins):
             return candidate
-    return candidates[0] if candidates else section
+    return (present or candidates or [section])[0]
 
 
 # pydantic's error types, as what a person was expected to write

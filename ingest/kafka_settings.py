@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.config import ConfigError, Seconds, cross_field_error
+from models.config import ConfigError, ReadableFile, Seconds, cross_field_error
 
 _PREFIX = ("source", "kafka")
 _TOPIC_CHARACTERS = re.compile(r"[a-zA-Z0-9._-]{1,249}")
@@ -91,16 +91,17 @@ class KafkaSettings(BaseModel):
     shutdown_timeout: Annotated[Seconds, Field(gt=0)] = 15.0
     # security
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    ssl_cafile: Path | None = None
-    ssl_certfile: Path | None = None  # the client certificate, for mutual TLS
-    ssl_keyfile: Path | None = None
+    # the files are checked at load (there, and readable): they are read only when a client connects
+    ssl_cafile: ReadableFile | None = None
+    ssl_certfile: ReadableFile | None = None  # the client certificate, for mutual TLS
+    ssl_keyfile: ReadableFile | None = None
     ssl_password: SecretStr | None = None  # of the private key
-    ssl_password_file: Path | None = None
+    ssl_password_file: ReadableFile | None = None
     ssl_check_hostname: StrictBool = True
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    sasl_password_file: Path | None = None
+    sasl_password_file: ReadableFile | None = None
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -122,16 +123,28 @@ class KafkaSettings(BaseModel):
                 "a topic other than those of source.kafka.topics: a dead letter sent to a topic consumed here"
                 ' comes back as a poison message again, for good ("" keeps dead letters in the dead-letter store only)',
             )
+        # each rule across keys names the key the operator set, with its own value (``cross_field_error``)
         if self.heartbeat_interval * 3 > self.session_timeout:
-            raise ValueError("heartbeat_interval at most a third of session_timeout")
-        if self.sasl_password is not None and self.sasl_password_file is not None:
-            raise ValueError("sasl_password and sasl_password_file both set: keep one")
-        if self.ssl_password is not None and self.ssl_password_file is not None:
-            raise ValueError("ssl_password and ssl_password_file both set: keep one")
+            raise cross_field_error(
+                ["heartbeat_interval", "session_timeout"],
+                "heartbeat_interval at most a third of session_timeout, here"
+                f" {self.heartbeat_interval:g} s and {self.session_timeout:g} s",
+            )
+        for secret in ("sasl_password", "ssl_password"):
+            if getattr(self, secret) is not None and getattr(self, f"{secret}_file") is not None:
+                raise cross_field_error(
+                    [secret, f"{secret}_file"], f"{secret} or {secret}_file, not both set: keep one"
+                )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
-            raise ValueError("ssl_certfile and ssl_keyfile go together")
+            given, missing = (
+                ("ssl_certfile", "ssl_keyfile") if self.ssl_keyfile is None else ("ssl_keyfile", "ssl_certfile")
+            )
+            raise cross_field_error([given, missing], f"{missing} set too: ssl_certfile and ssl_keyfile go together")
         if self.security_protocol.startswith("SASL") and not self.sasl_username:
-            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_username")
+            raise cross_field_error(
+                ["security_protocol", "sasl_username"],
+                f"sasl_username set too: security_protocol {self.security_protocol} needs sasl_username",
+            )
         if not self.security_protocol.startswith("SASL"):  # SASL settings were dropped without a word
             for key in ("sasl_username", "sasl_password", "sasl_password_file", "sasl_mechanism"):
                 if key in self.model_fields_set:
@@ -173,13 +186,29 @@ class KafkaSettings(BaseModel):
         }
 
     def ssl_context(self) -> ssl.SSLContext:
-        """TLS with the configured CA (else the system's) and, for mutual TLS, the client certificate."""
-        context = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        """TLS with the configured CA (else the system's) and, for mutual TLS, the client certificate.
+
+        A file that is not what its key says (not PEM, a key that does not match, a wrong password) is one
+        configuration line naming the key, not an ``ssl.SSLError`` traceback.
+        """
+        try:
+            context = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        except ssl.SSLError as exc:
+            raise _tls_error("ssl_cafile", self.ssl_cafile, "CA certificates in PEM", exc) from None
         context.check_hostname = self.ssl_check_hostname
         if self.ssl_certfile is not None:
             password = _secret(self.ssl_password, self.ssl_password_file, "ssl_password_file")
-            context.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile), password)
+            try:
+                context.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile), password)
+            except ssl.SSLError as exc:
+                expected = "a certificate in PEM whose key is ssl_keyfile (opened with ssl_password, if encrypted)"
+                raise _tls_error("ssl_certfile", self.ssl_certfile, expected, exc) from None
         return context
+
+
+def _tls_error(key: str, path: Path | None, expected: str, exc: ssl.SSLError) -> ConfigError:
+    said = exc.reason or exc.strerror or "refused"  # OpenSSL's reason, "NO_CERTIFICATE_OR_CRL_FOUND"; else its line
+    return ConfigError(f"configuration error: source.kafka.{key} = {str(path)!r}: expected {expected} ({said})")
 
 
 def _secret(value: SecretStr | None, path: Path | None, key: str) -> str | None:

@@ -8,6 +8,7 @@ see ``configs.loader``.
 from __future__ import annotations
 
 import math
+import os
 import re
 import socket
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -70,6 +72,26 @@ def parse_duration(value: Any) -> float:
 
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _readable_file(path: Path) -> Path:
+    """A file an adapter reads only when it connects (a CA, a certificate, a key, a mounted secret), checked now:
+    then, a missing one failed as retries that looked like a network fault, or in a library's words naming no key.
+
+    Opened and closed, not read: a secret's content is read where it is used, and never shown.
+    """
+    if path.is_dir():
+        raise ValueError("a readable file, not a directory")
+    if not path.is_file():  # a dangling symbolic link too (a secret mount not there)
+        raise ValueError("a readable file: there is none at that path")
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as exc:
+        raise ValueError(f"a readable file: {(exc.strerror or 'cannot open it').lower()}") from None
+    return path
+
+
+ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
 
 
 def _network(value: Any) -> IPv4Network | IPv6Network:

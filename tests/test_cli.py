@@ -13,7 +13,7 @@ import pytest
 
 from tests.factories import event_dict
 
-COMMANDS = ["replay", "alerts", "deadletters", "simulate", "evaluate", "run", "demo"]
+COMMANDS = ["replay", "alerts", "deadletters", "simulate", "evaluate", "run", "demo", "check-config"]
 
 
 def aw(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -436,6 +436,73 @@ def test_an_elasticsearch_host_without_its_scheme_is_a_settings_mistake(tmp_path
     done = aw("alerts", "--data-dir", str(tmp_path), env=env)
     assert done.returncode == 2 and b"Traceback" not in done.stderr
     assert "store.elasticsearch.hosts" in _one_line(done) and "'https://es:9200'" in _one_line(done)
+
+
+def _production_env(tmp_path, **variables: str) -> dict[str, str]:
+    """Kafka and Elasticsearch at ports nobody listens on, with SASL and a password: a connection would fail."""
+    secret = tmp_path / "sasl-password"
+    secret.write_text("KAFKA-s3cret\n")
+    production = dict(
+        ACCESSWATCH_SOURCE__KIND="kafka",
+        ACCESSWATCH_SOURCE__KAFKA__BOOTSTRAP_SERVERS=f'["127.0.0.1:{_closed_port()}"]',
+        ACCESSWATCH_SOURCE__KAFKA__BOOTSTRAP_TIMEOUT="0.5s",
+        ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        ACCESSWATCH_SOURCE__KAFKA__SASL_USERNAME="aw",
+        ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD_FILE=str(secret),
+        ACCESSWATCH_STORE__KIND="elasticsearch",
+        ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS=f'["http://127.0.0.1:{_closed_port()}"]',
+        ACCESSWATCH_STORE__ELASTICSEARCH__RETRY_FOR="0.5s",
+        ACCESSWATCH_STORE__ELASTICSEARCH__USERNAME="aw",
+        ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD="ES-s3cret",
+        ACCESSWATCH_DETECTORS__DORMANT__ENABLED="false",
+    )
+    return _quiet_env(**{**production, **variables})
+
+
+def test_check_config_validates_what_run_would_without_connecting_or_making_a_store(tmp_path):
+    # there was no command for CI or an init container: `alerts` served, and answered "no store" once it was good
+    data = tmp_path / "data"
+    done = aw("check-config", "--data-dir", str(data), env=_production_env(tmp_path))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    assert out.startswith("accesswatch check-config: the configuration is valid; nothing was connected to\n")
+    assert "  source: kafka, topics access-events at 127.0.0.1:" in out
+    assert "SASL_PLAINTEXT as aw (SCRAM-SHA-512, password from a file)" in out
+    assert "  store: elasticsearch at http://127.0.0.1:" in out and "user aw, password set" in out
+    assert "  receivers: console, file; pages at medium or above\n" in out
+    assert (
+        "  detectors: bulk_read, " in out
+        and "(off: dormant)" in out
+        and "ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD" in out
+    )
+    assert "s3cret" not in out + done.stderr.decode() and not data.exists()
+
+
+@pytest.mark.parametrize(
+    ("variables", "line"),
+    [
+        (  # run read it only when the consumer was made, after the metrics server started
+            {"ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD_FILE": "/nonexistent/sasl"},
+            "configuration error: source.kafka.sasl_password_file = '/nonexistent/sasl' (from"
+            " ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD_FILE): expected a readable file: there is none at that path",
+        ),
+        (  # a traceback ending in ssl.SSLError when the consumer was made
+            {
+                "ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
+                "ACCESSWATCH_SOURCE__KAFKA__SSL_CAFILE": "{ca}",
+            },
+            "configuration error: source.kafka.ssl_cafile = '{ca}': expected CA certificates in PEM"
+            " (NO_CERTIFICATE_OR_CRL_FOUND)",
+        ),
+    ],
+)
+def test_check_config_tells_a_mistake_in_one_line_and_exit_2(tmp_path, variables, line):
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not a certificate\n")
+    env = _production_env(tmp_path, **{name: value.format(ca=ca) for name, value in variables.items()})
+    done = aw("check-config", "--data-dir", str(tmp_path / "data"), env=env)
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr.decode() == line.format(ca=ca) + "\n"
 
 
 def test_verify_digest_of_a_file_that_is_no_digest_is_not_valid_in_one_line(tmp_path):

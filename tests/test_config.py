@@ -106,6 +106,26 @@ def test_the_deploy_config_is_valid_and_serves_metrics_to_its_network():
     assert settings.metrics.address == "0.0.0.0" and settings.metrics.port == 9464
 
 
+def test_the_compose_file_installs_the_locked_versions_and_the_lock_meets_the_requirements():
+    # it ran `pip install -e /app` at every start: a replica restarted later could get an untested kafka-python,
+    # whose 3.0.12 internals ingest/kafka_join_guard.py works around
+    from packaging.requirements import Requirement
+
+    root = Path(__file__).parent.parent
+    compose = (root / "deploy" / "docker-compose.yml").read_text()
+    installs = [line for line in compose.splitlines() if "pip install" in line and "start_period" not in line]
+    assert len(installs) == 3 and all("pip install -q -c /app/requirements.lock -e /app" in i for i in installs)
+    locked = {}
+    for line in (root / "requirements.lock").read_text().splitlines():
+        name, _, version = line.partition("==")
+        locked[name.lower().replace("_", "-")] = version
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    wanted = [Requirement(spec) for spec in pyproject["dependencies"] + pyproject["optional-dependencies"]["test"]]
+    assert [str(r) for r in wanted if not r.specifier.contains(locked[r.name.lower()])] == []
+    kafka = next(r for r in wanted if r.name == "kafka-python")
+    assert not kafka.specifier.contains("3.1.0")  # a minor version later is not the library the guard was made for
+
+
 def test_every_registered_detector_has_its_own_test_file_exercising_the_shared_interface():
     # one missing goes unseen: each detector's test file subclasses the shared contract (tests/detector_contract.py)
     from tests.detector_contract import DetectorContract
@@ -393,7 +413,8 @@ def test_the_command_exits_2_on_an_unreadable_config_file(tmp_path, name):
         ),
         (
             {"ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": "SASL_SSL"},
-            "(from ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL): security_protocol SASL_SSL needs sasl_username",
+            "source.kafka.security_protocol = 'SASL_SSL' (from ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL):"
+            " expected sasl_username set too: security_protocol SASL_SSL needs sasl_username",
         ),
         (
             {"ACCESSWATCH_STORE__ELASTICSEARCH__REPLICAS": "-1"},
@@ -475,6 +496,88 @@ def test_the_adapter_check_hides_a_password_in_a_host_too():
     with pytest.raises(ConfigError) as caught:  # a password without its username, and one in the host
         elasticsearch.load({"hosts": ["https://elastic:ESURLPASS@es:9200"], "password": "pw-in-env"})
     assert "ESURLPASS" not in str(caught.value) and "'https://<secret>@es:9200'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "source.kafka.ssl_cafile",
+        "source.kafka.ssl_certfile",
+        "source.kafka.ssl_keyfile",
+        "source.kafka.ssl_password_file",
+        "source.kafka.sasl_password_file",
+        "store.elasticsearch.ca_certs",
+        "store.elasticsearch.client_cert",
+        "store.elasticsearch.client_key",
+        "store.elasticsearch.password_file",
+        "store.elasticsearch.api_key_file",
+    ],
+)
+def test_a_tls_or_secret_file_not_there_is_refused_at_load_naming_its_key(key, tmp_path):
+    # read only when a client connects, they failed after the metrics server started, as "[Errno 2] No such file
+    # or directory" naming no key, or (a CA for Elasticsearch) as "cannot reach Elasticsearch" after retry_for
+    variable = "ACCESSWATCH_" + key.upper().replace(".", "__")
+    missing = tmp_path / "mounted" / "secret"
+    assert error_line({variable: str(missing)}) == (
+        f"configuration error: {key} = {str(missing)!r} (from {variable}): expected a readable file: there is none"
+        " at that path"
+    )
+    assert error_line({variable: str(tmp_path)}).endswith(": expected a readable file, not a directory")
+
+
+def test_elasticsearch_tls_settings_beside_an_http_host_are_refused_at_load(tmp_path):
+    # the client refused them when the store was opened, in a 30-line traceback ending in a ValueError
+    ca = tmp_path / "ca.pem"
+    ca.write_text("a CA\n")
+    env = {
+        "ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS": '["http://es:9200"]',
+        "ACCESSWATCH_STORE__ELASTICSEARCH__CA_CERTS": str(ca),
+    }
+    assert error_line(env) == (
+        f"configuration error: store.elasticsearch.ca_certs = {str(ca)!r}"
+        " (from ACCESSWATCH_STORE__ELASTICSEARCH__CA_CERTS): expected https:// hosts with it:"
+        " store.elasticsearch.hosts has an http:// one, and the client uses TLS settings (ca_certs, client_cert,"
+        " client_key) over https only"
+    )
+    env["ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS"] = '["https://es:9200"]'
+    load_settings(env=env)
+
+
+def test_a_rule_across_keys_names_the_key_set_with_its_own_value_and_origin(tmp_path):
+    # it showed the whole section and blamed the file, though both keys came from the environment
+    config = tmp_path / "prod.toml"
+    config.write_text(
+        '[store.elasticsearch]\nhosts = ["https://es:9200"]\nusername = "aw"\n'
+        '[source.kafka]\nbootstrap_servers = ["kafka-1:9092"]\n'
+    )
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    both = {
+        "ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD": "s3cret",
+        "ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD_FILE": str(secret),
+    }
+    assert error_line(both, config) == (
+        "configuration error: store.elasticsearch.password = '<secret>' (from"
+        " ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD): expected password or password_file, not both set: keep one"
+    )
+    # a key the table's file never wrote is not at fault: the one the operator set is named
+    short = {"ACCESSWATCH_SOURCE__KAFKA__SESSION_TIMEOUT": "5s"}
+    assert error_line(short, config) == (
+        "configuration error: source.kafka.session_timeout = '5s' (from ACCESSWATCH_SOURCE__KAFKA__SESSION_TIMEOUT):"
+        " expected heartbeat_interval at most a third of session_timeout, here 3 s and 5 s"
+    )
+    half = {"ACCESSWATCH_SOURCE__KAFKA__SSL_KEYFILE": str(secret)}
+    assert error_line(half, config) == (
+        f"configuration error: source.kafka.ssl_keyfile = {str(secret)!r}"
+        " (from ACCESSWATCH_SOURCE__KAFKA__SSL_KEYFILE): expected ssl_certfile set too: ssl_certfile and"
+        " ssl_keyfile go together"
+    )
+    alone = {"ACCESSWATCH_STORE__ELASTICSEARCH__USERNAME": '""', "ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD": "s3cret"}
+    assert error_line(alone, config) == (
+        "configuration error: store.elasticsearch.password = '<secret>' (from"
+        " ACCESSWATCH_STORE__ELASTICSEARCH__PASSWORD): expected username set too: a password (or password_file) goes"
+        " with a username"
+    )
 
 
 def test_a_password_in_a_kafka_broker_is_refused_and_never_shown():

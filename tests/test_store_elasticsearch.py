@@ -217,6 +217,27 @@ def test_a_cluster_away_longer_than_the_retries_raises_store_unavailable(es_serv
         store.close()
 
 
+def test_the_retries_spend_retry_for_whole_the_last_wait_cut_short(monkeypatch):
+    # they gave up when the next wait would pass retry_for: 12.6 s of a 20 s retry_for were spent
+    from store.elasticsearch import client
+    from store.elasticsearch.client import Backoff
+
+    monkeypatch.setattr(client.random, "uniform", lambda low, high: 1.0)  # no jitter
+    now, waits = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    backoff = Backoff(
+        ElasticsearchSettings(retry_for=20.0, retry_initial=0.2, retry_max=10.0), sleep, clock=lambda: now[0]
+    )
+    with pytest.raises(StoreUnavailable, match=r"failed for 20\.0 s"):
+        while True:
+            backoff.wait("bulk", "HTTP 503")
+    assert waits == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 7.4])  # the last one 7.4 s, not retry_max's 10
+
+
 def test_an_item_refused_for_good_stops_the_batch_with_its_reason(es_server, store, settings):
     es_server.reject_bulk_items(1, status=400)
     with pytest.raises(BulkRejected, match="400"):

@@ -72,26 +72,36 @@ def retriable(exc: BaseException) -> bool:
 
 
 class Backoff:
-    """Exponential backoff with jitter, bounded in total time."""
+    """Exponential backoff with jitter, bounded in total time: ``retry_for`` is spent whole, the last wait cut short.
 
-    def __init__(self, settings: ElasticsearchSettings, sleep: Callable[[float], None] = time.sleep) -> None:
+    (Giving up when the next wait would pass it stopped at about 12 s of a 20 s ``retry_for``.)
+    """
+
+    def __init__(
+        self,
+        settings: ElasticsearchSettings,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self.sleep = sleep
-        self.started = time.monotonic()
+        self.clock = clock
+        self.started = clock()
         self.delay = settings.retry_initial
         self.attempts = 0
 
     def wait(self, what: str, reason: object) -> None:
         """Sleep before the next attempt, or raise ``StoreUnavailable`` when the time is up."""
         self.attempts += 1
-        elapsed = time.monotonic() - self.started
-        if elapsed + self.delay > self.settings.retry_for:
+        elapsed = self.clock() - self.started
+        left = self.settings.retry_for - elapsed
+        if left <= 0:
             raise StoreUnavailable(
                 f"elasticsearch: {what} failed for {elapsed:.1f} s ({self.attempts} attempts): {reason}"
             )
         if self.attempts in (1, 5) or self.attempts % 20 == 0:
             log.warning("elasticsearch: %s failed (%s); retrying (attempt %d)", what, reason, self.attempts)
-        self.sleep(self.delay * random.uniform(0.75, 1.25))
+        self.sleep(min(self.delay * random.uniform(0.75, 1.25), left))
         self.delay = min(self.delay * 2, self.settings.retry_max)
 
 

@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.config import ConfigError, Seconds
+from models.config import ConfigError, ReadableFile, Seconds, cross_field_error
 
 _PREFIX = ("store", "elasticsearch")
 
@@ -52,12 +52,14 @@ class ElasticsearchSettings(BaseModel):
     # security
     username: str | None = None
     password: SecretStr | None = None
-    password_file: Path | None = None
+    # the files are checked at load (there, and readable): the client reads them only when it connects, and a
+    # missing CA then failed as "cannot reach Elasticsearch" after retry_for
+    password_file: ReadableFile | None = None
     api_key: SecretStr | None = None  # "id:key" or the base64 form Kibana shows
-    api_key_file: Path | None = None
-    ca_certs: Path | None = None
-    client_cert: Path | None = None
-    client_key: Path | None = None
+    api_key_file: ReadableFile | None = None
+    ca_certs: ReadableFile | None = None  # these three over https:// hosts only (the client refuses them on http)
+    client_cert: ReadableFile | None = None
+    client_key: ReadableFile | None = None
     verify_certs: StrictBool = True
 
     @field_validator("hosts")
@@ -86,15 +88,29 @@ class ElasticsearchSettings(BaseModel):
 
     @model_validator(mode="after")
     def _one_way_in(self) -> ElasticsearchSettings:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("password and password_file both set: keep one")
-        if self.api_key is not None and self.api_key_file is not None:
-            raise ValueError("api_key and api_key_file both set: keep one")
+        # each rule across keys names the key the operator set, with its own value (``cross_field_error``)
+        for secret in ("password", "api_key"):
+            if getattr(self, secret) is not None and getattr(self, f"{secret}_file") is not None:
+                raise cross_field_error(
+                    [secret, f"{secret}_file"], f"{secret} or {secret}_file, not both set: keep one"
+                )
         if (self.client_cert is None) != (self.client_key is None):
-            raise ValueError("client_cert and client_key go together")
+            given, missing = ("client_cert", "client_key") if self.client_key is None else ("client_key", "client_cert")
+            raise cross_field_error([given, missing], f"{missing} set too: client_cert and client_key go together")
         # basic auth needs both: a password alone was dropped without a word
         if (self.password is not None or self.password_file is not None) and not self.username:
-            raise ValueError("a password (or password_file) goes with a username")
+            given = "password" if self.password is not None else "password_file"
+            raise cross_field_error(
+                [given, "username"], "username set too: a password (or password_file) goes with a username"
+            )
+        # the client refuses TLS options for an http:// host, with a traceback, when the store is opened
+        tls = [key for key in ("ca_certs", "client_cert", "client_key") if getattr(self, key) is not None]
+        if tls and any(host.startswith("http://") for host in self.hosts):
+            raise cross_field_error(
+                [*tls, "hosts"],
+                "https:// hosts with it: store.elasticsearch.hosts has an http:// one, and the client uses TLS"
+                " settings (ca_certs, client_cert, client_key) over https only",
+            )
         return self
 
     # -- secrets, read when the client is built ---------------------------------------
@@ -127,9 +143,7 @@ def load(section: dict[str, Any]) -> ElasticsearchSettings:
         return ElasticsearchSettings.model_validate(section)
     except ValidationError as exc:
         # a mistake of the whole section (two ways in, a password without its user) shows the section: not its secrets
-        data = {"store": {"elasticsearch": hide_secrets(ElasticsearchSettings, section)}}
-        message = describe_validation_error(exc, data, prefix=_PREFIX)
-        for secret in ("password", "api_key"):  # a wrong secret is named, never shown
-            if f".{secret} = " in message:
-                message = message.split(" = ", 1)[0] + ": expected a string"
-        raise ConfigError(message) from None
+        data = {
+            "store": {"elasticsearch": hide_secrets(ElasticsearchSettings, section)}
+        }  # a secret is named, not shown
+        raise ConfigError(describe_validation_error(exc, data, prefix=_PREFIX)) from None
