@@ -51,6 +51,8 @@ def explain(alert: Alert) -> list[str]:
         factor = e.get("population_factor")
         if factor and factor > 1.05:
             said.append(f"Everyone was busier than usual then ({factor:.1f}x); that was allowed for.")
+        if e.get("baseline_from") in _KIND_BASES:
+            said.append(_KIND_BASES[e["baseline_from"]])
     elif "limit" in e:
         # records are summed over accesses: a list searched, exported and downloaded counts three times
         accesses = f" in {_n(e['events'])} accesses" if isinstance(e.get("events"), int) else ""
@@ -62,6 +64,10 @@ def explain(alert: Alert) -> list[str]:
         said.append(f"First time for this actor: {firsts}" + (f" and {len(new) - 4} more." if len(new) > 4 else "."))
     if "usual_level" in e:
         said.append(_usual_hour(e))
+        if e.get("judged_on") == "records":
+            said.append(_judged_on_records(e, alert.actor_kind.value))
+    if outside := e.get("outside_contract"):
+        said.append(_outside_contract(e.get("contract") or {}, outside))
     if "denied_in_burst" in e:
         said.append(
             f"{_n(e['denied_in_burst'])} refused accesses within {_n(e.get('burst_minutes'))} minutes"
@@ -98,6 +104,39 @@ def explain(alert: Alert) -> list[str]:
     if e.get("findings", 1) > 1:
         said.append(f"Seen in {e['findings']} windows of this episode.")
     return said
+
+
+# why a finding was judged against everyone of its kind (``detectors.kind_baseline``)
+_KIND_BASES = {
+    kind: "They have no baseline of their own yet and no peer group to compare with, so they were compared with"
+    f" {whom}."
+    for kind, whom in (
+        ("employees", "all employees"),
+        ("partners", "all partners' agents"),
+        ("busiest service", "the busiest service account"),
+    )
+}
+
+
+def _judged_on_records(e: dict[str, Any], kind: str) -> str:
+    """Why an hour of few accesses is an off-hours finding: what it read."""
+    why = (
+        "a service account keeps no office hours"
+        if kind == "service" and not e.get("outside_business_hours")
+        else "few accesses reading a great deal"
+    )
+    return f"Judged on the {_n(e.get('records'))} records read, not on the {_n(e.get('events'))} accesses ({why})."
+
+
+def _outside_contract(contract: dict[str, Any], outside: dict[str, Any]) -> str:
+    """The partner_contract line: what was read outside the company's declared contract, and what it covers."""
+    read = "; ".join(
+        f"{name.replace('_', ' ')} ({item.get('sensitivity', '?')} sensitivity): {_n(item.get('records'))} records"
+        for name, item in outside.items()
+        if isinstance(item, dict)
+    )
+    covered = ", ".join(c.replace("_", " ") for c in contract.get("data_classes", [])) or "no data class"
+    return f"Outside the contract of {contract.get('organization', 'the company')}, which covers {covered}: {read}."
 
 
 def _model_figure(figure: dict[str, Any]) -> str:

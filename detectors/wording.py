@@ -112,7 +112,8 @@ def compared(value: float, expected: float, basis_name: str, population_factor: 
     """
     if expected < 0.5:
         return f"where {basis(basis_name)} is none"
-    told = f"{times(value / expected)} {basis(basis_name)} of {usual(expected)}"
+    shown = usual(expected)
+    told = f"{times(value / float(shown.replace(',', '')))} {basis(basis_name)} of {shown}"  # over the usual shown
     if population_factor >= 1.05:
         told += f", while their peers read {times(population_factor)} their own usual"
     return told

@@ -967,3 +967,35 @@ def test_a_report_quotes_its_listed_ids_when_one_holds_a_comma(settings):
     text = report.markdown(_report(settings, ["c,1", 'c"2']))
     assert 'Only read (2): "c,1", "c""2"' in text
     assert "Only read (2): c2, c3" in report.markdown(_report(settings, ["c2", "c3"]))  # no comma: as they are
+
+
+def test_the_new_findings_are_explained_in_words_not_left_to_the_evidence_table():
+    from dashboard.explain import explain
+    from detectors import wording
+
+    # T14: a contract breach, an hour judged on its records, an actor compared with everyone of its kind
+    contract = f.alert(
+        detector="partner_contract",
+        actor_kind="partner",
+        evidence={
+            "contract": {"organization": "Northstar Credit Bureau", "data_classes": ["credit", "identity"]},
+            "outside_contract": {"income_documents": {"records": 105, "sensitivity": "high", "fields": ["payslip"]}},
+            "records": 105,
+        },
+    )
+    assert (
+        "Outside the contract of Northstar Credit Bureau, which covers credit, identity: income documents (high"
+        " sensitivity): 105 records."
+    ) in explain(contract)
+    noon = f.alert(
+        detector="off_hours",
+        actor_kind="service",
+        evidence={"usual_level": 0.0, "judged_on": "records", "records": 60000, "events": 7},
+    )
+    said = explain(noon)
+    assert "Judged on the 60,000 records read, not on the 7 accesses (a service account keeps no office hours)." in said
+    kind = f.alert(evidence={"value": 40000, "baseline": 6.5, "baseline_from": "employees", "ratio": 5139.0})
+    said = explain(kind)
+    assert said[0] == "40,000 records against employees' usual of 6.5: 6,153.8 times as many."
+    assert said[1].endswith("so they were compared with all employees.")
+    assert wording.compared(40_000, 6.546, "employees") == "6,154x employees' usual of 6.5"  # as explained
