@@ -28,6 +28,9 @@ _LEAVE_FAILED = (
     "LeaveGroup request for group %s failed with error: %s",
     "LeaveGroup request for member %s / group instance %s failed with error: %s",
 )
+# the heartbeat loop's logger: closed under it, the loop says "Unhandled Heartbeat loop error: NetworkSelector
+# closed!" (seen when the broker had been away long enough that the member forgot its coordinator)
+_HEARTBEAT_LOGGER = "kafka.coordinator.heartbeat"
 # where kafka-python tells of a connection lost or refused: on a leave, the reason it failed
 _CONNECTION_LOGGERS = ("kafka.net.manager", "kafka.net.connection", "kafka.net.transport")
 
@@ -39,7 +42,8 @@ def close_consumer(consumer: Any, timeout_ms: int) -> str | None:
     """
     away = _member_without_coordinator(getattr(consumer, "_coordinator", None))
     quiet = _LeaveLines(_threads_of(consumer))
-    loggers = [logging.getLogger(name) for name in ("kafka.coordinator", *_CONNECTION_LOGGERS)]
+    # a filter sees only its own logger's records, not its children's: the heartbeat's logger is named too
+    loggers = [logging.getLogger(name) for name in ("kafka.coordinator", _HEARTBEAT_LOGGER, *_CONNECTION_LOGGERS)]
     for logger in loggers:
         logger.addFilter(quiet)
     try:
@@ -89,4 +93,6 @@ class _LeaveLines(logging.Filter):
             args = record.args if isinstance(record.args, tuple) else ()
             self.failure = str(args[-1]) if args else record.getMessage()
             return False
+        if record.name == _HEARTBEAT_LOGGER:
+            return False  # the heartbeat ended by the close itself: nothing the operator must act on
         return record.name not in _CONNECTION_LOGGERS  # a connection refused or lost: the leave's failure says it
