@@ -121,3 +121,24 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, ApiError):
         return f"HTTP {exc.meta.status} {exc.message}"
     return type(exc).__name__
+
+
+def ensure_index(
+    client: Elasticsearch, settings: ElasticsearchSettings, index: str, mappings: dict[str, Any], what: str
+) -> None:
+    """Make a small single-shard index of the store's (the outbox, the receivers' rests) unless it is there.
+
+    Another instance making it meanwhile is fine: its "already exists" is the index this one wanted.
+    """
+    if call(settings, f"check {what} index", lambda: client.indices.exists(index=index)):
+        return
+    index_settings = {"index": {"number_of_shards": 1, "number_of_replicas": settings.replicas}}
+    try:
+        call(
+            settings,
+            f"create {what} index",
+            lambda: client.indices.create(index=index, settings=index_settings, mappings=mappings),
+        )
+    except ApiError as exc:
+        if exc.meta.status != 400 or "resource_already_exists" not in str(exc.message):
+            raise

@@ -33,7 +33,7 @@ import orjson
 from elasticsearch import ApiError
 from models.page import Notification, NotificationStatus
 from store.elasticsearch.bulk import BulkOp, run_bulk
-from store.elasticsearch.client import call
+from store.elasticsearch.client import call, ensure_index
 from store.elasticsearch.receiver_rests import ElasticsearchRestsMixin
 from store.outbox import OutboxQuery, OutboxStore, Settlement
 
@@ -121,18 +121,7 @@ class ElasticsearchOutboxMixin(ElasticsearchRestsMixin, OutboxStore):
     def _outbox(self) -> str:
         index = f"{self.settings.prefix}-{OUTBOX}"
         if not self._outbox_ready:
-            client, settings = self.client, self.settings
-            if not call(settings, "check outbox index", lambda: client.indices.exists(index=index)):
-                index_settings = {"index": {"number_of_shards": 1, "number_of_replicas": settings.replicas}}
-                try:
-                    call(
-                        settings,
-                        "create outbox index",
-                        lambda: client.indices.create(index=index, settings=index_settings, mappings=MAPPING),
-                    )
-                except ApiError as exc:
-                    if exc.meta.status != 400 or "resource_already_exists" not in str(exc.message):
-                        raise  # another instance created it meanwhile: fine
+            ensure_index(self.client, self.settings, index, MAPPING, "outbox")
             self._outbox_ready = True
         return index
 

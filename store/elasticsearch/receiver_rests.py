@@ -13,8 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from elasticsearch import ApiError
-from store.elasticsearch.client import call
+from store.elasticsearch.client import call, ensure_index
 from store.outbox import ReceiverRest
 
 if TYPE_CHECKING:
@@ -53,18 +52,7 @@ class ElasticsearchRestsMixin:
     def _rests(self) -> str:
         index = f"{self.settings.prefix}-{RESTS}"
         if not self._rests_ready:
-            client, settings = self.client, self.settings
-            if not call(settings, "check receiver rests index", lambda: client.indices.exists(index=index)):
-                index_settings = {"index": {"number_of_shards": 1, "number_of_replicas": settings.replicas}}
-                try:
-                    call(
-                        settings,
-                        "create receiver rests index",
-                        lambda: client.indices.create(index=index, settings=index_settings, mappings=MAPPING),
-                    )
-                except ApiError as exc:
-                    if exc.meta.status != 400 or "resource_already_exists" not in str(exc.message):
-                        raise  # another instance created it meanwhile: fine
+            ensure_index(self.client, self.settings, index, MAPPING, "receiver rests")
             self._rests_ready = True
         return index
 
