@@ -92,10 +92,21 @@ def runs(spans: list[FlaggedSpan]) -> list[FlaggedSpan]:
 
 
 def flagged(alerts: Sequence[Alert], window_start: datetime, window_end: datetime) -> Flagged:
-    """The incident's flagged spans, and the first and last moment of those at the worst severity among them."""
+    """The incident's flagged spans, and the first and last moment of those at the worst severity among them, with
+    the findings at medium or more that run on from them."""
     spans = narrowest(finding_spans(alerts))
     if not spans:  # an incident without alerts: nothing narrower than its window is known
         return Flagged([], window_start, window_end, Severity.LOW)
     worst = max(spans, key=lambda s: s.severity.rank).severity
     top = [span for span in spans if span.severity is worst]
-    return Flagged(spans, min(s.start for s in top), max(s.end for s in top), worst)
+    start, end = min(s.start for s in top), max(s.end for s in top)
+    # and the findings at medium or more that continue it without a break: a pull flagged critical from 10:00
+    # and high from 11:00 to 11:30 is one activity, 10:00 to 12:00, not the critical hour alone
+    grown = True
+    while grown:
+        grown = False
+        for span in spans:
+            if span.severity.rank >= Severity.MEDIUM.rank and span.start <= end and start <= span.end:
+                if span.start < start or span.end > end:
+                    start, end, grown = min(start, span.start), max(end, span.end), True
+    return Flagged(spans, start, end, worst)

@@ -415,6 +415,21 @@ def test_an_incident_grown_to_a_day_is_flagged_at_the_hours_its_findings_name():
     assert (flagged([day], hour(0), hour(24)).start, flagged([day], hour(0), hour(24)).end) == (hour(0), hour(24))
 
 
+def test_the_flagged_activity_runs_on_through_the_findings_that_continue_it():
+    # T13: a contract pull flagged critical at 10:00-11:00 and high at 11:00-12:00 is one activity
+    hour = lambda h: f.T0 + timedelta(hours=h)  # noqa: E731
+    pull = f.alert(
+        severity="critical",
+        window_start=hour(10),
+        window_end=hour(12),
+        evidence={"spans": [_span(10, 11, "critical"), _span(11, 12, "high")]},
+    )
+    early = f.alert(detector="new_access", severity="low", window_start=hour(9), window_end=hour(10), evidence={})
+    later = f.alert(detector="egress", severity="medium", window_start=hour(14), window_end=hour(15), evidence={})
+    got = flagged([pull, early, later], hour(0), hour(24))
+    assert (got.start, got.end, got.severity) == (hour(10), hour(12), Severity.CRITICAL)  # not the low, nor 14:00
+
+
 def test_the_charts_give_vega_nothing_to_warn_about_and_each_day_a_label_of_its_own():
     zone = ZoneInfo("Asia/Shanghai")
     points = [queries.TimelinePoint(f.T0 + timedelta(hours=h), h, 0.0, 1.0, 0.5) for h in range(48)]
