@@ -215,8 +215,10 @@ def _check_adapter_sections(merged: dict[str, Any], origins: Origins) -> None:
 
 
 def _check_kafka_outlasts_store_retries(settings: Settings, merged: Mapping[str, Any], origins: Origins) -> None:
-    """A Kafka consumer waits out the store's retries without polling: past ``max_poll_interval`` its group counts
-    it dead and moves its partitions, for every slow minute of Elasticsearch, so the interval must outlast them."""
+    """A turn of the Kafka loop waits for one store call that fails: its retries (``retry_for``), and its last
+    attempt, started just before they end (``request_timeout``).  Then the store is asked off the loop's thread,
+    so that is all, whatever the partitions held; but past ``max_poll_interval`` the group counts the consumer
+    dead and moves its partitions, so the interval must outlast that one call."""
     if settings.source.kind != "kafka" or settings.store.kind != "elasticsearch":
         return
     from ingest.kafka_settings import KafkaSettings
@@ -224,16 +226,25 @@ def _check_kafka_outlasts_store_retries(settings: Settings, merged: Mapping[str,
 
     # both sections were validated above
     poll = KafkaSettings.model_validate(settings.source.kafka).max_poll_interval
-    retry = ElasticsearchSettings.model_validate(settings.store.elasticsearch).retry_for
-    if poll > retry:
+    store = ElasticsearchSettings.model_validate(settings.store.elasticsearch)
+    call = store.retry_for + store.request_timeout
+    if poll > call:
         return
     poll_key, retry_key = ("source", "kafka", "max_poll_interval"), ("store", "elasticsearch", "retry_for")
     if _explicit_origins(retry_key, origins) and not _explicit_origins(poll_key, origins):
-        key, value, expected = retry_key, retry, f"less than source.kafka.max_poll_interval ({poll:g} s)"
+        key, value = retry_key, store.retry_for
+        expected = (
+            f"less than source.kafka.max_poll_interval ({poll:g} s) minus store.elasticsearch.request_timeout"
+            f" ({store.request_timeout:g} s)"
+        )
     else:
-        key, value, expected = poll_key, poll, f"more than store.elasticsearch.retry_for ({retry:g} s)"
+        key, value = poll_key, poll
+        expected = (
+            f"more than store.elasticsearch.retry_for + request_timeout ({store.retry_for:g} + "
+            f"{store.request_timeout:g} s, one store call that fails)"
+        )
     shown = _lookup(merged, key)
-    reason = "a consumer waiting out the store's retries that long is put out of its group"
+    reason = "a consumer waiting for the store that long is put out of its group"
     raise ConfigError(config_line(key, value if shown is ABSENT else shown, f"expected {expected}: {reason}", origins))
 
 

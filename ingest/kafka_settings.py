@@ -76,7 +76,11 @@ class KafkaSettings(BaseModel):
     # group membership
     session_timeout: Seconds = 45.0
     heartbeat_interval: Seconds = 3.0
-    max_poll_interval: Seconds = 300.0  # must exceed the store's retry_for: a slow store is not a dead consumer
+    # must exceed one store call's longest wait (store.elasticsearch retry_for + request_timeout): a turn of the
+    # loop waits for at most one call that fails (the store then asked off the loop's thread), not one a partition
+    max_poll_interval: Seconds = 300.0
+    # the group coordinator silent this long (no heartbeat, no join answered): not ready (/readyz), one warning
+    unreachable_after: Annotated[Seconds, Field(gt=0)] = 60.0
     fetch_max_wait: Seconds = 0.5
     # how much a fetch asks of each partition, not a message limit: a larger message still comes whole (brokers
     # answer Fetch v3+, Kafka 0.10.1 on, with at least one batch however large, KIP-74; kafka-python asks v12),
@@ -130,6 +134,8 @@ class KafkaSettings(BaseModel):
                 "heartbeat_interval at most a third of session_timeout, here"
                 f" {self.heartbeat_interval:g} s and {self.session_timeout:g} s",
             )
+        if self.unreachable_after <= self.heartbeat_interval:  # each wait for the next heartbeat would count
+            raise cross_field_error(["unreachable_after", "heartbeat_interval"], "more than heartbeat_interval")
         for secret in ("sasl_password", "ssl_password"):
             if getattr(self, secret) is not None and getattr(self, f"{secret}_file") is not None:
                 raise cross_field_error(

@@ -27,9 +27,14 @@ At-least-once with nothing lost, nothing doubled:
 * a checkpoint is claimed on assignment (saved again at once), and the
   store fences saves (``CheckpointConflict``), so an instance that lost a
   partition while it stalled can never overwrite its new owner's state.
-* the store away (``StoreUnavailable``): the partition falls back to its
-  checkpoint, is paused (the consumer keeps polling, so it stays in the
-  group) and is restored with backoff; nothing is committed meanwhile.
+* the store away (``StoreUnavailable``, after its ``retry_for``): every
+  partition falls back to its checkpoint and is paused at once (the next
+  would wait out ``retry_for`` in turn), and not ready is said at once.  The
+  consumer keeps polling, so it stays in the group: whether the store is back
+  is asked on a thread of its own, with backoff, never on the loop's, and only
+  once it answers are the partitions restored.  So a turn of the loop waits
+  for at most one store call that fails, whatever the partitions held, and
+  nothing is committed meanwhile.
 * poison messages (not JSON, not the schema, too large) go to the
   dead-letter store and, with the reason in headers, to the dead-letter
   topic (flushed before the offset that passes them is committed).  A send
@@ -79,7 +84,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RESTORE_BACKOFF = (1.0, 60.0)  # seconds before restoring a partition after the store failed; doubling
+RESTORE_BACKOFF = (1.0, 60.0)  # seconds before asking the store again after it failed; doubling
+LAG_REFRESH = 5.0  # seconds: how often the end offsets of paused partitions (not fetched) are asked for the lag
 # A dead letter larger than this goes to its topic as its head (``OVERSIZE_KEEP``), as one over the line limit
 # does: a topic takes messages of about 1 MiB by default (the broker's message.max.bytes, 1,048,588, and the
 # producer's max_request_size, 1,048,576, headers and framing included).  The dead-letter store keeps it whole.
@@ -139,6 +145,8 @@ class KafkaSource(Source):
         self._yielded: dict[TopicPartition, int] = {}  # batches(): next offset of what was yielded
         self._committed: dict[TopicPartition, int] = {}
         self._lag: list[PartitionLag] = []
+        self._paused_ends: dict[TopicPartition, int] = {}  # end offsets of paused partitions, asked of Kafka
+        self._paused_ends_at = float("-inf")
         self._stop_deadline: float | None = None  # once a stop is asked: when its waits for Kafka end
         self._topics = TopicWatch(settings.topics, log, lambda topic: f"topic {topic!r} (source.kafka.topics)")
         dead_letter_topics = [settings.dead_letter_topic] if settings.dead_letter_topic else []
@@ -280,12 +288,22 @@ class KafkaSource(Source):
         return self.open().position(tp)
 
     # -- consumer lag ----------------------------------------------------------------------------------
-    def note_positions(self, positions: dict[TopicPartition, int]) -> None:
-        """Record what is stored and judged, per partition, for ``lag`` (readable from any thread)."""
+    def note_positions(
+        self, positions: dict[TopicPartition, int], paused: frozenset[TopicPartition] = frozenset()
+    ) -> None:
+        """Record what is stored and judged, per partition, for ``lag`` (readable from any thread).
+
+        ``paused``: partitions not fetched (waiting for the store, or held for their dead letters), whose
+        highwater stands still: their end offsets are asked of Kafka instead, every ``LAG_REFRESH`` seconds.
+        """
         consumer = self.open()
+        assigned = consumer.assignment()
+        ends = self._ends_of_paused(consumer, paused & assigned)
         lags = []
         for tp in sorted(positions):
-            end = consumer.highwater(tp) if tp in consumer.assignment() else None
+            end = consumer.highwater(tp) if tp in assigned else None
+            if tp in ends:  # asked of Kafka while paused; ends only grow
+                end = ends[tp] if end is None else max(end, ends[tp])
             position = positions[tp]
             lags.append(
                 PartitionLag(
@@ -301,6 +319,31 @@ class KafkaSource(Source):
 
     def lag(self) -> list[PartitionLag]:
         return list(self._lag)
+
+    def _ends_of_paused(self, consumer: KafkaConsumer, paused: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """The end offsets of paused partitions, asked at most every ``LAG_REFRESH`` seconds and waited for at most
+        a second (Kafka away: the last known stand, and ``silent_for`` tells of it)."""
+        now = time.monotonic()
+        if paused and now >= self._paused_ends_at + LAG_REFRESH and not self.stopping:
+            self._paused_ends_at = now
+            try:
+                self._paused_ends.update(consumer.end_offsets(sorted(paused), timeout_ms=1000))
+            except KafkaError:
+                pass
+        return {tp: self._paused_ends[tp] for tp in paused if tp in self._paused_ends}
+
+    def silent_for(self) -> float | None:
+        """Seconds since the group coordinator last answered (a heartbeat, a join, finding it); None: not known.
+
+        Read from kafka-python's (3.0.12) heartbeat bookkeeping.  Its heartbeat thread goes on while the loop
+        works, so a loop busy with the store is no silence; in another version nothing is known.
+        """
+        heartbeat: Any = getattr(getattr(self.consumer, "_coordinator", None), "heartbeat", None)
+        try:
+            last = max(float(heartbeat.last_receive), float(heartbeat.last_reset))  # time.monotonic()
+        except (AttributeError, TypeError, ValueError):
+            return None
+        return max(0.0, time.monotonic() - last)
 
     # -- poison messages ----------------------------------------------------------------------------------
     def open_dead_letter_topic(self) -> None:
@@ -568,6 +611,30 @@ class _Partition:
     restore_at: float = 0.0
     failures: int = 0
     parser: _OriginParser | None = None
+    restored: bool = False  # once restored: ``checkpointed`` is where it reads on from when restored again
+
+
+class _StoreProbe:
+    """Asks the store once whether it is back, on a daemon thread, as a call may wait out its ``retry_for``.
+
+    The loop looks at it each turn and never waits for it; a stop does not either (daemon).
+    """
+
+    def __init__(self, ask: Callable[[], object], at: float) -> None:
+        self.ask = ask
+        self.at = at  # when to ask (the loop's clock)
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name="store-probe", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.ask()
+        except BaseException as exc:  # told on the loop's thread
+            self.error = exc
 
 
 class KafkaIngest:
@@ -592,6 +659,11 @@ class KafkaIngest:
         self._held_back: set[TopicPartition] = set()  # paused: too many of their dead letters wait for the topic
         self.metrics: Any = None  # the run's metrics (ingest.metrics), handed to every partition's pipeline
         self._lag_gauge: Any = None
+        self._silence_gauge: Any = None
+        self._store_away: _StoreProbe | None = None  # while the store is away: what asks whether it is back
+        self._store_failures = 0  # in a row: the backoff before asking again
+        self._topics_there = True
+        self._kafka_silent = False  # the group coordinator silent past source.kafka.unreachable_after
 
     # -- the report of every partition's pipeline -------------------------------------------------------
     @property
@@ -636,16 +708,10 @@ class KafkaIngest:
                     self._publish_dead_letters()
                 self._checkpoint_due()
                 self._bound_dead_letters()
-                source.note_positions({tp: p.next_offset for tp, p in self._parts.items() if p.pipeline})
-                self._export_lag(source.lag())
-                topics_there = source.check_topics(self.clock())
-                if self.metrics is not None:
-                    # not ready while a partition waits for the store: its lag stands still meanwhile (it is
-                    # paused, and what its end is is not fetched), so readiness is what tells of the outage;
-                    # nor while a topic is missing (nothing to consume, or dead letters holding checkpoints),
-                    # nor while partitions are paused for the dead letters held
-                    restored = all(part.pipeline is not None for part in self._parts.values())
-                    self.metrics.set_ready(restored and topics_there and not self._held_back)
+                self._note_lag()
+                self._topics_there = source.check_topics(self.clock())
+                self._watch_kafka()
+                self._set_ready()
             # waits for Kafka from here end shutdown_timeout after the stop (KafkaSource.stop)
             with self._lock:
                 offsets = self._checkpoint(list(self._parts.values()))
@@ -661,6 +727,53 @@ class KafkaIngest:
             if failed:
                 log.error("kafka: stopped by an error; partitions resume from their last checkpoints")
         return self.report
+
+    def _set_ready(self) -> None:
+        """Not ready while a partition waits for the store (from the moment it falls back, not a turn later), a
+        topic is missing (nothing to consume, or dead letters holding checkpoints), partitions are paused for the
+        dead letters held, or the group coordinator has been silent past ``unreachable_after``."""
+        if self.metrics is None or self._finished:
+            return
+        restored = all(part.pipeline is not None for part in list(self._parts.values()))
+        self.metrics.set_ready(restored and self._topics_there and not self._held_back and not self._kafka_silent)
+
+    def _watch_kafka(self) -> None:
+        """Kafka away shows nowhere else: the lag of a partition not fetched stands still, nothing fails."""
+        assert self.source is not None
+        silent = self.source.silent_for()
+        if silent is None:
+            return
+        if self.metrics is not None:
+            if self._silence_gauge is None:
+                from prometheus_client import Gauge
+
+                self._silence_gauge = Gauge(
+                    "accesswatch_kafka_silent_seconds",
+                    "Seconds since the group coordinator last answered (a heartbeat, a join)",
+                    registry=self.metrics.registry,
+                )
+            self._silence_gauge.set(silent)
+        limit = self._settings().unreachable_after
+        silent_long = silent > limit
+        if silent_long and not self._kafka_silent:
+            log.warning(
+                "kafka: the group coordinator has not answered for %.0f s (source.kafka.unreachable_after %g s):"
+                " Kafka out of reach, nothing is consumed; not ready (/readyz) until it answers",
+                silent,
+                limit,
+            )
+        elif self._kafka_silent and not silent_long:
+            log.info("kafka: the group coordinator answers again")
+        self._kafka_silent = silent_long
+
+    def _note_lag(self) -> None:
+        """The lag of every partition known: one waiting for the store counts from the checkpoint it reads on from."""
+        assert self.source is not None
+        parts = list(self._parts.values())
+        positions = {p.tp: p.next_offset if p.pipeline else p.checkpointed for p in parts if p.pipeline or p.restored}
+        paused = frozenset(p.tp for p in parts if p.pipeline is None) | self._held_back
+        self.source.note_positions(positions, paused)
+        self._export_lag(self.source.lag())
 
     def _tell_unsaved(self) -> None:
         """At a stop: one line for the partitions whose last work was not checkpointed (nothing is lost)."""
@@ -701,7 +814,7 @@ class KafkaIngest:
         try:
             part.pipeline.ingest(records)
         except StoreUnavailable as exc:
-            self._fall_back(part, exc)
+            self._store_lost(exc)
             return
         part.next_offset = records[-1].offset + 1
         part.since_checkpoint += len(records)
@@ -781,7 +894,8 @@ class KafkaIngest:
         held = self.source.flush(self._settings().request_timeout)
         safe = {}
         for part in parts:
-            assert part.pipeline is not None
+            if part.pipeline is None:  # fell back with the store (``_store_lost``) while this loop went on
+                continue
             if part.tp in held:
                 continue
             try:
@@ -791,7 +905,7 @@ class KafkaIngest:
                 self._drop(part)
                 continue
             except StoreUnavailable as exc:
-                self._fall_back(part, exc)
+                self._store_lost(exc)
                 continue
             part.checkpointed, part.since_checkpoint, part.checkpointed_at = part.next_offset, 0, self.clock()
             safe[part.tp] = part.next_offset
@@ -803,21 +917,69 @@ class KafkaIngest:
             self.source.commit_offsets(offsets, wait=wait)
 
     # -- losing and regaining the store -----------------------------------------------------------------------
-    def _fall_back(self, part: _Partition, exc: Exception) -> None:
-        """The store failed under this partition: its state may be ahead of the store; restart from the checkpoint."""
+    def _store_lost(self, exc: StoreUnavailable) -> None:
+        """The store failed, its retries spent: every partition falls back to its checkpoint and is paused, now.
+
+        The failing partition's state may be ahead of the store; and each other partition's next store call would
+        wait out ``retry_for`` in turn, without a poll, past ``max_poll_interval`` with a few partitions.  Whether
+        the store is back is asked off the loop's thread (``_StoreProbe``), with backoff; then they are restored.
+        """
         assert self.source is not None
-        part.failures += 1
-        delay = min(RESTORE_BACKOFF[0] * 2 ** (part.failures - 1), RESTORE_BACKOFF[1])
-        log.warning("kafka: %s falls back to its checkpoint (%s); restoring in %.0f s", part.tp, exc, delay)
-        self._retire(part)
-        part.restore_at = self.clock() + delay
-        self.source.pause(part.tp)
+        reading = [part for part in list(self._parts.values()) if part.pipeline is not None]
+        for part in reading:
+            self._retire(part)
+        if reading:
+            self.source.pause(*(part.tp for part in reading))
+        if self._store_away is None:
+            self._store_failures += 1
+            self._store_away = _StoreProbe(self._ask_store, self.clock() + self._store_backoff())
+        self._set_ready()
+        log.warning(
+            "kafka: the store failed (%s): %s fall back to their checkpoints, paused; not ready (/readyz); the store is"
+            " asked again in %.0f s, the consumer polling meanwhile (it stays in the group)",
+            exc,
+            ", ".join(f"{part.tp.topic}/{part.tp.partition}" for part in reading) or "no partition",
+            max(0.0, self._store_away.at - self.clock()),
+        )
+
+    def _store_backoff(self) -> float:
+        return min(RESTORE_BACKOFF[0] * 2 ** (self._store_failures - 1), RESTORE_BACKOFF[1])
+
+    def _ask_store(self) -> None:
+        """A read the store answers cheaply once it is back (on the probe's thread)."""
+        self.store.load_checkpoint(checkpoint_name(TopicPartition(self._settings().topics[0], 0)))
+
+    def _store_back(self) -> bool:
+        """Whether the store answered the probe; asks it when due.  The loop never waits for the answer."""
+        probe = self._store_away
+        assert probe is not None
+        if probe.thread is None:
+            if self.clock() >= probe.at:
+                probe.start()
+            return False
+        if probe.thread.is_alive():
+            return False
+        if probe.error is None:
+            log.info("kafka: the store answers again: the partitions are restored from their checkpoints")
+            self._store_away, self._store_failures = None, 0
+            return True
+        if not isinstance(probe.error, StoreUnavailable):
+            raise probe.error  # as the same call on the loop's thread would have
+        self._store_failures += 1
+        delay = self._store_backoff()
+        log.warning("kafka: the store is still away (%s); asked again in %.0f s", probe.error, delay)
+        self._store_away = _StoreProbe(self._ask_store, self.clock() + delay)
+        return False
 
     def _restore_due(self) -> None:
+        if self._store_away is not None and not self._store_back():
+            return
         now = self.clock()
         for part in list(self._parts.values()):
             if part.pipeline is None and part.restore_at <= now:
                 self._restore(part)
+                if self._store_away is not None:
+                    return  # it failed again: the others wait for its next answer, not for its retries in turn
 
     def _restore(self, part: _Partition) -> None:
         """Load the partition's checkpoint, claim it, and read on from the offset it covers."""
@@ -832,7 +994,10 @@ class KafkaIngest:
             else:
                 start, state = self.source.position(part.tp), encode_state(pipeline.engine.to_state())
             self.store.save_checkpoint(name, start, state)  # the claim: the previous owner is fenced out
-        except (StoreUnavailable, CheckpointConflict) as exc:
+        except StoreUnavailable as exc:
+            self._store_lost(exc)
+            return
+        except CheckpointConflict as exc:
             part.failures += 1
             part.restore_at = self.clock() + min(RESTORE_BACKOFF[0] * 2**part.failures, RESTORE_BACKOFF[1])
             log.warning("kafka: cannot restore %s yet (%s)", part.tp, exc)
@@ -843,7 +1008,7 @@ class KafkaIngest:
         pipeline.parser = parser  # it parses as the parser does, and marks origins
         part.pipeline, part.parser = pipeline, parser
         part.next_offset = part.checkpointed = start
-        part.since_checkpoint, part.checkpointed_at, part.failures = 0, self.clock(), 0
+        part.since_checkpoint, part.checkpointed_at, part.failures, part.restored = 0, self.clock(), 0, True
         self.source.seek(part.tp, start)
         if part.tp not in self._held_back:  # else resumed once fewer dead letters are held
             self.source.resume(part.tp)

@@ -82,6 +82,10 @@ class PipelineMetrics:
         with self._lock:
             self._reading.append((id(records), self.clock()))
 
+    def forget(self, records: Sequence) -> None:
+        """A batch read and not judged after all (the store failed under it); nothing if it was judged."""
+        self._take_read(records)
+
     def batch(self, records: Sequence, dead_letters: int, written: WriteResult) -> None:
         now = self.clock()
         self.lines_read.inc(len(records))

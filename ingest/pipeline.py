@@ -316,9 +316,15 @@ class Pipeline:
 
     # -- one batch ------------------------------------------------------------------
     def ingest(self, records: Sequence[RawRecord]) -> None:
-        """Parse, store and judge one batch, here and now."""
-        parsed = self.parser.parse(records)
-        self._record(records, parsed, self.store.write(parsed.events, parsed.dead_letters))
+        """Parse, store and judge one batch, here and now (Kafka: a partition's records, just polled)."""
+        if self.metrics is not None:  # its latencies count from here, as ``run``'s do from the read
+            self.metrics.read(records)
+        try:
+            parsed = self.parser.parse(records)
+            self._record(records, parsed, self.store.write(parsed.events, parsed.dead_letters))
+        finally:
+            if self.metrics is not None:
+                self.metrics.forget(records)  # not judged (the store failed): no latency, nor a stale read time
 
     def _judge(self, records: Sequence[RawRecord], parsed: ParsedBatch, writing: Future[WriteResult]) -> None:
         started = time.perf_counter()

@@ -566,6 +566,12 @@ def test_a_rule_across_keys_names_the_key_set_with_its_own_value_and_origin(tmp_
         "configuration error: source.kafka.session_timeout = '5s' (from ACCESSWATCH_SOURCE__KAFKA__SESSION_TIMEOUT):"
         " expected heartbeat_interval at most a third of session_timeout, here 3 s and 5 s"
     )
+    # silence counted from the last heartbeat's answer: a limit within one wait for the next would always trip
+    hasty = {"ACCESSWATCH_SOURCE__KAFKA__UNREACHABLE_AFTER": "2s"}
+    assert error_line(hasty, config) == (
+        "configuration error: source.kafka.unreachable_after = '2s' (from ACCESSWATCH_SOURCE__KAFKA__UNREACHABLE_AFTER):"
+        " expected more than heartbeat_interval"
+    )
     half = {"ACCESSWATCH_SOURCE__KAFKA__SSL_KEYFILE": str(secret)}
     assert error_line(half, config) == (
         f"configuration error: source.kafka.ssl_keyfile = {str(secret)!r}"

@@ -255,6 +255,52 @@ def test_dead_letters_the_cluster_will_not_take_now_pause_their_partition_at_the
         assert sorted(set(delivered)) == poison  # each at least once
 
 
+# -- Kafka out of reach mid-run ----------------------------------------------------------------------------------
+def _silent_seconds(metrics: PipelineMetrics) -> float:
+    value = metrics.registry.get_sample_value("accesswatch_kafka_silent_seconds")
+    assert value is not None, "accesswatch_kafka_silent_seconds not exported"
+    return value
+
+
+@broker_only
+def test_kafka_silent_past_unreachable_after_is_not_ready_with_one_warning_and_ready_again_once_it_answers(
+    tmp_path, caplog
+):
+    """Kafka away showed nowhere: nothing failed, the lag of partitions not fetched stood still, and /readyz said
+    200 for as long as it lasted."""
+    caplog.set_level(logging.INFO, logger="ingest.kafka_source")
+    with FakeKafkaBroker(default_partitions=1) as broker:
+        topic = f"silent-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 1)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        instance, _, polls = watched_instance(broker, topic, tmp_path, checkpoint_events=1, unreachable_after=2.0)
+        metrics = instance.ingest.metrics
+        send_lines(events(2), topic, instance.source.settings, CLIENT)
+        instance.start()
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 2} or instance.error, "the first commit")
+        wait_until(lambda: metrics.ready or instance.error, "ready")
+        assert _silent_seconds(metrics) < 2.0
+
+        broker.pause()  # Kafka away: requests held, never answered while it lasts
+        wait_until(lambda: not metrics.ready or instance.error, "not ready")
+        silent = _silent_seconds(metrics)
+        assert silent > 2.0
+        wait_until(lambda: _silent_seconds(metrics) > silent + 1.0 or instance.error, "the silence counted on")
+        polls.wait(5)
+        assert not metrics.ready and instance.error is None
+        assert said(caplog, "the group coordinator has not answered for") == 1  # one warning, not one a turn
+        assert said(caplog, "(source.kafka.unreachable_after 2 s)") == 1
+
+        broker.resume()
+        wait_until(lambda: metrics.ready or instance.error, "ready again")
+        assert _silent_seconds(metrics) < 2.0
+        assert said(caplog, "the group coordinator answers again") == 1
+        send_lines(events(1), topic, instance.source.settings, CLIENT)
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 3} or instance.error, "consumed again")
+        instance.stop()
+        assert instance.store.stats().events == 3
+
+
 # -- a stop while Kafka is away ----------------------------------------------------------------------------------
 @broker_only
 def test_close_with_a_dead_letter_on_its_way_while_kafka_is_away_ends_and_says_what_was_not_sent(caplog):
@@ -387,13 +433,15 @@ _ON_ELASTICSEARCH = {
         (
             {**_ON_ELASTICSEARCH, "ACCESSWATCH_SOURCE__KAFKA__MAX_POLL_INTERVAL": "1m"},
             "configuration error: source.kafka.max_poll_interval = '1m' (from"
-            " ACCESSWATCH_SOURCE__KAFKA__MAX_POLL_INTERVAL): expected more than store.elasticsearch.retry_for (120 s):"
-            " a consumer waiting out the store's retries that long is put out of its group",
+            " ACCESSWATCH_SOURCE__KAFKA__MAX_POLL_INTERVAL): expected more than store.elasticsearch.retry_for +"
+            " request_timeout (120 + 30 s, one store call that fails): a consumer waiting for the store that long is"
+            " put out of its group",
         ),
         (
-            {**_ON_ELASTICSEARCH, "ACCESSWATCH_STORE__ELASTICSEARCH__RETRY_FOR": "5m"},  # equal is not above
-            "configuration error: store.elasticsearch.retry_for = '5m' (from"
-            " ACCESSWATCH_STORE__ELASTICSEARCH__RETRY_FOR): expected less than source.kafka.max_poll_interval (300 s)",
+            {**_ON_ELASTICSEARCH, "ACCESSWATCH_STORE__ELASTICSEARCH__RETRY_FOR": "270s"},  # equal is not above
+            "configuration error: store.elasticsearch.retry_for = '270s' (from"
+            " ACCESSWATCH_STORE__ELASTICSEARCH__RETRY_FOR): expected less than source.kafka.max_poll_interval (300 s)"
+            " minus store.elasticsearch.request_timeout (30 s)",
         ),
         (
             {"ACCESSWATCH_SOURCE__KAFKA__TOPICS": '["access-events", "access events"]'},

@@ -300,6 +300,10 @@ def test_one_instance_stores_every_message_once_and_commits_what_it_checkpointed
     assert [lag.lag for lag in instance.source.lag()] == [0] * PARTITIONS
     exposed = metrics.exposition().decode()
     assert f'accesswatch_kafka_consumer_lag{{partition="0",topic="{topic}"}} 0.0' in exposed
+    # each polled batch timed from its poll, and alerts from the batch that held their last event: both
+    # histograms stood at 0 on the Kafka path, which never told the metrics when a batch was read
+    assert metrics.registry.get_sample_value("accesswatch_batch_seconds_count") > 0
+    assert metrics.registry.get_sample_value("accesswatch_event_to_alert_seconds_count") > 0
 
 
 def test_a_restart_goes_on_from_the_checkpoints_and_judges_nothing_twice(cluster, es_server, month, tmp_path):

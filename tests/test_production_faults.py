@@ -144,6 +144,84 @@ def test_elasticsearch_away_longer_than_the_retries_stops_the_commits_and_nothin
     assert outcome(store) == expected
 
 
+class WatchedStore:
+    """The store, writing down each call that failed for the store being away: on which thread, in which turn
+    of the loop (its polls counted), and whether the instance said it was ready when the call began."""
+
+    def __init__(self, inner, metrics: PipelineMetrics) -> None:
+        self.inner, self.metrics = inner, metrics
+        self.turn = 0
+        self.failed: list[tuple[str, int, bool]] = []
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def watched(*args, **kwargs):
+            thread, turn, ready = threading.current_thread().name, self.turn, self.metrics.ready
+            try:
+                return attr(*args, **kwargs)
+            except StoreUnavailable:
+                self.failed.append((thread, turn, ready))
+                raise
+
+        return watched
+
+
+def _lag(metrics: PipelineMetrics, topic: str) -> float:
+    return sum(
+        metrics.registry.get_sample_value("accesswatch_kafka_consumer_lag", {"topic": topic, "partition": str(p)})
+        or 0.0
+        for p in range(PARTITIONS)
+    )
+
+
+def test_elasticsearch_away_is_waited_out_once_not_once_a_partition_and_readiness_and_lag_say_it_at_once(
+    cluster, es_server, settings
+):
+    """T11: each paused partition was restored in turn on the loop's thread, each waiting out retry_for without a
+    poll (with 4 partitions past max_poll_interval: out of the group, 26 times in 2 minutes); /readyz said 200
+    until that turn ended, and the lag stood at 0 with messages unread."""
+    topic, group = cluster.topic(), _group()
+    first = [orjson.dumps(f.event_dict()) for _ in range(400)]
+    assert send_lines(first, topic, kafka_settings(cluster, topic), CLIENT).failed == 0
+    metrics = PipelineMetrics()
+    store = WatchedStore(es_store(es_server, unique_prefix(), retry_for=1.0), metrics)
+    instance = Instance(settings, kafka_settings(cluster, topic, group), store, "away")
+    instance.ingest.metrics = metrics
+    loop_thread = instance.thread.name
+    poll = instance.source.poll
+
+    def counted(timeout, max_records):
+        store.turn += 1
+        return poll(timeout, max_records)
+
+    instance.source.poll = counted  # type: ignore[method-assign]
+    instance.start()
+    ends = {p: end for p, end in cluster.end_offsets(topic).items() if end}
+    wait_until(lambda: cluster.committed(group, topic) == ends, "the first messages judged")
+    es_server.set_unavailable(True)
+    later = [orjson.dumps(f.event_dict()) for _ in range(300)]
+    assert send_lines(later, topic, kafka_settings(cluster, topic), CLIENT).failed == 0
+    wait_until(lambda: not metrics.ready, "not ready")
+    # the store asked again, off the loop's thread, and still away, twice
+    wait_until(lambda: sum(thread != loop_thread for thread, _, _ in store.failed) >= 2, "two answers of the store")
+    wait_until(lambda: _lag(metrics, topic) == len(later), "the lag of the messages come meanwhile")
+    assert instance.thread.is_alive() and instance.error is None
+    es_server.set_unavailable(False)
+    wait_until(lambda: metrics.ready, "ready again once the store is back")
+    ends = {p: end for p, end in cluster.end_offsets(topic).items() if end}  # the actors' partitions only
+    wait_until(lambda: cluster.committed(group, topic) == ends, "every message judged")
+    instance.stop()
+
+    on_the_loop = [turn for thread, turn, _ in store.failed if thread == loop_thread]
+    assert on_the_loop and max(on_the_loop.count(turn) for turn in on_the_loop) == 1  # one store wait a turn
+    assert [ready for _, _, ready in store.failed[1:]] == [False] * (len(store.failed) - 1)  # not ready at once
+    assert store.stats().events == len(first) + len(later)  # nothing lost
+    assert _lag(metrics, topic) == 0
+
+
 def test_elasticsearch_answering_429_for_a_while_delays_but_changes_nothing(
     cluster, es_server, settings, topic, expected
 ):
