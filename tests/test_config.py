@@ -569,8 +569,8 @@ def test_a_rule_across_keys_names_the_key_set_with_its_own_value_and_origin(tmp_
     # silence counted from the last heartbeat's answer: a limit within one wait for the next would always trip
     hasty = {"ACCESSWATCH_SOURCE__KAFKA__UNREACHABLE_AFTER": "2s"}
     assert error_line(hasty, config) == (
-        "configuration error: source.kafka.unreachable_after = '2s' (from ACCESSWATCH_SOURCE__KAFKA__UNREACHABLE_AFTER):"
-        " expected more than heartbeat_interval"
+        "configuration error: source.kafka.unreachable_after = '2s'"
+        " (from ACCESSWATCH_SOURCE__KAFKA__UNREACHABLE_AFTER): expected more than heartbeat_interval"
     )
     half = {"ACCESSWATCH_SOURCE__KAFKA__SSL_KEYFILE": str(secret)}
     assert error_line(half, config) == (
