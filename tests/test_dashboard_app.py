@@ -704,7 +704,11 @@ def test_compliance_lists_the_sensitive_reads_a_nightly_job_hides_in_the_chart(o
     with _open(office["store_path"]) as store:
         store.upsert_alerts([sensitive, routine])
     at = _app("audrey", page="compliance")
-    [reads] = [d.value for d in at.dataframe if "sensitive records" in d.value.columns]
+    [table] = [d for d in at.dataframe if "sensitive records" in d.value.columns]
+    reads = table.value
+    # the figures shown with separators (T14: "40000" beside every other page's "40,000")
+    shown = json.loads(table.proto.columns)
+    assert shown["sensitive records"]["type_config"]["format"] == "localized"
     assert list(reads["actor"]) == ["emp-0001 (employee)"]  # high or critical only
     assert list(reads["flagged activity"]) == ["2026-10-28 14:00–15:00 +08:00"]
     assert list(reads["sensitive records"]) == [4800] and list(reads["incident"]) == [bulk.incident_id]

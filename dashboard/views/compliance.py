@@ -83,7 +83,12 @@ else:
             for read in view.sensitive_alerts
         ]
     )
-    chosen = ui.clickable_table(reads, "c-sensitive")
+    # figures with the separators every other page shows (40,000, not 40000), sorting as numbers still
+    numbers = {
+        name: st.column_config.NumberColumn(name, format="localized")
+        for name in ("sensitive records", "records, all its windows")
+    }
+    chosen = ui.clickable_table(reads, "c-sensitive", column_config=numbers)
     opened = view.sensitive_alerts[chosen].alert.incident_id if chosen is not None else None
     if opened:
         st.switch_page(PAGES / "incident.py", query_params={"incident": opened})
