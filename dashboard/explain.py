@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from detectors import wording
 from models.alert import Alert
 
 _BASIS = {
@@ -38,13 +39,13 @@ def explain(alert: Alert) -> list[str]:
         if _none_usual(e["baseline"]):  # "against their usual of 0: 4,801 times as many" reads as nonsense
             line = f"{_n(e['value'])} {figure}, where {basis} is none"
         else:
-            usual = e["baseline"]
-            shown = f"{usual:.1f}".removesuffix(".0") if isinstance(usual, int | float) and usual < 10 else _n(usual)
-            line = f"{_n(e['value'])} {figure} against {basis} of {shown}"
-            if isinstance(e["value"], int | float) and isinstance(usual, int | float):
-                # the figure over the usual as shown (``detectors.wording.compared``); the score's ratio is
-                # smoothed and allows for a busy day, told below
-                line += f": {e['value'] / float(shown.replace(',', '')):,.1f} times as many"
+            value, usual = e["value"], e["baseline"]
+            numbers = isinstance(value, int | float) and isinstance(usual, int | float)
+            line = f"{_n(value)} {figure} against {basis} of {wording.usual(usual) if numbers else _n(usual)}"
+            if numbers:
+                # the figure over the usual as shown, as the summary says it; the score's ratio is smoothed and
+                # allows for a busy day, told below
+                line += f": {wording.multiple(value, usual):,.1f} times as many"
         if e.get("z") is not None:
             line += f", {e['z']:.1f} spreads above it"
         said.append(line + ".")

@@ -112,8 +112,7 @@ def compared(value: float, expected: float, basis_name: str, population_factor: 
     """
     if expected < 0.5:
         return f"where {basis(basis_name)} is none"
-    shown = usual(expected)
-    told = f"{times(value / float(shown.replace(',', '')))} {basis(basis_name)} of {shown}"  # over the usual shown
+    told = f"{times(multiple(value, expected))} {basis(basis_name)} of {usual(expected)}"
     if population_factor >= 1.05:
         told += f", while their peers read {times(population_factor)} their own usual"
     return told
@@ -128,6 +127,11 @@ def against(expectation: Expectation) -> str:
 def usual(expected: float) -> str:
     """'6.4', '95', '1,250': an expected figure to the precision a multiple of it is read at."""
     return f"{expected:.1f}".removesuffix(".0") if expected < 10 else count(expected)
+
+
+def multiple(value: float, expected: float) -> float:
+    """``value`` over the usual as ``usual`` prints it, so that a reader's own division agrees."""
+    return value / (round(expected, 1) if expected < 10 else round(expected))
 
 
 _EGRESS_VERBS = {"export": "exported", "download": "downloaded", "print": "printed", "share": "shared"}
