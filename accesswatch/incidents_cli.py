@@ -19,7 +19,7 @@ from typing import TextIO
 from accesswatch import app, arguments
 from models.alert import AlertStatus, Severity
 from models.config import Settings
-from models.flagged import Flagged, flagged
+from models.flagged import Flagged, flagged_of
 from models.incident import CLOSED, Incident
 from models.json_lines import json_line
 from models.local_time import local_range
@@ -34,7 +34,6 @@ STATUS_CHOICES: dict[str, list[AlertStatus]] = {
     "closed": [status for status in AlertStatus if status in CLOSED],
 }
 PAGE = 100_000  # IncidentQuery's largest page
-ALERTS_PAGE = 500  # incidents whose alerts are read at once
 # the least of a summary a row shows, however narrow the terminal: shorter, it says too little (the row wraps then)
 MIN_SUMMARY = 50
 
@@ -82,25 +81,11 @@ def _incidents(args: argparse.Namespace) -> int:
             for incident in incidents:
                 out.write(json_line(incident.model_dump(mode="json")).decode())
             return EXIT_OK
-        activity = flagged_activity(store, incidents)
+        activity = flagged_of(store.get_alerts, incidents)
     # cut to the terminal's width when a person reads it there; whole when piped (grep, a file, less -S)
     width = shutil.get_terminal_size().columns if out.isatty() else None
     table(incidents, settings.organisation.tz, out, width, activity)
     return EXIT_OK
-
-
-def flagged_activity(store: Store, incidents: list[Incident]) -> dict[str, Flagged]:
-    """When each incident's flagged activity was, by incident id (``models.flagged``): its alerts read a page of
-    incidents at a time."""
-    found = {}
-    for start in range(0, len(incidents), ALERTS_PAGE):
-        page = incidents[start : start + ALERTS_PAGE]
-        alerts = {a.alert_id: a for a in store.get_alerts([i for incident in page for i in incident.alert_ids])}
-        for incident in page:
-            found[incident.incident_id] = flagged(
-                [alerts[i] for i in incident.alert_ids if i in alerts], incident.window_start, incident.window_end
-            )
-    return found
 
 
 def _all(store: Store, query: IncidentQuery) -> Iterator[Incident]:

@@ -34,7 +34,7 @@ from models.dashboard import (
     TriageSummary,
 )
 from models.event import Outcome
-from models.flagged import Flagged, flagged
+from models.flagged import Flagged, flagged, flagged_of
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from models.local_time import local_range, utc_offset  # noqa: F401 (the views read them here)
 from store.base import AlertQuery, EventPage, EventQuery, EventTotal, IncidentQuery, Store, StoredEvent
@@ -59,18 +59,7 @@ def queue(store: Store, query: IncidentQuery) -> QueueView:
     counts = store.incident_counts(query, by="severity")
     ordered = {s.value: counts.get(s.value, 0) for s in sorted(Severity, key=lambda s: -s.rank)}
     incidents = store.query_incidents(query)
-    return QueueView(incidents, ordered, sum(counts.values()), flagged_of(store, incidents))
-
-
-def flagged_of(store: Store, incidents: list[Incident]) -> dict[str, Flagged]:
-    """When each incident's flagged activity was, by incident id: their alerts read at once, for their spans."""
-    alerts = {a.alert_id: a for a in store.get_alerts([i for incident in incidents for i in incident.alert_ids])}
-    return {
-        incident.incident_id: flagged(
-            [alerts[i] for i in incident.alert_ids if i in alerts], incident.window_start, incident.window_end
-        )
-        for incident in incidents
-    }
+    return QueueView(incidents, ordered, sum(counts.values()), flagged_of(store.get_alerts, incidents))
 
 
 def organizations(store: Store) -> list[str]:
@@ -396,7 +385,7 @@ def actor_view(store: Store, settings: Settings, actor_id: str, until: datetime)
     days = sorted(set(own_days) | set(peer_days))
     volume = [(datetime(d.year, d.month, d.day, tzinfo=zone), own_days.get(d, 0), peer_days.get(d)) for d in days]
     incidents = store.query_incidents(IncidentQuery(actor_id=actor_id, order="newest", limit=50))
-    return ActorView(profile, heatmap, volume, incidents, flagged_of(store, incidents))
+    return ActorView(profile, heatmap, volume, incidents, flagged_of(store.get_alerts, incidents))
 
 
 # -- compliance --------------------------------------------------------------------------------------

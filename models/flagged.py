@@ -8,11 +8,12 @@ pages show as the flagged hours; the incident's window stays the span around the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from models.alert import Alert, Severity
+from models.incident import Incident
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,3 +111,21 @@ def flagged(alerts: Sequence[Alert], window_start: datetime, window_end: datetim
                 if span.start < start or span.end > end:
                     start, end, grown = min(start, span.start), max(end, span.end), True
     return Flagged(spans, start, end, worst)
+
+
+# incidents whose alerts are read in one call (a store's ``get_alerts``)
+ALERTS_PAGE = 500
+
+
+def flagged_of(get_alerts: Callable[[Sequence[str]], list[Alert]], incidents: Sequence[Incident]) -> dict[str, Flagged]:
+    """When each incident's flagged activity was, by incident id: their alerts read (``get_alerts``, a store's)
+    a page of incidents at a time, for their spans."""
+    found = {}
+    for start in range(0, len(incidents), ALERTS_PAGE):
+        page = incidents[start : start + ALERTS_PAGE]
+        alerts = {a.alert_id: a for a in get_alerts([i for incident in page for i in incident.alert_ids])}
+        for incident in page:
+            found[incident.incident_id] = flagged(
+                [alerts[i] for i in incident.alert_ids if i in alerts], incident.window_start, incident.window_end
+            )
+    return found

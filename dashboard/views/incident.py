@@ -14,6 +14,7 @@ from dashboard.markdown import markdown_text
 from models.alert import AlertStatus
 from models.dashboard import DataAccessKind
 from models.flagged import flagged as flagged_activity
+from models.flagged import flagged_of
 from models.incident import TriageActionKind
 from store.base import IncidentQuery
 
@@ -235,7 +236,7 @@ with related_tab:
     related = queries.related_incidents(ctx.store, incident)
     if not related:
         st.caption("No other incident of this actor or, for a partner, of its organisation.")
-    activities = queries.flagged_of(ctx.store, related)  # when each was flagged, as the queue shows it
+    activities = flagged_of(ctx.store.get_alerts, related)  # when each was flagged, as the queue shows it
     for other in related:
         activity = activities[other.incident_id]
         st.page_link(
