@@ -25,10 +25,11 @@ from pydantic import (
     model_validator,
 )
 
-from models.config import ConfigError, ReadableFile, Seconds, cross_field_error
+from models.config import CaCertificates, ConfigError, ReadableFile, Seconds, cross_field_error
 
 _PREFIX = ("source", "kafka")
 _TOPIC_CHARACTERS = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_TLS_KEYS = ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password", "ssl_password_file", "ssl_check_hostname")
 
 
 def _topic_name(name: str) -> str:
@@ -95,8 +96,8 @@ class KafkaSettings(BaseModel):
     shutdown_timeout: Annotated[Seconds, Field(gt=0)] = 15.0
     # security
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    # the files are checked at load (there, and readable): they are read only when a client connects
-    ssl_cafile: ReadableFile | None = None
+    # the files are checked at load (there, and readable; the CA loaded): they are read only when a client connects
+    ssl_cafile: CaCertificates | None = None
     ssl_certfile: ReadableFile | None = None  # the client certificate, for mutual TLS
     ssl_keyfile: ReadableFile | None = None
     ssl_password: SecretStr | None = None  # of the private key
@@ -159,6 +160,13 @@ class KafkaSettings(BaseModel):
                         f"security_protocol SASL_SSL or SASL_PLAINTEXT beside it, not {self.security_protocol}:"
                         " SASL settings are used with those only",
                     )
+        tls = [key for key in _TLS_KEYS if key in self.model_fields_set]
+        if tls and not self.security_protocol.endswith("SSL"):  # TLS settings were dropped without a word too
+            raise cross_field_error(
+                [*tls, "security_protocol"],
+                f"security_protocol SSL or SASL_SSL beside it, not {self.security_protocol}: TLS settings"
+                f" ({', '.join(tls)}) are used with those only",
+            )
         return self
 
     def client_options(self) -> dict[str, Any]:

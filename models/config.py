@@ -11,6 +11,7 @@ import math
 import os
 import re
 import socket
+import ssl
 from collections.abc import Sequence
 from datetime import datetime
 from functools import cache
@@ -92,6 +93,21 @@ def _readable_file(path: Path) -> Path:
 
 
 ReadableFile = Annotated[Path, AfterValidator(_readable_file)]
+
+
+def _ca_certificates(path: Path) -> Path:
+    """A CA file loaded now as a client loads it: one that is not PEM, or holds no certificate, failed only when
+    the client connected (Elasticsearch's and SMTP's; Kafka's when its consumer was made), naming no key."""
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        # OpenSSL's reason, "NO_CERTIFICATE_OR_CRL_FOUND"; a cut or garbled PEM block has none ("PEM lib")
+        said = exc.reason or "a PEM block that does not read as a certificate"
+        raise ValueError(f"a file of CA certificates in PEM ({said})") from None
+    return path
+
+
+CaCertificates = Annotated[ReadableFile, AfterValidator(_ca_certificates)]
 
 
 def _network(value: Any) -> IPv4Network | IPv6Network:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 
+from models.config import CaCertificates, cross_field_error
 from models.config import Settings as Config  # ``Settings`` below is the receiver's own
 from models.page import Page, PageKind
 from models.visible import visible
@@ -39,7 +40,9 @@ class EmailSettings(ReceiverSettings):
     password: SecretStr | None = None
     sender: Annotated[str, Field(alias="from", min_length=3)]
     to: Annotated[list[str], Field(min_length=1)]
-    ca_file: str | None = None  # a private CA for the relay's certificate; default: the system's
+    # a private CA for the relay's certificate (default: the system's), checked when the configuration loads: the
+    # client loads it only when it connects, and a missing one, or one not PEM, then failed each page, retried
+    ca_file: CaCertificates | None = None
     subject_prefix: str = "[accesswatch]"
     timeout: Timeout
 
@@ -49,6 +52,11 @@ class EmailSettings(ReceiverSettings):
             raise ValueError("username and password together, or neither")
         if self.username is not None and self.security == "none":
             raise ValueError("security 'starttls' or 'tls' when authenticating: a password is never sent in clear")
+        if self.ca_file is not None and self.security == "none":  # it would be dropped without a word
+            raise cross_field_error(
+                ["ca_file", "security"],
+                "security 'starttls' or 'tls' beside it, not 'none': ca_file is used over TLS only",
+            )
         return self
 
 
@@ -137,7 +145,7 @@ class EmailNotifier(Notifier[EmailSettings]):
 
     def _connect(self) -> smtplib.SMTP:
         settings = self.settings
-        context = ssl.create_default_context(cafile=settings.ca_file)
+        context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
         if settings.security == "tls":
             return smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout, context=context)
         smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)

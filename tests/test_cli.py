@@ -486,23 +486,54 @@ def test_check_config_validates_what_run_would_without_connecting_or_making_a_st
             "configuration error: source.kafka.sasl_password_file = '/nonexistent/sasl' (from"
             " ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD_FILE): expected a readable file: there is none at that path",
         ),
-        (  # a traceback ending in ssl.SSLError when the consumer was made
+        (  # a traceback ending in ssl.SSLError when the consumer was made; now when the configuration loads
             {
                 "ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
                 "ACCESSWATCH_SOURCE__KAFKA__SSL_CAFILE": "{ca}",
             },
-            "configuration error: source.kafka.ssl_cafile = '{ca}': expected CA certificates in PEM"
+            "configuration error: source.kafka.ssl_cafile = '{ca}' (from ACCESSWATCH_SOURCE__KAFKA__SSL_CAFILE):"
+            " expected a file of CA certificates in PEM (NO_CERTIFICATE_OR_CRL_FOUND)",
+        ),
+        (  # dropped without a word: the connection went in clear
+            {"ACCESSWATCH_SOURCE__KAFKA__SSL_CAFILE": "{certificate}"},
+            "configuration error: source.kafka.ssl_cafile = '{certificate}' (from"
+            " ACCESSWATCH_SOURCE__KAFKA__SSL_CAFILE): expected security_protocol SSL or SASL_SSL beside it, not"
+            " SASL_PLAINTEXT: TLS settings (ssl_cafile) are used with those only",
+        ),
+        (  # "cannot reach Elasticsearch" after retry_for: the client loads its CA only when it connects
+            {
+                "ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS": '["https://127.0.0.1:9200"]',
+                "ACCESSWATCH_STORE__ELASTICSEARCH__CA_CERTS": "{ca}",
+            },
+            "configuration error: store.elasticsearch.ca_certs = '{ca}' (from"
+            " ACCESSWATCH_STORE__ELASTICSEARCH__CA_CERTS): expected a file of CA certificates in PEM"
+            " (NO_CERTIFICATE_OR_CRL_FOUND)",
+        ),
+        (  # each page failed as an SSLError, retried until it was given up
+            {
+                "ACCESSWATCH_NOTIFY__RECEIVERS": '["mail"]',
+                "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__KIND": "email",
+                "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__HOST": "smtp.internal",
+                "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__FROM": "accesswatch@example.com",
+                "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__TO": '["soc@example.com"]',
+                "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__CA_FILE": "{ca}",
+            },
+            "configuration error: notify.settings.mail.ca_file = '{ca}' (from"
+            " ACCESSWATCH_NOTIFY__SETTINGS__MAIL__CA_FILE): expected a file of CA certificates in PEM"
             " (NO_CERTIFICATE_OR_CRL_FOUND)",
         ),
     ],
 )
 def test_check_config_tells_a_mistake_in_one_line_and_exit_2(tmp_path, variables, line):
+    from tests.fakes.paging_receivers import self_signed_certificate
+
     ca = tmp_path / "ca.pem"
     ca.write_text("not a certificate\n")
-    env = _production_env(tmp_path, **{name: value.format(ca=ca) for name, value in variables.items()})
+    files = {"ca": ca, "certificate": self_signed_certificate(tmp_path)[0]}
+    env = _production_env(tmp_path, **{name: value.format(**files) for name, value in variables.items()})
     done = aw("check-config", "--data-dir", str(tmp_path / "data"), env=env)
     assert done.returncode == 2 and done.stdout == b""
-    assert done.stderr.decode() == line.format(ca=ca) + "\n"
+    assert done.stderr.decode() == line.format(**files) + "\n"
 
 
 def test_verify_digest_of_a_file_that_is_no_digest_is_not_valid_in_one_line(tmp_path):

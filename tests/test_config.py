@@ -18,6 +18,7 @@ from detectors.registry import DETECTORS, build_detectors
 from ingest.simulator import SimulationSettings
 from ingest.simulator.settings import MAX_EMPLOYEES, MIN_EMPLOYEES
 from models.config import ConfigError, Organisation, SimulatorSource
+from tests.fakes.paging_receivers import self_signed_certificate
 
 
 def test_defaults_load_and_every_detector_builds():
@@ -511,24 +512,111 @@ def test_the_adapter_check_hides_a_password_in_a_host_too():
         "store.elasticsearch.client_key",
         "store.elasticsearch.password_file",
         "store.elasticsearch.api_key_file",
+        "notify.settings.mail.ca_file",
     ],
 )
 def test_a_tls_or_secret_file_not_there_is_refused_at_load_naming_its_key(key, tmp_path):
     # read only when a client connects, they failed after the metrics server started, as "[Errno 2] No such file
-    # or directory" naming no key, or (a CA for Elasticsearch) as "cannot reach Elasticsearch" after retry_for
+    # or directory" naming no key, or (a CA for Elasticsearch) as "cannot reach Elasticsearch" after retry_for,
+    # or (the SMTP CA) as a FileNotFoundError at each page, retried until the page was given up
     variable = "ACCESSWATCH_" + key.upper().replace(".", "__")
+    beside = _MAIL if key.startswith("notify.") else {}
     missing = tmp_path / "mounted" / "secret"
-    assert error_line({variable: str(missing)}) == (
+    assert error_line({**beside, variable: str(missing)}) == (
         f"configuration error: {key} = {str(missing)!r} (from {variable}): expected a readable file: there is none"
         " at that path"
     )
-    assert error_line({variable: str(tmp_path)}).endswith(": expected a readable file, not a directory")
+    assert error_line({**beside, variable: str(tmp_path)}).endswith(": expected a readable file, not a directory")
+
+
+_MAIL = {  # an e-mail receiver that the default route pages
+    "ACCESSWATCH_NOTIFY__RECEIVERS": '["mail"]',
+    "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__KIND": "email",
+    "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__HOST": "smtp.internal",
+    "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__FROM": "accesswatch@example.com",
+    "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__TO": '["soc@example.com"]',
+}
+
+
+@pytest.mark.parametrize(
+    ("key", "beside"),
+    [  # each CA setting, beside what has it used: a TLS protocol, https:// hosts, a receiver
+        ("source.kafka.ssl_cafile", {"ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": "SSL"}),
+        ("store.elasticsearch.ca_certs", {"ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS": '["https://es:9200"]'}),
+        ("notify.settings.mail.ca_file", _MAIL),
+    ],
+    ids=["kafka", "elasticsearch", "smtp"],
+)
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("not a certificate\n", "NO_CERTIFICATE_OR_CRL_FOUND"),
+        ("", "NO_CERTIFICATE_OR_CRL_FOUND"),
+        (
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            "a PEM block that does not read as a certificate",
+        ),
+    ],
+    ids=["text", "empty", "garbled"],
+)
+def test_a_ca_file_that_holds_no_pem_certificate_is_refused_at_load_naming_its_key(
+    key, beside, content, reason, tmp_path
+):
+    # the clients load it only when they connect: Elasticsearch's then failed as "cannot reach Elasticsearch"
+    # after retry_for, the SMTP receiver's each page as an SSLError retried until the page was given up, and
+    # Kafka's only when the consumer was made
+    variable = "ACCESSWATCH_" + key.upper().replace(".", "__")
+    ca = tmp_path / "ca.pem"
+    ca.write_text(content)
+    assert error_line({**beside, variable: str(ca)}) == (
+        f"configuration error: {key} = {str(ca)!r} (from {variable}): expected a file of CA certificates in PEM"
+        f" ({reason})"
+    )
+    certificate, private_key = self_signed_certificate(tmp_path)
+    assert error_line({**beside, variable: str(private_key)}).endswith(" in PEM (NO_CERTIFICATE_OR_CRL_FOUND)")
+    load_settings(env={**beside, variable: str(certificate)})
+
+
+def test_an_smtp_ca_file_without_tls_is_refused_at_load(tmp_path):
+    # security = "none" sends in clear: the CA was dropped without a word
+    certificate, _ = self_signed_certificate(tmp_path)
+    env = {
+        **_MAIL,
+        "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__SECURITY": "none",
+        "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__CA_FILE": str(certificate),
+    }
+    assert error_line(env) == (
+        f"configuration error: notify.settings.mail.ca_file = {str(certificate)!r}"
+        " (from ACCESSWATCH_NOTIFY__SETTINGS__MAIL__CA_FILE): expected security 'starttls' or 'tls' beside it,"
+        " not 'none': ca_file is used over TLS only"
+    )
+    load_settings(env={**env, "ACCESSWATCH_NOTIFY__SETTINGS__MAIL__SECURITY": "tls"})
+
+
+@pytest.mark.parametrize("protocol", ["PLAINTEXT", "SASL_PLAINTEXT"])
+def test_kafka_tls_settings_under_a_plaintext_protocol_are_refused_at_load(protocol, tmp_path):
+    # the clients were given no TLS context under these: the CA and the client certificate were dropped without
+    # a word, and the connection went in clear
+    certificate, private_key = self_signed_certificate(tmp_path)
+    env = {
+        "ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": protocol,
+        "ACCESSWATCH_SOURCE__KAFKA__SSL_CAFILE": str(certificate),
+        "ACCESSWATCH_SOURCE__KAFKA__SSL_CERTFILE": str(certificate),
+        "ACCESSWATCH_SOURCE__KAFKA__SSL_KEYFILE": str(private_key),
+    }
+    if protocol.startswith("SASL"):
+        env["ACCESSWATCH_SOURCE__KAFKA__SASL_USERNAME"] = "aw"
+    assert error_line(env) == (
+        f"configuration error: source.kafka.ssl_cafile = {str(certificate)!r}"
+        f" (from ACCESSWATCH_SOURCE__KAFKA__SSL_CAFILE): expected security_protocol SSL or SASL_SSL beside it, not"
+        f" {protocol}: TLS settings (ssl_cafile, ssl_certfile, ssl_keyfile) are used with those only"
+    )
+    load_settings(env={**env, "ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": protocol.replace("PLAINTEXT", "SSL")})
 
 
 def test_elasticsearch_tls_settings_beside_an_http_host_are_refused_at_load(tmp_path):
     # the client refused them when the store was opened, in a 30-line traceback ending in a ValueError
-    ca = tmp_path / "ca.pem"
-    ca.write_text("a CA\n")
+    ca, _ = self_signed_certificate(tmp_path)
     env = {
         "ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS": '["http://es:9200"]',
         "ACCESSWATCH_STORE__ELASTICSEARCH__CA_CERTS": str(ca),

@@ -430,6 +430,22 @@ _ON_ELASTICSEARCH = {
             "configuration error: source.kafka.sasl_password = '<secret>'"
             " (from ACCESSWATCH_SOURCE__KAFKA__SASL_PASSWORD): expected security_protocol SASL_SSL",
         ),
+        (  # TLS settings under a protocol without TLS were dropped without a word too
+            {"ACCESSWATCH_SOURCE__KAFKA__SSL_CHECK_HOSTNAME": "false"},
+            "configuration error: source.kafka.ssl_check_hostname = False"
+            " (from ACCESSWATCH_SOURCE__KAFKA__SSL_CHECK_HOSTNAME): expected security_protocol SSL or SASL_SSL beside"
+            " it, not PLAINTEXT: TLS settings (ssl_check_hostname) are used with those only",
+        ),
+        (
+            {
+                "ACCESSWATCH_SOURCE__KAFKA__SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "ACCESSWATCH_SOURCE__KAFKA__SASL_USERNAME": "alice",
+                "ACCESSWATCH_SOURCE__KAFKA__SSL_PASSWORD": "s3cret-pw",
+            },
+            "configuration error: source.kafka.ssl_password = '<secret>'"
+            " (from ACCESSWATCH_SOURCE__KAFKA__SSL_PASSWORD): expected security_protocol SSL or SASL_SSL beside it,"
+            " not SASL_PLAINTEXT: TLS settings (ssl_password) are used with those only",
+        ),
         (
             {**_ON_ELASTICSEARCH, "ACCESSWATCH_SOURCE__KAFKA__MAX_POLL_INTERVAL": "1m"},
             "configuration error: source.kafka.max_poll_interval = '1m' (from"

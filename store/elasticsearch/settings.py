@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from models.config import ConfigError, ReadableFile, Seconds, cross_field_error
+from models.config import CaCertificates, ConfigError, ReadableFile, Seconds, cross_field_error
 
 _PREFIX = ("store", "elasticsearch")
 
@@ -52,12 +52,12 @@ class ElasticsearchSettings(BaseModel):
     # security
     username: str | None = None
     password: SecretStr | None = None
-    # the files are checked at load (there, and readable): the client reads them only when it connects, and a
-    # missing CA then failed as "cannot reach Elasticsearch" after retry_for
+    # the files are checked at load (there, and readable; the CA loaded): the client reads them only when it
+    # connects, and a missing CA, or one that is not PEM, then failed as "cannot reach Elasticsearch" after retry_for
     password_file: ReadableFile | None = None
     api_key: SecretStr | None = None  # "id:key" or the base64 form Kibana shows
     api_key_file: ReadableFile | None = None
-    ca_certs: ReadableFile | None = None  # these three over https:// hosts only (the client refuses them on http)
+    ca_certs: CaCertificates | None = None  # these three over https:// hosts only (the client refuses them on http)
     client_cert: ReadableFile | None = None
     client_key: ReadableFile | None = None
     verify_certs: StrictBool = True
