@@ -9,7 +9,10 @@ wrong with the stop: the member is only left for the group coordinator to
 time out.  ``close_consumer`` drops those lines, from the consumer's own
 threads while it closes, and returns what they said, for the caller's one
 line.  A consumer that already knows its coordinator is away sends nothing
-and logs nothing: that, too, is a group not left.
+and logs nothing: that, too, is a group not left.  Requests still on their way
+when the close ends the client (a commit a stop stopped waiting for, a
+heartbeat) fail as cancelled, and kafka-python logs each at ERROR, and the
+coordinator marked dead at WARNING: the close's own doing, dropped too.
 
 The library's lines are matched by their format strings, and its threads
 and state read from private attributes; in another version nothing is
@@ -78,6 +81,12 @@ def _threads_of(consumer: Any) -> frozenset[str]:
     return frozenset(name for name in (threading.current_thread().name, io_thread) if name)
 
 
+def _cancelled(record: logging.LogRecord) -> bool:
+    """Whether the line is about a request cancelled (kafka-python's ``Cancelled``, given as an argument)."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return any(isinstance(arg, BaseException) and type(arg).__name__ == "Cancelled" for arg in args)
+
+
 class _LeaveLines(logging.Filter):
     """Drops kafka-python's lines for a leave that failed (and the connection errors behind it); keeps the reason."""
 
@@ -95,4 +104,6 @@ class _LeaveLines(logging.Filter):
             return False
         if record.name == _HEARTBEAT_LOGGER:
             return False  # the heartbeat ended by the close itself: nothing the operator must act on
+        if _cancelled(record):
+            return False  # a request the close itself cancelled: what it meant to do is told by ours
         return record.name not in _CONNECTION_LOGGERS  # a connection refused or lost: the leave's failure says it

@@ -44,13 +44,16 @@ At-least-once with nothing lost, nothing doubled:
   large for the topic) is logged and kept in the store only.  Those waiting
   are held in memory, so bounded: at ``max_held_dead_letters`` or
   ``max_held_dead_letter_bytes`` their partitions are paused until fewer wait.
-* a stop waits for Kafka (the last flush, commit, leaving the group) at most
-  ``shutdown_timeout``: what is left is logged, and comes again at the next
-  start (a commit is behind the checkpoint, a letter its partition's).
+* a stop waits for Kafka (the last flush, commit, leaving the group, and a
+  commit already waiting when the signal came) at most ``shutdown_timeout``:
+  what is left is logged, and comes again at the next start (a commit is
+  behind the checkpoint, a letter its partition's).
 
 Threads: kafka-python (3.x) runs rebalance callbacks on its IO thread while
 the caller waits in ``poll``; they only checkpoint (the pipelines are idle
-then) and pause partitions.  Everything else runs on the caller's thread.
+then) and pause partitions.  Everything else runs on the caller's thread,
+which waits for a commit on a thread of the commit's own (``_Commit``), so that
+a stop can end the wait.
 """
 
 from __future__ import annotations
@@ -144,6 +147,9 @@ class KafkaSource(Source):
         self._unsent: list[_Letter] = []  # those Kafka could not take at the last flush: sent again at the next
         self._yielded: dict[TopicPartition, int] = {}  # batches(): next offset of what was yielded
         self._committed: dict[TopicPartition, int] = {}
+        # a stop's commits Kafka did not take within shutdown_timeout: told in one line at the close
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._abandoned: _Commit | None = None  # the commit still on its way when the stop's deadline came
         self._lag: list[PartitionLag] = []
         self._paused_ends: dict[TopicPartition, int] = {}  # end offsets of paused partitions, asked of Kafka
         self._paused_ends_at = float("-inf")
@@ -255,22 +261,49 @@ class KafkaSource(Source):
             self.commit_offsets(dict(self._yielded))
 
     def commit_offsets(self, offsets: dict[TopicPartition, int], wait: bool = True) -> bool:
-        """Commit ``{partition: next offset}``; False when the group moved on (the checkpoint still holds)."""
+        """Commit ``{partition: next offset}``; False when the group moved on, or a stop's ``shutdown_timeout`` ran
+        out first (the checkpoint still holds, and ``close`` tells what was not committed)."""
         consumer = self.open()
         payload = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
         try:
-            if wait:
-                timeout = self._left(self.settings.request_timeout)
-                if timeout <= 0:
-                    raise KafkaTimeoutError(f"no time left of shutdown_timeout, {self.settings.shutdown_timeout:g} s")
-                consumer.commit(payload, timeout_ms=int(timeout * 1000))
-            else:  # from a rebalance callback, on the IO thread: must not block it
+            if not wait:  # from a rebalance callback, on the IO thread: must not block it
                 consumer.commit_async(payload)
+            elif not self._commit_before_stop(consumer, payload):
+                for tp, offset in offsets.items():
+                    self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, offset))
+                return False
         except (CommitFailedError, KafkaError) as exc:
             log.warning("kafka: commit of %s failed (%s); the checkpoint still holds the position", offsets, exc)
             return False
-        self._committed.update(offsets)
+        self._was_committed(offsets)
         return True
+
+    def _commit_before_stop(self, consumer: KafkaConsumer, payload: dict[TopicPartition, OffsetAndMetadata]) -> bool:
+        """``consumer.commit`` within ``request_timeout``; False when a stop's deadline came first.
+
+        kafka-python blocks its caller until Kafka answers or the commit's own timeout passes, and a signal cannot
+        shorten that: a SIGTERM while Kafka held a commit (a broker gone, its answers not coming) waited out
+        ``request_timeout`` before the stop even began, past ``shutdown_timeout``.  So the commit runs on a thread
+        of its own (``_Commit``) and this waits for it while there is time left.  One still waiting at the
+        deadline is left to the close, which ends it; raises what the commit raised.
+        """
+        timeout = self._left(self.settings.request_timeout)
+        if timeout <= 0:
+            return False
+        commit = _Commit(consumer, payload, timeout)
+        while not commit.done.wait(max(0.0, self._left(STOP_CHECK))):
+            if self._left(STOP_CHECK) <= 0:  # a stop's deadline passed
+                self._abandoned = commit
+                return False
+        if commit.error is not None:
+            raise commit.error
+        return True
+
+    def _was_committed(self, offsets: dict[TopicPartition, int]) -> None:
+        self._committed.update(offsets)
+        for tp, offset in offsets.items():
+            if self._uncommitted.get(tp, offset) <= offset:
+                self._uncommitted.pop(tp, None)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.open().seek(tp, offset)
@@ -508,6 +541,7 @@ class KafkaSource(Source):
                     ", ..." if len(origins) > 5 else "",
                 )
         if self.consumer is not None:
+            self._tell_uncommitted()
             left = max(0.0, self._left(self.settings.shutdown_timeout))
             try:  # leaves the group: its partitions move at once
                 not_left = close_consumer(self.consumer, int(left * 1000))
@@ -525,6 +559,27 @@ class KafkaSource(Source):
             self.consumer = None
         self._topics.detach()
         self._dead_letter_topic.detach()
+
+    def _tell_uncommitted(self) -> None:
+        """One line for the offsets a stop could not commit in time, at the close (which ends a commit left on its
+        way).  Nothing is lost, and nothing is read again for it: where a partition reads on is its checkpoint's."""
+        abandoned, self._abandoned = self._abandoned, None
+        if abandoned is not None and abandoned.done.is_set() and abandoned.error is None:
+            self._was_committed(abandoned.offsets)  # Kafka answered after all
+        if not self._uncommitted:
+            return
+        log.warning(
+            "kafka: stopped without committing to consumer group %r (%s): Kafka did not take the commit within"
+            " source.kafka.shutdown_timeout (%g s). Nothing is lost: the checkpoints hold these offsets, and each"
+            " partition's next owner reads on from its checkpoint, not from the committed offset; only the group's"
+            " committed offsets (its lag tooling) stay behind until then",
+            self.settings.group_id,
+            ", ".join(
+                f"{tp.topic}/{tp.partition} at offset {offset}" for tp, offset in sorted(self._uncommitted.items())
+            ),
+            self.settings.shutdown_timeout,
+        )
+        self._uncommitted = {}
 
 
 def _close_producer(producer: KafkaProducer, timeout: float) -> None:
@@ -562,6 +617,31 @@ def _failure(outcome: FutureRecordMetadata | KafkaError) -> KafkaError | None:
         return None
     error = outcome.exception
     return error if isinstance(error, KafkaError) else KafkaError(str(error))
+
+
+class _Commit:
+    """One ``consumer.commit``, on a daemon thread of its own, so that its caller may stop waiting for it.
+
+    kafka-python (3.x) runs the commit on its IO thread and lets any thread wait for it (``net.run``); a waiter
+    still there when the consumer closes is released then, with an error.  Started at once.
+    """
+
+    def __init__(self, consumer: KafkaConsumer, payload: dict[TopicPartition, OffsetAndMetadata], timeout: float):
+        self.offsets = {tp: meta.offset for tp, meta in payload.items()}
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        thread = threading.Thread(
+            target=self._run, args=(consumer, payload, int(timeout * 1000)), name="kafka-commit", daemon=True
+        )
+        thread.start()
+
+    def _run(self, consumer: KafkaConsumer, payload: dict[TopicPartition, OffsetAndMetadata], timeout_ms: int) -> None:
+        try:
+            consumer.commit(payload, timeout_ms=timeout_ms)
+        except BaseException as exc:  # raised on the caller's thread, if it still waits
+            self.error = exc
+        finally:
+            self.done.set()
 
 
 class _OriginParser:

@@ -9,9 +9,11 @@ import sys
 import tomllib
 from pathlib import Path
 
+import orjson
 import pytest
 from pydantic import ValidationError
 
+from accesswatch import cli
 from configs.loader import DEFAULT_CONFIG, load_settings, shown_url
 from detectors.new_access import _is_external
 from detectors.registry import DETECTORS, build_detectors
@@ -107,15 +109,12 @@ def test_the_deploy_config_is_valid_and_serves_metrics_to_its_network():
     assert settings.metrics.address == "0.0.0.0" and settings.metrics.port == 9464
 
 
-def test_the_compose_file_installs_the_locked_versions_and_the_lock_meets_the_requirements():
-    # it ran `pip install -e /app` at every start: a replica restarted later could get an untested kafka-python,
+def test_the_lock_meets_the_requirements():
+    # the image installs the lock (deploy/Dockerfile): a kafka-python other than the one tested would run there,
     # whose 3.0.12 internals ingest/kafka_join_guard.py works around
     from packaging.requirements import Requirement
 
     root = Path(__file__).parent.parent
-    compose = (root / "deploy" / "docker-compose.yml").read_text()
-    installs = [line for line in compose.splitlines() if "pip install" in line and "start_period" not in line]
-    assert len(installs) == 3 and all("pip install -q -c /app/requirements.lock -e /app" in i for i in installs)
     locked = {}
     for line in (root / "requirements.lock").read_text().splitlines():
         name, _, version = line.partition("==")
@@ -125,6 +124,61 @@ def test_the_compose_file_installs_the_locked_versions_and_the_lock_meets_the_re
     assert [str(r) for r in wanted if not r.specifier.contains(locked[r.name.lower()])] == []
     kafka = next(r for r in wanted if r.name == "kafka-python")
     assert not kafka.specifier.contains("3.1.0")  # a minor version later is not the library the guard was made for
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """A Dockerfile's instructions, (KEYWORD, arguments), continuation lines joined and comments left out."""
+    lines = [line for line in dockerfile.read_text().splitlines() if not line.lstrip().startswith("#")]
+    joined = "\n".join(lines).replace("\\\n", " ")
+    out = []
+    for line in joined.splitlines():
+        if line.strip():
+            keyword, _, rest = line.strip().partition(" ")
+            out.append((keyword.upper(), " ".join(rest.split())))
+    return out
+
+
+def test_the_image_installs_the_locked_versions_once_as_a_user_and_runs_the_console_script():
+    # the compose file ran `pip install -e /app` at every container start: PyPI needed then, and waited for
+    root = Path(__file__).parent.parent
+    steps = _instructions(root / "deploy" / "Dockerfile")
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    installs = [rest for keyword, rest in steps if keyword == "RUN" and "pip install" in rest]
+    assert len(installs) == 2
+    assert all(part.count("-c requirements.lock") == 1 for rest in installs for part in rest.split("pip install")[1:])
+    assert installs[-1].startswith("pip install -c requirements.lock . ")  # the package itself, not editable
+    copied = {source for keyword, rest in steps if keyword == "COPY" for source in rest.split()[:-1]}
+    assert {"pyproject.toml", "requirements.lock", "README.md"} <= copied  # README.md: the package's readme
+    packages = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    assert sorted({package.split(".")[0] for package in packages} - copied) == []
+    users = [rest for keyword, rest in steps if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    entrypoint = [orjson.loads(rest) for keyword, rest in steps if keyword == "ENTRYPOINT"]
+    assert entrypoint == [["accesswatch"]]
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, function = scripts["accesswatch"].partition(":")
+    assert callable(getattr(importlib.import_module(module), function))
+    default = [orjson.loads(rest) for keyword, rest in steps if keyword == "CMD"]
+    assert [cli._parser().parse_command(command).command for command in default] == ["run"]
+
+
+def test_the_compose_services_run_the_built_image_and_install_nothing_at_start():
+    root = Path(__file__).parent.parent
+    compose = (root / "deploy" / "docker-compose.yml").read_text()
+    assert "pip install" not in compose
+    assert "    context: ..\n    dockerfile: deploy/Dockerfile\n  image: accesswatch:local\n" in compose
+    assert "image: python:" not in compose  # no service runs the bare interpreter's image any more
+    assert compose.count("<<: *accesswatch") == 2  # the run and dashboard services: both the built image
+    # each command a subcommand of the entrypoint, as the CLI parses it; the header's one-offs too
+    commands = [orjson.loads(line.split("command:", 1)[1]) for line in compose.splitlines() if "command: [" in line]
+    one_offs = [
+        line.split("run --rm accesswatch ", 1)[1].split() for line in compose.splitlines() if "--rm accesswatch" in line
+    ]
+    parsed = [cli._parser().parse_command(command).command for command in commands + one_offs]
+    assert parsed == ["run", "dashboard", "simulate", "send"]
+    config = root / "deploy" / "accesswatch.toml"
+    assert "./accesswatch.toml:/etc/accesswatch/accesswatch.toml:ro" in compose and config.is_file()
+    assert "ACCESSWATCH_CONFIG: /etc/accesswatch/accesswatch.toml" in compose
 
 
 def test_every_registered_detector_has_its_own_test_file_exercising_the_shared_interface():

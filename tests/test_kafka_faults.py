@@ -367,6 +367,63 @@ def test_a_stop_while_kafka_is_away_ends_after_shutdown_timeout_and_the_next_sta
 
 
 @broker_only
+def test_a_stop_while_kafka_holds_a_commit_ends_within_shutdown_timeout_and_says_what_was_not_committed(
+    tmp_path, caplog
+):
+    """kafka-python's commit blocks until Kafka answers or its request_timeout passes, and a signal does not cut it
+    short: a SIGTERM while a broker held the commit waited it out (17-22 s, with shutdown_timeout 15 s)."""
+    caplog.set_level(logging.INFO)
+    with FakeKafkaBroker(default_partitions=1) as broker:
+        topic = f"held-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 1)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        sending = kafka_settings(SimpleNamespace(bootstrap=broker.bootstrap), topic)
+        # a commit never gives up on its own here (request_timeout beyond WAIT): only the stop's bound ends the wait
+        kafka = sending.model_copy(update={"shutdown_timeout": 0.5, "request_timeout": 500.0})
+        settings, store = app_settings(tmp_path), SqliteStore(tmp_path / "store.db")
+        first = Instance(settings, kafka, store, "first")
+        patient = {**first.source._extra_producer(), "delivery_timeout_ms": 24 * 3_600_000}  # above request_timeout
+        first.source._extra_producer = lambda: patient  # type: ignore[method-assign]
+        first.start()
+        wait_until(lambda: first.assigned == {0} or first.error is not None, "the partition assigned")
+        consumer = first.source.consumer
+        assert consumer is not None
+        commit, in_flight = consumer.commit, threading.Event()
+
+        def commit_into_an_outage(*args, **kwargs):
+            broker.pause()  # Kafka away: the commit is held, never answered while it lasts
+            in_flight.set()
+            return commit(*args, **kwargs)
+
+        consumer.commit = commit_into_an_outage  # type: ignore[method-assign]
+        send_lines(events(3), topic, sending, CLIENT)
+        wait_until(lambda: in_flight.is_set() or first.error is not None, "the checkpoint's commit on its way")
+        first.source.stop()  # SIGTERM
+        first.thread.join(WAIT)
+        assert not first.thread.is_alive(), "the stop waited for the commit Kafka held"
+        closing_from = len(caplog.records)
+        first.source.close()
+        closing = caplog.records[closing_from:]
+        assert first.error is None
+        checkpoint = store.load_checkpoint(checkpoint_name(TopicPartition(topic, 0)))
+        assert checkpoint is not None and checkpoint.seq == 3  # what the commit was to say: the checkpoint has it
+        assert broker.committed("accesswatch", topic) == {}
+        assert said(caplog, f"stopped without committing to consumer group 'accesswatch' ({topic}/0 at offset 3)") == 1
+        assert said(caplog, "within source.kafka.shutdown_timeout (0.5 s)") == 1
+        assert said(caplog, "commit of") == 0  # not a failure of its own: the stop's line tells it
+        # the commit cancelled by the close is not told again by kafka-python, at ERROR
+        assert [r.getMessage() for r in closing if r.name.startswith("kafka") and r.levelno >= logging.WARNING] == []
+
+        broker.resume()  # as the line says: the next start reads on from the checkpoint, nothing is read again
+        second = Instance(settings, sending, store, "second").start()
+        send_lines(events(1), topic, sending, CLIENT)
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 4} or second.error, "the next start's commit")
+        second.stop()
+        assert second.ingest.report.lines_read == 1
+        assert store.stats().events == 4
+
+
+@broker_only
 @pytest.mark.parametrize("outage", ["answers held", "gone", "gone long enough to forget its coordinator"])
 def test_a_stop_with_kafka_away_says_in_one_line_of_ours_that_the_group_was_not_left(tmp_path, caplog, outage):
     """kafka-python logged "LeaveGroup request failed" at ERROR, with the connection it could not make; a
