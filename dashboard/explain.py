@@ -68,7 +68,7 @@ def explain(alert: Alert) -> list[str]:
         if e.get("judged_on") == "records":
             said.append(_judged_on_records(e, alert.actor_kind.value))
     if outside := e.get("outside_contract"):
-        said.append(_outside_contract(e.get("contract") or {}, outside))
+        said.append(_outside_contract(e, outside))
     if "denied_in_burst" in e:
         said.append(
             f"{_n(e['denied_in_burst'])} refused accesses within {_n(e.get('burst_minutes'))} minutes"
@@ -129,13 +129,21 @@ def _judged_on_records(e: dict[str, Any], kind: str) -> str:
     return f"Judged on the {_n(e.get('records'))} records read, not on the {_n(e.get('events'))} accesses ({why})."
 
 
-def _outside_contract(contract: dict[str, Any], outside: dict[str, Any]) -> str:
-    """The partner_contract line: what was read outside the company's declared contract, and what it covers."""
+def _outside_contract(e: dict[str, Any], outside: dict[str, Any]) -> str:
+    """The partner_contract line: the records read outside the company's declared contract, each access's once, then
+    each class's, of which an access that read several counts in each (so they are not to be added up)."""
+    contract = e.get("contract") or {}
+    classes = [(name, item) for name, item in outside.items() if isinstance(item, dict)]
     read = "; ".join(
         f"{name.replace('_', ' ')} ({item.get('sensitivity', '?')} sensitivity): {_n(item.get('records'))} records"
-        for name, item in outside.items()
-        if isinstance(item, dict)
+        for name, item in classes
     )
+    total = e.get("records_outside_contract")
+    if len(classes) > 1 and isinstance(total, int):
+        # without records by sensitivity, the total is the largest class's (an alert raised before the total
+        # counted each access once, or an hour that kept no records by touch): a floor
+        floor = "" if "records_outside_contract_by_sensitivity" in e else "at least "
+        read = f"{floor}{_n(total)} records, of which {read} (an access that read several classes counts in each)"
     covered = ", ".join(c.replace("_", " ") for c in contract.get("data_classes", [])) or "no data class"
     return f"Outside the contract of {contract.get('organization', 'the company')}, which covers {covered}: {read}."
 

@@ -398,6 +398,12 @@ class Detector(ABC, Generic[SettingsT]):
     def load_state(self, state: Any) -> None:
         """Restore what ``to_state`` returned."""
 
+    def touch_records_for(self) -> Callable[[ActorRef], bool] | None:
+        """Which actors' windows keep their records by the classes each access touched (``WindowStats.touch_records``,
+        a figure an access that most detectors do without): asked by the engine of each window it opens.  None (the
+        default): no actor's."""
+        return None
+
     def may_grow(self, actor_id: str) -> bool:
         """Whether a later finding about the actor may still continue this detector's alert on it, however long
         after its window (its alert is then kept open to growth: ``detectors.alerts.AlertBook.expire``)."""

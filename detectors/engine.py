@@ -63,6 +63,8 @@ class DetectionEngine:
         }
         # detectors whose findings leave the window learned at full weight (``Detector.marks_window_suspect``)
         self._not_suspect = {d.name for d in self.detectors if not d.marks_window_suspect}
+        # which actors' windows keep records by touch (``Detector.touch_records_for``): none unless a detector asks
+        self._keeps_touch_records = [keeps for d in self.detectors if (keeps := d.touch_records_for()) is not None]
 
     # -- the hot path -------------------------------------------------------
     def process(self, events: Iterable[EventView]) -> EngineOutput:
@@ -161,6 +163,9 @@ class DetectionEngine:
         window = actors.get(actor.id)
         if window is None:
             window = actors[actor.id] = WindowStats(actor, start, start + size)
+            keeps = self._keeps_touch_records
+            if keeps and any(keeps_for(actor) for keeps_for in keeps):
+                window.touch_records = {}
         return window
 
     def _adopt(self, table: dict[float, dict[str, WindowStats]], window: WindowStats) -> None:

@@ -4,9 +4,12 @@ The learned rules know a partner's scope only from what its agents happened to
 touch during their warm-up, and ``new_access`` speaks once, at the first touch.
 A contract declared in the configuration is known from the first event: every
 window in which an agent of that company reads outside it is a finding, with
-every record of each class outside it counted, the first hour as the ninetieth
-minute.  Judged at the window's close from its records by class, as
-``WindowStats`` folds them anyway: nothing is added to the per-event work.
+every record read outside it counted, the first hour as the ninetieth minute.
+Judged at the window's close from its records by class, as ``WindowStats``
+folds them anyway, and, for the records read outside the contract, from its
+records by the classes each access touched: an access that read two classes
+outside counts in each class's, once in the records outside.  Only the windows
+of the agents of a company with a contract keep those (``touch_records_for``).
 
 A partner company with no declared contract is left to the learned rules.
 """
@@ -16,19 +19,20 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator, Mapping
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from detectors import wording
 from detectors.base import Detector, DetectorSettings, Finding, Period
 from detectors.classify import UNCLASSIFIED, first_event_key
-from detectors.windows import WindowStats
+from detectors.windows import ActorRef, WindowStats
 from models.event import ActorKind
 
 _PARTNER = ActorKind.PARTNER
 _SEPARATORS = re.compile(r"[\s_-]+")
+_SENSITIVITIES = ("high", "medium", "low")  # the evidence's order: the most sensitive first
 
 
 def organisation_key(name: str) -> str:
@@ -78,7 +82,8 @@ class PartnerContractSettings(DetectorSettings):
     contracts: dict[str, Contract] = {}
     min_records: Annotated[int, Field(ge=1)] = 1  # records of a class outside the contract before it counts
     sensitivity_scores: SensitivityScores = SensitivityScores()
-    tenfold_score: Annotated[float, Field(ge=0)] = 1.0  # added for every tenfold of a class's records
+    # added for every tenfold of the records read outside the contract at a sensitivity
+    tenfold_score: Annotated[float, Field(ge=0)] = 1.0
 
     @field_validator("contracts")
     @classmethod
@@ -107,15 +112,23 @@ class PartnerContract(Detector[PartnerContractSettings]):
             organisation_key(name): (name, frozenset(contract.data_classes)) for name, contract in contracts.items()
         }
 
+    def touch_records_for(self) -> Callable[[ActorRef], bool] | None:
+        return self._under_contract if self._covered else None
+
+    def _under_contract(self, actor: ActorRef) -> bool:
+        return actor.kind is _PARTNER and self._contract_of(actor) is not None
+
+    def _contract_of(self, actor: ActorRef) -> tuple[str, frozenset[str]] | None:
+        return self._covered.get(organisation_key(actor.organization or ""))
+
     def detect(self, period: Period) -> Iterator[Finding]:
         if not self._covered:
             return
-        covered_by = self._covered
         for window in period.windows:
             actor = window.actor
             if actor.kind is not _PARTNER or not actor.organization:
                 continue
-            found = covered_by.get(organisation_key(actor.organization))
+            found = self._contract_of(actor)
             if found is not None:
                 finding = self._judge(period, window, *found)
                 if finding is not None:
@@ -131,39 +144,87 @@ class PartnerContract(Detector[PartnerContractSettings]):
         if not outside:
             return None
         classifier = period.classifier
+        sensitivity_of = {name: classifier.sensitivity.get(name, "low") for name in outside}
+        total, by_sensitivity, exact = _read_outside(window, sensitivity_of)
         scores = settings.sensitivity_scores
+        # the most sensitive data read outside, and how much of it: each access's records once at each sensitivity
+        score = max(
+            getattr(scores, sensitivity) + settings.tenfold_score * math.log10(records)
+            for sensitivity, records in by_sensitivity.items()
+        )
         by_class = {}
-        score = 0.0
         # the most records first, then by name: the summary's order, the same in every process
         for name, records in sorted(outside.items(), key=lambda item: (-item[1], item[0])):
-            sensitivity = classifier.sensitivity.get(name, "low")
-            score = max(score, getattr(scores, sensitivity) + settings.tenfold_score * math.log10(records))
             by_class[name] = {
                 "records": records,
-                "sensitivity": sensitivity,
+                "sensitivity": sensitivity_of[name],
                 "fields": sorted(classifier.fields_of_class(name)),  # what the class holds, as classified
                 "first_event_id": window.first_ids.get(first_event_key(name)),
             }
-        read = [f"{wording.counted(outside[name], 'record')} with {_class_words(name)}" for name in by_class]
-        listed = read[0] if len(read) == 1 else f"{', '.join(read[:-1])} and {read[-1]}"
-        summary = (
-            f"{wording.who(window.actor).capitalize()} read {listed} outside the contract of {company}, "
-            f"which covers {_covered_words(covered)}, {wording.span(window.start, window.end, period.clock.zone)}."
-        )
-        evidence = {
+        who = wording.who(window.actor).capitalize()
+        when = wording.span(window.start, window.end, period.clock.zone)
+        terms = f"the contract of {company}, which covers {_covered_words(covered)}"
+        if len(by_class) == 1:
+            (name,) = by_class
+            summary = (
+                f"{who} read {wording.counted(total, 'record')} with {_class_words(name)} outside {terms}, {when}."
+            )
+        else:
+            # each class's records are a part of the records outside, and may overlap: "of them", never a sum
+            parts = [
+                f"{wording.count(outside[name])}{' of them' if n == 0 else ''} with {_class_words(name)}"
+                for n, name in enumerate(by_class)
+            ]
+            listed = f"{', '.join(parts[:-1])} and {parts[-1]}"
+            floor = "" if exact else "at least "
+            summary = f"{who} read {floor}{wording.counted(total, 'record')} outside {terms}, {when}: {listed}."
+        evidence: dict[str, Any] = {
             "contract": {"organization": company, "data_classes": sorted(covered)},
             "outside_contract": by_class,
-            # an access that touched two classes outside it counts in each: the largest class's is a floor
-            "records_outside_contract": max(outside.values()),
+            # the records of the accesses that read a class outside it, each access's once (a class's records
+            # count an access that read two classes outside in each)
+            "records_outside_contract": total,
             # what the alert adds up over its findings' windows (``detectors.alerts``): the records outside the
-            # contract, not all the hour's, in the grown alert's "150 records read outside the contract in all"
-            "records": max(outside.values()),
+            # contract, not all the hour's, in the grown alert's "150 records read outside the contract in all";
+            # none where they are only a floor (the alert then tells no total)
+            "records": total if exact else None,
             "records_are": "read outside the contract",
             "records_read": window.records,
             "events": window.events,
             "records_by_class": dict(sorted(window.class_records.items())),
         }
+        if exact:  # else the figures above are a floor: the window kept no records by touch
+            # the records outside by the sensitivity of the classes read, each access's once at each: the score's
+            evidence["records_outside_contract_by_sensitivity"] = {
+                sensitivity: by_sensitivity[sensitivity]
+                for sensitivity in _SENSITIVITIES
+                if sensitivity in by_sensitivity
+            }
         return self.finding(window, score, summary, evidence)
+
+
+def _read_outside(window: WindowStats, sensitivity_of: Mapping[str, str]) -> tuple[int, dict[str, int], bool]:
+    """The records of the accesses that read a class of ``sensitivity_of`` (those outside the contract that count),
+    each access's once; the same by sensitivity, each access's once at each sensitivity of those it read; and
+    whether they are exact.
+
+    A window that kept no records by touch (opened by a version before them, or before its company's contract was
+    declared, and restored) has each class's alone: the largest is then the figure, a floor (not exact).
+    """
+    by_sensitivity: dict[str, int] = {}
+    by_touch = window.touch_records
+    if by_touch is None:
+        for name, sensitivity in sensitivity_of.items():
+            by_sensitivity[sensitivity] = max(by_sensitivity.get(sensitivity, 0), window.class_records[name])
+        return max(by_sensitivity.values()), by_sensitivity, len(sensitivity_of) == 1
+    total = 0
+    for classes, records in by_touch.items():
+        read = {sensitivity_of[name] for name in classes if name in sensitivity_of}
+        if read:
+            total += records
+            for sensitivity in read:
+                by_sensitivity[sensitivity] = by_sensitivity.get(sensitivity, 0) + records
+    return total, by_sensitivity, True
 
 
 def _class_words(name: str) -> str:

@@ -111,6 +111,7 @@ class WindowStats:
         "resources",
         "start",
         "systems",
+        "touch_records",
     )
 
     def __init__(self, actor: ActorRef, start: float, end: float) -> None:
@@ -130,6 +131,11 @@ class WindowStats:
         self.documented_records = 0  # records read under a stated purpose (ticket, case, contract)
         self.purposes: set[str] = set()
         self.class_records: dict[str, int] = {}
+        # records by the classes each access touched (``Touch.ordered``), each access's once: what tells the records
+        # of accesses that read any of several classes, which ``class_records`` counts in each.  A dictionary's
+        # update an access, kept only in the windows a detector asks it of (``Detector.touch_records_for``); None
+        # in the others, which pay a test an access for it
+        self.touch_records: dict[tuple[str, ...], int] | None = None
         self.customers: set[str] = set()
         self.resources: set[str] = set()
         self.resource_kinds: set[str] = set()
@@ -176,6 +182,10 @@ class WindowStats:
             class_records = self.class_records
             for name in touch.ordered:
                 class_records[name] = class_records.get(name, 0) + records
+            by_touch = self.touch_records
+            if by_touch is not None:
+                ordered = touch.ordered
+                by_touch[ordered] = by_touch.get(ordered, 0) + records
             purpose = event.purpose
             if purpose:
                 self.documented_records += records
@@ -246,6 +256,11 @@ class WindowStats:
         class_records = self.class_records
         for name, records in hour.class_records.items():
             class_records[name] = class_records.get(name, 0) + records
+        if hour.touch_records and self.touch_records is not None:
+            # a day whose first hour kept none (not asked of then) keeps none: it would count only part of the day
+            by_touch = self.touch_records
+            for classes, records in hour.touch_records.items():
+                by_touch[classes] = by_touch.get(classes, 0) + records
         if hour.customers and len(self.customers) < MAX_TRACKED_CUSTOMERS:
             self.customers |= hour.customers
         if len(self.resources) < MAX_TRACKED_ITEMS:
@@ -330,7 +345,7 @@ class WindowStats:
     # -- persistence (detector state survives restarts and moves between instances)
     def to_state(self) -> list:
         actor = self.actor
-        return [
+        state = [
             [actor.id, actor.kind.value, actor.role, actor.department, actor.organization],
             self.start,
             self.end,
@@ -360,15 +375,20 @@ class WindowStats:
             self.egress_by_action,
             self.repeat_records,
         ]
+        if self.touch_records is not None:  # the few windows that keep them: the others' state is as it was
+            state.append([[list(classes), records] for classes, records in self.touch_records.items()])
+        return state
 
     @classmethod
     def from_state(cls, state: list) -> WindowStats:
         actor_state, start, end, *rest = state
         # egress by action came later, then repeat records: a window saved before has none of them (its summary
-        # names no action; its records count whole against a hard limit, as they did when it was saved)
+        # names no action; its records count whole against a hard limit, as they did when it was saved).  Records
+        # by touch follow only in a window that keeps them
         rest, later = rest[:_FIELDS_BEFORE_EGRESS_BY_ACTION], rest[_FIELDS_BEFORE_EGRESS_BY_ACTION:]
         egress_by_action = later[0] if later else {}
         repeat_records = later[1] if len(later) > 1 else 0
+        touch_records = later[2] if len(later) > 2 else None
         actor = ActorRef(actor_state[0], ActorKind(actor_state[1]), *actor_state[2:])
         window = cls(actor, start, end)
         (
@@ -404,6 +424,8 @@ class WindowStats:
         window.first_ids = {(what, value): event_id for what, value, event_id in first_ids}
         window.egress_by_action = dict(egress_by_action)
         window.repeat_records = repeat_records
+        if touch_records is not None:
+            window.touch_records = {tuple(classes): records for classes, records in touch_records}
         window._sample = [tuple(item) for item in sample]
         heapq.heapify(window._sample)
         return window

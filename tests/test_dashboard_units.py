@@ -1002,6 +1002,31 @@ def test_the_new_findings_are_explained_in_words_not_left_to_the_evidence_table(
         "Outside the contract of Northstar Credit Bureau, which covers credit, identity: income documents (high"
         " sensitivity): 105 records."
     ) in explain(contract)
+    # two classes outside, read together in 100 of the 150 records: the records outside first, never the classes'
+    # sum; an alert raised before that total counted each access once says its largest class's is a floor
+    both = {
+        "government_id": {"records": 130, "sensitivity": "high"},
+        "financial": {"records": 120, "sensitivity": "high"},
+    }
+    terms = {"organization": "Credit Bureau", "data_classes": ["contact", "identity"]}
+    now = {"records_outside_contract": 150, "records_outside_contract_by_sensitivity": {"high": 150}}
+    said = {
+        kept: explain(
+            f.alert(
+                detector="partner_contract",
+                actor_kind="partner",
+                evidence={"contract": terms, "outside_contract": both, **figures},
+            )
+        )
+        for kept, figures in [("now", now), ("before", {"records_outside_contract": 130})]
+    }
+    classes = (
+        "government id (high sensitivity): 130 records; financial (high sensitivity): 120 records (an access that"
+        " read several classes counts in each)."
+    )
+    opening = "Outside the contract of Credit Bureau, which covers contact, identity:"
+    assert f"{opening} 150 records, of which {classes}" in said["now"]
+    assert f"{opening} at least 130 records, of which {classes}" in said["before"]
     noon = f.alert(
         detector="off_hours",
         actor_kind="service",

@@ -9,6 +9,7 @@ minutes.  A declared contract needs no warm-up: it is known from the first event
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -17,7 +18,9 @@ from datetime import timedelta
 import orjson
 import pytest
 
+from detectors.engine import DetectionEngine
 from detectors.partner_contract import PartnerContract, organisation_key
+from detectors.state_codec import decode_state, encode_state
 from models.alert import Severity
 from models.config import ConfigError
 from tests.detector_contract import DetectorContract
@@ -25,6 +28,7 @@ from tests.detector_harness import (
     Actor,
     burst,
     describe,
+    detectors_for,
     history,
     local,
     run,
@@ -37,6 +41,7 @@ BUREAU = "Credit Bureau"  # as the contract names it; its agents' events say "cr
 AGENT = Actor("ptn-0001", kind="partner", role="analyst", department=None, organization="credit-bureau", ip="10.5.0.1")
 CONTRACTS = {NAME: {"contracts": {BUREAU: {"data_classes": ["identity", "contact"]}}}}
 INCOME_FIELDS = ("name", "income")  # identity, in the contract, and financial, outside it
+PASSPORT_AND_CARD = ("name", "passport_number", "payment_card")  # government_id and financial, both high outside
 
 
 def pulls_income(day: int = 14, first_hour: int = 90, second_half_hour: int = 45):
@@ -187,10 +192,104 @@ def test_the_summary_names_the_company_the_classes_read_outside_and_what_the_con
     )
     several = burst(AGENT, local(14, 10), events=3, fields=("passport_number", "income", "membership_tier"))
     found = run(stream(history(AGENT, days=14), several), NAME, config=CONTRACTS).only()
-    assert "read 3 records with financial data, 3 records with government id data and 3 records with fields no" in (
-        found.summary
+    # each access read all three classes: 3 records outside, in each class, never "3, 3 and 3" to be summed
+    assert found.summary.endswith(
+        "read 3 records outside the contract of Credit Bureau, which covers contact and identity, on Mon 16 Nov"
+        " 10:00-11:00 Asia/Shanghai: 3 of them with financial data, 3 with government id data and 3 with fields no"
+        " class names."
     )
     assert sorted(found.evidence["outside_contract"]) == ["financial", "government_id", "unclassified"]
+
+
+def test_an_access_that_read_two_classes_outside_counts_once_in_the_records_read_outside_the_contract():
+    events = stream(history(AGENT, days=14), burst(AGENT, local(14, 10), records=100, fields=PASSPORT_AND_CARD))
+    alert = run(events, NAME, config=CONTRACTS).only()
+    evidence = alert.evidence
+    assert {name: item["records"] for name, item in evidence["outside_contract"].items()} == {
+        "financial": 100,
+        "government_id": 100,
+    }
+    # 100 records outside the contract, not the classes' 200
+    assert (evidence["records_outside_contract"], evidence["records"]) == (100, 100)
+    assert evidence["records_outside_contract_by_sensitivity"] == {"high": 100}
+    assert "read 100 records outside the contract of Credit Bureau" in alert.summary
+    assert alert.summary.endswith(": 100 of them with financial data and 100 with government id data.")
+    assert (alert.score, alert.severity) == (7.0, Severity.CRITICAL), describe(alert)  # 5 + a hundredfold
+
+
+def overlapping_reads(day: int = 14, hour: int = 10):
+    """100 records read with passports and cards together, 30 with passports alone, 20 with cards alone: 150
+    records outside the contract, 130 of them with government ids and 120 with financial data."""
+    return [
+        *burst(AGENT, local(day, hour), records=100, fields=PASSPORT_AND_CARD),
+        *burst(AGENT, local(day, hour, 10), records=30, fields=("name", "passport_number")),
+        *burst(AGENT, local(day, hour, 20), records=20, fields=("name", "payment_card")),
+    ]
+
+
+@pytest.mark.parametrize("restart_every", [None, 1])
+def test_the_records_outside_the_contract_are_neither_the_classes_sum_nor_the_largest_class(restart_every):
+    # a restart in the hour (its window saved and loaded between accesses) keeps the records by touch
+    events = stream(history(AGENT, days=14), overlapping_reads())
+    found = run(events, NAME, config=CONTRACTS, batch=1, restart_every=restart_every).only()
+    by_class = {name: item["records"] for name, item in found.evidence["outside_contract"].items()}
+    assert by_class == {"government_id": 130, "financial": 120}  # 250 summed; the largest, 130, a floor
+    assert (found.evidence["records_outside_contract"], found.evidence["records"]) == (150, 150)
+    assert "read 150 records outside the contract" in found.summary
+    assert found.summary.endswith(": 130 of them with government id data and 120 with financial data.")
+    assert found.score == round(5 + math.log10(150), 3)
+
+
+def test_an_hour_open_before_the_contract_was_declared_tells_a_floor_and_says_so():
+    # the hour's window was opened (and saved) before the contract was in the configuration: it kept each class's
+    # records alone, whose largest is all that is known of the records outside
+    events = stream(history(AGENT, days=14), overlapping_reads())
+    opened = next(n for n, e in enumerate(events) if e.fields and "passport_number" in e.fields) + 1
+    settings = settings_with()
+    before = DetectionEngine(settings, detectors_for(settings, NAME))
+    before.process(events[:opened])
+    after = DetectionEngine(settings, detectors_for(settings, NAME, CONTRACTS))
+    after.load_state(decode_state(encode_state(before.to_state())))
+    (alert,) = [*after.process(events[opened:]).alerts, *after.flush().alerts]
+    assert "read at least 130 records outside the contract" in alert.summary
+    assert alert.evidence["records_outside_contract"] == 130 and alert.evidence["records"] is None
+    assert "records_outside_contract_by_sensitivity" not in alert.evidence
+    assert alert.score == round(5 + math.log10(130), 3)
+
+
+def test_a_grown_alert_adds_up_each_windows_records_outside_the_contract_counted_once():
+    events = stream(history(AGENT, days=14), overlapping_reads(hour=10), overlapping_reads(hour=11))
+    alert = run(events, NAME, config=CONTRACTS).only()
+    assert alert.evidence["records_in_alert"] == 300  # 150 an hour; the classes' largest made it 260
+    assert alert.summary.endswith("300 records read outside the contract in their windows in all.")
+
+
+def test_each_sensitivity_counts_the_records_of_the_accesses_that_read_it_outside_once():
+    reads = [
+        *burst(AGENT, local(14, 10), records=10, fields=("passport_number", "booking_history")),
+        *burst(AGENT, local(14, 10, 30), records=5, fields=("booking_history", "membership_tier")),
+    ]
+    found = run(stream(history(AGENT, days=14), reads), NAME, config=CONTRACTS).only()
+    assert found.evidence["records_outside_contract"] == 15
+    assert found.evidence["records_outside_contract_by_sensitivity"] == {"high": 10, "medium": 15, "low": 5}
+    assert found.score == round(5 + math.log10(10), 3)  # high's 6.0 over medium's 3 + 1.18
+
+
+def test_only_the_windows_of_agents_under_a_contract_keep_their_records_by_touch():
+    # the figure costs a dictionary's update an access: the others' windows go without it
+    employee = Actor("emp-0001", organization="credit-bureau")
+    other = Actor("ptn-0900", kind="partner", role="agent", department=None, organization="blue-sky-travel")
+    events = stream(*(burst(actor, local(0, 10), fields=INCOME_FIELDS) for actor in (AGENT, employee, other)))
+    settings = settings_with()
+    for config, kept in [(CONTRACTS, {AGENT.id: {("financial", "identity"): 1}}), (None, {})]:
+        engine = DetectionEngine(settings, detectors_for(settings, NAME, config))
+        engine.process(events)  # the hour still open
+        (windows,) = engine._open["short"].values()
+        assert {actor_id: window.touch_records for actor_id, window in windows.items()} == {
+            AGENT.id: kept.get(AGENT.id),
+            employee.id: None,
+            other.id: None,
+        }
 
 
 def test_a_declared_contract_needs_no_warm_up_it_is_known_from_the_first_event():
@@ -209,12 +308,25 @@ def test_a_declared_contract_needs_no_warm_up_it_is_known_from_the_first_event()
         (("name", "booking_history"), 1000, 6.0, Severity.HIGH),
         (("name", "income"), 1, 5.0, Severity.HIGH),  # financial (high): one record
         (("name", "income"), 100, 7.0, Severity.CRITICAL),
+        (PASSPORT_AND_CARD, 60, 6.778, Severity.HIGH),  # 60 high records in two classes: not 120 (7.08, critical)
     ],
 )
 def test_severity_follows_the_sensitivity_of_what_was_read_and_how_much(fields, records, score, severity):
     events = stream(history(AGENT, days=14), burst(AGENT, local(14, 10), records=records, fields=fields))
     alert = run(events, NAME, config=CONTRACTS).only()
     assert (alert.score, alert.severity) == (score, severity), describe(alert)
+
+
+def test_the_records_of_one_sensitivity_read_in_several_classes_add_up_to_its_volume():
+    # 50 passports and, in other accesses, 50 cards: a hundred high records outside the contract, critical, where
+    # either class alone (5 + 1.7) is high
+    reads = [
+        *burst(AGENT, local(14, 10), records=50, fields=("name", "passport_number")),
+        *burst(AGENT, local(14, 10, 30), records=50, fields=("name", "payment_card")),
+    ]
+    alert = run(stream(history(AGENT, days=14), reads), NAME, config=CONTRACTS).only()
+    assert (alert.score, alert.severity) == (7.0, Severity.CRITICAL), describe(alert)
+    assert alert.evidence["records_outside_contract"] == 100
 
 
 def test_the_most_sensitive_or_largest_class_outside_sets_the_score():

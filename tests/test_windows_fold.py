@@ -120,3 +120,38 @@ def test_a_day_saved_restored_and_saved_again_is_the_same_state() -> None:
         day.merge(_hour_with_sample(actor, number * HOUR, sample))
     saved = day.to_state()
     assert WindowStats.from_state(saved).to_state() == saved
+
+
+def test_records_by_touch_are_kept_only_where_asked_and_a_day_gathers_its_hours(settings: Settings) -> None:
+    classifier = Classifier(settings.classification)
+    actor = ActorRef.of(event())
+    reads = [
+        (["name", "passport_number"], 10, "success"),
+        (["payment_card", "passport_number"], 5, "success"),
+        (["passport_number", "name"], 7, "success"),  # another list of the same classes: the same key
+        (["payment_card"], 50, "denied"),  # nothing served, nothing read
+    ]
+    hours = [WindowStats(actor, n * HOUR, (n + 1) * HOUR) for n in range(2)]
+    plain = WindowStats(actor, 0.0, HOUR)
+    for window in hours:
+        window.touch_records = {}
+    for window in (*hours, plain):
+        for fields, records, outcome in reads:
+            item = event(fields=fields, record_count=records, outcome=outcome)
+            window.add(item, item.timestamp.timestamp(), classifier.touch(fields), True)
+    assert plain.touch_records is None
+    assert hours[0].touch_records == {("government_id", "identity"): 17, ("financial", "government_id"): 5}
+    # each access counts in each class it touched, once in its touch: the classes' records follow from the touches'
+    for name, records in hours[0].class_records.items():
+        assert records == sum(n for classes, n in hours[0].touch_records.items() if name in classes)
+    day = hours[0]
+    day.merge(hours[1])
+    assert day.touch_records == {("government_id", "identity"): 34, ("financial", "government_id"): 10}
+    saved = day.to_state()
+    restored = WindowStats.from_state(saved)
+    assert restored.touch_records == day.touch_records and restored.to_state() == saved
+    # a window that keeps none saves the state it always did, and a day whose first hour kept none keeps none
+    assert len(plain.to_state()) == len(saved) - 1
+    assert WindowStats.from_state(plain.to_state()).touch_records is None
+    plain.merge(hours[1])
+    assert plain.touch_records is None
