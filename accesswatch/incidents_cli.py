@@ -3,7 +3,8 @@
 An incident is what ``ack``, ``resolve``, ``reopen`` and ``pages --incident``
 take and what the queue counts; ``alerts`` lists the findings inside them.
 The order is the store's queue order (``IncidentQuery.order = "severity"``:
-most severe, then newest first), so the command and the dashboard agree.
+most severe, then newest flagged activity first, ``Incident.newest_flagged``),
+so the command and the dashboard agree.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from detectors import wording
+from detectors.registry import DETECTORS
 from models.alert import Alert
 
 _BASIS = {
@@ -16,6 +17,13 @@ _BASIS = {
     "partners": "partners' agents' usual",
     "busiest service": "the busiest service account's usual",
 }
+
+
+def detector_title(name: str) -> str:
+    """What people call a detector (``Detector.title``): "large reads", not bulk_read; one without a title (or no
+    longer registered, its alerts kept) by its name, its underscores as spaces."""
+    detector = DETECTORS.get(name)
+    return (detector.title if detector is not None else None) or name.replace("_", " ")
 
 
 NONE_USUAL = 0.5  # a usual under half of one is none: a ratio against it says nothing (``detectors.wording.compared``)

@@ -33,7 +33,7 @@ from models.dashboard import (
     HourActivity,
     TriageSummary,
 )
-from models.event import Outcome
+from models.event import ActorKind, Outcome
 from models.flagged import Flagged, flagged, flagged_of
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from models.local_time import local_range, utc_offset  # noqa: F401 (the views read them here)
@@ -156,7 +156,9 @@ def related_incidents(store: Store, incident: Incident, limit: int = 20) -> list
             )
         )
         related.update({i.incident_id: i for i in near if i.incident_id != incident.incident_id})
-    return sorted(related.values(), key=lambda i: i.window_start, reverse=True)[:limit]
+    # the store's "newest", across the two lists: by when their flagged activity ended (``Incident.newest_flagged``)
+    by_id = sorted(related.values(), key=lambda i: i.incident_id)  # ties as the store orders them
+    return sorted(by_id, key=lambda i: i.newest_flagged, reverse=True)[:limit]
 
 
 # -- the timeline: records per hour against the usual band and the peers ----------------------
@@ -396,7 +398,8 @@ class ComplianceView:
     alerts: list[AlertDayCount]
     triage: TriageSummary
     partner_out_of_scope: list[AlertDayCount]  # partners touching data, resources or places new to them
-    sensitive: list[ClassDay]  # high-sensitivity classes only
+    contract_breaches: list[ContractBreach]  # partners reading outside their company's declared contract
+    sensitive: list[ClassDay]  # high-sensitivity classes only, by actor kind (``sensitive_of`` sums them)
     # high or critical sensitive_access alerts, newest first: a breach's 40,000 records are lost in the chart
     # beside a service's nightly million, so they are listed (and their days marked on it)
     sensitive_alerts: list[SensitiveRead]
@@ -437,6 +440,78 @@ def sensitive_reads(store: Store, since: datetime, until: datetime) -> list[Sens
     return [SensitiveRead(a, flagged([a], a.window_start, a.window_end)) for a in alerts]
 
 
+@dataclass(frozen=True, slots=True)
+class ContractBreach:
+    """A partner company's reads outside its declared contract (``partner_contract`` alerts) in a span."""
+
+    organization: str  # as the contract names the company
+    agents: int
+    alerts: int
+    records: int  # read outside the contract, in all the windows of its alerts (as each alert's summary adds up)
+    classes: list[str]  # the data classes read outside it
+
+
+CONTRACT_ALERTS_READ = 10_000  # alerts an episode each (an agent's hours run on grow one alert): a bound, not a sample
+
+
+def contract_breaches(store: Store, since: datetime, until: datetime) -> list[ContractBreach]:
+    """By company, the most records first: a breach of a declared contract is a figure of its own, not one more
+    partner alert "outside its usual scope" (``Detector.partner_scope``)."""
+    alerts = store.query_alerts(
+        AlertQuery(detector="partner_contract", since=since, until=until, limit=CONTRACT_ALERTS_READ)
+    )
+    by_company: dict[str, list[Alert]] = defaultdict(list)
+    for alert in alerts:
+        company = (alert.evidence.get("contract") or {}).get("organization") or alert.actor_organization or "?"
+        by_company[company].append(alert)
+    breaches = [
+        ContractBreach(
+            organization=company,
+            agents=len({alert.actor_id for alert in found}),
+            alerts=len(found),
+            records=sum(records_outside_contract(alert) for alert in found),
+            classes=sorted({name for alert in found for name in alert.evidence.get("outside_contract") or {}}),
+        )
+        for company, found in by_company.items()
+    ]
+    return sorted(breaches, key=lambda b: (-b.records, b.organization))
+
+
+def records_outside_contract(alert: Alert) -> int:
+    """A ``partner_contract`` alert's records read outside the contract: over all its findings' windows when it grew
+    (``records_in_alert``), else its one finding's."""
+    e = alert.evidence
+    for key in ("records_in_alert", "records_outside_contract", "records"):
+        if isinstance(e.get(key), int):
+            return e[key]
+    return 0
+
+
+def sensitive_of(days: list[ClassDay], kind: str | None = None) -> list[ClassDay]:
+    """The records per local day and class read by one kind of actor (``ActorKind``'s value), or by every kind
+    together (None): the trend a DPO asks of partners' agents alone, without a service's nightly job beside it."""
+    totals: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
+    for day in days:
+        if kind is None or day.actor_kind == kind:
+            total = totals[day.day, day.data_class]
+            total[0] += day.events
+            total[1] += day.records
+    return [
+        ClassDay(day=day, data_class=name, actor_kind=kind, events=events, records=records)
+        for (day, name), (events, records) in sorted(totals.items())
+    ]
+
+
+def sensitive_by_kind(days: list[ClassDay]) -> dict[str, dict[str, int]]:
+    """Records read in the whole span, by class then actor kind: "how much did partners read this month", a class
+    at a time (an event reading two of the classes counts in each, so classes are not added up)."""
+    found: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys((k.value for k in ActorKind), 0))
+    for day in days:
+        if day.actor_kind is not None:
+            found[day.data_class][day.actor_kind] = found[day.data_class].get(day.actor_kind, 0) + day.records
+    return dict(sorted(found.items()))
+
+
 def partner_out_of_scope(alerts: list[AlertDayCount]) -> list[AlertDayCount]:
     """The partners' alerts of detectors whose finding means "outside its usual scope" (``Detector.partner_scope``:
     every registered detector says for itself, so a new one is counted without a list here to keep)."""
@@ -455,7 +530,8 @@ def compliance(store: Store, settings: Settings, until: datetime, days: int, now
         alerts=alerts,
         triage=store.triage_summary(since, now + HOUR, now, settings.dashboard.report_deadline),
         partner_out_of_scope=partner_out_of_scope(alerts),
-        sensitive=[d for d in store.class_days(since, until, zone) if d.data_class in high],
+        contract_breaches=contract_breaches(store, since, until),
+        sensitive=[d for d in store.class_days(since, until, zone, by_kind=True) if d.data_class in high],
         sensitive_alerts=sensitive_reads(store, since, until),
         dead_letters=store.health().dead_letters,
     )

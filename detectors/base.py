@@ -359,6 +359,9 @@ class Detector(ABC, Generic[SettingsT]):
     """
 
     name: ClassVar[str]
+    # what people call it, where the pages name it (``dashboard.explain.detector_title``): "large reads" for
+    # bulk_read; None: its name, its underscores as spaces
+    title: ClassVar[str | None] = None
     Settings: ClassVar[type[DetectorSettings]] = DetectorSettings
     scales: ClassVar[tuple[Literal["short", "long"], ...]] = ("short",)
     # The highest severity a finding of this detector reaches on its own (None: no limit).  Above it, a detector

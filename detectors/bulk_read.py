@@ -31,6 +31,7 @@ class BulkReadSettings(VolumeSettings):
 
 class BulkRead(Detector[BulkReadSettings]):
     name = "bulk_read"
+    title = "large reads"
     Settings = BulkReadSettings
     scales = ("short", "long")
     judges_during_warmup = True  # the hard limit only (no baseline yet): a theft in a deployment's first week alerts

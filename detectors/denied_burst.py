@@ -23,6 +23,7 @@ class DeniedBurstSettings(DetectorSettings):
 
 class DeniedBurst(Detector[DeniedBurstSettings]):
     name = "denied_burst"
+    title = "bursts of refused access"
     partner_scope = False  # refused reads: not data read out of scope
     # not during the warm-up (``judges_during_warmup``): its baseline is what spares an integration always refused
     Settings = DeniedBurstSettings

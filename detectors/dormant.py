@@ -22,6 +22,7 @@ class DormantSettings(DetectorSettings):
 
 class Dormant(Detector[DormantSettings]):
     name = "dormant"
+    title = "dormant account woken"
     partner_scope = False  # a silent account woken: not data read out of scope
     Settings = DormantSettings
 

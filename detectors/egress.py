@@ -20,6 +20,7 @@ class EgressSettings(VolumeSettings):
 
 class Egress(Detector[EgressSettings]):
     name = "egress"
+    title = "data taken out"
     Settings = EgressSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:

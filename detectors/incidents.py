@@ -14,6 +14,7 @@ from datetime import timedelta
 from detectors.alerts import opened_at
 from models.alert import Alert, AlertStatus, Severity
 from models.event import format_utc
+from models.flagged import flagged
 from models.incident import Incident
 
 # How much each detector's strongest severity adds to the risk: independent
@@ -68,6 +69,7 @@ def attach(incident: Incident | None, alert: Alert, gap: timedelta, known: dict[
             updated_at=alert.window_end,
             revision=alert.revision,
             evidence={alert.detector: _figures(alert)},
+            flagged_end=flagged([alert], alert.window_start, alert.window_end).end,
         )
     assert incident is not None
     # after a restart, revisions the store already has are judged again: the newest one stays
@@ -80,12 +82,16 @@ def attach(incident: Incident | None, alert: Alert, gap: timedelta, known: dict[
         best = by_detector.get(item.detector)
         if best is None or (item.severity.rank, item.score) > (best.severity.rank, best.score):
             by_detector[item.detector] = item
+    window_start, window_end = (
+        min(incident.window_start, alert.window_start),
+        max(incident.window_end, alert.window_end),
+    )
     return incident.model_copy(
         update={
             "severity": strongest.severity,
             "risk_score": risk_score({d: a.severity for d, a in by_detector.items()}),
-            "window_start": min(incident.window_start, alert.window_start),
-            "window_end": max(incident.window_end, alert.window_end),
+            "window_start": window_start,
+            "window_end": window_end,
             "alert_ids": sorted(alerts, key=lambda i: (alerts[i].window_start, i)),
             "detectors": sorted(by_detector),
             "summary": strongest.summary,
@@ -95,6 +101,8 @@ def attach(incident: Incident | None, alert: Alert, gap: timedelta, known: dict[
             # one per step any of its alerts grew by: the same however the stream was cut into batches
             "revision": sum(member.revision for member in alerts.values()),
             "evidence": {d: _figures(a) for d, a in sorted(by_detector.items())},
+            # kept for the queue's order, which the store sorts by (the pages read the spans from the alerts)
+            "flagged_end": flagged(list(alerts.values()), window_start, window_end).end,
         }
     )
 

@@ -101,6 +101,7 @@ class FittedModel:
 
 class IsolationForestDetector(Detector[IsolationForestSettings]):
     name = "isolation_forest"
+    title = "unusual behaviour (model)"
     partner_scope = False  # an outlier of any kind: the rules beside it say what it was
     Settings = IsolationForestSettings
     scales = ("short", "long")

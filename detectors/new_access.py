@@ -41,6 +41,7 @@ def _is_external(address: str, internal_networks: Sequence[ipaddress.IPv4Network
 
 class NewAccess(Detector[NewAccessSettings]):
     name = "new_access"
+    title = "first-time access"
     Settings = NewAccessSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:

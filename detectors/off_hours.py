@@ -50,6 +50,7 @@ class OffHoursSettings(DetectorSettings):
 
 class OffHours(Detector[OffHoursSettings]):
     name = "off_hours"
+    title = "unusual hours"
     Settings = OffHoursSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:

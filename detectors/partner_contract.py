@@ -101,6 +101,9 @@ class PartnerContractSettings(DetectorSettings):
 
 class PartnerContract(Detector[PartnerContractSettings]):
     name = "partner_contract"
+    title = "read outside a contract"
+    # a declared contract broken, not a scope learned from habit: the Compliance page counts its records on their own
+    partner_scope = False
     Settings = PartnerContractSettings
     judges_during_warmup = True  # a declared contract needs no baseline
 

@@ -99,6 +99,7 @@ class _Step:
 
 class Ramp(Detector[RampSettings]):
     name = "ramp"
+    title = "steady climb"
     Settings = RampSettings
     scales = ("long",)
 

@@ -20,6 +20,7 @@ class SensitiveAccessSettings(VolumeSettings):
 
 class SensitiveAccess(Detector[SensitiveAccessSettings]):
     name = "sensitive_access"
+    title = "sensitive data read"
     Settings = SensitiveAccessSettings
 
     def detect(self, period: Period) -> Iterator[Finding]:

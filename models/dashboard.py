@@ -79,10 +79,12 @@ class AlertDayCount(_Figures):
 
 
 class ClassDay(_Figures):
-    """Records of one data class read on one local day (an event reading several classes counts in each)."""
+    """Records of one data class read on one local day (an event reading several classes counts in each), by one
+    kind of actor (``ActorKind``'s value) or, None, by every kind."""
 
     day: date
     data_class: str
+    actor_kind: str | None = None
     events: int
     records: int
 

@@ -94,10 +94,21 @@ class Incident(BaseModel):
     updated_at: UtcTime  # event time of its latest alert
     revision: int = 1
     evidence: dict[str, Any] = Field(default_factory=dict)  # per detector: the strongest alert's figures
+    # the end of its flagged activity (``models.flagged``), event time; None: stored before it was kept
+    flagged_end: UtcTime | None = None
 
     @property
     def open(self) -> bool:
         return self.status in (AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED)
+
+    @property
+    def newest_flagged(self) -> datetime:
+        """What "newest" means in the queue: the end of its flagged activity, its window's where that is not known.
+
+        Not its window's start: a day's finding widens the window to the whole local day, and an incident flagged
+        at 16:00 would list below one flagged at 09:00 the same day.  The end, not the flagged activity's start:
+        a pull still going on is the newest thing to look at, however early it began."""
+        return self.flagged_end or self.window_end
 
     def repeats(self, kind: TriageActionKind) -> bool:
         """Would the action move the incident to the status it is in already (acknowledging twice)?

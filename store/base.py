@@ -177,7 +177,7 @@ class IncidentQuery(BaseModel):
     detector: str | None = None
     since: datetime | None = None  # on window_end
     until: datetime | None = None  # on window_start
-    order: Literal["severity", "newest", "oldest"] = "severity"
+    order: Literal["severity", "newest", "oldest"] = "severity"  # newest: by ``Incident.newest_flagged``
     limit: int = Field(default=100, ge=1, le=100_000)
     offset: int = Field(default=0, ge=0)
 
@@ -326,8 +326,9 @@ class Store(OutboxStore, ABC):
         """Who the actor is, and the data classes, resources and actions it touched in the span; None if unseen."""
 
     @abstractmethod
-    def class_days(self, since: datetime, until: datetime, zone: ZoneInfo) -> list[ClassDay]:
-        """Records read per local day and data class in [since, until); an hour counts on the day it starts."""
+    def class_days(self, since: datetime, until: datetime, zone: ZoneInfo, by_kind: bool = False) -> list[ClassDay]:
+        """Records read per local day and data class in [since, until); an hour counts on the day it starts.
+        ``by_kind``: per actor kind too (employees, partners' agents, service accounts), else every kind's together."""
 
     @abstractmethod
     def triage_summary(self, since: datetime, until: datetime, now: datetime, deadline_seconds: float) -> TriageSummary:

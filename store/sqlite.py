@@ -25,6 +25,7 @@ from models.alert import Alert, AlertStatus
 from models.deadletter import DeadLetter
 from models.event import AccessEvent
 from models.fast_event import FastEvent, validate_event
+from models.flagged import flagged
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
 from store import actor_days, class_postings, customer_postings, event_keys
 from store.base import (
@@ -82,12 +83,14 @@ _UPSERT_ALERT_TAIL = (
     " WHERE json_extract(excluded.body, '$.revision') >= json_extract(alerts.body, '$.revision')"
 )
 _UPSERT_INCIDENT = (
-    "INSERT INTO incidents (incident_id, actor_id, status, severity_rank, risk_score, window_start, window_end, body)"
+    "INSERT INTO incidents"
+    " (incident_id, actor_id, status, severity_rank, risk_score, window_start, window_end, flagged_end, body)"
 )
 _UPSERT_INCIDENT_TAIL = (
     "ON CONFLICT(incident_id) DO UPDATE SET"
     " status=excluded.status, severity_rank=excluded.severity_rank, risk_score=excluded.risk_score,"
-    " window_start=excluded.window_start, window_end=excluded.window_end, body=excluded.body"
+    " window_start=excluded.window_start, window_end=excluded.window_end, flagged_end=excluded.flagged_end,"
+    " body=excluded.body"
     " WHERE json_extract(excluded.body, '$.revision') >= json_extract(incidents.body, '$.revision')"
 )
 _LATEST_INCIDENT = "SELECT body FROM incidents WHERE actor_id = ? ORDER BY window_end DESC LIMIT 1"
@@ -119,6 +122,19 @@ def customer_tokens(customer_ids: Iterable[str]) -> str:
 def _customer_tokens_of_body(body: str) -> str:
     """``customer_tokens`` of a stored body, as retention reads it (orjson: of repeated keys, the last)."""
     return customer_tokens(orjson.loads(body).get("customer_ids") or ())
+
+
+def _with_flagged_end(incident: str, alerts: str) -> str:
+    """Migration 0013: a stored incident (its body) with its ``flagged_end``, from its stored alerts' (a JSON array
+    of their bodies), as ``detectors.incidents.attach`` keeps it now."""
+    kept = Incident.model_validate_json(incident)
+    members = [Alert.model_validate(body) for body in orjson.loads(alerts)]
+    end = flagged(members, kept.window_start, kept.window_end).end
+    return kept.model_copy(update={"flagged_end": end}).model_dump_json()
+
+
+def _newest_flagged(incident: str) -> str:
+    return _utc_text(Incident.model_validate_json(incident).newest_flagged)
 
 
 def _statements(script: str) -> list[str]:
@@ -201,6 +217,7 @@ def _incident_row(incident: Incident) -> tuple:
         incident.risk_score,
         _utc_text(incident.window_start),
         _utc_text(incident.window_end),
+        _utc_text(incident.newest_flagged),
         incident.model_dump_json(),
     )
 
@@ -228,6 +245,11 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=30)
         # for migrations 0005 and 0006, which index customer ids from the stored bodies, and 0009
         self._db.create_function("customer_tokens_of_body", 1, _customer_tokens_of_body, deterministic=True)
+        for name, arity, function in (
+            ("with_flagged_end", 2, _with_flagged_end),
+            ("newest_flagged", 1, _newest_flagged),
+        ):
+            self._db.create_function(name, arity, function, deterministic=True)  # for migration 0013
         customer_postings.register(self._db)
         class_postings.register(self._db)
         self._db.execute("PRAGMA busy_timeout=30000")
@@ -835,10 +857,10 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         if query.until is not None:
             where.append("window_start < ?")
             params.append(_utc_text(query.until))
-        order = {
-            "severity": "severity_rank DESC, window_start DESC, incident_id",
-            "newest": "window_start DESC, incident_id",
-            "oldest": "window_start ASC, incident_id",
+        order = {  # newest: by when their flagged activity ended (``Incident.newest_flagged``)
+            "severity": "severity_rank DESC, flagged_end DESC, incident_id",
+            "newest": "flagged_end DESC, incident_id",
+            "oldest": "flagged_end ASC, incident_id",
         }[query.order]
         rows = self._db.execute(
             f"SELECT body FROM incidents WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ? OFFSET ?",

@@ -133,8 +133,8 @@ class SqliteDashboardMixin:
         db.execute("DROP TABLE IF EXISTS temp.dash_batch")
         db.execute(
             "CREATE TEMP TABLE dash_batch AS SELECT actor_id, ts / ? AS hour, classes, action,"
-            " system || '/' || resource_type AS resource, count(*) AS events, sum(record_count) AS records,"
-            " sum(outcome = 'denied') AS denied FROM events WHERE seq > ? AND seq <= ? GROUP BY 1, 2, 3, 4, 5",
+            " system || '/' || resource_type AS resource, actor_kind, count(*) AS events, sum(record_count) AS records,"
+            " sum(outcome = 'denied') AS denied FROM events WHERE seq > ? AND seq <= ? GROUP BY 1, 2, 3, 4, 5, 6",
             (_HOUR_US, after, upto),
         )
         egress_records = f"sum(CASE WHEN action IN ({egress}) THEN records ELSE 0 END)"
@@ -163,9 +163,9 @@ class SqliteDashboardMixin:
         db.execute("CREATE INDEX temp.dash_class_sets_by_set ON dash_class_sets(classes)")
         by_class = "dash_batch b JOIN dash_class_sets c ON c.classes = b.classes"
         db.execute(
-            f"INSERT INTO dash_class_hours SELECT b.hour, c.class, sum(b.events), sum(b.records) FROM {by_class}"
-            " WHERE true GROUP BY 1, 2 ON CONFLICT(hour, class) DO UPDATE SET events = events + excluded.events,"
-            " records = records + excluded.records",
+            f"INSERT INTO dash_class_kind_hours SELECT b.hour, c.class, b.actor_kind, sum(b.events), sum(b.records)"
+            f" FROM {by_class} WHERE true GROUP BY 1, 2, 3 ON CONFLICT(hour, class, actor_kind) DO UPDATE SET"
+            " events = events + excluded.events, records = records + excluded.records",
         )
         usage = (
             " GROUP BY 1, 3, 4 ON CONFLICT(actor_id, facet, value, day) DO UPDATE SET"
@@ -333,17 +333,19 @@ class SqliteDashboardMixin:
             actions=usage("action"),
         )
 
-    def class_days(self, since: datetime, until: datetime, zone: ZoneInfo) -> list[ClassDay]:
+    def class_days(self, since: datetime, until: datetime, zone: ZoneInfo, by_kind: bool = False) -> list[ClassDay]:
         self.fold(at_most=FOLD_ON_READ)
         first, end = _hour(since), -(-_micros(until) // _HOUR_US)
         day, params = local_day_sql(f"(hour * {_HOUR_US})", offsets_between(zone, first * _HOUR_US, end * _HOUR_US))
+        kind = "actor_kind" if by_kind else "NULL"
         rows = self._db.execute(
-            f"SELECT date({day} * 86400, 'unixepoch'), class, sum(events), sum(records) FROM dash_class_hours"
-            " WHERE hour >= ? AND hour < ? GROUP BY 1, 2 ORDER BY 1, 2",
+            f"SELECT date({day} * 86400, 'unixepoch'), class, {kind}, sum(events), sum(records)"
+            " FROM dash_class_kind_hours WHERE hour >= ? AND hour < ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
             (*params, first, end),
         )
         return [
-            ClassDay(day=day, data_class=name, events=events, records=records) for day, name, events, records in rows
+            ClassDay(day=day, data_class=name, actor_kind=kind, events=events, records=records)
+            for day, name, kind, events, records in rows
         ]
 
     # -- triage and the 48-hour deadline -----------------------------------------------------

@@ -379,4 +379,49 @@ MIGRATIONS: list[tuple[str, str]] = [
     );
     """,
     ),
+    (
+        # The queue's "newest" is when an incident's flagged activity ended (``Incident.newest_flagged``), not its
+        # window's start: a day's finding widens the window to the whole local day, and an incident flagged at
+        # 16:00 listed below one flagged at 09:00.  The stored incidents get theirs from their stored alerts'
+        # spans, as the pages show them (``with_flagged_end`` and ``newest_flagged``, registered by ``SqliteStore``).
+        "0013-incidents-flagged-end",
+        """
+    ALTER TABLE incidents ADD COLUMN flagged_end TEXT;
+    UPDATE incidents SET body = with_flagged_end(body, (
+        SELECT json_group_array(json(alerts.body)) FROM alerts
+        WHERE alerts.alert_id IN (SELECT value FROM json_each(incidents.body, '$.alert_ids'))
+    ));
+    UPDATE incidents SET flagged_end = newest_flagged(body);
+    DROP INDEX incidents_severity;
+    CREATE INDEX incidents_severity_flagged ON incidents(severity_rank, flagged_end);
+    CREATE INDEX incidents_flagged ON incidents(flagged_end);
+    """,
+    ),
+    (
+        # The sensitive-data trend split by actor kind (employees, partners' agents, service accounts): "how much
+        # did partners read this month" was not in the class roll-up.  It is made again from the events folded so
+        # far, a group per hour, kind and set of classes, each set split at its commas; what events retention
+        # purged (180 days by default, past the Compliance page's 90) leave with the old table.
+        "0014-dash-class-kind-hours",
+        """
+    CREATE TABLE dash_class_kind_hours (
+        hour       INTEGER NOT NULL,   -- UTC hours since the epoch
+        class      TEXT    NOT NULL,
+        actor_kind TEXT    NOT NULL,
+        events     INTEGER NOT NULL,
+        records    INTEGER NOT NULL,
+        PRIMARY KEY (hour, class, actor_kind)
+    ) WITHOUT ROWID;
+    INSERT INTO dash_class_kind_hours
+    WITH RECURSIVE split(hour, actor_kind, events, records, rest, class) AS (
+        SELECT ts / 3600000000, actor_kind, count(*), sum(record_count), classes || ',', '' FROM events
+            WHERE seq <= coalesce((SELECT seq FROM dash_fold WHERE name = 'events'), 0) GROUP BY 1, 2, classes
+        UNION ALL
+        SELECT hour, actor_kind, events, records,
+            substr(rest, instr(rest, ',') + 1), substr(rest, 1, instr(rest, ',') - 1) FROM split WHERE rest != ''
+    )
+    SELECT hour, class, actor_kind, sum(events), sum(records) FROM split WHERE class != '' GROUP BY 1, 2, 3;
+    DROP TABLE dash_class_hours;
+    """,
+    ),
 ]

@@ -13,6 +13,7 @@ from models.alert import Alert, Severity
 from models.config import Settings
 from models.event import AccessEvent
 from models.fast_event import from_model
+from models.flagged import flagged
 from models.incident import Incident
 from store.base import IncomingEvent
 
@@ -93,4 +94,5 @@ def incident_of(alert: Alert, incident_id: str, risk_score: float) -> Incident:
         summary=alert.summary,
         created_at=alert.window_end,
         updated_at=alert.window_end,
+        flagged_end=flagged([alert], alert.window_start, alert.window_end).end,
     )

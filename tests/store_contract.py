@@ -347,6 +347,35 @@ class StoreContract:
         ]
         assert store.latest_incident("emp-x").incident_id == "inc-low"
 
+    def test_the_queue_s_newest_is_the_newest_flagged_activity_not_the_window_s_start(self, store: Store):
+        # a day's finding widened one incident's window to the whole day (00:00), though it was flagged at 16:00;
+        # the other was flagged at 09:00, in a window of that hour.  One stored before the flagged activity was
+        # kept (``flagged_end`` None) and one of another severity: by its window's end, and severity first
+        day = _incident(incident_id="inc-day", window_start=f.T0, window_end=f.at(hours=24), flagged_end=f.at(hours=17))
+        morning = _incident(
+            incident_id="inc-morning", window_start=f.at(hours=9), window_end=f.at(hours=10), flagged_end=f.at(hours=10)
+        )
+        unknown = _incident(incident_id="inc-unknown", window_start=f.at(hours=12), window_end=f.at(hours=13))
+        low = _incident(
+            incident_id="inc-low",
+            severity=Severity.LOW,
+            window_start=f.at(hours=20),
+            window_end=f.at(hours=21),
+            flagged_end=f.at(hours=21),
+        )
+        store.upsert_alerts([], [morning, low, unknown, day])
+        newest = ["inc-day", "inc-unknown", "inc-morning"]
+        assert [i.incident_id for i in store.query_incidents(IncidentQuery())] == [*newest, "inc-low"]
+        assert [i.incident_id for i in store.query_incidents(IncidentQuery(order="newest"))] == [
+            "inc-low",
+            *newest,
+        ]
+        assert [i.incident_id for i in store.query_incidents(IncidentQuery(order="oldest"))] == [
+            *reversed(newest),
+            "inc-low",
+        ]
+        assert store.query_incidents(IncidentQuery(limit=1, offset=1))[0].incident_id == "inc-unknown"  # paged so
+
     def test_latest_incidents_answers_as_latest_incident_does_for_each_actor(self, store: Store):
         incidents = [
             _incident(incident_id="inc-a1", actor_id="emp-a", window_start=f.at(hours=1), window_end=f.at(hours=2)),
@@ -503,6 +532,30 @@ class StoreContract:
             datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 4, 1, tzinfo=UTC), ZoneInfo("Europe/Berlin")
         )
         assert [d.day.isoformat() for d in days if d.data_class == "government_id"] == ["2026-03-01", "2026-03-30"]
+
+    def test_class_days_split_by_actor_kind(self, store: Store, settings):
+        # passports read by an employee, a partner's agent (twice: one local day) and a service account; an event
+        # of two classes counts in each
+        partner = {"id": "ptn-1", "kind": "partner", "organization": "blue-sky"}
+        store.write(
+            [
+                f.incoming(settings, at=f.at(hours=1), fields=["passport_number"], record_count=5),
+                f.incoming(settings, at=f.at(hours=2), actor=partner, fields=["passport_number"], record_count=40),
+                f.incoming(
+                    settings, at=f.at(hours=5), actor=partner, fields=["passport_number", "name"], record_count=2
+                ),
+                f.incoming(
+                    settings, at=f.at(hours=3), actor={"id": "svc-1", "kind": "service"}, fields=["passport_number"]
+                ),
+            ]
+        )
+        zone = ZoneInfo("Asia/Shanghai")
+        by_kind = store.class_days(f.at(hours=0), f.at(days=1), zone, by_kind=True)
+        government = {d.actor_kind: d.records for d in by_kind if d.data_class == "government_id"}
+        assert government == {"employee": 5, "partner": 42, "service": 1}
+        assert {(d.actor_kind, d.records) for d in by_kind if d.data_class == "identity"} == {("partner", 2)}
+        together = [(d.actor_kind, d.records) for d in store.class_days(f.at(hours=0), f.at(days=1), zone)]
+        assert sorted(together) == [(None, 2), (None, 48)]
 
     def test_incident_counts_follow_the_queue_filters(self, store: Store):
         store.upsert_alerts(

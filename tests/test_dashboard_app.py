@@ -380,6 +380,42 @@ def test_a_day_long_incident_is_shown_at_its_flagged_hour_first(office):
     assert len(events) == 11 and "events 1–11 of 11" in _text(at)
 
 
+def _flagged_late_in_its_day_and_one_in_the_morning(office) -> None:
+    """Two more critical incidents of emp-0001 on 28 Oct: one whose window is the whole local day (its day's finding
+    merged in), flagged 16:00-17:00, and one flagged 09:00-10:00; the bulk read's is 14:00-15:00."""
+    day = datetime(2026, 10, 27, 16, 0, tzinfo=UTC)  # Wed 28 Oct 00:00 in Shanghai
+    late, early = day + timedelta(hours=16), day + timedelta(hours=9)
+    spans = [
+        [format_utc(late), format_utc(late + timedelta(hours=1)), 9.0, "critical", 3000],
+        [format_utc(day), format_utc(day + timedelta(days=1)), 4.0, "high", 3200],
+    ]
+    crew = {"actor_id": "emp-0001", "actor_role": "customer_service", "severity": Severity.CRITICAL, "score": 9.0}
+    whole_day = f.alert(**crew, window_start=day, window_end=day + timedelta(days=1), evidence={"spans": spans})
+    morning = f.alert(**crew, window_start=early, window_end=early + timedelta(hours=1))
+    with _open(office["store_path"]) as store:
+        store.upsert_alerts(
+            [whole_day, morning],
+            [f.incident_of(whole_day, "inc-whole-day", 85.0), f.incident_of(morning, "inc-morning", 85.0)],
+        )
+
+
+def test_the_newest_flagged_activity_comes_first_not_the_newest_window(office):
+    # the queue sorted by the window's start: the day's incident (00:00) below the morning's, though flagged at 16:00
+    _flagged_late_in_its_day_and_one_in_the_morning(office)
+    flagged = ["2026-10-28 16:00–17:00 +08:00", "2026-10-28 14:00–15:00 +08:00", "2026-10-28 09:00–10:00 +08:00"]
+    at = _app("ana")
+    assert list(at.dataframe[0].value["flagged activity"])[:3] == flagged  # most severe first, then newest
+    at.radio(key="q-order").set_value("newest").run()  # the partner's low one, flagged 14:00-15:00, among them
+    assert list(at.dataframe[0].value["flagged activity"]) == [flagged[0], flagged[1], flagged[1], flagged[2]]
+    # the actor's past incidents, and an incident's related ones: in the same order
+    at = _app("ana", page="actor", actor="emp-0001")
+    links = [e.proto.label for e in at.get("page_link") if "2026-10-28" in e.proto.label]
+    assert [next(when for when in flagged if when in label) for label in links] == flagged
+    at = _app("ana", incident=office["bulk"].incident_id)
+    links = [e.proto.label for e in at.get("page_link") if "2026-10-28" in e.proto.label]
+    assert [next(when for when in flagged if when in label) for label in links] == [flagged[0], flagged[2]]
+
+
 def test_acknowledge_assign_note_and_false_positive_are_recorded_with_who(office):
     incident = office["bulk"].incident_id
     at = _app("ana", incident=incident)
@@ -686,7 +722,76 @@ def test_compliance_figures(office):
     assert figures["Incidents raised"] == "2"
     assert figures["Reviewed"] == "0%"
     assert figures["Open past the 48-hour deadline"] == "0"
-    assert any("new_access" in d.value.columns for d in at.dataframe)  # the partner's first access
+    # the partner's first access, in the words people use for it
+    assert any("first-time access" in d.value.columns for d in at.dataframe)
+    assert not any("new_access" in d.value.columns for d in at.dataframe)
+
+
+def test_compliance_counts_the_records_read_outside_a_contract_on_their_own(office):
+    # a declared contract broken was one more column of "outside their usual scope", headed partner_contract
+    breach = f.alert(
+        actor_id="ptn-0001",
+        actor_kind="partner",
+        actor_organization="blue-sky",
+        detector="partner_contract",
+        window_start=INCIDENT_HOUR,
+        window_end=INCIDENT_HOUR + timedelta(hours=2),
+        evidence={
+            "contract": {"organization": "Blue Sky", "data_classes": ["contact"]},
+            "outside_contract": {"financial": {"records": 90, "sensitivity": "high"}},
+            "records_outside_contract": 90,
+            "records": 90,
+            "records_in_alert": 1500,  # its two windows: 90 and 1,410
+            "findings": 2,
+        },
+    )
+    with _open(office["store_path"]) as store:
+        store.upsert_alerts([breach])
+    at = _app("audrey", page="compliance")
+    [scope] = [d.value for d in at.dataframe if "first-time access" in d.value.columns]
+    assert list(scope.columns) == ["first-time access"]
+    assert _metric(at, "Records read outside a contract").value == "1,500"
+    [breaches] = [d.value for d in at.dataframe if "company" in d.value.columns]
+    assert breaches.to_dict("records") == [
+        {
+            "company": "Blue Sky",
+            "records read outside the contract": 1500,
+            "agents": 1,
+            "alerts": 1,
+            "classes": "financial",
+        }
+    ]
+
+
+def test_compliance_splits_the_sensitive_data_read_by_kind_of_actor(office):
+    # a DPO's "how much sensitive data did partners read": beside the bulk read's 4,800 passports (an employee),
+    # a partner's agent reads 40 and 2, a service account 1,000
+    settings = office["settings"]
+    partner = {"id": "ptn-0001", "kind": "partner", "role": "agency", "organization": "blue-sky"}
+    reads = [
+        (INCIDENT_HOUR + timedelta(hours=1), partner, 40),
+        (INCIDENT_HOUR + timedelta(hours=2), partner, 2),
+        (INCIDENT_HOUR + timedelta(hours=1), {"id": "svc-backup", "kind": "service"}, 1000),
+    ]
+    with _open(office["store_path"]) as store:
+        store.write(
+            [
+                f.incoming(settings, at=at, actor=actor, fields=["passport_number"], record_count=n)
+                for at, actor, n in reads
+            ]
+        )
+    at = _app("audrey", page="compliance")
+    [table] = [d.value for d in at.dataframe if "partners" in d.value.columns]
+    assert table.set_index("class").loc["government_id"].to_dict() == {
+        "employees": 4800,
+        "partners": 42,
+        "service accounts": 1000,
+    }
+    assert "Records read in the 30 days, by class and kind of actor." in _text(at)
+    at.segmented_control(key="c-kind").set_value("partner").run()
+    assert "read per local day, by partners only. Red rules: days of high or critical sensitive-data alerts about" in (
+        _text(at)
+    )
 
 
 def test_compliance_lists_the_sensitive_reads_a_nightly_job_hides_in_the_chart(office):

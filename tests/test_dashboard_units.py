@@ -454,6 +454,40 @@ def test_the_charts_give_vega_nothing_to_warn_about_and_each_day_a_label_of_its_
     assert health.to_dict()["encoding"]["x"]["axis"]["format"] == "%a %d %b %H:%M"  # 24 hours, as the others
 
 
+def test_the_sensitive_data_read_is_split_by_kind_of_actor(sqlite_store, settings):
+    # local days in Asia/Shanghai: T0 is 09:00 on 2 Nov; a service's nightly backup, an employee and a partner's
+    # agent read passports; the partner also bank accounts, in an access of both (it counts in each class)
+    partner = {"id": "ptn-1", "kind": "partner", "organization": "blue-sky"}
+    backup = {"id": "svc-backup", "kind": "service"}
+    reads = [
+        (f.at(hours=1), {}, ["passport_number"], 12),
+        (f.at(hours=2), partner, ["passport_number"], 40),
+        (f.at(days=1, hours=3), partner, ["passport_number", "bank_account"], 7),
+        (f.at(hours=17), backup, ["passport_number"], 100_000),  # 02:00 on 3 Nov
+    ]
+    sqlite_store.write(
+        [
+            f.incoming(settings, at=at, fields=fields, record_count=n, **({"actor": a} if a else {}))
+            for at, a, fields, n in reads
+        ]
+    )
+    view = queries.compliance(sqlite_store, settings, f.at(days=2), 30, f.at(days=2))
+    partners = [(d.day.isoformat(), d.data_class, d.records) for d in queries.sensitive_of(view.sensitive, "partner")]
+    assert partners == [
+        ("2026-11-02", "government_id", 40),
+        ("2026-11-03", "financial", 7),
+        ("2026-11-03", "government_id", 7),
+    ]
+    everyone = [
+        (d.day.isoformat(), d.records) for d in queries.sensitive_of(view.sensitive) if d.data_class == "government_id"
+    ]
+    assert everyone == [("2026-11-02", 52), ("2026-11-03", 100_007)]
+    assert queries.sensitive_by_kind(view.sensitive) == {
+        "financial": {"employee": 0, "partner": 7, "service": 0},
+        "government_id": {"employee": 12, "partner": 47, "service": 100_000},
+    }
+
+
 def test_long_summaries_are_cut_at_a_word_and_say_so():
     text = "Employee emp-0065 (sales) read 17,173 records with government id data, where the usual is none"
     assert ui.shortened(text, 200) == text

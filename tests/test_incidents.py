@@ -74,6 +74,17 @@ def test_it_was_created_when_its_first_alert_ended_not_when_the_first_published_
     assert incident.alert_ids == [day.alert_id, hour.alert_id]  # by window start
 
 
+def test_it_keeps_when_its_flagged_activity_ended_for_the_queue_to_sort_by():
+    # a day's window (its day's finding merged in) around the hour that was flagged: the queue's "newest" is
+    # that hour's end, not the day's start nor its end (``Incident.newest_flagged``)
+    hour = alert(window_start=T0 + timedelta(hours=16), window_end=T0 + timedelta(hours=17), severity=Severity.CRITICAL)
+    day = alert(detector="egress", window_start=T0, window_end=T0 + timedelta(hours=24), severity=Severity.MEDIUM)
+    incident = _attach_all([hour, day])
+    assert (incident.window_start, incident.window_end) == (T0, T0 + timedelta(hours=24))
+    assert incident.flagged_end == incident.newest_flagged == T0 + timedelta(hours=17)
+    assert attach(None, day, GAP, {}).flagged_end == T0 + timedelta(hours=24)  # nothing narrower flagged: its window
+
+
 # -- triage: the state machine the command line and the dashboard share ---------------------------------------
 OPEN, ACKED, RESOLVED, FALSE = (
     AlertStatus.OPEN,

@@ -113,6 +113,21 @@ def test_the_activity_is_the_flagged_hours_not_the_day_the_incident_grew_to(data
     assert " 2026-11-02 03:00-04:00 +08:00 " in crit and "00:00 to" not in crit
 
 
+def test_newest_is_the_newest_flagged_activity_as_in_the_queue(data_dir, capsys):
+    # a high incident whose window is its whole local day (00:00), flagged 16:00-17:00: above the one flagged at
+    # 09:00-10:00 of that day, where the window's start put it below
+    spans = [[f.at(hours=7).isoformat(), f.at(hours=8).isoformat(), 7.0, "high", 9000]]
+    day = f.alert(
+        actor_id="emp-0003", window_start=f.at(hours=-9), window_end=f.at(hours=15), evidence={"spans": spans}
+    )
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        store.upsert_alerts([day], [f.incident_of(day, "inc-high-day", 60.0)])
+    _run("--data-dir", str(data_dir))
+    out = capsys.readouterr().out
+    assert _ids(out) == ["inc-crit", "inc-high-day", "inc-high-new", "inc-high-old", "inc-low"]
+    assert " 2026-11-02 16:00-17:00 +08:00 " in out.splitlines()[2]
+
+
 @pytest.mark.parametrize(
     ("statuses", "listed"),
     [

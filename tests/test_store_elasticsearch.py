@@ -22,7 +22,15 @@ import pytest
 
 from models.alert import AlertStatus
 from models.config import ConfigError
-from store.base import CheckpointConflict, EventQuery, StoreNeedsUpgrade, StoreTooNew, StoreUnavailable
+from models.event import format_utc
+from store.base import (
+    CheckpointConflict,
+    EventQuery,
+    IncidentQuery,
+    StoreNeedsUpgrade,
+    StoreTooNew,
+    StoreUnavailable,
+)
 from store.elasticsearch import ElasticsearchSettings, ElasticsearchStore, schema
 from store.elasticsearch import mappings as m
 from store.elasticsearch.bulk import BulkRejected
@@ -462,10 +470,11 @@ def test_a_store_made_before_the_record_is_read_as_it_is_and_upgraded_once_by_a_
     with caplog.at_level("INFO", logger="store.elasticsearch.schema"):
         ElasticsearchStore(versioned.settings).close()
     where = f"the store at {versioned.settings.hosts[0]} with prefix {versioned.settings.prefix!r}"
-    assert [r.getMessage() for r in caplog.records] == [f"upgrading {where}: 0002-schema-record"]
+    due = ["0002-schema-record", "0003-incidents-flagged-end"]
+    assert [r.getMessage() for r in caplog.records] == [f"upgrading {where}: {', '.join(due)}"]
     entries = _record(versioned)["migrations"]
-    assert [e["name"] for e in entries] == ["0001-foundation", "0002-schema-record"]
-    assert entries[0]["applied_at"] is None and entries[1]["applied_at"]  # when the adopted one ran is not known
+    assert [e["name"] for e in entries] == ["0001-foundation", *due]
+    assert entries[0]["applied_at"] is None and all(e["applied_at"] for e in entries[1:])  # the adopted one: not known
     assert versioned.stats().events == 3
     caplog.clear()
     with caplog.at_level("INFO", logger="store.elasticsearch.schema"):
@@ -496,6 +505,41 @@ def test_a_migration_readers_need_is_applied_by_a_writer_and_awaited_by_readers(
     mapping = versioned.client.indices.get_mapping(index=m.pattern(versioned.settings, m.EVENTS))
     assert all("added" in index["mappings"]["properties"]["accesswatch"]["properties"] for index in mapping.values())
     ElasticsearchStore(versioned.settings, install=False).refuse_if_not_migrated()  # read now
+
+
+def _as_if_written_before_0003(store) -> None:
+    """The incidents without ``flagged_end`` (in the record) nor ``flagged_end_us``, and 0003 not recorded."""
+    index = m.pattern(store.settings, m.INCIDENTS)
+    for hit in store.client.search(index=index, size=100)["hits"]["hits"]:
+        own = hit["_source"]["accesswatch"]
+        own.pop("flagged_end_us")
+        own["record"] = orjson.dumps(
+            {k: v for k, v in orjson.loads(own["record"]).items() if k != "flagged_end"}
+        ).decode()
+        store.client.index(index=hit["_index"], id=hit["_id"], document=hit["_source"], refresh=True)
+    record = _record(store)
+    record["migrations"] = [e for e in record["migrations"] if e["name"] != "0003-incidents-flagged-end"]
+    store.client.index(index=m.state_index(store.settings), id=schema.SCHEMA_ID, document=record, refresh=True)
+
+
+def test_a_writer_gives_the_incidents_of_an_older_store_when_their_flagged_activity_ended(versioned):
+    # a day's incident flagged 16:00-17:00 (its alert's spans), and others flagged 09:00-10:00 and 18:00-19:00
+    spans = [[format_utc(f.at(hours=16)), format_utc(f.at(hours=17)), 8.0, "high", 900]]
+    spans.append([format_utc(f.T0), format_utc(f.at(hours=24)), 4.0, "medium", 1200])
+    day = f.alert(window_start=f.T0, window_end=f.at(hours=24), evidence={"spans": spans})
+    morning = f.alert(actor_id="emp-0002", window_start=f.at(hours=9), window_end=f.at(hours=10))
+    evening = f.alert(actor_id="emp-0003", window_start=f.at(hours=18), window_end=f.at(hours=19))
+    alerts = {"inc-day": day, "inc-morning": morning, "inc-evening": evening}
+    versioned.upsert_alerts(list(alerts.values()), [f.incident_of(a, name, 60.0) for name, a in alerts.items()])
+    _as_if_written_before_0003(versioned)
+    before = versioned.query_incidents(IncidentQuery())
+    assert {i.flagged_end for i in before} == {None}  # the queue reads it before the upgrade
+    versioned.refuse_if_not_migrated()  # and readers are not refused
+    ElasticsearchStore(versioned.settings).close()  # a writer upgrades it
+    queue = versioned.query_incidents(IncidentQuery())
+    assert [i.incident_id for i in queue] == ["inc-evening", "inc-day", "inc-morning"]
+    assert [i.flagged_end for i in queue] == [f.at(hours=19), f.at(hours=17), f.at(hours=10)]
+    assert versioned.migrations[-1] == "0003-incidents-flagged-end"
 
 
 def test_two_instances_upgrading_at_once_record_each_migration_once(versioned, monkeypatch):

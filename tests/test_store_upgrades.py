@@ -16,7 +16,8 @@ from contextlib import closing
 
 import pytest
 
-from store.base import StoreNeedsUpgrade, StoreTooNew
+from models.event import format_utc
+from store.base import IncidentQuery, StoreNeedsUpgrade, StoreTooNew
 from store.sqlite import SqliteStore
 from tests import factories as f
 
@@ -95,3 +96,62 @@ def test_a_writer_says_it_upgrades_the_store(settings, tmp_path):
     assert _migrations(path)[-1] == "0011-purged-keys"
     again = _cli("replay", str(empty), "--data-dir", str(data))
     assert "upgrading" not in again.stderr.decode()  # once
+
+
+def _as_if_written_before_0013(path) -> None:
+    with SqliteStore(path) as store:
+        db = store._db
+        for index in ("incidents_severity_flagged", "incidents_flagged"):  # what 0013 added, taken away
+            db.execute(f"DROP INDEX {index}")
+        db.execute("ALTER TABLE incidents DROP COLUMN flagged_end")
+        db.execute("UPDATE incidents SET body = json_remove(body, '$.flagged_end')")
+        db.execute("CREATE INDEX incidents_severity ON incidents(severity_rank, window_start)")
+        db.execute("DELETE FROM schema_migrations WHERE name = '0013-incidents-flagged-end'")
+
+
+def test_the_incidents_of_an_older_store_are_given_when_their_flagged_activity_ended(settings, tmp_path):
+    # a day's incident flagged 16:00-17:00 (its alert's spans), and others flagged 09:00-10:00 and 18:00-19:00: the
+    # queue sorted the day's at its 00:00 start, below the morning's; by its window's end, above the evening's
+    _, path = _store(settings, tmp_path)
+    spans = [[format_utc(f.at(hours=16)), format_utc(f.at(hours=17)), 8.0, "high", 900]]
+    spans.append([format_utc(f.T0), format_utc(f.at(hours=24)), 4.0, "medium", 1200])
+    day = f.alert(window_start=f.T0, window_end=f.at(hours=24), evidence={"spans": spans})
+    morning = f.alert(actor_id="emp-0002", window_start=f.at(hours=9), window_end=f.at(hours=10))
+    evening = f.alert(actor_id="emp-0003", window_start=f.at(hours=18), window_end=f.at(hours=19))
+    alerts = {"inc-day": day, "inc-morning": morning, "inc-evening": evening}
+    with SqliteStore(path) as store:
+        store.upsert_alerts(list(alerts.values()), [f.incident_of(a, name, 60.0) for name, a in alerts.items()])
+    _as_if_written_before_0013(path)
+    with SqliteStore(path) as store:
+        assert store.migrations[-1] == "0013-incidents-flagged-end"
+        queue = store.query_incidents(IncidentQuery())
+    assert [i.incident_id for i in queue] == ["inc-evening", "inc-day", "inc-morning"]
+    assert [i.flagged_end for i in queue] == [f.at(hours=19), f.at(hours=17), f.at(hours=10)]
+
+
+def test_the_class_roll_up_of_an_older_store_is_split_by_actor_kind(settings, tmp_path):
+    # folded before the split was kept: made again from the events folded, each set of classes split
+    _, path = _store(settings, tmp_path)
+    partner = {"id": "ptn-1", "kind": "partner", "organization": "blue-sky"}
+    zone = settings.organisation.tz
+    with SqliteStore(path) as store:
+        store.write(
+            [
+                f.incoming(
+                    settings, at=f.at(hours=4), actor=partner, fields=["passport_number", "name"], record_count=7
+                ),
+                f.incoming(settings, at=f.at(hours=5), fields=["passport_number"], record_count=3),
+            ]
+        )
+        before = store.class_days(f.T0, f.at(days=1), zone, by_kind=True)  # folds them all
+        store._db.execute("DROP TABLE dash_class_kind_hours")  # what 0014 made, taken away
+        store._db.execute("CREATE TABLE dash_class_hours (hour, class, events, records)")
+        store._db.execute("DELETE FROM schema_migrations WHERE name = '0014-dash-class-kind-hours'")
+    with SqliteStore(path) as store:
+        assert store.migrations[-1] == "0014-dash-class-kind-hours"
+        after = store.class_days(f.T0, f.at(days=1), zone, by_kind=True)
+    assert after == before
+    assert {(d.data_class, d.actor_kind, d.records) for d in after if d.actor_kind == "partner"} == {
+        ("government_id", "partner", 7),
+        ("identity", "partner", 7),
+    }

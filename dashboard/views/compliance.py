@@ -9,7 +9,10 @@ import streamlit as st
 
 from dashboard import charts, queries, ui
 from dashboard.auth import Permission
+from dashboard.explain import detector_title
+from detectors.wording import KIND_NOUNS
 from models.dashboard import DataAccessQuery
+from models.event import ActorKind
 
 ctx = ui.context()
 if not ctx.can(Permission.COMPLIANCE):
@@ -50,18 +53,41 @@ left, right = st.columns(2)
 with left:
     st.subheader("Alerts by severity")
     st.altair_chart(charts.alerts_by_severity(view.alerts), width="stretch")
-flagged_days: dict = {}
-for read in view.sensitive_alerts:
-    told = f"{read.alert.actor_id} {read.records or 0:,} ({read.alert.severity.value})"
-    day = read.day(ctx.zone)
-    flagged_days[day] = f"{flagged_days[day]}; {told}" if day in flagged_days else told
+
+KINDS = {kind.value: f"{KIND_NOUNS[kind]}s" for kind in ActorKind}  # "partners", "service accounts"
 with right:
     st.subheader("Sensitive data read")
-    st.altair_chart(charts.class_trend(view.sensitive, flagged_days), width="stretch")
-    st.caption(
-        "Records of the high-sensitivity classes read per local day, by everyone: service accounts' routine jobs"
-        " included. Red rules: days of high or critical sensitive-data alerts, listed below."
+    whose = st.segmented_control(
+        "Read by", list(KINDS), format_func=KINDS.__getitem__, key="c-kind", help="none chosen: everyone"
     )
+    flagged_days: dict = {}
+    for read in view.sensitive_alerts:
+        if whose is None or read.alert.actor_kind.value == whose:
+            told = f"{read.alert.actor_id} {read.records or 0:,} ({read.alert.severity.value})"
+            day = read.day(ctx.zone)
+            flagged_days[day] = f"{flagged_days[day]}; {told}" if day in flagged_days else told
+    st.altair_chart(charts.class_trend(queries.sensitive_of(view.sensitive, whose), flagged_days), width="stretch")
+    st.caption(
+        "Records of the high-sensitivity classes read per local day, by "
+        + (f"{KINDS[whose]} only." if whose else "everyone: service accounts' routine jobs included.")
+        + " Red rules: days of high or critical sensitive-data alerts"
+        + (f" about {KINDS[whose]}" if whose else "")
+        + ", listed below."
+    )
+    totals = queries.sensitive_by_kind(view.sensitive)
+    if totals:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"class": name, **{KINDS[kind]: records for kind, records in by_kind.items()}}
+                    for name, by_kind in totals.items()
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={label: st.column_config.NumberColumn(format="localized") for label in KINDS.values()},
+        )
+        st.caption(f"Records read in the {days} days, by class and kind of actor.")
 
 st.subheader("Sensitive data read in high or critical alerts")
 if not view.sensitive_alerts:
@@ -104,13 +130,48 @@ if not view.partner_out_of_scope:
 else:
     partner = pd.DataFrame(
         [
-            {"day": a.day.isoformat(), "detector": a.detector, "severity": a.severity, "alerts": a.alerts}
+            {"day": a.day.isoformat(), "detector": detector_title(a.detector), "alerts": a.alerts}
             for a in view.partner_out_of_scope
         ]
     )
     st.dataframe(
         partner.pivot_table(index="day", columns="detector", values="alerts", aggfunc="sum", fill_value=0),
         width="stretch",
+    )
+    st.caption("Partners' alerts a local day, by what was found: what their agents usually read, learned from habit.")
+
+st.subheader("Partner reads outside their contract")
+breaches = view.contract_breaches
+st.metric(
+    "Records read outside a contract",
+    f"{sum(b.records for b in breaches):,}",
+    help="by partners' agents, of data classes their company's declared contract does not cover",
+)
+if not breaches:
+    st.caption("None in the period (contracts are declared in [detectors.partner_contract.contracts]).")
+else:
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "company": b.organization,
+                    "records read outside the contract": b.records,
+                    "agents": b.agents,
+                    "alerts": b.alerts,
+                    "classes": ", ".join(name.replace("_", " ") for name in b.classes),
+                }
+                for b in breaches
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "records read outside the contract": st.column_config.NumberColumn(format="localized"),
+        },
+    )
+    st.caption(
+        "By company, the most records first: each alert's records read outside the contract in all its windows,"
+        " as its summary adds them up. A declared contract broken is not counted above, among the habits."
     )
 
 st.subheader("Dead letters")

@@ -125,7 +125,8 @@ def live_queue() -> None:
     right.number_input(f"Page (of {pages})", min_value=1, max_value=pages, key="q-page")
     st.caption(
         f"Refreshes every {ctx.settings.dashboard.refresh:.0f} s. Click a row to open its incident. *Flagged activity*:"
-        " when the activity the detectors flagged at the incident's worst severity took place (event time)."
+        " when the activity the detectors flagged at the incident's worst severity took place (event time); newest"
+        " is the one whose flagged activity ended last."
     )
 
 

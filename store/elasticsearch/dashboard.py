@@ -259,21 +259,26 @@ class ElasticsearchDashboardMixin:
             actions=usage("action"),
         )
 
-    def class_days(self, since: datetime, until: datetime, zone: ZoneInfo) -> list[ClassDay]:
+    def class_days(self, since: datetime, until: datetime, zone: ZoneInfo, by_kind: bool = False) -> list[ClassDay]:
         sources = [
             {"hour": {"histogram": {"field": "accesswatch.time_us", "interval": HOUR_US}}},
             {"class": {"terms": {"field": "accesswatch.data_classes"}}},
         ]
+        if by_kind:
+            sources.append({"kind": {"terms": {"field": "accesswatch.actor.kind"}}})
         sub = {"records": {"sum": {"field": "accesswatch.record_count"}}}
-        totals: dict[tuple[date, str], list[int]] = defaultdict(lambda: [0, 0])
+        totals: dict[tuple[date, str, str | None], list[int]] = defaultdict(lambda: [0, 0])
         for bucket in self._composite(m.EVENTS, _hour_span(since, until), sources, sub):
             # the day of the hour's start, as the SQLite roll-up dates it
-            key = (local_date(int(bucket["key"]["hour"]), zone), bucket["key"]["class"])
+            found = bucket["key"]
+            key = (local_date(int(found["hour"]), zone), found["class"], found.get("kind"))
             totals[key][0] += bucket["doc_count"]
             totals[key][1] += _int(bucket["records"]["value"])
         return [
-            ClassDay(day=day, data_class=name, events=events, records=records)
-            for (day, name), (events, records) in sorted(totals.items())
+            ClassDay(day=day, data_class=name, actor_kind=kind, events=events, records=records)
+            for (day, name, kind), (events, records) in sorted(
+                totals.items(), key=lambda item: (*item[0][:2], item[0][2] or "")
+            )
         ]
 
     # -- triage and the 48-hour deadline --------------------------------------------------------

@@ -208,6 +208,7 @@ def incident_fields(incident: Incident) -> dict[str, Any]:
             "risk_score": incident.risk_score,
             "window_start_us": micros(incident.window_start),
             "window_end_us": micros(incident.window_end),
+            "flagged_end_us": micros(incident.newest_flagged),
             "record": incident.model_dump_json(exclude=set(INCIDENT_PERSON_FIELDS)),
         },
     }

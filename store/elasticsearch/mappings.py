@@ -168,6 +168,7 @@ _INCIDENT_MAPPING: dict[str, Any] = {
             assignee=KEYWORD,
             window_start_us=LONG,
             window_end_us=LONG,
+            flagged_end_us=LONG,  # ``Incident.newest_flagged``: what the queue sorts by (since 0003)
             raised_at_us=LONG,  # wall clock: when the product first stored it
             revision=LONG,
             record=STORED_TEXT,

@@ -102,12 +102,16 @@ def incident_filter(query: IncidentQuery) -> dict[str, Any]:
     return _bool(filters)
 
 
+# newest: by when their flagged activity ended (``Incident.newest_flagged``).  An index made before migration 0003
+# has no mapping of it (``unmapped_type``), and its incidents no value until a writer upgrades the store: after
+# the others, then
+_NEWEST_FLAGGED = "accesswatch.flagged_end_us"
 INCIDENT_SORTS: dict[str, list[dict[str, Any]]] = {
     "severity": [
         {"accesswatch.severity_rank": "desc"},
-        {"accesswatch.window_start_us": "desc"},
+        {_NEWEST_FLAGGED: {"order": "desc", "unmapped_type": "long"}},
         {"accesswatch.incident_id": "asc"},
     ],
-    "newest": [{"accesswatch.window_start_us": "desc"}, {"accesswatch.incident_id": "asc"}],
-    "oldest": [{"accesswatch.window_start_us": "asc"}, {"accesswatch.incident_id": "asc"}],
+    "newest": [{_NEWEST_FLAGGED: {"order": "desc", "unmapped_type": "long"}}, {"accesswatch.incident_id": "asc"}],
+    "oldest": [{_NEWEST_FLAGGED: {"order": "asc", "unmapped_type": "long"}}, {"accesswatch.incident_id": "asc"}],
 }

@@ -44,6 +44,7 @@ from models.event import format_utc
 from store.base import StoreNeedsUpgrade, StoreTooNew, StoreUnavailable
 from store.elasticsearch import mappings as m
 from store.elasticsearch.client import call
+from store.elasticsearch.flagged_upgrade import add_flagged_end
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -69,6 +70,9 @@ MIGRATIONS: list[Migration] = [
     Migration("0001-foundation", None),
     # the record itself: a store without one was made by an earlier version and is read as it is
     Migration("0002-schema-record", None, needed_to_read=False),
+    # the queue's "newest": when an incident's flagged activity ended.  Read before it: the incidents stored
+    # earlier come after the others of their severity until a writer gives them theirs (``INCIDENT_SORTS``)
+    Migration("0003-incidents-flagged-end", add_flagged_end, needed_to_read=False),
 ]
 ADOPTED = ("0001-foundation",)
 
