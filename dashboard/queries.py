@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -850,6 +851,19 @@ def export_events(
     what = {**asked, "cap": cap, "customer_ids": shown}
     record_access(store, identity, DataAccessKind.EXPORT, reason, what, export.events)
     return export
+
+
+_UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def download_name(stem: str, customer: str | None, moment: datetime, zone: tzinfo) -> str:
+    """``access-request-answer-cust-3fa9c2e1-2026-11-25.csv``: two requests' files, or two days', do not collide.
+
+    ``customer`` as the viewer sees it (``Masker.customer``: a pseudonym until unmasked): a file's name is shown
+    in places its content is not, a download list or a mail's subject.
+    """
+    parts = [stem, _UNSAFE_IN_FILE_NAMES.sub("-", customer).strip("-.") if customer else ""]
+    return "-".join([part for part in parts if part] + [moment.astimezone(zone).date().isoformat()]) + ".csv"
 
 
 def events_csv(

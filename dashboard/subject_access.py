@@ -9,28 +9,65 @@ is the other shape, to hand over: for each access that served the person's
 data, the local time, who in words (a role and team, a partner company, an
 automated service), the action, the fields and their classes, and the
 purpose stated.  Nothing in it names anyone else.
+
+An empty or short list is an answer only with the period it covers: the
+file opens with it (from the retention horizon of the latest purge, or the
+oldest access kept, to the time of the answer), with when older accesses
+were deleted under the retention policy, before the table.
 """
 
 from __future__ import annotations
 
-from datetime import tzinfo
+import csv
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
 
 from dashboard import queries
 from dashboard.auth import Identity, Permission
-from dashboard.queries import Export, event_time, events_csv, inert_in_spreadsheets, record_access
+from dashboard.queries import Export, event_time, events_csv, inert_in_spreadsheets, local_time, record_access
 from detectors.classify import UNCLASSIFIED
+from detectors.partner_contract import organisation_key
 from models.dashboard import DataAccessKind
 from models.event import AccessEvent, ActorKind, Outcome
-from store.base import EventQuery, Store, StoredEvent
+from store.base import EventQuery, KeptHistory, Store, StoredEvent
 
 SUBJECT_COLUMNS = ("time", "who", "action", "data", "categories", "purpose")
+OTHER_DATA = "other data"  # the category of fields no class names: listed in "data" all the same
+NO_PURPOSE = "no purpose recorded"
 
 
-def recipient(event: AccessEvent) -> str:
-    """Who read, as a category the requester may be told: never a person's id."""
+@dataclass(frozen=True, slots=True)
+class SubjectAnswer(Export):
+    notes: tuple[str, ...] = ()  # what the file opens with: the period covered, and what retention deleted
+
+
+def partner_names(detectors: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """The companies of the partner contracts declared (``[detectors.partner_contract.contracts]``), by the key the
+    detector matches an event's ``actor.organization`` with: their names as the organisation writes them."""
+    contracts = detectors.get("partner_contract", {}).get("contracts", {})
+    return {organisation_key(name): name for name in contracts}
+
+
+def _company(logged: str | None, partners: Mapping[str, str]) -> str:
+    if not logged:
+        return "a partner company"
+    declared = partners.get(organisation_key(logged))
+    # a contract declared by an environment variable alone is named as one (fastdelivery_ltd): then the log's
+    # "FastDelivery Ltd" reads better; a name with spaces is one written for people ("Blue Sky Travel")
+    return declared if declared and (" " in declared or " " not in logged) else logged
+
+
+def recipient(event: AccessEvent, partners: Mapping[str, str] | None = None) -> str:
+    """Who read, as a category the requester may be told: never a person's id.
+
+    ``partners`` (``partner_names``): a company under a declared contract by the contract's name, not the log's.
+    """
     actor = event.actor
     if actor.kind is ActorKind.PARTNER:
-        company = actor.organization or "a partner company"
+        company = _company(actor.organization, partners or {})
         return f"{company} (partner company)" + (f", {_words(actor.role)}" if actor.role else "")
     if actor.kind is ActorKind.SERVICE:
         return f"an automated process of the {event.resource.system} system"
@@ -44,26 +81,97 @@ def _words(name: str) -> str:
     return name.replace("_", " ").strip()
 
 
-def answer_row(item: StoredEvent, zone: tzinfo) -> dict[str, object]:
+def answer_row(item: StoredEvent, zone: tzinfo, partners: Mapping[str, str] | None = None) -> dict[str, object]:
     event = item.event
+    classes = [name for name in item.classes if name != UNCLASSIFIED]
     values = (
         event_time(event.timestamp, zone),
-        recipient(event),
+        recipient(event, partners),
         event.action.value,
         ", ".join(event.fields or ()),
-        ", ".join(name for name in item.classes if name != UNCLASSIFIED),  # a field of no class: in "data"
-        event.purpose or "",
+        ", ".join(classes + [OTHER_DATA] * (UNCLASSIFIED in item.classes)),
+        event.purpose or NO_PURPOSE,
     )
     return {column: inert_in_spreadsheets(value) for column, value in zip(SUBJECT_COLUMNS, values, strict=True)}
 
 
+@dataclass(frozen=True, slots=True)
+class Period:
+    """What the answer covers: accesses from ``start`` (None: nothing was ever kept) to ``end``."""
+
+    start: datetime | None
+    end: datetime
+    history: KeptHistory
+
+
+def period_of(history: KeptHistory, now: datetime) -> Period:
+    # after a purge, every access since its horizon is kept (and a few older ones, as evidence); before any,
+    # the record starts at its oldest access
+    start = history.deleted_before if history.deleted_at is not None else history.oldest
+    return Period(start, now, history)
+
+
+def answer_notes(
+    period: Period, export: Export, earlier: int, last: datetime | None, zone: tzinfo, days: int
+) -> tuple[str, ...]:
+    """The lines the answer opens with: the period, what retention deleted, then what the list holds besides.
+
+    ``earlier``: accesses listed from before the period (kept past a purge as evidence); ``last``: the time of
+    the last one listed; ``days``: ``[retention] events_days``.
+    """
+    end = local_time(period.end, zone)
+    within = export.events - earlier
+    if period.start is None:
+        notes = [f"No access to your data was recorded up to {end}: our record of accesses held none."]
+    else:
+        span = f"from {local_time(period.start, zone)} to {end}"
+        notes = [
+            f"Accesses to your data recorded {span}: {within:,}, listed below."
+            if within
+            else f"No access to your data was recorded {span}."
+        ]
+    kept = f"we keep the record of accesses for {days} days (our retention policy), then delete it"
+    history = period.history
+    if history.deleted_before is not None and history.deleted_at is not None:
+        notes.append(
+            f"Accesses before {local_time(history.deleted_before, zone)} are no longer recorded: {kept};"
+            f" the latest deletion was on {history.deleted_at.astimezone(zone).date().isoformat()}."
+        )
+    elif period.start is not None:
+        notes.append(f"Our record of accesses begins at {local_time(period.start, zone)}: {kept}.")
+    else:
+        notes.append(f"We keep the record of accesses for {days} days (our retention policy).")
+    if earlier:
+        notes.append(
+            f"Listed first: {earlier:,} earlier {'access' if earlier == 1 else 'accesses'} to your data, kept past"
+            " the retention period as evidence for a security alert."
+        )
+    if not export.complete and last is not None:
+        notes.append(
+            f"This file lists the first {export.events:,} accesses, up to {local_time(last, zone)}:"
+            " the later ones did not fit in one file."
+        )
+    notes.append(f"Times are {zone} time, with their offset from UTC.")
+    return tuple(notes)
+
+
 def subject_access_answer(
-    store: Store, identity: Identity, customer_id: str, reason: str, zone: tzinfo, cap: int | None = None
-) -> Export:
+    store: Store,
+    identity: Identity,
+    customer_id: str,
+    reason: str,
+    zone: tzinfo,
+    cap: int | None = None,
+    *,
+    retention_days: int,
+    partners: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> SubjectAnswer:
     """Every access that served ``customer_id``'s data, oldest first, up to ``cap``, as CSV; recorded.
 
     Only accesses that succeeded: a denied or failed one disclosed nothing.  All the history kept, as the
-    request asks: no dates.
+    request asks: no dates; the file opens with the period that is (``answer_notes``), up to ``now``.
+    ``retention_days``: ``[retention] events_days``, said in the answer.
     """
     if not identity.can(Permission.AUDIT_SEARCH):
         raise PermissionError(f"{identity.role.value}s may not answer access requests")
@@ -72,8 +180,29 @@ def subject_access_answer(
     if not customer_id.strip():
         raise ValueError("an access request is answered for one customer id")
     cap = queries.EXPORT_CAP if cap is None else cap  # read here: set in one place for both CSVs
+    now = now or datetime.now(UTC)
+    period = period_of(store.kept_history(now), now)
+    earlier, last = 0, None  # accesses listed from before the period (evidence kept); the last one's time
+
+    def row(item: StoredEvent) -> dict[str, object]:
+        nonlocal earlier, last
+        last = item.event.timestamp
+        if period.start is not None and last < period.start:
+            earlier += 1
+        return answer_row(item, zone, partners)
+
     query = EventQuery(customer_id=customer_id.strip(), outcome=Outcome.SUCCESS, newest_first=False)
-    export = events_csv(store, query, SUBJECT_COLUMNS, lambda item: answer_row(item, zone), cap)
-    what = {"customer_id": query.customer_id, "outcome": Outcome.SUCCESS.value, "cap": cap, "shape": "subject answer"}
-    record_access(store, identity, DataAccessKind.EXPORT, reason, what, export.events)
-    return export
+    table = events_csv(store, query, SUBJECT_COLUMNS, row, cap)
+    notes = answer_notes(period, table, earlier, last, zone, retention_days)
+    out = io.StringIO()
+    csv.writer(out).writerows([[note] for note in notes] + [[]])  # a line each, then an empty one
+    covered = [None if period.start is None else period.start.isoformat(), period.end.isoformat()]
+    what = {
+        "customer_id": query.customer_id,
+        "outcome": Outcome.SUCCESS.value,
+        "cap": cap,
+        "shape": "subject answer",
+        "period": covered,
+    }
+    record_access(store, identity, DataAccessKind.EXPORT, reason, what, table.events)
+    return SubjectAnswer(out.getvalue() + table.csv, table.events, table.complete, notes)

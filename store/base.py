@@ -195,6 +195,19 @@ class StoreStats:
     last_event: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class KeptHistory:
+    """How far back the access log goes: what an answer about a customer's accesses can cover.
+
+    A person who asks who read their data is told the period the answer covers and that older
+    accesses were deleted under the retention policy, not a shorter list as though it were all.
+    """
+
+    oldest: datetime | None  # the oldest event kept (None: none yet)
+    deleted_before: datetime | None  # retention deleted (or, by ILM, deletes) the events stamped before this
+    deleted_at: datetime | None  # when the latest purge deleted any (None: none did, or ILM's time is unknown)
+
+
 def encode_cursor(*parts: int) -> str:
     return base64.urlsafe_b64encode(":".join(map(str, parts)).encode()).decode()
 
@@ -341,6 +354,10 @@ class Store(OutboxStore, ABC):
     @abstractmethod
     def health(self, marks_since: datetime | None = None) -> Health:
         """Counts cheap to get at any size, and the samples of the event count since ``marks_since``."""
+
+    @abstractmethod
+    def kept_history(self, now: datetime) -> KeptHistory:
+        """Where the kept access log starts, and what retention deleted before it, as of ``now``."""
 
     @abstractmethod
     def record_data_access(self, access: DataAccess) -> None:

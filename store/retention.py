@@ -38,6 +38,7 @@ from typing import Protocol
 import orjson
 
 from store import class_postings, customer_postings, event_keys
+from store.base import KeptHistory
 from store.chain import append_purge, drop_purged_leaves
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,22 @@ class SqliteRetention(RetainingStore):
 
     def purge(self, policy: RetentionPolicy, dry_run: bool = False) -> PurgeReport:
         return purge(self._db, policy, dry_run)
+
+    def kept_history(self, now: datetime) -> KeptHistory:
+        return kept_history(self._db)
+
+
+def kept_history(db: sqlite3.Connection) -> KeptHistory:
+    """The oldest event kept, and the horizon and time of the latest purge that deleted any (its chain entries)."""
+    oldest = db.execute("SELECT min(ts) FROM events").fetchone()[0]  # from the index on ts
+    # a purge's entries (one a transaction) each hold its horizon as max_ts and the time it ran; a purge that
+    # deleted nothing wrote none, and left nothing older than its horizon but evidence and the newest event
+    horizon, ran = db.execute("SELECT max(max_ts), max(written_at) FROM chain WHERE kind = 'purge'").fetchone()
+    return KeptHistory(
+        oldest=None if oldest is None else datetime.fromtimestamp(oldest / 1_000_000, UTC),
+        deleted_before=None if horizon is None else datetime.fromtimestamp(horizon / 1_000_000, UTC),
+        deleted_at=None if ran is None else datetime.fromisoformat(ran),
+    )
 
 
 def _micros(moment: datetime) -> int:

@@ -21,7 +21,7 @@ from models.deadletter import DeadLetter
 from models.event import AccessEvent, Action, Outcome
 from models.fast_event import from_model
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
-from store.base import AlertQuery, EventQuery, EventTotal, IncidentQuery, IncomingEvent, Store
+from store.base import AlertQuery, EventQuery, EventTotal, IncidentQuery, IncomingEvent, KeptHistory, Store
 from tests import factories as f
 
 
@@ -100,6 +100,11 @@ class StoreContract:
         replayed = [i.event.event_id for batch in store.events_after(first.last_seq, batch=2) for i in batch]
         assert replayed == [i.event.event_id for i in second.stored]
         assert list(store.events_after(second.last_seq)) == []
+
+    def test_the_kept_history_starts_at_the_oldest_event_and_no_purge_deleted_any(self, store: Store, settings):
+        assert store.kept_history(f.at(days=9)) == KeptHistory(None, None, None)
+        store.write([f.incoming(settings, at=f.at(hours=h)) for h in (5, 2, 7)])
+        assert store.kept_history(f.at(days=9)) == KeptHistory(f.at(hours=2), None, None)
 
     def test_checkpoints_round_trip(self, store: Store):
         assert store.load_checkpoint("detectors") is None

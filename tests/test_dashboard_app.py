@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -633,8 +634,10 @@ def test_a_customer_search_offers_the_requester_s_answer_naming_nobody_else(offi
     _search(at, actor="", customer=BULK_CUSTOMERS[0])
     at.button(key="s-answer").click().run()
     answer = at.session_state["s-answer-csv"]
-    rows = list(csv.DictReader(io.StringIO(answer.csv)))
+    notes, table = answer.csv.split("\r\n\r\n", 1)  # the period it covers, then the table
+    rows = list(csv.DictReader(io.StringIO(table)))
     assert answer.events == len(rows) == 2
+    assert next(csv.reader(io.StringIO(notes)))[0].startswith("Accesses to your data recorded from ")
     assert [row["who"] for row in rows] == [
         "our staff (customer service, service)",
         "blue-sky (partner company), agency",
@@ -649,6 +652,21 @@ def test_a_customer_search_offers_the_requester_s_answer_naming_nobody_else(offi
     with _open(office["store_path"]) as store:
         [recorded] = [a for a in store.data_accesses(DataAccessQuery()) if a.what.get("shape") == "subject answer"]
     assert (recorded.by, recorded.reason, recorded.results) == ("audrey", "DSAR 2026-118", answer.events)
+
+
+def test_a_customer_with_no_access_kept_still_gets_an_answer_named_for_them_and_the_day(office):
+    at = _app("audrey", page="search")
+    _search(at, customer="c-never-read")
+    assert "No event matches." in _text(at)
+    at.button(key="s-answer").click().run()
+    answer = at.session_state["s-answer-csv"]
+    assert answer.events == 0
+    assert next(csv.reader(io.StringIO(answer.csv)))[0].startswith("No access to your data was recorded from ")
+    assert "Download the answer (0 accesses)" in _downloads(at)
+    # named for the customer as the screen shows them (masked), and the day: two requests' answers do not collide
+    name = at.session_state["s-answer-csv-name"]
+    assert re.fullmatch(r"access-request-answer-cust-[0-9a-f]{8}-\d{4}-\d\d-\d\d\.csv", name), name
+    assert "c-never-read" not in name
 
 
 def test_the_csv_export_pages_through_and_says_when_the_cap_cut_it(office, monkeypatch):

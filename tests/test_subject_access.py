@@ -8,9 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from configs.loader import load_settings
 from dashboard import queries, subject_access
 from dashboard.auth import Identity, Role
 from models.dashboard import DataAccessKind, DataAccessQuery
+from store.retention import RetentionPolicy
 from tests import factories as f
 
 AUDITOR = Identity("audrey", Role.AUDITOR, "Audrey", "password")
@@ -48,11 +50,14 @@ def requester_log(sqlite_store, settings):
 
 
 def _rows(export: queries.Export) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(export.csv)))
+    """The table, after the lines the answer opens with (its period) and the empty line below them."""
+    return list(csv.DictReader(io.StringIO(export.csv.split("\r\n\r\n", 1)[1])))
 
 
 def test_the_answer_lists_the_served_accesses_oldest_first_in_words(requester_log):
-    export = subject_access.subject_access_answer(requester_log, AUDITOR, "c-me", "DSAR 2026-118", SHANGHAI)
+    export = subject_access.subject_access_answer(
+        requester_log, AUDITOR, "c-me", "DSAR 2026-118", SHANGHAI, retention_days=180
+    )
     rows = _rows(export)
     assert (export.events, export.complete) == (3, True)  # the denied one disclosed nothing
     assert [row["time"] for row in rows] == [
@@ -67,18 +72,23 @@ def test_the_answer_lists_the_served_accesses_oldest_first_in_words(requester_lo
     ]
     assert [row["action"] for row in rows] == ["read", "read", "export"]
     assert rows[0]["data"] == "name, passport_number" and rows[0]["categories"] == "government_id, identity"
-    assert rows[1]["purpose"] == "delivery 5531"
+    # a purpose not logged is said in words: an empty cell would read as something left out of the answer
+    assert [row["purpose"] for row in rows] == ["no purpose recorded", "delivery 5531", "no purpose recorded"]
 
 
 def test_the_answer_names_no_other_customer_person_address_or_record(requester_log):
-    export = subject_access.subject_access_answer(requester_log, AUDITOR, "c-me", "DSAR 2026-118", SHANGHAI)
+    export = subject_access.subject_access_answer(
+        requester_log, AUDITOR, "c-me", "DSAR 2026-118", SHANGHAI, retention_days=180
+    )
     for leak in ("c-other", "cust#", "emp-0001", "ptn-0042", "svc-backup", "203.0.113.9", "10.0.0.1", "evt-", "c-me"):
         assert leak not in export.csv
     assert list(_rows(export)[0]) == list(subject_access.SUBJECT_COLUMNS)
 
 
 def test_the_answer_is_recorded_and_only_auditors_give_it_with_a_reason(requester_log):
-    subject_access.subject_access_answer(requester_log, AUDITOR, " c-me ", "DSAR 2026-118", SHANGHAI)
+    subject_access.subject_access_answer(
+        requester_log, AUDITOR, " c-me ", "DSAR 2026-118", SHANGHAI, retention_days=180
+    )
     [access] = requester_log.data_accesses(DataAccessQuery())
     assert (access.kind, access.by, access.reason, access.results) == (
         DataAccessKind.EXPORT,
@@ -89,32 +99,36 @@ def test_the_answer_is_recorded_and_only_auditors_give_it_with_a_reason(requeste
     assert access.what["customer_id"] == "c-me" and access.what["shape"] == "subject answer"
     analyst = Identity("ana", Role.ANALYST, "Ana", "password")
     with pytest.raises(PermissionError):
-        subject_access.subject_access_answer(requester_log, analyst, "c-me", "DSAR 1", SHANGHAI)
+        subject_access.subject_access_answer(requester_log, analyst, "c-me", "DSAR 1", SHANGHAI, retention_days=180)
     with pytest.raises(ValueError, match="reason"):
-        subject_access.subject_access_answer(requester_log, AUDITOR, "c-me", " ", SHANGHAI)
+        subject_access.subject_access_answer(requester_log, AUDITOR, "c-me", " ", SHANGHAI, retention_days=180)
     with pytest.raises(ValueError, match="one customer"):
-        subject_access.subject_access_answer(requester_log, AUDITOR, "  ", "DSAR 1", SHANGHAI)
+        subject_access.subject_access_answer(requester_log, AUDITOR, "  ", "DSAR 1", SHANGHAI, retention_days=180)
 
 
 def test_the_answer_pages_through_the_history_and_says_when_its_cap_cut_it(sqlite_store, settings, monkeypatch):
     monkeypatch.setattr(queries, "EXPORT_PAGE", 2)
     sqlite_store.write([f.incoming(settings, at=f.at(days=d), customer_ids=["c-me"]) for d in range(7)])
-    whole = subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 9", SHANGHAI)
+    whole = subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 9", SHANGHAI, retention_days=180)
     assert (whole.events, whole.complete) == (7, True)
     times = [row["time"] for row in _rows(whole)]
     assert times == sorted(times) and len(set(times)) == 7
-    cut = subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 9", SHANGHAI, cap=5)
+    cut = subject_access.subject_access_answer(
+        sqlite_store, AUDITOR, "c-me", "DSAR 9", SHANGHAI, cap=5, retention_days=180
+    )
     assert (cut.events, cut.complete) == (5, False)
     assert [row["time"] for row in _rows(cut)] == times[:5]  # the oldest: the answer reads from the start
 
 
 def test_the_answer_keeps_a_spreadsheet_from_running_the_log_s_text(sqlite_store, settings):
     sqlite_store.write([f.incoming(settings, customer_ids=["c-me"], purpose='=HYPERLINK("http://x","y")')])
-    [row] = _rows(subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 3", SHANGHAI))
+    [row] = _rows(
+        subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 3", SHANGHAI, retention_days=180)
+    )
     assert row["purpose"].startswith("'=")
 
 
-def test_the_answer_names_a_team_once_and_no_class_for_unclassified_fields(sqlite_store, settings):
+def test_the_answer_names_a_team_once_and_fields_of_no_class_as_other_data(sqlite_store, settings):
     sqlite_store.write(
         [
             f.incoming(
@@ -125,6 +139,137 @@ def test_the_answer_names_a_team_once_and_no_class_for_unclassified_fields(sqlit
             )
         ]
     )
-    [row] = _rows(subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 4", SHANGHAI))
+    [row] = _rows(
+        subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 4", SHANGHAI, retention_days=180)
+    )
     assert row["who"] == "our staff (sales)"
-    assert (row["data"], row["categories"]) == ("name, membership_tier", "identity")
+    # the field is listed; its category too, in words, where a raw "unclassified" would say nothing to the requester
+    assert (row["data"], row["categories"]) == ("name, membership_tier", "identity, other data")
+
+
+def _notes(export: queries.Export) -> list[str]:
+    """The lines the answer opens with, above its table."""
+    return [line for [line] in csv.reader(io.StringIO(export.csv.split("\r\n\r\n", 1)[0]))]
+
+
+KEPT_180_DAYS = "we keep the record of accesses for 180 days (our retention policy), then delete it"
+
+
+def test_the_answer_opens_with_the_period_it_covers_from_the_oldest_access_kept(requester_log):
+    export = subject_access.subject_access_answer(
+        requester_log, AUDITOR, "c-me", "DSAR 5", SHANGHAI, retention_days=180, now=f.at(days=1)
+    )
+    # the record starts with its oldest access, whoever's: before it, nothing of anyone was kept
+    assert _notes(export) == [
+        "Accesses to your data recorded from 2026-11-02 09:00 +08:00 to 2026-11-03 09:00 +08:00: 3, listed below.",
+        f"Our record of accesses begins at 2026-11-02 09:00 +08:00: {KEPT_180_DAYS}.",
+        "Times are Asia/Shanghai time, with their offset from UTC.",
+    ]
+    [access] = requester_log.data_accesses(DataAccessQuery())
+    assert access.what["period"] == [f.at().isoformat(), f.at(days=1).isoformat()]
+
+
+@pytest.fixture
+def purged_log(sqlite_store, settings):
+    """c-gone read on day 0 only, c-me on days 0 (cited by an open alert: kept as evidence) and 40; purged on day 61
+    with 30 days' retention."""
+    cited = f.incoming(settings, at=f.at(days=0), customer_ids=["c-me"])
+    sqlite_store.write(
+        [
+            cited,
+            f.incoming(settings, at=f.at(days=0, hours=1), customer_ids=["c-gone", "c-me"]),
+            f.incoming(settings, at=f.at(days=40), customer_ids=["c-me"], purpose="ticket 7"),
+            f.incoming(settings, at=f.at(days=50), customer_ids=["c-other"]),
+        ]
+    )
+    sqlite_store.upsert_alerts([f.alert(evidence={"records": 1, "event_ids": [cited.event.event_id]})])
+    assert sqlite_store.purge(RetentionPolicy.of(events_days=30, alerts_days=30, now=f.at(days=61))).events == 1
+    return sqlite_store
+
+
+def _deleted(store) -> str:
+    """The deletion sentence: the purge ran at the wall clock's time, which the store recorded."""
+    deleted_at = store.kept_history(f.at(days=61)).deleted_at
+    return (
+        "Accesses before 2026-12-03 09:00 +08:00 are no longer recorded: we keep the record of accesses for 30 days"
+        f" (our retention policy), then delete it; the latest deletion was on {deleted_at.astimezone(SHANGHAI).date()}."
+    )
+
+
+def test_after_a_purge_an_empty_answer_is_an_answer_for_the_period_kept(purged_log):
+    export = subject_access.subject_access_answer(
+        purged_log, AUDITOR, "c-gone", "DSAR 6", SHANGHAI, retention_days=30, now=f.at(days=61)
+    )
+    assert (export.events, export.complete, _rows(export)) == (0, True, [])
+    assert export.csv.endswith("\r\n\r\n" + ",".join(subject_access.SUBJECT_COLUMNS) + "\r\n")
+    assert _notes(export) == [
+        "No access to your data was recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00.",
+        _deleted(purged_log),
+        "Times are Asia/Shanghai time, with their offset from UTC.",
+    ]
+
+
+def test_after_a_purge_the_answer_covers_from_its_horizon_and_names_the_evidence_kept_from_before(purged_log):
+    export = subject_access.subject_access_answer(
+        purged_log, AUDITOR, "c-me", "DSAR 7", SHANGHAI, retention_days=30, now=f.at(days=61)
+    )
+    assert [row["time"] for row in _rows(export)] == [
+        "2026-11-02 09:00:00.000 +08:00",
+        "2026-12-12 09:00:00.000 +08:00",
+    ]
+    assert _notes(export) == [
+        "Accesses to your data recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00: 1, listed below.",
+        _deleted(purged_log),
+        "Listed first: 1 earlier access to your data, kept past the retention period as evidence for a security alert.",
+        "Times are Asia/Shanghai time, with their offset from UTC.",
+    ]
+
+
+def test_a_cut_answer_says_up_to_when_it_lists(sqlite_store, settings):
+    sqlite_store.write([f.incoming(settings, at=f.at(days=d), customer_ids=["c-me"]) for d in range(3)])
+    cut = subject_access.subject_access_answer(
+        sqlite_store, AUDITOR, "c-me", "DSAR 8", SHANGHAI, cap=2, retention_days=180, now=f.at(days=3)
+    )
+    assert _notes(cut)[-2] == (
+        "This file lists the first 2 accesses, up to 2026-11-03 09:00 +08:00: the later ones did not fit in one file."
+    )
+
+
+def test_a_partner_under_a_declared_contract_is_named_as_the_contract_names_it(sqlite_store, settings, tmp_path):
+    config = tmp_path / "contracts.toml"
+    config.write_text('[detectors.partner_contract.contracts."Blue Sky Travel"]\ndata_classes = ["identity"]\n')
+    declared = load_settings(config, env={}, overrides={"data_dir": str(tmp_path / "data")})
+    partners = subject_access.partner_names(declared.detectors)
+    assert partners == {"blue sky travel": "Blue Sky Travel"}
+    sqlite_store.write(
+        [
+            f.incoming(
+                settings,
+                at=f.at(hours=h),
+                actor={"id": f"ptn-{h}", "kind": "partner", "organization": company, "role": "booking_agent"},
+                customer_ids=["c-me"],
+            )
+            for h, company in enumerate(["blue-sky-travel", "Red Sun Tours"])
+        ]
+    )
+    export = subject_access.subject_access_answer(
+        sqlite_store, AUDITOR, "c-me", "DSAR 9", SHANGHAI, retention_days=180, partners=partners
+    )
+    assert [row["who"] for row in _rows(export)] == [
+        "Blue Sky Travel (partner company), booking agent",  # the log's "blue-sky-travel", matched as the detector does
+        "Red Sun Tours (partner company), booking agent",  # no contract: the log's name
+    ]
+    # a contract named by an environment variable alone ("_" for spaces, lower case) reads worse than the log
+    read = f.event(actor={"id": "ptn-1", "kind": "partner", "organization": "Red Sun Tours"})
+    assert subject_access.recipient(read, {"red sun tours": "red_sun_tours"}).startswith("Red Sun Tours (partner")
+
+
+def test_download_names_carry_the_customer_as_shown_and_the_local_date():
+    moment = f.at(hours=17)  # 2026-11-03 02:00 in Shanghai: the organisation's date, not UTC's
+    assert queries.download_name("access-request-answer", "cust#3fa9c2e1", moment, SHANGHAI) == (
+        "access-request-answer-cust-3fa9c2e1-2026-11-03.csv"
+    )
+    assert queries.download_name("accesswatch-events", "c-079537", moment, SHANGHAI) == (
+        "accesswatch-events-c-079537-2026-11-03.csv"
+    )
+    assert queries.download_name("accesswatch-events", None, moment, SHANGHAI) == "accesswatch-events-2026-11-03.csv"

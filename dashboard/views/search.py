@@ -111,9 +111,68 @@ if query.field is not None and data_class == "any" and query.data_class is not N
         f"`{query.field}` looked for in the events classified `{query.data_class}` (its class);"
         " tick *every class* to look in all."
     )
+
+
+def offer_download(state: str, label: str, cut: str) -> None:
+    """The CSV prepared under ``state`` (its file's name under ``state``-name), to download; ``cut`` warns above it
+    when the cap left events out.
+
+    ``label`` and ``cut`` name the CSV's ``{events}``.
+    """
+    made: queries.Export | None = st.session_state.get(state)
+    if made is None:
+        return
+    if not made.complete:
+        st.warning(cut.format(events=made.events, cap=queries.EXPORT_CAP))
+    name = st.session_state[f"{state}-name"]
+    st.download_button(label.format(events=made.events), made.csv, name, "text/csv", key=f"{state}-dl")
+
+
+def file_name(stem: str) -> str:
+    """Named for the customer searched (as shown: masked until unmasked) and today: two requests' files differ."""
+    customer = ctx.masker.customer(customer_id.strip()) if customer_id.strip() else None
+    return queries.download_name(stem, customer, datetime.now(UTC), ctx.zone)
+
+
+def offer_answer() -> None:
+    """For one customer's search, what to hand the person who asked; also when nothing matched (an answer too)."""
+    if not customer_id.strip():
+        return
+    # the export is the organisation's record; this is what to hand the person who asked
+    st.caption(
+        "The answer to this customer's access request: the period it covers and what retention deleted before it,"
+        " then each access that served their data, oldest first, with who read it in words (a role and team, a"
+        " partner company, an automated process), the action, the fields and the purpose; no other customer,"
+        " employee id, address or record count. With no access in the period, the answer says so."
+    )
+    if st.button("Prepare the requester's answer (CSV, recorded)", key="s-answer"):
+        # to the newest event too: a log replayed from the future (a simulation) is not left outside the period
+        now = max(datetime.now(UTC), newest)
+        st.session_state["s-answer-csv"] = subject_access.subject_access_answer(
+            ctx.store,
+            ctx.identity,
+            customer_id,
+            reason,
+            ctx.zone,
+            retention_days=ctx.settings.retention.events_days,
+            partners=subject_access.partner_names(ctx.settings.detectors),
+            now=now,
+        )
+        st.session_state["s-answer-csv-name"] = file_name("access-request-answer")
+    answer: subject_access.SubjectAnswer | None = st.session_state.get("s-answer-csv")
+    if answer is not None:
+        st.caption(" ".join(answer.notes))
+    offer_download(
+        "s-answer-csv",
+        "Download the answer ({events:,} accesses)",
+        "The answer holds the oldest {events:,} accesses only: more were kept than the {cap:,} one file may hold.",
+    )
+
+
 rows = [queries.event_row(item, ctx.masker, ctx.zone) for item in page.items]
 if not rows:
     st.info("No event matches.")
+    offer_answer()
     st.stop()
 # how many match, counted once a search (not again for each of its pages), by the store without reading them
 totals: dict[str, EventTotal] = st.session_state.setdefault("s-totals", {})
@@ -141,42 +200,11 @@ if nav[3].button(f"Prepare CSV export (up to {queries.EXPORT_CAP:,} events, reco
         ctx.store, ctx.identity, current_query(queries.EXPORT_PAGE), reason, ctx.masker, ctx.zone, queries.EXPORT_CAP
     )
     st.session_state["s-csv"] = made
-
-
-def offer_download(state: str, label: str, filename: str, cut: str) -> None:
-    """The CSV prepared under ``state``, to download; ``cut`` warns above it when the cap left events out.
-
-    ``label`` and ``cut`` name the CSV's ``{events}``.
-    """
-    made: queries.Export | None = st.session_state.get(state)
-    if made is None:
-        return
-    if not made.complete:
-        st.warning(cut.format(events=made.events, cap=queries.EXPORT_CAP))
-    st.download_button(label.format(events=made.events), made.csv, filename, "text/csv", key=f"{state}-dl")
-
-
+    st.session_state["s-csv-name"] = file_name("accesswatch-events")
 offer_download(
     "s-csv",
     "Download CSV ({events:,} events)",
-    "accesswatch-events.csv",
     "The export holds the newest {events:,} events only: more matched than the {cap:,} one export may hold."
     " Narrow the search (dates, actor) to export the rest.",
 )
-if customer_id.strip():
-    # the export above is the organisation's record; this is what to hand the person who asked
-    st.caption(
-        "The answer to this customer's access request: each access that served their data, oldest first, with"
-        " who read it in words (a role and team, a partner company, an automated process), the action, the fields"
-        " and the purpose; no other customer, employee id, address or record count."
-    )
-    if st.button("Prepare the requester's answer (CSV, recorded)", key="s-answer"):
-        st.session_state["s-answer-csv"] = subject_access.subject_access_answer(
-            ctx.store, ctx.identity, customer_id, reason, ctx.zone
-        )
-    offer_download(
-        "s-answer-csv",
-        "Download the answer ({events:,} accesses)",
-        "access-request-answer.csv",
-        "The answer holds the oldest {events:,} accesses only: more were kept than the {cap:,} one file may hold.",
-    )
+offer_answer()

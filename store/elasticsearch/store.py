@@ -47,6 +47,7 @@ from store.base import (
     EventTotal,
     IncidentQuery,
     IncomingEvent,
+    KeptHistory,
     Store,
     StoredEvent,
     StoreStats,
@@ -641,6 +642,13 @@ class ElasticsearchStore(ElasticsearchSchemaMixin, ElasticsearchOutboxMixin, Ela
             first_event=moment("first"),
             last_event=moment("last"),
         )
+
+    def kept_history(self, now: datetime) -> KeptHistory:
+        response = self._search(m.EVENTS, {"size": 0, "aggs": {"first": {"min": {"field": "accesswatch.time_us"}}}})
+        first = ((response.get("aggregations") or {}).get("first") or {}).get("value")
+        # ILM deletes a day's index once past retention, at a time of its own that nothing records, and whole
+        # days in order: the record starts at the oldest event kept
+        return KeptHistory(None if first is None else docs.from_micros(int(first)), None, None)
 
     def active_actor_days(self, zone: ZoneInfo) -> int:
         sources = [
