@@ -304,6 +304,18 @@ def _print_replay(report: IngestReport, settings: Settings) -> None:
     print(f"{report.elapsed:.1f} s, {rate:,.0f} lines/s", flush=True)
     if report.late_events:
         print(_late_warning(report.late_events, settings.windows.allowed_lateness), file=sys.stderr)
+    if report.duplicates and not (report.stored or report.recovered or report.redelivered):
+        print(_nothing_judged(report.duplicates), file=sys.stderr)
+
+
+def _nothing_judged(duplicates: int) -> str:
+    """One line on a replay that stored nothing new: its "alerts raised 0" reads as a verdict on the history
+    under the configuration given, and is none (the store keeps each event once, judged when it was stored)."""
+    were = "the 1 event read was" if duplicates == 1 else f"all {duplicates} events read were"
+    return (
+        f"accesswatch replay: no event was judged: {were} stored before, and a stored event is not judged"
+        " again; to judge history under a new configuration, replay into a fresh --data-dir"
+    )
 
 
 def _late_warning(late: int, lateness: float) -> str:

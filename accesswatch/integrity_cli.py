@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 
 import orjson
@@ -24,7 +24,8 @@ from accesswatch.arguments import WrongArgument, moment
 from accesswatch.chain_heads import LoggedHead, check_heads
 from ingest.sources import unreadable_reason
 from models.config import Settings
-from models.event import format_utc
+from models.event import parse_rfc3339
+from models.local_time import local_time
 from models.visible import visible
 from store.base import Store
 from store.chain import ChainedStore
@@ -147,10 +148,10 @@ def _export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"accesswatch export-digest: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    text = document.model_dump_json(indent=2) + "\n"
+    text = document.model_dump_json(indent=2) + "\n"  # the document keeps UTC: its format is signed
     if args.out:
         args.out.write_text(text)
-        print(f"{document.events} events in [{document.period.since}, {document.period.until}) signed into {args.out}")
+        print(f"{document.events} events in {_period(document, zone)} signed into {args.out}")
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -170,11 +171,12 @@ def _verify_digest(args: argparse.Namespace) -> int:
         print(f"accesswatch verify-digest: {exc}", file=sys.stderr)
         return EXIT_FAILED
     findings: list[str] = []
+    settings = args.settings_of(args)  # the organisation's time zone, for the period as a person reads it
     if args.check_store and not problems:
-        with app.open_store(args.settings_of(args), readonly=True) as store:
+        with app.open_store(settings, readonly=True) as store:
             check = integrity.check_against_store(document, _chained(store))
         problems, findings = check.problems, check.findings
-    period = f"[{document.period.since}, {document.period.until})"
+    period = _period(document, settings.organisation.tz)
     if problems:
         print(f"NOT VALID: the digest of {period}:")
         for problem in problems:
@@ -198,9 +200,9 @@ def _purge(args: argparse.Namespace) -> int:
         if not isinstance(store, RetainingStore):
             raise SystemExit("accesswatch: this store kind has no retention yet")
         report = store.purge(policy, dry_run=args.dry_run)
-    verb = "would purge" if args.dry_run else "purged"
+    verb, zone = "would purge" if args.dry_run else "purged", settings.organisation.tz
     print(
-        f"{verb} {report.events} events stamped before {format_utc(policy.events_before)}"
+        f"{verb} {report.events} events stamped before {_local(policy.events_before, zone)}"
         f" ({retention.events_days} days) and {report.dead_letters} dead letters received before it"
     )
     kept = [f"{report.events_kept_as_evidence} cited as evidence by alerts kept"]
@@ -208,10 +210,24 @@ def _purge(args: argparse.Namespace) -> int:
         kept.append("the newest event (store positions never go back)")
     print(f"kept although older: {', '.join(kept)}")
     print(
-        f"{verb} {report.alerts} closed alerts and {report.incidents} closed incidents that ended before"
-        f" {format_utc(policy.alerts_before)} ({retention.alerts_days} days)"
+        f"{verb} {report.alerts} closed alerts and {report.incidents} closed incidents that ended and were"
+        f" closed before {_local(policy.alerts_before, zone)} ({retention.alerts_days} days)"
     )
     return EXIT_OK
+
+
+def _local(moment: datetime, zone: tzinfo) -> str:
+    """A time as the other commands print it: local, with its UTC offset (``models.local_time``), to the second."""
+    return local_time(moment, zone, seconds=True)
+
+
+def _period(document: integrity.DigestDocument, zone: tzinfo) -> str:
+    """The digest's period in local time, ``[since, until)``; as written in the document if it is no time."""
+    try:
+        since, until = parse_rfc3339(document.period.since), parse_rfc3339(document.period.until)
+    except ValueError:  # a damaged period is for the signature check to refuse, not for this line
+        return f"[{document.period.since}, {document.period.until})"
+    return f"[{_local(since, zone)}, {_local(until, zone)})"
 
 
 # what each family of Elasticsearch indices holds, as the purge's lines count it
@@ -250,7 +266,7 @@ def _purge_by_ilm(store: Store, settings: Settings, now: datetime, dry_run: bool
         held = _counted(len(due), f"{kind} index", f"{kind} indices")
         print(
             f"would purge {', '.join(counts[:-1])} and {counts[-1]} in {held}"
-            f" dated {cut:%Y-%m-%d} or earlier ({days} days before {format_utc(now)})"
+            f" dated {cut:%Y-%m-%d} or earlier ({days} days before {_local(now, settings.organisation.tz)})"
         )
     for index in indices:
         print(f"  {index.name}: {_counted(index.documents, *_HELD[index.family])}")

@@ -79,7 +79,13 @@ def add_commands(
         sub = command(name, _triage, text)
         sub.set_defaults(action_kind=kind, settings_of=settings_of)
         sub.add_argument("id", metavar="ID", help="the incident id (or the id of one of its alerts)")
-        sub.add_argument("--by", help="who (default: the login name)")
+        sub.add_argument(
+            "--by",
+            metavar="NAME",
+            help="the person acting, as the triage log and the receivers name them (default: the operating-system"
+            " login name running the command, which under sudo or in a container is root or the service's"
+            " account: give --by there)",
+        )
         sub.add_argument("--note", help="why, for the triage log and the receivers")
         if kind is TriageActionKind.RESOLVE:
             sub.add_argument(

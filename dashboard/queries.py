@@ -37,7 +37,7 @@ from models.dashboard import (
 from models.event import ActorKind, Outcome
 from models.flagged import Flagged, flagged, flagged_of
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
-from models.local_time import local_range, utc_offset  # noqa: F401 (the views read them here)
+from models.local_time import local_range, local_time, utc_offset  # noqa: F401 (the views read them here)
 from store.base import AlertQuery, EventPage, EventQuery, EventTotal, IncidentQuery, Store, StoredEvent
 
 log = logging.getLogger(__name__)
@@ -753,15 +753,6 @@ def event_time(moment: datetime, zone: tzinfo) -> str:
     """
     stamp = moment.astimezone(zone).isoformat(sep=" ", timespec="milliseconds")
     return f"{stamp[:23]} {stamp[23:]}"
-
-
-def local_time(moment: datetime, zone: tzinfo, seconds: bool = False) -> str:
-    """Local time to the minute (or second), with its UTC offset: ``2026-10-25 09:36 +08:00``.
-
-    An offset, not the zone's abbreviation: "CST" is China's time and the American Central time both.
-    """
-    local = moment.astimezone(zone)
-    return f"{local.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} {utc_offset(local)}"
 
 
 def local_axis_title(zone: tzinfo, start: datetime, end: datetime | None = None) -> str:

@@ -14,6 +14,12 @@ def utc_offset(moment: datetime) -> str:
     return moment.isoformat(timespec="minutes")[16:]
 
 
+def local_time(moment: datetime, zone: tzinfo, seconds: bool = False) -> str:
+    """Local time to the minute (or second), with its UTC offset: ``2026-10-25 09:36 +08:00``."""
+    local = moment.astimezone(zone)
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} {utc_offset(local)}"
+
+
 def local_range(start: datetime, end: datetime, zone: tzinfo, to: str = " – ", dash: str = "–") -> str:
     """A span in local time, its day said once: ``2026-10-16 14:00–17:00 +08:00``; across days,
     ``2026-10-16 00:00 – 2026-10-17 00:00 +08:00``; each end with its offset when the clocks changed between.

@@ -4,7 +4,11 @@ Storage limitation (PIPL, GDPR): the raw access events, and the dead letters
 (raw lines too), are deleted once older than the configured days.  Alerts,
 with the figures of their evidence, are kept longer, and so are the few raw
 events an alert kept cites as its sample evidence, until the alert itself
-goes.  An incident still open is never purged, however old.
+goes.  An incident still open is never purged, however old.  A closed one is
+the record of a case, kept ``alerts_days`` from when the case was closed:
+its days count from the later of the activity's end and its last close (a
+resolve or false-positive action in the triage log, wall clock), and its
+alerts' with it.
 
 A purge erases: SQLite's ``secure_delete`` is on while it runs, so the
 deleted rows' bytes are overwritten with zeros in the file, not left in
@@ -44,13 +48,14 @@ from store.chain import append_purge, drop_purged_leaves
 log = logging.getLogger(__name__)
 
 _CLOSED = ("resolved", "false_positive")
+_CLOSING = ("resolve", "false_positive")  # the triage actions that close an incident (``models.incident``)
 _CHUNK = 5000  # events per purge transaction: the pipeline's writer waits for no longer than one chunk
 
 
 @dataclass(frozen=True, slots=True)
 class RetentionPolicy:
     events_before: datetime  # raw events stamped before this go (event time)
-    alerts_before: datetime  # closed alerts and incidents that ended before this go
+    alerts_before: datetime  # closed alerts and incidents that ended, and were closed, before this go
 
     @classmethod
     def of(cls, events_days: int, alerts_days: int, now: datetime) -> RetentionPolicy:
@@ -163,17 +168,39 @@ def _purge(db: sqlite3.Connection, policy: RetentionPolicy, dry_run: bool) -> Pu
     return report
 
 
+def _past_keeping(table: str, incident_id: str) -> str:
+    """SQL: a closed row of ``table`` past keeping, with ``before`` as its one parameter (``:before``).
+
+    Past keeping once both its activity's end and its incident's last close are before the horizon: an
+    incident closed a month after the activity is kept a month longer, its alerts with it.  A row whose
+    incident has no close in the triage log (an alert without an incident) counts from its end alone.
+    """
+    closed, closing = (",".join(f"'{value}'" for value in values) for values in (_CLOSED, _CLOSING))
+    # the triage log's times are in the form of ``window_end`` (``store.sqlite._utc_text``): as text, they sort as time
+    closed_at = (
+        f"(SELECT max(t.at) FROM triage_actions t WHERE t.incident_id = {incident_id}"
+        f" AND json_extract(t.body, '$.kind') IN ({closing}))"
+    )
+    return f"{table}.status IN ({closed}) AND {table}.window_end < :before AND coalesce({closed_at}, '') < :before"
+
+
+# the alerts and incidents past keeping: alerts by the incident their body names
+_ALERTS_PAST = _past_keeping("alerts", "json_extract(alerts.body, '$.incident_id')")
+_INCIDENTS_PAST = _past_keeping("incidents", "incidents.incident_id")
+
+
 def _purge_alerts(db: sqlite3.Connection, before: str, report: PurgeReport, dry_run: bool) -> None:
-    """Closed incidents that ended before the horizon go, with their alerts and triage log."""
-    closed = f"status IN ({','.join('?' * len(_CLOSED))}) AND window_end < ?"
-    incidents = [row[0] for row in db.execute(f"SELECT incident_id FROM incidents WHERE {closed}", (*_CLOSED, before))]
-    alert_count = db.execute(f"SELECT count(*) FROM alerts WHERE {closed}", (*_CLOSED, before)).fetchone()[0]
+    """Closed incidents that ended and were closed before the horizon go, with their alerts and triage log."""
+    horizon = {"before": before}
+    incidents = [row[0] for row in db.execute(f"SELECT incident_id FROM incidents WHERE {_INCIDENTS_PAST}", horizon)]
+    alert_count = db.execute(f"SELECT count(*) FROM alerts WHERE {_ALERTS_PAST}", horizon).fetchone()[0]
     report.incidents, report.alerts = len(incidents), alert_count
     if dry_run:
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        db.execute(f"DELETE FROM alerts WHERE {closed}", (*_CLOSED, before))
+        # the alerts first: they are judged by their incident's triage log, deleted with the incident below
+        db.execute(f"DELETE FROM alerts WHERE {_ALERTS_PAST}", horizon)
         for start in range(0, len(incidents), 500):
             ids = incidents[start : start + 500]
             marks = ",".join("?" * len(ids))
@@ -189,10 +216,7 @@ def _load_evidence(db: sqlite3.Connection, alerts_before: str) -> None:
     """The event ids that alerts still kept cite as evidence: those raw events stay with them."""
     db.execute("CREATE TEMP TABLE IF NOT EXISTS evidence (event_id TEXT PRIMARY KEY) WITHOUT ROWID")
     db.execute("DELETE FROM temp.evidence")
-    kept = db.execute(
-        f"SELECT body FROM alerts WHERE NOT (status IN ({','.join('?' * len(_CLOSED))}) AND window_end < ?)",
-        (*_CLOSED, alerts_before),
-    )
+    kept = db.execute(f"SELECT body FROM alerts WHERE NOT ({_ALERTS_PAST})", {"before": alerts_before})
     for (body,) in kept:
         ids = orjson.loads(body).get("evidence", {}).get("event_ids", [])
         db.executemany("INSERT OR IGNORE INTO temp.evidence VALUES (?)", [(i,) for i in ids if isinstance(i, str)])

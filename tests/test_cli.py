@@ -76,6 +76,35 @@ def test_a_replay_with_late_events_says_they_were_not_judged_and_what_to_do(tmp_
     ]
 
 
+def test_a_replay_that_stores_nothing_new_says_no_event_was_judged_and_what_to_do(tmp_path):
+    """A replay into the data dir of an earlier one, after a change of configuration, judged nothing and
+    said "alerts raised 0" as if the history had been judged under it."""
+    data = str(tmp_path / "data")
+    events = b"".join(orjson.dumps(event_dict(timestamp=f"2026-11-02T0{hour}:00:00Z")) + b"\n" for hour in (1, 2))
+    first = aw("replay", "-", "--data-dir", data, stdin=events)
+    assert first.returncode == 0 and b"judged" not in first.stderr, first.stderr
+    again = aw("replay", "-", "--data-dir", data, stdin=events + b"{oops\n")
+    assert again.returncode == 0 and b"read 3 lines: stored 0, duplicates 2, dead letters 1" in again.stdout
+    said = [line for line in again.stderr.decode().splitlines() if "judged" in line]
+    assert said == [
+        "accesswatch replay: no event was judged: all 2 events read were stored before, and a stored event is not"
+        " judged again; to judge history under a new configuration, replay into a fresh --data-dir"
+    ]
+    one_new = aw("replay", "-", "--data-dir", data, stdin=events + orjson.dumps(event_dict()) + b"\n")
+    assert one_new.returncode == 0 and b"stored 1, duplicates 2" in one_new.stdout
+    assert b"judged" not in one_new.stderr  # the new event was judged
+
+
+def test_triage_help_says_whom_it_records_without_by():
+    """Without --by, ``resolve`` recorded "root" (the login name under sudo) with nothing to say it would."""
+    for command in ("ack", "resolve", "reopen"):
+        done = aw(command, "--help")
+        assert done.returncode == 0
+        text = " ".join(done.stdout.decode().split())  # as argparse wraps it to the terminal
+        assert "--by NAME the person acting, as the triage log and the receivers name them" in text
+        assert "(default: the operating-system login name running the command, which under sudo or in a" in text
+
+
 def test_a_missing_file_fails_without_a_traceback(tmp_path):
     done = aw("replay", str(tmp_path / "nope.jsonl"), "--data-dir", str(tmp_path))
     assert done.returncode == 1 and b"no such file" in done.stderr and b"Traceback" not in done.stderr

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from accesswatch import cli, integrity
 from accesswatch.chain_heads import ChainHeadLog
 from models.alert import AlertStatus
+from models.incident import TriageAction, TriageActionKind
 from store.base import EventQuery
 from store.chain import GENESIS, PURGE_SEQS_FORMAT, ROW_COLUMNS, entry_digest, leaf_hash, purged_runs
 from store.retention import RetentionLoop, RetentionPolicy
@@ -395,6 +396,27 @@ def test_a_signed_digest_checks_with_the_public_key_and_catches_a_rewritten_chai
     assert "the chain was rewritten" in refused.stdout and "period's events differ" in refused.stdout
 
 
+def test_the_digest_commands_say_the_period_in_local_time_and_the_document_keeps_utc(tmp_path, settings, keys):
+    _, private, public = keys
+    data, document_path = str(tmp_path / "data"), tmp_path / "digest.json"
+    with _store(tmp_path) as store:
+        _fill(store, settings, batches=1, size=5)  # 2026-11-02 01:00 to 05:00 UTC
+    done = command(
+        "export-digest", "--data-dir", data, "--from", "2026-11-02", "--to", "2026-11-03", "--key", str(private),
+        "--out", str(document_path),
+    )  # fmt: skip
+    period = "[2026-11-02 00:00:00 +08:00, 2026-11-03 00:00:00 +08:00)"  # local days, as --from and --to took them
+    assert done.stdout == f"5 events in {period} signed into {document_path}\n"
+    signed = integrity.read_document(document_path).period  # the signed format is unchanged: RFC 3339 UTC
+    assert (signed.since, signed.until) == ("2026-11-01T16:00:00.000Z", "2026-11-02T16:00:00.000Z")
+    checked = command("verify-digest", str(document_path), "--public-key", str(public), "--data-dir", data)
+    assert checked.returncode == 0 and checked.stdout.startswith(f"valid: 5 events in {period}, signed by key ")
+    altered = tmp_path / "altered.json"
+    altered.write_text(integrity.read_document(document_path).model_copy(update={"events": 4}).model_dump_json())
+    refused = command("verify-digest", str(altered), "--public-key", str(public), "--data-dir", data)
+    assert refused.returncode == 1 and refused.stdout.startswith(f"NOT VALID: the digest of {period}:")
+
+
 def test_a_digest_of_an_empty_store_is_refused(tmp_path, settings, keys):
     _, private, _ = keys
     with _store(tmp_path):
@@ -473,6 +495,44 @@ def test_a_purge_erases_the_personal_data_it_deletes_from_the_file(tmp_path, set
     assert [m for m in marks if m.encode() in content] == []
 
 
+def _closed_incident(store: SqliteStore, event_id: str, ended: datetime, closed: datetime) -> tuple[str, str]:
+    """An incident of one alert citing ``event_id``, its activity ended at ``ended``, resolved at ``closed``."""
+    alert = factories.alert(
+        window_start=ended - timedelta(hours=1), window_end=ended, evidence={"event_ids": [event_id]}
+    )
+    incident_id = f"inc-{alert.alert_id}"
+    alert = alert.model_copy(update={"incident_id": incident_id})
+    store.upsert_alerts([alert], [factories.incident_of(alert, incident_id, 60.0)])
+    store.record_action(TriageAction(incident_id=incident_id, kind=TriageActionKind.RESOLVE, by="dpo", at=closed))
+    return incident_id, alert.alert_id
+
+
+def test_a_closed_incident_is_kept_its_retention_from_when_it_was_closed(tmp_path, settings):
+    """A record of a case is kept ``alerts_days`` after the case was closed, not after the activity ended."""
+    now = at(days=400)
+    with _store(tmp_path) as store:
+        cited = _fill(store, settings, batches=1, size=3)
+        ended = now - timedelta(days=370)  # both activities ended 370 days ago, past the 365 days
+        prompt = _closed_incident(store, cited[0], ended, closed=ended + timedelta(days=1))
+        late = _closed_incident(store, cited[1], ended, closed=now - timedelta(days=30))  # closed 340 days on
+        policy = RetentionPolicy.of(events_days=180, alerts_days=365, now=now)
+
+        dry = store.purge(policy, dry_run=True)
+        assert (dry.incidents, dry.alerts, dry.events_kept_as_evidence) == (1, 1, 1)
+        done = store.purge(policy)
+        assert (done.incidents, done.alerts, done.events) == (1, 1, 1)
+        assert store.get_incident(prompt[0]) is None and store.get_alert(prompt[1]) is None
+        assert store.get_incident(late[0]) is not None and store.get_alert(late[1]) is not None
+        assert [action.kind for action in store.actions(late[0])] == [TriageActionKind.RESOLVE]
+        left = {item.event.event_id for item in store.query_events(EventQuery(limit=100)).items}
+        assert left == {cited[1], cited[2]}  # the evidence of the incident kept, and the newest event
+
+        # 365 days after its close it goes too, with its alert and triage log
+        assert store.purge(RetentionPolicy.of(180, 365, now + timedelta(days=334)), dry_run=True).incidents == 0
+        gone = store.purge(RetentionPolicy.of(180, 365, now + timedelta(days=336)))
+        assert (gone.incidents, gone.alerts) == (1, 1) and store.actions(late[0]) == []
+
+
 def test_the_newest_event_is_kept_so_store_positions_never_go_back(tmp_path, settings):
     with _store(tmp_path) as store:
         ids = _fill(store, settings, batches=1, size=4)
@@ -490,8 +550,13 @@ def test_purge_dry_run_command_says_what_would_go_and_moves_nothing(tmp_path, se
     data = str(tmp_path / "data")
     dry = command("purge", "--dry-run", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
     assert dry.returncode == 0, dry.stderr
-    assert "would purge 9 events stamped before 2026-12-03T00:00:00" in dry.stdout
+    # the horizons in the organisation's time with its offset, as the other commands print times
+    assert "would purge 9 events stamped before 2026-12-03 08:00:00 +08:00 (180 days)" in dry.stdout
     assert "the newest event" in dry.stdout
+    assert dry.stdout.splitlines()[-1] == (
+        "would purge 0 closed alerts and 0 closed incidents that ended and were closed before"
+        " 2025-06-01 08:00:00 +08:00 (730 days)"
+    )
     with _store(tmp_path) as store:
         assert store.stats().events == 10
     done = command("purge", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)

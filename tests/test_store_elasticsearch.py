@@ -368,9 +368,9 @@ def test_purge_dry_run_on_elasticsearch_says_what_ilm_deletes(
     prefix = store.settings.prefix
     assert out[:2] == [
         "would purge 3 events and 0 dead letters in 1 daily index dated 2026-05-06 or earlier"
-        " (180 days before 2026-11-02T01:00:00.000Z)",
+        " (180 days before 2026-11-02 09:00:00 +08:00)",  # the index dates are UTC days; the time, local
         "would purge 1 alert, 1 incident, 0 triage actions and 0 recorded data accesses in 2 monthly indices dated"
-        " 2024-11-02 or earlier (730 days before 2026-11-02T01:00:00.000Z)",
+        " 2024-11-02 or earlier (730 days before 2026-11-02 09:00:00 +08:00)",
     ]
     assert out[2:5] == [
         f"  {prefix}-alerts-{old_month:%Y.%m}.01: 1 alert",

@@ -4,7 +4,10 @@ ILM deletes an index once its policy's ``min_age`` (the ``[retention]`` days, in
 whole seconds: ``mappings.policies``) has passed since the date in its name
 (``parse_origination_date``: 00:00 UTC of that day, or of the month's first day).
 ``accesswatch purge --dry-run`` lists the indices due by then, counted, as the
-embedded store's purge counts the rows it would delete.
+embedded store's purge counts the rows it would delete.  Unlike that purge,
+ILM cannot count a closed incident's days from its close (``store.retention``):
+a month of incidents goes ``alerts_days`` after the month, however late they
+were closed, or still open (README, Trust, says so).
 """
 
 from __future__ import annotations
