@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from models.event import format_utc, parse_rfc3339
 from store.chain import ChainedStore, ChainReport, PeriodAccount
+from store.chain_audit import AUDIT_TABLES
 
 FORMAT: Final = "accesswatch-digest/1"
 K = TypeVar("K")  # what a key file parses to
@@ -267,15 +268,25 @@ def describe(report: ChainReport) -> list[str]:
     head = f"head {report.head_entry}:{report.head.hex()}" if report.head else "no chain yet"
     lines = [
         f"{'intact' if report.intact else 'TAMPERED'}: {report.entries} chain entries, {report.events_checked} events"
-        f" checked, {report.purged} purged by retention, {report.problem_count} problems; {head}"
+        f" checked, {report.purged} purged by retention, {_audit_rows(report)}, {report.problem_count} problems;"
+        f" {head}"
     ]
     if report.unchained:
         lines.append(f"note: {report.unchained} events were stored before the chain was kept and cannot be verified")
     for problem in report.problems:
         where = f"seq {problem.seq}" if problem.seq is not None else ""
+        if problem.table is not None:  # a row of the dashboard's audit log
+            where = f"{AUDIT_TABLES[problem.table].noun} {problem.row}"
         if problem.event_id:
             where += f" event {problem.event_id}"
         if problem.entry is not None:
             where += f" (chain entry {problem.entry})"
         lines.append(f"{problem.kind:<9}{where.strip() + ': ' if where.strip() else ''}{problem.detail}")
     return lines
+
+
+def _audit_rows(report: ChainReport) -> str:
+    """The audit log as checked: ``4 data accesses and 2 triage actions checked (1 purged by retention)``."""
+    checked = " and ".join(f"{report.rows_checked.get(name, 0)} {table.plural}" for name, table in AUDIT_TABLES.items())
+    purged = sum(report.rows_purged.values())
+    return f"{checked} checked" + (f" ({purged} purged by retention)" if purged else "")

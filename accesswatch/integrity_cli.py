@@ -1,7 +1,8 @@
 """The trust commands: ``verify``, ``export-digest``, ``verify-digest`` and ``purge``.
 
 ``verify`` recomputes the store's hash chain and names every event changed,
-removed or inserted since it was stored (exit 1 if any); with ``--head``, also
+removed or inserted since it was stored, and every row of the dashboard's
+audit log (data accesses, triage actions) likewise (exit 1 if any); with ``--head``, also
 whether the chain still has the heads that ``run`` logged.  ``export-digest``
 signs a period's digest with the auditors' Ed25519 key; ``verify-digest``
 checks such a document with the public key alone, and with ``--check-store``
@@ -38,7 +39,11 @@ def add_commands(
     command: Callable[..., argparse.ArgumentParser], settings_of: Callable[[argparse.Namespace], Settings]
 ) -> None:
     """Add the subcommands; ``settings_of`` loads the configuration from the parsed arguments."""
-    verify = command("verify", _verify, "Recompute the hash chain; name every stored event changed, removed or added.")
+    verify = command(
+        "verify",
+        _verify,
+        "Recompute the hash chain; name every stored event or audit-log row changed, removed or added.",
+    )
     verify.add_argument("--format", choices=["text", "json"], default="text")
     verify.add_argument(
         "--head",
@@ -108,6 +113,8 @@ def _verify(args: argparse.Namespace) -> int:
                     "events_checked": report.events_checked,
                     "purged": report.purged,
                     "unchained": report.unchained,
+                    "rows_checked": report.rows_checked,  # the dashboard's audit log, by table
+                    "rows_purged": report.rows_purged,
                     "head": report.head.hex() if report.head else None,
                     "head_entry": report.head_entry,
                     "problem_count": report.problem_count,  # with those counted on one line past the listed
@@ -119,6 +126,8 @@ def _verify(args: argparse.Namespace) -> int:
                             "entry": p.entry,
                             "detail": p.detail,
                             "count": p.count,
+                            "table": p.table,  # a row of the audit log (data_accesses, triage_actions), not an event
+                            "row": p.row,
                         }
                         for p in report.problems
                     ],

@@ -32,6 +32,12 @@ entry's digest keeps the list's digest, so the chain still verifies).
 (``store.chain_indexes``): an index row deleted hides an event from the
 auditors' searches as surely as deleting the event.
 
+The same chain holds the dashboard's audit log (``store.chain_audit``): each
+transaction that adds a data access or a triage action appends an entry
+listing its rows, and a purge of triage actions an entry listing the ids it
+deleted, so the heads ``run`` logs and the digests exported anchor that log
+too.
+
 SQLite-specific on purpose (``store.sqlite_chain`` makes it a mixin of
 ``SqliteStore``): the leaves are the rows just written, hashed within the
 writing transaction on the writing connection, so what is chained is exactly
@@ -90,13 +96,18 @@ class Leaf:
     event_id: str
 
 
+# events, purge: of events; the others, of the dashboard's audit log (``store.chain_audit``): rows added to
+# its table, or a purge of them
+EntryKind = Literal["events", "purge", "data_accesses", "triage_actions", "data_accesses purge", "triage_actions purge"]
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     n: int
-    kind: Literal["events", "purge"]
-    first_seq: int
+    kind: EntryKind
+    first_seq: int  # an audit log's entry: the lowest row id it lists (and last_seq the highest)
     last_seq: int
-    events: int  # events: how many it stored; purge: how many it deleted
+    events: int  # events: how many it stored; purge: how many it deleted (an audit log's entry: rows)
     min_ts: int | None
     max_ts: int | None  # purge: the horizon (events stamped before it may be gone)
     written_at: str
@@ -135,7 +146,8 @@ ProblemKind = Literal["changed", "removed", "inserted", "chain", "index"]
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing ``verify`` found: an event changed, removed or inserted, an entry altered, or an index wrong."""
+    """One thing ``verify`` found: an event (or an audit log's row) changed, removed or inserted, an entry altered,
+    or an index wrong."""
 
     kind: ProblemKind
     detail: str
@@ -143,6 +155,8 @@ class Problem:
     event_id: str | None = None
     entry: int | None = None
     count: int = 1  # what the line stands for: one that counts the rest of its kind, not listed, stands for them
+    table: str | None = None  # a row of the dashboard's audit log (``store.chain_audit``), not an event: its table
+    row: int | None = None  # ... and its id
 
 
 @dataclass(slots=True)
@@ -151,6 +165,8 @@ class ChainReport:
     events_checked: int = 0
     purged: int = 0  # events listed in the chain and gone through retention (a purge recorded deleting them)
     unchained: int = 0  # events stored before the chain was kept (an older version): not verifiable
+    rows_checked: dict[str, int] = field(default_factory=dict)  # the audit log's rows checked, by table
+    rows_purged: dict[str, int] = field(default_factory=dict)  # ... and those gone through retention
     head: bytes | None = None
     head_entry: int = 0
     problems: list[Problem] = field(default_factory=list)
@@ -235,7 +251,7 @@ def append_events(db: sqlite3.Connection, rows: Sequence[tuple]) -> None:
     heads = map(_LEAF.pack, times, digests, map(len, event_ids))
     leaves = b"".join(itertools.chain.from_iterable(zip(heads, event_ids, strict=True)))
     first_seq, last_seq = rows[0][0], rows[-1][0]
-    _append(db, "events", first_seq, last_seq, len(rows), min(times), max(times), leaves)
+    append_entry(db, "events", first_seq, last_seq, len(rows), min(times), max(times), leaves)
 
 
 def append_purge(db: sqlite3.Connection, horizon_ts: int, seqs: Sequence[int]) -> None:
@@ -245,7 +261,7 @@ def append_purge(db: sqlite3.Connection, horizon_ts: int, seqs: Sequence[int]) -
     event this purge deleted from one deleted behind the product's back beside it (an event it kept).
     """
     record = bytes([PURGE_SEQS_FORMAT]) + b"".join(_RUN.pack(first, count) for first, count in _runs(seqs))
-    _append(db, "purge", seqs[0], seqs[-1], len(seqs), None, horizon_ts, record)
+    append_entry(db, "purge", seqs[0], seqs[-1], len(seqs), None, horizon_ts, record)
 
 
 def _runs(seqs: Iterable[int]) -> list[tuple[int, int]]:
@@ -271,9 +287,9 @@ def purged_runs(leaves: bytes | None) -> list[tuple[int, int]] | None:
     return [_RUN.unpack_from(leaves, offset) for offset in range(1, len(leaves), _RUN.size)]
 
 
-def _append(
+def append_entry(
     db: sqlite3.Connection,
-    kind: str,
+    kind: EntryKind,
     first_seq: int,
     last_seq: int,
     events: int,
@@ -281,6 +297,7 @@ def _append(
     max_ts: int | None,
     leaves: bytes | None,
 ) -> None:
+    """Append an entry of any kind (``store.chain_audit`` writes those of the dashboard's audit log)."""
     # the previous digest is read here, in the caller's transaction: writers are serialised by SQLite
     last = db.execute("SELECT n, digest FROM chain ORDER BY n DESC LIMIT 1").fetchone()
     n, prev = (last[0] + 1, bytes(last[1])) if last else (1, GENESIS)

@@ -2,7 +2,8 @@
 
 Separate from ``store.chain`` (the format, and the writing and reading of it)
 because only the ``verify`` command reads it all; what purges account for,
-which ``verify`` asks, is in ``store.chain_purges``.
+which ``verify`` asks, is in ``store.chain_purges``; the rows of the dashboard's
+audit log, whose entries the same walk meets, are compared in ``store.chain_audit``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from store.chain import (
     leaf_hash,
     with_leaves,
 )
+from store.chain_audit import AuditRows, is_audit_entry
 from store.chain_indexes import check_indexes
 from store.chain_purges import Purges, purge_horizons
 
@@ -55,6 +57,7 @@ class _Verification:
         self.db, self.report = db, report
         self.purges = Purges(db, report.problems)
         self.horizon_after = purge_horizons(db)
+        self.audit = AuditRows(db, report)  # the dashboard's audit log, in the same chain
 
     def run(self) -> None:
         db, report = self.db, self.report
@@ -66,6 +69,8 @@ class _Verification:
                 lost = (lost[0] if lost else expected_n, entry.n - 1)
             prev, expected_n = entry.digest, entry.n + 1
             report.head, report.head_entry = entry.digest, entry.n
+            if is_audit_entry(entry):
+                self.audit.add(with_leaves(db, entry))
             if entry.kind != "events":
                 continue
             if chain_start or lost:
@@ -86,6 +91,7 @@ class _Verification:
         listing.close()
         if chain_start:
             self._report_traces_past(chained_to)
+        self.audit.close()
 
     def _report_traces_past(self, chained_to: int) -> None:
         """Seqs the indexes and keys still hold past the chain's last: events stored, then deleted with their

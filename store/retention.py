@@ -44,6 +44,7 @@ import orjson
 from store import class_postings, customer_postings, event_keys
 from store.base import KeptHistory
 from store.chain import append_purge, drop_purged_leaves
+from store.chain_audit import TRIAGE_ACTIONS, record_purge
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,8 @@ _INCIDENTS_PAST = _past_keeping("incidents", "incidents.incident_id")
 
 
 def _purge_alerts(db: sqlite3.Connection, before: str, report: PurgeReport, dry_run: bool) -> None:
-    """Closed incidents that ended and were closed before the horizon go, with their alerts and triage log."""
+    """Closed incidents that ended and were closed before the horizon go, with their alerts and triage log (its
+    purge chained)."""
     horizon = {"before": before}
     incidents = [row[0] for row in db.execute(f"SELECT incident_id FROM incidents WHERE {_INCIDENTS_PAST}", horizon)]
     alert_count = db.execute(f"SELECT count(*) FROM alerts WHERE {_ALERTS_PAST}", horizon).fetchone()[0]
@@ -201,11 +203,15 @@ def _purge_alerts(db: sqlite3.Connection, before: str, report: PurgeReport, dry_
     try:
         # the alerts first: they are judged by their incident's triage log, deleted with the incident below
         db.execute(f"DELETE FROM alerts WHERE {_ALERTS_PAST}", horizon)
+        actions: list[int] = []  # the triage log's rows deleted, recorded in the chain as event purges are
         for start in range(0, len(incidents), 500):
             ids = incidents[start : start + 500]
             marks = ",".join("?" * len(ids))
             db.execute(f"DELETE FROM incidents WHERE incident_id IN ({marks})", ids)
-            db.execute(f"DELETE FROM triage_actions WHERE incident_id IN ({marks})", ids)
+            of_them = f"FROM triage_actions WHERE incident_id IN ({marks})"
+            actions += [row_id for (row_id,) in db.execute(f"SELECT id {of_them}", ids)]
+            db.execute(f"DELETE {of_them}", ids)
+        record_purge(db, TRIAGE_ACTIONS, actions)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

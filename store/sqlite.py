@@ -46,6 +46,7 @@ from store.base import (
     encode_cursor,
 )
 from store.chain import ROW_COLUMNS, append_events
+from store.chain_audit import TRIAGE_ACTIONS, add_row
 from store.customer_postings import index_customers, seqs_of
 from store.local_days import local_day_sql, offsets_between
 from store.retention import SqliteRetention
@@ -328,8 +329,11 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 if db.execute("SELECT 1 FROM schema_migrations WHERE name = ?", (name,)).fetchone():
                     db.execute("ROLLBACK")  # applied before, or by another process meanwhile
                     continue
-                for statement in _statements(script):
-                    db.execute(statement)
+                if callable(script):  # one that needs Python (hashing rows: store.chain_audit)
+                    script(db)
+                else:
+                    for statement in _statements(script):
+                        db.execute(statement)
                 db.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, _utc_text(datetime.now(UTC))))
                 db.execute("COMMIT")
             except BaseException:
@@ -891,10 +895,8 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                         "UPDATE alerts SET status = ?, body = ? WHERE alert_id = ?",
                         (status.value, alert.model_copy(update={"status": status}).model_dump_json(), alert.alert_id),
                     )
-            db.execute(
-                "INSERT INTO triage_actions (incident_id, at, body) VALUES (?,?,?)",
-                (action.incident_id, _utc_text(action.at), action.model_dump_json()),
-            )
+            # the triage log is chained (store.chain_audit): who closed which incident cannot go unseen
+            add_row(db, TRIAGE_ACTIONS, (action.incident_id, _utc_text(action.at), action.model_dump_json()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -36,6 +36,7 @@ from models.dashboard import (
 from models.event import Action, format_utc
 from models.incident import TriageActionKind
 from store.base import IncidentFacet, IncidentQuery
+from store.chain_audit import DATA_ACCESSES, add_row
 from store.local_days import local_day_sql, offsets_between
 
 FOLD_CHUNK = 50_000  # events per fold transaction: the pipeline waits at most one chunk's fold
@@ -411,10 +412,19 @@ class SqliteDashboardMixin:
 
     # -- the audit of auditors ----------------------------------------------------------------
     def record_data_access(self, access: DataAccess) -> None:
-        self._db.execute(
-            "INSERT INTO data_accesses (at, by_user, kind, incident_id, body) VALUES (?,?,?,?,?)",
-            (_text(access.at), access.by, access.kind.value, access.incident_id, access.model_dump_json()),
-        )
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # chained (store.chain_audit): a row deleted or edited by whoever can write the file is named by verify
+            add_row(
+                db,
+                DATA_ACCESSES,
+                (_text(access.at), access.by, access.kind.value, access.incident_id, access.model_dump_json()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def data_accesses(self, query: DataAccessQuery) -> list[DataAccess]:
         where, params = ["1"], []
