@@ -27,6 +27,10 @@ At-least-once with nothing lost, nothing doubled:
 * a checkpoint is claimed on assignment (saved again at once), and the
   store fences saves (``CheckpointConflict``), so an instance that lost a
   partition while it stalled can never overwrite its new owner's state.
+* a partition with no checkpoint starts at the group's committed offset.
+  Kafka not telling it within ``request_timeout`` (a coordinator away, or
+  loading the group's offsets), it stays paused and unrestored, not ready,
+  and is asked again after a backoff; the others read on meanwhile.
 * the store away (``StoreUnavailable``, after its ``retry_for``): every
   partition falls back to its checkpoint and is paused at once (the next
   would wait out ``retry_for`` in turn), and not ready is said at once.  The
@@ -45,9 +49,10 @@ At-least-once with nothing lost, nothing doubled:
   are held in memory, so bounded: at ``max_held_dead_letters`` or
   ``max_held_dead_letter_bytes`` their partitions are paused until fewer wait.
 * a stop waits for Kafka (the last flush, commit, leaving the group, and a
-  commit already waiting when the signal came) at most ``shutdown_timeout``:
-  what is left is logged, and comes again at the next start (a commit is
-  behind the checkpoint, a letter its partition's).
+  commit already waiting when the signal came) at most ``shutdown_timeout``,
+  and for a committed offset (above) not at all: what is left is logged, and
+  comes again at the next start (a commit is behind the checkpoint, a letter
+  its partition's).
 
 Threads: kafka-python (3.x) runs rebalance callbacks on its IO thread while
 the caller waits in ``poll``; they only checkpoint (the pipelines are idle
@@ -316,9 +321,23 @@ class KafkaSource(Source):
         consumer.resume(*tps)
         drop_parked(consumer, tps)  # else, kafka-python may never fetch them again (``kafka_parked``)
 
-    def position(self, tp: TopicPartition) -> int:
-        """Where the group would start this partition: its committed offset, else ``auto_offset_reset``."""
-        return self.open().position(tp)
+    def position(self, tp: TopicPartition) -> int | None:
+        """Where the group would start this partition: its committed offset, else ``auto_offset_reset``; None when
+        Kafka did not tell it within ``request_timeout``, or a stop was asked (the caller asks again later).
+
+        kafka-python's ``position`` waits for the committed offset without a bound unless given one, on the loop's
+        thread: a group coordinator away, or still loading the group's offsets after a failover, held the loop and
+        any stop for as long as that lasted.  It is asked in turns of ``STOP_CHECK``, each bounded, so that a stop
+        ends the wait at once (the loop ends after this turn: the restore is no use to it); between turns the
+        client keeps its request on its way and waits for the same answer again.
+        """
+        consumer = self.open()
+        end = time.monotonic() + self.settings.request_timeout
+        while not self.stopping and (left := end - time.monotonic()) > 0:
+            offset = consumer.position(tp, timeout_ms=max(1, int(min(left, STOP_CHECK) * 1000)))
+            if offset is not None:
+                return int(offset)
+        return None
 
     # -- consumer lag ----------------------------------------------------------------------------------
     def note_positions(
@@ -588,6 +607,7 @@ def _close_producer(producer: KafkaProducer, timeout: float) -> None:
     kafka-python (3.0.12) closes a producer only after a flush that completes, and raises otherwise, leaving it
     open (its thread, its sockets): Kafka away at a stop, a dead letter on its way made the stop a traceback.
     """
+    deadline = time.monotonic() + timeout
     try:
         producer.close(timeout=max(0.0, timeout))
         return
@@ -596,11 +616,28 @@ def _close_producer(producer: KafkaProducer, timeout: float) -> None:
     sender = getattr(producer, "_sender", None)
     if sender is not None:
         sender.force_close()  # its thread fails the pending sends and ends
-        sender.join(1.0)
+        # waited for only while the stop's bound lasts: it was a second more, and a producer left unclosed then
+        # closed itself when dropped, on this thread, waiting up to two more (its __del__: close(timeout=1))
+        sender.join(max(0.0, deadline - time.monotonic()))
+        if sender.is_alive():
+            # The rest is safe to leave to a daemon thread, which the process's exit does not wait for: after
+            # force_close the sender waits on Kafka no more, it only fails what it holds and closes its sockets.
+            # A letter not failed by the time ``close`` looks is told as not sent, and sent at the next start.
+            threading.Thread(
+                target=_close_once_ended, args=(producer, sender), name="kafka-producer-close", daemon=True
+            ).start()
+            return
+    _close_once_ended(producer, None)
+
+
+def _close_once_ended(producer: KafkaProducer, sender: threading.Thread | None) -> None:
+    """Close a producer whose sender was closed by force, once its thread has ended (its sends failed by then)."""
+    if sender is not None:
+        sender.join()
     try:
         producer.close(timeout=0)
     except KafkaError:
-        pass  # the thread still ending: the producer's own __del__ closes it
+        pass  # another version's sender, still ending: the producer's own __del__ closes it
 
 
 def _done(outcome: FutureRecordMetadata | KafkaError) -> bool:
@@ -692,6 +729,7 @@ class _Partition:
     failures: int = 0
     parser: _OriginParser | None = None
     restored: bool = False  # once restored: ``checkpointed`` is where it reads on from when restored again
+    unknown_start: bool = False  # Kafka did not tell its committed offset in time, and that was told once
 
 
 class _StoreProbe:
@@ -1057,12 +1095,17 @@ class KafkaIngest:
         now = self.clock()
         for part in list(self._parts.values()):
             if part.pipeline is None and part.restore_at <= now:
-                self._restore(part)
+                told = self._restore(part)
                 if self._store_away is not None:
                     return  # it failed again: the others wait for its next answer, not for its retries in turn
+                if not told:
+                    return  # nor would Kafka tell the others' now: each would wait out request_timeout in turn
 
-    def _restore(self, part: _Partition) -> None:
-        """Load the partition's checkpoint, claim it, and read on from the offset it covers."""
+    def _restore(self, part: _Partition) -> bool:
+        """Load the partition's checkpoint, claim it, and read on from the offset it covers.
+
+        False only when it has no checkpoint and Kafka did not tell where the group starts it (``_start_unknown``).
+        """
         assert self.source is not None
         name = checkpoint_name(part.tp)
         pipeline = self.new_pipeline(name)
@@ -1072,16 +1115,20 @@ class KafkaIngest:
                 pipeline.engine.load_state(decode_state(checkpoint.state))
                 start, state = checkpoint.seq, checkpoint.state
             else:
-                start, state = self.source.position(part.tp), encode_state(pipeline.engine.to_state())
+                position = self.source.position(part.tp)
+                if position is None:
+                    self._start_unknown(part)
+                    return False
+                start, state = position, encode_state(pipeline.engine.to_state())
             self.store.save_checkpoint(name, start, state)  # the claim: the previous owner is fenced out
         except StoreUnavailable as exc:
             self._store_lost(exc)
-            return
+            return True
         except CheckpointConflict as exc:
             part.failures += 1
             part.restore_at = self.clock() + min(RESTORE_BACKOFF[0] * 2**part.failures, RESTORE_BACKOFF[1])
             log.warning("kafka: cannot restore %s yet (%s)", part.tp, exc)
-            return
+            return True
         if self.metrics is not None:
             pipeline.metrics = self.metrics
         parser = _OriginParser(pipeline.parser)
@@ -1089,10 +1136,40 @@ class KafkaIngest:
         part.pipeline, part.parser = pipeline, parser
         part.next_offset = part.checkpointed = start
         part.since_checkpoint, part.checkpointed_at, part.failures, part.restored = 0, self.clock(), 0, True
+        part.unknown_start = False
         self.source.seek(part.tp, start)
         if part.tp not in self._held_back:  # else resumed once fewer dead letters are held
             self.source.resume(part.tp)
         log.info("kafka: %s restored at offset %d (%s)", part.tp, start, "checkpoint" if checkpoint else "new")
+        return True
+
+    def _start_unknown(self, part: _Partition) -> None:
+        """A partition without a checkpoint whose committed offset Kafka did not tell in time: it stays paused and
+        unrestored (not ready meanwhile), and is asked again after a backoff; one line, at the first time."""
+        assert self.source is not None
+        if self.source.stopping:
+            return  # the stop cut the wait short: the partition's next owner restores it
+        part.failures += 1
+        delay = min(RESTORE_BACKOFF[0] * 2**part.failures, RESTORE_BACKOFF[1])
+        part.restore_at = self.clock() + delay
+        if part.unknown_start:
+            log.debug(
+                "kafka: where %s/%d starts is still not told; asked again in %.0f s",
+                part.tp.topic,
+                part.tp.partition,
+                delay,
+            )
+            return
+        part.unknown_start = True
+        log.warning(
+            "kafka: %s/%d not restored yet: it has no checkpoint, and Kafka did not tell the group's committed offset"
+            " within source.kafka.request_timeout (%g s); it stays paused and is asked again in %.0f s (then with"
+            " backoff), the other partitions reading on; not ready (/readyz) until it is restored",
+            part.tp.topic,
+            part.tp.partition,
+            self._settings().request_timeout,
+            delay,
+        )
 
     def _retire(self, part: _Partition) -> None:
         if part.pipeline is not None:

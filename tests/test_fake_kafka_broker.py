@@ -13,6 +13,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import (
+    CoordinatorLoadInProgressError,
     InvalidReplicationFactorError,
     KafkaTimeoutError,
     TopicAlreadyExistsError,
@@ -706,3 +707,24 @@ def test_drop_connections_and_pause_resume(broker, clients):
     producer.send("faults", value=b"after-consumer-drop").get(timeout=WAIT)
     poll_until([consumer], lambda: len(sink[consumer]) >= 4, sink, what="records after drop")
     assert [r.value for r in sink[consumer]] == [*values, b"after-consumer-drop"]
+
+
+def test_refuse_offset_fetch_withholds_committed_offsets_until_answered_again(broker, clients):
+    broker.create_topic("loading", partitions=1)
+    tp = TopicPartition("loading", 0)
+    first = clients.consumer(broker, group_id="loaders")
+    first.assign([tp])
+    first.commit({tp: OffsetAndMetadata(3, "", -1)})
+    assert broker.committed("loaders", "loading") == {0: 3}
+
+    broker.refuse_offset_fetch(CoordinatorLoadInProgressError)  # retriable: the client asks again and again
+    second = clients.consumer(broker, group_id="loaders")
+    second.assign([tp])
+    assert second.position(tp, timeout_ms=500) is None  # not told: no position, none reset to either end
+    with pytest.raises(KafkaTimeoutError):
+        second.committed(tp, timeout_ms=500)
+    first.commit({tp: OffsetAndMetadata(4, "", -1)})  # everything else is answered
+    assert broker.committed("loaders", "loading") == {0: 4}
+
+    broker.refuse_offset_fetch(None)
+    assert second.position(tp, timeout_ms=int(WAIT * 1000)) == 4

@@ -15,16 +15,18 @@ from types import SimpleNamespace
 
 import orjson
 import pytest
-from kafka import KafkaProducer
-from kafka.errors import NotEnoughReplicasError
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import CoordinatorLoadInProgressError, NotEnoughReplicasError
 from kafka.structs import TopicPartition
 
 from configs.loader import load_settings
+from detectors.state_codec import encode_state
 from ingest.kafka_send import send_lines
 from ingest.kafka_settings import KafkaSettings
 from ingest.kafka_source import KafkaRecord, KafkaSource, checkpoint_name
 from ingest.metrics import PipelineMetrics
 from models.config import ConfigError
+from store.base import EventQuery
 from store.sqlite import SqliteStore
 from tests import factories as f
 from tests.fakes.kafka_broker import FakeKafkaBroker
@@ -317,9 +319,22 @@ def test_close_with_a_dead_letter_on_its_way_while_kafka_is_away_ends_and_says_w
         broker.pause()
         poison = KafkaRecord(b"{not json", f"kafka:{topic}/0", "offset 7", 9, False, topic, 0, 7)
         source.publish_dead_letters([(poison, "not valid JSON")])
+        sender, closing = source._producer._sender, threading.current_thread()
+        joins: list[float | None] = []  # those the closing thread waited in, for the producer's thread to end
+        join = sender.join
+
+        def recorded(timeout=None):
+            if threading.current_thread() is closing:
+                joins.append(timeout)
+            join(timeout)
+
+        sender.join = recorded  # type: ignore[method-assign]
         source.close()
         assert said(caplog, f"stopped with dead letters not sent to topic '{topic}.deadletter' (1: kafka:{topic}/0@7)")
         assert said(caplog, "the next start reads those messages again and sends them then") == 1
+        # the producer closed by force is waited for within shutdown_timeout, not a second more (nor two more, by
+        # its own __del__ when dropped unclosed)
+        assert joins and all(timeout is not None and timeout <= 0.5 for timeout in joins)
 
 
 @broker_only
@@ -421,6 +436,123 @@ def test_a_stop_while_kafka_holds_a_commit_ends_within_shutdown_timeout_and_says
         second.stop()
         assert second.ingest.report.lines_read == 1
         assert store.stats().events == 4
+
+
+# -- a partition without a checkpoint, its committed offset not told --------------------------------------------
+def _ids(lines: list[bytes]) -> list[str]:
+    return sorted(orjson.loads(line)["event_id"] for line in lines)
+
+
+def _stored_ids(store: SqliteStore) -> list[str]:
+    return sorted(stored.event.event_id for stored in store.query_events(EventQuery(limit=100)).items)
+
+
+class Positions:
+    """Records the timeout of every ``KafkaConsumer.position`` call; ``asked`` is set at the first."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.timeouts: list[int | None] = []
+        self.asked = threading.Event()
+        position = KafkaConsumer.position
+
+        def recorded(consumer, partition, timeout_ms=None):
+            self.timeouts.append(timeout_ms)
+            self.asked.set()
+            return position(consumer, partition, timeout_ms=timeout_ms)
+
+        monkeypatch.setattr(KafkaConsumer, "position", recorded)
+
+
+@broker_only
+def test_a_partition_whose_committed_offset_kafka_does_not_tell_waits_paused_and_reads_from_it_once_told(
+    tmp_path, caplog, monkeypatch
+):
+    """kafka-python's ``position`` waited for the committed offset without a bound: a coordinator that did not
+    answer OffsetFetch (away, or loading the group's offsets after a failover) held the loop there, every other
+    partition and any stop with it."""
+    caplog.set_level(logging.DEBUG, logger="ingest.kafka_source")
+    positions = Positions(monkeypatch)
+    with FakeKafkaBroker(default_partitions=2) as broker:
+        topic = f"untold-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 2)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        first, other = events(5), events(3)
+        _produce(broker, topic, first, partition=0)
+        _produce(broker, topic, other, partition=1)
+        # partition 0: no checkpoint, the group's committed offset 2 (a first start after another consumer's);
+        # partition 1: a checkpoint at 0, restored without asking Kafka
+        broker.groups.commit_offsets("accesswatch", -1, "", [(topic, 0, 2, -1, "")])
+        instance, clock, polls = watched_instance(broker, topic, tmp_path, checkpoint_events=1, request_timeout=1.0)
+        fresh = instance.ingest.new_pipeline(checkpoint_name(TopicPartition(topic, 1)))
+        instance.store.save_checkpoint(fresh.checkpoint_name, 0, encode_state(fresh.engine.to_state()))
+        metrics = instance.ingest.metrics
+        broker.refuse_offset_fetch(CoordinatorLoadInProgressError)
+        instance.start()
+        wait_until(lambda: positions.asked.is_set() or instance.error is not None, "the committed offset asked for")
+        assert None not in positions.timeouts  # bounded, by request_timeout (1 s) at most
+        assert max(positions.timeouts) <= 1000  # type: ignore[type-var]
+        not_restored = f"{topic}/0 not restored yet: it has no checkpoint, and Kafka did not tell the group's committed"
+        wait_until(lambda: said(caplog, not_restored) or instance.error is not None, "the partition not restored")
+        assert said(caplog, "within source.kafka.request_timeout (1 s); it stays paused and is asked again in 2 s") == 1
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 2, 1: 3} or instance.error, "partition 1 on")
+        asked = len(positions.timeouts)
+        polls.wait(10)  # the loop goes on; asked again only once the backoff has passed
+        assert len(positions.timeouts) == asked
+        assert instance.assigned == {1} and not metrics.ready and instance.error is None
+
+        clock.now += 2
+        wait_until(lambda: said(caplog, f"where {topic}/0 starts is still not told") or instance.error, "asked again")
+        polls.wait(5)
+        assert said(caplog, not_restored) == 1  # one line, not one an attempt
+        assert not metrics.ready
+
+        broker.refuse_offset_fetch(None)
+        clock.now += 4
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 5, 1: 3} or instance.error, "every commit")
+        wait_until(lambda: metrics.ready or instance.error, "ready")
+        assert said(caplog, f"{TopicPartition(topic, 0)} restored at offset 2 (new)") == 1
+        instance.stop()
+        # from the committed offset: nothing lost, nothing doubled
+        assert _stored_ids(instance.store) == _ids(first[2:] + other)
+        assert instance.ingest.report.lines_read == 6
+
+
+@broker_only
+def test_a_stop_while_kafka_does_not_tell_a_committed_offset_ends_and_the_next_start_reads_from_it(
+    tmp_path, caplog, monkeypatch
+):
+    """The stop waited, as the loop did, for as long as the coordinator did not answer OffsetFetch."""
+    caplog.set_level(logging.INFO, logger="ingest.kafka_source")
+    positions = Positions(monkeypatch)
+    with FakeKafkaBroker(default_partitions=1) as broker:
+        topic = f"untold-stop-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 1)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        sent = events(4)
+        _produce(broker, topic, sent, partition=0)
+        broker.groups.commit_offsets("accesswatch", -1, "", [(topic, 0, 1, -1, "")])
+        # the wait never gives up on its own here (request_timeout beyond WAIT): only the stop ends it; no
+        # dead-letter producer, whose delivery timeout would have to be longer still
+        instance, _, _ = watched_instance(
+            broker, topic, tmp_path, request_timeout=500.0, shutdown_timeout=1.0, dead_letter_topic=""
+        )
+        broker.refuse_offset_fetch(CoordinatorLoadInProgressError)
+        instance.start()
+        wait_until(lambda: positions.asked.is_set() or instance.error is not None, "the committed offset asked for")
+        instance.source.stop()  # SIGTERM
+        instance.thread.join(WAIT)
+        assert not instance.thread.is_alive(), "the stop waited for the committed offset Kafka did not tell"
+        instance.source.close()
+        assert instance.error is None
+        assert said(caplog, "not restored yet") == 0  # the stop cut the wait short: nothing to tell
+        assert instance.store.load_checkpoint(checkpoint_name(TopicPartition(topic, 0))) is None
+
+        broker.refuse_offset_fetch(None)
+        second, _, _ = watched_instance(broker, topic, tmp_path, checkpoint_events=1)
+        second.start()
+        wait_until(lambda: broker.committed("accesswatch", topic) == {0: 4} or second.error, "the next start on")
+        second.stop()
+        assert _stored_ids(second.store) == _ids(sent[1:])
 
 
 @broker_only

@@ -29,7 +29,8 @@ evicts it after its ``session_timeout_ms`` and rebalances its partitions.
 ``hold_joins(seconds)`` answers every JoinGroup no sooner than that (a broker
 waiting for a slow member), longer than a consumer's poll timeout.
 ``refuse_produce(topic, error)`` answers every Produce to a topic with an error
-(``None`` accepts again).
+(``None`` accepts again); ``refuse_offset_fetch(error)`` every OffsetFetch (a
+coordinator still loading the group's offsets).
 
 The broker advertises Kafka-2.2-era API versions (see ``API_VERSIONS``);
 kafka-python negotiates down to them and reports ``api_version == (2, 2)``.

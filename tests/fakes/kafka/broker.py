@@ -99,6 +99,7 @@ class FakeKafkaBroker:
         self.internal_errors = []  # tracebacks of requests the fake failed to handle
         self.join_hold = 0.0  # seconds every JoinGroup answer takes at least: see hold_joins()
         self.produce_refusals = {}  # topic -> the error every Produce to it gets: see refuse_produce()
+        self.offset_fetch_refusal = None  # the error every OffsetFetch gets: see refuse_offset_fetch()
 
     # ------------------------------------------------------------ lifecycle
     def start(self):
@@ -181,6 +182,15 @@ class FakeKafkaBroker:
             self.produce_refusals.pop(topic, None)
         else:
             self.produce_refusals[topic] = error
+
+    def refuse_offset_fetch(self, error=None):
+        """Answer every OffsetFetch with ``error`` (a ``kafka.errors`` class; None: answer again).
+
+        E.g. ``CoordinatorLoadInProgressError``, retriable: what a group coordinator answers while it loads the
+        group's offsets (after a failover; minutes, on a large cluster).  The committed offsets are not told, and
+        everything else (heartbeats, commits, fetches) is answered as before.
+        """
+        self.offset_fetch_refusal = error
 
     def pause(self):
         """Stop answering: requests are read but held (an outage as seen by clients)."""

@@ -413,6 +413,12 @@ class Handlers:
         if not request.group_id:
             return OffsetFetchResponse(version=version, throttle_time_ms=0, topics=[],
                                        error_code=Errors.InvalidGroupIdError.errno)
+        refusal = self.broker.offset_fetch_refusal
+        if refusal is not None:  # told per partition too: v1 has no top-level error
+            topics = [TopicResp(name=t.name, partitions=[
+                PartResp(partition_index=p, committed_offset=-1, committed_leader_epoch=-1, metadata="",
+                         error_code=refusal.errno) for p in t.partition_indexes]) for t in request.topics or []]
+            return OffsetFetchResponse(version=version, throttle_time_ms=0, topics=topics, error_code=refusal.errno)
         wanted = None
         if request.topics is not None:
             wanted = [(t.name, p) for t in request.topics for p in t.partition_indexes]
