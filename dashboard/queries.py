@@ -38,7 +38,16 @@ from models.event import ActorKind, Outcome
 from models.flagged import Flagged, flagged, flagged_of
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from models.local_time import local_range, local_time, utc_offset  # noqa: F401 (the views read them here)
-from store.base import AlertQuery, EventPage, EventQuery, EventTotal, IncidentQuery, Store, StoredEvent
+from store.base import (
+    AlertQuery,
+    EventPage,
+    EventQuery,
+    EventTotal,
+    IncidentQuery,
+    PurgeRecord,
+    Store,
+    StoredEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +363,70 @@ def _add(result: Impact, item: StoredEvent) -> None:
     result.actions[event.action.value] += event.record_count
     result.first = at if result.first is None else min(result.first, at)
     result.last = at if result.last is None else max(result.last, at)
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """An actor's figures over whole UTC hours as the store counted them at ingestion (``Store.activity``):
+    retention deletes raw events, never these."""
+
+    events: int
+    records: int
+    egress_records: int
+    denied: int
+
+    @classmethod
+    def of(cls, hours: Sequence[HourActivity]) -> Ingested:
+        return cls(
+            sum(h.events for h in hours),
+            sum(h.records for h in hours),
+            sum(h.egress_records for h in hours),
+            sum(h.denied for h in hours),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Retained:
+    """What retention left of an incident's window: its figures as ingested, against the events still stored."""
+
+    window: Ingested
+    flagged: Ingested | None  # the flagged hours', where narrower than the window
+    kept: int  # events still stored in the window
+    purges: list[PurgeRecord]  # the purges whose horizon passed the window's start
+    whole_hours: bool  # the window falls on whole UTC hours: else the hourly figures run a little past its edges
+    alert_customers: int | None  # the most distinct customer ids an alert of the incident recorded
+
+    @property
+    def deleted(self) -> int:
+        return self.window.events - self.kept
+
+
+def retained(
+    store: Store, incident: Incident, alerts: Sequence[Alert], found: Impact, flagged: tuple[datetime, datetime]
+) -> Retained | None:
+    """The window's figures as ingested, where fewer of its events are stored now (None where none is missing).
+
+    The hourly roll-ups are counted as events arrive and retention leaves them: they say how many events,
+    records and exports the window held once its raw events are gone.  Which customers they were is gone
+    with the events; the alerts kept the count of those they saw.
+    """
+    if not found.complete:  # the events read stopped at the limit: fewer than stored, not fewer than ingested
+        return None
+    window = Ingested.of(store.activity(incident.window_start, incident.window_end, incident.actor_id))
+    if window.events <= found.events:
+        return None
+    narrower = flagged != (incident.window_start, incident.window_end)
+    counts = [alert.evidence.get("distinct_customers") for alert in alerts]
+    return Retained(
+        window=window,
+        flagged=Ingested.of(store.activity(*flagged, incident.actor_id)) if narrower else None,
+        kept=found.events,
+        purges=[p for p in store.purges() if p.horizon > incident.window_start],
+        whole_hours=all(
+            moment.timestamp() % 3600 == 0 for moment in (incident.window_start, incident.window_end, *flagged)
+        ),
+        alert_customers=max((c for c in counts if isinstance(c, int)), default=None),
+    )
 
 
 # -- actor profile ---------------------------------------------------------------------------------

@@ -15,8 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from dashboard.markdown import markdown_text
-from dashboard.queries import SOURCE_KINDS, Impact, IncidentView, event_time, inert_in_spreadsheets, local_time
+from dashboard.queries import (
+    SOURCE_KINDS,
+    Impact,
+    IncidentView,
+    Ingested,
+    Retained,
+    event_time,
+    inert_in_spreadsheets,
+    local_time,
+)
 from detectors.classify import Classifier
+from detectors.new_access import is_external
 from models.config import Settings
 from models.incident import Incident
 
@@ -34,6 +44,7 @@ class Report:
     prepared_by: str
     prepared_at: datetime
     customer_ids: list[str] | None  # None: not included (the reader may not see the list)
+    retained: Retained | None = None  # what retention left of the window, where it deleted some of its events
 
     @property
     def incident(self) -> Incident:
@@ -88,38 +99,50 @@ def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
         who.append(f"Organisation: {q(incident.actor_organization)} (partner company)")
     what = [q(incident.summary), ""]
     what += [f"- {q(alert.detector)} ({alert.severity.value}): {q(alert.summary)}" for alert in view.alerts]
+    flagged, inside = view.flagged, impact.in_flagged
+    whole = " in the whole window" if inside is not None else ""
     if impact.egress_first is not None:
         egress = (
-            f"First and last egress event: {_local(impact.egress_first, zone)} to {_local(impact.egress_last, zone)}"
+            f"First and last egress event{whole}: {_local(impact.egress_first, zone)} to"
+            f" {_local(impact.egress_last, zone)}"
         )
     else:
-        egress = "First and last egress event: none (nothing exported, downloaded, printed or shared)"
-    flagged = view.flagged
+        egress = f"First and last egress event{whole}: none (nothing exported, downloaded, printed or shared)"
+    kept = " (of the events retention kept)" if report.retained is not None else ""
     when = [
         f"Flagged activity: {_local(flagged.start, zone)} to {_local(flagged.end, zone)} (at {flagged.severity.value},"
         " the incident's worst)",
         f"Activity: {_local(incident.window_start, zone)} to {_local(incident.window_end, zone)} (the incident's"
         " window, every finding merged in)",
-        f"First and last event read: {_local(impact.first, zone)} to {_local(impact.last, zone)}",
+    ]
+    if inside is not None:  # the flagged activity's own first and last event, then the window's around it
+        when += [
+            f"First and last event read in the flagged hours: {_local(inside.first, zone)} to"
+            f" {_local(inside.last, zone)}{kept}",
+            f"First and last event read in the whole window: {_local(impact.first, zone)} to"
+            f" {_local(impact.last, zone)}{kept}",
+        ]
+    else:
+        when.append(f"First and last event read: {_local(impact.first, zone)} to {_local(impact.last, zone)}{kept}")
+    if inside is not None and inside.egress_first is not None:
+        when.append(
+            f"First and last egress event in the flagged hours: {_local(inside.egress_first, zone)} to"
+            f" {_local(inside.egress_last, zone)}"
+        )
+    when += [
         egress,
         f"Detected (raised) at: {_local(view.raised_at, zone)} (when accesswatch first stored the incident, on its"
         " own clock: the deadline counts from it; the times above are the events' own)",
         f"Reporting deadline: {deadline_text}",
         f"Status: {incident.status.value}; severity {incident.severity.value}; risk {incident.risk_score:.0f}/100",
     ]
-    if impact.in_flagged is not None and impact.in_flagged.egress_first is not None:
-        inside = impact.in_flagged
-        when.insert(
-            4,
-            f"First and last egress event in the flagged hours: {_local(inside.egress_first, zone)} to"
-            f" {_local(inside.egress_last, zone)}",
-        )
     scope = [
-        f"Events: {impact.events:,} ({impact.denied:,} refused); records read: {impact.records:,};"
-        f" exported, downloaded, printed or shared: {impact.egress_records:,}",
+        *_retention_lines(report.retained, zone),
+        _events_line(impact),
         *_customer_lines(impact),
-        *_flagged_lines(impact, zone),
-        "Resources: " + ", ".join(f"{q(name)} ({records:,})" for name, records in impact.resources.most_common(8)),
+        *_routine_lines(impact, zone, listed=report.customer_ids is not None),
+        ("Resources (the whole window): " if impact.in_flagged is not None else "Resources: ")
+        + ", ".join(f"{q(name)} ({records:,})" for name, records in impact.resources.most_common(8)),
     ]
     triage = Table(
         ["When", "Who", "Action", "Note"],
@@ -133,7 +156,7 @@ def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
             for a in view.actions
         ],
     )
-    sources = _sources(impact, quote)
+    sources = _sources(impact, settings, quote)
     sections: list[tuple[str, list[str] | Table]] = [
         ("What happened", what),
         ("When", when),
@@ -145,58 +168,144 @@ def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
     ]
     if report.customer_ids is not None:
         sections.append(("Affected customers (confidential)", _customer_list(report, quote)))
+        if impact.in_flagged is not None:
+            sections.append((ROUTINE_HEADING, _routine_list(report, quote)))
     else:
         sections.append(("Affected customers", ["The list is available to auditors; its export is recorded."]))
     return sections + _to_write(report, quote)
 
 
+def _events_line(impact: Impact) -> str:
+    """The events, records and exports: the flagged hours' first where the window is wider than them."""
+    inside = impact.in_flagged
+    whole = (
+        f"{impact.events:,} ({impact.denied:,} refused); records read: {impact.records:,};"
+        f" exported, downloaded, printed or shared: {impact.egress_records:,}"
+    )
+    if inside is None:
+        return f"Events: {whole}"
+    return (
+        f"Events: {inside.events:,} in the flagged hours ({inside.denied:,} refused); records read:"
+        f" {inside.records:,}; exported, downloaded, printed or shared: {inside.egress_records:,}."
+        f" In the whole window: {impact.events:,} events, {impact.records:,} records read,"
+        f" {impact.egress_records:,} exported, downloaded, printed or shared"
+    )
+
+
 def _customer_lines(impact: Impact) -> list[str]:
     """How many customers: the ids logged, exported or only read, and what the log does not say.
 
-    The contract lets an event log a sample of its records' customers: the ids logged are then
-    the known part only, and the report says so with the figures, so that the list is not notified
-    as if it were whole.
+    Where the window is wider than the flagged hours, the figures are those hours': the rest of the window is
+    the actor's routine work (``_routine_lines``), and counting its customers would have the privacy officer
+    notify people the breach did not touch.  The contract lets an event log a sample of its records'
+    customers: the ids logged are then the known part only, and the report says so with the figures, so
+    that the list is not notified as if it were whole.
     """
-    logged, exported = len(impact.customers), impact.exported_customers
+    counted = impact.in_flagged or impact
+    where = " in the flagged hours" if impact.in_flagged is not None else ""
+    logged, exported = len(counted.customers), counted.exported_customers
     lines = [
-        f"Customers affected: {logged:,} distinct customer ids logged"
+        f"Customers affected: {logged:,} distinct customer ids logged{where}"
         + ("" if impact.complete else " (at least: the count stopped at the reading limit)")
         + f": {exported:,} in egress events (exported, downloaded, printed or shared), {logged - exported:,} only read"
     ]
-    if impact.sampled_events:
+    if counted.sampled_events:
         lines.append(
-            f"{impact.sampled_events:,} events listed fewer customer ids than records: up to"
-            f" {impact.sampled_records:,} records' customers may be affected, of which only the ids logged are known."
-            f" At most {logged + impact.unlisted:,} customers in all ({logged:,} ids logged,"
-            f" up to {impact.unlisted:,} more not listed): the list below is not complete."
+            f"{counted.sampled_events:,} events listed fewer customer ids than records: up to"
+            f" {counted.sampled_records:,} records' customers may be affected, of which only the ids logged are known."
+            f" {logged:,} ids logged of up to {logged + counted.unlisted:,} customers in all (up to"
+            f" {counted.unlisted:,} more not listed): the list below is not complete."
         )
     else:
         lines.append("Every event listed a customer id for each of its records.")
     return lines
 
 
-def _flagged_lines(impact: Impact, zone: tzinfo) -> list[str]:
-    """The flagged hours' share of the figures above, where the window is wider than them: the rest of it was
-    judged the actor's usual work, and whom to notify may be only the customers of those hours."""
+ROUTINE_HEADING = "Routine activity in the same window (confidential; not counted as affected)"
+
+
+def _routine_lines(impact: Impact, zone: tzinfo, listed: bool) -> list[str]:
+    """The rest of a window wider than the flagged hours, apart: it raised no finding, so its customers are not
+    counted above; the figures say what it held, for the privacy officer to judge."""
     inside, hours = impact.in_flagged, impact.flagged
     if inside is None or hours is None:
         return []
-    flagged_customers = sum(1 for trace in impact.customers.values() if trace.flagged)
+    flagged_customers = len(inside.customers)
     return [
-        f"Of these, in the flagged hours ({_local(hours[0], zone)} to {_local(hours[1], zone)}): {inside.events:,}"
-        f" events, {inside.records:,} records read, {inside.egress_records:,} exported, downloaded, printed or"
-        f" shared; {len(inside.customers):,} customer ids logged, {inside.exported_customers:,} in egress events.",
-        f"The rest of the window ({impact.events - inside.events:,} events, {impact.records - inside.records:,}"
-        f" records, {len(impact.customers) - flagged_customers:,} customer ids seen only there) raised no finding:"
-        " the detectors judged it the actor's usual work. The CSV of customers marks each id's hours.",
+        f"Not counted above, the rest of the window ({impact.events - inside.events:,} events,"
+        f" {impact.records - inside.records:,} records, {len(impact.customers) - flagged_customers:,} customer ids"
+        " seen only there) raised no finding: the detectors judged it the actor's usual work, outside the flagged"
+        f" hours ({_local(hours[0], zone)} to {_local(hours[1], zone)})."
+        + (
+            f' Its customers are listed apart, under "{ROUTINE_HEADING}"; the CSV of customers marks each id\'s hours.'
+            if listed
+            else ""
+        )
     ]
 
 
+def _retention_lines(retained: Retained | None, zone: tzinfo) -> list[str]:
+    """What retention deleted of the window, and the figures that outlive it.
+
+    The hourly figures are counted at ingestion and kept: they are the window's events, records and exports as
+    they were, where the figures below them can only count the events still stored.  The customer ids logged
+    went with the events; the alerts kept how many they saw.
+    """
+    if retained is None:
+        return []
+    when = " and ".join(
+        f"on {p.at.astimezone(zone).date().isoformat()} (events stamped before {_local(p.horizon, zone)})"
+        for p in retained.purges
+    )
+    lines = [
+        f"{retained.deleted:,} events of this window were deleted by retention {when}; the figures below count the"
+        f" {retained.kept:,} kept (the evidence the alerts cite is kept)."
+        if when
+        else f"{retained.deleted:,} events of this window counted at ingestion are no longer stored (the store keeps"
+        f" no record of its purges); the figures below count the {retained.kept:,} kept."
+    ]
+    window, inside = retained.window, retained.flagged
+    ingested = (
+        f"As ingested (the hourly figures, which retention keeps), the window held {window.events:,} events"
+        f" ({window.denied:,} refused), " + _ingested_records(window)
+    )
+    if inside is not None:
+        ingested += f"; the flagged hours {inside.events:,} events ({inside.denied:,} refused), " + _ingested_records(
+            inside
+        )
+    if not retained.whole_hours:
+        ingested += " (whole UTC hours: they may run past the window's edges)"
+    lines.append(ingested + ".")
+    gone = "Which customers the deleted events logged went with them: the customer ids below are the kept events' only"
+    if retained.alert_customers is not None:
+        gone += f"; the alerts recorded {retained.alert_customers:,} distinct customer ids in the activity they flagged"
+    lines.append(gone + ".")
+    return lines
+
+
+def _ingested_records(figures: Ingested) -> str:
+    """The hourly figures count a refused event's records with the rest (and a refused export's as exported):
+    read and exported only where none was refused."""
+    if not figures.denied:
+        return f"{figures.records:,} records read, {figures.egress_records:,} exported, downloaded, printed or shared"
+    return (
+        f"{figures.records:,} records asked for, {figures.egress_records:,} of them to export, download, print or"
+        " share (the refused events' records included: the hourly figures do not tell them apart)"
+    )
+
+
 def _customer_list(report: Report, quote: Quote) -> list[str]:
-    """The ids, exported ones first: the part of the list a report holds (the CSV holds them all)."""
+    """The ids, exported ones first: the part of the list a report holds (the CSV holds them all).
+
+    The flagged hours' ids only, where the window is wider: the rest are the routine activity's
+    (``_routine_list``), under their own heading.
+    """
     ids = report.customer_ids or []
-    listed = ids[:MAX_LISTED_CUSTOMERS]
     traces = report.impact.customers
+    if report.impact.in_flagged is not None:
+        traces = report.impact.in_flagged.customers
+        ids = [c for c in ids if c in traces]
+    listed = ids[:MAX_LISTED_CUSTOMERS]
     exported = [c for c in listed if c in traces and traces[c].exported]
     read = [c for c in listed if not (c in traces and traces[c].exported)]
     lines = [
@@ -206,11 +315,30 @@ def _customer_list(report: Report, quote: Quote) -> list[str]:
     if len(ids) > len(listed):
         lines.append(f"... and {len(ids) - len(listed):,} more (in the CSV of customers)")
     lines.append(
-        f"The CSV of customers ({quote(report.incident.incident_id)}-customers.csv) lists each id with whether it was"
-        " exported or only read, its first and last time, and its events."
+        f"The CSV of customers ({quote(download_name(report, '-customers.csv'))}) lists each id with whether it was"
+        " exported or only read, its first and last time, its events, and its hours (flagged, or rest: the routine"
+        " activity)."
     )
-    if report.impact.sampled_events:
+    if (report.impact.in_flagged or report.impact).sampled_events:
         lines.append("These are the ids logged only: the events above listed fewer ids than records.")
+    if report.retained is not None:
+        lines.append("These are the ids of the events retention kept only: those of the deleted events are gone.")
+    return lines
+
+
+def _routine_list(report: Report, quote: Quote) -> list[str]:
+    """The ids seen only outside the flagged hours: kept apart from the affected, with why."""
+    inside = report.impact.in_flagged
+    rest = [c for c in report.customer_ids or [] if inside is None or c not in inside.customers]
+    listed = rest[:MAX_LISTED_CUSTOMERS]
+    lines = [
+        "The actor's routine activity in the same window, outside the flagged hours: it raised no finding (the"
+        " detectors judged it the actor's usual work), so these customers are not counted as affected and are not"
+        " in the list above. They are here for the privacy officer to judge, not to notify as they stand.",
+        f"Seen only in the routine activity ({len(rest):,}): " + (_listed(listed, quote) or "none"),
+    ]
+    if len(rest) > len(listed):
+        lines.append(f"... and {len(rest) - len(listed):,} more (in the CSV of customers, hours: rest)")
     return lines
 
 
@@ -225,19 +353,60 @@ def _listed(values: list[str], quote: Quote) -> str:
 MAX_SOURCES = 20  # values of each kind in the report; the rest as one row
 
 
-def _sources(impact: Impact, quote: Quote) -> Table:
-    """Where the events came from: each source address, user agent and session, with its events."""
+ROUTINE_SOURCES = 3  # values of a kind seen only in the routine activity listed one by one; more as one row
+
+
+def _sources(impact: Impact, settings: Settings, quote: Quote) -> Table:
+    """Where the events came from: each source address (marked when outside the organisation's networks), user
+    agent and session, with its events; those of the flagged hours apart from the routine rest of a wider
+    window."""
+    networks = settings.organisation.internal_networks
+
+    def shown(kind: str, value: str) -> str:
+        text = quote(value) if value else "(not given)"
+        return text + " (external)" if kind == SOURCE_KINDS[0] and value and is_external(value, networks) else text
+
+    if impact.in_flagged is not None:
+        return _split_sources(impact, impact.in_flagged, shown)
     rows = []
     for kind in SOURCE_KINDS:
         seen = [(value, events) for (k, value), events in impact.sources.most_common() if k == kind]
         for value, events in seen[:MAX_SOURCES]:
             egress = impact.egress_sources.get((kind, value), 0)
-            rows.append([kind, quote(value) if value else "(not given)", f"{events:,}", f"{egress:,}"])
+            rows.append([kind, shown(kind, value), f"{events:,}", f"{egress:,}"])
         if len(seen) > MAX_SOURCES:
             rest = seen[MAX_SOURCES:]
             more = sum(impact.egress_sources.get((kind, value), 0) for value, _ in rest)
             rows.append([kind, f"({len(rest):,} more)", f"{sum(e for _, e in rest):,}", f"{more:,}"])
     return Table(["Seen as", "Value", "Events", "Egress events"], rows)
+
+
+def _split_sources(impact: Impact, inside: Impact, shown: Callable[[str, str], str]) -> Table:
+    """The sources of the flagged hours with their events there and in the rest of the window; those seen only
+    in the rest (the actor's routine) after them, marked, and as one row when many: a routine sync's sessions
+    are a new one every few minutes."""
+    rows = []
+    for kind in SOURCE_KINDS:
+        seen = [(value, events) for (k, value), events in impact.sources.most_common() if k == kind]
+        flagged = [(value, events) for value, events in seen if inside.sources.get((kind, value))]
+        for value, events in flagged[:MAX_SOURCES]:
+            own = inside.sources[kind, value]
+            egress = inside.egress_sources.get((kind, value), 0)
+            rows.append([kind, shown(kind, value), f"{own:,}", f"{egress:,}", f"{events - own:,}"])
+        if len(flagged) > MAX_SOURCES:
+            rest = flagged[MAX_SOURCES:]
+            own = sum(inside.sources[kind, value] for value, _ in rest)
+            egress = sum(inside.egress_sources.get((kind, value), 0) for value, _ in rest)
+            events = sum(e for _, e in rest)
+            rows.append([kind, f"({len(rest):,} more)", f"{own:,}", f"{egress:,}", f"{events - own:,}"])
+        routine = [(value, events) for value, events in seen if not inside.sources.get((kind, value))]
+        if len(routine) <= ROUTINE_SOURCES:
+            rows += [[kind, shown(kind, value) + " (routine only)", "0", "0", f"{e:,}"] for value, e in routine]
+        else:
+            events = sum(e for _, e in routine)
+            rows.append([kind, f"({len(routine):,} seen in the routine activity only)", "0", "0", f"{events:,}"])
+    header = ["Seen as", "Value", "Events in the flagged hours", "Egress events in them"]
+    return Table([*header, "Events in the rest of the window"], rows)
 
 
 def _data_table(impact: Impact, settings: Settings, quote: Quote) -> Table:
@@ -259,7 +428,14 @@ def _data_table(impact: Impact, settings: Settings, quote: Quote) -> Table:
                 _listed(fields.get(name, []), quote) or "(none named)",
             ]
         )
-    return Table(["Data class", "Sensitivity", "Records", "Fields read"], rows)
+    inside = impact.in_flagged
+    if inside is None:
+        return Table(["Data class", "Sensitivity", "Records", "Fields read"], rows)
+    for row, name in zip(rows, classes, strict=True):  # the flagged hours' records beside the window's
+        row.insert(2, f"{inside.records_by_class.get(name, 0):,}")
+    return Table(
+        ["Data class", "Sensitivity", "Records in the flagged hours", "Records in the window", "Fields read"], rows
+    )
 
 
 _YOURS = "To be written by the privacy officer: "
@@ -316,7 +492,10 @@ def customers_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for customer in report.customer_ids or []:
+    inside = report.impact.in_flagged
+    # the flagged hours' ids first: the routine rest after them, marked so in ``hours``
+    ordered = sorted(report.customer_ids or [], key=lambda c: inside is not None and c not in inside.customers)
+    for customer in ordered:
         trace = report.impact.customers[customer]
         writer.writerow(
             [
@@ -330,6 +509,13 @@ def customers_csv(report: Report) -> str:
             ]
         )
     return out.getvalue()
+
+
+def download_name(report: Report, suffix: str) -> str:
+    """A download's file name: the incident and the local day the report was prepared, so that the drafts of
+    several incidents, or of one on several days, do not overwrite one another in a downloads folder."""
+    day = report.prepared_at.astimezone(report.settings.organisation.tz).date().isoformat()
+    return f"{report.incident.incident_id}-{day}{suffix}"
 
 
 def _header(report: Report, quote: Quote) -> list[str]:

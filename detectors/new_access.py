@@ -29,7 +29,7 @@ class NewAccessSettings(DetectorSettings):
     severity_scores: list[float] = Field(default=[3.0, 5.0, 7.0], min_length=3, max_length=3)  # as in the base
 
 
-def _is_external(address: str, internal_networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+def is_external(address: str, internal_networks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     """Outside the organisation's own networks (configured: Python's is_private also counts
     documentation and reserved ranges as private, which an attacker's address may well be in)."""
     try:
@@ -67,7 +67,7 @@ class NewAccess(Detector[NewAccessSettings]):
                     weight += 1.0  # nobody in the peer group touches it either
                     if window.actor.kind is ActorKind.PARTNER:
                         weight += 1.0  # outside what the partner company's agents ever do: its contract
-                if what == "source_ip" and _is_external(value, period.organisation.internal_networks):
+                if what == "source_ip" and is_external(value, period.organisation.internal_networks):
                     weight += 1.0 + (2.0 if window.actor.kind is ActorKind.SERVICE else 0.0)
                 score = max(score, weight)
                 reasons.append(f"{_LABEL[what]} {value}")

@@ -208,6 +208,15 @@ class KeptHistory:
     deleted_at: datetime | None  # when the latest purge deleted any (None: none did, or ILM's time is unknown)
 
 
+@dataclass(frozen=True, slots=True)
+class PurgeRecord:
+    """One retention purge as the store recorded it: when it ran, its horizon, how many events it deleted."""
+
+    at: datetime  # wall-clock, when it began
+    horizon: datetime  # events stamped before this were deleted (those alerts cite as evidence kept)
+    events: int
+
+
 def encode_cursor(*parts: int) -> str:
     return base64.urlsafe_b64encode(":".join(map(str, parts)).encode()).decode()
 
@@ -366,6 +375,12 @@ class Store(OutboxStore, ABC):
     @abstractmethod
     def data_accesses(self, query: DataAccessQuery) -> list[DataAccess]:
         """The dashboard's record of who read customer data, newest first."""
+
+    def purges(self) -> list[PurgeRecord]:
+        """The retention purges the store recorded, oldest first: a report tells events retention deleted from
+        events never stored.  An adapter whose retention keeps no record of them (ILM drops whole indices)
+        has none to give."""
+        return []
 
     # == end of the dashboard section ==========================================================
 

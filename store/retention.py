@@ -42,7 +42,7 @@ from typing import Protocol
 import orjson
 
 from store import class_postings, customer_postings, event_keys
-from store.base import KeptHistory
+from store.base import KeptHistory, PurgeRecord
 from store.chain import append_purge, drop_purged_leaves
 from store.chain_audit import TRIAGE_ACTIONS, record_purge
 
@@ -93,6 +93,17 @@ class SqliteRetention(RetainingStore):
 
     def kept_history(self, now: datetime) -> KeptHistory:
         return kept_history(self._db)
+
+    def purges(self) -> list[PurgeRecord]:
+        """From the chain's purge entries: one a chunk, so a run's entries are joined by their horizon."""
+        rows = self._db.execute(
+            "SELECT min(written_at), max_ts, sum(events) FROM chain WHERE kind = 'purge'"
+            " GROUP BY max_ts ORDER BY min(n)"
+        ).fetchall()
+        return [
+            PurgeRecord(datetime.fromisoformat(at), datetime.fromtimestamp(horizon / 1_000_000, UTC), events)
+            for at, horizon, events in rows
+        ]
 
 
 def kept_history(db: sqlite3.Connection) -> KeptHistory:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from accesswatch import cli
 from configs.loader import DEFAULT_CONFIG, load_settings, shown_url
-from detectors.new_access import _is_external
+from detectors.new_access import is_external
 from detectors.registry import DETECTORS, build_detectors
 from ingest.simulator import SimulationSettings
 from ingest.simulator.settings import MAX_EMPLOYEES, MIN_EMPLOYEES
@@ -35,8 +35,8 @@ def test_the_models_own_defaults_are_the_validated_values():
     fails in the new-access detector for settings built in code rather than loaded from the TOML."""
     built = Organisation()
     assert built.internal_networks == load_settings(env={}).organisation.internal_networks
-    assert not _is_external("10.1.2.3", built.internal_networks)
-    assert _is_external("203.0.113.9", built.internal_networks)
+    assert not is_external("10.1.2.3", built.internal_networks)
+    assert is_external("203.0.113.9", built.internal_networks)
 
 
 def test_environment_overrides_any_value_with_toml_typing():

@@ -485,6 +485,8 @@ def test_the_report_leaves_the_customers_out_unless_an_auditor_gives_a_reason(of
     assert access.reason == "regulator notification 2026-31"
     assert access.what["formats"] == ["report", "csv"]  # the list and its CSV: one preparation, one record
     assert _downloads(at) == ["Download Markdown", "Download HTML", "Download customers CSV"]
+    day = at.session_state["r-made"][4].removeprefix(office["bulk"].incident_id + "-")  # the downloads' name
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", day), day
     rows = list(csv.DictReader(io.StringIO(at.session_state["r-made"][3])))
     assert [row["customer_id"] for row in rows] == BULK_CUSTOMERS
     assert {(row["access"], row["events"]) for row in rows} == {("exported", "1")}

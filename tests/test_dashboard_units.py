@@ -28,6 +28,7 @@ from models.event import format_utc
 from models.flagged import flagged, runs
 from models.incident import Incident, TriageAction, TriageActionKind
 from store.base import EventQuery, EventTotal
+from store.retention import RetentionPolicy
 from tests import factories as f
 
 
@@ -620,11 +621,11 @@ def test_the_report_of_a_sampled_exfiltration_splits_exported_from_read_and_says
         "Customers affected: 6 distinct customer ids logged: 3 in egress events (exported, downloaded, printed or"
         " shared), 3 only read",
         "2 events listed fewer customer ids than records: up to 2,000 records' customers may be affected, of which"
-        " only the ids logged are known. At most 2,003 customers in all (6 ids logged, up to 1,997 more not listed)",
+        " only the ids logged are known. 6 ids logged of up to 2,003 customers in all (up to 1,997 more not listed)",
         "First and last event read: 2026-11-02 10:00 +08:00 to 2026-11-02 15:00 +08:00",
         "First and last egress event: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00",
         "| source address | 10.0.0.7 | 3 | 0 |",
-        "| source address | 203.0.113.9 | 2 | 2 |",
+        "| source address | 203.0.113.9 (external) | 2 | 2 |",  # outside the organisation's networks
         "| user agent | curl/8.4 | 2 | 2 |",
         "| session | s-desk | 3 | 0 |",
         "| government_id | high | 2,000 | passport_number |",
@@ -641,7 +642,9 @@ def test_the_report_of_a_sampled_exfiltration_splits_exported_from_read_and_says
     document = report.html_document(made)
     for heading in DPO_HEADINGS:
         assert f"<h2>{heading}</h2>\n<p>{_YOURS}" in document, heading
-    assert "<td>203.0.113.9</td>" in document and "2 events listed fewer customer ids than records" in document
+    assert (
+        "<td>203.0.113.9 (external)</td>" in document and "2 events listed fewer customer ids than records" in document
+    )
 
     rows = list(csv.reader(io.StringIO(report.customers_csv(made))))
     assert rows[0] == ["customer_id", "access", "first", "last", "events", "hours"]
@@ -667,13 +670,105 @@ def test_a_report_splits_the_flagged_hours_from_the_rest_of_a_wider_window(sqlit
     text = report.markdown(made)
     for expected in (
         "First and last egress event in the flagged hours: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00",
-        "Of these, in the flagged hours (2026-11-02 14:00 +08:00 to 2026-11-02 16:00 +08:00): 2 events, 2,000"
-        " records read, 2,000 exported, downloaded, printed or shared; 3 customer ids logged, 3 in egress events.",
-        "The rest of the window (4 events, 4 records, 3 customer ids seen only there) raised no finding",
+        # the flagged activity's own events first, then the window's around them
+        "First and last event read in the flagged hours: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00",
+        "First and last event read in the whole window: 2026-11-02 10:00 +08:00 to 2026-11-02 15:00 +08:00",
+        "First and last egress event in the whole window: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00",
+        "Events: 2 in the flagged hours (0 refused); records read: 2,000; exported, downloaded, printed or shared:"
+        " 2,000. In the whole window: 6 events, 2,004 records read, 2,000 exported",
+        # whom to notify: the flagged hours' customers, with the sampling caveat of those hours' events
+        "Customers affected: 3 distinct customer ids logged in the flagged hours: 3 in egress events (exported,"
+        " downloaded, printed or shared), 0 only read",
+        "3 ids logged of up to 2,000 customers in all (up to 1,997 more not listed)",
+        "Not counted above, the rest of the window (4 events, 4 records, 3 customer ids seen only there) raised no"
+        " finding",
+        "| government_id | high | 2,000 | 2,000 | passport_number |",
+        "| contact | medium | 0 | 4 | email, phone |",
+        # where from: the flagged hours' sources apart from the routine ones, outside addresses marked
+        "| source address | 203.0.113.9 (external) | 2 | 2 | 0 |",
+        "| source address | 10.0.0.7 (routine only) | 0 | 0 | 3 |",
+        "| session | s-bulk | 2 | 2 | 0 |",
+        "| session | s-desk (routine only) | 0 | 0 | 3 |",
     ):
         assert expected in text, expected
-    by_id = {row[0]: row for row in csv.reader(io.StringIO(report.customers_csv(made)))}
+    listed = text[text.index("## Affected customers (confidential)") : text.index(f"## {report.ROUTINE_HEADING}")]
+    assert "Exported, downloaded, printed or shared (3): x-1, x-2, x-3" in listed
+    assert "Only read (0): none" in listed and "r-1" not in listed and "r-3" not in listed
+    routine = text[text.index(f"## {report.ROUTINE_HEADING}") : text.index("## Nature and cause")]
+    assert "Seen only in the routine activity (3): =r-3, r-1, r-2" in routine and "not counted as affected" in routine
+    assert "x-1" not in routine
+    rows = list(csv.reader(io.StringIO(report.customers_csv(made))))
+    by_id = {row[0]: row for row in rows}
     assert (by_id["x-1"][-1], by_id["r-1"][-1], by_id["'=r-3"][-1]) == ("flagged", "rest", "rest")
+    assert [row[-1] for row in rows[1:]] == ["flagged"] * 3 + ["rest"] * 3  # the flagged hours' ids first
+    unlisted = report.markdown(dataclasses.replace(made, customer_ids=None))  # an analyst's: no list to point to
+    assert report.ROUTINE_HEADING not in unlisted and "Not counted above, the rest of the window" in unlisted
+
+
+def test_a_report_after_a_purge_says_what_retention_deleted_and_gives_the_figures_counted_at_ingestion(
+    sqlite_store, settings
+):
+    incident, events = _exfiltration(settings)
+    sqlite_store.write(events)
+    sqlite_store.fold()  # the hourly figures, as the pipeline keeps them while events arrive
+    # the morning's routine reads go (stamped before 12:30 local); the exports, the refusal and the newest stay
+    purged = sqlite_store.purge(RetentionPolicy(f.at(3.5), f.at(-1)))
+    assert purged.events == 3
+    assert [(p.horizon, p.events) for p in sqlite_store.purges()] == [(f.at(3.5), 3)]
+    hours = (f.at(5), f.at(7))
+    impact = queries.impact(sqlite_store, incident, flagged=hours)
+    alert = f.alert(actor_id="emp-0012", evidence={"distinct_customers": 3, "event_ids": []})
+    kept = queries.retained(sqlite_store, incident, [alert], impact, hours)
+    assert kept is not None and (kept.deleted, kept.kept, kept.window.records) == (3, 3, 2504)
+    view = queries.IncidentView(incident, [alert], [], f.T0 + timedelta(hours=8), f.T0 + timedelta(hours=56))
+    made = report.Report(view, impact, settings, "dpo", f.T0 + timedelta(hours=9), sorted(impact.customers), kept)
+    text = report.markdown(made)
+    day = sqlite_store.purges()[0].at.astimezone(settings.organisation.tz).date().isoformat()  # its wall-clock day
+    for expected in (
+        f"3 events of this window were deleted by retention on {day} (events stamped before 2026-11-02 12:30"
+        " +08:00); the figures below count the 3 kept (the evidence the alerts cite is kept).",
+        # the refused export's 500 records are in the hourly figures, which cannot tell them apart: said so
+        "As ingested (the hourly figures, which retention keeps), the window held 6 events (1 refused), 2,504"
+        " records asked for, 2,500 of them to export, download, print or share (the refused events' records"
+        " included: the hourly figures do not tell them apart); the flagged hours 2 events (0 refused), 2,000"
+        " records read, 2,000 exported, downloaded, printed or shared.",
+        "the alerts recorded 3 distinct customer ids in the activity they flagged.",
+        "First and last event read in the whole window: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00 (of the"
+        " events retention kept)",
+        "These are the ids of the events retention kept only",
+    ):
+        assert expected in text, expected
+    # nothing deleted: no word of retention
+    assert (
+        queries.retained(sqlite_store, incident.model_copy(update={"window_start": f.at(4)}), [], impact, hours) is None
+    )
+
+
+def test_a_report_s_sources_mark_outside_addresses_and_gather_a_routine_sync_s_many_sessions(settings):
+    # a sync service's routine: a new session every run from its own address; the breach: one from outside
+    outside = {("source address", "198.51.100.77"): 14, ("user agent", "python-requests"): 14, ("session", "s-x"): 14}
+    routine = {("source address", "10.0.5.14"): 67, ("user agent", "crm-sync/3.2"): 67}
+    routine |= {("session", f"s-{n}"): 4 for n in range(17)}
+    inside = queries.Impact(events=14, sources=Counter(outside), egress_sources=Counter({("session", "s-x"): 7}))
+    impact = queries.Impact(
+        events=81, sources=Counter(outside | routine), flagged=(f.at(2), f.at(3)), in_flagged=inside
+    )
+    made = dataclasses.replace(_report(settings, None), impact=impact)
+    text = report.markdown(made)
+    for expected in (
+        "| source address | 198.51.100.77 (external) | 14 | 0 | 0 |",
+        "| source address | 10.0.5.14 (routine only) | 0 | 0 | 67 |",
+        "| session | s-x | 14 | 7 | 0 |",
+        "| session | (17 seen in the routine activity only) | 0 | 0 | 68 |",
+    ):
+        assert expected in text, expected
+    assert "s-16" not in text
+
+
+def test_report_downloads_are_named_by_the_incident_and_the_day_prepared(settings):
+    made = _report(settings, ["c-1"])  # prepared 2026-11-04 14:00 +08:00
+    assert report.download_name(made, ".md") == "inc-7-2026-11-04.md"
+    assert "(inc-7-2026-11-04-customers.csv)" in report.markdown(made)
 
 
 def test_a_report_whose_events_list_every_id_says_so_and_that_measures_quote_the_triage_notes(settings):

@@ -296,31 +296,26 @@ with report_tab:
                 len(customers),
                 incident.incident_id,
             )
-        made = report.Report(view, impact, ctx.settings, ctx.identity.username, datetime.now(UTC), customers)
+        # where retention deleted some of the window's events, the figures counted at ingestion say what it held
+        retained = queries.retained(ctx.store, incident, view.alerts, impact, (flagged.start, flagged.end))
+        made = report.Report(view, impact, ctx.settings, ctx.identity.username, datetime.now(UTC), customers, retained)
         customers_csv = report.customers_csv(made) if customers is not None else None
         st.session_state["r-made"] = (
             incident.incident_id,
             report.markdown(made),
             report.html_document(made),
             customers_csv,
+            report.download_name(made, ""),
         )
     prepared = st.session_state.get("r-made")
     if prepared and prepared[0] == incident.incident_id:
-        _, report_markdown, html_text, customers_csv = prepared
+        _, report_markdown, html_text, customers_csv, name = prepared
         downloads = st.columns(3)
-        downloads[0].download_button(
-            "Download Markdown", report_markdown, f"{incident.incident_id}.md", "text/markdown", key="r-md"
-        )
-        downloads[1].download_button(
-            "Download HTML", html_text, f"{incident.incident_id}.html", "text/html", key="r-html"
-        )
+        downloads[0].download_button("Download Markdown", report_markdown, f"{name}.md", "text/markdown", key="r-md")
+        downloads[1].download_button("Download HTML", html_text, f"{name}.html", "text/html", key="r-html")
         if customers_csv is not None:
             downloads[2].download_button(
-                "Download customers CSV",
-                customers_csv,
-                f"{incident.incident_id}-customers.csv",
-                "text/csv",
-                key="r-csv",
+                "Download customers CSV", customers_csv, f"{name}-customers.csv", "text/csv", key="r-csv"
             )
         with st.container(border=True):
             st.markdown(report_markdown)
