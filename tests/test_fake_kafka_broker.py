@@ -33,6 +33,7 @@ from kafka.protocol.producer import ProduceRequest
 from kafka.record import MemoryRecords, MemoryRecordsBuilder
 from kafka.structs import OffsetAndMetadata
 
+from ingest.kafka_join_guard import rejoin_if_join_dropped
 from tests.fakes.kafka_broker import FAST_CONSUMER_CONFIG, FakeKafkaBroker
 
 # Quick group rebalances (FAST_CONSUMER_CONFIG) plus what these tests want by default.
@@ -137,13 +138,23 @@ def produce_keyed(producer, topic, n, start=0, keys=16):
 
 
 def poll_until(consumers, done, sink=None, timeout=WAIT, what="condition"):
-    """Poll every consumer in turn until ``done()``; records go to ``sink[consumer]``."""
+    """Poll every consumer in turn until ``done()``; records go to ``sink[consumer]``.
+
+    A poll of 50 ms often ends mid-join on a loaded machine.  When that join was
+    started by the leader seeing the topic's partitions after its first (empty)
+    assignment, kafka-python 3.0.12 never applies it: the consumer owns nothing,
+    for good (``ingest/kafka_join_guard.py``).  So, as ``KafkaSource`` does, ask
+    for that join again.  (Not by polling one consumer until its join lands, as
+    ``KafkaSource`` also does: the broker holds that join until the group's other
+    consumers rejoin, and they rejoin only when polled.)
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for c in consumers:
             for recs in c.poll(timeout_ms=50).values():
                 if sink is not None:
                     sink[c].extend(recs)
+            rejoin_if_join_dropped(c)
         if done():
             return
     raise AssertionError(f"timed out waiting for {what}")
