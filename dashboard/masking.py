@@ -5,7 +5,9 @@ pseudonym per customer: a keyed hash, the same for the same customer on
 every page (two events about one customer still look alike) but not
 reversible by hashing every possible id, because the key is secret to this
 installation.  Auditors and admins unmask with a reason, and the unmasking
-is recorded (``dashboard.queries.record_access``).
+is recorded (``dashboard.queries.record_access``), and so is each page
+that then shows customer ids in clear, with the ids it showed
+(``dashboard.ui.record_view``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ _RECORD_ID = re.compile(r"\d{4,}")
 # date glued to a letter (``R20261012``) is as likely a record's number.
 _DATE = re.compile(r"(?<![0-9A-Za-z])((?:19[7-9]|20[0-9])[0-9])([-_]?)([01][0-9])\2([0-3][0-9])(?![0-9A-Za-z])")
 MASK = "•••"
+CUSTOMERS_SHOWN = 5  # an event's customers in a table's cell, the rest counted ("(+12)")
 
 
 def load_key(data_dir: Path) -> bytes:
@@ -94,7 +97,7 @@ class Masker:
         does not disclose them."""
         return Masker(self.key, self.unmasked, customer_id)
 
-    def customers(self, customer_ids: list[str] | None, limit: int = 5) -> str:
+    def customers(self, customer_ids: list[str] | None, limit: int = CUSTOMERS_SHOWN) -> str:
         if not customer_ids:
             return ""
         shown = ", ".join(self.customer(c) for c in customer_ids[:limit])

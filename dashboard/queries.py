@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 import re
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import orjson
 
 from dashboard.auth import Identity, Permission
-from dashboard.masking import Masker
+from dashboard.masking import CUSTOMERS_SHOWN, Masker
 from detectors.registry import DETECTORS
 from models.alert import Alert, AlertStatus, Severity
 from models.config import Settings
 from models.dashboard import (
+    CUSTOMERS_LISTED,
     ActorProfile,
     AlertDayCount,
     ClassDay,
@@ -472,6 +474,7 @@ class ComplianceView:
     alerts: list[AlertDayCount]
     triage: TriageSummary
     partner_out_of_scope: list[AlertDayCount]  # partners touching data, resources or places new to them
+    partner_companies: list[PartnerScope]  # the same alerts by company, with the data classes they name
     contract_breaches: list[ContractBreach]  # partners reading outside their company's declared contract
     sensitive: list[ClassDay]  # high-sensitivity classes only, by actor kind (``sensitive_of`` sums them)
     # high or critical sensitive_access alerts, newest first: a breach's 40,000 records are lost in the chart
@@ -561,6 +564,54 @@ def records_outside_contract(alert: Alert) -> int:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class PartnerScope:
+    """A partner company's alerts "outside its usual scope" (``Detector.partner_scope``) in a span."""
+
+    organization: str  # the agents' organisation as the log gives it; "?" when it gives none
+    agents: int
+    alerts: int
+    detectors: list[str]  # the detectors' names, by most alerts
+    classes: list[str]  # the data classes the alerts name, where their evidence does
+
+
+PARTNER_ALERTS_READ = 10_000  # as CONTRACT_ALERTS_READ: a bound on one period's partner alerts, not a sample
+
+
+def partner_scope_by_company(store: Store, since: datetime, until: datetime) -> list[PartnerScope]:
+    """By company, the most alerts first: which partner companies' agents read outside their usual scope."""
+    scope = sorted(name for name, detector in DETECTORS.items() if detector.partner_scope)
+    by_company: dict[str, list[Alert]] = defaultdict(list)
+    for name in scope:  # the store filters alerts by detector, not by actor kind: a query a detector
+        found = store.query_alerts(AlertQuery(detector=name, since=since, until=until, limit=PARTNER_ALERTS_READ))
+        for alert in found:
+            if alert.actor_kind is ActorKind.PARTNER:
+                by_company[alert.actor_organization or "?"].append(alert)
+    companies = [
+        PartnerScope(
+            organization=company,
+            agents=len({alert.actor_id for alert in found}),
+            alerts=len(found),
+            detectors=[name for name, _ in Counter(alert.detector for alert in found).most_common()],
+            classes=sorted({name for alert in found for name in classes_named(alert.evidence)}),
+        )
+        for company, found in by_company.items()
+    ]
+    return sorted(companies, key=lambda c: (-c.alerts, c.organization))
+
+
+def classes_named(evidence: dict) -> set[str]:
+    """The data classes an alert's evidence names: read (``classes``, ``records_by_class``) or new to the actor
+    (``new_access``'s items of what ``data_class``).  Other detectors' evidence names none: their volumes or hours."""
+    named = {c for c in evidence.get("classes") or () if isinstance(c, str)}
+    if isinstance(evidence.get("records_by_class"), dict):
+        named.update(evidence["records_by_class"])
+    for item in evidence.get("new") or ():
+        if isinstance(item, dict) and item.get("what") == "data_class" and isinstance(item.get("value"), str):
+            named.add(item["value"])
+    return named
+
+
 def sensitive_of(days: list[ClassDay], kind: str | None = None) -> list[ClassDay]:
     """The records per local day and class read by one kind of actor (``ActorKind``'s value), or by every kind
     together (None): the trend a DPO asks of partners' agents alone, without a service's nightly job beside it."""
@@ -604,6 +655,7 @@ def compliance(store: Store, settings: Settings, until: datetime, days: int, now
         alerts=alerts,
         triage=store.triage_summary(since, now + HOUR, now, settings.dashboard.report_deadline),
         partner_out_of_scope=partner_out_of_scope(alerts),
+        partner_companies=partner_scope_by_company(store, since, until),
         contract_breaches=contract_breaches(store, since, until),
         sensitive=[d for d in store.class_days(since, until, zone, by_kind=True) if d.data_class in high],
         sensitive_alerts=sensitive_reads(store, since, until),
@@ -765,10 +817,13 @@ def record_access(
     what: dict | None = None,
     results: int = 0,
     incident_id: str | None = None,
+    in_clear: Iterable[str] = (),
 ) -> DataAccess:
+    """``in_clear``: the customer ids the access showed or exported in clear (``shown_in_clear`` when collected)."""
     reason = reason.strip()
     if not reason:
         raise ValueError("a reason is required to read customer data")
+    listed, count = shown_in_clear(in_clear)
     access = DataAccess(
         at=datetime.now(UTC),
         by=identity.username,
@@ -778,9 +833,29 @@ def record_access(
         what=what or {},
         results=results,
         incident_id=incident_id,
+        customer_ids=listed,
+        customers_in_clear=count,
     )
     store.record_data_access(access)
     return access
+
+
+def shown_in_clear(customer_ids: Iterable[str]) -> tuple[list[str], int]:
+    """Each id once, in the order first shown, at most ``CUSTOMERS_LISTED`` of them; and how many in all.
+
+    A page shows a few hundred at most, all listed; an export of a month may hold millions, which one
+    record cannot keep: its query (the access's ``what``) reads them again, as long as the events are kept.
+    """
+    seen = dict.fromkeys(customer_ids)
+    return list(itertools.islice(seen, CUSTOMERS_LISTED)), len(seen)
+
+
+def customers_on_screen(items: Iterable[StoredEvent], masker: Masker) -> list[str]:
+    """The customer ids ``event_row`` shows in clear for these events (their first few each); none when masked."""
+    if not masker.unmasked:
+        return []
+    shown = (c for item in items for c in (item.event.customer_ids or ())[:CUSTOMERS_SHOWN])
+    return [c for c in shown if masker.customer(c) == c]
 
 
 def audit_search(store: Store, identity: Identity, query: EventQuery, reason: str, record: bool = True) -> EventPage:
@@ -908,12 +983,19 @@ def export_events(
         raise ValueError("a reason is required to export the access log (a case, a request number)")
     if query.customer_id is not None:  # one customer's events: the others they read stay pseudonyms
         masker = masker.for_subject(query.customer_id)
-    export = events_csv(store, query, EVENT_COLUMNS, lambda item: export_row(item, masker, zone), cap)
+    in_clear: dict[str, None] = {}  # each id once, in the order written
+
+    def row(item: StoredEvent) -> dict:
+        if masker.unmasked:  # the ids the file holds in clear: the subject alone when one customer is searched
+            in_clear.update((c, None) for c in item.event.customer_ids or () if masker.customer(c) == c)
+        return export_row(item, masker, zone)
+
+    export = events_csv(store, query, EVENT_COLUMNS, row, cap)
     asked = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "cursor", "newest_first"})
     # whether the ids left in clear is part of what was read
     shown = "masked" if not masker.unmasked else "in clear" if masker.subject is None else "the searched one in clear"
     what = {**asked, "cap": cap, "customer_ids": shown}
-    record_access(store, identity, DataAccessKind.EXPORT, reason, what, export.events)
+    record_access(store, identity, DataAccessKind.EXPORT, reason, what, export.events, in_clear=in_clear)
     return export
 
 

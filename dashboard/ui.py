@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 import streamlit as st
 
@@ -25,6 +26,7 @@ from dashboard.auth import (
     email_unverified,
     oidc_identity,
 )
+from dashboard.explain import detector_title
 from dashboard.markdown import markdown_text
 from dashboard.masking import Masker, load_key
 from models.config import Settings
@@ -241,6 +243,33 @@ def unmask_control(ctx: Context) -> None:
             st.rerun()
 
 
+def record_view(
+    ctx: Context, view: dict, shown: list[str], events: int, content: tuple = (), incident_id: str | None = None
+) -> None:
+    """Unmasked, record that this page showed these customer ids in clear, under the session's unmask reason.
+
+    ``view`` names the page as it was asked (an incident's events and their page, a search's query), so
+    that the rows can be read again; ``content`` tells apart two showings of one view (the events' ids).
+    Streamlit runs the page's script anew at each click in it: the same view of the same content, in this
+    session and under this reason, is recorded once within ``dashboard.view_recorded_again``.
+    """
+    if not ctx.masker.unmasked or not events:
+        return
+    reason = st.session_state["_unmask_reason"]
+    key = stable_key(reason, orjson.dumps(view, option=orjson.OPT_SORT_KEYS).decode(), *content, *shown)
+    recorded: dict[str, float] = st.session_state.setdefault("_views_recorded", {})
+    now = time.monotonic()
+    again = ctx.settings.dashboard.view_recorded_again
+    if key in recorded and now - recorded[key] < again:
+        return
+    queries.record_access(
+        ctx.store, ctx.identity, DataAccessKind.VIEW, reason, view, events, incident_id, in_clear=shown
+    )
+    for old in [k for k, at in recorded.items() if now - at >= again]:  # a long session keeps a few
+        del recorded[old]
+    recorded[key] = now
+
+
 # -- display helpers ----------------------------------------------------------------------
 def local_time(ctx: Context, moment: datetime | None, seconds: bool = False) -> str:
     """The organisation's local time with its UTC offset (``2026-11-25 05:45 +08:00``): no reader guesses the zone."""
@@ -272,7 +301,7 @@ def flagged_caption(ctx: Context, flagged: Flagged, incident: Incident, detected
     """Under an incident's header: each run of flagged hours (the worst first), the incident's window around
     them, and which clock the detection time is on."""
     said = [
-        f"{run.severity.value} {short_range(ctx, run.start, run.end)} ({', '.join(run.detectors)})"
+        f"{run.severity.value} {short_range(ctx, run.start, run.end)} ({', '.join(map(detector_title, run.detectors))})"
         for run in runs(flagged.spans)
     ]
     shown = "; ".join(said[:6]) + (f"; and {len(said) - 6} more" if len(said) > 6 else "")

@@ -529,6 +529,9 @@ class Dashboard(Section):
     page_size: Annotated[int, Field(ge=5, le=1000)] = 50  # events and incidents per page
     report_deadline: Seconds = 48 * 3600.0  # a breach is reported within this long of being known
     timeline_days: Annotated[int, Field(ge=1, le=90)] = 28  # history behind an actor's usual band and profile
+    # a page showing the same customer ids in clear again within this long, in one session, is not recorded again:
+    # Streamlit runs a page's script anew at each click, and each run is not another reading
+    view_recorded_again: Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=86400)] = 600.0
     demo_sign_in: StrictBool = False  # the users marked demo sign in (``make demo`` sets it)
     users: dict[str, DashboardUser] = {}
     oidc: DashboardOidc = DashboardOidc()

@@ -113,6 +113,7 @@ class DataAccessKind(StrEnum):
     EXPORT = "export"  # a CSV of events, or a report with its customer list
     UNMASK = "unmask"  # customer identifiers shown unmasked
     CUSTOMER_LIST = "customer_list"  # the affected customers of an incident shown
+    VIEW = "view"  # a page showed customer ids in clear (an unmasked session): which, in ``customer_ids``
 
 
 class DataAccess(_Figures):
@@ -126,10 +127,22 @@ class DataAccess(_Figures):
     what: dict[str, Any] = {}  # the query, or the incident, as asked
     results: int = 0  # how many events (or customers) were shown or exported
     incident_id: str | None = None
+    # the customer ids this access showed or exported in clear, each once, at most ``CUSTOMERS_LISTED`` of them;
+    # ``customers_in_clear`` counts them all (more than listed: the ``what`` re-derives the rest)
+    customer_ids: list[str] = []
+    customers_in_clear: int = 0
+
+    @property
+    def customers_unlisted(self) -> int:
+        return max(0, self.customers_in_clear - len(self.customer_ids))
+
+
+CUSTOMERS_LISTED = 1000  # customer ids one access record lists: a page shows far fewer, an export may hold millions
 
 
 class DataAccessQuery(_Figures):
     by: str | None = None
+    customer_id: str | None = None  # the accesses that showed this customer in clear, or searched for them
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=100, ge=1, le=10_000)

@@ -689,4 +689,38 @@ class StoreContract:
         window = DataAccessQuery(since=now + timedelta(minutes=1), until=now + timedelta(minutes=2))
         assert store.data_accesses(window) == [second]
 
+    def test_data_accesses_of_one_customer_are_those_that_showed_them_in_clear_or_searched_for_them(self, store: Store):
+        from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery
+
+        now = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+
+        def access(minutes: int, by: str, kind: DataAccessKind, **fields) -> DataAccess:
+            return DataAccess(
+                at=now + timedelta(minutes=minutes), by=by, role="auditor", kind=kind, reason="curious", **fields
+            )
+
+        searched = access(0, "audrey", DataAccessKind.SEARCH, what={"customer_id": "c-1"}, results=2)
+        seen = access(
+            1,
+            "audrey",
+            DataAccessKind.VIEW,
+            what={"view": "incident events", "incident_id": "inc-1"},
+            results=6,
+            incident_id="inc-1",
+            customer_ids=["c-2", "c-1"],
+            customers_in_clear=2,
+        )
+        exported = access(
+            2, "li", DataAccessKind.EXPORT, what={"actor_id": "emp-1"}, customer_ids=["c-1"], customers_in_clear=4000
+        )
+        others = access(3, "li", DataAccessKind.VIEW, customer_ids=["c-10", "c-3"], customers_in_clear=2, results=1)
+        unmasked = access(4, "li", DataAccessKind.UNMASK)
+        for one in (searched, seen, exported, others, unmasked):
+            store.record_data_access(one)
+        assert store.data_accesses(DataAccessQuery(customer_id="c-1")) == [exported, seen, searched]
+        assert store.data_accesses(DataAccessQuery(customer_id="c-3")) == [others]
+        assert store.data_accesses(DataAccessQuery(customer_id="c-")) == []  # an id whole, not a part of one
+        assert store.data_accesses(DataAccessQuery(customer_id="c-1", by="li")) == [exported]
+        assert store.data_accesses(DataAccessQuery()) == [unmasked, others, exported, seen, searched]
+
     # == end of the dashboard section ==========================================================

@@ -302,8 +302,11 @@ def test_the_pages_give_times_with_their_utc_offset(office):
 
 def test_queue_filters(office):
     at = _app("ana")
+    detectors = at.selectbox(key="q-detector").options
+    assert "first-time access" in detectors and "large reads" in detectors and "new_access" not in detectors
     at.selectbox(key="q-detector").select("new_access").run()
     assert list(at.dataframe[0].value["actor"]) == ["ptn-0001 (partner, blue-sky)"]
+    assert list(at.dataframe[0].value["detectors"]) == ["first-time access"]
     at.selectbox(key="q-detector").select("any")
     at.selectbox(key="q-severity").select("high").run()
     assert list(at.dataframe[0].value["severity"]) == ["critical"]
@@ -323,6 +326,8 @@ def test_the_incident_page_explains_and_shows_the_events_masked(office):
     at = _app("ana", incident=office["bulk"].incident_id)
     text = _text(at)
     assert "emp-0001: critical incident" in text
+    # detectors in the words people use (``explain.detector_title``): in the header, the flagged runs, each alert
+    assert "detectors: large reads" in text and "(large reads)" in text and "critical] · large reads" in text
     assert (
         "4,800 records against their own usual of 15: 320.0 times as many"
     )  # 4,800 / 15, whatever ratio the score had in text
@@ -363,9 +368,9 @@ def test_a_day_long_incident_is_shown_at_its_flagged_hour_first(office):
     assert _metric(at, "Flagged activity").value == "28 Oct 14:00"
     assert _metric(at, "Flagged activity").delta == "to 28 Oct 15:00, UTC+08:00"
     text = _text(at)
-    assert "Flagged: critical 28 Oct 14:00–15:00 (bulk_read)." in text
+    assert "Flagged: critical 28 Oct 14:00–15:00 (large reads)." in text
     assert "The incident's window, its findings merged: 28 Oct 00:00 to 29 Oct 00:00, UTC+08:00." in text
-    assert "bulk_read** · flagged 2026-10-28 14:00–15:00 +08:00 (its window 28 Oct 00:00 – 29 Oct 00:00)" in text
+    assert "large reads** · flagged 2026-10-28 14:00–15:00 +08:00 (its window 28 Oct 00:00 – 29 Oct 00:00)" in text
     # the events: the flagged hour's first, each choice with its count; the whole day a click away
     choice = at.radio(key=f"i-span-{incident.incident_id}")
     assert choice.value == "flagged"
@@ -484,6 +489,7 @@ def test_the_report_leaves_the_customers_out_unless_an_auditor_gives_a_reason(of
     assert (access.by, access.kind, access.results) == ("audrey", DataAccessKind.CUSTOMER_LIST, 48)
     assert access.reason == "regulator notification 2026-31"
     assert access.what["formats"] == ["report", "csv"]  # the list and its CSV: one preparation, one record
+    assert access.customer_ids == BULK_CUSTOMERS and access.customers_in_clear == 48  # whose: by each id
     assert _downloads(at) == ["Download Markdown", "Download HTML", "Download customers CSV"]
     day = at.session_state["r-made"][4].removeprefix(office["bulk"].incident_id + "-")  # the downloads' name
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", day), day
@@ -732,8 +738,95 @@ def test_unmasking_takes_a_recorded_reason(office):
     events = next(d.value for d in at.dataframe if "customers" in d.value.columns)
     assert "c-0000" in " ".join(events["customers"])
     with _open(office["store_path"]) as store:
-        [access] = store.data_accesses(DataAccessQuery())
+        [view, access] = store.data_accesses(DataAccessQuery())
     assert (access.kind, access.reason) == (DataAccessKind.UNMASK, "case 31")
+    assert (view.kind, view.reason) == (DataAccessKind.VIEW, "case 31")  # and what it then showed in clear
+
+
+# the first five of each bulk export's eight customers: what the events table shows of them, the rest "(+3)"
+SHOWN_OF_THE_BULK_READ = {c for n in range(6) for c in BULK_CUSTOMERS[n * 8 : n * 8 + 5]}
+
+
+def _views(office) -> list[DataAccess]:
+    with _open(office["store_path"]) as store:
+        return [a for a in store.data_accesses(DataAccessQuery()) if a.kind is DataAccessKind.VIEW]
+
+
+def _unmask(at: AppTest, reason: str) -> AppTest:
+    at.text_input(key="unmask-reason").input(reason).run()
+    return at.button(key="unmask").click().run()
+
+
+def test_an_unmasked_session_records_the_customers_an_incident_s_events_showed_once_a_view(office):
+    # a DPO's finding: unmasked with "curious", then an incident's events read in clear, and nothing said whose
+    at = _app("audrey", incident=office["bulk"].incident_id)
+    assert _views(office) == []  # masked: nobody's id shown, nothing to record
+    _unmask(at, "curious")
+    [view] = _views(office)
+    assert (view.by, view.reason, view.incident_id, view.results) == (
+        "audrey",
+        "curious",
+        office["bulk"].incident_id,
+        6,
+    )
+    incident = office["bulk"].incident_id
+    assert view.what == {"view": "incident events", "incident_id": incident, "events_of": "flagged", "page": 1}
+    assert set(view.customer_ids) == SHOWN_OF_THE_BULK_READ and view.customers_in_clear == 30
+    assert BULK_CUSTOMERS[7] not in view.customer_ids  # behind "(+3)": never on the screen
+    # Streamlit runs the page again at each click: the same view showing the same ids is one reading
+    at.run()
+    at.run()
+    assert len(_views(office)) == 1
+    # under another reason, it is another reading
+    at.button(key="mask-again").click().run()
+    _unmask(at, "DSAR 2026-118")
+    assert [v.reason for v in _views(office)] == ["DSAR 2026-118", "curious"]
+
+
+def test_a_view_shown_again_after_the_configured_span_is_recorded_again(office, monkeypatch):
+    monkeypatch.setenv("ACCESSWATCH_DASHBOARD__VIEW_RECORDED_AGAIN", "0s")
+    at = _unmask(_app("audrey", incident=office["bulk"].incident_id), "curious")
+    at.run()
+    assert len(_views(office)) == 2
+
+
+def test_the_audit_search_and_its_export_record_the_customers_they_showed_in_clear(office):
+    at = _unmask(_app("audrey", page="search"), "DSAR 2026-118")
+    _search(at, actor="emp-0001", field="passport_number")
+    [view] = _views(office)
+    assert view.what["view"] == "audit search" and view.what["actor_id"] == "emp-0001"  # its query: read again
+    assert set(view.customer_ids) == SHOWN_OF_THE_BULK_READ and view.results == 6
+    at.run()
+    assert len(_views(office)) == 1
+    at.button(key="s-export").click().run()
+    with _open(office["store_path"]) as store:
+        [export] = [a for a in store.data_accesses(DataAccessQuery()) if a.kind is DataAccessKind.EXPORT]
+    assert sorted(export.customer_ids) == BULK_CUSTOMERS and export.customers_in_clear == 48  # the file holds all
+
+
+def test_compliance_answers_who_saw_a_customer_in_clear(office):
+    _unmask(_app("audrey", incident=office["bulk"].incident_id), "curious")
+    at = _app("root", page="compliance")
+    at.text_input(key="c-customer").input(BULK_CUSTOMERS[0]).run()
+    table = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert table[["who", "what", "reason"]].to_dict("records") == [
+        {"who": "audrey", "what": "view", "reason": "curious"}
+    ]
+    # whom it showed: masked here as on every page (the one asked for first), in clear once unmasked, and recorded
+    cell = table["customers in clear"][0]
+    assert cell.startswith("cust#") and BULK_CUSTOMERS[0] not in cell and cell.count(",") == 19  # 20 of the 30
+    assert cell.endswith(" and 10 more")
+    _unmask(at, "DSAR 2026-120")
+    table = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert table["customers in clear"][0].startswith(f"{BULK_CUSTOMERS[0]}, ")
+    newest = _views(office)[0]
+    assert (newest.by, newest.what["view"], newest.what["customer_id"]) == ("root", "access log", BULK_CUSTOMERS[0])
+    assert BULK_CUSTOMERS[0] in newest.customer_ids and len(newest.customer_ids) == 20
+    at.run()  # its own record now among the rows: the same ids, the same view
+    assert [v.by for v in _views(office)] == ["root", "audrey"]
+    at.text_input(key="c-customer").input(BULK_CUSTOMERS[7]).run()  # in the events, never shown in clear
+    assert not [d for d in at.dataframe if "reason" in d.value.columns]
+    assert "Nobody under these filters." in _text(at)
 
 
 def test_compliance_figures(office):
@@ -771,7 +864,7 @@ def test_compliance_counts_the_records_read_outside_a_contract_on_their_own(offi
     [scope] = [d.value for d in at.dataframe if "first-time access" in d.value.columns]
     assert list(scope.columns) == ["first-time access"]
     assert _metric(at, "Records read outside a contract").value == "1,500"
-    [breaches] = [d.value for d in at.dataframe if "company" in d.value.columns]
+    [breaches] = [d.value for d in at.dataframe if "records read outside the contract" in d.value.columns]
     assert breaches.to_dict("records") == [
         {
             "company": "Blue Sky",
@@ -780,6 +873,43 @@ def test_compliance_counts_the_records_read_outside_a_contract_on_their_own(offi
             "alerts": 1,
             "classes": "financial",
         }
+    ]
+
+
+def test_compliance_names_the_partner_companies_outside_their_usual_scope_and_the_classes(office):
+    # a DPO's "which partner companies?": the day's count per detector named none
+    sensitive = f.alert(
+        actor_id="ptn-0902",
+        actor_kind="partner",
+        actor_organization="north-wind",
+        detector="sensitive_access",
+        window_start=INCIDENT_HOUR,
+        window_end=INCIDENT_HOUR + timedelta(hours=1),
+        evidence={"classes": ["financial", "government_id"], "records_by_class": {"financial": 30, "contact": 4}},
+    )
+    new = f.alert(
+        actor_id="ptn-0903",
+        actor_kind="partner",
+        actor_organization="north-wind",
+        detector="new_access",
+        window_start=INCIDENT_HOUR + timedelta(hours=2),
+        window_end=INCIDENT_HOUR + timedelta(hours=3),
+        evidence={"new": [{"what": "data_class", "value": "health"}, {"what": "resource", "value": "crm/x"}]},
+    )
+    employee = f.alert(actor_id="emp-0002", detector="off_hours", window_start=INCIDENT_HOUR)  # no partner
+    with _open(office["store_path"]) as store:
+        store.upsert_alerts([sensitive, new, employee])
+    at = _app("audrey", page="compliance")
+    [companies] = [d.value for d in at.dataframe if "found" in d.value.columns]
+    assert companies.to_dict("records") == [
+        {
+            "company": "north-wind",
+            "alerts": 2,
+            "agents": 2,
+            "found": "first-time access, sensitive data read",
+            "data classes": "contact, financial, government id, health",
+        },
+        {"company": "blue-sky", "alerts": 1, "agents": 1, "found": "first-time access", "data classes": ""},
     ]
 
 

@@ -207,6 +207,33 @@ def test_an_export_of_one_customer_s_events_names_the_other_customers_only_by_ps
     }
     recorded = [a.what["customer_ids"] for a in sqlite_store.data_accesses(DataAccessQuery())]
     assert recorded == ["in clear", "the searched one in clear"]
+    # whose ids the files held in clear: the searched one alone, then every one
+    listed = [sorted(a.customer_ids) for a in sqlite_store.data_accesses(DataAccessQuery())]
+    assert listed == [sorted(["c-me", "c-other-0", "c-other-1", "c-other-2"]), ["c-me"]]
+
+
+def test_an_access_lists_the_customers_it_showed_each_once_up_to_a_bound_and_counts_them_all(
+    sqlite_store, settings, monkeypatch
+):
+    assert queries.shown_in_clear(["c-2", "c-1", "c-2"]) == (["c-2", "c-1"], 2)
+    monkeypatch.setattr(queries, "CUSTOMERS_LISTED", 3)
+    sqlite_store.write([f.incoming(settings, at=f.at(hours=h), customer_ids=[f"c-{h}", "c-x"]) for h in range(4)])
+    auditor = Identity("audrey", Role.AUDITOR, "Audrey", "password")
+    queries.export_events(sqlite_store, auditor, EventQuery(), "case 9", Masker(b"k", unmasked=True), UTC, 10)
+    queries.export_events(sqlite_store, auditor, EventQuery(), "case 9", Masker(b"k"), UTC, 10)
+    masked, whole = sqlite_store.data_accesses(DataAccessQuery())
+    assert (whole.customer_ids, whole.customers_in_clear, whole.customers_unlisted) == (["c-3", "c-x", "c-2"], 5, 2)
+    assert (masked.customer_ids, masked.customers_in_clear) == ([], 0)  # pseudonyms name nobody
+
+
+def test_the_customers_on_screen_are_those_a_row_shows_in_clear(sqlite_store, settings):
+    sqlite_store.write([f.incoming(settings, customer_ids=[f"c-{n}" for n in range(8)])])
+    events = sqlite_store.query_events(EventQuery()).items
+    assert queries.customers_on_screen(events, Masker(b"k")) == []
+    shown = queries.customers_on_screen(events, Masker(b"k", unmasked=True))
+    assert shown == [f"c-{n}" for n in range(5)]  # the rest is "(+3)" in the row
+    assert all(c in queries.event_row(events[0], Masker(b"k", unmasked=True), UTC)["customers"] for c in shown)
+    assert queries.customers_on_screen(events, Masker(b"k", unmasked=True).for_subject("c-2")) == ["c-2"]
 
 
 def test_an_export_keeps_a_spreadsheet_from_running_the_log_s_text(sqlite_store, settings):

@@ -11,6 +11,7 @@ Each test gets indices under a prefix of its own, deleted afterwards.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import os
 import sys
@@ -470,7 +471,7 @@ def test_a_store_made_before_the_record_is_read_as_it_is_and_upgraded_once_by_a_
     with caplog.at_level("INFO", logger="store.elasticsearch.schema"):
         ElasticsearchStore(versioned.settings).close()
     where = f"the store at {versioned.settings.hosts[0]} with prefix {versioned.settings.prefix!r}"
-    due = ["0002-schema-record", "0003-incidents-flagged-end"]
+    due = ["0002-schema-record", "0003-incidents-flagged-end", "0004-accesses-customer-ids"]
     assert [r.getMessage() for r in caplog.records] == [f"upgrading {where}: {', '.join(due)}"]
     entries = _record(versioned)["migrations"]
     assert [e["name"] for e in entries] == ["0001-foundation", *due]
@@ -540,6 +541,33 @@ def test_a_writer_gives_the_incidents_of_an_older_store_when_their_flagged_activ
     assert [i.incident_id for i in queue] == ["inc-evening", "inc-day", "inc-morning"]
     assert [i.flagged_end for i in queue] == [f.at(hours=19), f.at(hours=17), f.at(hours=10)]
     assert versioned.migrations[-1] == "0003-incidents-flagged-end"
+
+
+def test_a_writer_makes_the_accesses_of_an_older_store_searchable_by_customer(versioned):
+    # this month's accesses index made before 0004: its mapping without ``customer_ids`` (``dynamic`` false)
+    from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery
+
+    at = datetime.now(UTC).replace(microsecond=0)  # this month's index; the store keeps milliseconds
+    family = f"{versioned.settings.prefix}-{m.ACCESSES}"
+    versioned.client.indices.delete_index_template(name=family)
+    older = copy.deepcopy(m.MAPPINGS[m.ACCESSES])
+    del older["properties"]["accesswatch"]["properties"]["customer_ids"]
+    versioned.client.indices.create(index=m.dated_index(versioned.settings, m.ACCESSES, at), mappings=older)
+    record = _record(versioned)
+    record["migrations"] = [e for e in record["migrations"] if e["name"] != "0004-accesses-customer-ids"]
+    versioned.client.index(index=m.state_index(versioned.settings), id=schema.SCHEMA_ID, document=record, refresh=True)
+    # the dashboard, of this version, records before a writer upgrades the store (readers are not refused)
+    seen = DataAccess(
+        at=at, by="audrey", role="auditor", kind=DataAccessKind.VIEW, reason="curious", customer_ids=["c-1"]
+    )
+    versioned.record_data_access(seen)
+    assert versioned.data_accesses(DataAccessQuery(customer_id="c-1")) == []  # the old mapping: not searched
+    ElasticsearchStore(versioned.settings).close()  # a writer upgrades it
+    assert versioned.data_accesses(DataAccessQuery(customer_id="c-1")) == [seen]
+    later = seen.model_copy(update={"at": at + timedelta(seconds=1), "customer_ids": ["c-1", "c-2"]})
+    versioned.record_data_access(later)
+    assert versioned.data_accesses(DataAccessQuery(customer_id="c-1")) == [later, seen]
+    assert "0004-accesses-customer-ids" in versioned.migrations
 
 
 def test_two_instances_upgrading_at_once_record_each_migration_once(versioned, monkeypatch):

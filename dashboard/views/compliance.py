@@ -11,7 +11,7 @@ from dashboard import charts, queries, ui
 from dashboard.auth import Permission
 from dashboard.explain import detector_title
 from detectors.wording import KIND_NOUNS
-from models.dashboard import DataAccessQuery
+from models.dashboard import CUSTOMERS_LISTED, DataAccess, DataAccessQuery
 from models.event import ActorKind
 
 ctx = ui.context()
@@ -135,6 +135,26 @@ else:
         ]
     )
     st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "company": c.organization,
+                    "alerts": c.alerts,
+                    "agents": c.agents,
+                    "found": ", ".join(map(detector_title, c.detectors)),
+                    "data classes": ", ".join(name.replace("_", " ") for name in c.classes),
+                }
+                for c in view.partner_companies
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(
+        "By partner company (the agents' organisation in the log), the most alerts first, with what the detectors"
+        " found and the data classes their alerts name (large reads and unusual hours name none)."
+    )
+    st.dataframe(
         partner.pivot_table(index="day", columns="detector", values="alerts", aggfunc="sum", fill_value=0),
         width="stretch",
     )
@@ -195,17 +215,21 @@ if view.dead_letters:
     )
 
 ACCESS_PAGE = 200  # accesses a page of the audit of auditors
+CUSTOMERS_SHOWN_HERE = 20  # of an access's customers in clear, in its row; a customer filter finds any of them
 
 
 def access_log_section() -> None:
     """Who read customer data through the dashboard: filtered by person and local days, paged back to the first."""
     st.subheader("Who read customer data through the dashboard")
-    row = st.columns(3)
+    row = st.columns(4)
     who = row[0].text_input("Person (user name)", key="c-who").strip()
-    since_day = row[1].date_input("From (local day)", value=None, key="c-since")
-    until_day = row[2].date_input("To (local day, inclusive)", value=None, key="c-until")
+    # a subject's question: who saw me in clear, or looked me up by my id
+    customer = row[1].text_input("Customer id (shown in clear, or searched for)", key="c-customer").strip()
+    since_day = row[2].date_input("From (local day)", value=None, key="c-since")
+    until_day = row[3].date_input("To (local day, inclusive)", value=None, key="c-until")
     query = DataAccessQuery(
         by=who or None,
+        customer_id=customer or None,
         since=datetime.combine(since_day, time(), ctx.zone) if since_day else None,
         until=datetime.combine(until_day + timedelta(days=1), time(), ctx.zone) if until_day else None,
         limit=ACCESS_PAGE,
@@ -217,8 +241,21 @@ def access_log_section() -> None:
         marks[:] = [None]
     page = queries.access_log(ctx.store, query, marks[-1])
     if not page.accesses:
-        st.caption("Nobody under these filters." if who or since_day or until_day else "Nobody yet.")
+        st.caption("Nobody under these filters." if who or customer or since_day or until_day else "Nobody yet.")
         return
+    # the customers each access showed are customers' ids too: masked as on every page, and, unmasked, recorded
+    shown = {id(a): in_clear_shown(a, customer) for a in page.accesses}
+    ui.record_view(
+        ctx,
+        {
+            "view": "access log",
+            **query.model_dump(mode="json", exclude_none=True, exclude={"limit"}),
+            "page": len(marks),
+        },
+        # in order, so that the rows this record adds (it is one of them) do not make the view another one
+        sorted({c for ids in shown.values() for c in ids if ctx.masker.customer(c) == c}),
+        len(page.accesses),
+    )
     st.dataframe(
         pd.DataFrame(
             [
@@ -230,6 +267,7 @@ def access_log_section() -> None:
                     "reason": a.reason,
                     "results": a.results,
                     "asked": ", ".join(f"{k}={v}" for k, v in a.what.items()),
+                    "customers in clear": customers_in_clear(a, shown[id(a)]),
                 }
                 for a in page.accesses
             ]
@@ -248,6 +286,29 @@ def access_log_section() -> None:
         f"Page {len(marks)}, newest first, {ACCESS_PAGE} a page"
         + ("; the oldest under these filters." if page.older is None else ".")
     )
+    st.caption(
+        "Each search and export, each unmasking, and each page an unmasked session showed customer ids on (an"
+        " incident's events, the audit search's results, this log), recorded once in "
+        f"{ui.duration(ctx.settings.dashboard.view_recorded_again)} while it shows the same ids: the ids shown in"
+        f" clear are listed, up to {CUSTOMERS_LISTED:,} an access; an export holding more lists its first and counts"
+        " the rest, which its query reads again."
+    )
+
+
+def in_clear_shown(access: DataAccess, wanted: str) -> list[str]:
+    """The ids of ``access.customer_ids`` its row shows, the customer filtered for (``wanted``) first."""
+    return sorted(access.customer_ids, key=lambda c: c != wanted)[:CUSTOMERS_SHOWN_HERE]  # stable: the rest in order
+
+
+def customers_in_clear(access: DataAccess, shown: list[str]) -> str:
+    """``c-1, c-2`` (masked as the viewer sees customers); ``c-1, ... and 4,000 more`` when the access held more
+    than the row shows, saying how many its record does not list (its query reads them again)."""
+    listed = ", ".join(ctx.masker.customer(c) for c in shown)
+    more = access.customers_in_clear - len(shown)
+    if more <= 0:
+        return listed
+    unlisted = access.customers_unlisted
+    return f"{listed} and {more:,} more" + (f" ({unlisted:,} not listed: read again by the query)" if unlisted else "")
 
 
 if ctx.can(Permission.ACCESS_LOG):

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import charts, queries, report, ui
 from dashboard.auth import Permission
-from dashboard.explain import explain
+from dashboard.explain import detector_title, explain
 from dashboard.markdown import markdown_text
 from models.alert import AlertStatus
 from models.dashboard import DataAccessKind
@@ -62,7 +62,8 @@ st.markdown(
     f" {markdown_text(incident.summary)}"  # the log's words (a purpose, a resource): shown as written
 )
 st.caption(
-    f"`{incident.incident_id}` · {markdown_text(ui.actor_label(incident))} · detectors: {', '.join(incident.detectors)}"
+    f"`{incident.incident_id}` · {markdown_text(ui.actor_label(incident))} · detectors:"
+    f" {', '.join(map(detector_title, incident.detectors))}"
 )
 top = st.columns(4)
 top[0].metric("Risk", f"{incident.risk_score:.0f} / 100")
@@ -175,7 +176,8 @@ with explained:
             if (own.start, own.end) != (alert.window_start, alert.window_end):  # grown over a wider window
                 when += f" (its window {ui.short_range(ctx, alert.window_start, alert.window_end)})"
             st.markdown(
-                f"**{ui.severity_label(alert.severity.value)} · {alert.detector}** · {when} · score {alert.score:.1f}"
+                f"**{ui.severity_label(alert.severity.value)} · {detector_title(alert.detector)}** · {when}"
+                f" · score {alert.score:.1f}"
             )
             st.markdown(markdown_text(alert.summary))
             # record ids in the evidence masked as in the Events tab (an analyst sees customers' records masked)
@@ -218,6 +220,14 @@ with events_tab:
     cursors: list[str | None] = st.session_state.setdefault(stack_key, [None])
     page = queries.incident_events(ctx.store, incident, page_size, cursors[-1], spans[in_view])
     rows = [queries.event_row(item, ctx.masker, ctx.zone) for item in page.items]
+    ui.record_view(  # before the rows are shown, as a search is recorded before its answer
+        ctx,
+        {"view": "incident events", "incident_id": incident.incident_id, "events_of": in_view, "page": len(cursors)},
+        queries.customers_on_screen(page.items, ctx.masker),
+        len(rows),
+        content=tuple(item.event.event_id for item in page.items),
+        incident_id=incident.incident_id,
+    )
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     nav = st.columns([1, 1, 4])
     if nav[0].button("Newer", key="i-newer", disabled=len(cursors) == 1):
@@ -295,6 +305,7 @@ with report_tab:
                 {"incident_id": incident.incident_id, "formats": ["report", "csv"], "customer_ids": "in clear"},
                 len(customers),
                 incident.incident_id,
+                in_clear=customers,
             )
         # where retention deleted some of the window's events, the figures counted at ingestion say what it held
         retained = queries.retained(ctx.store, incident, view.alerts, impact, (flagged.start, flagged.end))

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import queries, ui
+from dashboard.explain import detector_title
 from detectors.registry import DETECTORS
 from models.alert import AlertStatus, Severity
 from models.event import ActorKind
@@ -29,7 +30,12 @@ STATUS_CHOICES = {
 row1 = st.columns([1, 1.3, 1.2, 1, 1.3, 1])
 min_severity = row1[0].selectbox("Severity at least", [s.value for s in Severity], index=0, key="q-severity")
 status = row1[1].selectbox("Status", list(STATUS_CHOICES), key="q-status")
-detector = row1[2].selectbox("Detector", ["any", *sorted(DETECTORS)], key="q-detector")
+detector = row1[2].selectbox(
+    "Detector",
+    ["any", *sorted(DETECTORS, key=detector_title)],
+    key="q-detector",
+    format_func=lambda name: name if name == "any" else detector_title(name),
+)
 kind = row1[3].selectbox("Actor kind", ["any", *[k.value for k in ActorKind]], key="q-kind")
 organization = row1[4].selectbox("Partner organisation", ["any", *queries.organizations(ctx.store)], key="q-org")
 with row1[5]:
@@ -88,7 +94,7 @@ def live_queue() -> None:
                 ),
                 "actor": ui.actor_label(i),
                 "summary": i.summary,
-                "detectors": ", ".join(i.detectors),
+                "detectors": ", ".join(map(detector_title, i.detectors)),
                 "status": ui.STATUS_LABEL[i.status.value],
                 "assignee": i.assignee or "",
             }

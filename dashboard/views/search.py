@@ -179,6 +179,18 @@ totals: dict[str, EventTotal] = st.session_state.setdefault("s-totals", {})
 search_key = ui.stable_key(query.model_copy(update={"cursor": None}).model_dump_json())
 if search_key not in totals:
     totals[search_key] = ctx.store.count_events(query, queries.EVENTS_COUNTED)
+# the search (recorded above under its reason) names no customer; unmasked, the ids this page shows are
+ui.record_view(
+    ctx,
+    {
+        "view": "audit search",
+        **query.model_dump(mode="json", exclude_none=True, exclude={"limit", "cursor", "newest_first"}),
+        "page": len(cursors),
+    },
+    queries.customers_on_screen(page.items, ctx.masker),
+    len(rows),
+    content=tuple(item.event.event_id for item in page.items),
+)
 st.dataframe(pd.DataFrame(rows, columns=queries.EVENT_COLUMNS), hide_index=True, width="stretch")
 nav = st.columns([1, 1, 2, 2])
 if nav[0].button("Newer", key="s-newer", disabled=len(cursors) == 1):

@@ -404,6 +404,8 @@ class ElasticsearchDashboardMixin:
                     "kind": access.kind.value,
                     "at_us": micros(access.at),
                     "incident_id": access.incident_id,
+                    # searched by ``DataAccessQuery.customer_id``: the ids shown in clear, and the customer searched
+                    "customer_ids": [*access.customer_ids, *_searched_customer(access)],
                     "record": record,
                 },
             }
@@ -422,6 +424,8 @@ class ElasticsearchDashboardMixin:
         filters: list[dict[str, Any]] = []
         if query.by is not None:
             filters.append({"term": {"accesswatch.by": query.by}})
+        if query.customer_id is not None:
+            filters.append({"term": {"accesswatch.customer_ids": query.customer_id}})
         bounds = {}
         if query.since is not None:
             bounds["gte"] = micros(query.since)
@@ -436,3 +440,9 @@ class ElasticsearchDashboardMixin:
             limit=query.limit,
         )
         return [DataAccess.model_validate_json(hit["_source"]["accesswatch"]["record"]) for hit in hits]
+
+
+def _searched_customer(access: DataAccess) -> list[str]:
+    """The customer an access searched for by id (``what.customer_id``), masked or not: the auditor typed it."""
+    searched = access.what.get("customer_id")
+    return [searched] if isinstance(searched, str) and searched not in access.customer_ids else []

@@ -201,6 +201,7 @@ _ACCESS_MAPPING: dict[str, Any] = {
             kind=KEYWORD,
             at_us=LONG,
             incident_id=KEYWORD,
+            customer_ids=KEYWORD,  # shown in clear, or searched for: who saw this customer (migration 0004)
             record=STORED_TEXT,
         ),
     },

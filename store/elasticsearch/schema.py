@@ -55,6 +55,18 @@ log = logging.getLogger(__name__)
 SCHEMA_ID = "schema"  # the record's _id in the state index (beside "counter:...", "checkpoint:...", "mark:...")
 
 
+def add_access_customer_ids(client: Elasticsearch, settings: ElasticsearchSettings) -> None:
+    accesses = m.pattern(settings, m.ACCESSES)
+    client.indices.put_mapping(
+        index=accesses,
+        properties={"accesswatch": {"properties": {"customer_ids": m.KEYWORD}}},
+        allow_no_indices=True,
+    )
+    # indexed again as they are: those a dashboard of this version recorded before a writer upgraded the store
+    # hold customer ids the old mapping left unsearched (the dashboard reads a store without this migration)
+    client.update_by_query(index=accesses, conflicts="proceed", refresh=True, allow_no_indices=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     name: str
@@ -73,6 +85,9 @@ MIGRATIONS: list[Migration] = [
     # the queue's "newest": when an incident's flagged activity ended.  Read before it: the incidents stored
     # earlier come after the others of their severity until a writer gives them theirs (``INCIDENT_SORTS``)
     Migration("0003-incidents-flagged-end", add_flagged_end, needed_to_read=False),
+    # who saw a customer in clear through the dashboard (``DataAccessQuery.customer_id``): the accesses' customer
+    # ids searchable.  The accesses stored before it name none, so none is left unsearchable
+    Migration("0004-accesses-customer-ids", add_access_customer_ids, needed_to_read=False),
 ]
 ADOPTED = ("0001-foundation",)
 
