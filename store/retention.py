@@ -92,10 +92,19 @@ class SqliteRetention(RetainingStore):
         return purge(self._db, policy, dry_run)
 
     def kept_history(self, now: datetime) -> KeptHistory:
-        return kept_history(self._db)
+        """The oldest event kept, and the horizon and time of the latest purge that deleted any (``purges``)."""
+        oldest = self._db.execute("SELECT min(ts) FROM events").fetchone()[0]  # from the index on ts
+        purges = self.purges()
+        return KeptHistory(
+            oldest=None if oldest is None else datetime.fromtimestamp(oldest / 1_000_000, UTC),
+            deleted_before=max((p.horizon for p in purges), default=None),
+            deleted_at=max((p.at for p in purges), default=None),
+        )
 
     def purges(self) -> list[PurgeRecord]:
-        """From the chain's purge entries: one a chunk, so a run's entries are joined by their horizon."""
+        """From the chain's purge entries (one a transaction, each holding its horizon as max_ts and the time it
+        ran): a run's entries joined by their horizon.  A purge that deleted nothing wrote none, and left nothing
+        older than its horizon but evidence and the newest event."""
         rows = self._db.execute(
             "SELECT min(written_at), max_ts, sum(events) FROM chain WHERE kind = 'purge'"
             " GROUP BY max_ts ORDER BY min(n)"
@@ -104,19 +113,6 @@ class SqliteRetention(RetainingStore):
             PurgeRecord(datetime.fromisoformat(at), datetime.fromtimestamp(horizon / 1_000_000, UTC), events)
             for at, horizon, events in rows
         ]
-
-
-def kept_history(db: sqlite3.Connection) -> KeptHistory:
-    """The oldest event kept, and the horizon and time of the latest purge that deleted any (its chain entries)."""
-    oldest = db.execute("SELECT min(ts) FROM events").fetchone()[0]  # from the index on ts
-    # a purge's entries (one a transaction) each hold its horizon as max_ts and the time it ran; a purge that
-    # deleted nothing wrote none, and left nothing older than its horizon but evidence and the newest event
-    horizon, ran = db.execute("SELECT max(max_ts), max(written_at) FROM chain WHERE kind = 'purge'").fetchone()
-    return KeptHistory(
-        oldest=None if oldest is None else datetime.fromtimestamp(oldest / 1_000_000, UTC),
-        deleted_before=None if horizon is None else datetime.fromtimestamp(horizon / 1_000_000, UTC),
-        deleted_at=None if ran is None else datetime.fromisoformat(ran),
-    )
 
 
 def _micros(moment: datetime) -> int:
