@@ -36,7 +36,7 @@ from models.dashboard import (
     HourActivity,
     TriageSummary,
 )
-from models.event import ActorKind, Outcome
+from models.event import Actor, ActorKind, Outcome
 from models.flagged import Flagged, flagged, flagged_of
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from models.local_time import local_range, local_time, utc_offset  # noqa: F401 (the views read them here)
@@ -50,6 +50,7 @@ from store.base import (
     Store,
     StoredEvent,
 )
+from store.readers import ReadersSummary, ReaderSummary
 
 log = logging.getLogger(__name__)
 
@@ -872,6 +873,56 @@ def audit_search(store: Store, identity: Identity, query: EventQuery, reason: st
         asked = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "newest_first"})
         record_access(store, identity, DataAccessKind.SEARCH, reason, asked, len(page.items))
     return page
+
+
+# -- the search's events by reader: "who read it, and why" -------------------------------------------------
+READERS_SHOWN = 50  # readers listed, the most records first; the rest are counted
+READERS_FOLDED = 100_000  # events a summary reads at most (newest first): a broad search's cost stays bounded
+READER_COLUMNS = ("reader", "who", "events", "records", "purposes", "no purpose", "first access", "last access")
+
+
+def search_readers(
+    store: Store, identity: Identity, query: EventQuery, reason: str, record: bool = True
+) -> ReadersSummary:
+    """The events a search matches, by reader; recorded as a search (its query, ``summary``: by reader).
+
+    ``record=False`` for showing again a summary already recorded (a page redrawn, not a new search).
+    """
+    if not identity.can(Permission.AUDIT_SEARCH):
+        raise PermissionError(f"{identity.role.value}s may not search the access log")
+    if not reason.strip():
+        raise ValueError("a reason is required to search the access log (a case, a request number)")
+    summary = store.readers(query, READERS_SHOWN, READERS_FOLDED)
+    if record:
+        asked = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "cursor", "newest_first"})
+        what = {**asked, "summary": "by reader", "events": summary.events, "complete": summary.complete}
+        record_access(store, identity, DataAccessKind.SEARCH, reason, what, len(summary.readers))
+    return summary
+
+
+def actor_in_words(actor: Actor) -> str:
+    """``employee: customer service, support`` or ``partner: FastDelivery Ltd``: kind, role, team and company."""
+    parts = (actor.role, actor.department, actor.organization)
+    named = ", ".join(dict.fromkeys(part.replace("_", " ").strip() for part in parts if part))  # each once
+    return f"{actor.kind.value}: {named}" if named else actor.kind.value
+
+
+def reader_row(reader: ReaderSummary, zone: tzinfo) -> dict:
+    """One reader as a table row: the purposes most stated (events each), times local with their offset."""
+    stated = "; ".join(f"{purpose} ({events:,})" for purpose, events in reader.purposes)
+    if reader.distinct_purposes > len(reader.purposes):
+        stated += f"; and {reader.distinct_purposes - len(reader.purposes):,} more"
+    values = (
+        reader.actor.id,  # as the search's rows show it
+        actor_in_words(reader.actor),
+        reader.events,
+        reader.records,
+        stated,
+        reader.no_purpose,
+        event_time(reader.first, zone),
+        event_time(reader.last, zone),
+    )
+    return dict(zip(READER_COLUMNS, values, strict=True))
 
 
 # -- events as rows: on screen and in the auditors' CSV ----------------------------------------------------

@@ -35,6 +35,7 @@ from models.event import AccessEvent, Action, Outcome
 from models.fast_event import FastEvent
 from models.incident import Incident, TriageAction
 from store.outbox import OutboxStore  # paging (issue 5)
+from store.readers import ReadersSummary, Tally
 
 
 class IncomingEvent(NamedTuple):
@@ -275,6 +276,28 @@ class Store(OutboxStore, ABC):
                 return EventTotal(at_most, more=True)
             if cursor is None:
                 return EventTotal(counted)
+
+    def readers(self, query: EventQuery, top: int, at_most: int, top_purposes: int = 3) -> ReadersSummary:
+        """The events matching ``query`` (its cursor and limit aside) by actor: the ``top`` with most records.
+
+        Reads the matching events a page at a time, newest first, and folds them here: at most ``at_most`` of
+        them (then ``complete`` is False), so that a broad search costs a bounded read.  An adapter that can
+        group where its filter runs (SQL) answers alike without reading the events into Python.
+        """
+        tally, cursor = Tally(), None
+        while True:
+            page = self.query_events(
+                query.model_copy(
+                    update={"limit": min(1000, at_most + 1 - tally.events), "cursor": cursor, "newest_first": True}
+                )
+            )
+            for item in page.items:
+                if tally.events == at_most:  # one past the bound: there are more
+                    return tally.summary(top, top_purposes, complete=False)
+                tally.add(item.event)
+            cursor = page.next_cursor
+            if cursor is None:
+                return tally.summary(top, top_purposes, complete=True)
 
     @abstractmethod
     def query_alerts(self, query: AlertQuery) -> list[Alert]: ...

@@ -13,7 +13,7 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,7 +23,7 @@ import orjson
 
 from models.alert import Alert, AlertStatus
 from models.deadletter import DeadLetter
-from models.event import AccessEvent
+from models.event import AccessEvent, Actor
 from models.fast_event import FastEvent, validate_event
 from models.flagged import flagged
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
@@ -49,6 +49,7 @@ from store.chain import ROW_COLUMNS, append_events
 from store.chain_audit import TRIAGE_ACTIONS, add_row
 from store.customer_postings import index_customers, seqs_of
 from store.local_days import local_day_sql, offsets_between
+from store.readers import ReadersSummary, Tally
 from store.retention import SqliteRetention
 from store.sqlite_bulk import insert_all
 from store.sqlite_chain import SqliteChain
@@ -165,6 +166,22 @@ _BODY_LISTS = (
 # cost of a field search; a body without the quoted name cannot list it, unless an escape spells it
 # otherwise, so a search for a rare field parses only the bodies that may hold it.
 _NAMES_FIELD = f"((instr(e.body, ?) > 0 OR instr(e.body, '\\') > 0) AND {_BODY_LISTS.format(key='fields')})"
+
+
+_STAMP_DIGITS = 20  # an event time (µs since the epoch) zero-padded: string order is time order
+# a search's events (``_events_sql``, its LIMIT the last parameter) by actor and stated purpose ("" as none)
+_READERS_SQL = (
+    "SELECT nullif(json_extract(body, '$.purpose'), ''), count(*), sum(record_count), min(ts),"
+    f" max(printf('%0{_STAMP_DIGITS}d', ts) || json_extract(body, '$.actor'))"
+    " FROM ({events}) GROUP BY actor_id, 1"
+)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)  # exact, where a float of seconds would round
 
 
 def _add_column_filters(query: EventQuery, where: list[str], params: list[str | int]) -> None:
@@ -652,16 +669,37 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                 self._db.set_progress_handler(None, 0)
         return EventTotal(at_most, more=True) if counted > at_most else EventTotal(counted)
 
+    def readers(self, query: EventQuery, top: int, at_most: int, top_purposes: int = 3) -> ReadersSummary:
+        """Grouped in SQL where the search's filter runs, by actor and stated purpose, the newest ``at_most``
+        matching events: a row per group comes back, no event is read into Python.  Whether more matched is
+        counted as ``count_events`` counts them (without its budget: the summary read that many already)."""
+        query = query.model_copy(update={"cursor": None, "newest_first": True})
+        tally = Tally()
+        with self._read_snapshot():
+            for seqs in self._chunks(query, at_most):
+                sql, params = self._events_sql(query, seqs, columns="e.ts, e.actor_id, e.record_count, e.body")
+                groups = self._db.execute(_READERS_SQL.format(events=sql), (*params, at_most - tally.events))
+                for purpose, events, records, first, newest in groups:
+                    # the newest event's time and actor: the greatest of the zero-padded strings
+                    stamp, actor = int(newest[:_STAMP_DIGITS]), Actor.model_validate_json(newest[_STAMP_DIGITS:])
+                    tally.add_group(actor, purpose, events, records, _from_micros(first), _from_micros(stamp))
+                if tally.events >= at_most:
+                    break
+            complete = tally.events < at_most or self._count(query, at_most + 1) <= at_most
+        return tally.summary(top, top_purposes, complete)
+
+    def _chunks(self, query: EventQuery, first_chunk: int) -> Iterable[list[int] | None]:
+        """The candidate seqs a page of ``query`` is read among, led as ``query_events`` leads it."""
+        if query.data_class is not None and query.event_id is None and query.customer_id is None:
+            return class_postings.seqs_in_order(
+                self._db, query.data_class, *_span(query), query.newest_first, None, first_chunk=first_chunk
+            )
+        return [self._candidate_seqs(query)]
+
     def _count(self, query: EventQuery, wanted: int) -> int:
         """The matching events, to ``wanted`` at most, led as a page is (``query_events``)."""
-        if query.data_class is not None and query.event_id is None and query.customer_id is None:
-            chunks: Iterable[list[int] | None] = class_postings.seqs_in_order(
-                self._db, query.data_class, *_span(query), query.newest_first, None, first_chunk=wanted
-            )
-        else:
-            chunks = [self._candidate_seqs(query)]
         counted = 0
-        for seqs in chunks:
+        for seqs in self._chunks(query, wanted):
             sql, params = self._events_sql(query, seqs, columns="e.seq")
             counted += self._db.execute(f"SELECT count(*) FROM ({sql})", (*params, wanted - counted)).fetchone()[0]
             if counted >= wanted:

@@ -271,6 +271,55 @@ class StoreContract:
         cursor = store.query_events(EventQuery(actor_id="emp-a", limit=1)).next_cursor
         assert store.count_events(EventQuery(actor_id="emp-a", cursor=cursor), at_most=100) == EventTotal(3)
 
+    def test_a_searchs_events_are_summed_up_by_reader(self, store: Store, settings):
+        # "who read the passport numbers, and why": per actor, the events the search's own filter matches
+        clerk = {"id": "emp-a", "kind": "employee", "role": "customer_service", "department": "support"}
+        courier = {"id": "ptn-1", "kind": "partner", "role": "courier", "organization": "FastDelivery Ltd"}
+
+        def read(hours: float, actor: dict, records: int, purpose: str | None, fields=("passport_number",)):
+            return f.incoming(
+                settings, at=f.at(hours=hours), actor=actor, record_count=records, purpose=purpose, fields=list(fields)
+            )
+
+        store.write(
+            [
+                read(1, clerk, 10, "KYC check"),
+                read(2, clerk, 20, "KYC check"),
+                read(3, {**clerk, "role": "fraud_analyst"}, 5, None),  # their newest event names them
+                read(4, clerk, 7, "address change"),
+                read(5, courier, 100, "parcel handover"),
+                read(6, {"id": "emp-b", "kind": "employee"}, 1, "audit"),
+                read(7, {"id": "emp-b", "kind": "employee"}, 1_000, "audit", fields=["name"]),  # no passport read
+                read(8, {"id": "emp-c", "kind": "employee"}, 1, None, fields=["passport_number"]),
+            ]
+        )
+        summary = store.readers(EventQuery(field="passport_number"), top=2, at_most=100, top_purposes=1)
+        assert (summary.events, summary.complete, summary.more_readers) == (7, True, 2)
+        courier_read, clerk_read = summary.readers
+        assert (courier_read.actor.id, courier_read.actor.organization, courier_read.records) == (
+            "ptn-1",
+            "FastDelivery Ltd",
+            100,
+        )
+        assert (clerk_read.actor.id, clerk_read.events, clerk_read.records) == ("emp-a", 4, 42)
+        assert clerk_read.actor.role == "customer_service"  # the newest event's
+        assert clerk_read.purposes == (("KYC check", 2),)  # the most stated, counted in events
+        assert (clerk_read.distinct_purposes, clerk_read.no_purpose) == (2, 1)
+        assert (clerk_read.first, clerk_read.last) == (f.at(hours=1), f.at(hours=4))
+        # ties on records: the more events, then the id; the filter is the search's (dates too)
+        rest = store.readers(EventQuery(field="passport_number", since=f.at(hours=5)), top=50, at_most=100)
+        assert [(r.actor.id, r.records) for r in rest.readers] == [("ptn-1", 100), ("emp-b", 1), ("emp-c", 1)]
+        assert rest.readers[2].no_purpose == 1 and rest.readers[2].purposes == ()
+        # bounded: the newest events only, and said so
+        newest = store.readers(EventQuery(field="passport_number"), top=50, at_most=3)
+        assert (newest.events, newest.complete) == (3, False)
+        assert [r.actor.id for r in newest.readers] == ["ptn-1", "emp-b", "emp-c"]
+        # led by the field's class, as the search narrows it: the same answer
+        by_class = EventQuery(field="passport_number", data_class="government_id")
+        assert store.readers(by_class, top=2, at_most=100, top_purposes=1) == summary
+        assert store.readers(by_class, top=50, at_most=3) == newest
+        assert store.readers(EventQuery(actor_id="nobody"), top=50, at_most=100).readers == []
+
     def test_active_actor_days(self, store: Store, corpus):
         # emp-a on two days, emp-b and emp-c on one
         assert store.active_actor_days(ZoneInfo("Asia/Shanghai")) == 4

@@ -551,15 +551,18 @@ def test_an_audit_search_needs_a_reason_and_is_recorded(office):
     assert "Give the reason for this search" in _text(at)
     at.text_input(key="s-reason").input("DSAR 2026-118")
     next(b for b in at.button if b.label == "Search").click().run()
-    [table] = [d for d in at.dataframe]
+    table = at.dataframe[0]  # the events (the summary by reader follows)
     assert len(table.value) == 1 and table.value["actor"][0] == "emp-0001"
     at.run()  # redrawing the page is not another search
     with _open(office["store_path"]) as store:
         accesses = store.data_accesses(DataAccessQuery())
+    # the search's page, and its summary by reader (one reader), each recorded once
     assert [(a.by, a.kind, a.reason, a.results) for a in accesses] == [
-        ("audrey", DataAccessKind.SEARCH, "DSAR 2026-118", 1)
+        ("audrey", DataAccessKind.SEARCH, "DSAR 2026-118", 1),
+        ("audrey", DataAccessKind.SEARCH, "DSAR 2026-118", 1),
     ]
-    assert accesses[0].what["customer_id"] == "c-000003"
+    assert all(a.what["customer_id"] == "c-000003" for a in accesses)
+    assert sorted(a.what.get("summary", "") for a in accesses) == ["", "by reader"]
 
 
 def test_an_audit_search_by_field_shows_the_fields_and_the_time_to_the_millisecond(office):
@@ -575,6 +578,48 @@ def test_an_audit_search_by_field_shows_the_fields_and_the_time_to_the_milliseco
     at = _app("audrey", page="search")
     _search(at, field="phone")
     assert "passport_number" not in " ".join(at.dataframe[0].value["fields"])
+
+
+def test_a_field_search_sums_its_events_up_by_reader_and_records_it(office):
+    # "who read customers' passport numbers this month, and why?": a partner's agent read them too
+    agent = {
+        "id": "ptn-0009",
+        "kind": "partner",
+        "role": "courier",
+        "department": "deliveries",
+        "organization": "FastDelivery Ltd",
+    }
+    reads = [
+        f.incoming(
+            office["settings"],
+            at=INCIDENT_HOUR + timedelta(minutes=m),
+            actor=agent,
+            record_count=2_000,
+            fields=["passport_number"],
+            purpose=purpose,
+        )
+        for m, purpose in ((1, "parcel handover"), (2, "parcel handover"), (3, None))
+    ]
+    with _open(office["store_path"]) as store:
+        store.write(reads)
+    at = _app("audrey", page="search")
+    _search(at, field="passport_number")
+    [summary] = [d.value for d in at.dataframe if "reader" in d.value.columns]
+    assert list(summary["reader"]) == ["ptn-0009", "emp-0001"]  # the most records first: 6,000, then 4,800
+    assert list(summary["who"]) == [
+        "partner: courier, deliveries, FastDelivery Ltd",
+        "employee: customer service, service",
+    ]
+    assert list(summary["events"]) == [3, 6] and list(summary["records"]) == [6_000, 4_800]
+    assert summary["purposes"][0] == "parcel handover (2)" and list(summary["no purpose"]) == [1, 6]
+    assert summary["first access"][1] == "2026-10-28 14:00:00.000 +08:00"  # local, with its offset
+    assert summary["last access"][1] == "2026-10-28 14:50:00.000 +08:00"
+    at.run()  # redrawn, not summed up again
+    with _open(office["store_path"]) as store:
+        summed = [a for a in store.data_accesses(DataAccessQuery()) if a.what.get("summary") == "by reader"]
+    assert [(a.by, a.reason, a.results, a.what["field"], a.what["events"]) for a in summed] == [
+        ("audrey", "DSAR 2026-118", 2, "passport_number", 9)
+    ]
 
 
 def test_every_class_finds_a_field_stored_under_an_older_classification(office):
@@ -598,7 +643,7 @@ def test_an_alerts_event_is_looked_up_by_its_id_whatever_the_dates(office):
     assert at.text_input(key="s-event").value == wanted.event.event_id
     at.date_input(key="s-since").set_value(date(2026, 10, 30))  # after the event
     _search(at)
-    [table] = [d.value for d in at.dataframe]
+    [table] = [d.value for d in at.dataframe]  # one event: no summary by reader
     assert list(table["event_id"]) == [wanted.event.event_id]
     with _open(office["store_path"]) as store:
         [access] = store.data_accesses(DataAccessQuery())
@@ -978,7 +1023,7 @@ def test_an_audit_search_says_how_many_events_match(office, monkeypatch):
     at.button(key="s-older").click().run()
     assert "Page 2 of 2 · events 6–6 of 6, newest first" in _text(at)
     with _open(office["store_path"]) as store:
-        assert len(store.data_accesses(DataAccessQuery())) == 2  # each page recorded, the count is no search
+        assert len(store.data_accesses(DataAccessQuery())) == 3  # each page, and the summary by reader once
 
 
 def test_health_page(office):

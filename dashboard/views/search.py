@@ -94,6 +94,7 @@ if searched:
     st.session_state["s-active"] = True
     st.session_state.pop("s-csv", None)
     st.session_state.pop("s-totals", None)  # counted again: events may have come since
+    st.session_state.pop("s-readers", None)
     st.session_state.pop("s-answer-csv", None)
 
 if not st.session_state.get("s-active"):
@@ -219,4 +220,27 @@ offer_download(
     "The export holds the newest {events:,} events only: more matched than the {cap:,} one export may hold."
     " Narrow the search (dates, actor) to export the rest.",
 )
+
+
+def show_readers() -> None:
+    """Who read what the search matches: one row per actor, the most records first; once a search, recorded."""
+    if query.event_id is not None:  # one event: its row says who read it
+        return
+    summaries: dict[str, queries.ReadersSummary] = st.session_state.setdefault("s-readers", {})
+    if search_key not in summaries:
+        summaries[search_key] = queries.search_readers(ctx.store, ctx.identity, current_query(1000), reason)
+    summary = summaries[search_key]
+    st.subheader("Readers")
+    scope = f"the {summary.events:,} matching events" if summary.complete else f"the newest {summary.events:,} events"
+    st.caption(
+        f"Who read {scope}, the most records first: the purposes they stated most (events each), how many of their"
+        f" accesses stated none, and their first and last access ({ctx.zone} with the UTC offset)."
+    )
+    rows = [queries.reader_row(reader, ctx.zone) for reader in summary.readers]
+    st.dataframe(pd.DataFrame(rows, columns=queries.READER_COLUMNS), hide_index=True, width="stretch")
+    if summary.more_readers:
+        st.caption(f"and {summary.more_readers:,} more readers")
+
+
+show_readers()
 offer_answer()
