@@ -50,7 +50,7 @@ from store.chain_audit import TRIAGE_ACTIONS, add_row
 from store.customer_postings import index_customers, seqs_of
 from store.local_days import local_day_sql, offsets_between
 from store.readers import ReadersSummary, Tally
-from store.retention import SqliteRetention
+from store.retention import PurgeReport, RetentionPolicy, SqliteRetention
 from store.sqlite_bulk import insert_all
 from store.sqlite_chain import SqliteChain
 from store.sqlite_checkpointer import WalCheckpointer
@@ -376,6 +376,14 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         return [name for (name,) in self._db.execute("SELECT name FROM schema_migrations ORDER BY rowid")]
 
     # -- ingestion ----------------------------------------------------------------
+    def purge(self, policy: RetentionPolicy, dry_run: bool = False) -> PurgeReport:
+        if not dry_run:
+            # the events about to go folded into the dashboard's hourly figures first: those figures are what a
+            # report gives as ingested once retention deleted events, and a store no dashboard opened since the
+            # events came has none yet (folded afterwards, they would count only what the purge kept)
+            self.fold()
+        return super().purge(policy, dry_run)
+
     def write(self, events: Sequence[IncomingEvent], dead_letters: Sequence[DeadLetter] = ()) -> WriteResult:
         result = WriteResult()
         db = self._db
