@@ -11,7 +11,7 @@ import orjson
 from detectors.classify import Classifier
 from models.alert import Alert, Severity
 from models.config import Settings
-from models.event import AccessEvent
+from models.event import AccessEvent, format_utc
 from models.fast_event import from_model
 from models.flagged import flagged
 from models.incident import Incident
@@ -96,3 +96,16 @@ def incident_of(alert: Alert, incident_id: str, risk_score: float) -> Incident:
         updated_at=alert.window_end,
         flagged_end=flagged([alert], alert.window_start, alert.window_end).end,
     )
+
+
+def incidents_flagged_at_three_hours() -> dict[str, Alert]:
+    """Three incidents' alerts, by incident id, for the queue's order by flagged activity: a day's (its window
+    00:00-24:00, flagged 16:00-17:00 by its spans), a morning's (09:00-10:00) and an evening's (18:00-19:00).  By
+    window start the day's sorts below the morning's; by window end above the evening's; by flagged end between."""
+    spans = [[format_utc(at(hours=16)), format_utc(at(hours=17)), 8.0, "high", 900]]
+    spans.append([format_utc(T0), format_utc(at(hours=24)), 4.0, "medium", 1200])
+    return {
+        "inc-day": alert(window_start=T0, window_end=at(hours=24), evidence={"spans": spans}),
+        "inc-morning": alert(actor_id="emp-0002", window_start=at(hours=9), window_end=at(hours=10)),
+        "inc-evening": alert(actor_id="emp-0003", window_start=at(hours=18), window_end=at(hours=19)),
+    }

@@ -23,7 +23,6 @@ import pytest
 
 from models.alert import AlertStatus
 from models.config import ConfigError
-from models.event import format_utc
 from store.base import (
     CheckpointConflict,
     EventQuery,
@@ -525,12 +524,7 @@ def _as_if_written_before_0003(store) -> None:
 
 def test_a_writer_gives_the_incidents_of_an_older_store_when_their_flagged_activity_ended(versioned):
     # a day's incident flagged 16:00-17:00 (its alert's spans), and others flagged 09:00-10:00 and 18:00-19:00
-    spans = [[format_utc(f.at(hours=16)), format_utc(f.at(hours=17)), 8.0, "high", 900]]
-    spans.append([format_utc(f.T0), format_utc(f.at(hours=24)), 4.0, "medium", 1200])
-    day = f.alert(window_start=f.T0, window_end=f.at(hours=24), evidence={"spans": spans})
-    morning = f.alert(actor_id="emp-0002", window_start=f.at(hours=9), window_end=f.at(hours=10))
-    evening = f.alert(actor_id="emp-0003", window_start=f.at(hours=18), window_end=f.at(hours=19))
-    alerts = {"inc-day": day, "inc-morning": morning, "inc-evening": evening}
+    alerts = f.incidents_flagged_at_three_hours()
     versioned.upsert_alerts(list(alerts.values()), [f.incident_of(a, name, 60.0) for name, a in alerts.items()])
     _as_if_written_before_0003(versioned)
     before = versioned.query_incidents(IncidentQuery())
