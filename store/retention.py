@@ -8,7 +8,9 @@ goes.  An incident still open is never purged, however old.  A closed one is
 the record of a case, kept ``alerts_days`` from when the case was closed:
 its days count from the later of the activity's end and its last close (a
 resolve or false-positive action in the triage log, wall clock), and its
-alerts' with it.
+alerts' with it.  Which incidents go is decided in the transaction that
+deletes them: one reopened (or closed again) on the dashboard while a purge
+runs is kept, with its alerts.
 
 A purge erases: SQLite's ``secure_delete`` is on while it runs, so the
 deleted rows' bytes are overwritten with zeros in the file, not left in
@@ -201,15 +203,18 @@ def _purge_alerts(db: sqlite3.Connection, before: str, report: PurgeReport, dry_
     """Closed incidents that ended and were closed before the horizon go, with their alerts and triage log (its
     purge chained)."""
     horizon = {"before": before}
-    incidents = [row[0] for row in db.execute(f"SELECT incident_id FROM incidents WHERE {_INCIDENTS_PAST}", horizon)]
-    alert_count = db.execute(f"SELECT count(*) FROM alerts WHERE {_ALERTS_PAST}", horizon).fetchone()[0]
-    report.incidents, report.alerts = len(incidents), alert_count
+    listing = f"SELECT incident_id FROM incidents WHERE {_INCIDENTS_PAST}"
     if dry_run:
+        report.incidents = len(db.execute(listing, horizon).fetchall())
+        report.alerts = db.execute(f"SELECT count(*) FROM alerts WHERE {_ALERTS_PAST}", horizon).fetchone()[0]
         return
     db.execute("BEGIN IMMEDIATE")
     try:
+        # listed under the write lock, not before it: an incident reopened (or closed again) by the dashboard
+        # between a listing and the deletion would be deleted open, its alerts kept with no incident
+        incidents = [row[0] for row in db.execute(listing, horizon)]
         # the alerts first: they are judged by their incident's triage log, deleted with the incident below
-        db.execute(f"DELETE FROM alerts WHERE {_ALERTS_PAST}", horizon)
+        alerts = db.execute(f"DELETE FROM alerts WHERE {_ALERTS_PAST}", horizon).rowcount
         actions: list[int] = []  # the triage log's rows deleted, recorded in the chain as event purges are
         for start in range(0, len(incidents), 500):
             ids = incidents[start : start + 500]
@@ -223,6 +228,7 @@ def _purge_alerts(db: sqlite3.Connection, before: str, report: PurgeReport, dry_
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    report.incidents, report.alerts = len(incidents), alerts
 
 
 def _load_evidence(db: sqlite3.Connection, alerts_before: str) -> None:

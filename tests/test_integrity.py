@@ -26,6 +26,7 @@ from accesswatch import cli, integrity
 from accesswatch.chain_heads import ChainHeadLog
 from models.alert import AlertStatus
 from models.incident import TriageAction, TriageActionKind
+from store import retention
 from store.base import EventQuery
 from store.chain import GENESIS, PURGE_SEQS_FORMAT, ROW_COLUMNS, entry_digest, leaf_hash, purged_runs
 from store.retention import RetentionLoop, RetentionPolicy
@@ -531,6 +532,64 @@ def test_a_closed_incident_is_kept_its_retention_from_when_it_was_closed(tmp_pat
         assert store.purge(RetentionPolicy.of(180, 365, now + timedelta(days=334)), dry_run=True).incidents == 0
         gone = store.purge(RetentionPolicy.of(180, 365, now + timedelta(days=336)))
         assert (gone.incidents, gone.alerts) == (1, 1) and store.actions(late[0]) == []
+
+
+class _OthersActFirst:
+    """A purge's connection on which someone else acts just before the purge takes the write lock (its first
+    ``BEGIN IMMEDIATE``): what the purge read before then, it read before they acted."""
+
+    def __init__(self, db: sqlite3.Connection, act) -> None:
+        self._db, self._act = db, act
+
+    def execute(self, sql: str, *args):
+        if sql == "BEGIN IMMEDIATE" and self._act is not None:
+            act, self._act = self._act, None
+            act()
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._db, name)
+
+
+def test_an_incident_reopened_or_closed_again_while_a_purge_runs_is_kept_with_its_alerts(tmp_path, settings):
+    """What a purge deletes is decided under its write lock: an analyst reopening a case on the dashboard as the
+    purge starts must not see it vanish, and the purge's report and chain count only what went."""
+    now = at(days=400)
+    with _store(tmp_path) as store:
+        cited = _fill(store, settings, batches=1, size=4)
+        ended = now - timedelta(days=370)  # all three ended and were closed past the 365 days
+        reopened, closed_again, untouched = (
+            _closed_incident(store, event_id, ended, closed=ended + timedelta(days=1)) for event_id in cited[:3]
+        )
+        policy = RetentionPolicy.of(events_days=180, alerts_days=365, now=now)
+        assert store.purge(policy, dry_run=True).incidents == 3
+
+        def triage_on_the_dashboard() -> None:  # its own connection, as the dashboard's process has
+            with SqliteStore(store.path, cache_mb=8) as dashboard:
+                for incident_id, kinds in (
+                    (reopened[0], [TriageActionKind.REOPEN]),
+                    (closed_again[0], [TriageActionKind.REOPEN, TriageActionKind.RESOLVE]),  # its close moves to now
+                ):
+                    for kind in kinds:
+                        dashboard.record_action(TriageAction(incident_id=incident_id, kind=kind, by="ana", at=now))
+
+        done = retention.purge(_OthersActFirst(store._db, triage_on_the_dashboard), policy, dry_run=False)
+        assert (done.incidents, done.alerts) == (1, 1)
+        assert store.get_incident(untouched[0]) is None and store.get_alert(untouched[1]) is None
+        kept = {incident_id: store.get_incident(incident_id) for incident_id, _ in (reopened, closed_again)}
+        assert {incident_id: incident and incident.status for incident_id, incident in kept.items()} == {
+            reopened[0]: AlertStatus.OPEN,
+            closed_again[0]: AlertStatus.RESOLVED,
+        }
+        assert store.get_alert(reopened[1]).status is AlertStatus.OPEN and store.get_alert(closed_again[1])
+        assert [action.kind for action in store.actions(reopened[0])] == [
+            TriageActionKind.RESOLVE,
+            TriageActionKind.REOPEN,
+        ]
+        report = store.verify_chain()
+        assert report.intact, report.problems
+        assert report.rows_purged["triage_actions"] == 1  # the untouched incident's resolve, and no other
+        assert report.rows_checked["triage_actions"] == 5  # two first resolves, then the dashboard's three
 
 
 def test_the_newest_event_is_kept_so_store_positions_never_go_back(tmp_path, settings):
