@@ -11,7 +11,7 @@ import csv
 import html
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from dashboard.markdown import markdown_text
@@ -57,6 +57,7 @@ class Table:
 
     header: list[str]
     rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)  # lines under the table: what its figures do not say alone
 
 
 def _local(moment: datetime | None, zone: tzinfo) -> str:
@@ -162,7 +163,7 @@ def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
         ("When", when),
         ("Who", who),
         ("Where from", sources if sources.rows else ["No event was read (all were refused)."]),
-        ("Which data", _data_table(impact, settings, quote)),
+        ("Which data", _data_table(impact, settings, quote, kept)),
         ("How much, and whose", scope),
         ("Triage", triage if triage.rows else ["No triage action yet."]),
     ]
@@ -409,8 +410,13 @@ def _split_sources(impact: Impact, inside: Impact, shown: Callable[[str, str], s
     return Table([*header, "Events in the rest of the window"], rows)
 
 
-def _data_table(impact: Impact, settings: Settings, quote: Quote) -> Table:
-    """Each class with the fields read in it (today's classification of the field names)."""
+def _data_table(impact: Impact, settings: Settings, quote: Quote, kept: str) -> Table:
+    """Each class with the fields read in it (today's classification of the field names), then the total.
+
+    An access counts its records in each class it touched (a passport number and a name: government id and
+    identity), so the rows add up to more than were read: the total row, and the line under the table, count
+    each access once.  ``kept``: said of the counts where retention deleted some of the window's events.
+    """
     classifier = Classifier(settings.classification)
     fields: dict[str, list[str]] = {}
     for name in sorted(impact.fields):
@@ -428,14 +434,36 @@ def _data_table(impact: Impact, settings: Settings, quote: Quote) -> Table:
                 _listed(fields.get(name, []), quote) or "(none named)",
             ]
         )
+    several = (
+        "One access can touch several data classes and counts its records in each: the rows above can add up to"
+        " more than the total."
+    )
     inside = impact.in_flagged
     if inside is None:
-        return Table(["Data class", "Sensitivity", "Records", "Fields read"], rows)
+        rows.append([TOTAL_ROW, "", f"{impact.records:,}", ""])
+        notes = [f"In all{kept}: {_accesses(impact)}. {several}"]
+        return Table(["Data class", "Sensitivity", "Records", "Fields read"], rows, notes)
     for row, name in zip(rows, classes, strict=True):  # the flagged hours' records beside the window's
         row.insert(2, f"{inside.records_by_class.get(name, 0):,}")
+    rows.append([TOTAL_ROW, "", f"{inside.records:,}", f"{impact.records:,}", ""])
+    notes = [
+        f"In all{kept}: in the flagged hours, {_accesses(inside)}; in the whole window, {_accesses(impact)}. {several}"
+    ]
     return Table(
-        ["Data class", "Sensitivity", "Records in the flagged hours", "Records in the window", "Fields read"], rows
+        ["Data class", "Sensitivity", "Records in the flagged hours", "Records in the window", "Fields read"],
+        rows,
+        notes,
     )
+
+
+TOTAL_ROW = "All classes (each access once)"
+
+
+def _accesses(impact: Impact) -> str:
+    """The accesses that read data and their records: a refused one read none, and is in no class's row."""
+    read = impact.events - impact.denied
+    text = f"{read:,} {'access' if read == 1 else 'accesses'} read {impact.records:,} records"
+    return text + (f" ({impact.denied:,} refused read none)" if impact.denied else "")
 
 
 _YOURS = "To be written by the privacy officer: "
@@ -537,6 +565,8 @@ def markdown(report: Report) -> str:
             out.append("| " + " | ".join(body.header) + " |")
             out.append("|" + "---|" * len(body.header))
             out += ["| " + " | ".join(row) + " |" for row in body.rows]
+            if body.notes:
+                out += ["", *_markdown_lines(body.notes)]
         else:
             out += _markdown_lines(body)
         out.append("")
@@ -582,6 +612,7 @@ def html_document(report: Report) -> str:
             out.append("<table><thead><tr>" + "".join(f"<th>{e(c)}</th>" for c in body.header) + "</tr></thead><tbody>")
             out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in body.rows]
             out.append("</tbody></table>")
+            out += [f"<p>{e(line)}</p>" for line in body.notes]
         else:
             items = [line for line in body if line]
             bullets = [line[2:] for line in items if line.startswith("- ")]

@@ -12,15 +12,17 @@ purpose stated.  Nothing in it names anyone else.
 
 An empty or short list is an answer only with the period it covers: the
 file opens with it (from the retention horizon of the latest purge, or the
-oldest access kept, to the time of the answer), with when older accesses
-were deleted under the retention policy, before the table.
+oldest access kept, to the time of the answer), with each purge that deleted
+older accesses under the retention policy, before the table: the person (or
+a regulator) learns when each deletion ran and what it deleted, not only
+the latest, which after several would read as the only one.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -32,8 +34,9 @@ from detectors.classify import UNCLASSIFIED
 from detectors.partner_contract import organisation_key
 from models.dashboard import DataAccessKind
 from models.event import AccessEvent, ActorKind, Outcome
-from store.base import EventQuery, KeptHistory, Store, StoredEvent
+from store.base import EventQuery, KeptHistory, PurgeRecord, Store, StoredEvent
 
+DELETIONS_LISTED = 3  # retention purges named one by one in an answer, the most recent; the earlier are counted
 SUBJECT_COLUMNS = ("time", "who", "action", "data", "categories", "purpose")
 OTHER_DATA = "other data"  # the category of fields no class names: listed in "data" all the same
 NO_PURPOSE = "no purpose recorded"
@@ -102,13 +105,46 @@ class Period:
     start: datetime | None
     end: datetime
     history: KeptHistory
+    purges: tuple[PurgeRecord, ...] = ()  # those the store recorded (``Store.purges``), oldest first
 
 
-def period_of(history: KeptHistory, now: datetime) -> Period:
+def period_of(history: KeptHistory, now: datetime, purges: Sequence[PurgeRecord] = ()) -> Period:
     # after a purge, every access since its horizon is kept (and a few older ones, as evidence); before any,
     # the record starts at its oldest access
     start = history.deleted_before if history.deleted_at is not None else history.oldest
-    return Period(start, now, history)
+    return Period(start, now, history, tuple(purges))
+
+
+def _deletion_lines(period: Period, kept: str, zone: tzinfo) -> list[str]:
+    """What retention deleted before the period: each purge, the most recent first, when it ran and its horizon.
+
+    Every purge bears on the answer: the period starts at the latest horizon, so each deleted accesses from before
+    it.  A purge records how many events it deleted in all, not whose: a count of the person's own would have to
+    be kept of the very accesses the purge erased, so the answer says it is not known rather than give a figure.
+    """
+    history = period.history
+    if history.deleted_before is None or history.deleted_at is None:
+        return []
+    gone = f"Accesses before {local_time(history.deleted_before, zone)} are no longer recorded: {kept}"
+    if not period.purges:  # a store that keeps the latest deletion's time, not each purge's
+        return [f"{gone}; the latest deletion was on {history.deleted_at.astimezone(zone).date().isoformat()}."]
+    lines = [f"{gone}."]
+    # the store's order, as they ran (a wall clock set back would misorder), the most recent first
+    newest_first = period.purges[::-1]
+    for purge in newest_first[:DELETIONS_LISTED]:
+        lines.append(
+            f"On {local_time(purge.at, zone)}, the accesses recorded before {local_time(purge.horizon, zone)}"
+            " were deleted under our retention policy."
+        )
+    earlier = newest_first[DELETIONS_LISTED:]
+    if earlier:  # a daily purge would otherwise open a year's answer with 365 sentences
+        lines.append(
+            f"Before that, {len(earlier)} earlier {'deletion' if len(earlier) == 1 else 'deletions'} under the same"
+            f" policy ran from {local_time(earlier[-1].at, zone)} to {local_time(earlier[0].at, zone)}."
+        )
+    deletions = "these deletions" if len(period.purges) > 1 else "this deletion"
+    lines.append(f"How many of the accesses {deletions} removed were to your data is not recorded.")
+    return lines
 
 
 def answer_notes(
@@ -131,12 +167,9 @@ def answer_notes(
             else f"No access to your data was recorded {span}."
         ]
     kept = f"we keep the record of accesses for {days} days (our retention policy), then delete it"
-    history = period.history
-    if history.deleted_before is not None and history.deleted_at is not None:
-        notes.append(
-            f"Accesses before {local_time(history.deleted_before, zone)} are no longer recorded: {kept};"
-            f" the latest deletion was on {history.deleted_at.astimezone(zone).date().isoformat()}."
-        )
+    deletions = _deletion_lines(period, kept, zone)
+    if deletions:
+        notes += deletions
     elif period.start is not None:
         notes.append(f"Our record of accesses begins at {local_time(period.start, zone)}: {kept}.")
     else:
@@ -181,7 +214,7 @@ def subject_access_answer(
         raise ValueError("an access request is answered for one customer id")
     cap = queries.EXPORT_CAP if cap is None else cap  # read here: set in one place for both CSVs
     now = now or datetime.now(UTC)
-    period = period_of(store.kept_history(now), now)
+    period = period_of(store.kept_history(now), now, store.purges())
     earlier, last = 0, None  # accesses listed from before the period (evidence kept); the last one's time
 
     def row(item: StoredEvent) -> dict[str, object]:

@@ -711,6 +711,9 @@ def test_a_report_splits_the_flagged_hours_from_the_rest_of_a_wider_window(sqlit
         " finding",
         "| government_id | high | 2,000 | 2,000 | passport_number |",
         "| contact | medium | 0 | 4 | email, phone |",
+        f"| {report.TOTAL_ROW} |  | 2,000 | 2,004 |  |",
+        "In all: in the flagged hours, 2 accesses read 2,000 records; in the whole window, 5 accesses read 2,004"
+        " records (1 refused read none). One access can touch several data classes",
         # where from: the flagged hours' sources apart from the routine ones, outside addresses marked
         "| source address | 203.0.113.9 (external) | 2 | 2 | 0 |",
         "| source address | 10.0.0.7 (routine only) | 0 | 0 | 3 |",
@@ -730,6 +733,34 @@ def test_a_report_splits_the_flagged_hours_from_the_rest_of_a_wider_window(sqlit
     assert [row[-1] for row in rows[1:]] == ["flagged"] * 3 + ["rest"] * 3  # the flagged hours' ids first
     unlisted = report.markdown(dataclasses.replace(made, customer_ids=None))  # an analyst's: no list to point to
     assert report.ROUTINE_HEADING not in unlisted and "Not counted above, the rest of the window" in unlisted
+
+
+def test_the_which_data_table_totals_each_access_once_where_its_classes_count_one_in_several(sqlite_store, settings):
+    incident, events = _exfiltration(settings)
+    sqlite_store.write(events)
+    made = report.Report(
+        queries.IncidentView(incident, [], [], f.T0 + timedelta(hours=8), f.T0 + timedelta(hours=56)),
+        queries.impact(sqlite_store, incident),
+        settings,
+        "dpo",
+        f.T0 + timedelta(hours=9),
+        None,
+    )
+    text = report.markdown(made)
+    table = text[text.index("## Which data") : text.index("## How much, and whose")]
+    rows = [line.split(" | ") for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    # the export of names and passport numbers counts its 1,000 records under both classes: the rows sum past it
+    by_class = {row[0].lstrip("| "): int(row[2].replace(",", "")) for row in rows[:-1]}
+    assert sum(by_class.values()) > 2004 and by_class["government_id"] == 2000
+    assert rows[-1] == [f"| {report.TOTAL_ROW}", "", "2,004", " |"]
+    line = (
+        "In all: 5 accesses read 2,004 records (1 refused read none). One access can touch several data classes and"
+        " counts its records in each: the rows above can add up to more than the total."
+    )
+    assert line in table.splitlines()
+    html_text = report.html_document(made)  # the other download says the same
+    assert f"<tr><td>{report.TOTAL_ROW}</td><td></td><td>2,004</td><td></td></tr>" in html_text
+    assert f"</tbody></table>\n<p>{line}</p>" in html_text
 
 
 @pytest.mark.parametrize("dashboard_opened_before", [True, False])
@@ -765,6 +796,8 @@ def test_a_report_after_a_purge_says_what_retention_deleted_and_gives_the_figure
         "the alerts recorded 3 distinct customer ids in the activity they flagged.",
         "First and last event read in the whole window: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00 (of the"
         " events retention kept)",
+        "In all (of the events retention kept): in the flagged hours, 2 accesses read 2,000 records; in the whole"
+        " window, 2 accesses read 2,000 records (1 refused read none).",
         "These are the ids of the events retention kept only",
     ):
         assert expected in text, expected

@@ -187,13 +187,20 @@ def purged_log(sqlite_store, settings):
     return sqlite_store
 
 
-def _deleted(store) -> str:
-    """The deletion sentence: the purge ran at the wall clock's time, which the store recorded."""
-    deleted_at = store.kept_history(f.at(days=61)).deleted_at
-    return (
+def _ran(store) -> list[str]:
+    """When each purge ran, as the answer gives it, oldest first: at the wall clock's time, which the store recorded."""
+    return [queries.local_time(purge.at, SHANGHAI) for purge in store.purges()]
+
+
+def _deleted(store) -> list[str]:
+    """The deletion sentences of ``purged_log``'s one purge."""
+    [ran] = _ran(store)
+    return [
         "Accesses before 2026-12-03 09:00 +08:00 are no longer recorded: we keep the record of accesses for 30 days"
-        f" (our retention policy), then delete it; the latest deletion was on {deleted_at.astimezone(SHANGHAI).date()}."
-    )
+        " (our retention policy), then delete it.",
+        f"On {ran}, the accesses recorded before 2026-12-03 09:00 +08:00 were deleted under our retention policy.",
+        "How many of the accesses this deletion removed were to your data is not recorded.",
+    ]
 
 
 def test_after_a_purge_an_empty_answer_is_an_answer_for_the_period_kept(purged_log):
@@ -204,7 +211,7 @@ def test_after_a_purge_an_empty_answer_is_an_answer_for_the_period_kept(purged_l
     assert export.csv.endswith("\r\n\r\n" + ",".join(subject_access.SUBJECT_COLUMNS) + "\r\n")
     assert _notes(export) == [
         "No access to your data was recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00.",
-        _deleted(purged_log),
+        *_deleted(purged_log),
         "Times are Asia/Shanghai time, with their offset from UTC.",
     ]
 
@@ -219,10 +226,53 @@ def test_after_a_purge_the_answer_covers_from_its_horizon_and_names_the_evidence
     ]
     assert _notes(export) == [
         "Accesses to your data recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00: 1, listed below.",
-        _deleted(purged_log),
+        *_deleted(purged_log),
         "Listed first: 1 earlier access to your data, kept past the retention period as evidence for a security alert.",
         "Times are Asia/Shanghai time, with their offset from UTC.",
     ]
+
+
+def test_after_several_purges_the_answer_gives_each_deletion_most_recent_first(sqlite_store, settings):
+    sqlite_store.write([f.incoming(settings, at=f.at(days=d), customer_ids=["c-me"]) for d in (0, 20, 40, 50)])
+    # 30 days' retention, purged on day 45 (day 0 goes), then on day 61 (day 20 goes): two horizons, two deletions
+    for day in (45, 61):
+        assert sqlite_store.purge(RetentionPolicy.of(events_days=30, alerts_days=30, now=f.at(days=day))).events == 1
+    export = subject_access.subject_access_answer(
+        sqlite_store, AUDITOR, "c-me", "DSAR 10", SHANGHAI, retention_days=30, now=f.at(days=61)
+    )
+    first, latest = _ran(sqlite_store)
+    # the latest alone would read as the only deletion: the earlier one, which deleted day 0's access, went unsaid
+    assert _notes(export) == [
+        "Accesses to your data recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00: 2, listed below.",
+        "Accesses before 2026-12-03 09:00 +08:00 are no longer recorded: we keep the record of accesses for 30 days"
+        " (our retention policy), then delete it.",
+        f"On {latest}, the accesses recorded before 2026-12-03 09:00 +08:00 were deleted under our retention policy.",
+        f"On {first}, the accesses recorded before 2026-11-17 09:00 +08:00 were deleted under our retention policy.",
+        # a purge counts the events it deleted, everyone's: no figure of this customer's to give
+        "How many of the accesses these deletions removed were to your data is not recorded.",
+        "Times are Asia/Shanghai time, with their offset from UTC.",
+    ]
+    assert [row["time"] for row in _rows(export)] == [
+        "2026-12-12 09:00:00.000 +08:00",
+        "2026-12-22 09:00:00.000 +08:00",
+    ]
+
+
+def test_a_daily_purge_does_not_open_the_answer_with_a_sentence_a_day(sqlite_store, settings):
+    sqlite_store.write([f.incoming(settings, at=f.at(days=d), customer_ids=["c-me"]) for d in range(60)])
+    # purged every day for six days, as ``purge_every = "1d"`` does: the three latest named, the three before counted
+    for day in range(40, 46):
+        sqlite_store.purge(RetentionPolicy.of(events_days=30, alerts_days=30, now=f.at(days=day)))
+    assert len(sqlite_store.purges()) == 6
+    export = subject_access.subject_access_answer(
+        sqlite_store, AUDITOR, "c-me", "DSAR 11", SHANGHAI, retention_days=30, now=f.at(days=45)
+    )
+    ran = _ran(sqlite_store)
+    notes = _notes(export)
+    named = [note for note in notes if note.startswith("On ")]
+    assert [note.split(",")[0] for note in named] == [f"On {when}" for when in ran[:2:-1]]  # the 6th, 5th, 4th
+    assert f"Before that, 3 earlier deletions under the same policy ran from {ran[0]} to {ran[2]}." in notes
+    assert notes[-2] == "How many of the accesses these deletions removed were to your data is not recorded."
 
 
 def test_a_cut_answer_says_up_to_when_it_lists(sqlite_store, settings):
