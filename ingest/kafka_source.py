@@ -27,10 +27,12 @@ At-least-once with nothing lost, nothing doubled:
 * a checkpoint is claimed on assignment (saved again at once), and the
   store fences saves (``CheckpointConflict``), so an instance that lost a
   partition while it stalled can never overwrite its new owner's state.
-* a partition with no checkpoint starts at the group's committed offset.
-  Kafka not telling it within ``request_timeout`` (a coordinator away, or
-  loading the group's offsets), it stays paused and unrestored, not ready,
-  and is asked again after a backoff; the others read on meanwhile.
+* a partition with no checkpoint starts at the group's committed offset,
+  asked together with those of the others restored in the same turn, all
+  within one ``request_timeout``.  Kafka not telling it in time (a
+  coordinator away, or loading the group's offsets), it stays paused and
+  unrestored, not ready, and is asked again after a backoff; the others
+  read on meanwhile.
 * the store away (``StoreUnavailable``, after its ``retry_for``): every
   partition falls back to its checkpoint and is paused at once (the next
   would wait out ``retry_for`` in turn), and not ready is said at once.  The
@@ -321,23 +323,30 @@ class KafkaSource(Source):
         consumer.resume(*tps)
         drop_parked(consumer, tps)  # else, kafka-python may never fetch them again (``kafka_parked``)
 
-    def position(self, tp: TopicPartition) -> int | None:
-        """Where the group would start this partition: its committed offset, else ``auto_offset_reset``; None when
-        Kafka did not tell it within ``request_timeout``, or a stop was asked (the caller asks again later).
+    def positions(self, tps: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Where the group would start these partitions: their committed offsets, else ``auto_offset_reset``.  Those
+        Kafka did not tell within one ``request_timeout``, for all of them, are left out, as all are once a stop is
+        asked (the caller asks again later).
 
         kafka-python's ``position`` waits for the committed offset without a bound unless given one, on the loop's
         thread: a group coordinator away, or still loading the group's offsets after a failover, held the loop and
         any stop for as long as that lasted.  It is asked in turns of ``STOP_CHECK``, each bounded, so that a stop
         ends the wait at once (the loop ends after this turn: the restore is no use to it); between turns the
-        client keeps its request on its way and waits for the same answer again.
+        client keeps its request on its way and waits for the same answer again.  Whichever partition's position
+        is asked, the client asks the committed offsets of every assigned partition still without a position in one
+        OffsetFetch, so one bound serves them all: asked one by one, each untold partition waited out a
+        ``request_timeout`` of its own, a turn of the loop each, before all had been asked.
         """
         consumer = self.open()
         end = time.monotonic() + self.settings.request_timeout
-        while not self.stopping and (left := end - time.monotonic()) > 0:
-            offset = consumer.position(tp, timeout_ms=max(1, int(min(left, STOP_CHECK) * 1000)))
-            if offset is not None:
-                return int(offset)
-        return None
+        told = {}
+        for tp in tps:
+            while not self.stopping and (left := end - time.monotonic()) > 0:
+                offset = consumer.position(tp, timeout_ms=max(1, int(min(left, STOP_CHECK) * 1000)))
+                if offset is not None:
+                    told[tp] = int(offset)
+                    break
+        return told
 
     # -- consumer lag ----------------------------------------------------------------------------------
     def note_positions(
@@ -1093,42 +1102,61 @@ class KafkaIngest:
         if self._store_away is not None and not self._store_back():
             return
         now = self.clock()
+        fresh: list[tuple[_Partition, Pipeline]] = []  # without a checkpoint: they start where the group would
         for part in list(self._parts.values()):
             if part.pipeline is None and part.restore_at <= now:
-                told = self._restore(part)
+                pipeline = self._restore(part)
                 if self._store_away is not None:
                     return  # it failed again: the others wait for its next answer, not for its retries in turn
-                if not told:
-                    return  # nor would Kafka tell the others' now: each would wait out request_timeout in turn
+                if pipeline is not None:
+                    fresh.append((part, pipeline))
+        if fresh:
+            self._start_fresh(fresh)
 
-    def _restore(self, part: _Partition) -> bool:
+    def _restore(self, part: _Partition) -> Pipeline | None:
         """Load the partition's checkpoint, claim it, and read on from the offset it covers.
 
-        False only when it has no checkpoint and Kafka did not tell where the group starts it (``_start_unknown``).
+        Without a checkpoint: its new pipeline, started where the group would start it (``_start_fresh``).
         """
-        assert self.source is not None
         name = checkpoint_name(part.tp)
         pipeline = self.new_pipeline(name)
         try:
             checkpoint = self.store.load_checkpoint(name)
-            if checkpoint is not None:
-                pipeline.engine.load_state(decode_state(checkpoint.state))
-                start, state = checkpoint.seq, checkpoint.state
-            else:
-                position = self.source.position(part.tp)
-                if position is None:
-                    self._start_unknown(part)
-                    return False
-                start, state = position, encode_state(pipeline.engine.to_state())
-            self.store.save_checkpoint(name, start, state)  # the claim: the previous owner is fenced out
         except StoreUnavailable as exc:
             self._store_lost(exc)
-            return True
+            return None
+        if checkpoint is None:
+            return pipeline
+        pipeline.engine.load_state(decode_state(checkpoint.state))
+        self._claim(part, pipeline, checkpoint.seq, checkpoint.state, "checkpoint")
+        return None
+
+    def _start_fresh(self, fresh: list[tuple[_Partition, Pipeline]]) -> None:
+        """Start partitions without a checkpoint at the group's committed offsets, asked of Kafka for all of them
+        within one ``request_timeout`` (``KafkaSource.positions``); one not told stays paused (``_start_unknown``)."""
+        assert self.source is not None
+        starts = self.source.positions([part.tp for part, _ in fresh])
+        for part, pipeline in fresh:
+            if part.tp not in starts:
+                self._start_unknown(part)
+                continue
+            self._claim(part, pipeline, starts[part.tp], encode_state(pipeline.engine.to_state()), "new")
+            if self._store_away is not None:
+                return  # the others wait for the store's next answer, as in _restore_due
+
+    def _claim(self, part: _Partition, pipeline: Pipeline, start: int, state: bytes, came_from: str) -> None:
+        """Save the partition's checkpoint again (the claim: its previous owner is fenced out), then read on."""
+        assert self.source is not None
+        try:
+            self.store.save_checkpoint(pipeline.checkpoint_name, start, state)
+        except StoreUnavailable as exc:
+            self._store_lost(exc)
+            return
         except CheckpointConflict as exc:
             part.failures += 1
             part.restore_at = self.clock() + min(RESTORE_BACKOFF[0] * 2**part.failures, RESTORE_BACKOFF[1])
             log.warning("kafka: cannot restore %s yet (%s)", part.tp, exc)
-            return True
+            return
         if self.metrics is not None:
             pipeline.metrics = self.metrics
         parser = _OriginParser(pipeline.parser)
@@ -1140,8 +1168,7 @@ class KafkaIngest:
         self.source.seek(part.tp, start)
         if part.tp not in self._held_back:  # else resumed once fewer dead letters are held
             self.source.resume(part.tp)
-        log.info("kafka: %s restored at offset %d (%s)", part.tp, start, "checkpoint" if checkpoint else "new")
-        return True
+        log.info("kafka: %s restored at offset %d (%s)", part.tp, start, came_from)
 
     def _start_unknown(self, part: _Partition) -> None:
         """A partition without a checkpoint whose committed offset Kafka did not tell in time: it stays paused and

@@ -66,6 +66,21 @@ class Polls:
         wait_until(lambda: self.count >= target, f"{more} more polls")
 
 
+def count_turns(caplog, polls: Polls) -> None:
+    """Marks every line caught with the turn of the loop it came in (the polls so far), for ``turns``."""
+
+    def mark(record: logging.LogRecord) -> bool:
+        record.turn = polls.count
+        return True
+
+    caplog.handler.addFilter(mark)
+
+
+def turns(caplog, text: str) -> list[int]:
+    """The turn of the loop in which each line saying ``text`` came (``count_turns``)."""
+    return [record.turn for record in caplog.records if text in record.getMessage()]
+
+
 def said(caplog, text: str) -> int:
     return sum(text in record.getMessage() for record in caplog.records)
 
@@ -515,6 +530,46 @@ def test_a_partition_whose_committed_offset_kafka_does_not_tell_waits_paused_and
         # from the committed offset: nothing lost, nothing doubled
         assert _stored_ids(instance.store) == _ids(first[2:] + other)
         assert instance.ingest.report.lines_read == 6
+
+
+@broker_only
+def test_partitions_whose_committed_offsets_kafka_does_not_tell_are_asked_together_within_one_wait(tmp_path, caplog):
+    """Each partition without a checkpoint was asked on its own: Kafka not telling, each waited out a
+    ``request_timeout`` in a turn of the loop of its own, so that with several the loop spent as many before it had
+    asked them all, and as many again once their backoffs had passed."""
+    caplog.set_level(logging.INFO, logger="ingest.kafka_source")
+    with FakeKafkaBroker(default_partitions=4) as broker:
+        topic = f"untold-many-{uuid.uuid4().hex[:6]}"
+        broker.create_topic(topic, 4)
+        broker.create_topic(f"{topic}.deadletter", 1)
+        sent = [events(4) for _ in range(4)]
+        for partition, lines in enumerate(sent):
+            _produce(broker, topic, lines, partition=partition)
+        # no checkpoint for any; partitions 0-2 at the group's committed offsets 1-3, partition 3 at none (earliest)
+        broker.groups.commit_offsets("accesswatch", -1, "", [(topic, p, p + 1, -1, "") for p in range(3)])
+        instance, clock, polls = watched_instance(broker, topic, tmp_path, checkpoint_events=1, request_timeout=1.0)
+        metrics = instance.ingest.metrics
+        count_turns(caplog, polls)
+        broker.refuse_offset_fetch(CoordinatorLoadInProgressError)
+        instance.start()
+        wait_until(
+            lambda: len(turns(caplog, "not restored yet")) == 4 or instance.error, "every partition not restored"
+        )
+        assert len(set(turns(caplog, "not restored yet"))) == 1  # in one turn of the loop: asked together, one wait
+        assert said(caplog, "it stays paused and is asked again in 2 s") == 4
+        polls.wait(5)  # not asked again before the backoff has passed
+        assert len(turns(caplog, "not restored yet")) == 4 and instance.assigned == set() and not metrics.ready
+
+        broker.refuse_offset_fetch(None)
+        clock.now += 2
+        every = {partition: 4 for partition in range(4)}
+        wait_until(lambda: broker.committed("accesswatch", topic) == every or instance.error, "every partition on")
+        wait_until(lambda: metrics.ready or instance.error, "ready")
+        for partition, start in enumerate([1, 2, 3, 0]):
+            assert said(caplog, f"{TopicPartition(topic, partition)} restored at offset {start} (new)") == 1
+        instance.stop()
+        # each from its committed offset, the one without from the earliest: nothing lost, nothing doubled
+        assert _stored_ids(instance.store) == _ids([*sent[0][1:], *sent[1][2:], *sent[2][3:], *sent[3]])
 
 
 @broker_only
