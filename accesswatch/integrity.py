@@ -277,6 +277,10 @@ def describe(report: ChainReport) -> list[str]:
         where = f"seq {problem.seq}" if problem.seq is not None else ""
         if problem.table is not None:  # a row of the dashboard's audit log
             where = f"{AUDIT_TABLES[problem.table].noun} {problem.row}"
+        elif problem.alert_id is not None:  # an alert or incident whose status its triage log does not account for
+            where = f"alert {problem.alert_id}"
+        elif problem.incident_id is not None:
+            where = f"incident {problem.incident_id}"
         if problem.event_id:
             where += f" event {problem.event_id}"
         if problem.entry is not None:

@@ -128,6 +128,8 @@ def _verify(args: argparse.Namespace) -> int:
                             "count": p.count,
                             "table": p.table,  # a row of the audit log (data_accesses, triage_actions), not an event
                             "row": p.row,
+                            "incident_id": p.incident_id,  # a status its triage log does not give: the incident
+                            "alert_id": p.alert_id,  # ... and the alert, if it is one of its alerts
                         }
                         for p in report.problems
                     ],

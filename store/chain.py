@@ -141,13 +141,14 @@ class Entry:
             seq += 1
 
 
-ProblemKind = Literal["changed", "removed", "inserted", "chain", "index"]
+# status: an incident or alert stored in a status its chained triage log does not leave it in (``store.chain_status``)
+ProblemKind = Literal["changed", "removed", "inserted", "chain", "index", "status"]
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing ``verify`` found: an event (or an audit log's row) changed, removed or inserted, an entry altered,
-    or an index wrong."""
+    an index wrong, or an incident's status not the one its triage log leaves it in."""
 
     kind: ProblemKind
     detail: str
@@ -157,6 +158,8 @@ class Problem:
     count: int = 1  # what the line stands for: one that counts the rest of its kind, not listed, stands for them
     table: str | None = None  # a row of the dashboard's audit log (``store.chain_audit``), not an event: its table
     row: int | None = None  # ... and its id
+    incident_id: str | None = None  # an incident (or its alert) whose status its triage log does not account for
+    alert_id: str | None = None  # ... and the alert, where it is one of its alerts
 
 
 @dataclass(slots=True)

@@ -11,7 +11,10 @@ SHA-256 of the whole row (every column) and a line saying what it recorded
 (``unmask by audrey at ...``), which is how ``verify`` names a row that is
 gone.  Retention deletes the triage actions of the incidents it purges: that
 transaction appends a ``triage_actions purge`` entry listing their ids, so
-``verify`` tells them from rows deleted behind the product's back.
+``verify`` tells them from rows deleted behind the product's back.  The
+triage log as the chain lists it is also what ``verify`` checks the stored
+incidents' statuses against (``store.chain_status``): the incidents are not
+chained, but only a triage action changes their status.
 
 One chain, not one of their own: the heads ``run`` logs and the digests
 ``export-digest`` signs cover every entry before them, so they anchor this
@@ -57,6 +60,27 @@ def _access_summary(row: tuple) -> str:
 def _action_summary(row: tuple) -> str:
     _, incident_id, at, body = row
     return f"{_field(body, 'kind')} of incident {incident_id} by {_field(body, 'by')} at {at}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainedAction:
+    """A triage action as the chain lists it: what ``verify`` reads of the triage log, whatever the table holds now."""
+
+    row: int
+    kind: str  # a ``TriageActionKind`` value, or "?" (a body older than the chain that had none)
+    incident_id: str
+    summary: str
+
+
+def _chained_action(row_id: int, summary: str) -> ChainedAction | None:
+    """``_action_summary``'s line read back: the listed line is all the chain keeps of a row (its leaf is a hash),
+    and the only record left of one deleted.  None if it is not such a line.  An incident id is the product's
+    (``inc-`` and hex): it holds no " by " to split at wrongly."""
+    kind, of, rest = summary.partition(" of incident ")
+    incident_id, by, _ = rest.partition(" by ")
+    if not (of and by and kind and incident_id):
+        return None
+    return ChainedAction(row_id, kind, incident_id, summary)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +184,13 @@ class AuditRows:
             if row_id in listed:
                 self._chain(entry, f"it lists {table.noun} {row_id}, which entry {listed[row_id].entry} listed")
             listed[row_id] = _Listed(entry.n, bytes.fromhex(leaf), summary)
+
+    def triage_log(self) -> list[ChainedAction]:
+        """The triage actions the chain lists and no purge deleted, oldest first (ids grow with time): the log as
+        recorded, a row edited or deleted since included as it was, one inserted behind the chain's back not."""
+        listed, purged = self._listed[TRIAGE_ACTIONS.name], self._purged[TRIAGE_ACTIONS.name]
+        found = (_chained_action(row_id, listed[row_id].summary) for row_id in sorted(listed) if row_id not in purged)
+        return [action for action in found if action is not None]
 
     def close(self) -> None:
         """Compare every stored row of each table with what the chain listed."""

@@ -3,7 +3,8 @@
 Separate from ``store.chain`` (the format, and the writing and reading of it)
 because only the ``verify`` command reads it all; what purges account for,
 which ``verify`` asks, is in ``store.chain_purges``; the rows of the dashboard's
-audit log, whose entries the same walk meets, are compared in ``store.chain_audit``.
+audit log, whose entries the same walk meets, are compared in ``store.chain_audit``;
+the incidents' statuses, with the triage log that walk read, in ``store.chain_status``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from store.chain import (
 from store.chain_audit import AuditRows, is_audit_entry
 from store.chain_indexes import check_indexes
 from store.chain_purges import Purges, purge_horizons
+from store.chain_status import check_statuses
 
 
 # -- verifying ----------------------------------------------------------------------------------------
@@ -92,6 +94,9 @@ class _Verification:
         if chain_start:
             self._report_traces_past(chained_to)
         self.audit.close()
+        statuses = _Listing(report)
+        check_statuses(db, self.audit.triage_log(), statuses.add)
+        statuses.close()
 
     def _report_traces_past(self, chained_to: int) -> None:
         """Seqs the indexes and keys still hold past the chain's last: events stored, then deleted with their

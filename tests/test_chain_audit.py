@@ -210,6 +210,8 @@ def _as_before_0015(path: Path, settings) -> None:
             "INSERT INTO triage_actions (incident_id, at, body) VALUES (?,?,?)",
             ("inc-1", "2026-11-20T10:00:00.000000Z", action.model_dump_json()),
         )
+        for table in ("incidents", "alerts"):  # with the status it sets, as its ``record_action`` did too
+            db.execute(f"UPDATE {table} SET status = 'resolved', body = json_set(body, '$.status', 'resolved')")
         db.execute("DELETE FROM schema_migrations WHERE name = '0015-audit-chain'")
 
 
