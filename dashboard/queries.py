@@ -33,6 +33,7 @@ from models.dashboard import (
     DataAccess,
     DataAccessKind,
     DataAccessQuery,
+    FoldProgress,
     HourActivity,
     TriageSummary,
 )
@@ -226,21 +227,65 @@ def usual_band(
     return {key: (_percentile(values, 0.1), _percentile(values, 0.9)) for key, values in samples.items()}
 
 
-def timeline(store: Store, settings: Settings, incident: Incident, newest: datetime | None) -> list[TimelinePoint]:
+# An actor's events not yet in the hourly figures that a timeline counts from the events themselves: an
+# employee's month is a few thousand; a service account's nightly millions would make the page the fold's wait.
+UNFOLDED_COUNTED = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    points: list[TimelinePoint]  # empty while behind with more of the actor's events waiting than are counted
+    behind: FoldProgress | None  # the hourly figures are still being folded: the page says so
+
+
+def fold_behind(store: Store) -> FoldProgress | None:
+    """How far the hourly figures are from the stored events, when they are behind (None: caught up)."""
+    progress = store.fold_progress()
+    return progress if progress is not None and progress.unfolded else None
+
+
+def timeline(store: Store, settings: Settings, incident: Incident, newest: datetime | None) -> Timeline:
+    """The actor's records per hour, its usual band and its peers' median.
+
+    While the hourly figures are behind (a first look at a store just replayed), the actor's own hours
+    are counted exactly (``Store.exact_activity``): the roll-ups alone would draw the incident as a flat
+    zero.  Its peers' hours are many actors' events: their median is left out until the fold catches up.
+    """
+    # asked before the figures are read: a fold ending meanwhile leaves a notice too many, never a short chart
+    behind = fold_behind(store)
     start, end = timeline_span(incident, newest)
     profile = store.actor_profile(incident.actor_id, start, end)
+    first_seen = profile.first_seen if profile is not None else None
+    if behind is not None:  # the profile knows the folded events only: the actor's first stored one may be older
+        first = store.query_events(EventQuery(actor_id=incident.actor_id, limit=1, newest_first=False)).items
+        if first:
+            first_seen = min(first_seen or first[0].event.timestamp, first[0].event.timestamp)
     history_start = start - timedelta(days=settings.dashboard.timeline_days)
-    if profile is not None and profile.first_seen is not None:
-        history_start = max(history_start, profile.first_seen.replace(minute=0, second=0, microsecond=0))
-    history = store.activity(history_start, start, actor_id=incident.actor_id) if history_start < start else []
+    if first_seen is not None:
+        history_start = max(history_start, first_seen.replace(minute=0, second=0, microsecond=0))
+    if behind is None:
+        history: list[HourActivity] | None = (
+            store.activity(history_start, start, actor_id=incident.actor_id) if history_start < start else []
+        )
+        own: list[HourActivity] | None = store.activity(start, end, actor_id=incident.actor_id)
+        peers = {p.hour: p.median_records for p in store.peer_activity(incident.actor_id, start, end).hours}
+    else:
+        history = (
+            store.exact_activity(incident.actor_id, history_start, start, UNFOLDED_COUNTED)
+            if history_start < start
+            else []
+        )
+        own = store.exact_activity(incident.actor_id, start, end, UNFOLDED_COUNTED)
+        peers = {}
+    if history is None or own is None:
+        return Timeline([], behind)
     band = usual_band(history, history_start, start, settings)
-    actor = {h.hour: h.records for h in store.activity(start, end, actor_id=incident.actor_id)}
-    peers = {p.hour: p.median_records for p in store.peer_activity(incident.actor_id, start, end).hours}
+    actor = {h.hour: h.records for h in own}
     points = []
     for hour in _hours(start, end):
         low, high = band.get(_kind_of_hour(hour, settings), (0.0, 0.0))
         points.append(TimelinePoint(hour, actor.get(hour, 0), low, high, peers.get(hour, 0.0 if peers else None)))
-    return points
+    return Timeline(points, behind)
 
 
 # -- what was read: customers and data classes ------------------------------------------------------
@@ -440,9 +485,11 @@ class ActorView:
     volume: list[tuple[datetime, int, float | None]]  # per local day: own records, peers' median records
     incidents: list[Incident]
     flagged: dict[str, Flagged]  # by incident id
+    behind: FoldProgress | None  # the hourly figures are still being folded: the profile and charts are short
 
 
 def actor_view(store: Store, settings: Settings, actor_id: str, until: datetime) -> ActorView | None:
+    behind = fold_behind(store)
     since = until - timedelta(days=settings.dashboard.timeline_days)
     profile = store.actor_profile(actor_id, since, until)
     if profile is None:
@@ -464,7 +511,7 @@ def actor_view(store: Store, settings: Settings, actor_id: str, until: datetime)
     days = sorted(set(own_days) | set(peer_days))
     volume = [(datetime(d.year, d.month, d.day, tzinfo=zone), own_days.get(d, 0), peer_days.get(d)) for d in days]
     incidents = store.query_incidents(IncidentQuery(actor_id=actor_id, order="newest", limit=50))
-    return ActorView(profile, heatmap, volume, incidents, flagged_of(store.get_alerts, incidents))
+    return ActorView(profile, heatmap, volume, incidents, flagged_of(store.get_alerts, incidents), behind)
 
 
 # -- compliance --------------------------------------------------------------------------------------
@@ -482,6 +529,7 @@ class ComplianceView:
     # beside a service's nightly million, so they are listed (and their days marked on it)
     sensitive_alerts: list[SensitiveRead]
     dead_letters: int
+    behind: FoldProgress | None  # the hourly figures are still being folded: the sensitive-data trend is short
 
 
 @dataclass(frozen=True, slots=True)
@@ -648,6 +696,7 @@ def partner_out_of_scope(alerts: list[AlertDayCount]) -> list[AlertDayCount]:
 def compliance(store: Store, settings: Settings, until: datetime, days: int, now: datetime) -> ComplianceView:
     since = until - timedelta(days=days)
     zone = settings.organisation.tz
+    behind = fold_behind(store)
     alerts = store.alerts_per_day(since, until, zone)
     high = {name for name, c in settings.classification.classes.items() if c.sensitivity == "high"}
     return ComplianceView(
@@ -661,6 +710,7 @@ def compliance(store: Store, settings: Settings, until: datetime, days: int, now
         sensitive=[d for d in store.class_days(since, until, zone, by_kind=True) if d.data_class in high],
         sensitive_alerts=sensitive_reads(store, since, until),
         dead_letters=store.health().dead_letters,
+        behind=behind,
     )
 
 

@@ -30,7 +30,7 @@ from dashboard.explain import detector_title
 from dashboard.markdown import markdown_text
 from dashboard.masking import Masker, load_key
 from models.config import Settings
-from models.dashboard import DataAccessKind
+from models.dashboard import DataAccessKind, FoldProgress
 from models.flagged import Flagged, runs
 from models.incident import Incident
 from store.base import EventTotal, Store
@@ -403,6 +403,14 @@ def actor_label(incident: Incident) -> str:
     if incident.actor_organization:
         detail += f", {incident.actor_organization}"
     return f"{incident.actor_id} ({detail})"
+
+
+def still_folding(progress: FoldProgress, then: str) -> str:
+    """The notice of a page whose figures the fold has not caught up with: how far it is, and what ``then``."""
+    return (
+        f"The hourly figures are still being computed: {progress.folded:,} of {progress.events:,} stored events"
+        f" folded so far; {then}."
+    )
 
 
 def newest_event(ctx: Context) -> datetime | None:

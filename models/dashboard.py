@@ -108,6 +108,21 @@ class Health(_Figures):
     marks: list[tuple[UtcTime, int]] = []
 
 
+class FoldProgress(_Figures):
+    """How far an adapter's pre-aggregated hourly figures (SQLite's roll-ups) have folded the stored events in.
+
+    Until they have, a figure read from them for a span the fold has not reached is short (a flat zero
+    on a first look at a store just replayed): the pages say so rather than draw it as data.
+    """
+
+    events: int  # stored (the last seq: rows are only ever added)
+    folded: int  # of them in the hourly figures
+
+    @property
+    def unfolded(self) -> int:
+        return max(0, self.events - self.folded)
+
+
 class DataAccessKind(StrEnum):
     SEARCH = "search"  # an auditor's event search
     EXPORT = "export"  # a CSV of events, or a report with its customer list

@@ -25,6 +25,7 @@ from models.dashboard import (  # the dashboard section's answers
     ClassDay,
     DataAccess,
     DataAccessQuery,
+    FoldProgress,
     Health,
     HourActivity,
     PeerActivity,
@@ -361,6 +362,20 @@ class Store(OutboxStore, ABC):
     @abstractmethod
     def activity(self, since: datetime, until: datetime, actor_id: str | None = None) -> list[HourActivity]:
         """Per UTC hour in [since, until): one actor's events and records, or everyone's; idle hours absent."""
+
+    def fold_progress(self) -> FoldProgress | None:
+        """How far the pre-aggregated hourly figures behind ``activity``, ``peer_activity``, ``actor_profile``
+        and ``class_days`` have folded the stored events in; None for an adapter that computes them from the
+        events as they are (never behind)."""
+        return None
+
+    def exact_activity(
+        self, actor_id: str, since: datetime, until: datetime, at_most: int
+    ) -> list[HourActivity] | None:
+        """``activity`` of one actor, exact while the hourly figures are still being folded: its events not in
+        them yet are counted from the events themselves.  None when more than ``at_most`` of those wait in the
+        span (counting them would be the long read the fold is).  An adapter never behind answers ``activity``."""
+        return self.activity(since, until, actor_id)
 
     @abstractmethod
     def peer_activity(self, actor_id: str, since: datetime, until: datetime) -> PeerActivity:

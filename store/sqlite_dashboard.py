@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlite3
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -26,6 +28,7 @@ from models.dashboard import (
     ClassDay,
     DataAccess,
     DataAccessQuery,
+    FoldProgress,
     Health,
     HourActivity,
     PeerActivity,
@@ -35,6 +38,7 @@ from models.dashboard import (
 )
 from models.event import Action, format_utc
 from models.incident import TriageActionKind
+from store import actor_days
 from store.base import IncidentFacet, IncidentQuery
 from store.chain_audit import DATA_ACCESSES, add_row
 from store.local_days import local_day_sql, offsets_between
@@ -82,6 +86,7 @@ class SqliteDashboardMixin:
     """Mixed into ``SqliteStore``; uses its connection ``self._db``."""
 
     _db: sqlite3.Connection
+    _read_snapshot: Callable[[], AbstractContextManager[None]]
 
     # -- folding the roll-ups -------------------------------------------------------
     def fold(self, at_most: int | None = None) -> int:
@@ -260,14 +265,64 @@ class SqliteDashboardMixin:
                 (first, end),
             )
         else:
-            rows = self._db.execute(
-                "SELECT hour, events, records, egress, denied FROM dash_actor_hours"
-                " WHERE actor_id = ? AND hour >= ? AND hour < ? ORDER BY hour",
-                (actor_id, first, end),
-            )
+            rows = self._actor_hours(actor_id, first, end)
         return [
             HourActivity(hour=_from_hour(hour), events=events, records=records, egress_records=egress, denied=denied)
             for hour, events, records, egress, denied in rows
+        ]
+
+    def _actor_hours(self, actor_id: str, first: int, end: int) -> sqlite3.Cursor:
+        return self._db.execute(
+            "SELECT hour, events, records, egress, denied FROM dash_actor_hours"
+            " WHERE actor_id = ? AND hour >= ? AND hour < ? ORDER BY hour",
+            (actor_id, first, end),
+        )
+
+    def fold_progress(self) -> FoldProgress:
+        self.fold(at_most=FOLD_ON_READ)
+        with self._read_snapshot():
+            last = self._db.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            return FoldProgress(events=last, folded=self._folded_seq())
+
+    def exact_activity(
+        self, actor_id: str, since: datetime, until: datetime, at_most: int
+    ) -> list[HourActivity] | None:
+        """The roll-ups' hours, and the actor's events past the folded seq summed as ``_fold_range`` sums them.
+
+        Retention folds what it deletes first, so the two together are every event ingested, as ``activity``
+        counts them once folded.  The actor's events are read through its day index (``store.actor_days``):
+        an incident's span of them, not the store's backlog.
+        """
+        self.fold(at_most=FOLD_ON_READ)
+        first, end = _hour(since), -(-_micros(until) // _HOUR_US)
+        egress_actions = ",".join(f"'{action}'" for action in _EGRESS)  # enum values, not input
+        # one snapshot: a fold committed meanwhile by another connection would count its chunk twice
+        with self._read_snapshot():
+            hours = {hour: list(figures) for hour, *figures in self._actor_hours(actor_id, first, end)}
+            folded = self._folded_seq()
+            waiting = self._db.execute(
+                "SELECT ts / ? AS hour, count(*), sum(record_count),"
+                f" sum(CASE WHEN action IN ({egress_actions}) THEN record_count ELSE 0 END), sum(outcome = 'denied')"
+                " FROM (SELECT e.ts, e.record_count, e.action, e.outcome FROM events e"
+                f" WHERE e.actor_id = ? AND {actor_days.WITHIN_DAYS} AND e.ts >= ? AND e.ts < ? AND e.seq > ?"
+                " LIMIT ?) GROUP BY 1",
+                (
+                    _HOUR_US,
+                    actor_id,
+                    *actor_days.within_days(first * _HOUR_US, end * _HOUR_US - 1),
+                    first * _HOUR_US,
+                    end * _HOUR_US,
+                    folded,
+                    at_most + 1,
+                ),
+            ).fetchall()
+        if sum(row[1] for row in waiting) > at_most:
+            return None
+        for hour, *figures in waiting:
+            hours[hour] = [a + b for a, b in zip(hours.get(hour, [0, 0, 0, 0]), figures, strict=True)]
+        return [
+            HourActivity(hour=_from_hour(hour), events=events, records=records, egress_records=egress, denied=denied)
+            for hour, (events, records, egress, denied) in sorted(hours.items())
         ]
 
     def peer_activity(self, actor_id: str, since: datetime, until: datetime) -> PeerActivity:

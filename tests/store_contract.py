@@ -541,6 +541,14 @@ class StoreContract:
         [hour] = store.activity(f.at(hours=0), f.at(hours=1))
         assert (hour.events, hour.records) == (5, 622)
 
+    def test_exact_activity_is_the_actor_s_activity_once_caught_up(self, store: Store, office):
+        # an adapter without roll-ups is never behind; SQLite's, folded, answers as ``activity`` does
+        progress = store.fold_progress()
+        assert progress is None or progress.unfolded == 0
+        for actor in ("emp-a", "emp-c", "nobody"):
+            expected = store.activity(f.at(hours=0), f.at(days=2), actor_id=actor)
+            assert store.exact_activity(actor, f.at(hours=0), f.at(days=2), at_most=10) == expected
+
     def test_peer_activity_leaves_the_actor_out(self, store: Store, office):
         peers = store.peer_activity("emp-a", f.at(hours=0), f.at(hours=2))
         assert peers.peers == 2  # emp-b and emp-c; the partner is no peer

@@ -22,7 +22,7 @@ from configs.loader import load_settings
 from dashboard.auth import Identity, Role, hash_password
 from detectors.incidents import incident_id
 from models.alert import AlertStatus, Severity
-from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery
+from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery, FoldProgress
 from models.event import format_utc
 from models.incident import TriageActionKind
 from store.base import EventQuery
@@ -456,7 +456,7 @@ def test_the_timeline_has_the_band_the_actor_and_the_peers(office):
 
     settings = office["settings"]
     with _open(office["store_path"]) as store:
-        points = queries.timeline(store, settings, office["bulk"], store.health().newest_event)
+        points = queries.timeline(store, settings, office["bulk"], store.health().newest_event).points
     by_hour = {p.hour: p for p in points}
     peak = by_hour[INCIDENT_HOUR]
     assert peak.records == 4800
@@ -468,6 +468,83 @@ def test_the_timeline_has_the_band_the_actor_and_the_peers(office):
     assert (night.records, night.usual_high) == (0, 0)
     at = _app("ana", incident=office["bulk"].incident_id)
     assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+
+
+def _fold_behind(monkeypatch) -> None:
+    """The hourly figures as a dashboard's first look at a store just replayed finds them: not folded yet, for
+    as long as the test needs (a page folds no backlog, the server's thread none)."""
+    import store.sqlite_dashboard as rollups
+    from dashboard import ui
+
+    monkeypatch.setattr(rollups, "FOLD_ON_READ", 0)
+    monkeypatch.setattr(ui, "_background_fold", lambda *args: None)
+
+
+def test_the_timeline_counts_the_actor_s_events_while_the_hourly_figures_are_behind(office, monkeypatch):
+    # T17: opened on a store no dashboard had folded, the chart drew the 4,800 records' hour as a flat zero
+    from dashboard import queries
+
+    _fold_behind(monkeypatch)
+    settings, events = office["settings"], len(_events(office["settings"]))
+    with _open(office["store_path"]) as store:
+        behind = queries.timeline(store, settings, office["bulk"], store.health().newest_event)
+    assert behind.behind == FoldProgress(events=events, folded=0)
+    peak = next(p for p in behind.points if p.hour == INCIDENT_HOUR)
+    assert peak.records == 4800
+    assert all(p.peer_median is None for p in behind.points)  # the peers' hours are the roll-ups' alone: left out
+    at = _app("ana", incident=office["bulk"].incident_id)
+    assert f"still being computed: 0 of {events:,} stored events folded so far; this actor's records" in _text(at)
+    assert at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart")
+    with _open(office["store_path"]) as store:
+        store.fold()
+        folded = queries.timeline(store, settings, office["bulk"], store.health().newest_event)
+    assert folded.behind is None
+    # the same line and band: counted from the events, from the actor's first one on (none folded told it)
+    drawn = [(p.hour, p.records, p.usual_low, p.usual_high) for p in behind.points]
+    assert drawn == [(p.hour, p.records, p.usual_low, p.usual_high) for p in folded.points]
+    assert "still being computed" not in _text(_app("ana", incident=office["bulk"].incident_id))
+
+
+def test_the_timeline_waits_for_the_fold_when_the_actor_has_too_many_events_waiting(office, monkeypatch):
+    from dashboard import queries
+
+    _fold_behind(monkeypatch)
+    monkeypatch.setattr(queries, "UNFOLDED_COUNTED", 10)  # emp-0001's routine is more than that
+    at = _app("ana", incident=office["bulk"].incident_id)
+    assert "too many events waiting to count them here: the chart is drawn once they are" in _text(at)
+    assert not (at.get("arrow_vega_lite_chart") or at.get("vega_lite_chart"))  # no zeros drawn as data
+
+
+def test_the_actor_profile_says_its_figures_are_still_being_computed(office, monkeypatch):
+    _fold_behind(monkeypatch)
+    events = len(_events(office["settings"]))
+    text = _text(_app("ana", page="actor", actor="emp-0001"))
+    assert f"0 of {events:,} stored events folded so far; emp-0001 is not in them yet" in text
+    assert "No events of emp-0001" not in text
+    with _open(office["store_path"]) as store:
+        store.fold()
+        crew = {"kind": "employee", "role": "customer_service", "department": "service"}
+        store.write([f.incoming(office["settings"], at=INCIDENT_HOUR, actor={"id": "emp-0001", **crew})])
+    text = _text(_app("ana", page="actor", actor="emp-0001"))
+    assert "Role: customer_service" in text
+    assert f"{events:,} of {events + 1:,} stored events folded so far; this profile and its charts" in text
+    with _open(office["store_path"]) as store:
+        store.fold()
+    text = _text(_app("ana", page="actor", actor="emp-0001"))
+    assert "Role: customer_service" in text and "still being computed" not in text
+    assert "No events of nobody-here in the store." in _text(_app("ana", page="actor", actor="nobody-here"))
+
+
+def test_the_sensitive_data_trend_and_the_health_chart_say_the_figures_are_still_being_computed(office, monkeypatch):
+    _fold_behind(monkeypatch)
+    events = len(_events(office["settings"]))
+    folding = f"still being computed: 0 of {events:,} stored events folded so far"
+    assert f"{folding}; this trend and its table count only those" in _text(_app("audrey", page="compliance"))
+    assert f"{folding}; the events per hour below count only those" in _text(_app("ana", page="health"))
+    with _open(office["store_path"]) as store:
+        store.fold()
+    assert "still being computed" not in _text(_app("audrey", page="compliance"))
+    assert "still being computed" not in _text(_app("ana", page="health"))
 
 
 def test_the_report_leaves_the_customers_out_unless_an_auditor_gives_a_reason(office):

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from models.dashboard import FoldProgress
 from store.base import AlertQuery, EventQuery, EventTotal
 from store.sqlite import SqliteStore, customer_token
 from store.sqlite_schema import MIGRATIONS
@@ -20,6 +21,44 @@ class TestSqliteStore(StoreContract):
     @pytest.fixture
     def store(self, sqlite_store):
         return sqlite_store
+
+
+def test_an_actor_s_exact_activity_counts_the_events_not_folded_yet_once(sqlite_store, settings, monkeypatch):
+    # a dashboard's first look at a store just replayed: the roll-ups hold part of the events, or none
+    import store.sqlite_dashboard as module
+
+    monkeypatch.setattr(module, "FOLD_ON_READ", 0)  # no reading folds: the fold is behind, as long as it takes
+    crew = {"kind": "employee", "role": "sales", "department": "sales"}
+
+    def event(hours: float, actor: str = "emp-a", **more):
+        return f.incoming(settings, at=f.at(hours=hours), actor={"id": actor, **crew}, **more)
+
+    sqlite_store.write([event(0, record_count=5), event(0.5, record_count=7), event(0, "emp-b", record_count=3)])
+    sqlite_store.fold()
+    # written after the last fold: into an hour the roll-ups hold already, and into hours they do not
+    sqlite_store.write(
+        [
+            event(0.75, action="export", record_count=100),
+            event(0.9, record_count=9, outcome="denied"),
+            event(5, record_count=30_000),
+            event(5, "emp-b", record_count=1),
+        ]
+    )
+    assert sqlite_store.fold_progress() == FoldProgress(events=7, folded=3)
+    span = (f.at(hours=0), f.at(hours=6))
+    short = sqlite_store.activity(*span, actor_id="emp-a")
+    assert [(h.hour, h.records) for h in short] == [(f.at(hours=0), 12)]  # the 30,000 not there yet
+    exact = sqlite_store.exact_activity("emp-a", *span, at_most=3)
+    assert [(h.hour, h.events, h.records, h.egress_records, h.denied) for h in exact or []] == [
+        (f.at(hours=0), 4, 121, 100, 1),
+        (f.at(hours=5), 1, 30_000, 0, 0),
+    ]
+    assert sqlite_store.exact_activity("emp-a", *span, at_most=2) is None  # three of its events wait
+    assert sqlite_store.exact_activity("emp-a", f.at(hours=1), f.at(hours=2), at_most=0) == []
+    sqlite_store.fold()
+    assert sqlite_store.fold_progress() == FoldProgress(events=7, folded=7)
+    assert sqlite_store.activity(*span, actor_id="emp-a") == exact
+    assert sqlite_store.exact_activity("emp-a", *span, at_most=0) == exact  # nothing waits: the roll-ups alone
 
 
 def test_opening_again_applies_no_migration_twice(tmp_path, settings):

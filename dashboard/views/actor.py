@@ -27,9 +27,15 @@ if not typed.strip():
 until = ui.newest_event(ctx) or datetime.now(UTC)
 view = queries.actor_view(ctx.store, ctx.settings, typed.strip(), until)
 if view is None:
-    st.warning(f"No events of {markdown_text(typed.strip())} in the store.")
+    behind = queries.fold_behind(ctx.store)
+    if behind is None:
+        st.warning(f"No events of {markdown_text(typed.strip())} in the store.")
+    else:  # its events may be among those not folded yet
+        st.info(ui.still_folding(behind, f"{markdown_text(typed.strip())} is not in them yet: look again in a moment"))
     st.stop()
 profile = view.profile
+if view.behind is not None:
+    st.info(ui.still_folding(view.behind, "this profile and its charts count only those, and will fill in"))
 days = ctx.settings.dashboard.timeline_days
 
 facts = st.columns(4)

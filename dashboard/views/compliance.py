@@ -57,6 +57,8 @@ with left:
 KINDS = {kind.value: f"{KIND_NOUNS[kind]}s" for kind in ActorKind}  # "partners", "service accounts"
 with right:
     st.subheader("Sensitive data read")
+    if view.behind is not None:  # the trend and its table are summed from the hourly figures
+        st.info(ui.still_folding(view.behind, "this trend and its table count only those, and will fill in"))
     whose = st.segmented_control(
         "Read by", list(KINDS), format_func=KINDS.__getitem__, key="c-kind", help="none chosen: everyone"
     )

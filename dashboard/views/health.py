@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, queries, ui
+from models.dashboard import FoldProgress
 
 ctx = ui.context()
 st.title("Health")
@@ -43,7 +44,8 @@ def live_health() -> None:
             delta_arrow="off",
         )
     if view.unfolded_events:
-        st.info(f"The hourly figures are catching up: {view.unfolded_events:,} stored events are not in them yet.")
+        folded = FoldProgress(events=view.events, folded=view.events - view.unfolded_events)
+        st.info(ui.still_folding(folded, "the events per hour below count only those, and will fill in"))
     if view.events_per_hour:
         rows = pd.DataFrame(
             [

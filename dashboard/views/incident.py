@@ -151,16 +151,27 @@ else:
 
 # -- the timeline, in view: is this far from the usual? ------------------------------------------
 newest = ui.newest_event(ctx)
-points = queries.timeline(ctx.store, ctx.settings, incident, newest)
-st.altair_chart(
-    charts.timeline(points, (incident.window_start, incident.window_end), flagged.spans, ctx.zone), width="stretch"
-)
-st.caption(
-    "Records per hour, local time. Grey band: this actor's usual range for such an hour (10th to 90th percentile"
-    f" over the previous {ctx.settings.dashboard.timeline_days} days); dashed: the median of its active peers"
-    " (same kind, role and organisation); dark red: the hours the detectors flagged; light red: the rest of the"
-    " incident's window."
-)
+timeline = queries.timeline(ctx.store, ctx.settings, incident, newest)
+if timeline.behind is not None:  # the roll-ups alone would draw the incident as a flat zero
+    st.info(
+        ui.still_folding(
+            timeline.behind,
+            "this actor's records are counted from its events, and its peers' median is drawn once they are"
+            if timeline.points
+            else "this actor has too many events waiting to count them here: the chart is drawn once they are",
+        )
+    )
+if timeline.points:
+    st.altair_chart(
+        charts.timeline(timeline.points, (incident.window_start, incident.window_end), flagged.spans, ctx.zone),
+        width="stretch",
+    )
+    st.caption(
+        "Records per hour, local time. Grey band: this actor's usual range for such an hour (10th to 90th percentile"
+        f" over the previous {ctx.settings.dashboard.timeline_days} days); dashed: the median of its active peers"
+        " (same kind, role and organisation); dark red: the hours the detectors flagged; light red: the rest of the"
+        " incident's window."
+    )
 
 # -- the tabs ---------------------------------------------------------------------------------
 explained, events_tab, related_tab, log_tab, report_tab = st.tabs(
