@@ -1,10 +1,13 @@
-"""``accesswatch incidents``: the stored incidents, most urgent first, as the dashboard's queue lists them.
+"""``accesswatch incidents``: the stored incidents, most urgent first, as the dashboard's queue lists them;
+``accesswatch incident ID``: one of them with its triage log, for whoever takes over.
 
 An incident is what ``ack``, ``resolve``, ``reopen`` and ``pages --incident``
 take and what the queue counts; ``alerts`` lists the findings inside them.
 The order is the store's queue order (``IncidentQuery.order = "severity"``:
 most severe, then newest flagged activity first, ``Incident.newest_flagged``),
-so the command and the dashboard agree.
+so the command and the dashboard agree.  The triage log is the hand-over between
+shifts: who acknowledged, assigned or closed an incident, when, and why (the
+notes, in full, as the dashboard's Triage log tab shows them).
 """
 
 from __future__ import annotations
@@ -17,17 +20,18 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, tzinfo
 from typing import TextIO
 
-from accesswatch import app, arguments
+from accesswatch import app, arguments, paging_cli
 from models.alert import AlertStatus, Severity
 from models.config import Settings
 from models.flagged import Flagged, flagged_of
-from models.incident import CLOSED, Incident
+from models.incident import CLOSED, Incident, TriageAction
 from models.json_lines import json_line
-from models.local_time import local_range
+from models.local_time import local_range, local_time
 from models.visible import visible
+from notify.base import actor
 from store.base import IncidentQuery, Store
 
-EXIT_OK = 0
+EXIT_OK, EXIT_FAILED = 0, 1
 # the statuses ``--status`` takes: each of the model's, and the two groups the triage state machine names
 STATUS_CHOICES: dict[str, list[AlertStatus]] = {
     **{status.value: [status] for status in AlertStatus},
@@ -65,7 +69,23 @@ def add_commands(
         "--format",
         choices=["table", "jsonl"],
         default="table",
-        help="(default: table); jsonl: one incident a line, as the store holds it",
+        help="(default: table); jsonl: one incident a line, as the store holds it, with its triage log's latest"
+        " action (last_action: kind, by, at, note, assignee; null if nobody acted yet)",
+    )
+    incident = command(
+        "incident",
+        _incident,
+        "Print one incident and its triage log: who acknowledged, assigned, noted, resolved or reopened it, when,"
+        " and the notes in full (the hand-over between shifts).",
+    )
+    incident.set_defaults(settings_of=settings_of)
+    incident.add_argument("id", metavar="ID", help="the incident id (or the id of one of its alerts)")
+    incident.add_argument(
+        "--format",
+        choices=["text", "jsonl"],
+        default="text",
+        help="(default: text); jsonl: one line, the incident as the store holds it with its triage log, oldest"
+        " first (triage_log)",
     )
 
 
@@ -80,13 +100,69 @@ def _incidents(args: argparse.Namespace) -> int:
         incidents = list(_all(store, query))
         if args.format == "jsonl":
             for incident in incidents:
-                out.write(json_line(incident.model_dump(mode="json")).decode())
+                # a request per incident: a script reads who acted last and when without a command per id
+                actions = store.actions(incident.incident_id)
+                record = {**incident.model_dump(mode="json"), "last_action": _action(actions[-1]) if actions else None}
+                out.write(json_line(record).decode())
             return EXIT_OK
         activity = flagged_of(store.get_alerts, incidents)
     # cut to the terminal's width when a person reads it there; whole when piped (grep, a file, less -S)
     width = shutil.get_terminal_size().columns if out.isatty() else None
     table(incidents, settings.organisation.tz, out, width, activity)
     return EXIT_OK
+
+
+def _incident(args: argparse.Namespace) -> int:
+    settings = args.settings_of(args)
+    with app.open_store(settings, readonly=True) as store:
+        incident_id = paging_cli.incident_of(store, args.id)
+        incident = store.get_incident(incident_id) if incident_id is not None else None
+        if incident is None:
+            print(f"accesswatch: no incident or alert {args.id!r}", file=sys.stderr)
+            return EXIT_FAILED
+        actions = store.actions(incident.incident_id)
+        activity = flagged_of(store.get_alerts, [incident])
+    if args.format == "jsonl":
+        record = {**incident.model_dump(mode="json"), "triage_log": [_action(action) for action in actions]}
+        sys.stdout.write(json_line(record).decode())
+        return EXIT_OK
+    hand_over(incident, actions, settings.organisation.tz, sys.stdout, activity.get(incident.incident_id))
+    return EXIT_OK
+
+
+def _action(action: TriageAction) -> dict[str, object]:
+    return action.model_dump(mode="json", exclude={"incident_id"})
+
+
+def hand_over(
+    incident: Incident, actions: list[TriageAction], zone: tzinfo, out: TextIO, flagged: Flagged | None = None
+) -> None:
+    """The incident in a few lines, then its triage log, oldest first: when (local time with its offset), who,
+    what, and each note whole under its action, a line of the note a line (the terminal wraps a long one).
+
+    The note is why someone acted: the one thing the next shift cannot find anywhere else, so it is never cut."""
+    assigned = f", assigned to {incident.assignee}" if incident.assignee else ""
+    start, end = (flagged.start, flagged.end) if flagged else (incident.window_start, incident.window_end)
+    span = local_span(start, end, zone)
+    window = local_span(incident.window_start, incident.window_end, zone)  # a day's finding: the whole local day
+    lines = [
+        f"{incident.incident_id}: {incident.severity.value}, {incident.status.value.replace('_', ' ')}{assigned}",
+        f"actor: {actor(incident)}",
+        f"flagged activity: {span}" + (f" (its window {window})" if window != span else ""),
+        f"alerts: {len(incident.alert_ids)} ({', '.join(incident.detectors)})",
+        f"summary: {incident.summary}",
+    ]
+    if not actions:
+        lines.append("triage log: nobody has acted on it yet")
+    else:
+        lines.append(f"triage log ({len(actions)}, oldest first):")
+        who = max(len(visible(action.by)) for action in actions)
+        for action in actions:
+            did = action.kind.value.replace("_", " ") + (f" to {action.assignee}" if action.assignee else "")
+            lines.append(f"  {local_time(action.at, zone, seconds=True)}  {visible(action.by):<{who}}  {did}")
+            lines += [f"      {note}" for note in (action.note or "").splitlines()]
+    # the log's and the analysts' words escaped (``models.visible``): a note's ESC or CR must not repaint a line
+    out.write("".join(visible(line) + "\n" for line in lines))
 
 
 def _all(store: Store, query: IncidentQuery) -> Iterator[Incident]:

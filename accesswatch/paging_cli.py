@@ -31,6 +31,7 @@ from models.page import Notification, NotificationStatus
 from models.visible import visible
 from notify.base import Notifier
 from notify.dispatch import DeliveryReport, next_try
+from notify.jsonl_file import JsonlFileNotifier
 from notify.outbox import ACTION_PAGES
 from store.base import Store
 from store.outbox import OutboxQuery, ReceiverRest
@@ -101,7 +102,7 @@ def deliver_after_replay(settings: Settings, store: Store, receivers: dict[str, 
         for receiver in receivers.values():
             receiver.close()
     retries, escalations = _waiting(store, datetime.now(UTC))
-    line = f"pages: {report.sent} sent, {report.failed} failed, {retries} waiting to be retried"
+    line = f"pages: {_sent(report, receivers)}, {report.failed} failed, {retries} waiting to be retried"
     if retries:
         line += " (accesswatch pages lists them; a running pipeline or 'pages --deliver' retries them)"
     if escalations:
@@ -111,6 +112,20 @@ def deliver_after_replay(settings: Settings, store: Store, receivers: dict[str, 
         )
     print(line)
     return report
+
+
+def _sent(report: DeliveryReport, receivers: dict[str, Notifier]) -> str:
+    """``11 sent to console, 11 to file (data/pages.jsonl)``: each receiver's count, not their sum, which counted
+    every page once per receiver (22 for the 11 on the screen); and where a file receiver writes, said nowhere else
+    after a replay."""
+    if not receivers:
+        return f"{report.sent} sent"
+    told = [
+        f"{report.sent_to[name]} {'to' if n else 'sent to'} {name}"
+        + (f" ({receiver.path})" if isinstance(receiver, JsonlFileNotifier) else "")
+        for n, (name, receiver) in enumerate(receivers.items())
+    ]
+    return ", ".join(told)
 
 
 def _waiting(store: Store, now: datetime) -> tuple[int, int]:
@@ -156,7 +171,7 @@ def _pages(args: argparse.Namespace) -> int:
                 for receiver in receivers.values():
                     receiver.close()
             print(f"delivered: {report.sent} sent, {report.retrying} to retry, {report.failed} failed")
-        incident_id = _incident_of(store, args.incident) if args.incident else None
+        incident_id = incident_of(store, args.incident) if args.incident else None
         if args.incident and incident_id is None:  # "no pages" would read as "nobody was paged for it"
             print(f"accesswatch: no incident or alert {args.incident!r}", file=sys.stderr)
             return EXIT_FAILED
@@ -290,7 +305,7 @@ def _act(
     args: argparse.Namespace, kind: TriageActionKind, settings: Settings, store: Store, receivers: dict[str, Notifier]
 ) -> int:
     """Record the action, try to tell the receivers at once, and say what became of it."""
-    incident_id = _incident_of(store, args.id)
+    incident_id = incident_of(store, args.id)
     before = store.get_incident(incident_id) if incident_id is not None else None
     if before is None:
         print(f"accesswatch: no incident or alert {args.id!r}", file=sys.stderr)
@@ -342,7 +357,8 @@ def _status(incident: Incident) -> str:
     return incident.status.value.replace("_", " ")  # "false positive", as a person writes it
 
 
-def _incident_of(store: Store, given: str) -> str | None:
+def incident_of(store: Store, given: str) -> str | None:
+    """The id of the incident ``given`` names, itself or through one of its alerts; None if neither is stored."""
     if store.get_incident(given) is not None:
         return given
     alert = store.get_alert(given)

@@ -1,10 +1,13 @@
 """Pages on a terminal, the embedded default's pager: a line a page, then what else the incident holds.
 
 The first line says what happened (the finding, or who acknowledged, closed
-or reopened it, or that it rose or escalated), when it was active in UTC and
-the incident's id; indented lines under it quote the finding it was first
-paged with (on every later page), the incident's other detectors and,
-without a dashboard link, the commands that act on it.
+or reopened it, or that it rose or escalated), when (``notify.base.when``, as
+every receiver says it: the headline finding's span in UTC, and the
+incident's beside it when wider, so that a rise led by a finding days old
+shows the episode it grew to) and the incident's id; indented lines under it
+quote the finding it was first paged with (on every later page), the
+incident's other detectors and, without a dashboard link, the commands that
+act on it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import TextIO
 
 from models.page import Page, PageKind
 from models.visible import visible
-from notify.base import Notifier, ReceiverSettings, active_span, headline, next_step, refreshed_line, span_utc
+from notify.base import Notifier, ReceiverSettings, headline, next_step, refreshed_line, when
 
 _MARK = {"low": " ", "medium": "!", "high": "!!", "critical": "!!!"}
 
@@ -38,10 +41,7 @@ class ConsoleNotifier(Notifier[ReceiverSettings]):
             text = quoted
         else:
             text = headline(page) + (f" - {page.action.note}" if page.action and page.action.note else "")
-        lines = [
-            f"[{severity.upper():8}]{_MARK[severity]:3} {span_utc(*active_span(alert))} {text}"
-            f"  [{page.incident.incident_id}]"
-        ]
+        lines = [f"[{severity.upper():8}]{_MARK[severity]:3} {when(page)} {text}  [{page.incident.incident_id}]"]
         if not first:  # every later page quotes the finding the incident was first paged with, first
             lines.append(f"{'':13}{quoted}")
         lines += [f"{'':13}also {finding}" for finding in page.findings]

@@ -26,6 +26,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class DeliveryReport:
     sent: int = 0
+    # by receiver: a page goes to each receiver its route names, so ``sent`` counts a page once per receiver
+    sent_to: Counter[str] = field(default_factory=Counter)
     retrying: int = 0
     failed: int = 0
     cancelled: int = 0
@@ -52,6 +55,7 @@ class DeliveryReport:
 
     def add(self, other: DeliveryReport) -> None:
         self.sent += other.sent
+        self.sent_to.update(other.sent_to)
         self.retrying += other.retrying
         self.failed += other.failed
         self.cancelled += other.cancelled
@@ -269,6 +273,7 @@ class Dispatcher:
         self.store.settle(row.notification_id, settlement)
         if status is NotificationStatus.SENT:
             report.sent += 1
+            report.sent_to[row.receiver] += 1
         elif status is NotificationStatus.FAILED:
             report.failed += 1
             log.error("page to %s failed for good: %s", row.receiver, error)

@@ -151,12 +151,100 @@ def test_severity_and_actor_filters(data_dir, capsys):
     assert _ids(capsys.readouterr().out) == ["inc-crit", "inc-high-old"]
 
 
-def test_jsonl_is_the_incident_as_the_store_holds_it(data_dir, capsys):
-    _run("--data-dir", str(data_dir), "--format", "jsonl", "--status", "acknowledged")
-    (line,) = capsys.readouterr().out.splitlines()
+def test_jsonl_is_the_incident_as_the_store_holds_it_with_who_acted_last(data_dir, capsys):
+    _run("--data-dir", str(data_dir), "--format", "jsonl", "--status", "acknowledged", "--status", "open")
+    lines = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
     with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
         held = store.get_incident("inc-high-new")
-    assert orjson.loads(line) == held.model_dump(mode="json") and held.status is AlertStatus.ACKNOWLEDGED
+    acknowledged = next(line for line in lines if line["incident_id"] == "inc-high-new")
+    assert held.status is AlertStatus.ACKNOWLEDGED
+    # the morning analyst's script: who acknowledged it, and when, without a command per incident
+    last = {"kind": "acknowledge", "by": "ana", "at": "2026-11-03T09:00:00.000Z", "note": None, "assignee": None}
+    assert acknowledged == {**held.model_dump(mode="json"), "last_action": last}
+    assert {line["incident_id"]: line["last_action"] for line in lines if line is not acknowledged} == {
+        "inc-crit": None,
+        "inc-high-old": None,
+    }
+
+
+# -- one incident and its triage log: the hand-over -----------------------------------------------
+EXFIL = (
+    "Sales emp-0134 exported ~32k records incl. government ids 15:00-16:00; looks like exfil. Disabled account via"
+    " IT ticket IT-5521, HR informed. SOC please review evidence in the morning."
+)
+
+
+def _handed_over(data_dir) -> None:
+    """The night's triage of inc-crit: an acknowledgement with its why, an assignment, a note of two lines."""
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        for minutes, kind, by, extra in (
+            (0, TriageActionKind.ACKNOWLEDGE, "oncall-sam", {"note": EXFIL}),
+            (2, TriageActionKind.ASSIGN, "sam", {"assignee": "lee"}),
+            (5, TriageActionKind.NOTE, "sam", {"note": "03:20 called IT on-call.\nMorning: ask the sales manager."}),
+        ):
+            at = NOW + timedelta(minutes=minutes, seconds=7)
+            store.record_action(TriageAction(incident_id="inc-crit", kind=kind, by=by, at=at, **extra))
+
+
+def _run_incident(*argv: str) -> int:
+    args = cli._parser().parse_command(["incident", *argv])
+    return args.handler(args)
+
+
+def test_incident_prints_its_status_assignee_and_triage_log_with_the_notes_whole(data_dir, capsys):
+    _handed_over(data_dir)
+    assert _run_incident("inc-crit", "--data-dir", str(data_dir)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "inc-crit: critical, acknowledged, assigned to lee"
+    assert lines[1] == "actor: emp-0001 (employee)"
+    assert lines[2] == "flagged activity: 2026-11-02 00:00 to 2026-11-03 00:00 +08:00"
+    assert lines[3] == "alerts: 3 (bulk_read, egress, sensitive_access)"
+    # when in local time with its offset, who, what; each note whole, under its action, a line of it a line
+    assert lines[5:] == [
+        "triage log (3, oldest first):",
+        "  2026-11-03 17:00:07 +08:00  oncall-sam  acknowledge",
+        f"      {EXFIL}",
+        "  2026-11-03 17:02:07 +08:00  sam         assign to lee",
+        "  2026-11-03 17:05:07 +08:00  sam         note",
+        "      03:20 called IT on-call.",
+        "      Morning: ask the sales manager.",
+    ]
+
+
+def test_incident_in_jsonl_is_the_stored_incident_with_its_whole_triage_log(data_dir, capsys):
+    _handed_over(data_dir)
+    _run_incident("inc-crit", "--data-dir", str(data_dir), "--format", "jsonl")
+    (line,) = capsys.readouterr().out.splitlines()
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        held, actions = store.get_incident("inc-crit"), store.actions("inc-crit")
+    record = orjson.loads(line)
+    assert record.pop("triage_log") == [a.model_dump(mode="json", exclude={"incident_id"}) for a in actions]
+    assert record == held.model_dump(mode="json") and len(actions) == 3
+
+
+def test_incident_of_an_alert_id_nobody_acted_on_and_an_unknown_id(data_dir, capsys):
+    alert = f.alert(alert_id="aw-9", window_start=f.at(days=-3), window_end=f.at(days=-3, hours=2))
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        store.upsert_alerts([alert.model_copy(update={"incident_id": "inc-high-old"})], [])
+    assert _run_incident("aw-9", "--data-dir", str(data_dir)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "inc-high-old: high, open" and out[-1] == "triage log: nobody has acted on it yet"
+    assert _run_incident("inc-typo", "--data-dir", str(data_dir)) == 1
+    assert capsys.readouterr().err == "accesswatch: no incident or alert 'inc-typo'\n"
+
+
+def test_a_notes_control_characters_are_shown_as_escapes():
+    note = "ok\x1b[2K\r\x1b[32mall clear\x1b[0m"
+    action = TriageAction(incident_id="inc-low", kind=TriageActionKind.NOTE, by="eve\x1b[1A", at=NOW, note=note)
+    out = io.StringIO()
+    incidents_cli.hand_over(_incidents()[0], [action], ZoneInfo("Asia/Shanghai"), out)
+    lines = out.getvalue().split("\n")
+    assert lines[-1] == "" and all(line.isprintable() for line in lines)
+    assert lines[-4:-1] == [
+        r"  2026-11-03 17:00:00 +08:00  eve\x1b[1A  note",
+        r"      ok\x1b[2K",  # the CR ends a line of the note: what follows is the next line, never over this one
+        r"      \x1b[32mall clear\x1b[0m",
+    ]
 
 
 def test_every_incident_is_listed_past_a_page_of_the_store(data_dir, capsys, monkeypatch):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,7 @@ from detectors.incidents import attach
 from models.alert import AlertStatus, Severity
 from models.incident import TransitionRefused, TriageAction, TriageActionKind
 from models.page import NotificationStatus, PageKind
-from notify.dispatch import Dispatcher, backoff
+from notify.dispatch import DeliveryReport, Dispatcher, backoff
 from notify.outbox import Pager
 from notify.registry import build_receivers
 from store.outbox import OutboxQuery
@@ -111,6 +112,7 @@ def test_every_page_is_delivered_once_and_never_again(rig, pagerduty, slack, clo
     rig.raise_(*findings)
     report = rig.deliver()
     assert report.sent == 10 and report.failed == 0
+    assert report.sent_to == {"pagerduty": 5, "slack": 5}  # what ``replay --page`` says: five pages, to each
     assert pagerduty.pages == 5 and len(slack.accepted) == 5
     assert {e["dedup_key"] for e in pagerduty.accepted} == {i.incident_id for _, i in findings}
     # later rounds, a restart, and planning the same findings again (a replay) send nothing more
@@ -121,6 +123,12 @@ def test_every_page_is_delivered_once_and_never_again(rig, pagerduty, slack, clo
     assert rig.deliver().sent == 0
     assert len(pagerduty.received) == 5 and len(slack.received) == 5
     assert all(row.status is NotificationStatus.SENT and row.attempts == 1 for row in rig.rows())
+
+
+def test_a_report_of_several_rounds_counts_each_receivers_pages_in_all():
+    report = DeliveryReport(sent=2, sent_to=Counter(pagerduty=1, file=1))
+    report.add(DeliveryReport(sent=1, sent_to=Counter(file=1)))
+    assert (report.sent, report.sent_to) == (3, {"pagerduty": 1, "file": 2})
 
 
 def test_receivers_failing_for_a_while_get_every_page_once_they_recover(rig, pagerduty, slack, clock):

@@ -112,6 +112,11 @@ def test_replay_with_page_pages_each_incident_once_and_a_second_replay_pages_nob
     assert len(file_lines) == len(paged)
     said = capsys.readouterr().out
     assert said.index("read ") < said.index("pages: ")  # what was read first, then what became of the pages
+    # each receiver's pages, not their sum (which counted each page twice), and where the file receiver wrote them
+    n = len(paged)
+    assert said.splitlines()[-1] == (
+        f"pages: {n} sent to pagerduty, {n} to file ({data / 'pages.jsonl'}), 0 failed, 0 waiting to be retried"
+    )
     assert accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page") == 0
     assert len(pagerduty.received) == len(paged)
     assert {row.status for row in outbox(data)} == {NotificationStatus.SENT}

@@ -562,6 +562,22 @@ def test_console_quotes_the_findings_under_its_line_with_times_in_utc():
     assert [line.strip() for line in also] == [f"also {finding}" for finding in page.findings]
 
 
+def test_the_console_says_when_as_every_receiver_does_the_incidents_span_beside_a_stale_finding():
+    """Tester T17: a rise to critical led with the first finding's day, 8 days before the rise, and the console
+    alone never showed the incident's span (README: "the incident's span beside it when that is wider")."""
+    page = telling_page(PageKind.UPDATE, previous_severity=Severity.MEDIUM, link=LINK + "x")
+    grown = page.incident.model_copy(update={"window_end": page.incident.window_end + timedelta(days=8)})
+    page = page.model_copy(update={"incident": grown})
+    out = io.StringIO()
+    ConsoleNotifier(stream=out).send(page, "ntf")
+    first = out.getvalue().splitlines()[0]
+    said = when(page)
+    assert said == "2026-11-02 01:00-02:00 UTC (incident: 2026-11-02 01:00 to 2026-11-10 02:00 UTC)"
+    assert first.startswith(f"[HIGH    ]!!  {said} Now HIGH (was MEDIUM)")
+    mail_settings = {"host": "mail.example.com", "to": ["soc@example.com"], "from": "aw@example.com", "timeout": 5}
+    assert f"When:       {said}\n" in compose(page, EmailSettings.model_validate(mail_settings), "ntf").get_content()
+
+
 def test_the_headline_tells_the_span_its_summary_tells_not_the_merged_day():
     """A grown alert's window covers every finding merged in (a whole local day); its summary is the strongest's."""
     page = telling_page()

@@ -272,21 +272,22 @@ with log_tab:
     if not view.actions:
         st.caption("Nobody has acted on this incident yet.")
     else:
-        st.dataframe(
+        # a static table, whose cells wrap: a data grid cuts a note at its column's width, and the note (why
+        # someone acted) is what the next shift needs whole; its cells are Markdown, so the words go in literal
+        st.table(
             pd.DataFrame(
                 [
                     {
                         "when": ui.local_time(ctx, a.at, seconds=True),
-                        "who": a.by,
+                        "who": markdown_text(a.by),
                         "action": a.kind.value.replace("_", " "),
-                        "assignee": a.assignee or "",
-                        "note": a.note or "",
+                        "assignee": markdown_text(a.assignee or ""),
+                        "note": markdown_text(a.note or ""),
                     }
                     for a in view.actions
                 ]
             ),
             hide_index=True,
-            width="stretch",
         )
 
 with report_tab:
