@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import orjson
@@ -201,7 +201,7 @@ def _verify_digest(args: argparse.Namespace) -> int:
 
 def _purge(args: argparse.Namespace) -> int:
     settings = args.settings_of(args)
-    now = moment("purge", "--as-of", args.as_of, settings.organisation.tz) if args.as_of else datetime.now(UTC)
+    now = _as_of(args.as_of, settings.organisation.tz) if args.as_of else datetime.now(UTC)
     retention = settings.retention
     policy = RetentionPolicy.of(retention.events_days, retention.alerts_days, now)
     # a dry run reads: an older store is refused, not upgraded, as by every command that only reads
@@ -225,6 +225,26 @@ def _purge(args: argparse.Namespace) -> int:
         f" closed before {_local(policy.alerts_before, zone)} ({retention.alerts_days} days)"
     )
     return EXIT_OK
+
+
+# how far ``--as-of`` may be ahead of this host's clock: a time read off another machine's clock (a `date -u`
+# pasted from a laptop) is seconds ahead of an NTP-synced host, never minutes; a purge as of a minute ahead
+# deletes at most the events of that minute early, where an hour or a day would delete what retention still keeps
+_CLOCK_TOLERANCE = timedelta(minutes=1)
+
+
+def _as_of(text: str, zone: tzinfo) -> datetime:
+    """``--as-of``: a time not after now.  A purge as of a later time deletes events retention still keeps, and
+    the subject-access answer would then state a period starting after it ends.  A dry run is refused alike: it
+    says what the same command line would do, and that is a refusal (a forecast would also miss the events
+    stored meanwhile)."""
+    as_of, now = moment("purge", "--as-of", text, zone), datetime.now(UTC)
+    if as_of > now + _CLOCK_TOLERANCE:
+        raise WrongArgument(
+            f"accesswatch purge: --as-of {text!r}: expected a time not after now ({_local(now, zone)}):"
+            " a purge as of a later time would delete events retention still keeps"
+        )
+    return as_of
 
 
 def _local(moment: datetime, zone: tzinfo) -> str:

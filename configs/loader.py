@@ -376,8 +376,22 @@ def config_line(
 def _shown(value: Any) -> str:
     if value is ABSENT:
         return "(absent)"
-    text = value.isoformat() if isinstance(value, datetime | date | time) else repr(value)  # as TOML writes it
+    text = _as_written(value)
     return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _as_written(value: Any) -> str:
+    """A value as TOML (or a variable, read as TOML) writes it where Python's ``repr`` differs: ``true``, not
+    ``True``, and a date-time in RFC 3339; inside an array or a table too."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, list):
+        return f"[{', '.join(map(_as_written, value))}]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{key!r}: {_as_written(item)}" for key, item in value.items()) + "}"
+    return repr(value)
 
 
 def _origin(key_path: KeyPath, origins: Origins) -> str:

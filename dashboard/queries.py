@@ -929,6 +929,7 @@ def audit_search(store: Store, identity: Identity, query: EventQuery, reason: st
 READERS_SHOWN = 50  # readers listed, the most records first; the rest are counted
 READERS_FOLDED = 100_000  # events a summary reads at most (newest first): a broad search's cost stays bounded
 READER_COLUMNS = ("reader", "who", "events", "records", "purposes", "no purpose", "first access", "last access")
+READER_COUNTS = ("events", "records", "no purpose")  # the columns that are counts, shown with separators
 
 
 def search_readers(

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -619,6 +620,22 @@ def test_wrong_times_of_export_digest_and_purge_are_wrong_arguments(tmp_path):
     assert garbled.returncode == 2 and _one_line(garbled).startswith("accesswatch export-digest: --from 'junk': ")
     purge = aw("purge", "--as-of", "junk", "--data-dir", data)
     assert purge.returncode == 2 and _one_line(purge).startswith("accesswatch purge: --as-of 'junk': ")
+
+
+def test_a_purge_as_of_a_later_time_than_now_is_a_wrong_argument_dry_or_not(tmp_path):
+    """It would delete events retention still keeps; a dry run says what the same command does: refuse."""
+    data = str(tmp_path)
+    assert aw("replay", "-", "--data-dir", data, stdin=SAMPLE).returncode == 0
+    for dry in ([], ["--dry-run"]):
+        later = aw("purge", *dry, "--as-of", "2999-01-01T00:00:00Z", "--data-dir", data)
+        line, named = _one_line(later), "accesswatch purge: --as-of '2999-01-01T00:00:00Z'"
+        assert later.returncode == 2 and later.stdout == b"", later
+        assert line.startswith(f"{named}: expected a time not after now ("), line
+        assert line.endswith("): a purge as of a later time would delete events retention still keeps"), line
+    # a time read off a clock a few seconds ahead of this host's is within the tolerance
+    ahead = (datetime.now(UTC) + timedelta(seconds=30)).isoformat()
+    purge = aw("purge", "--dry-run", "--as-of", ahead, "--data-dir", data)
+    assert purge.returncode == 0 and b"would purge 0 events" in purge.stdout, purge
 
 
 @pytest.mark.parametrize(

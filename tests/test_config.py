@@ -277,6 +277,29 @@ def test_the_command_exits_2_with_one_line(tmp_path):
     ]
 
 
+def test_a_boolean_in_an_error_line_is_written_as_toml_writes_it(tmp_path):
+    """``false``, as the operator wrote it in the file or the variable, not Python's ``False``."""
+    config = tmp_path / "wrong.toml"
+    config.write_text("[organisation]\ntimezone = false\n")
+    done = run_cli("alerts", "--config", str(config), "--data-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"configuration error: organisation.timezone = false (from {config}): expected a string, not a boolean"
+    ]
+    # in an array, and in a table set whole, alike
+    assert error_line({"ACCESSWATCH_NOTIFY__RECEIVERS": '["console", true]'}) == (
+        "configuration error: notify.receivers.1 = true (from ACCESSWATCH_NOTIFY__RECEIVERS): expected a string,"
+        " not a boolean"
+    )
+    assert error_line({"ACCESSWATCH_RETENTION": "{events_days = 30, purge_every = true}"}).startswith(
+        "configuration error: retention.purge_every = true (from ACCESSWATCH_RETENTION): "
+    )
+    assert error_line({"ACCESSWATCH_ORGANISATION": "[true, false]"}) == (
+        "configuration error: organisation = [true, false] (from ACCESSWATCH_ORGANISATION): expected a table,"
+        " not an array"
+    )
+
+
 def error_line(env: dict[str, str] | None = None, config: Path | None = None) -> str:
     """The one line a wrong configuration gives."""
     with pytest.raises(ConfigError) as caught:
@@ -683,6 +706,25 @@ def test_elasticsearch_tls_settings_beside_an_http_host_are_refused_at_load(tmp_
     )
     env["ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS"] = '["https://es:9200"]'
     load_settings(env=env)
+
+
+def test_elasticsearch_verification_off_beside_a_ca_is_refused_at_load(tmp_path):
+    # accepted silently: the CA was never used and any certificate taken, a misconfiguration that looks like TLS
+    ca, _ = self_signed_certificate(tmp_path)
+    config = tmp_path / "es.toml"
+    config.write_text("[store.elasticsearch]\nverify_certs = false\n")
+    env = {
+        "ACCESSWATCH_STORE__ELASTICSEARCH__HOSTS": '["https://es:9200"]',
+        "ACCESSWATCH_STORE__ELASTICSEARCH__CA_CERTS": str(ca),
+    }
+    assert error_line(env, config) == (
+        f"configuration error: store.elasticsearch.verify_certs = false (from {config}): expected verify_certs ="
+        " true beside ca_certs (or no ca_certs): with verification off the CA is never used, and any certificate"
+        " is taken"
+    )
+    load_settings(env=env)  # verified against the CA
+    del env["ACCESSWATCH_STORE__ELASTICSEARCH__CA_CERTS"]
+    assert not load_settings(config, env=env).store.elasticsearch["verify_certs"]  # off, and no CA said otherwise
 
 
 def test_a_rule_across_keys_names_the_key_set_with_its_own_value_and_origin(tmp_path):

@@ -691,7 +691,15 @@ def test_a_field_search_sums_its_events_up_by_reader_and_records_it(office):
         store.write(reads)
     at = _app("audrey", page="search")
     _search(at, field="passport_number")
-    [summary] = [d.value for d in at.dataframe if "reader" in d.value.columns]
+    [table] = [d for d in at.dataframe if "reader" in d.value.columns]
+    summary = table.value
+    # the counts shown with separators, as every other table shows them (6,000, not 6000)
+    shown = json.loads(table.proto.columns)
+    assert {name: shown[name]["type_config"]["format"] for name in ("events", "records", "no purpose")} == {
+        "events": "localized",
+        "records": "localized",
+        "no purpose": "localized",
+    }
     assert list(summary["reader"]) == ["ptn-0009", "emp-0001"]  # the most records first: 6,000, then 4,800
     assert list(summary["who"]) == [
         "partner: courier, deliveries, FastDelivery Ltd",

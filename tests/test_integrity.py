@@ -605,20 +605,20 @@ def test_the_newest_event_is_kept_so_store_positions_never_go_back(tmp_path, set
 
 def test_purge_dry_run_command_says_what_would_go_and_moves_nothing(tmp_path, settings):
     with _store(tmp_path) as store:
-        _fill(store, settings, batches=2, size=5)
+        _fill(store, settings, batches=2, size=5, days=-365)  # a year before T0: --as-of may not be a later time
     data = str(tmp_path / "data")
-    dry = command("purge", "--dry-run", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
+    dry = command("purge", "--dry-run", "--as-of", "2026-06-01T00:00:00Z", "--data-dir", data)
     assert dry.returncode == 0, dry.stderr
     # the horizons in the organisation's time with its offset, as the other commands print times
-    assert "would purge 9 events stamped before 2026-12-03 08:00:00 +08:00 (180 days)" in dry.stdout
+    assert "would purge 9 events stamped before 2025-12-03 08:00:00 +08:00 (180 days)" in dry.stdout
     assert "the newest event" in dry.stdout
     assert dry.stdout.splitlines()[-1] == (
         "would purge 0 closed alerts and 0 closed incidents that ended and were closed before"
-        " 2025-06-01 08:00:00 +08:00 (730 days)"
+        " 2024-06-01 08:00:00 +08:00 (730 days)"
     )
     with _store(tmp_path) as store:
         assert store.stats().events == 10
-    done = command("purge", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", data)
+    done = command("purge", "--as-of", "2026-06-01T00:00:00Z", "--data-dir", data)
     assert "purged 9 events" in done.stdout
     assert command("verify", "--data-dir", data).returncode == 0
 
@@ -892,7 +892,7 @@ def _file_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def test_the_log_replayed_after_a_purge_brings_back_no_event_and_judges_none(tmp_path):
+def test_the_log_replayed_after_a_purge_brings_back_no_event_and_judges_none(tmp_path, monkeypatch):
     data, log, marker = tmp_path / "data", tmp_path / "events.jsonl", "c-erased-after-180-days"
     lines = _insider_log(log, marker)
     replay = ("replay", str(log), "--data-dir", str(data))
@@ -902,7 +902,11 @@ def test_the_log_replayed_after_a_purge_brings_back_no_event_and_judges_none(tmp
     assert '"detector":"bulk_read"' in alerts, alerts
     assert marker.encode() in _file_bytes(data / "accesswatch.db")
 
-    purge = command("purge", "--as-of", "2027-06-01T00:00:00Z", "--data-dir", str(data))
+    # the log ends on 16 November 2026: a day's retention as of the 18th purges it all (--as-of is never later
+    # than now, and 180 days after the log are)
+    with monkeypatch.context() as short:
+        short.setenv("ACCESSWATCH_RETENTION__EVENTS_DAYS", "1")
+        purge = command("purge", "--as-of", "2026-11-18", "--data-dir", str(data))
     assert purge.returncode == 0, purge
     purged = orjson.loads(command("verify", "--data-dir", str(data), "--format", "json").stdout)
     assert purged["intact"] and purged["purged"] == lines - 10, purged  # the alert's 9 evidence and the newest stay

@@ -676,7 +676,7 @@ _ON_ELASTICSEARCH = {
         ),
         (  # TLS settings under a protocol without TLS were dropped without a word too
             {"ACCESSWATCH_SOURCE__KAFKA__SSL_CHECK_HOSTNAME": "false"},
-            "configuration error: source.kafka.ssl_check_hostname = False"
+            "configuration error: source.kafka.ssl_check_hostname = false"
             " (from ACCESSWATCH_SOURCE__KAFKA__SSL_CHECK_HOSTNAME): expected security_protocol SSL or SASL_SSL beside"
             " it, not PLAINTEXT: TLS settings (ssl_check_hostname) are used with those only",
         ),

@@ -111,6 +111,13 @@ class ElasticsearchSettings(BaseModel):
                 "https:// hosts with it: store.elasticsearch.hosts has an http:// one, and the client uses TLS"
                 " settings (ca_certs, client_cert, client_key) over https only",
             )
+        # the CA would never be used, and any certificate taken: a misconfiguration that looks like TLS, hidden
+        if self.ca_certs is not None and not self.verify_certs:
+            raise cross_field_error(
+                ["verify_certs", "ca_certs"],
+                "verify_certs = true beside ca_certs (or no ca_certs): with verification off the CA is never used,"
+                " and any certificate is taken",
+            )
         return self
 
     # -- secrets, read when the client is built ---------------------------------------
