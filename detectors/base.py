@@ -18,7 +18,7 @@ from functools import cache
 from statistics import median
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import ConfigDict, Field, StrictBool, field_validator
 
 from detectors.classify import Classifier
 from detectors.kind_baseline import KIND_BASES, KindBaseline, kind_baseline
@@ -27,6 +27,7 @@ from detectors.windows import ActorRef, LocalClock, WindowStats
 from models.alert import Severity
 from models.config import Organisation
 from models.event import ActorKind
+from models.settings_base import SettingsModel
 
 DOCUMENTED_SHARE = 0.9  # of the window's records read under a stated purpose
 # An hour is also compared with the busiest hour of the actor's busier days (the
@@ -43,7 +44,7 @@ PEER_PEAK_MIN_MEMBERS = 3
 _NEVER = EwStat()  # the baseline of something never seen: zero, with the floor spread
 
 
-class DetectorSettings(BaseModel):
+class DetectorSettings(SettingsModel):
     """Settings every detector has; each detector extends this with its own."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

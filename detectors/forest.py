@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from models.alert import Severity
+from models.settings_base import SettingsModel
 
 
-class ForestParams(BaseModel):
+class ForestParams(SettingsModel):
     """The estimator's parameters, validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -122,7 +123,7 @@ def _as_input(X: np.ndarray) -> np.ndarray:
 
 
 # -- calibration ---------------------------------------------------------------------------------------
-class Budgets(BaseModel):
+class Budgets(SettingsModel):
     """Alerts per 1,000 actor-days the model may raise at each severity, on its training history."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -22,13 +22,14 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 from detectors import wording
 from detectors.base import Detector, DetectorSettings, Finding, Period
 from detectors.classify import UNCLASSIFIED, first_event_key
 from detectors.windows import ActorRef, WindowStats
 from models.event import ActorKind
+from models.settings_base import SettingsModel
 
 _PARTNER = ActorKind.PARTNER
 _SEPARATORS = re.compile(r"[\s_-]+")
@@ -58,7 +59,7 @@ def _a_known_class(name: str, info: ValidationInfo) -> str:
     return name
 
 
-class Contract(BaseModel):
+class Contract(SettingsModel):
     """What a partner company's contract covers."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -67,7 +68,7 @@ class Contract(BaseModel):
     data_classes: list[Annotated[str, AfterValidator(_a_known_class)]]
 
 
-class SensitivityScores(BaseModel):
+class SensitivityScores(SettingsModel):
     """A finding's score for one record outside the contract, by the class's sensitivity."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

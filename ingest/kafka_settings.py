@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -26,6 +25,7 @@ from pydantic import (
 )
 
 from models.config import CaCertificates, ConfigError, ReadableFile, Seconds, cross_field_error
+from models.settings_base import SettingsModel
 
 _PREFIX = ("source", "kafka")
 _TOPIC_CHARACTERS = re.compile(r"[a-zA-Z0-9._-]{1,249}")
@@ -55,7 +55,7 @@ class KafkaUnreachable(Exception):
         )
 
 
-class KafkaSettings(BaseModel):
+class KafkaSettings(SettingsModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     bootstrap_servers: list[str] = Field(default=["localhost:9092"], min_length=1)

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -37,6 +36,7 @@ from pydantic_core import PydanticCustomError
 
 from models.alert import Severity
 from models.event import ActorKind
+from models.settings_base import SettingsModel
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -195,7 +195,7 @@ IPv4ListenAddress = Annotated[str, PlainValidator(_ipv4_listen_address)]
 ListenAddress = Annotated[str, PlainValidator(_any_listen_address)]
 
 
-class Section(BaseModel):
+class Section(SettingsModel):
     """A configuration table: unknown keys are mistakes, not extensions; inf and nan are never a setting."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from models.alert import Alert, AlertStatus
 
@@ -23,6 +23,7 @@ from models.config import Settings as Config
 from models.event import format_utc
 from models.incident import Incident
 from models.page import Page, PageKind
+from models.settings_base import SettingsModel
 
 
 class DeliveryError(Exception):
@@ -39,7 +40,7 @@ class DeliveryError(Exception):
         self.retry_after = retry_after  # seconds the receiver asked us to wait (HTTP Retry-After)
 
 
-class ReceiverSettings(BaseModel):
+class ReceiverSettings(SettingsModel):
     """A receiver's section, ``notify.settings.<name>``: unknown keys are mistakes, inf and nan no setting."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

@@ -300,6 +300,24 @@ def test_a_boolean_in_an_error_line_is_written_as_toml_writes_it(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "key", "expected"),
+    [
+        # one day of events kept, the rest purged: the flag's value on the wrong line was taken as 1
+        ("ACCESSWATCH_RETENTION__EVENTS_DAYS", "retention.events_days", "a valid integer"),
+        ("ACCESSWATCH_INGEST__MAX_FUTURE_SKEW", "ingest.max_future_skew", "a valid number"),
+        # settings declared beside their detector, their receiver, their adapter: the same rule
+        ("ACCESSWATCH_DETECTORS__BULK_READ__MIN_RECORDS", "detectors.bulk_read.min_records", "a valid integer"),
+        ("ACCESSWATCH_STORE__ELASTICSEARCH__REQUEST_TIMEOUT", "store.elasticsearch.request_timeout", "a valid number"),
+    ],
+)
+def test_a_number_given_as_true_or_false_is_refused_not_taken_as_one_or_zero(variable, key, expected):
+    for flag in ("true", "false"):
+        assert error_line({variable: flag}) == (
+            f"configuration error: {key} = {flag} (from {variable}): expected {expected}, not a boolean"
+        )
+
+
 def error_line(env: dict[str, str] | None = None, config: Path | None = None) -> str:
     """The one line a wrong configuration gives."""
     with pytest.raises(ConfigError) as caught:

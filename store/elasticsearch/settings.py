@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -25,11 +24,12 @@ from pydantic import (
 )
 
 from models.config import CaCertificates, ConfigError, ReadableFile, Seconds, cross_field_error
+from models.settings_base import SettingsModel
 
 _PREFIX = ("store", "elasticsearch")
 
 
-class ElasticsearchSettings(BaseModel):
+class ElasticsearchSettings(SettingsModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hosts: list[str] = Field(default=["http://localhost:9200"], min_length=1)
