@@ -115,6 +115,16 @@ class Masker:
             return evidence
         return {**evidence, "resources": [self._resource_key(key) for key in resources]}
 
+    def asked(self, what: dict[str, Any]) -> dict[str, Any]:
+        """An access's query as recorded (``DataAccess.what``), its customer and record ids masked as every page
+        masks them: a search for one customer's id, shown, is that customer's id."""
+        shown = dict(what)
+        if isinstance(shown.get("customer_id"), str):
+            shown["customer_id"] = self.customer(shown["customer_id"])
+        if isinstance(shown.get("resource"), str):  # "system", "system/type" or "system/type/id"
+            shown["resource"] = self._resource_key(shown["resource"])
+        return shown
+
     def _resource_key(self, key: Any) -> Any:
         if not isinstance(key, str) or key.count("/") < 2:  # a kind alone names no record
             return key

@@ -131,6 +131,16 @@ class DataAccessKind(StrEnum):
     VIEW = "view"  # a page showed customer ids in clear (an unmasked session): which, in ``customer_ids``
 
 
+class UnlistedMatch(StrEnum):
+    """How a customer filter found an access whose list of customers was cut (``DataAccess.customers_unlisted``)."""
+
+    FOUND = "found"  # its query, read again for this customer, finds events of theirs the access held
+    # not found in the events kept now, but some the access held were deleted since (retention): they may have been
+    POSSIBLY_DELETED = "possibly, in events deleted since"
+    # it kept no query to read again (a report's customer list, a page), or its events could not tell
+    POSSIBLY = "possibly"
+
+
 class DataAccess(_Figures):
     """A person of the dashboard reading customer data: the auditors are audited too. Never edited."""
 
@@ -146,6 +156,8 @@ class DataAccess(_Figures):
     # ``customers_in_clear`` counts them all (more than listed: the ``what`` re-derives the rest)
     customer_ids: list[str] = []
     customers_in_clear: int = 0
+    # not part of the record: set on an answer to ``DataAccessQuery.customer_id`` found beyond the listed ids
+    unlisted_match: UnlistedMatch | None = Field(default=None, exclude=True)
 
     @property
     def customers_unlisted(self) -> int:
@@ -157,7 +169,9 @@ CUSTOMERS_LISTED = 1000  # customer ids one access record lists: a page shows fa
 
 class DataAccessQuery(_Figures):
     by: str | None = None
-    customer_id: str | None = None  # the accesses that showed this customer in clear, or searched for them
+    # the accesses that showed this customer in clear, or searched for them; of those whose list was cut, the ones
+    # whose query still finds them, or that may have held them (``DataAccess.unlisted_match``: store.unlisted)
+    customer_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int = Field(default=100, ge=1, le=10_000)

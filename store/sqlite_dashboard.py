@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from models.alert import Severity
@@ -39,9 +40,10 @@ from models.dashboard import (
 from models.event import Action, format_utc
 from models.incident import TriageActionKind
 from store import actor_days
-from store.base import IncidentFacet, IncidentQuery
+from store.base import IncidentFacet, IncidentQuery, Store
 from store.chain_audit import DATA_ACCESSES, add_row
 from store.local_days import local_day_sql, offsets_between
+from store.unlisted import listed_or_found
 
 FOLD_CHUNK = 50_000  # events per fold transaction: the pipeline waits at most one chunk's fold
 # A reading folds the backlog itself only when it is small; a larger one (a
@@ -488,10 +490,12 @@ class SqliteDashboardMixin:
             params.append(query.by)
         if query.customer_id is not None:
             # read from the bodies, unindexed: the access log is the people's reading, thousands of rows a year,
-            # not the events' millions, and a subject's request is asked for now and then
+            # not the events' millions, and a subject's request is asked for now and then; and those whose list
+            # was cut, read again by their query (store.unlisted)
             where.append(
                 "(EXISTS (SELECT 1 FROM json_each(body, '$.customer_ids') WHERE value = ?)"
-                " OR json_extract(body, '$.what.customer_id') = ?)"
+                " OR json_extract(body, '$.what.customer_id') = ?"
+                " OR json_extract(body, '$.customers_in_clear') > json_array_length(body, '$.customer_ids'))"
             )
             params.extend((query.customer_id, query.customer_id))
         if query.since is not None:
@@ -500,11 +504,18 @@ class SqliteDashboardMixin:
         if query.until is not None:
             where.append("at < ?")
             params.append(_text(query.until))
-        rows = self._db.execute(
-            f"SELECT body FROM data_accesses WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?",
-            (*params, query.limit),
-        )
-        return [DataAccess.model_validate_json(body) for (body,) in rows]
+        if query.customer_id is None:
+            rows = self._db.execute(
+                f"SELECT body FROM data_accesses WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC LIMIT ?",
+                (*params, query.limit),
+            )
+            return [DataAccess.model_validate_json(body) for (body,) in rows]
+        # all read first: a cut one is read again by queries on this same connection
+        bodies = self._db.execute(
+            f"SELECT body FROM data_accesses WHERE {' AND '.join(where)} ORDER BY at DESC, id DESC", params
+        ).fetchall()
+        accesses = (DataAccess.model_validate_json(body) for (body,) in bodies)
+        return listed_or_found(cast(Store, self), accesses, query.customer_id, query.limit)
 
 
 def _incident_filters(query: IncidentQuery) -> tuple[list[str], list[str | int]]:

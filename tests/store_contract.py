@@ -767,8 +767,9 @@ class StoreContract:
             customer_ids=["c-2", "c-1"],
             customers_in_clear=2,
         )
+        # its list whole (one cut is asked of its query: the next test)
         exported = access(
-            2, "li", DataAccessKind.EXPORT, what={"actor_id": "emp-1"}, customer_ids=["c-1"], customers_in_clear=4000
+            2, "li", DataAccessKind.EXPORT, what={"actor_id": "emp-1"}, customer_ids=["c-1"], customers_in_clear=1
         )
         others = access(3, "li", DataAccessKind.VIEW, customer_ids=["c-10", "c-3"], customers_in_clear=2, results=1)
         unmasked = access(4, "li", DataAccessKind.UNMASK)
@@ -779,5 +780,78 @@ class StoreContract:
         assert store.data_accesses(DataAccessQuery(customer_id="c-")) == []  # an id whole, not a part of one
         assert store.data_accesses(DataAccessQuery(customer_id="c-1", by="li")) == [exported]
         assert store.data_accesses(DataAccessQuery()) == [unmasked, others, exported, seen, searched]
+
+    def test_an_export_whose_list_was_cut_is_asked_of_its_query_for_the_customers_it_does_not_list(
+        self, store: Store, settings
+    ):
+        # an export of a month lists its first thousand customers: one past them asked who saw them was told nobody
+        from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery, UnlistedMatch
+
+        emp_x = {"id": "emp-x"}
+        store.write(
+            [
+                f.incoming(settings, at=f.at(hours=0), actor=emp_x, customer_ids=["c-old"]),
+                f.incoming(settings, at=f.at(hours=1), actor=emp_x, customer_ids=["c-mid"]),
+                f.incoming(settings, at=f.at(hours=2), actor=emp_x, customer_ids=["c-new", "c-listed"]),
+                f.incoming(settings, at=f.at(hours=3), actor={"id": "emp-y"}, customer_ids=["c-other"]),
+                f.incoming(settings, at=f.at(hours=5), actor=emp_x, customer_ids=["c-late"]),  # after the exports
+            ]
+        )
+
+        def export(by: str, hours: float, results: int, listed: list[str], in_clear: int, **asked) -> DataAccess:
+            return DataAccess(
+                at=f.at(hours=hours),
+                by=by,
+                role="auditor",
+                kind=DataAccessKind.EXPORT,
+                reason="case 12",
+                what={"actor_id": "emp-x", **asked, "customer_ids": "in clear"},
+                results=results,
+                customer_ids=listed,
+                customers_in_clear=in_clear,
+            )
+
+        whole = export("whole", 4, 3, ["c-listed"], 4, cap=50_000)  # all 3 events of emp-x, 3 ids not listed
+        uncut = export("uncut", 4.25, 3, ["c-listed"], 1, cap=50_000)  # lists all it held: never read again
+        # capped at 2: the newest two of emp-x's events before hour 4 (hours 2 and 1), not hour 0's
+        capped = export("capped", 4.5, 2, ["c-new"], 3, until=f.at(hours=4).isoformat(), cap=2)
+        # it held 5 events of emp-x: retention has deleted 2 since, whose customers nobody can list now
+        purged = export("purged", 4.75, 5, ["c-listed"], 9, cap=50_000)
+        page = DataAccess(  # a page's ids cut, no query to read again
+            at=f.at(hours=6),
+            by="page",
+            role="auditor",
+            kind=DataAccessKind.VIEW,
+            reason="curious",
+            what={"view": "incident events", "incident_id": "inc-1"},
+            results=400,
+            customer_ids=["c-listed"],
+            customers_in_clear=2000,
+        )
+        for access in (whole, uncut, capped, purged, page):
+            store.record_data_access(access)
+
+        def who_saw(customer: str, limit: int = 100) -> list[tuple[str, UnlistedMatch | None]]:
+            return [
+                (a.by, a.unlisted_match)
+                for a in store.data_accesses(DataAccessQuery(customer_id=customer, limit=limit))
+            ]
+
+        found, deleted, possibly = UnlistedMatch.FOUND, UnlistedMatch.POSSIBLY_DELETED, UnlistedMatch.POSSIBLY
+        assert who_saw("c-mid") == [("page", possibly), ("purged", found), ("capped", found), ("whole", found)]
+        assert who_saw("c-old") == [("page", possibly), ("purged", found), ("whole", found)]  # past the cap
+        assert who_saw("c-listed") == [
+            ("page", None),
+            ("purged", None),
+            ("capped", found),
+            ("uncut", None),
+            ("whole", None),
+        ]
+        # not in the events kept: in none of those that still hold all theirs, possibly in the one that does not
+        for nowhere in ("c-gone", "c-other", "c-late"):  # never read; another actor's; dated after every export
+            assert who_saw(nowhere) == [("page", possibly), ("purged", deleted)]
+        assert who_saw("c-mid", limit=2) == [("page", possibly), ("purged", found)]
+        # the answer says how it was found; the record itself is kept as it was written
+        assert store.data_accesses(DataAccessQuery()) == [page, purged, capped, uncut, whole]
 
     # == end of the dashboard section ==========================================================

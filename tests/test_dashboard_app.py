@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from configs.loader import load_settings
 from dashboard.auth import Identity, Role, hash_password
+from dashboard.masking import load_key, pseudonym
 from detectors.incidents import incident_id
 from models.alert import AlertStatus, Severity
 from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery, FoldProgress
@@ -967,6 +968,65 @@ def test_compliance_answers_who_saw_a_customer_in_clear(office):
     at.text_input(key="c-customer").input(BULK_CUSTOMERS[7]).run()  # in the events, never shown in clear
     assert not [d for d in at.dataframe if "reason" in d.value.columns]
     assert "Nobody under these filters." in _text(at)
+
+
+def _access_log(at: AppTest):
+    return next(d.value for d in at.dataframe if "reason" in d.value.columns)
+
+
+def test_the_access_log_masks_the_customer_a_search_asked_for_as_every_page_does(office):
+    # its "asked" column showed the customer id a search was for, in clear, to auditors who see pseudonyms
+    target, record = BULK_CUSTOMERS[3], "crm/customer_record/R77001234"
+    _search(_app("audrey", page="search"), customer=target, resource=record)
+    at = _app("audrey", page="compliance")
+    table = _access_log(at)
+    cells = " ".join(map(str, table.to_numpy().ravel()))
+    assert target not in cells and "R77001234" not in cells  # in no column
+    named = pseudonym(target, load_key(office["settings"].data_dir))  # the form and key of every page
+    assert set(table["what"]) == {"search"} and len(table) == 2  # the search and its readers
+    assert all(
+        f"customer_id={named}" in asked and "resource=crm/customer_record/R•••" in asked for asked in table["asked"]
+    )
+    assert _views(office) == []  # nothing shown in clear, nothing recorded
+    _unmask(at, "DSAR 2026-121")
+    asked = list(_access_log(at)["asked"])
+    assert sum(f"customer_id={target}, resource={record}" in cell for cell in asked) == 2  # in clear once unmasked
+    [view] = _views(office)  # and recorded as shown in clear, as the ids of every other cell
+    assert (view.what["view"], view.customer_ids) == ("access log", [target])
+
+
+def test_who_saw_a_customer_finds_an_export_past_the_ids_it_lists(office, monkeypatch):
+    # an export of thousands lists its first customers: one past them was answered "nobody"
+    from dashboard import queries
+
+    at = _unmask(_app("audrey", page="search"), "case 40")
+    _search(at, actor="emp-0001")  # its page's view recorded, listing all it showed
+    listed = queries.CUSTOMERS_LISTED
+    monkeypatch.setattr(queries, "CUSTOMERS_LISTED", 3)
+    at.button(key="s-export").click().run()
+    monkeypatch.setattr(queries, "CUSTOMERS_LISTED", listed)  # the export alone cut
+    [export] = [a for a in _views_and_exports(office) if a.kind is DataAccessKind.EXPORT]
+    assert len(export.customer_ids) == 3 and export.customers_unlisted > 40
+    routine = "c-900000"  # emp-0001's first routine read, the oldest event the export held
+    assert routine not in export.customer_ids
+    at = _app("root", page="compliance")
+    at.text_input(key="c-customer").input(routine).run()
+    table = _access_log(at)
+    assert list(table["what"]) == ["export"]
+    named = pseudonym(routine, load_key(office["settings"].data_dir))
+    assert table["customers in clear"][0].startswith(f"{named} (not listed: found by its query, read again); cust#")
+    at.text_input(key="c-customer").input("c-900001").run()  # emp-0002's, in no export
+    assert "Nobody under these filters." in _text(at)
+    at.text_input(key="c-customer").input(routine)
+    _unmask(at, "DSAR 2026-122")
+    assert _access_log(at)["customers in clear"][0].startswith(f"{routine} (not listed")
+    newest = _views(office)[0]  # its id shown in clear on the row: recorded as every other
+    assert (newest.by, newest.what["view"], routine in newest.customer_ids) == ("root", "access log", True)
+
+
+def _views_and_exports(office) -> list[DataAccess]:
+    with _open(office["store_path"]) as store:
+        return store.data_accesses(DataAccessQuery())
 
 
 def test_compliance_figures(office):

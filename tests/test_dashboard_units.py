@@ -123,6 +123,20 @@ def test_the_masker_masks_customers_record_ids_and_free_values():
     assert masker.customers([f"c-{n}" for n in range(8)], limit=2).endswith("(+6)")
 
 
+def test_an_access_s_query_shows_the_customer_and_record_it_asked_for_masked_as_every_page():
+    asked = {"customer_id": "c-1", "resource": "crm/customer_record/R93432556", "cap": 50_000, "customer_ids": "masked"}
+    assert Masker(b"k").asked(asked) == {
+        **asked,
+        "customer_id": pseudonym("c-1", b"k"),
+        "resource": "crm/customer_record/R•••",
+    }
+    assert Masker(b"k", unmasked=True).asked(asked) == asked
+    assert Masker(b"k").asked({"resource": "crm/customer_record", "view": "access log"}) == {
+        "resource": "crm/customer_record",  # a kind of record names nobody
+        "view": "access log",
+    }
+
+
 def test_a_date_in_a_file_s_name_shows_where_record_ids_stay_masked():
     # the weekly newsletter's file showed as "exports/n•••": its date was taken for a record id
     for shown in (

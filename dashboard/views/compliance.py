@@ -11,7 +11,7 @@ from dashboard import charts, queries, ui
 from dashboard.auth import Permission
 from dashboard.explain import detector_title
 from detectors.wording import KIND_NOUNS
-from models.dashboard import CUSTOMERS_LISTED, DataAccess, DataAccessQuery
+from models.dashboard import CUSTOMERS_LISTED, DataAccess, DataAccessQuery, UnlistedMatch
 from models.event import ActorKind
 
 ctx = ui.context()
@@ -245,8 +245,10 @@ def access_log_section() -> None:
     if not page.accesses:
         st.caption("Nobody under these filters." if who or customer or since_day or until_day else "Nobody yet.")
         return
-    # the customers each access showed are customers' ids too: masked as on every page, and, unmasked, recorded
+    # the customers each access showed, or searched for, are customers' ids too: masked as on every page, and,
+    # unmasked, recorded
     shown = {id(a): in_clear_shown(a, customer) for a in page.accesses}
+    on_page = {c for a in page.accesses for c in customers_on_row(a, shown[id(a)], customer)}
     ui.record_view(
         ctx,
         {
@@ -255,7 +257,7 @@ def access_log_section() -> None:
             "page": len(marks),
         },
         # in order, so that the rows this record adds (it is one of them) do not make the view another one
-        sorted({c for ids in shown.values() for c in ids if ctx.masker.customer(c) == c}),
+        sorted(c for c in on_page if ctx.masker.customer(c) == c),
         len(page.accesses),
     )
     st.dataframe(
@@ -268,8 +270,8 @@ def access_log_section() -> None:
                     "what": a.kind.value,
                     "reason": a.reason,
                     "results": a.results,
-                    "asked": ", ".join(f"{k}={v}" for k, v in a.what.items()),
-                    "customers in clear": customers_in_clear(a, shown[id(a)]),
+                    "asked": ", ".join(f"{k}={v}" for k, v in ctx.masker.asked(a.what).items()),
+                    "customers in clear": customers_in_clear(a, shown[id(a)], customer),
                 }
                 for a in page.accesses
             ]
@@ -293,7 +295,8 @@ def access_log_section() -> None:
         " incident's events, the audit search's results, this log), recorded once in "
         f"{ui.duration(ctx.settings.dashboard.view_recorded_again)} while it shows the same ids: the ids shown in"
         f" clear are listed, up to {CUSTOMERS_LISTED:,} an access; an export holding more lists its first and counts"
-        " the rest, which its query reads again."
+        " the rest, which its query reads again: a customer filter reads it again for that customer, and says"
+        ' "possibly" where it cannot tell (retention deleted events the export held, or a list kept no query).'
     )
 
 
@@ -302,15 +305,34 @@ def in_clear_shown(access: DataAccess, wanted: str) -> list[str]:
     return sorted(access.customer_ids, key=lambda c: c != wanted)[:CUSTOMERS_SHOWN_HERE]  # stable: the rest in order
 
 
-def customers_in_clear(access: DataAccess, shown: list[str]) -> str:
+# how the customer filtered for was found in an access whose list was cut, before the ids it lists
+UNLISTED_WORDS = {
+    UnlistedMatch.FOUND: "not listed: found by its query, read again",
+    UnlistedMatch.POSSIBLY_DELETED: "possibly: not in the events kept, and retention deleted some it held",
+    UnlistedMatch.POSSIBLY: "possibly: not listed, and nothing kept tells either way",
+}
+
+
+def customers_on_row(access: DataAccess, shown: list[str], wanted: str) -> list[str]:
+    """The customer ids an access's row names: those its cell shows, the one filtered for when found beyond
+    them (``DataAccess.unlisted_match``), and the one its query asked for."""
+    searched = access.what.get("customer_id")
+    return [*shown, *([wanted] if access.unlisted_match else []), *([searched] if isinstance(searched, str) else [])]
+
+
+def customers_in_clear(access: DataAccess, shown: list[str], wanted: str) -> str:
     """``c-1, c-2`` (masked as the viewer sees customers); ``c-1, ... and 4,000 more`` when the access held more
-    than the row shows, saying how many its record does not list (its query reads them again)."""
+    than the row shows, saying how many its record does not list (its query reads them again); the customer
+    filtered for first, said how, when found beyond the list."""
     listed = ", ".join(ctx.masker.customer(c) for c in shown)
     more = access.customers_in_clear - len(shown)
-    if more <= 0:
+    if more > 0:
+        unlisted = access.customers_unlisted
+        listed += f" and {more:,} more" + (f" ({unlisted:,} not listed: read again by the query)" if unlisted else "")
+    if access.unlisted_match is None:
         return listed
-    unlisted = access.customers_unlisted
-    return f"{listed} and {more:,} more" + (f" ({unlisted:,} not listed: read again by the query)" if unlisted else "")
+    found = f"{ctx.masker.customer(wanted)} ({UNLISTED_WORDS[access.unlisted_match]})"
+    return f"{found}; {listed}" if listed else found
 
 
 if ctx.can(Permission.ACCESS_LOG):
