@@ -147,10 +147,10 @@ def open_pager(
     settings: Settings, store: Store, receivers: dict[str, Notifier], wake: Callable[[], None] | None = None
 ) -> Pager:
     """Plans pages into ``store``'s outbox (give it the pipeline's store: pages go in before the alerts)."""
-    return Pager(store, settings.notify, receivers, wake=wake, act_with=_act_with(settings))
+    return Pager(store, settings.notify, receivers, wake=wake, act_with=store_options(settings))
 
 
-def _act_with(settings: Settings) -> list[str]:
+def store_options(settings: Settings) -> list[str]:
     """What a command needs to reach this store: ``--config FILE`` if one was loaded, and ``--data-dir DIR``
     unless the store is in ./data, where a command run in the service's directory looks by default (both
     absolute: a page is read anywhere)."""

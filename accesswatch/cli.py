@@ -281,12 +281,20 @@ def _replay(args: argparse.Namespace) -> int:
         pager = app.open_pager(settings, store, receivers) if paging else None
         # files, whatever source ``run`` is configured for (a Kafka deployment replays files too)
         pipeline = app.build_pipeline(settings, store, pager, progress, source_kind="file")
-        report = pipeline.run(source, close_windows=True)
-        if progress:
-            progress.done()
-        _print_replay(report, settings)  # what was read first, then what became of the pages
-        if paging:
-            paging_cli.deliver_after_replay(settings, store, receivers)
+        try:
+            report = pipeline.run(source, close_windows=True)
+            if progress:
+                progress.done()
+            _print_replay(report, settings)  # what was read first, then what became of the pages
+            if paging:
+                paging_cli.deliver_after_replay(settings, store, receivers)
+        except KeyboardInterrupt:  # Ctrl-C: which pages it leaves undelivered, and how to deliver them
+            if paging:
+                if progress:
+                    progress.done()
+                for line in paging_cli.undelivered(settings, store, "replay"):
+                    print(line, file=sys.stderr)
+            raise
     # late events are stored, so every line is accounted for: the contract's exit 0 stands
     return EXIT_OK if report.balanced else EXIT_FAILED
 
@@ -334,6 +342,7 @@ class _Progress:
 
     def __init__(self) -> None:
         self._last = 0.0
+        self._ended = False
 
     def __call__(self, report: IngestReport) -> None:
         now = time.monotonic()
@@ -350,7 +359,10 @@ class _Progress:
         sys.stderr.flush()
 
     def done(self) -> None:
-        sys.stderr.write("\n")
+        """End the bar's line (once: a Ctrl-C after the replay's summary finds it ended)."""
+        if not self._ended:
+            sys.stderr.write("\n")
+            self._ended = True
 
 
 # -- alerts and dead letters ---------------------------------------------------------------
@@ -610,7 +622,7 @@ def _run(args: argparse.Namespace) -> int:
             if problem:
                 print(f"accesswatch: {problem}", file=sys.stderr)
                 return EXIT_FAILED
-    return _live(settings)
+    return _live(settings, "run")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -630,7 +642,7 @@ def _demo(args: argparse.Namespace) -> int:
         f" {_demo_pages(settings)}. Ctrl-C stops.",
         flush=True,
     )
-    return _live(settings)
+    return _live(settings, "demo")
 
 
 def _demo_pages(settings: Settings) -> str:
@@ -705,7 +717,7 @@ def _creation_stamp(store_path: Path) -> str | None:
     return str(row[0]) if row else None
 
 
-def _live(settings: Settings) -> int:
+def _live(settings: Settings, command: str) -> int:
     source = app.open_source(settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -713,17 +725,18 @@ def _live(settings: Settings) -> int:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        # pages are planned into the store's outbox and delivered by a thread of their own
-        with (
-            app.open_store(settings) as store,
-            app.live_paging(settings, store) as pager,
-            app.serving_metrics(settings) as metrics,  # /metrics, /livez, /readyz (ingest.metrics)
-            app.purging(settings),  # retention on a connection of its own (store.retention)
-            app.logging_chain_heads(settings),  # for `verify --head` (accesswatch.chain_heads)
-        ):
-            pipeline = app.build_pipeline(settings, store, pager)
-            pipeline.metrics = metrics  # a Kafka run hands them to every partition's pipeline
-            report = pipeline.run(source, close_windows=False)
+        with app.open_store(settings) as store:
+            # pages are planned into the store's outbox and delivered by a thread of their own
+            with (
+                app.live_paging(settings, store) as pager,
+                app.serving_metrics(settings) as metrics,  # /metrics, /livez, /readyz (ingest.metrics)
+                app.purging(settings),  # retention on a connection of its own (store.retention)
+                app.logging_chain_heads(settings),  # for `verify --head` (accesswatch.chain_heads)
+            ):
+                pipeline = app.build_pipeline(settings, store, pager)
+                pipeline.metrics = metrics  # a Kafka run hands them to every partition's pipeline
+                report = pipeline.run(source, close_windows=False)
+            undelivered = paging_cli.undelivered(settings, store, command)  # what the delivery thread left
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -735,6 +748,8 @@ def _live(settings: Settings) -> int:
         + f", dead letters {report.dead_letters}, alerts raised {report.alerts_raised}",
         file=sys.stderr,
     )
+    for line in undelivered:
+        print(line, file=sys.stderr)
     return EXIT_OK if report.balanced else EXIT_FAILED
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import shlex
 import sys
 from collections import Counter
 from collections.abc import Callable
@@ -128,6 +129,31 @@ def _sent(report: DeliveryReport, receivers: dict[str, Notifier]) -> str:
     return ", ".join(told)
 
 
+def undelivered(settings: Settings, store: Store, command: str) -> list[str]:
+    """The lines to say on stderr after ``command`` stopped: the pages left waiting, and the command that
+    delivers them; none when none is left.
+
+    A replay delivers its pages after it has read everything, so one stopped
+    before has delivered none of them.
+    """
+    deliver = shlex.join(["accesswatch", "pages", "--deliver", *app.store_options(settings)])
+    try:
+        retries, escalations = _waiting(store, datetime.now(UTC))
+    except Exception:  # the store in no state to answer after the interrupt: where to look, then
+        return [f"accesswatch {command}: pages may be waiting: '{deliver}' delivers them"]
+    lines = []
+    if retries:
+        waiting = f"{retries} page{'s' if retries != 1 else ''} not delivered"
+        lines.append(f"accesswatch {command}: stopped with {waiting}: '{deliver}' delivers them")
+    if escalations:
+        named = "that command" if retries else f"'{deliver}'"
+        lines.append(
+            f"accesswatch {command}: {escalations} escalation{'s' if escalations != 1 else ''} due later if nobody"
+            f" acknowledges: sent only by a process delivering then (a running pipeline, or {named} once due)"
+        )
+    return lines
+
+
 def _waiting(store: Store, now: datetime) -> tuple[int, int]:
     """The pending pages: (retries, escalations not yet due).
 
@@ -187,15 +213,16 @@ def _pages(args: argparse.Namespace) -> int:
             every = store.notifications(OutboxQuery(incident_id=incident_id, limit=100_000))
             counts = Counter(row.status for row in every)
         rests = store.receiver_rests()  # kept by whichever process delivered: run's Retry-After too
+    now = datetime.now(UTC)
     if args.format == "jsonl":
         for row in rows:
-            sys.stdout.write(json_line(_record(row, rests)).decode())
+            sys.stdout.write(json_line(_record(row, rests, now)).decode())
         return EXIT_OK
     if args.limit:  # --limit 0: the counts alone ("no pages" would read as "nobody was paged")
-        _table(rows, rests, sys.stdout)
+        _table(rows, rests, sys.stdout, now)
     summary = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in NotificationStatus)
     sys.stdout.write(f"in all{f' for {incident_id}' if incident_id else ''}: {summary}\n")
-    _resting(rests, datetime.now(UTC), sys.stdout)
+    _resting(rests, now, sys.stdout)
     return EXIT_OK
 
 
@@ -210,7 +237,7 @@ def _resting(rests: dict[str, ReceiverRest], now: datetime, out: TextIO) -> None
         out.write(visible(line) + "\n")  # an error may quote the log's words
 
 
-def _record(row: Notification, rests: dict[str, ReceiverRest]) -> dict:
+def _record(row: Notification, rests: dict[str, ReceiverRest], now: datetime) -> dict:
     """A page as one JSON object for scripts: the outbox fields, without the page's whole payload."""
     refreshed = row.page.refreshed
     return {
@@ -230,13 +257,16 @@ def _record(row: Notification, rests: dict[str, ReceiverRest]) -> dict:
         # a waiting page: when it is really tried, after its receiver's rest
         "next_try_at": format_utc(next_try(row, rests)) if row.status is NotificationStatus.PENDING else None,
         "last_error": row.last_error,
+        # taken for delivery until then: a process sending it, or one that died sending it
+        "leased_until": format_utc(lease) if (lease := _lease(row, now)) else None,
         # sent again after it failed, as the incident was then (``notify.as_now``): when, and what it said before
         "refreshed": refreshed.model_dump(mode="json", exclude_none=True) if refreshed else None,
     }
 
 
-def _table(rows: list[Notification], rests: dict[str, ReceiverRest], out: TextIO) -> None:
+def _table(rows: list[Notification], rests: dict[str, ReceiverRest], out: TextIO, now: datetime | None = None) -> None:
     """The pages, one a line; ``rests``: the receivers' rests, which hold back their waiting pages."""
+    now = now or datetime.now(UTC)
     if not rows:
         out.write("no pages\n")
         return
@@ -252,12 +282,26 @@ def _table(rows: list[Notification], rests: dict[str, ReceiverRest], out: TextIO
         out.write(
             f"{_short(row.created_at):<20} {row.status.value:<10} {row.receiver:<14} {kind:<12} {row.incident_id:<24}"
             f" {visible(row.actor_id):<16} {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20}"
-            f" {visible(_shown(row))}\n"
+            f" {visible(_shown(row, now))}\n"
         )
 
 
-def _shown(row: Notification) -> str:
-    """The last column: the error, and for a page sent again as its incident was then, what changed."""
+def _lease(row: Notification, now: datetime) -> datetime | None:
+    """Until when a waiting page is taken for delivery by some process, if its lease has not run out."""
+    held = row.status is NotificationStatus.PENDING and row.leased_until is not None and row.leased_until > now
+    return row.leased_until if held else None
+
+
+def _shown(row: Notification, at: datetime) -> str:
+    """The last column: the error, and for a page sent again as its incident was then, what changed; for one
+    held under a lease at ``at``, until when (else its next try, the lease's end, would be unexplained)."""
+    lease = _lease(row, at)
+    if lease is not None:
+        held = (
+            f"taken for delivery until {_short(lease)} UTC (a process is sending it, or stopped"
+            " without giving it back: it is tried again then)"
+        )
+        return f"{held}; {_error_shown(row)}" if row.last_error else held
     refreshed = row.page.refreshed
     if refreshed is None:
         return _error_shown(row)

@@ -99,6 +99,10 @@ class DetectionWorker(Generic[Context]):
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=environment,
+            # A process group of its own: a terminal's Ctrl-C goes to its whole foreground group, and
+            # reached the worker still importing, before it could ignore it (a KeyboardInterrupt
+            # traceback).  Ctrl-C is the pipeline's to handle; the worker ends when its pipe closes.
+            process_group=0,
         )
         assert self._process.stdin is not None and self._process.stdout is not None
         for pipe in (self._process.stdin, self._process.stdout):
@@ -255,7 +259,8 @@ def _serve(requests: Connection, answers: Connection, imports: Sequence[str] = (
         started = time.perf_counter()
         try:
             if kind == "busy":
-                answers.send(("ok", (busy, time.process_time())))
+                if not _answer(answers, ("ok", (busy, time.process_time()))):
+                    return
                 continue
             if kind == "engine":
                 engine = pickle.loads(payload)
@@ -274,10 +279,25 @@ def _serve(requests: Connection, answers: Connection, imports: Sequence[str] = (
                 raise ValueError(f"unknown request {kind!r}")
         except Exception as exc:  # told to the pipeline, which stops: the engine's state is no longer sound
             log.exception("detection worker failed")
-            answers.send(("error", f"{type(exc).__name__}: {exc}"))
+            _answer(answers, ("error", f"{type(exc).__name__}: {exc}"))
             return
         busy += time.perf_counter() - started
-        answers.send(("ok", answer))
+        if not _answer(answers, ("ok", answer)):
+            return
+
+
+def _answer(answers: Connection, message: tuple[str, Any]) -> bool:
+    """Send an answer; False if the pipeline is gone.
+
+    A pipeline stopped (Ctrl-C) closes its end with batches still in line
+    here: it says so itself, in one line, and its last checkpoint stands.
+    A traceback from here would only bury that line.
+    """
+    try:
+        answers.send(message)
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    return True
 
 
 def _read_ahead(requests: Connection) -> Iterator[tuple[str, Any]]:

@@ -138,6 +138,9 @@ class Notification(BaseModel):
     due_at: UtcTime  # wall-clock: not before this (an escalation's deadline, a retry's backoff)
     settled_at: UtcTime | None = None  # wall-clock: when it was sent, failed, suppressed or cancelled
     last_error: str | None = None  # why the last attempt failed, or why it was suppressed
+    # wall-clock: taken for delivery until then (by a process delivering it, or one that died, whose lease
+    # must run out); the store's to keep, beside the page, never in it
+    leased_until: UtcTime | None = Field(default=None, exclude=True)
 
     @property
     def kind(self) -> PageKind:

@@ -75,13 +75,17 @@ def backoff(delivery: Delivery, attempt: int, notification_id: str) -> float:
 
 
 def next_try(row: Notification, rests: Mapping[str, ReceiverRest]) -> datetime:
-    """When a waiting page is really tried: not before it is due, nor before its receiver's rest ends.
+    """When a waiting page is really tried: not before it is due, nor before its receiver's rest ends, nor
+    before the lease of a process that took it runs out.
 
     A receiver that failed (a Retry-After, a backoff) is left alone until its
     retry, so the pages behind it, due since they were planned, wait as long.
+    A page held under a lease is another process's to send, or, if that one
+    died, nobody's until the lease runs out.
     """
     rest = rests.get(row.receiver)
-    return max(row.due_at, rest.until) if rest is not None else row.due_at
+    holds = (rest.until if rest is not None else None, row.leased_until)
+    return max([row.due_at, *(moment for moment in holds if moment is not None)])
 
 
 class Dispatcher:
@@ -168,6 +172,18 @@ class Dispatcher:
         return moved
 
     def _deliver(self, row: Notification, report: DeliveryReport) -> None:
+        try:
+            self._send(row, report)
+        except (KeyboardInterrupt, SystemExit):
+            # stopped cleanly in the middle (Ctrl-C): the page is given back, due at once to the next process
+            # delivering, not held until the lease runs out as after a crash.  Settled just before, it stays so.
+            try:
+                self.store.release(row.notification_id)
+            except Exception:  # the store gone too: the lease runs out, as after a crash
+                log.warning("page %s not given back: due again when its lease runs out", row.notification_id)
+            raise
+
+    def _send(self, row: Notification, report: DeliveryReport) -> None:
         receiver = self.receivers.get(row.receiver)
         if receiver is None:
             error = f"receiver {row.receiver!r} is no longer configured"

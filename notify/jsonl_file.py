@@ -3,19 +3,29 @@
 Each line is the contract's alert record with a ``page`` object beside its
 keys (``notify.base.page_record``): what happened to the incident, and by
 whom, what its other detectors found, and how to act on it.
+
+A page delivered again under the same delivery id (at least once: a process
+stopped between writing it and recording it as sent) is not written twice
+when its line is among the file's last ``TAIL_BYTES``, a dozen pages.  One
+stopped cleanly (Ctrl-C) gives the page back, due at once to the next process
+delivering, so its line is still there; after a crash the page waits out its
+lease, other pages may come between, and it may be written twice.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from models.config import Settings as Config  # ``Settings`` below is the receiver's own
 from models.page import Page
 from notify.base import DeliveryError, Notifier, ReceiverSettings, page_record
+
+# how far back a page's delivery id is looked for: a dozen pages of 4 to 5 KiB, one read per page
+TAIL_BYTES = 1 << 16
 
 
 class FileSettings(ReceiverSettings):
@@ -40,12 +50,22 @@ class JsonlFileNotifier(Notifier[FileSettings]):
         line = orjson.dumps(page_record(page, delivery_id)) + b"\n"
         try:
             # one write of a whole line, then fsync: a page is on disk before it counts as sent
-            with open(self.path, "ab", opener=_owner_only) as handle:
+            with open(self.path, "a+b", opener=_owner_only) as handle:
+                if delivery_id and _written(handle, delivery_id):
+                    return
                 handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise DeliveryError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
+
+
+def _written(handle: BinaryIO, delivery_id: str) -> bool:
+    """Whether a whole line of this delivery id ends the file's tail: ``page_record`` puts the id last."""
+    size = handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, size - TAIL_BYTES))
+    ending = b'"delivery_id":' + orjson.dumps(delivery_id) + b"}}\n"  # JSON escapes any quote inside a value
+    return ending in handle.read()
 
 
 def _owner_only(path: str, flags: int) -> int:

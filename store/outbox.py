@@ -98,6 +98,15 @@ class OutboxStore(ABC):
         """Record the outcome and release the lease; KeyError if unknown."""
 
     @abstractmethod
+    def release(self, notification_id: str) -> None:
+        """Give back a notification taken for delivery and not settled: due again at once, to any process.
+
+        What a process stopped cleanly in the middle of a delivery (Ctrl-C) does, so that the page
+        does not wait out the lease as after a crash.  One settled meanwhile (the interrupt came just
+        after) is left as it is; an unknown id is no error.
+        """
+
+    @abstractmethod
     def notifications(self, query: OutboxQuery) -> list[Notification]:
         """Notifications matching the query, by creation time (newest first by default)."""
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from models.page import Notification, NotificationStatus
 from store.outbox import OutboxQuery, OutboxStore, ReceiverRest, Settlement
 
-_COLUMNS = "id, status, attempts, due_at, settled_at, last_error, body"
+_COLUMNS = "id, status, attempts, due_at, settled_at, last_error, leased_until, body"
 
 
 def _text(moment: datetime) -> str:
@@ -136,6 +136,12 @@ class SqliteOutbox(OutboxStore):
         if not cursor.rowcount:
             raise KeyError(notification_id)
 
+    def release(self, notification_id: str) -> None:
+        self._db.execute(
+            "UPDATE outbox SET leased_until = NULL WHERE notification_id = ? AND status = 'pending'",
+            (notification_id,),
+        )
+
     def notifications(self, query: OutboxQuery) -> list[Notification]:
         where = ["1 = 1"]
         params: list[str] = []
@@ -206,7 +212,7 @@ class SqliteOutbox(OutboxStore):
 
     @staticmethod
     def _notification(row: tuple) -> Notification:
-        _, status, attempts, due_at, settled_at, last_error, body = row
+        _, status, attempts, due_at, settled_at, last_error, leased_until, body = row
         planned = Notification.model_validate_json(body)
         return planned.model_copy(
             update={
@@ -215,5 +221,6 @@ class SqliteOutbox(OutboxStore):
                 "due_at": _moment(due_at),
                 "settled_at": _moment(settled_at),
                 "last_error": last_error,
+                "leased_until": _moment(leased_until),
             }
         )

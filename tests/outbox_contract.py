@@ -78,6 +78,27 @@ class OutboxContract:
         # the delivering process died: after the lease, another takes it
         assert len(store.claim_due(NOW + timedelta(seconds=LEASE + 1), LEASE)) == 1
 
+    def test_a_claimed_row_shows_its_lease_and_one_given_back_is_due_again_at_once(self, store: OutboxStore):
+        row = notification()
+        store.enqueue([row])
+        store.claim_due(NOW, LEASE)
+        (held,) = store.notifications(OutboxQuery())
+        assert held.leased_until == NOW + timedelta(seconds=LEASE)  # ``pages`` shows it
+        store.release(row.notification_id)  # its process was stopped (Ctrl-C) before it settled
+        (again,) = store.claim_due(NOW + timedelta(seconds=1), LEASE)
+        assert again.attempts == 0 and again.due_at == row.due_at  # an attempt that never finished counts not
+
+    def test_giving_back_a_row_settled_meanwhile_leaves_it_settled(self, store: OutboxStore):
+        row = notification()
+        store.enqueue([row])
+        store.claim_due(NOW, LEASE)
+        store.settle(row.notification_id, _sent())
+        store.release(row.notification_id)  # the interrupt came just after the receiver took it
+        store.release("no-such-id")
+        (kept,) = store.notifications(OutboxQuery())
+        assert kept.status is NotificationStatus.SENT and kept.leased_until is None
+        assert store.claim_due(NOW + timedelta(days=1), LEASE) == []
+
     def test_a_retry_counts_the_attempt_and_waits_for_its_time(self, store: OutboxStore):
         row = notification()
         store.enqueue([row])

@@ -805,3 +805,28 @@ def test_the_pages_table_shows_control_characters_in_the_logs_words_as_escapes()
     paging_cli._table([row], {}, out)
     _, line = _only_printable_lines(out.getvalue())
     assert line.count(r"emp-0077\x1b[2K\r\x1b[32m") == 2  # the actor column and the error quoting it
+
+
+def test_the_pages_table_and_jsonl_say_until_when_a_page_is_taken_for_delivery():
+    """A process stopped hard (kill -9) leaves its page under a lease: its next try is the lease's end, and why."""
+    import io
+    from datetime import timedelta
+
+    from accesswatch import paging_cli
+    from tests.paging_factories import NOW, notification
+
+    lease = NOW + timedelta(seconds=90)
+    held = notification("file", due=NOW - timedelta(minutes=1)).model_copy(update={"leased_until": lease})
+    out = io.StringIO()
+    paging_cli._table([held], {}, out, now=NOW)
+    _, line = out.getvalue().splitlines()
+    assert f"  {lease:%Y-%m-%d %H:%M:%S} " in line  # not the due time, in the past
+    assert f"taken for delivery until {lease:%Y-%m-%d %H:%M:%S} UTC" in line
+    record = paging_cli._record(held, {}, NOW)
+    assert record["leased_until"] == record["next_try_at"] == "2026-11-02T02:01:30.000Z"
+    # a lease run out (its process died long ago) holds nothing: not shown
+    later = NOW + timedelta(hours=1)
+    assert paging_cli._record(held, {}, later)["leased_until"] is None
+    out = io.StringIO()
+    paging_cli._table([held], {}, out, now=later)
+    assert "taken for delivery" not in out.getvalue()

@@ -287,3 +287,44 @@ def test_a_batch_cut_short_by_the_pipeline_going_away_is_not_judged_as_a_shorter
         os.close(write_end)
         with pytest.raises(EOFError):
             _read_batch(raw, 10)
+
+
+@pytest.mark.parametrize("asked", ["busy", "state"])
+def test_a_worker_whose_pipeline_went_away_ends_quietly(settings, asked):
+    """Ctrl-C: the pipeline closes its ends with requests still in line; their answers have nowhere to go.
+
+    The pipeline says so in one line itself; a traceback from the worker would only bury it.
+    """
+    import pickle
+    import subprocess
+    import sys
+    from multiprocessing.connection import Connection
+
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ingest.detection_worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=environment,
+    )
+    process.stdout.close()  # the pipeline stopped reading answers
+    requests = Connection(os.dup(process.stdin.fileno()), readable=False)
+    process.stdin.close()
+    requests.send(("engine", pickle.dumps(app.build_engine(settings))))
+    requests.send((asked, None))
+    requests.close()  # and went away
+    err = process.stderr.read()
+    process.stderr.close()
+    assert (process.wait(), err.decode()) == (0, "")
+
+
+def test_a_terminal_s_ctrl_c_does_not_reach_the_worker():
+    """A terminal signals its whole foreground process group; the worker, still importing, could not ignore it."""
+    from ingest.detection_worker import DetectionWorker
+
+    worker = DetectionWorker()
+    try:
+        assert os.getpgid(worker._process.pid) != os.getpgrp()
+    finally:
+        worker.discard()

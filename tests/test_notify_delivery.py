@@ -286,6 +286,54 @@ def test_a_crash_between_sending_and_recording_sends_again_under_the_same_keys(r
     assert rig.rows(receiver="pagerduty")[0].status is NotificationStatus.SENT
 
 
+@pytest.mark.parametrize("written", [False, True], ids=["before-the-receiver-took-it", "after"])
+def test_a_delivery_stopped_by_ctrl_c_gives_its_page_back_and_the_file_gets_it_once(
+    tmp_path, clock, monkeypatch, written
+):
+    rig = Rig(tmp_path, clock, receivers=["file"])
+    try:
+        rig.raise_(finding())
+        file = rig.receivers["file"]
+        real = file.send
+
+        def interrupted(page, delivery_id):
+            if written:
+                real(page, delivery_id)
+            raise KeyboardInterrupt  # Ctrl-C lands here
+
+        monkeypatch.setattr(file, "send", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            rig.deliver()
+        (row,) = rig.rows()
+        # given back: due at once, not held by a lease no live process will settle
+        assert row.status is NotificationStatus.PENDING and row.attempts == 0 and row.leased_until is None
+        rig.restart()  # the next process delivering (pages --deliver, the replay again), at the same moment
+        assert rig.deliver().sent == 1
+        lines = (tmp_path / "data" / rig.settings.notify.file).read_bytes().splitlines()
+        assert [json.loads(line)["page"]["delivery_id"] for line in lines] == [row.notification_id]
+    finally:
+        rig.close()
+
+
+def test_a_page_recorded_as_sent_just_before_ctrl_c_stays_sent(tmp_path, clock, monkeypatch):
+    rig = Rig(tmp_path, clock, receivers=["file"])
+    try:
+        rig.raise_(finding())
+        real = rig.store.settle
+
+        def settle_then_interrupted(notification_id, settlement):
+            real(notification_id, settlement)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(rig.store, "settle", settle_then_interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            rig.deliver()
+        (row,) = rig.rows()
+        assert row.status is NotificationStatus.SENT  # not given back to be sent again
+    finally:
+        rig.close()
+
+
 # -- grouping: one page per incident ------------------------------------------------------------------------
 def test_later_findings_update_the_incident_instead_of_paging_again(rig, pagerduty, slack, clock):
     alert, incident = finding(severity=Severity.HIGH)

@@ -193,6 +193,74 @@ def test_pages_shows_when_a_page_behind_a_resting_receiver_is_really_tried(
     assert len(lines) == 2 and all(f"  {rest_ends:%Y-%m-%d %H:%M:%S} " in line for line in lines), lines
 
 
+def _pages(count: int) -> str:
+    return f"{count} page{'s' if count != 1 else ''}"
+
+
+def _deliver_command(err: str, command: str = "replay") -> list[str]:
+    """The command the one line on stderr gives for the pages left waiting, as a person would copy it."""
+    (line,) = [line for line in err.splitlines() if line.startswith(f"accesswatch {command}: stopped with")]
+    return shlex.split(line.split("'")[1])
+
+
+def test_a_replay_stopped_by_ctrl_c_while_delivering_says_what_waits_and_gives_the_page_back(
+    tmp_path, events, config, pagerduty, capsys, monkeypatch
+):
+    from notify.jsonl_file import JsonlFileNotifier
+
+    data = tmp_path / "data"
+    real = JsonlFileNotifier.send
+
+    def written_then_interrupted(self, page, delivery_id=""):
+        real(self, page, delivery_id)  # on disk, and Ctrl-C before it is recorded as sent
+        monkeypatch.setattr(JsonlFileNotifier, "send", real)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(JsonlFileNotifier, "send", written_then_interrupted)
+    assert accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page") == 130
+    err = capsys.readouterr().err
+    waiting = outbox(data, statuses=[NotificationStatus.PENDING])
+    assert len(waiting) >= 2  # the page written, and those behind it
+    assert f"accesswatch replay: stopped with {_pages(len(waiting))} not delivered: " in err
+    command = _deliver_command(err)
+    assert command == ["accesswatch", "pages", "--deliver", "--config", str(config), "--data-dir", str(data)]
+    assert accesswatch("pages", *command[3:], "--status", "pending") == 0
+    assert "taken for delivery" not in capsys.readouterr().out  # given back: due at once, no lease to wait out
+    assert accesswatch("pages", *command[2:]) == 0
+    assert f"delivered: {len(waiting)} sent" in capsys.readouterr().out
+    assert {row.status for row in outbox(data)} == {NotificationStatus.SENT}
+    ids = [orjson.loads(line)["page"]["delivery_id"] for line in (data / "pages.jsonl").read_bytes().splitlines()]
+    assert sorted(ids) == sorted(row.notification_id for row in outbox(data, receiver="file"))  # each once
+
+
+def test_a_replay_stopped_by_ctrl_c_before_it_delivers_says_what_waits(
+    tmp_path, events, config, pagerduty, capsys, monkeypatch
+):
+    def interrupted(*args):
+        raise KeyboardInterrupt  # Ctrl-C at the end of reading: the pages are planned, none delivered
+
+    monkeypatch.setattr(cli, "_print_replay", interrupted)
+    data = tmp_path / "data"
+    assert accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page") == 130
+    planned = outbox(data)
+    assert planned and all(row.status is NotificationStatus.PENDING for row in planned)
+    err = capsys.readouterr().err
+    assert f"accesswatch replay: stopped with {_pages(len(planned))} not delivered: " in err
+    assert pagerduty.received == []
+
+
+def test_a_run_stopped_with_pages_waiting_says_so(tmp_path, events, config, pagerduty, capsys, monkeypatch):
+    monkeypatch.setenv("ACCESSWATCH_NOTIFY__DELIVERY__DRAIN_ON_EXIT", "0s")
+    pagerduty.fail_next(100, 503)
+    data = tmp_path / "data"
+    assert accesswatch("run", str(events), "--source", "file", "--data-dir", str(data), "--config", str(config)) == 0
+    waiting = outbox(data, statuses=[NotificationStatus.PENDING])
+    assert waiting and {row.receiver for row in waiting} == {"pagerduty"}
+    err = capsys.readouterr().err
+    assert f"accesswatch run: stopped with {_pages(len(waiting))} not delivered: " in err
+    assert _deliver_command(err, "run")[:3] == ["accesswatch", "pages", "--deliver"]
+
+
 def test_the_commands_a_page_gives_act_on_the_incident_as_printed(tmp_path, events, config, pagerduty, capsys):
     # a store outside ./data (the demo's is data/demo): the page's "accesswatch ack inc-..." must reach it
     data = tmp_path / "data"

@@ -400,6 +400,30 @@ def test_file_receiver_appends_one_record_a_page(tmp_path):
     assert all(isinstance(lines[0][key], kind) for key, kind in CONTRACT_ALERT_KEYS.items())
 
 
+def test_file_receiver_writes_a_delivery_id_once_while_its_line_is_in_the_file_s_tail(tmp_path):
+    """A page given back by a process stopped after writing it (Ctrl-C) comes again under the same id."""
+    from notify.jsonl_file import TAIL_BYTES
+
+    notifier = build_receivers(settings_with(tmp_path, receivers=["file"]))["file"]
+    pages = tmp_path / "data" / "pages.jsonl"
+    notifier.send(a_page(), "ntf-1")
+    notifier.send(a_page(PageKind.RESOLVE), "ntf-2")
+    notifier.send(a_page(), "ntf-1")  # delivered again: already there
+    notifier.send(a_page(), "ntf-")  # an id the first is a prefix of, and the reverse, are other pages
+    notifier.send(a_page(), "ntf-10")
+    ids = [orjson.loads(line)["page"]["delivery_id"] for line in pages.read_bytes().splitlines()]
+    assert ids == ["ntf-1", "ntf-2", "ntf-", "ntf-10"]
+    with pages.open("ab") as handle:  # a line cut short (a full disk) does not count as the page written
+        handle.write(orjson.dumps({"page": {"delivery_id": "ntf-3"}})[:-2])
+    notifier.send(a_page(), "ntf-3")
+    assert pages.read_bytes().count(b'"delivery_id":"ntf-3"}}\n') == 1
+    # past the tail (the at least once README states): written again
+    while pages.stat().st_size < 2 * TAIL_BYTES:
+        notifier.send(a_page(), f"ntf-other-{pages.stat().st_size}")
+    notifier.send(a_page(), "ntf-1")
+    assert pages.read_bytes().count(b'"delivery_id":"ntf-1"}') == 2
+
+
 def test_console_receiver_prints_a_line_a_page_and_later_pages_quote_the_finding_under_it():
     out = io.StringIO()
     notifier = ConsoleNotifier(stream=out)

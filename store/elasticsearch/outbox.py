@@ -107,6 +107,7 @@ def _notification(source: dict[str, Any]) -> Notification:
             "due_at": _moment(source["due_us"]),
             "settled_at": _moment(source.get("settled_us")),
             "last_error": source.get("last_error"),
+            "leased_until": _moment(source.get("leased_until_us")),
         }
     )
 
@@ -247,6 +248,18 @@ class ElasticsearchOutboxMixin(ElasticsearchRestsMixin, OutboxStore):
             if settlement.sent_page is not None:
                 planned = Notification.model_validate_json(source["body"])
                 source["body"] = planned.model_copy(update={"page": settlement.sent_page}).model_dump_json()
+            if self._put(notification_id, source, doc["_seq_no"], doc["_primary_term"]):
+                return  # else another process changed it meanwhile: read it again
+
+    def release(self, notification_id: str) -> None:
+        while True:
+            doc = self._get(notification_id)
+            if doc is None:
+                return
+            source = doc["_source"]
+            if source["status"] != NotificationStatus.PENDING.value or source.get("leased_until_us") is None:
+                return  # settled meanwhile, or not held
+            source["leased_until_us"] = None
             if self._put(notification_id, source, doc["_seq_no"], doc["_primary_term"]):
                 return  # else another process changed it meanwhile: read it again
 
