@@ -30,6 +30,12 @@ def incident_id(actor_id: str, alert: Alert) -> str:
     return f"inc-{digest[:20]}"
 
 
+def follow_up_id(closed: Incident, alert: Alert) -> str:
+    """The id of the case ``alert`` opens after ``closed``: each alert's its own, and the same after a replay."""
+    digest = hashlib.sha256(f"{closed.incident_id}\x1f{alert.alert_id}".encode()).hexdigest()
+    return f"inc-{digest[:20]}"
+
+
 def risk_score(severities_by_detector: dict[str, Severity]) -> float:
     remaining = 1.0
     for severity in severities_by_detector.values():
@@ -48,11 +54,21 @@ def belongs(incident: Incident | None, alert: Alert, gap: timedelta) -> bool:
     )
 
 
-def attach(incident: Incident | None, alert: Alert, gap: timedelta, known: dict[str, Alert]) -> Incident:
-    """The incident after ``alert`` joins it, or a new one; ``known`` holds the incident's alerts by id."""
+def attach(
+    incident: Incident | None, alert: Alert, gap: timedelta, known: dict[str, Alert], follows: Incident | None = None
+) -> Incident:
+    """The incident after ``alert`` joins it, or a new one; ``known`` holds the incident's alerts by id.
+
+    ``follows``: the closed incident ``alert`` grew out of; a new incident's id is then derived from it.
+    """
     if not belongs(incident, alert, gap):
+        new_id = incident_id(alert.actor_id, alert)
+        if follows is None and incident is not None and new_id == incident.incident_id:
+            follows = incident  # closed: the id is the case the person closed
         return Incident(
-            incident_id=incident_id(alert.actor_id, alert),
+            # not the id of a closed case (the alert that opened it grew, or another started with it): the
+            # store would keep the person's close over the new activity, and nobody would see it
+            incident_id=new_id if follows is None else follow_up_id(follows, alert),
             actor_id=alert.actor_id,
             actor_kind=alert.actor_kind,
             actor_role=alert.actor_role,

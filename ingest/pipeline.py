@@ -32,9 +32,9 @@ from ingest.sources import RawRecord, Source
 from ingest.stage_times import StageTimes
 from ingest.stored_alerts import StoredAlerts
 from ingest.tampering import tampering_alerts
-from models.alert import Alert
+from models.alert import Alert, AlertStatus
 from models.config import Settings
-from models.incident import Incident
+from models.incident import CLOSED, Incident
 from notify.outbox import Pager
 from store.base import IncomingEvent, Store, WriteResult
 
@@ -438,16 +438,26 @@ class Pipeline:
             known = stored.get(alert.alert_id)
             if known is not None:  # judged again after a restart: only growth is a new revision (issue 7)
                 alert = alert.model_copy(update={"incident_id": known.incident_id, "status": known.status})
-            current = incidents.get(alert.actor_id) or latest.get(alert.actor_id)
+            actors_latest = current = incidents.get(alert.actor_id) or latest.get(alert.actor_id)
             if (
                 known is not None
                 and known.incident_id
                 and (current is None or current.incident_id != known.incident_id)
             ):
                 current = changed.get(known.incident_id) or self.store.get_incident(known.incident_id)
+            follows = None  # the closed case this alert grew out of: what it found past the close is news
+            if known is not None and current is not None and current.incident_id == known.incident_id:
+                if current.status in CLOSED:
+                    if alert.revision <= known.revision:
+                        # what the person closed, judged again (a replay, a restart from an earlier
+                        # checkpoint): nothing they did not see, so the case stays as they left it
+                        continue
+                    # a closed case takes no more alerts: it goes where a new alert of the actor's would
+                    follows, current = current, actors_latest
+                    alert = alert.model_copy(update={"status": AlertStatus.OPEN})
             members = {a.alert_id: a for a in stored.of(current.alert_ids)} if current else {}
             members.update({a.alert_id: a for a in grouped if current and a.incident_id == current.incident_id})
-            incident = attach(current, alert, gap, members)
+            incident = attach(current, alert, gap, members, follows)
             alert = alert.model_copy(update={"incident_id": incident.incident_id})
             incidents[alert.actor_id] = changed[incident.incident_id] = incident
             grouped.append(alert)
@@ -455,18 +465,19 @@ class Pipeline:
                 self.report.alerts_raised += 1
                 if self.metrics is not None:
                     self.metrics.raised(alert)
+            elif alert != known:  # the same alert judged again (a replay, a redelivery) is no update
+                self.report.alerts_updated += 1
+            if known is None or follows is not None:
                 if (
                     current is None
                     or current.incident_id != incident.incident_id
                     or alert.severity.rank > current.severity.rank
                 ):
                     to_page.append((alert, incident.incident_id))  # a new incident, or one that became more severe
-            elif alert != known:  # the same alert judged again (a replay, a redelivery) is no update
-                self.report.alerts_updated += 1
-                if alert.severity.rank > known.severity.rank and alert.severity.rank > (
-                    current.severity.rank if current else -1
-                ):
-                    to_page.append((alert, incident.incident_id))
+            elif alert.severity.rank > known.severity.rank and alert.severity.rank > (
+                current.severity.rank if current else -1
+            ):
+                to_page.append((alert, incident.incident_id))
         # pages go into the store's outbox before the alerts are stored: a crash in between
         # plans them again on recovery under the same ids, so none is lost and none is sent
         # twice; a crash after finds the alerts known and plans nothing (notify.outbox)

@@ -17,14 +17,16 @@ queue filters on) and its body (what a page shows); so is an incident gone
 whose log the chain still holds unpurged.
 
 An alert's status is implied less exactly.  An alert that joins an incident
-after it was acknowledged is open in it, and one judged again after its
-incident was closed (a replay, a restart) starts a new incident that lists
-it, keeping the status the person gave it, while the closed incident lists
-it too, or was purged since.  So an alert is named only where no incident
-listing it accounts for its status: the status its log leaves it in, open
-while that is open or acknowledged, and, in an incident no action set a
-status of, a closed status carried in.  An alert of a closed incident set
-back to open is found; one of an untouched incident set closed is not.
+after it was acknowledged is open in it, and one that grows after its
+incident was closed moves to another incident, open in it
+(``ingest.pipeline``), while the closed incident lists it too, or was purged
+since.  Earlier versions moved it to a new incident keeping the status the
+person gave it, and did so for an alert only judged again (a replay, a
+restart).  So an alert is named only where no incident listing it accounts
+for its status: the status its log leaves it in, open while that is open or
+acknowledged, and, in an incident no action set a status of, a closed status
+carried in.  An alert of a closed incident set back to open is found; one of
+an untouched incident set closed is not.
 
 The log the chain lists is the log as recorded: a row deleted or edited
 since still counts as it was (``verify`` names the row), and one inserted
@@ -64,7 +66,7 @@ class _Implied:
         allowed = {self.status}
         if self.status in _OPEN:  # an alert that joined since
             allowed.add(AlertStatus.OPEN)
-        if self.by is None:  # an alert judged again after the incident that closed it was closed
+        if self.by is None:  # an alert moved, closed, out of a closed incident by an earlier version
             allowed |= CLOSED
         return frozenset(status.value for status in allowed)
 

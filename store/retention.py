@@ -194,8 +194,14 @@ def _past_keeping(table: str, incident_id: str) -> str:
     return f"{table}.status IN ({closed}) AND {table}.window_end < :before AND coalesce({closed_at}, '') < :before"
 
 
-# the alerts and incidents past keeping: alerts by the incident their body names
-_ALERTS_PAST = _past_keeping("alerts", "json_extract(alerts.body, '$.incident_id')")
+# the alerts and incidents past keeping: alerts by the incident their body names, and never while it is open:
+# a store written by an earlier version holds alerts of closed cases moved, closed, into open incidents
+# (``ingest.pipeline`` now moves only an alert that grew, open)
+_HOLDER = "json_extract(alerts.body, '$.incident_id')"
+_ALERTS_PAST = (
+    f"{_past_keeping('alerts', _HOLDER)} AND NOT EXISTS (SELECT 1 FROM incidents held"
+    f" WHERE held.incident_id = {_HOLDER} AND held.status NOT IN ('resolved', 'false_positive'))"
+)
 _INCIDENTS_PAST = _past_keeping("incidents", "incidents.incident_id")
 
 

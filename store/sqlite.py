@@ -552,12 +552,19 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
                     incident = incident.model_copy(update={"status": stored.status, "assignee": stored.assignee})
                 rows.append(_incident_row(incident))
             insert_all(db, _UPSERT_INCIDENT, rows, _UPSERT_INCIDENT_TAIL)
-            statuses = self._column_of("alerts", "alert_id", "status", [a.alert_id for a in alerts])
+            # each stored alert's status and incident, in one column: a statement, not two
+            statuses = self._column_of(
+                "alerts", "alert_id", "status || ' ' || coalesce(json_extract(body, '$.incident_id'), '')",
+                [a.alert_id for a in alerts],
+            )  # fmt: skip
             rows = []
             for alert in alerts:
-                status = statuses.get(alert.alert_id)
-                if status is not None and status != alert.status.value:
-                    alert = alert.model_copy(update={"status": AlertStatus(status)})  # a person's triage stands
+                status, _, held_by = statuses.get(alert.alert_id, "").partition(" ")
+                # a person's triage stands, in the incident it was given in: an alert that grew after its
+                # incident was closed moves to another (ingest.pipeline), in that one's status
+                moved = held_by not in ("", alert.incident_id)
+                if status and status != alert.status.value and not moved:
+                    alert = alert.model_copy(update={"status": AlertStatus(status)})
                 rows.append(
                     (
                         alert.alert_id,

@@ -475,6 +475,21 @@ class StoreContract:
         assert store.get_incident("inc-1").status is AlertStatus.RESOLVED
         assert [a.kind for a in store.actions("inc-1")] == [TriageActionKind.RESOLVE]
 
+    def test_an_alert_keeps_the_persons_triage_in_its_incident_and_takes_a_new_incidents_status(self, store: Store):
+        # the pipeline moves an alert that grew after its incident was closed to a new incident, open in it
+        kept, moved = f.alert(incident_id="inc-1"), f.alert(incident_id="inc-1")
+        store.upsert_alerts([kept, moved], [_incident(alert_ids=[kept.alert_id, moved.alert_id])])
+        now = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+        store.record_action(TriageAction(incident_id="inc-1", kind=TriageActionKind.RESOLVE, by="ana", at=now))
+        grown = {"revision": 2, "status": AlertStatus.OPEN}
+        store.upsert_alerts(
+            [kept.model_copy(update=grown), moved.model_copy(update={**grown, "incident_id": "inc-2"})],
+            [_incident(incident_id="inc-2", alert_ids=[moved.alert_id])],
+        )
+        assert store.get_alert(kept.alert_id).status is AlertStatus.RESOLVED
+        assert store.get_alert(moved.alert_id).status is AlertStatus.OPEN
+        assert store.get_alert(moved.alert_id).incident_id == "inc-2"
+
     # == dashboard section (issue 6): aggregations and the audit of auditors =====================
     @pytest.fixture
     def office(self, store: Store, settings):

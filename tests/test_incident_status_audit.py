@@ -190,8 +190,8 @@ def test_triage_through_the_product_in_any_order_verifies_clean(tmp_path, settin
 
 
 def test_alerts_judged_again_after_their_incident_was_closed_verify_clean(tmp_path, settings):
-    # A replay or a restart judges alerts again: one of a closed incident starts an incident of its own (a
-    # closed case takes no more alerts), keeping the status the person gave it, and others join that one.
+    # A replay or a restart judges alerts again: one of a closed incident that grew since starts an incident of
+    # its own (a closed case takes no more alerts), open in it, and others join that one.
     with _store(tmp_path) as store:
         first, second = _alert(0), _alert(1)
         _publish(store, settings, first, second)
@@ -203,13 +203,14 @@ def test_alerts_judged_again_after_their_incident_was_closed_verify_clean(tmp_pa
         carried = _incident_of(store, grown)
         assert carried.incident_id != closed.incident_id and carried.status is OPEN
         assert store.get_incident(closed.incident_id).status is RESOLVED  # a person's triage stands
-        assert store.get_alert(grown.alert_id).status is RESOLVED
+        assert store.get_alert(grown.alert_id).status is OPEN  # new activity, in the new case
         assert store.get_alert(joining.alert_id).status is OPEN
         report = store.verify_chain()
         assert report.intact, report.problems
-        # the same first alert judged again: the closed incident itself, its status kept
+        # the same first alert judged again: nothing new, the closed incident as the person left it
         _publish(store, settings, first.model_copy(update={"incident_id": None}))
         assert store.get_incident(closed.incident_id).status is RESOLVED
+        assert store.get_incident(closed.incident_id).alert_ids == [first.alert_id, second.alert_id]
         # either incident's triage moves the alert both list; each log accounts for it
         _act(store, carried.incident_id, TriageActionKind.ACKNOWLEDGE)
         _act(store, closed.incident_id, TriageActionKind.REOPEN)
@@ -238,8 +239,8 @@ def test_after_a_retention_purge_the_incidents_left_verify_clean(tmp_path, setti
         report = store.purge(RetentionPolicy(events_before=T0, alerts_before=T0 + timedelta(days=30)))
         assert report.incidents == 2  # emp-0001's and emp-0003's first, closed a month before
         assert store.get_incident(purged) is None and store.get_incident(closed) is None
-        # the grown alert stays, closed, in the incident no one triaged: the one that closed it is gone
-        assert store.get_alert(grown.alert_id).status is RESOLVED
+        # the grown alert stays, open, in the incident no one triaged yet: the one that closed it is gone
+        assert store.get_alert(grown.alert_id).status is OPEN
         assert store.get_incident(carried).alert_ids == [grown.alert_id]
         report = store.verify_chain()
         assert report.intact, report.problems

@@ -383,7 +383,10 @@ class ElasticsearchStore(ElasticsearchSchemaMixin, ElasticsearchOutboxMixin, Ela
                 if hit and own.get("revision", 0) > item.revision:
                     continue  # a later version is stored already
                 if isinstance(item, Alert):
-                    body = docs.alert_document(item, own.get("status") or item.status.value)
+                    # a person's triage stands, in the incident it was given in (``SqliteStore.upsert_alerts``)
+                    held_by = orjson.loads(own["record"]).get("incident_id") if hit else None
+                    kept = own.get("status") if held_by in (None, item.incident_id) else None
+                    body = docs.alert_document(item, kept or item.status.value)
                     index = m.dated_index(settings, m.ALERTS, item.window_start)
                 else:
                     body = docs.incident_document(
