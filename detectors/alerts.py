@@ -174,6 +174,10 @@ class AlertBook:
         evidence["findings"] = old.get("findings", 1) + 1
         spans = _kept([*old.get("spans", []), _span_of(finding)])
         evidence["spans"] = spans
+        if "documented" not in old or "documented" not in finding.evidence:
+            # documented only while every finding is: undocumented accesses joining a month-end job's alert
+            # make it news again, and the pager pages it (``notify.page_documented``)
+            evidence.pop("documented", None)
         records = records_in(spans, evidence["findings"])
         if records is None:
             evidence.pop("records_in_alert", None)

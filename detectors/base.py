@@ -433,8 +433,11 @@ class Detector(ABC, Generic[SettingsT]):
         )
         # judged only against everyone of its kind, documented work is no news (``detectors.kind_baseline``)
         explained = documented and evidence.get("baseline_from") in KIND_BASES
-        if documented and cap is not None and severity.rank > cap.rank:
-            severity = cap
+        # marked and cited whether or not the cap lowered it: a documented finding that scored medium on its own
+        # is the same month-end job, and the pager holds back incidents of documented work alone
+        # (``notify.page_documented``), which it tells by this mark (``detectors.incidents``)
+        if documented and cap is not None:
+            severity = min(severity, cap, key=lambda level: level.rank)
             purposes = sorted(window.purposes)
             evidence["documented"] = {"share": round(window.documented_share, 3), "purposes": purposes}
             summary = f"{summary.rstrip('.')}; the accesses cite {', '.join(purposes[:2])}."

@@ -86,6 +86,7 @@ def attach(
             revision=alert.revision,
             evidence={alert.detector: _figures(alert)},
             flagged_end=flagged([alert], alert.window_start, alert.window_end).end,
+            documented=bool(alert.documented_purposes),
         )
     assert incident is not None
     # after a restart, revisions the store already has are judged again: the newest one stays
@@ -119,6 +120,8 @@ def attach(
             "evidence": {d: _figures(a) for d, a in sorted(by_detector.items())},
             # kept for the queue's order, which the store sorts by (the pages read the spans from the alerts)
             "flagged_end": flagged(list(alerts.values()), window_start, window_end).end,
+            # every alert's newest revision: one grown past documented work makes the incident news
+            "documented": all(member.documented_purposes for member in alerts.values()),
         }
     )
 

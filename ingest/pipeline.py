@@ -461,6 +461,9 @@ class Pipeline:
             alert = alert.model_copy(update={"incident_id": incident.incident_id})
             incidents[alert.actor_id] = changed[incident.incident_id] = incident
             grouped.append(alert)
+            # documented work alone was not paged (``notify.page_documented``): undocumented findings make it news
+            # at whatever severity
+            news = current is not None and current.documented and not incident.documented
             if known is None:
                 self.report.alerts_raised += 1
                 if self.metrics is not None:
@@ -472,10 +475,12 @@ class Pipeline:
                     current is None
                     or current.incident_id != incident.incident_id
                     or alert.severity.rank > current.severity.rank
+                    or news
                 ):
                     to_page.append((alert, incident.incident_id))  # a new incident, or one that became more severe
-            elif alert.severity.rank > known.severity.rank and alert.severity.rank > (
-                current.severity.rank if current else -1
+            elif news or (
+                alert.severity.rank > known.severity.rank
+                and alert.severity.rank > (current.severity.rank if current else -1)
             ):
                 to_page.append((alert, incident.incident_id))
         # pages go into the store's outbox before the alerts are stored: a crash in between

@@ -79,6 +79,13 @@ class Alert(BaseModel):
     revision: int = 1  # bumps each time the finding grows; notifiers page again only on a severity rise
     incident_id: str | None = None  # the actor's episode this finding belongs to (models.incident)
 
+    @property
+    def documented_purposes(self) -> list[str]:
+        """The purposes every finding of the alert cites, when all do (documented work: ``detectors.base``); else []."""
+        documented = self.evidence.get("documented")
+        purposes = documented.get("purposes") if isinstance(documented, dict) else None
+        return [str(purpose) for purpose in purposes] if isinstance(purposes, list) else []
+
     def to_record(self) -> dict[str, Any]:
         """The contract's JSON object."""
         return self.model_dump(mode="json")

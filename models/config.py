@@ -466,6 +466,9 @@ class Delivery(Section):
 class Notify(Section):
     receivers: list[str] = ["console", "file"]  # the default route: incidents no route matched
     min_severity: Severity = Severity.MEDIUM  # ... at or above this severity
+    # an incident of documented work alone (every alert's accesses cite a purpose: ``Incident.documented``) waits in
+    # the queue for review instead of paging, on any route; undocumented findings joining it page as usual
+    page_documented: StrictBool = False
     file: str = "pages.jsonl"  # inside the data dir
     page_on_replay: StrictBool = False  # a replay of history pages nobody unless asked to
     dashboard_url: str | None = None  # pages link to <dashboard_url>/?incident=<id>

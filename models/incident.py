@@ -96,6 +96,9 @@ class Incident(BaseModel):
     evidence: dict[str, Any] = Field(default_factory=dict)  # per detector: the strongest alert's figures
     # the end of its flagged activity (``models.flagged``), event time; None: stored before it was kept
     flagged_end: UtcTime | None = None
+    # every alert of it is documented work (``Alert.documented_purposes``): paged only with ``notify.page_documented``;
+    # False for one stored before it was kept, which pages as it did
+    documented: bool = False
 
     @property
     def open(self) -> bool:

@@ -119,10 +119,12 @@ def page_record(page: Page, delivery_id: str | None = None) -> dict[str, Any]:
 
 
 def headline(page: Page) -> str:
-    """One line a person reads first: what happened, how bad, about whom."""
+    """One line a person reads first: what happened, how bad, about whom, and the purpose documented work cites."""
     incident = page.incident
     severity = incident.severity.value.upper()
     who = f"{incident.actor_kind.value} {incident.actor_id}"
+    cited = documented(page)
+    who += f" ({cited})" if cited else ""
     if page.kind in (PageKind.ACKNOWLEDGE, PageKind.RESOLVE, PageKind.REOPEN):
         return f"{done_by(page)}: {severity} incident on {who}"
     if page.kind is PageKind.UPDATE:
@@ -131,6 +133,19 @@ def headline(page: Page) -> str:
     if page.escalation_level:
         return f"ESCALATED, unacknowledged for {duration(page.escalated_after or 0)}: {severity} incident on {who}"
     return f"{severity} incident on {who}"
+
+
+def documented(page: Page) -> str | None:
+    """'documented: month-end-close-2026-10' when the headline finding is documented work, else None.
+
+    Capped at medium, documented work pages only with ``notify.page_documented`` or beside undocumented findings:
+    either way the first line says so, not only the finding's sentence or the other findings' lines below it.
+    Beside undocumented findings it says that those are not.
+    """
+    purposes = page.alert.documented_purposes
+    if not purposes:
+        return None
+    return f"documented: {', '.join(purposes[:2])}" + ("" if page.incident.documented else "; other findings are not")
 
 
 def refreshed_line(page: Page) -> str | None:
@@ -244,3 +259,10 @@ def next_step(page: Page) -> str:
         return f"Open it: {page.link}"
     lead = "Act on it: " if page.incident.open else "Not over? "
     return lead + " | ".join(commands(page))
+
+
+def look_step(page: Page) -> str:
+    """'Look: accesswatch incident inc-...': where a person woken by the page reads the whole incident (its alerts
+    and triage log), with or without a dashboard link."""
+    options = f" {shlex.join(page.act_with)}" if page.act_with else ""
+    return f"Look: accesswatch incident {page.incident.incident_id}{options}"

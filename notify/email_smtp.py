@@ -24,7 +24,17 @@ from models.config import CaCertificates, cross_field_error
 from models.config import Settings as Config  # ``Settings`` below is the receiver's own
 from models.page import Page, PageKind
 from models.visible import visible
-from notify.base import DeliveryError, Notifier, ReceiverSettings, actor, headline, next_step, refreshed_line, when
+from notify.base import (
+    DeliveryError,
+    Notifier,
+    ReceiverSettings,
+    actor,
+    headline,
+    look_step,
+    next_step,
+    refreshed_line,
+    when,
+)
 from notify.http import Timeout
 
 log = logging.getLogger(__name__)
@@ -101,7 +111,7 @@ def compose(page: Page, settings: EmailSettings, delivery_id: str) -> EmailMessa
     late = refreshed_line(page)
     if late is not None:
         lines += ["", late]
-    lines += ["", next_step(page)]
+    lines += ["", look_step(page), next_step(page)]  # where to read the whole incident, then what to do
     # each line escaped alike: a line break in the log's words would forge lines ("Severity:   low") in the body
     mail.set_content("".join(visible(line) + "\n" for line in lines))
     return mail

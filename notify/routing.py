@@ -7,6 +7,8 @@ the default route: ``notify.receivers`` at ``notify.min_severity`` and above.
 ``continue`` never falls through to the default route (as Alertmanager's
 ``continue`` never reaches the parent's receiver): a configuration that wants
 the default receivers too names them in a last route without conditions.
+An incident of documented work alone goes to no route, unless
+``notify.page_documented``: it waits in the queue for review.
 
 Silences (``[[notify.silences]]``) hold back pages about activity in a
 maintenance window: they match on the incident (actor, kind, organisation),
@@ -71,7 +73,13 @@ class Router:
         self.default = Match(DEFAULT_ROUTE, tuple(notify.receivers))
 
     def routes_for(self, incident: Incident) -> list[Match]:
-        """The routes that take the incident, in order; the default route if none does."""
+        """The routes that take the incident, in order; the default route if none does.
+
+        None for an incident of documented work alone, unless ``notify.page_documented``: capped at
+        medium, it would wake on-call for a month-end job its tickets explain; it waits in the queue.
+        """
+        if incident.documented and not self.notify.page_documented:
+            return []
         found = []
         for position, route in enumerate(self.notify.routes):
             if matches(route, incident):

@@ -5,7 +5,8 @@ most 150 characters), a ``section`` with the explanation (mrkdwn, at most
 3,000), a ``section`` with what the incident's other detectors found, up to
 ten ``fields`` (at most 2,000 each), a ``context`` line for who acknowledged,
 closed or reopened it, and an ``actions`` button to the incident in the
-dashboard, or without one a ``context`` line with the commands to act.
+dashboard, and a ``context`` line with the command that shows the incident
+(``accesswatch incident``) and, without a link, the commands to act.
 ``text`` is the notification's plain fallback.  Slack answers ``200 ok``; a
 429 carries Retry-After.
 
@@ -21,7 +22,7 @@ import orjson
 from pydantic import AfterValidator, SecretStr
 
 from models.page import Page, PageKind
-from notify.base import DeliveryError, commands, done_by, headline, refreshed_line, traits, when
+from notify.base import DeliveryError, commands, done_by, headline, look_step, refreshed_line, traits, when
 from notify.http import HttpNotifier, HttpSettings, check_http_url, post_json, where
 
 _EMOJI = {
@@ -89,6 +90,13 @@ def message(page: Page) -> dict[str, Any]:
     late = refreshed_line(page)
     if late is not None:  # a trigger sent an hour late says what became of the incident meanwhile
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(escape(late), 3000)}]})
+    # where the whole incident is, then what to do: the dashboard's button last, or the commands to act
+    look, _, incident_command = look_step(page).partition(": ")
+    steps = f"{look}: `{escape(incident_command)}`"
+    if not page.link:
+        lead = "Act on it:" if incident.open else "Not over?"
+        steps += f"  {lead} " + "  ".join(f"`{escape(command)}`" for command in commands(page))
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(steps, 3000)}]})
     if page.link:
         blocks.append(
             {
@@ -103,10 +111,6 @@ def message(page: Page) -> dict[str, Any]:
                 ],
             }
         )
-    else:
-        lead = "Act on it:" if incident.open else "Not over?"
-        steps = "  ".join(f"`{escape(command)}`" for command in commands(page))
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(f"{lead} {steps}", 3000)}]})
     fallback = f"{headline(page)}: {alert.summary}"
     return {"text": _cut(escape(fallback), 3000), "blocks": blocks}
 

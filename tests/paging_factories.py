@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,6 +85,26 @@ def episode(detectors: int = len(EPISODE)) -> tuple[Alert, Incident]:
     assert incident is not None
     first = next(iter(members.values()))
     return first, incident
+
+
+MONTH_END = "month-end-close-2026-10"
+
+
+def documented_alert(actor_id: str = "emp-0017", detector: str = "isolation_forest") -> Alert:
+    """A month-end job's finding, capped at medium as the detectors cap documented work (``detectors.base``)."""
+    return f.alert(
+        actor_id=actor_id,
+        severity=Severity.MEDIUM,
+        detector=detector,
+        summary=f"Employee {actor_id} exported 103,408 records, 103,408x their usual of 1.",
+        evidence={"records": 103_408, "event_ids": ["evt-1"], "documented": {"share": 1.0, "purposes": [MONTH_END]}},
+    )
+
+
+def joined(alert: Alert, incident: Incident | None = None, known: Sequence[Alert] = ()) -> tuple[Alert, Incident]:
+    """The alert and the incident it makes, or continues with ``known`` (its alerts), as the pipeline hands them."""
+    after = attach(incident, alert, timedelta(hours=12), {member.alert_id: member for member in known})
+    return alert.model_copy(update={"incident_id": after.incident_id}), after
 
 
 def telling_page(kind: PageKind = PageKind.TRIGGER, **details: Any) -> Page:

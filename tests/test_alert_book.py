@@ -162,3 +162,17 @@ def test_no_total_is_told_where_it_is_not_known():
     assert records_in(spans[:1], 2) is None
     assert records_in([span[:4] for span in spans[:1]], 1) is None
     assert records_in(spans[:1], 1) == 10
+
+
+def test_an_alert_is_documented_only_while_every_finding_is():
+    """The pager holds back documented work alone (``notify.page_documented``): undocumented accesses joining a
+    month-end job's alert, even weaker ones, make it news again."""
+    cited = {"share": 1.0, "purposes": ["month-end-close-2026-10"]}
+    job = _finding(DAY_START, 1, score=9.0, severity=Severity.MEDIUM)
+    job.evidence["documented"] = cited
+    again = _finding(DAY_START + timedelta(hours=1), 1, score=4.0, severity=Severity.MEDIUM)
+    again.evidence["documented"] = cited
+    assert _merged(job, again).documented_purposes == ["month-end-close-2026-10"]
+    weaker = _finding(DAY_START + timedelta(hours=1), 1, score=4.0, severity=Severity.MEDIUM)
+    assert _merged(job, weaker).documented_purposes == []
+    assert _merged(weaker, job).documented_purposes == []

@@ -487,3 +487,14 @@ def test_the_multiple_in_a_summary_is_the_figure_over_the_usual_it_prints():
     assert wording.compared(600, 20.0, "own", population_factor=3.0) == (
         "30x their usual of 20, while their peers read 3.0x their own usual"
     )
+
+
+def test_documented_work_that_scores_below_the_cap_is_marked_and_cites_its_purpose():
+    """Tester T17: only a finding the cap lowered was marked documented, so a month-end close that scored medium on
+    its own paged on-call without naming its purpose (and the pager could not tell it was documented work)."""
+    spike = burst(AGENT, local(14, 10), events=10, records=300, purpose="TICKET-4411")
+    history_ = history(AGENT, days=14, per_hour=3)
+    alert = run(stream(history_, spike), NAME, config={NAME: {"severity_scores": [3.0, 1e6, 2e6]}}).only()
+    assert alert.severity is Severity.MEDIUM and alert.score < 1e6  # medium by its score: the cap lowered nothing
+    assert alert.evidence["documented"] == {"share": 1.0, "purposes": ["TICKET-4411"]}
+    assert "the accesses cite TICKET-4411" in alert.summary

@@ -62,8 +62,10 @@ def test_a_page_is_mailed_over_starttls_with_authentication(tmp_path, smtp):
     (mail,) = smtp.messages
     assert smtp.envelopes == [("accesswatch@example.com", ["soc@example.com", "dpo@example.com"])]
     assert mail["Subject"] == f"[accesswatch] CRITICAL incident on employee {page.incident.actor_id}"
-    body = mail.get_content()
+    body = mail.get_content().replace("\r\n", "\n")
     assert page.alert.summary in body and page.link in body and "bulk_read" in body
+    # the dashboard's link, and where on the command line (tester T17: a woken person had no next step to read)
+    assert f"Look: accesswatch incident {page.incident.incident_id}\nOpen it: {page.link}\n" in body
     assert mail["Message-ID"] == f"<{page.incident.incident_id}@accesswatch.invalid>"
 
 
@@ -123,6 +125,7 @@ def test_the_mail_quotes_the_other_findings_and_says_how_to_act_without_a_link(t
     assert "Also found:\n" + "".join(f"- {line}\n" for line in page.findings) in body
     incident_id = page.incident.incident_id
     assert f"Act on it: accesswatch ack {incident_id} | accesswatch resolve {incident_id}" in body
+    assert f"\nLook: accesswatch incident {incident_id}\nAct on it: " in body
     assert "When:       2026-11-02 01:00-02:00 UTC" in body and "Who:        svc-etl (service)" in body
 
 

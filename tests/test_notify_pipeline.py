@@ -560,3 +560,58 @@ def test_pages_shows_a_failed_page_was_sent_again_as_its_incident_is_now(
     (sent,) = [record for record in records if (record["receiver"], record["kind"]) == ("pagerduty", "trigger")]
     assert sent["refreshed"]["planned_status"] == "open" and sent["refreshed"]["acknowledged"]["by"] == "carol"
     assert pagerduty.events("trigger")[0]["payload"]["custom_details"]["page"]["incident_status"] == "acknowledged"
+
+
+MONTH_END = "month-end-close-2026-10"
+
+
+def month_end_close(undocumented_after: bool = False) -> list[bytes]:
+    """The team's routine, then one agent exports 8,000 records in an hour, every access citing the month-end close;
+    ``undocumented_after``: in the next hour, 1,200 more without a purpose."""
+    parts = [history(agent, days=14, per_hour=3, records=2) for agent in TEAM]
+    parts.append(burst(TEAM[0], local(14, 10), 40, records=200, within=timedelta(minutes=40), action="export"))
+    for access in parts[-1]:
+        access["purpose"] = MONTH_END
+    if undocumented_after:
+        parts.append(burst(TEAM[0], local(14, 11), 3, records=400, within=timedelta(minutes=40), action="export"))
+    merged = sorted(itertools.chain.from_iterable(parts), key=lambda data: data["timestamp"])
+    return [orjson.dumps({**data, "event_id": f"e{n:07d}"}) for n, data in enumerate(merged)]
+
+
+def test_a_documented_month_end_close_waits_in_the_queue_and_pages_nobody(
+    tmp_path, config, pagerduty, capsys, monkeypatch
+):
+    """Tester T17: capped at medium, which is notify.min_severity, a documented month-end close paged on-call."""
+    events = tmp_path / "month-end.jsonl"
+    events.write_bytes(b"\n".join(month_end_close()) + b"\n")
+    data = tmp_path / "data"
+    assert accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page") == 0
+    (incident,) = incidents(data)
+    assert (
+        incident.documented and incident.severity.value == "medium" and {"bulk_read", "egress"} <= {*incident.detectors}
+    )
+    assert outbox(data) == [] and pagerduty.received == []
+    monkeypatch.setenv("ACCESSWATCH_NOTIFY__PAGE_DOCUMENTED", "true")  # as before: it pages, and says it is documented
+    again = tmp_path / "paged"
+    assert accesswatch("replay", str(events), "--data-dir", str(again), "--config", str(config), "--page") == 0
+    (trigger,) = pagerduty.events("trigger")
+    assert f"emp-0001 (documented: {MONTH_END}): " in trigger["payload"]["summary"]
+
+
+def test_undocumented_accesses_joining_a_documented_job_page_it_at_the_same_severity(
+    tmp_path, config, pagerduty, capsys
+):
+    """The same job, then 1,200 records exported without a purpose: its alerts grow, still medium, no longer
+    documented alone; nothing rose, and it pages all the same."""
+    medium_only = "\n".join(  # every finding medium, so that only the lost documentation can page it
+        f"[detectors.{name}]\nseverity_scores = [3.0, 1000.0, 2000.0]" for name in ("bulk_read", "egress")
+    )
+    config.write_text(config.read_text() + medium_only + "\n")
+    events = tmp_path / "month-end.jsonl"
+    events.write_bytes(b"\n".join(month_end_close(undocumented_after=True)) + b"\n")
+    data = tmp_path / "data"
+    assert accesswatch("replay", str(events), "--data-dir", str(data), "--config", str(config), "--page") == 0
+    (incident,) = incidents(data)
+    assert not incident.documented and incident.severity.value == "medium"
+    (trigger,) = pagerduty.events("trigger")
+    assert trigger["dedup_key"] == incident.incident_id and "documented" not in trigger["payload"]["summary"]

@@ -31,12 +31,15 @@ from notify.registry import RECEIVERS, build_receivers
 from notify.webhook import verify_signature
 from tests.fakes.paging_receivers import CONTRACT_ALERT_KEYS, FakeReceiver, free_port
 from tests.paging_factories import (
+    MONTH_END,
     NOW,
     ROUTING_KEY,
     WEBHOOK_SECRET,
     Clock,
+    documented_alert,
     episode,
     finding,
+    joined,
     settings_with,
     telling_page,
 )
@@ -427,10 +430,14 @@ def test_file_receiver_writes_a_delivery_id_once_while_its_line_is_in_the_file_s
 def test_console_receiver_prints_a_line_a_page_and_later_pages_quote_the_finding_under_it():
     out = io.StringIO()
     notifier = ConsoleNotifier(stream=out)
-    notifier.send(a_page(severity=Severity.HIGH), "ntf")
-    notifier.send(a_page(PageKind.ACKNOWLEDGE), "ntf")
-    first, second, quoted = out.getvalue().splitlines()
+    triggered, acknowledged = a_page(severity=Severity.HIGH), a_page(PageKind.ACKNOWLEDGE)
+    notifier.send(triggered, "ntf")
+    notifier.send(acknowledged, "ntf")
+    first, look, second, quoted, again = out.getvalue().splitlines()
     assert first.startswith("[HIGH    ]!!") and "bulk_read" in first
+    # where the whole incident is, on every page, beside the dashboard's link (which the terminal never showed)
+    assert look == " " * 13 + f"Look: accesswatch incident {triggered.incident.incident_id}"
+    assert again == " " * 13 + f"Look: accesswatch incident {acknowledged.incident.incident_id}"
     assert "Acknowledged by alice" in second and "bulk_read" not in second
     assert quoted.startswith(" " * 13 + "bulk_read") and quoted.strip() in first
 
@@ -530,8 +537,9 @@ def test_slack_quotes_the_incidents_other_findings_and_labels_who_and_when(slack
 def test_slack_says_who_acted_as_a_sentence(slack):
     fake, notifier = slack
     notifier.send(a_page(PageKind.ACKNOWLEDGE), "ntf")
-    (context,) = [b for b in fake.accepted[0]["blocks"] if b["type"] == "context"]
+    context, look = [b for b in fake.accepted[0]["blocks"] if b["type"] == "context"]
     assert context["elements"][0]["text"] == "Acknowledged by alice: called the partner"
+    assert look["elements"][0]["text"].startswith("Look: `accesswatch incident ")
 
 
 def test_without_a_dashboard_link_every_page_says_the_command_to_act(tmp_path):
@@ -583,7 +591,9 @@ def test_console_quotes_the_findings_under_its_line_with_times_in_utc():
     ConsoleNotifier(stream=out).send(page, "ntf")
     first, *also = out.getvalue().splitlines()
     assert first.startswith("[HIGH    ]!!  2026-11-02 01:00-02:00 UTC sensitive_access")
+    *also, look = also
     assert [line.strip() for line in also] == [f"also {finding}" for finding in page.findings]
+    assert look.strip() == f"Look: accesswatch incident {page.incident.incident_id}"
 
 
 def test_the_console_says_when_as_every_receiver_does_the_incidents_span_beside_a_stale_finding():
@@ -668,7 +678,7 @@ def test_slack_and_console_say_who_reopened_it_and_why(slack):
     notifier.send(page, "ntf")
     blocks = fake.accepted[0]["blocks"]
     assert "Reopened by erin: HIGH incident on partner" in blocks[0]["text"]["text"]
-    (context,) = [b for b in blocks if b["type"] == "context"]
+    context, _ = [b for b in blocks if b["type"] == "context"]  # then where to look
     assert context["elements"][0]["text"] == "Reopened by erin: not over"
     out = io.StringIO()
     ConsoleNotifier(stream=out).send(page, "ntf")
@@ -714,8 +724,38 @@ def test_the_console_pager_shows_control_characters_in_the_logs_words_as_escapes
     notifier.send(Page(kind=PageKind.ACKNOWLEDGE, dedup_key="k", incident=acknowledged, alert=alert, action=acted), "n")
     lines = out.getvalue().split("\n")
     assert lines[-1] == "" and all(line.isprintable() for line in lines), repr(out.getvalue())
-    first, _, second, quoted, _ = lines[:-1]  # each page: its line, then the commands to act (no dashboard link)
+    # each page: its line, then where to look and the commands to act (no dashboard link)
+    first, _, _, second, quoted, _, _ = lines[:-1]
     shown = r"emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\nforged\u202egpj.exe\x85"
     assert first.startswith("[CRITICAL]!!!") and first.count(shown) == 2  # the actor and the summary
     assert r"Acknowledged by al\x1b]8;;x\x07ice" in second and second.endswith(rf" - a\nb  [{incident.incident_id}]")
     assert quoted.strip().startswith("bulk_read") and shown in quoted
+
+
+def documented_page(**details) -> Page:
+    alert, incident = joined(documented_alert())
+    return Page(kind=PageKind.TRIGGER, dedup_key=incident.incident_id, incident=incident, alert=alert, **details)
+
+
+def test_a_page_about_documented_work_names_the_purpose_in_its_first_line(slack, pagerduty):
+    """Tester T17: the month-end close's page led with the isolation forest's sentence; only the also lines below
+    it cited the purpose."""
+    page = documented_page(link=LINK + "x")
+    cited = f"(documented: {MONTH_END})"
+    assert headline(page) == f"MEDIUM incident on employee emp-0017 {cited}"
+    out = io.StringIO()
+    ConsoleNotifier(stream=out).send(page, "ntf")
+    assert cited in out.getvalue().splitlines()[0]
+    slack[1].send(page, "ntf")
+    assert cited in slack[0].accepted[0]["blocks"][0]["text"]["text"]
+    pagerduty[1].send(page, "ntf")
+    assert pagerduty[0].accepted[0]["payload"]["summary"].startswith(f"[MEDIUM] emp-0017 {cited}: ")
+    mail_settings = {"host": "mail.example.com", "to": ["soc@example.com"], "from": "aw@example.com", "timeout": 5}
+    assert cited in compose(page, EmailSettings.model_validate(mail_settings), "ntf")["Subject"]
+    # beside an undocumented finding, the first line says the others are not documented
+    off_hours = finding("emp-0017", Severity.HIGH, detector="off_hours")[0]
+    mixed = page.incident.model_copy(update={"documented": False})
+    assert headline(page.model_copy(update={"incident": mixed})).endswith(
+        f"(documented: {MONTH_END}; other findings are not)"
+    )
+    assert "documented" not in headline(page.model_copy(update={"alert": off_hours}))

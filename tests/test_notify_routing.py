@@ -18,7 +18,7 @@ from models.page import NotificationStatus
 from notify.outbox import Pager
 from notify.registry import build_receivers
 from store.outbox import OutboxQuery
-from tests.paging_factories import NOW, Clock, finding, settings_with
+from tests.paging_factories import NOW, Clock, alert_for, documented_alert, finding, joined, settings_with
 
 FILES = {name: {"kind": "file", "path": f"{name}.jsonl"} for name in ("soc", "oncall", "partners", "dpo", "lead")}
 
@@ -455,3 +455,37 @@ path = "soc.jsonl"
     assert route.continue_matching and route.escalate[0].after == 900 and settings.notify.throttle == 600
     assert settings.notify.silences[0].ends_at.utcoffset() == timedelta(hours=8)
     assert set(build_receivers(settings)) == {"soc", "partners", "oncall"}
+
+
+def test_documented_work_alone_waits_in_the_queue_unless_page_documented(tmp_path, sqlite_store, clock):
+    """Tester T17: a month-end close capped at medium paged on-call at night, medium being notify.min_severity."""
+    month_end = joined(documented_alert())
+    assert month_end[1].documented
+    routed = {"routes": [{"name": "everything", "receivers": ["oncall"]}]}
+    for notify in ({}, routed):  # no route pages it either: a route without conditions would wake on-call as well
+        pager(tmp_path, sqlite_store, clock, **notify).page([month_end])
+        assert planned(sqlite_store) == [], notify
+    pager(tmp_path, sqlite_store, clock, page_documented=True).page([month_end])
+    assert planned(sqlite_store) == [("soc", "trigger", "pending")]
+
+
+def test_an_undocumented_finding_joining_documented_work_pages_it(tmp_path, sqlite_store, clock):
+    paging = pager(tmp_path, sqlite_store, clock)
+    first, incident = joined(documented_alert())
+    paging.page([(first, incident)])
+    also_documented = joined(documented_alert(detector="egress"), incident, [first])
+    assert also_documented[1].documented
+    paging.page([also_documented])
+    assert planned(sqlite_store) == []
+    # the same actor at 2 a.m., no purpose cited: one alert of the incident is news, so the incident is
+    off_hours = alert_for("emp-0017", Severity.MEDIUM, detector="off_hours")
+    alert, grown = joined(off_hours, also_documented[1], [first, also_documented[0]])
+    assert not grown.documented and grown.severity is Severity.MEDIUM
+    paging.page([(alert, grown)])
+    assert planned(sqlite_store) == [("soc", "trigger", "pending")]
+
+
+def test_page_documented_is_a_boolean(tmp_path):
+    with pytest.raises(ConfigError, match=r"notify\.page_documented"):
+        load_settings(env={"ACCESSWATCH_NOTIFY__PAGE_DOCUMENTED": "1"}, overrides={"data_dir": str(tmp_path)})
+    assert load_settings(env={"ACCESSWATCH_NOTIFY__PAGE_DOCUMENTED": "true"}).notify.page_documented is True
