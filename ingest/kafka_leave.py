@@ -36,10 +36,11 @@ _LEAVE_FAILED = (
 _HEARTBEAT_LOGGER = "kafka.coordinator.heartbeat"
 # where kafka-python tells of a connection lost or refused: on a leave, the reason it failed
 _CONNECTION_LOGGERS = ("kafka.net.manager", "kafka.net.connection", "kafka.net.transport")
-# a metadata refresh the IO thread tries while the close runs, with the broker gone, says at WARNING that it
-# found no node (kafka.cluster): the same absence our line tells; seen in about one stop in ten
+# a metadata refresh the IO thread tries while the close runs, with the broker gone, says that it found no node
+# (WARNING) or that its connection failed (ERROR) on kafka.cluster: the same absence our line tells; seen in
+# about one stop in ten
 _METADATA_LOGGER = "kafka.cluster"
-_NO_NODE = "No node available for metadata refresh - backoff/retry"
+_METADATA_FAILED = ("No node available for metadata refresh - backoff/retry", "Metadata refresh: failed %s")
 
 
 def close_consumer(consumer: Any, timeout_ms: int) -> str | None:
@@ -110,7 +111,7 @@ class _LeaveLines(logging.Filter):
         if record.name == _HEARTBEAT_LOGGER:
             return False  # the heartbeat ended by the close itself: nothing the operator must act on
         if record.name == _METADATA_LOGGER:
-            return record.msg != _NO_NODE  # Kafka away, which the leave's failure says
+            return record.msg not in _METADATA_FAILED  # Kafka away, which the leave's failure says
         if _cancelled(record):
             return False  # a request the close itself cancelled: what it meant to do is told by ours
         return record.name not in _CONNECTION_LOGGERS  # a connection refused or lost: the leave's failure says it

@@ -807,6 +807,7 @@ def test_a_metadata_refresh_finding_no_node_while_the_close_runs_is_not_said_bes
     class Closing:
         def close(self, autocommit: bool, timeout_ms: int) -> None:
             cluster.warning("No node available for metadata refresh - backoff/retry")
+            cluster.error("Metadata refresh: failed %s", ConnectionRefusedError(111, "ECONNREFUSED"))
             cluster.warning("Topic %s is not available during auto-create initialization", "x")
 
     caplog.set_level(logging.INFO)
