@@ -224,7 +224,7 @@ def _parser() -> arguments.Parser:
     dashboard.add_argument("--demo", action="store_true", help="let the demo users of the default config sign in")
     dashboard.add_argument("--hash-password", action="store_true", help="print a salted hash of a password, and exit")
     incidents_cli.add_commands(command, _settings)  # incidents
-    paging_cli.add_commands(command, _settings)  # pages, ack, resolve, reopen
+    paging_cli.add_commands(command, _settings)  # pages, ack, resolve, reopen, assign
     kafka_send.add_commands(command, _settings)  # send
     integrity_cli.add_commands(command, _settings)  # verify, export-digest, verify-digest, purge
     config_check.add_commands(command, _settings)  # check-config

@@ -1,7 +1,7 @@
 """``accesswatch incidents``: the stored incidents, most urgent first, as the dashboard's queue lists them;
 ``accesswatch incident ID``: one of them with its triage log, for whoever takes over.
 
-An incident is what ``ack``, ``resolve``, ``reopen`` and ``pages --incident``
+An incident is what ``ack``, ``resolve``, ``reopen``, ``assign`` and ``pages --incident``
 take and what the queue counts; ``alerts`` lists the findings inside them.
 The order is the store's queue order (``IncidentQuery.order = "severity"``:
 most severe, then newest flagged activity first, ``Incident.newest_flagged``),
@@ -13,6 +13,7 @@ notes, in full, as the dashboard's Triage log tab shows them).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from collections import Counter
@@ -41,6 +42,9 @@ STATUS_CHOICES: dict[str, list[AlertStatus]] = {
 PAGE = 100_000  # IncidentQuery's largest page
 # the least of a summary a row shows, however narrow the terminal: shorter, it says too little (the row wraps then)
 MIN_SUMMARY = 50
+# on a terminal, the detectors column's room: five detectors' names took 60 characters, and with a day's span and an
+# id left a 250-column terminal 65 for the summary; past it the names fit, the rest are counted (incident ID lists all)
+DETECTORS_ROOM = 33  # "bulk_read,egress,sensitive_access"
 
 
 def add_commands(
@@ -50,8 +54,8 @@ def add_commands(
     incidents = command(
         "incidents",
         _incidents,
-        "Print the stored incidents (what ack, resolve, reopen and pages --incident take), most severe and newest"
-        " first, as the dashboard's queue lists them.",
+        "Print the stored incidents (what ack, resolve, reopen, assign and pages --incident take), most severe and"
+        " newest first, as the dashboard's queue lists them.",
     )
     incidents.set_defaults(settings_of=settings_of)
     incidents.add_argument(
@@ -106,10 +110,17 @@ def _incidents(args: argparse.Namespace) -> int:
                 out.write(json_line(record).decode())
             return EXIT_OK
         activity = flagged_of(store.get_alerts, incidents)
-    # cut to the terminal's width when a person reads it there; whole when piped (grep, a file, less -S)
-    width = shutil.get_terminal_size().columns if out.isatty() else None
-    table(incidents, settings.organisation.tz, out, width, activity)
+    table(incidents, settings.organisation.tz, out, terminal_width(out), activity)
     return EXIT_OK
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """The width to fit the table to: ``COLUMNS`` when set (a pipe too: ``COLUMNS=80 accesswatch incidents |
+    less``), else the terminal's when a person reads it there; None when piped (grep, a file, less -S: whole)."""
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdecimal() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if out.isatty() else None
 
 
 def _incident(args: argparse.Namespace) -> int:
@@ -183,7 +194,11 @@ def table(
     width: int | None = None,
     activity: dict[str, Flagged] | None = None,
 ) -> None:
-    """One incident a line, and their counts; ``width``: the terminal's, to cut the summaries to (None: whole).
+    """One incident a line, and their counts; ``width``: the terminal's, to fit them to (None: whole).
+
+    On a terminal the summary has the room the other columns leave (the detectors column held to
+    ``DETECTORS_ROOM``); one too narrow for a row with ``MIN_SUMMARY`` of it gets three lines an incident
+    (``_stacked``).
 
     The activity column is the flagged activity (``activity``, by incident id), as the dashboard's queue leads
     with it: the incident's window may be a whole local day around an hour's theft."""
@@ -202,7 +217,7 @@ def table(
             visible(incident.actor_id),
             local_span(*_activity(incident, activity), zone),
             str(len(incident.alert_ids)),
-            visible(",".join(incident.detectors)),
+            visible(",".join(incident.detectors) if width is None else detectors(incident.detectors, DETECTORS_ROOM)),
         ]
         for incident in incidents
     ]
@@ -215,11 +230,49 @@ def table(
             c.rjust(w) if n in right else c.ljust(w) for n, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
+    if width is not None and len(line(header)) + 2 + MIN_SUMMARY > width:
+        _stacked(incidents, rows, zone, out, width)
+        return
     out.write(f"{line(header)}  summary\n")
     for incident, row in zip(incidents, rows, strict=True):
         start = line(row)
         out.write(f"{start}  {cut(visible(incident.summary), width - len(start) - 2 if width else None)}\n")
     out.write(counts(incidents) + "\n")
+
+
+def _stacked(incidents: list[Incident], rows: list[list[str]], zone: tzinfo, out: TextIO, width: int) -> None:
+    """The table for a terminal too narrow for its row (80 columns: the id, the span and the detectors alone take
+    more): three lines an incident, each cut to ``width``, so that none wraps.
+
+    The first line the id, status, severity, risk and actor, in line from one incident to the next (an id is
+    what ``ack`` and ``incident`` take, so it starts a line); the second the flagged activity, the alerts and
+    the detectors; the third the summary, cut at a word."""
+    widths = [max(len(row[n]) for row in rows) for n in range(5)]
+    out.write(fit(f"incidents, most severe and newest first (flagged activity in {zone}):", width) + "\n")
+    for incident, row in zip(incidents, rows, strict=True):
+        figures = [row[0].ljust(widths[0]), row[1].ljust(widths[1]), row[2].ljust(widths[2])]
+        figures.append("risk " + row[3].rjust(widths[3]))
+        alerts = f"{row[6]} alert{'s' if row[6] != '1' else ''}"
+        out.write(fit(" ".join([*figures, row[4]]), width) + "\n")
+        out.write(fit(f"    {row[5]}  {alerts}  {row[7]}", width) + "\n")
+        out.write(f"    {cut(visible(incident.summary), width - 4, least=1)}\n")
+    counted = counts(incidents)  # by severity; by status: a line each when they do not fit in one, never cut
+    out.write("".join(part + "\n" for part in ([counted] if len(counted) <= width else counted.split("; "))))
+
+
+def detectors(names: list[str], room: int) -> str:
+    """The detectors' names in ``room`` characters, those past it counted: ``bulk_read,egress +3`` (one name at
+    least, whatever the room)."""
+    for shown in range(len(names), 0, -1):
+        text = ",".join(names[:shown]) + (f" +{len(names) - shown}" if shown < len(names) else "")
+        if len(text) <= room or shown == 1:
+            return text
+    return ""
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` in ``width`` characters: cut with an ellipsis when longer."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
 def _activity(incident: Incident, activity: dict[str, Flagged]) -> tuple[datetime, datetime]:
@@ -233,12 +286,12 @@ def local_span(start: datetime, end: datetime, zone: tzinfo) -> str:
     return local_range(start, end, zone, to=" to ", dash="-")
 
 
-def cut(summary: str, room: int | None) -> str:
-    """The summary in ``room`` characters (at least ``MIN_SUMMARY``), ended at a word with an ellipsis; whole
+def cut(summary: str, room: int | None, least: int = MIN_SUMMARY) -> str:
+    """The summary in ``room`` characters (at least ``least``), ended at a word with an ellipsis; whole
     when it fits, or with no room given (a pipe: ``grep`` must find the whole sentence)."""
     if room is None:
         return summary
-    room = max(room, MIN_SUMMARY)
+    room = max(room, least)
     if len(summary) <= room:
         return summary
     kept = summary[: room - 1]

@@ -1,4 +1,4 @@
-"""The paging commands: ``pages`` (the outbox), ``ack ID``, ``resolve ID`` and ``reopen ID``.
+"""The paging commands: ``pages`` (the outbox), ``ack ID``, ``resolve ID``, ``reopen ID`` and ``assign ID``.
 
 ``ack`` and ``resolve`` record the person's action on the incident (the
 triage log keeps who and when) and tell the receivers that were paged and
@@ -10,6 +10,8 @@ outbox for the running pipeline (or ``pages --deliver``) to retry, and the
 command says so.  They follow the incident's state machine,
 as the dashboard does (``models.incident``): a closed incident is reopened
 before it is acknowledged or resolved again, and a repeat changes nothing.
+``assign`` records the assignment the dashboard's Assign records (any status,
+a closed incident's too, as there); receivers are not told of it.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from models.config import Settings
 from models.event import format_utc
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from models.json_lines import json_line
+from models.local_time import local_time
 from models.page import Notification, NotificationStatus
 from models.visible import visible
-from notify.base import Notifier
+from notify.base import Notifier, actor
 from notify.dispatch import DeliveryReport, next_try
 from notify.jsonl_file import JsonlFileNotifier
 from notify.outbox import ACTION_PAGES
@@ -78,21 +81,44 @@ def add_commands(
         ("resolve", TriageActionKind.RESOLVE, "Resolve an open incident and tell the receivers that were paged."),
         ("reopen", TriageActionKind.REOPEN, "Reopen a closed incident and tell the receivers told it was closed."),
     ):
-        sub = command(name, _triage, text)
-        sub.set_defaults(action_kind=kind, settings_of=settings_of)
-        sub.add_argument("id", metavar="ID", help="the incident id (or the id of one of its alerts)")
-        sub.add_argument(
-            "--by",
-            metavar="NAME",
-            help="the person acting, as the triage log and the receivers name them (default: the operating-system"
-            " login name running the command, which under sudo or in a container is root or the service's"
-            " account: give --by there)",
-        )
-        sub.add_argument("--note", help="why, for the triage log and the receivers")
+        sub = _triage_command(command, name, kind, text, settings_of)
         if kind is TriageActionKind.RESOLVE:
             sub.add_argument(
                 "--false-positive", action="store_true", help="close it as a false positive rather than resolved"
             )
+    assign = _triage_command(
+        command,
+        "assign",
+        TriageActionKind.ASSIGN,
+        "Assign an incident to a person, as the dashboard's Assign does (the triage log keeps who, when and to"
+        " whom; receivers are not told).",
+        settings_of,
+    )
+    assign.add_argument(
+        "--to", required=True, metavar="NAME", help="the person it is assigned to: their dashboard user name"
+    )
+
+
+def _triage_command(
+    command: Callable[..., argparse.ArgumentParser],
+    name: str,
+    kind: TriageActionKind,
+    text: str,
+    settings_of: Callable[[argparse.Namespace], Settings],
+) -> argparse.ArgumentParser:
+    sub = command(name, _triage, text)
+    sub.set_defaults(action_kind=kind, settings_of=settings_of)
+    sub.add_argument("id", metavar="ID", help="the incident id (or the id of one of its alerts)")
+    sub.add_argument(
+        "--by",
+        metavar="NAME",
+        help="the person acting, as the triage log and the receivers name them (default: the operating-system"
+        " login name running the command, which under sudo or in a container is root or the service's account:"
+        " give --by there); give their dashboard user name, so that the triage log knows one person by one name",
+    )
+    told = "" if kind is TriageActionKind.ASSIGN else " and the receivers"  # an assignment pages nobody
+    sub.add_argument("--note", help=f"why, for the triage log{told}")
+    return sub
 
 
 def deliver_after_replay(settings: Settings, store: Store, receivers: dict[str, Notifier]) -> DeliveryReport:
@@ -213,17 +239,37 @@ def _pages(args: argparse.Namespace) -> int:
             every = store.notifications(OutboxQuery(incident_id=incident_id, limit=100_000))
             counts = Counter(row.status for row in every)
         rests = store.receiver_rests()  # kept by whichever process delivered: run's Retry-After too
+        incident = store.get_incident(incident_id) if incident_id is not None else None
+        actions = store.actions(incident_id) if incident_id is not None else []
     now = datetime.now(UTC)
     if args.format == "jsonl":
         for row in rows:
             sys.stdout.write(json_line(_record(row, rests, now)).decode())
         return EXIT_OK
+    if incident is not None:
+        _context(incident, actions, settings, sys.stdout)
     if args.limit:  # --limit 0: the counts alone ("no pages" would read as "nobody was paged")
         _table(rows, rests, sys.stdout, now)
     summary = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in NotificationStatus)
     sys.stdout.write(f"in all{f' for {incident_id}' if incident_id else ''}: {summary}\n")
     _resting(rests, now, sys.stdout)
     return EXIT_OK
+
+
+def _context(incident: Incident, actions: list[TriageAction], settings: Settings, out: TextIO) -> None:
+    """What the on-call person needs beside an incident's pages: whose activity it is, where it stands, and the
+    latest triage note, whole, with who wrote it and when (``accesswatch incident ID`` has the whole log)."""
+    assigned = f", assigned to {incident.assignee}" if incident.assignee else ""
+    lines = [f"{incident.incident_id}: {actor(incident)}, {incident.severity.value}, {_status(incident)}{assigned}"]
+    noted = next((action for action in reversed(actions) if action.note), None)
+    if noted is None:
+        lines.append(f"no triage note yet ({len(actions)} action{'s' if len(actions) != 1 else ''} in its log)")
+    else:
+        when = local_time(noted.at, settings.organisation.tz, seconds=True)
+        lines.append(f"latest note, {noted.kind.value.replace('_', ' ')} by {noted.by} at {when}:")
+        lines += [f"    {line}" for line in (noted.note or "").splitlines()]
+    # the analysts' and the log's words escaped (``models.visible``): a note's ESC or CR must not repaint a line
+    out.write("".join(visible(line) + "\n" for line in lines))
 
 
 def _resting(rests: dict[str, ReceiverRest], now: datetime, out: TextIO) -> None:
@@ -355,7 +401,17 @@ def _act(
         print(f"accesswatch: no incident or alert {args.id!r}", file=sys.stderr)
         return EXIT_FAILED
     by = args.by or getpass.getuser()
-    action = TriageAction(incident_id=before.incident_id, kind=kind, by=by, at=datetime.now(UTC), note=args.note)
+    assignee = (getattr(args, "to", None) or "").strip() or None  # as the dashboard takes it: blank is no one
+    if kind is TriageActionKind.ASSIGN and assignee is None:
+        print("accesswatch: name the person to assign it to (--to)", file=sys.stderr)  # the dashboard's refusal
+        return EXIT_FAILED
+    for option, name in (("--by", by), ("--to", assignee)):
+        warning = _not_a_user(settings, option, name)
+        if warning:
+            print(warning, file=sys.stderr)
+    action = TriageAction(
+        incident_id=before.incident_id, kind=kind, by=by, at=datetime.now(UTC), note=args.note, assignee=assignee
+    )
     try:
         incident, planned = app.open_pager(settings, store, receivers).record_action(action)
     except TransitionRefused as refused:
@@ -371,6 +427,34 @@ def _act(
     return EXIT_OK
 
 
+def dashboard_users(settings: Settings) -> frozenset[str] | None:
+    """The names the dashboard records its users under (``Identity.username``): the embedded users who sign in
+    and the e-mail addresses OIDC gives a role; None when there are none, or when any address may sign in
+    (``oidc.default_role``), so that no name can be said to be unknown."""
+    dashboard = settings.dashboard
+    if dashboard.oidc.enabled and dashboard.oidc.default_role is not None:
+        return None
+    names = {name for name, user in dashboard.users.items() if dashboard.demo_sign_in or not user.demo}
+    if dashboard.oidc.enabled:
+        names |= set(dashboard.oidc.roles)  # lower case, as the identity is
+    return frozenset(names) or None
+
+
+def _not_a_user(settings: Settings, option: str, name: str | None) -> str | None:
+    """One line of warning when ``name`` is not a dashboard user's: the triage log would then know the person
+    under two names (``oncall-sam`` here, ``sam`` on the dashboard).  Not an error: an on-call person with no
+    dashboard account must still be able to act."""
+    users = dashboard_users(settings)
+    # as written: the dashboard records "Sam" as "Sam" and an OIDC address in lower case, so "sam" is another name
+    if users is None or name is None or name in users:
+        return None
+    known = ", ".join(sorted(users)[:5]) + (", ..." if len(users) > 5 else "")
+    return visible(
+        f"accesswatch: warning: {option} {name!r} is not a dashboard user ({known}): recorded as given; the"
+        " triage log names a person alike only under their dashboard user name"
+    )
+
+
 def _say_repeat(incident: Incident, action: TriageAction) -> None:
     kept = " (the note is kept in the triage log)" if action.note else ""
     print(f"{incident.incident_id} is already {_status(incident)}: nothing changed, nobody told again{kept}")
@@ -380,7 +464,10 @@ def _say_done(
     incident: Incident, kind: TriageActionKind, told: list[Notification], rests: dict[str, ReceiverRest]
 ) -> None:
     who = visible(incident.actor_id)
-    print(f"{incident.incident_id} ({who}, {incident.severity.value}) is now {_status(incident)}")
+    now = _status(incident)
+    if kind is TriageActionKind.ASSIGN:
+        now = f"assigned to {visible(incident.assignee or '')} ({now})"
+    print(f"{incident.incident_id} ({who}, {incident.severity.value}) is now {now}")
     for row in told:
         line = f"  {row.receiver}: {row.kind.value} {row.status.value}"
         if row.status is NotificationStatus.PENDING:
@@ -391,7 +478,9 @@ def _say_done(
         print(visible(line))  # an error may quote the log's words
     if told:
         return
-    if kind not in ACTION_PAGES:
+    if kind is TriageActionKind.ASSIGN:
+        print("  receivers are not told of an assignment: 'accesswatch incident ID' shows it")
+    elif kind not in ACTION_PAGES:
         print(f"  receivers are not told of a {kind.value}")
     else:
         print("  no receiver to tell (none was paged for it, none can express this, or they were told it was closed)")

@@ -16,7 +16,9 @@ import orjson
 import pytest
 
 from accesswatch import cli, incidents_cli
+from configs.loader import load_settings
 from dashboard import queries
+from dashboard.auth import Identity, Role
 from models.alert import AlertStatus, Severity
 from models.incident import TriageAction, TriageActionKind
 from store.base import IncidentQuery
@@ -233,6 +235,119 @@ def test_incident_of_an_alert_id_nobody_acted_on_and_an_unknown_id(data_dir, cap
     assert capsys.readouterr().err == "accesswatch: no incident or alert 'inc-typo'\n"
 
 
+def _command(*argv: str) -> int:
+    args = cli._parser().parse_command(list(argv))
+    return args.handler(args)
+
+
+def test_assign_records_what_the_dashboards_assign_records_and_incident_shows_it(data_dir, capsys):
+    """Tester: the command line had no assign; the dashboard's Assign is an ``assign`` action in the triage log."""
+    where = ("--data-dir", str(data_dir))
+    assert _command("assign", "inc-crit", "--to", " lee ", "--by", "sam", "--note", "yours till Monday", *where) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "inc-crit (emp-0001, critical) is now assigned to lee (open)",
+        "  receivers are not told of an assignment: 'accesswatch incident ID' shows it",
+    ]
+    settings = load_settings(env={"ACCESSWATCH_DATA_DIR": str(data_dir)})
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        (by_command,) = store.actions("inc-crit")
+        # the dashboard's Assign, on another incident: the same action but for the incident and the time
+        queries.triage(
+            store,
+            settings,
+            Identity("sam", Role.ANALYST, "Sam", "password"),
+            "inc-high-old",
+            TriageActionKind.ASSIGN,
+            "yours till Monday",
+            " lee ",
+        )
+        (by_dashboard,) = store.actions("inc-high-old")
+        assert store.get_incident("inc-crit").assignee == store.get_incident("inc-high-old").assignee == "lee"
+        chain = store.verify_chain()  # both in the chained triage log
+        assert chain.intact and chain.rows_checked["triage_actions"] == 4  # the fixture's two, and these
+    differs = {"incident_id", "at"}
+    assert by_command.model_dump(exclude=differs) == by_dashboard.model_dump(exclude=differs)
+    assert by_command.kind is TriageActionKind.ASSIGN and by_command.by == "sam" and by_command.assignee == "lee"
+    assert _run_incident("inc-crit", *where) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "inc-crit: critical, open, assigned to lee"
+    assert lines[-2].endswith("  sam  assign to lee") and lines[-1] == "      yours till Monday"
+
+
+def test_assign_takes_a_closed_incident_as_the_dashboard_does_and_refuses_no_one(data_dir, capsys):
+    where = ("--data-dir", str(data_dir))
+    # the dashboard offers Assign whatever the status: a resolved case may still get an owner for its follow-up
+    assert _command("assign", "inc-low", "--to", "lee", "--by", "sam", *where) == 0
+    assert capsys.readouterr().out.startswith("inc-low (emp-0002, low) is now assigned to lee (resolved)\n")
+    assert _command("assign", "inc-crit", "--to", "  ", "--by", "sam", *where) == 1
+    assert capsys.readouterr().err == "accesswatch: name the person to assign it to (--to)\n"
+    assert _command("assign", "inc-typo", "--to", "lee", "--by", "sam", *where) == 1
+    assert capsys.readouterr().err == "accesswatch: no incident or alert 'inc-typo'\n"
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        assert store.actions("inc-crit") == [] and store.get_incident("inc-crit").assignee is None
+        assert store.get_incident("inc-low").status is AlertStatus.RESOLVED
+
+
+def test_pages_of_an_incident_start_with_its_actor_and_latest_note(data_dir, capsys):
+    """Tester: ``pages --incident`` showed no actor or note: the on-call person saw pages without context."""
+    _handed_over(data_dir)
+    assert _command("pages", "--incident", "inc-crit", "--data-dir", str(data_dir)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:4] == [
+        "inc-crit: emp-0001 (employee), critical, acknowledged, assigned to lee",
+        "latest note, note by sam at 2026-11-03 17:05:07 +08:00:",
+        "    03:20 called IT on-call.",
+        "    Morning: ask the sales manager.",
+    ]
+    assert lines[4] == "no pages"
+    assert _command("pages", "--incident", "inc-high-new", "--data-dir", str(data_dir)) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        "inc-high-new: ptn-swift-logistics-01 (partner), high, acknowledged",
+        "no triage note yet (1 action in its log)",
+    ]
+    # a script's lines stay the pages alone
+    assert _command("pages", "--incident", "inc-crit", "--format", "jsonl", "--data-dir", str(data_dir)) == 0
+    assert capsys.readouterr().out == ""
+
+
+HASH = "pbkdf2_sha256$1000$c2FsdA==$aGFzaA=="  # never checked: the commands only read the user names
+
+
+def _users_config(tmp_path, *names: str, demo_sign_in: bool = False) -> str:
+    config = tmp_path / "users.toml"
+    config.write_text(
+        f"[dashboard]\ndemo_sign_in = {str(demo_sign_in).lower()}\n"
+        + "".join(f'[dashboard.users.{name}]\nrole = "analyst"\npassword_hash = "{HASH}"\n' for name in names)
+    )
+    return str(config)
+
+
+def test_a_by_that_is_no_dashboard_user_is_warned_of_and_recorded(data_dir, tmp_path, capsys):
+    """Tester: ``--by`` is free text, so the same person was ``oncall-sam`` (command line) and ``sam`` (dashboard)."""
+    where = ("--data-dir", str(data_dir), "--config", _users_config(tmp_path, "sam", "lee"))
+    assert _command("ack", "inc-crit", "--by", "oncall-sam", *where) == 0
+    assert capsys.readouterr().err == (
+        "accesswatch: warning: --by 'oncall-sam' is not a dashboard user (lee, sam): recorded as given; the triage"
+        " log names a person alike only under their dashboard user name\n"
+    )
+    assert _command("assign", "inc-crit", "--by", "sam", "--to", "lee", *where) == 0
+    assert capsys.readouterr().err == ""
+    assert _command("assign", "inc-crit", "--by", "sam", "--to", "Lee", *where) == 0  # the dashboard's "lee" is not
+    assert capsys.readouterr().err.startswith("accesswatch: warning: --to 'Lee' is not a dashboard user (lee, sam)")
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        assert [action.by for action in store.actions("inc-crit")] == ["oncall-sam", "sam", "sam"]
+
+
+def test_with_no_dashboard_users_any_by_is_taken_silently(data_dir, tmp_path, capsys):
+    # the default configuration's users are the demo's, who sign in only in the demo: nobody to compare with
+    assert _command("ack", "inc-crit", "--by", "oncall-sam", "--data-dir", str(data_dir)) == 0
+    assert capsys.readouterr().err == ""
+    demo = ("--data-dir", str(data_dir), "--config", _users_config(tmp_path, demo_sign_in=True))
+    assert _command("resolve", "inc-crit", "--by", "oncall-sam", *demo) == 0
+    assert "--by 'oncall-sam' is not a dashboard user (analyst, auditor, demo)" in capsys.readouterr().err
+
+
 def test_a_notes_control_characters_are_shown_as_escapes():
     note = "ok\x1b[2K\r\x1b[32mall clear\x1b[0m"
     action = TriageAction(incident_id="inc-low", kind=TriageActionKind.NOTE, by="eve\x1b[1A", at=NOW, note=note)
@@ -283,6 +398,62 @@ def test_on_a_terminal_the_summary_is_cut_at_a_word_to_fit_and_whole_in_a_pipe()
     assert crit.endswith(" records on Mon 02 Nov…"), crit
     others = [row for row in rows if not row.startswith("inc-crit")]
     assert [row for row in cut_rows if not row.startswith("inc-crit")] == others  # they fitted: whole
+
+
+def test_columns_fits_the_table_to_80_columns_and_widens_the_summary_at_250(data_dir, capsys, monkeypatch):
+    """Tester: at 80 columns each row was about 200 characters (it wrapped); COLUMNS, as a terminal sets it, is the
+    width the table is fitted to, piped or not."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    _run("--data-dir", str(data_dir))
+    piped = capsys.readouterr().out
+    assert "including financial data." in piped and max(len(line) for line in piped.splitlines()) > 200
+    monkeypatch.setenv("COLUMNS", "80")
+    _run("--data-dir", str(data_dir))
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 80, lines
+    # a line of figures, of activity, of summary an incident, as urgent first as the table
+    assert lines[0] == "incidents, most severe and newest first (flagged activity in Asia/Shanghai):"
+    assert [line.split()[0] for line in lines[1:-2:3]] == ["inc-crit", "inc-high-new", "inc-high-old", "inc-low"]
+    assert lines[1].split() == ["inc-crit", "open", "critical", "risk", "100", "emp-0001"]
+    assert (
+        lines[2]
+        == "    2026-11-02 00:00 to 2026-11-03 00:00 +08:00  3 alerts  bulk_read,egress,sensitive_access"[:79] + "…"
+    )
+    assert lines[3] == "    Employee emp-0001 exported 48,843 records on Mon 02 Nov, including…"
+    # the counts, by severity and by status, a line each: together they would not fit
+    assert (
+        "; ".join(lines[-2:])
+        == piped.splitlines()[-1]
+        == ("4 incidents: 1 critical, 2 high, 0 medium, 1 low; 2 open, 1 acknowledged, 1 resolved")
+    )
+    monkeypatch.setenv("COLUMNS", "250")
+    _run("--data-dir", str(data_dir))
+    wide = capsys.readouterr().out
+    assert wide == piped  # every row fits whole in 250
+    monkeypatch.setenv("COLUMNS", "200")
+    _run("--data-dir", str(data_dir))
+    assert all(len(line) <= 200 for line in capsys.readouterr().out.splitlines())
+
+
+def test_at_250_columns_five_detectors_leave_the_summary_its_room():
+    """Tester: at 250 columns the summary was cut at about 65 characters: five detectors' names took 60."""
+    five = ["bulk_read", "egress", "isolation_forest", "off_hours", "sensitive_access"]
+    summary = "Employee emp-0001 (sales) exported 48,843 records with government id data on Mon 02 Nov."
+    theft = _incident(
+        incident_id="inc-" + "0123456789abcdef0123",  # as long as a real one
+        severity=Severity.CRITICAL,
+        window_start=f.at(hours=-9),
+        window_end=f.at(hours=15),
+        detectors=five,
+        summary=summary,
+    )
+    out = io.StringIO()
+    incidents_cli.table([theft, *_incidents()], ZoneInfo("Asia/Shanghai"), out, width=250)
+    row = out.getvalue().splitlines()[1]
+    assert len(row) <= 250 and row.endswith(f" bulk_read,egress +3                {summary}"), row
+    piped = io.StringIO()
+    incidents_cli.table([theft], ZoneInfo("Asia/Shanghai"), piped)
+    assert ",".join(five) in piped.getvalue()  # whole in a pipe: grep finds every name
 
 
 def test_a_narrow_terminal_still_shows_the_start_of_the_summary():
