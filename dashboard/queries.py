@@ -64,16 +64,20 @@ HOUR = timedelta(hours=1)
 @dataclass(frozen=True, slots=True)
 class QueueView:
     incidents: list[Incident]
-    by_severity: dict[str, int]  # under the filters, before paging
-    total: int
+    # every severity, most severe first, under the filters but the severity one, before paging: the queue's make-up
+    by_severity: dict[str, int]
+    total: int  # listed: at or above the severity filter
     flagged: dict[str, Flagged]  # by incident id: when its flagged activity was, within its window
+    hidden: dict[str, int]  # below the severity filter, the severities that have some: what it leaves out
 
 
 def queue(store: Store, query: IncidentQuery) -> QueueView:
-    counts = store.incident_counts(query, by="severity")
+    counts = store.incident_counts(query.model_copy(update={"min_severity": Severity.LOW}), by="severity")
     ordered = {s.value: counts.get(s.value, 0) for s in sorted(Severity, key=lambda s: -s.rank)}
+    listed = sum(count for severity, count in ordered.items() if Severity(severity).at_least(query.min_severity))
+    hidden = {s: n for s, n in ordered.items() if n and not Severity(s).at_least(query.min_severity)}
     incidents = store.query_incidents(query)
-    return QueueView(incidents, ordered, sum(counts.values()), flagged_of(store.get_alerts, incidents))
+    return QueueView(incidents, ordered, listed, flagged_of(store.get_alerts, incidents), hidden)
 
 
 def organizations(store: Store) -> list[str]:

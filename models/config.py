@@ -530,6 +530,9 @@ class Dashboard(Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 8501
     refresh: Annotated[float, BeforeValidator(parse_duration), Field(ge=2)] = 15.0  # the queue refreshes itself
     page_size: Annotated[int, Field(ge=5, le=1000)] = 50  # events and incidents per page
+    # the queue's "Severity at least" when it opens: a morning's low findings (first-time access, mostly) outnumber
+    # the rest ten to one and would bury them; the line above the table shows them in one click
+    queue_min_severity: Severity = Severity.MEDIUM
     report_deadline: Seconds = 48 * 3600.0  # a breach is reported within this long of being known
     timeline_days: Annotated[int, Field(ge=1, le=90)] = 28  # history behind an actor's usual band and profile
     # a page showing the same customer ids in clear again within this long, in one session, is not recorded again:

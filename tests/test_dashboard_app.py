@@ -252,11 +252,52 @@ def test_auditors_read_but_do_not_triage(office):
 # -- the queue -------------------------------------------------------------------------------------
 def test_the_queue_lists_one_line_per_incident_most_severe_first_with_counts(office):
     at = _app("ana")
+    at.selectbox(key="q-severity").select("low").run()
     [table] = at.dataframe
     assert list(table.value["severity"]) == ["critical", "low"]
     assert table.value["actor"][0].startswith("emp-0001")
     counts = {m.label: m.value for m in at.metric}
     assert counts["Critical"] == "1" and counts["Low"] == "1" and counts["In the queue"] == "2"
+
+
+def _show_hidden(at: AppTest) -> list[str]:
+    return [b.label for b in at.button if b.label.endswith(" hidden: show them")]
+
+
+def test_the_queue_opens_at_medium_and_above_with_the_low_ones_a_click_away(office):
+    # a morning's queue was 84 low incidents of 92, the default filter "Severity at least: low"
+    at = _app("ana")
+    assert at.selectbox(key="q-severity").value == "medium"
+    assert list(at.dataframe[0].value["severity"]) == ["critical"]
+    counts = {m.label: m.value for m in at.metric}
+    assert counts["Critical"] == "1" and counts["Low"] == "1" and counts["In the queue"] == "1"  # the make-up kept
+    assert _show_hidden(at) == ["1 low incident hidden: show them"]
+    next(b for b in at.button if b.label == "1 low incident hidden: show them").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="q-severity").value == "low"
+    assert list(at.dataframe[0].value["severity"]) == ["critical", "low"]
+    assert _metric(at, "In the queue").value == "2" and not _show_hidden(at)
+    at.selectbox(key="q-severity").select("critical").run()  # the filter set by hand says so too
+    assert _show_hidden(at) == ["1 low incident hidden: show them"]
+    at.selectbox(key="q-detector").select("new_access").run()  # nothing listed: the line still offers the low one
+    assert "Nothing in the queue under these filters." in _text(at) and _show_hidden(at)
+
+
+def test_the_queue_s_opening_severity_is_a_setting(office, monkeypatch):
+    monkeypatch.setenv("ACCESSWATCH_DASHBOARD__QUEUE_MIN_SEVERITY", "low")
+    at = _app("ana")
+    assert list(at.dataframe[0].value["severity"]) == ["critical", "low"] and not _show_hidden(at)
+    monkeypatch.setenv("ACCESSWATCH_DASHBOARD__QUEUE_MIN_SEVERITY", "critical")
+    at = _app("ana")
+    assert at.selectbox(key="q-severity").value == "critical" and _show_hidden(at)
+
+
+def test_the_queue_leads_with_what_a_hand_over_needs_and_ends_with_the_summary(office):
+    # at 1440 pixels the status and the assignee were off to the right, past the summary
+    at = _app("ana")
+    columns = list(at.dataframe[0].value.columns)
+    assert columns[:5] == ["severity", "status", "assignee", "actor", "flagged activity"]
+    assert columns[-1] == "summary"
 
 
 def test_a_mistyped_data_dir_is_an_error_and_no_store_is_made(office, monkeypatch, tmp_path):
@@ -303,6 +344,7 @@ def test_the_pages_give_times_with_their_utc_offset(office):
 
 def test_queue_filters(office):
     at = _app("ana")
+    at.selectbox(key="q-severity").select("low").run()
     detectors = at.selectbox(key="q-detector").options
     assert "first-time access" in detectors and "large reads" in detectors and "new_access" not in detectors
     at.selectbox(key="q-detector").select("new_access").run()
@@ -412,6 +454,7 @@ def test_the_newest_flagged_activity_comes_first_not_the_newest_window(office):
     flagged = ["2026-10-28 16:00–17:00 +08:00", "2026-10-28 14:00–15:00 +08:00", "2026-10-28 09:00–10:00 +08:00"]
     at = _app("ana")
     assert list(at.dataframe[0].value["flagged activity"])[:3] == flagged  # most severe first, then newest
+    at.selectbox(key="q-severity").select("low")
     at.radio(key="q-order").set_value("newest").run()  # the partner's low one, flagged 14:00-15:00, among them
     assert list(at.dataframe[0].value["flagged activity"]) == [flagged[0], flagged[1], flagged[1], flagged[2]]
     # the actor's past incidents, and an incident's related ones: in the same order

@@ -224,10 +224,29 @@ def test_a_click_on_a_queue_row_opens_its_incident(dashboard):
         page.wait_for_timeout(1500)
         grid = page.locator("[data-testid='stDataFrame']").first.bounding_box()
         assert grid is not None
-        page.mouse.click(grid["x"] + grid["width"] * 0.6, grid["y"] + 35 + 17)  # the first row's summary
+        page.mouse.click(grid["x"] + grid["width"] * 0.6, grid["y"] + 35 + 17)  # the first row's flagged activity
         page.wait_for_url(re.compile(r"incident=inc-[0-9a-f]+"))
         page.get_by_role("heading", name=re.compile(r": (low|medium|high|critical) incident$")).wait_for()
         page.screenshot(path=ARTIFACTS / "08-row-click.png")
+
+
+def test_the_queue_shows_status_and_assignee_at_1440_pixels_and_the_low_incidents_in_one_click(dashboard):
+    # a tester's 1440-pixel screen had the status and the assignee off to the right, past a long summary
+    with _browser_page(dashboard) as page:
+        page.set_viewport_size({"width": 1440, "height": 900})
+        _sign_in(page, "analyst")
+        page.get_by_text("In the queue").wait_for()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=ARTIFACTS / "10-queue-1440.png")
+        # the grid draws on a canvas; its accessible table holds a header cell for each column in view, no more
+        headers = page.locator("[data-testid='stDataFrame'] [role='columnheader']").all_inner_texts()
+        assert {"severity", "status", "assignee", "actor", "flagged activity"} <= set(headers), headers
+        assert "summary" not in headers[:5], headers
+        shown = int(page.locator("[data-testid='stMetric']").filter(has_text="In the queue").inner_text().split()[-1])
+        page.get_by_role("button", name=re.compile(r"\d+ low incidents? hidden: show them$")).click()
+        page.get_by_role("button", name=re.compile(r"hidden: show them$")).wait_for(state="detached")
+        more = page.locator("[data-testid='stMetric']").filter(has_text="In the queue")
+        assert int(more.inner_text().split()[-1]) > shown
 
 
 def test_the_charts_leave_no_warning_in_the_browser_console(dashboard):

@@ -28,7 +28,9 @@ STATUS_CHOICES = {
 }
 
 row1 = st.columns([1, 1.3, 1.2, 1, 1.3, 1])
-min_severity = row1[0].selectbox("Severity at least", [s.value for s in Severity], index=0, key="q-severity")
+# set through the session, not index=: the hidden incidents' line sets it too (Streamlit warns of a widget given both)
+st.session_state.setdefault("q-severity", ctx.settings.dashboard.queue_min_severity.value)
+min_severity = row1[0].selectbox("Severity at least", [s.value for s in Severity], key="q-severity")
 status = row1[1].selectbox("Status", list(STATUS_CHOICES), key="q-status")
 detector = row1[2].selectbox(
     "Detector",
@@ -72,6 +74,18 @@ def open_incident(incident_id: str) -> None:
     st.switch_page(ui.HERE / "views" / "incident.py", query_params={"incident": incident_id})
 
 
+def show_every_severity() -> None:
+    st.session_state["q-severity"] = Severity.LOW.value
+
+
+def hidden_line(hidden: dict[str, int]) -> str:
+    """'84 low incidents hidden: show them', or '3 medium and 84 low incidents hidden: show them'."""
+    counts = [f"{count:,} {severity}" for severity, count in hidden.items()]
+    listed = counts[0] if len(counts) == 1 else ", ".join(counts[:-1]) + f" and {counts[-1]}"
+    noun = "incident" if sum(hidden.values()) == 1 else "incidents"
+    return f"{listed} {noun} hidden: show them"
+
+
 @st.fragment(run_every=timedelta(seconds=ctx.settings.dashboard.refresh))
 def live_queue() -> None:
     page_number = st.session_state.get("q-page", 1)
@@ -80,23 +94,35 @@ def live_queue() -> None:
     for column, (severity, count) in zip(counts, view.by_severity.items(), strict=False):
         column.metric(severity.capitalize(), f"{count:,}")
     counts[4].metric("In the queue", f"{view.total:,}")
+    # the severity filter's default leaves the many low findings out of the morning's review: say how many, and
+    # bring them back in one click (the filter above does the same, in three)
+    if view.hidden and st.button(
+        hidden_line(view.hidden),
+        type="tertiary",
+        icon=":material/visibility:",
+        key="q-show",
+        on_click=show_every_severity,
+    ):
+        st.rerun()  # the whole page: the filter above is outside this fragment
     if not view.incidents:
         st.success("Nothing in the queue under these filters.")
         return
+    # what a hand-over reads first (how bad, where it stands, who has it, whom, when) fits a 1440-pixel screen beside
+    # the sidebar; the long summary comes last, where it may run off to the right
     rows = pd.DataFrame(
         [
             {
                 "severity": i.severity.value,
-                "risk": round(i.risk_score),
+                "status": ui.STATUS_LABEL[i.status.value],
+                "assignee": i.assignee or "",
+                "actor": ui.actor_label(i),
                 # when the flagged activity was: the window may be the whole day a day's finding merged in
                 "flagged activity": queries.local_range(
                     view.flagged[i.incident_id].start, view.flagged[i.incident_id].end, ctx.zone
                 ),
-                "actor": ui.actor_label(i),
-                "summary": i.summary,
+                "risk": round(i.risk_score),
                 "detectors": ", ".join(map(detector_title, i.detectors)),
-                "status": ui.STATUS_LABEL[i.status.value],
-                "assignee": i.assignee or "",
+                "summary": i.summary,
             }
             for i in view.incidents
         ]
@@ -106,9 +132,13 @@ def live_queue() -> None:
         rows,
         "q-table",
         column_config={
-            "risk": st.column_config.ProgressColumn("risk", min_value=0, max_value=100, format="%d", width="small"),
             "severity": st.column_config.TextColumn("severity", width="small"),
+            "status": st.column_config.TextColumn("status", width=110),  # "acknowledged", "false positive"
+            "assignee": st.column_config.TextColumn("assignee", width=110),
             "actor": st.column_config.TextColumn("actor", width="medium"),
+            "flagged activity": st.column_config.TextColumn("flagged activity", width=260),  # a span of two days
+            "risk": st.column_config.ProgressColumn("risk", min_value=0, max_value=100, format="%d", width="small"),
+            "detectors": st.column_config.TextColumn("detectors", width="medium"),
             "summary": st.column_config.TextColumn("summary", width="large"),
         },
     )
