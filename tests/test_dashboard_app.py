@@ -470,6 +470,10 @@ LONG_NOTE = (
     "called the team lead: the export of 4800 records with passport numbers was no task of hers, the account is"
     " disabled and HR is told; the morning shift asks where the files went"
 )
+# typed in the dashboard's note box, which is multi-line: a paragraph, words that would be Markdown and HTML, and a
+# 200-character address with no space to break it at
+URL = "https://files.example/share/" + "x" * 172
+NOTE = f"{LONG_NOTE}\nasked **bold** <b>x</b> about it\n{URL}"
 
 
 def test_acknowledge_assign_note_and_false_positive_are_recorded_with_who(office):
@@ -479,12 +483,18 @@ def test_acknowledge_assign_note_and_false_positive_are_recorded_with_who(office
     assert "Recorded: acknowledge by ana." in _text(at)
     at.text_input(key="i-assignee").input("li")
     at.button(key="i-assign").click().run()
-    at.text_area(key="i-note").input(LONG_NOTE)
+    at.text_area(key="i-note").input(NOTE)
     at.button(key="i-add-note").click().run()
-    # the log is a table whose cells wrap, the note whole: a data grid cut it at its column's width (tester T17)
-    (log,) = at.table
-    assert list(log.value["note"]) == ["", "", LONG_NOTE] and list(log.value["assignee"]) == ["", "li", ""]
-    assert list(log.value["who"]) == ["ana"] * 3 and list(log.value["action"]) == ["acknowledge", "assign", "note"]
+    # the log is a block an action, when, who and what, with the note whole under its action (a data grid cut it at
+    # its column's width, tester T17) as plain text: its lines kept and a long address broken at the block's width,
+    # where a table's Markdown cell ran the lines together and scrolled the address sideways (tester T18)
+    (log,) = [tab for tab in at.tabs if tab.label.startswith("Triage log")]
+    heads = [m.value for m in log.markdown]
+    assert len(heads) == 3 and all(" · **ana** · " in head for head in heads)
+    assert [head.rsplit(" · ", 1)[1] for head in heads] == ["acknowledge", "assign to li", "note"]
+    (note,) = log.text  # st.text: never Markdown or HTML, whoever typed it
+    assert note.value == NOTE and note.proto.wrap and NOTE.count("\n") == 2
+    assert not any("bold" in head for head in heads)
     at.button(key="i-fp").click().run()
     assert "say why this is a false positive" in _text(at)
     with _open(office["store_path"]) as store:
@@ -494,7 +504,7 @@ def test_acknowledge_assign_note_and_false_positive_are_recorded_with_who(office
             (TriageActionKind.ASSIGN, "ana"),
             (TriageActionKind.NOTE, "ana"),
         ]
-        assert actions[1].assignee == "li" and actions[2].note == LONG_NOTE
+        assert actions[1].assignee == "li" and actions[2].note == NOTE
         stored = store.get_incident(incident)
         assert stored.status is AlertStatus.ACKNOWLEDGED and stored.assignee == "li"
     at.text_area(key="i-fp-reason").input("approved migration, ticket CHG-7")
@@ -557,6 +567,36 @@ def test_the_timeline_counts_the_actor_s_events_while_the_hourly_figures_are_beh
     drawn = [(p.hour, p.records, p.usual_low, p.usual_high) for p in behind.points]
     assert drawn == [(p.hour, p.records, p.usual_low, p.usual_high) for p in folded.points]
     assert "still being computed" not in _text(_app("ana", incident=office["bulk"].incident_id))
+
+
+def _auto_reruns(monkeypatch) -> list[float]:
+    """The intervals a page asks the browser to rerun a fragment at (``st.fragment(run_every=...)``), as sent."""
+    from streamlit.runtime.forward_msg_queue import ForwardMsgQueue
+
+    asked: list[float] = []
+    enqueue = ForwardMsgQueue.enqueue
+
+    def recorded(queue, msg):
+        if msg.HasField("auto_rerun"):
+            asked.append(msg.auto_rerun.interval)
+        enqueue(queue, msg)
+
+    monkeypatch.setattr(ForwardMsgQueue, "enqueue", recorded)
+    return asked
+
+
+def test_the_incident_s_chart_redraws_itself_while_the_hourly_figures_are_behind_and_only_then(office, monkeypatch):
+    # T18: the notice "0 of N folded" never moved, and reloading the page asks for the sign-in again
+    _fold_behind(monkeypatch)
+    asked = _auto_reruns(monkeypatch)
+    at = _app("ana", incident=office["bulk"].incident_id)
+    assert "still being computed" in _text(at)
+    assert asked == [office["settings"].dashboard.refresh]
+    with _open(office["store_path"]) as store:
+        store.fold()
+    asked.clear()
+    at.run()
+    assert "still being computed" not in _text(at) and asked == []
 
 
 def test_the_timeline_waits_for_the_fold_when_the_actor_has_too_many_events_waiting(office, monkeypatch):

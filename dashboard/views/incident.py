@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import streamlit as st
@@ -149,29 +149,39 @@ if ctx.can(Permission.TRIAGE):
 else:
     st.caption("Read-only: your role does not triage incidents.")
 
+
 # -- the timeline, in view: is this far from the usual? ------------------------------------------
-newest = ui.newest_event(ctx)
-timeline = queries.timeline(ctx.store, ctx.settings, incident, newest)
-if timeline.behind is not None:  # the roll-ups alone would draw the incident as a flat zero
-    st.info(
-        ui.still_folding(
-            timeline.behind,
-            "this actor's records are counted from its events, and its peers' median is drawn once they are"
-            if timeline.points
-            else "this actor has too many events waiting to count them here: the chart is drawn once they are",
+def draw_timeline() -> None:
+    newest = ui.newest_event(ctx)
+    timeline = queries.timeline(ctx.store, ctx.settings, incident, newest)
+    if timeline.behind is not None:  # the roll-ups alone would draw the incident as a flat zero
+        st.info(
+            ui.still_folding(
+                timeline.behind,
+                "this actor's records are counted from its events, and its peers' median is drawn once they are"
+                if timeline.points
+                else "this actor has too many events waiting to count them here: the chart is drawn once they are",
+            )
         )
-    )
-if timeline.points:
-    st.altair_chart(
-        charts.timeline(timeline.points, (incident.window_start, incident.window_end), flagged.spans, ctx.zone),
-        width="stretch",
-    )
-    st.caption(
-        "Records per hour, local time. Grey band: this actor's usual range for such an hour (10th to 90th percentile"
-        f" over the previous {ctx.settings.dashboard.timeline_days} days); dashed: the median of its active peers"
-        " (same kind, role and organisation); dark red: the hours the detectors flagged; light red: the rest of the"
-        " incident's window."
-    )
+    elif folding:  # caught up since the page was drawn: the page again, which then no longer refreshes itself
+        st.rerun()
+    if timeline.points:
+        st.altair_chart(
+            charts.timeline(timeline.points, (incident.window_start, incident.window_end), flagged.spans, ctx.zone),
+            width="stretch",
+        )
+        st.caption(
+            "Records per hour, local time. Grey band: this actor's usual range for such an hour (10th to 90th"
+            f" percentile over the previous {ctx.settings.dashboard.timeline_days} days); dashed: the median of its"
+            " active peers (same kind, role and organisation); dark red: the hours the detectors flagged; light red:"
+            " the rest of the incident's window."
+        )
+
+
+# while the hourly figures are behind, the chart and its notice redraw themselves as the fold goes on, as the queue
+# does: the fold runs in the server's background, and reloading the page asks for the sign-in again (tester T18)
+folding = queries.fold_behind(ctx.store) is not None
+st.fragment(draw_timeline, run_every=timedelta(seconds=ctx.settings.dashboard.refresh) if folding else None)()
 
 # -- the tabs ---------------------------------------------------------------------------------
 explained, events_tab, related_tab, log_tab, report_tab = st.tabs(
@@ -271,24 +281,19 @@ with related_tab:
 with log_tab:
     if not view.actions:
         st.caption("Nobody has acted on this incident yet.")
-    else:
-        # a static table, whose cells wrap: a data grid cuts a note at its column's width, and the note (why
-        # someone acted) is what the next shift needs whole; its cells are Markdown, so the words go in literal
-        st.table(
-            pd.DataFrame(
-                [
-                    {
-                        "when": ui.local_time(ctx, a.at, seconds=True),
-                        "who": markdown_text(a.by),
-                        "action": a.kind.value.replace("_", " "),
-                        "assignee": markdown_text(a.assignee or ""),
-                        "note": markdown_text(a.note or ""),
-                    }
-                    for a in view.actions
-                ]
-            ),
-            hide_index=True,
-        )
+    # a block an action, as `accesswatch incident ID` prints the log: when, who, what, then the note whole. The note
+    # (why someone acted: what the next shift needs) is plain text, never Markdown, for whoever typed it may have
+    # typed anything: st.text keeps its lines and breaks a long unbroken string (a URL) at the block's width, where
+    # a table's Markdown cell ran the lines together and scrolled the URL sideways (tester T18)
+    for action in view.actions:
+        with st.container(border=True):
+            assigned = f" to {markdown_text(action.assignee)}" if action.assignee else ""
+            st.markdown(
+                f"{ui.local_time(ctx, action.at, seconds=True)} · **{markdown_text(action.by)}** ·"
+                f" {action.kind.value.replace('_', ' ')}{assigned}"
+            )
+            if action.note:
+                st.text(action.note, width="stretch")
 
 with report_tab:
     st.markdown(
