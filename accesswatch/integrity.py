@@ -267,12 +267,15 @@ def describe(report: ChainReport) -> list[str]:
     # in the form ``verify --head`` takes back, and the chain-head log line gives
     head = f"head {report.head_entry}:{report.head.hex()}" if report.head else "no chain yet"
     lines = [
-        f"{'intact' if report.intact else 'TAMPERED'}: {report.entries} chain entries, {report.events_checked} events"
-        f" checked, {report.purged} purged by retention, {_audit_rows(report)}, {report.problem_count} problems;"
-        f" {head}"
+        f"{'intact' if report.intact else 'TAMPERED'}: {_count(report.entries, 'chain entry', 'chain entries')},"
+        f" {_count(report.events_checked, 'event')} checked, {report.purged} purged by retention,"
+        f" {_audit_rows(report)}, {_count(report.problem_count, 'problem')}; {head}"
     ]
     if report.unchained:
-        lines.append(f"note: {report.unchained} events were stored before the chain was kept and cannot be verified")
+        were = "was" if report.unchained == 1 else "were"
+        lines.append(
+            f"note: {_count(report.unchained, 'event')} {were} stored before the chain was kept and cannot be verified"
+        )
     for problem in report.problems:
         where = f"seq {problem.seq}" if problem.seq is not None else ""
         if problem.table is not None:  # a row of the dashboard's audit log
@@ -287,6 +290,11 @@ def describe(report: ChainReport) -> list[str]:
             where += f" (chain entry {problem.entry})"
         lines.append(f"{problem.kind:<9}{where.strip() + ': ' if where.strip() else ''}{problem.detail}")
     return lines
+
+
+def _count(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 problem``, ``2 problems``: "1 problems" read as a slip in the one line an auditor quotes."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def _audit_rows(report: ChainReport) -> str:

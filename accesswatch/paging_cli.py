@@ -107,7 +107,7 @@ def _triage_command(
     settings_of: Callable[[argparse.Namespace], Settings],
 ) -> argparse.ArgumentParser:
     sub = command(name, _triage, text)
-    sub.set_defaults(action_kind=kind, settings_of=settings_of)
+    sub.set_defaults(action_kind=kind, settings_of=settings_of, command_name=name)
     sub.add_argument("id", metavar="ID", help="the incident id (or the id of one of its alerts)")
     sub.add_argument(
         "--by",
@@ -180,6 +180,11 @@ def undelivered(settings: Settings, store: Store, command: str) -> list[str]:
     return lines
 
 
+def _say_undelivered(settings: Settings, store: Store, command: str) -> None:
+    for line in undelivered(settings, store, command):
+        print(line, file=sys.stderr)
+
+
 def _waiting(store: Store, now: datetime) -> tuple[int, int]:
     """The pending pages: (retries, escalations not yet due).
 
@@ -219,6 +224,9 @@ def _pages(args: argparse.Namespace) -> int:
                         + (" (the incident moved on since: pages --status cancelled says how)" if superseded else "")
                     )
                 report = _deliver(settings, store, receivers, retry=True)
+            except KeyboardInterrupt:  # Ctrl-C: the pages it gives back, as a stopped replay says them
+                _say_undelivered(settings, store, "pages")
+                raise
             finally:
                 for receiver in receivers.values():
                     receiver.close()
@@ -421,7 +429,11 @@ def _act(
         _say_repeat(incident, action)
         return EXIT_OK
     # one try now; a receiver that is down gets it from the running pipeline (or pages --deliver)
-    app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident.incident_id)
+    try:
+        app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident.incident_id)
+    except KeyboardInterrupt:  # the action is recorded: only its pages wait
+        _say_undelivered(settings, store, args.command_name)
+        raise
     rows = {row.notification_id: row for row in store.notifications(OutboxQuery(incident_id=incident.incident_id))}
     _say_done(incident, kind, [rows.get(row.notification_id, row) for row in planned], store.receiver_rests())
     return EXIT_OK

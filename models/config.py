@@ -110,6 +110,27 @@ def _ca_certificates(path: Path) -> Path:
 CaCertificates = Annotated[ReadableFile, AfterValidator(_ca_certificates)]
 
 
+def appendable_file(path: Path) -> Path:
+    """A file pages are appended to, checked now: then, a parent that is a file failed at the first page as a
+    traceback (``FileExistsError`` from making its directory).  Directories not there yet are made then."""
+    if path.is_dir():
+        raise ValueError("a file to append pages to, not a directory")
+    if path.exists() and not path.is_file():  # a FIFO or a device: a page written there is not kept
+        raise ValueError("a regular file to append pages to")
+    blocking = _not_a_directory(path.parent)
+    if blocking is not None:
+        raise ValueError(f"a file path whose parents are directories: {blocking} is not a directory")
+    return path
+
+
+def _not_a_directory(path: Path) -> Path | None:
+    """The nearest of ``path`` and its parents that is there, when it is no directory: ``mkdir -p`` fails on it."""
+    for ancestor in (path, *path.parents):
+        if ancestor.exists():  # the ones below it are made when needed
+            return None if ancestor.is_dir() else ancestor
+    return None
+
+
 def _network(value: Any) -> IPv4Network | IPv6Network:
     """An IP network from its text; pydantic's own type would also take 12 as 0.0.0.12/32."""
     if isinstance(value, IPv4Network | IPv6Network):  # built in code, like the defaults
@@ -608,6 +629,17 @@ class Settings(Section):
         if isinstance(value, str) and not value.strip():
             raise ValueError("a directory path, not an empty string (leave it unset for ./data)")
         return value
+
+    @model_validator(mode="after")
+    def _page_file_appendable(self) -> Settings:
+        # the file receiver's default path (notify.settings.<name>.path, when set, is checked by its receiver)
+        if _not_a_directory(self.data_dir) is not None and not Path(self.notify.file).is_absolute():
+            return self  # a data dir under a file: the commands say that of data_dir (accesswatch.cli)
+        try:
+            appendable_file(self.data_dir / self.notify.file)  # an absolute notify.file stands alone
+        except ValueError as exc:
+            raise cross_field_error(["notify.file", "data_dir"], str(exc)) from None
+        return self
 
 
 class ConfigError(Exception):

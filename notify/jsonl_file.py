@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 import orjson
+from pydantic import AfterValidator
 
-from models.config import Settings as Config  # ``Settings`` below is the receiver's own
+from models.config import Settings as Config
+from models.config import appendable_file  # ``Settings`` below is the receiver's own
 from models.page import Page
 from notify.base import DeliveryError, Notifier, ReceiverSettings, page_record
 
@@ -29,7 +31,8 @@ TAIL_BYTES = 1 << 16
 
 
 class FileSettings(ReceiverSettings):
-    path: str  # relative paths are inside the data dir
+    # relative paths are inside the data dir (``complete`` joins them before this check)
+    path: Annotated[str, AfterValidator(lambda path: str(appendable_file(Path(path))))]
 
 
 class JsonlFileNotifier(Notifier[FileSettings]):

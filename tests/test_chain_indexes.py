@@ -187,7 +187,7 @@ def test_many_index_problems_are_listed_up_to_a_limit_then_counted_in_one_line(t
         problems = _index_problems(store)
     # the verdict counts every problem, the ones counted on the last line too (not LISTED + 1 lines)
     assert report.problem_count == LISTED + 30
-    assert integrity.describe(report)[0].startswith(f"TAMPERED: 1 chain entries, {LISTED + 30} events checked")
+    assert integrity.describe(report)[0].startswith(f"TAMPERED: 1 chain entry, {LISTED + 30} events checked")
     assert f", {LISTED + 30} problems; head " in integrity.describe(report)[0]
     assert len(problems) == LISTED + 1
     assert [p.seq for p in problems[:LISTED]] == list(range(1, LISTED + 1))

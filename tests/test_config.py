@@ -961,3 +961,26 @@ def test_a_variable_that_could_mean_two_receivers_is_refused(tmp_path):
     new = "https://hooks.slack.example/services/T0/B0/new"
     dashed = load_settings(path, env={"ACCESSWATCH_NOTIFY__SETTINGS__ON-CALL__URL": new})
     assert dashed.notify.settings["on-call"]["url"] == new and dashed.notify.settings["on_call"] == {"kind": "file"}
+
+
+def test_a_page_file_under_a_file_is_refused_at_load_naming_its_key(tmp_path):
+    # it was accepted by check-config, then the first page was a traceback: FileExistsError from making its directory
+    config = tmp_path / "mine.toml"
+    config.write_text('[notify]\nfile = "mine.toml/pages.jsonl"\n')  # inside the data dir
+    done = run_cli("check-config", "--config", str(config), "--data-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"configuration error: notify.file = 'mine.toml/pages.jsonl' (from {config}): expected a file path whose"
+        f" parents are directories: {config} is not a directory"
+    ]
+    # a receiver's own path alike, however deep under the file; a directory, a FIFO are no file to append to
+    variable = "ACCESSWATCH_NOTIFY__SETTINGS__FILE__PATH"
+    assert error_line({variable: f"{config}/a/b/pages.jsonl"}).endswith(f": {config} is not a directory")
+    assert error_line({variable: str(tmp_path)}).endswith(": expected a file to append pages to, not a directory")
+    os.mkfifo(tmp_path / "fifo")
+    assert error_line({variable: str(tmp_path / "fifo")}).endswith(": expected a regular file to append pages to")
+    # directories not there yet are made at the first page: accepted
+    settings = load_settings(None, env={variable: str(tmp_path / "new" / "dirs" / "pages.jsonl")})
+    assert settings.notify.settings["file"]["path"].endswith("dirs/pages.jsonl")
+    done = run_cli("check-config", "--data-dir", str(tmp_path / "not" / "yet"))
+    assert done.returncode == 0, done.stderr

@@ -181,7 +181,7 @@ def test_the_verify_command_names_the_tampered_events_and_fails(tmp_path):
     path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
     assert aw("replay", str(path), "--data-dir", str(data)).returncode == 0
     clean = aw("verify", "--data-dir", str(data))
-    assert clean.returncode == 0 and clean.stdout.startswith("intact: 1 chain entries, 6 events checked"), clean
+    assert clean.returncode == 0 and clean.stdout.startswith("intact: 1 chain entry, 6 events checked"), clean
     db = sqlite3.connect(data / "accesswatch.db", isolation_level=None)
     db.execute("UPDATE events SET actor_id = 'emp-9999' WHERE event_id = 'evt-cli-2'")
     db.execute("DELETE FROM events WHERE event_id = 'evt-cli-4'")
@@ -196,6 +196,22 @@ def test_the_verify_command_names_the_tampered_events_and_fails(tmp_path):
     }
     changed = next(p for p in report["problems"] if p["kind"] == "changed")
     assert "its columns were changed (actor_id 'emp-9999', originally " in changed["detail"]
+
+
+def test_the_verify_verdict_counts_one_problem_in_the_singular(tmp_path):
+    # it said "1 problems", in the one line an auditor quotes
+    data = tmp_path / "data"
+    lines = [event_dict(event_id=f"evt-one-{i}", timestamp=f"2026-11-02T0{i}:00:00Z") for i in range(2)]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    assert aw("replay", str(path), "--data-dir", str(data)).returncode == 0
+    db = sqlite3.connect(data / "accesswatch.db", isolation_level=None)
+    db.execute("DELETE FROM events WHERE event_id = 'evt-one-1'")
+    db.close()
+    done = aw("verify", "--data-dir", str(data))
+    assert done.returncode == 1
+    verdict = done.stdout.splitlines()[0]
+    assert verdict.startswith("TAMPERED: 1 chain entry, 1 event checked,") and ", 1 problem; head " in verdict, verdict
 
 
 # -- chain heads logged while running (accesswatch.chain_heads) ------------------------------------------

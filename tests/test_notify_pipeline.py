@@ -249,6 +249,39 @@ def test_a_replay_stopped_by_ctrl_c_before_it_delivers_says_what_waits(
     assert pagerduty.received == []
 
 
+def test_pages_deliver_and_ack_stopped_by_ctrl_c_say_what_waits(
+    tmp_path, events, config, pagerduty, capsys, monkeypatch
+):
+    # they stopped saying nothing: exit 130, an empty stderr, and the pages given back left pending unseen
+    from notify.jsonl_file import JsonlFileNotifier
+
+    def interrupted(self, page, delivery_id=""):
+        raise KeyboardInterrupt
+
+    data = tmp_path / "data"
+    store = ["--data-dir", str(data), "--config", str(config)]
+    real = JsonlFileNotifier.send
+    monkeypatch.setattr(JsonlFileNotifier, "send", interrupted)
+    assert accesswatch("replay", str(events), *store, "--page") == 130
+    capsys.readouterr()
+    assert accesswatch("pages", "--deliver", *store) == 130
+    waiting = outbox(data, statuses=[NotificationStatus.PENDING])
+    err = capsys.readouterr().err
+    assert f"accesswatch pages: stopped with {_pages(len(waiting))} not delivered: " in err
+    assert _deliver_command(err, "pages")[:3] == ["accesswatch", "pages", "--deliver"]
+    monkeypatch.setattr(JsonlFileNotifier, "send", real)
+    assert accesswatch("pages", "--deliver", *store) == 0
+    incident = next(i for i in incidents(data) if i.severity.rank >= 1)
+    monkeypatch.setattr(JsonlFileNotifier, "send", interrupted)
+    capsys.readouterr()
+    assert accesswatch("ack", incident.incident_id, *store, "--by", "ana") == 130
+    waiting = outbox(data, statuses=[NotificationStatus.PENDING])
+    assert waiting
+    assert f"accesswatch ack: stopped with {_pages(len(waiting))} not delivered: " in capsys.readouterr().err
+    (acknowledged,) = [i for i in incidents(data) if i.incident_id == incident.incident_id]
+    assert acknowledged.status.value == "acknowledged"  # recorded before its pages were tried
+
+
 def test_a_run_stopped_with_pages_waiting_says_so(tmp_path, events, config, pagerduty, capsys, monkeypatch):
     monkeypatch.setenv("ACCESSWATCH_NOTIFY__DELIVERY__DRAIN_ON_EXIT", "0s")
     pagerduty.fail_next(100, 503)
