@@ -636,7 +636,12 @@ def test_a_stop_with_kafka_away_says_in_one_line_of_ours_that_the_group_was_not_
         instance.source.close()
         closing = caplog.records[closing_from:]
         assert instance.error is None
-        assert [r.getMessage() for r in closing if r.name.startswith("kafka") and r.levelno >= logging.WARNING] == []
+        # the client's background I/O goes on telling that Kafka is away (a connection lost or refused, a metadata
+        # refresh failed) until the close ends it, on whichever of its threads: the absence our line tells, not
+        # the close's noise (a busy CI machine showed them in about one run in five); anything else is
+        away = ("kafka.net.", "kafka.cluster")
+        told = [r for r in closing if r.name.startswith("kafka") and r.levelno >= logging.WARNING]
+        assert [r.getMessage() for r in told if not r.name.startswith(away)] == []
         ours = [r for r in closing if r.name == "ingest.kafka_source" and r.levelno >= logging.WARNING]
         assert len(ours) == 1 and ours[0].levelno == logging.WARNING
         assert ours[0].getMessage().startswith("kafka: could not leave consumer group 'accesswatch' at the stop (")
