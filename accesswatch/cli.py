@@ -28,11 +28,12 @@ import orjson
 from accesswatch import __version__, app, arguments, config_check, incidents_cli, integrity_cli, paging_cli
 from accesswatch.arguments import WrongArgument
 from accesswatch.logging import configure as configure_logging
+from accesswatch.words import plural
 from ingest import kafka_send
 from ingest.kafka_settings import KafkaUnreachable
 from ingest.simulator.settings import MAX_DAYS, MAX_EMPLOYEES, MIN_EMPLOYEES, SimulationSettings
 from models.alert import Alert, Severity
-from models.config import ConfigError, Settings
+from models.config import ConfigError, Settings, blocking_ancestor
 from models.deadletter import DeadLetter
 from models.event import format_utc
 from models.json_lines import json_line
@@ -250,17 +251,10 @@ def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 
 def _not_a_directory(path: Path) -> str | None:
     """Why ``path`` cannot be (or become, by ``mkdir -p``) a directory, or None."""
-    for ancestor in (path, *path.parents):
-        if ancestor.exists():
-            if ancestor.is_dir():
-                return None
-            return "and it is a file" if ancestor == path else f"and {ancestor} is a file"
-    return None
-
-
-def _plural(count: int, noun: str, plural: str | None = None) -> str:
-    """``1 line``, ``2 lines``: summaries read as sentences."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+    ancestor = blocking_ancestor(path)
+    if ancestor is None:
+        return None
+    return "and it is a file" if ancestor == path else f"and {ancestor} is a file"
 
 
 # -- replay ----------------------------------------------------------------------------
@@ -302,7 +296,7 @@ def _replay(args: argparse.Namespace) -> int:
 def _print_replay(report: IngestReport, settings: Settings) -> None:
     rate = report.lines_read / report.elapsed if report.elapsed > 0 else 0.0
     print(
-        f"read {_plural(report.lines_read, 'line')}: stored {report.stored}, duplicates {report.duplicates},"
+        f"read {plural(report.lines_read, 'line')}: stored {report.stored}, duplicates {report.duplicates},"
         f" dead letters {report.dead_letters}"
     )
     print(
@@ -330,7 +324,7 @@ def _late_warning(late: int, lateness: float) -> str:
     """One line on events stored but never judged: a replay of them again finds them stored, and judges none."""
     its, it = ("its window", "it") if late == 1 else ("their windows", "them")
     return (
-        f"accesswatch replay: warning: {_plural(late, 'event')} stored but not judged: {its} had closed"
+        f"accesswatch replay: warning: {plural(late, 'event')} stored but not judged: {its} had closed"
         f" (more than windows.allowed_lateness, {lateness:,.10g} s, behind the newest event read); to judge {it},"
         " replay all the files in one replay, each in time order, into a fresh data dir, or raise"
         " windows.allowed_lateness"
@@ -415,7 +409,7 @@ def _deadletters(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(f"{letter.source} {letter.position}: {letter.reason}\n    '{_shown(letter.raw)}'\n")
     if args.format == "table":
-        sys.stdout.write(f"{_plural(total, 'dead letter')} in all\n" if total else "no dead letters\n")
+        sys.stdout.write(f"{plural(total, 'dead letter')} in all\n" if total else "no dead letters\n")
     return EXIT_OK
 
 
@@ -568,7 +562,7 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{a.version:<58} {span:<35} {a.windows:>8,} {a.actor_days:>10,}  {thresholds}")
     latest = artefacts[-1]
     params = ", ".join(f"{k}={v}" for k, v in latest.params.items())
-    models = _plural(len(artefacts), "model")
+    models = plural(len(artefacts), "model")
     print(f"{models} in {store.directory}; latest: {len(latest.features)} features, {params},")
     print(f"  scikit-learn {latest.library.get('scikit-learn')}; features: {', '.join(latest.features)}")
     return EXIT_OK
@@ -637,8 +631,8 @@ def _demo(args: argparse.Namespace) -> int:
     store_path = _claim_demo_store(settings, replace=not args.keep)
     simulator = settings.source.simulator
     print(
-        f"accesswatch demo: {_plural(simulator.days, 'simulated day')} of an organisation with"
-        f" {_plural(simulator.employees, 'employee')}, played at {simulator.speed:,.0f}x into {store_path};"
+        f"accesswatch demo: {plural(simulator.days, 'simulated day')} of an organisation with"
+        f" {plural(simulator.employees, 'employee')}, played at {simulator.speed:,.0f}x into {store_path};"
         f" {_demo_pages(settings)}. Ctrl-C stops.",
         flush=True,
     )
@@ -742,7 +736,7 @@ def _live(settings: Settings, command: str) -> int:
             signal.signal(sig, handler)
         source.close()
     print(
-        f"stopped: read {_plural(report.lines_read, 'line')}, stored {report.stored}, duplicates {report.duplicates}"
+        f"stopped: read {plural(report.lines_read, 'line')}, stored {report.stored}, duplicates {report.duplicates}"
         # a restart's redeliveries are duplicates to the store but judged again: told apart, as README does
         + (f" ({report.redelivered} of them redelivered after a restart, judged again)" if report.redelivered else "")
         + f", dead letters {report.dead_letters}, alerts raised {report.alerts_raised}",

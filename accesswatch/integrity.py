@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from accesswatch.words import plural
 from models.event import format_utc, parse_rfc3339
 from store.chain import ChainedStore, ChainReport, PeriodAccount
 from store.chain_audit import AUDIT_TABLES
@@ -267,14 +268,14 @@ def describe(report: ChainReport) -> list[str]:
     # in the form ``verify --head`` takes back, and the chain-head log line gives
     head = f"head {report.head_entry}:{report.head.hex()}" if report.head else "no chain yet"
     lines = [
-        f"{'intact' if report.intact else 'TAMPERED'}: {_count(report.entries, 'chain entry', 'chain entries')},"
-        f" {_count(report.events_checked, 'event')} checked, {report.purged} purged by retention,"
-        f" {_audit_rows(report)}, {_count(report.problem_count, 'problem')}; {head}"
+        f"{'intact' if report.intact else 'TAMPERED'}: {plural(report.entries, 'chain entry', 'chain entries')},"
+        f" {plural(report.events_checked, 'event')} checked, {report.purged} purged by retention,"
+        f" {_audit_rows(report)}, {plural(report.problem_count, 'problem')}; {head}"
     ]
     if report.unchained:
         were = "was" if report.unchained == 1 else "were"
         lines.append(
-            f"note: {_count(report.unchained, 'event')} {were} stored before the chain was kept and cannot be verified"
+            f"note: {plural(report.unchained, 'event')} {were} stored before the chain was kept and cannot be verified"
         )
     for problem in report.problems:
         where = f"seq {problem.seq}" if problem.seq is not None else ""
@@ -290,11 +291,6 @@ def describe(report: ChainReport) -> list[str]:
             where += f" (chain entry {problem.entry})"
         lines.append(f"{problem.kind:<9}{where.strip() + ': ' if where.strip() else ''}{problem.detail}")
     return lines
-
-
-def _count(count: int, noun: str, plural: str | None = None) -> str:
-    """``1 problem``, ``2 problems``: "1 problems" read as a slip in the one line an auditor quotes."""
-    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def _audit_rows(report: ChainReport) -> str:

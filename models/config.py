@@ -117,13 +117,13 @@ def appendable_file(path: Path) -> Path:
         raise ValueError("a file to append pages to, not a directory")
     if path.exists() and not path.is_file():  # a FIFO or a device: a page written there is not kept
         raise ValueError("a regular file to append pages to")
-    blocking = _not_a_directory(path.parent)
+    blocking = blocking_ancestor(path.parent)
     if blocking is not None:
         raise ValueError(f"a file path whose parents are directories: {blocking} is not a directory")
     return path
 
 
-def _not_a_directory(path: Path) -> Path | None:
+def blocking_ancestor(path: Path) -> Path | None:
     """The nearest of ``path`` and its parents that is there, when it is no directory: ``mkdir -p`` fails on it."""
     for ancestor in (path, *path.parents):
         if ancestor.exists():  # the ones below it are made when needed
@@ -633,7 +633,7 @@ class Settings(Section):
     @model_validator(mode="after")
     def _page_file_appendable(self) -> Settings:
         # the file receiver's default path (notify.settings.<name>.path, when set, is checked by its receiver)
-        if _not_a_directory(self.data_dir) is not None and not Path(self.notify.file).is_absolute():
+        if blocking_ancestor(self.data_dir) is not None and not Path(self.notify.file).is_absolute():
             return self  # a data dir under a file: the commands say that of data_dir (accesswatch.cli)
         try:
             appendable_file(self.data_dir / self.notify.file)  # an absolute notify.file stands alone
