@@ -115,6 +115,7 @@ def _verify(args: argparse.Namespace) -> int:
                     "unchained": report.unchained,
                     "rows_checked": report.rows_checked,  # the dashboard's audit log, by table
                     "rows_purged": report.rows_purged,
+                    "incidents_checked": report.incidents_checked,  # severities compared with the chain's records
                     "head": report.head.hex() if report.head else None,
                     "head_entry": report.head_entry,
                     "problem_count": report.problem_count,  # with those counted on one line past the listed
@@ -128,7 +129,8 @@ def _verify(args: argparse.Namespace) -> int:
                             "count": p.count,
                             "table": p.table,  # a row of the audit log (data_accesses, triage_actions), not an event
                             "row": p.row,
-                            "incident_id": p.incident_id,  # a status its triage log does not give: the incident
+                            # an incident whose status or severity the chain does not account for (or its alert)
+                            "incident_id": p.incident_id,
                             "alert_id": p.alert_id,  # ... and the alert, if it is one of its alerts
                         }
                         for p in report.problems

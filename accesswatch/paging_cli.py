@@ -22,7 +22,7 @@ import shlex
 import sys
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TextIO
 
 from accesswatch import app, arguments
@@ -256,11 +256,12 @@ def _pages(args: argparse.Namespace) -> int:
         return EXIT_OK
     if incident is not None:
         _context(incident, actions, settings, sys.stdout)
+    zone = settings.organisation.tz
     if args.limit:  # --limit 0: the counts alone ("no pages" would read as "nobody was paged")
-        _table(rows, rests, sys.stdout, now)
+        _table(rows, rests, sys.stdout, zone, now)
     summary = ", ".join(f"{counts.get(status, 0)} {status.value}" for status in NotificationStatus)
     sys.stdout.write(f"in all{f' for {incident_id}' if incident_id else ''}: {summary}\n")
-    _resting(rests, now, sys.stdout)
+    _resting(rests, now, sys.stdout, zone)
     return EXIT_OK
 
 
@@ -280,14 +281,14 @@ def _context(incident: Incident, actions: list[TriageAction], settings: Settings
     out.write("".join(visible(line) + "\n" for line in lines))
 
 
-def _resting(rests: dict[str, ReceiverRest], now: datetime, out: TextIO) -> None:
+def _resting(rests: dict[str, ReceiverRest], now: datetime, out: TextIO, zone: tzinfo) -> None:
     """One line per receiver resting now: until when, whether it asked for it, and why."""
     for rest in sorted(rests.values(), key=lambda rest: rest.receiver):
         if rest.until <= now:
             continue  # its rest is over: it is tried with the next page (its failures still count)
         asked = rest.asked_until is not None and rest.asked_until >= rest.until
         why = "as it asked (Retry-After)" if asked else f"backing off after {rest.failures} failure(s) in a row"
-        line = f"{rest.receiver} rests until {_short(rest.until)} UTC, {why}: {rest.error}"
+        line = f"{rest.receiver} rests until {_when(rest.until, zone)}, {why}: {rest.error}"
         out.write(visible(line) + "\n")  # an error may quote the log's words
 
 
@@ -318,25 +319,33 @@ def _record(row: Notification, rests: dict[str, ReceiverRest], now: datetime) ->
     }
 
 
-def _table(rows: list[Notification], rests: dict[str, ReceiverRest], out: TextIO, now: datetime | None = None) -> None:
-    """The pages, one a line; ``rests``: the receivers' rests, which hold back their waiting pages."""
+def _table(
+    rows: list[Notification], rests: dict[str, ReceiverRest], out: TextIO, zone: tzinfo, now: datetime | None = None
+) -> None:
+    """The pages, one a line; ``rests``: the receivers' rests, which hold back their waiting pages.
+
+    Times in the organisation's zone, named in the header, each with its UTC offset: as ``incidents`` and
+    ``incident`` give the activity and the triage log that the pages are about.
+    """
     now = now or datetime.now(UTC)
     if not rows:
         out.write("no pages\n")
         return
+    created, settled = f"created ({zone})", f"next / done ({zone})"
+    wide = max(_WHEN_WIDTH, len(created), len(settled))
     out.write(
-        f"{'created (UTC)':<20} {'status':<10} {'receiver':<14} {'page':<12} {'incident':<24} {'actor':<16}"
+        f"{created:<{wide}} {'status':<10} {'receiver':<14} {'page':<12} {'incident':<24} {'actor':<16}"
         f" {'severity':<8}"
-        f" {'tries':>5}  {'next / done (UTC)':<20} last error\n"
+        f" {'tries':>5}  {settled:<{wide}} last error\n"
     )
     for row in rows:
         kind = row.kind.value + (f"+{row.page.escalation_level}" if row.page.escalation_level else "")
         when = row.settled_at if row.settled_at else next_try(row, rests)
         # the log's words escaped (``models.visible``): an actor id's ESC or CR is shown, and an error may quote it
         out.write(
-            f"{_short(row.created_at):<20} {row.status.value:<10} {row.receiver:<14} {kind:<12} {row.incident_id:<24}"
-            f" {visible(row.actor_id):<16} {row.page.severity.value:<8} {row.attempts:>5}  {_short(when):<20}"
-            f" {visible(_shown(row, now))}\n"
+            f"{_when(row.created_at, zone):<{wide}} {row.status.value:<10} {row.receiver:<14} {kind:<12}"
+            f" {row.incident_id:<24} {visible(row.actor_id):<16} {row.page.severity.value:<8} {row.attempts:>5}"
+            f"  {_when(when, zone):<{wide}} {visible(_shown(row, now, zone))}\n"
         )
 
 
@@ -346,13 +355,13 @@ def _lease(row: Notification, now: datetime) -> datetime | None:
     return row.leased_until if held else None
 
 
-def _shown(row: Notification, at: datetime) -> str:
+def _shown(row: Notification, at: datetime, zone: tzinfo) -> str:
     """The last column: the error, and for a page sent again as its incident was then, what changed; for one
     held under a lease at ``at``, until when (else its next try, the lease's end, would be unexplained)."""
     lease = _lease(row, at)
     if lease is not None:
         held = (
-            f"taken for delivery until {_short(lease)} UTC (a process is sending it, or stopped"
+            f"taken for delivery until {_when(lease, zone)} (a process is sending it, or stopped"
             " without giving it back: it is tried again then)"
         )
         return f"{held}; {_error_shown(row)}" if row.last_error else held
@@ -364,7 +373,7 @@ def _shown(row: Notification, at: datetime) -> str:
     if refreshed.acknowledged is not None:
         now += f" by {refreshed.acknowledged.by}"
     planned = f"{refreshed.planned_status.value.replace('_', ' ')}, {refreshed.planned_severity.value}"
-    said = f"sent as the incident was at {_short(refreshed.at)}: {now} (planned: {planned})"
+    said = f"sent as the incident was at {_when(refreshed.at, zone)}: {now} (planned: {planned})"
     return f"{said}; {_error_shown(row)}" if row.last_error else said
 
 
@@ -382,8 +391,11 @@ def _error_shown(row: Notification) -> str:
     return row.last_error
 
 
-def _short(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+_WHEN_WIDTH = len("2026-11-02 10:01:30 +08:00")
+
+
+def _when(moment: datetime, zone: tzinfo) -> str:
+    return local_time(moment, zone, seconds=True)
 
 
 # -- ack, resolve and reopen ------------------------------------------------------------------------
@@ -435,7 +447,8 @@ def _act(
         _say_undelivered(settings, store, args.command_name)
         raise
     rows = {row.notification_id: row for row in store.notifications(OutboxQuery(incident_id=incident.incident_id))}
-    _say_done(incident, kind, [rows.get(row.notification_id, row) for row in planned], store.receiver_rests())
+    told = [rows.get(row.notification_id, row) for row in planned]
+    _say_done(incident, kind, told, store.receiver_rests(), settings.organisation.tz)
     return EXIT_OK
 
 
@@ -473,7 +486,11 @@ def _say_repeat(incident: Incident, action: TriageAction) -> None:
 
 
 def _say_done(
-    incident: Incident, kind: TriageActionKind, told: list[Notification], rests: dict[str, ReceiverRest]
+    incident: Incident,
+    kind: TriageActionKind,
+    told: list[Notification],
+    rests: dict[str, ReceiverRest],
+    zone: tzinfo,
 ) -> None:
     who = visible(incident.actor_id)
     now = _status(incident)
@@ -484,7 +501,7 @@ def _say_done(
         line = f"  {row.receiver}: {row.kind.value} {row.status.value}"
         if row.status is NotificationStatus.PENDING:
             error = row.last_error or (rests[row.receiver].error if row.receiver in rests else None)
-            line += f", next try {_short(next_try(row, rests))} UTC" + (f" ({error})" if error else "")
+            line += f", next try {_when(next_try(row, rests), zone)}" + (f" ({error})" if error else "")
         elif row.status is NotificationStatus.FAILED:
             line += f": {row.last_error}"
         print(visible(line))  # an error may quote the log's words

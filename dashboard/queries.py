@@ -315,6 +315,7 @@ class Impact:
     records: int = 0
     egress_records: int = 0
     denied: int = 0
+    failed: int = 0  # accesses that ended in an error: asked, nothing served, as a refused one
     # the ids the events logged; the contract lets an event log a sample of its records' customers
     customers: dict[str, CustomerTrace] = field(default_factory=dict)
     sampled_events: int = 0  # events that logged fewer customer ids than their record_count
@@ -382,9 +383,13 @@ def impact(
 def _add(result: Impact, item: StoredEvent) -> None:
     event = item.event
     result.events += 1
-    if event.outcome is Outcome.DENIED:
-        result.denied += 1
-        return  # refused: nothing was read
+    if event.outcome is not Outcome.SUCCESS:
+        # refused or failed: nothing was read (the detectors count only data served, ``detectors.windows``)
+        if event.outcome is Outcome.DENIED:
+            result.denied += 1
+        else:
+            result.failed += 1
+        return
     at, egress = event.timestamp, event.is_egress
     result.records += event.record_count
     if egress:
@@ -426,6 +431,7 @@ class Ingested:
     records: int
     egress_records: int
     denied: int
+    records_include_refused: bool = False  # some hours were counted before they left refused accesses' out
 
     @classmethod
     def of(cls, hours: Sequence[HourActivity]) -> Ingested:
@@ -434,6 +440,7 @@ class Ingested:
             sum(h.records for h in hours),
             sum(h.egress_records for h in hours),
             sum(h.denied for h in hours),
+            any(h.records_include_refused for h in hours),
         )
 
 
@@ -581,28 +588,48 @@ class ContractBreach:
     classes: list[str]  # the data classes read outside it
 
 
-CONTRACT_ALERTS_READ = 10_000  # alerts an episode each (an agent's hours run on grow one alert): a bound, not a sample
+CONTRACT_ALERTS_READ = 10_000  # alerts read at a time: all the span's are read, a page after another, and added up
+
+
+def every_alert(store: Store, query: AlertQuery, page: int) -> Iterator[Alert]:
+    """Every alert the query matches, read ``page`` at a time: a figure summed over them counts them all.
+
+    A single read of at most 10,000 made the Compliance page's figures those of the first 10,000 alerts of the
+    span, unsaid: an undercount of no stated size.  The stores keep an alert's figures in its body (Elasticsearch
+    as an opaque record), so it is added up here, with the companies' totals only held in memory.
+    """
+    offset = 0
+    while True:
+        found = store.query_alerts(query.model_copy(update={"limit": page, "offset": offset}))
+        yield from found
+        if len(found) < page:
+            return
+        offset += len(found)
 
 
 def contract_breaches(store: Store, since: datetime, until: datetime) -> list[ContractBreach]:
     """By company, the most records first: a breach of a declared contract is a figure of its own, not one more
     partner alert "outside its usual scope" (``Detector.partner_scope``)."""
-    alerts = store.query_alerts(
-        AlertQuery(detector="partner_contract", since=since, until=until, limit=CONTRACT_ALERTS_READ)
-    )
-    by_company: dict[str, list[Alert]] = defaultdict(list)
-    for alert in alerts:
+    query = AlertQuery(detector="partner_contract", since=since, until=until)
+    agents: dict[str, set[str]] = defaultdict(set)
+    alerts: Counter[str] = Counter()
+    records: Counter[str] = Counter()
+    classes: dict[str, set[str]] = defaultdict(set)
+    for alert in every_alert(store, query, CONTRACT_ALERTS_READ):
         company = (alert.evidence.get("contract") or {}).get("organization") or alert.actor_organization or "?"
-        by_company[company].append(alert)
+        agents[company].add(alert.actor_id)
+        alerts[company] += 1
+        records[company] += records_outside_contract(alert)
+        classes[company].update(alert.evidence.get("outside_contract") or {})
     breaches = [
         ContractBreach(
             organization=company,
-            agents=len({alert.actor_id for alert in found}),
-            alerts=len(found),
-            records=sum(records_outside_contract(alert) for alert in found),
-            classes=sorted({name for alert in found for name in alert.evidence.get("outside_contract") or {}}),
+            agents=len(agents[company]),
+            alerts=count,
+            records=records[company],
+            classes=sorted(classes[company]),
         )
-        for company, found in by_company.items()
+        for company, count in alerts.items()
     ]
     return sorted(breaches, key=lambda b: (-b.records, b.organization))
 
@@ -628,7 +655,7 @@ class PartnerScope:
     classes: list[str]  # the data classes the alerts name, where their evidence does
 
 
-PARTNER_ALERTS_READ = 10_000  # as CONTRACT_ALERTS_READ: a bound on one period's partner alerts, not a sample
+PARTNER_ALERTS_READ = 10_000  # as CONTRACT_ALERTS_READ: alerts read at a time, all of them in the end
 
 
 def partner_scope_by_company(store: Store, since: datetime, until: datetime) -> list[PartnerScope]:
@@ -636,8 +663,7 @@ def partner_scope_by_company(store: Store, since: datetime, until: datetime) -> 
     scope = sorted(name for name, detector in DETECTORS.items() if detector.partner_scope)
     by_company: dict[str, list[Alert]] = defaultdict(list)
     for name in scope:  # the store filters alerts by detector, not by actor kind: a query a detector
-        found = store.query_alerts(AlertQuery(detector=name, since=since, until=until, limit=PARTNER_ALERTS_READ))
-        for alert in found:
+        for alert in every_alert(store, AlertQuery(detector=name, since=since, until=until), PARTNER_ALERTS_READ):
             if alert.actor_kind is ActorKind.PARTNER:
                 by_company[alert.actor_organization or "?"].append(alert)
     companies = [
@@ -1108,14 +1134,14 @@ def export_events(
 _UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def download_name(stem: str, customer: str | None, moment: datetime, zone: tzinfo) -> str:
+def download_name(stem: str, customer: str | None, moment: datetime, zone: tzinfo, extension: str = "csv") -> str:
     """``access-request-answer-cust-3fa9c2e1-2026-11-25.csv``: two requests' files, or two days', do not collide.
 
     ``customer`` as the viewer sees it (``Masker.customer``: a pseudonym until unmasked): a file's name is shown
     in places its content is not, a download list or a mail's subject.
     """
     parts = [stem, _UNSAFE_IN_FILE_NAMES.sub("-", customer).strip("-.") if customer else ""]
-    return "-".join([part for part in parts if part] + [moment.astimezone(zone).date().isoformat()]) + ".csv"
+    return "-".join([part for part in parts if part] + [moment.astimezone(zone).date().isoformat()]) + f".{extension}"
 
 
 def events_csv(

@@ -180,17 +180,22 @@ def _events_line(impact: Impact) -> str:
     """The events, records and exports: the flagged hours' first where the window is wider than them."""
     inside = impact.in_flagged
     whole = (
-        f"{impact.events:,} ({impact.denied:,} refused); records read: {impact.records:,};"
+        f"{impact.events:,} ({_not_served(impact)}); records read: {impact.records:,};"
         f" exported, downloaded, printed or shared: {impact.egress_records:,}"
     )
     if inside is None:
         return f"Events: {whole}"
     return (
-        f"Events: {inside.events:,} in the flagged hours ({inside.denied:,} refused); records read:"
+        f"Events: {inside.events:,} in the flagged hours ({_not_served(inside)}); records read:"
         f" {inside.records:,}; exported, downloaded, printed or shared: {inside.egress_records:,}."
         f" In the whole window: {impact.events:,} events, {impact.records:,} records read,"
         f" {impact.egress_records:,} exported, downloaded, printed or shared"
     )
+
+
+def _not_served(impact: Impact) -> str:
+    """The accesses that read nothing: refused, and (where any) failed."""
+    return f"{impact.denied:,} refused" + (f", {impact.failed:,} failed" if impact.failed else "")
 
 
 def _customer_lines(impact: Impact) -> list[str]:
@@ -285,13 +290,17 @@ def _retention_lines(retained: Retained | None, zone: tzinfo) -> list[str]:
 
 
 def _ingested_records(figures: Ingested) -> str:
-    """The hourly figures count a refused event's records with the rest (and a refused export's as exported):
-    read and exported only where none was refused."""
-    if not figures.denied:
+    """The hourly figures count the records of served accesses only, as the detectors and the tables below do.
+
+    Hours a store counted before that (``store.dash_served``) whose events retention deleted may still hold
+    the records a refused or failed access asked for: which ones is gone with the events, so it is said.
+    """
+    if not figures.records_include_refused:
         return f"{figures.records:,} records read, {figures.egress_records:,} exported, downloaded, printed or shared"
     return (
-        f"{figures.records:,} records asked for, {figures.egress_records:,} of them to export, download, print or"
-        " share (the refused events' records included: the hourly figures do not tell them apart)"
+        f"{figures.records:,} records read or asked for, {figures.egress_records:,} of them exported, downloaded,"
+        " printed or shared or asked to be (refused or failed accesses' records may be included: these hours were"
+        " counted before the hourly figures left them out, and the events that would tell them apart are deleted)"
     )
 
 
@@ -460,10 +469,10 @@ TOTAL_ROW = "All classes (each access once)"
 
 
 def _accesses(impact: Impact) -> str:
-    """The accesses that read data and their records: a refused one read none, and is in no class's row."""
-    read = impact.events - impact.denied
+    """The accesses that read data and their records: a refused or failed one read none, and is in no class's row."""
+    read = impact.events - impact.denied - impact.failed
     text = f"{read:,} {'access' if read == 1 else 'accesses'} read {impact.records:,} records"
-    return text + (f" ({impact.denied:,} refused read none)" if impact.denied else "")
+    return text + (f" ({_not_served(impact)} read none)" if impact.denied or impact.failed else "")
 
 
 _YOURS = "To be written by the privacy officer: "

@@ -11,17 +11,19 @@ automated service), the action, the fields and their classes, and the
 purpose stated.  Nothing in it names anyone else.
 
 An empty or short list is an answer only with the period it covers: the
-file opens with it (from the retention horizon of the latest purge, or the
+cover note says it (from the retention horizon of the latest purge, or the
 oldest access kept, to the time of the answer), with each purge that deleted
-older accesses under the retention policy, before the table: the person (or
-a regulator) learns when each deletion ran and what it deleted, not only
-the latest, which after several would read as the only one.
+older accesses under the retention policy: the person (or a regulator)
+learns when each deletion ran and what it deleted, not only the latest,
+which after several would read as the only one.  The note is a text file of
+its own beside the CSV, which is a plain table (its header the first row):
+lines of prose above the header were rows to a spreadsheet or a csv reader,
+one cell wide, and the header a row among them.  Columns repeating the period
+on every row would leave an empty answer, which has no row, without it.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -44,7 +46,16 @@ NO_PURPOSE = "no purpose recorded"
 
 @dataclass(frozen=True, slots=True)
 class SubjectAnswer(Export):
-    notes: tuple[str, ...] = ()  # what the file opens with: the period covered, and what retention deleted
+    notes: tuple[str, ...] = ()  # the cover note's: the period covered, and what retention deleted
+
+    def cover_note(self, table_name: str) -> str:
+        """The note to send with the table (``table_name``: the CSV's file name), as plain text."""
+        listed = (
+            f"The accesses are listed in {table_name}, one a row, oldest first: {', '.join(SUBJECT_COLUMNS)}."
+            if self.events
+            else f"{table_name} holds the table's header only: no access to list."
+        )
+        return "".join(f"{line}\n\n" for line in (*self.notes, listed))
 
 
 def partner_names(detectors: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
@@ -150,7 +161,7 @@ def _deletion_lines(period: Period, kept: str, zone: tzinfo) -> list[str]:
 def answer_notes(
     period: Period, export: Export, earlier: int, last: datetime | None, zone: tzinfo, days: int
 ) -> tuple[str, ...]:
-    """The lines the answer opens with: the period, what retention deleted, then what the list holds besides.
+    """The cover note's lines: the period, what retention deleted, then what the table holds besides.
 
     ``earlier``: accesses listed from before the period (kept past a purge as evidence); ``last``: the time of
     the last one listed; ``days``: ``[retention] events_days``.
@@ -162,7 +173,7 @@ def answer_notes(
     else:
         span = f"from {local_time(period.start, zone)} to {end}"
         notes = [
-            f"Accesses to your data recorded {span}: {within:,}, listed below."
+            f"Accesses to your data recorded {span}: {within:,}, listed in the table."
             if within
             else f"No access to your data was recorded {span}."
         ]
@@ -181,7 +192,7 @@ def answer_notes(
         )
     if not export.complete and last is not None:
         notes.append(
-            f"This file lists the first {export.events:,} accesses, up to {local_time(last, zone)}:"
+            f"The table lists the first {export.events:,} accesses, up to {local_time(last, zone)}:"
             " the later ones did not fit in one file."
         )
     notes.append(f"Times are {zone} time, with their offset from UTC.")
@@ -203,7 +214,7 @@ def subject_access_answer(
     """Every access that served ``customer_id``'s data, oldest first, up to ``cap``, as CSV; recorded.
 
     Only accesses that succeeded: a denied or failed one disclosed nothing.  All the history kept, as the
-    request asks: no dates; the file opens with the period that is (``answer_notes``), up to ``now``.
+    request asks: no dates; the cover note says the period that is (``answer_notes``), up to ``now``.
     ``retention_days``: ``[retention] events_days``, said in the answer.
     """
     if not identity.can(Permission.AUDIT_SEARCH):
@@ -227,8 +238,6 @@ def subject_access_answer(
     query = EventQuery(customer_id=customer_id.strip(), outcome=Outcome.SUCCESS, newest_first=False)
     table = events_csv(store, query, SUBJECT_COLUMNS, row, cap)
     notes = answer_notes(period, table, earlier, last, zone, retention_days)
-    out = io.StringIO()
-    csv.writer(out).writerows([[note] for note in notes] + [[]])  # a line each, then an empty one
     covered = [None if period.start is None else period.start.isoformat(), period.end.isoformat()]
     what = {
         "customer_id": query.customer_id,
@@ -238,4 +247,4 @@ def subject_access_answer(
         "period": covered,
     }
     record_access(store, identity, DataAccessKind.EXPORT, reason, what, table.events)
-    return SubjectAnswer(out.getvalue() + table.csv, table.events, table.complete, notes)
+    return SubjectAnswer(table.csv, table.events, table.complete, notes)

@@ -29,6 +29,9 @@ class HourActivity(_Figures):
     records: int
     egress_records: int  # exported, downloaded, printed or shared
     denied: int  # events refused by the system of record
+    # records and egress_records count served accesses only (a refused or failed one read nothing); True: they may
+    # also count refused or failed ones, purged before the store counted served records only (store.dash_served)
+    records_include_refused: bool = False
 
 
 class PeerHour(_Figures):

@@ -350,7 +350,9 @@ class Store(OutboxStore, ABC):
     # == dashboard (issue 6): aggregations for the pages, and the audit of auditors ==========
     # Every figure is computed where the data lives (SQL, an Elasticsearch
     # aggregation) so a page never loads a month of events.  Local days are the
-    # organisation's zone's calendar days, daylight saving included.
+    # organisation's zone's calendar days, daylight saving included.  Records are
+    # those of served accesses only, as the detectors count them: a refused or
+    # failed access is an event (a refused one denied) that read no record.
     @abstractmethod
     def incident_counts(self, query: IncidentQuery, by: IncidentFacet = "severity") -> dict[str, int]:
         """How many incidents match the query's filters (limit and offset ignored), per value of ``by``."""

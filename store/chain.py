@@ -36,7 +36,9 @@ The same chain holds the dashboard's audit log (``store.chain_audit``): each
 transaction that adds a data access or a triage action appends an entry
 listing its rows, and a purge of triage actions an entry listing the ids it
 deleted, so the heads ``run`` logs and the digests exported anchor that log
-too.
+too.  It holds each incident's creation and each rise of its severity as
+well (``store.chain_incidents``), and each purge of incidents as an entry
+listing them.
 
 SQLite-specific on purpose (``store.sqlite_chain`` makes it a mixin of
 ``SqliteStore``): the leaves are the rows just written, hashed within the
@@ -96,9 +98,19 @@ class Leaf:
     event_id: str
 
 
-# events, purge: of events; the others, of the dashboard's audit log (``store.chain_audit``): rows added to
-# its table, or a purge of them
-EntryKind = Literal["events", "purge", "data_accesses", "triage_actions", "data_accesses purge", "triage_actions purge"]
+# events, purge: of events; data_accesses, triage_actions: of the dashboard's audit log (``store.chain_audit``), rows
+# added to its table, or a purge of them; incidents: incidents created or raised in severity, or a purge of them
+# (``store.chain_incidents``)
+EntryKind = Literal[
+    "events",
+    "purge",
+    "data_accesses",
+    "triage_actions",
+    "data_accesses purge",
+    "triage_actions purge",
+    "incidents",
+    "incidents purge",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,14 +153,16 @@ class Entry:
             seq += 1
 
 
-# status: an incident or alert stored in a status its chained triage log does not leave it in (``store.chain_status``)
-ProblemKind = Literal["changed", "removed", "inserted", "chain", "index", "status"]
+# status: an incident or alert stored in a status its chained triage log does not leave it in (``store.chain_status``);
+# severity: an incident stored at a severity below the one the chain recorded for it (``store.chain_incidents``)
+ProblemKind = Literal["changed", "removed", "inserted", "chain", "index", "status", "severity"]
 
 
 @dataclass(frozen=True, slots=True)
 class Problem:
     """One thing ``verify`` found: an event (or an audit log's row) changed, removed or inserted, an entry altered,
-    an index wrong, or an incident's status not the one its triage log leaves it in."""
+    an index wrong, an incident's status not the one its triage log leaves it in, or an incident gone or lowered
+    in severity that the chain recorded."""
 
     kind: ProblemKind
     detail: str
@@ -158,7 +172,7 @@ class Problem:
     count: int = 1  # what the line stands for: one that counts the rest of its kind, not listed, stands for them
     table: str | None = None  # a row of the dashboard's audit log (``store.chain_audit``), not an event: its table
     row: int | None = None  # ... and its id
-    incident_id: str | None = None  # an incident (or its alert) whose status its triage log does not account for
+    incident_id: str | None = None  # an incident (or its alert) whose status or severity the chain does not account for
     alert_id: str | None = None  # ... and the alert, where it is one of its alerts
 
 
@@ -170,6 +184,7 @@ class ChainReport:
     unchained: int = 0  # events stored before the chain was kept (an older version): not verifiable
     rows_checked: dict[str, int] = field(default_factory=dict)  # the audit log's rows checked, by table
     rows_purged: dict[str, int] = field(default_factory=dict)  # ... and those gone through retention
+    incidents_checked: int = 0  # stored incidents whose severity was compared with what the chain recorded
     head: bytes | None = None
     head_entry: int = 0
     problems: list[Problem] = field(default_factory=list)

@@ -1,8 +1,10 @@
 """``verify``'s check of the stored incidents' statuses against the triage log the chain holds.
 
-The incidents and alerts tables are not chained: an alert grows while a
-replay judges, its incident with it, and a chain over rows that change would
-be a hash a change.  What a person decided is chained: each triage action
+The incidents and alerts tables are not chained as rows: an alert grows
+while a replay judges, its incident with it, and a chain over rows that
+change would be a hash a change (what only goes one way, an incident's
+creation and the rises of its severity, is: ``store.chain_incidents``).
+What a person decided is chained: each triage action
 (``store.chain_audit``).  ``record_action`` sets an incident's status, and
 its alerts', in the transaction that adds the action's row, and nothing else
 in the product changes a stored status: the pipeline keeps the status it

@@ -4,7 +4,8 @@ Separate from ``store.chain`` (the format, and the writing and reading of it)
 because only the ``verify`` command reads it all; what purges account for,
 which ``verify`` asks, is in ``store.chain_purges``; the rows of the dashboard's
 audit log, whose entries the same walk meets, are compared in ``store.chain_audit``;
-the incidents' statuses, with the triage log that walk read, in ``store.chain_status``.
+the incidents' statuses, with the triage log that walk read, in ``store.chain_status``; their creations and
+severities, whose records the walk meets too, in ``store.chain_incidents``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from store.chain import (
     with_leaves,
 )
 from store.chain_audit import AuditRows, is_audit_entry
+from store.chain_incidents import IncidentRecords
 from store.chain_indexes import check_indexes
 from store.chain_purges import Purges, purge_horizons
 from store.chain_status import check_statuses
@@ -60,6 +62,7 @@ class _Verification:
         self.purges = Purges(db, report.problems)
         self.horizon_after = purge_horizons(db)
         self.audit = AuditRows(db, report)  # the dashboard's audit log, in the same chain
+        self.incidents = IncidentRecords(db, report)  # the incidents' creations and rises in severity, too
 
     def run(self) -> None:
         db, report = self.db, self.report
@@ -73,6 +76,8 @@ class _Verification:
             report.head, report.head_entry = entry.digest, entry.n
             if is_audit_entry(entry):
                 self.audit.add(with_leaves(db, entry))
+            elif self.incidents.owns(entry):
+                self.incidents.add(with_leaves(db, entry))
             if entry.kind != "events":
                 continue
             if chain_start or lost:
@@ -94,8 +99,10 @@ class _Verification:
         if chain_start:
             self._report_traces_past(chained_to)
         self.audit.close()
-        statuses = _Listing(report)
-        check_statuses(db, self.audit.triage_log(), statuses.add)
+        statuses, log = _Listing(report), self.audit.triage_log()
+        check_statuses(db, log, statuses.add)
+        # an incident gone whose triage log the chain holds is named by ``check_statuses``: once is enough
+        self.incidents.close({action.incident_id for action in log}, statuses.add)
         statuses.close()
 
     def _report_traces_past(self, chained_to: int) -> None:

@@ -22,7 +22,9 @@ Each purge transaction appends a ``purge`` entry to the hash chain
 (``store.chain``) recording its horizon and the seqs it deleted, so
 ``verify`` tells events purged from events removed behind the product's
 back (the evidence a purge kept included), and the chain stays verifiable
-for what remains.  The purged events' idempotency keys stay, marked
+for what remains.  A purge of incidents appends entries listing the
+incidents and the triage actions it deleted (``store.chain_incidents``,
+``store.chain_audit``).  The purged events' idempotency keys stay, marked
 (``store.event_keys``): replaying the original log afterwards stores none
 of them again, and ``verify`` counts each once, purged.  The newest stored
 event is always kept: store positions (checkpoints, the dashboard's
@@ -47,6 +49,7 @@ from store import class_postings, customer_postings, event_keys
 from store.base import KeptHistory, PurgeRecord
 from store.chain import append_purge, drop_purged_leaves
 from store.chain_audit import TRIAGE_ACTIONS, record_purge
+from store.chain_incidents import record_purge as record_incident_purge
 
 log = logging.getLogger(__name__)
 
@@ -206,8 +209,8 @@ _INCIDENTS_PAST = _past_keeping("incidents", "incidents.incident_id")
 
 
 def _purge_alerts(db: sqlite3.Connection, before: str, report: PurgeReport, dry_run: bool) -> None:
-    """Closed incidents that ended and were closed before the horizon go, with their alerts and triage log (its
-    purge chained)."""
+    """Closed incidents that ended and were closed before the horizon go, with their alerts and triage log (the
+    purge of the incidents and of their log chained)."""
     horizon = {"before": before}
     listing = f"SELECT incident_id FROM incidents WHERE {_INCIDENTS_PAST}"
     if dry_run:
@@ -230,6 +233,7 @@ def _purge_alerts(db: sqlite3.Connection, before: str, report: PurgeReport, dry_
             actions += [row_id for (row_id,) in db.execute(f"SELECT id {of_them}", ids)]
             db.execute(f"DELETE {of_them}", ids)
         record_purge(db, TRIAGE_ACTIONS, actions)
+        record_incident_purge(db, incidents)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")

@@ -47,6 +47,7 @@ from store.base import (
 )
 from store.chain import ROW_COLUMNS, append_events
 from store.chain_audit import TRIAGE_ACTIONS, add_row
+from store.chain_incidents import record_rises
 from store.customer_postings import index_customers, seqs_of
 from store.local_days import local_day_sql, offsets_between
 from store.readers import ReadersSummary, Tally
@@ -545,13 +546,19 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         try:
             triaged = self._column_of("incidents", "incident_id", "body", [i.incident_id for i in incidents])
             rows = []
+            rising: dict[str, int | None] = {}  # new or more severe: chained once stored (store.chain_incidents)
             for incident in incidents:
                 body = triaged.get(incident.incident_id)
-                if body is not None:  # a person's triage stands
+                if body is None:
+                    rising[incident.incident_id] = None
+                else:  # a person's triage stands
                     stored = Incident.model_validate_json(body)
                     incident = incident.model_copy(update={"status": stored.status, "assignee": stored.assignee})
+                    if incident.severity.rank > stored.severity.rank:
+                        rising[incident.incident_id] = stored.severity.rank
                 rows.append(_incident_row(incident))
             insert_all(db, _UPSERT_INCIDENT, rows, _UPSERT_INCIDENT_TAIL)
+            record_rises(db, rising)
             # each stored alert's status and incident, in one column: a statement, not two
             statuses = self._column_of(
                 "alerts", "alert_id", "status || ' ' || coalesce(json_extract(body, '$.incident_id'), '')",

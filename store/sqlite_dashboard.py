@@ -42,6 +42,7 @@ from models.incident import TriageActionKind
 from store import actor_days
 from store.base import IncidentFacet, IncidentQuery, Store
 from store.chain_audit import DATA_ACCESSES, add_row
+from store.dash_served import REFUSED_BEFORE
 from store.local_days import local_day_sql, offsets_between
 from store.unlisted import listed_or_found
 
@@ -55,6 +56,9 @@ MARKS_KEPT = timedelta(days=2)
 _HOUR_US = 3_600_000_000
 _DAY_US = 86_400_000_000
 _EGRESS = tuple(action.value for action in Action if action.is_egress)
+# An event's records read: only data actually served, as the detectors count them (``detectors.windows``); a
+# refused or failed access's records were asked for, not read (its events are counted, a refusal as denied).
+SERVED_RECORDS = "CASE WHEN outcome = 'success' THEN record_count ELSE 0 END"
 _REVIEW_KINDS = (
     TriageActionKind.ACKNOWLEDGE.value,
     TriageActionKind.RESOLVE.value,
@@ -141,8 +145,9 @@ class SqliteDashboardMixin:
         db.execute("DROP TABLE IF EXISTS temp.dash_batch")
         db.execute(
             "CREATE TEMP TABLE dash_batch AS SELECT actor_id, ts / ? AS hour, classes, action,"
-            " system || '/' || resource_type AS resource, actor_kind, count(*) AS events, sum(record_count) AS records,"
-            " sum(outcome = 'denied') AS denied FROM events WHERE seq > ? AND seq <= ? GROUP BY 1, 2, 3, 4, 5, 6",
+            " system || '/' || resource_type AS resource, actor_kind, count(*) AS events,"
+            f" sum({SERVED_RECORDS}) AS records, sum(outcome = 'denied') AS denied"
+            " FROM events WHERE seq > ? AND seq <= ? GROUP BY 1, 2, 3, 4, 5, 6",
             (_HOUR_US, after, upto),
         )
         egress_records = f"sum(CASE WHEN action IN ({egress}) THEN records ELSE 0 END)"
@@ -268,10 +273,24 @@ class SqliteDashboardMixin:
             )
         else:
             rows = self._actor_hours(actor_id, first, end)
+        refused_before = self._refused_before()
         return [
-            HourActivity(hour=_from_hour(hour), events=events, records=records, egress_records=egress, denied=denied)
+            HourActivity(
+                hour=_from_hour(hour),
+                events=events,
+                records=records,
+                egress_records=egress,
+                denied=denied,
+                records_include_refused=hour < refused_before,
+            )
             for hour, events, records, egress, denied in rows
         ]
+
+    def _refused_before(self) -> int:
+        """The first hour whose roll-ups count served records only: before it, purged refused events' may remain
+        (``store.dash_served``); the earliest hour of all on a store that never counted them."""
+        row = self._db.execute("SELECT seq FROM dash_fold WHERE name = ?", (REFUSED_BEFORE,)).fetchone()
+        return row[0] if row else -(2**63)
 
     def _actor_hours(self, actor_id: str, first: int, end: int) -> sqlite3.Cursor:
         return self._db.execute(
@@ -302,9 +321,11 @@ class SqliteDashboardMixin:
         with self._read_snapshot():
             hours = {hour: list(figures) for hour, *figures in self._actor_hours(actor_id, first, end)}
             folded = self._folded_seq()
+            refused_before = self._refused_before()
             waiting = self._db.execute(
-                "SELECT ts / ? AS hour, count(*), sum(record_count),"
-                f" sum(CASE WHEN action IN ({egress_actions}) THEN record_count ELSE 0 END), sum(outcome = 'denied')"
+                f"SELECT ts / ? AS hour, count(*), sum({SERVED_RECORDS}),"
+                f" sum(CASE WHEN action IN ({egress_actions}) THEN {SERVED_RECORDS} ELSE 0 END),"
+                " sum(outcome = 'denied')"
                 " FROM (SELECT e.ts, e.record_count, e.action, e.outcome FROM events e"
                 f" WHERE e.actor_id = ? AND {actor_days.WITHIN_DAYS} AND e.ts >= ? AND e.ts < ? AND e.seq > ?"
                 " LIMIT ?) GROUP BY 1",
@@ -323,7 +344,14 @@ class SqliteDashboardMixin:
         for hour, *figures in waiting:
             hours[hour] = [a + b for a, b in zip(hours.get(hour, [0, 0, 0, 0]), figures, strict=True)]
         return [
-            HourActivity(hour=_from_hour(hour), events=events, records=records, egress_records=egress, denied=denied)
+            HourActivity(
+                hour=_from_hour(hour),
+                events=events,
+                records=records,
+                egress_records=egress,
+                denied=denied,
+                records_include_refused=hour < refused_before,
+            )
             for hour, (events, records, egress, denied) in sorted(hours.items())
         ]
 

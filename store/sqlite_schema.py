@@ -30,6 +30,8 @@ import sqlite3
 from collections.abc import Callable
 
 from store.chain_audit import chain_existing_rows
+from store.chain_incidents import chain_existing_incidents
+from store.dash_served import count_served_records_only
 
 # a migration is SQL, or (one that needs Python) a function run in its transaction on the store's connection
 Migration = tuple[str, str | Callable[[sqlite3.Connection], None]]
@@ -439,5 +441,20 @@ MIGRATIONS: list[Migration] = [
         # are now: a change made before this runs is not seen.
         "0015-audit-chain",
         chain_existing_rows,
+    ),
+    (
+        # Each incident's creation and each rise of its severity join the chain (store.chain_incidents): an incident
+        # no one had triaged yet could be deleted, or lowered in severity, unseen by verify.  The incidents stored
+        # before are recorded once, in one entry, as created at their severity now: a change made before is not seen.
+        "0016-incident-chain",
+        chain_existing_incidents,
+    ),
+    (
+        # The dashboard's roll-ups count the records of served accesses only, as the detectors do: a refused or
+        # failed access's records were counted as read (and a refused export's as exported), in the charts and the
+        # breach report's hourly figures.  The stored events' are taken out of what was folded; the purged ones'
+        # cannot be, and the hours before the latest purge's horizon are marked (store.dash_served).
+        "0017-dash-served-records",
+        count_served_records_only,
     ),
 ]

@@ -542,7 +542,7 @@ class StoreContract:
         ]
         everyone = store.activity(f.at(hours=0), f.at(hours=2))
         assert [(h.hour, h.events, h.records, h.denied) for h in everyone] == [
-            (f.at(hours=0), 4, 522, 1),
+            (f.at(hours=0), 4, 514, 1),  # emp-c's refused 8 records are not read: its event is counted, as denied
             (f.at(hours=1), 2, 9, 0),
         ]
         assert store.activity(f.at(hours=1), f.at(hours=2), actor_id="emp-a") == []
@@ -552,9 +552,9 @@ class StoreContract:
         store.write([f.incoming(settings, at=f.at(hours=0), actor={"id": "emp-b"}, record_count=100)])
         store.write(office[:2])  # ... replayed events are not new
         [hour] = store.activity(f.at(hours=0), f.at(hours=1))
-        assert (hour.events, hour.records) == (5, 622)
+        assert (hour.events, hour.records) == (5, 614)
         [hour] = store.activity(f.at(hours=0), f.at(hours=1))
-        assert (hour.events, hour.records) == (5, 622)
+        assert (hour.events, hour.records) == (5, 614)
 
     def test_exact_activity_is_the_actor_s_activity_once_caught_up(self, store: Store, office):
         # an adapter without roll-ups is never behind; SQLite's, folded, answers as ``activity`` does
@@ -568,7 +568,7 @@ class StoreContract:
         peers = store.peer_activity("emp-a", f.at(hours=0), f.at(hours=2))
         assert peers.peers == 2  # emp-b and emp-c; the partner is no peer
         assert [(p.hour, p.active_peers, p.records, p.median_records) for p in peers.hours] == [
-            (f.at(hours=0), 2, 12, 6.0),
+            (f.at(hours=0), 2, 4, 2.0),  # emp-c was refused its 8 records: active, and read none
             (f.at(hours=1), 1, 6, 6.0),
         ]
         assert store.peer_activity("nobody", f.at(hours=0), f.at(hours=2)).peers == 0
@@ -595,7 +595,54 @@ class StoreContract:
         government = [(d.day.isoformat(), d.records) for d in days if d.data_class == "government_id"]
         assert government == [("2026-11-02", 10)]
         identity = [(d.day.isoformat(), d.records) for d in days if d.data_class == "identity"]
-        assert identity == [("2026-11-02", 31), ("2026-11-03", 1)]
+        assert identity == [("2026-11-02", 23), ("2026-11-03", 1)]  # emp-c's refused 8 not among them
+
+    def test_the_records_read_are_the_served_accesses_as_the_detectors_count_them(self, store: Store, settings):
+        # a refused or failed access asked for its records and was served none: counted as an event (a refusal as
+        # denied), never as records read or exported, in every figure the dashboard and the report draw
+        crew = {"kind": "employee", "role": "sales", "department": "sales"}
+        a, b = {"id": "emp-a", **crew}, {"id": "emp-b", **crew}
+        passports = {"fields": ["passport_number"]}
+        store.write(
+            [
+                f.incoming(settings, at=f.at(hours=0.1), actor=a, record_count=10, **passports),
+                f.incoming(
+                    settings,
+                    at=f.at(hours=0.2),
+                    actor=a,
+                    action="export",
+                    outcome="denied",
+                    record_count=500,
+                    **passports,
+                ),
+                f.incoming(
+                    settings,
+                    at=f.at(hours=0.3),
+                    actor=a,
+                    action="export",
+                    outcome="error",
+                    record_count=70,
+                    **passports,
+                ),
+                f.incoming(settings, at=f.at(hours=0.4), actor=b, outcome="error", record_count=9, **passports),
+                f.incoming(settings, at=f.at(hours=0.5), actor=b, action="export", record_count=4, **passports),
+            ]
+        )
+        span = (f.at(hours=0), f.at(hours=1))
+        [everyone] = store.activity(*span)
+        assert (everyone.events, everyone.records, everyone.egress_records, everyone.denied) == (5, 14, 4, 1)
+        [mine] = store.activity(*span, actor_id="emp-a")
+        assert (mine.events, mine.records, mine.egress_records, mine.denied) == (3, 10, 0, 1)
+        assert store.exact_activity("emp-a", *span, at_most=10) == [mine]
+        [peers] = store.peer_activity("emp-a", *span).hours
+        assert (peers.records, peers.median_records) == (4, 4.0)
+        profile = store.actor_profile("emp-a", *span)
+        assert profile is not None
+        assert {(u.name, u.events, u.records) for u in profile.actions} == {("read", 1, 10), ("export", 2, 0)}
+        assert [(u.name, u.events, u.records) for u in profile.data_classes] == [("government_id", 3, 10)]
+        zone = ZoneInfo("Asia/Shanghai")
+        by_kind = store.class_days(*span, zone, by_kind=True)
+        assert [(d.data_class, d.events, d.records) for d in by_kind] == [("government_id", 5, 14)]
 
     def test_class_days_follow_the_zones_calendar(self, store: Store, settings):
         # 22:30 UTC is 23:30 in Berlin on 1 March (winter) and 00:30 the next day on 29 March (summer)

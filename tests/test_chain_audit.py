@@ -20,6 +20,7 @@ from store.retention import RetentionPolicy
 from store.sqlite import SqliteStore
 from tests import factories
 from tests.factories import at
+from tests.test_incident_chain import incidents_unchained
 from tests.test_integrity import _fill, _head_arg, _raw, _store, command
 from tests.test_integrity import keys as keys  # a fixture
 
@@ -70,10 +71,11 @@ def test_a_clean_store_verifies_with_its_audit_log_chained_one_entry_per_write(t
         _audit_log(store, settings)
         report = store.verify_chain()
         assert report.intact, report.problems
-        assert report.entries == 2 + 3 + 3  # two event batches, and one entry per access and per action
+        # two event batches, the incident's creation (store.chain_incidents), and one entry per access and per action
+        assert report.entries == 2 + 1 + 3 + 3
         assert report.rows_checked == {"data_accesses": 3, "triage_actions": 3}
         kinds = [kind for (kind,) in _raw(store).execute("SELECT kind FROM chain ORDER BY n")]
-        assert kinds == ["events", "data_accesses", "data_accesses", "data_accesses", "events"] + ["triage_actions"] * 3
+        assert kinds == ["events", "incidents"] + ["data_accesses"] * 3 + ["events"] + ["triage_actions"] * 3
     done = command("verify", "--data-dir", str(tmp_path / "data"))
     assert done.returncode == 0
     assert "3 data accesses and 3 triage actions checked, 0 problems" in done.stdout.splitlines()[0]
@@ -101,11 +103,11 @@ def test_each_data_access_deleted_altered_or_inserted_is_named(tmp_path, setting
     assert done.returncode == 1 and done.stdout.startswith("TAMPERED:")
     lines = done.stdout.splitlines()
     assert (
-        "removed  data access 2 (chain entry 3): unmask by bob at 2026-11-20T10:01:00.000000Z, incident inc-1:"
+        "removed  data access 2 (chain entry 4): unmask by bob at 2026-11-20T10:01:00.000000Z, incident inc-1:"
         " listed in the chain but no longer stored, and no purge recorded deleting it"
     ) in lines
     assert any(
-        line.startswith("changed  data access 1 (chain entry 2): the stored row differs from what was recorded:")
+        line.startswith("changed  data access 1 (chain entry 3): the stored row differs from what was recorded:")
         and line.endswith("; a field not shown here was changed")
         for line in lines
     ), lines
@@ -118,7 +120,7 @@ def test_each_data_access_deleted_altered_or_inserted_is_named(tmp_path, setting
     )
     problems = orjson.loads(command("verify", "--data-dir", str(tmp_path / "data"), "--format", "json").stdout)
     removed = next(p for p in problems["problems"] if p["kind"] == "removed")
-    assert (removed["table"], removed["row"], removed["entry"], removed["seq"]) == ("data_accesses", 2, 3, None)
+    assert (removed["table"], removed["row"], removed["entry"], removed["seq"]) == ("data_accesses", 2, 4, None)
 
 
 def test_each_triage_action_deleted_altered_or_inserted_is_named(tmp_path, settings):
@@ -150,15 +152,15 @@ def test_a_row_edited_with_its_leaf_in_the_chain_is_told_by_the_entry(tmp_path, 
         db = _raw(store)
         db.execute("UPDATE data_accesses SET by_user = 'mallory' WHERE id = 2")
         row = db.execute("SELECT id, at, by_user, kind, incident_id, body FROM data_accesses WHERE id = 2").fetchone()
-        (leaves,) = db.execute("SELECT leaves FROM chain WHERE n = 3").fetchone()
+        (leaves,) = db.execute("SELECT leaves FROM chain WHERE n = 4").fetchone()
         [[row_id, _, summary]] = orjson.loads(leaves)
         db.execute(
-            "UPDATE chain SET leaves = ? WHERE n = 3", (orjson.dumps([[row_id, leaf_hash(row).hex(), summary]]),)
+            "UPDATE chain SET leaves = ? WHERE n = 4", (orjson.dumps([[row_id, leaf_hash(row).hex(), summary]]),)
         )
         db.close()
         problems = store.verify_chain().problems
         assert {(p.kind, p.entry, p.detail) for p in problems} == {
-            ("chain", 3, "the data_accesses entry: its list of rows was altered: its digest does not match")
+            ("chain", 4, "the data_accesses entry: its list of rows was altered: its digest does not match")
         }
 
 
@@ -183,20 +185,25 @@ def test_triage_actions_purged_with_their_incident_are_recorded_as_purged_not_re
         assert report.intact, report.problems
         assert report.rows_purged == {"data_accesses": 0, "triage_actions": 1}
         assert report.rows_checked["triage_actions"] == 1
-        (kind, ids) = _raw(store).execute("SELECT kind, leaves FROM chain ORDER BY n DESC LIMIT 1").fetchone()
-        assert (kind, orjson.loads(ids)) == ("triage_actions purge", [1])
+        # the purge's transaction ends with what it deleted: the triage log's rows, then the incidents
+        purged = _raw(store).execute("SELECT kind, leaves FROM chain ORDER BY n DESC LIMIT 2").fetchall()
+        assert [(kind, orjson.loads(ids)) for kind, ids in purged] == [
+            ("incidents purge", ["inc-old"]),
+            ("triage_actions purge", [1]),
+        ]
         # the purged row put back behind the product's back
         _raw(store).execute(
             "INSERT INTO triage_actions (id, incident_id, at, body) VALUES (1, 'inc-old', 'then', '{}')"
         )
         [problem] = store.verify_chain().problems
         assert (problem.kind, problem.table, problem.row) == ("inserted", "triage_actions", 1)
-        assert "though purge entry 3 recorded deleting it" in problem.detail
+        assert "though purge entry 5 recorded deleting it" in problem.detail
 
 
 def _as_before_0015(path: Path, settings) -> None:
-    """A store as the version before migration 0015 left it: audit rows added, written as it wrote them, unchained."""
-    with SqliteStore(path, cache_mb=8) as store:
+    """A store as the version before migration 0015 left it: audit rows added, written as it wrote them, unchained
+    (its incident too: migration 0016 came later)."""
+    with SqliteStore(path, cache_mb=8) as store, incidents_unchained():
         _fill(store, settings, batches=2)
         _incident(store)
         db = store._db
@@ -212,23 +219,23 @@ def _as_before_0015(path: Path, settings) -> None:
         )
         for table in ("incidents", "alerts"):  # with the status it sets, as its ``record_action`` did too
             db.execute(f"UPDATE {table} SET status = 'resolved', body = json_set(body, '$.status', 'resolved')")
-        db.execute("DELETE FROM schema_migrations WHERE name = '0015-audit-chain'")
+        db.execute("DELETE FROM schema_migrations WHERE name IN ('0015-audit-chain', '0016-incident-chain')")
 
 
 def test_an_older_store_has_its_audit_log_chained_once_by_the_migration(tmp_path, settings):
     path = tmp_path / "data" / "accesswatch.db"
     _as_before_0015(path, settings)
     with SqliteStore(path, cache_mb=8) as store:
-        assert store.migrations[-1] == "0015-audit-chain"
+        assert store.migrations[-2:] == ["0015-audit-chain", "0016-incident-chain"]
         report = store.verify_chain()
         assert report.intact, report.problems
-        assert report.entries == 4 and report.rows_checked == {"data_accesses": 2, "triage_actions": 1}
+        assert report.entries == 5 and report.rows_checked == {"data_accesses": 2, "triage_actions": 1}
         _raw(store).execute("DELETE FROM data_accesses WHERE by_user = 'bob'")
         assert _audit_problems(store) == {("removed", "data_accesses", 2)}
         store.record_data_access(_access("carol"))  # after the upgrade, a row of its own entry
         assert _audit_problems(store) == {("removed", "data_accesses", 2)}
     with SqliteStore(path, cache_mb=8) as store:  # opened again: chained once, not twice
-        assert store.verify_chain().entries == 5
+        assert store.verify_chain().entries == 6
 
 
 def test_a_signed_digest_and_a_logged_head_still_check_and_anchor_the_audit_log(tmp_path, settings, keys):

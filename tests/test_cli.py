@@ -8,6 +8,7 @@ import subprocess
 import sys
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -790,6 +791,9 @@ def test_the_alert_table_shows_control_characters_in_the_logs_words_as_escapes()
     assert len({row.index("5.00") for row in (hostile, plain)} | {header.index("score") + 1}) == 1  # in line
 
 
+UTC_ZONE = ZoneInfo("UTC")
+
+
 def test_the_pages_table_shows_control_characters_in_the_logs_words_as_escapes():
     import io
 
@@ -802,9 +806,38 @@ def test_the_pages_table_shows_control_characters_in_the_logs_words_as_escapes()
     row = notification("mail", page, status=NotificationStatus.FAILED)
     row = row.model_copy(update={"last_error": f"refused {HOSTILE_ID}"})
     out = io.StringIO()
-    paging_cli._table([row], {}, out)
+    paging_cli._table([row], {}, out, UTC_ZONE)
     _, line = _only_printable_lines(out.getvalue())
     assert line.count(r"emp-0077\x1b[2K\r\x1b[32m") == 2  # the actor column and the error quoting it
+
+
+def test_pages_gives_its_times_in_the_organisations_zone_named_as_incidents_and_incident_do():
+    """Before, the table and the rests were in UTC beside ``incidents`` and ``incident`` in the local time: an
+    on-call person read a page created at 02:00 for activity flagged at 10:00 the same moment."""
+    import io
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from accesswatch import paging_cli
+    from store.outbox import ReceiverRest
+    from tests.paging_factories import NOW, notification
+
+    shanghai = ZoneInfo("Asia/Shanghai")
+    lease = NOW + timedelta(seconds=90)
+    held = notification("file", due=NOW - timedelta(minutes=1)).model_copy(update={"leased_until": lease})
+    out = io.StringIO()
+    paging_cli._table([held], {}, out, shanghai, now=NOW)
+    header, line = out.getvalue().splitlines()
+    assert header.startswith("created (Asia/Shanghai) ") and " next / done (Asia/Shanghai) " in header
+    assert "UTC" not in header + line
+    assert line.startswith(f"{held.created_at.astimezone(shanghai):%Y-%m-%d %H:%M:%S} +08:00 ")
+    assert "  2026-11-02 10:01:30 +08:00 " in line  # the lease's end, as its next try
+    assert "taken for delivery until 2026-11-02 10:01:30 +08:00 (" in line
+    assert header.index("next / done") == line.index("2026-11-02 10:01:30 +08:00")  # in line under its header
+    rest = ReceiverRest(receiver="pagerduty", until=lease, failures=2, error="HTTP 503", at=NOW)
+    out = io.StringIO()
+    paging_cli._resting({"pagerduty": rest}, NOW, out, shanghai)
+    assert out.getvalue().startswith("pagerduty rests until 2026-11-02 10:01:30 +08:00, backing off after 2 ")
 
 
 def test_the_pages_table_and_jsonl_say_until_when_a_page_is_taken_for_delivery():
@@ -818,15 +851,15 @@ def test_the_pages_table_and_jsonl_say_until_when_a_page_is_taken_for_delivery()
     lease = NOW + timedelta(seconds=90)
     held = notification("file", due=NOW - timedelta(minutes=1)).model_copy(update={"leased_until": lease})
     out = io.StringIO()
-    paging_cli._table([held], {}, out, now=NOW)
+    paging_cli._table([held], {}, out, UTC_ZONE, now=NOW)
     _, line = out.getvalue().splitlines()
-    assert f"  {lease:%Y-%m-%d %H:%M:%S} " in line  # not the due time, in the past
-    assert f"taken for delivery until {lease:%Y-%m-%d %H:%M:%S} UTC" in line
+    assert f"  {lease:%Y-%m-%d %H:%M:%S} +00:00 " in line  # not the due time, in the past
+    assert f"taken for delivery until {lease:%Y-%m-%d %H:%M:%S} +00:00" in line
     record = paging_cli._record(held, {}, NOW)
     assert record["leased_until"] == record["next_try_at"] == "2026-11-02T02:01:30.000Z"
     # a lease run out (its process died long ago) holds nothing: not shown
     later = NOW + timedelta(hours=1)
     assert paging_cli._record(held, {}, later)["leased_until"] is None
     out = io.StringIO()
-    paging_cli._table([held], {}, out, now=later)
+    paging_cli._table([held], {}, out, UTC_ZONE, now=later)
     assert "taken for delivery" not in out.getvalue()

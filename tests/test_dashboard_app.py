@@ -866,10 +866,9 @@ def test_a_customer_search_offers_the_requester_s_answer_naming_nobody_else(offi
     _search(at, actor="", customer=BULK_CUSTOMERS[0])
     at.button(key="s-answer").click().run()
     answer = at.session_state["s-answer-csv"]
-    notes, table = answer.csv.split("\r\n\r\n", 1)  # the period it covers, then the table
-    rows = list(csv.DictReader(io.StringIO(table)))
+    rows = list(csv.DictReader(io.StringIO(answer.csv)))  # a plain table: the period is the cover note's
     assert answer.events == len(rows) == 2
-    assert next(csv.reader(io.StringIO(notes)))[0].startswith("Accesses to your data recorded from ")
+    assert answer.notes[0].startswith("Accesses to your data recorded from ")
     assert [row["who"] for row in rows] == [
         "our staff (customer service, service)",
         "blue-sky (partner company), agency",
@@ -880,7 +879,10 @@ def test_a_customer_search_offers_the_requester_s_answer_naming_nobody_else(offi
         and BULK_CUSTOMERS[1] not in answer.csv
         and "cust#" not in answer.csv
     )
-    assert "Download the answer" in [b.label for b in at.get("download_button")][-1]
+    assert _downloads(at)[-2:] == [
+        "Download the answer's cover note (text)",
+        "Download the answer's table (2 accesses)",
+    ]
     with _open(office["store_path"]) as store:
         [recorded] = [a for a in store.data_accesses(DataAccessQuery()) if a.what.get("shape") == "subject answer"]
     assert (recorded.by, recorded.reason, recorded.results) == ("audrey", "DSAR 2026-118", answer.events)
@@ -893,11 +895,13 @@ def test_a_customer_with_no_access_kept_still_gets_an_answer_named_for_them_and_
     at.button(key="s-answer").click().run()
     answer = at.session_state["s-answer-csv"]
     assert answer.events == 0
-    assert next(csv.reader(io.StringIO(answer.csv)))[0].startswith("No access to your data was recorded from ")
-    assert "Download the answer (0 accesses)" in _downloads(at)
+    assert answer.notes[0].startswith("No access to your data was recorded from ")
+    assert "Download the answer's table (0 accesses)" in _downloads(at)
     # named for the customer as the screen shows them (masked), and the day: two requests' answers do not collide
     name = at.session_state["s-answer-csv-name"]
     assert re.fullmatch(r"access-request-answer-cust-[0-9a-f]{8}-\d{4}-\d\d-\d\d\.csv", name), name
+    note = at.session_state["s-answer-note-name"]
+    assert note == name.replace("access-request-answer-", "access-request-answer-note-")[: -len("csv")] + "txt"
     assert "c-never-read" not in name
 
 

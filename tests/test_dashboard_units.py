@@ -530,6 +530,43 @@ def test_the_sensitive_data_read_is_split_by_kind_of_actor(sqlite_store, setting
     }
 
 
+def test_the_records_read_outside_a_contract_count_every_alert_of_the_period(sqlite_store, monkeypatch):
+    """Before, one read of at most 10,000 alerts: past that, the figure was the first 10,000's, unsaid."""
+    monkeypatch.setattr(queries, "CONTRACT_ALERTS_READ", 2)  # alerts read at a time: 5 alerts make 3 reads
+
+    def breach(agent: str, company: str, records: int, hours: int, outside: str) -> object:
+        return f.alert(
+            actor_id=agent,
+            actor_kind="partner",
+            actor_organization=company.lower().replace(" ", "-"),
+            detector="partner_contract",
+            window_start=f.T0 + timedelta(hours=hours),
+            window_end=f.T0 + timedelta(hours=hours + 1),
+            evidence={
+                "contract": {"organization": company, "data_classes": ["contact"]},
+                "outside_contract": {outside: {"records": records, "sensitivity": "high"}},
+                "records_outside_contract": records,
+            },
+        )
+
+    sqlite_store.upsert_alerts(
+        [
+            breach("ptn-1", "Blue Sky", 10, 0, "financial"),
+            breach("ptn-2", "Blue Sky", 20, 1, "government_id"),
+            breach("ptn-1", "Blue Sky", 30, 2, "financial"),
+            breach("ptn-9", "North Wind", 40, 3, "health"),
+            breach("ptn-1", "Blue Sky", 50, 4, "identity"),
+        ]
+    )
+    found = queries.contract_breaches(sqlite_store, f.T0, f.T0 + timedelta(days=1))
+    assert found == [
+        queries.ContractBreach(
+            "Blue Sky", agents=2, alerts=4, records=110, classes=["financial", "government_id", "identity"]
+        ),
+        queries.ContractBreach("North Wind", agents=1, alerts=1, records=40, classes=["health"]),
+    ]
+
+
 def test_long_summaries_are_cut_at_a_word_and_say_so():
     text = "Employee emp-0065 (sales) read 17,173 records with government id data, where the usual is none"
     assert ui.shortened(text, 200) == text
@@ -777,6 +814,48 @@ def test_the_which_data_table_totals_each_access_once_where_its_classes_count_on
     assert f"</tbody></table>\n<p>{line}</p>" in html_text
 
 
+def test_a_report_counts_a_failed_access_as_read_nothing_as_a_refused_one(sqlite_store, settings):
+    """Before, an access that ended in an error counted its records as read and its customers as affected: the
+    detectors count only data served."""
+    incident, events = _exfiltration(settings)
+    failed = f.incoming(
+        settings, actor={"id": "emp-0012"}, at=f.at(6.5), record_count=300, customer_ids=["e-1"], outcome="error"
+    )
+    sqlite_store.write([*events, failed])
+    impact = queries.impact(sqlite_store, incident)
+    assert (impact.events, impact.records, impact.denied, impact.failed) == (7, 2004, 1, 1)
+    assert "e-1" not in impact.customers and impact.records_by_class["government_id"] == 2000
+    made = report.Report(
+        queries.IncidentView(incident, [], [], f.T0 + timedelta(hours=8), f.T0 + timedelta(hours=56)),
+        impact,
+        settings,
+        "dpo",
+        f.T0 + timedelta(hours=9),
+        None,
+    )
+    text = report.markdown(made)
+    assert (
+        "Events: 7 (1 refused, 1 failed); records read: 2,004; exported, downloaded, printed or shared: 2,000" in text
+    )
+    assert "In all: 5 accesses read 2,004 records (1 refused, 1 failed read none)." in text
+
+
+def test_hourly_figures_counted_before_they_left_refused_records_out_say_so():
+    # a store upgraded after a purge (store.dash_served): its purged hours may still count refused records
+    served = queries.Ingested(events=6, records=2004, egress_records=2000, denied=1)
+    assert report._ingested_records(served) == "2,004 records read, 2,000 exported, downloaded, printed or shared"
+    older = dataclasses.replace(served, records=2504, egress_records=2500, records_include_refused=True)
+    assert report._ingested_records(older).startswith(
+        "2,504 records read or asked for, 2,500 of them exported, downloaded, printed or shared or asked to be"
+        " (refused or failed accesses' records may be included"
+    )
+    hours = [
+        HourActivity(hour=f.T0, events=2, records=20, egress_records=0, denied=1, records_include_refused=True),
+        HourActivity(hour=f.at(1), events=1, records=5, egress_records=5, denied=0),
+    ]
+    assert queries.Ingested.of(hours) == queries.Ingested(3, 25, 5, 1, records_include_refused=True)
+
+
 @pytest.mark.parametrize("dashboard_opened_before", [True, False])
 def test_a_report_after_a_purge_says_what_retention_deleted_and_gives_the_figures_counted_at_ingestion(
     sqlite_store, settings, dashboard_opened_before
@@ -794,7 +873,7 @@ def test_a_report_after_a_purge_says_what_retention_deleted_and_gives_the_figure
     impact = queries.impact(sqlite_store, incident, flagged=hours)
     alert = f.alert(actor_id="emp-0012", evidence={"distinct_customers": 3, "event_ids": []})
     kept = queries.retained(sqlite_store, incident, [alert], impact, hours)
-    assert kept is not None and (kept.deleted, kept.kept, kept.window.records) == (3, 3, 2504)
+    assert kept is not None and (kept.deleted, kept.kept, kept.window.records) == (3, 3, 2004)
     view = queries.IncidentView(incident, [alert], [], f.T0 + timedelta(hours=8), f.T0 + timedelta(hours=56))
     made = report.Report(view, impact, settings, "dpo", f.T0 + timedelta(hours=9), sorted(impact.customers), kept)
     text = report.markdown(made)
@@ -802,10 +881,9 @@ def test_a_report_after_a_purge_says_what_retention_deleted_and_gives_the_figure
     for expected in (
         f"3 events of this window were deleted by retention on {day} (events stamped before 2026-11-02 12:30"
         " +08:00); the figures below count the 3 kept (the evidence the alerts cite is kept).",
-        # the refused export's 500 records are in the hourly figures, which cannot tell them apart: said so
-        "As ingested (the hourly figures, which retention keeps), the window held 6 events (1 refused), 2,504"
-        " records asked for, 2,500 of them to export, download, print or share (the refused events' records"
-        " included: the hourly figures do not tell them apart); the flagged hours 2 events (0 refused), 2,000"
+        # the refused export's 500 records are not read: the hourly figures count served accesses' records only
+        "As ingested (the hourly figures, which retention keeps), the window held 6 events (1 refused), 2,004"
+        " records read, 2,000 exported, downloaded, printed or shared; the flagged hours 2 events (0 refused), 2,000"
         " records read, 2,000 exported, downloaded, printed or shared.",
         "the alerts recorded 3 distinct customer ids in the activity they flagged.",
         "First and last event read in the whole window: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00 (of the"

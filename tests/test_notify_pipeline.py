@@ -11,6 +11,7 @@ import itertools
 import shlex
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from accesswatch import app, cli
 from configs.loader import load_settings
 from ingest.sources import FileSource
+from models.local_time import local_time
 from models.page import NotificationStatus, PageKind
 from notify.base import commands
 from store.base import IncidentQuery
@@ -190,7 +192,8 @@ def test_pages_shows_when_a_page_behind_a_resting_receiver_is_really_tried(
     capsys.readouterr()
     assert accesswatch("pages", "--data-dir", str(data), "--status", "pending") == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if " pagerduty " in line]
-    assert len(lines) == 2 and all(f"  {rest_ends:%Y-%m-%d %H:%M:%S} " in line for line in lines), lines
+    shown = local_time(rest_ends, ZoneInfo("Asia/Shanghai"), seconds=True)  # the organisation's (default) zone
+    assert len(lines) == 2 and all(f"  {shown} " in line for line in lines), lines
 
 
 def _pages(count: int) -> str:
@@ -563,8 +566,8 @@ def test_pages_deliver_keeps_the_rest_pagerduty_asked_for(tmp_path, events, conf
     out = capsys.readouterr().out
     assert "delivered: 0 sent" in out and len(pagerduty.received) == 1
     (rests,) = [line for line in out.splitlines() if line.startswith("pagerduty rests until ")]
-    assert " UTC, as it asked (Retry-After): HTTP 429 from " in rests
-    until = rests.split(" until ")[1][:19]
+    assert " +08:00, as it asked (Retry-After): HTTP 429 from " in rests  # the organisation's zone, as the table
+    until = rests.split(" until ")[1][:26]
     lines = [line for line in out.splitlines() if " pagerduty " in line]
     assert len(lines) == 2 and all(f"  {until} " in line for line in lines), lines
 

@@ -149,3 +149,68 @@ def test_the_class_roll_up_of_an_older_store_is_split_by_actor_kind(settings, tm
         ("government_id", "partner", 7),
         ("identity", "partner", 7),
     }
+
+
+def _refused_and_failed(settings) -> list:
+    """emp-a's day: a refused read at 09:30 (purged below), reads, a refused export and a failed read later."""
+    a, b = {"id": "emp-a", "kind": "employee", "role": "sales"}, {"id": "emp-b", "kind": "employee", "role": "sales"}
+    passports = {"fields": ["passport_number", "name"]}
+    return [
+        f.incoming(settings, at=f.at(hours=0.5), actor=a, outcome="denied", record_count=20, **passports),
+        f.incoming(settings, at=f.at(hours=4), actor=a, record_count=10, **passports),
+        f.incoming(
+            settings, at=f.at(hours=4.5), actor=a, action="export", outcome="denied", record_count=500, **passports
+        ),
+        f.incoming(settings, at=f.at(hours=5), actor=a, outcome="error", record_count=7, **passports),
+        f.incoming(settings, at=f.at(hours=5), actor=b, record_count=3, **passports),
+    ]
+
+
+def _after_the_purge(store: SqliteStore, zone) -> tuple:
+    """The figures of the hours the purge left whole (from 11:00 local): everyone's, emp-a's, its peers', by class."""
+    span = (f.at(hours=2), f.at(days=1))
+    return (
+        store.activity(*span),
+        store.activity(*span, actor_id="emp-a"),
+        store.peer_activity("emp-b", *span),
+        store.class_days(*span, zone, by_kind=True),
+    )
+
+
+def test_the_roll_ups_of_an_older_store_count_served_records_only_and_mark_the_hours_purged_before(
+    settings, tmp_path, monkeypatch
+):
+    """Folded before 0017, a refused or failed access's records were counted as read (a refused export's as
+    exported): the stored events' are taken out; the purged ones' cannot be, and their hours say so."""
+    import store.sqlite_dashboard as rollups
+    from store.retention import RetentionPolicy
+
+    zone = settings.organisation.tz
+    events = _refused_and_failed(settings)
+    policy = RetentionPolicy(f.at(hours=2), f.at(hours=-1))
+    with SqliteStore(tmp_path / "now.db") as store:  # the same events, folded as this version folds them
+        store.write(events)
+        store.purge(policy)
+        served = _after_the_purge(store, zone)
+    path = tmp_path / "older.db"
+    with SqliteStore(path) as store:
+        monkeypatch.setattr(rollups, "SERVED_RECORDS", "record_count")  # as folded before: every event's records
+        store.write(events)
+        assert store.purge(policy).events == 1  # the refusal at 09:30, folded first, then deleted
+        monkeypatch.undo()
+        old = store.activity(f.T0, f.at(days=1), actor_id="emp-a")
+        assert [(h.records, h.egress_records) for h in old] == [(20, 0), (510, 500), (7, 0)]
+        store._db.execute("DELETE FROM schema_migrations WHERE name = '0017-dash-served-records'")
+    with SqliteStore(path) as store:
+        assert store.migrations[-1] == "0017-dash-served-records"
+        upgraded = _after_the_purge(store, zone)
+        mine = store.activity(f.T0, f.at(days=1), actor_id="emp-a")
+        profile = store.actor_profile("emp-a", f.T0, f.at(days=1))
+    assert upgraded == served  # every table, as this version folds the same events
+    # the purged refusal's 20 records stay in its hour, marked: nothing says any more which events they were
+    assert [(h.hour, h.records, h.egress_records, h.denied, h.records_include_refused) for h in mine] == [
+        (f.at(hours=0), 20, 0, 1, True),
+        (f.at(hours=4), 10, 0, 1, False),
+        (f.at(hours=5), 0, 0, 0, False),
+    ]
+    assert profile is not None and {(u.name, u.records) for u in profile.actions} == {("read", 30), ("export", 0)}

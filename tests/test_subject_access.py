@@ -50,8 +50,7 @@ def requester_log(sqlite_store, settings):
 
 
 def _rows(export: queries.Export) -> list[dict[str, str]]:
-    """The table, after the lines the answer opens with (its period) and the empty line below them."""
-    return list(csv.DictReader(io.StringIO(export.csv.split("\r\n\r\n", 1)[1])))
+    return list(csv.DictReader(io.StringIO(export.csv)))
 
 
 def test_the_answer_lists_the_served_accesses_oldest_first_in_words(requester_log):
@@ -74,6 +73,24 @@ def test_the_answer_lists_the_served_accesses_oldest_first_in_words(requester_lo
     assert rows[0]["data"] == "name, passport_number" and rows[0]["categories"] == "government_id, identity"
     # a purpose not logged is said in words: an empty cell would read as something left out of the answer
     assert [row["purpose"] for row in rows] == ["no purpose recorded", "delivery 5531", "no purpose recorded"]
+
+
+def test_the_answer_is_a_plain_table_and_its_notes_a_cover_note_of_their_own(requester_log):
+    """Before, the period and the deletions opened the CSV as one-cell lines above the header: a spreadsheet or a
+    csv reader took them for rows, and the header for one more."""
+    export = subject_access.subject_access_answer(
+        requester_log, AUDITOR, "c-me", "DSAR 2026-118", SHANGHAI, retention_days=180, now=f.at(days=1)
+    )
+    table = list(csv.reader(io.StringIO(export.csv)))
+    assert table[0] == list(subject_access.SUBJECT_COLUMNS)  # the first row is the header
+    assert len(table) == 1 + export.events and {len(row) for row in table} == {len(subject_access.SUBJECT_COLUMNS)}
+    note = export.cover_note("access-request-answer-cust-3fa9c2e1-2026-11-03.csv")
+    assert note.startswith(export.notes[0] + "\n\n") and all(line in note for line in export.notes)
+    assert note.endswith(
+        "The accesses are listed in access-request-answer-cust-3fa9c2e1-2026-11-03.csv, one a row, oldest first:"
+        " time, who, action, data, categories, purpose.\n\n"
+    )
+    assert "c-me" not in note and "DSAR" not in note
 
 
 def test_the_answer_names_no_other_customer_person_address_or_record(requester_log):
@@ -147,9 +164,9 @@ def test_the_answer_names_a_team_once_and_fields_of_no_class_as_other_data(sqlit
     assert (row["data"], row["categories"]) == ("name, membership_tier", "identity, other data")
 
 
-def _notes(export: queries.Export) -> list[str]:
-    """The lines the answer opens with, above its table."""
-    return [line for [line] in csv.reader(io.StringIO(export.csv.split("\r\n\r\n", 1)[0]))]
+def _notes(export: subject_access.SubjectAnswer) -> list[str]:
+    """The cover note's lines, the last (which names the table's file) left out."""
+    return export.cover_note("answer.csv").split("\n\n")[:-2]
 
 
 KEPT_180_DAYS = "we keep the record of accesses for 180 days (our retention policy), then delete it"
@@ -161,7 +178,8 @@ def test_the_answer_opens_with_the_period_it_covers_from_the_oldest_access_kept(
     )
     # the record starts with its oldest access, whoever's: before it, nothing of anyone was kept
     assert _notes(export) == [
-        "Accesses to your data recorded from 2026-11-02 09:00 +08:00 to 2026-11-03 09:00 +08:00: 3, listed below.",
+        "Accesses to your data recorded from 2026-11-02 09:00 +08:00 to 2026-11-03 09:00 +08:00:"
+        " 3, listed in the table.",
         f"Our record of accesses begins at 2026-11-02 09:00 +08:00: {KEPT_180_DAYS}.",
         "Times are Asia/Shanghai time, with their offset from UTC.",
     ]
@@ -208,7 +226,8 @@ def test_after_a_purge_an_empty_answer_is_an_answer_for_the_period_kept(purged_l
         purged_log, AUDITOR, "c-gone", "DSAR 6", SHANGHAI, retention_days=30, now=f.at(days=61)
     )
     assert (export.events, export.complete, _rows(export)) == (0, True, [])
-    assert export.csv.endswith("\r\n\r\n" + ",".join(subject_access.SUBJECT_COLUMNS) + "\r\n")
+    assert export.csv == ",".join(subject_access.SUBJECT_COLUMNS) + "\r\n"  # the header alone
+    assert export.cover_note("answer.csv").endswith("answer.csv holds the table's header only: no access to list.\n\n")
     assert _notes(export) == [
         "No access to your data was recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00.",
         *_deleted(purged_log),
@@ -225,7 +244,8 @@ def test_after_a_purge_the_answer_covers_from_its_horizon_and_names_the_evidence
         "2026-12-12 09:00:00.000 +08:00",
     ]
     assert _notes(export) == [
-        "Accesses to your data recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00: 1, listed below.",
+        "Accesses to your data recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00:"
+        " 1, listed in the table.",
         *_deleted(purged_log),
         "Listed first: 1 earlier access to your data, kept past the retention period as evidence for a security alert.",
         "Times are Asia/Shanghai time, with their offset from UTC.",
@@ -243,7 +263,8 @@ def test_after_several_purges_the_answer_gives_each_deletion_most_recent_first(s
     first, latest = _ran(sqlite_store)
     # the latest alone would read as the only deletion: the earlier one, which deleted day 0's access, went unsaid
     assert _notes(export) == [
-        "Accesses to your data recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00: 2, listed below.",
+        "Accesses to your data recorded from 2026-12-03 09:00 +08:00 to 2027-01-02 09:00 +08:00:"
+        " 2, listed in the table.",
         "Accesses before 2026-12-03 09:00 +08:00 are no longer recorded: we keep the record of accesses for 30 days"
         " (our retention policy), then delete it.",
         f"On {latest}, the accesses recorded before 2026-12-03 09:00 +08:00 were deleted under our retention policy.",
@@ -281,7 +302,7 @@ def test_a_cut_answer_says_up_to_when_it_lists(sqlite_store, settings):
         sqlite_store, AUDITOR, "c-me", "DSAR 8", SHANGHAI, cap=2, retention_days=180, now=f.at(days=3)
     )
     assert _notes(cut)[-2] == (
-        "This file lists the first 2 accesses, up to 2026-11-03 09:00 +08:00: the later ones did not fit in one file."
+        "The table lists the first 2 accesses, up to 2026-11-03 09:00 +08:00: the later ones did not fit in one file."
     )
 
 
@@ -323,3 +344,6 @@ def test_download_names_carry_the_customer_as_shown_and_the_local_date():
         "accesswatch-events-c-079537-2026-11-03.csv"
     )
     assert queries.download_name("accesswatch-events", None, moment, SHANGHAI) == "accesswatch-events-2026-11-03.csv"
+    assert queries.download_name("access-request-answer-note", "cust#3fa9c2e1", moment, SHANGHAI, "txt") == (
+        "access-request-answer-note-cust-3fa9c2e1-2026-11-03.txt"
+    )

@@ -129,10 +129,10 @@ def offer_download(state: str, label: str, cut: str) -> None:
     st.download_button(label.format(events=made.events), made.csv, name, "text/csv", key=f"{state}-dl")
 
 
-def file_name(stem: str) -> str:
+def file_name(stem: str, extension: str = "csv") -> str:
     """Named for the customer searched (as shown: masked until unmasked) and today: two requests' files differ."""
     customer = ctx.masker.customer(customer_id.strip()) if customer_id.strip() else None
-    return queries.download_name(stem, customer, datetime.now(UTC), ctx.zone)
+    return queries.download_name(stem, customer, datetime.now(UTC), ctx.zone, extension)
 
 
 def offer_answer() -> None:
@@ -141,12 +141,13 @@ def offer_answer() -> None:
         return
     # the export is the organisation's record; this is what to hand the person who asked
     st.caption(
-        "The answer to this customer's access request: the period it covers and what retention deleted before it,"
-        " then each access that served their data, oldest first, with who read it in words (a role and team, a"
-        " partner company, an automated process), the action, the fields and the purpose; no other customer,"
-        " employee id, address or record count. With no access in the period, the answer says so."
+        "The answer to this customer's access request, two files to send together: a cover note (text) with the"
+        " period it covers and what retention deleted before it, and a table (CSV) of each access that served their"
+        " data, oldest first, with who read it in words (a role and team, a partner company, an automated process),"
+        " the action, the fields and the purpose; no other customer, employee id, address or record count. With no"
+        " access in the period, the note says so."
     )
-    if st.button("Prepare the requester's answer (CSV, recorded)", key="s-answer"):
+    if st.button("Prepare the requester's answer (a table and its note, recorded)", key="s-answer"):
         # to the newest event too: a log replayed from the future (a simulation) is not left outside the period
         now = max(datetime.now(UTC), newest)
         st.session_state["s-answer-csv"] = subject_access.subject_access_answer(
@@ -160,12 +161,17 @@ def offer_answer() -> None:
             now=now,
         )
         st.session_state["s-answer-csv-name"] = file_name("access-request-answer")
+        st.session_state["s-answer-note-name"] = file_name("access-request-answer-note", "txt")
     answer: subject_access.SubjectAnswer | None = st.session_state.get("s-answer-csv")
     if answer is not None:
         st.caption(" ".join(answer.notes))
+        # the note apart: lines of prose above the CSV's header were rows to a spreadsheet (subject_access)
+        note = answer.cover_note(st.session_state["s-answer-csv-name"])
+        name = st.session_state["s-answer-note-name"]
+        st.download_button("Download the answer's cover note (text)", note, name, "text/plain", key="s-answer-note-dl")
     offer_download(
         "s-answer-csv",
-        "Download the answer ({events:,} accesses)",
+        "Download the answer's table ({events:,} accesses)",
         "The answer holds the oldest {events:,} accesses only: more were kept than the {cap:,} one file may hold.",
     )
 

@@ -68,6 +68,16 @@ _FACET_FIELDS = {
 _USAGE_FIELDS = {"class": "accesswatch.data_classes", "resource": "accesswatch.resource.kind", "action": "event.action"}
 
 
+def _served(field: str) -> dict[str, Any]:
+    """The sum of ``field`` over the served accesses: records read are data actually served, as the detectors
+    count them (a refused or failed access asked for its records and read none); ``_sum`` reads it."""
+    return {"filter": {"term": {"accesswatch.outcome": "success"}}, "aggs": {"sum": {"sum": {"field": field}}}}
+
+
+def _sum(bucket: dict[str, Any]) -> int:
+    return _int(bucket["sum"]["value"])
+
+
 def _hour_span(since: datetime, until: datetime) -> dict[str, Any]:
     """Whole UTC hours overlapping [since, until), as the roll-ups of the SQLite store count them."""
     first = micros(since) // HOUR_US * HOUR_US
@@ -135,16 +145,16 @@ class ElasticsearchDashboardMixin:
             filters.append({"term": {"user.id": actor_id}})
         sources = [{"hour": {"histogram": {"field": "accesswatch.time_us", "interval": HOUR_US}}}]
         sub = {
-            "records": {"sum": {"field": "accesswatch.record_count"}},
-            "egress": {"sum": {"field": "accesswatch.egress"}},
+            "records": _served("accesswatch.record_count"),
+            "egress": _served("accesswatch.egress"),
             "denied": {"filter": {"term": {"accesswatch.outcome": "denied"}}},
         }
         return [
             HourActivity(
                 hour=from_micros(int(bucket["key"]["hour"])),
                 events=bucket["doc_count"],
-                records=_int(bucket["records"]["value"]),
-                egress_records=_int(bucket["egress"]["value"]),
+                records=_sum(bucket["records"]),
+                egress_records=_sum(bucket["egress"]),
                 denied=bucket["denied"]["doc_count"],
             )
             for bucket in self._composite(m.EVENTS, {"bool": {"filter": filters}}, sources, sub)
@@ -194,9 +204,9 @@ class ElasticsearchDashboardMixin:
                 {"hour": {"histogram": {"field": "accesswatch.time_us", "interval": HOUR_US}}},
                 {"actor": {"terms": {"field": "user.id"}}},
             ]
-            sub = {"records": {"sum": {"field": "accesswatch.record_count"}}}
+            sub = {"records": _served("accesswatch.record_count")}
             for bucket in self._composite(m.EVENTS, query, sources, sub):
-                by_hour[int(bucket["key"]["hour"])].append(_int(bucket["records"]["value"]))
+                by_hour[int(bucket["key"]["hour"])].append(_sum(bucket["records"]))
         return PeerActivity(
             peers=len(peers),
             hours=[
@@ -238,9 +248,9 @@ class ElasticsearchDashboardMixin:
 
         def usage(facet: str) -> list[Usage]:
             sources = [{"value": {"terms": {"field": _USAGE_FIELDS[facet]}}}]
-            sub = {"records": {"sum": {"field": "accesswatch.record_count"}}}
+            sub = {"records": _served("accesswatch.record_count")}
             found = [
-                Usage(name=str(b["key"]["value"]), events=b["doc_count"], records=_int(b["records"]["value"]))
+                Usage(name=str(b["key"]["value"]), events=b["doc_count"], records=_sum(b["records"]))
                 for b in self._composite(m.EVENTS, {"bool": {"filter": [mine, days]}}, sources, sub)
             ]
             found.sort(key=lambda u: (-u.records, -u.events, u.name))
@@ -268,14 +278,14 @@ class ElasticsearchDashboardMixin:
         ]
         if by_kind:
             sources.append({"kind": {"terms": {"field": "accesswatch.actor.kind"}}})
-        sub = {"records": {"sum": {"field": "accesswatch.record_count"}}}
+        sub = {"records": _served("accesswatch.record_count")}
         totals: dict[tuple[date, str, str | None], list[int]] = defaultdict(lambda: [0, 0])
         for bucket in self._composite(m.EVENTS, _hour_span(since, until), sources, sub):
             # the day of the hour's start, as the SQLite roll-up dates it
             found = bucket["key"]
             key = (local_date(int(found["hour"]), zone), found["class"], found.get("kind"))
             totals[key][0] += bucket["doc_count"]
-            totals[key][1] += _int(bucket["records"]["value"])
+            totals[key][1] += _sum(bucket["records"])
         return [
             ClassDay(day=day, data_class=name, actor_kind=kind, events=events, records=records)
             for (day, name, kind), (events, records) in sorted(
