@@ -147,7 +147,8 @@ def open_pager(
     settings: Settings, store: Store, receivers: dict[str, Notifier], wake: Callable[[], None] | None = None
 ) -> Pager:
     """Plans pages into ``store``'s outbox (give it the pipeline's store: pages go in before the alerts)."""
-    return Pager(store, settings.notify, receivers, wake=wake, act_with=store_options(settings))
+    zone = settings.organisation.timezone
+    return Pager(store, settings.notify, receivers, wake=wake, act_with=store_options(settings), zone=zone)
 
 
 def store_options(settings: Settings) -> list[str]:

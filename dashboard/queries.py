@@ -451,7 +451,8 @@ class Retained:
     window: Ingested
     flagged: Ingested | None  # the flagged hours', where narrower than the window
     kept: int  # events still stored in the window
-    purges: list[PurgeRecord]  # the purges whose horizon passed the window's start
+    purges: list[PurgeRecord]  # the purges that deleted events of the window (``purges_through``)
+    later_purges: int  # purges whose horizon passed its start after earlier ones had passed as far (``purges_through``)
     whole_hours: bool  # the window falls on whole UTC hours: else the hourly figures run a little past its edges
     alert_customers: int | None  # the most distinct customer ids an alert of the incident recorded
 
@@ -476,16 +477,40 @@ def retained(
         return None
     narrower = flagged != (incident.window_start, incident.window_end)
     counts = [alert.evidence.get("distinct_customers") for alert in alerts]
+    through, later = purges_through(store.purges(), incident.window_start, incident.window_end)
     return Retained(
         window=window,
         flagged=Ingested.of(store.activity(*flagged, incident.actor_id)) if narrower else None,
         kept=found.events,
-        purges=[p for p in store.purges() if p.horizon > incident.window_start],
+        purges=through,
+        later_purges=later,
         whole_hours=all(
             moment.timestamp() % 3600 == 0 for moment in (incident.window_start, incident.window_end, *flagged)
         ),
         alert_customers=max((c for c in counts if isinstance(c, int)), default=None),
     )
+
+
+def purges_through(purges: Sequence[PurgeRecord], start: datetime, end: datetime) -> tuple[list[PurgeRecord], int]:
+    """Of the purges, in the order they ran, those that deleted events of ``[start, end)``, and how many later
+    had a horizon past its start.
+
+    A purge deletes the events stamped before its horizon that are still stored: those between the highest
+    horizon of the purges before it and its own.  One whose horizon passes the window's start after an earlier
+    one passed its end (or no further than an earlier one) found none of the window left but the few an
+    earlier purge kept (the evidence of an alert since purged, the newest event) or a replay stored since: it
+    is counted, not named as a purge that deleted the window's events.
+    """
+    through: list[PurgeRecord] = []
+    later, passed = 0, None  # the highest horizon of the purges before
+    for purge in purges:
+        if purge.horizon > start:
+            if passed is None or (passed < end and purge.horizon > passed):
+                through.append(purge)
+            else:
+                later += 1
+        passed = purge.horizon if passed is None else max(passed, purge.horizon)
+    return through, later
 
 
 # -- actor profile ---------------------------------------------------------------------------------

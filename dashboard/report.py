@@ -263,9 +263,18 @@ def _retention_lines(retained: Retained | None, zone: tzinfo) -> list[str]:
         f"on {p.at.astimezone(zone).date().isoformat()} (events stamped before {_local(p.horizon, zone)})"
         for p in retained.purges
     )
+    later = retained.later_purges
+    # purges that found the window already past their predecessors' horizons: not named as deleting its events
+    since = (
+        (" The later purge whose horizon" if later == 1 else f" The {later:,} later purges whose horizons")
+        + " passed the window's start deleted of it at most what an earlier one kept (an alert's evidence, the newest"
+        " event) or a replay stored after it."
+        if later
+        else ""
+    )
     lines = [
         f"{retained.deleted:,} events of this window were deleted by retention {when}; the figures below count the"
-        f" {retained.kept:,} kept (the evidence the alerts cite is kept)."
+        f" {retained.kept:,} kept (the evidence the alerts cite is kept).{since}"
         if when
         else f"{retained.deleted:,} events of this window counted at ingestion are no longer stored (the store keeps"
         f" no record of its purges); the figures below count the {retained.kept:,} kept."

@@ -418,7 +418,10 @@ def _rarity(calibration: Calibration, anomaly: float, severity: Severity, budget
     days = calibration.actor_days
     rate = calibration.rate(anomaly)
     if anomaly <= calibration.maxima[0]:
-        return f"as unusual as 1 in {1000.0 / rate:,.0f} of the {days:,} actor-days the model learned from"
+        one_in = 1000.0 / rate
+        if round(one_in) >= days:  # not "1 in 979 of the 979": the highest of them, said so
+            return f"as unusual as the most unusual of the {days:,} actor-days the model learned from"
+        return f"as unusual as 1 in {one_in:,.0f} of the {days:,} actor-days the model learned from"
     told = f"more unusual than any of the {days:,} actor-days the model learned from"
     by_severity = budgets.by_severity()
     louder = min((s for s in by_severity if s.rank > severity.rank), key=lambda s: s.rank, default=None)

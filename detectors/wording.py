@@ -8,19 +8,18 @@ from detectors.base import Expectation
 from detectors.windows import MAX_TRACKED_CUSTOMERS, ActorRef, WindowStats
 from models.event import ActorKind
 
-
-def count(value: float) -> str:
-    return f"{round(value):,}"
+# the figures' words, shared with the pages' first lines; the detectors read them here, as ``wording.count``
+from models.figures import count as count
+from models.figures import multiple as multiple
+from models.figures import times as times
+from models.figures import took_out as took_out
+from models.figures import usual as usual
 
 
 def counted(value: float, noun: str, plural: str | None = None) -> str:
     """'1 record', '3,000 records': the figure as ``count`` shows it, and the noun that agrees with it."""
     shown = round(value)
     return f"{shown:,} {noun if shown == 1 else plural or noun + 's'}"
-
-
-def times(ratio: float) -> str:
-    return f"{ratio:,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
 
 
 # what the product calls each kind of actor in a sentence
@@ -122,31 +121,3 @@ def against(expectation: Expectation) -> str:
     """``compared`` for a volume rule's expectation: '59x their usual of 6.4'."""
     e = expectation
     return compared(e.value, e.expected, e.basis, e.population_factor)
-
-
-def usual(expected: float) -> str:
-    """'6.4', '95', '1,250': an expected figure to the precision a multiple of it is read at."""
-    return f"{expected:.1f}".removesuffix(".0") if expected < 10 else count(expected)
-
-
-def multiple(value: float, expected: float) -> float:
-    """``value`` over the usual as ``usual`` prints it, so that a reader's own division agrees."""
-    return value / (round(expected, 1) if expected < 10 else round(expected))
-
-
-_EGRESS_VERBS = {"export": "exported", "download": "downloaded", "print": "printed", "share": "shared"}
-
-
-def took_out(records: int, by_action: dict[str, int]) -> str:
-    """'printed 8,000 records', 'exported 5,000 and printed 3,000 records': what was done, largest first.
-
-    A window saved by a version that did not count by action says all four: it cannot tell which.
-    """
-    if not by_action or sum(by_action.values()) != records:
-        return f"exported, downloaded, printed or shared {count(records)} records"
-    done = [
-        f"{_EGRESS_VERBS.get(action, action)} {count(value)}"
-        for action, value in sorted(by_action.items(), key=lambda item: (-item[1], item[0]))
-    ]
-    listed = done[0] if len(done) == 1 else f"{', '.join(done[:-1])} and {done[-1]}"
-    return f"{listed} records"

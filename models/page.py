@@ -14,8 +14,9 @@ from __future__ import annotations
 import hashlib
 from enum import StrEnum
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.alert import Alert, AlertStatus, Severity, UtcTime
 from models.incident import Incident, TriageAction
@@ -34,6 +35,15 @@ class PageKind(StrEnum):
 MAX_FINDINGS = 8  # lines: one per other detector, strongest first
 MAX_FINDING_CHARS = 500  # a line: a detector's summary is one sentence
 Finding = Annotated[str, Field(min_length=1, max_length=MAX_FINDING_CHARS)]
+
+
+def _known_zone(name: str) -> str:
+    ZoneInfo(name)  # an unknown name raises here, on loading a row, not at its first delivery
+    return name
+
+
+# an IANA zone name, validated as ``models.config.Organisation.timezone`` was when the page was planned
+Zone = Annotated[str, AfterValidator(_known_zone)]
 
 
 class Refreshed(BaseModel):
@@ -69,6 +79,9 @@ class Page(BaseModel):
     # what the commands to act on it need to reach this store (``--config FILE``, ``--data-dir DIR``)
     act_with: list[str] = Field(default_factory=list)
     refreshed: Refreshed | None = None  # sent again after it failed, as the incident was then
+    # the organisation's zone (``organisation.timezone``): the clock every time a receiver shows is in, as the
+    # summaries' own; a row planned before pages carried it reads as UTC, the clock pages showed then
+    zone: Zone = "UTC"
 
     @property
     def severity(self) -> Severity:
@@ -80,8 +93,9 @@ def other_findings(incident: Incident, headline: Alert) -> list[str]:
 
     Read from ``Incident.evidence`` (each detector's strongest alert, kept as the incident grows), so
     a page planned before its batch's alerts are stored still quotes them all.  The headline's own
-    detector has a line when its strongest finding is no longer the headline (it grew, or another of
-    its findings is stronger): a page keeps the headline it was first paged with (``notify.outbox``).
+    detector has a line when it found something stronger since (another alert, or a stronger finding
+    grew the headline's): a page keeps the headline it was first paged with (``notify.outbox``).  Its
+    alert grown by weaker findings only is the same finding, told once, by the headline.
     """
     found = []
     for detector, figures in incident.evidence.items():
@@ -92,7 +106,7 @@ def other_findings(incident: Incident, headline: Alert) -> list[str]:
             severity = Severity(figures.get("severity"))
         except ValueError:
             continue
-        if detector == headline.detector and (summary, severity) == (headline.summary, headline.severity):
+        if detector == headline.detector and _same_finding(figures, severity, summary, headline):
             continue  # the headline says it
         score = figures.get("score")
         found.append((severity.rank, score if isinstance(score, int | float) else 0.0, detector, severity, summary))
@@ -102,6 +116,18 @@ def other_findings(incident: Incident, headline: Alert) -> list[str]:
         rest = [item[2] for item in found[MAX_FINDINGS - 1 :]]
         lines = [*lines[: MAX_FINDINGS - 1], _cut(f"and {len(rest)} more: {', '.join(rest)}")]
     return lines
+
+
+def _same_finding(figures: dict, severity: Severity, summary: str, headline: Alert) -> bool:
+    """Whether the detector's strongest alert tells the headline's finding: its very words, or the headline's
+    alert grown since by weaker findings only (its score, its severity: the same strongest finding, with a longer
+    tail of 'the strongest of N findings'), which a second line would list twice."""
+    if (summary, severity) == (headline.summary, headline.severity):
+        return True
+    return figures.get("alert_id") == headline.alert_id and (figures.get("score"), severity) == (
+        headline.score,
+        headline.severity,
+    )
 
 
 def _cut(text: str) -> str:

@@ -27,7 +27,7 @@ from pydantic import field_validator
 from models.config import Seconds
 from models.event import format_utc
 from models.page import Page, PageKind
-from notify.base import headline, next_step, refreshed_line, when
+from notify.base import headline, look_command, next_step, refreshed_line, when
 from notify.http import HttpNotifier, HttpSettings, HttpUrl, post_json
 
 ALERTNAME = "AccesswatchIncident"
@@ -60,6 +60,7 @@ def alerts(page: Page, settings: AlertmanagerSettings, now: datetime) -> list[di
         "description": page.alert.summary,
         "when": when(page),
         "next_step": next_step(page),
+        "look": look_command(page),  # the command that shows the whole incident, as the text pages' "Look:"
         "detectors": ",".join(incident.detectors),
         "risk_score": f"{incident.risk_score:g}",
         "window": f"{format_utc(incident.window_start)}/{format_utc(incident.window_end)}",

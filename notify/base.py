@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import shlex
 from abc import ABC, abstractmethod
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict
 
@@ -24,6 +25,8 @@ from models.event import format_utc
 from models.incident import Incident
 from models.page import Page, PageKind
 from models.settings_base import SettingsModel
+from notify import local_span
+from notify.gist import gist
 
 
 class DeliveryError(Exception):
@@ -83,8 +86,9 @@ def page_record(page: Page, delivery_id: str | None = None) -> dict[str, Any]:
     The contract asks for "at least" the alert keys, so receivers that read
     alert records read these too; ``page`` says whether it is a new incident,
     an update, an acknowledgement, a resolution or a reopening, and by whom,
-    what the incident's other detectors found (``findings``), and, without a
-    dashboard link, the commands that act on it (``commands``).
+    what the incident's other detectors found (``findings``), the command that
+    shows the whole incident (``look``) and, without a dashboard link, the
+    commands that act on it (``commands``).
     """
     incident = page.incident
     about: dict[str, Any] = {
@@ -113,26 +117,76 @@ def page_record(page: Page, delivery_id: str | None = None) -> dict[str, Any]:
         about["link"] = page.link
     else:
         about["commands"] = commands(page)
-    if delivery_id:
+    about["look"] = look_command(page)  # where the whole incident is, link or not, as the text pages' "Look:"
+    if delivery_id:  # last: the file receiver looks for a line's end by it
         about["delivery_id"] = delivery_id
     return {**page.alert.to_record(), "page": about}
 
 
-def headline(page: Page) -> str:
-    """One line a person reads first: what happened, how bad, about whom, and the purpose documented work cites."""
-    incident = page.incident
-    severity = incident.severity.value.upper()
-    who = f"{incident.actor_kind.value} {incident.actor_id}"
-    cited = documented(page)
-    who += f" ({cited})" if cited else ""
+# about what a phone's lock screen shows of a notification, and a mail client of a subject: the first line's room
+FIRST_LINE_CHARS = 160
+
+
+def headline(page: Page, limit: int = FIRST_LINE_CHARS) -> str:
+    """The line a person woken by the page reads first, within ``limit`` characters: what happened to the
+    incident and how bad ('CRITICAL', 'Acknowledged by sam, CRITICAL', 'Now HIGH (was MEDIUM)'), then
+    ``told``: who, what and how much, and when."""
+    lead = situation(page)
+    return f"{lead}: {told(page, limit - len(lead) - 2)}"
+
+
+def situation(page: Page) -> str:
+    """'CRITICAL', 'Now CRITICAL (was HIGH)', 'Acknowledged by sam, CRITICAL', 'ESCALATED, unacknowledged for
+    15 min, HIGH': the incident's severity, and what became of it when a page is about that."""
+    severity = page.incident.severity.value.upper()
     if page.kind in (PageKind.ACKNOWLEDGE, PageKind.RESOLVE, PageKind.REOPEN):
-        return f"{done_by(page)}: {severity} incident on {who}"
+        return f"{done_by(page)}, {severity}"
     if page.kind is PageKind.UPDATE:
         before = page.previous_severity.value.upper() if page.previous_severity else "?"
-        return f"Now {severity} (was {before}): incident on {who}"
+        return f"Now {severity} (was {before})"
     if page.escalation_level:
-        return f"ESCALATED, unacknowledged for {duration(page.escalated_after or 0)}: {severity} incident on {who}"
-    return f"{severity} incident on {who}"
+        return f"ESCALATED, unacknowledged for {duration(page.escalated_after or 0)}, {severity}"
+    return severity
+
+
+def told(page: Page, limit: int) -> str:
+    """The headline finding in plain words, within ``limit`` characters: 'employee emp-0004 (sales) read 17,651
+    records after 19 days of silence, Mon 26 Oct 10:00-11:00 Asia/Shanghai'.
+
+    The actor, and the purpose documented work cites; the finding's gist (``notify.gist``); the hour or day it
+    tells, in the organisation's clock.  Where they do not fit, the time goes first (every page says it in its
+    details), then the end of the finding's words.
+    """
+    who = named(page.incident, documented(page))
+    what = gist(page.alert)
+    start, end = active_span(page.alert)
+    when_active = local_span.span(start, end, ZoneInfo(page.zone))
+    line = f"{who} {what}, {when_active}"
+    return line if len(line) <= limit else _clip(f"{who} {what}", limit)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` within ``limit`` characters, cut at a word's end where one is near (a figure is not halved)."""
+    if len(text) <= limit:
+        return text
+    head = text[: max(limit - 1, 0)]
+    space = head.rfind(" ")
+    return (head[:space].rstrip(",;:") if space >= limit // 2 else head) + "…"
+
+
+# what a page calls each kind of actor, as the summaries do (``detectors.wording.KIND_NOUNS``)
+_KIND_NOUNS = {"employee": "employee", "partner": "partner", "service": "service account"}
+
+
+def named(incident: Incident, cited: str | None = None) -> str:
+    """'employee emp-0042 (sales)', 'partner ptn-7 (blue-sky-travel)', 'service account svc-crm-sync (crm sync)':
+    the actor, and the one trait that says most about them (a partner's company, else the role), and ``cited``
+    beside it ('employee emp-0017 (finance; documented: month-end-close-2026-10)')."""
+    kind = incident.actor_kind.value
+    trait = incident.actor_organization if kind == "partner" else None
+    beside = [said for said in (trait or (incident.actor_role or "").replace("_", " "), cited) if said]
+    text = f"{_KIND_NOUNS.get(kind, kind)} {incident.actor_id}"
+    return f"{text} ({'; '.join(beside)})" if beside else text
 
 
 def documented(page: Page) -> str | None:
@@ -199,26 +253,19 @@ def traits(incident: Incident) -> str:
     return ", ".join(named)
 
 
-def span_utc(start: datetime, end: datetime) -> str:
-    """'2026-10-23 02:00-03:00 UTC', or '2026-10-22 16:00 to 2026-10-23 16:00 UTC' across days."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    if start.date() == end.date():
-        return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
-    return f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-
-
 def when(page: Page) -> str:
-    """When the headline finding was active, in UTC; the incident's span beside it when wider.
+    """When the headline finding was active, in the organisation's clock; the incident's span beside it when
+    wider: 'Sat 17 Oct 01:00-02:00 Asia/Shanghai (incident: 01:00-04:00)'.
 
     An alert's window and its incident's are unions of findings' windows (whole local days for
     the daily rules): shown alone, they read as if the activity had lasted that long.
     """
     start, end = active_span(page.alert)
     incident = page.incident
-    shown = span_utc(start, end)
+    zone = ZoneInfo(page.zone)
     if (incident.window_start, incident.window_end) == (start, end):
-        return shown
-    return f"{shown} (incident: {span_utc(incident.window_start, incident.window_end)})"
+        return local_span.span(start, end, zone)
+    return local_span.span_within(start, end, (incident.window_start, incident.window_end), zone)
 
 
 def active_span(alert: Alert) -> tuple[datetime, datetime]:
@@ -264,5 +311,10 @@ def next_step(page: Page) -> str:
 def look_step(page: Page) -> str:
     """'Look: accesswatch incident inc-...': where a person woken by the page reads the whole incident (its alerts
     and triage log), with or without a dashboard link."""
+    return f"Look: {look_command(page)}"
+
+
+def look_command(page: Page) -> str:
+    """'accesswatch incident inc-... --data-dir DIR': the command that shows the whole incident."""
     options = f" {shlex.join(page.act_with)}" if page.act_with else ""
-    return f"Look: accesswatch incident {page.incident.incident_id}{options}"
+    return f"accesswatch incident {page.incident.incident_id}{options}"

@@ -25,6 +25,7 @@ from models.config import Settings as Config  # ``Settings`` below is the receiv
 from models.page import Page, PageKind
 from models.visible import visible
 from notify.base import (
+    FIRST_LINE_CHARS,
     DeliveryError,
     Notifier,
     ReceiverSettings,
@@ -83,7 +84,8 @@ def compose(page: Page, settings: EmailSettings, delivery_id: str) -> EmailMessa
     mail = EmailMessage()
     # escaped (``models.visible``): a CR LF in an actor id would inject a header, and the mail library refuses
     # such a subject outright, so this receiver alone would never get the page
-    mail["Subject"] = visible(f"{settings.subject_prefix} {headline(page)}".strip())
+    room = FIRST_LINE_CHARS - len(settings.subject_prefix) - 1  # a phone's mail list shows about a line
+    mail["Subject"] = visible(f"{settings.subject_prefix} {headline(page, room)}".strip())
     mail["From"] = settings.sender
     mail["To"] = ", ".join(settings.to)
     mail["Date"] = formatdate(localtime=False)

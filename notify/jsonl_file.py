@@ -2,7 +2,8 @@
 
 Each line is the contract's alert record with a ``page`` object beside its
 keys (``notify.base.page_record``): what happened to the incident, and by
-whom, what its other detectors found, and how to act on it.
+whom, what its other detectors found, where to read the whole incident
+(``look``) and how to act on it.
 
 A page delivered again under the same delivery id (at least once: a process
 stopped between writing it and recording it as sent) is not written twice

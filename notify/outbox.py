@@ -164,12 +164,15 @@ class Pager:
         clock: Clock = wall_clock,
         wake: Callable[[], None] | None = None,
         act_with: Sequence[str] = (),
+        zone: str = "UTC",
     ) -> None:
         """``act_with``: the options a person's ``accesswatch ack`` needs to reach this store (``--data-dir``),
-        given in the pages' commands (``notify.base.commands``)."""
+        given in the pages' commands (``notify.base.commands``); ``zone``: the organisation's, the clock the
+        pages' times are in."""
         self.store = store
         self.notify = notify
         self.act_with = list(act_with)
+        self.zone = zone
         self.router = Router(notify)
         self.receivers = receivers
         self.clock = clock
@@ -498,8 +501,8 @@ class Pager:
         conditional: bool = False,
         discriminator: str = "",
     ) -> Notification:
-        if self.act_with:  # the commands a page gives must reach this store as they are printed
-            page = page.model_copy(update={"act_with": self.act_with})
+        # the commands a page gives must reach this store as they are printed; its times are the organisation's
+        page = page.model_copy(update={"act_with": self.act_with or page.act_with, "zone": self.zone})
         return Notification(
             notification_id=notification_id(receiver, page, discriminator),
             receiver=receiver,

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, Field, SecretStr
 
 from models.event import format_utc
 from models.page import Page, PageKind
-from notify.base import DeliveryError, documented, page_record
+from notify.base import DeliveryError, headline, page_record
 from notify.http import HttpNotifier, HttpSettings, HttpUrl, post_json
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -58,16 +58,9 @@ def event(page: Page, settings: PagerDutySettings) -> dict[str, Any]:
     if action != "trigger":
         return body
     incident = page.incident
-    cited = documented(page)
-    summary = (
-        f"[{incident.severity.value.upper()}] {incident.actor_id}{f' ({cited})' if cited else ''}: {page.alert.summary}"
-    )
-    if page.escalation_level:
-        summary = f"ESCALATED: {summary}"
-    elif page.kind is PageKind.REOPEN and page.action is not None:
-        summary = f"REOPENED by {page.action.by}: {summary}"
     body["payload"] = {
-        "summary": summary[:1024],
+        # what the phone's notification shows, and the alert's title: the first line, the finding whole in the details
+        "summary": headline(page),
         "source": settings.source,
         "severity": SEVERITY[incident.severity.value],
         "timestamp": format_utc(incident.updated_at),

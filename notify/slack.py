@@ -60,7 +60,7 @@ def message(page: Page) -> dict[str, Any]:
     """The Block Kit message for a page."""
     incident, alert = page.incident, page.alert
     icon = _DONE.get(page.kind, _EMOJI[incident.severity.value])
-    title = _cut(f"{headline(page)}", 150 - 2)
+    title = escape(headline(page, 150 - 3))  # after the icon and a space, within the header's 150
     who = f"`{escape(incident.actor_id)}` ({escape(traits(incident))})"
     fields = [
         f"*Severity*\n{incident.severity.value}"
@@ -72,7 +72,10 @@ def message(page: Page) -> dict[str, Any]:
         f"*Incident*\n`{incident.incident_id}` ({incident.status.value.replace('_', ' ')})",
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": f"{_plain_icon(page)} {title}", "emoji": True}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _cut(f"{_plain_icon(page)} {title}", 150), "emoji": True},
+        },
         {"type": "section", "text": {"type": "mrkdwn", "text": _cut(f"{icon} {escape(alert.summary)}", 3000)}},
     ]
     if page.findings:
@@ -111,8 +114,8 @@ def message(page: Page) -> dict[str, Any]:
                 ],
             }
         )
-    fallback = f"{headline(page)}: {alert.summary}"
-    return {"text": _cut(escape(fallback), 3000), "blocks": blocks}
+    # the notification's own text, what a phone shows: the first line alone, the details are the blocks'
+    return {"text": escape(headline(page)), "blocks": blocks}
 
 
 def _plain_icon(page: Page) -> str:

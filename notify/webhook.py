@@ -2,7 +2,8 @@
 
 The body is ``notify.base.page_record``: the alert record with a ``page``
 object (new incident, update, acknowledgement, resolution, reopening; the
-incident's other findings; without a dashboard link, the commands to act).  Headers:
+incident's other findings; ``look``, the command that shows the whole
+incident; without a dashboard link, the commands to act).  Headers:
 
 - ``X-Accesswatch-Event``: trigger | update | acknowledge | resolve | reopen
 - ``X-Accesswatch-Dedup-Key``: the incident id; repeats of one incident share it

@@ -34,6 +34,7 @@ import hashlib
 import sqlite3
 from collections.abc import Sequence
 
+import numpy as np
 import orjson
 
 MERGE_KEYS = 200_000
@@ -48,11 +49,16 @@ def id_check(event_id: str) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
-def known(db: sqlite3.Connection, keys: Sequence[int]) -> set[int]:
+def known(db: sqlite3.Connection, keys: Sequence[int] | np.ndarray) -> set[int]:
     """Which of these keys the store has."""
-    if not keys:
+    if not len(keys):
         return set()
-    listed = orjson.dumps(keys).decode()
+    # Probed in key order: consecutive probes then land on the same pages, still in the CPU's caches.  In a
+    # replay of a million events, the same batches probed in their own order and sorted, alternately: 0.44
+    # and 0.31 µs an event over the first 100,000, 1.99 and 0.91 over the last (the large level then holds
+    # a million keys), 1.22 and 0.64 over the run.  The keys probed grow with the store; this cost with them.
+    ordered = np.sort(np.asarray(keys, np.int64))
+    listed = orjson.dumps(ordered, option=orjson.OPT_SERIALIZE_NUMPY).decode()
     return {
         key
         for table in ("event_keys_recent", "event_keys")

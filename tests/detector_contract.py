@@ -22,6 +22,7 @@ has such a class.
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Literal
 
 import pytest
@@ -30,7 +31,12 @@ from detectors.base import Detector
 from detectors.registry import DETECTORS, build_detectors
 from models.alert import Severity
 from models.event import AccessEvent
+from models.incident import Incident
+from models.page import Page, PageKind
+from notify.base import FIRST_LINE_CHARS, headline
+from notify.gist import from_figures
 from tests.detector_harness import (
+    ZONE,
     Run,
     assert_contract_alert,
     assert_findings_well_formed,
@@ -143,3 +149,32 @@ class DetectorContract:
 
     def test_alert_ids_and_records_do_not_depend_on_the_run_or_the_batch_cutting(self) -> None:
         assert_stable_alerts(self.story, self.name, **self.run_options)
+
+    def test_a_page_says_its_alerts_in_a_first_line_of_their_own_figures(self, told: tuple[list, Run]) -> None:
+        """Tester T24: the pages led with the whole summary, 600 characters of the isolation forest's. The first
+        line says who did what and how much from the alert's figures (``notify.gist``), each figure as its summary
+        says it, within what a phone shows."""
+        _, result = told
+        for alert in (alert for alert in result.alerts if alert.detector == self.name):
+            said = from_figures(alert)
+            assert said is not None, f"notify.gist reads no figures of {self.name}'s alert: {alert.evidence}"
+            for figure in re.findall(r"\d[\d,.]*x?", said):
+                assert re.search(rf"(?<![\d,.]){re.escape(figure)}(?![\d,])", alert.summary), (figure, alert.summary)
+            incident = Incident(
+                incident_id="inc-1",
+                actor_id=alert.actor_id,
+                actor_kind=alert.actor_kind,
+                actor_role=alert.actor_role,
+                actor_organization=alert.actor_organization,
+                severity=alert.severity,
+                risk_score=50.0,
+                window_start=alert.window_start,
+                window_end=alert.window_end,
+                alert_ids=[alert.alert_id],
+                detectors=[alert.detector],
+                summary=alert.summary,
+                created_at=alert.window_end,
+                updated_at=alert.window_end,
+            )
+            page = Page(kind=PageKind.TRIGGER, dedup_key="inc-1", incident=incident, alert=alert, zone=ZONE.key)
+            assert len(headline(page)) <= FIRST_LINE_CHARS and said in headline(page)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import orjson
+import pytest
 
 from detectors.classify import Classifier
 from models.alert import Alert, Severity
@@ -53,6 +56,14 @@ def incoming(settings: Settings, **overrides: Any) -> IncomingEvent:
     raw = orjson.dumps(event_dict(**overrides))
     parsed = AccessEvent.model_validate_json(raw)
     return IncomingEvent(from_model(parsed), raw, Classifier(settings.classification).touch(parsed.fields).classes)
+
+
+def keyed_by(monkeypatch: pytest.MonkeyPatch, key_of: Callable[[str], int]) -> None:
+    """The store keys event ids with ``key_of`` (``id_key``, and a batch's ``id_keys``): collisions made to order."""
+    import store.sqlite as module
+
+    monkeypatch.setattr(module, "id_key", key_of)
+    monkeypatch.setattr(module, "id_keys", lambda event_ids: np.array([key_of(i) for i in event_ids], np.int64))
 
 
 def at(hours: float = 0, days: float = 0) -> datetime:

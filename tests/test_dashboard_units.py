@@ -27,7 +27,7 @@ from models.dashboard import AlertDayCount, ClassDay, DataAccessKind, DataAccess
 from models.event import format_utc
 from models.flagged import flagged, runs
 from models.incident import Incident, TriageAction, TriageActionKind
-from store.base import EventQuery, EventTotal
+from store.base import EventQuery, EventTotal, PurgeRecord
 from store.retention import RetentionPolicy
 from tests import factories as f
 
@@ -897,6 +897,43 @@ def test_a_report_after_a_purge_says_what_retention_deleted_and_gives_the_figure
     assert (
         queries.retained(sqlite_store, incident.model_copy(update={"window_start": f.at(4)}), [], impact, hours) is None
     )
+
+
+def test_a_report_names_only_the_purges_that_deleted_events_of_the_window(sqlite_store, settings):
+    """A purge whose horizon passed the window's start after an earlier one had passed its end found none of it
+    to delete: the report does not say it deleted the window's events, and says what such a later purge means."""
+    incident, events = _exfiltration(settings)  # its window: T0 to 8 h; one more event at 9 h, the newest
+    sqlite_store.write(events)
+    assert sqlite_store.purge(RetentionPolicy(f.at(8), f.at(-1))).events == 6  # the whole window
+    # the next day's events, then a purge that deletes them and the 9 h one: nothing of the window was left
+    sqlite_store.write([f.incoming(settings, at=f.at(hours), customer_ids=["next"]) for hours in (20, 21, 40)])
+    assert sqlite_store.purge(RetentionPolicy(f.at(30), f.at(-1))).events == 3
+    first, second = sqlite_store.purges()
+    assert (first.events, second.events) == (6, 3) and second.horizon > incident.window_start
+
+    impact = queries.impact(sqlite_store, incident)
+    kept = queries.retained(sqlite_store, incident, [], impact, (incident.window_start, incident.window_end))
+    assert kept is not None and kept.purges == [first] and kept.later_purges == 1
+    view = queries.IncidentView(incident, [], [], f.T0 + timedelta(hours=8), f.T0 + timedelta(hours=56))
+    made = report.Report(view, impact, settings, "dpo", f.T0 + timedelta(hours=50), sorted(impact.customers), kept)
+    text = report.markdown(made)
+    zone = settings.organisation.tz
+    day = first.at.astimezone(zone).date().isoformat()
+    assert (
+        f"6 events of this window were deleted by retention on {day} (events stamped before"
+        f" {queries.local_time(first.horizon, zone)}); the figures below count the 0 kept (the evidence the alerts"
+        " cite is kept). The later purge whose horizon passed the window's start deleted of it at most what an"
+        " earlier one kept (an alert's evidence, the newest event) or a replay stored after it."
+    ) in text
+    assert queries.local_time(second.horizon, zone) not in text
+
+
+def test_the_purges_named_for_a_window_are_those_whose_horizon_passed_part_of_it_first():
+    start, end = f.at(10), f.at(20)
+    horizons = [5, 12, 15, 25, 30, 18]  # before it; into it; further; past it; past it again; back into it (--as-of)
+    purges = [PurgeRecord(f.at(100 + n), f.at(hours), 1) for n, hours in enumerate(horizons)]
+    through, later = queries.purges_through(purges, start, end)
+    assert [p.horizon for p in through] == [f.at(12), f.at(15), f.at(25)] and later == 2
 
 
 def test_a_report_s_sources_mark_outside_addresses_and_gather_a_routine_sync_s_many_sessions(settings):

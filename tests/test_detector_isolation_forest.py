@@ -464,6 +464,10 @@ def test_past_every_actor_day_learned_a_low_finding_says_why_it_is_no_louder():
     assert _rarity(calibration, 0.69, Severity.LOW, Budgets()) == (
         "as unusual as 1 in 29 of the 610 actor-days the model learned from"
     )
+    # Tester T24: "as unusual as 1 in 979 of the 979 actor-days", of the highest of them
+    assert _rarity(calibration, 0.70, Severity.LOW, Budgets()) == (
+        "as unusual as the most unusual of the 610 actor-days the model learned from"
+    )
 
 
 def test_budgets_must_not_grow_with_severity():

@@ -87,7 +87,7 @@ def test_retention_keeps_the_keys_of_the_events_it_deletes_in_either_level(tmp_p
 def test_an_id_whose_key_collides_with_a_purged_one_is_stored(tmp_path, settings, monkeypatch):
     """The key alone cannot tell the purged id from another with the same 64-bit hash: the mark can."""
     real = sqlite_module.id_key
-    monkeypatch.setattr(sqlite_module, "id_key", lambda event_id: 7 if event_id.startswith("clash") else real(event_id))
+    f.keyed_by(monkeypatch, lambda event_id: 7 if event_id.startswith("clash") else real(event_id))
     with SqliteStore(tmp_path / "a.db") as store:
         purged = f.incoming(settings, event_id="clash-1", at=at())
         store.write([purged, f.incoming(settings, at=at(days=60))])

@@ -551,16 +551,19 @@ def test_a_closed_incident_is_kept_its_retention_from_when_it_was_closed(tmp_pat
 
 
 class _OthersActFirst:
-    """A purge's connection on which someone else acts just before the purge takes the write lock (its first
-    ``BEGIN IMMEDIATE``): what the purge read before then, it read before they acted."""
+    """A purge's connection on which someone else acts just before the purge takes the write lock (its
+    ``BEGIN IMMEDIATE`` number ``before_lock``, the first by default): what the purge read before then, it read
+    before they acted."""
 
-    def __init__(self, db: sqlite3.Connection, act) -> None:
-        self._db, self._act = db, act
+    def __init__(self, db: sqlite3.Connection, act, before_lock: int = 1) -> None:
+        self._db, self._act, self._locks_to_go = db, act, before_lock
 
     def execute(self, sql: str, *args):
         if sql == "BEGIN IMMEDIATE" and self._act is not None:
-            act, self._act = self._act, None
-            act()
+            self._locks_to_go -= 1
+            if not self._locks_to_go:
+                act, self._act = self._act, None
+                act()
         return self._db.execute(sql, *args)
 
     def __getattr__(self, name: str):
@@ -606,6 +609,97 @@ def test_an_incident_reopened_or_closed_again_while_a_purge_runs_is_kept_with_it
         assert report.intact, report.problems
         assert report.rows_purged["triage_actions"] == 1  # the untouched incident's resolve, and no other
         assert report.rows_checked["triage_actions"] == 5  # two first resolves, then the dashboard's three
+
+
+@pytest.mark.parametrize(
+    ("chunk", "before_lock", "cited"),
+    [(5000, 2, 1), (2, 3, 3)],  # before the first chunk's transaction; before the second's, the first deleted
+)
+def test_an_alert_stored_while_a_purge_runs_keeps_the_events_it_cites(
+    tmp_path, settings, monkeypatch, chunk, before_lock, cited
+):
+    """Which events the alerts cite is read under the lock of each transaction that deletes events: an alert a
+    replay of old logs stores beside the purge, once the purge has listed the evidence, keeps its events."""
+    monkeypatch.setattr(retention, "_CHUNK", chunk)
+    now = at(days=400)
+    with _store(tmp_path) as store:
+        old = _fill(store, settings, batches=1, size=4)  # past the 180 days
+        _fill(store, settings, batches=1, size=2, days=390)
+        policy = RetentionPolicy.of(events_days=180, alerts_days=365, now=now)
+        late = _alert_citing(old[cited], AlertStatus.OPEN, 390, now)
+
+        def a_replay_stores_an_alert() -> None:  # its own connection, as a replay's process has
+            with SqliteStore(store.path, cache_mb=8) as replay:
+                replay.upsert_alerts([late])
+
+        # the purge's first lock deletes alerts and incidents, the next ones a chunk of events each
+        done = retention.purge(_OthersActFirst(store._db, a_replay_stores_an_alert, before_lock), policy, False)
+        assert (done.events, done.events_kept_as_evidence) == (3, 1)
+        left = {item.event.event_id for item in store.query_events(EventQuery(limit=100)).items}
+        assert old[cited] in left and not (set(old) - {old[cited]}) & left
+        assert store.get_alert(late.alert_id) is not None
+        assert store.verify_chain().intact
+
+
+def _incident_of_alerts(store: SqliteStore, incident_id: str, alerts: list, closed: datetime) -> list:
+    """One incident of ``alerts`` (its window spanning theirs), resolved at ``closed``; the alerts as stored."""
+    alerts = [alert.model_copy(update={"incident_id": incident_id}) for alert in alerts]
+    first = factories.incident_of(alerts[0], incident_id, 60.0)
+    incident = first.model_copy(
+        update={
+            "alert_ids": [alert.alert_id for alert in alerts],
+            "window_start": min(alert.window_start for alert in alerts),
+            "window_end": max(alert.window_end for alert in alerts),
+        }
+    )
+    store.upsert_alerts(alerts, [incident])
+    store.record_action(TriageAction(incident_id=incident_id, kind=TriageActionKind.RESOLVE, by="dpo", at=closed))
+    return alerts
+
+
+def test_an_alert_is_kept_while_its_incident_is_and_goes_with_it(tmp_path, settings):
+    """An incident's alerts are kept as long as it is, however early they ended (it lists them: the dashboard
+    and ``accesswatch incident`` would show a hole), and go with it, whatever their own status."""
+    now = at(days=800)
+    with _store(tmp_path) as store:
+        cited = _fill(store, settings, batches=1, size=3)
+        # a case of a morning's finding and a day's (its window the whole day), closed at noon that day, a year
+        # and six hours ago: the morning's alert ended, and the case was closed, past the 365 days; the day's
+        # alert, and so the incident's window, ends six hours later
+        day = now - timedelta(days=365, hours=18)
+        morning = factories.alert(
+            window_start=day + timedelta(hours=8),
+            window_end=day + timedelta(hours=9),
+            evidence={"event_ids": [cited[0]]},
+        )
+        whole_day = factories.alert(
+            detector="off_hours",
+            window_start=day,
+            window_end=day + timedelta(days=1),
+            evidence={"event_ids": [cited[1]]},
+        )
+        morning, whole_day = _incident_of_alerts(store, "inc-day", [morning, whole_day], day + timedelta(hours=12))
+        policy = RetentionPolicy.of(events_days=180, alerts_days=365, now=now)
+
+        dry = store.purge(policy, dry_run=True)
+        assert (dry.incidents, dry.alerts, dry.events_kept_as_evidence) == (0, 0, 2)
+        done = store.purge(policy)
+        assert (done.incidents, done.alerts, done.events) == (0, 0, 0)
+        # the incident kept lists the morning's alert, kept with it
+        assert [a.alert_id for a in store.get_alerts(store.get_incident("inc-day").alert_ids)] == [
+            whole_day.alert_id,
+            morning.alert_id,
+        ]
+
+        # once the incident is past keeping, all its alerts go with it: one the store holds open (as a store
+        # written before the alerts followed their incident's status may) included
+        db = _raw(store)
+        db.execute("UPDATE alerts SET status = 'open' WHERE alert_id = ?", (whole_day.alert_id,))
+        db.close()
+        gone = store.purge(RetentionPolicy.of(180, 365, now + timedelta(hours=7)))
+        assert (gone.incidents, gone.alerts) == (1, 2)
+        assert store.get_incident("inc-day") is None and store.get_alerts([morning.alert_id, whole_day.alert_id]) == []
+        assert store.verify_chain().intact
 
 
 def test_the_newest_event_is_kept_so_store_positions_never_go_back(tmp_path, settings):

@@ -611,10 +611,10 @@ def test_a_reopen_tells_the_receivers_that_were_told_it_was_closed(rig, pagerdut
     assert pagerduty.pagerduty[incident.incident_id].status == "acknowledged"
     headers = [message["blocks"][0]["text"]["text"] for message in slack.accepted]
     assert [text.split(" ", 1)[1].split(":")[0] for text in headers] == [
-        "HIGH incident on employee emp-0001",
-        "Closed as resolved by bob",
-        "Reopened by erin",
-        "Acknowledged by erin",
+        "HIGH",
+        "Closed as resolved by bob, HIGH",
+        "Reopened by erin, HIGH",
+        "Acknowledged by erin, HIGH",
     ]
 
 
@@ -782,8 +782,8 @@ def test_the_console_quotes_the_first_finding_on_every_later_page(tmp_path, cloc
             rig.act(incident.incident_id, kind, by="alice")
             rig.deliver()
             first, quoted, also = capsys.readouterr().out.splitlines()[:3]
-            assert " by alice: " in first and alert.summary not in first
-            assert quoted.split() == [alert.detector, f"{alert.actor_id}:", *alert.summary.split()]
+            assert " by alice, HIGH: service account svc-etl " in first and alert.summary not in first
+            assert quoted.strip() == f"{alert.detector}: {alert.summary}"
             assert also.lstrip().startswith("also ")
     finally:
         rig.close()
@@ -838,7 +838,11 @@ def test_every_page_of_an_incident_on_every_receiver_quotes_the_finding_it_was_f
                 assert row.kind is PageKind.TRIGGER or row.page.findings == [f"egress, critical: {_EGRESS}"]
             # what each receiver shows
             triggers = [e for e in pagerduty.accepted if e["event_action"] == "trigger"]  # trigger, rise, reopen
-            assert len(triggers) == 3 and all(_FIRST in e["payload"]["summary"] for e in triggers)
+            # the first line tells it (``notify.gist``), the details whole
+            assert len(triggers) == 3 and all(_FIRST == e["payload"]["custom_details"]["summary"] for e in triggers)
+            assert all(
+                "employee emp-0001 read 5,000 records, 50x their usual" in e["payload"]["summary"] for e in triggers
+            )
             assert all(_FIRST in message["blocks"][1]["text"]["text"] for message in slack.accepted)
             assert len(slack.accepted) == 5
             assert [record["summary"] for record in hook.accepted] == [_FIRST] * 5
@@ -846,7 +850,7 @@ def test_every_page_of_an_incident_on_every_receiver_quotes_the_finding_it_was_f
             assert [json.loads(line)["summary"] for line in written] == [_FIRST] * 5
             printed = capsys.readouterr().out
             headlines = [line for line in printed.splitlines() if line.startswith("[")]
-            assert len(headlines) == 5 and all(" 01:00-02:00 UTC " in line for line in headlines)
+            assert len(headlines) == 5 and all(line.endswith(", Mon 02 Nov 01:00-02:00 UTC") for line in headlines)
             assert "also egress, critical" in printed
         finally:
             rig.close()
@@ -865,6 +869,24 @@ def test_a_rise_of_the_headline_s_own_detector_is_quoted_beside_the_headline(rig
     assert (update.kind, update.page.alert.summary) == (PageKind.UPDATE, _FIRST)
     assert update.page.findings == ["bulk_read, critical: more"]
     assert "bulk_read, critical: more" in str(slack.accepted[1])
+
+
+def test_an_acknowledgement_lists_the_headline_once_when_its_alert_grew_by_weaker_findings(rig, slack, clock):
+    """Tester T24: the acknowledgement of an incident whose bulk_read alert had grown by a weaker finding since it
+    paged listed bulk_read twice: the headline as first paged, and an also line of the same strongest finding with
+    a longer tail.  A stronger finding since is a line of its own (above)."""
+    read = f.alert(summary=_FIRST, score=5.0)
+    read, incident = _grown(None, read, {})
+    rig.raise_((read, incident))
+    tail = f"{_FIRST[:-1]}; the strongest of 2 findings on Mon 02 Nov, 5,100 records read in their windows in all."
+    grown, same = _grown(incident, read.model_copy(update={"revision": 2, "summary": tail}), {read.alert_id: read})
+    rig.raise_((grown, same))
+    clock.advance(60)
+    rig.act(incident.incident_id, TriageActionKind.ACKNOWLEDGE, by="sam")
+    rig.deliver()
+    _, acknowledged = rig.rows(receiver="slack")
+    assert acknowledged.kind is PageKind.ACKNOWLEDGE and acknowledged.page.alert.summary == _FIRST
+    assert acknowledged.page.findings == [] and "Also found" not in str(slack.accepted[-1])
 
 
 def test_a_page_sent_again_after_failing_says_the_incident_as_it_is_now(tmp_path, clock, pagerduty, slack):
@@ -889,7 +911,10 @@ def test_a_page_sent_again_after_failing_says_the_incident_as_it_is_now(tmp_path
         assert [e["event_action"] for e in pagerduty.accepted] == ["trigger", "acknowledge"]
         trigger = pagerduty.accepted[0]
         assert trigger["dedup_key"] == incident.incident_id and trigger["payload"]["severity"] == "critical"
-        assert trigger["payload"]["summary"] == f"[CRITICAL] {incident.actor_id}: {alert.summary}"
+        assert (
+            trigger["payload"]["summary"]
+            == "CRITICAL: employee emp-0001 read 5,000 records, Mon 02 Nov 01:00-02:00 UTC"
+        )
         details = trigger["payload"]["custom_details"]["page"]
         assert (details["incident_status"], details["risk_score"]) == ("acknowledged", 90.0)
         assert pagerduty.pagerduty[incident.incident_id].status == "acknowledged"

@@ -61,7 +61,9 @@ def test_a_page_is_mailed_over_starttls_with_authentication(tmp_path, smtp):
     assert smtp.logins == ["pager"]
     (mail,) = smtp.messages
     assert smtp.envelopes == [("accesswatch@example.com", ["soc@example.com", "dpo@example.com"])]
-    assert mail["Subject"] == f"[accesswatch] CRITICAL incident on employee {page.incident.actor_id}"
+    assert mail["Subject"] == (
+        f"[accesswatch] CRITICAL: employee {page.incident.actor_id} read 5,000 records, Mon 02 Nov 01:00-02:00 UTC"
+    )
     body = mail.get_content().replace("\r\n", "\n")
     assert page.alert.summary in body and page.link in body and "bulk_read" in body
     # the dashboard's link, and where on the command line (tester T17: a woken person had no next step to read)
@@ -126,7 +128,7 @@ def test_the_mail_quotes_the_other_findings_and_says_how_to_act_without_a_link(t
     incident_id = page.incident.incident_id
     assert f"Act on it: accesswatch ack {incident_id} | accesswatch resolve {incident_id}" in body
     assert f"\nLook: accesswatch incident {incident_id}\nAct on it: " in body
-    assert "When:       2026-11-02 01:00-02:00 UTC" in body and "Who:        svc-etl (service)" in body
+    assert "When:       Mon 02 Nov 01:00-02:00 UTC" in body and "Who:        svc-etl (service)" in body
 
 
 def test_a_reopen_is_mailed_in_the_incidents_thread(tmp_path, smtp):
@@ -156,6 +158,6 @@ def test_a_line_break_in_an_actor_id_is_escaped_in_the_subject_and_cannot_add_a_
     assert smtp.envelopes == [("accesswatch@example.com", ["soc@example.com", "dpo@example.com"])]
     assert mail["Bcc"] is None
     shown = r"emp-0098\r\nBcc: attacker@evil.example\r\n\x1b[32m\u202e"
-    assert mail["Subject"] == f"[accesswatch] CRITICAL incident on employee {shown}"
+    assert mail["Subject"] == f"[accesswatch] CRITICAL: employee {shown} read 5,000 records, Mon 02 Nov 01:00-02:00 UTC"
     body = mail.get_content().splitlines()
     assert not any(line.startswith("Bcc:") for line in body) and f"Who:        {shown} (employee)" in body

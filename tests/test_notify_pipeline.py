@@ -631,7 +631,7 @@ def test_a_documented_month_end_close_waits_in_the_queue_and_pages_nobody(
     again = tmp_path / "paged"
     assert accesswatch("replay", str(events), "--data-dir", str(again), "--config", str(config), "--page") == 0
     (trigger,) = pagerduty.events("trigger")
-    assert f"emp-0001 (documented: {MONTH_END}): " in trigger["payload"]["summary"]
+    assert f"emp-0001 (customer service; documented: {MONTH_END}) accessed " in trigger["payload"]["summary"]
 
 
 def test_undocumented_accesses_joining_a_documented_job_page_it_at_the_same_severity(

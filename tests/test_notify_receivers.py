@@ -11,7 +11,7 @@ import io
 import json
 import os
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar, get_args, get_origin
 
 import orjson
@@ -23,12 +23,13 @@ from models.alert import AlertStatus, Severity
 from models.config import ConfigError
 from models.incident import TriageAction, TriageActionKind
 from models.page import MAX_FINDING_CHARS, MAX_FINDINGS, Page, PageKind, Refreshed, other_findings
-from notify.base import DeliveryError, Notifier, headline, when
+from notify.base import FIRST_LINE_CHARS, DeliveryError, Notifier, headline, when
 from notify.console import ConsoleNotifier
 from notify.email_smtp import EmailSettings, compose
 from notify.http import HttpNotifier
 from notify.registry import RECEIVERS, build_receivers
 from notify.webhook import verify_signature
+from tests import factories as f
 from tests.fakes.paging_receivers import CONTRACT_ALERT_KEYS, FakeReceiver, free_port
 from tests.paging_factories import (
     MONTH_END,
@@ -39,6 +40,7 @@ from tests.paging_factories import (
     documented_alert,
     episode,
     finding,
+    incident_of,
     joined,
     settings_with,
     telling_page,
@@ -94,8 +96,10 @@ def test_pagerduty_trigger_is_a_valid_event_keyed_by_the_incident(pagerduty):
     assert event["dedup_key"] == page.incident.incident_id
     payload = event["payload"]
     assert payload["severity"] == "critical" and payload["source"] == "accesswatch"
-    assert page.incident.actor_id in payload["summary"] and page.alert.summary in payload["summary"]
+    # the notification a phone shows is the first line; the finding whole is in the details
+    assert payload["summary"] == headline(page) and payload["summary"].startswith("CRITICAL: partner emp-0001")
     details = payload["custom_details"]
+    assert details["summary"] == page.alert.summary
     assert all(isinstance(details[key], kind) for key, kind in CONTRACT_ALERT_KEYS.items())
     assert event["links"] == [{"href": page.link, "text": "Incident in accesswatch"}]
 
@@ -295,7 +299,7 @@ def test_slack_message_says_severity_who_what_why_and_links_the_dashboard(slack)
     assert page.alert.summary in text and "bulk_read" in text and "blue-sky-travel" in text
     (button,) = message["blocks"][-1]["elements"]
     assert button["url"] == page.link
-    assert page.alert.summary in message["text"]
+    assert message["text"] == headline(page)  # the notification's text: the first line, the details are the blocks'
 
 
 def test_slack_data_cannot_mention_or_format(slack):
@@ -305,6 +309,7 @@ def test_slack_data_cannot_mention_or_format(slack):
     notifier.send(page.model_copy(update={"alert": sneaky}), "ntf")
     text = json.dumps(fake.accepted[0])
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "&lt;!channel&gt;" in fake.accepted[0]["text"]  # the first line quotes the summary: escaped too
 
 
 def test_slack_long_texts_stay_within_block_kit_limits(slack):
@@ -433,13 +438,14 @@ def test_console_receiver_prints_a_line_a_page_and_later_pages_quote_the_finding
     triggered, acknowledged = a_page(severity=Severity.HIGH), a_page(PageKind.ACKNOWLEDGE)
     notifier.send(triggered, "ntf")
     notifier.send(acknowledged, "ntf")
-    first, look, second, quoted, again = out.getvalue().splitlines()
-    assert first.startswith("[HIGH    ]!!") and "bulk_read" in first
+    first, finding, look, second, quoted, note, again = out.getvalue().splitlines()
+    assert first == "[HIGH    ]!!  partner emp-0001 (blue-sky-travel) read 5,000 records, Mon 02 Nov 01:00-02:00 UTC"
     # where the whole incident is, on every page, beside the dashboard's link (which the terminal never showed)
     assert look == " " * 13 + f"Look: accesswatch incident {triggered.incident.incident_id}"
     assert again == " " * 13 + f"Look: accesswatch incident {acknowledged.incident.incident_id}"
-    assert "Acknowledged by alice" in second and "bulk_read" not in second
-    assert quoted.startswith(" " * 13 + "bulk_read") and quoted.strip() in first
+    assert second.startswith("[HIGH    ]!!  Acknowledged by alice, HIGH: partner emp-0001 (blue-sky-travel) read")
+    assert quoted == finding == " " * 13 + f"bulk_read: {triggered.alert.summary}"
+    assert note == " " * 13 + "Acknowledged by alice: called the partner"
 
 
 def test_a_page_sent_again_as_the_incident_is_now_says_so_on_the_console_and_in_mail(tmp_path):
@@ -531,7 +537,7 @@ def test_slack_quotes_the_incidents_other_findings_and_labels_who_and_when(slack
     assert [line.split(",")[0] for line in lines] == ["• egress", "• new_access", "• dormant"]
     assert "35,575 records" in lines[0] and "198.51.100.77" in lines[1] and "silent for 16 days" in lines[2]
     assert "(service, role sales, department sales)" in text  # not "(service, sales, sales)"
-    assert "*When*\\n2026-11-02 01:00-02:00 UTC" in text
+    assert "*When*\\nMon 02 Nov 01:00-02:00 UTC" in text
 
 
 def test_slack_says_who_acted_as_a_sentence(slack):
@@ -579,18 +585,22 @@ def test_an_escalation_says_how_long_it_went_unacknowledged(webhook):
     page = a_page(escalation_level=1, escalated_after=45.0)
     notifier.send(page, "ntf")
     assert fake.accepted[0]["page"]["unacknowledged_for"] == 45.0
-    assert headline(page).startswith("ESCALATED, unacknowledged for 45 s:")  # not "for 0 min"
+    assert headline(page).startswith("ESCALATED, unacknowledged for 45 s, HIGH: ")  # not "for 0 min"
     assert headline(a_page(escalation_level=1, escalated_after=900.0)).startswith(
         "ESCALATED, unacknowledged for 15 min"
     )
 
 
-def test_console_quotes_the_findings_under_its_line_with_times_in_utc():
+def test_console_quotes_the_findings_under_its_line_in_the_organisations_clock():
     out = io.StringIO()
-    page = telling_page(link=LINK + "x")
+    page = telling_page(link=LINK + "x", zone="Asia/Shanghai")
     ConsoleNotifier(stream=out).send(page, "ntf")
-    first, *also = out.getvalue().splitlines()
-    assert first.startswith("[HIGH    ]!!  2026-11-02 01:00-02:00 UTC sensitive_access")
+    first, quoted, *also = out.getvalue().splitlines()
+    assert first == (
+        "[HIGH    ]!!  service account svc-etl read 54,370 records with bank account data,"
+        " Mon 02 Nov 09:00-10:00 Asia/Shanghai"
+    )
+    assert quoted.strip() == f"sensitive_access: {page.alert.summary}"
     *also, look = also
     assert [line.strip() for line in also] == [f"also {finding}" for finding in page.findings]
     assert look.strip() == f"Look: accesswatch incident {page.incident.incident_id}"
@@ -604,10 +614,11 @@ def test_the_console_says_when_as_every_receiver_does_the_incidents_span_beside_
     page = page.model_copy(update={"incident": grown})
     out = io.StringIO()
     ConsoleNotifier(stream=out).send(page, "ntf")
-    first = out.getvalue().splitlines()[0]
+    first, _, told_when = out.getvalue().splitlines()[:3]
     said = when(page)
-    assert said == "2026-11-02 01:00-02:00 UTC (incident: 2026-11-02 01:00 to 2026-11-10 02:00 UTC)"
-    assert first.startswith(f"[HIGH    ]!!  {said} Now HIGH (was MEDIUM)")
+    assert said == "Mon 02 Nov 01:00-02:00 UTC (incident: Mon 02 Nov 01:00 to Tue 10 Nov 02:00)"
+    assert first.startswith("[HIGH    ]!!  Now HIGH (was MEDIUM): service account svc-etl ")
+    assert first.endswith(", Mon 02 Nov 01:00-02:00 UTC") and told_when.strip() == f"When: {said}"
     mail_settings = {"host": "mail.example.com", "to": ["soc@example.com"], "from": "aw@example.com", "timeout": 5}
     assert f"When:       {said}\n" in compose(page, EmailSettings.model_validate(mail_settings), "ntf").get_content()
 
@@ -626,7 +637,7 @@ def test_the_headline_tells_the_span_its_summary_tells_not_the_merged_day():
             "evidence": {"spans": spans},
         }
     )
-    assert when(page.model_copy(update={"alert": alert})).startswith("2026-11-02 02:00-03:00 UTC (incident: ")
+    assert when(page.model_copy(update={"alert": alert})) == "Mon 02 Nov 02:00-03:00 UTC (incident: 01:00-02:00)"
 
 
 def test_pagerduty_and_alertmanager_carry_the_findings(pagerduty, alertmanager):
@@ -656,7 +667,7 @@ def test_a_reopen_opens_the_pagerduty_alert_again(pagerduty):
     notifier.send(_reopened(trigger), "ntf-3")
     assert fake.rejected == [] and [e["event_action"] for e in fake.accepted] == ["trigger", "resolve", "trigger"]
     assert fake.pagerduty[trigger.dedup_key].status == "triggered"
-    assert fake.accepted[2]["payload"]["summary"].startswith("REOPENED by erin: [HIGH]")
+    assert fake.accepted[2]["payload"]["summary"].startswith("Reopened by erin, HIGH: partner emp-0001")
 
 
 def test_a_reopen_fires_the_alertmanager_alert_again(alertmanager):
@@ -677,12 +688,13 @@ def test_slack_and_console_say_who_reopened_it_and_why(slack):
     page = _reopened(a_page())
     notifier.send(page, "ntf")
     blocks = fake.accepted[0]["blocks"]
-    assert "Reopened by erin: HIGH incident on partner" in blocks[0]["text"]["text"]
+    assert "Reopened by erin, HIGH: partner emp-0001" in blocks[0]["text"]["text"]
     context, _ = [b for b in blocks if b["type"] == "context"]  # then where to look
     assert context["elements"][0]["text"] == "Reopened by erin: not over"
     out = io.StringIO()
     ConsoleNotifier(stream=out).send(page, "ntf")
-    assert "Reopened by erin: HIGH incident on partner" in out.getvalue() and "- not over" in out.getvalue()
+    first, _, note, *_ = out.getvalue().splitlines()
+    assert "Reopened by erin, HIGH: partner emp-0001" in first and note.strip() == "Reopened by erin: not over"
 
 
 def test_a_page_carries_at_most_a_bounded_number_of_findings():
@@ -724,12 +736,15 @@ def test_the_console_pager_shows_control_characters_in_the_logs_words_as_escapes
     notifier.send(Page(kind=PageKind.ACKNOWLEDGE, dedup_key="k", incident=acknowledged, alert=alert, action=acted), "n")
     lines = out.getvalue().split("\n")
     assert lines[-1] == "" and all(line.isprintable() for line in lines), repr(out.getvalue())
-    # each page: its line, then where to look and the commands to act (no dashboard link)
-    first, _, _, second, quoted, _, _ = lines[:-1]
+    # each page: its line, the finding, then where to look and the commands to act (no dashboard link)
+    first, finding_line, _, _, second, quoted, *details = lines[:-1]
+    note = next(line for line in details if line.strip().startswith("Acknowledged"))
     shown = r"emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\nforged\u202egpj.exe\x85"
-    assert first.startswith("[CRITICAL]!!!") and first.count(shown) == 2  # the actor and the summary
-    assert r"Acknowledged by al\x1b]8;;x\x07ice" in second and second.endswith(rf" - a\nb  [{incident.incident_id}]")
-    assert quoted.strip().startswith("bulk_read") and shown in quoted
+    assert first.startswith("[CRITICAL]!!!") and shown in first and shown in finding_line
+    assert (
+        r"Acknowledged by al\x1b]8;;x\x07ice" in second and note.strip() == r"Acknowledged by al\x1b]8;;x\x07ice: a\nb"
+    )
+    assert quoted == finding_line and quoted.strip().startswith("bulk_read")
 
 
 def documented_page(**details) -> Page:
@@ -742,20 +757,111 @@ def test_a_page_about_documented_work_names_the_purpose_in_its_first_line(slack,
     it cited the purpose."""
     page = documented_page(link=LINK + "x")
     cited = f"(documented: {MONTH_END})"
-    assert headline(page) == f"MEDIUM incident on employee emp-0017 {cited}"
+    assert headline(page) == f"MEDIUM: employee emp-0017 {cited} had an unusual hour, Mon 02 Nov 01:00-02:00 UTC"
     out = io.StringIO()
     ConsoleNotifier(stream=out).send(page, "ntf")
     assert cited in out.getvalue().splitlines()[0]
     slack[1].send(page, "ntf")
     assert cited in slack[0].accepted[0]["blocks"][0]["text"]["text"]
     pagerduty[1].send(page, "ntf")
-    assert pagerduty[0].accepted[0]["payload"]["summary"].startswith(f"[MEDIUM] emp-0017 {cited}: ")
+    assert pagerduty[0].accepted[0]["payload"]["summary"] == headline(page)
     mail_settings = {"host": "mail.example.com", "to": ["soc@example.com"], "from": "aw@example.com", "timeout": 5}
     assert cited in compose(page, EmailSettings.model_validate(mail_settings), "ntf")["Subject"]
     # beside an undocumented finding, the first line says the others are not documented
     off_hours = finding("emp-0017", Severity.HIGH, detector="off_hours")[0]
     mixed = page.incident.model_copy(update={"documented": False})
-    assert headline(page.model_copy(update={"incident": mixed})).endswith(
-        f"(documented: {MONTH_END}; other findings are not)"
+    assert f"(documented: {MONTH_END}; other findings are not) " in headline(
+        page.model_copy(update={"incident": mixed})
     )
     assert "documented" not in headline(page.model_copy(update={"alert": off_hours}))
+
+
+# -- the first line: a page read on a phone at night ------------------------------------------------------------
+# two alerts of the seed-7 simulated month, as the detectors wrote them
+_OFF_HOURS = (
+    "Employee emp-0123 (customer_service) made 77 accesses to 77 records on Sat 17 Oct 01:00-02:00 Asia/Shanghai, an"
+    " hour in which they never work, outside business hours; the strongest of 3 findings on Sat 17 Oct 01:00-04:00"
+    " Asia/Shanghai, 278 records read in their windows in all."
+)
+_FOREST = (
+    "Employee emp-0024 (customer_service) on Mon 19 Oct: as unusual as the most unusual of the 979 actor-days the model"
+    " learned from; they read 215 distinct customers, 3.2x their usual of 68, more than every other customer service"
+    " employee active that day; made 124 accesses, 2.5x their usual of 50, more than 88 of the 89 other customer"
+    " service employees active that day; read 237 records, 2.8x their usual of 86, more than 88 of the 89 other"
+    " customer service employees active that day."
+)
+
+
+def _seed_month_page(detector: str, actor_id: str, summary: str, evidence: dict, hours: tuple, **incident) -> Page:
+    start = datetime(2026, 10, 16, 17, tzinfo=UTC) if hours == (17, 18) else datetime(2026, 10, 18, 16, tzinfo=UTC)
+    end = start + timedelta(hours=1 if hours == (17, 18) else 24)
+    alert = f.alert(
+        actor_id=actor_id,
+        severity=Severity.MEDIUM,
+        detector=detector,
+        summary=summary,
+        evidence=evidence,
+        window_start=start,
+        window_end=end,
+        actor_role="customer_service",
+    )
+    opened = incident_of(alert, actor_role="customer_service", **incident)
+    return Page(kind=PageKind.TRIGGER, dedup_key=opened.incident_id, incident=opened, alert=alert, zone="Asia/Shanghai")
+
+
+def test_a_page_leads_with_who_did_what_and_how_much_in_the_organisations_clock():
+    """Tester T24, paged at night on a simulated month: the console's first lines were 500 to 600 characters (the
+    isolation forest's sentence whole, "as unusual as 1 in 979 of the 979 actor-days"), and one put the finding's
+    hour in UTC on Fri 16 Oct before its summary's same hour on Sat 17 Oct Asia/Shanghai."""
+    evidence = {"events": 77, "records": 77, "usual_level": 0.0, "baseline_from": "own", "event_ids": ["evt-1"]}
+    wider = {"window_end": datetime(2026, 10, 16, 20, tzinfo=UTC)}
+    page = _seed_month_page("off_hours", "emp-0123", _OFF_HOURS, evidence, (17, 18), **wider)
+    out = io.StringIO()
+    ConsoleNotifier(stream=out).send(page, "ntf")
+    first, quoted, said, *_ = out.getvalue().splitlines()
+    assert first == (
+        "[MEDIUM  ]!   employee emp-0123 (customer service) accessed 77 records in an hour they never work,"
+        " Sat 17 Oct 01:00-02:00 Asia/Shanghai"
+    )
+    assert quoted.strip() == f"off_hours: {_OFF_HOURS}"  # the details: the finding whole, then the incident's span
+    assert said.strip() == "When: Sat 17 Oct 01:00-02:00 Asia/Shanghai (incident: 01:00-04:00)"
+    assert "UTC" not in out.getvalue() and "16 Oct" not in out.getvalue()  # one clock, one date
+    explained = {"figure": "customers", "value": 215.0, "baseline": 68.2, "baseline_from": "own"}
+    evidence = {"scale": "long", "explanation": [explained], "event_ids": ["evt-1"]}
+    forest = _seed_month_page("isolation_forest", "emp-0024", _FOREST, evidence, (16, 16))
+    assert headline(forest) == (
+        "MEDIUM: employee emp-0024 (customer service) had an unusual day: read 215 distinct customers,"
+        " 3.2x their usual, Mon 19 Oct"
+    )
+    mail_settings = {"host": "mail.example.com", "to": ["soc@example.com"], "from": "aw@example.com", "timeout": 5}
+    mail = compose(forest, EmailSettings.model_validate(mail_settings), "ntf")
+    assert mail["Subject"] == f"[accesswatch] {headline(forest)}" and "When:       Mon 19 Oct\n" in mail.get_content()
+
+
+def test_a_first_line_too_long_for_a_phone_gives_its_time_to_the_details_then_cuts_the_finding():
+    page = a_page(severity=Severity.CRITICAL)
+    long = page.alert.model_copy(update={"summary": f"{page.alert.actor_id} read " + "very " * 60 + "many records."})
+    page = page.model_copy(update={"alert": long})
+    line = headline(page)
+    assert len(line) <= FIRST_LINE_CHARS and line.endswith("very…") and "UTC" not in line
+    out = io.StringIO()
+    ConsoleNotifier(stream=out).send(page, "ntf")
+    first, _, said, *_ = out.getvalue().splitlines()
+    assert len(first) <= FIRST_LINE_CHARS and said.strip() == "When: Mon 02 Nov 01:00-02:00 UTC"
+
+
+def test_the_file_webhook_and_alertmanager_say_where_to_look_as_the_text_pages_do(webhook, alertmanager, tmp_path):
+    """Tester T24: the text pages said `Look: accesswatch incident ID`; the JSON bodies and the annotations did not."""
+    page = a_page().model_copy(update={"act_with": ["--data-dir", "/srv/aw data"]})
+    look = f"accesswatch incident {page.incident.incident_id} --data-dir '/srv/aw data'"
+    webhook[1].send(page, "ntf")
+    assert webhook[0].accepted[0]["page"]["look"] == look
+    file = build_receivers(settings_with(tmp_path, receivers=["file"]))["file"]
+    file.send(page, "ntf")
+    (line,) = (tmp_path / "data" / "pages.jsonl").read_bytes().splitlines()
+    assert orjson.loads(line)["page"]["look"] == look
+    file.send(page, "ntf")  # delivered again: its id still ends the line, and the file holds it once
+    assert len((tmp_path / "data" / "pages.jsonl").read_bytes().splitlines()) == 1
+    alertmanager[1].send(page, "ntf")
+    (firing,) = alertmanager[0].firing(alertmanager[1].clock() + timedelta(seconds=1))
+    assert firing["annotations"]["look"] == look

@@ -85,9 +85,7 @@ def test_wal_lets_a_reader_read_while_a_writer_holds_a_transaction(tmp_path, set
 
 
 def test_a_hash_collision_still_stores_both_events(sqlite_store, settings, monkeypatch):
-    import store.sqlite as module
-
-    monkeypatch.setattr(module, "id_key", lambda event_id: 7)  # every id collides
+    f.keyed_by(monkeypatch, lambda event_id: 7)  # every id collides
     first, second = f.incoming(settings), f.incoming(settings)
     assert len(sqlite_store.write([first]).stored) == 1
     result = sqlite_store.write([second])

@@ -74,7 +74,7 @@ def test_a_batch_partly_stored_already_chains_only_its_new_rows_in_store_order(t
 
 def test_hash_collisions_are_chained_with_their_null_key_in_store_order(tmp_path, settings, monkeypatch):
     real = sqlite_module.id_key
-    monkeypatch.setattr(sqlite_module, "id_key", lambda event_id: 7 if event_id.startswith("clash") else real(event_id))
+    f.keyed_by(monkeypatch, lambda event_id: 7 if event_id.startswith("clash") else real(event_id))
     with SqliteStore(tmp_path / "a.db") as store:
         store.write([f.incoming(settings, event_id="clash-1")])
         mixed = [f.incoming(settings, event_id=f"clash-{n}") if n % 2 else f.incoming(settings) for n in range(2, 8)]
