@@ -53,6 +53,25 @@ class Unreadable(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command: its exit status.  A reader that goes away (``accesswatch alerts | head -1``) ends it quietly,
+    as Python advises (https://docs.python.org/3/library/signal.html#note-on-sigpipe): stdout is flushed here,
+    where a closed pipe is caught, not at exit, where Python would print "Exception ignored" and exit 120; and
+    SIGPIPE is left ignored, so that a receiver's socket closed by its server is an error to retry, not death."""
+    try:
+        try:
+            return _command(argv)
+        finally:
+            sys.stdout.flush()  # --help and --version too: argparse prints them, then exits (SystemExit)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # stop quietly, with the status of a tool killed by SIGPIPE, and point stdout at /dev/null so that
+        # flushing what is left of it at exit cannot raise again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _command(argv: Sequence[str] | None) -> int:
     tune_garbage_collector()
     parser = _parser()
     args = parser.parse_command(argv)  # a mistake in the arguments: one line, exit 2
@@ -77,13 +96,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Unreadable as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        # the reader went away (``accesswatch alerts | head``): stop quietly, as a tool killed by SIGPIPE would,
-        # and point stdout at /dev/null so that flushing it at exit cannot raise again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 128 + signal.SIGPIPE
 
 
 def tune_garbage_collector() -> None:
@@ -225,7 +237,7 @@ def _parser() -> arguments.Parser:
     dashboard.add_argument("--demo", action="store_true", help="let the demo users of the default config sign in")
     dashboard.add_argument("--hash-password", action="store_true", help="print a salted hash of a password, and exit")
     incidents_cli.add_commands(command, _settings)  # incidents
-    paging_cli.add_commands(command, _settings)  # pages, ack, resolve, reopen, assign
+    paging_cli.add_commands(command, _settings)  # pages, ack, resolve, reopen, assign, note
     kafka_send.add_commands(command, _settings)  # send
     integrity_cli.add_commands(command, _settings)  # verify, export-digest, verify-digest, purge
     config_check.add_commands(command, _settings)  # check-config
@@ -282,7 +294,9 @@ def _replay(args: argparse.Namespace) -> int:
             _print_replay(report, settings)  # what was read first, then what became of the pages
             if paging:
                 paging_cli.deliver_after_replay(settings, store, receivers)
-        except KeyboardInterrupt:  # Ctrl-C: which pages it leaves undelivered, and how to deliver them
+        # Ctrl-C, or the reader of its summary gone (``replay --page | head -1``) before the pages went out: which
+        # pages it leaves undelivered, and how to deliver them
+        except (KeyboardInterrupt, BrokenPipeError):
             if paging:
                 if progress:
                     progress.done()

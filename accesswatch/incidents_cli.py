@@ -1,7 +1,7 @@
 """``accesswatch incidents``: the stored incidents, most urgent first, as the dashboard's queue lists them;
 ``accesswatch incident ID``: one of them with its triage log, for whoever takes over.
 
-An incident is what ``ack``, ``resolve``, ``reopen``, ``assign`` and ``pages --incident``
+An incident is what ``ack``, ``resolve``, ``reopen``, ``assign``, ``note`` and ``pages --incident``
 take and what the queue counts; ``alerts`` lists the findings inside them.
 The order is the store's queue order (``IncidentQuery.order = "severity"``:
 most severe, then newest flagged activity first, ``Incident.newest_flagged``),
@@ -54,8 +54,8 @@ def add_commands(
     incidents = command(
         "incidents",
         _incidents,
-        "Print the stored incidents (what ack, resolve, reopen, assign and pages --incident take), most severe and"
-        " newest first, as the dashboard's queue lists them.",
+        "Print the stored incidents (what ack, resolve, reopen, assign, note and pages --incident take), most severe"
+        " and newest first, as the dashboard's queue lists them.",
     )
     incidents.set_defaults(settings_of=settings_of)
     incidents.add_argument(
@@ -133,12 +133,30 @@ def _incident(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         actions = store.actions(incident.incident_id)
         activity = flagged_of(store.get_alerts, [incident])
+        cited = documented_work(incident, store, settings.notify.page_documented)
     if args.format == "jsonl":
         record = {**incident.model_dump(mode="json"), "triage_log": [_action(action) for action in actions]}
         sys.stdout.write(json_line(record).decode())
         return EXIT_OK
-    hand_over(incident, actions, settings.organisation.tz, sys.stdout, activity.get(incident.incident_id))
+    hand_over(incident, actions, settings.organisation.tz, sys.stdout, activity.get(incident.incident_id), cited)
     return EXIT_OK
+
+
+def documented_work(incident: Incident, store: Store, page_documented: bool) -> str | None:
+    """The line that says an incident is documented work alone (``Incident.documented``), the purposes it cites, and
+    whether such work pages; None for any other.  Without it, the incident that paged nobody read as a gap."""
+    if not incident.documented:
+        return None
+    purposes = list(
+        dict.fromkeys(p for alert in store.get_alerts(incident.alert_ids) for p in alert.documented_purposes)
+    )
+    cites = f" ({', '.join(purposes[:3])}{', ...' if len(purposes) > 3 else ''})" if purposes else ""
+    paged = (
+        "paged as any other (notify.page_documented = true)"
+        if page_documented
+        else "not paged (notify.page_documented = false): it waits in the queue for review"
+    )
+    return f"documented work: every finding cites a purpose{cites}; documented work alone is {paged}"
 
 
 def _action(action: TriageAction) -> dict[str, object]:
@@ -146,10 +164,16 @@ def _action(action: TriageAction) -> dict[str, object]:
 
 
 def hand_over(
-    incident: Incident, actions: list[TriageAction], zone: tzinfo, out: TextIO, flagged: Flagged | None = None
+    incident: Incident,
+    actions: list[TriageAction],
+    zone: tzinfo,
+    out: TextIO,
+    flagged: Flagged | None = None,
+    documented: str | None = None,
 ) -> None:
     """The incident in a few lines, then its triage log, oldest first: when (local time with its offset), who,
     what, and each note whole under its action, a line of the note a line (the terminal wraps a long one).
+    ``documented``: the line that says it is documented work (``documented_work``), after its summary.
 
     The note is why someone acted: the one thing the next shift cannot find anywhere else, so it is never cut."""
     assigned = f", assigned to {incident.assignee}" if incident.assignee else ""
@@ -162,6 +186,7 @@ def hand_over(
         f"flagged activity: {span}" + (f" (its window {window})" if window != span else ""),
         f"alerts: {len(incident.alert_ids)} ({', '.join(incident.detectors)})",
         f"summary: {incident.summary}",
+        *([documented] if documented else []),
     ]
     if not actions:
         lines.append("triage log: nobody has acted on it yet")

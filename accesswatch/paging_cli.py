@@ -1,4 +1,5 @@
-"""The paging commands: ``pages`` (the outbox), ``ack ID``, ``resolve ID``, ``reopen ID`` and ``assign ID``.
+"""The paging commands: ``pages`` (the outbox), ``ack ID``, ``resolve ID``, ``reopen ID``, ``assign ID`` and
+``note ID``.
 
 ``ack`` and ``resolve`` record the person's action on the incident (the
 triage log keeps who and when) and tell the receivers that were paged and
@@ -11,7 +12,9 @@ command says so.  They follow the incident's state machine,
 as the dashboard does (``models.incident``): a closed incident is reopened
 before it is acknowledged or resolved again, and a repeat changes nothing.
 ``assign`` records the assignment the dashboard's Assign records (any status,
-a closed incident's too, as there); receivers are not told of it.
+a closed incident's too, as there), and ``note`` the note its Add a note
+records; receivers are not told of either.  A note is taken as the dashboard
+takes it: without its surrounding blanks, and a blank one is none.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from typing import TextIO
 
+from pydantic import ValidationError
+
 from accesswatch import app, arguments
+from accesswatch.words import plural
 from models.config import Settings
 from models.event import format_utc
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
@@ -97,6 +103,14 @@ def add_commands(
     assign.add_argument(
         "--to", required=True, metavar="NAME", help="the person it is assigned to: their dashboard user name"
     )
+    _triage_command(
+        command,
+        "note",
+        TriageActionKind.NOTE,
+        "Add a note to an incident's triage log, as the dashboard's Add a note does (what you checked, whom you"
+        " asked: the triage log keeps who and when; receivers are not told).",
+        settings_of,
+    )
 
 
 def _triage_command(
@@ -116,8 +130,11 @@ def _triage_command(
         " login name running the command, which under sudo or in a container is root or the service's account:"
         " give --by there); give their dashboard user name, so that the triage log knows one person by one name",
     )
+    if kind is TriageActionKind.NOTE:
+        sub.add_argument("--note", required=True, metavar="TEXT", help="the note, for the triage log")
+        return sub
     told = "" if kind is TriageActionKind.ASSIGN else " and the receivers"  # an assignment pages nobody
-    sub.add_argument("--note", help=f"why, for the triage log{told}")
+    sub.add_argument("--note", metavar="TEXT", help=f"why, for the triage log{told}")
     return sub
 
 
@@ -128,6 +145,7 @@ def deliver_after_replay(settings: Settings, store: Store, receivers: dict[str, 
     finally:
         for receiver in receivers.values():
             receiver.close()
+    _say_gone(settings, store, "replay", report)
     retries, escalations = _waiting(store, datetime.now(UTC))
     line = f"pages: {_sent(report, receivers)}, {report.failed} failed, {retries} waiting to be retried"
     if retries:
@@ -162,7 +180,7 @@ def undelivered(settings: Settings, store: Store, command: str) -> list[str]:
     A replay delivers its pages after it has read everything, so one stopped
     before has delivered none of them.
     """
-    deliver = shlex.join(["accesswatch", "pages", "--deliver", *app.store_options(settings)])
+    deliver = _deliver_command(settings)
     try:
         retries, escalations = _waiting(store, datetime.now(UTC))
     except Exception:  # the store in no state to answer after the interrupt: where to look, then
@@ -183,6 +201,24 @@ def undelivered(settings: Settings, store: Store, command: str) -> list[str]:
 def _say_undelivered(settings: Settings, store: Store, command: str) -> None:
     for line in undelivered(settings, store, command):
         print(line, file=sys.stderr)
+
+
+def _say_gone(settings: Settings, store: Store, command: str, report: DeliveryReport) -> None:
+    """On stderr, a line for each receiver whose reader went away (``pages --deliver | head -1``): its pages given
+    back, and the command that delivers them.  Its stdout is the closed pipe: the command then ends as a reader
+    gone ends it (``accesswatch.cli.main``: exit 141, quietly)."""
+    for receiver in sorted(report.gone):
+        pending = OutboxQuery(statuses=[NotificationStatus.PENDING], receiver=receiver, limit=100_000)
+        waiting = plural(len(store.notifications(pending)), "page")
+        print(
+            f"accesswatch {command}: the output of {receiver} was closed (its reader stopped reading): {waiting} to"
+            f" it not delivered: '{_deliver_command(settings)}' delivers them",
+            file=sys.stderr,
+        )
+
+
+def _deliver_command(settings: Settings) -> str:
+    return shlex.join(["accesswatch", "pages", "--deliver", *app.store_options(settings)])
 
 
 def _waiting(store: Store, now: datetime) -> tuple[int, int]:
@@ -224,13 +260,17 @@ def _pages(args: argparse.Namespace) -> int:
                         + (" (the incident moved on since: pages --status cancelled says how)" if superseded else "")
                     )
                 report = _deliver(settings, store, receivers, retry=True)
-            except KeyboardInterrupt:  # Ctrl-C: the pages it gives back, as a stopped replay says them
+            # Ctrl-C, or the reader gone before they went out (``--retry-failed``'s line): the pages that wait,
+            # as a stopped replay says them
+            except (KeyboardInterrupt, BrokenPipeError):
                 _say_undelivered(settings, store, "pages")
                 raise
             finally:
                 for receiver in receivers.values():
                     receiver.close()
-            print(f"delivered: {report.sent} sent, {report.retrying} to retry, {report.failed} failed")
+            _say_gone(settings, store, "pages", report)
+            # each receiver's count, as replay --page says them: their sum counted every page once per receiver
+            print(f"delivered: {_sent(report, receivers)}, {report.retrying} to retry, {report.failed} failed")
         incident_id = incident_of(store, args.incident) if args.incident else None
         if args.incident and incident_id is None:  # "no pages" would read as "nobody was paged for it"
             print(f"accesswatch: no incident or alert {args.incident!r}", file=sys.stderr)
@@ -421,35 +461,67 @@ def _act(
         print(f"accesswatch: no incident or alert {args.id!r}", file=sys.stderr)
         return EXIT_FAILED
     by = args.by or getpass.getuser()
-    assignee = (getattr(args, "to", None) or "").strip() or None  # as the dashboard takes it: blank is no one
-    if kind is TriageActionKind.ASSIGN and assignee is None:
-        print("accesswatch: name the person to assign it to (--to)", file=sys.stderr)  # the dashboard's refusal
+    # as the dashboard takes them (``dashboard.queries.triage``): without their surrounding blanks; blank is none
+    assignee = (getattr(args, "to", None) or "").strip() or None
+    note = (args.note or "").strip() or None
+    refusal = _refusal(kind, note, assignee)
+    if refusal:
+        print(f"accesswatch: {refusal}", file=sys.stderr)
         return EXIT_FAILED
-    for option, name in (("--by", by), ("--to", assignee)):
-        warning = _not_a_user(settings, option, name)
-        if warning:
-            print(warning, file=sys.stderr)
-    action = TriageAction(
-        incident_id=before.incident_id, kind=kind, by=by, at=datetime.now(UTC), note=args.note, assignee=assignee
-    )
+    try:
+        action = TriageAction(
+            incident_id=before.incident_id, kind=kind, by=by, at=datetime.now(UTC), note=note, assignee=assignee
+        )
+    except ValidationError as exc:  # a note past the triage log's 4,000 characters: one line, not a traceback
+        print(f"accesswatch: {_too_long(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     try:
         incident, planned = app.open_pager(settings, store, receivers).record_action(action)
     except TransitionRefused as refused:
         print(f"accesswatch: {refused}", file=sys.stderr)
         return EXIT_FAILED
+    # once it is recorded: an action refused was recorded under no name
+    for option, name in (("--by", by), ("--to", assignee)):
+        warning = _not_a_user(settings, option, name)
+        if warning:
+            print(warning, file=sys.stderr)
     if before.repeats(kind):
         _say_repeat(incident, action)
         return EXIT_OK
     # one try now; a receiver that is down gets it from the running pipeline (or pages --deliver)
     try:
-        app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident.incident_id)
+        report = app.open_dispatcher(settings, store, receivers).deliver_due(incident_id=incident.incident_id)
     except KeyboardInterrupt:  # the action is recorded: only its pages wait
         _say_undelivered(settings, store, args.command_name)
         raise
+    _say_gone(settings, store, args.command_name, report)
     rows = {row.notification_id: row for row in store.notifications(OutboxQuery(incident_id=incident.incident_id))}
     told = [rows.get(row.notification_id, row) for row in planned]
     _say_done(incident, kind, told, store.receiver_rests(), settings.organisation.tz)
     return EXIT_OK
+
+
+def _refusal(kind: TriageActionKind, note: str | None, assignee: str | None) -> str | None:
+    """What the dashboard refuses the action for lacking, worded as it is there with the option to give; or None."""
+    if kind is TriageActionKind.ASSIGN and assignee is None:
+        return "name the person to assign it to (--to)"
+    if kind is TriageActionKind.NOTE and note is None:
+        return "the note is empty (--note)"
+    return None
+
+
+_OPTIONS = {"by": "--by", "note": "--note", "assignee": "--to"}
+
+
+def _too_long(exc: ValidationError) -> str:
+    """``--note: at most 4,000 characters, and it has 4,210``: the first of the triage log's limits exceeded."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    given = error.get("input")
+    limit = (error.get("ctx") or {}).get("max_length")
+    if limit is None or not isinstance(given, str):
+        return f"{_OPTIONS.get(field, field)}: {error['msg']}"
+    return f"{_OPTIONS.get(field, field)}: at most {limit:,} characters, and it has {len(given):,}"
 
 
 def dashboard_users(settings: Settings) -> frozenset[str] | None:
@@ -494,9 +566,15 @@ def _say_done(
 ) -> None:
     who = visible(incident.actor_id)
     now = _status(incident)
-    if kind is TriageActionKind.ASSIGN:
-        now = f"assigned to {visible(incident.assignee or '')} ({now})"
-    print(f"{incident.incident_id} ({who}, {incident.severity.value}) is now {now}")
+    if kind is TriageActionKind.NOTE:  # the incident stands as it was: the note is what happened
+        print(f"{incident.incident_id} ({who}, {incident.severity.value}, {now}): note added to its triage log")
+    elif kind is TriageActionKind.ASSIGN:
+        print(
+            f"{incident.incident_id} ({who}, {incident.severity.value}) is now assigned to"
+            f" {visible(incident.assignee or '')} ({now})"
+        )
+    else:
+        print(f"{incident.incident_id} ({who}, {incident.severity.value}) is now {now}")
     for row in told:
         line = f"  {row.receiver}: {row.kind.value} {row.status.value}"
         if row.status is NotificationStatus.PENDING:
@@ -507,8 +585,9 @@ def _say_done(
         print(visible(line))  # an error may quote the log's words
     if told:
         return
-    if kind is TriageActionKind.ASSIGN:
-        print("  receivers are not told of an assignment: 'accesswatch incident ID' shows it")
+    if kind in (TriageActionKind.ASSIGN, TriageActionKind.NOTE):
+        what = "an assignment" if kind is TriageActionKind.ASSIGN else "a note"
+        print(f"  receivers are not told of {what}: 'accesswatch incident ID' shows it")
     elif kind not in ACTION_PAGES:
         print(f"  receivers are not told of a {kind.value}")
     else:

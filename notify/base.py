@@ -43,6 +43,16 @@ class DeliveryError(Exception):
         self.retry_after = retry_after  # seconds the receiver asked us to wait (HTTP Retry-After)
 
 
+class ReaderGone(Exception):
+    """The receiver's reader went away (the console piped into ``head``, which stopped reading): the page was not
+    delivered, and no page to this receiver can be in this process.
+
+    Not a ``DeliveryError``: nothing is wrong with the page or the receiver, so it is not an attempt, and it earns
+    no backoff; the page waits, due at once, for the next process that delivers.  Raised by the receiver itself
+    on its own stream: a ``BrokenPipeError`` from a socket (a webhook's server hanging up) is an outage, retried.
+    """
+
+
 class ReceiverSettings(SettingsModel):
     """A receiver's section, ``notify.settings.<name>``: unknown keys are mistakes, inf and nan no setting."""
 

@@ -19,6 +19,7 @@ from models.visible import visible
 from notify.base import (
     FIRST_LINE_CHARS,
     Notifier,
+    ReaderGone,
     ReceiverSettings,
     done_by,
     headline,
@@ -66,5 +67,8 @@ class ConsoleNotifier(Notifier[ReceiverSettings]):
         lines += [_INDENT + line for line in details]
         stream = self.stream or sys.stdout  # looked up late: tests and the CLI swap sys.stdout
         # each line escaped (``models.visible``): an ESC, CR or LF in an id or summary would repaint or forge lines
-        stream.write("".join(visible(line) + "\n" for line in lines))
-        stream.flush()
+        try:
+            stream.write("".join(visible(line) + "\n" for line in lines))
+            stream.flush()
+        except BrokenPipeError:  # ``accesswatch pages --deliver | head -1``: the reader went, the page did not reach it
+            raise ReaderGone(f"{self.name}: its output was closed (the reader of the pipe stopped reading)") from None

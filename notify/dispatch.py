@@ -35,7 +35,7 @@ from models.alert import AlertStatus
 from models.config import Delivery
 from models.page import Notification, NotificationStatus, Page, PageKind
 from notify.as_now import as_now
-from notify.base import DeliveryError, Notifier
+from notify.base import DeliveryError, Notifier, ReaderGone
 from notify.outbox import Clock, wall_clock
 from store.base import Store
 from store.outbox import OutboxQuery, ReceiverRest, Settlement
@@ -52,6 +52,8 @@ class DeliveryReport:
     failed: int = 0
     cancelled: int = 0
     errors: list[str] = field(default_factory=list)  # "receiver: error", in order
+    # the receivers whose reader went away (``ReaderGone``): their pages wait for another process
+    gone: set[str] = field(default_factory=set)
 
     def add(self, other: DeliveryReport) -> None:
         self.sent += other.sent
@@ -60,6 +62,7 @@ class DeliveryReport:
         self.failed += other.failed
         self.cancelled += other.cancelled
         self.errors = (self.errors + other.errors)[-100:]  # a long run keeps the latest
+        self.gone |= other.gone
 
 
 def backoff(delivery: Delivery, attempt: int, notification_id: str) -> float:
@@ -100,6 +103,7 @@ class Dispatcher:
         self.receivers = receivers
         self.delivery = delivery
         self.clock = clock
+        self.gone: set[str] = set()  # receivers whose reader went away: given no more pages by this process
 
     @property
     def lease_seconds(self) -> float:
@@ -115,7 +119,8 @@ class Dispatcher:
             now = self.clock()
             if deadline is not None and now >= deadline:
                 break
-            claimed = self.store.claim_due(now, self.lease_seconds, 1, incident_id)  # resting receivers left
+            # resting receivers left, and those whose reader went
+            claimed = self.store.claim_due(now, self.lease_seconds, 1, incident_id, skip_receivers=sorted(self.gone))
             if not claimed:
                 break
             self._deliver(claimed[0], report)
@@ -146,7 +151,7 @@ class Dispatcher:
             OutboxQuery(statuses=[NotificationStatus.PENDING], incident_id=incident_id, limit=10_000)
         )
         rests = self.store.receiver_rests()
-        return min((next_try(row, rests) for row in pending), default=None)
+        return min((next_try(row, rests) for row in pending if row.receiver not in self.gone), default=None)
 
     def retry_now(self) -> int:
         """Make the pages waiting out a backoff due now (a receiver was fixed), for every process.
@@ -174,14 +179,29 @@ class Dispatcher:
     def _deliver(self, row: Notification, report: DeliveryReport) -> None:
         try:
             self._send(row, report)
+        except ReaderGone as gone:
+            # not an attempt, and no rest: the page waits, due at once, for a process whose reader is there;
+            # the other receivers' pages go on (a ``head`` that stopped reading must not hold back PagerDuty)
+            self._give_back(row)
+            self.gone.add(row.receiver)
+            report.gone.add(row.receiver)
+            log.warning(
+                "page %s given back, and %s given no more pages by this process: %s",
+                row.notification_id,
+                row.receiver,
+                gone,
+            )
         except (KeyboardInterrupt, SystemExit):
             # stopped cleanly in the middle (Ctrl-C): the page is given back, due at once to the next process
             # delivering, not held until the lease runs out as after a crash.  Settled just before, it stays so.
-            try:
-                self.store.release(row.notification_id)
-            except Exception:  # the store gone too: the lease runs out, as after a crash
-                log.warning("page %s not given back: due again when its lease runs out", row.notification_id)
+            self._give_back(row)
             raise
+
+    def _give_back(self, row: Notification) -> None:
+        try:
+            self.store.release(row.notification_id)
+        except Exception:  # the store gone too: the lease runs out, as after a crash
+            log.warning("page %s not given back: due again when its lease runs out", row.notification_id)
 
     def _send(self, row: Notification, report: DeliveryReport) -> None:
         receiver = self.receivers.get(row.receiver)
@@ -205,6 +225,8 @@ class Dispatcher:
             page = as_now(page, incident, self.store, started)
         try:
             receiver.send(page, row.notification_id)
+        except ReaderGone:
+            raise
         except DeliveryError as exc:
             self._failed(row, str(exc), exc.retryable, exc.retry_after, report)
         except Exception as exc:  # a bug in a receiver must not stop the others' pages

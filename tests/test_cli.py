@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import tomllib
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -15,6 +18,7 @@ import pytest
 
 from tests.factories import event_dict
 
+REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ["replay", "alerts", "deadletters", "simulate", "evaluate", "run", "demo", "check-config"]
 
 
@@ -131,6 +135,60 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path):
         errors = listing.stderr.read()
         assert listing.wait(timeout=300) == 128 + signal.SIGPIPE
     assert b"Traceback" not in errors and b"BrokenPipe" not in errors
+
+
+def buffered() -> dict[str, str]:
+    """The environment with stdout block-buffered into a pipe, as in a person's shell: PYTHONUNBUFFERED (set where
+    the tests run, for their logs) wrote each line at once, and a closed pipe failed at the first of them."""
+    return {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+
+
+@pytest.mark.parametrize("listing", [["alerts"], ["incidents"], ["deadletters"], ["pages"], ["--version"]])
+def test_a_short_listing_into_a_closed_pipe_ends_quietly(tmp_path, listing):
+    """``accesswatch incidents | head -1`` with a few lines: all of them fit stdout's buffer, and the reader had
+    gone when Python flushed it at exit ("Exception ignored ... BrokenPipeError", status 120)."""
+    data = str(tmp_path / "data")
+    assert aw("replay", "-", "--data-dir", data, stdin=orjson.dumps(event_dict()) + b"\n").returncode == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader gone before the first line
+    try:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "accesswatch.cli",
+                *listing,
+                *(["--data-dir", data] if listing[0][0] != "-" else []),
+            ],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=300,
+            env=buffered(),
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (128 + signal.SIGPIPE, b"")  # as a tool killed by SIGPIPE
+
+
+def test_ctrl_c_while_the_command_imports_its_modules_is_quiet(tmp_path):
+    """Ctrl-C in the first fraction of a second, before ``main`` runs: a traceback of the import it stopped.  The
+    console script (``pyproject.toml``) is run as pip's wrapper runs it, with the interrupt landing in the
+    import of pydantic, which the command's modules need first."""
+    with open(REPO / "pyproject.toml", "rb") as toml:
+        module, function = tomllib.load(toml)["project"]["scripts"]["accesswatch"].split(":")
+    script = (
+        "import importlib, sys\n"
+        "class CtrlC:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'pydantic':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, CtrlC())\n"
+        f"sys.exit(getattr(importlib.import_module({module!r}), {function!r})())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "alerts", "--data-dir", str(tmp_path)], capture_output=True, timeout=300
+    )
+    assert (done.returncode, done.stderr) == (130, b"")
 
 
 def test_alerts_on_an_empty_data_dir_says_so(tmp_path):

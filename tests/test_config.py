@@ -610,13 +610,16 @@ def test_the_adapter_check_hides_a_password_in_a_host_too():
         "notify.settings.mail.ca_file",
     ],
 )
-def test_a_tls_or_secret_file_not_there_is_refused_at_load_naming_its_key(key, tmp_path):
+def test_a_tls_or_secret_file_not_there_is_refused_at_load_naming_its_key(key, tmp_path, monkeypatch):
     # read only when a client connects, they failed after the metrics server started, as "[Errno 2] No such file
     # or directory" naming no key, or (a CA for Elasticsearch) as "cannot reach Elasticsearch" after retry_for,
     # or (the SMTP CA) as a FileNotFoundError at each page, retried until the page was given up
     variable = "ACCESSWATCH_" + key.upper().replace(".", "__")
     beside = _MAIL if key.startswith("notify.") else {}
-    missing = tmp_path / "mounted" / "secret"
+    # relative: an error line shows at most 80 characters of a value, and tmp_path's length grows with pytest's
+    # run counter (pytest-999 against pytest-1000), which cut this path's end off on a machine that had run many
+    monkeypatch.chdir(tmp_path)
+    missing = Path("mounted") / "secret"
     assert error_line({**beside, variable: str(missing)}) == (
         f"configuration error: {key} = {str(missing)!r} (from {variable}): expected a readable file: there is none"
         " at that path"

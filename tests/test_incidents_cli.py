@@ -213,6 +213,37 @@ def test_incident_prints_its_status_assignee_and_triage_log_with_the_notes_whole
     ]
 
 
+def test_incident_says_when_it_is_documented_work_that_pages_nobody(data_dir, capsys, monkeypatch):
+    """Tester: an incident of documented work alone paged nobody, and ``incident ID`` did not say why."""
+    cited = {"documented": {"share": 1.0, "purposes": ["month-end-close-2026-10"]}}
+    close = f.alert(
+        alert_id="aw-close",
+        severity=Severity.MEDIUM,
+        actor_id="emp-0005",
+        summary="Employee emp-0005 (finance) read 9,000 records; the accesses cite month-end-close-2026-10.",
+        evidence={"records": 9000, "event_ids": ["evt-1"], **cited},
+    )
+    incident = f.incident_of(close, "inc-close", 30.0).model_copy(update={"documented": True})
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        store.upsert_alerts([close.model_copy(update={"incident_id": "inc-close"})], [incident])
+    assert _run_incident("inc-close", "--data-dir", str(data_dir)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[4].startswith("summary: Employee emp-0005 (finance) read 9,000 records")
+    assert lines[5] == (
+        "documented work: every finding cites a purpose (month-end-close-2026-10); documented work alone is not"
+        " paged (notify.page_documented = false): it waits in the queue for review"
+    )
+    monkeypatch.setenv("ACCESSWATCH_NOTIFY__PAGE_DOCUMENTED", "true")
+    assert _run_incident("inc-close", "--data-dir", str(data_dir)) == 0
+    assert (
+        capsys.readouterr()
+        .out.splitlines()[5]
+        .endswith("documented work alone is paged as any other (notify.page_documented = true)")
+    )
+    assert _run_incident("inc-high-old", "--data-dir", str(data_dir)) == 0  # undocumented: no such line
+    assert "documented" not in capsys.readouterr().out
+
+
 def test_incident_in_jsonl_is_the_stored_incident_with_its_whole_triage_log(data_dir, capsys):
     _handed_over(data_dir)
     _run_incident("inc-crit", "--data-dir", str(data_dir), "--format", "jsonl")
@@ -289,6 +320,78 @@ def test_assign_takes_a_closed_incident_as_the_dashboard_does_and_refuses_no_one
         assert store.get_incident("inc-low").status is AlertStatus.RESOLVED
 
 
+def test_note_records_what_the_dashboards_add_a_note_records_and_incident_shows_it(data_dir, capsys):
+    """Tester: the command line had no note; the dashboard's Add a note is a ``note`` action in the triage log."""
+    where = ("--data-dir", str(data_dir))
+    written = "  03:20 called IT on-call.\nMorning: ask the sales manager.\n\n"
+    assert _command("note", "inc-crit", "--note", written, "--by", "sam", *where) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "inc-crit (emp-0001, critical, open): note added to its triage log",
+        "  receivers are not told of a note: 'accesswatch incident ID' shows it",
+    ]
+    settings = load_settings(env={"ACCESSWATCH_DATA_DIR": str(data_dir)})
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        (by_command,) = store.actions("inc-crit")
+        # the dashboard's Add a note, on another incident: the same action but for the incident and the time
+        sam = Identity("sam", Role.ANALYST, "Sam", "password")
+        queries.triage(store, settings, sam, "inc-high-old", TriageActionKind.NOTE, written)
+        (by_dashboard,) = store.actions("inc-high-old")
+        assert store.get_incident("inc-crit").status is AlertStatus.OPEN  # a note changes no status
+        chain = store.verify_chain()  # both in the chained triage log
+        assert chain.intact and chain.rows_checked["triage_actions"] == 4  # the fixture's two, and these
+    differs = {"incident_id", "at"}
+    assert by_command.model_dump(exclude=differs) == by_dashboard.model_dump(exclude=differs)
+    assert by_command.kind is TriageActionKind.NOTE and by_command.by == "sam"
+    assert by_command.note == "03:20 called IT on-call.\nMorning: ask the sales manager."  # its blanks dropped
+    assert _run_incident("inc-crit", *where) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-3].endswith("  sam  note")
+    assert lines[-2:] == ["      03:20 called IT on-call.", "      Morning: ask the sales manager."]
+
+
+def test_note_refuses_an_empty_note_as_the_dashboard_does_and_takes_a_closed_incident(data_dir, capsys):
+    where = ("--data-dir", str(data_dir), "--by", "sam")
+    assert _command("note", "inc-crit", "--note", " \n\t ", *where) == 1
+    assert capsys.readouterr().err == "accesswatch: the note is empty (--note)\n"  # the dashboard's refusal
+    # the dashboard offers Add a note whatever the status: a closed case's follow-up is noted too
+    assert _command("note", "inc-low", "--note", "HR confirmed the export was approved.", *where) == 0
+    assert capsys.readouterr().out.startswith("inc-low (emp-0002, low, resolved): note added to its triage log\n")
+    with pytest.raises(SystemExit) as parsed:  # a note command without its note is a wrong command: exit 2
+        _command("note", "inc-crit", *where)
+    assert parsed.value.code == 2
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        assert store.actions("inc-crit") == []
+        assert [a.kind for a in store.actions("inc-low")] == [TriageActionKind.RESOLVE, TriageActionKind.NOTE]
+
+
+def test_a_note_too_long_for_the_triage_log_is_one_line_not_a_traceback(data_dir, capsys):
+    where = ("--data-dir", str(data_dir), "--by", "sam")
+    assert _command("note", "inc-crit", "--note", "x" * 4001, *where) == 1
+    assert capsys.readouterr().err == "accesswatch: --note: at most 4,000 characters, and it has 4,001\n"
+    assert _command("ack", "inc-crit", "--note", "  " + "x" * 4000 + "\n", *where) == 0  # the blanks not counted
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        assert [a.kind for a in store.actions("inc-crit")] == [TriageActionKind.ACKNOWLEDGE]
+
+
+def test_the_triage_commands_take_a_note_as_the_dashboard_takes_it(data_dir, capsys):
+    """Tester: ``ack --note " on it"`` kept its blanks, and ``--note " "`` recorded a blank note: the dashboard
+    strips a note, and a blank one is none."""
+    where = ("--data-dir", str(data_dir), "--by", "sam")
+    assert _command("ack", "inc-crit", "--note", "  on it \n", *where) == 0
+    assert _command("assign", "inc-crit", "--to", "lee", "--note", "   ", *where) == 0
+    assert _command("resolve", "inc-crit", "--note", "\tcontained\n", *where) == 0
+    assert _command("reopen", "inc-crit", "--note", " more came in ", *where) == 0
+    settings = load_settings(env={"ACCESSWATCH_DATA_DIR": str(data_dir)})
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        assert [a.note for a in store.actions("inc-crit")] == ["on it", None, "contained", "more came in"]
+        sam = Identity("sam", Role.ANALYST, "Sam", "password")
+        queries.triage(store, settings, sam, "inc-high-old", TriageActionKind.ACKNOWLEDGE, "  on it \n")
+        (by_dashboard,) = store.actions("inc-high-old")
+        by_command = store.actions("inc-crit")[0]
+    differs = {"incident_id", "at"}
+    assert by_command.model_dump(exclude=differs) == by_dashboard.model_dump(exclude=differs)
+
+
 def test_pages_of_an_incident_start_with_its_actor_and_latest_note(data_dir, capsys):
     """Tester: ``pages --incident`` showed no actor or note: the on-call person saw pages without context."""
     _handed_over(data_dir)
@@ -337,6 +440,21 @@ def test_a_by_that_is_no_dashboard_user_is_warned_of_and_recorded(data_dir, tmp_
     assert capsys.readouterr().err.startswith("accesswatch: warning: --to 'Lee' is not a dashboard user (lee, sam)")
     with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
         assert [action.by for action in store.actions("inc-crit")] == ["oncall-sam", "sam", "sam"]
+
+
+def test_the_by_warning_comes_only_with_an_action_recorded(data_dir, tmp_path, capsys):
+    """Tester: the warning printed before the state machine refused the action, so it read as if it were recorded."""
+    where = ("--data-dir", str(data_dir), "--config", _users_config(tmp_path, "sam", "lee"))
+    assert _command("ack", "inc-low", "--by", "oncall-sam", *where) == 1  # resolved: reopen it first
+    assert capsys.readouterr().err == (
+        "accesswatch: inc-low is closed as resolved: reopen it before you acknowledge it\n"
+    )
+    assert _command("note", "inc-low", "--by", "oncall-sam", "--note", " ", *where) == 1
+    assert capsys.readouterr().err == "accesswatch: the note is empty (--note)\n"
+    assert _command("note", "inc-low", "--by", "oncall-sam", "--note", "checked", *where) == 0
+    assert capsys.readouterr().err.startswith("accesswatch: warning: --by 'oncall-sam' is not a dashboard user")
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        assert [action.by for action in store.actions("inc-low")] == ["ana", "oncall-sam"]
 
 
 def test_with_no_dashboard_users_any_by_is_taken_silently(data_dir, tmp_path, capsys):

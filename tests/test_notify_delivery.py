@@ -8,6 +8,7 @@ Time is a test clock: backoff and escalation deadlines pass without sleeping.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from collections import Counter
@@ -330,6 +331,41 @@ def test_a_page_recorded_as_sent_just_before_ctrl_c_stays_sent(tmp_path, clock, 
             rig.deliver()
         (row,) = rig.rows()
         assert row.status is NotificationStatus.SENT  # not given back to be sent again
+    finally:
+        rig.close()
+
+
+class _ClosedPipe(io.StringIO):
+    """A console's stdout whose reader went away (``accesswatch pages --deliver | head -1``)."""
+
+    def flush(self) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_console_whose_reader_went_gives_its_pages_back_and_the_other_receivers_go_on(tmp_path, clock, capsys):
+    """Tester: ``pages --deliver | head -1``: the console's page failed with BrokenPipe, its receiver rested, the
+    drain waited for its retries, and a later process sent it again as a retry.  The console did not deliver it:
+    the page is given back (no attempt, no rest), and the file receiver's pages are delivered all the same."""
+    rig = Rig(tmp_path, clock, receivers=["console", "file"])
+    try:
+        rig.raise_(*(finding(f"emp-{n:04d}") for n in range(3)))
+        rig.receivers["console"].stream = _ClosedPipe()
+        sleeps: list[float] = []
+        report = rig.dispatcher.drain(60, sleep=sleeps.append)
+        assert report.gone == {"console"} and report.sent_to == {"file": 3} and report.retrying == 0
+        assert sleeps == []  # nothing to wait for: the console's pages are for another process
+        console = rig.rows(receiver="console")
+        assert len(console) == 3
+        assert all(row.status is NotificationStatus.PENDING and row.attempts == 0 for row in console)
+        assert all(row.last_error is None and row.leased_until is None for row in console)
+        assert rig.store.receiver_rests() == {}
+        rig.restart()  # the next process, its stdout a terminal
+        capsys.readouterr()
+        again = rig.deliver()
+        assert again.sent_to == {"console": 3} and again.gone == set()
+        assert capsys.readouterr().out.count("emp-00") >= 3
+        lines = (tmp_path / "data" / rig.settings.notify.file).read_bytes().splitlines()
+        assert len(lines) == 3  # the file's pages sent once
     finally:
         rig.close()
 

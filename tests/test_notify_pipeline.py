@@ -8,7 +8,12 @@ local server; the configuration is a TOML file, as an operator writes it.
 from __future__ import annotations
 
 import itertools
+import os
 import shlex
+import signal
+import subprocess
+import sys
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -28,6 +33,7 @@ from store.sqlite import SqliteStore
 from tests.detector_harness import PASSPORT_FIELDS, burst, history, local, team
 from tests.fakes.paging_receivers import FakeReceiver
 from tests.paging_factories import ROUTING_KEY
+from tests.test_cli import buffered
 
 TEAM = team(5)
 
@@ -169,12 +175,14 @@ def test_pages_lists_failures_with_the_last_error(tmp_path, events, config, page
     # PagerDuty is back: pages --deliver sends what waits
     pagerduty.heal()
     assert accesswatch("pages", "--data-dir", str(data), "--config", str(config), "--deliver") == 0
-    assert "delivered: 1 sent" in capsys.readouterr().out
+    # each receiver's count, as replay --page says them
+    to_file = f"0 to file ({data / 'pages.jsonl'})"
+    assert f"delivered: 1 sent to pagerduty, {to_file}, 0 to retry, 0 failed\n" in capsys.readouterr().out
     statuses = sorted(row.status.value for row in outbox(data, receiver="pagerduty"))
     assert statuses == ["failed", "sent"]
     # and once the cause of the refusal is fixed, the failed page too
     assert accesswatch("pages", "--data-dir", str(data), "--config", str(config), "--retry-failed") == 0
-    assert "delivered: 1 sent" in capsys.readouterr().out
+    assert f"delivered: 1 sent to pagerduty, {to_file}, 0 to retry, 0 failed\n" in capsys.readouterr().out
     assert {row.status for row in outbox(data)} == {NotificationStatus.SENT}
     assert pagerduty.pages == len([i for i in incidents(data) if i.severity.rank >= 1])
 
@@ -230,7 +238,9 @@ def test_a_replay_stopped_by_ctrl_c_while_delivering_says_what_waits_and_gives_t
     assert accesswatch("pages", *command[3:], "--status", "pending") == 0
     assert "taken for delivery" not in capsys.readouterr().out  # given back: due at once, no lease to wait out
     assert accesswatch("pages", *command[2:]) == 0
-    assert f"delivered: {len(waiting)} sent" in capsys.readouterr().out
+    sent = Counter(row.receiver for row in waiting)
+    said = f"delivered: {sent['pagerduty']} sent to pagerduty, {sent['file']} to file ({data / 'pages.jsonl'}),"
+    assert said in capsys.readouterr().out
     assert {row.status for row in outbox(data)} == {NotificationStatus.SENT}
     ids = [orjson.loads(line)["page"]["delivery_id"] for line in (data / "pages.jsonl").read_bytes().splitlines()]
     assert sorted(ids) == sorted(row.notification_id for row in outbox(data, receiver="file"))  # each once
@@ -283,6 +293,67 @@ def test_pages_deliver_and_ack_stopped_by_ctrl_c_say_what_waits(
     assert f"accesswatch ack: stopped with {_pages(len(waiting))} not delivered: " in capsys.readouterr().err
     (acknowledged,) = [i for i in incidents(data) if i.incident_id == incident.incident_id]
     assert acknowledged.status.value == "acknowledged"  # recorded before its pages were tried
+
+
+def _into_a_closed_pipe(*args: str) -> tuple[int, str]:
+    """The command with its stdout a pipe whose reader went before the first line (``| head -1``, the reader
+    quick): every write to stdout fails.  Its exit status, and its stderr less the log's JSON lines."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "accesswatch.cli", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=300,
+            env=buffered(),
+        )
+    finally:
+        os.close(write)
+    return done.returncode, "".join(line for line in done.stderr.decode().splitlines(True) if line[:6] != '{"ts":')
+
+
+def test_a_replay_and_pages_deliver_into_a_closed_pipe_end_quietly_and_leave_the_consoles_pages_waiting(
+    tmp_path, events, capsys
+):
+    """Tester: ``accesswatch pages --deliver | head -1``: the console failed with BrokenPipe, its pages waited out a
+    backoff and were sent again later as retries.  Writing to a closed pipe, the console delivered nothing: its
+    pages wait, untried, for the next process; the file receiver's are delivered; the command ends as a reader
+    gone ends it (SIGPIPE's status, no traceback) and says on stderr what waits."""
+    config = tmp_path / "console.toml"
+    config.write_text('[notify]\nreceivers = ["console", "file"]\nmin_severity = "medium"\n')
+    data = tmp_path / "data"
+    store = ["--data-dir", str(data), "--config", str(config)]
+    deliver = f"'accesswatch pages --deliver --config {config} --data-dir {data}' delivers them\n"
+    # a replay whose summary finds no reader stops before its pages go out, and says so, as after a Ctrl-C
+    status, err = _into_a_closed_pipe("replay", str(events), *store, "--page")
+    planned = outbox(data)
+    assert {row.receiver for row in planned} == {"console", "file"}
+    assert {row.status for row in planned} == {NotificationStatus.PENDING}
+    assert (status, err) == (
+        128 + signal.SIGPIPE,
+        f"accesswatch replay: stopped with {_pages(len(planned))} not delivered: {deliver}",
+    )
+    status, err = _into_a_closed_pipe("pages", "--deliver", *store)
+    console = outbox(data, receiver="console")
+    assert len(console) == len(planned) // 2
+    assert (status, err) == (
+        128 + signal.SIGPIPE,
+        f"accesswatch pages: the output of console was closed (its reader stopped reading): {_pages(len(console))}"
+        f" to it not delivered: {deliver}",
+    )
+    assert {row.status for row in outbox(data, receiver="file")} == {NotificationStatus.SENT}
+    # not tried: no attempt, no error, no rest to wait out
+    assert all(row.status is NotificationStatus.PENDING and row.attempts == 0 for row in console)
+    assert all(row.last_error is None for row in console)
+    with SqliteStore(data / "accesswatch.db") as opened:
+        assert opened.receiver_rests() == {}
+    written = (data / "pages.jsonl").read_bytes()
+    capsys.readouterr()
+    assert accesswatch("pages", "--deliver", *store) == 0
+    delivered = f"delivered: {len(console)} sent to console, 0 to file ({data / 'pages.jsonl'}), 0 to retry, 0 failed"
+    assert delivered in capsys.readouterr().out.splitlines()
+    assert (data / "pages.jsonl").read_bytes() == written  # the file's pages not sent again
 
 
 def test_a_run_stopped_with_pages_waiting_says_so(tmp_path, events, config, pagerduty, capsys, monkeypatch):
