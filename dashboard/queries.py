@@ -11,7 +11,6 @@ import csv
 import io
 import itertools
 import logging
-import re
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,8 +19,10 @@ from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import orjson
 
+from dashboard import provenance
 from dashboard.auth import Identity, Permission
 from dashboard.masking import CUSTOMERS_SHOWN, Masker
+from dashboard.provenance import ExportProvenance
 from detectors.registry import DETECTORS
 from models.alert import Alert, AlertStatus, Severity
 from models.config import Settings
@@ -960,8 +961,15 @@ def customers_on_screen(items: Iterable[StoredEvent], masker: Masker) -> list[st
     """The customer ids ``event_row`` shows in clear for these events (their first few each); none when masked."""
     if not masker.unmasked:
         return []
-    shown = (c for item in items for c in (item.event.customer_ids or ())[:CUSTOMERS_SHOWN])
+    shown = (c for item in items for c in _customers_in_row(item, masker))
     return [c for c in shown if masker.customer(c) == c]
+
+
+def _customers_in_row(item: StoredEvent, masker: Masker) -> list[str]:
+    """Those of the customers column, then any other the resource id or the purpose names."""
+    event = item.event
+    customers = event.customer_ids or []
+    return [*customers[:CUSTOMERS_SHOWN], *masker.names_customers(customers, event.resource.id, event.purpose)]
 
 
 def audit_search(store: Store, identity: Identity, query: EventQuery, reason: str, record: bool = True) -> EventPage:
@@ -1013,9 +1021,10 @@ def actor_in_words(actor: Actor) -> str:
     return f"{actor.kind.value}: {named}" if named else actor.kind.value
 
 
-def reader_row(reader: ReaderSummary, zone: tzinfo) -> dict:
-    """One reader as a table row: the purposes most stated (events each), times local with their offset."""
-    stated = "; ".join(f"{purpose} ({events:,})" for purpose, events in reader.purposes)
+def reader_row(reader: ReaderSummary, masker: Masker, zone: tzinfo) -> dict:
+    """One reader as a table row: the purposes most stated (events each, masked as the events' are), times local
+    with their offset."""
+    stated = "; ".join(f"{masker.text(purpose)} ({events:,})" for purpose, events in reader.purposes)
     if reader.distinct_purposes > len(reader.purposes):
         stated += f"; and {reader.distinct_purposes - len(reader.purposes):,} more"
     values = (
@@ -1080,19 +1089,25 @@ def local_axis_title(zone: tzinfo, start: datetime, end: datetime | None = None)
 
 
 def event_row(item: StoredEvent, masker: Masker, zone: tzinfo) -> dict:
-    """One event as a table row for a person: local time, masked identifiers, the first few customers."""
+    """One event as a table row for a person: local time, masked identifiers, the first few customers.
+
+    The resource id and the purpose show the event's customer ids they hold as the customers column does.
+    """
     event = item.event
+    customers = event.customer_ids or ()
     values = (
         event_time(event.timestamp, zone),
         event.actor.id,
         event.action.value,
-        f"{event.resource.kind}/{masker.resource_id(event.resource.id)}" if event.resource.id else event.resource.kind,
+        f"{event.resource.kind}/{masker.resource_id(event.resource.id, customers)}"
+        if event.resource.id
+        else event.resource.kind,
         event.record_count,
         ", ".join(event.fields or ()),
         ", ".join(item.classes),
         masker.customers(event.customer_ids),
         event.outcome.value,
-        event.purpose or "",
+        masker.text(event.purpose, customers) if event.purpose else "",
         event.source_ip or "",
         event.event_id,
     )
@@ -1130,10 +1145,32 @@ class Export:
     complete: bool  # False: more events matched than the cap allowed; the CSV holds the first ``events``
 
 
+@dataclass(frozen=True, slots=True)
+class EventsExport(Export):
+    """An auditor's export of events (``export_events``): the zip handed over, the CSV with its provenance."""
+
+    provenance: ExportProvenance
+    archive: bytes
+
+    @property
+    def archive_name(self) -> str:
+        return self.provenance.file.removesuffix(".csv") + ".zip"
+
+
 def export_events(
-    store: Store, identity: Identity, query: EventQuery, reason: str, masker: Masker, zone: tzinfo, cap: int
-) -> Export:
-    """Every event matching the query, page by page, up to ``cap``, as CSV; recorded as an export."""
+    store: Store,
+    identity: Identity,
+    query: EventQuery,
+    reason: str,
+    masker: Masker,
+    zone: tzinfo,
+    cap: int,
+    retention_days: int | None = None,
+    now: datetime | None = None,
+) -> EventsExport:
+    """Every event matching the query, page by page, up to ``cap``, as CSV with its provenance (``provenance``);
+    recorded as an export, with the file's name and digest.  ``retention_days``: the policy, which the
+    provenance states."""
     if not identity.can(Permission.AUDIT_SEARCH):
         raise PermissionError(f"{identity.role.value}s may not export the access log")
     if not reason.strip():
@@ -1151,12 +1188,29 @@ def export_events(
     asked = query.model_dump(mode="json", exclude_none=True, exclude={"limit", "cursor", "newest_first"})
     # whether the ids left in clear is part of what was read
     shown = "masked" if not masker.unmasked else "in clear" if masker.subject is None else "the searched one in clear"
-    what = {**asked, "cap": cap, "customer_ids": shown}
+    now = now or datetime.now(UTC)
+    customer = masker.customer(query.customer_id) if query.customer_id is not None else None
+    made = provenance.describe(
+        export.csv,
+        export.events,
+        cut_by_cap=not export.complete,
+        cap=cap,
+        query=query,
+        query_shown=masker.asked(asked),
+        customer_shown=customer,
+        customer_ids=shown,
+        identity=identity,
+        reason=reason,
+        zone=zone,
+        now=now,
+        history=store.kept_history(now),
+        events_days=retention_days,
+    )
+    what = {**asked, "cap": cap, "customer_ids": shown, "file": made.file, "sha256": made.sha256}
     record_access(store, identity, DataAccessKind.EXPORT, reason, what, export.events, in_clear=in_clear)
-    return export
-
-
-_UNSAFE_IN_FILE_NAMES = re.compile(r"[^A-Za-z0-9._-]+")
+    return EventsExport(
+        export.csv, export.events, export.complete, made, provenance.archive(export.csv, made, now, zone)
+    )
 
 
 def download_name(stem: str, customer: str | None, moment: datetime, zone: tzinfo, extension: str = "csv") -> str:
@@ -1165,7 +1219,7 @@ def download_name(stem: str, customer: str | None, moment: datetime, zone: tzinf
     ``customer`` as the viewer sees it (``Masker.customer``: a pseudonym until unmasked): a file's name is shown
     in places its content is not, a download list or a mail's subject.
     """
-    parts = [stem, _UNSAFE_IN_FILE_NAMES.sub("-", customer).strip("-.") if customer else ""]
+    parts = [stem, provenance.name_part(customer) if customer else ""]
     return "-".join([part for part in parts if part] + [moment.astimezone(zone).date().isoformat()]) + f".{extension}"
 
 

@@ -208,7 +208,12 @@ def context() -> Context:
         sign_in_form()
         st.stop()
     config = settings()
-    return Context(config, store(), identity, Masker(_mask_key(config), unmasked=unmasked()))
+    return Context(
+        config,
+        store(),
+        identity,
+        Masker(_mask_key(config), unmasked=unmasked(), references=config.dashboard.readable_references),
+    )
 
 
 @st.cache_resource(show_spinner=False)

@@ -560,9 +560,27 @@ class Dashboard(Section):
     # Streamlit runs a page's script anew at each click, and each run is not another reading
     view_recorded_again: Annotated[float, BeforeValidator(parse_duration), Field(ge=0, le=86400)] = 600.0
     demo_sign_in: StrictBool = False  # the users marked demo sign in (``make demo`` sets it)
+    # The references a masked purpose keeps readable (``dashboard.masking``): a ticket or case number is how an
+    # analyst tells documented work from curiosity, while any other word naming a record (a passport, another
+    # customer's number) or an address is masked.  Listed by their prefixes, not by their form: "SR-88412" and
+    # "c-152762" have the same form, and only the installation knows which of its prefixes are tickets.
+    readable_references: str = r"(?i:\b(?:ticket|case|sr|inc|chg|req|ritm|task|prb|dsar)[ #:_-]{0,2}\d[\d-]*\b)"
     users: dict[str, DashboardUser] = {}
     oidc: DashboardOidc = DashboardOidc()
     sign_in: DashboardSignIn = DashboardSignIn()
+
+    @field_validator("readable_references")
+    @classmethod
+    def _a_pattern_within_others(cls, value: str) -> str:
+        # it is one alternative among the masker's (``dashboard.masking._text_pattern``, its groups named so):
+        # "(?i)..." alone compiles, not there
+        try:
+            embedded = re.compile(f"(?P<customer>x)|(?P<reference>{value})|(?P<email>x)|(?P<phone>x)|(?P<word>x)")
+        except re.error as exc:
+            raise ValueError(f"a regular expression that holds within another ({exc}); for a flag, (?i:...)") from None
+        if embedded.fullmatch(""):
+            raise ValueError("a regular expression that matches no empty text (it would keep every word readable)")
+        return value
 
 
 class Retention(Section):

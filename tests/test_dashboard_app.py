@@ -385,6 +385,49 @@ def test_the_incident_page_explains_and_shows_the_events_masked(office):
     assert all("R77001234" not in str(shown.value) for shown in at.json)
 
 
+def test_masked_pages_show_a_customer_s_id_or_address_in_a_record_id_or_a_purpose_masked(office):
+    # tester T19: "crm/customer_record/CUST-XJ9K" beside its customer's pseudonym, an e-mail address as a record id
+    # and a purpose quoting the customer and a passport, in clear to an analyst and to a masked auditor
+    crew = {"id": "emp-0001", "kind": "employee", "role": "customer_service", "department": "service"}
+    crafted = [
+        ("crm", "customer_record", "CUST-XJ9K", ["CUST-XJ9K"], "TICKET-77"),
+        ("crm", "customer_record", "jane.doe@example.com", ["c-152762"], "TICKET-78"),
+        ("booking", "reservation", "R93432556", ["c-152762"], "complaint of c-152762, passport E12345678"),
+    ]
+    with _open(office["store_path"]) as store:
+        store.write(
+            [
+                f.incoming(
+                    office["settings"],
+                    at=INCIDENT_HOUR + timedelta(minutes=1 + n),
+                    actor=crew,
+                    customer_ids=customers,
+                    resource={"system": system, "type": kind, "id": record},
+                    fields=["name", "passport_number"],
+                    purpose=purpose,
+                )
+                for n, (system, kind, record, customers, purpose) in enumerate(crafted)
+            ]
+        )
+    key = load_key(office["settings"].data_dir)
+    cust, c1 = pseudonym("CUST-XJ9K", key), pseudonym("c-152762", key)
+    shown = {
+        (f"crm/customer_record/{cust}", cust, "TICKET-77"),
+        ("crm/customer_record/•••", c1, "TICKET-78"),
+        ("booking/reservation/R•••", c1, f"complaint of {c1}, passport E•••"),
+    }
+    at = _app("ana", incident=office["bulk"].incident_id)
+    events = next(d.value for d in at.dataframe if "customers" in d.value.columns)
+    assert shown <= set(zip(events["resource"], events["customers"], events["purpose"], strict=True))
+    at = _search(_app("audrey", page="search"), actor="emp-0001", field="passport_number")
+    events = next(d.value for d in at.dataframe if "customers" in d.value.columns)
+    assert shown <= set(zip(events["resource"], events["customers"], events["purpose"], strict=True))
+    readers = next(d.value for d in at.dataframe if "purposes" in d.value.columns)
+    assert "complaint of c•••, passport E•••" in " ".join(readers["purposes"])
+    for needle in ("CUST-XJ9K", "jane.doe", "c-152762", "E12345678"):
+        assert all(needle not in d.value.to_csv() for d in at.dataframe), needle
+
+
 def _grown_to_its_day(office):
     """The bulk read's alert as a day's finding grows it (``detectors.alerts``): its window the whole local day,
     its hour kept among its findings' spans.  The incident's window follows."""
@@ -849,6 +892,15 @@ def test_the_csv_export_lists_every_customer_masked_until_unmasked(office):
     assert len(rows) == 6 and json.loads(rows[0]["fields"]) == ["name", "passport_number"]
     masked = [c for row in rows for c in json.loads(row["customers"])]
     assert len(set(masked)) == 48 and all(c.startswith("cust#") for c in masked)  # all 8 of each, no "(+3)"
+    # handed over as a zip of the CSV and its provenance, named for the search (the field's class searched for it)
+    # and the second it was made
+    assert "Download the export (6 events: CSV and provenance, zip)" in _downloads(at)
+    name = at.session_state["s-csv"].archive_name
+    assert re.fullmatch(
+        r"accesswatch-events-actor-emp-0001-class-government_id-field-passport_number-\d{4}-\d\d-\d\d-to-\d{4}-\d\d-\d\d"
+        r"-exported-\d{4}-\d\d-\d\d-\d{6}\.zip",
+        name,
+    ), name
     at.text_input(key="unmask-reason").input("DSAR 2026-118").run()
     at.button(key="unmask").click().run()
     at.button(key="s-export").click().run()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import re
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
 from dashboard import charts, queries, report, ui
 from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oidc_identity, sign_in, verify_password
@@ -165,6 +168,109 @@ def test_a_date_in_a_file_s_name_shows_where_record_ids_stay_masked():
     assert evidence["resources"] == ["data-warehouse/table/exports/newsletter_20261012.csv"]
 
 
+# an event a producer wrote as tester T19 did: a customer's id as the record's id, an e-mail address as another's, a
+# purpose quoting the customer and their passport
+T19_PURPOSE = "complaint of c-152762, passport E12345678"
+
+
+def test_a_customer_s_id_as_a_record_id_shows_as_the_customer_s_pseudonym():
+    masker = Masker(b"k")
+    assert masker.resource_id("CUST-XJ9K", ["CUST-XJ9K"]) == pseudonym("CUST-XJ9K", b"k")  # as in its customers
+    assert masker.resource_id("CUST-XJ9K", ["c-1"]) == "CUST-XJ9K"  # not this event's customer: a record's name
+    for person in ("jane.doe@example.com", "crm/jane@example", "06 12 34 56 78", "+1 (212) 555-0199"):
+        assert masker.resource_id(person) == "•••", person  # the person, not a record: not even an initial
+    assert masker.resource_id("R93432556") == "R•••" and masker.resource_id("dw.customer_contacts") == (
+        "dw.customer_contacts"
+    )
+    # unmasked for one customer's request, the others named in a record id stay pseudonyms
+    subject = Masker(b"k", unmasked=True).for_subject("c-me")
+    assert subject.resource_id("c-other", ["c-me", "c-other"]) == pseudonym("c-other", b"k")
+    assert subject.resource_id("c-me", ["c-me"]) == "c-me"
+    assert Masker(b"k", unmasked=True).resource_id("jane.doe@example.com") == "jane.doe@example.com"
+
+
+def test_a_purpose_masks_customers_ids_addresses_and_numbers_and_keeps_tickets_readable():
+    masker = Masker(b"k")
+    assert masker.text(T19_PURPOSE, ["c-152762"]) == f"complaint of {pseudonym('c-152762', b'k')}, passport E•••"
+    assert masker.text(T19_PURPOSE) == "complaint of c•••, passport E•••"  # another event's customer: a number
+    for ticket in ("TICKET-77", "SR-20261029", "ticket #123456", "INC0012345", "DSAR 2026-118, case 31"):
+        assert masker.text(ticket) == ticket
+    assert masker.text("write to jane.doe@example.com.") == "write to •••."
+    assert masker.text("call +1 (212) 555-0199 or 06 12 34 56 78 re SR-1234") == "call ••• or ••• re SR-1234"
+    assert masker.text("weekly exports/newsletter_20261012.csv, order 88412") == (
+        "weekly exports/newsletter_20261012.csv, order 8•••"  # a file's date reads as in a resource id
+    )
+    assert masker.text("c-1 and TICKET-c-1", ["c-1"]) == f"{pseudonym('c-1', b'k')} and TICKET-c-1"  # whole ids
+    assert Masker(b"k", unmasked=True).text(T19_PURPOSE, ["c-152762"]) == T19_PURPOSE
+    subject = Masker(b"k", unmasked=True).for_subject("c-9")
+    assert subject.text(T19_PURPOSE, ["c-152762"]) == f"complaint of {pseudonym('c-152762', b'k')}, passport E12345678"
+    # the installation's own tickets, and no others
+    jira = Masker(b"k", references=r"OPS-\d+")
+    assert jira.text("OPS-4711 and SR-88412") == "OPS-4711 and S•••"
+
+
+def test_the_readable_references_must_hold_within_the_masker_s_pattern():
+    with pytest.raises(ValidationError, match=r"\(\?i:\.\.\.\)"):
+        Dashboard(readable_references=r"(?i)ticket-\d+")  # a global flag inside another pattern: refused there
+    with pytest.raises(ValidationError, match="empty text"):
+        Dashboard(readable_references=r"\d*")
+    assert Dashboard(readable_references=r"(?i:ticket)-\d+")
+
+
+def test_event_rows_csv_rows_readers_and_evidence_mask_the_customers_ids_they_quote(sqlite_store, settings):
+    sqlite_store.write(
+        [
+            f.incoming(
+                settings,
+                at=f.at(hours=2),
+                customer_ids=["CUST-XJ9K"],
+                resource={"system": "crm", "type": "customer_record", "id": "CUST-XJ9K"},
+                purpose="TICKET-77",
+            ),
+            f.incoming(
+                settings,
+                at=f.at(hours=1),
+                customer_ids=["c-152762"],
+                resource={"system": "crm", "type": "customer_record", "id": "jane.doe@example.com"},
+                purpose="TICKET-78",
+            ),
+            f.incoming(
+                settings,
+                at=f.at(hours=0),
+                customer_ids=["c-152762"],
+                resource={"system": "booking", "type": "reservation", "id": "R93432556"},
+                purpose=T19_PURPOSE,
+            ),
+        ]
+    )
+    items = sqlite_store.query_events(EventQuery()).items
+    cust, c1 = pseudonym("CUST-XJ9K", b"k"), pseudonym("c-152762", b"k")
+    rows = [queries.event_row(item, Masker(b"k"), UTC) for item in items]
+    assert [(row["resource"], row["customers"], row["purpose"]) for row in rows] == [
+        (f"crm/customer_record/{cust}", cust, "TICKET-77"),
+        ("crm/customer_record/•••", c1, "TICKET-78"),
+        ("booking/reservation/R•••", c1, f"complaint of {c1}, passport E•••"),
+    ]
+    auditor = Identity("audrey", Role.AUDITOR, "Audrey", "password")
+    export = queries.export_events(sqlite_store, auditor, EventQuery(), "case 1", Masker(b"k"), UTC, 10)
+    exported = list(csv.DictReader(io.StringIO(export.csv)))
+    assert [row["resource"] for row in exported] == [row["resource"] for row in rows]
+    assert [row["purpose"] for row in exported] == [row["purpose"] for row in rows]
+    assert all(needle not in export.csv for needle in ("CUST-XJ9K", "jane.doe", "152762", "E12345678"))
+    # the readers' purposes, with no one event's customers: the numbers masked as words
+    [reader] = queries.search_readers(sqlite_store, auditor, EventQuery(), "case 1").readers
+    stated = queries.reader_row(reader, Masker(b"k"), UTC)["purposes"]
+    assert "complaint of c•••, passport E••• (1)" in stated and "TICKET-77 (1)" in stated
+    # unmasked, the page records the customers a record id or a purpose showed in clear, beyond the first five
+    unmasked = Masker(b"k", unmasked=True)
+    many = [f"c-{n}" for n in range(8)] + ["c-152762"]
+    sqlite_store.write([f.incoming(settings, at=f.at(hours=3), customer_ids=many, purpose=T19_PURPOSE)])
+    newest = sqlite_store.query_events(EventQuery(limit=1)).items
+    assert queries.customers_on_screen(newest, unmasked) == [*many[:5], "c-152762"]
+    evidence = Masker(b"k").evidence({"documented": {"share": 1.0, "purposes": ["TICKET-77", "c-152762"]}})
+    assert evidence["documented"]["purposes"] == ["TICKET-77", "c•••"]
+
+
 def test_event_times_carry_milliseconds_and_the_utc_offset():
     moment = datetime(2026, 3, 29, 0, 59, 59, 987654, tzinfo=UTC)
     assert queries.event_time(moment, ZoneInfo("Asia/Shanghai")) == "2026-03-29 08:59:59.987 +08:00"
@@ -203,6 +309,63 @@ def test_an_export_has_every_customer_pages_to_its_cap_and_is_recorded(sqlite_st
         queries.export_events(sqlite_store, analyst, EventQuery(), "case 1", Masker(b"k"), UTC, 3)
     with pytest.raises(ValueError, match="reason"):
         queries.export_events(sqlite_store, auditor, EventQuery(), " ", Masker(b"k"), UTC, 3)
+
+
+def test_an_export_carries_its_provenance_beside_its_csv_and_is_named_for_what_it_holds(sqlite_store, settings):
+    # tester T19: "accesswatch-events-2026-11-25.csv", and nothing said which query, period, zone, exporter, reason,
+    # nor whether it was complete; two exports of a day took one name
+    sqlite_store.write(
+        [f.incoming(settings, at=f.at(days=d), customer_ids=["c-me", f"c-{d}"], purpose="TICKET-7") for d in range(4)]
+    )
+    sqlite_store.purge(RetentionPolicy.of(events_days=30, alerts_days=30, now=f.at(days=31)))  # day 0's event
+    shanghai = ZoneInfo("Asia/Shanghai")
+    auditor = Identity("audrey", Role.AUDITOR, "Audrey Auditor", "password")
+    now = datetime(2026, 11, 25, 6, 35, 2, tzinfo=UTC)
+    asked = EventQuery(actor_id="emp-0001", since=f.at(days=-1), until=datetime(2026, 11, 5, 16, tzinfo=UTC))
+    made = queries.export_events(sqlite_store, auditor, asked, "regulator 12", Masker(b"k"), shanghai, 2, 30, now)
+    stem = "accesswatch-events-actor-emp-0001-2026-11-01-to-2026-11-05-exported-2026-11-25-143502"
+    assert made.archive_name == f"{stem}.zip"
+    with zipfile.ZipFile(io.BytesIO(made.archive)) as bundle:
+        assert bundle.namelist() == [f"{stem}.csv", f"{stem}.provenance.json"]
+        held = bundle.read(f"{stem}.csv").decode()
+        told = json.loads(bundle.read(f"{stem}.provenance.json"))
+    assert held == made.csv and held.startswith("time,actor,")  # the header first: any CSV reader reads it
+    assert told["sha256"] == hashlib.sha256(held.encode()).hexdigest()
+    assert told["exported_by"] == {"user": "audrey", "name": "Audrey Auditor", "role": "auditor"}
+    assert (told["reason"], told["time_zone"], told["exported_at"]) == (
+        "regulator 12",
+        "Asia/Shanghai",
+        "2026-11-25 14:35:02 +08:00",
+    )
+    assert told["period"] == (
+        "events stamped from 2026-11-01 09:00:00 +08:00 up to (not including) 2026-11-06 00:00:00 +08:00"
+    )
+    assert told["query"]["actor_id"] == "emp-0001" and told["customer_ids"] == "masked"
+    # two of the three kept matched past the cap of 2, and retention deleted the period's first day
+    assert (told["events"], told["complete"], told["cut_by_cap"]) == (2, False, True)
+    assert told["retention"]["period_complete"] is False and told["retention"]["events_days"] == 30
+    assert any("Retention deleted the events stamped before" in note for note in told["notes"])
+    [access] = sqlite_store.data_accesses(DataAccessQuery())  # recorded as before, with the file it made
+    assert (access.kind, access.reason, access.results) == (DataAccessKind.EXPORT, "regulator 12", 2)
+    assert (access.what["file"], access.what["sha256"]) == (f"{stem}.csv", told["sha256"])
+    # one customer's events: the customer as the file shows them, all the history kept; a second later, another name
+    later = now + timedelta(seconds=1)
+    mine = queries.export_events(
+        sqlite_store, auditor, EventQuery(customer_id="c-me"), "DSAR 9", Masker(b"k"), shanghai, 10, 30, later
+    )
+    shown = pseudonym("c-me", b"k").replace("#", "-")
+    assert mine.archive_name == f"accesswatch-events-customer-{shown}-all-history-exported-2026-11-25-143503.zip"
+    assert mine.provenance.query["customer_id"] == pseudonym("c-me", b"k")
+    assert "c-me" not in mine.provenance.model_dump_json()
+    # exported in clear, the name holds the id; the access log shows it masked to a masked viewer, as its query
+    clear = queries.export_events(
+        sqlite_store, auditor, EventQuery(customer_id="c-me"), "DSAR 9", Masker(b"k", True), shanghai, 10, 30, later
+    )
+    assert clear.archive_name.startswith("accesswatch-events-customer-c-me-all-history-")
+    recorded = sqlite_store.data_accesses(DataAccessQuery())[0].what
+    assert recorded["file"] == clear.provenance.file
+    assert Masker(b"k").asked(recorded)["file"] == mine.provenance.file  # same second: the names differ by the id
+    assert queries.provenance.name_part("../../etc/passwd") == "etc-passwd"
 
 
 def test_an_export_of_one_customer_s_events_names_the_other_customers_only_by_pseudonym(sqlite_store, settings):

@@ -125,6 +125,11 @@ def offer_download(state: str, label: str, cut: str) -> None:
         return
     if not made.complete:
         st.warning(cut.format(events=made.events, cap=queries.EXPORT_CAP))
+    if isinstance(made, queries.EventsExport):  # the events' CSV with its provenance: one file, they travel together
+        st.download_button(
+            label.format(events=made.events), made.archive, made.archive_name, "application/zip", key=f"{state}-dl"
+        )
+        return
     name = st.session_state[f"{state}-name"]
     st.download_button(label.format(events=made.events), made.csv, name, "text/csv", key=f"{state}-dl")
 
@@ -215,14 +220,25 @@ nav[2].caption(
     + "."
 )
 if nav[3].button(f"Prepare CSV export (up to {queries.EXPORT_CAP:,} events, recorded)", key="s-export"):
-    made = queries.export_events(
-        ctx.store, ctx.identity, current_query(queries.EXPORT_PAGE), reason, ctx.masker, ctx.zone, queries.EXPORT_CAP
+    st.session_state["s-csv"] = queries.export_events(
+        ctx.store,
+        ctx.identity,
+        current_query(queries.EXPORT_PAGE),
+        reason,
+        ctx.masker,
+        ctx.zone,
+        queries.EXPORT_CAP,
+        retention_days=ctx.settings.retention.events_days,
     )
-    st.session_state["s-csv"] = made
-    st.session_state["s-csv-name"] = file_name("accesswatch-events")
+if "s-csv" in st.session_state:
+    st.caption(
+        "The export is a zip of the CSV and its provenance (JSON, named alike): the search, the period, the time"
+        " zone, who exported it, when and why, whether it holds every matching event (the cap, retention) and the"
+        " CSV's SHA-256, which the audit log records with the export."
+    )
 offer_download(
     "s-csv",
-    "Download CSV ({events:,} events)",
+    "Download the export ({events:,} events: CSV and provenance, zip)",
     "The export holds the newest {events:,} events only: more matched than the {cap:,} one export may hold."
     " Narrow the search (dates, actor) to export the rest.",
 )
@@ -242,7 +258,7 @@ def show_readers() -> None:
         f"Who read {scope}, the most records first: the purposes they stated most (events each), how many of their"
         f" accesses stated none, and their first and last access ({ctx.zone} with the UTC offset)."
     )
-    rows = [queries.reader_row(reader, ctx.zone) for reader in summary.readers]
+    rows = [queries.reader_row(reader, ctx.masker, ctx.zone) for reader in summary.readers]
     # the counts with the separators every other table shows (6,000, not 6000), sorting as numbers still
     counts = {name: st.column_config.NumberColumn(name, format="localized") for name in queries.READER_COUNTS}
     st.dataframe(
