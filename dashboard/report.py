@@ -43,8 +43,9 @@ class Report:
     settings: Settings
     prepared_by: str
     prepared_at: datetime
-    customer_ids: list[str] | None  # None: not included (the reader may not see the list)
+    customer_ids: list[str] | None  # None: not included (the reader may not see the list, or gave no reason)
     retained: Retained | None = None  # what retention left of the window, where it deleted some of its events
+    may_list: bool = False  # the reader may see the list: left out for want of a reason, not of the right
 
     @property
     def incident(self) -> Incident:
@@ -140,7 +141,7 @@ def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
     scope = [
         *_retention_lines(report.retained, zone),
         _events_line(impact),
-        *_customer_lines(impact),
+        *_customer_lines(impact, listed=report.customer_ids is not None),
         *_routine_lines(impact, zone, listed=report.customer_ids is not None),
         ("Resources (the whole window): " if impact.in_flagged is not None else "Resources: ")
         + ", ".join(f"{q(name)} ({records:,})" for name, records in impact.resources.most_common(8)),
@@ -157,7 +158,7 @@ def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
             for a in view.actions
         ],
     )
-    sources = _sources(impact, settings, quote)
+    sources = _sources(impact, settings, quote, kept)
     sections: list[tuple[str, list[str] | Table]] = [
         ("What happened", what),
         ("When", when),
@@ -171,6 +172,13 @@ def _sections(report: Report, quote: Quote) -> list[tuple[str, list[str] | Table
         sections.append(("Affected customers (confidential)", _customer_list(report, quote)))
         if impact.in_flagged is not None:
             sections.append((ROUTINE_HEADING, _routine_list(report, quote)))
+    elif report.may_list:  # an auditor who prepared it without a reason: told how to have it, not who may
+        sections.append(
+            (
+                "Affected customers",
+                ["Not included: prepare the report with a reason to include the list; its export is recorded."],
+            )
+        )
     else:
         sections.append(("Affected customers", ["The list is available to auditors; its export is recorded."]))
     return sections + _to_write(report, quote)
@@ -198,14 +206,14 @@ def _not_served(impact: Impact) -> str:
     return f"{impact.denied:,} refused" + (f", {impact.failed:,} failed" if impact.failed else "")
 
 
-def _customer_lines(impact: Impact) -> list[str]:
+def _customer_lines(impact: Impact, listed: bool) -> list[str]:
     """How many customers: the ids logged, exported or only read, and what the log does not say.
 
     Where the window is wider than the flagged hours, the figures are those hours': the rest of the window is
     the actor's routine work (``_routine_lines``), and counting its customers would have the privacy officer
     notify people the breach did not touch.  The contract lets an event log a sample of its records'
     customers: the ids logged are then the known part only, and the report says so with the figures, so
-    that the list is not notified as if it were whole.
+    that the list is not notified as if it were whole (``listed``: the report holds the list, below).
     """
     counted = impact.in_flagged or impact
     where = " in the flagged hours" if impact.in_flagged is not None else ""
@@ -220,7 +228,8 @@ def _customer_lines(impact: Impact) -> list[str]:
             f"{counted.sampled_events:,} events listed fewer customer ids than records: up to"
             f" {counted.sampled_records:,} records' customers may be affected, of which only the ids logged are known."
             f" {logged:,} ids logged of up to {logged + counted.unlisted:,} customers in all (up to"
-            f" {counted.unlisted:,} more not listed): the list below is not complete."
+            f" {counted.unlisted:,} more not listed): "
+            + ("the list below is not complete." if listed else "the ids logged are not all of them.")
         )
     else:
         lines.append("Every event listed a customer id for each of its records.")
@@ -255,7 +264,7 @@ def _retention_lines(retained: Retained | None, zone: tzinfo) -> list[str]:
 
     The hourly figures are counted at ingestion and kept: they are the window's events, records and exports as
     they were, where the figures below them can only count the events still stored.  The customer ids logged
-    went with the events; the alerts kept how many they saw.
+    went with the events; the alerts kept how many they saw, each of an hour or a day: a lower bound.
     """
     if retained is None:
         return []
@@ -293,7 +302,13 @@ def _retention_lines(retained: Retained | None, zone: tzinfo) -> list[str]:
     lines.append(ingested + ".")
     gone = "Which customers the deleted events logged went with them: the customer ids below are the kept events' only"
     if retained.alert_customers is not None:
-        gone += f"; the alerts recorded {retained.alert_customers:,} distinct customer ids in the activity they flagged"
+        # an alert counts the customers of one hour or day (its strongest or latest finding's), not of the whole
+        # activity, and the days' counts cannot be added (a customer read on two days is in both): the largest is
+        # a lower bound, said as one, where it read as the whole (808 of a week's 2,847, tester T19)
+        gone += (
+            f"; at least {retained.alert_customers:,} distinct customer ids were in the activity flagged (the largest"
+            " count an alert recorded, of one hour or day of it: no alert counts the customers of the whole activity)"
+        )
     lines.append(gone + ".")
     return lines
 
@@ -375,10 +390,10 @@ MAX_SOURCES = 20  # values of each kind in the report; the rest as one row
 ROUTINE_SOURCES = 3  # values of a kind seen only in the routine activity listed one by one; more as one row
 
 
-def _sources(impact: Impact, settings: Settings, quote: Quote) -> Table:
+def _sources(impact: Impact, settings: Settings, quote: Quote, kept: str) -> Table:
     """Where the events came from: each source address (marked when outside the organisation's networks), user
     agent and session, with its events; those of the flagged hours apart from the routine rest of a wider
-    window."""
+    window.  ``kept``: said of the counts' columns where retention deleted some of the window's events."""
     networks = settings.organisation.internal_networks
 
     def shown(kind: str, value: str) -> str:
@@ -386,7 +401,7 @@ def _sources(impact: Impact, settings: Settings, quote: Quote) -> Table:
         return text + " (external)" if kind == SOURCE_KINDS[0] and value and is_external(value, networks) else text
 
     if impact.in_flagged is not None:
-        return _split_sources(impact, impact.in_flagged, shown)
+        return _split_sources(impact, impact.in_flagged, shown, kept)
     rows = []
     for kind in SOURCE_KINDS:
         seen = [(value, events) for (k, value), events in impact.sources.most_common() if k == kind]
@@ -397,10 +412,10 @@ def _sources(impact: Impact, settings: Settings, quote: Quote) -> Table:
             rest = seen[MAX_SOURCES:]
             more = sum(impact.egress_sources.get((kind, value), 0) for value, _ in rest)
             rows.append([kind, f"({len(rest):,} more)", f"{sum(e for _, e in rest):,}", f"{more:,}"])
-    return Table(["Seen as", "Value", "Events", "Egress events"], rows)
+    return Table(["Seen as", "Value", f"Events{kept}", f"Egress events{kept}"], rows)
 
 
-def _split_sources(impact: Impact, inside: Impact, shown: Callable[[str, str], str]) -> Table:
+def _split_sources(impact: Impact, inside: Impact, shown: Callable[[str, str], str], kept: str) -> Table:
     """The sources of the flagged hours with their events there and in the rest of the window; those seen only
     in the rest (the actor's routine) after them, marked, and as one row when many: a routine sync's sessions
     are a new one every few minutes."""
@@ -424,8 +439,8 @@ def _split_sources(impact: Impact, inside: Impact, shown: Callable[[str, str], s
         else:
             events = sum(e for _, e in routine)
             rows.append([kind, f"({len(routine):,} seen in the routine activity only)", "0", "0", f"{events:,}"])
-    header = ["Seen as", "Value", "Events in the flagged hours", "Egress events in them"]
-    return Table([*header, "Events in the rest of the window"], rows)
+    header = ["Seen as", "Value", f"Events in the flagged hours{kept}", f"Egress events in them{kept}"]
+    return Table([*header, f"Events in the rest of the window{kept}"], rows)
 
 
 def _data_table(impact: Impact, settings: Settings, quote: Quote, kept: str) -> Table:
@@ -460,7 +475,7 @@ def _data_table(impact: Impact, settings: Settings, quote: Quote, kept: str) -> 
     if inside is None:
         rows.append([TOTAL_ROW, "", f"{impact.records:,}", ""])
         notes = [f"In all{kept}: {_accesses(impact)}. {several}"]
-        return Table(["Data class", "Sensitivity", "Records", "Fields read"], rows, notes)
+        return Table(["Data class", "Sensitivity", f"Records{kept}", "Fields read"], rows, notes)
     for row, name in zip(rows, classes, strict=True):  # the flagged hours' records beside the window's
         row.insert(2, f"{inside.records_by_class.get(name, 0):,}")
     rows.append([TOTAL_ROW, "", f"{inside.records:,}", f"{impact.records:,}", ""])
@@ -468,7 +483,13 @@ def _data_table(impact: Impact, settings: Settings, quote: Quote, kept: str) -> 
         f"In all{kept}: in the flagged hours, {_accesses(inside)}; in the whole window, {_accesses(impact)}. {several}"
     ]
     return Table(
-        ["Data class", "Sensitivity", "Records in the flagged hours", "Records in the window", "Fields read"],
+        [
+            "Data class",
+            "Sensitivity",
+            f"Records in the flagged hours{kept}",
+            f"Records in the window{kept}",
+            "Fields read",
+        ],
         rows,
         notes,
     )

@@ -225,6 +225,8 @@ class Section(SettingsModel):
 class DataClass(Section):
     sensitivity: Literal["low", "medium", "high"]
     fields: list[str]
+    # how an answer to a person names the class ("contact details"); None: its name in words ("government id")
+    label: str | None = None
 
 
 class Classification(Section):
@@ -233,6 +235,8 @@ class Classification(Section):
     classes: dict[str, DataClass]
     # the class of a field no class names; it is still counted
     unclassified_sensitivity: Literal["low", "medium", "high"] = "low"
+    # how an answer to a person names a field, where its name in words would not do ("WeChat ID" for wechat_id)
+    field_labels: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _each_field_once(self) -> Classification:

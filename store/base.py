@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -233,6 +233,10 @@ def decode_cursor(cursor: str) -> list[int]:
 class Store(OutboxStore, ABC):
     """Storage of events, dead letters, alerts and detector state."""
 
+    # ``purges`` lists every retention purge that deleted events, so that none listed means none did; False for an
+    # adapter whose retention records none (ILM): the kept log's start is all a page can say of what went
+    records_purges: ClassVar[bool] = False
+
     # -- ingestion ------------------------------------------------------------
     @abstractmethod
     def write(self, events: Sequence[IncomingEvent], dead_letters: Sequence[DeadLetter] = ()) -> WriteResult:
@@ -415,6 +419,13 @@ class Store(OutboxStore, ABC):
     @abstractmethod
     def data_accesses(self, query: DataAccessQuery) -> list[DataAccess]:
         """The dashboard's record of who read customer data, newest first."""
+
+    def sampled_events(self, since: datetime | None, until: datetime, at_most: int) -> EventTotal | None:
+        """How many events stamped in [since, until) served data (succeeded) and listed fewer customer ids than
+        records, counted to ``at_most``: the contract lets an event log a sample of its customers, and a customer
+        past the sample cannot be told that no access served their data.  None: this adapter does not count them
+        (the answer then says it may be so)."""
+        return None
 
     def purges(self) -> list[PurgeRecord]:
         """The retention purges the store recorded, oldest first: a report tells events retention deleted from

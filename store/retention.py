@@ -47,7 +47,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from store import class_postings, customer_postings, event_keys
 from store.base import KeptHistory, PurgeRecord
@@ -96,6 +96,7 @@ class SqliteRetention(RetainingStore):
     """``RetainingStore`` on the embedded store's connection (a mixin of ``store.sqlite.SqliteStore``)."""
 
     _db: sqlite3.Connection
+    records_purges: ClassVar[bool] = True  # each purge that deleted events is in the chain (``purges``)
 
     def purge(self, policy: RetentionPolicy, dry_run: bool = False) -> PurgeReport:
         return purge(self._db, policy, dry_run)

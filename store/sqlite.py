@@ -69,6 +69,11 @@ BACKGROUND_CHECKPOINT_SLACK = 4  # ... or past four times that, by a writer whos
 # of a time span read for a column (an outcome, an action), 30,000 for a field in their JSON; about 0.15 s here.
 # A month of a store of a million is not counted whole for a filter few events pass: "more than" instead.
 COUNT_STEPS = 2_000
+# the events that served data and listed fewer customer ids than records (``Store.sampled_events``)
+_SAMPLED_SQL = (
+    "SELECT 1 FROM events WHERE ts >= ? AND ts < ? AND outcome = 'success'"
+    " AND record_count > coalesce(json_array_length(body, '$.customer_ids'), 0) LIMIT ?"
+)
 
 # every column, seq first, in the order the chain hashes them (store.chain.append_events)
 _INSERT_EVENTS = f"INSERT INTO events ({ROW_COLUMNS})"  # store.sqlite_bulk
@@ -705,6 +710,26 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
             finally:  # before the snapshot's COMMIT, which the spent budget would interrupt too
                 self._db.set_progress_handler(None, 0)
         return EventTotal(at_most, more=True) if counted > at_most else EventTotal(counted)
+
+    def sampled_events(self, since: datetime | None, until: datetime, at_most: int) -> EventTotal:
+        """Found along the index on time, reading each event's list length from its JSON, within ``COUNT_STEPS``
+        of SQLite's (7% of a simulated log's events are sampled: the first 1,000 found in 0.09 s); past the
+        budget, "more than" those found by then."""
+        steps = iter(range(COUNT_STEPS))
+        found = 0
+        with self._read_snapshot():
+            self._db.set_progress_handler(lambda: next(steps, None) is None, 1000)
+            try:
+                earliest = actor_days.EARLIEST if since is None else _micros(since)
+                for _ in self._db.execute(_SAMPLED_SQL, (earliest, _micros(until), at_most + 1)):
+                    found += 1
+            except sqlite3.OperationalError as exc:
+                if "interrupted" not in str(exc):
+                    raise
+                return EventTotal(found, more=True)
+            finally:  # before the snapshot's COMMIT, which the spent budget would interrupt too
+                self._db.set_progress_handler(None, 0)
+        return EventTotal(at_most, more=True) if found > at_most else EventTotal(found)
 
     def readers(self, query: EventQuery, top: int, at_most: int, top_purposes: int = 3) -> ReadersSummary:
         """Grouped in SQL where the search's filter runs, by actor and stated purpose, the newest ``at_most``

@@ -19,6 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from configs.loader import load_settings
+from dashboard import queries
 from dashboard.auth import Identity, Role, hash_password
 from dashboard.masking import load_key, pseudonym
 from detectors.incidents import incident_id
@@ -27,6 +28,7 @@ from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery, FoldPr
 from models.event import format_utc
 from models.incident import TriageActionKind
 from store.base import EventQuery
+from store.retention import RetentionPolicy
 from store.sqlite import SqliteStore
 from tests import factories as f
 
@@ -1367,3 +1369,50 @@ def test_an_incident_address_is_shown_as_typed_never_as_a_link(office):
     at = _app("ana", incident="[Session expired: sign in again](https://evil.example/login)")
     [error] = [e.value for e in at.error]
     assert "\\[Session expired: sign in again\\](` https://evil.example/login) `" in error
+
+
+def test_a_search_and_an_incident_s_events_say_what_retention_deleted_of_their_range(office):
+    """A range reaching before the latest purge's horizon shows fewer events than were logged: it says so, with the
+    horizon and, where the hourly figures count it, how many went (T19: "events 1-50 of 86" of 328 logged)."""
+    horizon = START + timedelta(days=10)  # after the bulk read, on the hour: its events go, but for the newest
+    with _open(office["store_path"]) as store:
+        assert store.purge(RetentionPolicy(horizon, START - timedelta(days=1))).events > 0
+        [purge] = store.purges()
+        kept_of_bulk = store.count_events(EventQuery(actor_id="emp-0001", since=INCIDENT_HOUR), 100).events
+    zone = office["settings"].organisation.tz
+    ran, before = purge.at.astimezone(zone).date().isoformat(), queries.local_time(horizon, zone)
+    at = _app("audrey", page="search")
+    at.date_input(key="s-since").set_value(START.date())
+    _search(at, actor="emp-0002")
+    # emp-0002's 72 reads of the 8 working days, all before the horizon
+    assert (
+        f"72 events of this range were deleted by retention on {ran} (events stamped before {before}): they are not"
+        " shown or counted here (the evidence alerts cite is kept)."
+    ) in [info.value for info in at.info]
+    assert "No event matches." in _text(at)
+    _search(at, actor="", customer=BULK_CUSTOMERS[0])  # all the history: which of the deleted it matched is gone
+    assert (
+        f"This range reaches before {before}: retention deleted the events stamped before it on {ran}"
+        f" ({purge.events:,} events of every actor, the evidence alerts cite kept), and they are not shown or counted"
+        " here; how many of them this search would have matched is not known."
+    ) in [info.value for info in at.info]
+    at.date_input(key="s-since").set_value((horizon + timedelta(days=1)).date())
+    _search(at, customer="")
+    assert not [info for info in at.info if "retention" in info.value]  # a range after the horizon: nothing to say
+
+    at = _app("audrey", incident=office["bulk"].incident_id)  # the header's figures are the alerts': 4,800 records
+    assert (
+        f"{6 - kept_of_bulk} events of this range were deleted by retention on {ran} (events stamped before"
+        f" {before}): they are not shown or counted here (the evidence alerts cite is kept)."
+    ) in [info.value for info in at.info]
+
+
+def test_a_report_prepared_by_an_auditor_without_a_reason_says_how_to_include_the_list(office):
+    at = _app("audrey", incident=office["bulk"].incident_id)
+    at.button(key="r-make").click().run()
+    text = _text(at)
+    # an auditor was told the list "is available to auditors" (T19)
+    assert "The list is available to auditors" not in text
+    assert "Not included: prepare the report with a reason to include the list; its export is recorded." in text
+    # the bulk read logged 8 customers of each 800 records: the caveat says so without pointing at a list not there
+    assert "the ids logged are not all of them." in text and "the list below is not complete" not in text

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from dashboard import charts, queries, report, ui
+from dashboard import charts, deleted, queries, report, ui
 from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oidc_identity, sign_in, verify_password
 from dashboard.launch import environment, streamlit_command
 from dashboard.markdown import markdown_text
@@ -1048,7 +1048,14 @@ def test_a_report_after_a_purge_says_what_retention_deleted_and_gives_the_figure
         "As ingested (the hourly figures, which retention keeps), the window held 6 events (1 refused), 2,004"
         " records read, 2,000 exported, downloaded, printed or shared; the flagged hours 2 events (0 refused), 2,000"
         " records read, 2,000 exported, downloaded, printed or shared.",
-        "the alerts recorded 3 distinct customer ids in the activity they flagged.",
+        # an alert's count is of one hour or day of the activity: a lower bound, said as one (T19: 808 of 2,847)
+        "; at least 3 distinct customer ids were in the activity flagged (the largest count an alert recorded, of"
+        " one hour or day of it: no alert counts the customers of the whole activity).",
+        # the tables count the events kept, and say so as the lines under them do (T19)
+        "| Seen as | Value | Events in the flagged hours (of the events retention kept) | Egress events in them (of the"
+        " events retention kept) | Events in the rest of the window (of the events retention kept) |",
+        "| Data class | Sensitivity | Records in the flagged hours (of the events retention kept) | Records in the"
+        " window (of the events retention kept) | Fields read |",
         "First and last event read in the whole window: 2026-11-02 14:00 +08:00 to 2026-11-02 15:00 +08:00 (of the"
         " events retention kept)",
         "In all (of the events retention kept): in the flagged hours, 2 accesses read 2,000 records; in the whole"
@@ -1523,3 +1530,33 @@ def test_the_new_findings_are_explained_in_words_not_left_to_the_evidence_table(
     assert said[0] == "40,000 records against employees' usual of 6.5: 6,153.8 times as many."
     assert said[1].endswith("so they were compared with all employees.")
     assert wording.compared(40_000, 6.546, "employees") == "6,154x employees' usual of 6.5"  # as explained
+
+
+def test_a_range_reaching_into_an_hour_retention_cut_counts_the_whole_hours_before_it_as_at_least(
+    sqlite_store, settings
+):
+    sqlite_store.write([f.incoming(settings, at=f.at(hours=h)) for h in (0, 1, 1.5, 2, 3)])
+    sqlite_store.fold()
+    sqlite_store.purge(RetentionPolicy(f.at(hours=1.75), f.at(-1)))  # 00:00, 01:00 and 01:30 go; 02:00 and 03:00 stay
+    zone = settings.organisation.tz
+    gone = deleted.deleted_in(sqlite_store, EventQuery(since=f.at(), until=f.at(hours=4)), f.at(days=1), 120)
+    assert gone is not None and (gone.events, gone.exact) == (1, False)  # hour 00:00 whole; 01:00's two not counted
+    assert deleted.note(gone, zone).startswith("At least 1 event of this range was deleted by retention on")
+    # a range after the horizon lost nothing
+    assert deleted.deleted_in(sqlite_store, EventQuery(since=f.at(hours=2)), f.at(days=1), 120) is None
+
+
+def test_a_store_whose_retention_records_no_purge_says_where_its_kept_log_begins(sqlite_store, settings, monkeypatch):
+    """As Elasticsearch's ILM: a day's index goes, unrecorded; the oldest event kept is all there is to say."""
+    sqlite_store.write([f.incoming(settings, at=f.at(days=d)) for d in (3, 4)])
+    monkeypatch.setattr(type(sqlite_store), "records_purges", False)
+    gone = deleted.deleted_in(sqlite_store, EventQuery(customer_id="c-000001"), f.at(days=5), 120)
+    assert gone is not None and gone.purge is None and gone.horizon == f.at(days=3)
+    assert deleted.note(gone, ZoneInfo("Asia/Shanghai")) == (
+        "The log kept begins at 2026-11-05 09:00 +08:00, and this range reaches before it: retention deletes the"
+        " events older than 120 days and records no purge, so those logged before it (if any) are not shown or"
+        " counted here, and how many there were is not known."
+    )
+    assert deleted.deleted_in(sqlite_store, EventQuery(since=f.at(days=3)), f.at(days=5), 120) is None
+    monkeypatch.setattr(type(sqlite_store), "records_purges", True)  # a store that records them, and none ran
+    assert deleted.deleted_in(sqlite_store, EventQuery(customer_id="c-000001"), f.at(days=5), 120) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +13,8 @@ from configs.loader import load_settings
 from dashboard import queries, subject_access
 from dashboard.auth import Identity, Role
 from models.dashboard import DataAccessKind, DataAccessQuery
+from models.incident import TriageAction, TriageActionKind
+from store.base import EventTotal
 from store.retention import RetentionPolicy
 from tests import factories as f
 
@@ -53,9 +56,10 @@ def _rows(export: queries.Export) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(export.csv)))
 
 
-def test_the_answer_lists_the_served_accesses_oldest_first_in_words(requester_log):
+def test_the_answer_lists_the_served_accesses_oldest_first_in_words(requester_log, settings):
+    labels = subject_access.Labels.of(settings.classification)
     export = subject_access.subject_access_answer(
-        requester_log, AUDITOR, "c-me", "DSAR 2026-118", SHANGHAI, retention_days=180
+        requester_log, AUDITOR, "c-me", "DSAR 2026-118", SHANGHAI, retention_days=180, labels=labels
     )
     rows = _rows(export)
     assert (export.events, export.complete) == (3, True)  # the denied one disclosed nothing
@@ -70,7 +74,8 @@ def test_the_answer_lists_the_served_accesses_oldest_first_in_words(requester_lo
         "an automated process of the loyalty system",
     ]
     assert [row["action"] for row in rows] == ["read", "read", "export"]
-    assert rows[0]["data"] == "name, passport_number" and rows[0]["categories"] == "government_id, identity"
+    # the classification's labels, not the log's ids ("government_id", "passport_number": T19)
+    assert rows[0]["data"] == "name, passport number" and rows[0]["categories"] == "identity documents, identity"
     # a purpose not logged is said in words: an empty cell would read as something left out of the answer
     assert [row["purpose"] for row in rows] == ["no purpose recorded", "delivery 5531", "no purpose recorded"]
 
@@ -157,11 +162,44 @@ def test_the_answer_names_a_team_once_and_fields_of_no_class_as_other_data(sqlit
         ]
     )
     [row] = _rows(
-        subject_access.subject_access_answer(sqlite_store, AUDITOR, "c-me", "DSAR 4", SHANGHAI, retention_days=180)
+        subject_access.subject_access_answer(
+            sqlite_store,
+            AUDITOR,
+            "c-me",
+            "DSAR 4",
+            SHANGHAI,
+            retention_days=180,
+            labels=subject_access.Labels.of(settings.classification),
+        )
     )
     assert row["who"] == "our staff (sales)"
-    # the field is listed; its category too, in words, where a raw "unclassified" would say nothing to the requester
-    assert (row["data"], row["categories"]) == ("name, membership_tier", "identity, other data")
+    # the field is listed, in words; its category too, where a raw "unclassified" would say nothing to the requester
+    assert (row["data"], row["categories"]) == ("name, membership tier", "identity, other data")
+
+
+def test_the_answer_names_the_data_as_the_classification_labels_them_else_in_words(settings, tmp_path):
+    default = subject_access.Labels.of(settings.classification)
+    assert [default.field(name) for name in ("wechat_id", "bank_account", "id_number", "passport_number")] == [
+        "WeChat ID",  # labelled in configs/default.toml: its name in words would be "wechat ID"
+        "bank account",
+        "identity card number",
+        "passport number",
+    ]
+    assert [default.data_class(name) for name in ("government_id", "special", "financial")] == [
+        "identity documents",
+        "health, diet and religion",
+        "financial details",
+    ]
+    # an operator's own class and field, with no label: their names in words, "id" as "ID"
+    config = tmp_path / "classes.toml"
+    config.write_text('[classification.classes.travel_docs]\nsensitivity = "high"\nfields = ["visa_id"]\n')
+    own = load_settings(config, env={}, overrides={"data_dir": str(tmp_path / "data")})
+    labels = subject_access.Labels.of(own.classification)
+    assert (labels.data_class("travel_docs"), labels.field("visa_id")) == ("travel docs", "visa ID")
+    # and a label set by a variable, as every value can be
+    env = {"ACCESSWATCH_CLASSIFICATION__CLASSES__TRAVEL_DOCS__LABEL": "travel documents"}
+    relabelled = load_settings(config, env=env, overrides={"data_dir": str(tmp_path / "data")})
+    assert subject_access.Labels.of(relabelled.classification).data_class("travel_docs") == "travel documents"
 
 
 def _notes(export: subject_access.SubjectAnswer) -> list[str]:
@@ -347,3 +385,91 @@ def test_download_names_carry_the_customer_as_shown_and_the_local_date():
     assert queries.download_name("access-request-answer-note", "cust#3fa9c2e1", moment, SHANGHAI, "txt") == (
         "access-request-answer-note-cust-3fa9c2e1-2026-11-03.txt"
     )
+
+
+def test_an_answer_says_the_accesses_that_logged_a_sample_of_their_customers_may_hide_the_person(
+    sqlite_store, settings
+):
+    sqlite_store.write(
+        [
+            f.incoming(settings, at=f.at(hours=1), customer_ids=["c-me"]),
+            # a report of 500 records that logged two of its customers: c-else may be any of the other 498
+            f.incoming(settings, at=f.at(hours=2), record_count=500, customer_ids=["c-1", "c-2"]),
+            # refused: it served nothing, sampled or not
+            f.incoming(settings, at=f.at(hours=3), record_count=90, customer_ids=["c-1"], outcome="denied"),
+        ]
+    )
+    caveat = (
+        "1 access in this period recorded fewer customers than the records they served (only a sample of them):"
+        " your data may have been among those records without being recorded as yours, so this answer may not list"
+        " every access that served it."
+    )
+    outside = subject_access.subject_access_answer(
+        sqlite_store, AUDITOR, "c-else", "DSAR 12", SHANGHAI, retention_days=180, now=f.at(days=1)
+    )
+    # "No access ... was recorded" stays true; alone, it read as though none had served their data (T19)
+    assert _notes(outside)[0].startswith("No access to your data was recorded from")
+    assert caveat in _notes(outside)
+    assert caveat in _notes(
+        subject_access.subject_access_answer(
+            sqlite_store, AUDITOR, "c-me", "DSAR 13", SHANGHAI, retention_days=180, now=f.at(days=1)
+        )
+    )
+    assert sqlite_store.sampled_events(f.at(hours=2, days=0) + timedelta(minutes=1), f.at(days=1), 10) == EventTotal(0)
+    assert sqlite_store.sampled_events(None, f.at(days=1), 10) == EventTotal(1)
+
+
+def test_a_store_that_does_not_count_sampled_accesses_gets_the_caveat_in_general_terms():
+    assert subject_access._sampled_lines(None) == [
+        "Some systems record only a sample of the customers when one access serves many records: an access that"
+        " served your data among many others may not be listed here."
+    ]
+    assert subject_access._sampled_lines(EventTotal(0)) == []
+    assert subject_access._sampled_lines(EventTotal(1000, more=True))[0].startswith("More than 1,000 accesses in")
+
+
+def test_accesses_in_an_incident_s_flagged_activity_are_listed_for_review_not_marked_in_the_file(
+    sqlite_store, settings
+):
+    attacker = {"id": "svc-sync", "kind": "service", "role": "sync", "department": "it"}
+    sqlite_store.write(
+        [
+            f.incoming(settings, at=f.at(hours=1), actor=attacker, customer_ids=["c-me"], action="export"),
+            f.incoming(settings, at=f.at(hours=5), actor=attacker, customer_ids=["c-me"]),  # the routine, later
+            f.incoming(settings, at=f.at(hours=1.5), customer_ids=["c-me"]),  # another actor, at the same hour
+        ]
+    )
+    alert = f.alert(
+        actor_id="svc-sync",
+        actor_kind="service",
+        window_start=f.at(),
+        window_end=f.at(hours=24),  # a day's window; only its first two hours flagged
+        evidence={
+            "records": 1,
+            "event_ids": [],
+            "spans": [[f.at().isoformat(), f.at(hours=2).isoformat(), 5.0, "high"]],
+        },
+    )
+    sqlite_store.upsert_alerts([alert], [f.incident_of(alert, "inc-exfil", 80.0)])
+    answer = subject_access.subject_access_answer(
+        sqlite_store, AUDITOR, "c-me", "DSAR 14", SHANGHAI, retention_days=180, now=f.at(days=1)
+    )
+    # the file words it as any other access: no "incident" for the person to read before the privacy officer decides
+    assert "inc-exfil" not in answer.csv and "incident" not in answer.csv
+    assert answer.review == (
+        "For your review before sending (not in the file): 1 access listed falls in the flagged activity of an"
+        " incident (inc-exfil). The file lists them as it lists the others, in the same words: telling the person"
+        " of a breach (GDPR art. 34, PIPL art. 57) is the privacy officer's decision, made apart.",
+        "- 2026-11-02 10:00 +08:00: an automated process of the crm system, export (inc-exfil)",
+    )
+    [access] = sqlite_store.data_accesses(DataAccessQuery())
+    assert access.what["incidents"] == ["inc-exfil"]
+    # marked a false positive, it is no incident: nothing to review
+    no_breach = TriageAction(
+        incident_id="inc-exfil", kind=TriageActionKind.FALSE_POSITIVE, by="dpo", at=f.at(days=1), note="a test export"
+    )
+    sqlite_store.record_action(no_breach)
+    again = subject_access.subject_access_answer(
+        sqlite_store, AUDITOR, "c-me", "DSAR 15", SHANGHAI, retention_days=180, now=f.at(days=1)
+    )
+    assert again.review == ()

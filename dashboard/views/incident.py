@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, queries, report, ui
+from dashboard import charts, deleted, queries, report, ui
 from dashboard.auth import Permission
 from dashboard.explain import detector_title, explain
 from dashboard.markdown import markdown_text
@@ -16,7 +16,7 @@ from models.dashboard import DataAccessKind
 from models.flagged import flagged as flagged_activity
 from models.flagged import flagged_of
 from models.incident import TriageActionKind
-from store.base import IncidentQuery
+from store.base import EventQuery, IncidentQuery
 
 ctx = ui.context()
 PAGES = ui.HERE / "views"
@@ -237,6 +237,15 @@ with events_tab:
         in_view = st.radio(
             "Events of", list(spans), format_func=span_label, horizontal=True, key=f"i-span-{incident.incident_id}"
         )
+    # the incident's figures (its summary, the alerts') count what was logged; the events listed, what retention kept
+    gone = deleted.deleted_in(
+        ctx.store,
+        EventQuery(actor_id=incident.actor_id, since=spans[in_view][0], until=spans[in_view][1]),
+        now,
+        ctx.settings.retention.events_days,
+    )
+    if gone is not None:
+        st.info(deleted.note(gone, ctx.zone))
     stack_key = f"i-cursors-{incident.incident_id}-{in_view}"
     cursors: list[str | None] = st.session_state.setdefault(stack_key, [None])
     page = queries.incident_events(ctx.store, incident, page_size, cursors[-1], spans[in_view])
@@ -326,7 +335,16 @@ with report_tab:
             )
         # where retention deleted some of the window's events, the figures counted at ingestion say what it held
         retained = queries.retained(ctx.store, incident, view.alerts, impact, (flagged.start, flagged.end))
-        made = report.Report(view, impact, ctx.settings, ctx.identity.username, datetime.now(UTC), customers, retained)
+        made = report.Report(
+            view,
+            impact,
+            ctx.settings,
+            ctx.identity.username,
+            datetime.now(UTC),
+            customers,
+            retained,
+            may_list=ctx.can(Permission.CUSTOMER_LIST),
+        )
         customers_csv = report.customers_csv(made) if customers is not None else None
         st.session_state["r-made"] = (
             incident.incident_id,

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, time, timedelta
 import pandas as pd
 import streamlit as st
 
-from dashboard import queries, subject_access, ui
+from dashboard import deleted, queries, subject_access, ui
 from dashboard.auth import Permission
+from dashboard.markdown import markdown_text
 from detectors.classify import UNCLASSIFIED, Classifier
 from models.event import Action, Outcome
 from store.base import EventQuery, EventTotal
@@ -163,6 +164,7 @@ def offer_answer() -> None:
             ctx.zone,
             retention_days=ctx.settings.retention.events_days,
             partners=subject_access.partner_names(ctx.settings.detectors),
+            labels=subject_access.Labels.of(ctx.settings.classification),
             now=now,
         )
         st.session_state["s-answer-csv-name"] = file_name("access-request-answer")
@@ -174,6 +176,8 @@ def offer_answer() -> None:
         note = answer.cover_note(st.session_state["s-answer-csv-name"])
         name = st.session_state["s-answer-note-name"]
         st.download_button("Download the answer's cover note (text)", note, name, "text/plain", key="s-answer-note-dl")
+        if answer.review:  # for whoever sends it: the accesses of an incident, which the file words as any other
+            st.warning("\n\n".join(markdown_text(line) for line in answer.review))
     offer_download(
         "s-answer-csv",
         "Download the answer's table ({events:,} accesses)",
@@ -182,6 +186,15 @@ def offer_answer() -> None:
 
 
 rows = [queries.event_row(item, ctx.masker, ctx.zone) for item in page.items]
+# a range reaching before retention's horizon: what it deleted is neither shown nor counted, and the page says so
+gone = deleted.deleted_in(
+    ctx.store,
+    query.model_copy(update={"cursor": None}),
+    max(datetime.now(UTC), newest),
+    ctx.settings.retention.events_days,
+)
+if gone is not None:
+    st.info(deleted.note(gone, ctx.zone))
 if not rows:
     st.info("No event matches.")
     offer_answer()
