@@ -6,7 +6,9 @@ chain's head when it was made; it is signed with the auditors' Ed25519 key.
 Anyone with the public key checks the signature without the store; with the
 store, ``check_against_store`` also proves that the period's events are the
 same as when it was signed, and that the chain still has the signed head (so
-the chain was not rewritten since, which the chain alone cannot show).
+the chain was not rewritten since, which the chain alone cannot show), and
+what that head commits to beyond the period's events: the chain up to it,
+the audit-log rows and the incidents it records (``store.chain_signed``).
 
 Retention deletes a period's events in time, so the check accounts for the
 purges recorded after the signed entry: it rebuilds the digest as signed
@@ -39,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from accesswatch.words import plural
 from models.event import format_utc, parse_rfc3339
-from store.chain import ChainedStore, ChainReport, PeriodAccount
+from store.chain import ChainedStore, ChainReport, PeriodAccount, Problem
 from store.chain_audit import AUDIT_TABLES
 
 FORMAT: Final = "accesswatch-digest/1"
@@ -203,7 +205,33 @@ def check_against_store(document: DigestDocument, store: ChainedStore) -> StoreC
             f"{now.later} events stamped in the period were stored after signing: the digest does not cover"
             " them (`accesswatch verify` checks them)"
         )
+    if head is not None:
+        _signed_entries(store.check_signed(document.chain.entry), check)
     return check
+
+
+def _signed_entries(report: ChainReport, check: StoreCheck) -> None:
+    """What the signed head commits to beyond the period's events (``store.chain_signed``): problems, or a finding."""
+    if report.problems:
+        check.problems += [
+            f"under the signed head, {problem.kind} {_where(problem) + ': ' if _where(problem) else ''}{problem.detail}"
+            for problem in report.problems
+        ]
+        return
+    rows = [plural(report.rows_checked.get(name, 0), table.noun, table.plural) for name, table in AUDIT_TABLES.items()]
+    held = (
+        f"the chain up to the signed entry {report.head_entry} links as signed; the {', '.join(rows)} and"
+        f" {plural(report.incidents_checked, 'incident')} it records are stored as recorded"
+    )
+    purged = sum(report.rows_purged.values())
+    if purged:
+        held += f" ({plural(purged, 'audit-log row')} it records purged by retention)"
+    later = sum(report.rows_later.values())
+    if later:
+        held += (
+            f"; {plural(later, 'audit-log row')} added after signing, not covered (`accesswatch verify` checks them)"
+        )
+    check.findings.append(held)
 
 
 def _after_purges(document: DigestDocument, stored: int, account: PeriodAccount, check: StoreCheck) -> None:
@@ -263,34 +291,58 @@ def _undecided(account: PeriodAccount) -> str:
     )
 
 
+# What ``verify`` checks, and what it does not: "intact" was read as the whole store's verdict, and the alerts and
+# the rest of the incidents are outside the chain (``store.chain_status`` says why)
+COVERED = (
+    "events and their search indexes",
+    "the audit log (data accesses, triage actions)",
+    "incidents' creations, severities and statuses, and their alerts' statuses",
+)
+NOT_COVERED = (
+    "the rest of alerts and incidents (summaries, scores, evidence, alert lists)",
+    "dead letters",
+    "the dashboard's roll-ups",
+)
+
+
 def describe(report: ChainReport) -> list[str]:
-    """The verification report as lines for a person: the verdict first, then each problem."""
+    """The verification report as lines for a person: the verdict first, what it covers, then each problem."""
     # in the form ``verify --head`` takes back, and the chain-head log line gives
     head = f"head {report.head_entry}:{report.head.hex()}" if report.head else "no chain yet"
     lines = [
         f"{'intact' if report.intact else 'TAMPERED'}: {plural(report.entries, 'chain entry', 'chain entries')},"
         f" {plural(report.events_checked, 'event')} checked, {report.purged} purged by retention,"
-        f" {_audit_rows(report)}, {plural(report.problem_count, 'problem')}; {head}"
+        f" {_audit_rows(report)}, {plural(report.problem_count, 'problem')}; {head}",
+        f"covered: {'; '.join(COVERED)}. Not covered: {'; '.join(NOT_COVERED)}",
     ]
     if report.unchained:
         were = "was" if report.unchained == 1 else "were"
         lines.append(
             f"note: {plural(report.unchained, 'event')} {were} stored before the chain was kept and cannot be verified"
         )
-    for problem in report.problems:
-        where = f"seq {problem.seq}" if problem.seq is not None else ""
-        if problem.table is not None:  # a row of the dashboard's audit log
-            where = f"{AUDIT_TABLES[problem.table].noun} {problem.row}"
-        elif problem.alert_id is not None:  # an alert or incident whose status its triage log does not account for
-            where = f"alert {problem.alert_id}"
-        elif problem.incident_id is not None:
-            where = f"incident {problem.incident_id}"
-        if problem.event_id:
-            where += f" event {problem.event_id}"
-        if problem.entry is not None:
-            where += f" (chain entry {problem.entry})"
-        lines.append(f"{problem.kind:<9}{where.strip() + ': ' if where.strip() else ''}{problem.detail}")
+    lines += map(_problem_line, report.problems)
     return lines
+
+
+def _problem_line(problem: Problem) -> str:
+    where = _where(problem)
+    return f"{problem.kind:<9}{where + ': ' if where else ''}{problem.detail}"
+
+
+def _where(problem: Problem) -> str:
+    """What a problem is about, as a person finds it: ``data access 7 (chain entry 12)``; empty if nothing."""
+    where = f"seq {problem.seq}" if problem.seq is not None else ""
+    if problem.table is not None:  # a row of the dashboard's audit log
+        where = f"{AUDIT_TABLES[problem.table].noun} {problem.row}"
+    elif problem.alert_id is not None:  # an alert or incident whose status its triage log does not account for
+        where = f"alert {problem.alert_id}"
+    elif problem.incident_id is not None:
+        where = f"incident {problem.incident_id}"
+    if problem.event_id:
+        where += f" event {problem.event_id}"
+    if problem.entry is not None:
+        where += f" (chain entry {problem.entry})"
+    return where.strip()
 
 
 def _audit_rows(report: ChainReport) -> str:

@@ -23,6 +23,7 @@ import orjson
 from accesswatch import app, integrity
 from accesswatch.arguments import WrongArgument, moment
 from accesswatch.chain_heads import LoggedHead, check_heads
+from accesswatch.words import plural
 from ingest.sources import unreadable_reason
 from models.config import Settings
 from models.event import parse_rfc3339
@@ -68,13 +69,16 @@ def add_commands(
     check.add_argument(
         "--check-store",
         action="store_true",
-        help="also check that the store still holds the period as signed, less what retention purged since",
+        help="also check that the store still holds the period as signed, less what retention purged since, and"
+        " the chain, audit-log rows and incidents the signed head records",
     )
     check.epilog = (
         "exit status: 0 valid (with --check-store: the store holds the period as signed, or as signed less"
-        " the events retention purged since, which the output counts; it also counts events of the period"
-        " stored after signing, which the digest does not cover); 1 NOT VALID (the document, the key or the"
-        " store disagree: the reasons follow; or FILE is missing or not a digest); 2 the command line is wrong"
+        " the events retention purged since, which the output counts, and the chain up to the signed head links"
+        " and the audit-log rows and incidents it records are stored as recorded; it also counts events of the"
+        " period and audit-log rows stored after signing, which the digest does not cover); 1 NOT VALID (the"
+        " document, the key or the store disagree: the reasons follow; or FILE is missing or not a digest); 2 the"
+        " command line is wrong"
     )
 
     purge = command("purge", _purge, "Delete raw events and alerts past the retention of [retention].")
@@ -119,6 +123,8 @@ def _verify(args: argparse.Namespace) -> int:
                     "head": report.head.hex() if report.head else None,
                     "head_entry": report.head_entry,
                     "problem_count": report.problem_count,  # with those counted on one line past the listed
+                    "covered": integrity.COVERED,  # what was checked, and what is outside the chain
+                    "not_covered": integrity.NOT_COVERED,
                     "problems": [
                         {
                             "kind": p.kind,
@@ -226,7 +232,17 @@ def _purge(args: argparse.Namespace) -> int:
         f"{verb} {report.alerts} closed alerts and {report.incidents} closed incidents that ended and were"
         f" closed before {_local(policy.alerts_before, zone)} ({retention.alerts_days} days)"
     )
+    unbacked = report.incidents_unbacked
+    if unbacked:
+        named = ", ".join(unbacked[:_NAMED]) + (f" and {len(unbacked) - _NAMED} more" if len(unbacked) > _NAMED else "")
+        print(
+            f"kept although closed and past keeping: {plural(len(unbacked), 'incident')} that no stored triage action"
+            f" closes ({named}): their status was not set by a triage action; `accesswatch verify` names them"
+        )
     return EXIT_OK
+
+
+_NAMED = 20  # incidents the purge's line names; past it, it counts the rest
 
 
 # how far ``--as-of`` may be ahead of this host's clock: a time read off another machine's clock (a `date -u`

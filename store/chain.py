@@ -58,7 +58,7 @@ import itertools
 import sqlite3
 import struct
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import itemgetter, methodcaller
@@ -184,6 +184,7 @@ class ChainReport:
     unchained: int = 0  # events stored before the chain was kept (an older version): not verifiable
     rows_checked: dict[str, int] = field(default_factory=dict)  # the audit log's rows checked, by table
     rows_purged: dict[str, int] = field(default_factory=dict)  # ... and those gone through retention
+    rows_later: dict[str, int] = field(default_factory=dict)  # a signed head's check: rows added after it, unchecked
     incidents_checked: int = 0  # stored incidents whose severity was compared with what the chain recorded
     head: bytes | None = None
     head_entry: int = 0
@@ -250,6 +251,11 @@ class ChainedStore(ABC):
     @abstractmethod
     def account_period(self, since: datetime, until: datetime, entry: int, up_to_seq: int) -> PeriodAccount:
         """The period as signed at chain entry ``entry`` (position ``up_to_seq``), after the purges since."""
+
+    @abstractmethod
+    def check_signed(self, entry: int) -> ChainReport:
+        """What a head signed at chain entry ``entry`` commits to beyond its period's events: the chain up to it
+        recomputed, and the audit rows and incidents it records compared with the store (``store.chain_signed``)."""
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -347,20 +353,24 @@ def _entry(row: tuple, leaves: bytes | None) -> Entry:
     return Entry(n, kind, first_seq, last_seq, events, min_ts, max_ts, written_at, leaves, leaves_digest, prev, digest)
 
 
-def entries(db: sqlite3.Connection) -> Iterator[Entry]:
+def entries(db: sqlite3.Connection, after: int = 0, kinds: Collection[str] | None = None) -> Iterator[Entry]:
+    """The entries past entry ``after``, of ``kinds`` only if given, with their lists."""
+    of_kinds = "" if kinds is None else f" AND kind IN ({','.join('?' * len(kinds))})"
     cursor = db.execute(
         "SELECT n, kind, first_seq, last_seq, events, min_ts, max_ts, written_at, leaves, leaves_digest, prev, digest"
-        " FROM chain ORDER BY n"
+        f" FROM chain WHERE n > ?{of_kinds} ORDER BY n",
+        (after, *(kinds or ())),
     )
     for row in cursor:
         yield _entry(row, None if row[8] is None else bytes(row[8]))
 
 
-def entry_headers(db: sqlite3.Connection) -> Iterator[Entry]:
-    """Entries without their (large) event lists, which are read one entry at a time."""
+def entry_headers(db: sqlite3.Connection, up_to: int | None = None) -> Iterator[Entry]:
+    """Entries (up to entry ``up_to`` if given) without their (large) event lists, read one entry at a time."""
     cursor = db.execute(
         "SELECT n, kind, first_seq, last_seq, events, min_ts, max_ts, written_at, leaves IS NULL, leaves_digest,"
-        " prev, digest FROM chain ORDER BY n"
+        " prev, digest FROM chain WHERE n <= ? ORDER BY n",
+        (2**63 - 1 if up_to is None else up_to,),
     )
     for row in cursor:
         yield _entry(row, None if row[8] else b"")

@@ -192,16 +192,22 @@ class AuditRows:
         found = (_chained_action(row_id, listed[row_id].summary) for row_id in sorted(listed) if row_id not in purged)
         return [action for action in found if action is not None]
 
-    def close(self) -> None:
-        """Compare every stored row of each table with what the chain listed."""
+    def close(self, signed: bool = False) -> None:
+        """Compare every stored row of each table with what the chain listed.  ``signed``: the walk stopped at a
+        signed head (``store.chain_signed``), so a row with an id past the last it listed was added after it (ids
+        only grow): counted in ``rows_later``, not inserted."""
         for table in AUDIT_TABLES.values():
-            self._compare(table)
+            self._compare(table, signed)
 
-    def _compare(self, table: AuditTable) -> None:
+    def _compare(self, table: AuditTable, signed: bool) -> None:
         listed, purged = self._listed[table.name], self._purged[table.name]
-        checked, stored = 0, set()
+        checked, later, stored = 0, 0, set()
+        last = max(listed, default=0) if signed else None
         for row in self._db.execute(f"SELECT {table.columns} FROM {table.name} ORDER BY id"):
             row_id, record = row[0], listed.get(row[0])
+            if last is not None and row_id > last:
+                later += 1
+                continue
             stored.add(row_id)
             if record is None:
                 self._problem("inserted", table, row_id, f"{table.summary(row)}: a stored row no chain entry lists")
@@ -231,6 +237,8 @@ class AuditRows:
                 self._problem("removed", table, row_id, detail, record.entry)
         self._report.rows_checked[table.name] = checked
         self._report.rows_purged[table.name] = gone
+        if signed:
+            self._report.rows_later[table.name] = later
 
     def _records(self, entry: Entry) -> list | None:
         """The entry's list (of [id, leaf, summary], or of purged ids), or None with a problem if unreadable."""

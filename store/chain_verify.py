@@ -69,7 +69,7 @@ class _Verification:
         prev, expected_n, chained_to, chain_start = GENESIS, 1, 0, 0
         lost: tuple[int, int] | None = None  # entries missing since the last events entry (first, last)
         for entry in entry_headers(db):
-            _check_link(entry, prev, expected_n, chained_to, report)
+            check_link(entry, prev, expected_n, chained_to, report)
             if entry.n > expected_n:
                 lost = (lost[0] if lost else expected_n, entry.n - 1)
             prev, expected_n = entry.digest, entry.n + 1
@@ -92,14 +92,14 @@ class _Verification:
         else:
             report.unchained = _count(db, 1, None)
         self.purges.close(report, chain_start or 1)
-        listing = _Listing(report)
+        listing = Listing(report)
         for problem in check_indexes(db):
             listing.add(problem.group, Problem("index", problem.detail, problem.seq, problem.event_id))
         listing.close()
         if chain_start:
             self._report_traces_past(chained_to)
         self.audit.close()
-        statuses, log = _Listing(report), self.audit.triage_log()
+        statuses, log = Listing(report), self.audit.triage_log()
         check_statuses(db, log, statuses.add)
         # an incident gone whose triage log the chain holds is named by ``check_statuses``: once is enough
         self.incidents.close({action.incident_id for action in log}, statuses.add)
@@ -290,7 +290,7 @@ def _at(body: dict, path: tuple[str, ...]) -> object:
     return value
 
 
-def _check_link(entry: Entry, prev: bytes, expected_n: int, chained_to: int, report: ChainReport) -> None:
+def check_link(entry: Entry, prev: bytes, expected_n: int, chained_to: int, report: ChainReport) -> None:
     report.entries += 1
     if entry.n != expected_n:
         report.problems.append(
@@ -345,7 +345,7 @@ def _report_inserted(db: sqlite3.Connection, first: int, last: int | None, repor
         report.problems.append(Problem("inserted", "a stored event no chain entry lists", seq, event_id))
 
 
-class _Listing:
+class Listing:
     """Adds problems to a report, at most ``LISTED`` of each group; past that, one line counts the rest."""
 
     def __init__(self, report: ChainReport) -> None:

@@ -7,7 +7,11 @@ events an alert kept cites as its sample evidence, until the alert itself
 goes.  An incident still open is never purged, however old.  A closed one is
 the record of a case, kept ``alerts_days`` from when the case was closed:
 its days count from the later of the activity's end and its last close (a
-resolve or false-positive action in the triage log, wall clock).  An alert
+resolve or false-positive action in the triage log, wall clock).  Its closed
+status counts only where its triage log backs it (its latest action that
+sets a status leaves it so): one closed by hand, behind the product's back,
+is kept and named (``PurgeReport.incidents_unbacked``, a warning in the
+log), not deleted under a chained purge that would cover it.  An alert
 goes with its incident, and only with it: it is kept while an incident that
 lists it (or that its body names) is kept, whatever its own days, so no
 incident kept lists an alert that is gone, and goes when every such incident
@@ -45,10 +49,11 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Protocol
 
+from models.incident import CLOSED, STATUS_AFTER
 from store import class_postings, customer_postings, event_keys
 from store.base import KeptHistory, PurgeRecord
 from store.chain import append_purge, drop_purged_leaves
@@ -59,6 +64,7 @@ log = logging.getLogger(__name__)
 
 _CLOSED = ("resolved", "false_positive")
 _CLOSING = ("resolve", "false_positive")  # the triage actions that close an incident (``models.incident``)
+_NAMED = 20  # incidents a log line names; past it, it counts the rest
 _CHUNK = 5000  # events per purge transaction: the pipeline's writer waits for one chunk at most (and its evidence read)
 
 
@@ -82,6 +88,8 @@ class PurgeReport:
     dead_letters: int = 0
     alerts: int = 0
     incidents: int = 0
+    # closed and past keeping, kept: no stored triage action closes them (a status set behind the product's back)
+    incidents_unbacked: list[str] = field(default_factory=list)
     chain_lists_dropped: int = 0
     dry_run: bool = True
 
@@ -202,7 +210,22 @@ def _past_keeping(table: str, incident_id: str) -> str:
     return f"{table}.status IN ({closed}) AND {table}.window_end < :before AND coalesce({closed_at}, '') < :before"
 
 
-_INCIDENTS_PAST = _past_keeping("incidents", "incidents.incident_id")
+# An incident's closed status counts only if its triage log backs it: its latest action that sets a status is the
+# one that leaves it so.  Only such an action closes an incident in the product (``store.chain_status``); a status
+# set by hand (``UPDATE incidents SET status='resolved'``) would otherwise have the purge delete the case and chain
+# that deletion, covering it.  One lookup on the index (incident_id, id), newest first.
+_SETS_STATUS = ",".join(f"'{kind.value}'" for kind, status in STATUS_AFTER.items() if status is not None)
+_CLOSED_BY = " ".join(
+    f"WHEN '{status.value}' THEN '{kind.value}'" for kind, status in STATUS_AFTER.items() if status in CLOSED
+)
+_BACKED = (
+    "coalesce((SELECT json_extract(t.body, '$.kind') FROM triage_actions t WHERE t.incident_id = incidents.incident_id"
+    f" AND json_extract(t.body, '$.kind') IN ({_SETS_STATUS}) ORDER BY t.id DESC LIMIT 1)"
+    f" = CASE incidents.status {_CLOSED_BY} END, 0)"
+)
+_INCIDENTS_PAST = f"{_past_keeping('incidents', 'incidents.incident_id')} AND {_BACKED}"
+# closed and past keeping but for their triage log: kept, and named (``PurgeReport.incidents_unbacked``)
+_INCIDENTS_UNBACKED = f"{_past_keeping('incidents', 'incidents.incident_id')} AND NOT {_BACKED}"
 # the alerts that go, once ``_list_going`` has listed the incidents that go (temp.going) and, for each alert an
 # incident lists, whether one kept lists it (temp.listed): an alert is judged by its incidents, not by its own
 # days, which end before theirs (an incident's window spans its alerts').  Both the incidents that list it and
@@ -220,8 +243,19 @@ _ALERTS_PAST = (
 )
 
 
-def _list_going(db: sqlite3.Connection, horizon: dict[str, str]) -> list[str]:
-    """The incidents past keeping, listed in temp.going, and the alerts incidents list in temp.listed."""
+def _list_going(db: sqlite3.Connection, horizon: dict[str, str], report: PurgeReport) -> list[str]:
+    """The incidents past keeping, listed in temp.going, and the alerts incidents list in temp.listed; those kept
+    only for want of a triage action closing them in ``report`` (and the log)."""
+    unbacked = [row for (row,) in db.execute(f"SELECT incident_id FROM incidents WHERE {_INCIDENTS_UNBACKED}", horizon)]
+    report.incidents_unbacked = sorted(unbacked)
+    if unbacked:
+        named = ", ".join(report.incidents_unbacked[:_NAMED])
+        more = f" and {len(unbacked) - _NAMED} more" if len(unbacked) > _NAMED else ""
+        log.warning(
+            "retention: kept %d closed incidents past keeping that no stored triage action closes (%s%s): their"
+            " status was not set by a triage action; `accesswatch verify` names them",
+            len(unbacked), named, more,
+        )  # fmt: skip
     db.execute("CREATE TEMP TABLE IF NOT EXISTS going (incident_id TEXT PRIMARY KEY) WITHOUT ROWID")
     db.execute("CREATE TEMP TABLE IF NOT EXISTS listed (alert_id TEXT PRIMARY KEY, kept INTEGER) WITHOUT ROWID")
     db.execute("DELETE FROM temp.going")
@@ -239,14 +273,14 @@ def _purge_alerts(db: sqlite3.Connection, before: str, report: PurgeReport, dry_
     purge of the incidents and of their log chained)."""
     horizon = {"before": before}
     if dry_run:
-        report.incidents = len(_list_going(db, horizon))
+        report.incidents = len(_list_going(db, horizon, report))
         report.alerts = db.execute(f"SELECT count(*) FROM alerts WHERE {_ALERTS_PAST}", horizon).fetchone()[0]
         return
     db.execute("BEGIN IMMEDIATE")
     try:
         # listed under the write lock, not before it: an incident reopened (or closed again) by the dashboard
         # between a listing and the deletion would be deleted open, its alerts kept with no incident
-        incidents = _list_going(db, horizon)
+        incidents = _list_going(db, horizon, report)
         alerts = db.execute(f"DELETE FROM alerts WHERE {_ALERTS_PAST}", horizon).rowcount
         actions: list[int] = []  # the triage log's rows deleted, recorded in the chain as event purges are
         for start in range(0, len(incidents), 500):

@@ -1,8 +1,9 @@
 """The chain as the embedded store offers it: ``SqliteChain``, a mixin of ``store.sqlite.SqliteStore``.
 
 Separate from ``store.chain`` so that the dependencies go one way: this
-module uses the format (``store.chain``), ``verify`` (``store.chain_verify``)
-and the purge accounting (``store.chain_purges``), none of which imports it.
+module uses the format (``store.chain``), ``verify`` (``store.chain_verify``),
+the purge accounting (``store.chain_purges``) and a signed head's check
+(``store.chain_signed``), none of which imports it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime
 
 from store.chain import ChainedStore, ChainHead, ChainReport, PeriodAccount, PeriodDigest, head, period_digest
 from store.chain_purges import account_period
+from store.chain_signed import check_signed
 from store.chain_verify import verify
 
 
@@ -31,6 +33,9 @@ class SqliteChain(ChainedStore):
 
     def account_period(self, since: datetime, until: datetime, entry: int, up_to_seq: int) -> PeriodAccount:
         return account_period(self._db, _micros(since), _micros(until), entry, up_to_seq)
+
+    def check_signed(self, entry: int) -> ChainReport:
+        return check_signed(self._db, entry)
 
 
 def _micros(moment: datetime) -> int:

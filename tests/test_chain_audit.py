@@ -7,6 +7,7 @@ into the file.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -198,6 +199,40 @@ def test_triage_actions_purged_with_their_incident_are_recorded_as_purged_not_re
         [problem] = store.verify_chain().problems
         assert (problem.kind, problem.table, problem.row) == ("inserted", "triage_actions", 1)
         assert "though purge entry 5 recorded deleting it" in problem.detail
+
+
+def test_an_incident_closed_by_hand_is_kept_by_retention_and_named(tmp_path, settings, caplog):
+    # an intruder's UPDATE closing a case, then retention's purge deleting it under a chained record that covers it
+    data = tmp_path / "data"
+    with _store(tmp_path) as store:
+        for incident_id in ("inc-real", "inc-forged", "inc-reopened"):
+            _incident(store, incident_id, ended_days_ago=800)
+        _act(store, TriageActionKind.RESOLVE, "bob", "inc-real", days_ago=799)
+        _act(store, TriageActionKind.RESOLVE, "bob", "inc-reopened", days_ago=799)
+        _act(store, TriageActionKind.REOPEN, "bob", "inc-reopened", days_ago=798)  # its close no longer counts
+        _raw(store).execute(
+            "UPDATE incidents SET status = 'resolved', body = json_set(body, '$.status', 'resolved')"
+            " WHERE incident_id IN ('inc-forged', 'inc-reopened')"
+        )
+        dry = store.purge(RetentionPolicy.of(events_days=180, alerts_days=730, now=MOMENT), dry_run=True)
+        assert (dry.incidents, dry.incidents_unbacked) == (1, ["inc-forged", "inc-reopened"])
+    with caplog.at_level(logging.WARNING, logger="store.retention"):
+        done = command("purge", "--data-dir", str(data), "--as-of", "2026-11-20T10:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert "and 1 closed incidents that ended" in done.stdout
+    assert (
+        "kept although closed and past keeping: 2 incidents that no stored triage action closes (inc-forged,"
+        " inc-reopened): their status was not set by a triage action" in done.stdout
+    ), done.stdout
+    assert "kept 2 closed incidents past keeping that no stored triage action closes (inc-forged, inc-reopened)" in (
+        caplog.text
+    )
+    with _store(tmp_path) as store:
+        assert store.get_incident("inc-real") is None  # a real close: purged
+        assert store.get_incident("inc-forged") is not None and store.get_incident("inc-reopened") is not None
+        # still there for verify to name, their status forged
+        problems = {(p.kind, p.incident_id) for p in store.verify_chain().problems}
+        assert problems == {("status", "inc-forged"), ("status", "inc-reopened")}
 
 
 def _as_before_0015(path: Path, settings) -> None:
