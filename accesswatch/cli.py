@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import closing
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
@@ -37,6 +37,7 @@ from models.config import ConfigError, Settings, blocking_ancestor
 from models.deadletter import DeadLetter
 from models.event import format_utc
 from models.json_lines import json_line
+from models.local_time import local_time
 from models.visible import visible
 from store.base import AlertQuery, StoreNeedsUpgrade, StoreStats, StoreTooNew
 
@@ -383,11 +384,13 @@ def _alerts(args: argparse.Namespace) -> int:
         for alert in alerts:
             out.write(json_line(alert.to_record()).decode())
     else:
-        _alert_table(alerts, out)
+        _alert_table(alerts, out, settings.organisation.tz)
     return EXIT_OK
 
 
-def _alert_table(alerts: list[Alert], out: TextIO) -> None:
+def _alert_table(alerts: list[Alert], out: TextIO, zone: tzinfo) -> None:
+    """The alerts, one a line; their window's start in the organisation's zone, named in the header, with its
+    UTC offset, as ``incidents`` and ``pages`` give their times (``jsonl``: the contract's RFC 3339 UTC)."""
     if not alerts:
         out.write("no alerts\n")
         return
@@ -400,14 +403,17 @@ def _alert_table(alerts: list[Alert], out: TextIO) -> None:
     status = max(len("status"), *(len(alert.status.value) for alert in alerts))
     detector = max(len("detector"), *(len(shown) for shown, _, _ in rows))
     actor = max(len("actor"), *(len(shown) for _, shown, _ in rows))
+    started = [local_time(alert.window_start, zone) for alert in alerts]
+    start_header = f"window start ({zone})"
+    start = max(len(start_header), *(len(shown) for shown in started))
     out.write(
-        f"{'alert id':<{ident}} {'incident id':<{incident}} {'status':<{status}} {'window start (UTC)':<24}"
+        f"{'alert id':<{ident}} {'incident id':<{incident}} {'status':<{status}} {start_header:<{start}}"
         f" {'severity':<8} {'detector':<{detector}} {'actor':<{actor}} {'score':>6}  summary\n"
     )
-    for alert, (detector_shown, actor_shown, summary) in zip(alerts, rows, strict=True):
+    for alert, start_shown, (detector_shown, actor_shown, summary) in zip(alerts, started, rows, strict=True):
         out.write(
             f"{alert.alert_id:<{ident}} {alert.incident_id or '-':<{incident}} {alert.status.value:<{status}}"
-            f" {format_utc(alert.window_start):<24} {alert.severity.value:<8} {detector_shown:<{detector}}"
+            f" {start_shown:<{start}} {alert.severity.value:<8} {detector_shown:<{detector}}"
             f" {actor_shown:<{actor}} {alert.score:>6.2f}  {summary}\n"
         )
 

@@ -202,8 +202,7 @@ def _summary(period: Period, window: WindowStats, run: Run, expectation: Expecta
     shown = run.daily_records[-7:]  # a week's figures read at a glance; the evidence keeps what the run kept
     daily = ", ".join(wording.count(records) for records in shown)
     label = "records a day" if len(shown) == run.days else f"records a day, the last {len(shown)}"
-    # the last second of the day, not the next midnight: the span names the last day itself
-    days = wording.span(run.first_day, window.end - 1, period.clock.zone)
+    days = wording.span(run.first_day, window.end, period.clock.zone)
     return (
         f"{wording.who(window.actor).capitalize()} read more than usual on each of the {run.days} days worked "
         f"{days} ({label}: {daily}), "

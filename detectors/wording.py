@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from detectors.base import Expectation
 from detectors.windows import MAX_TRACKED_CUSTOMERS, ActorRef, WindowStats
@@ -64,15 +64,19 @@ def span(start: float, end: float, zone: tzinfo) -> str:
     """'on Tue 13 Oct 14:00-15:00 Asia/Shanghai' in the organisation's local time, its zone named.
 
     The zone is named wherever a time of day shows: a page is read in other zones, beside times
-    in UTC.  Whole local days ('on Tue 13 Oct') go without it.
+    in UTC.  Whole local days ('on Tue 13 Oct', 'from Fri 16 Oct to Mon 26 Oct') go without it.
+    A span ends before its end (windows are half-open): one ending at a local midnight ends on the
+    day before, which is the last day it names, as ``notify.local_span`` says it on a page.
     """
     first = datetime.fromtimestamp(start, UTC).astimezone(zone)
     last = datetime.fromtimestamp(end, UTC).astimezone(zone)
-    if end - start >= 86400 - 1 and first.hour == 0 and first.minute == 0:
-        if end - start <= 86400:
+    last_day = (last - timedelta(days=1)).date() if last.time() == time(0) else last.date()
+    # from a midnight to a midnight, in local time: a day of 23 or 25 hours (daylight saving) is a whole day too
+    if first.time() == time(0) and last.time() == time(0) and last > first:
+        if last_day == first.date():
             return first.strftime("on %a %d %b")
-        return f"from {first:%a %d %b} to {last:%a %d %b}"
-    if first.date() == last.date() or (last - first).total_seconds() <= 3600:
+        return f"from {first:%a %d %b} to {last_day:%a %d %b}"
+    if first.date() == last_day or (last - first).total_seconds() <= 3600:  # 23:30-00:30: an hour, said as one
         return f"on {first:%a %d %b %H:%M}-{last:%H:%M} {zone_name(first)}"
     return f"from {first:%a %d %b %H:%M} to {last:%a %d %b %H:%M} {zone_name(first)}"
 

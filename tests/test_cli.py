@@ -20,6 +20,7 @@ from tests.factories import event_dict
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = ["replay", "alerts", "deadletters", "simulate", "evaluate", "run", "demo", "check-config"]
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the organisation's zone in configs/default.toml
 
 
 def aw(*args: str, stdin: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -399,7 +400,7 @@ def test_the_alert_table_keeps_its_columns_in_line_for_long_actor_ids():
     from tests.factories import alert
 
     out = io.StringIO()
-    _alert_table([alert(actor_id="emp-0001"), alert(actor_id="ptn-swift-logistics-01-eu-west")], out)
+    _alert_table([alert(actor_id="emp-0001"), alert(actor_id="ptn-swift-logistics-01-eu-west")], out, SHANGHAI)
     header, *rows = out.getvalue().splitlines()
     score_ends = {header.index("score") + len("score")} | {row.index("5.00") + len("5.00") for row in rows}
     assert len(score_ends) == 1, out.getvalue()
@@ -729,7 +730,7 @@ def test_the_alert_table_shows_the_id_that_ack_takes():
 
     out = io.StringIO()
     alerts = [alert(), alert(actor_id="ptn-swift-logistics-01")]
-    _alert_table(alerts, out)
+    _alert_table(alerts, out, SHANGHAI)
     header, *rows = out.getvalue().splitlines()
     assert header.startswith("alert id ")
     assert [row.split()[0] for row in rows] == [a.alert_id for a in alerts]
@@ -746,7 +747,7 @@ def test_the_alert_table_shows_each_alerts_incident_and_its_status():
     out = io.StringIO()
     alerts = [alert(incident_id="inc-0123456789abcdef0123"), alert(status=AlertStatus.FALSE_POSITIVE)]
     alerts.append(alert(incident_id="inc-2"))
-    _alert_table(alerts, out)
+    _alert_table(alerts, out, SHANGHAI)
     header, *rows = out.getvalue().splitlines()
     assert header.split()[:5] == ["alert", "id", "incident", "id", "status"]
     assert [row.split()[1:3] for row in rows] == [
@@ -754,7 +755,40 @@ def test_the_alert_table_shows_each_alerts_incident_and_its_status():
         ["-", "false_positive"],  # an alert of a store from before incidents
         ["inc-2", "open"],
     ]
-    assert len({row.index("2026-11-02T01:00") for row in rows} | {header.index("window start")}) == 1
+    assert len({row.index("2026-11-02 09:00") for row in rows} | {header.index("window start")}) == 1
+
+
+def test_the_alert_table_gives_the_window_start_in_the_organisations_clock_as_incidents_and_pages_do():
+    """The one listing left in UTC beside ``incidents`` and ``pages`` in local time: an alert's 01:00 UTC read
+    as the incident's 09:00 +08:00, an hour apart in Berlin's summer; ``jsonl`` keeps the contract's UTC."""
+    import io
+
+    from accesswatch.cli import _alert_table
+    from tests.factories import alert
+
+    for zone, shown in [(SHANGHAI, "2026-11-02 09:00 +08:00"), (ZoneInfo("Europe/Berlin"), "2026-11-02 02:00 +01:00")]:
+        out = io.StringIO()
+        _alert_table([alert(), alert(actor_id="ptn-swift-logistics-01")], out, zone)
+        header, *rows = out.getvalue().splitlines()
+        assert f" window start ({zone.key}) " in header and "UTC" not in header
+        assert {row.index(f" {shown} ") for row in rows} == {header.index(" window start")}, out.getvalue()
+
+
+def test_the_alert_table_of_a_replay_is_in_the_configured_zone_and_its_jsonl_in_utc(tmp_path):
+    data = str(tmp_path / "data")
+    # over bulk_read's absolute limit for an employee (50,000 records an hour), which judges without a baseline
+    burst = [
+        event_dict(timestamp=f"2026-11-02T01:{minute:02d}:00Z", record_count=30000, customer_ids=[f"c-{minute}"])
+        for minute in range(2)
+    ]
+    assert aw("replay", "-", "--data-dir", data, stdin=b"".join(orjson.dumps(e) + b"\n" for e in burst)).returncode == 0
+    table = aw("alerts", "--data-dir", data).stdout.decode()
+    records = [json.loads(line) for line in aw("alerts", "--data-dir", data, "--format", "jsonl").stdout.splitlines()]
+    assert records and table.startswith("alert id ") and "window start (Asia/Shanghai)" in table.splitlines()[0]
+    for record in records:
+        assert record["window_start"].endswith("Z")  # RFC 3339 UTC: the contract's alert record
+        started = datetime.fromisoformat(record["window_start"]).astimezone(SHANGHAI)
+        assert f" {started:%Y-%m-%d %H:%M} +08:00 " in table
 
 
 def test_the_dead_letter_table_escapes_invalid_bytes_as_it_escapes_control_characters(tmp_path):
@@ -842,7 +876,9 @@ def test_the_alert_table_shows_control_characters_in_the_logs_words_as_escapes()
     from tests.factories import alert
 
     out = io.StringIO()
-    _alert_table([alert(actor_id=HOSTILE_ID, summary=f"Employee {HOSTILE_ID} read 5,000 records."), alert()], out)
+    _alert_table(
+        [alert(actor_id=HOSTILE_ID, summary=f"Employee {HOSTILE_ID} read 5,000 records."), alert()], out, SHANGHAI
+    )
     header, hostile, plain = _only_printable_lines(out.getvalue())
     shown = r"emp-0077\x1b[2K\r\x1b[32m[LOW     ]    all clear\x1b[0m\nforged line\u202egpj.exe\x85"
     assert hostile.count(shown) == 2  # the actor column and the summary
