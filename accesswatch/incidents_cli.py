@@ -1,5 +1,6 @@
 """``accesswatch incidents``: the stored incidents, most urgent first, as the dashboard's queue lists them;
-``accesswatch incident ID``: one of them with its triage log, for whoever takes over.
+``accesswatch incident ID``: one of them with its alerts, the incidents related to it and its triage log, for
+whoever takes over (the command a page's "Look:" line gives).
 
 An incident is what ``ack``, ``resolve``, ``reopen``, ``assign``, ``note`` and ``pages --incident``
 take and what the queue counts; ``alerts`` lists the findings inside them.
@@ -22,7 +23,7 @@ from datetime import datetime, tzinfo
 from typing import TextIO
 
 from accesswatch import app, arguments, paging_cli
-from models.alert import AlertStatus, Severity
+from models.alert import Alert, AlertStatus, Severity
 from models.config import Settings
 from models.flagged import Flagged, flagged_of
 from models.incident import CLOSED, Incident, TriageAction
@@ -31,6 +32,7 @@ from models.local_time import local_range, local_time
 from models.visible import visible
 from notify.base import actor
 from store.base import IncidentQuery, Store
+from store.related import related_incidents
 
 EXIT_OK, EXIT_FAILED = 0, 1
 # the statuses ``--status`` takes: each of the model's, and the two groups the triage state machine names
@@ -45,6 +47,8 @@ MIN_SUMMARY = 50
 # on a terminal, the detectors column's room: five detectors' names took 60 characters, and with a day's span and an
 # id left a 250-column terminal 65 for the summary; past it the names fit, the rest are counted (incident ID lists all)
 DETECTORS_ROOM = 33  # "bulk_read,egress,sensitive_access"
+# the purposes documented work lists, the rest counted: a day's invoices cite dozens, a reader checks a few
+CITED_PURPOSES = 5
 
 
 def add_commands(
@@ -132,13 +136,17 @@ def _incident(args: argparse.Namespace) -> int:
             print(f"accesswatch: no incident or alert {args.id!r}", file=sys.stderr)
             return EXIT_FAILED
         actions = store.actions(incident.incident_id)
-        activity = flagged_of(store.get_alerts, [incident])
+        alerts = sorted(store.get_alerts(incident.alert_ids), key=Alert.listing_order)
+        related = related_incidents(store, incident)
+        activity = flagged_of(store.get_alerts, [incident, *related])
         cited = documented_work(incident, store, settings.notify.page_documented)
     if args.format == "jsonl":
         record = {**incident.model_dump(mode="json"), "triage_log": [_action(action) for action in actions]}
         sys.stdout.write(json_line(record).decode())
         return EXIT_OK
-    hand_over(incident, actions, settings.organisation.tz, sys.stdout, activity.get(incident.incident_id), cited)
+    zone = settings.organisation.tz
+    found = found_in(incident, alerts, related, activity, zone)
+    hand_over(incident, actions, zone, sys.stdout, activity.get(incident.incident_id), cited, found)
     return EXIT_OK
 
 
@@ -147,10 +155,13 @@ def documented_work(incident: Incident, store: Store, page_documented: bool) -> 
     whether such work pages; None for any other.  Without it, the incident that paged nobody read as a gap."""
     if not incident.documented:
         return None
-    purposes = list(
-        dict.fromkeys(p for alert in store.get_alerts(incident.alert_ids) for p in alert.documented_purposes)
-    )
-    cites = f" ({', '.join(purposes[:3])}{', ...' if len(purposes) > 3 else ''})" if purposes else ""
+    # the headline finding's first: the incident's summary is its, and cites its purposes ('the accesses cite
+    # month-end-close-2026-10'), which another finding's invoice numbers must not hide
+    alerts = sorted(store.get_alerts(incident.alert_ids), key=lambda alert: alert.summary != incident.summary)
+    purposes = list(dict.fromkeys(p for alert in alerts for p in alert.documented_purposes))
+    more = len(purposes) - CITED_PURPOSES
+    listed = ", ".join(purposes[:CITED_PURPOSES]) + (f" and {more} more" if more > 0 else "")
+    cites = f" ({listed})" if purposes else ""
     paged = (
         "paged as any other (notify.page_documented = true)"
         if page_documented
@@ -170,10 +181,12 @@ def hand_over(
     out: TextIO,
     flagged: Flagged | None = None,
     documented: str | None = None,
+    found: list[str] | None = None,
 ) -> None:
     """The incident in a few lines, then its triage log, oldest first: when (local time with its offset), who,
     what, and each note whole under its action, a line of the note a line (the terminal wraps a long one).
-    ``documented``: the line that says it is documented work (``documented_work``), after its summary.
+    ``documented``: the line that says it is documented work (``documented_work``), after its summary; ``found``:
+    its alerts and related incidents (``found_in``), before the log.
 
     The note is why someone acted: the one thing the next shift cannot find anywhere else, so it is never cut."""
     assigned = f", assigned to {incident.assignee}" if incident.assignee else ""
@@ -187,6 +200,7 @@ def hand_over(
         f"alerts: {len(incident.alert_ids)} ({', '.join(incident.detectors)})",
         f"summary: {incident.summary}",
         *([documented] if documented else []),
+        *(found or []),
     ]
     if not actions:
         lines.append("triage log: nobody has acted on it yet")
@@ -199,6 +213,35 @@ def hand_over(
             lines += [f"      {note}" for note in (action.note or "").splitlines()]
     # the log's and the analysts' words escaped (``models.visible``): a note's ESC or CR must not repaint a line
     out.write("".join(visible(line) + "\n" for line in lines))
+
+
+def found_in(
+    incident: Incident, alerts: list[Alert], related: list[Incident], activity: dict[str, Flagged], zone: tzinfo
+) -> list[str]:
+    """The incident's alerts, each with its id (what ``ack`` and the pages name), detector, severity, window in the
+    organisation's local time, revision and summary whole; then the incidents the dashboard's Related tab lists
+    (``store.related``), newest flagged first: a page's "Look:" line leads here, and its reader wants each finding,
+    not the count the hand-over's head gives, and whether the actor did this before."""
+    lines = [f"alerts ({len(alerts)}, by window):"]
+    for alert in alerts:
+        grew = f", revision {alert.revision}" if alert.revision > 1 else ""
+        span = local_span(alert.window_start, alert.window_end, zone)
+        lines.append(f"  {alert.alert_id}  {alert.detector}, {alert.severity.value}, {span}{grew}")
+        lines.append(f"      {alert.summary}")
+    missing = len(incident.alert_ids) - len(alerts)
+    if missing:  # retention deleted them, or the store lost them: the count above says how many it had
+        lines.append(f"  {missing} more not in the store")
+    if not related:
+        whose = "this actor's, or its organisation's within a day" if incident.actor_organization else "this actor's"
+        lines.append(f"related incidents: none ({whose})")
+    else:
+        lines.append(f"related incidents ({len(related)}, newest first):")
+        for other in related:
+            start, end = _activity(other, activity)
+            told = f"{other.actor_id}, {other.severity.value}, {other.status.value.replace('_', ' ')}"
+            lines.append(f"  {other.incident_id}  {told}, {local_span(start, end, zone)}")
+            lines.append(f"      {other.summary}")
+    return lines
 
 
 def _all(store: Store, query: IncidentQuery) -> Iterator[Incident]:

@@ -371,22 +371,35 @@ def _table(
     if not rows:
         out.write("no pages\n")
         return
-    created, settled = f"created ({zone})", f"next / done ({zone})"
-    wide = max(_WHEN_WIDTH, len(created), len(settled))
-    out.write(
-        f"{created:<{wide}} {'status':<10} {'receiver':<14} {'page':<12} {'incident':<24} {'actor':<16}"
-        f" {'severity':<8}"
-        f" {'tries':>5}  {settled:<{wide}} last error\n"
-    )
-    for row in rows:
-        kind = row.kind.value + (f"+{row.page.escalation_level}" if row.page.escalation_level else "")
-        when = row.settled_at if row.settled_at else next_try(row, rests)
-        # the log's words escaped (``models.visible``): an actor id's ESC or CR is shown, and an error may quote it
-        out.write(
-            f"{_when(row.created_at, zone):<{wide}} {row.status.value:<10} {row.receiver:<14} {kind:<12}"
-            f" {row.incident_id:<24} {visible(row.actor_id):<16} {row.page.severity.value:<8} {row.attempts:>5}"
-            f"  {_when(when, zone):<{wide}} {visible(_shown(row, now, zone))}\n"
-        )
+    header = [f"created ({zone})", "status", "receiver", "page", "incident", "actor", "severity", "tries"]
+    settled = f"next / done ({zone})"
+    # the log's words escaped (``models.visible``) before the columns are measured: an actor id's ESC or CR is
+    # shown, and an error may quote it
+    shown = [
+        [
+            _when(row.created_at, zone),
+            row.status.value,
+            row.receiver,
+            row.kind.value + (f"+{row.page.escalation_level}" if row.page.escalation_level else ""),
+            row.incident_id,
+            visible(row.actor_id),
+            row.page.severity.value,
+            str(row.attempts),
+            _when(row.settled_at if row.settled_at else next_try(row, rests), zone),
+        ]
+        for row in rows
+    ]
+    # each column as wide as its longest value, as ``incidents`` sizes its own: a partner's long actor id must not
+    # push the rest out of line
+    widths = [max(len(name), *(len(cells[n]) for cells in shown)) for n, name in enumerate([*header, settled])]
+
+    def line(cells: list[str]) -> str:
+        sized = [c.rjust(w) if n == 7 else c.ljust(w) for n, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return " ".join(sized[:8]) + "  " + sized[8]
+
+    out.write(f"{line([*header, settled])} last error\n")
+    for row, cells in zip(rows, shown, strict=True):
+        out.write(f"{line(cells)} {visible(_shown(row, now, zone))}\n")
 
 
 def _lease(row: Notification, now: datetime) -> datetime | None:
@@ -429,9 +442,6 @@ def _error_shown(row: Notification) -> str:
     if row.status is NotificationStatus.SENT:
         return f"earlier attempt: {row.last_error}"
     return row.last_error
-
-
-_WHEN_WIDTH = len("2026-11-02 10:01:30 +08:00")
 
 
 def _when(moment: datetime, zone: tzinfo) -> str:

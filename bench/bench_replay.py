@@ -92,6 +92,8 @@ def main() -> None:
             stdout=out,
             stderr=err,
             text=True,
+            # the stage times are logged at debug (``ingest.pipeline``)
+            env={**os.environ, "ACCESSWATCH_LOGGING__LEVEL": "debug"},
         )
         # the replay judges in a worker process of its own: the memory that counts is both together
         tree_peak_mb = 0.0

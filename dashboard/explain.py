@@ -164,9 +164,13 @@ def _model_figure(figure: dict[str, Any]) -> str:
     if _none_usual(figure.get("baseline")):
         line += f", where {basis} is none"
     elif figure.get("baseline") is not None:
-        line += f" against {basis} of {_n(figure['baseline'])}"
-        if figure.get("ratio"):
-            line += f" ({figure['ratio']:,.1f} times)"
+        value, usual = figure.get("value"), figure["baseline"]
+        if figure.get("ratio") and isinstance(value, int | float) and isinstance(usual, int | float):
+            # a volume: the figure over the usual as shown, as the summary says it ('9.5x their usual of 83'); the
+            # stored ratio is the score's, smoothed ((value + 1) / (usual + 1)) and after the population allowance
+            line += f" against {basis} of {wording.usual(usual)} ({wording.multiple(value, usual):,.1f} times)"
+        else:
+            line += f" against {basis} of {_n(usual)}"
     line += _among_peers(figure)
     return line + "."
 

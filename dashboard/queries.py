@@ -53,6 +53,7 @@ from store.base import (
     StoredEvent,
 )
 from store.readers import ReadersSummary, ReaderSummary
+from store.related import related_incidents as related_incidents  # the Related tab's, shared with the CLI
 
 log = logging.getLogger(__name__)
 
@@ -158,26 +159,6 @@ EVENTS_COUNTED = 10_000  # a page of events says how many match, to this many ("
 def events_in(store: Store, actor_id: str, since: datetime, until: datetime) -> EventTotal:
     """How many events the actor has in a span (counted by the store, no event read)."""
     return store.count_events(EventQuery(actor_id=actor_id, since=since, until=until), EVENTS_COUNTED)
-
-
-def related_incidents(store: Store, incident: Incident, limit: int = 20) -> list[Incident]:
-    """The actor's other incidents, and incidents of its organisation overlapping it in time."""
-    own = store.query_incidents(IncidentQuery(actor_id=incident.actor_id, order="newest", limit=limit))
-    related = {i.incident_id: i for i in own if i.incident_id != incident.incident_id}
-    if incident.actor_organization:
-        near = store.query_incidents(
-            IncidentQuery(
-                organization=incident.actor_organization,
-                since=incident.window_start - timedelta(days=1),
-                until=incident.window_end + timedelta(days=1),
-                order="newest",
-                limit=limit,
-            )
-        )
-        related.update({i.incident_id: i for i in near if i.incident_id != incident.incident_id})
-    # the store's "newest", across the two lists: by when their flagged activity ended (``Incident.newest_flagged``)
-    by_id = sorted(related.values(), key=lambda i: i.incident_id)  # ties as the store orders them
-    return sorted(by_id, key=lambda i: i.newest_flagged, reverse=True)[:limit]
 
 
 # -- the timeline: records per hour against the usual band and the peers ----------------------

@@ -234,7 +234,9 @@ class Pipeline:
                 writer.close()
             self._finish(close_windows and not source.stopping, failed)
             stages.main_cpu += time.thread_time() - on_cpu
-        log.info("where the run's time went, in seconds", extra=stages.as_dict())
+        # a measurement for whoever tunes the pipeline (``bench/bench_replay.py`` asks for debug), not news for an
+        # operator: at info every replay ended with a JSON line on stderr, amid its report and its pages
+        log.debug("where the run's time went, in seconds", extra=stages.as_dict())
         return self.report
 
     def _move_to_worker_when_due(self) -> None:

@@ -69,6 +69,10 @@ class Page(BaseModel):
     dedup_key: str  # the incident id: receivers that deduplicate collapse repeats on it
     incident: Incident
     alert: Alert  # the headline finding, the one the incident was first paged with: the contract's alert record
+    # the incident's strongest finding as it stood when the page was planned, with the incident's status (which the
+    # store gives its alerts), when that is not ``alert`` as first paged: a rise's leads its first line, and it is the
+    # alert record of the file and webhook bodies; None on a row planned before pages carried it
+    strongest: Alert | None = None
     # the incident's other detectors, one line each ("egress, high: ..."), strongest first
     findings: list[Finding] = Field(default_factory=list, max_length=MAX_FINDINGS)
     previous_severity: Severity | None = None  # an update: the severity the receiver was told before
@@ -86,6 +90,11 @@ class Page(BaseModel):
     @property
     def severity(self) -> Severity:
         return self.incident.severity
+
+    @property
+    def current(self) -> Alert:
+        """The incident's strongest finding as the page tells it now; the headline on a row older than that."""
+        return self.strongest or self.alert
 
 
 def other_findings(incident: Incident, headline: Alert) -> list[str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from models.alert import AlertStatus
+from models.alert import Alert, AlertStatus
 from models.incident import Incident, TriageActionKind
 from models.page import Page, PageKind, Refreshed, other_findings
 from store.base import Store
@@ -43,6 +43,22 @@ def as_now(page: Page, incident: Incident | None, store: Store, at: datetime) ->
     refreshed = Refreshed(
         at=at, planned_status=planned.status, planned_severity=planned.severity, acknowledged=acknowledged
     )
-    return page.model_copy(
-        update={"incident": incident, "findings": other_findings(incident, page.alert), "refreshed": refreshed}
-    )
+    update = {"incident": incident, "findings": other_findings(incident, page.alert), "refreshed": refreshed}
+    return page.model_copy(update={**update, "strongest": strongest_now(store, incident, page.alert)})
+
+
+def strongest_now(store: Store, incident: Incident, headline: Alert, found: Alert | None = None) -> Alert | None:
+    """The incident's strongest finding as it stands (``found``: one of the batch being paged, maybe not stored
+    yet), with the incident's status, as the store keeps its alerts; None when that is ``headline`` as it is.
+
+    The alert record a file or webhook body carries (``notify.base.page_record``): a SIEM filtering on its
+    ``severity`` or ``status`` reads the incident's, not those of the finding it was first paged with.
+    """
+    alerts = {alert.alert_id: alert for alert in store.get_alerts(incident.alert_ids)}
+    if found is not None:
+        alerts[found.alert_id] = found
+    best = max(alerts.values(), key=lambda alert: (alert.severity.rank, alert.score), default=None)
+    if best is None:
+        return None
+    best = best.model_copy(update={"status": incident.status})
+    return None if best == headline else best

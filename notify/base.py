@@ -94,15 +94,23 @@ def page_record(page: Page, delivery_id: str | None = None) -> dict[str, Any]:
     """The contract's alert record, plus what the page is about (``page``): one JSON object.
 
     The contract asks for "at least" the alert keys, so receivers that read
-    alert records read these too; ``page`` says whether it is a new incident,
+    alert records read these too.  The alert is the incident's strongest finding
+    as it stood when the page was planned, with the incident's status
+    (``Page.current``): a SIEM filtering on ``severity`` or ``status`` reads the
+    incident's, where the finding the pages quote first, the one the incident was
+    first paged with, said ``medium`` and ``open`` on a critical incident's
+    close.  That finding is ``page.first_paged``; ``page.headline`` is the first
+    line the text receivers show.  ``page`` says whether it is a new incident,
     an update, an acknowledgement, a resolution or a reopening, and by whom,
     what the incident's other detectors found (``findings``), the command that
     shows the whole incident (``look``) and, without a dashboard link, the
     commands that act on it (``commands``).
     """
     incident = page.incident
+    first = page.alert
     about: dict[str, Any] = {
         "kind": page.kind.value,
+        "headline": headline(page),
         "dedup_key": page.dedup_key,
         "incident_id": incident.incident_id,
         "incident_status": incident.status.value,
@@ -114,6 +122,14 @@ def page_record(page: Page, delivery_id: str | None = None) -> dict[str, Any]:
         "incident_window_end": format_utc(incident.window_end),
         "escalation_level": page.escalation_level,
         "findings": list(page.findings),
+        # what the text pages quote first, on every page about the incident: on-call staff recognise it by it
+        "first_paged": {
+            "alert_id": first.alert_id,
+            "detector": first.detector,
+            "severity": first.severity.value,
+            "summary": first.summary,
+            "revision": first.revision,
+        },
     }
     if page.escalation_level and page.escalated_after is not None:
         about["unacknowledged_for"] = page.escalated_after  # seconds, before it escalated to this receiver
@@ -130,7 +146,7 @@ def page_record(page: Page, delivery_id: str | None = None) -> dict[str, Any]:
     about["look"] = look_command(page)  # where the whole incident is, link or not, as the text pages' "Look:"
     if delivery_id:  # last: the file receiver looks for a line's end by it
         about["delivery_id"] = delivery_id
-    return {**page.alert.to_record(), "page": about}
+    return {**page.current.to_record(), "page": about}
 
 
 # about what a phone's lock screen shows of a notification, and a mail client of a subject: the first line's room
@@ -160,7 +176,7 @@ def situation(page: Page) -> str:
 
 
 def told(page: Page, limit: int) -> str:
-    """The headline finding in plain words, within ``limit`` characters: 'employee emp-0004 (sales) read 17,651
+    """The leading finding in plain words, within ``limit`` characters: 'employee emp-0004 (sales) read 17,651
     records after 19 days of silence, Mon 26 Oct 10:00-11:00 Asia/Shanghai'.
 
     The actor, and the purpose documented work cites; the finding's gist (``notify.gist``); the hour or day it
@@ -168,11 +184,20 @@ def told(page: Page, limit: int) -> str:
     details), then the end of the finding's words.
     """
     who = named(page.incident, documented(page))
-    what = gist(page.alert)
-    start, end = active_span(page.alert)
+    what = gist(leading(page))
+    start, end = active_span(leading(page))
     when_active = local_span.span(start, end, ZoneInfo(page.zone))
     line = f"{who} {what}, {when_active}"
     return line if len(line) <= limit else _clip(f"{who} {what}", limit)
+
+
+def leading(page: Page) -> Alert:
+    """The finding a page's first line tells: a rise's, the one that raised it (the incident's strongest then:
+    'Now CRITICAL (was HIGH)' says why); else the headline, the finding the incident was first paged with, which
+    the details quote first on every page."""
+    if page.kind is PageKind.UPDATE and page.strongest is not None:
+        return page.strongest
+    return page.alert
 
 
 def _clip(text: str, limit: int) -> str:
@@ -200,13 +225,13 @@ def named(incident: Incident, cited: str | None = None) -> str:
 
 
 def documented(page: Page) -> str | None:
-    """'documented: month-end-close-2026-10' when the headline finding is documented work, else None.
+    """'documented: month-end-close-2026-10' when the leading finding is documented work, else None.
 
     Capped at medium, documented work pages only with ``notify.page_documented`` or beside undocumented findings:
     either way the first line says so, not only the finding's sentence or the other findings' lines below it.
     Beside undocumented findings it says that those are not.
     """
-    purposes = page.alert.documented_purposes
+    purposes = leading(page).documented_purposes
     if not purposes:
         return None
     return f"documented: {', '.join(purposes[:2])}" + ("" if page.incident.documented else "; other findings are not")

@@ -31,6 +31,7 @@ from models.config import Notify
 from models.event import format_utc
 from models.incident import CLOSED, Incident, TriageAction, TriageActionKind
 from models.page import Notification, NotificationStatus, Page, PageKind, notification_id, other_findings
+from notify.as_now import strongest_now
 from notify.base import Notifier
 from notify.routing import Match, Router
 from store.base import Store
@@ -63,6 +64,7 @@ class _PageDetails(TypedDict, total=False):
     escalation_level: int
     escalated_after: float | None
     action: TriageAction | None
+    strongest: Alert | None
 
 
 def _page(kind: PageKind, incident: Incident, alert: Alert, link: str | None, **details: Unpack[_PageDetails]) -> Page:
@@ -199,7 +201,7 @@ class Pager:
         rows = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
         already = told(rows)
         held = self._held_back(alert, incident, already, batch)  # the finding itself, which a silence may name
-        alert = first_headline(rows) or alert  # what the pages quote first
+        found, alert = alert, first_headline(rows) or alert  # what the pages quote first
         link = dashboard_link(self.notify, incident.incident_id)
         planned: list[Notification] = []
         direct: set[str] = set()
@@ -223,7 +225,13 @@ class Pager:
                 planned += self._escalations(match, alert, incident, link, now, already, direct)
         planned += self._updates(rows, already, alert, incident, link, now, held, skip=direct)
         self._supersede_escalations(rows, direct, now)
-        return planned
+        if not planned:
+            return planned
+        # read only for an incident that pages (most findings grow one told already), and once for all its pages
+        strongest = strongest_now(self.store, incident, alert, found)
+        return [
+            row.model_copy(update={"page": row.page.model_copy(update={"strongest": strongest})}) for row in planned
+        ]
 
     def _updates(
         self,
@@ -377,6 +385,7 @@ class Pager:
         alert = first_headline(rows) or self._strongest(incident)
         if alert is None:
             return incident, []
+        strongest = strongest_now(self.store, incident, alert)  # with the status the action gave it
         link = dashboard_link(self.notify, incident.incident_id)
         planned = []
         # a reopen: the receivers told it was closed (or about to be); else those paged for it
@@ -385,7 +394,7 @@ class Pager:
             notifier = self.receivers.get(receiver)
             if notifier is None or kind not in notifier.handles:
                 continue
-            page = _page(kind, incident, alert, link, action=action)
+            page = _page(kind, incident, alert, link, action=action, strongest=strongest)
             route = next((row.route for row in rows if row.receiver == receiver), "")
             planned.append(self._row(receiver, route, page, now, None))
         return incident, self._enqueue(planned)
@@ -484,7 +493,8 @@ class Pager:
         action = _latest(self.store.actions(incident.incident_id), TriageActionKind.ACKNOWLEDGE)
         if action is None:
             return []
-        page = _page(PageKind.ACKNOWLEDGE, incident, row.page.alert, row.page.link, action=action)
+        strongest = strongest_now(self.store, incident, row.page.alert)
+        page = _page(PageKind.ACKNOWLEDGE, incident, row.page.alert, row.page.link, action=action, strongest=strongest)
         # another id than the acknowledgement planned when it was taken, which this receiver may have had
         after = f"after {row.notification_id}, attempt {row.attempts}"
         return [self._row(row.receiver, row.route, page, now, None, discriminator=after)]

@@ -154,8 +154,10 @@ class Entry:
 
 
 # status: an incident or alert stored in a status its chained triage log does not leave it in (``store.chain_status``);
-# severity: an incident stored at a severity below the one the chain recorded for it (``store.chain_incidents``)
-ProblemKind = Literal["changed", "removed", "inserted", "chain", "index", "status", "severity"]
+# severity: an incident stored at a severity below the one the chain recorded for it (``store.chain_incidents``);
+# moved: an alert or incident stored under an actor its id was not made from, or whose alerts are another's
+# (``store.chain_ids``)
+ProblemKind = Literal["changed", "removed", "inserted", "chain", "index", "status", "severity", "moved"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ because only the ``verify`` command reads it all; what purges account for,
 which ``verify`` asks, is in ``store.chain_purges``; the rows of the dashboard's
 audit log, whose entries the same walk meets, are compared in ``store.chain_audit``;
 the incidents' statuses, with the triage log that walk read, in ``store.chain_status``; their creations and
-severities, whose records the walk meets too, in ``store.chain_incidents``.
+severities, whose records the walk meets too, in ``store.chain_incidents``; whether the alerts and incidents
+are still the actors' their ids were made from, in ``store.chain_ids``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from store.chain import (
     with_leaves,
 )
 from store.chain_audit import AuditRows, is_audit_entry
+from store.chain_ids import check_ids
 from store.chain_incidents import IncidentRecords
 from store.chain_indexes import check_indexes
 from store.chain_purges import Purges, purge_horizons
@@ -104,6 +106,9 @@ class _Verification:
         # an incident gone whose triage log the chain holds is named by ``check_statuses``: once is enough
         self.incidents.close({action.incident_id for action in log}, statuses.add)
         statuses.close()
+        ids = Listing(report)
+        check_ids(db, ids.add)
+        ids.close()
 
     def _report_traces_past(self, chained_to: int) -> None:
         """Seqs the indexes and keys still hold past the chain's last: events stored, then deleted with their

@@ -64,6 +64,17 @@ def test_replay_from_stdin_then_dead_letters_and_alert_table(tmp_path):
     assert table.returncode == 0 and table.stdout.strip() == b"no alerts"
 
 
+def test_a_replay_logs_where_its_time_went_only_when_asked_for_debug(tmp_path):
+    """Tester: every replay ended with a JSON info line on stderr, which on a terminal interleaved with the pages."""
+    events = orjson.dumps(event_dict()) + b"\n"
+    done = aw("replay", "-", "--data-dir", str(tmp_path / "a"), stdin=events)
+    assert done.returncode == 0 and b"time went" not in done.stderr, done.stderr
+    debug = {**os.environ, "ACCESSWATCH_LOGGING__LEVEL": "debug"}
+    done = aw("replay", "-", "--data-dir", str(tmp_path / "b"), stdin=events, env=debug)
+    (logged,) = [orjson.loads(line) for line in done.stderr.splitlines() if b"time went" in line]
+    assert logged["level"] == "debug" and logged["reading"] >= 0 and "detection_cpu" in logged
+
+
 def test_a_replay_with_late_events_says_they_were_not_judged_and_what_to_do(tmp_path):
     in_order = [event_dict(timestamp="2026-11-02T01:00:00Z"), event_dict(timestamp="2026-11-02T03:00:00Z")]
     done = aw(
@@ -903,6 +914,28 @@ def test_the_pages_table_shows_control_characters_in_the_logs_words_as_escapes()
     paging_cli._table([row], {}, out, UTC_ZONE)
     _, line = _only_printable_lines(out.getvalue())
     assert line.count(r"emp-0077\x1b[2K\r\x1b[32m") == 2  # the actor column and the error quoting it
+
+
+def test_the_pages_table_keeps_its_columns_in_line_beside_a_partners_long_actor_id():
+    """Tester: 'ptn-blue-sky-travel-01 high         1': a 16-character actor column pushed the rest of the row out."""
+    import io
+
+    from accesswatch import paging_cli
+    from models.page import Page, PageKind
+    from tests.paging_factories import finding, notification
+
+    rows = []
+    for actor_id in ("emp-0001", "ptn-blue-sky-travel-01"):
+        alert, incident = finding(actor_id=actor_id)
+        page = Page(kind=PageKind.TRIGGER, dedup_key=incident.incident_id, incident=incident, alert=alert)
+        rows.append(notification("slack", page))
+    out = io.StringIO()
+    paging_cli._table(rows, {}, out, UTC_ZONE)
+    header, short, long = out.getvalue().splitlines()
+    for column, cell in (("severity", "high"), ("next / done", "2026-11-02")):
+        assert header.index(column) == short.index(cell, len("2026-11-02")) == long.index(cell, len("2026-11-02"))
+    tries = header.index("tries") + len("tries")  # right-aligned: its figures end where its name does
+    assert short[tries - 1 : tries + 2] == long[tries - 1 : tries + 2] == "0  "
 
 
 def test_pages_gives_its_times_in_the_organisations_zone_named_as_incidents_and_incident_do():

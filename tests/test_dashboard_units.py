@@ -1327,6 +1327,21 @@ def test_a_model_alert_is_explained_by_its_figures_baselines_and_peers():
     assert "Unusual new classes: 2." in said
 
 
+def test_a_model_figures_multiple_is_the_summarys_not_the_scores_smoothed_ratio():
+    """Tester: the summary said '786 distinct customers ... 9.5x their usual of 83' and the explanation under it
+    '786 against their own usual of 83 (9.3 times)': the stored ratio is the score's, (786 + 1) / (83.3 + 1)."""
+    from dashboard.explain import explain
+
+    customers = {"figure": "customers", "value": 786, "baseline": 83.3, "baseline_from": "own", "ratio": 9.33}
+    records = {"figure": "records", "value": 25, "baseline": 6.4, "baseline_from": "own", "ratio": 3.51}
+    said = explain(f.alert(detector="isolation_forest", evidence={"explanation": [customers, records]}))
+    # as the summary words them (``detectors.wording.compared``): '9.5x their usual of 83', '3.9x their usual of 6.4'
+    assert said == [
+        "Unusual customers: 786 against their own usual of 83 (9.5 times).",
+        "Unusual records: 25 against their own usual of 6.4 (3.9 times).",
+    ]
+
+
 def test_a_usual_of_none_is_said_as_none_not_as_a_ratio():
     from dashboard.explain import explain
 

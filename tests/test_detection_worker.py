@@ -80,7 +80,7 @@ def test_a_worker_process_raises_and_learns_what_the_engine_does_in_place(fortni
 @pytest.mark.parametrize("in_worker", [False, True], ids=["engine-in-place", "engine-in-worker"])
 def test_a_replay_reports_where_its_time_went(fortnight, tmp_path, caplog, in_worker):
     settings = _settings(tmp_path, detection_process=in_worker, detection_process_after=0)
-    with caplog.at_level(logging.INFO, logger="ingest.pipeline"):
+    with caplog.at_level(logging.DEBUG, logger="ingest.pipeline"):
         stages = _replay(settings, fortnight).stages
     assert stages.reading > 0 and stages.parsing > 0 and stages.judging > 0 and stages.waiting_for_store >= 0
     assert 0 < stages.store_cpu <= stages.store_busy + 0.05  # a thread is on a CPU at most as long as it works

@@ -6,9 +6,11 @@ On the embedded store for real, and on Elasticsearch against the protocol-level 
 from __future__ import annotations
 
 import io
+import sqlite3
 import subprocess
 import sys
 import uuid
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -50,7 +52,19 @@ def _incidents() -> list:
 
 
 def _filled(store) -> None:
-    store.upsert_alerts([], _incidents())
+    # inc-crit's alerts stored with it, as the pipeline stores them: ``verify`` names an alert an incident lists that
+    # is gone
+    alerts = [
+        f.alert(
+            alert_id=f"aw-{n}",
+            detector=detector,
+            severity=Severity.CRITICAL if n == 1 else Severity.HIGH,
+            window_start=f.at(hours=-9),  # its incident's whole local day
+            window_end=f.at(hours=15),
+        )
+        for n, detector in enumerate(("bulk_read", "egress", "sensitive_access"), start=1)
+    ]
+    store.upsert_alerts(alerts, _incidents())
     for incident_id, kind in (("inc-high-new", TriageActionKind.ACKNOWLEDGE), ("inc-low", TriageActionKind.RESOLVE)):
         store.record_action(TriageAction(incident_id=incident_id, kind=kind, by="ana", at=NOW))
 
@@ -202,7 +216,7 @@ def test_incident_prints_its_status_assignee_and_triage_log_with_the_notes_whole
     assert lines[2] == "flagged activity: 2026-11-02 00:00 to 2026-11-03 00:00 +08:00"
     assert lines[3] == "alerts: 3 (bulk_read, egress, sensitive_access)"
     # when in local time with its offset, who, what; each note whole, under its action, a line of it a line
-    assert lines[5:] == [
+    assert lines[lines.index("triage log (3, oldest first):") :] == [
         "triage log (3, oldest first):",
         "  2026-11-03 17:00:07 +08:00  oncall-sam  acknowledge",
         f"      {EXFIL}",
@@ -211,6 +225,42 @@ def test_incident_prints_its_status_assignee_and_triage_log_with_the_notes_whole
         "      03:20 called IT on-call.",
         "      Morning: ask the sales manager.",
     ]
+
+
+def test_incident_lists_its_alerts_and_the_actor_s_related_incidents(data_dir, capsys):
+    """Tester T24: the page's "Look" command printed "alerts: 5 (bulk_read, isolation_forest, ramp)" and one
+    summary, where README promises its alerts: no alert id, no finding of each, no related incident."""
+    read = f.alert(alert_id="aw-1", window_start=f.at(hours=-9), window_end=f.at(hours=15), revision=3)
+    exported = f.alert(
+        alert_id="aw-2",
+        detector="egress",
+        severity=Severity.CRITICAL,
+        summary="Employee emp-0001 exported 4,000 records, 80x their usual.",
+    )
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        store.upsert_alerts([a.model_copy(update={"incident_id": "inc-crit"}) for a in (exported, read)], [])
+    with closing(sqlite3.connect(data_dir / "accesswatch.db")) as db, db:  # its third, gone behind the store's back
+        db.execute("DELETE FROM alerts WHERE alert_id = 'aw-3'")
+    assert _run_incident("inc-crit", "--data-dir", str(data_dir)) == 0
+    out = capsys.readouterr().out.splitlines()
+    listed = out[out.index("alerts (2, by window):") :]
+    assert listed[:6] == [
+        "alerts (2, by window):",
+        "  aw-1  bulk_read, high, 2026-11-02 00:00 to 2026-11-03 00:00 +08:00, revision 3",
+        f"      {read.summary}",
+        "  aw-2  egress, critical, 2026-11-02 09:00-10:00 +08:00",
+        f"      {exported.summary}",
+        "  1 more not in the store",  # inc-crit names three alerts
+    ]
+    # the dashboard's Related tab: the actor's other incident (the partner's and emp-0002's are not)
+    assert listed[6:9] == [
+        "related incidents (1, newest first):",
+        "  inc-high-old  emp-0001, high, open, 2026-10-30 09:00-11:00 +08:00",
+        "      Employee emp-0001 read 5,000 records.",
+    ]
+    assert _run_incident("inc-low", "--data-dir", str(data_dir)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[5:7] == ["alerts (0, by window):", "related incidents: none (this actor's)"]
 
 
 def test_incident_says_when_it_is_documented_work_that_pages_nobody(data_dir, capsys, monkeypatch):
@@ -242,6 +292,39 @@ def test_incident_says_when_it_is_documented_work_that_pages_nobody(data_dir, ca
     )
     assert _run_incident("inc-high-old", "--data-dir", str(data_dir)) == 0  # undocumented: no such line
     assert "documented" not in capsys.readouterr().out
+
+
+def test_documented_work_lists_first_the_purposes_its_summary_cites(data_dir, capsys):
+    """Tester: the summary said "the accesses cite month-end-close-2026-10" and the documented-work line listed
+    "(inv-123695, inv-139116, inv-440187, ...)": another finding's invoices hid the cited purpose behind the "..."."""
+    invoices = [f"inv-{n}" for n in range(100001, 100008)]
+    day = f.alert(
+        alert_id="aw-a-day",
+        severity=Severity.MEDIUM,
+        actor_id="emp-0002",
+        summary="Employee emp-0002 (finance) accessed 158,181 records; the accesses cite inv-100001, inv-100002.",
+        evidence={"records": 158181, "documented": {"share": 0.999, "purposes": invoices}},
+    )
+    hour = f.alert(
+        alert_id="aw-b-hour",
+        severity=Severity.MEDIUM,
+        actor_id="emp-0002",
+        detector="egress",
+        summary="Employee emp-0002 (finance) exported 52,689 records; the accesses cite month-end-close-2026-10.",
+        evidence={"records": 52689, "documented": {"share": 1.0, "purposes": ["month-end-close-2026-10"]}},
+    )
+    incident = f.incident_of(hour, "inc-month-end", 30.0).model_copy(
+        update={"documented": True, "alert_ids": ["aw-a-day", "aw-b-hour"], "detectors": ["bulk_read", "egress"]}
+    )
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16) as store:
+        joined = [alert.model_copy(update={"incident_id": "inc-month-end"}) for alert in (day, hour)]
+        store.upsert_alerts(joined, [incident])
+    assert _run_incident("inc-month-end", "--data-dir", str(data_dir)) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("documented work:")]
+    assert line.startswith(
+        "documented work: every finding cites a purpose (month-end-close-2026-10, inv-100001, inv-100002,"
+        " inv-100003, inv-100004 and 3 more); "
+    )
 
 
 def test_incident_in_jsonl_is_the_stored_incident_with_its_whole_triage_log(data_dir, capsys):

@@ -197,7 +197,7 @@ def test_the_verify_command_names_the_tampered_events_and_fails(tmp_path):
     changed = next(p for p in report["problems"] if p["kind"] == "changed")
     assert "its columns were changed (actor_id 'emp-9999', originally " in changed["detail"]
     # what "intact" rests on, and what it does not: an auditor took it for the whole store
-    assert "summaries, scores, evidence, alert lists" in " ".join(report["not_covered"])
+    assert "summaries, scores, evidence)" in " ".join(report["not_covered"])
     assert "the audit log (data accesses, triage actions)" in report["covered"]
 
 
@@ -209,10 +209,7 @@ def test_the_verify_verdict_says_what_it_covers_and_what_it_does_not(tmp_path, s
     assert done.returncode == 0 and done.stdout.startswith("intact: 1 chain entry, 10 events checked"), done.stdout
     covered = done.stdout.splitlines()[1]
     assert covered.startswith("covered: events and their search indexes; the audit log"), covered
-    assert (
-        "Not covered: the rest of alerts and incidents (summaries, scores, evidence, alert lists); dead letters;"
-        in covered
-    )
+    assert "Not covered: the rest of alerts and incidents (summaries, scores, evidence); dead letters;" in covered
 
 
 def test_the_verify_verdict_counts_one_problem_in_the_singular(tmp_path):

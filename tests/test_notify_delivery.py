@@ -21,6 +21,7 @@ from detectors.incidents import attach
 from models.alert import AlertStatus, Severity
 from models.incident import TransitionRefused, TriageAction, TriageActionKind
 from models.page import NotificationStatus, PageKind
+from notify.base import FIRST_LINE_CHARS
 from notify.dispatch import DeliveryReport, Dispatcher, backoff
 from notify.outbox import Pager
 from notify.registry import build_receivers
@@ -842,6 +843,8 @@ def test_every_page_of_an_incident_on_every_receiver_quotes_the_finding_it_was_f
     """Trigger, rise, acknowledge, resolve, reopen: one headline, so on-call staff know the incident again.
 
     Before, the acknowledgement, resolution and reopening quoted the incident's strongest alert, the later egress.
+    The rise's first line leads with the finding that raised it, and the file and webhook bodies' alert record is
+    the incident's strongest finding as it stood (tests below).
     """
     with FakeReceiver("webhook", secret=WEBHOOK_SECRET) as hook:
         notify = both(pagerduty, slack)
@@ -875,19 +878,76 @@ def test_every_page_of_an_incident_on_every_receiver_quotes_the_finding_it_was_f
             # what each receiver shows
             triggers = [e for e in pagerduty.accepted if e["event_action"] == "trigger"]  # trigger, rise, reopen
             # the first line tells it (``notify.gist``), the details whole
-            assert len(triggers) == 3 and all(_FIRST == e["payload"]["custom_details"]["summary"] for e in triggers)
-            assert all(
-                "employee emp-0001 read 5,000 records, 50x their usual" in e["payload"]["summary"] for e in triggers
+            assert len(triggers) == 3 and all(
+                _FIRST == e["payload"]["custom_details"]["page"]["first_paged"]["summary"] for e in triggers
             )
+            assert [
+                "employee emp-0001 read 5,000 records, 50x their usual" in e["payload"]["summary"] for e in triggers
+            ] == [True, False, True]  # the rise leads with the egress that raised it
             assert all(_FIRST in message["blocks"][1]["text"]["text"] for message in slack.accepted)
             assert len(slack.accepted) == 5
-            assert [record["summary"] for record in hook.accepted] == [_FIRST] * 5
+            assert [record["page"]["first_paged"]["summary"] for record in hook.accepted] == [_FIRST] * 5
             written = (tmp_path / "data" / rig.settings.notify.file).read_text().splitlines()
-            assert [json.loads(line)["summary"] for line in written] == [_FIRST] * 5
+            assert [json.loads(line)["page"]["first_paged"]["summary"] for line in written] == [_FIRST] * 5
             printed = capsys.readouterr().out
             headlines = [line for line in printed.splitlines() if line.startswith("[")]
             assert len(headlines) == 5 and all(line.endswith(", Mon 02 Nov 01:00-02:00 UTC") for line in headlines)
             assert "also egress, critical" in printed
+        finally:
+            rig.close()
+
+
+def test_the_file_and_webhook_bodies_say_the_incident_as_it_stands_and_a_rise_leads_with_what_raised_it(
+    tmp_path, clock, pagerduty, slack
+):
+    """Tester T24 (30 days, seed 23): the file and webhook bodies kept their alert keys at the first page's
+    finding: "Now CRITICAL (was HIGH)" carried ``"severity": "medium"``, a false-positive close ``"status": "open"``,
+    and a SIEM filtering on them went wrong; the rise's first line told the first finding again, the ramp that
+    raised it on line 4.  Now the alert record is the incident's strongest finding as it stood, with its status,
+    the first-paged finding is ``page.first_paged``, and ``page.headline`` is the first line, which a rise leads
+    with the finding that raised it."""
+    with FakeReceiver("webhook", secret=WEBHOOK_SECRET) as hook:
+        notify = both(pagerduty, slack)
+        notify["routes"] = [{"name": "soc", "receivers": ["hook", "file"]}]
+        notify["settings"]["hook"] = {"kind": "webhook", "url": hook.url, "secret": WEBHOOK_SECRET.decode()}
+        rig = Rig(tmp_path, clock, **notify)
+        try:
+            read = f.alert(summary=_FIRST, severity=Severity.MEDIUM, score=5.0)
+            read, incident = _grown(None, read, {})
+            rig.raise_((read, incident))
+            clock.advance(600)
+            ramp = f.alert(
+                detector="ramp",
+                severity=Severity.CRITICAL,
+                score=9.0,
+                summary="Employee emp-0001 read more each working day for 5 days, 1,800 records on the last.",
+                evidence={"days": 5, "value": 1800, "baseline": None},
+            )
+            ramp, worse = _grown(incident, ramp, {read.alert_id: read})
+            rig.raise_((ramp, worse))
+            clock.advance(60)
+            rig.act(incident.incident_id, TriageActionKind.FALSE_POSITIVE)
+            rig.deliver()
+            written = (tmp_path / "data" / rig.settings.notify.file).read_text().splitlines()
+            for bodies in ([json.loads(line) for line in written], hook.accepted):
+                trigger, rise, close = bodies
+                assert [body["page"]["kind"] for body in bodies] == ["trigger", "update", "resolve"]
+                said = [(body["alert_id"], body["severity"], body["status"]) for body in bodies]
+                assert said == [
+                    (read.alert_id, "medium", "open"),
+                    (ramp.alert_id, "critical", "open"),
+                    (ramp.alert_id, "critical", "false_positive"),
+                ]
+                assert all(body["page"]["first_paged"]["alert_id"] == read.alert_id for body in bodies)
+                assert all(body["page"]["first_paged"]["summary"] == _FIRST for body in bodies)
+                assert trigger["page"]["headline"].startswith("MEDIUM: employee emp-0001 read 5,000 records")
+                assert rise["page"]["headline"].startswith(
+                    "Now CRITICAL (was MEDIUM): employee emp-0001 read more each working day for 5 days"
+                )
+                assert close["page"]["headline"].startswith("Closed as false positive by alice, CRITICAL: ")
+                assert all(len(body["page"]["headline"]) <= FIRST_LINE_CHARS for body in bodies)
+            stored = rig.store.get_alerts([ramp.alert_id])[0]
+            assert (stored.status, stored.severity) == (AlertStatus.FALSE_POSITIVE, Severity.CRITICAL)
         finally:
             rig.close()
 
