@@ -14,7 +14,9 @@ before it is acknowledged or resolved again, and a repeat changes nothing.
 ``assign`` records the assignment the dashboard's Assign records (any status,
 a closed incident's too, as there), and ``note`` the note its Add a note
 records; receivers are not told of either.  A note is taken as the dashboard
-takes it: without its surrounding blanks, and a blank one is none.
+takes it: without its surrounding blanks, and a blank one is none; ``--by``
+and ``--to`` without theirs, a blank one refused.  ``resolve --false-positive``
+needs its reason (``--note``), as the dashboard's does.
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ def add_commands(
         sub = _triage_command(command, name, kind, text, settings_of)
         if kind is TriageActionKind.RESOLVE:
             sub.add_argument(
-                "--false-positive", action="store_true", help="close it as a false positive rather than resolved"
+                "--false-positive",
+                action="store_true",
+                help="close it as a false positive rather than resolved (--note, the reason, is required then)",
             )
     assign = _triage_command(
         command,
@@ -470,11 +474,12 @@ def _act(
     if before is None:
         print(f"accesswatch: no incident or alert {args.id!r}", file=sys.stderr)
         return EXIT_FAILED
-    by = args.by or getpass.getuser()
     # as the dashboard takes them (``dashboard.queries.triage``): without their surrounding blanks; blank is none
+    # (a --by given blank is refused: it is no one, not the login name recorded without --by)
+    by = args.by.strip() if args.by is not None else getpass.getuser()
     assignee = (getattr(args, "to", None) or "").strip() or None
     note = (args.note or "").strip() or None
-    refusal = _refusal(kind, note, assignee)
+    refusal = _refusal(kind, note, assignee, by)
     if refusal:
         print(f"accesswatch: {refusal}", file=sys.stderr)
         return EXIT_FAILED
@@ -511,8 +516,13 @@ def _act(
     return EXIT_OK
 
 
-def _refusal(kind: TriageActionKind, note: str | None, assignee: str | None) -> str | None:
+def _refusal(kind: TriageActionKind, note: str | None, assignee: str | None, by: str) -> str | None:
     """What the dashboard refuses the action for lacking, worded as it is there with the option to give; or None."""
+    if not by:
+        return "name the person acting (--by)"
+    # a false-positive classification without its reason is the one auditors question
+    if kind is TriageActionKind.FALSE_POSITIVE and note is None:
+        return "say why this is a false positive (--note): the reason is kept for the auditors"
     if kind is TriageActionKind.ASSIGN and assignee is None:
         return "name the person to assign it to (--to)"
     if kind is TriageActionKind.NOTE and note is None:

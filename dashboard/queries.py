@@ -829,8 +829,8 @@ def triage(
 def _record_and_page(store: Store, settings: Settings, action: TriageAction) -> Incident:
     """Record the action through the pager (``notify.outbox``), which tells the receivers that were paged.
 
-    The pager records the action first and plans the acknowledge/resolve
-    pages into the store's outbox, durably; one delivery is tried at once
+    The pager records the action and plans the acknowledge/resolve pages
+    into the store's outbox, in one write; one delivery is tried at once
     on a thread of its own (a slow receiver never holds up the page), and
     the pipeline's delivery loop retries whatever that try left.  A broken
     notify configuration never loses a person's triage: it is then

@@ -365,7 +365,9 @@ class Pager:
         note.  Receivers hear of an incident being acknowledged or closed once: a closed incident
         reclassified as a false positive tells nobody again.  A reopen tells the receivers that
         were told it was closed, so that the acknowledgement or resolution that follows it does not
-        reach them unexplained.  KeyError if the incident is unknown.
+        reach them unexplained.  The action and its pages are one write (``Store.record_action_paged``):
+        a Ctrl-C or a crash never leaves the action recorded and its receivers untold.  KeyError if the
+        incident is unknown.
         """
         before = self.store.get_incident(action.incident_id)
         if before is None:
@@ -373,22 +375,39 @@ class Pager:
         if before.repeats(action.kind):
             return self._repeat(before, action), []
         before.status_after(action.kind)  # refuses what the state machine does not allow
-        incident = self.store.record_action(action)
-        kind = ACTION_PAGES.get(action.kind)
-        reopening = kind is PageKind.REOPEN
-        if kind is None or before.open is reopening:  # a closed incident reclassified: told it was closed already
-            return incident, []
         now = self.clock()
-        rows = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
-        if not reopening:
+        rows: list[Notification] = []  # the incident's pages, as the action's write read them
+        planned: list[Notification] = []
+
+        def plan(stored: Incident, incident: Incident) -> list[Notification]:
+            # on the incident as stored, inside the store's write: what the status was then decides who is told
+            kind = ACTION_PAGES.get(action.kind)
+            # a closed incident reclassified: told it was closed already; a repeat meanwhile tells nobody again
+            if kind is None or stored.open is (kind is PageKind.REOPEN) or stored.repeats(action.kind):
+                return []
+            rows[:] = self.store.notifications(OutboxQuery(incident_id=incident.incident_id, limit=_MAX_ROWS))
+            planned[:] = self._action_pages(kind, incident, action, rows, now)
+            return planned
+
+        incident, added = self.store.record_action_paged(action, plan)
+        if rows and ACTION_PAGES[action.kind] is not PageKind.REOPEN:
+            # after the write, not in it: an escalation is checked against the incident when it falls due anyway
             self._cancel_escalations(rows, incident, action, now)
+        if added and self.wake is not None:
+            self.wake()
+        return incident, [row for row in planned if row.notification_id in added]
+
+    def _action_pages(
+        self, kind: PageKind, incident: Incident, action: TriageAction, rows: Sequence[Notification], now: datetime
+    ) -> list[Notification]:
+        """The pages telling of the action: to the receivers told it was closed (a reopen), else those paged."""
         alert = first_headline(rows) or self._strongest(incident)
         if alert is None:
-            return incident, []
+            return []
         strongest = strongest_now(self.store, incident, alert)  # with the status the action gave it
         link = dashboard_link(self.notify, incident.incident_id)
         planned = []
-        # a reopen: the receivers told it was closed (or about to be); else those paged for it
+        reopening = kind is PageKind.REOPEN
         closed = [row.receiver for row in rows if row.kind is PageKind.RESOLVE and row.status in _TOLD]
         for receiver in dict.fromkeys(closed) if reopening else told(rows):
             notifier = self.receivers.get(receiver)
@@ -397,7 +416,7 @@ class Pager:
             page = _page(kind, incident, alert, link, action=action, strongest=strongest)
             route = next((row.route for row in rows if row.receiver == receiver), "")
             planned.append(self._row(receiver, route, page, now, None))
-        return incident, self._enqueue(planned)
+        return planned
 
     def _strongest(self, incident: Incident) -> Alert | None:
         """The headline of an incident that was never paged: its strongest alert (a reopen tells nobody then)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import ClassVar, Literal, NamedTuple
@@ -35,6 +35,7 @@ from models.deadletter import DeadLetter
 from models.event import AccessEvent, Action, Outcome
 from models.fast_event import FastEvent
 from models.incident import Incident, TriageAction
+from models.page import Notification
 from store.outbox import OutboxStore  # paging (issue 5)
 from store.readers import ReadersSummary, Tally
 
@@ -230,6 +231,20 @@ def decode_cursor(cursor: str) -> list[int]:
         raise ValueError("not a cursor this store gave out") from exc
 
 
+# plans a triage action's pages (``notify.outbox.Pager``) from the incident before it and after it
+ActionPages = Callable[[Incident, Incident], Sequence[Notification]]
+
+
+def held_by(alert: Alert, incident: Incident) -> bool:
+    """Whether the incident, which lists the alert, holds it now: a triage action on it may change the alert.
+
+    An alert that grew after its case was closed moved to a follow-up incident of its own, open
+    (``ingest.pipeline``), while the closed case still lists it: reclassifying that case must not close the
+    alert the follow-up holds.  One naming no incident (an older store's) is held by the incident listing it.
+    """
+    return alert.incident_id in (None, incident.incident_id)
+
+
 class Store(OutboxStore, ABC):
     """Storage of events, dead letters, alerts and detector state."""
 
@@ -332,9 +347,21 @@ class Store(OutboxStore, ABC):
     @abstractmethod
     def query_incidents(self, query: IncidentQuery) -> list[Incident]: ...
 
-    @abstractmethod
     def record_action(self, action: TriageAction) -> Incident:
-        """Add a triage action to the log and apply it to the incident and its alerts; KeyError if unknown."""
+        """Add a triage action to the log and apply it to the incident and the alerts it holds (``held_by``);
+        KeyError if unknown, TransitionRefused if the stored status does not allow it (nothing recorded)."""
+        return self.record_action_paged(action, lambda before, after: [])[0]
+
+    @abstractmethod
+    def record_action_paged(self, action: TriageAction, pages: ActionPages) -> tuple[Incident, list[str]]:
+        """``record_action``, and the pages that tell the receivers of it added to the outbox in the same write,
+        with the ids added (a known id is left as it is).
+
+        ``pages`` plans them from the incident as stored before the action and as the action leaves it, once
+        the stored status allowed it: an interruption (Ctrl-C, a crash) must not leave the action recorded and
+        the receivers never told of it.  SQLite writes both in one transaction; Elasticsearch, which has none,
+        in one bulk request.
+        """
 
     @abstractmethod
     def actions(self, incident_id: str) -> list[TriageAction]:

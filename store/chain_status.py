@@ -6,7 +6,8 @@ change would be a hash a change (what only goes one way, an incident's
 creation and the rises of its severity, is: ``store.chain_incidents``).
 What a person decided is chained: each triage action
 (``store.chain_audit``).  ``record_action`` sets an incident's status, and
-its alerts', in the transaction that adds the action's row, and nothing else
+that of the alerts it holds (``store.base.held_by``: not one moved to a
+follow-up), in the transaction that adds the action's row, and nothing else
 in the product changes a stored status: the pipeline keeps the status it
 finds stored (``SqliteStore.upsert_alerts``), and retention deletes an
 incident with its triage log, recording that purge in the chain.  So an

@@ -30,6 +30,7 @@ from models.flagged import flagged
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
 from store import actor_days, class_postings, customer_postings, event_keys
 from store.base import (
+    ActionPages,
     AlertQuery,
     Checkpoint,
     EventPage,
@@ -45,6 +46,7 @@ from store.base import (
     WriteResult,
     decode_cursor,
     encode_cursor,
+    held_by,
 )
 from store.chain import ROW_COLUMNS, append_events
 from store.chain_audit import TRIAGE_ACTIONS, add_row
@@ -972,36 +974,40 @@ class SqliteStore(SqliteDashboardMixin, SqliteOutbox, SqliteChain, SqliteRetenti
         ).fetchall()
         return [Incident.model_validate_json(body) for (body,) in rows]
 
-    def record_action(self, action: TriageAction) -> Incident:
+    def record_action_paged(self, action: TriageAction, pages: ActionPages) -> tuple[Incident, list[str]]:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             row = db.execute("SELECT body FROM incidents WHERE incident_id = ?", (action.incident_id,)).fetchone()
             if row is None:
                 raise KeyError(action.incident_id)
-            incident = Incident.model_validate_json(row[0])
+            before = Incident.model_validate_json(row[0])
             update: dict = {}
             # checked again here, on the stored status: two people acting at once must not both pass the pager's check
-            status = incident.status_after(action.kind) if STATUS_AFTER[action.kind] is not None else None
+            status = before.status_after(action.kind) if STATUS_AFTER[action.kind] is not None else None
             if status is not None:
                 update["status"] = status
             if action.kind is TriageActionKind.ASSIGN:
                 update["assignee"] = action.assignee
-            incident = incident.model_copy(update=update)
+            incident = before.model_copy(update=update)
             self._put_incident(incident)
             if status is not None:
                 for alert in self.get_alerts(incident.alert_ids):
+                    if not held_by(alert, incident):
+                        continue
                     db.execute(
                         "UPDATE alerts SET status = ?, body = ? WHERE alert_id = ?",
                         (status.value, alert.model_copy(update={"status": status}).model_dump_json(), alert.alert_id),
                     )
             # the triage log is chained (store.chain_audit): who closed which incident cannot go unseen
             add_row(db, TRIAGE_ACTIONS, (action.incident_id, _utc_text(action.at), action.model_dump_json()))
+            # the pages in the same transaction: a Ctrl-C or a crash leaves the action and its pages, or neither
+            added = self._add_notifications(pages(before, incident))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return incident
+        return incident, added
 
     def actions(self, incident_id: str) -> list[TriageAction]:
         rows = self._db.execute(

@@ -36,38 +36,43 @@ class SqliteOutbox(OutboxStore):
     def enqueue(self, notifications: Sequence[Notification]) -> list[str]:
         if not notifications:
             return []
-        added = []
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for notification in notifications:
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO outbox (notification_id, receiver, dedup_key, kind, incident_id,"
-                    " actor_id, conditional, status, attempts, created_at, due_at, settled_at, last_error, body)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        notification.notification_id,
-                        notification.receiver,
-                        notification.dedup_key,
-                        notification.kind.value,
-                        notification.incident_id,
-                        notification.actor_id,
-                        int(notification.only_if_unacknowledged),
-                        notification.status.value,
-                        notification.attempts,
-                        _text(notification.created_at),
-                        _text(notification.due_at),
-                        _text(notification.settled_at) if notification.settled_at else None,
-                        notification.last_error,
-                        notification.model_dump_json(),
-                    ),
-                )
-                if cursor.rowcount:
-                    added.append(notification.notification_id)
+            added = self._add_notifications(notifications)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        return added
+
+    def _add_notifications(self, notifications: Sequence[Notification]) -> list[str]:
+        """``enqueue``'s rows, in the transaction under way (a triage action's pages go in with the action)."""
+        added = []
+        for notification in notifications:
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO outbox (notification_id, receiver, dedup_key, kind, incident_id,"
+                " actor_id, conditional, status, attempts, created_at, due_at, settled_at, last_error, body)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    notification.notification_id,
+                    notification.receiver,
+                    notification.dedup_key,
+                    notification.kind.value,
+                    notification.incident_id,
+                    notification.actor_id,
+                    int(notification.only_if_unacknowledged),
+                    notification.status.value,
+                    notification.attempts,
+                    _text(notification.created_at),
+                    _text(notification.due_at),
+                    _text(notification.settled_at) if notification.settled_at else None,
+                    notification.last_error,
+                    notification.model_dump_json(),
+                ),
+            )
+            if cursor.rowcount:
+                added.append(notification.notification_id)
         return added
 
     def claim_due(

@@ -490,6 +490,25 @@ class StoreContract:
         assert store.get_alert(moved.alert_id).status is AlertStatus.OPEN
         assert store.get_alert(moved.alert_id).incident_id == "inc-2"
 
+    def test_an_action_on_a_closed_incident_leaves_the_alert_that_moved_to_its_follow_up(self, store: Store):
+        # the closed case still lists the alert that grew out of it; the open follow-up holds it now
+        kept, moved = f.alert(incident_id="inc-1"), f.alert(incident_id="inc-1")
+        store.upsert_alerts([kept, moved], [_incident(alert_ids=[kept.alert_id, moved.alert_id])])
+        now = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+        store.record_action(TriageAction(incident_id="inc-1", kind=TriageActionKind.RESOLVE, by="ana", at=now))
+        store.upsert_alerts(
+            [moved.model_copy(update={"revision": 2, "status": AlertStatus.OPEN, "incident_id": "inc-2"})],
+            [_incident(incident_id="inc-2", alert_ids=[moved.alert_id])],
+        )
+        store.record_action(
+            TriageAction(incident_id="inc-1", kind=TriageActionKind.FALSE_POSITIVE, by="li", at=now, note="a test")
+        )
+        assert store.get_alert(kept.alert_id).status is AlertStatus.FALSE_POSITIVE
+        assert store.get_alert(moved.alert_id).status is AlertStatus.OPEN
+        store.record_action(TriageAction(incident_id="inc-2", kind=TriageActionKind.ACKNOWLEDGE, by="li", at=now))
+        assert store.get_alert(moved.alert_id).status is AlertStatus.ACKNOWLEDGED
+        assert store.get_alert(kept.alert_id).status is AlertStatus.FALSE_POSITIVE
+
     # == dashboard section (issue 6): aggregations and the audit of auditors =====================
     @pytest.fixture
     def office(self, store: Store, settings):

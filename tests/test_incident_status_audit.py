@@ -211,10 +211,11 @@ def test_alerts_judged_again_after_their_incident_was_closed_verify_clean(tmp_pa
         _publish(store, settings, first.model_copy(update={"incident_id": None}))
         assert store.get_incident(closed.incident_id).status is RESOLVED
         assert store.get_incident(closed.incident_id).alert_ids == [first.alert_id, second.alert_id]
-        # either incident's triage moves the alert both list; each log accounts for it
+        # the alert both list moves with the triage of the incident that holds it, not the closed one's
         _act(store, carried.incident_id, TriageActionKind.ACKNOWLEDGE)
         _act(store, closed.incident_id, TriageActionKind.REOPEN)
-        assert store.get_alert(grown.alert_id).status is OPEN
+        assert store.get_alert(grown.alert_id).status is ACKNOWLEDGED
+        assert store.get_alert(first.alert_id).status is OPEN
         report = store.verify_chain()
         assert report.intact, report.problems
         # still found: the alert the new incident holds, closed by hand, though that incident was acknowledged

@@ -475,6 +475,35 @@ def test_the_triage_commands_take_a_note_as_the_dashboard_takes_it(data_dir, cap
     assert by_command.model_dump(exclude=differs) == by_dashboard.model_dump(exclude=differs)
 
 
+def test_a_false_positive_without_its_reason_is_refused_as_the_dashboard_refuses_it(data_dir, capsys):
+    """Reviewer: the dashboard asks why an incident is a false positive, ``resolve --false-positive`` did not."""
+    where = ("--data-dir", str(data_dir), "--by", "sam")
+    refused = "accesswatch: say why this is a false positive (--note): the reason is kept for the auditors\n"
+    assert _command("resolve", "inc-crit", "--false-positive", *where) == 1
+    assert capsys.readouterr().err == refused
+    assert _command("resolve", "inc-low", "--false-positive", "--note", " \n ", *where) == 1  # a reclassification
+    assert capsys.readouterr().err == refused
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        assert store.actions("inc-crit") == [] and store.get_incident("inc-crit").status is AlertStatus.OPEN
+        assert store.get_incident("inc-low").status is AlertStatus.RESOLVED
+    assert _command("resolve", "inc-crit", "--false-positive", "--note", "an approved audit export", *where) == 0
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        (action,) = store.actions("inc-crit")
+        assert action.kind is TriageActionKind.FALSE_POSITIVE and action.note == "an approved audit export"
+
+
+def test_by_is_taken_without_its_blanks_and_a_blank_one_is_refused(data_dir, capsys):
+    """Reviewer: ``--by " sam"`` was recorded with its space, another name than the dashboard's ``sam``."""
+    where = ("--data-dir", str(data_dir))
+    assert _command("ack", "inc-crit", "--by", " sam\t", *where) == 0
+    assert _command("assign", "inc-crit", "--by", "sam ", "--to", " lee\n", *where) == 0
+    for blank in ("", "  "):  # no one: not the login name recorded without --by
+        assert _command("note", "inc-crit", "--by", blank, "--note", "checked", *where) == 1
+        assert capsys.readouterr().err == "accesswatch: name the person acting (--by)\n"
+    with SqliteStore(data_dir / "accesswatch.db", cache_mb=16, readonly=True) as store:
+        assert [(a.by, a.assignee) for a in store.actions("inc-crit")] == [("sam", None), ("sam", "lee")]
+
+
 def test_pages_of_an_incident_start_with_its_actor_and_latest_note(data_dir, capsys):
     """Tester: ``pages --incident`` showed no actor or note: the on-call person saw pages without context."""
     _handed_over(data_dir)

@@ -580,7 +580,7 @@ def test_a_closed_incident_is_not_acknowledged_until_it_is_reopened(tmp_path, ev
         assert [a.kind.value for a in store.actions(incident.incident_id)] == ["resolve", "reopen", "acknowledge"]
     kinds = [PageKind.TRIGGER, PageKind.RESOLVE, PageKind.REOPEN, PageKind.ACKNOWLEDGE]
     assert [row.kind for row in outbox(data, **told)] == kinds
-    assert accesswatch("resolve", incident.incident_id, "--false-positive", *where) == 0
+    assert accesswatch("resolve", incident.incident_id, "--false-positive", "--note", "a drill", *where) == 0
     assert "is now false positive" in capsys.readouterr().out  # not "false_positive"
 
 

@@ -112,6 +112,11 @@ def _notification(source: dict[str, Any]) -> Notification:
     )
 
 
+def added_of(notifications: Sequence[Notification], outcomes: Sequence[dict[str, Any]]) -> list[str]:
+    """The ids of the notifications their creates added (201; a known id is a 409, left as it is)."""
+    return [n.notification_id for n, outcome in zip(notifications, outcomes, strict=True) if outcome["status"] == 201]
+
+
 class ElasticsearchOutboxMixin(ElasticsearchRestsMixin, OutboxStore):
     client: Elasticsearch
     settings: ElasticsearchSettings
@@ -134,18 +139,22 @@ class ElasticsearchOutboxMixin(ElasticsearchRestsMixin, OutboxStore):
     def enqueue(self, notifications: Sequence[Notification]) -> list[str]:
         if not notifications:
             return []
+        ops = self._outbox_ops(notifications)
+        outcomes = run_bulk(self.client, self.settings, ops, accepted=frozenset({201, 409}), refresh=True)
+        return added_of(notifications, outcomes)
+
+    def _outbox_ops(self, notifications: Sequence[Notification]) -> list[BulkOp]:
+        """``enqueue``'s creates, for a bulk request of the caller's (a triage action's pages go with the action)."""
+        if not notifications:
+            return []
         index = self._outbox()
         first = self._reserve(OUTBOX, len(notifications))
-        ops = [
+        return [
             BulkOp(
                 {"create": {"_index": index, "_id": notification.notification_id}},
                 orjson.dumps(_document(notification, first + position)),
             )
             for position, notification in enumerate(notifications)
-        ]
-        outcomes = run_bulk(self.client, self.settings, ops, accepted=frozenset({201, 409}), refresh=True)
-        return [
-            n.notification_id for n, outcome in zip(notifications, outcomes, strict=True) if outcome["status"] == 201
         ]
 
     def claim_due(

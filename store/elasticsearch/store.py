@@ -39,6 +39,7 @@ from models.event import AccessEvent, format_utc
 from models.fast_event import validate_event
 from models.incident import STATUS_AFTER, Incident, TriageAction, TriageActionKind
 from store.base import (
+    ActionPages,
     AlertQuery,
     Checkpoint,
     CheckpointConflict,
@@ -55,6 +56,7 @@ from store.base import (
     WriteResult,
     decode_cursor,
     encode_cursor,
+    held_by,
 )
 from store.elasticsearch import documents as docs
 from store.elasticsearch import mappings as m
@@ -63,7 +65,7 @@ from store.elasticsearch.bulk import BulkOp, run_bulk
 from store.elasticsearch.client import build_client, call
 from store.elasticsearch.dashboard import ElasticsearchDashboardMixin
 from store.elasticsearch.documents import micros
-from store.elasticsearch.outbox import ElasticsearchOutboxMixin
+from store.elasticsearch.outbox import ElasticsearchOutboxMixin, added_of
 from store.elasticsearch.retention import DueIndex, due
 from store.elasticsearch.schema import ElasticsearchSchemaMixin
 from store.elasticsearch.settings import ElasticsearchSettings
@@ -570,19 +572,20 @@ class ElasticsearchStore(ElasticsearchSchemaMixin, ElasticsearchOutboxMixin, Ela
         )
         return [docs.incident_from(hit["_source"]) for hit in hits]
 
-    def record_action(self, action: TriageAction) -> Incident:
+    def record_action_paged(self, action: TriageAction, pages: ActionPages) -> tuple[Incident, list[str]]:
         hit = self._locate(m.INCIDENTS, [action.incident_id]).get(action.incident_id)
         if hit is None:
             raise KeyError(action.incident_id)
-        incident = docs.incident_from(hit["_source"])
+        before = docs.incident_from(hit["_source"])
         person: dict[str, Any] = {}  # what the action changes, as the model has it
         # checked again here, on the stored status: two people acting at once must not both pass the pager's check
-        status = incident.status_after(action.kind) if STATUS_AFTER[action.kind] is not None else None
+        status = before.status_after(action.kind) if STATUS_AFTER[action.kind] is not None else None
         if status is not None:
             person["status"] = status
         if action.kind is TriageActionKind.ASSIGN:
             person["assignee"] = action.assignee
-        incident = incident.model_copy(update=person)
+        incident = before.model_copy(update=person)
+        planned = pages(before, incident)  # read and planned before anything is written
         ops = []
         if person:
             ops.append(
@@ -591,14 +594,6 @@ class ElasticsearchStore(ElasticsearchSchemaMixin, ElasticsearchOutboxMixin, Ela
                     orjson.dumps({"doc": {"accesswatch": person}}),  # a StrEnum dumps as its value
                 )
             )
-        if status is not None:
-            for alert_id, alert_hit in self._locate(m.ALERTS, incident.alert_ids).items():
-                ops.append(
-                    BulkOp(
-                        {"update": {"_index": alert_hit["_index"], "_id": alert_id, "retry_on_conflict": 5}},
-                        orjson.dumps({"doc": {"accesswatch": {"status": status.value}}}),
-                    )
-                )
         seq = self._reserve("actions", 1)
         ops.append(
             BulkOp(
@@ -611,8 +606,22 @@ class ElasticsearchStore(ElasticsearchSchemaMixin, ElasticsearchOutboxMixin, Ela
                 docs.action_document(action, seq),
             )
         )
-        run_bulk(self.client, self.settings, ops, accepted=_UPDATED | {409}, refresh=True)
-        return incident
+        # no transaction here: the pages go in the action's bulk request, its first chunk with the action's
+        # (before the alerts'), so that no Ctrl-C of this process falls between the action and its pages
+        paging = len(ops)
+        ops += self._outbox_ops(planned)
+        if status is not None:
+            for alert_id, alert_hit in self._locate(m.ALERTS, incident.alert_ids).items():
+                if not held_by(docs.alert_from(alert_hit["_source"]), incident):
+                    continue
+                ops.append(
+                    BulkOp(
+                        {"update": {"_index": alert_hit["_index"], "_id": alert_id, "retry_on_conflict": 5}},
+                        orjson.dumps({"doc": {"accesswatch": {"status": status.value}}}),
+                    )
+                )
+        outcomes = run_bulk(self.client, self.settings, ops, accepted=_UPDATED | {409}, refresh=True)
+        return incident, added_of(planned, outcomes[paging : paging + len(planned)])
 
     def actions(self, incident_id: str) -> list[TriageAction]:
         hits = self._scan(m.ACTIONS, {"term": {"accesswatch.incident_id": incident_id}}, [{"accesswatch.seq": "asc"}])
