@@ -15,7 +15,10 @@ as that customer's pseudonym wherever it stands, so the row still correlates.  A
 person (an e-mail address, a phone number) is masked whole.  A purpose is free text: each word that names a
 record as a resource id does (a run of four digits: a passport, another customer's number), each e-mail
 address and phone number, is masked, except the references the installation lists as readable
-(``dashboard.readable_references``: tickets and cases, which analysts need to judge the work).
+(``dashboard.readable_references``: tickets and cases, which analysts need to judge the work).  The answer to
+a person's access request quotes purposes so too (``requester_text``), with their own id as written and the other
+customers in words; a detector's summary, which may quote a purpose, is shown with the purposes masked
+(``Masker.summary``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import hmac
 import os
 import re
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -52,6 +55,7 @@ PHONE_DIGITS = 7
 # a word of free text: letters, digits and the marks ids are written with, not ending on a full stop
 _WORD = re.compile(r"[\w#+-](?:[\w.#+-]*[\w#+-])?")
 DEFAULT_REFERENCES: str = Dashboard.model_fields["readable_references"].default
+ANOTHER_CUSTOMER = "another customer"  # an event's other customer, named in the answer to a requester
 CUSTOMERS_SHOWN = 5  # an event's customers in a table's cell, the rest counted ("(+12)")
 
 
@@ -130,6 +134,46 @@ def _masked_word(word: str) -> str:
     return mask_resource_id(word) or word
 
 
+def _shown_text(
+    text: str, customer_ids: Collection[str], references: str, customer: Callable[[str], str], masked: bool
+) -> str:
+    """``text`` with each of ``customer_ids`` it names shown as ``customer`` shows them, and, ``masked``, each
+    e-mail address, phone number and word naming a record masked; the ``references`` as written."""
+    # the ids the text holds, found first: an export's event may list 60,000 customers, its purpose none
+    named = tuple(c for c in customer_ids if c and c in text)
+
+    def shown(found: re.Match[str]) -> str:
+        kind = found.lastgroup  # the outermost group that matched: a reference's own groups are inside it
+        if kind == "customer":
+            return customer(found[0])
+        if not masked or kind == "reference":
+            return found[0]
+        if kind == "email" or (kind == "phone" and _a_phone_number(found[0])):
+            return MASK
+        # a word, or digits in groups too few for a phone number ("12 2026"): its words, as any
+        return _WORD.sub(lambda word: _masked_word(word[0]), found[0])
+
+    return _text_pattern(named, references).sub(shown, text)
+
+
+def requester_text(
+    text: str, requester: str, customer_ids: Collection[str], references: str = DEFAULT_REFERENCES
+) -> str:
+    """Free text from the log (a purpose) as the answer to ``requester``'s access request quotes it: their own id
+    as written, the event's other customers as ``ANOTHER_CUSTOMER``, and each e-mail address, phone number and
+    word naming a record masked as a masked viewer sees it, the readable references left as written.
+
+    Not a pseudonym for the others: it means nothing to the person, and, the same in every export, is still
+    personal data (GDPR art. 15(4): the copy must not adversely affect others)."""
+    return _shown_text(
+        text,
+        dict.fromkeys((requester, *customer_ids)),
+        references,
+        lambda found: found if found == requester else ANOTHER_CUSTOMER,
+        masked=True,
+    )
+
+
 class Masker:
     """Masks what a viewer may not see in clear; ``unmasked`` only after a recorded reason."""
 
@@ -173,21 +217,22 @@ class Masker:
         each e-mail address, phone number and word naming a record, the readable references left as written."""
         if self.unmasked and self.subject is None:
             return text
-        # the ids the text holds, found first: an export's event may list 60,000 customers, its purpose none
-        named = tuple(c for c in customer_ids if c and c in text)
+        # unmasked for one subject: the others' ids only
+        return _shown_text(text, customer_ids, self.references, self.customer, masked=not self.unmasked)
 
-        def shown(found: re.Match[str]) -> str:
-            kind = found.lastgroup  # the outermost group that matched: a reference's own groups are inside it
-            if kind == "customer":
-                return self.customer(found[0])
-            if self.unmasked or kind == "reference":  # unmasked for one subject: the others' ids only
-                return found[0]
-            if kind == "email" or (kind == "phone" and _a_phone_number(found[0])):
-                return MASK
-            # a word, or digits in groups too few for a phone number ("12 2026"): its words, as any
-            return _WORD.sub(lambda word: _masked_word(word[0]), found[0])
-
-        return _text_pattern(named, self.references).sub(shown, text)
+    def summary(self, summary: str, purposes: Collection[str]) -> str:
+        """A detector's sentence with the purposes it quotes (``detectors.base``: "...; the accesses cite
+        TICKET-77, complaint of c-152762.", ``purposes`` from the alert's evidence) shown as ``text`` shows them;
+        the detector's own words as written.  The alert keeps its sentence: this is how a page shows it."""
+        if self.unmasked and self.subject is None:
+            return summary
+        changed = {purpose: self.text(purpose) for purpose in purposes if purpose}
+        changed = {purpose: shown for purpose, shown in changed.items() if shown != purpose}
+        if not changed:
+            return summary
+        # one pass, the longest first: a purpose quoted within a longer one is not masked twice
+        quoted = re.compile("|".join(re.escape(p) for p in sorted(changed, key=len, reverse=True)))
+        return quoted.sub(lambda found: changed[found[0]], summary)
 
     def names_customers(self, customer_ids: Collection[str], resource_id: str | None, purpose: str | None) -> list[str]:
         """The ``customer_ids`` an event's resource id or purpose shows (as ``resource_id`` and ``text`` show them)."""

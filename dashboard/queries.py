@@ -14,7 +14,7 @@ import logging
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 
 import orjson
@@ -23,6 +23,7 @@ from dashboard import provenance
 from dashboard.auth import Identity, Permission
 from dashboard.masking import CUSTOMERS_SHOWN, Masker
 from dashboard.provenance import ExportProvenance
+from detectors.base import CITED
 from detectors.registry import DETECTORS
 from models.alert import Alert, AlertStatus, Severity
 from models.config import Settings
@@ -39,7 +40,7 @@ from models.dashboard import (
     TriageSummary,
 )
 from models.event import Actor, ActorKind, Outcome
-from models.flagged import Flagged, flagged, flagged_of
+from models.flagged import ALERTS_PAGE, Flagged, flagged, flagged_of
 from models.incident import Incident, TransitionRefused, TriageAction, TriageActionKind
 from models.local_time import local_range, local_time, utc_offset  # noqa: F401 (the views read them here)
 from store.base import (
@@ -122,6 +123,38 @@ class IncidentView:
         if self.deadline is None or moment is None:
             return None
         return (self.deadline - moment).total_seconds()
+
+
+def summaries_shown(store: Store, incidents: Sequence[Incident], masker: Masker) -> dict[str, str]:
+    """Each incident's summary as ``masker`` shows it, by incident id: the purposes a documented finding's sentence
+    quotes masked as its evidence's (``Masker.summary``).  The alerts, whose evidence holds the purposes, are read
+    only for the incidents whose summary quotes some (``detectors.base.CITED``): the others' are the detectors' words.
+    """
+    shown = {incident.incident_id: incident.summary for incident in incidents}
+    if masker.unmasked and masker.subject is None:
+        return shown
+    quoting = [incident for incident in incidents if CITED in incident.summary]
+    for start in range(0, len(quoting), ALERTS_PAGE):
+        page = quoting[start : start + ALERTS_PAGE]
+        alerts = {a.alert_id: a for a in store.get_alerts([i for incident in page for i in incident.alert_ids])}
+        for incident in page:
+            cited = [p for i in incident.alert_ids if i in alerts for p in alerts[i].documented_purposes]
+            shown[incident.incident_id] = masker.summary(incident.summary, cited)
+    return shown
+
+
+def view_shown(view: IncidentView, masker: Masker) -> IncidentView:
+    """The incident and its alerts with their summaries as ``masker`` shows them (``Masker.summary``): for the
+    page and the report only, the records keep the detectors' sentences."""
+    if masker.unmasked and masker.subject is None:
+        return view
+    alerts = [
+        alert.model_copy(update={"summary": masker.summary(alert.summary, alert.documented_purposes)})
+        for alert in view.alerts
+    ]
+    cited = [purpose for alert in view.alerts for purpose in alert.documented_purposes]
+    incident = view.incident.model_copy(update={"summary": masker.summary(view.incident.summary, cited)})
+    return replace(view, incident=incident, alerts=alerts)
 
 
 def incident_view(store: Store, settings: Settings, incident_id: str) -> IncidentView | None:

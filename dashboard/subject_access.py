@@ -8,7 +8,13 @@ still personal data), employee ids, internal addresses, record counts.  This
 is the other shape, to hand over: for each access that served the person's
 data, the local time, who in words (a role and team, a partner company, an
 automated service), the action, the fields and their classes, and the
-purpose stated.  Nothing in it names anyone else.
+purpose stated.  Nothing in it names anyone else.  The purpose is the log's
+free text, which may quote another customer ("complaint of c-152762,
+passport E12345678"): art. 15(4) wants a copy that does not adversely
+affect others, so it is quoted with the person's own id as written, the
+event's other customers as "another customer", and each e-mail address,
+phone number and word naming a record masked as a masked viewer sees it
+(``masking.requester_text``), the ticket references readable.
 
 An empty or short list is an answer only with the period it covers: the
 cover note says it (from the retention horizon of the latest purge, or the
@@ -46,6 +52,7 @@ from typing import Any
 
 from dashboard import queries
 from dashboard.auth import Identity, Permission
+from dashboard.masking import DEFAULT_REFERENCES, requester_text
 from dashboard.queries import Export, event_time, events_csv, inert_in_spreadsheets, local_time, record_access
 from detectors.classify import UNCLASSIFIED
 from detectors.partner_contract import organisation_key
@@ -150,9 +157,18 @@ def _words(name: str) -> str:
 
 
 def answer_row(
-    item: StoredEvent, zone: tzinfo, partners: Mapping[str, str] | None = None, labels: Labels = NAMES_ONLY
+    item: StoredEvent,
+    zone: tzinfo,
+    partners: Mapping[str, str] | None = None,
+    labels: Labels = NAMES_ONLY,
+    *,
+    requester: str,
+    references: str = DEFAULT_REFERENCES,
 ) -> dict[str, object]:
+    """One access as the answer to ``requester``'s request lists it; its purpose as ``requester_text`` quotes it
+    (``references``: ``dashboard.readable_references``, kept readable)."""
     event = item.event
+    purpose = requester_text(event.purpose, requester, event.customer_ids or (), references) if event.purpose else None
     classes = [labels.data_class(name) for name in item.classes if name != UNCLASSIFIED]
     values = (
         event_time(event.timestamp, zone),
@@ -160,7 +176,7 @@ def answer_row(
         event.action.value,
         ", ".join(dict.fromkeys(labels.field(name) for name in event.fields or ())),
         ", ".join(classes + [OTHER_DATA] * (UNCLASSIFIED in item.classes)),
-        event.purpose or NO_PURPOSE,
+        purpose or NO_PURPOSE,
     )
     return {column: inert_in_spreadsheets(value) for column, value in zip(SUBJECT_COLUMNS, values, strict=True)}
 
@@ -344,6 +360,7 @@ def subject_access_answer(
     retention_days: int,
     partners: Mapping[str, str] | None = None,
     labels: Labels = NAMES_ONLY,
+    references: str = DEFAULT_REFERENCES,
     now: datetime | None = None,
 ) -> SubjectAnswer:
     """Every access that served ``customer_id``'s data, oldest first, up to ``cap``, as CSV; recorded.
@@ -351,7 +368,8 @@ def subject_access_answer(
     Only accesses that succeeded: a denied or failed one disclosed nothing.  All the history kept, as the
     request asks: no dates; the cover note says the period that is (``answer_notes``), up to ``now``.
     ``retention_days``: ``[retention] events_days``, said in the answer; ``labels``: ``Labels.of`` the
-    classification, how the data are named.
+    classification, how the data are named; ``references``: ``dashboard.readable_references``, the purposes'
+    words kept readable (``requester_text``).
     """
     if not identity.can(Permission.AUDIT_SEARCH):
         raise PermissionError(f"{identity.role.value}s may not answer access requests")
@@ -364,17 +382,18 @@ def subject_access_answer(
     period = period_of(store.kept_history(now), now, store.purges())
     earlier, last = 0, None  # accesses listed from before the period (evidence kept); the last one's time
     listed: list[tuple[str, datetime, str]] = []  # (actor, time, who and action): looked up in the incidents
+    requester = customer_id.strip()
 
     def row(item: StoredEvent) -> dict[str, object]:
         nonlocal earlier, last
         last = item.event.timestamp
         if period.start is not None and last < period.start:
             earlier += 1
-        values = answer_row(item, zone, partners, labels)
+        values = answer_row(item, zone, partners, labels, requester=requester, references=references)
         listed.append((item.event.actor.id, last, f"{values['who']}, {values['action']}"))
         return values
 
-    query = EventQuery(customer_id=customer_id.strip(), outcome=Outcome.SUCCESS, newest_first=False)
+    query = EventQuery(customer_id=requester, outcome=Outcome.SUCCESS, newest_first=False)
     table = events_csv(store, query, SUBJECT_COLUMNS, row, cap)
     sampled = store.sampled_events(period.start, period.end, SAMPLED_COUNTED)
     notes = answer_notes(period, table, earlier, last, zone, retention_days, sampled)

@@ -30,6 +30,8 @@ from models.event import ActorKind
 from models.settings_base import SettingsModel
 
 DOCUMENTED_SHARE = 0.9  # of the window's records read under a stated purpose
+# how a documented finding's summary quotes its purposes: the dashboard masks them there (``Masker.summary``)
+CITED = "; the accesses cite "
 # An hour is also compared with the busiest hour of the actor's busier days (the
 # upper quartile over its days): work that comes in bursts on one day in four or
 # more, such as a partner agent's exports, is judged by its bursts; a weekly job,
@@ -440,7 +442,7 @@ class Detector(ABC, Generic[SettingsT]):
             severity = min(severity, cap, key=lambda level: level.rank)
             purposes = sorted(window.purposes)
             evidence["documented"] = {"share": round(window.documented_share, 3), "purposes": purposes}
-            summary = f"{summary.rstrip('.')}; the accesses cite {', '.join(purposes[:2])}."
+            summary = f"{summary.rstrip('.')}{CITED}{', '.join(purposes[:2])}."
         return Finding(
             detector=self.name,
             actor=window.actor,

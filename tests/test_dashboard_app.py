@@ -22,6 +22,7 @@ from configs.loader import load_settings
 from dashboard import queries
 from dashboard.auth import Identity, Role, hash_password
 from dashboard.masking import load_key, pseudonym
+from detectors.base import CITED
 from detectors.incidents import incident_id
 from models.alert import AlertStatus, Severity
 from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery, FoldProgress
@@ -300,6 +301,38 @@ def test_the_queue_leads_with_what_a_hand_over_needs_and_ends_with_the_summary(o
     columns = list(at.dataframe[0].value.columns)
     assert columns[:5] == ["severity", "status", "assignee", "actor", "flagged activity"]
     assert columns[-1] == "summary"
+
+
+def test_a_masked_viewer_sees_the_purposes_a_summary_quotes_masked_on_the_queue_incident_and_actor(office):
+    """Before, the queue, the incident's header and alerts, its related incidents and the actor's incidents showed a
+    documented finding's sentence as the detector wrote it, the purposes it cites in clear, to an analyst who sees
+    them masked in the alert's evidence."""
+    purposes = ["TICKET-77", "complaint of c-152762, passport E12345678"]
+    alert = f.alert(
+        actor_id="emp-0001",
+        window_start=INCIDENT_HOUR + timedelta(days=1),
+        window_end=INCIDENT_HOUR + timedelta(days=1, hours=1),
+        summary=f"Employee emp-0001 read 5,000 records{CITED}{', '.join(purposes)}.",
+        evidence={"records": 5000, "event_ids": [], "documented": {"share": 1.0, "purposes": purposes}},
+    )
+    alert.incident_id = incident_id(alert.actor_id, alert)
+    with _open(office["store_path"]) as store:
+        store.upsert_alerts([alert], [f.incident_of(alert, alert.incident_id, 90.0)])
+    shown = "the accesses cite TICKET-77, complaint of c•••, passport E•••."
+    queue = _app("ana")
+    assert any(summary.endswith(shown) for summary in queue.dataframe[0].value["summary"])
+    # the list to open one from, cut to 90 characters: up to the masked customer's number
+    assert any(option.endswith("complaint of c•••…") for option in queue.selectbox(key="q-open-choice").options)
+    incident = _app("ana", incident=alert.incident_id)
+    assert _text(incident).count(shown) == 2  # the header's, the alert's
+    links = [
+        e.proto.label
+        for at in (_app("ana", incident=office["bulk"].incident_id), _app("ana", page="actor", actor="emp-0001"))
+        for e in at.get("page_link")
+        if "TICKET-77" in e.proto.label
+    ]
+    assert len(links) == 2 and all("passport E•••" in label for label in links)
+    assert "E12345678" not in _text(incident) + "".join(queue.dataframe[0].value["summary"])
 
 
 def test_a_mistyped_data_dir_is_an_error_and_no_store_is_made(office, monkeypatch, tmp_path):

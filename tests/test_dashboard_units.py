@@ -24,13 +24,14 @@ from dashboard.auth import GRANTS, Identity, Permission, Role, hash_password, oi
 from dashboard.launch import environment, streamlit_command
 from dashboard.markdown import markdown_text
 from dashboard.masking import Masker, load_key, mask_resource_id, pseudonym
+from detectors.base import CITED
 from models.alert import AlertStatus, Severity
 from models.config import Dashboard, DashboardOidc, DashboardUser
 from models.dashboard import AlertDayCount, ClassDay, DataAccessKind, DataAccessQuery, HourActivity
 from models.event import format_utc
 from models.flagged import flagged, runs
 from models.incident import Incident, TriageAction, TriageActionKind
-from store.base import EventQuery, EventTotal, PurgeRecord
+from store.base import EventQuery, EventTotal, IncidentQuery, PurgeRecord
 from store.retention import RetentionPolicy
 from tests import factories as f
 
@@ -207,6 +208,45 @@ def test_a_purpose_masks_customers_ids_addresses_and_numbers_and_keeps_tickets_r
     # the installation's own tickets, and no others
     jira = Masker(b"k", references=r"OPS-\d+")
     assert jira.text("OPS-4711 and SR-88412") == "OPS-4711 and S•••"
+
+
+def _documented_alert(**overrides):
+    """A documented finding's alert (``detectors.base``): its summary quotes the purposes its evidence keeps."""
+    purposes = ["TICKET-77", T19_PURPOSE]
+    return f.alert(
+        summary=f"Employee emp-0001 read 5,000 records, 50x their usual of 100{CITED}{', '.join(purposes)}.",
+        evidence={"records": 5000, "event_ids": ["evt-1"], "documented": {"share": 1.0, "purposes": purposes}},
+        **overrides,
+    )
+
+
+def test_a_summary_shows_the_purposes_it_quotes_masked_on_every_page_and_the_report(sqlite_store, settings):
+    """Before, a documented finding's summary quoted its purposes in clear ("... the accesses cite complaint of
+    c-152762, passport E12345678") to viewers who see them masked everywhere else: the incident's header and
+    alerts, the queue, the actor's incidents and the report."""
+    masked, unmasked = Masker(b"k"), Masker(b"k", unmasked=True)
+    alert = _documented_alert()
+    shown = masked.summary(alert.summary, alert.documented_purposes)
+    # the detector's words as written, the purposes as the evidence shows them
+    assert shown == (
+        "Employee emp-0001 read 5,000 records, 50x their usual of 100; the accesses cite TICKET-77,"
+        " complaint of c•••, passport E•••."
+    )
+    assert unmasked.summary(alert.summary, alert.documented_purposes) == alert.summary
+    incident = f.incident_of(alert, "inc-1", 60.0)
+    plain = f.alert(actor_id="emp-0002", summary="Employee emp-0002 read 4,000 records of c-152762.")
+    other = f.incident_of(plain, "inc-2", 50.0)
+    sqlite_store.upsert_alerts([alert, plain], [incident, other])
+    incidents = sqlite_store.query_incidents(IncidentQuery())
+    # a sentence that quotes no purpose is the detector's, as written
+    assert queries.summaries_shown(sqlite_store, incidents, masked) == {"inc-1": shown, "inc-2": plain.summary}
+    assert queries.summaries_shown(sqlite_store, incidents, unmasked)["inc-1"] == alert.summary
+    view = queries.view_shown(queries.incident_view(sqlite_store, settings, "inc-1"), masked)
+    assert (view.incident.summary, [a.summary for a in view.alerts]) == (shown, [shown])
+    assert sqlite_store.get_alerts([alert.alert_id])[0].summary == alert.summary  # the record keeps its sentence
+    made = dataclasses.replace(_report(settings, None), view=view)
+    for text in (report.markdown(made), report.html_document(made)):
+        assert "E12345678" not in text and "152762" not in text and "passport E•••" in text
 
 
 def test_the_readable_references_must_hold_within_the_masker_s_pattern():

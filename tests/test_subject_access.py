@@ -77,7 +77,8 @@ def test_the_answer_lists_the_served_accesses_oldest_first_in_words(requester_lo
     # the classification's labels, not the log's ids ("government_id", "passport_number": T19)
     assert rows[0]["data"] == "name, passport number" and rows[0]["categories"] == "identity documents, identity"
     # a purpose not logged is said in words: an empty cell would read as something left out of the answer
-    assert [row["purpose"] for row in rows] == ["no purpose recorded", "delivery 5531", "no purpose recorded"]
+    # (the partner's "delivery 5531": a word naming a record, masked as a masked viewer sees it)
+    assert [row["purpose"] for row in rows] == ["no purpose recorded", "delivery 5•••", "no purpose recorded"]
 
 
 def test_the_answer_is_a_plain_table_and_its_notes_a_cover_note_of_their_own(requester_log):
@@ -105,6 +106,33 @@ def test_the_answer_names_no_other_customer_person_address_or_record(requester_l
     for leak in ("c-other", "cust#", "emp-0001", "ptn-0042", "svc-backup", "203.0.113.9", "10.0.0.1", "evt-", "c-me"):
         assert leak not in export.csv
     assert list(_rows(export)[0]) == list(subject_access.SUBJECT_COLUMNS)
+
+
+def test_the_answer_s_purposes_name_the_requester_alone_and_mask_what_would_disclose_others(sqlite_store, settings):
+    """Before, the answer wrote each purpose as the log did: handing it over disclosed the other customer a
+    purpose quoted, their passport, address and phone (GDPR art. 15(4))."""
+    purposes = [
+        "complaint of c-152762 about c-me, passport E12345678, TICKET-77",
+        "call jane.doe@example.com or +1 (212) 555-0199 for c-me, ticket #123456",
+        "OPS-4711 for c-152762",
+    ]
+    sqlite_store.write(
+        [
+            f.incoming(settings, at=f.at(hours=hour), customer_ids=["c-me", "c-152762"], purpose=purpose)
+            for hour, purpose in enumerate(purposes)
+        ]
+    )
+    export = subject_access.subject_access_answer(
+        sqlite_store, AUDITOR, "c-me", "DSAR 2026-118", SHANGHAI, retention_days=180, references=r"TICKET-\d+"
+    )
+    assert [row["purpose"] for row in _rows(export)] == [
+        "complaint of another customer about c-me, passport E•••, TICKET-77",
+        # the installation's references alone kept: "ticket #123456" is not one of them here
+        "call ••• or ••• for c-me, ticket #•••",
+        "O••• for another customer",
+    ]
+    for leak in ("152762", "E12345678", "jane.doe", "555-0199", "4711", "cust#"):
+        assert leak not in export.csv
 
 
 def test_the_answer_is_recorded_and_only_auditors_give_it_with_a_reason(requester_log):

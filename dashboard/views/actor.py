@@ -82,12 +82,13 @@ with cols[2]:
 st.subheader("Past incidents")
 if not view.incidents:
     st.caption("None.")
+summaries = queries.summaries_shown(ctx.store, view.incidents, ctx.masker)  # quoted purposes masked
 for incident in view.incidents:
     activity = view.flagged[incident.incident_id]
     when = queries.local_range(activity.start, activity.end, ctx.zone)
     st.page_link(
         PAGES / "incident.py",
         label=f"{ui.severity_label(incident.severity.value)} · {when} · {ui.STATUS_LABEL[incident.status.value]}"
-        f" · {markdown_text(ui.shortened(incident.summary, 160))}",
+        f" · {markdown_text(ui.shortened(summaries[incident.incident_id], 160))}",
         query_params={"incident": incident.incident_id},
     )

@@ -29,12 +29,13 @@ if not incident_id:
     if not urgent:
         st.info("No open incident.")
         st.stop()
+    summaries = queries.summaries_shown(ctx.store, urgent, ctx.masker)  # quoted purposes masked
     choice = st.selectbox(
         "Incident",
         [i.incident_id for i in urgent],
         key="i-pick",
         format_func=lambda iid: next(
-            f"{i.severity.value} · {i.actor_id} · {ui.shortened(i.summary, 100)}"
+            f"{i.severity.value} · {i.actor_id} · {ui.shortened(summaries[i.incident_id], 100)}"
             for i in urgent
             if i.incident_id == iid
         ),
@@ -49,6 +50,8 @@ if view is None:
     st.error(f"No incident {markdown_text(incident_id)}.")  # the address's words, shown as typed, never as a link
     st.page_link(PAGES / "queue.py", label="Back to the queue", icon=":material/arrow_back:")
     st.stop()
+# the purposes the summaries quote, masked for a masked viewer as the evidence's (the page's and the report's)
+view = queries.view_shown(view, ctx.masker)
 incident = view.incident
 flagged = view.flagged
 now = datetime.now(UTC)
@@ -59,7 +62,7 @@ st.page_link(PAGES / "queue.py", label="Queue", icon=":material/arrow_back:")
 st.title(f"{markdown_text(incident.actor_id)}: {incident.severity.value} incident")
 st.markdown(
     f"{ui.severity_label(incident.severity.value)} :gray-badge[{ui.STATUS_LABEL[incident.status.value]}]"
-    f" {markdown_text(incident.summary)}"  # the log's words (a purpose, a resource): shown as written
+    f" {markdown_text(incident.summary)}"  # a purpose it quotes masked for a masked viewer (queries.view_shown)
 )
 st.caption(
     f"`{incident.incident_id}` · {markdown_text(ui.actor_label(incident))} · detectors:"
@@ -277,13 +280,14 @@ with related_tab:
     if not related:
         st.caption("No other incident of this actor or, for a partner, of its organisation.")
     activities = flagged_of(ctx.store.get_alerts, related)  # when each was flagged, as the queue shows it
+    summaries = queries.summaries_shown(ctx.store, related, ctx.masker)
     for other in related:
         activity = activities[other.incident_id]
         st.page_link(
             PAGES / "incident.py",
             label=f"{ui.severity_label(other.severity.value)} · {other.actor_id} · "
             f"{queries.local_range(activity.start, activity.end, ctx.zone)} · {ui.STATUS_LABEL[other.status.value]} · "
-            f"{markdown_text(ui.shortened(other.summary, 110))}",
+            f"{markdown_text(ui.shortened(summaries[other.incident_id], 110))}",
             query_params={"incident": other.incident_id},
         )
 

@@ -107,6 +107,8 @@ def live_queue() -> None:
     if not view.incidents:
         st.success("Nothing in the queue under these filters.")
         return
+    # the purposes a documented finding's sentence quotes, masked for a masked viewer as its evidence's
+    summaries = queries.summaries_shown(ctx.store, view.incidents, ctx.masker)
     # what a hand-over reads first (how bad, where it stands, who has it, whom, when) fits a 1440-pixel screen beside
     # the sidebar; the long summary comes last, where it may run off to the right
     rows = pd.DataFrame(
@@ -122,7 +124,7 @@ def live_queue() -> None:
                 ),
                 "risk": round(i.risk_score),
                 "detectors": ", ".join(map(detector_title, i.detectors)),
-                "summary": i.summary,
+                "summary": summaries[i.incident_id],
             }
             for i in view.incidents
         ]
@@ -150,7 +152,7 @@ def live_queue() -> None:
         "Open incident",
         [i.incident_id for i in view.incidents],
         format_func=lambda iid: next(
-            f"{i.severity.value} · {i.actor_id} · {ui.shortened(i.summary, 90)}"
+            f"{i.severity.value} · {i.actor_id} · {ui.shortened(summaries[i.incident_id], 90)}"
             for i in view.incidents
             if i.incident_id == iid
         ),

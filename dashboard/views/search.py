@@ -165,6 +165,7 @@ def offer_answer() -> None:
             retention_days=ctx.settings.retention.events_days,
             partners=subject_access.partner_names(ctx.settings.detectors),
             labels=subject_access.Labels.of(ctx.settings.classification),
+            references=ctx.settings.dashboard.readable_references,
             now=now,
         )
         st.session_state["s-answer-csv-name"] = file_name("access-request-answer")
