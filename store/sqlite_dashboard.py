@@ -79,6 +79,21 @@ def _from_hour(hour: int) -> datetime:
     return datetime.fromtimestamp(hour * 3600, UTC)
 
 
+def _hour_activity(
+    hour: int, events: int, records: int, egress: int, denied: int, *, refused_before: int
+) -> HourActivity:
+    """An hour's roll-up figures (``hour``: UTC hours since the epoch); before ``refused_before``, its records may
+    include purged refused events' (``store.dash_served``)."""
+    return HourActivity(
+        hour=_from_hour(hour),
+        events=events,
+        records=records,
+        egress_records=egress,
+        denied=denied,
+        records_include_refused=hour < refused_before,
+    )
+
+
 def _from_micros(micros: int | None) -> datetime | None:
     return None if micros is None else datetime.fromtimestamp(micros / 1_000_000, UTC)
 
@@ -274,17 +289,7 @@ class SqliteDashboardMixin:
         else:
             rows = self._actor_hours(actor_id, first, end)
         refused_before = self._refused_before()
-        return [
-            HourActivity(
-                hour=_from_hour(hour),
-                events=events,
-                records=records,
-                egress_records=egress,
-                denied=denied,
-                records_include_refused=hour < refused_before,
-            )
-            for hour, events, records, egress, denied in rows
-        ]
+        return [_hour_activity(hour, *figures, refused_before=refused_before) for hour, *figures in rows]
 
     def _refused_before(self) -> int:
         """The first hour whose roll-ups count served records only: before it, purged refused events' may remain
@@ -344,15 +349,7 @@ class SqliteDashboardMixin:
         for hour, *figures in waiting:
             hours[hour] = [a + b for a, b in zip(hours.get(hour, [0, 0, 0, 0]), figures, strict=True)]
         return [
-            HourActivity(
-                hour=_from_hour(hour),
-                events=events,
-                records=records,
-                egress_records=egress,
-                denied=denied,
-                records_include_refused=hour < refused_before,
-            )
-            for hour, (events, records, egress, denied) in sorted(hours.items())
+            _hour_activity(hour, *figures, refused_before=refused_before) for hour, figures in sorted(hours.items())
         ]
 
     def peer_activity(self, actor_id: str, since: datetime, until: datetime) -> PeerActivity:

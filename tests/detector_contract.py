@@ -31,7 +31,6 @@ from detectors.base import Detector
 from detectors.registry import DETECTORS, build_detectors
 from models.alert import Severity
 from models.event import AccessEvent
-from models.incident import Incident
 from models.page import Page, PageKind
 from notify.base import FIRST_LINE_CHARS, headline
 from notify.gist import from_figures
@@ -45,6 +44,7 @@ from tests.detector_harness import (
     run,
     scores_placing,
 )
+from tests.factories import incident_of
 
 # anything but three scores: fewer silently cap the severity (none: every finding is low and nothing is paged)
 NOT_THREE_SCORES = ([], [2.0, 4.0], [1.0, 2.0, 3.0, 4.0])
@@ -160,21 +160,6 @@ class DetectorContract:
             assert said is not None, f"notify.gist reads no figures of {self.name}'s alert: {alert.evidence}"
             for figure in re.findall(r"\d[\d,.]*x?", said):
                 assert re.search(rf"(?<![\d,.]){re.escape(figure)}(?![\d,])", alert.summary), (figure, alert.summary)
-            incident = Incident(
-                incident_id="inc-1",
-                actor_id=alert.actor_id,
-                actor_kind=alert.actor_kind,
-                actor_role=alert.actor_role,
-                actor_organization=alert.actor_organization,
-                severity=alert.severity,
-                risk_score=50.0,
-                window_start=alert.window_start,
-                window_end=alert.window_end,
-                alert_ids=[alert.alert_id],
-                detectors=[alert.detector],
-                summary=alert.summary,
-                created_at=alert.window_end,
-                updated_at=alert.window_end,
-            )
+            incident = incident_of(alert, "inc-1", 50.0)
             page = Page(kind=PageKind.TRIGGER, dedup_key="inc-1", incident=incident, alert=alert, zone=ZONE.key)
             assert len(headline(page)) <= FIRST_LINE_CHARS and said in headline(page)
