@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from tests.closed_pipe import into_a_closed_pipe
 from tests.factories import event_dict
 
 REPO = Path(__file__).resolve().parents[1]
@@ -149,36 +150,14 @@ def test_a_reader_that_stops_early_ends_the_listing_quietly(tmp_path):
     assert b"Traceback" not in errors and b"BrokenPipe" not in errors
 
 
-def buffered() -> dict[str, str]:
-    """The environment with stdout block-buffered into a pipe, as in a person's shell: PYTHONUNBUFFERED (set where
-    the tests run, for their logs) wrote each line at once, and a closed pipe failed at the first of them."""
-    return {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
-
-
 @pytest.mark.parametrize("listing", [["alerts"], ["incidents"], ["deadletters"], ["pages"], ["--version"]])
 def test_a_short_listing_into_a_closed_pipe_ends_quietly(tmp_path, listing):
     """``accesswatch incidents | head -1`` with a few lines: all of them fit stdout's buffer, and the reader had
     gone when Python flushed it at exit ("Exception ignored ... BrokenPipeError", status 120)."""
     data = str(tmp_path / "data")
     assert aw("replay", "-", "--data-dir", data, stdin=orjson.dumps(event_dict()) + b"\n").returncode == 0
-    read, write = os.pipe()
-    os.close(read)  # the reader gone before the first line
-    try:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "accesswatch.cli",
-                *listing,
-                *(["--data-dir", data] if listing[0][0] != "-" else []),
-            ],
-            stdout=write,
-            stderr=subprocess.PIPE,
-            timeout=300,
-            env=buffered(),
-        )
-    finally:
-        os.close(write)
+    # the reader gone before the first line
+    done = into_a_closed_pipe(*listing, *(["--data-dir", data] if listing[0][0] != "-" else []))
     assert (done.returncode, done.stderr) == (128 + signal.SIGPIPE, b"")  # as a tool killed by SIGPIPE
 
 

@@ -8,11 +8,8 @@ local server; the configuration is a TOML file, as an operator writes it.
 from __future__ import annotations
 
 import itertools
-import os
 import shlex
 import signal
-import subprocess
-import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -30,10 +27,10 @@ from notify.base import commands
 from store.base import IncidentQuery
 from store.outbox import OutboxQuery
 from store.sqlite import SqliteStore
+from tests.closed_pipe import into_a_closed_pipe
 from tests.detector_harness import PASSPORT_FIELDS, burst, history, local, team
 from tests.fakes.paging_receivers import FakeReceiver
 from tests.paging_factories import ROUTING_KEY
-from tests.test_cli import buffered
 
 TEAM = team(5)
 
@@ -298,18 +295,7 @@ def test_pages_deliver_and_ack_stopped_by_ctrl_c_say_what_waits(
 def _into_a_closed_pipe(*args: str) -> tuple[int, str]:
     """The command with its stdout a pipe whose reader went before the first line (``| head -1``, the reader
     quick): every write to stdout fails.  Its exit status, and its stderr less the log's JSON lines."""
-    read, write = os.pipe()
-    os.close(read)
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "accesswatch.cli", *args],
-            stdout=write,
-            stderr=subprocess.PIPE,
-            timeout=300,
-            env=buffered(),
-        )
-    finally:
-        os.close(write)
+    done = into_a_closed_pipe(*args)
     return done.returncode, "".join(line for line in done.stderr.decode().splitlines(True) if line[:6] != '{"ts":')
 
 
