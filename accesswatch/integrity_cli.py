@@ -43,7 +43,8 @@ def add_commands(
     verify = command(
         "verify",
         _verify,
-        "Recompute the hash chain; name every stored event or audit-log row changed, removed or added.",
+        "Recompute the hash chain; name every stored event or audit-log row changed, removed or added, and every"
+        " incident deleted, lowered, moved or in a status its triage log does not give.",
     )
     verify.add_argument("--format", choices=["text", "json"], default="text")
     verify.add_argument(
@@ -229,8 +230,10 @@ def _purge(args: argparse.Namespace) -> int:
         kept.append("the newest event (store positions never go back)")
     print(f"kept although older: {', '.join(kept)}")
     print(
-        f"{verb} {report.alerts} closed alerts and {report.incidents} closed incidents that ended and were"
-        f" closed before {_local(policy.alerts_before, zone)} ({retention.alerts_days} days)"
+        # an alert goes with its incident, whatever its own status (store.retention): "closed alerts" it was not
+        f"{verb} {plural(report.incidents, 'closed incident')} that ended and were closed before"
+        f" {_local(policy.alerts_before, zone)} ({retention.alerts_days} days), and"
+        f" {plural(report.alerts, 'alert')}: theirs, and closed ones no incident holds"
     )
     unbacked = report.incidents_unbacked
     if unbacked:

@@ -219,7 +219,7 @@ def test_an_incident_closed_by_hand_is_kept_by_retention_and_named(tmp_path, set
     with caplog.at_level(logging.WARNING, logger="store.retention"):
         done = command("purge", "--data-dir", str(data), "--as-of", "2026-11-20T10:00:00Z")
     assert done.returncode == 0, done.stderr
-    assert "and 1 closed incidents that ended" in done.stdout
+    assert "purged 1 closed incident that ended" in done.stdout
     assert (
         "kept although closed and past keeping: 2 incidents that no stored triage action closes (inc-forged,"
         " inc-reopened): their status was not set by a triage action" in done.stdout

@@ -737,8 +737,8 @@ def test_purge_dry_run_command_says_what_would_go_and_moves_nothing(tmp_path, se
     assert "would purge 9 events stamped before 2025-12-03 08:00:00 +08:00 (180 days)" in dry.stdout
     assert "the newest event" in dry.stdout
     assert dry.stdout.splitlines()[-1] == (
-        "would purge 0 closed alerts and 0 closed incidents that ended and were closed before"
-        " 2024-06-01 08:00:00 +08:00 (730 days)"
+        "would purge 0 closed incidents that ended and were closed before 2024-06-01 08:00:00 +08:00 (730 days),"
+        " and 0 alerts: theirs, and closed ones no incident holds"
     )
     with _store(tmp_path) as store:
         assert store.stats().events == 10
