@@ -1069,6 +1069,7 @@ EVENT_COLUMNS = (
     "source_ip",
     "event_id",
 )
+EVENT_COUNTS = ("records",)  # the columns that are counts, shown with separators on screen (the CSV keeps digits)
 EXPORT_PAGE = 1000  # events read a page at a time while exporting
 EXPORT_CAP = 50_000  # events in one CSV: the file is built in the server's memory for the download
 

@@ -862,6 +862,9 @@ def test_a_field_search_sums_its_events_up_by_reader_and_records_it(office):
         "records": "localized",
         "no purpose": "localized",
     }
+    # ... the events' records too (T19: "7363" in the search table beside "7,363" among the readers)
+    [events] = [d for d in at.dataframe if "event_id" in d.value.columns]
+    assert json.loads(events.proto.columns)["records"]["type_config"]["format"] == "localized"
     assert list(summary["reader"]) == ["ptn-0009", "emp-0001"]  # the most records first: 6,000, then 4,800
     assert list(summary["who"]) == [
         "partner: courier, deliveries, FastDelivery Ltd",
@@ -1076,6 +1079,8 @@ def test_an_unmasked_session_records_the_customers_an_incident_s_events_showed_o
     # a DPO's finding: unmasked with "curious", then an incident's events read in clear, and nothing said whose
     at = _app("audrey", incident=office["bulk"].incident_id)
     assert _views(office) == []  # masked: nobody's id shown, nothing to record
+    [events] = [d for d in at.dataframe if "event_id" in d.value.columns]  # records with separators, as elsewhere
+    assert json.loads(events.proto.columns)["records"]["type_config"]["format"] == "localized"
     _unmask(at, "curious")
     [view] = _views(office)
     assert (view.by, view.reason, view.incident_id, view.results) == (

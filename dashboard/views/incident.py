@@ -261,7 +261,8 @@ with events_tab:
         content=tuple(item.event.event_id for item in page.items),
         incident_id=incident.incident_id,
     )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    separated = {name: st.column_config.NumberColumn(name, format="localized") for name in queries.EVENT_COUNTS}
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config=separated)
     nav = st.columns([1, 1, 4])
     if nav[0].button("Newer", key="i-newer", disabled=len(cursors) == 1):
         cursors.pop()

@@ -217,7 +217,12 @@ ui.record_view(
     len(rows),
     content=tuple(item.event.event_id for item in page.items),
 )
-st.dataframe(pd.DataFrame(rows, columns=queries.EVENT_COLUMNS), hide_index=True, width="stretch")
+st.dataframe(
+    pd.DataFrame(rows, columns=queries.EVENT_COLUMNS),
+    hide_index=True,
+    width="stretch",
+    column_config={name: st.column_config.NumberColumn(name, format="localized") for name in queries.EVENT_COUNTS},
+)
 nav = st.columns([1, 1, 2, 2])
 if nav[0].button("Newer", key="s-newer", disabled=len(cursors) == 1):
     cursors.pop()
