@@ -257,7 +257,11 @@ def _after_purges(document: DigestDocument, stored: int, account: PeriodAccount,
         check.problems.append(f"{since}; {reason}{_undecided(account)}")
         return
     # some purged events went with their entry's list: their leaves are gone, the digest cannot be rebuilt
-    unlisted = f"{account.purged_unlisted} of them with their chain entry's list of events"
+    # "20 of them with their chain entry's list of events" read as a riddle to an auditor (T19): say what is gone
+    unlisted = (
+        f"for {account.purged_unlisted} of them the chain no longer lists the events"
+        " (a list goes once all its events are purged)"
+    )
     least = stored + account.purged
     counts_match = (
         (least <= document.events <= least + account.purged_unlisted)
@@ -266,9 +270,9 @@ def _after_purges(document: DigestDocument, stored: int, account: PeriodAccount,
     )
     if counts_match and not account.changed:
         check.findings.append(
-            f"{since}, {unlisted}, so the signed digest cannot be rebuilt; the {stored} stored match their"
-            f" records in the chain under the signed head, and with the purged ones they make the"
-            f" {document.events} signed"
+            f"{since}; {unlisted}, so the signed digest cannot be recomputed. What can be checked holds: the"
+            f" events still stored ({stored}) match their records in the chain under the signed head, and with the"
+            f" {purged} purged they make the {document.events} that were signed"
         )
         return
     if account.changed:

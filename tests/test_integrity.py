@@ -938,8 +938,10 @@ def test_a_digest_whose_purged_entries_lost_their_lists_is_checked_by_counts(tmp
     done = command(*check, "--check-store")
     assert done.returncode == 0, done.stdout
     assert (
-        "29 of the period's events were purged by retention since signing, 20 of them with their chain entry's"
-        " list of events, so the signed digest cannot be rebuilt; the 1 stored match" in done.stdout
+        "29 of the period's events were purged by retention since signing; for 20 of them the chain no longer lists"
+        " the events (a list goes once all its events are purged), so the signed digest cannot be recomputed. What"
+        " can be checked holds: the events still stored (1) match their records in the chain under the signed head,"
+        " and with the 29 purged they make the 30 that were signed" in done.stdout
     )
     db = sqlite3.connect(tmp_path / "data" / "accesswatch.db", isolation_level=None)
     db.execute("DELETE FROM events WHERE event_id = ?", (old[4],))  # the evidence the purge kept
