@@ -638,10 +638,17 @@ def every_alert(store: Store, query: AlertQuery, page: int) -> Iterator[Alert]:
     span, unsaid: an undercount of no stated size.  The stores keep an alert's figures in its body (Elasticsearch
     as an opaque record), so it is added up here, with the companies' totals only held in memory.
     """
+    # Pages by offset, with no snapshot between them: an alert stored or grown to an earlier start meanwhile moves
+    # the ones after it down a place, and the last of a page is read again at the top of the next.  Each alert is
+    # given once.
+    seen: set[str] = set()
     offset = 0
     while True:
         found = store.query_alerts(query.model_copy(update={"limit": page, "offset": offset}))
-        yield from found
+        for alert in found:
+            if alert.alert_id not in seen:
+                seen.add(alert.alert_id)
+                yield alert
         if len(found) < page:
             return
         offset += len(found)

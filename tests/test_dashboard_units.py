@@ -768,6 +768,19 @@ def test_the_records_read_outside_a_contract_count_every_alert_of_the_period(sql
         ),
         queries.ContractBreach("North Wind", agents=1, alerts=1, records=40, classes=["health"]),
     ]
+    # an alert stored before the others while the pages are read moves them down a place: the last of a page came
+    # again at the top of the next, and was counted twice
+    read = sqlite_store.query_alerts
+
+    def stored_meanwhile(query):
+        found = read(query)
+        if query.offset == 0:
+            sqlite_store.upsert_alerts([breach("ptn-7", "North Wind", 5, -1, "health")])
+        return found
+
+    monkeypatch.setattr(sqlite_store, "query_alerts", stored_meanwhile)
+    again = queries.contract_breaches(sqlite_store, f.T0 - timedelta(hours=2), f.T0 + timedelta(days=1))
+    assert [(b.organization, b.alerts, b.records) for b in again] == [("Blue Sky", 4, 110), ("North Wind", 1, 40)]
 
 
 def test_long_summaries_are_cut_at_a_word_and_say_so():
