@@ -1445,6 +1445,18 @@ def test_a_search_and_an_incident_s_events_say_what_retention_deleted_of_their_r
     ) in [info.value for info in at.info]
 
 
+def test_a_report_prepared_in_clear_is_not_shown_once_the_viewer_masks_again(office):
+    at = _app("audrey", incident=office["bulk"].incident_id)
+    _unmask(at, "breach notification, case 31")
+    at.button(key="r-make").click().run()
+    assert [b for b in at.get("download_button") if b.proto.label == "Download Markdown"]
+    at.button(key="mask-again").click().run()
+    # it was kept in the session and shown as made, whatever the viewer saw now
+    assert not [b for b in at.get("download_button") if b.proto.label == "Download Markdown"]
+    at.button(key="r-make").click().run()
+    assert [b for b in at.get("download_button") if b.proto.label == "Download Markdown"]
+
+
 def test_a_report_prepared_by_an_auditor_without_a_reason_says_how_to_include_the_list(office):
     at = _app("audrey", incident=office["bulk"].incident_id)
     at.button(key="r-make").click().run()

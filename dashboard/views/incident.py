@@ -352,14 +352,15 @@ with report_tab:
         )
         customers_csv = report.customers_csv(made) if customers is not None else None
         st.session_state["r-made"] = (
-            incident.incident_id,
+            (incident.incident_id, ctx.masker.unmasked),
             report.markdown(made),
             report.html_document(made),
             customers_csv,
             report.download_name(made, ""),
         )
     prepared = st.session_state.get("r-made")
-    if prepared and prepared[0] == incident.incident_id:
+    # a report made in clear is not shown once the viewer masked again: prepared again, it is masked
+    if prepared and prepared[0] == (incident.incident_id, ctx.masker.unmasked):
         _, report_markdown, html_text, customers_csv, name = prepared
         downloads = st.columns(3)
         downloads[0].download_button("Download Markdown", report_markdown, f"{name}.md", "text/markdown", key="r-md")
