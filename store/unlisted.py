@@ -13,18 +13,24 @@ saw them when an export did.  The export kept its query (``DataAccess.what``), s
   the customer may have been in those, and is answered "possibly", not left out.
 
 Only the records whose list was cut are read again, a few bounded counts each (to ``results``, at most an
-export's cap).  A cut record with no query to read again (a report's customer list, a page) is "possibly".
+export's cap).  A breach report's customer list is the customers of the actor's served events in the
+incident's window (``dashboard.queries.impact``): its record keeps that actor, window and how many events it
+read (``report_list``), so the customer's served events there answer, "possibly" where retention deleted
+some since.  A cut record with no query to read again (a page, a report recorded before it kept one) is
+"possibly".
 An event that arrived after the export yet is dated before it reads as though the export held it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import ValidationError
 
 from models.dashboard import DataAccess, DataAccessKind, UnlistedMatch
+from models.event import Outcome
 from store.base import EventQuery, Store
 
 # what an export records of its query beside the query's own fields (``dashboard.queries.export_events``)
@@ -49,6 +55,9 @@ def listed_or_found(store: Store, accesses: Iterable[DataAccess], customer_id: s
 
 def unlisted_match(store: Store, access: DataAccess, customer_id: str) -> UnlistedMatch | None:
     """Whether the access, its list cut, held the customer (not listed): read again from its kept query."""
+    listed = _report_list(access)
+    if listed is not None:
+        return _in_report_list(store, access, listed, customer_id)
     asked = kept_query(access)
     if asked is None:
         return UnlistedMatch.POSSIBLY
@@ -82,3 +91,42 @@ def kept_query(access: DataAccess) -> EventQuery | None:
         return EventQuery.model_validate({name: fields[name] for name in fields.keys() - _NOT_QUERY})
     except ValidationError:  # a record of an older shape: not read again, not guessed
         return None
+
+
+def report_list(actor_id: str, since: datetime, until: datetime, impact: Any) -> dict[str, object]:
+    """What a breach report's customer list record keeps to be read again: the actor and the window whose
+    served events' customers it lists, and how many events it read (``impact``: ``dashboard.queries.Impact``,
+    whose ``complete`` is false when it stopped at its bound)."""
+    return {
+        "list_of": {
+            "actor_id": actor_id,
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "events": impact.events,
+            "complete": impact.complete,
+        }
+    }
+
+
+def _report_list(access: DataAccess) -> EventQuery | None:
+    """The served events whose customers a report's list named, as its record kept them; None for any other."""
+    kept = access.what.get("list_of") if access.kind is DataAccessKind.CUSTOMER_LIST else None
+    if not isinstance(kept, dict):
+        return None
+    try:
+        return EventQuery(actor_id=kept["actor_id"], since=kept["since"], until=kept["until"])
+    except (KeyError, ValidationError):  # a record of another shape: not read again, not guessed
+        return None
+
+
+def _in_report_list(store: Store, access: DataAccess, events: EventQuery, customer_id: str) -> UnlistedMatch | None:
+    kept = access.what["list_of"]
+    if not kept.get("complete", False):  # the report read only its bound's first events: which it named is lost
+        return UnlistedMatch.POSSIBLY
+    served = events.model_copy(update={"customer_id": customer_id, "outcome": Outcome.SUCCESS, "limit": 1})
+    if store.query_events(served).items:
+        return UnlistedMatch.FOUND
+    read = int(kept.get("events", 0))
+    if store.count_events(events, at_most=read).events >= read:  # every event it read is still kept
+        return None
+    return UnlistedMatch.POSSIBLY_DELETED

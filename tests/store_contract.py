@@ -935,4 +935,55 @@ class StoreContract:
         # the answer says how it was found; the record itself is kept as it was written
         assert store.data_accesses(DataAccessQuery()) == [page, purged, capped, uncut, whole]
 
+    def test_a_breach_reports_customer_list_cut_short_is_asked_of_the_served_events_it_was_made_of(
+        self, store: Store, settings
+    ):
+        # T19: a report's list of 2,847 customers said "possibly" of one it never held, its events all still kept
+        from types import SimpleNamespace
+
+        from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery, UnlistedMatch
+        from store.unlisted import report_list
+
+        emp_r = {"id": "emp-r"}
+        store.write(
+            [
+                f.incoming(settings, at=f.at(hours=0), actor=emp_r, customer_ids=["c-a"]),
+                f.incoming(settings, at=f.at(hours=1), actor=emp_r, customer_ids=["c-b"]),
+                # refused: nothing was read, so the report never listed its customer
+                f.incoming(settings, at=f.at(hours=2), actor=emp_r, customer_ids=["c-refused"], outcome="denied"),
+                f.incoming(settings, at=f.at(hours=4), actor=emp_r, customer_ids=["c-after"]),  # past the window
+            ]
+        )
+
+        def report(by: str, hours: float, events: int, complete: bool = True, kept: bool = True) -> DataAccess:
+            made_of = report_list("emp-r", f.at(), f.at(hours=3), SimpleNamespace(events=events, complete=complete))
+            return DataAccess(
+                at=f.at(hours=hours),
+                by=by,
+                role="admin",
+                kind=DataAccessKind.CUSTOMER_LIST,
+                reason="breach notification",
+                what={"incident_id": "inc-r", "customer_ids": "in clear", **(made_of if kept else {})},
+                incident_id="inc-r",
+                results=2,
+                customer_ids=["c-a"],  # its list cut after the first
+                customers_in_clear=2,
+            )
+
+        made = report("made", 5, events=3)
+        purged = report("purged", 5.25, events=5)  # it read 5: retention has deleted 2 since
+        bounded = report("bounded", 5.5, events=3, complete=False)  # it stopped at its bound of events
+        older = report("older", 5.75, events=3, kept=False)  # recorded before lists kept what they were made of
+        for access in (made, purged, bounded, older):
+            store.record_data_access(access)
+
+        def who_saw(customer: str) -> list[tuple[str, UnlistedMatch | None]]:
+            return [(a.by, a.unlisted_match) for a in store.data_accesses(DataAccessQuery(customer_id=customer))]
+
+        found, deleted, possibly = UnlistedMatch.FOUND, UnlistedMatch.POSSIBLY_DELETED, UnlistedMatch.POSSIBLY
+        assert who_saw("c-b") == [("older", possibly), ("bounded", possibly), ("purged", found), ("made", found)]
+        for never in ("c-refused", "c-after", "c-nobody"):
+            assert who_saw(never) == [("older", possibly), ("bounded", possibly), ("purged", deleted)]
+        assert who_saw("c-a") == [("older", None), ("bounded", None), ("purged", None), ("made", None)]  # listed
+
     # == end of the dashboard section ==========================================================

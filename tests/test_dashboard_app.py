@@ -738,6 +738,15 @@ def test_the_report_leaves_the_customers_out_unless_an_auditor_gives_a_reason(of
     assert (access.by, access.kind, access.results) == ("audrey", DataAccessKind.CUSTOMER_LIST, 48)
     assert access.reason == "regulator notification 2026-31"
     assert access.what["formats"] == ["report", "csv"]  # the list and its CSV: one preparation, one record
+    # what the list was made of, so that a customer past its first ids is found again (store.unlisted)
+    bulk = office["bulk"]
+    assert access.what["list_of"] == {
+        "actor_id": bulk.actor_id,
+        "since": bulk.window_start.isoformat(),
+        "until": bulk.window_end.isoformat(),
+        "events": 6,
+        "complete": True,
+    }
     assert access.customer_ids == BULK_CUSTOMERS and access.customers_in_clear == 48  # whose: by each id
     assert _downloads(at) == ["Download Markdown", "Download HTML", "Download customers CSV"]
     day = at.session_state["r-made"][4].removeprefix(office["bulk"].incident_id + "-")  # the downloads' name

@@ -16,6 +16,7 @@ from models.dashboard import DataAccessKind
 from models.flagged import flagged as flagged_activity
 from models.flagged import flagged_of
 from models.incident import TriageActionKind
+from store import unlisted
 from store.base import EventQuery, IncidentQuery
 
 ctx = ui.context()
@@ -333,7 +334,13 @@ with report_tab:
                 ctx.identity,
                 DataAccessKind.CUSTOMER_LIST,
                 include_reason,
-                {"incident_id": incident.incident_id, "formats": ["report", "csv"], "customer_ids": "in clear"},
+                {
+                    "incident_id": incident.incident_id,
+                    "formats": ["report", "csv"],
+                    "customer_ids": "in clear",
+                    # what the list is made of, so a customer past its first ids can be found again (store.unlisted)
+                    **unlisted.report_list(incident.actor_id, incident.window_start, incident.window_end, impact),
+                },
                 len(customers),
                 incident.incident_id,
                 in_clear=customers,
