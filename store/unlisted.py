@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -93,17 +92,17 @@ def kept_query(access: DataAccess) -> EventQuery | None:
         return None
 
 
-def report_list(actor_id: str, since: datetime, until: datetime, impact: Any) -> dict[str, object]:
+def report_list(actor_id: str, since: datetime, until: datetime, events: int, complete: bool) -> dict[str, object]:
     """What a breach report's customer list record keeps to be read again: the actor and the window whose
-    served events' customers it lists, and how many events it read (``impact``: ``dashboard.queries.Impact``,
-    whose ``complete`` is false when it stopped at its bound)."""
+    served events' customers it lists, how many events it read, and whether that was all of them (the report
+    reads at most its bound: ``dashboard.queries.impact``)."""
     return {
         "list_of": {
             "actor_id": actor_id,
             "since": since.isoformat(),
             "until": until.isoformat(),
-            "events": impact.events,
-            "complete": impact.complete,
+            "events": events,
+            "complete": complete,
         }
     }
 

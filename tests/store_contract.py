@@ -939,8 +939,6 @@ class StoreContract:
         self, store: Store, settings
     ):
         # T19: a report's list of 2,847 customers said "possibly" of one it never held, its events all still kept
-        from types import SimpleNamespace
-
         from models.dashboard import DataAccess, DataAccessKind, DataAccessQuery, UnlistedMatch
         from store.unlisted import report_list
 
@@ -956,7 +954,7 @@ class StoreContract:
         )
 
         def report(by: str, hours: float, events: int, complete: bool = True, kept: bool = True) -> DataAccess:
-            made_of = report_list("emp-r", f.at(), f.at(hours=3), SimpleNamespace(events=events, complete=complete))
+            made_of = report_list("emp-r", f.at(), f.at(hours=3), events, complete)
             return DataAccess(
                 at=f.at(hours=hours),
                 by=by,

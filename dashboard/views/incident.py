@@ -339,7 +339,9 @@ with report_tab:
                     "formats": ["report", "csv"],
                     "customer_ids": "in clear",
                     # what the list is made of, so a customer past its first ids can be found again (store.unlisted)
-                    **unlisted.report_list(incident.actor_id, incident.window_start, incident.window_end, impact),
+                    **unlisted.report_list(
+                        incident.actor_id, incident.window_start, incident.window_end, impact.events, impact.complete
+                    ),
                 },
                 len(customers),
                 incident.incident_id,
