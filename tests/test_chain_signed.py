@@ -19,8 +19,8 @@ from models.incident import TriageActionKind
 from store.chain import entry_digest, leaf_hash
 from store.chain_audit import DATA_ACCESSES
 from store.retention import RetentionPolicy
-from tests.test_chain_audit import MOMENT, _access, _act, _incident
-from tests.test_integrity import _fill, _store, command
+from tests.test_chain_audit import MOMENT, _access, _act, _audit_log, _incident
+from tests.test_integrity import _store, command
 from tests.test_integrity import keys as keys  # a fixture
 
 
@@ -31,14 +31,7 @@ def signed(tmp_path, settings, keys) -> tuple[Path, list[str]]:
     _, private, public = keys
     data = tmp_path / "data"
     with _store(tmp_path) as store:
-        _fill(store, settings, batches=1)
-        _incident(store)
-        for n, by in enumerate(("audrey", "bob", "carol")):
-            store.record_data_access(_access(by, n))
-        _fill(store, settings, batches=1)
-        _act(store, TriageActionKind.ACKNOWLEDGE, "bob")
-        _act(store, TriageActionKind.NOTE, "bob")
-        _act(store, TriageActionKind.FALSE_POSITIVE, "bob")
+        _audit_log(store, settings)
         _incident(store, "inc-old", ended_days_ago=400)
         _act(store, TriageActionKind.RESOLVE, "bob", "inc-old", days_ago=399)  # past alerts_days: a purge takes it
     document = tmp_path / "digest.json"
